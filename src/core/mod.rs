@@ -1,0 +1,9 @@
+//! The pure core: directory entries, filters, templates, desired state and plan.
+//!
+//! Nothing in here performs I/O, reads the clock or is async. Every function is
+//! deterministic: the same input gives the same output, in the same order.
+
+pub mod dn;
+pub mod entry;
+pub mod filter;
+pub mod template;

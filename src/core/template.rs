@@ -1,0 +1,1 @@
+//! Value templates (`{mail|lower|local_part}`) rendered over directory entries.

@@ -1,0 +1,8 @@
+//! `registrar`: a declarative GitOps reconciliation controller for IM name registrations.
+//!
+//! The crate is split into a pure core (`core`: entries, filters, templates, desired state
+//! and plan) and adapters around it (`config`, `ldif`, `store`, `render`, `app`). See
+//! ARCHITECTURE.md for the code map and the invariants.
+
+pub mod core;
+pub mod ldif;

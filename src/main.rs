@@ -1,0 +1,2 @@
+//! The `registrar` binary.
+fn main() {}
