@@ -4,5 +4,10 @@
 //! and plan) and adapters around it (`config`, `ldif`, `store`, `render`, `app`). See
 //! ARCHITECTURE.md for the code map and the invariants.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod core;
 pub mod ldif;
+pub mod render;
+pub mod store;

@@ -1,2 +1,66 @@
-//! The `registrar` binary.
-fn main() {}
+//! The `registrar` binary: parse the command line, run one command, print any error as
+//! one line on stderr and exit 1 (2 for `--detailed-exitcode` with changes).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use registrar::app::{self, Context, Outcome};
+use registrar::cli::{Cli, ColorChoice, Command, StateCommand};
+use registrar::core::state::RegistrationSource;
+use registrar::render::Color;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = match cli.common.color {
+        ColorChoice::Always => Color::On,
+        ColorChoice::Never => Color::Off,
+        ColorChoice::Auto => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            if std::io::stdout().is_terminal() && !no_color {
+                Color::On
+            } else {
+                Color::Off
+            }
+        }
+    };
+    let context = Context {
+        config_dir: cli.common.config,
+        state_path: cli.common.state,
+        color,
+    };
+    let result = match cli.command {
+        Command::Validate => app::validate(&context),
+        Command::Plan {
+            format,
+            out,
+            detailed_exitcode,
+        } => app::plan_command(&context, format, out.as_deref(), detailed_exitcode),
+        Command::Apply {
+            plan,
+            allow_deletes,
+        } => app::apply_command(&context, plan.as_deref(), allow_deletes),
+        Command::State(StateCommand::Show { format }) => app::state_show(&context, format),
+        Command::State(StateCommand::Register {
+            protocol,
+            im_name,
+            account,
+            source,
+        }) => {
+            let source = RegistrationSource::from_name(&source).unwrap_or(RegistrationSource::Manual);
+            app::state_register(&context, &protocol, &im_name, &account, source)
+        }
+        Command::Schema => app::schema(),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Changes) => ExitCode::from(2),
+        Err(error) => {
+            for line in error.to_string().lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -3,7 +3,11 @@
 //! Nothing in here performs I/O, reads the clock or is async. Every function is
 //! deterministic: the same input gives the same output, in the same order.
 
+pub mod desired;
 pub mod dn;
 pub mod entry;
 pub mod filter;
+pub mod model;
+pub mod plan;
+pub mod state;
 pub mod template;

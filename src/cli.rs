@@ -1,0 +1,103 @@
+//! The command line: clap definitions, kept close to what the user types. `main` turns
+//! them into calls of the `app` commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{PlanFormat, StateFormat};
+
+/// Declarative GitOps reconciliation of instant-messaging name registrations.
+#[derive(Debug, Parser)]
+#[command(name = "registrar", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts, before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The config directory: every *.yaml in it is read.
+    #[arg(long, global = true, value_name = "DIR", default_value = "registrar")]
+    pub config: PathBuf,
+    /// The SQLite state file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "REGISTRAR_STATE",
+        default_value = "registrar.db"
+    )]
+    pub state: PathBuf,
+    /// Colour in text output (auto: when stdout is a terminal and NO_COLOR is unset).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check the configuration (schema, filters, templates, references).
+    Validate,
+    /// Compute the plan: what apply would change in the store.
+    Plan {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Also save the plan as JSON to FILE, for `apply --plan FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Apply a saved plan exactly, or compute one and apply it.
+    Apply {
+        /// A plan saved by `plan --out`; refused if the store changed since.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Apply even when removals and deactivations exceed the policy's threshold.
+        #[arg(long)]
+        allow_deletes: bool,
+    },
+    /// Read or record rows of the registration store.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print the JSON Schema of the config files.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Show accounts, registrations and groups.
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StateFormat::Text)]
+        format: StateFormat,
+    },
+    /// Record a manual or self registration (never changed by registrar).
+    Register {
+        /// IM protocol, e.g. aol.
+        #[arg(long)]
+        protocol: String,
+        /// The IM name.
+        #[arg(long)]
+        im_name: String,
+        /// The account's DN; an unknown DN becomes an unmanaged account.
+        #[arg(long, value_name = "DN")]
+        account: String,
+        /// manual or self.
+        #[arg(long, value_parser = ["manual", "self"])]
+        source: String,
+    },
+}

@@ -1,0 +1,572 @@
+//! Loading the configuration directory: read every `*.yaml`, parse each into the raw
+//! types, then merge and check them into the core's [`Rules`] plus the adapter settings
+//! (where each source's data lives).
+//!
+//! Every error names `file:line:col`. Checking collects all errors instead of stopping at
+//! the first. This module reads files; it never touches the store or a directory server.
+
+pub mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::core::dn::normalize_dn;
+use crate::core::model::{
+    AccountRules, Anchor, Exclusion, ExclusionSelector, Mapping, ObjectTypes, Policy,
+    ProfileField, Rules, SourceRule, DEFAULT_MAX_DELETES,
+};
+use raw::{ConfigFile, LdapSpec};
+
+/// A place in a config file, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// One problem in the configuration, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigProblem {
+    pub location: Location,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config directory {}: {source}", dir.display())]
+    ReadDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no *.yaml files in config directory {} (use --config DIR)", dir.display())]
+    NoFiles { dir: PathBuf },
+    /// One or more problems, each on its own line.
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<ConfigProblem> },
+}
+
+/// One config file's text, kept for locating errors and digesting inputs.
+#[derive(Debug, Clone)]
+pub struct ConfigText {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Where one source's entries come from.
+#[derive(Debug, Clone)]
+pub enum SourceLocation {
+    Ldif {
+        /// Resolved against the YAML file that names it.
+        path: PathBuf,
+        /// The glob of change files, resolved the same way.
+        changes: Option<PathBuf>,
+    },
+    Ldap(LdapSettings),
+}
+
+/// An LDAP source's connection settings (the password itself is never held here).
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub url: String,
+    pub bind_dn: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub base_dn: String,
+    pub scope: raw::Scope,
+    pub filter: Option<String>,
+    pub page_size: Option<u32>,
+}
+
+/// A source as the adapters need it.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub name: String,
+    pub defined_at: Location,
+    pub location: SourceLocation,
+}
+
+/// The loaded, checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rules: Rules,
+    /// In name order, like `rules.sources`.
+    pub sources: Vec<SourceSettings>,
+    /// The files read, in name order.
+    pub files: Vec<ConfigText>,
+}
+
+impl Config {
+    /// The settings of the source called `name`.
+    pub fn source(&self, name: &str) -> Option<&SourceSettings> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+/// Reads every `*.yaml` file of `dir` and checks the result.
+pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
+    let listing = std::fs::read_dir(dir).map_err(|source| ConfigError::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = listing
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml") && path.is_file()
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(ConfigError::NoFiles {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(ConfigText { path, text });
+    }
+    load_texts(files, &|path: &Path| path.exists())
+}
+
+/// Parses and checks config texts. `exists` tells whether a referenced data file exists
+/// (the working tree, or a git revision).
+pub fn load_texts(files: Vec<ConfigText>, exists: &dyn Fn(&Path) -> bool) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut parsed = Vec::new();
+    for file in &files {
+        match parse_file(file) {
+            Ok(config) => parsed.push((file, config)),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid { problems });
+    }
+    let (rules, sources) = check(&parsed, exists, &mut problems);
+    if problems.is_empty() {
+        Ok(Config {
+            rules,
+            sources,
+            files,
+        })
+    } else {
+        problems.sort();
+        problems.dedup();
+        Err(ConfigError::Invalid { problems })
+    }
+}
+
+/// Parses one file; a YAML or schema error becomes a located problem.
+fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
+    let is_empty = serde_yaml::from_str::<serde_yaml::Value>(&file.text)
+        .map(|value| value.is_null())
+        .unwrap_or(false);
+    if is_empty {
+        return Ok(ConfigFile::default());
+    }
+    serde_yaml::from_str::<ConfigFile>(&file.text).map_err(|error| {
+        let (line, column) = error
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        let message = error.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(at) => message[..at].to_string(),
+            None => message,
+        };
+        ConfigProblem {
+            location: Location {
+                file: file.path.clone(),
+                line,
+                column,
+            },
+            message,
+        }
+    })
+}
+
+/// Finds where things are in a config file, for problems found after parsing (serde_yaml
+/// keeps no positions for values).
+struct Locator<'a> {
+    file: &'a ConfigText,
+}
+
+impl Locator<'_> {
+    /// The position of the item `key: value` (value possibly quoted), searching from the
+    /// start of the file; the file start if not found.
+    fn item(&self, key: &str, value: &str) -> Location {
+        self.find(0, |line| {
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            let rest = trimmed.strip_prefix(key)?.trim_start().strip_prefix(':')?.trim();
+            let unquoted = rest.trim_matches(|c| c == '"' || c == '\'');
+            (unquoted == value).then(|| line.len() - line.trim_start().len())
+        })
+    }
+
+    /// The position of `token` at or after `from`, e.g. a source name in a list.
+    fn token_after(&self, from: &Location, token: &str) -> Location {
+        let start = from.line.saturating_sub(1);
+        let found = self.find(start, |line| line.find(token));
+        if found.line >= from.line {
+            found
+        } else {
+            from.clone()
+        }
+    }
+
+    fn find(&self, skip_lines: usize, matcher: impl Fn(&str) -> Option<usize>) -> Location {
+        for (index, line) in self.file.text.lines().enumerate().skip(skip_lines) {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            if let Some(column) = matcher(line) {
+                return self.at(index + 1, column + 1);
+            }
+        }
+        self.at(1, 1)
+    }
+
+    fn at(&self, line: usize, column: usize) -> Location {
+        Location {
+            file: self.file.path.clone(),
+            line,
+            column,
+        }
+    }
+}
+
+/// Merges the parsed files and checks cross-references, collecting every problem.
+fn check(
+    parsed: &[(&ConfigText, ConfigFile)],
+    exists: &dyn Fn(&Path) -> bool,
+    problems: &mut Vec<ConfigProblem>,
+) -> (Rules, Vec<SourceSettings>) {
+    let mut rules = Rules::default();
+    let mut settings = Vec::new();
+    let mut seen: BTreeMap<(&str, String), Location> = BTreeMap::new();
+    let mut unique = |kind: &'static str, name: &str, at: Location, problems: &mut Vec<ConfigProblem>| {
+        if let Some(first) = seen.get(&(kind, name.to_string())) {
+            problems.push(ConfigProblem {
+                location: at,
+                message: format!("duplicate {kind} name {name:?} (first defined at {first})"),
+            });
+            false
+        } else {
+            seen.insert((kind, name.to_string()), at);
+            true
+        }
+    };
+    let mut singletons: BTreeMap<&str, Location> = BTreeMap::new();
+    let mut single = |section: &'static str, at: Location, problems: &mut Vec<ConfigProblem>| {
+        if let Some(first) = singletons.get(section) {
+            problems.push(ConfigProblem {
+                location: at,
+                message: format!("section {section} is set in more than one file (also at {first})"),
+            });
+        } else {
+            singletons.insert(section, at);
+        }
+    };
+
+    for (file, config) in parsed {
+        let locate = Locator { file };
+        let base_dir = file.path.parent().unwrap_or(Path::new("."));
+        let problem = |location: Location, message: String| ConfigProblem { location, message };
+
+        for source in &config.sources {
+            let at = locate.item("name", &source.name.0);
+            if !unique("source", &source.name.0, at.clone(), problems) {
+                continue;
+            }
+            let anchor = match source.anchor.as_deref() {
+                None => Anchor::Dn,
+                Some(a) if a.eq_ignore_ascii_case("dn") => Anchor::Dn,
+                Some(a) => Anchor::Attribute(a.to_string()),
+            };
+            let location = match (&source.ldif, &source.ldap) {
+                (Some(ldif), None) => {
+                    let path = base_dir.join(&ldif.path);
+                    if !exists(&path) {
+                        problems.push(problem(
+                            locate.token_after(&at, &ldif.path),
+                            format!(
+                                "source {}: ldif path {:?} not found (looked for {})",
+                                source.name,
+                                ldif.path,
+                                path.display()
+                            ),
+                        ));
+                    }
+                    Some(SourceLocation::Ldif {
+                        path,
+                        changes: ldif.changes.as_ref().map(|c| base_dir.join(c)),
+                    })
+                }
+                (None, Some(ldap)) => match ldap_settings(ldap, base_dir) {
+                    Ok(ldap) => Some(SourceLocation::Ldap(ldap)),
+                    Err(message) => {
+                        problems.push(problem(
+                            at.clone(),
+                            format!("source {}: {message}", source.name),
+                        ));
+                        None
+                    }
+                },
+                _ => {
+                    problems.push(problem(
+                        at.clone(),
+                        format!("source {} must have exactly one of ldap or ldif", source.name),
+                    ));
+                    None
+                }
+            };
+            rules.sources.push(SourceRule {
+                name: source.name.0.clone(),
+                anchor,
+                allow_empty: source.allow_empty,
+            });
+            if let Some(location) = location {
+                settings.push(SourceSettings {
+                    name: source.name.0.clone(),
+                    defined_at: at,
+                    location,
+                });
+            }
+        }
+
+        if let Some(types) = &config.object_types {
+            single("object_types", locate.item("object_types", ""), problems);
+            if !types.contains_key("user") {
+                problems.push(problem(
+                    locate.item("object_types", ""),
+                    "object_types must define the user type".to_string(),
+                ));
+            }
+            rules.object_types = ObjectTypes::new(types.clone());
+        }
+
+        if let Some(accounts) = &config.accounts {
+            single("accounts", locate.item("accounts", ""), problems);
+            let p = &accounts.profile;
+            let fields = [
+                (ProfileField::DisplayName, &p.display_name),
+                (ProfileField::Department, &p.department),
+                (ProfileField::Title, &p.title),
+                (ProfileField::Telephone, &p.telephone),
+                (ProfileField::Location, &p.location),
+                (ProfileField::Mail, &p.mail),
+            ];
+            rules.accounts = AccountRules {
+                profile: fields
+                    .into_iter()
+                    .filter_map(|(field, template)| template.as_ref().map(|t| (field, t.1.clone())))
+                    .collect(),
+                disabled_when: accounts.disabled_when.as_ref().map(|f| f.1.clone()),
+                on_departure: accounts.on_departure,
+            };
+        }
+
+        for mapping in &config.mappings {
+            let at = locate.item("name", &mapping.name.0);
+            if !unique("mapping", &mapping.name.0, at.clone(), problems) {
+                continue;
+            }
+            rules.mappings.push(Mapping {
+                name: mapping.name.0.clone(),
+                protocol: mapping.protocol.0.to_ascii_lowercase(),
+                value: mapping.value.1.clone(),
+                when: mapping.when.as_ref().map(|f| f.1.clone()),
+                sources: mapping.sources.clone(),
+                renamed_from: mapping.renamed_from.clone(),
+            });
+        }
+
+        for group in &config.groups {
+            let at = locate.item("name", &group.name.0);
+            unique("group", &group.name.0, at.clone(), problems);
+            match group.kind {
+                raw::GroupKind::DistributionList if group.filter.is_none() => problems.push(problem(
+                    at.clone(),
+                    format!("group {:?}: a distribution_list needs a filter", group.name.0),
+                )),
+                raw::GroupKind::OrgUnit if group.dn.is_none() => problems.push(problem(
+                    at.clone(),
+                    format!("group {:?}: an org_unit needs a dn", group.name.0),
+                )),
+                _ => {}
+            }
+        }
+
+        for exclusion in &config.exclusions {
+            let at = locate.item("name", &exclusion.name.0);
+            if !unique("exclusion", &exclusion.name.0, at.clone(), problems) {
+                continue;
+            }
+            let selector = match (&exclusion.dn_subtree, &exclusion.filter, &exclusion.im_name) {
+                (Some(dn), None, None) if exclusion.protocol.is_none() => {
+                    Some(ExclusionSelector::DnSubtree(normalize_dn(dn)))
+                }
+                (None, Some(filter), None) if exclusion.protocol.is_none() => {
+                    Some(ExclusionSelector::Filter(filter.1.clone()))
+                }
+                (None, None, Some(pattern)) => Some(ExclusionSelector::ImName {
+                    protocol: exclusion.protocol.as_ref().map(|p| p.to_ascii_lowercase()),
+                    pattern: pattern.1.clone(),
+                }),
+                _ => {
+                    problems.push(problem(
+                        at.clone(),
+                        format!(
+                            "exclusion {} must have exactly one of dn_subtree, filter or im_name (protocol goes only with im_name)",
+                            exclusion.name
+                        ),
+                    ));
+                    None
+                }
+            };
+            if let Some(selector) = selector {
+                rules.exclusions.push(Exclusion {
+                    name: exclusion.name.0.clone(),
+                    selector,
+                });
+            }
+        }
+
+        if let Some(policy) = &config.policy {
+            let at = locate.item("policy", "");
+            single("policy", at.clone(), problems);
+            if let Some(percent) = policy.max_delete_percent {
+                if !(0.0..=100.0).contains(&percent) {
+                    problems.push(problem(
+                        locate.token_after(&at, "max_delete_percent"),
+                        format!("policy.max_delete_percent must be between 0 and 100, not {percent}"),
+                    ));
+                }
+            }
+            rules.policy = Policy {
+                protected_principals: policy
+                    .protected_principals
+                    .iter()
+                    .map(|dn| normalize_dn(dn))
+                    .collect(),
+                max_deletes: policy.max_deletes.unwrap_or(DEFAULT_MAX_DELETES),
+                max_delete_percent: policy.max_delete_percent,
+            };
+        }
+
+        for schedule in &config.schedules {
+            let at = locate.item("name", &schedule.name.0);
+            unique("schedule", &schedule.name.0, at, problems);
+        }
+    }
+
+    // References between sections, now that every file is in.
+    let source_names: BTreeSet<&str> = rules.sources.iter().map(|s| s.name.as_str()).collect();
+    let mapping_names: BTreeSet<&str> = rules.mappings.iter().map(|m| m.name.as_str()).collect();
+    for (file, config) in parsed {
+        let locate = Locator { file };
+        let unknown_source = |name: &str, at: &Location| ConfigProblem {
+            location: locate.token_after(at, name),
+            message: format!(
+                "unknown source {name:?} (known: {})",
+                if source_names.is_empty() {
+                    "none".to_string()
+                } else {
+                    source_names.iter().copied().collect::<Vec<_>>().join(", ")
+                }
+            ),
+        };
+        for mapping in &config.mappings {
+            let at = locate.item("name", &mapping.name.0);
+            for source in mapping.sources.iter().flatten() {
+                if !source_names.contains(source.as_str()) {
+                    problems.push(unknown_source(source, &at));
+                }
+            }
+            for old in &mapping.renamed_from {
+                if mapping_names.contains(old.as_str()) {
+                    problems.push(ConfigProblem {
+                        location: locate.token_after(&at, old),
+                        message: format!(
+                            "mapping {} lists {old:?} under renamed_from, but a mapping of that name still exists",
+                            mapping.name
+                        ),
+                    });
+                }
+            }
+        }
+        for group in &config.groups {
+            let at = locate.item("name", &group.name.0);
+            if !source_names.contains(group.source.as_str()) {
+                problems.push(unknown_source(&group.source, &at));
+            }
+        }
+    }
+    let mut renamed: BTreeMap<&str, &str> = BTreeMap::new();
+    for mapping in &rules.mappings {
+        for old in &mapping.renamed_from {
+            if let Some(other) = renamed.insert(old, &mapping.name) {
+                let (file, _) = parsed
+                    .iter()
+                    .find(|(_, c)| c.mappings.iter().any(|m| m.name.0 == mapping.name))
+                    .expect("every mapping comes from a file");
+                let locate = Locator { file };
+                problems.push(ConfigProblem {
+                    location: locate.item("name", &mapping.name),
+                    message: format!(
+                        "mappings {other} and {} both list {old:?} under renamed_from",
+                        mapping.name
+                    ),
+                });
+            }
+        }
+    }
+
+    rules.sources.sort_by(|a, b| a.name.cmp(&b.name));
+    rules.mappings.sort_by(|a, b| a.name.cmp(&b.name));
+    settings.sort_by(|a, b| a.name.cmp(&b.name));
+    (rules, settings)
+}
+
+/// Checks an LDAP source's settings.
+fn ldap_settings(ldap: &LdapSpec, base_dir: &Path) -> Result<LdapSettings, String> {
+    if ldap.password_env.is_some() && ldap.password_file.is_some() {
+        return Err("set only one of password_env and password_file".to_string());
+    }
+    if !(ldap.url.starts_with("ldap://") || ldap.url.starts_with("ldaps://")) {
+        return Err(format!("url {:?} must start with ldap:// or ldaps://", ldap.url));
+    }
+    Ok(LdapSettings {
+        url: ldap.url.clone(),
+        bind_dn: ldap.bind_dn.clone(),
+        password_env: ldap.password_env.clone(),
+        password_file: ldap.password_file.as_ref().map(|p| base_dir.join(p)),
+        base_dn: ldap.base_dn.clone(),
+        scope: ldap.scope,
+        filter: ldap.filter.as_ref().map(|f| f.0.clone()),
+        page_size: ldap.page_size,
+    })
+}

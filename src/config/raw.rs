@@ -1,0 +1,353 @@
+//! The YAML configuration format, as close as possible to what the user typed.
+//!
+//! serde reads these types (unknown keys rejected) and schemars turns them into the JSON
+//! Schema committed as `schemas/registrar.schema.json`. Filters, templates, regexes and
+//! cron expressions are parsed while reading, so a syntax error carries the YAML
+//! position. Cross-references (unknown source names, duplicates) are checked later, in
+//! `config::check`. Nothing here does I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+use crate::core::filter::Filter;
+use crate::core::model::Departure;
+use crate::core::template::Template;
+
+/// One YAML file of the config directory. Every section is optional; the files of a
+/// directory are merged.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "registrar configuration file")]
+pub struct ConfigFile {
+    /// Where directory entries come from.
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
+    /// Object types by objectClass chain: `type: [[top, person, organizationalPerson]]`.
+    /// Defaults cover person/organizationalPerson, groupOfNames/group and
+    /// organizationalUnit. At most one file may set it.
+    #[serde(default)]
+    pub object_types: Option<BTreeMap<String, Vec<Vec<String>>>>,
+    /// How accounts are built from user entries. At most one file may set it.
+    #[serde(default)]
+    pub accounts: Option<AccountsSpec>,
+    /// Rules turning entry attributes into IM registrations.
+    #[serde(default)]
+    pub mappings: Vec<MappingSpec>,
+    /// Distribution lists and org-unit groups.
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    /// Objects the controller must never touch.
+    #[serde(default)]
+    pub exclusions: Vec<ExclusionSpec>,
+    /// Protected principals and safety rails. At most one file may set it.
+    #[serde(default)]
+    pub policy: Option<PolicySpec>,
+    /// When `registrar run` reconciles.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSpec>,
+}
+
+/// A directory source: exactly one of `ldap` or `ldif`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Unique name, referred to by mappings and groups.
+    pub name: Name,
+    /// Attribute identifying an entry across renames (`objectGUID`, `entryUUID`); `dn`
+    /// (the default) uses the DN.
+    #[serde(default)]
+    pub anchor: Option<String>,
+    /// Allow this source to yield no accounts while the store holds accounts from it.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Pull entries from an LDAP server.
+    #[serde(default)]
+    pub ldap: Option<LdapSpec>,
+    /// Read entries from LDIF files.
+    #[serde(default)]
+    pub ldif: Option<LdifSpec>,
+}
+
+/// An LDAP server to search.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSpec {
+    /// `ldap://host:389` or `ldaps://host:636`.
+    pub url: String,
+    /// DN to bind as; omitted means an anonymous bind.
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    /// Environment variable holding the bind password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the bind password (relative to this YAML file).
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// Search base.
+    pub base_dn: String,
+    /// Search scope.
+    #[serde(default)]
+    pub scope: Scope,
+    /// RFC 4515 search filter.
+    #[serde(default)]
+    pub filter: Option<FilterText>,
+    /// Simple Paged Results page size.
+    #[serde(default)]
+    pub page_size: Option<u32>,
+}
+
+/// LDAP search scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Base,
+    One,
+    #[default]
+    Subtree,
+}
+
+/// LDIF files holding a source's entries.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdifSpec {
+    /// The content-record file, relative to this YAML file.
+    pub path: String,
+    /// A glob of change-record files applied in name order, relative to this YAML file.
+    #[serde(default)]
+    pub changes: Option<String>,
+}
+
+/// How accounts are built.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsSpec {
+    /// Profile field templates.
+    #[serde(default)]
+    pub profile: ProfileSpec,
+    /// Users matching this filter are treated as disabled.
+    #[serde(default)]
+    pub disabled_when: Option<FilterText>,
+    /// What happens to a user who leaves scope or is disabled.
+    #[serde(default)]
+    pub on_departure: Departure,
+}
+
+/// Templates for the account profile fields.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    #[serde(default)]
+    pub display_name: Option<TemplateText>,
+    #[serde(default)]
+    pub department: Option<TemplateText>,
+    #[serde(default)]
+    pub title: Option<TemplateText>,
+    #[serde(default)]
+    pub telephone: Option<TemplateText>,
+    #[serde(default)]
+    pub location: Option<TemplateText>,
+    #[serde(default)]
+    pub mail: Option<TemplateText>,
+}
+
+/// A mapping: protocol + value template (+ filter) → registrations.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    /// Unique name; the owner recorded on every row the mapping produces.
+    pub name: Name,
+    /// IM protocol, e.g. `aol`, `lcs`, `sametime`.
+    pub protocol: Name,
+    /// Value template, e.g. `{mail|lower|local_part}`.
+    pub value: TemplateText,
+    /// Only entries matching this RFC 4515 filter.
+    #[serde(default)]
+    pub when: Option<FilterText>,
+    /// Only these sources (default: all).
+    #[serde(default)]
+    pub sources: Option<Vec<String>>,
+    /// Earlier names of this mapping; their rows are taken over without churn.
+    #[serde(default)]
+    pub renamed_from: Vec<String>,
+}
+
+/// A group rule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Group name, a template over the group entry (e.g. `{cn}`) or a plain name.
+    pub name: TemplateText,
+    /// `distribution_list` (from group entries) or `org_unit` (a subtree's users).
+    pub kind: GroupKind,
+    /// The source to read.
+    pub source: String,
+    /// For distribution lists: which group entries.
+    #[serde(default)]
+    pub filter: Option<FilterText>,
+    /// For org units: the subtree.
+    #[serde(default)]
+    pub dn: Option<String>,
+}
+
+/// The kinds of group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    DistributionList,
+    OrgUnit,
+}
+
+/// An exclusion: `dn_subtree`, `filter`, or `im_name` (optionally with `protocol`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionSpec {
+    /// Unique name.
+    pub name: Name,
+    /// Entries at or below this DN.
+    #[serde(default)]
+    pub dn_subtree: Option<String>,
+    /// Entries matching this filter.
+    #[serde(default)]
+    pub filter: Option<FilterText>,
+    /// With `im_name`: only this protocol.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// Registrations whose IM name matches this regular expression.
+    #[serde(default)]
+    pub im_name: Option<RegexText>,
+}
+
+/// Protected principals and safety rails.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// DNs that must never hold a registration.
+    #[serde(default)]
+    pub protected_principals: Vec<String>,
+    /// Removals plus deactivations above this block the plan (default 500).
+    #[serde(default)]
+    pub max_deletes: Option<u64>,
+    /// Removals plus deactivations above this share of managed rows block the plan.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub max_delete_percent: Option<f64>,
+}
+
+/// A controller schedule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// Unique name.
+    pub name: Name,
+    /// Cron expression: 5 fields, or 6 with seconds first.
+    pub cron: String,
+    /// Import mode.
+    #[serde(default)]
+    pub mode: ImportMode,
+    /// What each tick does.
+    pub action: ScheduleAction,
+}
+
+/// How sources are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    #[default]
+    Full,
+    Delta,
+}
+
+/// What a schedule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleAction {
+    Plan,
+    Apply,
+    Drift,
+}
+
+/// A name: letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[schemars(transparent)]
+pub struct Name(#[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))] pub String);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let valid = text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if valid {
+            Ok(Name(text))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid name {text:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Defines a string newtype that is parsed while the YAML is read, so that a syntax
+/// error carries the YAML position.
+macro_rules! parsed_text {
+    ($(#[$doc:meta])* $name:ident, $parsed:ty, $what:literal, $parse:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, JsonSchema)]
+        #[schemars(transparent)]
+        pub struct $name(pub String, #[schemars(skip)] pub $parsed);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                let parse: fn(&str) -> Result<$parsed, String> = $parse;
+                match parse(&text) {
+                    Ok(parsed) => Ok($name(text, parsed)),
+                    Err(message) => Err(serde::de::Error::custom(format!(
+                        concat!("invalid ", $what, " {:?}: {}"),
+                        text, message
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+parsed_text!(
+    /// An RFC 4515 filter, e.g. `(&(objectClass=user)(mail=*))`.
+    FilterText,
+    Filter,
+    "filter",
+    |text| Filter::parse(text).map_err(|e| e.to_string())
+);
+parsed_text!(
+    /// A value template, e.g. `{mail|lower|local_part}`.
+    TemplateText,
+    Template,
+    "template",
+    |text| Template::parse(text).map_err(|e| e.to_string())
+);
+parsed_text!(
+    /// A regular expression (Rust `regex` syntax).
+    RegexText,
+    regex::Regex,
+    "regular expression",
+    |text| regex::Regex::new(text).map_err(|e| e.to_string().replace('\n', " "))
+);
+
+/// The JSON Schema of a config file, pretty-printed with a final newline.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ConfigFile);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema is always serialisable");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,393 @@
+//! The checked rules the core works from: object types, account profile, mappings,
+//! exclusions and policy, already parsed and cross-checked by `config`.
+//!
+//! These types say *what* to compute, never *where data comes from*: source locations,
+//! credentials and schedules stay in the adapters. Nothing here does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::core::dn::normalize_dn;
+use crate::core::entry::Entry;
+use crate::core::filter::Filter;
+use crate::core::template::Template;
+
+/// Everything `desired()` and `plan()` need to know about the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Sources in name order.
+    pub sources: Vec<SourceRule>,
+    pub object_types: ObjectTypes,
+    pub accounts: AccountRules,
+    /// Mappings in name order.
+    pub mappings: Vec<Mapping>,
+    pub exclusions: Vec<Exclusion>,
+    pub policy: Policy,
+}
+
+/// What the core needs of a source: its name, how entries are identified, and whether
+/// it may legitimately be empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRule {
+    pub name: String,
+    pub anchor: Anchor,
+    pub allow_empty: bool,
+}
+
+/// The attribute that identifies an entry across renames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchor {
+    /// The normalised DN (the default).
+    Dn,
+    /// An attribute such as `entryUUID` or `objectGUID`.
+    Attribute(String),
+}
+
+impl Anchor {
+    /// The anchor value of `entry`, or `None` when the entry lacks the attribute.
+    /// A 16-byte `objectGUID` becomes its canonical GUID string.
+    pub fn value_of(&self, entry: &Entry) -> Option<String> {
+        match self {
+            Anchor::Dn => Some(normalize_dn(&entry.dn)),
+            Anchor::Attribute(name) => {
+                let raw = entry.values(name).next()?;
+                if name.eq_ignore_ascii_case("objectGUID") && raw.len() == 16 {
+                    return Some(guid_string(raw));
+                }
+                let text = String::from_utf8_lossy(raw).trim().to_lowercase();
+                (!text.is_empty()).then_some(text)
+            }
+        }
+    }
+}
+
+/// Canonical string form of a binary Active Directory GUID (little-endian first three
+/// groups), e.g. `3f2504e0-4f89-11d3-9a0c-0305e82c3301`.
+pub fn guid_string(bytes: &[u8]) -> String {
+    let b = bytes;
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+    )
+}
+
+/// Object types chosen by the longest configured objectClass chain an entry carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectTypes {
+    /// (type name, chain) pairs; chains are lowercased.
+    chains: Vec<(String, Vec<String>)>,
+}
+
+/// The object type name that becomes accounts.
+pub const USER_TYPE: &str = "user";
+
+impl Default for ObjectTypes {
+    fn default() -> Self {
+        let chain = |classes: &[&str]| classes.iter().map(|c| c.to_string()).collect();
+        let mut types = BTreeMap::new();
+        types.insert(
+            USER_TYPE.to_string(),
+            vec![
+                chain(&["top", "person", "organizationalPerson"]),
+                chain(&["top", "person"]),
+                chain(&["top", "inetOrgPerson"]),
+            ],
+        );
+        types.insert(
+            "group".to_string(),
+            vec![
+                chain(&["top", "groupOfNames"]),
+                chain(&["top", "groupOfUniqueNames"]),
+                chain(&["top", "group"]),
+            ],
+        );
+        types.insert(
+            "org_unit".to_string(),
+            vec![chain(&["top", "organizationalUnit"])],
+        );
+        ObjectTypes::new(types)
+    }
+}
+
+impl ObjectTypes {
+    /// Builds the table from `type → chains` as configured.
+    pub fn new(types: BTreeMap<String, Vec<Vec<String>>>) -> Self {
+        let chains = types
+            .into_iter()
+            .flat_map(|(name, chains)| {
+                chains.into_iter().map(move |chain| {
+                    let lowered = chain.iter().map(|c| c.to_ascii_lowercase()).collect();
+                    (name.clone(), lowered)
+                })
+            })
+            .collect();
+        ObjectTypes { chains }
+    }
+
+    /// The type whose chain is the longest one fully present in `object_classes`.
+    /// `top` counts as present on every entry (every structural class derives from it),
+    /// and classes the configuration does not name (say `inetOrgPerson` under
+    /// `organizationalPerson`) are ignored. Ties go to the type name first in order.
+    pub fn classify(&self, object_classes: &[String]) -> Option<&str> {
+        let present: BTreeSet<String> = object_classes
+            .iter()
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        let mut best: Option<(&str, usize)> = None;
+        for (name, chain) in &self.chains {
+            let complete = chain
+                .iter()
+                .all(|class| class == "top" || present.contains(class));
+            if !complete {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((best_name, best_len)) => {
+                    chain.len() > best_len || (chain.len() == best_len && name.as_str() < best_name)
+                }
+            };
+            if better {
+                best = Some((name, chain.len()));
+            }
+        }
+        best.map(|(name, _)| name)
+    }
+}
+
+/// Account fields filled from the directory, in a fixed order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileField {
+    DisplayName,
+    Department,
+    Title,
+    Telephone,
+    Location,
+    Mail,
+}
+
+impl ProfileField {
+    pub const ALL: [ProfileField; 6] = [
+        ProfileField::DisplayName,
+        ProfileField::Department,
+        ProfileField::Title,
+        ProfileField::Telephone,
+        ProfileField::Location,
+        ProfileField::Mail,
+    ];
+
+    /// The name used in YAML, JSON and the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileField::DisplayName => "display_name",
+            ProfileField::Department => "department",
+            ProfileField::Title => "title",
+            ProfileField::Telephone => "telephone",
+            ProfileField::Location => "location",
+            ProfileField::Mail => "mail",
+        }
+    }
+
+    /// The field called `name`, if any.
+    pub fn from_name(name: &str) -> Option<ProfileField> {
+        ProfileField::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// An account's profile: field → value, only fields that have a value.
+pub type Profile = BTreeMap<ProfileField, String>;
+
+/// What happens to an account whose user left scope or was disabled.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Departure {
+    /// The account is deactivated and its managed registrations removed.
+    #[default]
+    Deactivate,
+    /// The account and its managed registrations are removed.
+    Delete,
+    /// Nothing changes.
+    Keep,
+}
+
+/// How accounts are built from user entries.
+#[derive(Debug, Clone, Default)]
+pub struct AccountRules {
+    pub profile: Vec<(ProfileField, Template)>,
+    pub disabled_when: Option<Filter>,
+    pub on_departure: Departure,
+}
+
+/// A named rule producing registrations of one protocol from user entries.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub name: String,
+    pub protocol: String,
+    pub value: Template,
+    pub when: Option<Filter>,
+    /// Source names this mapping reads; `None` means every source.
+    pub sources: Option<Vec<String>>,
+    /// Earlier names of this mapping whose rows it takes over without churn.
+    pub renamed_from: Vec<String>,
+}
+
+impl Mapping {
+    /// Whether the mapping reads entries of `source`.
+    pub fn reads(&self, source: &str) -> bool {
+        self.sources
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|name| name == source))
+    }
+}
+
+/// A rule naming objects the controller must never touch.
+#[derive(Debug, Clone)]
+pub struct Exclusion {
+    pub name: String,
+    pub selector: ExclusionSelector,
+}
+
+/// Which objects an exclusion freezes.
+#[derive(Debug, Clone)]
+pub enum ExclusionSelector {
+    /// Entries at or below this normalised DN.
+    DnSubtree(String),
+    /// Entries matching this filter.
+    Filter(Filter),
+    /// Registrations whose IM name matches, optionally only in one protocol.
+    ImName {
+        protocol: Option<String>,
+        pattern: Regex,
+    },
+}
+
+impl Exclusion {
+    /// Whether the account with this DN is frozen by a DN rule. Filters need the entry.
+    pub fn freezes_dn(&self, normalized_dn: &str) -> bool {
+        match &self.selector {
+            ExclusionSelector::DnSubtree(subtree) => dn_is_within(normalized_dn, subtree),
+            _ => false,
+        }
+    }
+
+    /// Whether this entry is frozen (DN subtree or filter rule).
+    pub fn freezes_entry(&self, entry: &Entry, normalized_dn: &str) -> bool {
+        match &self.selector {
+            ExclusionSelector::DnSubtree(subtree) => dn_is_within(normalized_dn, subtree),
+            ExclusionSelector::Filter(filter) => filter.matches(entry),
+            ExclusionSelector::ImName { .. } => false,
+        }
+    }
+
+    /// Whether this registration is frozen by an IM-name rule.
+    pub fn freezes_registration(&self, protocol: &str, im_name: &str) -> bool {
+        match &self.selector {
+            ExclusionSelector::ImName {
+                protocol: wanted,
+                pattern,
+            } => wanted.as_deref().is_none_or(|p| p == protocol) && pattern.is_match(im_name),
+            _ => false,
+        }
+    }
+}
+
+/// Whether normalised `dn` equals or lies below normalised `ancestor`.
+pub fn dn_is_within(dn: &str, ancestor: &str) -> bool {
+    dn == ancestor
+        || (dn.len() > ancestor.len()
+            && dn.ends_with(ancestor)
+            && dn.as_bytes()[dn.len() - ancestor.len() - 1] == b',')
+}
+
+/// Safety rails and identities that never receive a registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Normalised DNs.
+    pub protected_principals: BTreeSet<String>,
+    pub max_deletes: u64,
+    pub max_delete_percent: Option<f64>,
+}
+
+/// Default for `policy.max_deletes`.
+pub const DEFAULT_MAX_DELETES: u64 = 500;
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            protected_principals: BTreeSet::new(),
+            max_deletes: DEFAULT_MAX_DELETES,
+            max_delete_percent: None,
+        }
+    }
+}
+
+/// Normalises an IM name for comparison within a protocol: surrounding white space
+/// removed and, as every supported protocol is case-insensitive, lowercased.
+pub fn im_name_key(_protocol: &str, im_name: &str) -> String {
+    im_name.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn unmapped_class_below_a_mapped_chain_keeps_the_chain_type() {
+        let types = ObjectTypes::default();
+        let inet = classes(&["top", "person", "organizationalPerson", "inetOrgPerson"]);
+        assert_eq!(types.classify(&inet), Some("user"));
+        assert_eq!(types.classify(&classes(&["groupOfNames"])), Some("group"));
+        assert_eq!(types.classify(&classes(&["top", "device"])), None);
+    }
+
+    #[test]
+    fn longest_chain_wins() {
+        let mut table = BTreeMap::new();
+        table.insert(
+            "user".to_string(),
+            vec![classes(&["top", "person", "organizationalPerson", "user"])],
+        );
+        table.insert(
+            "computer".to_string(),
+            vec![classes(&[
+                "top",
+                "person",
+                "organizationalPerson",
+                "user",
+                "computer",
+            ])],
+        );
+        let types = ObjectTypes::new(table);
+        let computer = classes(&["top", "person", "organizationalPerson", "user", "computer"]);
+        assert_eq!(types.classify(&computer), Some("computer"));
+        let user = classes(&["top", "person", "organizationalPerson", "user"]);
+        assert_eq!(types.classify(&user), Some("user"));
+    }
+
+    #[test]
+    fn guid_bytes_become_the_canonical_string() {
+        let bytes = [
+            0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c,
+            0x33, 0x01,
+        ];
+        assert_eq!(guid_string(&bytes), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+    }
+
+    #[test]
+    fn dn_within_needs_a_whole_rdn_boundary() {
+        assert!(dn_is_within("cn=a,ou=svc,dc=x", "ou=svc,dc=x"));
+        assert!(dn_is_within("ou=svc,dc=x", "ou=svc,dc=x"));
+        assert!(!dn_is_within("cn=a,xou=svc,dc=x", "ou=svc,dc=x"));
+    }
+}

@@ -1,0 +1,597 @@
+//! `plan = g(rules, desired, state)`: the ordered changes that turn the managed part of
+//! the store into the desired state, with the reconciliation rules of DESIGN.md applied.
+//!
+//! Pure and deterministic. Only rows with an owner are ever changed; unmanaged rows are
+//! read to report conflicts and nothing else. The plan is also the saved-plan format, so
+//! every change carries what `apply` needs to carry it out without re-reading anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::desired::{Desired, SkipCounts, Warning, WarningKind};
+use crate::core::dn::normalize_dn;
+use crate::core::model::{Departure, Profile, ProfileField, Rules};
+use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistration};
+
+/// The version of the plan JSON format.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// A computed plan; also the saved-plan file format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    /// The config revision (a git commit) the plan was made from, when known.
+    pub revision: Option<String>,
+    /// The store serial the plan was computed against; apply refuses any other.
+    pub state_serial: i64,
+    /// SHA-256 over the config files and source data the plan was computed from.
+    #[serde(default)]
+    pub inputs_digest: String,
+    pub summary: Summary,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<Warning>,
+    /// Per mapping: entries and values that produced no registration, and why.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, SkipCounts>,
+}
+
+/// Counts of the plan's changes and findings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: u64,
+    pub update: u64,
+    pub remove: u64,
+    pub deactivate: u64,
+    pub reactivate: u64,
+    pub conflicts: u64,
+    /// Objects (accounts and registrations) left untouched because of exclusions.
+    pub excluded: u64,
+    /// Whether the deletion threshold blocks this plan.
+    pub blocked: bool,
+    /// Why the plan is blocked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blocked_reason: Option<String>,
+}
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Add,
+    Update,
+    Remove,
+    Deactivate,
+    Reactivate,
+}
+
+/// What a change acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Account,
+    Registration,
+    Group,
+    GroupMember,
+}
+
+/// A field's old and new value.
+pub type FieldChange = (Option<String>, Option<String>);
+
+/// One change. Fields that do not apply to a kind are absent from the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub action: Action,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub im_name: Option<String>,
+    /// The account's anchor value.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub account: Option<String>,
+    /// For registrations: the owning mapping (after the change, for updates).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mapping: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// For updates: field → [old, new].
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fields: Option<BTreeMap<String, FieldChange>>,
+    /// For account adds: the entry's DN.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dn: Option<String>,
+    /// For account adds: the config source that manages the account.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<String>,
+    /// For account adds: the profile.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub profile: Option<Profile>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub member: Option<String>,
+}
+
+impl Change {
+    fn new(action: Action, kind: Kind) -> Self {
+        Change {
+            action,
+            kind,
+            protocol: None,
+            im_name: None,
+            account: None,
+            mapping: None,
+            reason: None,
+            fields: None,
+            dn: None,
+            source: None,
+            profile: None,
+            group: None,
+            member: None,
+        }
+    }
+
+    fn registration(action: Action, protocol: &str, im_name: &str, account: &str) -> Self {
+        Change {
+            protocol: Some(protocol.to_string()),
+            im_name: Some(im_name.to_string()),
+            account: Some(account.to_string()),
+            ..Change::new(action, Kind::Registration)
+        }
+    }
+
+    fn account(action: Action, account: &str) -> Self {
+        Change {
+            account: Some(account.to_string()),
+            ..Change::new(action, Kind::Account)
+        }
+    }
+
+    /// Where the change falls in apply order: accounts appear before their names,
+    /// names are freed before they are given again, accounts go last.
+    fn phase(&self) -> u8 {
+        match (self.kind, self.action) {
+            (Kind::Account, Action::Add) => 0,
+            (Kind::Account, Action::Update | Action::Reactivate) => 1,
+            (Kind::Registration, Action::Remove) => 2,
+            (Kind::Registration, Action::Update) => 3,
+            (Kind::Registration, _) => 4,
+            (Kind::Account, Action::Deactivate) => 5,
+            (Kind::Account, Action::Remove) => 6,
+            (Kind::Group | Kind::GroupMember, _) => 7,
+        }
+    }
+
+    /// The total order of changes in a plan.
+    fn sort_key(&self) -> (u8, &str, String, &str) {
+        let name_key = match (&self.protocol, &self.im_name) {
+            (Some(protocol), Some(name)) => crate::core::model::im_name_key(protocol, name),
+            _ => String::new(),
+        };
+        (
+            self.phase(),
+            self.protocol.as_deref().unwrap_or(""),
+            name_key,
+            self.account.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+/// Why there can be no plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "source {source_name} yielded no accounts but the store holds {managed} managed account(s) from it; \
+         refusing to plan their removal (set allow_empty: true on the source if this is intended)"
+    )]
+    EmptySource { source_name: String, managed: u64 },
+}
+
+/// Why a managed row loses its place.
+fn departure_reason(in_config: bool, disabled: bool) -> &'static str {
+    if disabled {
+        "account disabled"
+    } else if in_config {
+        "account left scope"
+    } else {
+        "source removed"
+    }
+}
+
+/// Computes the plan. `revision` and `inputs_digest` are left for the caller to fill in.
+pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, PlanError> {
+    check_empty_sources(rules, desired, state)?;
+
+    let mut changes: Vec<Change> = Vec::new();
+    let mut warnings: Vec<Warning> = desired.warnings.clone();
+
+    // Exclusions freeze accounts (by anchor, DN subtree) and names (by IM-name rules).
+    let frozen_account = |anchor: &str| -> bool {
+        desired.frozen_accounts.contains(anchor)
+            || state.accounts.get(anchor).is_some_and(|account| {
+                let dn = normalize_dn(&account.dn);
+                rules.exclusions.iter().any(|e| e.freezes_dn(&dn))
+            })
+    };
+    let frozen_registration = |key: &RegistrationKey, row: Option<&StateRegistration>| -> bool {
+        desired.frozen_registrations.contains(key)
+            || rules
+                .exclusions
+                .iter()
+                .any(|e| e.freezes_registration(&key.protocol, &key.name_key))
+            || row.is_some_and(|r| frozen_account(&r.account))
+    };
+    let mut excluded_accounts: BTreeSet<&str> =
+        desired.frozen_accounts.iter().map(String::as_str).collect();
+    let mut excluded_registrations: BTreeSet<&RegistrationKey> =
+        desired.frozen_registrations.iter().collect();
+
+    let unmanaged_holders: BTreeSet<&str> = state
+        .registrations
+        .values()
+        .filter(|r| !r.is_managed())
+        .map(|r| r.account.as_str())
+        .collect();
+    let holds_unmanaged = |anchor: &str| unmanaged_holders.contains(anchor);
+
+    // Accounts: adds, updates, (re)activation and departures.
+    let source_names: BTreeSet<&str> = rules.sources.iter().map(|s| s.name.as_str()).collect();
+    // Managed accounts that give up their managed registrations, with the reason.
+    let mut departing: BTreeMap<&str, &'static str> = BTreeMap::new();
+    for (anchor, wanted) in &desired.accounts {
+        match state.accounts.get(anchor) {
+            None if wanted.enabled => changes.push(Change {
+                dn: Some(wanted.dn.clone()),
+                source: Some(wanted.source.clone()),
+                profile: Some(wanted.profile.clone()),
+                ..Change::account(Action::Add, anchor)
+            }),
+            None => {}
+            Some(actual) => {
+                let mut fields = BTreeMap::new();
+                for field in ProfileField::ALL {
+                    let old = actual.profile.get(&field);
+                    let new = wanted.profile.get(&field);
+                    if old != new {
+                        fields.insert(field.name().to_string(), (old.cloned(), new.cloned()));
+                    }
+                }
+                if actual.dn != wanted.dn {
+                    fields.insert(
+                        "dn".to_string(),
+                        (Some(actual.dn.clone()), Some(wanted.dn.clone())),
+                    );
+                }
+                if actual.source.as_deref() != Some(wanted.source.as_str()) {
+                    fields.insert(
+                        "source".to_string(),
+                        (actual.source.clone(), Some(wanted.source.clone())),
+                    );
+                }
+                if !fields.is_empty() {
+                    changes.push(Change {
+                        fields: Some(fields),
+                        ..Change::account(Action::Update, anchor)
+                    });
+                }
+                match (wanted.enabled, actual.status) {
+                    (true, AccountStatus::Deactivated) => changes.push(Change {
+                        reason: Some("enabled in the directory".to_string()),
+                        ..Change::account(Action::Reactivate, anchor)
+                    }),
+                    (false, _) => {
+                        departing.insert(anchor, departure_reason(true, true));
+                        push_departure(&mut changes, rules.accounts.on_departure, anchor, actual.status, "disabled", holds_unmanaged(anchor));
+                    }
+                    (true, AccountStatus::Active) => {}
+                }
+            }
+        }
+    }
+    for (anchor, actual) in &state.accounts {
+        let Some(source) = &actual.source else {
+            continue; // unmanaged: never changed
+        };
+        if desired.accounts.contains_key(anchor) {
+            continue;
+        }
+        if frozen_account(anchor) {
+            excluded_accounts.insert(anchor);
+            continue;
+        }
+        let in_config = source_names.contains(source.as_str());
+        let reason = departure_reason(in_config, false);
+        departing.insert(anchor, reason);
+        let short = if in_config { "left scope" } else { "source removed" };
+        push_departure(&mut changes, rules.accounts.on_departure, anchor, actual.status, short, holds_unmanaged(anchor));
+    }
+    let keeps_registrations = rules.accounts.on_departure == Departure::Keep;
+
+    // Registrations the directory calls for.
+    let same_person = |row_account: &str, desired_anchor: &str| -> bool {
+        row_account == desired_anchor
+            || match (state.accounts.get(row_account), desired.accounts.get(desired_anchor)) {
+                (Some(row), Some(wanted)) => normalize_dn(&row.dn) == normalize_dn(&wanted.dn),
+                _ => false,
+            }
+    };
+    let mapping_names: BTreeSet<&str> = rules.mappings.iter().map(|m| m.name.as_str()).collect();
+    let renamed_to = |old: &str| -> Option<&str> {
+        rules
+            .mappings
+            .iter()
+            .find(|m| m.renamed_from.iter().any(|o| o == old))
+            .map(|m| m.name.as_str())
+    };
+    let conflict = |key: &RegistrationKey, claimant: &str, held_by: Option<&str>, message: String| Warning {
+        kind: WarningKind::Conflict,
+        protocol: Some(key.protocol.clone()),
+        im_name: Some(key.name_key.clone()),
+        account: Some(claimant.to_string()),
+        held_by: held_by.map(str::to_string),
+        mapping: None,
+        message,
+    };
+
+    for (key, claims) in &desired.claims {
+        let row = state.registrations.get(key);
+        let claimants: BTreeSet<&str> = claims.iter().map(|c| c.account.as_str()).collect();
+        if frozen_registration(key, row) {
+            excluded_registrations.insert(key);
+            if let Some(row) = row {
+                for claimant in claimants.iter().filter(|c| **c != row.account) {
+                    warnings.push(conflict(key, claimant, Some(&row.account), format!(
+                        "{} name {:?} wanted for {claimant} is held by excluded account {}; skipped",
+                        key.protocol, row.im_name, row.account
+                    )));
+                }
+            }
+            continue;
+        }
+        let add_for = |changes: &mut Vec<Change>, warnings: &mut Vec<Warning>| {
+            if claimants.len() > 1 {
+                let list: Vec<&str> = claimants.iter().copied().collect();
+                for claimant in &claimants {
+                    warnings.push(conflict(key, claimant, None, format!(
+                        "{} name {:?} is wanted by {} accounts ({}); none gets it",
+                        key.protocol,
+                        claims[0].im_name,
+                        list.len(),
+                        list.join(", ")
+                    )));
+                }
+            } else {
+                let claim = &claims[0];
+                changes.push(Change {
+                    mapping: Some(claim.mapping.clone()),
+                    ..Change::registration(Action::Add, &key.protocol, &claim.im_name, &claim.account)
+                });
+            }
+        };
+        match row {
+            None => add_for(&mut changes, &mut warnings),
+            Some(row) if !row.is_managed() => {
+                for claim in claims {
+                    if same_person(&row.account, &claim.account) {
+                        warnings.push(Warning {
+                            kind: WarningKind::AlreadyRegistered,
+                            protocol: Some(key.protocol.clone()),
+                            im_name: Some(row.im_name.clone()),
+                            account: Some(claim.account.clone()),
+                            held_by: Some(row.account.clone()),
+                            mapping: Some(claim.mapping.clone()),
+                            message: format!(
+                                "{} name {:?} is already registered to {} by a {} registration; left as it is",
+                                key.protocol, row.im_name, claim.account, row.source.name()
+                            ),
+                        });
+                    } else {
+                        warnings.push(conflict(key, &claim.account, Some(&row.account), format!(
+                            "{} name {:?} wanted for {} is held by a {} registration of {}; skipped",
+                            key.protocol, claim.im_name, claim.account, row.source.name(), row.account
+                        )));
+                    }
+                }
+            }
+            Some(row) if claimants.contains(row.account.as_str()) => {
+                let owner = row.owner.as_deref().unwrap_or_default();
+                for claimant in claimants.iter().filter(|c| **c != row.account) {
+                    warnings.push(conflict(key, claimant, Some(&row.account), format!(
+                        "{} name {:?} wanted for {claimant} is already held by {}; skipped",
+                        key.protocol, row.im_name, row.account
+                    )));
+                }
+                let own: Vec<_> = claims.iter().filter(|c| c.account == row.account).collect();
+                let keeper = own
+                    .iter()
+                    .find(|c| c.mapping == owner)
+                    .or_else(|| own.iter().find(|c| renamed_to(owner) == Some(c.mapping.as_str())))
+                    .unwrap_or(&own[0]);
+                let mut fields = BTreeMap::new();
+                if keeper.im_name != row.im_name {
+                    fields.insert("im_name".to_string(), (Some(row.im_name.clone()), Some(keeper.im_name.clone())));
+                }
+                if keeper.mapping != owner {
+                    fields.insert("mapping".to_string(), (Some(owner.to_string()), Some(keeper.mapping.clone())));
+                }
+                if !fields.is_empty() {
+                    let reason = if keeper.mapping != owner && renamed_to(owner) == Some(keeper.mapping.as_str()) {
+                        "mapping renamed"
+                    } else if keeper.mapping != owner {
+                        "now produced by another mapping"
+                    } else {
+                        "name changed case"
+                    };
+                    changes.push(Change {
+                        mapping: Some(keeper.mapping.clone()),
+                        reason: Some(reason.to_string()),
+                        fields: Some(fields),
+                        ..Change::registration(Action::Update, &key.protocol, &row.im_name, &row.account)
+                    });
+                }
+            }
+            Some(row) => {
+                // Held by a managed row of an account that no longer wants it.
+                let kept = keeps_registrations && departing.contains_key(row.account.as_str());
+                if kept {
+                    for claimant in &claimants {
+                        warnings.push(conflict(key, claimant, Some(&row.account), format!(
+                            "{} name {:?} wanted for {claimant} is kept by departed account {}; skipped",
+                            key.protocol, row.im_name, row.account
+                        )));
+                    }
+                } else {
+                    // The removal is planned below with the other unwanted rows.
+                    add_for(&mut changes, &mut warnings);
+                }
+            }
+        }
+    }
+
+    // Managed rows nothing wants any more.
+    for (key, row) in &state.registrations {
+        let Some(owner) = row.owner.as_deref() else {
+            continue;
+        };
+        let still_wanted = desired.claims.get(key).is_some_and(|claims| {
+            claims.iter().any(|c| c.account == row.account)
+        });
+        if still_wanted {
+            continue;
+        }
+        if frozen_registration(key, Some(row)) {
+            excluded_registrations.insert(key);
+            continue;
+        }
+        let departure = departing.get(row.account.as_str()).copied();
+        if departure.is_some() && keeps_registrations {
+            continue;
+        }
+        let owner_known = mapping_names.contains(owner) || renamed_to(owner).is_some();
+        let reason = match departure {
+            Some(reason) => reason.to_string(),
+            None if !owner_known => "mapping removed".to_string(),
+            None if desired.accounts.get(&row.account).is_some_and(|a| a.protected) => {
+                "protected principal".to_string()
+            }
+            None => format!("no longer produced by mapping {owner}"),
+        };
+        changes.push(Change {
+            mapping: Some(owner.to_string()),
+            reason: Some(reason),
+            ..Change::registration(Action::Remove, &key.protocol, &row.im_name, &row.account)
+        });
+    }
+
+    changes.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    warnings.sort();
+    warnings.dedup();
+
+    let mut summary = Summary::default();
+    for change in &changes {
+        match change.action {
+            Action::Add => summary.add += 1,
+            Action::Update => summary.update += 1,
+            Action::Remove => summary.remove += 1,
+            Action::Deactivate => summary.deactivate += 1,
+            Action::Reactivate => summary.reactivate += 1,
+        }
+    }
+    summary.conflicts = warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Conflict)
+        .count() as u64;
+    summary.excluded = (excluded_accounts.len() + excluded_registrations.len()) as u64;
+    let managed = state.registrations.values().filter(|r| r.is_managed()).count()
+        + state.accounts.values().filter(|a| a.source.is_some()).count();
+    summary.blocked_reason = deletion_threshold(&rules.policy, summary.remove + summary.deactivate, managed as u64);
+    summary.blocked = summary.blocked_reason.is_some();
+
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        revision: None,
+        state_serial: state.serial,
+        inputs_digest: String::new(),
+        summary,
+        changes,
+        warnings,
+        skipped: desired.skipped.clone(),
+    })
+}
+
+/// Adds the change `on_departure` calls for to an account that left or was disabled.
+/// An account that still holds unmanaged registrations is deactivated, not deleted:
+/// unmanaged rows are never changed, and they need their account.
+fn push_departure(
+    changes: &mut Vec<Change>,
+    departure: Departure,
+    anchor: &str,
+    status: AccountStatus,
+    reason: &str,
+    holds_unmanaged: bool,
+) {
+    let departure = if departure == Departure::Delete && holds_unmanaged {
+        Departure::Deactivate
+    } else {
+        departure
+    };
+    match departure {
+        Departure::Deactivate if status == AccountStatus::Active => changes.push(Change {
+            reason: Some(reason.to_string()),
+            ..Change::account(Action::Deactivate, anchor)
+        }),
+        Departure::Delete => changes.push(Change {
+            reason: Some(reason.to_string()),
+            ..Change::account(Action::Remove, anchor)
+        }),
+        Departure::Deactivate | Departure::Keep => {}
+    }
+}
+
+/// Rule 7: a source that yields no accounts must not wipe what it manages.
+fn check_empty_sources(rules: &Rules, desired: &Desired, state: &State) -> Result<(), PlanError> {
+    for source in rules.sources.iter().filter(|s| !s.allow_empty) {
+        let Some(&yielded) = desired.accounts_per_source.get(&source.name) else {
+            continue;
+        };
+        if yielded > 0 {
+            continue;
+        }
+        let managed = state
+            .accounts
+            .values()
+            .filter(|a| a.source.as_deref() == Some(source.name.as_str()))
+            .filter(|a| !desired.frozen_accounts.contains(&a.anchor))
+            .count() as u64;
+        if managed > 0 {
+            return Err(PlanError::EmptySource {
+                source_name: source.name.clone(),
+                managed,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rule 8: the reason the plan is blocked, if removals plus deactivations exceed the
+/// policy's limits. `managed` counts the managed rows the store holds.
+fn deletion_threshold(policy: &crate::core::model::Policy, deletions: u64, managed: u64) -> Option<String> {
+    if deletions > policy.max_deletes {
+        return Some(format!(
+            "{deletions} removals and deactivations exceed policy.max_deletes ({})",
+            policy.max_deletes
+        ));
+    }
+    if let Some(percent) = policy.max_delete_percent {
+        if managed > 0 {
+            let share = deletions as f64 * 100.0 / managed as f64;
+            if share > percent {
+                return Some(format!(
+                    "{deletions} removals and deactivations are {share:.1}% of {managed} managed rows, above policy.max_delete_percent ({percent}%)"
+                ));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,125 @@
+//! The registration store's contents as the core sees them: accounts and registrations,
+//! each managed (with an owner rule) or unmanaged (manual and self registrations).
+//!
+//! The SQLite adapter loads this value; the planner compares it with the desired state.
+//! Pure data: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::model::Profile;
+
+/// A registration's identity: the protocol and the normalised IM name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RegistrationKey {
+    pub protocol: String,
+    /// The IM name normalised for the protocol (see [`crate::core::model::im_name_key`]).
+    pub name_key: String,
+}
+
+/// Where a registration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationSource {
+    /// Imported from a directory by a mapping: managed.
+    Ldap,
+    /// Entered by an administrator: unmanaged.
+    Manual,
+    /// Entered by the user on a self-registration page: unmanaged.
+    #[serde(rename = "self")]
+    SelfService,
+}
+
+impl RegistrationSource {
+    /// The name used on the command line, in JSON and in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegistrationSource::Ldap => "ldap",
+            RegistrationSource::Manual => "manual",
+            RegistrationSource::SelfService => "self",
+        }
+    }
+
+    /// The source called `name`, if any.
+    pub fn from_name(name: &str) -> Option<RegistrationSource> {
+        [
+            RegistrationSource::Ldap,
+            RegistrationSource::Manual,
+            RegistrationSource::SelfService,
+        ]
+        .into_iter()
+        .find(|source| source.name() == name)
+    }
+}
+
+/// Whether an account may use its registrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    Deactivated,
+}
+
+impl AccountStatus {
+    /// The name used in JSON and in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Deactivated => "deactivated",
+        }
+    }
+
+    /// The status called `name`, if any.
+    pub fn from_name(name: &str) -> Option<AccountStatus> {
+        match name {
+            "active" => Some(AccountStatus::Active),
+            "deactivated" => Some(AccountStatus::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+/// An account row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateAccount {
+    /// The anchor value: the account's identity in the store and in plans.
+    pub anchor: String,
+    /// The DN as last seen.
+    pub dn: String,
+    /// The config source that manages the account; `None` for an unmanaged account
+    /// created by `state register`.
+    pub source: Option<String>,
+    pub status: AccountStatus,
+    pub profile: Profile,
+}
+
+/// A registration row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRegistration {
+    pub protocol: String,
+    /// The IM name as registered (display form).
+    pub im_name: String,
+    /// The anchor of the account holding it.
+    pub account: String,
+    pub source: RegistrationSource,
+    /// The mapping that produced it; `None` for unmanaged rows.
+    pub owner: Option<String>,
+}
+
+impl StateRegistration {
+    /// Whether a `registrar` rule owns this row.
+    pub fn is_managed(&self) -> bool {
+        self.owner.is_some()
+    }
+}
+
+/// The whole store as the planner sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// Bumped by every apply; a saved plan records it.
+    pub serial: i64,
+    /// By anchor.
+    pub accounts: BTreeMap<String, StateAccount>,
+    pub registrations: BTreeMap<RegistrationKey, StateRegistration>,
+}

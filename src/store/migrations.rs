@@ -1,0 +1,73 @@
+//! Numbered schema migrations of the SQLite store.
+//!
+//! Each migration runs in its own transaction and records itself in `schema_migrations`.
+//! Once shipped, a migration is never edited: a change is a new migration at the end.
+
+/// The migrations in order; the index plus one is the migration number.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: accounts, registrations, groups, serial and run history.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('serial', '0');
+
+    CREATE TABLE accounts (
+        anchor       TEXT PRIMARY KEY,
+        dn           TEXT NOT NULL,
+        dn_key       TEXT NOT NULL,
+        source       TEXT,
+        status       TEXT NOT NULL CHECK (status IN ('active', 'deactivated')),
+        display_name TEXT,
+        department   TEXT,
+        title        TEXT,
+        telephone    TEXT,
+        location     TEXT,
+        mail         TEXT
+    );
+
+    CREATE INDEX accounts_by_dn ON accounts (dn_key);
+
+    CREATE TABLE registrations (
+        protocol    TEXT NOT NULL,
+        im_name_key TEXT NOT NULL,
+        im_name     TEXT NOT NULL,
+        account     TEXT NOT NULL REFERENCES accounts (anchor),
+        source      TEXT NOT NULL CHECK (source IN ('ldap', 'manual', 'self')),
+        owner       TEXT,
+        PRIMARY KEY (protocol, im_name_key),
+        CHECK ((source = 'ldap') = (owner IS NOT NULL))
+    );
+    CREATE INDEX registrations_by_account ON registrations (account);
+
+    CREATE TABLE groups (
+        name   TEXT PRIMARY KEY,
+        kind   TEXT NOT NULL,
+        source TEXT,
+        owner  TEXT
+    );
+    CREATE TABLE group_members (
+        group_name TEXT NOT NULL REFERENCES groups (name),
+        member     TEXT NOT NULL,
+        PRIMARY KEY (group_name, member)
+    );
+
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY,
+        started_at    TEXT NOT NULL,
+        finished_at   TEXT NOT NULL,
+        command       TEXT NOT NULL,
+        revision      TEXT,
+        serial_before INTEGER NOT NULL,
+        serial_after  INTEGER NOT NULL,
+        added         INTEGER NOT NULL,
+        updated       INTEGER NOT NULL,
+        removed       INTEGER NOT NULL,
+        deactivated   INTEGER NOT NULL,
+        reactivated   INTEGER NOT NULL,
+        outcome       TEXT NOT NULL,
+        message       TEXT
+    );
+    "#,
+];

@@ -1,0 +1,650 @@
+//! The registration store on SQLite: load the state, apply a plan in one transaction,
+//! record manual and self registrations, keep the run history.
+//!
+//! This adapter is the only code that touches the database file. It never decides what
+//! to change: it carries out a plan exactly, or refuses it whole.
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::core::dn::normalize_dn;
+use crate::core::model::{im_name_key, Profile, ProfileField};
+use crate::core::plan::{Action, Change, Kind, Plan};
+use crate::core::state::{
+    AccountStatus, RegistrationKey, RegistrationSource, State, StateAccount, StateRegistration,
+};
+
+/// How long a writer waits for another one to finish before giving up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Why the store refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state file {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "state file {} is locked by another apply or registration; waited {}s, try again when it has finished",
+        path.display(), LOCK_WAIT.as_secs()
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "saved plan is stale: it was made at state serial {planned}, the store is at serial {actual}; run plan again"
+    )]
+    StalePlan { planned: i64, actual: i64 },
+    #[error("state file {}: cannot apply {change}: {problem}; nothing was applied", path.display())]
+    Conflict {
+        path: PathBuf,
+        change: String,
+        problem: String,
+    },
+    #[error("{protocol} name {im_name:?} is already registered to {account} ({held_by}); nothing was recorded")]
+    AlreadyRegistered {
+        protocol: String,
+        im_name: String,
+        account: String,
+        held_by: String,
+    },
+    #[error("state file {} was written by a newer registrar (schema {found}, this build knows {known})", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+}
+
+/// One run of an apply or a registration, for the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub started_at: String,
+    pub finished_at: String,
+    pub command: String,
+    pub revision: Option<String>,
+    pub serial_before: i64,
+    pub serial_after: i64,
+    pub added: u64,
+    pub updated: u64,
+    pub removed: u64,
+    pub deactivated: u64,
+    pub reactivated: u64,
+    pub outcome: String,
+    pub message: Option<String>,
+}
+
+/// A group row, for `state show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateGroup {
+    pub name: String,
+    pub kind: String,
+    pub source: Option<String>,
+    pub owner: Option<String>,
+    pub members: Vec<String>,
+}
+
+/// An open store.
+pub struct Store {
+    connection: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let connection = Connection::open(path).map_err(|source| sqlite(path, source))?;
+        let mut store = Store {
+            connection,
+            path: path.to_path_buf(),
+        };
+        store
+            .connection
+            .busy_timeout(LOCK_WAIT)
+            .map_err(|e| store.error(e))?;
+        store
+            .connection
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|e| store.error(e))?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens the store only if the file exists: planning never creates a state file.
+    pub fn open_if_exists(path: &Path) -> Result<Option<Store>, StoreError> {
+        if path.exists() {
+            Store::open(path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        if is_busy(&source) {
+            StoreError::Locked {
+                path: self.path.clone(),
+            }
+        } else {
+            sqlite(&self.path, source)
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let fail = |e| {
+            if is_busy(&e) {
+                StoreError::Locked { path: path.clone() }
+            } else {
+                sqlite(&path, e)
+            }
+        };
+        self.connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY);",
+            )
+            .map_err(fail)?;
+        let applied: usize = self
+            .connection
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| row.get(0))
+            .map_err(fail)?;
+        if applied > migrations::MIGRATIONS.len() {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: applied,
+                known: migrations::MIGRATIONS.len(),
+            });
+        }
+        for (index, sql) in migrations::MIGRATIONS.iter().enumerate().skip(applied) {
+            let transaction = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            transaction.execute_batch(sql).map_err(fail)?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version) VALUES (?1)",
+                    [index as i64 + 1],
+                )
+                .map_err(fail)?;
+            transaction.commit().map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// The whole state.
+    pub fn load(&self) -> Result<State, StoreError> {
+        let serial = self.serial()?;
+        let mut state = State {
+            serial,
+            ..State::default()
+        };
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT anchor, dn, source, status, display_name, department, title, telephone, location, mail \
+                 FROM accounts",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                let mut profile = Profile::new();
+                for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
+                    if let Some(value) = row.get::<_, Option<String>>(4 + offset)? {
+                        profile.insert(field, value);
+                    }
+                }
+                let status: String = row.get(3)?;
+                Ok(StateAccount {
+                    anchor: row.get(0)?,
+                    dn: row.get(1)?,
+                    source: row.get(2)?,
+                    status: AccountStatus::from_name(&status).unwrap_or(AccountStatus::Active),
+                    profile,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        for account in rows {
+            let account = account.map_err(|e| self.error(e))?;
+            state.accounts.insert(account.anchor.clone(), account);
+        }
+        let mut statement = self
+            .connection
+            .prepare("SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                let source: String = row.get(4)?;
+                Ok((
+                    RegistrationKey {
+                        protocol: row.get(0)?,
+                        name_key: row.get(1)?,
+                    },
+                    StateRegistration {
+                        protocol: row.get(0)?,
+                        im_name: row.get(2)?,
+                        account: row.get(3)?,
+                        source: RegistrationSource::from_name(&source)
+                            .unwrap_or(RegistrationSource::Manual),
+                        owner: row.get(5)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for registration in rows {
+            let (key, registration) = registration.map_err(|e| self.error(e))?;
+            state.registrations.insert(key, registration);
+        }
+        Ok(state)
+    }
+
+    /// The current state serial.
+    pub fn serial(&self) -> Result<i64, StoreError> {
+        read_serial(&self.connection).map_err(|e| self.error(e))
+    }
+
+    /// Groups and their members, in name order.
+    pub fn groups(&self) -> Result<Vec<StateGroup>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT name, kind, source, owner FROM groups ORDER BY name")
+            .map_err(|e| self.error(e))?;
+        let mut groups: Vec<StateGroup> = statement
+            .query_map([], |row| {
+                Ok(StateGroup {
+                    name: row.get(0)?,
+                    kind: row.get(1)?,
+                    source: row.get(2)?,
+                    owner: row.get(3)?,
+                    members: Vec::new(),
+                })
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))?;
+        let mut members = self
+            .connection
+            .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")
+            .map_err(|e| self.error(e))?;
+        for group in &mut groups {
+            group.members = members
+                .query_map([&group.name], |row| row.get(0))
+                .map_err(|e| self.error(e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(groups)
+    }
+
+    /// The run history, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT started_at, finished_at, command, revision, serial_before, serial_after, \
+                 added, updated, removed, deactivated, reactivated, outcome, message \
+                 FROM runs ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.error(e))?;
+        let runs = statement
+            .query_map([limit as i64], |row| {
+                Ok(RunRecord {
+                    started_at: row.get(0)?,
+                    finished_at: row.get(1)?,
+                    command: row.get(2)?,
+                    revision: row.get(3)?,
+                    serial_before: row.get(4)?,
+                    serial_after: row.get(5)?,
+                    added: row.get::<_, i64>(6)? as u64,
+                    updated: row.get::<_, i64>(7)? as u64,
+                    removed: row.get::<_, i64>(8)? as u64,
+                    deactivated: row.get::<_, i64>(9)? as u64,
+                    reactivated: row.get::<_, i64>(10)? as u64,
+                    outcome: row.get(11)?,
+                    message: row.get(12)?,
+                })
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))?;
+        Ok(runs)
+    }
+
+    /// Applies `plan` in one transaction: all of it lands, or none of it. Refuses a plan
+    /// made at another serial. Returns the new serial. `run` is recorded in the history
+    /// in the same transaction, with the serials filled in.
+    pub fn apply(&mut self, plan: &Plan, mut run: RunRecord) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| {
+            if is_busy(&e) {
+                StoreError::Locked { path: path.clone() }
+            } else {
+                sqlite(&path, e)
+            }
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let serial = read_serial(&transaction).map_err(fail)?;
+        if serial != plan.state_serial {
+            return Err(StoreError::StalePlan {
+                planned: plan.state_serial,
+                actual: serial,
+            });
+        }
+        for change in &plan.changes {
+            apply_change(&transaction, change).map_err(|problem| match problem {
+                ChangeFailure::Sqlite(e) => fail(e),
+                ChangeFailure::Refused(problem) => StoreError::Conflict {
+                    path: path.clone(),
+                    change: describe(change),
+                    problem,
+                },
+            })?;
+        }
+        let new_serial = if plan.changes.is_empty() {
+            serial
+        } else {
+            serial + 1
+        };
+        write_serial(&transaction, new_serial).map_err(fail)?;
+        run.serial_before = serial;
+        run.serial_after = new_serial;
+        insert_run(&transaction, &run).map_err(fail)?;
+        transaction.commit().map_err(fail)?;
+        Ok(new_serial)
+    }
+
+    /// Records a manual or self registration. An account DN the store does not know
+    /// becomes an unmanaged account. Returns the account's anchor.
+    pub fn register(
+        &mut self,
+        protocol: &str,
+        im_name: &str,
+        account_dn: &str,
+        source: RegistrationSource,
+        mut run: RunRecord,
+    ) -> Result<String, StoreError> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| {
+            if is_busy(&e) {
+                StoreError::Locked { path: path.clone() }
+            } else {
+                sqlite(&path, e)
+            }
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let dn_key = normalize_dn(account_dn);
+        let name_key = im_name_key(protocol, im_name);
+        if let Some((account, held_source)) = transaction
+            .query_row(
+                "SELECT account, source FROM registrations WHERE protocol = ?1 AND im_name_key = ?2",
+                params![protocol, name_key],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(fail)?
+        {
+            return Err(StoreError::AlreadyRegistered {
+                protocol: protocol.to_string(),
+                im_name: im_name.to_string(),
+                account,
+                held_by: held_source,
+            });
+        }
+        let existing: Option<String> = transaction
+            .query_row(
+                "SELECT anchor FROM accounts WHERE dn_key = ?1 ORDER BY source IS NULL, anchor LIMIT 1",
+                [&dn_key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(fail)?;
+        let anchor = match existing {
+            Some(anchor) => anchor,
+            None => {
+                transaction
+                    .execute(
+                        "INSERT INTO accounts (anchor, dn, dn_key, source, status) VALUES (?1, ?2, ?1, NULL, 'active')",
+                        params![dn_key, account_dn],
+                    )
+                    .map_err(fail)?;
+                dn_key.clone()
+            }
+        };
+        transaction
+            .execute(
+                "INSERT INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+                params![protocol, name_key, im_name, anchor, source.name()],
+            )
+            .map_err(fail)?;
+        let serial = read_serial(&transaction).map_err(fail)?;
+        write_serial(&transaction, serial + 1).map_err(fail)?;
+        run.serial_before = serial;
+        run.serial_after = serial + 1;
+        insert_run(&transaction, &run).map_err(fail)?;
+        transaction.commit().map_err(fail)?;
+        Ok(anchor)
+    }
+}
+
+fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn read_serial(connection: &Connection) -> rusqlite::Result<i64> {
+    let text: String =
+        connection.query_row("SELECT value FROM meta WHERE key = 'serial'", [], |row| row.get(0))?;
+    Ok(text.parse().unwrap_or(0))
+}
+
+fn write_serial(connection: &Connection, serial: i64) -> rusqlite::Result<()> {
+    connection.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'serial'",
+        [serial.to_string()],
+    )?;
+    Ok(())
+}
+
+fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO runs (started_at, finished_at, command, revision, serial_before, serial_after, \
+         added, updated, removed, deactivated, reactivated, outcome, message) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            run.started_at,
+            run.finished_at,
+            run.command,
+            run.revision,
+            run.serial_before,
+            run.serial_after,
+            run.added as i64,
+            run.updated as i64,
+            run.removed as i64,
+            run.deactivated as i64,
+            run.reactivated as i64,
+            run.outcome,
+            run.message,
+        ],
+    )?;
+    Ok(())
+}
+
+enum ChangeFailure {
+    Sqlite(rusqlite::Error),
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for ChangeFailure {
+    fn from(error: rusqlite::Error) -> Self {
+        ChangeFailure::Sqlite(error)
+    }
+}
+
+/// A short description of a change for error messages.
+fn describe(change: &Change) -> String {
+    let action = format!("{:?}", change.action).to_lowercase();
+    match change.kind {
+        Kind::Registration => format!(
+            "{action} of {} name {:?} for {}",
+            change.protocol.as_deref().unwrap_or("?"),
+            change.im_name.as_deref().unwrap_or("?"),
+            change.account.as_deref().unwrap_or("?")
+        ),
+        _ => format!(
+            "{action} of {:?} {}",
+            change.kind,
+            change.account.as_deref().unwrap_or("?")
+        )
+        .to_lowercase(),
+    }
+}
+
+fn required<'a>(value: &'a Option<String>, what: &str) -> Result<&'a str, ChangeFailure> {
+    value
+        .as_deref()
+        .ok_or_else(|| ChangeFailure::Refused(format!("the plan gives no {what}")))
+}
+
+fn expect_one(rows: usize, problem: &str) -> Result<(), ChangeFailure> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(ChangeFailure::Refused(problem.to_string()))
+    }
+}
+
+fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    let account = required(&change.account, "account")?;
+    match (change.kind, change.action) {
+        (Kind::Account, Action::Add) => {
+            let dn = required(&change.dn, "dn")?;
+            let profile = change.profile.clone().unwrap_or_default();
+            let value = |field| profile.get(&field).cloned();
+            let inserted = connection.execute(
+                "INSERT OR IGNORE INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    account,
+                    dn,
+                    normalize_dn(dn),
+                    change.source,
+                    value(ProfileField::DisplayName),
+                    value(ProfileField::Department),
+                    value(ProfileField::Title),
+                    value(ProfileField::Telephone),
+                    value(ProfileField::Location),
+                    value(ProfileField::Mail),
+                ],
+            )?;
+            expect_one(inserted, "the account already exists")
+        }
+        (Kind::Account, Action::Update) => {
+            for (field, (_, new)) in change.fields.iter().flatten() {
+                let column = match field.as_str() {
+                    "dn" => "dn",
+                    "source" => "source",
+                    other => ProfileField::from_name(other)
+                        .map(ProfileField::name)
+                        .ok_or_else(|| ChangeFailure::Refused(format!("unknown account field {other:?}")))?,
+                };
+                let sql = format!("UPDATE accounts SET {column} = ?1 WHERE anchor = ?2");
+                expect_one(connection.execute(&sql, params![new, account])?, "the account does not exist")?;
+                if column == "dn" {
+                    connection.execute(
+                        "UPDATE accounts SET dn_key = ?1 WHERE anchor = ?2",
+                        params![new.as_deref().map(normalize_dn), account],
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        (Kind::Account, Action::Deactivate | Action::Reactivate) => {
+            let status = if change.action == Action::Deactivate {
+                AccountStatus::Deactivated
+            } else {
+                AccountStatus::Active
+            };
+            let rows = connection.execute(
+                "UPDATE accounts SET status = ?1 WHERE anchor = ?2 AND source IS NOT NULL",
+                params![status.name(), account],
+            )?;
+            expect_one(rows, "the managed account does not exist")
+        }
+        (Kind::Account, Action::Remove) => {
+            let rows = connection.execute(
+                "DELETE FROM accounts WHERE anchor = ?1 AND source IS NOT NULL",
+                params![account],
+            )?;
+            expect_one(rows, "the managed account does not exist")
+        }
+        (Kind::Registration, action) => {
+            let protocol = required(&change.protocol, "protocol")?;
+            let im_name = required(&change.im_name, "IM name")?;
+            let key = im_name_key(protocol, im_name);
+            match action {
+                Action::Add => {
+                    let mapping = required(&change.mapping, "mapping")?;
+                    let rows = connection.execute(
+                        "INSERT OR IGNORE INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
+                         VALUES (?1, ?2, ?3, ?4, 'ldap', ?5)",
+                        params![protocol, key, im_name, account, mapping],
+                    )?;
+                    expect_one(rows, "the name is already registered")
+                }
+                Action::Remove => {
+                    let rows = connection.execute(
+                        "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
+                        params![protocol, key, account],
+                    )?;
+                    expect_one(rows, "no managed registration of that name for that account")
+                }
+                Action::Update => {
+                    for (field, (_, new)) in change.fields.iter().flatten() {
+                        let column = match field.as_str() {
+                            "im_name" => "im_name",
+                            "mapping" => "owner",
+                            other => {
+                                return Err(ChangeFailure::Refused(format!(
+                                    "unknown registration field {other:?}"
+                                )))
+                            }
+                        };
+                        let sql = format!(
+                            "UPDATE registrations SET {column} = ?1 WHERE protocol = ?2 AND im_name_key = ?3 AND account = ?4 AND owner IS NOT NULL"
+                        );
+                        expect_one(
+                            connection.execute(&sql, params![new, protocol, key, account])?,
+                            "no managed registration of that name for that account",
+                        )?;
+                    }
+                    Ok(())
+                }
+                Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
+                    "registrations cannot be deactivated".to_string(),
+                )),
+            }
+        }
+        (Kind::Group | Kind::GroupMember, _) => Err(ChangeFailure::Refused(
+            "group changes are not supported by this version".to_string(),
+        )),
+    }
+}

@@ -1,0 +1,149 @@
+//! Data-driven reconciliation cases: one folder per case under `tests/cases/`, run by
+//! one helper against a real SQLite file.
+//!
+//! A case folder holds:
+//! - `before/`, `before-2/`, … (optional): config directories planned and applied first,
+//!   in name order, to build the starting state the way earlier revisions would have;
+//! - `registrations.txt` (optional): manual or self registrations recorded next, one per
+//!   line: `manual|self PROTOCOL IM_NAME ACCOUNT_DN`;
+//! - `config/`: the config directory under test;
+//! - `expected.txt`: the plan in text form, or `error: …` when planning must fail.
+//!
+//! After comparing, the helper applies the plan and plans again: the second plan must be
+//! empty (convergence in one run). `SNAPSHOTS=overwrite cargo test --test cases` rewrites
+//! the expected files.
+
+use std::path::{Path, PathBuf};
+
+use registrar::app::{self, Context};
+use registrar::core::state::RegistrationSource;
+use registrar::render::{self, Color};
+use registrar::store::{RunRecord, Store};
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
+}
+
+fn context(config_dir: PathBuf, state_path: &Path) -> Context {
+    Context {
+        config_dir,
+        state_path: state_path.to_path_buf(),
+        color: Color::Off,
+    }
+}
+
+fn run_record() -> RunRecord {
+    RunRecord {
+        started_at: "test".to_string(),
+        finished_at: "test".to_string(),
+        command: "test".to_string(),
+        revision: None,
+        serial_before: 0,
+        serial_after: 0,
+        added: 0,
+        updated: 0,
+        removed: 0,
+        deactivated: 0,
+        reactivated: 0,
+        outcome: "applied".to_string(),
+        message: None,
+    }
+}
+
+/// Runs one case; returns a description of the mismatch, if any.
+fn run_case(case: &Path) -> Result<(), String> {
+    let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let state_path = temp.path().join("state.db");
+
+    let mut befores: Vec<PathBuf> = std::fs::read_dir(case)
+        .map_err(|e| e.to_string())?
+        .map(|entry| entry.map(|e| e.path()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    befores.retain(|path| {
+        path.is_dir() && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("before"))
+    });
+    befores.sort();
+    for before in befores {
+        let name = before.display().to_string();
+        let plan = app::reconcile(&context(before, &state_path))
+            .map_err(|e| format!("planning {name} failed: {e}"))?;
+        app::apply_plan(&state_path, &plan, "test", "test".to_string())
+            .map_err(|e| format!("applying {name} failed: {e}"))?;
+    }
+    let registrations = case.join("registrations.txt");
+    if registrations.is_file() {
+        let mut store = Store::open(&state_path).map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&registrations).map_err(|e| e.to_string())?;
+        for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+            let mut parts = line.splitn(4, ' ');
+            let (Some(source), Some(protocol), Some(name), Some(dn)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(format!("bad line in registrations.txt: {line}"));
+            };
+            let source = RegistrationSource::from_name(source)
+                .ok_or_else(|| format!("bad source in registrations.txt: {source}"))?;
+            store
+                .register(protocol, name, dn, source, run_record())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+
+    let under_test = context(case.join("config"), &state_path);
+    let (actual, plan) = match app::reconcile(&under_test) {
+        Ok(plan) => (render::text(&plan, Color::Off), Some(plan)),
+        Err(error) => (format!("error: {error}\n"), None),
+    };
+    let expected_path = case.join("expected.txt");
+    if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
+        std::fs::write(&expected_path, &actual).map_err(|e| e.to_string())?;
+    } else {
+        let expected = std::fs::read_to_string(&expected_path)
+            .map_err(|e| format!("cannot read {}: {e}", expected_path.display()))?;
+        if expected != actual {
+            return Err(format!(
+                "plan differs from expected.txt\n--- expected\n{expected}\n--- actual\n{actual}"
+            ));
+        }
+    }
+
+    let Some(plan) = plan else {
+        return Ok(());
+    };
+    if plan.summary.blocked {
+        let refused = app::apply_command(&under_test, None, false);
+        if refused.is_ok() {
+            return Err("a blocked plan was applied without --allow-deletes".to_string());
+        }
+    }
+    app::apply_plan(&state_path, &plan, "test", "test".to_string())
+        .map_err(|e| format!("applying the plan failed: {e}"))?;
+    let again = app::reconcile(&under_test).map_err(|e| format!("second plan failed: {e}"))?;
+    if !again.changes.is_empty() {
+        return Err(format!(
+            "plan after apply is not empty:\n{}",
+            render::text(&again, Color::Off)
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_case_folder_matches_its_expected_plan() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .expect("tests/cases exists")
+        .map(|entry| entry.expect("readable").path())
+        .filter(|path| path.is_dir())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "expected the case folders, found {}", cases.len());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            run_case(case)
+                .err()
+                .map(|problem| format!("case {}: {problem}", case.file_name().unwrap().to_string_lossy()))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

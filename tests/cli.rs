@@ -1,0 +1,315 @@
+//! The built binary end to end: exit codes, stdout formats, one-line errors on stderr,
+//! and a state file left unchanged by every failure. Real SQLite files in temp dirs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_registrar");
+
+fn quickstart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
+}
+
+/// A temp dir holding a copy of the quickstart config (so tests may edit it) and a
+/// state path.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir(&config).unwrap();
+        for entry in std::fs::read_dir(quickstart()).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, config.join(path.file_name().unwrap())).unwrap();
+        }
+        Workspace { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state.db")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(self.config())
+            .arg("--state")
+            .arg(self.state())
+            .args(args)
+            .env_remove("REGISTRAR_STATE")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn write_config(&self, name: &str, text: &str) {
+        std::fs::write(self.config().join(name), text).unwrap();
+    }
+
+    /// The state file's bytes, or None when there is none.
+    fn state_bytes(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.state()).ok()
+    }
+
+    fn state_json(&self) -> serde_json::Value {
+        let output = self.run(&["state", "show", "--format", "json"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts a failure with exactly one line on stderr containing every `needle`.
+fn assert_one_line_error(output: &Output, needles: &[&str]) {
+    assert_eq!(output.status.code(), Some(1), "stdout: {}\nstderr: {}", stdout(output), stderr(output));
+    let err = stderr(output);
+    assert_eq!(err.lines().count(), 1, "expected one line on stderr, got:\n{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn plan_counts(text: &str) -> (u64, u64, u64, u64) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Plan: "))
+        .unwrap_or_else(|| panic!("no Plan: line in\n{text}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1], numbers[2], numbers[3])
+}
+
+#[test]
+fn quickstart_plans_adds_and_detailed_exitcode_follows_changes() {
+    let ws = Workspace::new();
+    let output = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stdout(&output);
+    let (add, update, remove, deactivate) = plan_counts(&text);
+    assert!(add > 0, "{text}");
+    assert_eq!((update, remove, deactivate), (0, 0, 0), "{text}");
+    assert!(text.contains("mapping aol-from-mail (aol)"), "{text}");
+    assert!(ws.state_bytes().is_none(), "plan must not create the state file");
+
+    let applied = ws.run(&["apply"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    assert!(stdout(&applied).contains("Apply complete"), "{}", stdout(&applied));
+
+    let again = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    assert_eq!(plan_counts(&stdout(&again)), (0, 0, 0, 0));
+}
+
+#[test]
+fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
+    let ws = Workspace::new();
+    let plan_path = ws.dir.path().join("plan.json");
+    let output = ws.run(&["plan", "--out", plan_path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(saved, printed);
+    for key in ["format_version", "revision", "state_serial", "summary", "changes", "warnings"] {
+        assert!(saved.get(key).is_some(), "plan JSON lacks {key}");
+    }
+    for key in ["add", "update", "remove", "deactivate", "reactivate", "conflicts", "excluded", "blocked"] {
+        assert!(saved["summary"].get(key).is_some(), "summary lacks {key}");
+    }
+    let adds = saved["summary"]["add"].as_u64().unwrap();
+
+    let applied = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let state = ws.state_json();
+    let accounts = state["accounts"].as_array().unwrap().len() as u64;
+    let registrations = state["registrations"].as_array().unwrap();
+    assert_eq!(accounts + registrations.len() as u64, adds);
+    assert!(registrations.iter().all(|r| r["source"] == "ldap" && r["owner"].is_string()));
+    assert_eq!(state["serial"], 1);
+
+    // The same plan again: the serial moved on, so it is stale.
+    let before = ws.state_bytes();
+    let stale = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
+    assert_one_line_error(&stale, &["stale", "serial 0", "serial 1"]);
+    assert_eq!(ws.state_bytes(), before, "a refused apply changed the state file");
+}
+
+#[test]
+fn a_registration_made_after_planning_makes_the_saved_plan_stale() {
+    let ws = Workspace::new();
+    let plan_path = ws.dir.path().join("plan.json");
+    assert_eq!(ws.run(&["plan", "--out", plan_path.to_str().unwrap()]).status.code(), Some(0));
+    let registered = ws.run(&[
+        "state", "register", "--protocol", "aol", "--im-name", "bjohnson",
+        "--account", "cn=Someone Else,ou=People,dc=example,dc=com", "--source", "manual",
+    ]);
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    let before = ws.state_json();
+    let stale = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
+    assert_one_line_error(&stale, &["stale"]);
+    assert_eq!(ws.state_json(), before);
+
+    // A fresh plan reports the manual holder as a conflict and leaves it alone.
+    let output = ws.run(&["plan", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["summary"]["conflicts"], 1, "{plan:#}");
+    let conflict = &plan["warnings"].as_array().unwrap().iter().find(|w| w["kind"] == "conflict").unwrap();
+    assert_eq!(conflict["held_by"], "cn=someone else,ou=people,dc=example,dc=com");
+    assert!(!plan["changes"].as_array().unwrap().iter().any(|c| c["im_name"] == "bjohnson"));
+}
+
+#[test]
+fn state_register_records_unmanaged_rows_and_refuses_a_taken_name() {
+    let ws = Workspace::new();
+    let args = [
+        "state", "register", "--protocol", "aol", "--im-name", "Helpdesk",
+        "--account", "cn=Help Desk,ou=People,dc=example,dc=com", "--source", "self",
+    ];
+    assert_eq!(ws.run(&args).status.code(), Some(0));
+    let state = ws.state_json();
+    let registration = &state["registrations"][0];
+    assert_eq!(registration["protocol"], "aol");
+    assert_eq!(registration["im_name"], "Helpdesk");
+    assert_eq!(registration["source"], "self");
+    assert!(registration["owner"].is_null());
+    assert_eq!(registration["account"], "cn=help desk,ou=people,dc=example,dc=com");
+    assert_eq!(state["accounts"][0]["managed"], false);
+
+    let before = ws.state_bytes();
+    let taken = ws.run(&args);
+    assert_one_line_error(&taken, &["already registered", "Helpdesk"]);
+    assert_eq!(ws.state_bytes(), before);
+}
+
+#[test]
+fn broken_yaml_is_one_located_line_and_leaves_the_state_alone() {
+    let ws = Workspace::new();
+    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    let before = ws.state_bytes();
+    ws.write_config("broken.yaml", "mappings:\n  - name: x\n    protocol: aol\n    value: [unclosed\n");
+    for command in [&["validate"][..], &["plan"], &["apply"]] {
+        let output = ws.run(command);
+        assert_one_line_error(&output, &["broken.yaml:"]);
+    }
+    ws.write_config("broken.yaml", "mappings:\n  - name: x\n    protocol: aol\n    value: \"{mail}\"\n    colour: red\n");
+    assert_one_line_error(&ws.run(&["validate"]), &["broken.yaml:5:5:", "unknown field `colour`"]);
+    ws.write_config("broken.yaml", "mappings:\n  - name: x\n    protocol: aol\n    value: \"{mail}\"\n    when: \"(mail=*\"\n");
+    assert_one_line_error(&ws.run(&["plan"]), &["broken.yaml:5:", "invalid filter"]);
+    assert_eq!(ws.state_bytes(), before);
+}
+
+#[test]
+fn unknown_source_and_duplicate_names_name_the_files() {
+    let ws = Workspace::new();
+    ws.write_config("extra.yaml", "mappings:\n  - name: sametime\n    protocol: st\n    value: \"{uid}\"\n    sources: [payroll]\n");
+    assert_one_line_error(&ws.run(&["validate"]), &["extra.yaml:5:", "unknown source \"payroll\"", "known: corp"]);
+    ws.write_config("extra.yaml", "mappings:\n  - name: lcs-sip\n    protocol: lcs\n    value: \"{uid}\"\n");
+    assert_one_line_error(&ws.run(&["plan"]), &["extra.yaml:2:", "duplicate mapping name \"lcs-sip\"", "mappings.yaml:"]);
+    assert!(ws.state_bytes().is_none());
+}
+
+#[test]
+fn broken_ldif_names_file_and_line_and_applies_nothing() {
+    let ws = Workspace::new();
+    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    let before = ws.state_bytes();
+    let ldif = ws.config().join("corp.ldif");
+    let mut text = std::fs::read_to_string(&ldif).unwrap();
+    text.push_str("\ndn: cn=Broken,ou=People,dc=example,dc=com\nobjectClass: person\nthis line has no colon\n");
+    std::fs::write(&ldif, text).unwrap();
+    let output = ws.run(&["apply"]);
+    assert_one_line_error(&output, &["source corp", "corp.ldif:"]);
+    assert_eq!(ws.state_bytes(), before);
+}
+
+#[test]
+fn a_blocked_plan_needs_allow_deletes() {
+    let ws = Workspace::new();
+    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    // Renaming a mapping without renamed_from and dropping another removes every name.
+    ws.write_config(
+        "mappings.yaml",
+        "mappings:\n  - name: aol-renamed\n    protocol: aol\n    value: \"{mail|lower|local_part}\"\n    when: \"(mail=*@example.com)\"\npolicy:\n  max_deletes: 1\n",
+    );
+    let before = ws.state_bytes();
+    let plan = ws.run(&["plan"]);
+    assert!(stdout(&plan).contains("BLOCKED"), "{}", stdout(&plan));
+    let refused = ws.run(&["apply"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("--allow-deletes"), "{}", stderr(&refused));
+    assert_eq!(ws.state_bytes(), before);
+    let allowed = ws.run(&["apply", "--allow-deletes"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    let state = ws.state_json();
+    let owners: Vec<&str> = state["registrations"].as_array().unwrap().iter().filter_map(|r| r["owner"].as_str()).collect();
+    assert!(!owners.is_empty() && owners.iter().all(|o| *o == "aol-renamed"), "{owners:?}");
+}
+
+#[test]
+fn a_second_apply_while_one_holds_the_store_fails_clearly() {
+    let ws = Workspace::new();
+    // Create the store, then hold its write lock as a concurrent apply would.
+    assert_eq!(
+        ws.run(&["state", "register", "--protocol", "aol", "--im-name", "x", "--account", "cn=x", "--source", "manual"]).status.code(),
+        Some(0)
+    );
+    let holder = rusqlite::Connection::open(ws.state()).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'serial';").unwrap();
+    let started = std::time::Instant::now();
+    let output = ws.run(&["apply"]);
+    assert_one_line_error(&output, &["locked", "try again"]);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "it should wait briefly first");
+    holder.execute_batch("ROLLBACK;").unwrap();
+    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+}
+
+#[test]
+fn markdown_has_the_summary_outside_details() {
+    let ws = Workspace::new();
+    let output = ws.run(&["plan", "--format", "markdown"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("**registrar plan**: "), "{first}");
+    assert!(first.contains("to add"), "{first}");
+    let details = text.find("<details>").expect("a details block");
+    assert!(text[details..].contains("Mapping `aol-from-mail` (aol)"), "{text}");
+    assert!(text.trim_end().ends_with("</details>"));
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let output = Command::new(BIN).arg("schema").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/registrar.schema.json")).unwrap();
+    assert_eq!(stdout(&output), committed, "schemas/registrar.schema.json is stale: run `registrar schema > schemas/registrar.schema.json`");
+}
+
+#[test]
+fn missing_config_directory_is_a_clear_error() {
+    let ws = Workspace::new();
+    let output = Command::new(BIN)
+        .args(["--config", "/nonexistent/registrar", "--state"])
+        .arg(ws.state())
+        .arg("plan")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, &["/nonexistent/registrar"]);
+}
