@@ -982,7 +982,7 @@ impl<'a> Parser<'a> {
 
 /// Checks an RFC 4512 attribute description: `name` or numeric OID, then `;option`s.
 /// On error, the byte offset inside `description` and the message.
-fn validate_attribute(description: &str) -> Result<(), (usize, String)> {
+pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String)> {
     let invalid = |offset: usize, c: char| {
         Err((
             offset,
