@@ -1,6 +1,8 @@
 //! Properties of the LDIF reader and writer: no input makes the reader panic, and what
 //! the writer writes reads back as the same entries.
 
+use std::io::{BufRead, BufReader};
+
 use proptest::collection::vec;
 use proptest::prelude::*;
 use registrar::core::entry::Entry;
@@ -8,6 +10,10 @@ use registrar::ldif::{write_entry, write_version, LdifReader, Record};
 
 /// Reads everything, stopping at the first error; only panics matter here.
 fn read_all(input: &[u8]) -> Vec<Result<Record, String>> {
+    read_all_from(input)
+}
+
+fn read_all_from(input: impl BufRead) -> Vec<Result<Record, String>> {
     LdifReader::new(input)
         .with_resolver(|url: &str| {
             if url.len() % 2 == 0 {
@@ -101,6 +107,15 @@ proptest! {
     #[test]
     fn ldif_shaped_noise_never_panics(input in ldif_soup()) {
         read_all(&input);
+    }
+
+    /// The reader scans whole buffers; lines (and CRLFs) cut by a buffer boundary must
+    /// read the same.
+    #[test]
+    fn small_buffers_read_like_one_buffer(input in ldif_soup(), capacity in 1usize..20) {
+        let whole = read_all(&input);
+        let chunked = read_all_from(BufReader::with_capacity(capacity, &input[..]));
+        prop_assert_eq!(whole, chunked);
     }
 }
 

@@ -94,39 +94,13 @@ impl<R: std::io::BufRead> LdifReader<R> {
     /// Reads the next block of non-blank physical lines into `self.block`. Returns false
     /// at the end of the input when no line was read.
     fn read_block(&mut self) -> Result<bool, LdifError> {
-        let block = &mut self.block;
-        block.bytes.clear();
-        block.lines.clear();
-        loop {
-            let start = block.bytes.len();
-            let read = self
-                .input
-                .read_until(b'\n', &mut block.bytes)
-                .map_err(|e| LdifError::new(self.next_line, format!("cannot read: {e}")))?;
-            if read == 0 {
-                return Ok(!block.lines.is_empty());
-            }
-            let line_number = self.next_line;
-            self.next_line += 1;
-            let mut end = block.bytes.len();
-            if block.bytes[end - 1] == b'\n' {
-                end -= 1;
-            }
-            if end > start && block.bytes[end - 1] == b'\r' {
-                end -= 1;
-            }
-            if end == start {
-                if block.lines.is_empty() {
-                    block.bytes.clear();
-                    continue;
-                }
-                return Ok(true);
-            }
-            if block.lines.is_empty() {
-                block.first_line = line_number;
-            }
-            block.lines.push((start, end));
-        }
+        let next_line = &mut self.next_line;
+        let read = self
+            .block
+            .read(&mut self.input, next_line)
+            .map_err(|e| LdifError::new(*next_line, format!("cannot read: {e}")))?;
+        self.block.ascii = self.block.bytes.is_ascii();
+        Ok(read)
     }
 }
 
@@ -169,6 +143,9 @@ struct State {
     /// The kind of the first record; every other record must be of the same kind.
     kind: Option<Kind>,
     record_line: usize,
+    /// How many attributes the last content record had: files tend to hold alike
+    /// entries, so this sizes the next one's attribute list.
+    attributes_hint: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +162,8 @@ struct Block {
     lines: Vec<(usize, usize)>,
     /// The 1-based line number of `lines[0]`; the others follow without gaps.
     first_line: usize,
+    /// Whether `bytes` is all ASCII, so text values need no UTF-8 check.
+    ascii: bool,
 }
 
 /// A logical line: physical lines `first..first + count` of a block, unfolded.
@@ -195,6 +174,87 @@ struct Span {
 }
 
 impl Block {
+    /// Replaces the block with the next run of non-blank lines of `input`, skipping blank
+    /// lines before it and consuming the blank line after it. `next_line` is the number of
+    /// the next physical line of `input`. Returns false at the end of the input when no
+    /// line was read.
+    ///
+    /// Whole buffers are scanned for line ends and copied at once, not line by line.
+    fn read(&mut self, input: &mut impl BufRead, next_line: &mut usize) -> std::io::Result<bool> {
+        self.bytes.clear();
+        self.lines.clear();
+        // Where, in `bytes`, the line being read starts.
+        let mut line_start = 0;
+        loop {
+            let chunk = match input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                // The last line has no line feed.
+                if self.bytes.len() > line_start {
+                    let mut end = self.bytes.len();
+                    if self.bytes[end - 1] == b'\r' {
+                        end -= 1;
+                    }
+                    self.push_line(line_start, end, next_line);
+                }
+                return Ok(!self.lines.is_empty());
+            }
+            // chunk[copied..] is not in `bytes` yet; once appended, chunk[j] (j >= copied)
+            // lands at `bytes.len() + j - copied`.
+            let mut copied = 0;
+            let mut begin = 0;
+            let mut finished = false;
+            while let Some(found) = find_newline(&chunk[begin..]) {
+                let newline = begin + found;
+                let mut end = self.bytes.len() + newline - copied;
+                let carriage_return = if newline > copied {
+                    chunk[newline - 1] == b'\r'
+                } else {
+                    self.bytes.last() == Some(&b'\r')
+                };
+                if carriage_return && end > line_start {
+                    end -= 1;
+                }
+                if end > line_start {
+                    self.push_line(line_start, end, next_line);
+                } else if self.lines.is_empty() {
+                    // A blank line before the block: forget it.
+                    *next_line += 1;
+                    self.bytes.clear();
+                    copied = newline + 1;
+                } else {
+                    // The blank line after the block.
+                    *next_line += 1;
+                    self.bytes.extend_from_slice(&chunk[copied..begin]);
+                    begin = newline + 1;
+                    finished = true;
+                    break;
+                }
+                begin = newline + 1;
+                line_start = self.bytes.len() + begin - copied;
+            }
+            if !finished {
+                self.bytes.extend_from_slice(&chunk[copied..]);
+                begin = chunk.len();
+            }
+            input.consume(begin);
+            if finished {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn push_line(&mut self, start: usize, end: usize, next_line: &mut usize) {
+        if self.lines.is_empty() {
+            self.first_line = *next_line;
+        }
+        *next_line += 1;
+        self.lines.push((start, end));
+    }
+
     fn physical(&self, index: usize) -> &[u8] {
         let (start, end) = self.lines[index];
         &self.bytes[start..end]
@@ -318,8 +378,8 @@ enum ValueKind {
 /// One `attr: value` logical line, split.
 struct Line<'t> {
     text: &'t [u8],
-    /// The attribute description is `text[..colon]`, checked to be ASCII.
-    colon: usize,
+    /// `text[..colon]`, checked to be an attribute description (so ASCII).
+    description: &'t str,
     kind: ValueKind,
     /// `FILL` skipped; for base64 and URLs, trailing spaces too.
     value: Range<usize>,
@@ -327,7 +387,7 @@ struct Line<'t> {
 
 impl<'t> Line<'t> {
     fn description(&self) -> &'t str {
-        std::str::from_utf8(&self.text[..self.colon]).unwrap_or_default()
+        self.description
     }
 
     fn raw_value(&self) -> &'t [u8] {
@@ -352,18 +412,41 @@ const DESCRIPTION_BYTES: [bool; 256] = {
     table
 };
 
+/// [`DESCRIPTION_BYTES`] as flags, to check a description in the pass that finds its
+/// colon: [`NOT_IN_DESCRIPTION`], [`OPTION_SEPARATOR`], [`COLON`].
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = if b == b':' as usize {
+            COLON
+        } else if b == b';' as usize {
+            OPTION_SEPARATOR
+        } else if DESCRIPTION_BYTES[b] {
+            0
+        } else {
+            NOT_IN_DESCRIPTION
+        };
+        b += 1;
+    }
+    table
+};
+const NOT_IN_DESCRIPTION: u8 = 1;
+const OPTION_SEPARATOR: u8 = 2;
+const COLON: u8 = 4;
+
 /// Splits `attr: value`, `attr:: base64` or `attr:< url`.
 fn split(text: &[u8]) -> Result<Line<'_>, Problem> {
+    // One pass to the colon, collecting what kinds of bytes the description holds.
+    let mut seen = 0;
     let mut colon = None;
-    let mut bad = None;
     for (i, &b) in text.iter().enumerate() {
-        if b == b':' {
+        let class = BYTE_CLASS[usize::from(b)];
+        if class == COLON {
             colon = Some(i);
             break;
         }
-        if bad.is_none() && !DESCRIPTION_BYTES[usize::from(b)] {
-            bad = Some(i);
-        }
+        seen |= class;
     }
     let Some(colon) = colon else {
         let hint = if text.first() == Some(&b'-') {
@@ -379,17 +462,26 @@ fn split(text: &[u8]) -> Result<Line<'_>, Problem> {
             ),
         });
     };
-    if let Some(bad) = bad {
+    let description = &text[..colon];
+    if let Some(bad) = (seen & NOT_IN_DESCRIPTION != 0)
+        .then(|| {
+            description
+                .iter()
+                .position(|&b| !DESCRIPTION_BYTES[usize::from(b)])
+        })
+        .flatten()
+    {
         return Err(Problem {
             offset: Some(bad),
             message: format!(
                 "invalid character {} in attribute name \"{}\"",
                 describe_char(&text[bad..]),
-                String::from_utf8_lossy(&text[..colon])
+                String::from_utf8_lossy(description)
             ),
         });
     }
-    check_description(&text[..colon])?;
+    check_description(description, seen & OPTION_SEPARATOR != 0)?;
+    let description = std::str::from_utf8(description).unwrap_or_default();
     let (kind, mut start) = match text.get(colon + 1) {
         Some(b':') => (ValueKind::Base64, colon + 2),
         Some(b'<') => (ValueKind::Url, colon + 2),
@@ -406,7 +498,7 @@ fn split(text: &[u8]) -> Result<Line<'_>, Problem> {
     }
     Ok(Line {
         text,
-        colon,
+        description,
         kind,
         value: start..end,
     })
@@ -414,7 +506,7 @@ fn split(text: &[u8]) -> Result<Line<'_>, Problem> {
 
 /// Checks the shape of an attribute description whose bytes are allowed: a name starting
 /// with a letter or digit, then options, none of them empty.
-fn check_description(description: &[u8]) -> Result<(), Problem> {
+fn check_description(description: &[u8], has_options: bool) -> Result<(), Problem> {
     let Some(&first) = description.first() else {
         return Err(Problem {
             offset: Some(0),
@@ -429,6 +521,9 @@ fn check_description(description: &[u8]) -> Result<(), Problem> {
                 String::from_utf8_lossy(description)
             ),
         });
+    }
+    if !has_options {
+        return Ok(());
     }
     if let Some(i) = description
         .windows(2)
@@ -450,7 +545,8 @@ fn check_description(description: &[u8]) -> Result<(), Problem> {
 /// Whether `description` is one a writer may emit (and this reader accepts).
 pub(crate) fn is_valid_description(description: &str) -> bool {
     let bytes = description.as_bytes();
-    bytes.iter().all(|&b| DESCRIPTION_BYTES[usize::from(b)]) && check_description(bytes).is_ok()
+    bytes.iter().all(|&b| DESCRIPTION_BYTES[usize::from(b)])
+        && check_description(bytes, bytes.contains(&b';')).is_ok()
 }
 
 /// The first 60 characters of a line, for messages.
@@ -486,6 +582,7 @@ impl Decoder {
     fn value(&mut self, block: &Block, span: Span, line: &Line) -> Result<Vec<u8>, LdifError> {
         let raw = line.raw_value();
         match line.kind {
+            ValueKind::Text if block.ascii => Ok(raw.to_vec()),
             ValueKind::Text => match std::str::from_utf8(raw) {
                 Ok(_) => Ok(raw.to_vec()),
                 Err(e) => Err(block.error_at(
@@ -597,6 +694,32 @@ fn keyword<'t>(block: &Block, span: Span, line: &Line<'t>) -> Result<&'t str, Ld
             format!("value of \"{}:\" is not valid UTF-8", line.description()),
         )
     })
+}
+
+/// The index of the first `\n` in `haystack`, eight bytes at a time.
+fn find_newline(haystack: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut words = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word) ^ NEWLINES;
+        // The lowest set bit marks the first zero byte of x (later bits may be false).
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zeros != 0 {
+            return Some(offset + (zeros.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| offset + i)
 }
 
 /// A line holding only `-` (trailing spaces allowed): the end of a mod-spec.
@@ -721,12 +844,16 @@ fn parse_block(
                 ));
             }
             state.kind = Some(Kind::Content);
-            let mut entry = Entry::new(dn);
+            let mut entry = Entry {
+                dn,
+                attributes: Vec::with_capacity(state.attributes_hint),
+            };
             while let Some((span, line)) = current {
                 let value = decoder.value(block, span, &line)?;
                 push_value(&mut entry, line.description(), value);
                 current = next_line!();
             }
+            state.attributes_hint = entry.attributes.len().min(256);
             return Ok(Some(Record::Content(entry)));
         }
     };
@@ -991,7 +1118,7 @@ fn parse_control(
             let spec = split_value_spec(rest, start + i);
             let value_line = Line {
                 text: line.text,
-                colon: line.colon,
+                description: line.description,
                 kind: spec.0,
                 value: spec.1,
             };
