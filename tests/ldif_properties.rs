@@ -66,8 +66,11 @@ fn ldif_soup() -> impl Strategy<Value = Vec<u8>> {
     vec(fragment, 0..40).prop_map(|parts| parts.concat())
 }
 
+/// Attribute descriptions the writer accepts (`dn` and `changetype` are keywords).
 fn description() -> impl Strategy<Value = String> {
-    "[a-zA-Z][a-zA-Z0-9-]{0,8}(;[a-zA-Z0-9-]{1,6}){0,2}"
+    "[a-zA-Z][a-zA-Z0-9-]{0,8}(;[a-zA-Z0-9-]{1,6}){0,2}".prop_filter("keyword", |d| {
+        !d.eq_ignore_ascii_case("dn") && !d.eq_ignore_ascii_case("changetype")
+    })
 }
 
 fn value() -> impl Strategy<Value = Vec<u8>> {

@@ -6,16 +6,18 @@
 //! (that is for whoever builds a directory from the records), must not apply change
 //! records, and must not fetch URL values itself: its [`UrlResolver`] does.
 //!
-//! Leniencies, each shared with OpenLDAP and python-ldap: `version: 1` may be left out;
-//! raw UTF-8 (non-ASCII) text is accepted in values and DNs; keywords (`dn`,
-//! `changetype`, `add`, `newrdn`, ...) and the attribute of a mod-spec's values match
-//! case-insensitively; the `-` after a modify record's last mod-spec may be left out.
+//! Leniencies, as in OpenLDAP's tools (and python-ldap, where it reads the same
+//! thing): `version: 1` may be left out; raw UTF-8 (non-ASCII) text is accepted in values
+//! and DNs; keywords (`dn`, `changetype`, `add`, `newrdn`, ...) and the attribute of a
+//! mod-spec's values match case-insensitively; the `-` after a modify record's last
+//! mod-spec may be left out; base64 may lack its padding.
 //!
 //! Strictness: a continuation line starts with exactly one space (RFC 2849). A line
-//! starting with a tab is an error, not a continuation (OpenLDAP's `ldapmodify` accepts
-//! tabs; nothing else in the corpus does, and a tab-indented line in a hand-edited file is
-//! more likely a mistake than a fold). Raw values must be valid UTF-8; binary values must
-//! be base64 (`attr:: ...`).
+//! starting with a tab is an error, not a continuation (OpenLDAP accepts tabs; no file in
+//! the corpus uses them, and a tab-indented line in a hand-edited file is more likely a
+//! mistake than a fold). Raw values must be valid UTF-8; binary values must be base64
+//! (`attr:: ...`). A file holds content records or change records, not both. `dn:` or
+//! `changetype:` inside an entry is an error (a missing blank line), not an attribute.
 
 use std::io::BufRead;
 use std::ops::Range;
@@ -62,7 +64,7 @@ pub struct LdifReader<R> {
     finished: bool,
 }
 
-impl<R: std::io::BufRead> LdifReader<R> {
+impl<R: BufRead> LdifReader<R> {
     /// A reader of `input` that resolves only absolute `file:` URL values.
     pub fn new(input: R) -> Self {
         LdifReader {
@@ -727,6 +729,21 @@ fn is_dash(text: &[u8]) -> bool {
     text.first() == Some(&b'-') && text[1..].iter().all(|&b| b == b' ')
 }
 
+/// Refuses `dn:` and `changetype:` as attributes of an entry: they mean a blank line is
+/// missing between two records.
+fn check_attribute_name(block: &Block, span: Span, line: &Line) -> Result<(), LdifError> {
+    if line.is("dn") || line.is("changetype") {
+        return Err(block.error(
+            span,
+            format!(
+                "\"{}:\" inside a record; is the blank line before it missing?",
+                line.description()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Appends a value to `entry`, with a fast path for runs of the same attribute.
 fn push_value(entry: &mut Entry, description: &str, value: Vec<u8>) {
     if let Some(last) = entry.attributes.last_mut() {
@@ -849,6 +866,7 @@ fn parse_block(
                 attributes: Vec::with_capacity(state.attributes_hint),
             };
             while let Some((span, line)) = current {
+                check_attribute_name(block, span, &line)?;
                 let value = decoder.value(block, span, &line)?;
                 push_value(&mut entry, line.description(), value);
                 current = next_line!();
@@ -861,6 +879,7 @@ fn parse_block(
     let change = if changetype.eq_ignore_ascii_case("add") {
         let mut entry = Entry::default();
         while let Some((span, line)) = next_line!() {
+            check_attribute_name(block, span, &line)?;
             let value = decoder.value(block, span, &line)?;
             push_value(&mut entry, line.description(), value);
         }
@@ -1404,6 +1423,8 @@ mod tests {
             ("dn: cn=a\nchangetype: modrdn\nnewrdn: cn=b\ndeleteoldrdn: 1\ncn: x\n", "line 5: unexpected \"cn:\" line: after \"deleteoldrdn:\" only \"newsuperior:\" may follow"),
             ("dn:< file:///dn\ncn: a\n", "line 1: a DN cannot be given as a URL"),
             ("dn: cn=a\nchangetype:: YWRk\ncn: a\n", "line 2: \"changetype:\" takes a plain value, not base64 or a URL"),
+            ("dn: cn=a\ncn: a\ndn: cn=b\ncn: b\n", "line 3: \"dn:\" inside a record; is the blank line before it missing?"),
+            ("dn: cn=a\nchangetype: add\ncn: a\nchangeType: delete\n", "line 4: \"changeType:\" inside a record; is the blank line before it missing?"),
             ("dn: cn=a\ncn: a\n-\n", "line 3: expected \"attr: value\", found \"-\" (\"-\" only ends a mod-spec in a \"changetype: modify\" record)"),
         ];
         let mut failures = Vec::new();

@@ -24,13 +24,13 @@ pub fn write_version(out: &mut impl Write) -> io::Result<()> {
 /// Writes `entry` as one content record followed by a blank line.
 ///
 /// Attributes without values are skipped. An attribute description that LDIF cannot carry
-/// (say `"cn x"` or `"a:b"`) is an [`io::ErrorKind::InvalidInput`] error and nothing of the
-/// entry is written.
+/// (say `"cn x"`, `"a:b"` or `"dn"`) is an [`io::ErrorKind::InvalidInput`] error and nothing
+/// of the entry is written.
 pub fn write_entry(out: &mut impl Write, entry: &Entry) -> io::Result<()> {
     if let Some(bad) = entry
         .attributes
         .iter()
-        .find(|attribute| !is_valid_description(&attribute.description))
+        .find(|attribute| !is_writable_description(&attribute.description))
     {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -50,6 +50,14 @@ pub fn write_entry(out: &mut impl Write, entry: &Entry) -> io::Result<()> {
     }
     record.push(b'\n');
     out.write_all(&record)
+}
+
+/// Whether the reader will read `description` back as an attribute: a valid description
+/// that is not `dn` or `changetype`.
+fn is_writable_description(description: &str) -> bool {
+    is_valid_description(description)
+        && !description.eq_ignore_ascii_case("dn")
+        && !description.eq_ignore_ascii_case("changetype")
 }
 
 /// Appends `name: value` or `name:: base64`, folded, to `record`.
@@ -153,9 +161,11 @@ mod tests {
     #[test]
     fn refuses_descriptions_ldif_cannot_carry() {
         let mut out = Vec::new();
-        let entry = Entry::new("dc=example").with("a:b", &["x"]);
-        let err = write_entry(&mut out, &entry).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert!(out.is_empty());
+        for description in ["a:b", "cn x", "", ";x", "cn;", "DN", "changeType"] {
+            let entry = Entry::new("dc=example").with(description, &["x"]);
+            let err = write_entry(&mut out, &entry).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{description:?}");
+            assert!(out.is_empty());
+        }
     }
 }
