@@ -644,12 +644,24 @@ impl Decoder {
         match BASE64.decode_vec(input, &mut out) {
             Ok(()) => Ok(out),
             Err(e) => {
-                let message = format!("invalid base64 in value of \"{}\": {e}", line.description());
+                let what = format!("invalid base64 in value of \"{}\"", line.description());
                 match e {
-                    base64::DecodeError::InvalidByte(at, _) if !filtered => {
-                        Err(block.error_at(span, line.value.start + at, message))
+                    base64::DecodeError::InvalidByte(at, byte) => {
+                        let message = format!(
+                            "{what}: {} is not a base64 character",
+                            describe_char(&[byte])
+                        );
+                        if filtered {
+                            Err(block.error(span, message))
+                        } else {
+                            Err(block.error_at(span, line.value.start + at, message))
+                        }
                     }
-                    _ => Err(block.error(span, message)),
+                    base64::DecodeError::InvalidLength(_) => Err(block.error(
+                        span,
+                        format!("{what}: the text is cut short (its length is not valid)"),
+                    )),
+                    _ => Err(block.error(span, format!("{what}: bad padding or last character"))),
                 }
             }
         }
@@ -1382,7 +1394,7 @@ mod tests {
         // The bad base64 byte sits on the continuation line: the column counts from there.
         assert_eq!(
             error("dn: cn=a\njpegPhoto:: AAAA\n AA*A\n"),
-            "line 3:4: invalid base64 in value of \"jpegPhoto\": Invalid symbol 42, offset 6."
+            "line 3:4: invalid base64 in value of \"jpegPhoto\": \"*\" is not a base64 character"
         );
         // Raw bytes must be UTF-8: the column is that of the first bad byte.
         let err = records(b"dn: cn=a\ncn: \xc3\xa9t\xe9\n").unwrap_err();
