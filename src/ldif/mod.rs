@@ -1,1 +1,68 @@
-//! LDIF (RFC 2849) reader and writer.
+//! LDIF (RFC 2849): the adapter between LDIF files and the core's [`Entry`] values.
+//!
+//! [`LdifReader`] streams [`Record`]s out of any `BufRead`; [`read_content_file`] reads an
+//! `ldif` source's snapshot; [`write_entry`] writes entries back out. This module must not
+//! apply change records to snapshots, know about sources or the store, or fetch anything
+//! over the network: `attr:< URL` values are only read from local files (see
+//! [`FileUrls`]).
+
+mod error;
+mod reader;
+mod record;
+mod url;
+mod writer;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+pub use error::{LdifError, LdifFileError};
+pub use reader::LdifReader;
+pub use record::RenameKeyword;
+pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
+pub use url::{FileUrls, UrlResolver};
+pub use writer::{write_entry, write_version};
+
+use crate::core::entry::Entry;
+
+/// Reads the content records of an LDIF file, resolving relative `attr:< path` values
+/// against the file's directory.
+///
+/// Errors display as `path:line:col: message`. A file of change records is an error: an
+/// `ldif` source's `path` must hold entries.
+pub fn read_content_file(path: &Path) -> Result<Vec<Entry>, LdifFileError> {
+    let file = File::open(path).map_err(|source| LdifFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = LdifReader::new(BufReader::with_capacity(1 << 16, file))
+        .with_resolver(FileUrls::relative_to(url::base_dir_of(path)));
+    collect_content(reader).map_err(|error| LdifFileError::Parse {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// Reads the content records in `bytes`, resolving relative `attr:< path` values against
+/// `base_dir`. For tests and in-memory input; see [`read_content_file`].
+pub fn parse_content(bytes: &[u8], base_dir: &Path) -> Result<Vec<Entry>, LdifError> {
+    collect_content(LdifReader::new(bytes).with_resolver(FileUrls::relative_to(base_dir)))
+}
+
+fn collect_content<R: BufRead>(mut reader: LdifReader<R>) -> Result<Vec<Entry>, LdifError> {
+    let mut entries = Vec::new();
+    while let Some(record) = reader.next() {
+        match record? {
+            Record::Content(entry) => entries.push(entry),
+            Record::Change(_) => {
+                return Err(LdifError::new(
+                    reader.record_line(),
+                    "the file contains change records; an ldif source's path must hold \
+                     content records (entries), and change files belong under its \
+                     \"changes\"",
+                ))
+            }
+        }
+    }
+    Ok(entries)
+}

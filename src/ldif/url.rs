@@ -1,0 +1,200 @@
+//! What the reader does with `attr:< URL` values: the [`UrlResolver`] policy.
+//!
+//! Entries hold bytes, so a URL value must be turned into bytes while reading. The default
+//! policy, [`FileUrls`], reads local files only: `file:///abs/path`, and paths, a relative
+//! one against the directory of the LDIF file that names it. It must not fetch anything
+//! over the network: any other scheme is an error.
+
+use std::path::{Path, PathBuf};
+
+/// Turns the URL of an `attr:< URL` value into the value's bytes.
+///
+/// Closures `FnMut(&str) -> Result<Vec<u8>, String>` are resolvers too. The error is a
+/// reason; the reader adds the line and the URL.
+pub trait UrlResolver {
+    /// The bytes `url` (as written, spaces around it removed) stands for.
+    fn resolve(&mut self, url: &str) -> Result<Vec<u8>, String>;
+}
+
+impl<F> UrlResolver for F
+where
+    F: FnMut(&str) -> Result<Vec<u8>, String>,
+{
+    fn resolve(&mut self, url: &str) -> Result<Vec<u8>, String> {
+        self(url)
+    }
+}
+
+/// The default policy: read `file:` URLs and paths from the local file system.
+///
+/// * `file:///abs/path` (or `file://localhost/abs/path`): that file; `%XX` escapes are
+///   decoded.
+/// * `/abs/path`: that file.
+/// * `rel/path` or `file:rel/path`: relative to the base directory, if there is one.
+/// * anything else (`http:`, `ldap:`, `file://host/...`): an error.
+#[derive(Debug, Clone, Default)]
+pub struct FileUrls {
+    base_dir: Option<PathBuf>,
+}
+
+impl FileUrls {
+    /// Reads absolute `file:` URLs and paths only; relative ones are errors.
+    pub fn absolute_only() -> Self {
+        FileUrls { base_dir: None }
+    }
+
+    /// Reads relative paths relative to `base_dir` (the directory of the LDIF file).
+    pub fn relative_to(base_dir: impl Into<PathBuf>) -> Self {
+        FileUrls {
+            base_dir: Some(base_dir.into()),
+        }
+    }
+
+    /// The file a URL names, without reading it.
+    pub fn path_of(&self, url: &str) -> Result<PathBuf, String> {
+        let path = if let Some(rest) = strip_prefix_ignore_case(url, "file:") {
+            let path = if let Some(authority_and_path) = rest.strip_prefix("//") {
+                let slash = authority_and_path
+                    .find('/')
+                    .unwrap_or(authority_and_path.len());
+                let host = &authority_and_path[..slash];
+                if !(host.is_empty() || host.eq_ignore_ascii_case("localhost")) {
+                    return Err(format!(
+                        "file URLs naming a host (\"{host}\") are not supported; \
+                         use file:///absolute/path"
+                    ));
+                }
+                &authority_and_path[slash..]
+            } else {
+                rest
+            };
+            PathBuf::from(percent_decode(path)?)
+        } else if let Some(scheme) = scheme_of(url) {
+            return Err(format!(
+                "unsupported URL scheme \"{scheme}\": only file: URLs and paths can be read"
+            ));
+        } else {
+            PathBuf::from(url)
+        };
+        if path.as_os_str().is_empty() {
+            return Err("the URL names no file".to_string());
+        }
+        if path.is_absolute() {
+            return Ok(path);
+        }
+        match &self.base_dir {
+            Some(base) => Ok(base.join(path)),
+            None => Err(format!(
+                "relative path \"{}\" needs a base directory; use file:///absolute/path",
+                path.display()
+            )),
+        }
+    }
+}
+
+impl UrlResolver for FileUrls {
+    fn resolve(&mut self, url: &str) -> Result<Vec<u8>, String> {
+        let path = self.path_of(url)?;
+        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// The scheme of an absolute URL (`http` in `http://x`), per RFC 3986's
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`.
+fn scheme_of(url: &str) -> Option<&str> {
+    let colon = url.find(':')?;
+    let scheme = &url[..colon];
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    if !text.contains('%') {
+        return Ok(text.to_string());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad %-escape in \"{text}\""))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("\"{text}\" decodes to a path that is not UTF-8"))
+}
+
+/// The directory relative URLs in `file` are resolved against.
+pub(crate) fn base_dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_and_paths() {
+        let urls = FileUrls::relative_to("/data/ldif");
+        assert_eq!(
+            urls.path_of("file:///a/b.jpg").unwrap(),
+            PathBuf::from("/a/b.jpg")
+        );
+        assert_eq!(
+            urls.path_of("FILE://localhost/a%20b.jpg").unwrap(),
+            PathBuf::from("/a b.jpg")
+        );
+        assert_eq!(urls.path_of("/a/b.jpg").unwrap(), PathBuf::from("/a/b.jpg"));
+        assert_eq!(
+            urls.path_of("photos/b.jpg").unwrap(),
+            PathBuf::from("/data/ldif/photos/b.jpg")
+        );
+        assert_eq!(
+            urls.path_of("file:photos/b.jpg").unwrap(),
+            PathBuf::from("/data/ldif/photos/b.jpg")
+        );
+    }
+
+    #[test]
+    fn refuses_other_schemes_hosts_and_unbased_relative_paths() {
+        let urls = FileUrls::relative_to("/data");
+        let err = urls.path_of("http://example.com/x").unwrap_err();
+        assert!(err.contains("unsupported URL scheme \"http\""), "{err}");
+        let err = urls.path_of("file://server/share/x").unwrap_err();
+        assert!(err.contains("naming a host"), "{err}");
+        let err = urls.path_of("file:///a%2").unwrap_err();
+        assert!(err.contains("bad %-escape"), "{err}");
+        let err = FileUrls::absolute_only().path_of("rel.jpg").unwrap_err();
+        assert!(err.contains("needs a base directory"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("photo.jpg"), b"\xff\xd8bytes").unwrap();
+        let mut urls = FileUrls::relative_to(dir.path());
+        assert_eq!(urls.resolve("photo.jpg").unwrap(), b"\xff\xd8bytes");
+        let err = urls.resolve("missing.jpg").unwrap_err();
+        assert!(err.starts_with("cannot read "), "{err}");
+    }
+}
