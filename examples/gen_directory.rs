@@ -8,9 +8,23 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 const DEPARTMENTS: [&str; 8] = [
-    "Accounting", "Engineering", "Finance", "Legal", "Marketing", "Operations", "Sales", "Support",
+    "Accounting",
+    "Engineering",
+    "Finance",
+    "Legal",
+    "Marketing",
+    "Operations",
+    "Sales",
+    "Support",
 ];
-const CITIES: [&str; 6] = ["Austin", "Berlin", "Bengaluru", "London", "San Jose", "Tokyo"];
+const CITIES: [&str; 6] = [
+    "Austin",
+    "Berlin",
+    "Bengaluru",
+    "London",
+    "San Jose",
+    "Tokyo",
+];
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -33,9 +47,13 @@ fn main() -> std::io::Result<()> {
          policy:\n  max_deletes: 1000000\n",
     )?;
 
-    let mut ldif = BufWriter::with_capacity(1 << 20, std::fs::File::create(out.join("directory.ldif"))?);
+    let mut ldif =
+        BufWriter::with_capacity(1 << 20, std::fs::File::create(out.join("directory.ldif"))?);
     writeln!(ldif, "version: 1\n")?;
-    writeln!(ldif, "dn: dc=example,dc=com\nobjectClass: top\nobjectClass: domain\ndc: example\n")?;
+    writeln!(
+        ldif,
+        "dn: dc=example,dc=com\nobjectClass: top\nobjectClass: domain\ndc: example\n"
+    )?;
     writeln!(ldif, "dn: ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: People\n")?;
     for i in 0..users {
         let given = format!("User{i}");
@@ -43,17 +61,36 @@ fn main() -> std::io::Result<()> {
         let uid = format!("user{i:07}");
         writeln!(ldif, "dn: uid={uid},ou=People,dc=example,dc=com")?;
         writeln!(ldif, "objectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: inetOrgPerson")?;
-        writeln!(ldif, "uid: {uid}\ncn: {given} {family}\nsn: {family}\ngivenName: {given}")?;
+        writeln!(
+            ldif,
+            "uid: {uid}\ncn: {given} {family}\nsn: {family}\ngivenName: {given}"
+        )?;
         writeln!(ldif, "displayName: {given} {family}")?;
-        writeln!(ldif, "entryUUID: {:08x}-0000-4000-8000-{:012x}", i, i as u64 * 7919)?;
+        writeln!(
+            ldif,
+            "entryUUID: {:08x}-0000-4000-8000-{:012x}",
+            i,
+            i as u64 * 7919
+        )?;
         writeln!(ldif, "mail: {uid}@example.com")?;
-        writeln!(ldif, "departmentNumber: {}", DEPARTMENTS[i % DEPARTMENTS.len()])?;
+        writeln!(
+            ldif,
+            "departmentNumber: {}",
+            DEPARTMENTS[i % DEPARTMENTS.len()]
+        )?;
         writeln!(ldif, "title: Engineer {}", i % 5)?;
         writeln!(ldif, "telephoneNumber: +1 408 555 {:04}", i % 10000)?;
         writeln!(ldif, "l: {}", CITIES[i % CITIES.len()])?;
         writeln!(ldif, "msRTCSIP-PrimaryUserAddress: sip:{uid}@example.com")?;
-        writeln!(ldif, "userAccountControl: {}", if i % 50 == 0 { 514 } else { 512 })?;
-        writeln!(ldif, "description: Synthetic user {i} for the registrar benchmark\n")?;
+        writeln!(
+            ldif,
+            "userAccountControl: {}",
+            if i % 50 == 0 { 514 } else { 512 }
+        )?;
+        writeln!(
+            ldif,
+            "description: Synthetic user {i} for the registrar benchmark\n"
+        )?;
     }
     ldif.flush()?;
     eprintln!("wrote {users} users to {}", out.display());

@@ -48,7 +48,8 @@ fn main() -> ExitCode {
             account,
             source,
         }) => {
-            let source = RegistrationSource::from_name(&source).unwrap_or(RegistrationSource::Manual);
+            let source =
+                RegistrationSource::from_name(&source).unwrap_or(RegistrationSource::Manual);
             app::state_register(&context, &protocol, &im_name, &account, source)
         }
         Command::Schema => app::schema(),

@@ -60,7 +60,10 @@ fn run_case(case: &Path) -> Result<(), String> {
         .map(|entry| entry.map(|e| e.path()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     befores.retain(|path| {
-        path.is_dir() && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("before"))
+        path.is_dir()
+            && path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("before"))
     });
     befores.sort();
     for before in befores {
@@ -74,7 +77,10 @@ fn run_case(case: &Path) -> Result<(), String> {
     if registrations.is_file() {
         let mut store = Store::open(&state_path).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(&registrations).map_err(|e| e.to_string())?;
-        for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
             let mut parts = line.splitn(4, ' ');
             let (Some(source), Some(protocol), Some(name), Some(dn)) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
@@ -136,13 +142,20 @@ fn every_case_folder_matches_its_expected_plan() {
         .filter(|path| path.is_dir())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 10, "expected the case folders, found {}", cases.len());
+    assert!(
+        cases.len() >= 10,
+        "expected the case folders, found {}",
+        cases.len()
+    );
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| {
-            run_case(case)
-                .err()
-                .map(|problem| format!("case {}: {problem}", case.file_name().unwrap().to_string_lossy()))
+            run_case(case).err().map(|problem| {
+                format!(
+                    "case {}: {problem}",
+                    case.file_name().unwrap().to_string_lossy()
+                )
+            })
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

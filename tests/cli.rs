@@ -75,9 +75,19 @@ fn stderr(output: &Output) -> String {
 
 /// Asserts a failure with exactly one line on stderr containing every `needle`.
 fn assert_one_line_error(output: &Output, needles: &[&str]) {
-    assert_eq!(output.status.code(), Some(1), "stdout: {}\nstderr: {}", stdout(output), stderr(output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(output),
+        stderr(output)
+    );
     let err = stderr(output);
-    assert_eq!(err.lines().count(), 1, "expected one line on stderr, got:\n{err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "expected one line on stderr, got:\n{err}"
+    );
     for needle in needles {
         assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
     }
@@ -107,11 +117,18 @@ fn quickstart_plans_adds_and_detailed_exitcode_follows_changes() {
     assert!(add > 0, "{text}");
     assert_eq!((update, remove, deactivate), (0, 0, 0), "{text}");
     assert!(text.contains("mapping aol-from-mail (aol)"), "{text}");
-    assert!(ws.state_bytes().is_none(), "plan must not create the state file");
+    assert!(
+        ws.state_bytes().is_none(),
+        "plan must not create the state file"
+    );
 
     let applied = ws.run(&["apply"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
-    assert!(stdout(&applied).contains("Apply complete"), "{}", stdout(&applied));
+    assert!(
+        stdout(&applied).contains("Apply complete"),
+        "{}",
+        stdout(&applied)
+    );
 
     let again = ws.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
@@ -122,15 +139,38 @@ fn quickstart_plans_adds_and_detailed_exitcode_follows_changes() {
 fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     let ws = Workspace::new();
     let plan_path = ws.dir.path().join("plan.json");
-    let output = ws.run(&["plan", "--out", plan_path.to_str().unwrap(), "--format", "json"]);
+    let output = ws.run(&[
+        "plan",
+        "--out",
+        plan_path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(saved, printed);
-    for key in ["format_version", "revision", "state_serial", "summary", "changes", "warnings"] {
+    for key in [
+        "format_version",
+        "revision",
+        "state_serial",
+        "summary",
+        "changes",
+        "warnings",
+    ] {
         assert!(saved.get(key).is_some(), "plan JSON lacks {key}");
     }
-    for key in ["add", "update", "remove", "deactivate", "reactivate", "conflicts", "excluded", "blocked"] {
+    for key in [
+        "add",
+        "update",
+        "remove",
+        "deactivate",
+        "reactivate",
+        "conflicts",
+        "excluded",
+        "blocked",
+    ] {
         assert!(saved["summary"].get(key).is_some(), "summary lacks {key}");
     }
     let adds = saved["summary"]["add"].as_u64().unwrap();
@@ -141,24 +181,43 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     let accounts = state["accounts"].as_array().unwrap().len() as u64;
     let registrations = state["registrations"].as_array().unwrap();
     assert_eq!(accounts + registrations.len() as u64, adds);
-    assert!(registrations.iter().all(|r| r["source"] == "ldap" && r["owner"].is_string()));
+    assert!(registrations
+        .iter()
+        .all(|r| r["source"] == "ldap" && r["owner"].is_string()));
     assert_eq!(state["serial"], 1);
 
     // The same plan again: the serial moved on, so it is stale.
     let before = ws.state_bytes();
     let stale = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
     assert_one_line_error(&stale, &["stale", "serial 0", "serial 1"]);
-    assert_eq!(ws.state_bytes(), before, "a refused apply changed the state file");
+    assert_eq!(
+        ws.state_bytes(),
+        before,
+        "a refused apply changed the state file"
+    );
 }
 
 #[test]
 fn a_registration_made_after_planning_makes_the_saved_plan_stale() {
     let ws = Workspace::new();
     let plan_path = ws.dir.path().join("plan.json");
-    assert_eq!(ws.run(&["plan", "--out", plan_path.to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(
+        ws.run(&["plan", "--out", plan_path.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
     let registered = ws.run(&[
-        "state", "register", "--protocol", "aol", "--im-name", "bjohnson",
-        "--account", "cn=Someone Else,ou=People,dc=example,dc=com", "--source", "manual",
+        "state",
+        "register",
+        "--protocol",
+        "aol",
+        "--im-name",
+        "bjohnson",
+        "--account",
+        "cn=Someone Else,ou=People,dc=example,dc=com",
+        "--source",
+        "manual",
     ]);
     assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
     let before = ws.state_json();
@@ -170,17 +229,37 @@ fn a_registration_made_after_planning_makes_the_saved_plan_stale() {
     let output = ws.run(&["plan", "--format", "json"]);
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(plan["summary"]["conflicts"], 1, "{plan:#}");
-    let conflict = &plan["warnings"].as_array().unwrap().iter().find(|w| w["kind"] == "conflict").unwrap();
-    assert_eq!(conflict["held_by"], "cn=someone else,ou=people,dc=example,dc=com");
-    assert!(!plan["changes"].as_array().unwrap().iter().any(|c| c["im_name"] == "bjohnson"));
+    let conflict = &plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "conflict")
+        .unwrap();
+    assert_eq!(
+        conflict["held_by"],
+        "cn=someone else,ou=people,dc=example,dc=com"
+    );
+    assert!(!plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["im_name"] == "bjohnson"));
 }
 
 #[test]
 fn state_register_records_unmanaged_rows_and_refuses_a_taken_name() {
     let ws = Workspace::new();
     let args = [
-        "state", "register", "--protocol", "aol", "--im-name", "Helpdesk",
-        "--account", "cn=Help Desk,ou=People,dc=example,dc=com", "--source", "self",
+        "state",
+        "register",
+        "--protocol",
+        "aol",
+        "--im-name",
+        "Helpdesk",
+        "--account",
+        "cn=Help Desk,ou=People,dc=example,dc=com",
+        "--source",
+        "self",
     ];
     assert_eq!(ws.run(&args).status.code(), Some(0));
     let state = ws.state_json();
@@ -189,7 +268,10 @@ fn state_register_records_unmanaged_rows_and_refuses_a_taken_name() {
     assert_eq!(registration["im_name"], "Helpdesk");
     assert_eq!(registration["source"], "self");
     assert!(registration["owner"].is_null());
-    assert_eq!(registration["account"], "cn=help desk,ou=people,dc=example,dc=com");
+    assert_eq!(
+        registration["account"],
+        "cn=help desk,ou=people,dc=example,dc=com"
+    );
     assert_eq!(state["accounts"][0]["managed"], false);
 
     let before = ws.state_bytes();
@@ -203,14 +285,26 @@ fn broken_yaml_is_one_located_line_and_leaves_the_state_alone() {
     let ws = Workspace::new();
     assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
     let before = ws.state_bytes();
-    ws.write_config("broken.yaml", "mappings:\n  - name: x\n    protocol: aol\n    value: [unclosed\n");
+    ws.write_config(
+        "broken.yaml",
+        "mappings:\n  - name: x\n    protocol: aol\n    value: [unclosed\n",
+    );
     for command in [&["validate"][..], &["plan"], &["apply"]] {
         let output = ws.run(command);
         assert_one_line_error(&output, &["broken.yaml:"]);
     }
-    ws.write_config("broken.yaml", "mappings:\n  - name: x\n    protocol: aol\n    value: \"{mail}\"\n    colour: red\n");
-    assert_one_line_error(&ws.run(&["validate"]), &["broken.yaml:5:5:", "unknown field `colour`"]);
-    ws.write_config("broken.yaml", "mappings:\n  - name: x\n    protocol: aol\n    value: \"{mail}\"\n    when: \"(mail=*\"\n");
+    ws.write_config(
+        "broken.yaml",
+        "mappings:\n  - name: x\n    protocol: aol\n    value: \"{mail}\"\n    colour: red\n",
+    );
+    assert_one_line_error(
+        &ws.run(&["validate"]),
+        &["broken.yaml:5:5:", "unknown field `colour`"],
+    );
+    ws.write_config(
+        "broken.yaml",
+        "mappings:\n  - name: x\n    protocol: aol\n    value: \"{mail}\"\n    when: \"(mail=*\"\n",
+    );
     assert_one_line_error(&ws.run(&["plan"]), &["broken.yaml:5:", "invalid filter"]);
     assert_eq!(ws.state_bytes(), before);
 }
@@ -219,9 +313,22 @@ fn broken_yaml_is_one_located_line_and_leaves_the_state_alone() {
 fn unknown_source_and_duplicate_names_name_the_files() {
     let ws = Workspace::new();
     ws.write_config("extra.yaml", "mappings:\n  - name: sametime\n    protocol: st\n    value: \"{uid}\"\n    sources: [payroll]\n");
-    assert_one_line_error(&ws.run(&["validate"]), &["extra.yaml:5:", "unknown source \"payroll\"", "known: corp"]);
-    ws.write_config("extra.yaml", "mappings:\n  - name: lcs-sip\n    protocol: lcs\n    value: \"{uid}\"\n");
-    assert_one_line_error(&ws.run(&["plan"]), &["extra.yaml:2:", "duplicate mapping name \"lcs-sip\"", "mappings.yaml:"]);
+    assert_one_line_error(
+        &ws.run(&["validate"]),
+        &["extra.yaml:5:", "unknown source \"payroll\"", "known: corp"],
+    );
+    ws.write_config(
+        "extra.yaml",
+        "mappings:\n  - name: lcs-sip\n    protocol: lcs\n    value: \"{uid}\"\n",
+    );
+    assert_one_line_error(
+        &ws.run(&["plan"]),
+        &[
+            "extra.yaml:2:",
+            "duplicate mapping name \"lcs-sip\"",
+            "mappings.yaml:",
+        ],
+    );
     assert!(ws.state_bytes().is_none());
 }
 
@@ -253,13 +360,25 @@ fn a_blocked_plan_needs_allow_deletes() {
     assert!(stdout(&plan).contains("BLOCKED"), "{}", stdout(&plan));
     let refused = ws.run(&["apply"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("--allow-deletes"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--allow-deletes"),
+        "{}",
+        stderr(&refused)
+    );
     assert_eq!(ws.state_bytes(), before);
     let allowed = ws.run(&["apply", "--allow-deletes"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
     let state = ws.state_json();
-    let owners: Vec<&str> = state["registrations"].as_array().unwrap().iter().filter_map(|r| r["owner"].as_str()).collect();
-    assert!(!owners.is_empty() && owners.iter().all(|o| *o == "aol-renamed"), "{owners:?}");
+    let owners: Vec<&str> = state["registrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["owner"].as_str())
+        .collect();
+    assert!(
+        !owners.is_empty() && owners.iter().all(|o| *o == "aol-renamed"),
+        "{owners:?}"
+    );
 }
 
 #[test]
@@ -267,15 +386,33 @@ fn a_second_apply_while_one_holds_the_store_fails_clearly() {
     let ws = Workspace::new();
     // Create the store, then hold its write lock as a concurrent apply would.
     assert_eq!(
-        ws.run(&["state", "register", "--protocol", "aol", "--im-name", "x", "--account", "cn=x", "--source", "manual"]).status.code(),
+        ws.run(&[
+            "state",
+            "register",
+            "--protocol",
+            "aol",
+            "--im-name",
+            "x",
+            "--account",
+            "cn=x",
+            "--source",
+            "manual"
+        ])
+        .status
+        .code(),
         Some(0)
     );
     let holder = rusqlite::Connection::open(ws.state()).unwrap();
-    holder.execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'serial';").unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'serial';")
+        .unwrap();
     let started = std::time::Instant::now();
     let output = ws.run(&["apply"]);
     assert_one_line_error(&output, &["locked", "try again"]);
-    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "it should wait briefly first");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "it should wait briefly first"
+    );
     holder.execute_batch("ROLLBACK;").unwrap();
     assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
 }
@@ -290,7 +427,10 @@ fn markdown_has_the_summary_outside_details() {
     assert!(first.starts_with("**registrar plan**: "), "{first}");
     assert!(first.contains("to add"), "{first}");
     let details = text.find("<details>").expect("a details block");
-    assert!(text[details..].contains("Mapping `aol-from-mail` (aol)"), "{text}");
+    assert!(
+        text[details..].contains("Mapping `aol-from-mail` (aol)"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("</details>"));
 }
 
@@ -298,7 +438,10 @@ fn markdown_has_the_summary_outside_details() {
 fn schema_command_prints_the_committed_schema() {
     let output = Command::new(BIN).arg("schema").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
-    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/registrar.schema.json")).unwrap();
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/registrar.schema.json"),
+    )
+    .unwrap();
     assert_eq!(stdout(&output), committed, "schemas/registrar.schema.json is stale: run `registrar schema > schemas/registrar.schema.json`");
 }
 
@@ -312,4 +455,35 @@ fn missing_config_directory_is_a_clear_error() {
         .output()
         .unwrap();
     assert_one_line_error(&output, &["/nonexistent/registrar"]);
+}
+
+#[test]
+fn every_example_config_validates() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut validated = 0;
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let dir = entry.unwrap().path();
+        let has_yaml = dir.is_dir()
+            && std::fs::read_dir(&dir)
+                .unwrap()
+                .any(|f| f.unwrap().path().extension().is_some_and(|e| e == "yaml"));
+        if !has_yaml {
+            continue;
+        }
+        let output = Command::new(BIN)
+            .arg("--config")
+            .arg(&dir)
+            .arg("validate")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}: {}",
+            dir.display(),
+            stderr(&output)
+        );
+        validated += 1;
+    }
+    assert!(validated >= 1, "no example config found");
 }

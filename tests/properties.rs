@@ -53,10 +53,16 @@ fn directory_strategy() -> impl Strategy<Value = Vec<User>> {
 
 fn entry(user: &User) -> Entry {
     let mut entry = Entry::new(format!("uid=u{},ou=People,dc=example,dc=com", user.id))
-        .with("objectClass", &["top", "person", "organizationalPerson", "inetOrgPerson"])
+        .with(
+            "objectClass",
+            &["top", "person", "organizationalPerson", "inetOrgPerson"],
+        )
         .with("uid", &[&format!("u{}", user.id)])
         .with("entryUUID", &[&format!("uuid-{}", user.id)])
-        .with("departmentNumber", &[["Sales", "Finance", "Legal"][user.department as usize]]);
+        .with(
+            "departmentNumber",
+            &[["Sales", "Finance", "Legal"][user.department as usize]],
+        );
     if let Some((local, domain)) = user.mail {
         let mail = format!("{}@{}", LOCALS[local as usize], DOMAINS[domain as usize]);
         entry = entry.with("mail", &[&mail]);
@@ -101,7 +107,12 @@ fn rules(variant: u8) -> Rules {
         1 => {
             rules.mappings = vec![
                 mapping("aol-from-mail", "aol", "{imName}", None),
-                mapping("lcs-mail", "lcs", "{mail|lower}", Some("(departmentNumber=Sales)")),
+                mapping(
+                    "lcs-mail",
+                    "lcs",
+                    "{mail|lower}",
+                    Some("(departmentNumber=Sales)"),
+                ),
             ];
             rules.accounts.on_departure = Departure::Delete;
         }
@@ -109,7 +120,9 @@ fn rules(variant: u8) -> Rules {
             rules.mappings = vec![mapping("lcs-mail", "lcs", "{mail}", None)];
             rules.exclusions = vec![Exclusion {
                 name: "legal".to_string(),
-                selector: ExclusionSelector::Filter(Filter::parse("(departmentNumber=Legal)").unwrap()),
+                selector: ExclusionSelector::Filter(Box::new(
+                    Filter::parse("(departmentNumber=Legal)").unwrap(),
+                )),
             }];
             rules.accounts.on_departure = Departure::Keep;
         }

@@ -334,7 +334,10 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
                     a.status.name()
                 ));
             }
-            out.push_str(&format!("\nregistrations ({})\n", state.registrations.len()));
+            out.push_str(&format!(
+                "\nregistrations ({})\n",
+                state.registrations.len()
+            ));
             for r in state.registrations.values() {
                 let owner = r.owner.as_deref().unwrap_or("unmanaged");
                 out.push_str(&format!(
@@ -347,7 +350,12 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
             }
             out.push_str(&format!("\ngroups ({})\n", groups.len()));
             for g in &groups {
-                out.push_str(&format!("  {} [{}] {} members\n", g.name, g.kind, g.members.len()));
+                out.push_str(&format!(
+                    "  {} [{}] {} members\n",
+                    g.name,
+                    g.kind,
+                    g.members.len()
+                ));
             }
             print_stdout(&out);
         }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::core::dn::normalize_dn;
 use crate::core::model::{
-    AccountRules, Anchor, Exclusion, ExclusionSelector, Mapping, ObjectTypes, Policy,
-    ProfileField, Rules, SourceRule, DEFAULT_MAX_DELETES,
+    AccountRules, Anchor, Exclusion, ExclusionSelector, Mapping, ObjectTypes, Policy, ProfileField,
+    Rules, SourceRule, DEFAULT_MAX_DELETES,
 };
 use raw::{ConfigFile, LdapSpec};
 
@@ -131,7 +131,9 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
     let mut paths: Vec<PathBuf> = listing
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
-            path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml") && path.is_file()
+            path.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+                && path.is_file()
         })
         .collect();
     paths.sort();
@@ -153,7 +155,10 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and checks config texts. `exists` tells whether a referenced data file exists
 /// (the working tree, or a git revision).
-pub fn load_texts(files: Vec<ConfigText>, exists: &dyn Fn(&Path) -> bool) -> Result<Config, ConfigError> {
+pub fn load_texts(
+    files: Vec<ConfigText>,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
     let mut parsed = Vec::new();
     for file in &files {
@@ -197,6 +202,7 @@ fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
             Some(at) => message[..at].to_string(),
             None => message,
         };
+        let (line, column) = refine_value_position(&file.text, line, column, &message);
         ConfigProblem {
             location: Location {
                 file: file.path.clone(),
@@ -206,6 +212,39 @@ fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
             message,
         }
     })
+}
+
+/// serde_yaml places errors raised while converting a value (a bad filter, template or
+/// regex) at the start of the enclosing mapping. Such messages quote the offending text
+/// and often a column within it (`invalid filter "(a=*": column 4: …`); point at that
+/// character when the text appears on one line at or after the reported one.
+fn refine_value_position(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
+    let Some(quoted_start) = message
+        .find("invalid ")
+        .and_then(|at| message[at..].find('"').map(|q| at + q))
+    else {
+        return (line, column);
+    };
+    let Some(quoted_len) = message[quoted_start..].find("\": ") else {
+        return (line, column);
+    };
+    let Ok(value) =
+        serde_json::from_str::<String>(&message[quoted_start..quoted_start + quoted_len + 1])
+    else {
+        return (line, column);
+    };
+    let inner_column = message[quoted_start + quoted_len + 3..]
+        .strip_prefix("column ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1);
+    for (index, source_line) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        if let Some(byte) = source_line.find(value.as_str()) {
+            let start = source_line[..byte].chars().count() + 1;
+            return (index + 1, start + inner_column - 1);
+        }
+    }
+    (line, column)
 }
 
 /// Finds where things are in a config file, for problems found after parsing (serde_yaml
@@ -220,7 +259,11 @@ impl Locator<'_> {
     fn item(&self, key: &str, value: &str) -> Location {
         self.find(0, |line| {
             let trimmed = line.trim_start().trim_start_matches("- ");
-            let rest = trimmed.strip_prefix(key)?.trim_start().strip_prefix(':')?.trim();
+            let rest = trimmed
+                .strip_prefix(key)?
+                .trim_start()
+                .strip_prefix(':')?
+                .trim();
             let unquoted = rest.trim_matches(|c| c == '"' || c == '\'');
             (unquoted == value).then(|| line.len() - line.trim_start().len())
         })
@@ -267,24 +310,27 @@ fn check(
     let mut rules = Rules::default();
     let mut settings = Vec::new();
     let mut seen: BTreeMap<(&str, String), Location> = BTreeMap::new();
-    let mut unique = |kind: &'static str, name: &str, at: Location, problems: &mut Vec<ConfigProblem>| {
-        if let Some(first) = seen.get(&(kind, name.to_string())) {
-            problems.push(ConfigProblem {
-                location: at,
-                message: format!("duplicate {kind} name {name:?} (first defined at {first})"),
-            });
-            false
-        } else {
-            seen.insert((kind, name.to_string()), at);
-            true
-        }
-    };
+    let mut unique =
+        |kind: &'static str, name: &str, at: Location, problems: &mut Vec<ConfigProblem>| {
+            if let Some(first) = seen.get(&(kind, name.to_string())) {
+                problems.push(ConfigProblem {
+                    location: at,
+                    message: format!("duplicate {kind} name {name:?} (first defined at {first})"),
+                });
+                false
+            } else {
+                seen.insert((kind, name.to_string()), at);
+                true
+            }
+        };
     let mut singletons: BTreeMap<&str, Location> = BTreeMap::new();
     let mut single = |section: &'static str, at: Location, problems: &mut Vec<ConfigProblem>| {
         if let Some(first) = singletons.get(section) {
             problems.push(ConfigProblem {
                 location: at,
-                message: format!("section {section} is set in more than one file (also at {first})"),
+                message: format!(
+                    "section {section} is set in more than one file (also at {first})"
+                ),
             });
         } else {
             singletons.insert(section, at);
@@ -338,7 +384,10 @@ fn check(
                 _ => {
                     problems.push(problem(
                         at.clone(),
-                        format!("source {} must have exactly one of ldap or ldif", source.name),
+                        format!(
+                            "source {} must have exactly one of ldap or ldif",
+                            source.name
+                        ),
                     ));
                     None
                 }
@@ -408,10 +457,15 @@ fn check(
             let at = locate.item("name", &group.name.0);
             unique("group", &group.name.0, at.clone(), problems);
             match group.kind {
-                raw::GroupKind::DistributionList if group.filter.is_none() => problems.push(problem(
-                    at.clone(),
-                    format!("group {:?}: a distribution_list needs a filter", group.name.0),
-                )),
+                raw::GroupKind::DistributionList if group.filter.is_none() => {
+                    problems.push(problem(
+                        at.clone(),
+                        format!(
+                            "group {:?}: a distribution_list needs a filter",
+                            group.name.0
+                        ),
+                    ))
+                }
                 raw::GroupKind::OrgUnit if group.dn.is_none() => problems.push(problem(
                     at.clone(),
                     format!("group {:?}: an org_unit needs a dn", group.name.0),
@@ -430,7 +484,7 @@ fn check(
                     Some(ExclusionSelector::DnSubtree(normalize_dn(dn)))
                 }
                 (None, Some(filter), None) if exclusion.protocol.is_none() => {
-                    Some(ExclusionSelector::Filter(filter.1.clone()))
+                    Some(ExclusionSelector::Filter(Box::new(filter.1.clone())))
                 }
                 (None, None, Some(pattern)) => Some(ExclusionSelector::ImName {
                     protocol: exclusion.protocol.as_ref().map(|p| p.to_ascii_lowercase()),
@@ -462,7 +516,9 @@ fn check(
                 if !(0.0..=100.0).contains(&percent) {
                     problems.push(problem(
                         locate.token_after(&at, "max_delete_percent"),
-                        format!("policy.max_delete_percent must be between 0 and 100, not {percent}"),
+                        format!(
+                            "policy.max_delete_percent must be between 0 and 100, not {percent}"
+                        ),
                     ));
                 }
             }
@@ -557,7 +613,10 @@ fn ldap_settings(ldap: &LdapSpec, base_dir: &Path) -> Result<LdapSettings, Strin
         return Err("set only one of password_env and password_file".to_string());
     }
     if !(ldap.url.starts_with("ldap://") || ldap.url.starts_with("ldaps://")) {
-        return Err(format!("url {:?} must start with ldap:// or ldaps://", ldap.url));
+        return Err(format!(
+            "url {:?} must start with ldap:// or ldaps://",
+            ldap.url
+        ));
     }
     Ok(LdapSettings {
         url: ldap.url.clone(),

@@ -12,6 +12,7 @@ use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::model::{im_name_key, Mapping, Profile, Rules, USER_TYPE};
 use crate::core::state::RegistrationKey;
+use crate::core::template::RenderOutcome;
 
 /// The entries one source yielded.
 #[derive(Debug, Clone, Default)]
@@ -194,7 +195,11 @@ pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
                 .profile
                 .iter()
                 .filter_map(|(field, template)| {
-                    template.render(entry).into_iter().next().map(|v| (*field, v))
+                    template
+                        .render(entry)
+                        .into_iter()
+                        .next()
+                        .map(|v| (*field, v))
                 })
                 .collect();
 
@@ -204,16 +209,17 @@ pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
                     if mapping.when.as_ref().is_some_and(|f| !f.matches(entry)) {
                         continue;
                     }
-                    let values = mapping.value.render(entry);
-                    if values.is_empty() {
-                        if mapping.value.attributes().iter().any(|a| !entry.has(a)) {
+                    let values = match mapping.value.render_outcome(entry) {
+                        RenderOutcome::Values(values) => values,
+                        RenderOutcome::MissingAttribute(_) => {
                             out.skipped
                                 .entry(mapping.name.clone())
                                 .or_default()
                                 .missing_attribute += 1;
+                            continue;
                         }
-                        continue;
-                    }
+                        RenderOutcome::Empty => continue,
+                    };
                     for im_name in values {
                         if let Some(problem) = invalid_im_name(&im_name) {
                             out.skipped

@@ -158,9 +158,7 @@ impl ObjectTypes {
 }
 
 /// Account fields filled from the directory, in a fixed order.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileField {
     DisplayName,
@@ -260,7 +258,7 @@ pub enum ExclusionSelector {
     /// Entries at or below this normalised DN.
     DnSubtree(String),
     /// Entries matching this filter.
-    Filter(Filter),
+    Filter(Box<Filter>),
     /// Registrations whose IM name matches, optionally only in one protocol.
     ImName {
         protocol: Option<String>,

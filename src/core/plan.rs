@@ -98,7 +98,7 @@ pub struct Change {
     /// For updates: field → [old, new].
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fields: Option<BTreeMap<String, FieldChange>>,
-    /// For account adds: the entry's DN.
+    /// The account's DN (for account adds, the DN to record).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dn: Option<String>,
     /// For account adds: the config source that manages the account.
@@ -282,7 +282,14 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
                     }),
                     (false, _) => {
                         departing.insert(anchor, departure_reason(true, true));
-                        push_departure(&mut changes, rules.accounts.on_departure, anchor, actual.status, "disabled", holds_unmanaged(anchor));
+                        push_departure(
+                            &mut changes,
+                            rules.accounts.on_departure,
+                            anchor,
+                            actual.status,
+                            "disabled",
+                            holds_unmanaged(anchor),
+                        );
                     }
                     (true, AccountStatus::Active) => {}
                 }
@@ -303,15 +310,29 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         let in_config = source_names.contains(source.as_str());
         let reason = departure_reason(in_config, false);
         departing.insert(anchor, reason);
-        let short = if in_config { "left scope" } else { "source removed" };
-        push_departure(&mut changes, rules.accounts.on_departure, anchor, actual.status, short, holds_unmanaged(anchor));
+        let short = if in_config {
+            "left scope"
+        } else {
+            "source removed"
+        };
+        push_departure(
+            &mut changes,
+            rules.accounts.on_departure,
+            anchor,
+            actual.status,
+            short,
+            holds_unmanaged(anchor),
+        );
     }
     let keeps_registrations = rules.accounts.on_departure == Departure::Keep;
 
     // Registrations the directory calls for.
     let same_person = |row_account: &str, desired_anchor: &str| -> bool {
         row_account == desired_anchor
-            || match (state.accounts.get(row_account), desired.accounts.get(desired_anchor)) {
+            || match (
+                state.accounts.get(row_account),
+                desired.accounts.get(desired_anchor),
+            ) {
                 (Some(row), Some(wanted)) => normalize_dn(&row.dn) == normalize_dn(&wanted.dn),
                 _ => false,
             }
@@ -324,15 +345,16 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
             .find(|m| m.renamed_from.iter().any(|o| o == old))
             .map(|m| m.name.as_str())
     };
-    let conflict = |key: &RegistrationKey, claimant: &str, held_by: Option<&str>, message: String| Warning {
-        kind: WarningKind::Conflict,
-        protocol: Some(key.protocol.clone()),
-        im_name: Some(key.name_key.clone()),
-        account: Some(claimant.to_string()),
-        held_by: held_by.map(str::to_string),
-        mapping: None,
-        message,
-    };
+    let conflict =
+        |key: &RegistrationKey, claimant: &str, held_by: Option<&str>, message: String| Warning {
+            kind: WarningKind::Conflict,
+            protocol: Some(key.protocol.clone()),
+            im_name: Some(key.name_key.clone()),
+            account: Some(claimant.to_string()),
+            held_by: held_by.map(str::to_string),
+            mapping: None,
+            message,
+        };
 
     for (key, claims) in &desired.claims {
         let row = state.registrations.get(key);
@@ -352,20 +374,31 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         let add_for = |changes: &mut Vec<Change>, warnings: &mut Vec<Warning>| {
             if claimants.len() > 1 {
                 let list: Vec<&str> = claimants.iter().copied().collect();
-                for claimant in &claimants {
-                    warnings.push(conflict(key, claimant, None, format!(
-                        "{} name {:?} is wanted by {} accounts ({}); none gets it",
-                        key.protocol,
-                        claims[0].im_name,
-                        list.len(),
-                        list.join(", ")
-                    )));
-                }
+                warnings.push(Warning {
+                    account: None,
+                    ..conflict(
+                        key,
+                        "",
+                        None,
+                        format!(
+                            "{} name {:?} is wanted by {} accounts ({}); none gets it",
+                            key.protocol,
+                            claims[0].im_name,
+                            list.len(),
+                            list.join(", ")
+                        ),
+                    )
+                });
             } else {
                 let claim = &claims[0];
                 changes.push(Change {
                     mapping: Some(claim.mapping.clone()),
-                    ..Change::registration(Action::Add, &key.protocol, &claim.im_name, &claim.account)
+                    ..Change::registration(
+                        Action::Add,
+                        &key.protocol,
+                        &claim.im_name,
+                        &claim.account,
+                    )
                 });
             }
         };
@@ -397,26 +430,42 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
             Some(row) if claimants.contains(row.account.as_str()) => {
                 let owner = row.owner.as_deref().unwrap_or_default();
                 for claimant in claimants.iter().filter(|c| **c != row.account) {
-                    warnings.push(conflict(key, claimant, Some(&row.account), format!(
-                        "{} name {:?} wanted for {claimant} is already held by {}; skipped",
-                        key.protocol, row.im_name, row.account
-                    )));
+                    warnings.push(conflict(
+                        key,
+                        claimant,
+                        Some(&row.account),
+                        format!(
+                            "{} name {:?} wanted for {claimant} is already held by {}; skipped",
+                            key.protocol, row.im_name, row.account
+                        ),
+                    ));
                 }
                 let own: Vec<_> = claims.iter().filter(|c| c.account == row.account).collect();
                 let keeper = own
                     .iter()
                     .find(|c| c.mapping == owner)
-                    .or_else(|| own.iter().find(|c| renamed_to(owner) == Some(c.mapping.as_str())))
+                    .or_else(|| {
+                        own.iter()
+                            .find(|c| renamed_to(owner) == Some(c.mapping.as_str()))
+                    })
                     .unwrap_or(&own[0]);
                 let mut fields = BTreeMap::new();
                 if keeper.im_name != row.im_name {
-                    fields.insert("im_name".to_string(), (Some(row.im_name.clone()), Some(keeper.im_name.clone())));
+                    fields.insert(
+                        "im_name".to_string(),
+                        (Some(row.im_name.clone()), Some(keeper.im_name.clone())),
+                    );
                 }
                 if keeper.mapping != owner {
-                    fields.insert("mapping".to_string(), (Some(owner.to_string()), Some(keeper.mapping.clone())));
+                    fields.insert(
+                        "mapping".to_string(),
+                        (Some(owner.to_string()), Some(keeper.mapping.clone())),
+                    );
                 }
                 if !fields.is_empty() {
-                    let reason = if keeper.mapping != owner && renamed_to(owner) == Some(keeper.mapping.as_str()) {
+                    let reason = if keeper.mapping != owner
+                        && renamed_to(owner) == Some(keeper.mapping.as_str())
+                    {
                         "mapping renamed"
                     } else if keeper.mapping != owner {
                         "now produced by another mapping"
@@ -427,7 +476,12 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
                         mapping: Some(keeper.mapping.clone()),
                         reason: Some(reason.to_string()),
                         fields: Some(fields),
-                        ..Change::registration(Action::Update, &key.protocol, &row.im_name, &row.account)
+                        ..Change::registration(
+                            Action::Update,
+                            &key.protocol,
+                            &row.im_name,
+                            &row.account,
+                        )
                     });
                 }
             }
@@ -454,9 +508,10 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         let Some(owner) = row.owner.as_deref() else {
             continue;
         };
-        let still_wanted = desired.claims.get(key).is_some_and(|claims| {
-            claims.iter().any(|c| c.account == row.account)
-        });
+        let still_wanted = desired
+            .claims
+            .get(key)
+            .is_some_and(|claims| claims.iter().any(|c| c.account == row.account));
         if still_wanted {
             continue;
         }
@@ -472,7 +527,11 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         let reason = match departure {
             Some(reason) => reason.to_string(),
             None if !owner_known => "mapping removed".to_string(),
-            None if desired.accounts.get(&row.account).is_some_and(|a| a.protected) => {
+            None if desired
+                .accounts
+                .get(&row.account)
+                .is_some_and(|a| a.protected) =>
+            {
                 "protected principal".to_string()
             }
             None => format!("no longer produced by mapping {owner}"),
@@ -484,6 +543,19 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         });
     }
 
+    // Every change names the account's DN too, so that people can read plans made with
+    // opaque anchors such as entryUUID.
+    for change in &mut changes {
+        if change.dn.is_none() {
+            if let Some(anchor) = change.account.as_deref() {
+                change.dn = desired
+                    .accounts
+                    .get(anchor)
+                    .map(|a| a.dn.clone())
+                    .or_else(|| state.accounts.get(anchor).map(|a| a.dn.clone()));
+            }
+        }
+    }
     changes.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     warnings.sort();
     warnings.dedup();
@@ -503,9 +575,21 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         .filter(|w| w.kind == WarningKind::Conflict)
         .count() as u64;
     summary.excluded = (excluded_accounts.len() + excluded_registrations.len()) as u64;
-    let managed = state.registrations.values().filter(|r| r.is_managed()).count()
-        + state.accounts.values().filter(|a| a.source.is_some()).count();
-    summary.blocked_reason = deletion_threshold(&rules.policy, summary.remove + summary.deactivate, managed as u64);
+    let managed = state
+        .registrations
+        .values()
+        .filter(|r| r.is_managed())
+        .count()
+        + state
+            .accounts
+            .values()
+            .filter(|a| a.source.is_some())
+            .count();
+    summary.blocked_reason = deletion_threshold(
+        &rules.policy,
+        summary.remove + summary.deactivate,
+        managed as u64,
+    );
     summary.blocked = summary.blocked_reason.is_some();
 
     Ok(Plan {
@@ -576,7 +660,11 @@ fn check_empty_sources(rules: &Rules, desired: &Desired, state: &State) -> Resul
 
 /// Rule 8: the reason the plan is blocked, if removals plus deactivations exceed the
 /// policy's limits. `managed` counts the managed rows the store holds.
-fn deletion_threshold(policy: &crate::core::model::Policy, deletions: u64, managed: u64) -> Option<String> {
+fn deletion_threshold(
+    policy: &crate::core::model::Policy,
+    deletions: u64,
+    managed: u64,
+) -> Option<String> {
     if deletions > policy.max_deletes {
         return Some(format!(
             "{deletions} removals and deactivations exceed policy.max_deletes ({})",

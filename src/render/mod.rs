@@ -91,7 +91,11 @@ fn show(value: &Option<String>) -> String {
 
 /// One line (plus detail lines) describing a change, without its symbol.
 fn describe(change: &Change) -> (String, Vec<String>) {
-    let account = change.account.as_deref().unwrap_or("?");
+    let account = change
+        .dn
+        .as_deref()
+        .or(change.account.as_deref())
+        .unwrap_or("?");
     let mut details = Vec::new();
     for (field, (old, new)) in change.fields.iter().flatten() {
         details.push(format!("{field}: {} → {}", show(old), show(new)));
@@ -138,9 +142,16 @@ pub fn text(plan: &Plan, color: Color) -> String {
         .as_deref()
         .map(|r| format!("revision {}, ", &r[..r.len().min(12)]))
         .unwrap_or_default();
-    let _ = writeln!(out, "registrar plan ({revision}state serial {})", plan.state_serial);
+    let _ = writeln!(
+        out,
+        "registrar plan ({revision}state serial {})",
+        plan.state_serial
+    );
     if plan.changes.is_empty() {
-        let _ = writeln!(out, "\nNo changes. The registration store matches the configuration.");
+        let _ = writeln!(
+            out,
+            "\nNo changes. The registration store matches the configuration."
+        );
     }
     let block = |out: &mut String, title: String, changes: &[&Change]| {
         let _ = writeln!(out, "\n{title}");
@@ -200,12 +211,21 @@ pub fn text(plan: &Plan, color: Color) -> String {
     }
     let s = &plan.summary;
     let _ = writeln!(out);
-    if s.reactivate > 0 || s.conflicts > 0 || s.excluded > 0 {
-        let _ = writeln!(
-            out,
-            "{} to reactivate (counted as updates), {} conflicts, {} excluded objects untouched.",
-            s.reactivate, s.conflicts, s.excluded
-        );
+    let mut notes = Vec::new();
+    if s.reactivate > 0 {
+        notes.push(format!(
+            "{} to reactivate (counted as updates)",
+            s.reactivate
+        ));
+    }
+    if s.conflicts > 0 {
+        notes.push(format!("{} conflicts", s.conflicts));
+    }
+    if s.excluded > 0 {
+        notes.push(format!("{} excluded objects untouched", s.excluded));
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out, "{}.", notes.join(", "));
     }
     if let Some(reason) = &s.blocked_reason {
         let _ = writeln!(
@@ -218,7 +238,9 @@ pub fn text(plan: &Plan, color: Color) -> String {
 }
 
 fn escape_markdown(text: &str) -> String {
-    text.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Markdown for a pull-request comment: a one-line summary outside a `<details>` block,
@@ -241,7 +263,11 @@ pub fn markdown(plan: &Plan) -> String {
     } else {
         format!(" ({})", extras.join(", "))
     };
-    let blocked = if s.blocked { "⛔ **blocked** — " } else { "" };
+    let blocked = if s.blocked {
+        "⛔ **blocked** — "
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "{blocked}**registrar plan**: {} to add, {} to update, {} to remove, {} to deactivate{extras}",
@@ -251,10 +277,17 @@ pub fn markdown(plan: &Plan) -> String {
         s.deactivate
     );
     if let Some(reason) = &s.blocked_reason {
-        let _ = writeln!(out, "\n> {}; `apply` refuses it without `--allow-deletes`.", escape_markdown(reason));
+        let _ = writeln!(
+            out,
+            "\n> {}; `apply` refuses it without `--allow-deletes`.",
+            escape_markdown(reason)
+        );
     }
     if plan.changes.is_empty() && plan.warnings.is_empty() {
-        let _ = writeln!(out, "\nNo changes. The registration store matches the configuration.");
+        let _ = writeln!(
+            out,
+            "\nNo changes. The registration store matches the configuration."
+        );
         return out;
     }
     let _ = writeln!(out, "\n<details><summary>Changes by mapping</summary>\n");
@@ -279,7 +312,11 @@ pub fn markdown(plan: &Plan) -> String {
     }
     for (mapping, changes) in &sections.mappings {
         let protocol = changes[0].protocol.as_deref().unwrap_or("?");
-        table(&mut out, format!("Mapping `{mapping}` ({protocol})"), changes);
+        table(
+            &mut out,
+            format!("Mapping `{mapping}` ({protocol})"),
+            changes,
+        );
     }
     if !sections.other.is_empty() {
         table(&mut out, "Groups".to_string(), &sections.other);

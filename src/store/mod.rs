@@ -149,7 +149,9 @@ impl Store {
             .map_err(fail)?;
         let applied: usize = self
             .connection
-            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| row.get(0))
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
+                row.get(0)
+            })
             .map_err(fail)?;
         if applied > migrations::MIGRATIONS.len() {
             return Err(StoreError::TooNew {
@@ -213,7 +215,9 @@ impl Store {
         }
         let mut statement = self
             .connection
-            .prepare("SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations")
+            .prepare(
+                "SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations",
+            )
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map([], |row| {
@@ -452,7 +456,9 @@ fn is_busy(error: &rusqlite::Error) -> bool {
 
 fn read_serial(connection: &Connection) -> rusqlite::Result<i64> {
     let text: String =
-        connection.query_row("SELECT value FROM meta WHERE key = 'serial'", [], |row| row.get(0))?;
+        connection.query_row("SELECT value FROM meta WHERE key = 'serial'", [], |row| {
+            row.get(0)
+        })?;
     Ok(text.parse().unwrap_or(0))
 }
 
@@ -564,10 +570,15 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                     "source" => "source",
                     other => ProfileField::from_name(other)
                         .map(ProfileField::name)
-                        .ok_or_else(|| ChangeFailure::Refused(format!("unknown account field {other:?}")))?,
+                        .ok_or_else(|| {
+                            ChangeFailure::Refused(format!("unknown account field {other:?}"))
+                        })?,
                 };
                 let sql = format!("UPDATE accounts SET {column} = ?1 WHERE anchor = ?2");
-                expect_one(connection.execute(&sql, params![new, account])?, "the account does not exist")?;
+                expect_one(
+                    connection.execute(&sql, params![new, account])?,
+                    "the account does not exist",
+                )?;
                 if column == "dn" {
                     connection.execute(
                         "UPDATE accounts SET dn_key = ?1 WHERE anchor = ?2",
@@ -615,7 +626,10 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                         "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
                         params![protocol, key, account],
                     )?;
-                    expect_one(rows, "no managed registration of that name for that account")
+                    expect_one(
+                        rows,
+                        "no managed registration of that name for that account",
+                    )
                 }
                 Action::Update => {
                     for (field, (_, new)) in change.fields.iter().flatten() {
