@@ -176,7 +176,7 @@ proptest! {
         for (users, variant) in steps {
             let rules = rules(variant);
             let state = store.load().unwrap();
-            let first = plan(&rules, &desired(&rules, &sources(&users)), &state).unwrap();
+            let first = plan(&rules, desired(&rules, &sources(&users)), &state).unwrap();
             for change in &first.changes {
                 if change.kind == Kind::Registration {
                     prop_assert!(change.mapping.is_some(), "registration change without owner: {change:?}");
@@ -184,7 +184,7 @@ proptest! {
             }
             store.apply(&first, run()).unwrap();
             let state = store.load().unwrap();
-            let second = plan(&rules, &desired(&rules, &sources(&users)), &state).unwrap();
+            let second = plan(&rules, desired(&rules, &sources(&users)), &state).unwrap();
             prop_assert!(second.changes.is_empty(), "not converged after one apply: {:#?}", second.changes);
             let unmanaged_now: Vec<_> = state.registrations.into_iter().filter(|(_, r)| r.owner.is_none()).collect();
             prop_assert_eq!(&unmanaged_now, &unmanaged_before);
@@ -212,8 +212,8 @@ proptest! {
         for entry in entries.iter_mut() {
             entry.attributes.reverse();
         }
-        let a = plan(&rules, &desired(&rules, &ordered), &state).unwrap();
-        let b = plan(&rules, &desired(&rules, &shuffled), &state).unwrap();
+        let a = plan(&rules, desired(&rules, &ordered), &state).unwrap();
+        let b = plan(&rules, desired(&rules, &shuffled), &state).unwrap();
         prop_assert_eq!(
             serde_json::to_string(&a).unwrap(),
             serde_json::to_string(&b).unwrap()

@@ -4,16 +4,18 @@
 //! This is the only layer that reads the clock or the environment. It returns errors to
 //! `main`, which prints them as one line each and exits 1.
 
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config, ConfigError, SourceLocation};
-use crate::core::desired::{desired, SourceEntries};
+use crate::core::desired::{Desired, DesiredBuilder};
 use crate::core::plan::{plan, Plan, PlanError, PLAN_FORMAT_VERSION};
 use crate::core::state::{RegistrationSource, State};
+use crate::ldif::{self, FileUrls, LdifReader};
 use crate::render::{self, Color};
 use crate::store::{RunRecord, Store, StoreError};
 
@@ -62,8 +64,23 @@ pub struct Context {
     pub color: Color,
 }
 
-/// Reads every source's entries and digests the inputs (config files and source data).
-fn read_sources(config: &Config) -> Result<(Vec<SourceEntries>, String), AppError> {
+/// A reader that feeds every byte it passes on into a digest.
+struct DigestingReader<'d, R> {
+    inner: R,
+    digest: &'d mut Sha256,
+}
+
+impl<R: Read> Read for DigestingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.digest.update(&buf[..read]);
+        Ok(read)
+    }
+}
+
+/// Streams every source's entries through the desired-state builder, digesting the
+/// inputs (config files and source data) on the way. No directory is held in memory.
+fn read_desired(config: &Config) -> Result<(Desired, String), AppError> {
     let mut digest = Sha256::new();
     for file in &config.files {
         digest.update(file.path.to_string_lossy().as_bytes());
@@ -71,50 +88,50 @@ fn read_sources(config: &Config) -> Result<(Vec<SourceEntries>, String), AppErro
         digest.update(file.text.as_bytes());
         digest.update([0]);
     }
-    let mut all = Vec::new();
+    let mut builder = DesiredBuilder::new(&config.rules);
     for source in &config.sources {
-        let entries = match &source.location {
+        builder.begin_source(&source.name);
+        let source_error = |message: String| AppError::Source {
+            source_name: source.name.clone(),
+            message,
+        };
+        match &source.location {
             SourceLocation::Ldif { path, changes } => {
                 if changes.is_some() {
-                    return Err(AppError::Source {
-                        source_name: source.name.clone(),
-                        message: "ldif change files (changes:) are not supported by this version; remove the key".to_string(),
-                    });
+                    return Err(source_error(
+                        "ldif change files (changes:) are not supported by this version; remove the key".to_string(),
+                    ));
                 }
-                let bytes = std::fs::read(path).map_err(|e| AppError::Source {
-                    source_name: source.name.clone(),
-                    message: format!("cannot read {}: {e}", path.display()),
-                })?;
+                let file = File::open(path)
+                    .map_err(|e| source_error(format!("cannot read {}: {e}", path.display())))?;
                 digest.update(path.to_string_lossy().as_bytes());
                 digest.update([0]);
-                digest.update(&bytes);
-                let base_dir = path.parent().unwrap_or(Path::new("."));
-                crate::ldif::parse_content(&bytes, base_dir).map_err(|e| AppError::Source {
-                    source_name: source.name.clone(),
-                    message: format!("{}:{e}", path.display()),
-                })?
+                let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                let input = BufReader::with_capacity(
+                    1 << 16,
+                    DigestingReader {
+                        inner: file,
+                        digest: &mut digest,
+                    },
+                );
+                let reader = LdifReader::new(input).with_resolver(FileUrls::relative_to(base_dir));
+                ldif::for_each_entry(reader, |entry| builder.add_entry(&source.name, &entry))
+                    .map_err(|e| source_error(format!("{}:{e}", path.display())))?;
             }
             SourceLocation::Ldap(ldap) => {
-                return Err(AppError::Source {
-                    source_name: source.name.clone(),
-                    message: format!(
-                        "ldap sources ({}) are not supported by this version; export the directory to LDIF and use an ldif source",
-                        ldap.url
-                    ),
-                })
+                return Err(source_error(format!(
+                    "ldap sources ({}) are not supported by this version; export the directory to LDIF and use an ldif source",
+                    ldap.url
+                )))
             }
-        };
-        all.push(SourceEntries {
-            source: source.name.clone(),
-            entries,
-        });
+        }
     }
     let digest = digest
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
-    Ok((all, format!("sha256:{digest}")))
+    Ok((builder.finish(), format!("sha256:{digest}")))
 }
 
 /// Loads the state, or an empty one at serial 0 when the file does not exist yet.
@@ -128,11 +145,22 @@ fn load_state(path: &Path) -> Result<State, AppError> {
 /// One reconcile pass: config + sources + state → plan. Shared by `plan` and `apply`.
 pub fn reconcile(context: &Context) -> Result<Plan, AppError> {
     let config = config::load_dir(&context.config_dir)?;
-    let (sources, inputs_digest) = read_sources(&config)?;
-    let state = load_state(&context.state_path)?;
-    let wanted = desired(&config.rules, &sources);
-    let mut computed = plan(&config.rules, &wanted, &state)?;
+    // The store loads on a second core while the sources stream through the builder.
+    let (read, state) = std::thread::scope(|scope| {
+        let loader = scope.spawn(|| load_state(&context.state_path));
+        let read = read_desired(&config);
+        let state = loader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, state)
+    });
+    let (wanted, inputs_digest) = read?;
+    let state = state?;
+    let mut computed = plan(&config.rules, wanted, &state)?;
     computed.inputs_digest = inputs_digest;
+    // Freeing a large directory's worth of values takes as long as building them; let
+    // another thread do it while the caller renders the plan.
+    std::thread::spawn(move || drop((state, config)));
     Ok(computed)
 }
 
@@ -159,17 +187,36 @@ pub fn plan_command(
 ) -> Result<Outcome, AppError> {
     let computed = reconcile(context)?;
     if let Some(out) = out {
-        std::fs::write(out, render::json(&computed)).map_err(|e| AppError::File {
+        let written = File::create(out).and_then(|file| {
+            let mut writer = BufWriter::new(file);
+            render::write_json(&computed, &mut writer)?;
+            writer.flush()
+        });
+        written.map_err(|e| AppError::File {
             path: out.to_path_buf(),
             message: format!("cannot write plan: {e}"),
         })?;
     }
-    let text = match format {
-        PlanFormat::Text => render::text(&computed, context.color),
-        PlanFormat::Json => render::json(&computed),
-        PlanFormat::Markdown => render::markdown(&computed),
-    };
-    print_stdout(&text);
+    match format {
+        PlanFormat::Text => {
+            let mut stdout = BufWriter::new(std::io::stdout().lock());
+            let _ = render::write_text(&computed, context.color, &mut stdout)
+                .and_then(|_| stdout.flush());
+        }
+        PlanFormat::Json => {
+            let mut stdout = BufWriter::new(std::io::stdout().lock());
+            // A closed pipe (`registrar plan | head`) is not an error.
+            let _ = match out {
+                // Already serialised once: copy the file rather than serialise again.
+                Some(out) => File::open(out)
+                    .and_then(|mut saved| std::io::copy(&mut saved, &mut stdout))
+                    .map(drop),
+                None => render::write_json(&computed, &mut stdout),
+            }
+            .and_then(|_| stdout.flush());
+        }
+        PlanFormat::Markdown => print_stdout(&render::markdown(&computed)),
+    }
     Ok(if detailed_exitcode && !computed.changes.is_empty() {
         Outcome::Changes
     } else {
@@ -324,7 +371,7 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
                 let source = a.source.as_deref().unwrap_or("unmanaged");
                 let name = a
                     .profile
-                    .get(&crate::core::model::ProfileField::DisplayName)
+                    .get(crate::core::model::ProfileField::DisplayName)
                     .map(|n| format!(" {n:?}"))
                     .unwrap_or_default();
                 out.push_str(&format!(

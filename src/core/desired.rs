@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
-use crate::core::model::{im_name_key, Mapping, Profile, Rules, USER_TYPE};
+use crate::core::model::{im_name_key, Anchor, Mapping, Profile, Rules, USER_TYPE};
 use crate::core::state::RegistrationKey;
 use crate::core::template::RenderOutcome;
 
@@ -110,177 +110,208 @@ pub struct Desired {
 /// The longest IM name accepted; longer values are skipped with a warning.
 pub const MAX_IM_NAME_LENGTH: usize = 256;
 
-/// Computes the desired state. `sources` may come in any order.
+/// Computes the desired state from whole sources. `sources` may come in any order.
 pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
-    let mut out = Desired::default();
-    let mut by_source: Vec<&SourceEntries> = sources.iter().collect();
-    by_source.sort_by(|a, b| a.source.cmp(&b.source));
+    let mut builder = DesiredBuilder::new(rules);
+    for source in sources {
+        builder.begin_source(&source.source);
+        for entry in &source.entries {
+            builder.add_entry(&source.source, entry);
+        }
+    }
+    builder.finish()
+}
 
-    for source_entries in by_source {
-        let Some(source) = rules
-            .sources
-            .iter()
-            .find(|s| s.name == source_entries.source)
-        else {
-            continue;
+/// An account under construction, with the claims its entry makes.
+struct Candidate {
+    account: DesiredAccount,
+    /// (protocol, mapping, im_name) for each value the mappings produced.
+    claims: Vec<(RegistrationKey, String, String)>,
+}
+
+/// Builds [`Desired`] one entry at a time, so that readers can stream entries through it
+/// without holding a whole directory in memory. The result does not depend on the order
+/// in which entries or sources arrive.
+pub struct DesiredBuilder<'r> {
+    rules: &'r Rules,
+    /// Whether any rule needs entries' normalised DNs (parsing a DN costs).
+    needs_normalized_dn: bool,
+    candidates: BTreeMap<String, Candidate>,
+    out: Desired,
+}
+
+impl<'r> DesiredBuilder<'r> {
+    /// Starts an empty desired state for `rules`.
+    pub fn new(rules: &'r Rules) -> Self {
+        let needs_normalized_dn = rules.sources.iter().any(|s| s.anchor == Anchor::Dn)
+            || !rules.policy.protected_principals.is_empty()
+            || rules.exclusions.iter().any(|e| e.freezes_by_dn());
+        DesiredBuilder {
+            rules,
+            needs_normalized_dn,
+            candidates: BTreeMap::new(),
+            out: Desired::default(),
+        }
+    }
+
+    /// Records that `source` was read, even if it yields no entry (rule 7 needs to know).
+    pub fn begin_source(&mut self, source: &str) {
+        self.out
+            .accounts_per_source
+            .entry(source.to_string())
+            .or_insert(0);
+    }
+
+    /// Adds one entry of `source`. Entries that are not users are ignored.
+    pub fn add_entry(&mut self, source_name: &str, entry: &Entry) {
+        let rules = self.rules;
+        let Some(source) = rules.sources.iter().find(|s| s.name == source_name) else {
+            return;
         };
-        out.accounts_per_source.insert(source.name.clone(), 0);
-        let mappings: Vec<&Mapping> = rules
-            .mappings
+        if rules.object_types.classify(entry) != Some(USER_TYPE) {
+            return;
+        }
+        let Some(anchor) = source.anchor.value_of(entry) else {
+            self.out.warnings.push(Warning {
+                kind: WarningKind::MissingAnchor,
+                protocol: None,
+                im_name: None,
+                account: Some(entry.dn.clone()),
+                held_by: None,
+                mapping: None,
+                message: format!(
+                    "entry \"{}\" of source {} has no anchor attribute; skipped",
+                    entry.dn, source.name
+                ),
+            });
+            return;
+        };
+        let normalized_dn = if self.needs_normalized_dn {
+            normalize_dn(&entry.dn)
+        } else {
+            String::new()
+        };
+        if rules
+            .exclusions
             .iter()
-            .filter(|m| m.reads(&source.name))
-            .collect();
-
-        // Visit users in anchor order so duplicate anchors resolve the same way always.
-        let mut users: Vec<(String, String, &Entry)> = Vec::new();
-        for entry in &source_entries.entries {
-            if rules.object_types.classify(&entry.object_classes()) != Some(USER_TYPE) {
-                continue;
-            }
-            let normalized_dn = normalize_dn(&entry.dn);
-            match source.anchor.value_of(entry) {
-                Some(anchor) => users.push((anchor, normalized_dn, entry)),
-                None => out.warnings.push(Warning {
-                    kind: WarningKind::MissingAnchor,
-                    protocol: None,
-                    im_name: None,
-                    account: Some(entry.dn.clone()),
-                    held_by: None,
-                    mapping: None,
-                    message: format!(
-                        "entry \"{}\" of source {} has no anchor attribute; skipped",
-                        entry.dn, source.name
-                    ),
-                }),
+            .any(|exclusion| exclusion.freezes_entry(entry, &normalized_dn))
+        {
+            self.candidates.remove(&anchor);
+            self.out.frozen_accounts.insert(anchor);
+            return;
+        }
+        if self.out.frozen_accounts.contains(&anchor) {
+            return;
+        }
+        if let Some(existing) = self.candidates.get(&anchor) {
+            // Two entries share an anchor: the one first in (source, DN) order wins, so
+            // the outcome does not depend on the order entries arrive in.
+            let keep_existing = (
+                existing.account.source.as_str(),
+                existing.account.dn.as_str(),
+            ) <= (source.name.as_str(), entry.dn.as_str());
+            let (kept, dropped) = if keep_existing {
+                (existing.account.dn.clone(), entry.dn.clone())
+            } else {
+                (entry.dn.clone(), existing.account.dn.clone())
+            };
+            self.out.warnings.push(Warning {
+                kind: WarningKind::DuplicateAnchor,
+                protocol: None,
+                im_name: None,
+                account: Some(anchor.clone()),
+                held_by: None,
+                mapping: None,
+                message: format!(
+                    "entries \"{kept}\" and \"{dropped}\" share anchor {anchor}; only \"{kept}\" is used"
+                ),
+            });
+            if keep_existing {
+                return;
             }
         }
-        users.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
 
-        for (anchor, normalized_dn, entry) in users {
-            if out.accounts.contains_key(&anchor) || out.frozen_accounts.contains(&anchor) {
-                out.warnings.push(Warning {
-                    kind: WarningKind::DuplicateAnchor,
+        let enabled = rules
+            .accounts
+            .disabled_when
+            .as_ref()
+            .is_none_or(|filter| !filter.matches(entry));
+        let protected = !rules.policy.protected_principals.is_empty()
+            && rules.policy.protected_principals.contains(&normalized_dn);
+        let mut profile = Profile::default();
+        for (field, template) in &rules.accounts.profile {
+            profile.set(*field, template.render(entry).into_iter().next());
+        }
+
+        let mut claims = Vec::new();
+        if enabled {
+            let mut withheld = 0usize;
+            for mapping in rules.mappings.iter().filter(|m| m.reads(&source.name)) {
+                if mapping.when.as_ref().is_some_and(|f| !f.matches(entry)) {
+                    continue;
+                }
+                let values = match mapping.value.render_outcome(entry) {
+                    RenderOutcome::Values(values) => values,
+                    RenderOutcome::MissingAttribute(_) => {
+                        self.skip(mapping).missing_attribute += 1;
+                        continue;
+                    }
+                    RenderOutcome::Empty => continue,
+                };
+                for im_name in values {
+                    if let Some(problem) = invalid_im_name(&im_name) {
+                        self.skip(mapping).invalid_name += 1;
+                        self.out.warnings.push(Warning {
+                            kind: WarningKind::InvalidName,
+                            protocol: Some(mapping.protocol.clone()),
+                            im_name: Some(im_name.clone()),
+                            account: Some(anchor.clone()),
+                            held_by: None,
+                            mapping: Some(mapping.name.clone()),
+                            message: format!(
+                                "mapping {} produced {} name {:?} for {anchor}, which {problem}; skipped",
+                                mapping.name, mapping.protocol, im_name
+                            ),
+                        });
+                        continue;
+                    }
+                    let key = RegistrationKey {
+                        protocol: mapping.protocol.clone(),
+                        name_key: im_name_key(&mapping.protocol, &im_name),
+                    };
+                    if rules
+                        .exclusions
+                        .iter()
+                        .any(|e| e.freezes_registration(&key.protocol, &key.name_key))
+                    {
+                        self.out.frozen_registrations.insert(key);
+                        continue;
+                    }
+                    if protected {
+                        withheld += 1;
+                        continue;
+                    }
+                    claims.push((key, mapping.name.clone(), im_name));
+                }
+            }
+            if withheld > 0 {
+                self.out.warnings.push(Warning {
+                    kind: WarningKind::ProtectedPrincipal,
                     protocol: None,
                     im_name: None,
                     account: Some(anchor.clone()),
                     held_by: None,
                     mapping: None,
                     message: format!(
-                        "entry \"{}\" of source {} repeats anchor {anchor}; only the first is used",
-                        entry.dn, source.name
+                        "{anchor} is a protected principal: {withheld} registration(s) withheld"
                     ),
                 });
-                continue;
             }
-            if rules
-                .exclusions
-                .iter()
-                .any(|exclusion| exclusion.freezes_entry(entry, &normalized_dn))
-            {
-                out.frozen_accounts.insert(anchor);
-                continue;
-            }
-            *out.accounts_per_source
-                .entry(source.name.clone())
-                .or_default() += 1;
-
-            let enabled = rules
-                .accounts
-                .disabled_when
-                .as_ref()
-                .is_none_or(|filter| !filter.matches(entry));
-            let protected = rules.policy.protected_principals.contains(&normalized_dn);
-            let profile: Profile = rules
-                .accounts
-                .profile
-                .iter()
-                .filter_map(|(field, template)| {
-                    template
-                        .render(entry)
-                        .into_iter()
-                        .next()
-                        .map(|v| (*field, v))
-                })
-                .collect();
-
-            if enabled {
-                let mut protected_names = 0usize;
-                for mapping in &mappings {
-                    if mapping.when.as_ref().is_some_and(|f| !f.matches(entry)) {
-                        continue;
-                    }
-                    let values = match mapping.value.render_outcome(entry) {
-                        RenderOutcome::Values(values) => values,
-                        RenderOutcome::MissingAttribute(_) => {
-                            out.skipped
-                                .entry(mapping.name.clone())
-                                .or_default()
-                                .missing_attribute += 1;
-                            continue;
-                        }
-                        RenderOutcome::Empty => continue,
-                    };
-                    for im_name in values {
-                        if let Some(problem) = invalid_im_name(&im_name) {
-                            out.skipped
-                                .entry(mapping.name.clone())
-                                .or_default()
-                                .invalid_name += 1;
-                            out.warnings.push(Warning {
-                                kind: WarningKind::InvalidName,
-                                protocol: Some(mapping.protocol.clone()),
-                                im_name: Some(im_name.clone()),
-                                account: Some(anchor.clone()),
-                                held_by: None,
-                                mapping: Some(mapping.name.clone()),
-                                message: format!(
-                                    "mapping {} produced {} name {:?} for {anchor}, which {problem}; skipped",
-                                    mapping.name, mapping.protocol, im_name
-                                ),
-                            });
-                            continue;
-                        }
-                        let key = RegistrationKey {
-                            protocol: mapping.protocol.clone(),
-                            name_key: im_name_key(&mapping.protocol, &im_name),
-                        };
-                        if rules
-                            .exclusions
-                            .iter()
-                            .any(|e| e.freezes_registration(&key.protocol, &key.name_key))
-                        {
-                            out.frozen_registrations.insert(key);
-                            continue;
-                        }
-                        if protected {
-                            protected_names += 1;
-                            continue;
-                        }
-                        out.claims.entry(key).or_default().push(Claim {
-                            account: anchor.clone(),
-                            mapping: mapping.name.clone(),
-                            im_name,
-                        });
-                    }
-                }
-                if protected_names > 0 {
-                    out.warnings.push(Warning {
-                        kind: WarningKind::ProtectedPrincipal,
-                        protocol: None,
-                        im_name: None,
-                        account: Some(anchor.clone()),
-                        held_by: None,
-                        mapping: None,
-                        message: format!(
-                            "{anchor} is a protected principal: {protected_names} registration(s) withheld"
-                        ),
-                    });
-                }
-            }
-
-            out.accounts.insert(
-                anchor.clone(),
-                DesiredAccount {
+        }
+        self.candidates.insert(
+            anchor.clone(),
+            Candidate {
+                account: DesiredAccount {
                     anchor,
                     dn: entry.dn.clone(),
                     source: source.name.clone(),
@@ -288,16 +319,39 @@ pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
                     profile,
                     protected,
                 },
-            );
-        }
+                claims,
+            },
+        );
     }
 
-    for claims in out.claims.values_mut() {
-        claims.sort();
-        claims.dedup();
+    fn skip(&mut self, mapping: &Mapping) -> &mut SkipCounts {
+        self.out.skipped.entry(mapping.name.clone()).or_default()
     }
-    out.warnings.sort();
-    out
+
+    /// The desired state of every entry added.
+    pub fn finish(self) -> Desired {
+        let mut out = self.out;
+        for (anchor, candidate) in self.candidates {
+            *out.accounts_per_source
+                .entry(candidate.account.source.clone())
+                .or_default() += 1;
+            for (key, mapping, im_name) in candidate.claims {
+                out.claims.entry(key).or_default().push(Claim {
+                    account: anchor.clone(),
+                    mapping,
+                    im_name,
+                });
+            }
+            out.accounts.insert(anchor, candidate.account);
+        }
+        for claims in out.claims.values_mut() {
+            claims.sort();
+            claims.dedup();
+        }
+        out.warnings.sort();
+        out.warnings.dedup();
+        out
+    }
 }
 
 /// Why `im_name` cannot be registered, if it cannot.

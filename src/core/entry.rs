@@ -47,15 +47,22 @@ pub fn base_name(description: &str) -> &str {
 /// Whether `actual` (say `cn;lang-fr`) is described by `wanted` (say `cn`): same base
 /// name, ignoring case, and every option of `wanted` present in `actual`.
 pub fn description_matches(actual: &str, wanted: &str) -> bool {
-    let mut actual_parts = actual.split(';');
-    let mut wanted_parts = wanted.split(';');
-    let (Some(actual_base), Some(wanted_base)) = (actual_parts.next(), wanted_parts.next()) else {
-        return false;
+    let (actual_bytes, wanted_bytes) = (actual.as_bytes(), wanted.as_bytes());
+    let Some(wanted_options_at) = wanted_bytes.iter().position(|&b| b == b';') else {
+        // The common case, no options wanted: a prefix compare, no allocation.
+        return actual_bytes.len() >= wanted_bytes.len()
+            && actual_bytes[..wanted_bytes.len()].eq_ignore_ascii_case(wanted_bytes)
+            && actual_bytes
+                .get(wanted_bytes.len())
+                .is_none_or(|&b| b == b';');
     };
-    if !actual_base.eq_ignore_ascii_case(wanted_base) {
+    if base_name(actual).len() != wanted_options_at
+        || !actual_bytes[..wanted_options_at]
+            .eq_ignore_ascii_case(&wanted_bytes[..wanted_options_at])
+    {
         return false;
     }
-    wanted_parts.all(|option| {
+    wanted[wanted_options_at + 1..].split(';').all(|option| {
         actual
             .split(';')
             .skip(1)

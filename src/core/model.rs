@@ -126,30 +126,31 @@ impl ObjectTypes {
         ObjectTypes { chains }
     }
 
-    /// The type whose chain is the longest one fully present in `object_classes`.
-    /// `top` counts as present on every entry (every structural class derives from it),
-    /// and classes the configuration does not name (say `inetOrgPerson` under
-    /// `organizationalPerson`) are ignored. Ties go to the type name first in order.
-    pub fn classify(&self, object_classes: &[String]) -> Option<&str> {
-        let present: BTreeSet<String> = object_classes
-            .iter()
-            .map(|c| c.trim().to_ascii_lowercase())
+    /// The type whose chain is the longest one fully present in the entry's
+    /// `objectClass` values (compared ignoring case). `top` counts as present on every
+    /// entry (every structural class derives from it), and classes the configuration
+    /// does not name (say `inetOrgPerson` under `organizationalPerson`) are ignored.
+    /// Ties go to the type name first in order.
+    pub fn classify(&self, entry: &Entry) -> Option<&str> {
+        let classes: Vec<&[u8]> = entry
+            .values("objectClass")
+            .map(<[u8]>::trim_ascii)
             .collect();
+        let has_class = |class: &str| {
+            class == "top"
+                || classes
+                    .iter()
+                    .any(|value| value.eq_ignore_ascii_case(class.as_bytes()))
+        };
         let mut best: Option<(&str, usize)> = None;
         for (name, chain) in &self.chains {
-            let complete = chain
-                .iter()
-                .all(|class| class == "top" || present.contains(class));
-            if !complete {
-                continue;
-            }
-            let better = match best {
+            let longer = match best {
                 None => true,
                 Some((best_name, best_len)) => {
                     chain.len() > best_len || (chain.len() == best_len && name.as_str() < best_name)
                 }
             };
-            if better {
+            if longer && chain.iter().all(|class| has_class(class)) {
                 best = Some((name, chain.len()));
             }
         }
@@ -197,8 +198,66 @@ impl ProfileField {
     }
 }
 
-/// An account's profile: field → value, only fields that have a value.
-pub type Profile = BTreeMap<ProfileField, String>;
+/// An account's profile: a value per field, or none. Serialised as a map of the fields
+/// that have a value. Fields live inline (no map allocation per account), since stores
+/// and directories hold hundreds of thousands of profiles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    display_name: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    department: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    title: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    telephone: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    location: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    mail: Option<Box<str>>,
+}
+
+impl Profile {
+    fn slot(&self, field: ProfileField) -> &Option<Box<str>> {
+        match field {
+            ProfileField::DisplayName => &self.display_name,
+            ProfileField::Department => &self.department,
+            ProfileField::Title => &self.title,
+            ProfileField::Telephone => &self.telephone,
+            ProfileField::Location => &self.location,
+            ProfileField::Mail => &self.mail,
+        }
+    }
+
+    fn slot_mut(&mut self, field: ProfileField) -> &mut Option<Box<str>> {
+        match field {
+            ProfileField::DisplayName => &mut self.display_name,
+            ProfileField::Department => &mut self.department,
+            ProfileField::Title => &mut self.title,
+            ProfileField::Telephone => &mut self.telephone,
+            ProfileField::Location => &mut self.location,
+            ProfileField::Mail => &mut self.mail,
+        }
+    }
+
+    /// The value of `field`, if any.
+    pub fn get(&self, field: ProfileField) -> Option<&str> {
+        self.slot(field).as_deref()
+    }
+
+    /// Sets (or, with `None`, clears) `field`.
+    pub fn set(&mut self, field: ProfileField, value: Option<String>) {
+        *self.slot_mut(field) = value.map(String::into_boxed_str);
+    }
+
+    /// The fields that have a value, in [`ProfileField::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (ProfileField, &str)> + '_ {
+        ProfileField::ALL
+            .into_iter()
+            .filter_map(|field| self.get(field).map(|value| (field, value)))
+    }
+}
 
 /// What happens to an account whose user left scope or was disabled.
 #[derive(
@@ -267,6 +326,16 @@ pub enum ExclusionSelector {
 }
 
 impl Exclusion {
+    /// Whether this rule freezes accounts by DN subtree.
+    pub fn freezes_by_dn(&self) -> bool {
+        matches!(self.selector, ExclusionSelector::DnSubtree(_))
+    }
+
+    /// Whether this rule freezes registrations by IM name.
+    pub fn freezes_by_name(&self) -> bool {
+        matches!(self.selector, ExclusionSelector::ImName { .. })
+    }
+
     /// Whether the account with this DN is frozen by a DN rule. Filters need the entry.
     pub fn freezes_dn(&self, normalized_dn: &str) -> bool {
         match &self.selector {
@@ -340,13 +409,20 @@ mod tests {
         list.iter().map(|c| c.to_string()).collect()
     }
 
+    fn with_classes(list: &[&str]) -> Entry {
+        Entry::new("cn=x").with("objectClass", list)
+    }
+
     #[test]
     fn unmapped_class_below_a_mapped_chain_keeps_the_chain_type() {
         let types = ObjectTypes::default();
-        let inet = classes(&["top", "person", "organizationalPerson", "inetOrgPerson"]);
+        let inet = with_classes(&["top", "person", "OrganizationalPerson", "inetOrgPerson"]);
         assert_eq!(types.classify(&inet), Some("user"));
-        assert_eq!(types.classify(&classes(&["groupOfNames"])), Some("group"));
-        assert_eq!(types.classify(&classes(&["top", "device"])), None);
+        assert_eq!(
+            types.classify(&with_classes(&["groupOfNames"])),
+            Some("group")
+        );
+        assert_eq!(types.classify(&with_classes(&["top", "device"])), None);
     }
 
     #[test]
@@ -367,9 +443,9 @@ mod tests {
             ])],
         );
         let types = ObjectTypes::new(table);
-        let computer = classes(&["top", "person", "organizationalPerson", "user", "computer"]);
+        let computer = with_classes(&["top", "person", "organizationalPerson", "user", "computer"]);
         assert_eq!(types.classify(&computer), Some("computer"));
-        let user = classes(&["top", "person", "organizationalPerson", "user"]);
+        let user = with_classes(&["top", "person", "organizationalPerson", "user"]);
         assert_eq!(types.classify(&user), Some("user"));
     }
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::desired::{Desired, SkipCounts, Warning, WarningKind};
+use crate::core::desired::{Claim, Desired, SkipCounts, Warning, WarningKind};
 use crate::core::dn::normalize_dn;
 use crate::core::model::{Departure, Profile, ProfileField, Rules};
 use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistration};
@@ -95,9 +95,10 @@ pub struct Change {
     pub mapping: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,
-    /// For updates: field → [old, new].
+    /// For updates: field → [old, new]. (Boxed, like `profile`, to keep the common
+    /// registration change small: plans can hold millions.)
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub fields: Option<BTreeMap<String, FieldChange>>,
+    pub fields: Option<Box<BTreeMap<String, FieldChange>>>,
     /// The account's DN (for account adds, the DN to record).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dn: Option<String>,
@@ -106,7 +107,7 @@ pub struct Change {
     pub source: Option<String>,
     /// For account adds: the profile.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub profile: Option<Profile>,
+    pub profile: Option<Box<Profile>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -200,32 +201,51 @@ fn departure_reason(in_config: bool, disabled: bool) -> &'static str {
 }
 
 /// Computes the plan. `revision` and `inputs_digest` are left for the caller to fill in.
-pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, PlanError> {
-    check_empty_sources(rules, desired, state)?;
+///
+/// The desired state is consumed: its strings move into the changes instead of being
+/// copied, which halves the memory a large first import needs.
+pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, PlanError> {
+    let Desired {
+        mut accounts,
+        claims,
+        frozen_accounts,
+        frozen_registrations,
+        skipped,
+        accounts_per_source,
+        warnings,
+    } = desired;
+    check_empty_sources(rules, &accounts_per_source, &frozen_accounts, state)?;
 
-    let mut changes: Vec<Change> = Vec::new();
-    let mut warnings: Vec<Warning> = desired.warnings.clone();
+    // Sized for the worst case up front: growing a vector of a million changes by
+    // doubling would briefly hold two copies.
+    let mut changes: Vec<Change> = Vec::with_capacity(
+        2 * accounts.len() + claims.len() + state.accounts.len() + state.registrations.len(),
+    );
+    let mut warnings: Vec<Warning> = warnings;
 
     // Exclusions freeze accounts (by anchor, DN subtree) and names (by IM-name rules).
+    let has_dn_rules = rules.exclusions.iter().any(|e| e.freezes_by_dn());
+    let has_name_rules = rules.exclusions.iter().any(|e| e.freezes_by_name());
     let frozen_account = |anchor: &str| -> bool {
-        desired.frozen_accounts.contains(anchor)
-            || state.accounts.get(anchor).is_some_and(|account| {
-                let dn = normalize_dn(&account.dn);
-                rules.exclusions.iter().any(|e| e.freezes_dn(&dn))
-            })
+        frozen_accounts.contains(anchor)
+            || (has_dn_rules
+                && state.accounts.get(anchor).is_some_and(|account| {
+                    let dn = normalize_dn(&account.dn);
+                    rules.exclusions.iter().any(|e| e.freezes_dn(&dn))
+                }))
     };
     let frozen_registration = |key: &RegistrationKey, row: Option<&StateRegistration>| -> bool {
-        desired.frozen_registrations.contains(key)
-            || rules
-                .exclusions
-                .iter()
-                .any(|e| e.freezes_registration(&key.protocol, &key.name_key))
+        frozen_registrations.contains(key)
+            || (has_name_rules
+                && rules
+                    .exclusions
+                    .iter()
+                    .any(|e| e.freezes_registration(&key.protocol, &key.name_key)))
             || row.is_some_and(|r| frozen_account(&r.account))
     };
     let mut excluded_accounts: BTreeSet<&str> =
-        desired.frozen_accounts.iter().map(String::as_str).collect();
-    let mut excluded_registrations: BTreeSet<&RegistrationKey> =
-        desired.frozen_registrations.iter().collect();
+        frozen_accounts.iter().map(String::as_str).collect();
+    let mut excluded_registrations: BTreeSet<RegistrationKey> = frozen_registrations.clone();
 
     let unmanaged_holders: BTreeSet<&str> = state
         .registrations
@@ -239,22 +259,25 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
     let source_names: BTreeSet<&str> = rules.sources.iter().map(|s| s.name.as_str()).collect();
     // Managed accounts that give up their managed registrations, with the reason.
     let mut departing: BTreeMap<&str, &'static str> = BTreeMap::new();
-    for (anchor, wanted) in &desired.accounts {
+    for (anchor, wanted) in &accounts {
         match state.accounts.get(anchor) {
+            // The profile moves in at the end, once nothing borrows the accounts.
             None if wanted.enabled => changes.push(Change {
                 dn: Some(wanted.dn.clone()),
                 source: Some(wanted.source.clone()),
-                profile: Some(wanted.profile.clone()),
                 ..Change::account(Action::Add, anchor)
             }),
             None => {}
             Some(actual) => {
                 let mut fields = BTreeMap::new();
                 for field in ProfileField::ALL {
-                    let old = actual.profile.get(&field);
-                    let new = wanted.profile.get(&field);
+                    let old = actual.profile.get(field);
+                    let new = wanted.profile.get(field);
                     if old != new {
-                        fields.insert(field.name().to_string(), (old.cloned(), new.cloned()));
+                        fields.insert(
+                            field.name().to_string(),
+                            (old.map(str::to_string), new.map(str::to_string)),
+                        );
                     }
                 }
                 if actual.dn != wanted.dn {
@@ -271,7 +294,7 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
                 }
                 if !fields.is_empty() {
                     changes.push(Change {
-                        fields: Some(fields),
+                        fields: Some(Box::new(fields)),
                         ..Change::account(Action::Update, anchor)
                     });
                 }
@@ -300,7 +323,7 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         let Some(source) = &actual.source else {
             continue; // unmanaged: never changed
         };
-        if desired.accounts.contains_key(anchor) {
+        if accounts.contains_key(anchor) {
             continue;
         }
         if frozen_account(anchor) {
@@ -331,7 +354,7 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         row_account == desired_anchor
             || match (
                 state.accounts.get(row_account),
-                desired.accounts.get(desired_anchor),
+                accounts.get(desired_anchor),
             ) {
                 (Some(row), Some(wanted)) => normalize_dn(&row.dn) == normalize_dn(&wanted.dn),
                 _ => false,
@@ -345,65 +368,58 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
             .find(|m| m.renamed_from.iter().any(|o| o == old))
             .map(|m| m.name.as_str())
     };
-    let conflict =
-        |key: &RegistrationKey, claimant: &str, held_by: Option<&str>, message: String| Warning {
-            kind: WarningKind::Conflict,
-            protocol: Some(key.protocol.clone()),
-            im_name: Some(key.name_key.clone()),
-            account: Some(claimant.to_string()),
-            held_by: held_by.map(str::to_string),
-            mapping: None,
-            message,
+    // Managed rows nothing wants any more.
+    for (key, row) in &state.registrations {
+        let Some(owner) = row.owner.as_deref() else {
+            continue;
         };
+        let still_wanted = claims
+            .get(key)
+            .is_some_and(|claims| claims.iter().any(|c| c.account == row.account));
+        if still_wanted {
+            continue;
+        }
+        if frozen_registration(key, Some(row)) {
+            excluded_registrations.insert(key.clone());
+            continue;
+        }
+        let departure = departing.get(row.account.as_str()).copied();
+        if departure.is_some() && keeps_registrations {
+            continue;
+        }
+        let owner_known = mapping_names.contains(owner) || renamed_to(owner).is_some();
+        let reason = match departure {
+            Some(reason) => reason.to_string(),
+            None if !owner_known => "mapping removed".to_string(),
+            None if accounts.get(&row.account).is_some_and(|a| a.protected) => {
+                "protected principal".to_string()
+            }
+            None => format!("no longer produced by mapping {owner}"),
+        };
+        changes.push(Change {
+            mapping: Some(owner.to_string()),
+            reason: Some(reason),
+            ..Change::registration(Action::Remove, &key.protocol, &row.im_name, &row.account)
+        });
+    }
 
-    for (key, claims) in &desired.claims {
-        let row = state.registrations.get(key);
+    for (key, claims) in claims {
+        let row = state.registrations.get(&key);
         let claimants: BTreeSet<&str> = claims.iter().map(|c| c.account.as_str()).collect();
-        if frozen_registration(key, row) {
-            excluded_registrations.insert(key);
+        if frozen_registration(&key, row) {
             if let Some(row) = row {
                 for claimant in claimants.iter().filter(|c| **c != row.account) {
-                    warnings.push(conflict(key, claimant, Some(&row.account), format!(
+                    warnings.push(conflict(&key, claimant, Some(&row.account), format!(
                         "{} name {:?} wanted for {claimant} is held by excluded account {}; skipped",
                         key.protocol, row.im_name, row.account
                     )));
                 }
             }
+            excluded_registrations.insert(key);
             continue;
         }
-        let add_for = |changes: &mut Vec<Change>, warnings: &mut Vec<Warning>| {
-            if claimants.len() > 1 {
-                let list: Vec<&str> = claimants.iter().copied().collect();
-                warnings.push(Warning {
-                    account: None,
-                    ..conflict(
-                        key,
-                        "",
-                        None,
-                        format!(
-                            "{} name {:?} is wanted by {} accounts ({}); none gets it",
-                            key.protocol,
-                            claims[0].im_name,
-                            list.len(),
-                            list.join(", ")
-                        ),
-                    )
-                });
-            } else {
-                let claim = &claims[0];
-                changes.push(Change {
-                    mapping: Some(claim.mapping.clone()),
-                    ..Change::registration(
-                        Action::Add,
-                        &key.protocol,
-                        &claim.im_name,
-                        &claim.account,
-                    )
-                });
-            }
-        };
         match row {
-            None => add_for(&mut changes, &mut warnings),
+            None => give_name(key, claims, &mut changes, &mut warnings),
             Some(row) if !row.is_managed() => {
                 for claim in claims {
                     if same_person(&row.account, &claim.account) {
@@ -420,7 +436,7 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
                             ),
                         });
                     } else {
-                        warnings.push(conflict(key, &claim.account, Some(&row.account), format!(
+                        warnings.push(conflict(&key, &claim.account, Some(&row.account), format!(
                             "{} name {:?} wanted for {} is held by a {} registration of {}; skipped",
                             key.protocol, claim.im_name, claim.account, row.source.name(), row.account
                         )));
@@ -431,7 +447,7 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
                 let owner = row.owner.as_deref().unwrap_or_default();
                 for claimant in claimants.iter().filter(|c| **c != row.account) {
                     warnings.push(conflict(
-                        key,
+                        &key,
                         claimant,
                         Some(&row.account),
                         format!(
@@ -475,7 +491,7 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
                     changes.push(Change {
                         mapping: Some(keeper.mapping.clone()),
                         reason: Some(reason.to_string()),
-                        fields: Some(fields),
+                        fields: Some(Box::new(fields)),
                         ..Change::registration(
                             Action::Update,
                             &key.protocol,
@@ -490,70 +506,35 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
                 let kept = keeps_registrations && departing.contains_key(row.account.as_str());
                 if kept {
                     for claimant in &claimants {
-                        warnings.push(conflict(key, claimant, Some(&row.account), format!(
+                        warnings.push(conflict(&key, claimant, Some(&row.account), format!(
                             "{} name {:?} wanted for {claimant} is kept by departed account {}; skipped",
                             key.protocol, row.im_name, row.account
                         )));
                     }
                 } else {
-                    // The removal is planned below with the other unwanted rows.
-                    add_for(&mut changes, &mut warnings);
+                    // The removal is planned above with the other unwanted rows.
+                    give_name(key, claims, &mut changes, &mut warnings);
                 }
             }
         }
     }
 
-    // Managed rows nothing wants any more.
-    for (key, row) in &state.registrations {
-        let Some(owner) = row.owner.as_deref() else {
-            continue;
-        };
-        let still_wanted = desired
-            .claims
-            .get(key)
-            .is_some_and(|claims| claims.iter().any(|c| c.account == row.account));
-        if still_wanted {
-            continue;
-        }
-        if frozen_registration(key, Some(row)) {
-            excluded_registrations.insert(key);
-            continue;
-        }
-        let departure = departing.get(row.account.as_str()).copied();
-        if departure.is_some() && keeps_registrations {
-            continue;
-        }
-        let owner_known = mapping_names.contains(owner) || renamed_to(owner).is_some();
-        let reason = match departure {
-            Some(reason) => reason.to_string(),
-            None if !owner_known => "mapping removed".to_string(),
-            None if desired
-                .accounts
-                .get(&row.account)
-                .is_some_and(|a| a.protected) =>
-            {
-                "protected principal".to_string()
-            }
-            None => format!("no longer produced by mapping {owner}"),
-        };
-        changes.push(Change {
-            mapping: Some(owner.to_string()),
-            reason: Some(reason),
-            ..Change::registration(Action::Remove, &key.protocol, &row.im_name, &row.account)
-        });
-    }
-
     // Every change names the account's DN too, so that people can read plans made with
     // opaque anchors such as entryUUID.
     for change in &mut changes {
+        let Some(anchor) = change.account.as_deref() else {
+            continue;
+        };
+        if change.kind == Kind::Account && change.action == Action::Add {
+            change.profile = accounts
+                .get_mut(anchor)
+                .map(|a| Box::new(std::mem::take(&mut a.profile)));
+        }
         if change.dn.is_none() {
-            if let Some(anchor) = change.account.as_deref() {
-                change.dn = desired
-                    .accounts
-                    .get(anchor)
-                    .map(|a| a.dn.clone())
-                    .or_else(|| state.accounts.get(anchor).map(|a| a.dn.clone()));
-            }
+            change.dn = accounts
+                .get(anchor)
+                .map(|a| a.dn.clone())
+                .or_else(|| state.accounts.get(anchor).map(|a| a.dn.clone()));
         }
     }
     changes.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
@@ -600,8 +581,63 @@ pub fn plan(rules: &Rules, desired: &Desired, state: &State) -> Result<Plan, Pla
         summary,
         changes,
         warnings,
-        skipped: desired.skipped.clone(),
+        skipped,
     })
+}
+
+/// A conflict warning about `key`, wanted for `claimant`.
+fn conflict(
+    key: &RegistrationKey,
+    claimant: &str,
+    held_by: Option<&str>,
+    message: String,
+) -> Warning {
+    Warning {
+        kind: WarningKind::Conflict,
+        protocol: Some(key.protocol.clone()),
+        im_name: Some(key.name_key.clone()),
+        account: (!claimant.is_empty()).then(|| claimant.to_string()),
+        held_by: held_by.map(str::to_string),
+        mapping: None,
+        message,
+    }
+}
+
+/// Gives a free name to the one account that wants it, or, when several do, to none of
+/// them with a warning: the result never depends on input order.
+fn give_name(
+    key: RegistrationKey,
+    claims: Vec<Claim>,
+    changes: &mut Vec<Change>,
+    warnings: &mut Vec<Warning>,
+) {
+    let claimants: BTreeSet<&str> = claims.iter().map(|c| c.account.as_str()).collect();
+    if claimants.len() > 1 {
+        let list: Vec<&str> = claimants.into_iter().collect();
+        warnings.push(conflict(
+            &key,
+            "",
+            None,
+            format!(
+                "{} name {:?} is wanted by {} accounts ({}); none gets it",
+                key.protocol,
+                claims[0].im_name,
+                list.len(),
+                list.join(", ")
+            ),
+        ));
+        return;
+    }
+    let Some(claim) = claims.into_iter().next() else {
+        return;
+    };
+    changes.push(Change {
+        protocol: Some(key.protocol),
+        im_name: Some(claim.im_name),
+        account: Some(claim.account),
+        mapping: Some(claim.mapping),
+        ..Change::new(Action::Add, Kind::Registration)
+    });
 }
 
 /// Adds the change `on_departure` calls for to an account that left or was disabled.
@@ -634,9 +670,14 @@ fn push_departure(
 }
 
 /// Rule 7: a source that yields no accounts must not wipe what it manages.
-fn check_empty_sources(rules: &Rules, desired: &Desired, state: &State) -> Result<(), PlanError> {
+fn check_empty_sources(
+    rules: &Rules,
+    accounts_per_source: &BTreeMap<String, u64>,
+    frozen_accounts: &BTreeSet<String>,
+    state: &State,
+) -> Result<(), PlanError> {
     for source in rules.sources.iter().filter(|s| !s.allow_empty) {
-        let Some(&yielded) = desired.accounts_per_source.get(&source.name) else {
+        let Some(&yielded) = accounts_per_source.get(&source.name) else {
             continue;
         };
         if yielded > 0 {
@@ -646,7 +687,7 @@ fn check_empty_sources(rules: &Rules, desired: &Desired, state: &State) -> Resul
             .accounts
             .values()
             .filter(|a| a.source.as_deref() == Some(source.name.as_str()))
-            .filter(|a| !desired.frozen_accounts.contains(&a.anchor))
+            .filter(|a| !frozen_accounts.contains(&a.anchor))
             .count() as u64;
         if managed > 0 {
             return Err(PlanError::EmptySource {

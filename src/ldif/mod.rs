@@ -49,11 +49,22 @@ pub fn parse_content(bytes: &[u8], base_dir: &Path) -> Result<Vec<Entry>, LdifEr
     collect_content(LdifReader::new(bytes).with_resolver(FileUrls::relative_to(base_dir)))
 }
 
-fn collect_content<R: BufRead>(mut reader: LdifReader<R>) -> Result<Vec<Entry>, LdifError> {
+fn collect_content<R: BufRead>(reader: LdifReader<R>) -> Result<Vec<Entry>, LdifError> {
     let mut entries = Vec::new();
+    for_each_entry(reader, |entry| entries.push(entry))?;
+    Ok(entries)
+}
+
+/// Streams the content records of `reader` into `each`, one entry at a time, so that
+/// memory does not grow with the file. A change record is an error: an `ldif` source's
+/// `path` must hold entries.
+pub fn for_each_entry<R: BufRead>(
+    mut reader: LdifReader<R>,
+    mut each: impl FnMut(Entry),
+) -> Result<(), LdifError> {
     while let Some(record) = reader.next() {
         match record? {
-            Record::Content(entry) => entries.push(entry),
+            Record::Content(entry) => each(entry),
             Record::Change(_) => {
                 return Err(LdifError::new(
                     reader.record_line(),
@@ -64,5 +75,5 @@ fn collect_content<R: BufRead>(mut reader: LdifReader<R>) -> Result<Vec<Entry>, 
             }
         }
     }
-    Ok(entries)
+    Ok(())
 }

@@ -18,9 +18,15 @@ pub enum Color {
 
 /// The plan as pretty JSON with a final newline: the DESIGN.md shape and the saved plan.
 pub fn json(plan: &Plan) -> String {
-    let mut text = serde_json::to_string_pretty(plan).expect("a plan is always serialisable");
-    text.push('\n');
-    text
+    let mut bytes = Vec::new();
+    write_json(plan, &mut bytes).expect("writing to memory cannot fail");
+    String::from_utf8(bytes).expect("serde_json writes UTF-8")
+}
+
+/// Streams [`json`]'s output into `out`, for large plans.
+pub fn write_json(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, plan)?;
+    out.write_all(b"\n")
 }
 
 /// The final summary line, as Terraform prints it.
@@ -97,7 +103,7 @@ fn describe(change: &Change) -> (String, Vec<String>) {
         .or(change.account.as_deref())
         .unwrap_or("?");
     let mut details = Vec::new();
-    for (field, (old, new)) in change.fields.iter().flatten() {
+    for (field, (old, new)) in change.fields.iter().flat_map(|f| f.iter()) {
         details.push(format!("{field}: {} → {}", show(old), show(new)));
     }
     let reason = change
@@ -107,7 +113,7 @@ fn describe(change: &Change) -> (String, Vec<String>) {
         .unwrap_or_default();
     let line = match (change.kind, change.action) {
         (Kind::Account, Action::Add) => {
-            for (field, value) in change.profile.iter().flatten() {
+            for (field, value) in change.profile.iter().flat_map(|p| p.iter()) {
                 details.push(format!("{}: {value:?}", field.name()));
             }
             format!(
@@ -135,52 +141,60 @@ fn describe(change: &Change) -> (String, Vec<String>) {
 /// Terraform-like text: changes grouped by mapping, warnings, skipped counts, and the
 /// `Plan: …` line last.
 pub fn text(plan: &Plan, color: Color) -> String {
-    let mut out = String::new();
+    let mut bytes = Vec::new();
+    write_text(plan, color, &mut bytes).expect("writing to memory cannot fail");
+    String::from_utf8(bytes).expect("the plan is UTF-8")
+}
+
+/// Streams [`text`]'s output into `out`, for large plans.
+pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let sections = sections(plan);
     let revision = plan
         .revision
         .as_deref()
         .map(|r| format!("revision {}, ", &r[..r.len().min(12)]))
         .unwrap_or_default();
-    let _ = writeln!(
+    writeln!(
         out,
         "registrar plan ({revision}state serial {})",
         plan.state_serial
-    );
+    )?;
     if plan.changes.is_empty() {
-        let _ = writeln!(
+        writeln!(
             out,
             "\nNo changes. The registration store matches the configuration."
-        );
+        )?;
     }
-    let block = |out: &mut String, title: String, changes: &[&Change]| {
-        let _ = writeln!(out, "\n{title}");
-        for change in changes {
-            let (line, details) = describe(change);
-            let _ = writeln!(
-                out,
-                "  {} {line}",
-                paint(color, change.action, symbol(change.action))
-            );
-            for detail in details {
-                let _ = writeln!(out, "      {detail}");
+    let block =
+        |out: &mut dyn std::io::Write, title: String, changes: &[&Change]| -> std::io::Result<()> {
+            writeln!(out, "\n{title}")?;
+            for change in changes {
+                let (line, details) = describe(change);
+                writeln!(
+                    out,
+                    "  {} {line}",
+                    paint(color, change.action, symbol(change.action))
+                )?;
+                for detail in details {
+                    writeln!(out, "      {detail}")?;
+                }
             }
-        }
-    };
+            Ok(())
+        };
     if !sections.accounts.is_empty() {
-        block(&mut out, "accounts".to_string(), &sections.accounts);
+        block(out, "accounts".to_string(), &sections.accounts)?;
     }
     for (mapping, changes) in &sections.mappings {
         let protocol = changes[0].protocol.as_deref().unwrap_or("?");
-        block(&mut out, format!("mapping {mapping} ({protocol})"), changes);
+        block(out, format!("mapping {mapping} ({protocol})"), changes)?;
     }
     if !sections.other.is_empty() {
-        block(&mut out, "groups".to_string(), &sections.other);
+        block(out, "groups".to_string(), &sections.other)?;
     }
     if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "\nwarnings");
+        writeln!(out, "\nwarnings")?;
         for warning in &plan.warnings {
-            let _ = writeln!(out, "  ! {}", warning.message);
+            writeln!(out, "  ! {}", warning.message)?;
         }
     }
     let skipped: Vec<String> = plan
@@ -204,13 +218,13 @@ pub fn text(plan: &Plan, color: Color) -> String {
         })
         .collect();
     if !skipped.is_empty() {
-        let _ = writeln!(out, "\nskipped");
+        writeln!(out, "\nskipped")?;
         for line in skipped {
-            let _ = writeln!(out, "  {line}");
+            writeln!(out, "  {line}")?;
         }
     }
     let s = &plan.summary;
-    let _ = writeln!(out);
+    writeln!(out)?;
     let mut notes = Vec::new();
     if s.reactivate > 0 {
         notes.push(format!(
@@ -225,16 +239,15 @@ pub fn text(plan: &Plan, color: Color) -> String {
         notes.push(format!("{} excluded objects untouched", s.excluded));
     }
     if !notes.is_empty() {
-        let _ = writeln!(out, "{}.", notes.join(", "));
+        writeln!(out, "{}.", notes.join(", "))?;
     }
     if let Some(reason) = &s.blocked_reason {
-        let _ = writeln!(
+        writeln!(
             out,
             "BLOCKED: {reason}; apply refuses this plan without --allow-deletes."
-        );
+        )?;
     }
-    let _ = writeln!(out, "{}", summary_line(s));
-    out
+    writeln!(out, "{}", summary_line(s))
 }
 
 fn escape_markdown(text: &str) -> String {

@@ -193,11 +193,9 @@ impl Store {
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map([], |row| {
-                let mut profile = Profile::new();
+                let mut profile = Profile::default();
                 for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
-                    if let Some(value) = row.get::<_, Option<String>>(4 + offset)? {
-                        profile.insert(field, value);
-                    }
+                    profile.set(field, row.get::<_, Option<String>>(4 + offset)?);
                 }
                 let status: String = row.get(3)?;
                 Ok(StateAccount {
@@ -544,7 +542,7 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
         (Kind::Account, Action::Add) => {
             let dn = required(&change.dn, "dn")?;
             let profile = change.profile.clone().unwrap_or_default();
-            let value = |field| profile.get(&field).cloned();
+            let value = |field| profile.get(field);
             let inserted = connection.execute(
                 "INSERT OR IGNORE INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -564,7 +562,7 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
             expect_one(inserted, "the account already exists")
         }
         (Kind::Account, Action::Update) => {
-            for (field, (_, new)) in change.fields.iter().flatten() {
+            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
                 let column = match field.as_str() {
                     "dn" => "dn",
                     "source" => "source",
@@ -632,7 +630,7 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                     )
                 }
                 Action::Update => {
-                    for (field, (_, new)) in change.fields.iter().flatten() {
+                    for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
                         let column = match field.as_str() {
                             "im_name" => "im_name",
                             "mapping" => "owner",
