@@ -33,21 +33,7 @@ fn context(config_dir: PathBuf, state_path: &Path) -> Context {
 }
 
 fn run_record() -> RunRecord {
-    RunRecord {
-        started_at: "test".to_string(),
-        finished_at: "test".to_string(),
-        command: "test".to_string(),
-        revision: None,
-        serial_before: 0,
-        serial_after: 0,
-        added: 0,
-        updated: 0,
-        removed: 0,
-        deactivated: 0,
-        reactivated: 0,
-        outcome: "applied".to_string(),
-        message: None,
-    }
+    RunRecord::new("test", "test")
 }
 
 /// Runs one case; returns a description of the mismatch, if any.

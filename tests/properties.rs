@@ -132,21 +132,7 @@ fn rules(variant: u8) -> Rules {
 }
 
 fn run() -> RunRecord {
-    RunRecord {
-        started_at: "t".into(),
-        finished_at: "t".into(),
-        command: "proptest".into(),
-        revision: None,
-        serial_before: 0,
-        serial_after: 0,
-        added: 0,
-        updated: 0,
-        removed: 0,
-        deactivated: 0,
-        reactivated: 0,
-        outcome: "applied".into(),
-        message: None,
-    }
+    RunRecord::new("test", "test")
 }
 
 fn sources(users: &[User]) -> Vec<SourceEntries> {

@@ -265,19 +265,14 @@ pub fn apply_plan(
     let mut store = Store::open(state_path)?;
     let s = &plan.summary;
     let run = RunRecord {
-        started_at,
         finished_at: now(),
-        command: command.to_string(),
         revision: plan.revision.clone(),
-        serial_before: 0,
-        serial_after: 0,
         added: s.add,
         updated: s.update,
         removed: s.remove,
         deactivated: s.deactivate,
         reactivated: s.reactivate,
-        outcome: "applied".to_string(),
-        message: None,
+        ..RunRecord::new(command, started_at)
     };
     Ok(store.apply(plan, run)?)
 }
@@ -432,19 +427,12 @@ pub fn state_register(
     let started_at = now();
     let mut store = Store::open(&context.state_path)?;
     let run = RunRecord {
-        started_at,
         finished_at: now(),
-        command: format!("state register --source {}", source.name()),
-        revision: None,
-        serial_before: 0,
-        serial_after: 0,
         added: 1,
-        updated: 0,
-        removed: 0,
-        deactivated: 0,
-        reactivated: 0,
-        outcome: "applied".to_string(),
-        message: None,
+        ..RunRecord::new(
+            format!("state register --source {}", source.name()),
+            started_at,
+        )
     };
     let anchor = store.register(&protocol, im_name.trim(), account.trim(), source, run)?;
     println!(

@@ -71,6 +71,21 @@ pub struct Warning {
     pub message: String,
 }
 
+impl Warning {
+    /// A warning with only a kind and a message; set the other fields with `..`.
+    pub fn new(kind: WarningKind, message: String) -> Self {
+        Warning {
+            kind,
+            protocol: None,
+            im_name: None,
+            account: None,
+            held_by: None,
+            mapping: None,
+            message,
+        }
+    }
+}
+
 /// The kinds of warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -173,16 +188,14 @@ impl<'r> DesiredBuilder<'r> {
         }
         let Some(anchor) = source.anchor.value_of(entry) else {
             self.out.warnings.push(Warning {
-                kind: WarningKind::MissingAnchor,
-                protocol: None,
-                im_name: None,
                 account: Some(entry.dn.clone()),
-                held_by: None,
-                mapping: None,
-                message: format!(
-                    "entry \"{}\" of source {} has no anchor attribute; skipped",
-                    entry.dn, source.name
-                ),
+                ..Warning::new(
+                    WarningKind::MissingAnchor,
+                    format!(
+                        "entry \"{}\" of source {} has no anchor attribute; skipped",
+                        entry.dn, source.name
+                    ),
+                )
             });
             return;
         };
@@ -216,15 +229,13 @@ impl<'r> DesiredBuilder<'r> {
                 (entry.dn.clone(), existing.account.dn.clone())
             };
             self.out.warnings.push(Warning {
-                kind: WarningKind::DuplicateAnchor,
-                protocol: None,
-                im_name: None,
                 account: Some(anchor.clone()),
-                held_by: None,
-                mapping: None,
-                message: format!(
+                ..Warning::new(
+                    WarningKind::DuplicateAnchor,
+                    format!(
                     "entries \"{kept}\" and \"{dropped}\" share anchor {anchor}; only \"{kept}\" is used"
                 ),
+                )
             });
             if keep_existing {
                 return;
@@ -296,15 +307,13 @@ impl<'r> DesiredBuilder<'r> {
             }
             if withheld > 0 {
                 self.out.warnings.push(Warning {
-                    kind: WarningKind::ProtectedPrincipal,
-                    protocol: None,
-                    im_name: None,
                     account: Some(anchor.clone()),
-                    held_by: None,
-                    mapping: None,
-                    message: format!(
+                    ..Warning::new(
+                        WarningKind::ProtectedPrincipal,
+                        format!(
                         "{anchor} is a protected principal: {withheld} registration(s) withheld"
                     ),
+                    )
                 });
             }
         }

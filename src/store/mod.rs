@@ -78,6 +78,29 @@ pub struct RunRecord {
     pub message: Option<String>,
 }
 
+impl RunRecord {
+    /// A run of `command` started at `started_at`; counts zero, outcome `applied`. The
+    /// store fills in the serials when it records the run.
+    pub fn new(command: impl Into<String>, started_at: impl Into<String>) -> Self {
+        let started_at = started_at.into();
+        RunRecord {
+            finished_at: started_at.clone(),
+            started_at,
+            command: command.into(),
+            revision: None,
+            serial_before: 0,
+            serial_after: 0,
+            added: 0,
+            updated: 0,
+            removed: 0,
+            deactivated: 0,
+            reactivated: 0,
+            outcome: "applied".to_string(),
+            message: None,
+        }
+    }
+}
+
 /// A group row, for `state show`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StateGroup {
@@ -124,24 +147,12 @@ impl Store {
     }
 
     fn error(&self, source: rusqlite::Error) -> StoreError {
-        if is_busy(&source) {
-            StoreError::Locked {
-                path: self.path.clone(),
-            }
-        } else {
-            sqlite(&self.path, source)
-        }
+        store_error(&self.path, source)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let fail = |e| {
-            if is_busy(&e) {
-                StoreError::Locked { path: path.clone() }
-            } else {
-                sqlite(&path, e)
-            }
-        };
+        let fail = |e| store_error(&path, e);
         self.connection
             .execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY);",
@@ -320,13 +331,7 @@ impl Store {
     /// in the same transaction, with the serials filled in.
     pub fn apply(&mut self, plan: &Plan, mut run: RunRecord) -> Result<i64, StoreError> {
         let path = self.path.clone();
-        let fail = |e: rusqlite::Error| {
-            if is_busy(&e) {
-                StoreError::Locked { path: path.clone() }
-            } else {
-                sqlite(&path, e)
-            }
-        };
+        let fail = |e| store_error(&path, e);
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -372,13 +377,7 @@ impl Store {
         mut run: RunRecord,
     ) -> Result<String, StoreError> {
         let path = self.path.clone();
-        let fail = |e: rusqlite::Error| {
-            if is_busy(&e) {
-                StoreError::Locked { path: path.clone() }
-            } else {
-                sqlite(&path, e)
-            }
-        };
+        let fail = |e| store_error(&path, e);
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -442,6 +441,18 @@ fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// A SQLite error as the user should read it: "locked" when another writer holds the
+/// store past [`LOCK_WAIT`], the SQLite message with the path otherwise.
+fn store_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    if is_busy(&source) {
+        StoreError::Locked {
+            path: path.to_path_buf(),
+        }
+    } else {
+        sqlite(path, source)
     }
 }
 
