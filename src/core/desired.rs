@@ -4,7 +4,7 @@
 //! collection is sorted, so the same input always gives the same value. Nothing here
 //! looks at the store; conflicts with existing rows are the planner's business.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +151,8 @@ pub struct DesiredBuilder<'r> {
     rules: &'r Rules,
     /// Whether any rule needs entries' normalised DNs (parsing a DN costs).
     needs_normalized_dn: bool,
-    candidates: BTreeMap<String, Candidate>,
+    /// By anchor; unordered until `finish` sorts it.
+    candidates: HashMap<String, Candidate>,
     out: Desired,
 }
 
@@ -164,7 +165,7 @@ impl<'r> DesiredBuilder<'r> {
         DesiredBuilder {
             rules,
             needs_normalized_dn,
-            candidates: BTreeMap::new(),
+            candidates: HashMap::new(),
             out: Desired::default(),
         }
     }
@@ -340,23 +341,36 @@ impl<'r> DesiredBuilder<'r> {
     /// The desired state of every entry added.
     pub fn finish(self) -> Desired {
         let mut out = self.out;
-        for (anchor, candidate) in self.candidates {
+        let mut candidates: Vec<(String, Candidate)> = self.candidates.into_iter().collect();
+        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut claims: Vec<(RegistrationKey, Claim)> = Vec::new();
+        let mut accounts = Vec::with_capacity(candidates.len());
+        for (anchor, candidate) in candidates {
             *out.accounts_per_source
                 .entry(candidate.account.source.clone())
                 .or_default() += 1;
             for (key, mapping, im_name) in candidate.claims {
-                out.claims.entry(key).or_default().push(Claim {
+                let claim = Claim {
                     account: anchor.clone(),
                     mapping,
                     im_name,
-                });
+                };
+                claims.push((key, claim));
             }
-            out.accounts.insert(anchor, candidate.account);
+            accounts.push((anchor, candidate.account));
         }
-        for claims in out.claims.values_mut() {
-            claims.sort();
-            claims.dedup();
+        // Sorted input lets the maps build in one pass instead of by repeated insertion.
+        out.accounts = accounts.into_iter().collect();
+        claims.sort_unstable();
+        claims.dedup();
+        let mut grouped: Vec<(RegistrationKey, Vec<Claim>)> = Vec::new();
+        for (key, claim) in claims {
+            match grouped.last_mut() {
+                Some((last, group)) if *last == key => group.push(claim),
+                _ => grouped.push((key, vec![claim])),
+            }
         }
+        out.claims = grouped.into_iter().collect();
         out.warnings.sort();
         out.warnings.dedup();
         out

@@ -48,13 +48,18 @@ pub fn base_name(description: &str) -> &str {
 /// name, ignoring case, and every option of `wanted` present in `actual`.
 pub fn description_matches(actual: &str, wanted: &str) -> bool {
     let (actual_bytes, wanted_bytes) = (actual.as_bytes(), wanted.as_bytes());
+    // Most lookups compare different names: the first byte tells, without a scan.
+    match (actual_bytes.first(), wanted_bytes.first()) {
+        (Some(a), Some(w)) if a.eq_ignore_ascii_case(w) => {}
+        _ => return false,
+    }
     let Some(wanted_options_at) = wanted_bytes.iter().position(|&b| b == b';') else {
         // The common case, no options wanted: a prefix compare, no allocation.
-        return actual_bytes.len() >= wanted_bytes.len()
-            && actual_bytes[..wanted_bytes.len()].eq_ignore_ascii_case(wanted_bytes)
-            && actual_bytes
-                .get(wanted_bytes.len())
-                .is_none_or(|&b| b == b';');
+        // Reject on length first (most descriptions differ in length), then compare.
+        return match actual_bytes.get(wanted_bytes.len()) {
+            None => actual_bytes.len() == wanted_bytes.len(),
+            Some(&next) => next == b';',
+        } && actual_bytes[..wanted_bytes.len()].eq_ignore_ascii_case(wanted_bytes);
     };
     if base_name(actual).len() != wanted_options_at
         || !actual_bytes[..wanted_options_at]
