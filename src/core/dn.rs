@@ -37,7 +37,8 @@ use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
-use crate::core::filter::is_numeric_oid;
+use crate::core::attribute_name::{check_attribute_type, TypeProblem};
+use crate::core::cursor::Cursor;
 
 /// A DN that failed to parse: where (1-based character column) and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,27 +86,29 @@ pub enum AttributeValue {
 impl Dn {
     /// Parses an RFC 4514 DN string. See the module documentation for what is accepted.
     pub fn parse(input: &str) -> Result<Dn, DnError> {
-        let mut parser = Parser { src: input, pos: 0 };
+        let mut parser = Parser {
+            cursor: Cursor::new(input),
+        };
         parser.skip_spaces();
-        if parser.peek().is_none() {
+        if parser.cursor.at_end() {
             return Ok(Dn::root());
         }
         let mut rdns = Vec::new();
         loop {
             rdns.push(parser.parse_rdn()?);
-            match parser.peek() {
+            match parser.cursor.peek() {
                 None => break,
                 Some(c @ (',' | ';')) => {
-                    let separator = parser.pos;
-                    parser.bump();
+                    let separator = parser.cursor.pos();
+                    parser.cursor.bump();
                     parser.skip_spaces();
-                    if parser.peek().is_none() {
+                    if parser.cursor.at_end() {
                         return Err(
                             parser.error(separator, format!("trailing {c:?} with no RDN after it"))
                         );
                     }
                 }
-                Some(c) => return Err(parser.error(parser.pos, format!("unexpected {c:?}"))),
+                Some(c) => return Err(parser.error_here(format!("unexpected {c:?}"))),
             }
         }
         Ok(Dn { rdns })
@@ -322,43 +325,33 @@ pub fn normalize_dn(dn: &str) -> String {
 const ESCAPABLE: &[char] = &[' ', '"', '#', '+', ',', ';', '<', '=', '>', '\\'];
 
 struct Parser<'a> {
-    src: &'a str,
-    /// Byte offset of the next character.
-    pos: usize,
+    cursor: Cursor<'a>,
 }
 
 impl Parser<'_> {
-    fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
     fn skip_spaces(&mut self) {
-        while self.peek() == Some(' ') {
-            self.pos += 1;
-        }
+        self.cursor.skip_while(|c| c == ' ');
     }
 
     fn at_separator_or_end(&self) -> bool {
-        matches!(self.peek(), None | Some(',' | ';' | '+'))
+        matches!(self.cursor.peek(), None | Some(',' | ';' | '+'))
     }
 
     fn error(&self, pos: usize, message: impl Into<String>) -> DnError {
         DnError {
-            column: self.src[..pos].chars().count() + 1,
+            column: self.cursor.column(pos),
             message: message.into(),
         }
     }
 
+    /// An error at the next character.
+    fn error_here(&self, message: impl Into<String>) -> DnError {
+        self.error(self.cursor.pos(), message)
+    }
+
     fn parse_rdn(&mut self) -> Result<Rdn, DnError> {
         let mut avas = vec![self.parse_ava()?];
-        while self.peek() == Some('+') {
-            self.bump();
+        while self.cursor.eat('+') {
             self.skip_spaces();
             avas.push(self.parse_ava()?);
         }
@@ -367,32 +360,24 @@ impl Parser<'_> {
 
     /// `type = value`, then any spaces; stops on a separator or the end.
     fn parse_ava(&mut self) -> Result<Ava, DnError> {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if matches!(c, '=' | ',' | '+' | ';' | ' ') {
-                break;
-            }
-            self.bump();
-        }
-        let written = &self.src[start..self.pos];
+        let start = self.cursor.pos();
+        let written = self
+            .cursor
+            .skip_while(|c| !matches!(c, '=' | ',' | '+' | ';' | ' '));
         if written.is_empty() {
-            return Err(match self.peek() {
-                Some(',' | ';') => self.error(self.pos, "empty RDN: two separators in a row"),
-                Some('+') => self.error(self.pos, "empty attribute-value pair before '+'"),
-                _ => self.error(self.pos, "missing attribute type before '='"),
+            return Err(match self.cursor.peek() {
+                Some(',' | ';') => self.error_here("empty RDN: two separators in a row"),
+                Some('+') => self.error_here("empty attribute-value pair before '+'"),
+                _ => self.error_here("missing attribute type before '='"),
             });
         }
         let attribute_type = self.attribute_type(written, start)?;
         self.skip_spaces();
-        if self.peek() != Some('=') {
-            return Err(self.error(
-                self.pos,
-                format!("expected \"=\" after attribute type {written:?}"),
-            ));
+        if !self.cursor.eat('=') {
+            return Err(self.error_here(format!("expected \"=\" after attribute type {written:?}")));
         }
-        self.bump();
         self.skip_spaces();
-        let value = match self.peek() {
+        let value = match self.cursor.peek() {
             Some('#') => self.parse_ber()?,
             Some('"') => self.parse_quoted()?,
             _ => self.parse_string()?,
@@ -414,44 +399,26 @@ impl Parser<'_> {
             }
             _ => (written, 0),
         };
-        let invalid = |at: usize, c: char| {
-            self.error(
+        match check_attribute_type(name) {
+            Ok(()) => Ok(name.to_string()),
+            Err(TypeProblem::InvalidCharacter(at, c)) => Err(self.error(
                 start + offset + at,
                 format!("invalid character {c:?} in attribute type {written:?}"),
-            )
-        };
-        let mut chars = name.char_indices();
-        match chars.next() {
-            Some((_, c)) if c.is_ascii_alphabetic() => {
-                if let Some((at, c)) =
-                    chars.find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-'))
-                {
-                    return Err(invalid(at, c));
-                }
+            )),
+            Err(TypeProblem::InvalidNumericOid) => {
+                Err(self.error(start, format!("invalid numeric OID {name:?}")))
             }
-            Some((_, c)) if c.is_ascii_digit() => {
-                if let Some((at, c)) = chars.find(|&(_, c)| !(c.is_ascii_digit() || c == '.')) {
-                    return Err(invalid(at, c));
-                }
-                if !is_numeric_oid(name) {
-                    return Err(self.error(start, format!("invalid numeric OID {name:?}")));
-                }
-            }
-            Some((at, c)) => return Err(invalid(at, c)),
-            None => return Err(self.error(start, "missing attribute type before '='")),
+            Err(TypeProblem::Empty) => Err(self.error(start, "missing attribute type before '='")),
         }
-        Ok(name.to_string())
     }
 
     /// `#hex`, positioned on the `#`.
     fn parse_ber(&mut self) -> Result<AttributeValue, DnError> {
-        let start = self.pos;
-        self.bump();
-        let hex_start = self.pos;
-        while !self.at_separator_or_end() && self.peek() != Some(' ') {
-            self.bump();
-        }
-        let hex = &self.src[hex_start..self.pos];
+        let start = self.cursor.pos();
+        self.cursor.bump();
+        let hex = self
+            .cursor
+            .skip_while(|c| !matches!(c, ',' | ';' | '+' | ' '));
         if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.error(
                 start,
@@ -469,19 +436,19 @@ impl Parser<'_> {
 
     /// `"..."` (RFC 1779), positioned on the opening quote.
     fn parse_quoted(&mut self) -> Result<AttributeValue, DnError> {
-        let open = self.pos;
-        self.bump();
+        let open = self.cursor.pos();
+        self.cursor.bump();
         let mut bytes = Vec::new();
         loop {
-            match self.peek() {
+            match self.cursor.peek() {
                 None => return Err(self.error(open, "unterminated quoted value: missing '\"'")),
                 Some('"') => {
-                    self.bump();
+                    self.cursor.bump();
                     break;
                 }
                 Some('\\') => self.unescape(&mut bytes)?,
                 Some(c) => {
-                    self.bump();
+                    self.cursor.bump();
                     push_char(&mut bytes, c);
                 }
             }
@@ -494,17 +461,17 @@ impl Parser<'_> {
 
     /// A plain string value up to a separator; unescaped trailing spaces are dropped.
     fn parse_string(&mut self) -> Result<AttributeValue, DnError> {
-        let start = self.pos;
+        let start = self.cursor.pos();
         let mut bytes = Vec::new();
         let mut significant = 0;
         while !self.at_separator_or_end() {
-            match self.peek() {
+            match self.cursor.peek() {
                 Some('\\') => {
                     self.unescape(&mut bytes)?;
                     significant = bytes.len();
                 }
                 Some(c) => {
-                    self.bump();
+                    self.cursor.bump();
                     push_char(&mut bytes, c);
                     if c != ' ' {
                         significant = bytes.len();
@@ -519,17 +486,17 @@ impl Parser<'_> {
 
     /// One escape, positioned on the backslash.
     fn unescape(&mut self, bytes: &mut Vec<u8>) -> Result<(), DnError> {
-        let at = self.pos;
-        self.bump();
-        let rest = &self.src[self.pos..];
-        let mut next = rest.chars();
-        match (next.next(), next.next()) {
+        let at = self.cursor.pos();
+        self.cursor.bump();
+        let rest = self.cursor.rest();
+        match (self.cursor.peek(), self.cursor.peek_nth(1)) {
             (Some(a), Some(b)) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => {
                 bytes.push(u8::from_str_radix(&rest[..2], 16).unwrap_or_default());
-                self.pos += 2;
+                self.cursor.bump();
+                self.cursor.bump();
             }
             (Some(c), _) if ESCAPABLE.contains(&c) => {
-                self.bump();
+                self.cursor.bump();
                 push_char(bytes, c);
             }
             _ => {
@@ -552,12 +519,11 @@ impl Parser<'_> {
     }
 
     fn expect_separator_or_end(&self) -> Result<(), DnError> {
-        match self.peek() {
+        match self.cursor.peek() {
             None | Some(',' | ';' | '+') => Ok(()),
-            Some(c) => Err(self.error(
-                self.pos,
-                format!("unexpected {c:?} after the value; expected ',', '+' or the end"),
-            )),
+            Some(c) => Err(self.error_here(format!(
+                "unexpected {c:?} after the value; expected ',', '+' or the end"
+            ))),
         }
     }
 }

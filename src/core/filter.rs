@@ -61,6 +61,8 @@ use std::cmp::Ordering;
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
+use crate::core::attribute_name::validate_attribute;
+use crate::core::cursor::Cursor;
 use crate::core::entry::Entry;
 
 /// The Active Directory matching rule "all bits of the assertion set" (`LDAP_MATCHING_RULE_BIT_AND`).
@@ -327,38 +329,32 @@ impl Filter {
         // `title=Director* ` end where it appears to. Leading whitespace is skipped below,
         // so columns still count from the start of `input`.
         let mut parser = Parser {
-            src: input.trim_end(),
-            pos: 0,
+            cursor: Cursor::new(input.trim_end()),
             depth: 0,
         };
         parser.skip_whitespace();
-        if parser.peek().is_none() {
-            return Err(parser.error(parser.pos, "empty filter"));
+        if parser.cursor.at_end() {
+            return Err(parser.error_here("empty filter"));
         }
-        let filter = if parser.peek() == Some('(') {
+        let filter = if parser.cursor.peek() == Some('(') {
             parser.parse_parenthesised()?
         } else {
             parser.parse_item(None)?
         };
         parser.skip_whitespace();
-        match parser.peek() {
+        match parser.cursor.peek() {
             None => Ok(filter),
-            Some(')') => Err(parser.error(
-                parser.pos,
-                "unbalanced parenthesis: this ')' has no matching '('",
-            )),
-            Some('(') => Err(parser.error(
-                parser.pos,
+            Some(')') => {
+                Err(parser.error_here("unbalanced parenthesis: this ')' has no matching '('"))
+            }
+            Some('(') => Err(parser.error_here(
                 "unexpected text after the end of the filter; combine several filters \
                  with (&...) or (|...)",
             )),
-            Some(_) => Err(parser.error(
-                parser.pos,
-                format!(
-                    "unexpected text after the end of the filter: {:?}",
-                    &parser.src[parser.pos..]
-                ),
-            )),
+            Some(_) => Err(parser.error_here(format!(
+                "unexpected text after the end of the filter: {:?}",
+                parser.cursor.rest()
+            ))),
         }
     }
 
@@ -597,9 +593,7 @@ impl fmt::Display for Filter {
 }
 
 struct Parser<'a> {
-    src: &'a str,
-    /// Byte offset of the next character.
-    pos: usize,
+    cursor: Cursor<'a>,
     depth: usize,
 }
 
@@ -610,38 +604,34 @@ struct ScannedValue {
     stars: Vec<usize>,
 }
 
-impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
+impl Parser<'_> {
     fn skip_whitespace(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.bump();
-        }
-    }
-
-    fn column(&self, pos: usize) -> usize {
-        self.src[..pos].chars().count() + 1
+        self.cursor.skip_while(char::is_whitespace);
     }
 
     fn error(&self, pos: usize, message: impl Into<String>) -> FilterError {
         FilterError {
-            column: self.column(pos),
+            column: self.cursor.column(pos),
             message: message.into(),
         }
     }
 
+    /// An error at the next character.
+    fn error_here(&self, message: impl Into<String>) -> FilterError {
+        self.error(self.cursor.pos(), message)
+    }
+
+    fn unbalanced(&self, open: usize) -> FilterError {
+        self.error_here(format!(
+            "unbalanced parenthesis: missing ')' to close the '(' at column {}",
+            self.cursor.column(open)
+        ))
+    }
+
     /// `( item )`, positioned on the `(`.
     fn parse_parenthesised(&mut self) -> Result<Filter, FilterError> {
-        let open = self.pos;
-        self.bump();
+        let open = self.cursor.pos();
+        self.cursor.bump();
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error(
@@ -650,21 +640,13 @@ impl<'a> Parser<'a> {
             ));
         }
         let filter = self.parse_item(Some(open))?;
-        match self.peek() {
+        match self.cursor.peek() {
             Some(')') => {
-                self.bump();
+                self.cursor.bump();
             }
-            None => {
-                return Err(self.error(
-                    self.pos,
-                    format!(
-                        "unbalanced parenthesis: missing ')' to close the '(' at column {}",
-                        self.column(open)
-                    ),
-                ))
-            }
+            None => return Err(self.unbalanced(open)),
             Some(c) => {
-                return Err(self.error(self.pos, format!("expected ')', found {c:?}")));
+                return Err(self.error_here(format!("expected ')', found {c:?}")));
             }
         }
         self.depth -= 1;
@@ -673,47 +655,38 @@ impl<'a> Parser<'a> {
 
     /// The inside of a parenthesised filter (or a bare top-level one).
     fn parse_item(&mut self, open: Option<usize>) -> Result<Filter, FilterError> {
-        match self.peek() {
+        match self.cursor.peek() {
             Some('&') => {
-                self.bump();
+                self.cursor.bump();
                 Ok(Filter::And(self.parse_list('&')?))
             }
             Some('|') => {
-                self.bump();
+                self.cursor.bump();
                 Ok(Filter::Or(self.parse_list('|')?))
             }
             Some('!') => {
-                self.bump();
+                self.cursor.bump();
                 self.skip_whitespace();
-                if self.peek() != Some('(') {
-                    return Err(self.error(self.pos, "expected '(' after '!'"));
+                if self.cursor.peek() != Some('(') {
+                    return Err(self.error_here("expected '(' after '!'"));
                 }
                 let inner = self.parse_parenthesised()?;
                 self.skip_whitespace();
-                if self.peek() == Some('(') {
-                    return Err(self.error(
-                        self.pos,
+                if self.cursor.peek() == Some('(') {
+                    return Err(self.error_here(
                         "'!' takes exactly one filter; wrap several in (&...) or (|...)",
                     ));
                 }
                 Ok(Filter::Not(Box::new(inner)))
             }
             None => match open {
-                Some(open) => Err(self.error(
-                    self.pos,
-                    format!(
-                        "unbalanced parenthesis: missing ')' to close the '(' at column {}",
-                        self.column(open)
-                    ),
-                )),
-                None => Err(self.error(self.pos, "empty filter")),
+                Some(open) => Err(self.unbalanced(open)),
+                None => Err(self.error_here("empty filter")),
             },
-            Some(')') => Err(self.error(
-                self.pos,
-                "empty filter \"()\": expected an attribute, '&', '|' or '!'",
-            )),
-            Some('(') => Err(self.error(
-                self.pos,
+            Some(')') => {
+                Err(self.error_here("empty filter \"()\": expected an attribute, '&', '|' or '!'"))
+            }
+            Some('(') => Err(self.error_here(
                 "unexpected '(': a filter list needs '&' or '|' before it, as in (&(a=1)(b=2))",
             )),
             Some(_) => self.parse_simple(),
@@ -724,63 +697,53 @@ impl<'a> Parser<'a> {
         let mut filters = Vec::new();
         loop {
             self.skip_whitespace();
-            if self.peek() != Some('(') {
+            if self.cursor.peek() != Some('(') {
                 break;
             }
             filters.push(self.parse_parenthesised()?);
         }
-        match self.peek() {
+        match self.cursor.peek() {
             None | Some(')') => Ok(filters),
-            Some(c) => Err(self.error(
-                self.pos,
-                format!(
-                    "expected '(' to start a filter inside '{operator}', found {c:?}; \
+            Some(c) => Err(self.error_here(format!(
+                "expected '(' to start a filter inside '{operator}', found {c:?}; \
                      each filter in a list needs its own parentheses"
-                ),
-            )),
+            ))),
         }
     }
 
     /// `attr=value`, `attr=*`, substrings, `attr>=v`, `attr<=v`, `attr~=v`, extensible.
     fn parse_simple(&mut self) -> Result<Filter, FilterError> {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if matches!(c, '=' | '~' | '>' | '<' | ':' | '(' | ')') {
-                break;
-            }
-            self.bump();
-        }
-        let attribute = &self.src[start..self.pos];
+        let start = self.cursor.pos();
+        let attribute = self
+            .cursor
+            .skip_while(|c| !matches!(c, '=' | '~' | '>' | '<' | ':' | '(' | ')'));
         if attribute.is_empty() {
-            return Err(match self.peek() {
-                Some(':') => self.error(
-                    self.pos,
-                    "extensible match without an attribute is not supported",
-                ),
-                Some(c @ ('=' | '~' | '>' | '<')) => self.error(
-                    self.pos,
-                    format!("missing attribute description before {c:?}"),
-                ),
-                _ => self.error(self.pos, "expected an attribute description"),
+            return Err(match self.cursor.peek() {
+                Some(':') => {
+                    self.error_here("extensible match without an attribute is not supported")
+                }
+                Some(c @ ('=' | '~' | '>' | '<')) => {
+                    self.error_here(format!("missing attribute description before {c:?}"))
+                }
+                _ => self.error_here("expected an attribute description"),
             });
         }
         validate_attribute(attribute).map_err(|(offset, message)| FilterError {
-            column: self.column(start + offset),
+            column: self.cursor.column(start + offset),
             message,
         })?;
         let attribute = attribute.to_string();
-        match self.peek() {
+        match self.cursor.peek() {
             Some('=') => {
-                self.bump();
+                self.cursor.bump();
                 let scanned = self.scan_value()?;
                 self.equality_or_substrings(attribute, scanned)
             }
             Some(c @ ('~' | '>' | '<')) => {
-                self.bump();
-                if self.peek() != Some('=') {
-                    return Err(self.error(self.pos, format!("expected \"=\" after {c:?}")));
+                self.cursor.bump();
+                if !self.cursor.eat('=') {
+                    return Err(self.error_here(format!("expected \"=\" after {c:?}")));
                 }
-                self.bump();
                 let value = AssertionValue::new(self.scan_plain_value(&format!("{c}="))?);
                 Ok(match c {
                     '~' => Filter::Approx { attribute, value },
@@ -789,10 +752,7 @@ impl<'a> Parser<'a> {
                 })
             }
             Some(':') => self.parse_extensible(attribute),
-            _ => Err(self.error(
-                self.pos,
-                format!("expected \"=\" after attribute {attribute:?}"),
-            )),
+            _ => Err(self.error_here(format!("expected \"=\" after attribute {attribute:?}"))),
         }
     }
 
@@ -832,15 +792,11 @@ impl<'a> Parser<'a> {
 
     /// After `attr:`: only `attr:RULE:=integer` with a bitwise rule is supported.
     fn parse_extensible(&mut self, attribute: String) -> Result<Filter, FilterError> {
-        self.bump(); // ':'
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if matches!(c, ':' | '=' | '(' | ')') {
-                break;
-            }
-            self.bump();
-        }
-        let rule = &self.src[start..self.pos];
+        self.cursor.bump(); // ':'
+        let start = self.cursor.pos();
+        let rule = self
+            .cursor
+            .skip_while(|c| !matches!(c, ':' | '=' | '(' | ')'));
         if rule.is_empty() {
             return Err(self.error(
                 start,
@@ -850,17 +806,14 @@ impl<'a> Parser<'a> {
                 ),
             ));
         }
-        if rule.eq_ignore_ascii_case("dn") && self.peek() == Some(':') {
+        if rule.eq_ignore_ascii_case("dn") && self.cursor.peek() == Some(':') {
             return Err(self.error(
                 start,
                 "the \":dn:\" form of extensible match is not supported",
             ));
         }
-        if !(self.peek() == Some(':') && self.src[self.pos + 1..].starts_with('=')) {
-            return Err(self.error(
-                self.pos,
-                format!("expected \":=\" after matching rule {rule:?}"),
-            ));
+        if !self.cursor.rest().starts_with(":=") {
+            return Err(self.error_here(format!("expected \":=\" after matching rule {rule:?}")));
         }
         let rule_kind = match rule {
             BIT_AND_RULE => BitwiseRule::And,
@@ -884,8 +837,9 @@ impl<'a> Parser<'a> {
                 ))
             }
         };
-        self.pos += 2; // ":="
-        let value_start = self.pos;
+        self.cursor.bump(); // ':'
+        self.cursor.bump(); // '='
+        let value_start = self.cursor.pos();
         let raw = self.scan_plain_value(":=")?;
         let mask = std::str::from_utf8(&raw)
             .ok()
@@ -930,24 +884,22 @@ impl<'a> Parser<'a> {
     fn scan_value(&mut self) -> Result<ScannedValue, FilterError> {
         let mut pieces = vec![Vec::new()];
         let mut stars = Vec::new();
-        while let Some(c) = self.peek() {
+        while let Some(c) = self.cursor.peek() {
             match c {
                 ')' => break,
                 '(' => {
-                    return Err(self.error(
-                        self.pos,
-                        "unescaped '(' in value; write \\28 for '(' and \\29 for ')'",
-                    ))
+                    return Err(self
+                        .error_here("unescaped '(' in value; write \\28 for '(' and \\29 for ')'"))
                 }
                 '*' => {
-                    stars.push(self.pos);
+                    stars.push(self.cursor.pos());
                     pieces.push(Vec::new());
-                    self.bump();
+                    self.cursor.bump();
                 }
                 '\\' => {
-                    let at = self.pos;
-                    self.bump();
-                    let hex: String = self.src[self.pos..].chars().take(2).collect();
+                    let at = self.cursor.pos();
+                    self.cursor.bump();
+                    let hex: String = self.cursor.rest().chars().take(2).collect();
                     let byte = (hex.len() == 2 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
                         .then(|| u8::from_str_radix(&hex, 16).ok())
                         .flatten();
@@ -962,13 +914,14 @@ impl<'a> Parser<'a> {
                             ),
                         ));
                     };
-                    self.pos += 2;
+                    self.cursor.bump();
+                    self.cursor.bump();
                     if let Some(piece) = pieces.last_mut() {
                         piece.push(byte);
                     }
                 }
                 _ => {
-                    self.bump();
+                    self.cursor.bump();
                     if let Some(piece) = pieces.last_mut() {
                         let mut buffer = [0; 4];
                         piece.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
@@ -978,68 +931,6 @@ impl<'a> Parser<'a> {
         }
         Ok(ScannedValue { pieces, stars })
     }
-}
-
-/// Checks an RFC 4512 attribute description: `name` or numeric OID, then `;option`s.
-/// On error, the byte offset inside `description` and the message.
-pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String)> {
-    let invalid = |offset: usize, c: char| {
-        Err((
-            offset,
-            format!("invalid character {c:?} in attribute description {description:?}"),
-        ))
-    };
-    let type_end = description.find(';').unwrap_or(description.len());
-    let attribute_type = &description[..type_end];
-    let mut chars = attribute_type.char_indices();
-    match chars.next() {
-        None => return Err((0, "missing attribute type before ';'".to_string())),
-        Some((_, c)) if c.is_ascii_alphabetic() => {
-            for (offset, c) in chars {
-                if !(c.is_ascii_alphanumeric() || c == '-') {
-                    return invalid(offset, c);
-                }
-            }
-        }
-        Some((_, c)) if c.is_ascii_digit() => {
-            if let Some((offset, c)) = attribute_type
-                .char_indices()
-                .find(|&(_, c)| !(c.is_ascii_digit() || c == '.'))
-            {
-                return invalid(offset, c);
-            }
-            if !is_numeric_oid(attribute_type) {
-                return Err((0, format!("invalid numeric OID {attribute_type:?}")));
-            }
-        }
-        Some((offset, c)) => return invalid(offset, c),
-    }
-    let mut offset = type_end;
-    for option in description[type_end..].split(';').skip(1) {
-        offset += 1;
-        if option.is_empty() {
-            return Err((
-                offset,
-                format!("empty option in attribute description {description:?}"),
-            ));
-        }
-        for (inner, c) in option.char_indices() {
-            if !(c.is_ascii_alphanumeric() || c == '-') {
-                return invalid(offset + inner, c);
-            }
-        }
-        offset += option.len();
-    }
-    Ok(())
-}
-
-/// `number *("." number)` with no leading zeros (RFC 4512 numericoid).
-pub(crate) fn is_numeric_oid(text: &str) -> bool {
-    text.split('.').all(|number| {
-        !number.is_empty()
-            && number.bytes().all(|b| b.is_ascii_digit())
-            && (number == "0" || !number.starts_with('0'))
-    })
 }
 
 #[cfg(test)]

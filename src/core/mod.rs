@@ -3,6 +3,8 @@
 //! Nothing in here performs I/O, reads the clock or is async. Every function is
 //! deterministic: the same input gives the same output, in the same order.
 
+pub(crate) mod attribute_name;
+pub(crate) mod cursor;
 pub mod desired;
 pub mod dn;
 pub mod entry;

@@ -63,8 +63,9 @@ use std::str::FromStr;
 
 use regex::Regex;
 
+use crate::core::attribute_name::validate_attribute;
+use crate::core::cursor::Cursor;
 use crate::core::entry::Entry;
-use crate::core::filter::validate_attribute;
 
 /// The filters a placeholder can use, as listed in error messages.
 pub const KNOWN_FILTERS: &str =
@@ -136,36 +137,33 @@ impl RenderOutcome {
 impl Template {
     /// Parses a template. See the module documentation for the syntax.
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
-        let mut cursor = Cursor {
-            src: source,
-            pos: 0,
+        let mut parser = Parser {
+            cursor: Cursor::new(source),
         };
         let mut parts = Vec::new();
         let mut literal = String::new();
-        while let Some(c) = cursor.peek() {
+        while let Some(c) = parser.cursor.peek() {
             match c {
-                '{' if cursor.peek_second() == Some('{') => {
-                    literal.push('{');
-                    cursor.pos += 2;
-                }
-                '}' if cursor.peek_second() == Some('}') => {
-                    literal.push('}');
-                    cursor.pos += 2;
+                '{' | '}' if parser.cursor.peek_nth(1) == Some(c) => {
+                    literal.push(c);
+                    parser.cursor.bump();
+                    parser.cursor.bump();
                 }
                 '{' => {
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
-                    parts.push(Part::Placeholder(cursor.parse_placeholder()?));
+                    parts.push(Part::Placeholder(parser.parse_placeholder()?));
                 }
                 '}' => {
-                    return Err(
-                        cursor.error(cursor.pos, "unmatched '}'; write '}}' for a literal '}'")
-                    )
+                    return Err(parser.error(
+                        parser.cursor.pos(),
+                        "unmatched '}'; write '}}' for a literal '}'",
+                    ))
                 }
                 _ => {
                     literal.push(c);
-                    cursor.bump();
+                    parser.cursor.bump();
                 }
             }
         }
@@ -413,30 +411,14 @@ impl FromStr for Template {
     }
 }
 
-struct Cursor<'a> {
-    src: &'a str,
-    /// Byte offset of the next character.
-    pos: usize,
+struct Parser<'a> {
+    cursor: Cursor<'a>,
 }
 
-impl Cursor<'_> {
-    fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
-    }
-
-    fn peek_second(&self) -> Option<char> {
-        self.src[self.pos..].chars().nth(1)
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
+impl<'a> Parser<'a> {
     fn error(&self, pos: usize, message: impl Into<String>) -> TemplateError {
         TemplateError {
-            column: self.src[..pos].chars().count() + 1,
+            column: self.cursor.column(pos),
             message: message.into(),
         }
     }
@@ -450,12 +432,9 @@ impl Cursor<'_> {
 
     /// Advances over characters until one of `stops` or the end; returns the text and the
     /// byte offset of its first non-whitespace character.
-    fn scan_name(&mut self, stops: &[char]) -> (&str, usize) {
-        let start = self.pos;
-        while self.peek().is_some_and(|c| !stops.contains(&c)) {
-            self.bump();
-        }
-        let raw = &self.src[start..self.pos];
+    fn scan_name(&mut self, stops: &[char]) -> (&'a str, usize) {
+        let start = self.cursor.pos();
+        let raw = self.cursor.skip_while(|c| !stops.contains(&c));
         let trimmed = raw.trim();
         let leading = raw.len() - raw.trim_start().len();
         (trimmed, start + leading)
@@ -463,11 +442,11 @@ impl Cursor<'_> {
 
     /// `{attr|filter|filter:arg}`, positioned on the `{`.
     fn parse_placeholder(&mut self) -> Result<Placeholder, TemplateError> {
-        let open = self.pos;
-        self.bump();
+        let open = self.cursor.pos();
+        self.cursor.bump();
         let (attribute, attribute_at) = self.scan_name(&['|', '}']);
         let attribute = attribute.to_string();
-        if self.peek().is_none() {
+        if self.cursor.at_end() {
             return Err(self.unclosed(open));
         }
         if attribute.is_empty() {
@@ -481,12 +460,11 @@ impl Cursor<'_> {
             return Err(self.error(attribute_at + offset, message));
         }
         let mut filters = Vec::new();
-        while self.peek() == Some('|') {
-            self.bump();
+        while self.cursor.eat('|') {
             filters.push(self.parse_filter(open)?);
         }
         // The loop above stops only on '}' (or the end, reported inside it).
-        self.bump();
+        self.cursor.bump();
         Ok(Placeholder { attribute, filters })
     }
 
@@ -494,11 +472,11 @@ impl Cursor<'_> {
     fn parse_filter(&mut self, open: usize) -> Result<ValueFilter, TemplateError> {
         let (name, name_at) = self.scan_name(&[':', '|', '}']);
         let name = name.to_string();
-        let argument = match self.peek() {
+        let argument = match self.cursor.peek() {
             None => return Err(self.unclosed(open)),
             Some(':') => {
-                self.bump();
-                let argument_at = self.pos;
+                self.cursor.bump();
+                let argument_at = self.cursor.pos();
                 Some((self.scan_argument(open)?, argument_at))
             }
             Some(_) => None,
@@ -573,11 +551,11 @@ impl Cursor<'_> {
         let mut out = Vec::new();
         let mut depth = 0usize;
         loop {
-            match self.peek() {
+            match self.cursor.peek() {
                 None => return Err(self.unclosed(open)),
                 Some('|') | Some('}') if depth == 0 => return Ok(out),
                 Some(c @ ('{' | '}')) => {
-                    self.bump();
+                    self.cursor.bump();
                     if c == '{' {
                         depth += 1;
                     } else {
@@ -586,17 +564,17 @@ impl Cursor<'_> {
                     out.push((c, false));
                 }
                 Some('\\') => {
-                    self.bump();
-                    match self.peek() {
+                    self.cursor.bump();
+                    match self.cursor.peek() {
                         Some(c @ ('|' | '{' | '}' | ':' | '\\')) => {
-                            self.bump();
+                            self.cursor.bump();
                             out.push((c, true));
                         }
                         _ => out.push(('\\', false)),
                     }
                 }
                 Some(c) => {
-                    self.bump();
+                    self.cursor.bump();
                     out.push((c, false));
                 }
             }
