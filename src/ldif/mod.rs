@@ -9,6 +9,7 @@
 mod error;
 mod reader;
 mod record;
+mod snapshot;
 mod url;
 mod writer;
 
@@ -20,6 +21,7 @@ pub use error::{LdifError, LdifFileError};
 pub use reader::LdifReader;
 pub use record::RenameKeyword;
 pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use url::{FileUrls, UrlResolver};
 pub use writer::{write_entry, write_version};
 
