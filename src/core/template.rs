@@ -206,6 +206,17 @@ impl Template {
 
     /// Renders over `entry`, saying why nothing was rendered when that is the case.
     pub fn render_outcome(&self, entry: &Entry) -> RenderOutcome {
+        // The common template is one placeholder: one pass over the entry, no product.
+        if let [Part::Placeholder(placeholder)] = self.parts.as_slice() {
+            let values = placeholder.values(entry);
+            return if !values.is_empty() {
+                RenderOutcome::Values(values)
+            } else if entry.has(&placeholder.attribute) {
+                RenderOutcome::Empty
+            } else {
+                RenderOutcome::MissingAttribute(placeholder.attribute.clone())
+            };
+        }
         for part in &self.parts {
             if let Part::Placeholder(placeholder) = part {
                 if !entry.has(&placeholder.attribute) {
