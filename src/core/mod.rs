@@ -5,6 +5,7 @@
 
 pub mod desired;
 pub mod dn;
+pub mod effect;
 pub mod entry;
 pub mod filter;
 pub mod model;
