@@ -32,6 +32,11 @@ pub struct CommonArgs {
         default_value = "registrar.db"
     )]
     pub state: PathBuf,
+    /// Read the config directory and every file it names from this git revision (a
+    /// branch, tag, sha, HEAD~1, …) instead of the working tree; no checkout is made.
+    /// For validate, plan and apply.
+    #[arg(long, global = true, value_name = "REV")]
+    pub rev: Option<String>,
     /// Colour in text output (auto: when stdout is a terminal and NO_COLOR is unset).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -60,10 +65,16 @@ pub enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also show the effect of the change since git revision REV (e.g. main): the
+        /// desired state at the head against the desired state at REV, each from its
+        /// own files, with the diff of the changed config files.
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
     },
     /// Apply a saved plan exactly, or compute one and apply it.
     Apply {
-        /// A plan saved by `plan --out`; refused if the store changed since.
+        /// A plan saved by `plan --out`; refused if the store changed since, and with
+        /// --rev, if it was made at another revision.
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
         /// Apply even when removals and deactivations exceed the policy's threshold.

@@ -30,10 +30,19 @@ fn main() -> ExitCode {
             }
         }
     };
+    let takes_rev = matches!(
+        cli.command,
+        Command::Validate | Command::Plan { .. } | Command::Apply { .. }
+    );
+    if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
+        eprintln!("error: --rev {rev}: only validate, plan and apply read a revision");
+        return ExitCode::FAILURE;
+    }
     let context = Context {
         config_dir: cli.common.config,
         state_path: cli.common.state,
         color,
+        rev: cli.common.rev,
     };
     let result = match cli.command {
         Command::Validate => app::validate(&context),
@@ -41,7 +50,14 @@ fn main() -> ExitCode {
             format,
             out,
             detailed_exitcode,
-        } => app::plan_command(&context, format, out.as_deref(), detailed_exitcode),
+            base,
+        } => app::plan_command(
+            &context,
+            format,
+            out.as_deref(),
+            detailed_exitcode,
+            base.as_deref(),
+        ),
         Command::Apply {
             plan,
             allow_deletes,

@@ -1,5 +1,6 @@
-//! The commands: each one wires the adapters (config, LDIF, store, renderers) around the
-//! pure core. `plan` and `apply` share one reconcile pass, `reconcile()`.
+//! The commands: each one wires the adapters (config, files from the working tree or a
+//! git revision, LDIF, store, renderers) around the pure core. `plan` and `apply` share
+//! one reconcile pass, `reconcile()`.
 //!
 //! This is the only layer that reads the clock or the environment. It returns errors to
 //! `main`, which prints them as one line each and exits 1.
@@ -11,12 +12,15 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{self, Config, ConfigError, SourceLocation};
+use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder};
+use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::plan::{plan, Plan, PlanError, PLAN_FORMAT_VERSION};
 use crate::core::state::{RegistrationSource, State};
-use crate::ldif::{self, FileUrls, LdifReader};
-use crate::render::{self, Color};
+use crate::git::{GitError, Repo};
+use crate::ldif::{self, LdifReader};
+use crate::render::{self, Color, PlanDocument};
+use crate::snapshot::{Snapshot, SnapshotError};
 use crate::store::{RunRecord, Store, StoreError};
 
 /// Everything that can stop a command.
@@ -28,6 +32,13 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Files(#[from] SnapshotError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// An error reading config or sources at a git revision: each line says which.
+    #[error("{}", prefix_lines(at, inner))]
+    AtRevision { at: String, inner: Box<AppError> },
     #[error("source {source_name}: {message}")]
     Source {
         source_name: String,
@@ -37,6 +48,16 @@ pub enum AppError {
     File { path: PathBuf, message: String },
     #[error("{0}")]
     Refused(String),
+}
+
+/// `at: ` before every line of `error`'s message.
+fn prefix_lines(at: &str, error: &AppError) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(|line| format!("{at}: {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Output formats of `plan`.
@@ -62,6 +83,9 @@ pub struct Context {
     pub config_dir: PathBuf,
     pub state_path: PathBuf,
     pub color: Color,
+    /// `--rev REV`: read config and sources from this git revision instead of the
+    /// working tree.
+    pub rev: Option<String>,
 }
 
 /// A reader that feeds every byte it passes on into a digest.
@@ -78,9 +102,10 @@ impl<R: Read> Read for DigestingReader<'_, R> {
     }
 }
 
-/// Streams every source's entries through the desired-state builder, digesting the
-/// inputs (config files and source data) on the way. No directory is held in memory.
-fn read_desired(config: &Config) -> Result<(Desired, String), AppError> {
+/// Streams every source's entries from `files` through the desired-state builder,
+/// digesting the inputs (config files and source data) on the way. No directory is held
+/// in memory beyond what the snapshot holds (one blob at a time at a git revision).
+fn read_desired(config: &Config, files: &Snapshot) -> Result<(Desired, String), AppError> {
     let mut digest = Sha256::new();
     for file in &config.files {
         digest.update(file.path.to_string_lossy().as_bytes());
@@ -102,8 +127,7 @@ fn read_desired(config: &Config) -> Result<(Desired, String), AppError> {
                         "ldif change files (changes:) are not supported by this version; remove the key".to_string(),
                     ));
                 }
-                let file = File::open(path)
-                    .map_err(|e| source_error(format!("cannot read {}: {e}", path.display())))?;
+                let file = files.open(path).map_err(|e| source_error(e.to_string()))?;
                 digest.update(path.to_string_lossy().as_bytes());
                 digest.update([0]);
                 let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -114,7 +138,12 @@ fn read_desired(config: &Config) -> Result<(Desired, String), AppError> {
                         digest: &mut digest,
                     },
                 );
-                let reader = LdifReader::new(input).with_resolver(FileUrls::relative_to(base_dir));
+                // `attr:< URL` values come from the same files as the LDIF itself.
+                let mut urls = files
+                    .url_resolver(base_dir)
+                    .map_err(|e| source_error(e.to_string()))?;
+                let reader =
+                    LdifReader::new(input).with_resolver(move |url: &str| urls.resolve(url));
                 ldif::for_each_entry(reader, |entry| builder.add_entry(&source.name, &entry))
                     .map_err(|e| source_error(format!("{}:{e}", path.display())))?;
             }
@@ -134,6 +163,50 @@ fn read_desired(config: &Config) -> Result<(Desired, String), AppError> {
     Ok((builder.finish(), format!("sha256:{digest}")))
 }
 
+/// The files config and sources are read from: `--rev`, or the working tree.
+fn head_files(context: &Context) -> Result<Snapshot, AppError> {
+    Ok(match &context.rev {
+        Some(rev) => Snapshot::at_revision(&context.config_dir, rev)?,
+        None => Snapshot::working_tree(&context.config_dir),
+    })
+}
+
+/// `result`, its error naming the revision of `files` (`role` is "" or "base ").
+fn at_revision<T>(
+    files: &Snapshot,
+    role: &str,
+    result: Result<T, AppError>,
+) -> Result<T, AppError> {
+    result.map_err(|error| match files.label() {
+        Some(label) => AppError::AtRevision {
+            at: format!("{role}revision {label}"),
+            inner: Box::new(error),
+        },
+        None => error,
+    })
+}
+
+/// The config directory at `files`, checked, with every source's desired state and the
+/// inputs digest.
+fn read_config(context: &Context, files: &Snapshot, role: &str) -> Result<Config, AppError> {
+    at_revision(
+        files,
+        role,
+        config::load(files, &context.config_dir).map_err(AppError::from),
+    )
+}
+
+/// The files a plan read: the config files and each LDIF source.
+fn files_read(config: &Config) -> Vec<&Path> {
+    let mut paths: Vec<&Path> = config.files.iter().map(|f| f.path.as_path()).collect();
+    for source in &config.sources {
+        if let SourceLocation::Ldif { path, .. } = &source.location {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
 /// Loads the state, or an empty one at serial 0 when the file does not exist yet.
 fn load_state(path: &Path) -> Result<State, AppError> {
     match Store::open_if_exists(path)? {
@@ -142,33 +215,161 @@ fn load_state(path: &Path) -> Result<State, AppError> {
     }
 }
 
-/// One reconcile pass: config + sources + state → plan. Shared by `plan` and `apply`.
-pub fn reconcile(context: &Context) -> Result<Plan, AppError> {
-    let config = config::load_dir(&context.config_dir)?;
+/// What one reconcile pass produced.
+#[derive(Debug)]
+pub struct Reconciled {
+    /// The plan, with `revision` set to the commit the config was read at.
+    pub plan: Plan,
+    /// The config came from a working tree that differed from that commit.
+    pub revision_dirty: bool,
+    /// With a base revision: the effect of the change since it.
+    pub effect: Option<Effect>,
+}
+
+impl Reconciled {
+    /// The plan JSON document of this pass.
+    pub fn document(&self) -> PlanDocument<'_> {
+        PlanDocument {
+            plan: &self.plan,
+            revision_dirty: self.revision_dirty,
+            effect: self.effect.as_ref(),
+        }
+    }
+}
+
+/// One reconcile pass: config + sources + state → plan, from the working tree or the
+/// `--rev` revision, and with `base` also the effect of the change since that revision.
+/// Shared by `plan` and `apply`.
+pub fn reconcile(context: &Context, base: Option<&str>) -> Result<Reconciled, AppError> {
+    let files = head_files(context)?;
+    let config = read_config(context, &files, "")?;
     // The store loads on a second core while the sources stream through the builder.
     let (read, state) = std::thread::scope(|scope| {
         let loader = scope.spawn(|| load_state(&context.state_path));
-        let read = read_desired(&config);
+        let read = read_desired(&config, &files);
         let state = loader
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (read, state)
     });
-    let (wanted, inputs_digest) = read?;
+    let (wanted, inputs_digest) = at_revision(&files, "", read)?;
     let state = state?;
+    let revision_dirty = files.is_dirty(&context.config_dir, &files_read(&config));
+    let effect = match base {
+        Some(base) => Some(effect_since(
+            context,
+            base,
+            &config,
+            &wanted,
+            files.commit(),
+            revision_dirty,
+        )?),
+        None => None,
+    };
     let mut computed = plan(&config.rules, wanted, &state)?;
+    computed.revision = files.commit();
     computed.inputs_digest = inputs_digest;
     // Freeing a large directory's worth of values takes as long as building them; let
     // another thread do it while the caller renders the plan.
     std::thread::spawn(move || drop((state, config)));
-    Ok(computed)
+    Ok(Reconciled {
+        plan: computed,
+        revision_dirty,
+        effect,
+    })
+}
+
+/// The effect of the change from `base` to the head (`head_config` and `head`, read at
+/// `head_commit`): each revision's desired state from its own files. A base without the
+/// config directory counts as producing nothing (the change introduces the config).
+fn effect_since(
+    context: &Context,
+    base: &str,
+    head_config: &Config,
+    head: &Desired,
+    head_commit: Option<String>,
+    head_dirty: bool,
+) -> Result<Effect, AppError> {
+    let (base_commit, base_desired, base_texts) =
+        match Snapshot::at_revision(&context.config_dir, base) {
+            Ok(files) => {
+                let config = read_config(context, &files, "base ")?;
+                let (desired, _) = at_revision(&files, "base ", read_desired(&config, &files))?;
+                let commit = files.commit().unwrap_or_default();
+                (commit, desired, config.files)
+            }
+            Err(SnapshotError::MissingDir { commit, .. }) => {
+                (commit, Desired::default(), Vec::new())
+            }
+            Err(error) => return Err(error.into()),
+        };
+    let effect = at_revision_named(
+        format!("effect since base revision {base}"),
+        effect::effect(&head_config.rules, head.clone(), &base_desired),
+    )?;
+    Ok(Effect {
+        base: base_commit,
+        head: head_commit,
+        head_dirty,
+        summary: effect.summary,
+        changes: effect.changes,
+        files: config_diffs(&base_texts, &head_config.files),
+    })
+}
+
+fn at_revision_named<T>(at: String, result: Result<T, PlanError>) -> Result<T, AppError> {
+    result.map_err(|error| AppError::AtRevision {
+        at,
+        inner: Box::new(error.into()),
+    })
+}
+
+/// The unified diffs of the config files that differ between `base` and `head`, by
+/// file name (both are the same config directory), in name order.
+fn config_diffs(base: &[ConfigText], head: &[ConfigText]) -> Vec<FileDiff> {
+    let name = |file: &ConfigText| file.path.file_name().map(|n| n.to_os_string());
+    let mut names: Vec<_> = base.iter().chain(head).filter_map(name).collect();
+    names.sort();
+    names.dedup();
+    let mut diffs = Vec::new();
+    for file_name in names {
+        let find = |files: &[ConfigText]| {
+            files
+                .iter()
+                .find(|f| name(f).as_ref() == Some(&file_name))
+                .cloned()
+        };
+        let (old, new) = (find(base), find(head));
+        let (status, path) = match (&old, &new) {
+            (Some(old), Some(new)) if old.text == new.text => continue,
+            (Some(_), Some(new)) => (FileStatus::Modified, &new.path),
+            (None, Some(new)) => (FileStatus::Added, &new.path),
+            (Some(old), None) => (FileStatus::Removed, &old.path),
+            (None, None) => continue,
+        };
+        let path = path.display().to_string();
+        let old_text = old.map(|f| f.text).unwrap_or_default();
+        let new_text = new.map(|f| f.text).unwrap_or_default();
+        let diff = similar::TextDiff::from_lines(&old_text, &new_text)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{path}"), &format!("b/{path}"))
+            .to_string();
+        diffs.push(FileDiff { path, status, diff });
+    }
+    diffs
 }
 
 /// `registrar validate`.
 pub fn validate(context: &Context) -> Result<Outcome, AppError> {
-    let config = config::load_dir(&context.config_dir)?;
+    let files = head_files(context)?;
+    let config = read_config(context, &files, "")?;
+    let at = files
+        .label()
+        .map(|label| format!(" at revision {label}"))
+        .unwrap_or_default();
     println!(
-        "{}: valid ({} files, {} sources, {} mappings, {} exclusions)",
+        "{}{at}: valid ({} files, {} sources, {} mappings, {} exclusions)",
         context.config_dir.display(),
         config.files.len(),
         config.rules.sources.len(),
@@ -184,12 +385,14 @@ pub fn plan_command(
     format: PlanFormat,
     out: Option<&Path>,
     detailed_exitcode: bool,
+    base: Option<&str>,
 ) -> Result<Outcome, AppError> {
-    let computed = reconcile(context)?;
+    let reconciled = reconcile(context, base)?;
+    let computed = &reconciled.plan;
     if let Some(out) = out {
         let written = File::create(out).and_then(|file| {
             let mut writer = BufWriter::new(file);
-            render::write_json(&computed, &mut writer)?;
+            render::write_json(&reconciled.document(), &mut writer)?;
             writer.flush()
         });
         written.map_err(|e| AppError::File {
@@ -200,7 +403,14 @@ pub fn plan_command(
     match format {
         PlanFormat::Text => {
             let mut stdout = BufWriter::new(std::io::stdout().lock());
-            let _ = render::write_text(&computed, context.color, &mut stdout)
+            let _ = reconciled
+                .effect
+                .as_ref()
+                .map_or(Ok(()), |effect| {
+                    render::write_effect_text(effect, context.color, &mut stdout)
+                        .and_then(|_| writeln!(stdout))
+                })
+                .and_then(|_| render::write_text(computed, context.color, &mut stdout))
                 .and_then(|_| stdout.flush());
         }
         PlanFormat::Json => {
@@ -211,11 +421,13 @@ pub fn plan_command(
                 Some(out) => File::open(out)
                     .and_then(|mut saved| std::io::copy(&mut saved, &mut stdout))
                     .map(drop),
-                None => render::write_json(&computed, &mut stdout),
+                None => render::write_json(&reconciled.document(), &mut stdout),
             }
             .and_then(|_| stdout.flush());
         }
-        PlanFormat::Markdown => print_stdout(&render::markdown(&computed)),
+        PlanFormat::Markdown => {
+            print_stdout(&render::markdown(computed, reconciled.effect.as_ref()))
+        }
     }
     Ok(if detailed_exitcode && !computed.changes.is_empty() {
         Outcome::Changes
@@ -224,20 +436,41 @@ pub fn plan_command(
     })
 }
 
-/// `registrar apply`.
+/// `registrar apply`. With `--rev REV` a saved plan must have been made at REV's commit
+/// from a clean tree; without a saved plan, the config is read at REV.
 pub fn apply_command(
     context: &Context,
     saved_plan: Option<&Path>,
     allow_deletes: bool,
 ) -> Result<Outcome, AppError> {
     let started_at = now();
-    let (to_apply, command) = match saved_plan {
-        Some(path) => (read_plan(path)?, format!("apply --plan {}", path.display())),
-        None => (reconcile(context)?, "apply".to_string()),
+    let rev_flag = context
+        .rev
+        .as_deref()
+        .map(|rev| format!(" --rev {rev}"))
+        .unwrap_or_default();
+    let (to_apply, dirty, command) = match saved_plan {
+        Some(path) => {
+            let (saved, dirty) = read_plan(path)?;
+            if let Some(rev) = &context.rev {
+                check_plan_revision(context, path, &saved, dirty, rev)?;
+            }
+            (
+                saved,
+                dirty,
+                format!("apply --plan {}{rev_flag}", path.display()),
+            )
+        }
+        None => {
+            let reconciled = reconcile(context, None)?;
+            print_stdout(&render::text(&reconciled.plan, context.color));
+            (
+                reconciled.plan,
+                reconciled.revision_dirty,
+                format!("apply{rev_flag}"),
+            )
+        }
     };
-    if saved_plan.is_none() {
-        print_stdout(&render::text(&to_apply, context.color));
-    }
     if let Some(reason) = &to_apply.summary.blocked_reason {
         if !allow_deletes {
             return Err(AppError::Refused(format!(
@@ -245,7 +478,14 @@ pub fn apply_command(
             )));
         }
     }
-    let serial = apply_plan(&context.state_path, &to_apply, &command, started_at)?;
+    let revision = recorded_revision(&to_apply, dirty);
+    let serial = apply_recorded(
+        &context.state_path,
+        &to_apply,
+        revision,
+        &command,
+        started_at,
+    )?;
     let s = &to_apply.summary;
     println!(
         "Apply complete: {} added, {} updated, {} removed, {} deactivated, {} reactivated. State serial {serial}.",
@@ -254,11 +494,62 @@ pub fn apply_command(
     Ok(Outcome::Success)
 }
 
-/// Applies `plan` to the store at `state_path` in one transaction and records the run.
-/// Returns the new state serial.
+/// Refuses a saved plan that was not made at `rev`'s commit from a clean tree.
+fn check_plan_revision(
+    context: &Context,
+    path: &Path,
+    saved: &Plan,
+    dirty: bool,
+    rev: &str,
+) -> Result<(), AppError> {
+    let repo = Repo::discover(&context.config_dir)?.ok_or_else(|| GitError::NotARepository {
+        rev: rev.to_string(),
+        path: context.config_dir.clone(),
+    })?;
+    let commit = repo.resolve(rev)?.to_string();
+    let refuse = |why: String| {
+        Err(AppError::Refused(format!(
+            "plan {} {why}, not at --rev {rev} ({commit}); nothing was applied (make the plan with `plan --rev {rev} --out FILE`)",
+            path.display()
+        )))
+    };
+    match saved.revision.as_deref() {
+        None => refuse("records no revision".to_string()),
+        Some(planned) if planned != commit => refuse(format!("was made at revision {planned}")),
+        Some(planned) if dirty => refuse(format!(
+            "was made from a working tree with uncommitted changes on {planned}"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The revision a run records: the plan's commit, `-dirty` when the working tree
+/// differed from it (like `git describe --dirty`).
+fn recorded_revision(plan: &Plan, dirty: bool) -> Option<String> {
+    plan.revision.as_ref().map(|commit| {
+        if dirty {
+            format!("{commit}-dirty")
+        } else {
+            commit.clone()
+        }
+    })
+}
+
+/// Applies `plan` to the store at `state_path` in one transaction and records the run
+/// with the plan's revision. Returns the new state serial.
 pub fn apply_plan(
     state_path: &Path,
     plan: &Plan,
+    command: &str,
+    started_at: String,
+) -> Result<i64, AppError> {
+    apply_recorded(state_path, plan, plan.revision.clone(), command, started_at)
+}
+
+fn apply_recorded(
+    state_path: &Path,
+    plan: &Plan,
+    revision: Option<String>,
     command: &str,
     started_at: String,
 ) -> Result<i64, AppError> {
@@ -266,7 +557,7 @@ pub fn apply_plan(
     let s = &plan.summary;
     let run = RunRecord {
         finished_at: now(),
-        revision: plan.revision.clone(),
+        revision,
         added: s.add,
         updated: s.update,
         removed: s.remove,
@@ -277,15 +568,20 @@ pub fn apply_plan(
     Ok(store.apply(plan, run)?)
 }
 
-/// Reads a saved plan.
-fn read_plan(path: &Path) -> Result<Plan, AppError> {
+/// Reads a saved plan, and whether it was made from a dirty working tree.
+fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
     let text = std::fs::read_to_string(path).map_err(|e| AppError::File {
         path: path.to_path_buf(),
         message: format!("cannot read plan: {e}"),
     })?;
-    let version = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
+    let value = serde_json::from_str::<serde_json::Value>(&text).ok();
+    let version = value
+        .as_ref()
         .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()));
+    let dirty = value
+        .as_ref()
+        .and_then(|v| v.get("revision_dirty").and_then(|v| v.as_bool()))
+        .unwrap_or(false);
     if let Some(version) = version {
         if version != u64::from(PLAN_FORMAT_VERSION) {
             return Err(AppError::File {
@@ -296,10 +592,11 @@ fn read_plan(path: &Path) -> Result<Plan, AppError> {
             });
         }
     }
-    serde_json::from_str(&text).map_err(|e| AppError::File {
+    let plan = serde_json::from_str(&text).map_err(|e| AppError::File {
         path: path.to_path_buf(),
         message: format!("not a registrar plan: {e}"),
-    })
+    })?;
+    Ok((plan, dirty))
 }
 
 /// Output formats of `state show`.

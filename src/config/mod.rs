@@ -1,6 +1,7 @@
 //! Loading the configuration directory: read every `*.yaml`, parse each into the raw
 //! types, then merge and check them into the core's [`Rules`] plus the adapter settings
-//! (where each source's data lives).
+//! (where each source's data lives). The files come from a [`Snapshot`]: the working
+//! tree, or a git revision.
 //!
 //! Every error names `file:line:col`. Checking collects all errors instead of stopping at
 //! the first. This module reads files; it never touches the store or a directory server.
@@ -16,6 +17,7 @@ use crate::core::model::{
     AccountRules, Anchor, Exclusion, ExclusionSelector, Mapping, ObjectTypes, Policy, ProfileField,
     Rules, SourceRule, DEFAULT_MAX_DELETES,
 };
+use crate::snapshot::{Snapshot, SnapshotError};
 use raw::{ConfigFile, LdapSpec};
 
 /// A place in a config file, 1-based.
@@ -48,16 +50,9 @@ impl fmt::Display for ConfigProblem {
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config directory {}: {source}", dir.display())]
-    ReadDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The directory or a file could not be read (working tree or git revision).
+    #[error(transparent)]
+    Files(#[from] SnapshotError),
     #[error("no *.yaml files in config directory {} (use --config DIR)", dir.display())]
     NoFiles { dir: PathBuf },
     /// One or more problems, each on its own line.
@@ -122,42 +117,45 @@ impl Config {
     }
 }
 
-/// Reads every `*.yaml` file of `dir` and checks the result.
+/// Reads every `*.yaml` file of `dir` in the working tree and checks the result.
 pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
-    let listing = std::fs::read_dir(dir).map_err(|source| ConfigError::ReadDir {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = listing
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| ext == "yaml" || ext == "yml")
-                && path.is_file()
-        })
-        .collect();
-    paths.sort();
+    load(&Snapshot::working_tree(dir), dir)
+}
+
+/// Reads every `*.yaml` (and `*.yml`) file of `dir` from `files` (the working tree or a
+/// git revision) and checks the result, including that the data files it names exist
+/// there.
+pub fn load(files: &Snapshot, dir: &Path) -> Result<Config, ConfigError> {
+    let paths = files.list_yaml(dir)?;
     if paths.is_empty() {
         return Err(ConfigError::NoFiles {
             dir: dir.to_path_buf(),
         });
     }
-    let mut files = Vec::new();
+    let mut texts = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
-            path: path.clone(),
-            source,
+        let bytes = files.read(&path)?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
+            problems: vec![ConfigProblem {
+                location: Location {
+                    file: path.clone(),
+                    line: 1,
+                    column: 1,
+                },
+                message: "not UTF-8 text".to_string(),
+            }],
         })?;
-        files.push(ConfigText { path, text });
+        texts.push(ConfigText { path, text });
     }
-    load_texts(files, &|path: &Path| path.exists())
+    load_texts(texts, &|path: &Path| files.check_file(path))
 }
 
-/// Parses and checks config texts. `exists` tells whether a referenced data file exists
-/// (the working tree, or a git revision).
+/// Parses and checks config texts. `check_file` tells why a data file the config names
+/// cannot be read, if it cannot (the working tree, or a git revision); its reason
+/// follows the path in the message, e.g. `not found (looked for …)`.
 pub fn load_texts(
     files: Vec<ConfigText>,
-    exists: &dyn Fn(&Path) -> bool,
+    check_file: &dyn Fn(&Path) -> Result<(), String>,
 ) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
     let mut parsed = Vec::new();
@@ -170,7 +168,7 @@ pub fn load_texts(
     if !problems.is_empty() {
         return Err(ConfigError::Invalid { problems });
     }
-    let (rules, sources) = check(&parsed, exists, &mut problems);
+    let (rules, sources) = check(&parsed, check_file, &mut problems);
     if problems.is_empty() {
         Ok(Config {
             rules,
@@ -304,7 +302,7 @@ impl Locator<'_> {
 /// Merges the parsed files and checks cross-references, collecting every problem.
 fn check(
     parsed: &[(&ConfigText, ConfigFile)],
-    exists: &dyn Fn(&Path) -> bool,
+    check_file: &dyn Fn(&Path) -> Result<(), String>,
     problems: &mut Vec<ConfigProblem>,
 ) -> (Rules, Vec<SourceSettings>) {
     let mut rules = Rules::default();
@@ -355,15 +353,10 @@ fn check(
             let location = match (&source.ldif, &source.ldap) {
                 (Some(ldif), None) => {
                     let path = base_dir.join(&ldif.path);
-                    if !exists(&path) {
+                    if let Err(reason) = check_file(&path) {
                         problems.push(problem(
                             locate.token_after(&at, &ldif.path),
-                            format!(
-                                "source {}: ldif path {:?} not found (looked for {})",
-                                source.name,
-                                ldif.path,
-                                path.display()
-                            ),
+                            format!("source {}: ldif path {:?} {reason}", source.name, ldif.path),
                         ));
                     }
                     Some(SourceLocation::Ldif {

@@ -7,6 +7,7 @@ pub(crate) mod attribute_name;
 pub(crate) mod cursor;
 pub mod desired;
 pub mod dn;
+pub mod effect;
 pub mod entry;
 pub mod filter;
 pub mod model;

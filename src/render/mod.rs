@@ -1,5 +1,6 @@
 //! Plan output for people and scripts: Terraform-like text, JSON (the saved-plan format)
-//! and Markdown for a pull-request comment.
+//! and Markdown for a pull-request comment, each with the effect of a change since a
+//! base revision (`plan --base`) when there is one.
 //!
 //! Rendering is pure: a plan in, a string out, the same bytes for the same plan. It never
 //! decides anything about the plan's content.
@@ -7,7 +8,37 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
+use crate::core::effect::{Effect, FileStatus};
 use crate::core::plan::{Action, Change, Kind, Plan, Summary};
+
+/// GitHub refuses comments of 65,536 characters or more; Markdown output stays below
+/// this, cut with a line saying how much was left out.
+pub const MARKDOWN_LIMIT: usize = 65_000;
+
+/// The plan JSON document (and saved plan): the plan's fields, then `revision_dirty`,
+/// then `effect` with `plan --base`.
+#[derive(Debug, Serialize)]
+pub struct PlanDocument<'a> {
+    #[serde(flatten)]
+    pub plan: &'a Plan,
+    /// The plan was made from a working tree that differed from `revision`.
+    pub revision_dirty: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect: Option<&'a Effect>,
+}
+
+impl<'a> PlanDocument<'a> {
+    /// The document of a plan alone.
+    pub fn of(plan: &'a Plan) -> Self {
+        PlanDocument {
+            plan,
+            revision_dirty: false,
+            effect: None,
+        }
+    }
+}
 
 /// Whether text output uses ANSI colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +48,18 @@ pub enum Color {
 }
 
 /// The plan as pretty JSON with a final newline: the DESIGN.md shape and the saved plan.
-pub fn json(plan: &Plan) -> String {
+pub fn json(document: &PlanDocument<'_>) -> String {
     let mut bytes = Vec::new();
-    write_json(plan, &mut bytes).expect("writing to memory cannot fail");
+    write_json(document, &mut bytes).expect("writing to memory cannot fail");
     String::from_utf8(bytes).expect("serde_json writes UTF-8")
 }
 
 /// Streams [`json`]'s output into `out`, for large plans.
-pub fn write_json(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, plan)?;
+pub fn write_json(
+    document: &PlanDocument<'_>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, document)?;
     out.write_all(b"\n")
 }
 
@@ -48,13 +82,13 @@ struct Sections<'a> {
     other: Vec<&'a Change>,
 }
 
-fn sections(plan: &Plan) -> Sections<'_> {
+fn sections(changes: &[Change]) -> Sections<'_> {
     let mut sections = Sections {
         accounts: Vec::new(),
         mappings: BTreeMap::new(),
         other: Vec::new(),
     };
-    for change in &plan.changes {
+    for change in changes {
         match change.kind {
             Kind::Account => sections.accounts.push(change),
             Kind::Registration => sections
@@ -146,13 +180,119 @@ pub fn text(plan: &Plan, color: Color) -> String {
     String::from_utf8(bytes).expect("the plan is UTF-8")
 }
 
+/// Writes a titled block of changes, one line (plus detail lines) each.
+fn write_block(
+    out: &mut dyn std::io::Write,
+    color: Color,
+    title: &str,
+    changes: &[&Change],
+) -> std::io::Result<()> {
+    writeln!(out, "\n{title}")?;
+    for change in changes {
+        let (line, details) = describe(change);
+        writeln!(
+            out,
+            "  {} {line}",
+            paint(color, change.action, symbol(change.action))
+        )?;
+        for detail in details {
+            writeln!(out, "      {detail}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes changes grouped as accounts, one block per mapping, then groups.
+fn write_sections(
+    out: &mut dyn std::io::Write,
+    color: Color,
+    changes: &[Change],
+) -> std::io::Result<()> {
+    let sections = sections(changes);
+    if !sections.accounts.is_empty() {
+        write_block(out, color, "accounts", &sections.accounts)?;
+    }
+    for (mapping, changes) in &sections.mappings {
+        let protocol = changes[0].protocol.as_deref().unwrap_or("?");
+        write_block(
+            out,
+            color,
+            &format!("mapping {mapping} ({protocol})"),
+            changes,
+        )?;
+    }
+    if !sections.other.is_empty() {
+        write_block(out, color, "groups", &sections.other)?;
+    }
+    Ok(())
+}
+
+/// The first 12 characters of a commit id.
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// `def456… (dirty)` or `working tree` for the head of an effect.
+fn head_name(effect: &Effect) -> String {
+    match &effect.head {
+        Some(head) if effect.head_dirty => format!("{} + uncommitted changes", short(head)),
+        Some(head) => short(head).to_string(),
+        None => "working tree".to_string(),
+    }
+}
+
+/// The effect of a change in text: what the head's desired state changes compared with
+/// the base's, grouped like a plan, with the changed config files and an `Effect: …`
+/// line.
+pub fn write_effect_text(
+    effect: &Effect,
+    color: Color,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "registrar effect of the change (base {} → head {})",
+        short(&effect.base),
+        head_name(effect)
+    )?;
+    if effect.changes.is_empty() {
+        writeln!(
+            out,
+            "\nNo effect. Both revisions produce the same accounts and registrations."
+        )?;
+    }
+    write_sections(out, color, &effect.changes)?;
+    if !effect.files.is_empty() {
+        writeln!(out, "\nconfig files changed")?;
+        for file in &effect.files {
+            writeln!(out, "  {} ({})", file.path, status_name(file.status))?;
+        }
+    }
+    let s = &effect.summary;
+    writeln!(
+        out,
+        "\nEffect: {} to add, {} to update, {} to remove, {} to deactivate.",
+        s.add,
+        s.update + s.reactivate,
+        s.remove,
+        s.deactivate
+    )
+}
+
+fn status_name(status: FileStatus) -> &'static str {
+    match status {
+        FileStatus::Added => "added",
+        FileStatus::Removed => "removed",
+        FileStatus::Modified => "modified",
+    }
+}
+
 /// Streams [`text`]'s output into `out`, for large plans.
 pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let sections = sections(plan);
     let revision = plan
         .revision
         .as_deref()
-        .map(|r| format!("revision {}, ", &r[..r.len().min(12)]))
+        .map(|r| format!("revision {}, ", short(r)))
         .unwrap_or_default();
     writeln!(
         out,
@@ -165,32 +305,7 @@ pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> s
             "\nNo changes. The registration store matches the configuration."
         )?;
     }
-    let block =
-        |out: &mut dyn std::io::Write, title: String, changes: &[&Change]| -> std::io::Result<()> {
-            writeln!(out, "\n{title}")?;
-            for change in changes {
-                let (line, details) = describe(change);
-                writeln!(
-                    out,
-                    "  {} {line}",
-                    paint(color, change.action, symbol(change.action))
-                )?;
-                for detail in details {
-                    writeln!(out, "      {detail}")?;
-                }
-            }
-            Ok(())
-        };
-    if !sections.accounts.is_empty() {
-        block(out, "accounts".to_string(), &sections.accounts)?;
-    }
-    for (mapping, changes) in &sections.mappings {
-        let protocol = changes[0].protocol.as_deref().unwrap_or("?");
-        block(out, format!("mapping {mapping} ({protocol})"), changes)?;
-    }
-    if !sections.other.is_empty() {
-        block(out, "groups".to_string(), &sections.other)?;
-    }
+    write_sections(out, color, &plan.changes)?;
     if !plan.warnings.is_empty() {
         writeln!(out, "\nwarnings")?;
         for warning in &plan.warnings {
@@ -256,9 +371,53 @@ fn escape_markdown(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Markdown for a pull-request comment: a one-line summary outside a `<details>` block,
-/// changes grouped by mapping inside it.
-pub fn markdown(plan: &Plan) -> String {
+/// `N to add, N to update, N to remove, N to deactivate`.
+fn counts(s: &Summary) -> String {
+    format!(
+        "{} to add, {} to update, {} to remove, {} to deactivate",
+        s.add,
+        s.update + s.reactivate,
+        s.remove,
+        s.deactivate
+    )
+}
+
+/// Markdown tables of changes: accounts, one per mapping, groups.
+fn markdown_tables(out: &mut String, changes: &[Change]) {
+    let sections = sections(changes);
+    let table = |out: &mut String, title: String, changes: &[&Change]| {
+        let _ = writeln!(out, "#### {title}\n");
+        let _ = writeln!(out, "| | change | details |\n|---|---|---|");
+        for change in changes {
+            let (line, details) = describe(change);
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                symbol(change.action),
+                escape_markdown(&line),
+                escape_markdown(&details.join("; "))
+            );
+        }
+        let _ = writeln!(out);
+    };
+    if !sections.accounts.is_empty() {
+        table(out, "Accounts".to_string(), &sections.accounts);
+    }
+    for (mapping, changes) in &sections.mappings {
+        let protocol = changes[0].protocol.as_deref().unwrap_or("?");
+        table(out, format!("Mapping `{mapping}` ({protocol})"), changes);
+    }
+    if !sections.other.is_empty() {
+        table(out, "Groups".to_string(), &sections.other);
+    }
+}
+
+/// Markdown for a pull-request comment: a one-line summary outside any `<details>`
+/// block, then the details. With an effect (`plan --base`): the effect of the change
+/// grouped by mapping, the plan against the store, and the unified diff of the changed
+/// config files, each in its own `<details>` block. Cut to stay under
+/// [`MARKDOWN_LIMIT`] characters.
+pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
     let s = &plan.summary;
     let mut out = String::new();
     let mut extras = Vec::new();
@@ -281,14 +440,19 @@ pub fn markdown(plan: &Plan) -> String {
     } else {
         ""
     };
-    let _ = writeln!(
-        out,
-        "{blocked}**registrar plan**: {} to add, {} to update, {} to remove, {} to deactivate{extras}",
-        s.add,
-        s.update + s.reactivate,
-        s.remove,
-        s.deactivate
-    );
+    match effect {
+        Some(effect) => {
+            let _ = writeln!(
+                out,
+                "{blocked}**registrar plan**: this change: {}; against the store: {}{extras}",
+                counts(&effect.summary),
+                counts(s)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{blocked}**registrar plan**: {}{extras}", counts(s));
+        }
+    }
     if let Some(reason) = &s.blocked_reason {
         let _ = writeln!(
             out,
@@ -296,51 +460,214 @@ pub fn markdown(plan: &Plan) -> String {
             escape_markdown(reason)
         );
     }
+    if let Some(effect) = effect {
+        let _ = writeln!(
+            out,
+            "\nEffect of `{}` → `{}` on the accounts and registrations the config produces, then the plan against the registration store.",
+            short(&effect.base),
+            head_name(effect)
+        );
+        let total = effect.changes.len();
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Effect of the change: {total} change{} by mapping</summary>\n",
+            if total == 1 { "" } else { "s" }
+        );
+        if effect.changes.is_empty() {
+            let _ = writeln!(
+                out,
+                "No effect: both revisions produce the same accounts and registrations.\n"
+            );
+        }
+        markdown_tables(&mut out, &effect.changes);
+        let _ = writeln!(out, "</details>");
+    }
+    let title = if effect.is_some() {
+        "Plan against the registration store"
+    } else {
+        "Changes by mapping"
+    };
     if plan.changes.is_empty() && plan.warnings.is_empty() {
         let _ = writeln!(
             out,
             "\nNo changes. The registration store matches the configuration."
         );
-        return out;
+    } else {
+        let _ = writeln!(out, "\n<details><summary>{title}</summary>\n");
+        markdown_tables(&mut out, &plan.changes);
+        if !plan.warnings.is_empty() {
+            let _ = writeln!(out, "#### Warnings\n");
+            for warning in &plan.warnings {
+                let _ = writeln!(out, "- {}", escape_markdown(&warning.message));
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "</details>");
     }
-    let _ = writeln!(out, "\n<details><summary>Changes by mapping</summary>\n");
-    let sections = sections(plan);
-    let table = |out: &mut String, title: String, changes: &[&Change]| {
-        let _ = writeln!(out, "#### {title}\n");
-        let _ = writeln!(out, "| | change | details |\n|---|---|---|");
-        for change in changes {
-            let (line, details) = describe(change);
+    if let Some(effect) = effect.filter(|e| !e.files.is_empty()) {
+        let count = effect.files.len();
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Config changes: {count} file{}</summary>\n",
+            if count == 1 { "" } else { "s" }
+        );
+        for file in &effect.files {
+            // A fence longer than any run of backticks in the diff.
+            let longest = file
+                .diff
+                .split(|c| c != '`')
+                .map(str::len)
+                .max()
+                .unwrap_or(0);
+            let fence = "`".repeat(longest.max(2) + 1);
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} |",
-                symbol(change.action),
-                escape_markdown(&line),
-                escape_markdown(&details.join("; "))
+                "`{}` ({})\n\n{fence}diff\n{}{}{fence}\n",
+                file.path,
+                status_name(file.status),
+                file.diff,
+                if file.diff.ends_with('\n') { "" } else { "\n" }
             );
         }
-        let _ = writeln!(out);
-    };
-    if !sections.accounts.is_empty() {
-        table(&mut out, "Accounts".to_string(), &sections.accounts);
+        let _ = writeln!(out, "</details>");
     }
-    for (mapping, changes) in &sections.mappings {
-        let protocol = changes[0].protocol.as_deref().unwrap_or("?");
-        table(
-            &mut out,
-            format!("Mapping `{mapping}` ({protocol})"),
-            changes,
+    fit_markdown(&out, MARKDOWN_LIMIT)
+}
+
+/// `text` if it is shorter than `limit` characters; otherwise its first lines, with any
+/// open code fence and `<details>` blocks closed and a last line saying how many
+/// characters were left out, all shorter than `limit`.
+pub fn fit_markdown(text: &str, limit: usize) -> String {
+    let total = text.chars().count();
+    if total < limit {
+        return text.to_string();
+    }
+    // Room for the closing lines and the note.
+    let budget = limit.saturating_sub(400);
+    let mut kept = String::new();
+    let mut kept_chars = 0;
+    let mut fence: Option<String> = None;
+    let mut open_details = 0usize;
+    for line in text.split_inclusive('\n') {
+        let chars = line.chars().count();
+        if kept_chars + chars > budget {
+            break;
+        }
+        kept.push_str(line);
+        kept_chars += chars;
+        let trimmed = line.trim();
+        match &fence {
+            Some(open) if trimmed == open => fence = None,
+            Some(_) => {}
+            None if trimmed.starts_with("```") => {
+                let ticks = trimmed.chars().take_while(|c| *c == '`').count();
+                fence = Some("`".repeat(ticks));
+            }
+            None => {
+                open_details += trimmed.matches("<details>").count();
+                open_details = open_details.saturating_sub(trimmed.matches("</details>").count());
+            }
+        }
+    }
+    let left_out = total - kept_chars;
+    if !kept.ends_with('\n') {
+        kept.push('\n');
+    }
+    if let Some(fence) = fence {
+        let _ = writeln!(kept, "{fence}");
+    }
+    for _ in 0..open_details {
+        let _ = writeln!(kept, "\n</details>");
+    }
+    let _ = writeln!(
+        kept,
+        "\n… {left_out} characters left out (GitHub comments are limited); run `registrar plan` for the whole output."
+    );
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_markdown_is_left_alone() {
+        let text = "**registrar plan**: 1 to add\n\n<details>\n\n| a |\n</details>\n";
+        assert_eq!(fit_markdown(text, 1000), text);
+    }
+
+    #[test]
+    fn long_markdown_is_cut_under_the_limit_with_blocks_closed() {
+        let mut text = String::from(
+            "**registrar plan**: summary\n\n<details><summary>x</summary>\n\n```diff\n",
+        );
+        for i in 0..5000 {
+            text.push_str(&format!("+line {i} of the diff\n"));
+        }
+        text.push_str("```\n</details>\n");
+        let total = text.chars().count();
+        let cut = fit_markdown(&text, 10_000);
+        assert!(cut.chars().count() < 10_000, "{}", cut.chars().count());
+        assert!(cut.starts_with("**registrar plan**: summary\n"));
+        // The fence and the details block are closed, in that order, before the note.
+        let fence_close = cut.rfind("\n```\n").expect("fence closed");
+        let details_close = cut.rfind("</details>").expect("details closed");
+        assert!(fence_close < details_close);
+        let last = cut.trim_end().lines().last().unwrap();
+        let left: usize = last
+            .trim_start_matches("… ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(last.contains("characters left out"), "{last}");
+        // What was kept is the start of the text, cut at a line end, and it plus what
+        // was left out is the whole.
+        let kept = &cut[..cut.rfind("```\n\n</details>").unwrap()];
+        assert!(text.starts_with(kept) && kept.ends_with('\n'));
+        assert_eq!(kept.chars().count() + left, total);
+    }
+
+    #[test]
+    fn markdown_output_with_a_huge_plan_stays_under_the_limit() {
+        let mut plan = Plan {
+            format_version: 1,
+            revision: None,
+            state_serial: 0,
+            inputs_digest: String::new(),
+            summary: Summary::default(),
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            skipped: BTreeMap::new(),
+        };
+        for i in 0..5000 {
+            plan.changes.push(Change {
+                action: Action::Add,
+                kind: Kind::Registration,
+                protocol: Some("aol".to_string()),
+                im_name: Some(format!("user{i}")),
+                account: Some(format!("cn=user {i},dc=example,dc=com")),
+                mapping: Some("aol-mail".to_string()),
+                reason: None,
+                fields: None,
+                dn: None,
+                source: None,
+                profile: None,
+                group: None,
+                member: None,
+            });
+        }
+        plan.summary.add = 5000;
+        let text = markdown(&plan, None);
+        assert!(text.chars().count() < MARKDOWN_LIMIT);
+        assert!(text.starts_with("**registrar plan**: 5000 to add"));
+        assert!(text.contains("user0"));
+        assert!(!text.contains("user4999"));
+        assert!(text.trim_end().ends_with("for the whole output."));
+        assert_eq!(
+            text.matches("<details>").count(),
+            text.matches("</details>").count()
         );
     }
-    if !sections.other.is_empty() {
-        table(&mut out, "Groups".to_string(), &sections.other);
-    }
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "#### Warnings\n");
-        for warning in &plan.warnings {
-            let _ = writeln!(out, "- {}", escape_markdown(&warning.message));
-        }
-        let _ = writeln!(out);
-    }
-    let _ = writeln!(out, "</details>");
-    out
 }

@@ -1,0 +1,187 @@
+//! The effect of a config change, for pull-request review: what the desired state at
+//! the head revision changes compared with the desired state at the base revision,
+//! whatever the registration store holds.
+//!
+//! It is an ordinary plan: [`state_from`] turns the base's desired state into the store
+//! it would produce once applied to an empty one (every row managed, owned by the base's
+//! mappings), and [`effect`] plans the head against that. So the effect speaks the same
+//! language as a plan (`mapping removed`, `no longer produced by mapping X`, additions,
+//! departures), and a change to the planner changes both alike. Pure: no I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::desired::Desired;
+use crate::core::model::Rules;
+use crate::core::plan::{plan, Change, Plan, PlanError, Summary};
+use crate::core::state::{
+    AccountStatus, RegistrationSource, State, StateAccount, StateRegistration,
+};
+
+/// The store `desired` would produce if applied to an empty store: its enabled accounts,
+/// and each name claimed by exactly one account, owned by the first claiming mapping in
+/// name order (as the planner gives names). Serial 0.
+pub fn state_from(desired: &Desired) -> State {
+    let mut state = State::default();
+    for (anchor, account) in &desired.accounts {
+        if !account.enabled {
+            continue;
+        }
+        state.accounts.insert(
+            anchor.clone(),
+            StateAccount {
+                anchor: anchor.clone(),
+                dn: account.dn.clone(),
+                source: Some(account.source.clone()),
+                status: AccountStatus::Active,
+                profile: account.profile.clone(),
+            },
+        );
+    }
+    for (key, claims) in &desired.claims {
+        let Some(first) = claims.first() else {
+            continue;
+        };
+        if claims.iter().any(|claim| claim.account != first.account) {
+            continue; // wanted by several accounts: nobody gets it
+        }
+        state.registrations.insert(
+            key.clone(),
+            StateRegistration {
+                protocol: key.protocol.clone(),
+                im_name: first.im_name.clone(),
+                account: first.account.clone(),
+                source: RegistrationSource::Ldap,
+                owner: Some(first.mapping.clone()),
+            },
+        );
+    }
+    state
+}
+
+/// The changes that turn what `base` produces into what `head` produces, under the
+/// head's rules: the effect of merging a change, as a plan against
+/// [`state_from`]`(base)`.
+pub fn effect(head_rules: &Rules, head: Desired, base: &Desired) -> Result<Plan, PlanError> {
+    plan(head_rules, head, &state_from(base))
+}
+
+/// The effect as it appears in the plan JSON (`"effect"`) and in review output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    /// The base revision's commit.
+    pub base: String,
+    /// The head revision's commit (HEAD for the working tree), when known.
+    pub head: Option<String>,
+    /// The head was the working tree and differed from HEAD.
+    #[serde(default)]
+    pub head_dirty: bool,
+    pub summary: Summary,
+    pub changes: Vec<Change>,
+    /// The config files that differ between base and head.
+    #[serde(default)]
+    pub files: Vec<FileDiff>,
+}
+
+/// One config file that differs between the base and the head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDiff {
+    pub path: String,
+    pub status: FileStatus,
+    /// The unified diff, base to head.
+    pub diff: String,
+}
+
+/// How a config file changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Added,
+    Removed,
+    Modified,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::desired::desired;
+    use crate::core::model::Mapping;
+    use crate::core::plan::{Action, Kind};
+
+    fn rules(mappings: &[(&str, &str)]) -> Rules {
+        let mut rules = Rules::default();
+        rules.sources.push(crate::core::model::SourceRule {
+            name: "corp".to_string(),
+            anchor: crate::core::model::Anchor::Dn,
+            allow_empty: false,
+        });
+        for (name, template) in mappings {
+            rules.mappings.push(Mapping {
+                name: name.to_string(),
+                protocol: "aol".to_string(),
+                value: template.parse().unwrap(),
+                when: None,
+                sources: None,
+                renamed_from: Vec::new(),
+            });
+        }
+        rules
+    }
+
+    fn people() -> Vec<crate::core::desired::SourceEntries> {
+        let entry = |cn: &str, mail: &str, uid: &str| {
+            crate::core::entry::Entry::new(format!("cn={cn},dc=example,dc=com"))
+                .with("objectClass", &["top", "person"])
+                .with("mail", &[mail])
+                .with("uid", &[uid])
+        };
+        vec![crate::core::desired::SourceEntries {
+            source: "corp".to_string(),
+            entries: vec![
+                entry("Ann", "ann.a@example.com", "ann"),
+                entry("Bob", "bob.b@example.com", "bob"),
+            ],
+        }]
+    }
+
+    #[test]
+    fn same_config_has_no_effect() {
+        let rules = rules(&[("aol-mail", "{mail|local_part}")]);
+        let base = desired(&rules, &people());
+        let head = desired(&rules, &people());
+        let effect = effect(&rules, head, &base).unwrap();
+        assert!(effect.changes.is_empty(), "{:?}", effect.changes);
+    }
+
+    #[test]
+    fn a_template_change_removes_the_old_names_and_adds_the_new() {
+        let base_rules = rules(&[("aol-mail", "{mail|local_part}")]);
+        let head_rules = rules(&[("aol-uid", "{uid}")]);
+        let base = desired(&base_rules, &people());
+        let head = desired(&head_rules, &people());
+        let effect = effect(&head_rules, head, &base).unwrap();
+        let registrations: Vec<(Action, &str, &str, &str)> = effect
+            .changes
+            .iter()
+            .filter(|c| c.kind == Kind::Registration)
+            .map(|c| {
+                (
+                    c.action,
+                    c.im_name.as_deref().unwrap(),
+                    c.mapping.as_deref().unwrap(),
+                    c.reason.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            registrations,
+            vec![
+                (Action::Remove, "ann.a", "aol-mail", "mapping removed"),
+                (Action::Remove, "bob.b", "aol-mail", "mapping removed"),
+                (Action::Add, "ann", "aol-uid", ""),
+                (Action::Add, "bob", "aol-uid", ""),
+            ]
+        );
+        assert!(effect.changes.iter().all(|c| c.kind == Kind::Registration));
+        assert_eq!((effect.summary.add, effect.summary.remove), (2, 2));
+    }
+}

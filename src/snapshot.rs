@@ -1,0 +1,339 @@
+//! Where the config and source files come from: the working tree, or one git revision
+//! read without a checkout. Config loading (`config::load`) and source reading
+//! (`app`) both go through a [`Snapshot`], so a plan made `--rev REV` reads exactly that
+//! commit's files, and the inputs digest covers the same bytes either way.
+//!
+//! Paths are the ones the user and the config wrote (`registrar/../snapshots/hr.ldif`):
+//! relative to the current directory, or absolute. At a revision they are mapped onto
+//! the commit's tree through the config directory's place in the repository, resolved
+//! lexically, and refused when they leave the repository. In the working tree they are
+//! plain file-system paths (a source outside the repository is allowed there, and makes
+//! the plan's revision dirty).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+
+use crate::git::{absolute, normalize_within, GitError, Repo};
+use crate::ldif::{FileUrls, UrlResolver};
+
+/// Why a file could not be had from a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("config directory {} does not exist at revision {label}", dir.display())]
+    MissingDir {
+        dir: PathBuf,
+        label: String,
+        /// The revision's commit, full hex.
+        commit: String,
+    },
+    #[error("path {} escapes the git repository {}", path.display(), repo.display())]
+    Escapes { path: PathBuf, repo: PathBuf },
+    #[error("{} not found (looked for {} in the commit)", path.display(), in_repo.display())]
+    NotFound { path: PathBuf, in_repo: PathBuf },
+    #[error("cannot read config directory {}: {source}", dir.display())]
+    ReadDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One git revision's files.
+#[derive(Debug)]
+pub struct Revision {
+    repo: Repo,
+    commit: Oid,
+    /// `REV (sha12)`, for messages.
+    label: String,
+    /// The config directory as the user gave it.
+    config_dir: PathBuf,
+    /// The same directory, relative to the repository root.
+    config_in_repo: PathBuf,
+}
+
+/// A set of files to read config and sources from.
+#[derive(Debug)]
+pub enum Snapshot {
+    /// Files on disk. `repo` is the git repository holding the config directory, if
+    /// any: the plan records its HEAD and whether the files read differ from it.
+    WorkingTree { repo: Option<Repo> },
+    /// Files of one commit, read from the object database.
+    Revision(Box<Revision>),
+}
+
+impl Snapshot {
+    /// The working tree around `config_dir`. Not being in a git repository (or in one
+    /// that cannot be opened) is fine here: the plan then has no revision.
+    pub fn working_tree(config_dir: &Path) -> Snapshot {
+        Snapshot::WorkingTree {
+            repo: Repo::discover(config_dir).ok().flatten(),
+        }
+    }
+
+    /// The commit `rev` names in the repository holding `config_dir`, which must have
+    /// the config directory.
+    pub fn at_revision(config_dir: &Path, rev: &str) -> Result<Snapshot, SnapshotError> {
+        let repo = Repo::discover(config_dir)?.ok_or_else(|| GitError::NotARepository {
+            rev: rev.to_string(),
+            path: config_dir.to_path_buf(),
+        })?;
+        let commit = repo.resolve(rev)?;
+        let label = format!("{rev} ({})", &commit.to_string()[..12]);
+        let config_in_repo = absolute(config_dir)
+            .strip_prefix(repo.root())
+            .ok()
+            .and_then(|inside| normalize_within(Path::new(""), inside))
+            .ok_or_else(|| SnapshotError::Escapes {
+                path: config_dir.to_path_buf(),
+                repo: repo.root().to_path_buf(),
+            })?;
+        if repo.list_files(commit, &config_in_repo)?.is_none() {
+            return Err(SnapshotError::MissingDir {
+                dir: config_dir.to_path_buf(),
+                label,
+                commit: commit.to_string(),
+            });
+        }
+        Ok(Snapshot::Revision(Box::new(Revision {
+            repo,
+            commit,
+            label,
+            config_dir: config_dir.to_path_buf(),
+            config_in_repo,
+        })))
+    }
+
+    /// The commit these files are (HEAD for the working tree), as a full hex sha.
+    pub fn commit(&self) -> Option<String> {
+        match self {
+            Snapshot::WorkingTree { repo } => repo.as_ref()?.head().map(|id| id.to_string()),
+            Snapshot::Revision(revision) => Some(revision.commit.to_string()),
+        }
+    }
+
+    /// `REV (sha12)` at a revision, for messages; `None` for the working tree.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Snapshot::WorkingTree { .. } => None,
+            Snapshot::Revision(revision) => Some(&revision.label),
+        }
+    }
+
+    /// The `*.yaml` and `*.yml` files directly in `dir`, in name order.
+    pub fn list_yaml(&self, dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
+        let is_yaml = |name: &Path| {
+            name.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        };
+        let mut paths: Vec<PathBuf> = match self {
+            Snapshot::WorkingTree { .. } => std::fs::read_dir(dir)
+                .map_err(|source| SnapshotError::ReadDir {
+                    dir: dir.to_path_buf(),
+                    source,
+                })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| is_yaml(path) && path.is_file())
+                .collect(),
+            Snapshot::Revision(revision) => {
+                let in_repo = revision.locate(dir)?;
+                revision
+                    .repo
+                    .list_files(revision.commit, &in_repo)?
+                    .ok_or_else(|| SnapshotError::MissingDir {
+                        dir: dir.to_path_buf(),
+                        label: revision.label.clone(),
+                        commit: revision.commit.to_string(),
+                    })?
+                    .into_iter()
+                    .map(|name| dir.join(name))
+                    .filter(|path| is_yaml(path))
+                    .collect()
+            }
+        };
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// The whole content of the file at `path`.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>, SnapshotError> {
+        match self {
+            Snapshot::WorkingTree { .. } => {
+                std::fs::read(path).map_err(|source| SnapshotError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+            Snapshot::Revision(revision) => revision.read(path),
+        }
+    }
+
+    /// A reader over the file at `path`: streamed from disk in the working tree, from
+    /// the blob's bytes at a revision.
+    pub fn open(&self, path: &Path) -> Result<Box<dyn Read + Send>, SnapshotError> {
+        match self {
+            Snapshot::WorkingTree { .. } => std::fs::File::open(path)
+                .map(|file| Box::new(file) as Box<dyn Read + Send>)
+                .map_err(|source| SnapshotError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            Snapshot::Revision(revision) => {
+                Ok(Box::new(std::io::Cursor::new(revision.read(path)?)))
+            }
+        }
+    }
+
+    /// What resolves the `attr:< URL` values of an LDIF file in `base_dir`: files of
+    /// this same snapshot (the policy of [`FileUrls`]: local paths and `file:` URLs).
+    pub fn url_resolver(&self, base_dir: PathBuf) -> Result<Box<dyn UrlResolver>, SnapshotError> {
+        let urls = FileUrls::relative_to(base_dir);
+        Ok(match self {
+            Snapshot::WorkingTree { .. } => Box::new(urls),
+            Snapshot::Revision(revision) => {
+                // The reader owns its resolver: give it its own handle on the repository.
+                let revision = revision.reopen()?;
+                Box::new(move |url: &str| -> Result<Vec<u8>, String> {
+                    let path = urls.path_of(url)?;
+                    revision.read(&path).map_err(|e| e.to_string())
+                })
+            }
+        })
+    }
+
+    /// Why `path` cannot be read as a file, if it cannot: the config checks use this
+    /// for the files the YAML names. The reason reads after the path, e.g.
+    /// `not found (looked for …)`.
+    pub fn check_file(&self, path: &Path) -> Result<(), String> {
+        match self {
+            Snapshot::WorkingTree { .. } if path.exists() => Ok(()),
+            Snapshot::WorkingTree { .. } => {
+                Err(format!("not found (looked for {})", path.display()))
+            }
+            Snapshot::Revision(revision) => {
+                let in_repo = revision.locate(path).map_err(|_| {
+                    format!(
+                        "escapes the git repository {} (looked for {})",
+                        revision.repo.root().display(),
+                        path.display()
+                    )
+                })?;
+                match revision.repo.is_file(revision.commit, &in_repo) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(format!(
+                        "not found (looked for {} in the commit)",
+                        in_repo.display()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Whether the working-tree files differ from HEAD where it matters: any of `read`
+    /// (the files a plan read) modified, staged, deleted or untracked, or outside the
+    /// repository; or any `*.yaml`/`*.yml` directly in `config_dir` changed (an added,
+    /// deleted or untracked config file). Other files of the repository do not count.
+    /// Always `false` at a revision, and outside git.
+    pub fn is_dirty(&self, config_dir: &Path, read: &[&Path]) -> bool {
+        let Snapshot::WorkingTree { repo: Some(repo) } = self else {
+            return false;
+        };
+        let in_repo = |path: &Path| {
+            absolute(path)
+                .strip_prefix(repo.root())
+                .ok()
+                .and_then(|inside| normalize_within(Path::new(""), inside))
+        };
+        let mut relevant = Vec::new();
+        for path in read {
+            match in_repo(path) {
+                Some(path) => relevant.push(path),
+                None => return true,
+            }
+        }
+        let Ok(changed) = repo.changed_paths() else {
+            return true;
+        };
+        let config_in_repo = in_repo(config_dir);
+        changed.iter().any(|path| {
+            relevant.contains(path)
+                || (path.parent() == config_in_repo.as_deref()
+                    && path
+                        .extension()
+                        .is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        })
+    }
+}
+
+impl Revision {
+    /// The same revision through a new handle on the repository.
+    fn reopen(&self) -> Result<Revision, SnapshotError> {
+        let repo = Repo::discover(self.repo.root())?.ok_or_else(|| GitError::Other {
+            repo: self.repo.root().to_path_buf(),
+            message: "the repository disappeared while reading it".to_string(),
+        })?;
+        Ok(Revision {
+            repo,
+            commit: self.commit,
+            label: self.label.clone(),
+            config_dir: self.config_dir.clone(),
+            config_in_repo: self.config_in_repo.clone(),
+        })
+    }
+
+    /// The repository-relative path of `path` (as the user or the config wrote it).
+    fn locate(&self, path: &Path) -> Result<PathBuf, SnapshotError> {
+        let escapes = || SnapshotError::Escapes {
+            path: path.to_path_buf(),
+            repo: self.repo.root().to_path_buf(),
+        };
+        if let Ok(rest) = path.strip_prefix(&self.config_dir) {
+            return normalize_within(&self.config_in_repo, rest).ok_or_else(escapes);
+        }
+        // Not under the config directory as written: an absolute path from the YAML, or
+        // a path relative to the current directory.
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .and_then(|cwd| cwd.canonicalize())
+                .map_err(|source| SnapshotError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+                .join(path)
+        };
+        let lexical = absolute
+            .strip_prefix("/")
+            .ok()
+            .and_then(|rest| normalize_within(Path::new(""), rest))
+            .ok_or_else(escapes)?;
+        let root = self
+            .repo
+            .root()
+            .strip_prefix("/")
+            .unwrap_or(self.repo.root());
+        lexical
+            .strip_prefix(root)
+            .map(Path::to_path_buf)
+            .map_err(|_| escapes())
+    }
+
+    fn read(&self, path: &Path) -> Result<Vec<u8>, SnapshotError> {
+        let in_repo = self.locate(path)?;
+        self.repo
+            .read(self.commit, &in_repo)?
+            .ok_or_else(|| SnapshotError::NotFound {
+                path: path.to_path_buf(),
+                in_repo,
+            })
+    }
+}
