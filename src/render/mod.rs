@@ -40,19 +40,20 @@ pub fn summary_line(summary: &Summary) -> String {
     )
 }
 
-/// Changes grouped for display: accounts first, then one group per mapping.
+/// Changes grouped for display: accounts first, then one section per mapping, then
+/// groups and their members.
 struct Sections<'a> {
     accounts: Vec<&'a Change>,
     /// Mapping name → (protocol, changes).
     mappings: BTreeMap<&'a str, Vec<&'a Change>>,
-    other: Vec<&'a Change>,
+    groups: Vec<&'a Change>,
 }
 
 fn sections(plan: &Plan) -> Sections<'_> {
     let mut sections = Sections {
         accounts: Vec::new(),
         mappings: BTreeMap::new(),
-        other: Vec::new(),
+        groups: Vec::new(),
     };
     for change in &plan.changes {
         match change.kind {
@@ -62,7 +63,7 @@ fn sections(plan: &Plan) -> Sections<'_> {
                 .entry(change.mapping.as_deref().unwrap_or("(none)"))
                 .or_default()
                 .push(change),
-            Kind::Group | Kind::GroupMember => sections.other.push(change),
+            Kind::Group | Kind::GroupMember => sections.groups.push(change),
         }
     }
     sections
@@ -129,11 +130,32 @@ fn describe(change: &Change) -> (String, Vec<String>) {
             change.protocol.as_deref().unwrap_or("?"),
             change.im_name.as_deref().unwrap_or("?")
         ),
-        (Kind::Group | Kind::GroupMember, _) => format!(
-            "{} {}{reason}",
-            change.group.as_deref().unwrap_or("?"),
-            change.member.as_deref().unwrap_or("")
-        ),
+        (Kind::Group, _) => {
+            let group = change.group.as_deref().unwrap_or("?");
+            if change.action == Action::Add {
+                if let Some(kind) = change.group_kind {
+                    details.push(format!("kind: {}", kind.name()));
+                }
+                if let Some(rule) = &change.group_rule {
+                    details.push(format!("rule: {rule}"));
+                }
+                if let Some(source) = &change.source {
+                    details.push(format!("source: {source}"));
+                }
+            }
+            format!("group {group}{reason}")
+        }
+        (Kind::GroupMember, _) => {
+            let member = change
+                .dn
+                .as_deref()
+                .or(change.member.as_deref())
+                .unwrap_or("?");
+            format!(
+                "{} ← {member}{reason}",
+                change.group.as_deref().unwrap_or("?")
+            )
+        }
     };
     (line, details)
 }
@@ -188,8 +210,8 @@ pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> s
         let protocol = changes[0].protocol.as_deref().unwrap_or("?");
         block(out, format!("mapping {mapping} ({protocol})"), changes)?;
     }
-    if !sections.other.is_empty() {
-        block(out, "groups".to_string(), &sections.other)?;
+    if !sections.groups.is_empty() {
+        block(out, "groups".to_string(), &sections.groups)?;
     }
     if !plan.warnings.is_empty() {
         writeln!(out, "\nwarnings")?;
@@ -216,6 +238,16 @@ pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> s
             }
             lines
         })
+        .chain(plan.group_skipped.iter().flat_map(|(group, counts)| {
+            [
+                (counts.unknown_members, "are neither users nor groups of its source"),
+                (counts.disabled_members, "are disabled users"),
+                (counts.excluded_members, "are excluded"),
+            ]
+            .into_iter()
+            .filter(|(count, _)| *count > 0)
+            .map(move |(count, why)| format!("group {group}: {count} member DNs {why}"))
+        }))
         .collect();
     if !skipped.is_empty() {
         writeln!(out, "\nskipped")?;
@@ -331,8 +363,8 @@ pub fn markdown(plan: &Plan) -> String {
             changes,
         );
     }
-    if !sections.other.is_empty() {
-        table(&mut out, "Groups".to_string(), &sections.other);
+    if !sections.groups.is_empty() {
+        table(&mut out, "Groups".to_string(), &sections.groups);
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "#### Warnings\n");
