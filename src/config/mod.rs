@@ -460,9 +460,9 @@ fn check(
             }
             let name = &group.name.0;
             let selector = match (group.kind, &group.filter, &group.dn) {
-                (raw::GroupKind::DistributionList, Some(filter), None) => Some(
-                    GroupSelector::DistributionList(Box::new(filter.1.clone())),
-                ),
+                (raw::GroupKind::DistributionList, Some(filter), None) => {
+                    Some(GroupSelector::DistributionList(Box::new(filter.1.clone())))
+                }
                 (raw::GroupKind::DistributionList, None, _) => {
                     problems.push(problem(
                         at.clone(),

@@ -725,8 +725,7 @@ fn flatten(
                 if visited.insert(member) {
                     stack.push(member);
                 }
-            } else if facts.frozen_users.contains(member) || facts.frozen_groups.contains(member)
-            {
+            } else if facts.frozen_users.contains(member) || facts.frozen_groups.contains(member) {
                 excluded.insert(member);
             } else {
                 unknown.insert(member);
@@ -788,5 +787,291 @@ fn invalid_im_name(im_name: &str) -> Option<&'static str> {
         Some("contains white space")
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::filter::Filter;
+    use crate::core::model::{Exclusion, ExclusionSelector, GroupRule, SourceRule};
+    use crate::core::template::Template;
+
+    const PEOPLE: &str = "ou=people,dc=x";
+
+    fn user(cn: &str) -> Entry {
+        Entry::new(format!("cn={cn},{PEOPLE}"))
+            .with("objectClass", &["top", "person", "organizationalPerson"])
+            .with("cn", &[cn])
+    }
+
+    fn group(cn: &str, members: &[&str]) -> Entry {
+        let dns: Vec<String> = members.iter().map(|m| dn_of(m)).collect();
+        let dns: Vec<&str> = dns.iter().map(String::as_str).collect();
+        Entry::new(format!("cn={cn},ou=groups,dc=x"))
+            .with("objectClass", &["top", "groupOfNames"])
+            .with("cn", &[cn])
+            .with("mail", &[&format!("{cn}@x")])
+            .with("member", &dns)
+    }
+
+    /// `g:NAME` is a group's DN, anything else a user's.
+    fn dn_of(member: &str) -> String {
+        match member.strip_prefix("g:") {
+            Some(group) => format!("CN={group},OU=Groups,DC=x"),
+            None => format!("cn={member},{PEOPLE}"),
+        }
+    }
+
+    fn list_rule(owner: &str, filter: &str) -> GroupRule {
+        GroupRule {
+            owner: owner.to_string(),
+            name: Template::parse(owner).unwrap(),
+            source: "hr".to_string(),
+            selector: GroupSelector::DistributionList(Box::new(Filter::parse(filter).unwrap())),
+        }
+    }
+
+    fn org_unit_rule(name: &str, dn: &str) -> GroupRule {
+        GroupRule {
+            owner: name.to_string(),
+            name: Template::parse(name).unwrap(),
+            source: "hr".to_string(),
+            selector: GroupSelector::OrgUnit(normalize_dn(dn)),
+        }
+    }
+
+    fn rules(groups: Vec<GroupRule>) -> Rules {
+        Rules {
+            sources: vec![SourceRule {
+                name: "hr".to_string(),
+                anchor: Anchor::Dn,
+                allow_empty: false,
+            }],
+            groups,
+            ..Rules::default()
+        }
+    }
+
+    fn build(rules: &Rules, entries: &[Entry]) -> Desired {
+        desired(
+            rules,
+            &[SourceEntries {
+                source: "hr".to_string(),
+                entries: entries.to_vec(),
+            }],
+        )
+    }
+
+    /// Each group's members as user common names.
+    fn members(desired: &Desired) -> BTreeMap<String, Vec<String>> {
+        desired
+            .groups
+            .iter()
+            .map(|(name, group)| {
+                let cns = group
+                    .members
+                    .iter()
+                    .map(|anchor| anchor.trim_start_matches("cn=").split(',').next().unwrap())
+                    .map(str::to_string)
+                    .collect();
+                (name.clone(), cns)
+            })
+            .collect()
+    }
+
+    fn expect(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(name, cns)| {
+                (
+                    name.to_string(),
+                    cns.iter().map(|c| c.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nested_groups_are_flattened_and_only_listed_entries_become_groups() {
+        let rules = rules(vec![list_rule("{cn}", "(cn=all)")]);
+        let entries = [
+            user("ann"),
+            user("bob"),
+            user("cat"),
+            group("all", &["ann", "g:sub"]),
+            group("sub", &["bob", "g:subsub"]),
+            group("subsub", &["cat"]),
+        ];
+        let out = build(&rules, &entries);
+        assert_eq!(members(&out), expect(&[("all", &["ann", "bob", "cat"])]));
+        assert_eq!(out.groups["all"].rule, "{cn}");
+        assert_eq!(out.groups["all"].kind, GroupKind::DistributionList);
+        assert!(out.group_skipped.is_empty());
+    }
+
+    #[test]
+    fn cycles_terminate_and_every_group_in_the_cycle_sees_all_members() {
+        let rules = rules(vec![list_rule("{cn}", "(mail=*)")]);
+        let entries = [
+            user("ann"),
+            user("bob"),
+            group("a", &["ann", "g:b"]),
+            group("b", &["bob", "g:a"]),
+            group("self", &["g:self", "ann"]),
+        ];
+        let out = build(&rules, &entries);
+        assert_eq!(
+            members(&out),
+            expect(&[
+                ("a", &["ann", "bob"]),
+                ("b", &["ann", "bob"]),
+                ("self", &["ann"])
+            ])
+        );
+    }
+
+    #[test]
+    fn groups_do_not_depend_on_entry_order() {
+        let rules = rules(vec![
+            list_rule("{cn}", "(mail=*)"),
+            org_unit_rule("people", PEOPLE),
+        ]);
+        let entries = vec![
+            user("ann"),
+            user("bob"),
+            group("a", &["ann", "g:b", "ghost"]),
+            group("b", &["bob", "g:c"]),
+            group("c", &["g:a", "ann"]),
+        ];
+        let reference = build(&rules, &entries);
+        assert_eq!(reference.groups.len(), 4);
+        // Every rotation and its reverse: enough to move each entry to each place.
+        for shift in 0..entries.len() {
+            let mut order = entries.clone();
+            order.rotate_left(shift);
+            for order in [order.clone(), order.into_iter().rev().collect()] {
+                let out = build(&rules, &order);
+                assert_eq!(out.groups, reference.groups, "order {shift}");
+                assert_eq!(out.group_skipped, reference.group_skipped);
+                assert_eq!(out.warnings, reference.warnings);
+            }
+        }
+    }
+
+    #[test]
+    fn dropped_members_are_counted_by_reason() {
+        let mut rules = rules(vec![list_rule("{cn}", "(cn=all)")]);
+        rules.accounts.disabled_when = Some(Filter::parse("(employeeType=former)").unwrap());
+        rules.exclusions = vec![Exclusion {
+            name: "board".to_string(),
+            selector: ExclusionSelector::Filter(Box::new(Filter::parse("(title=board)").unwrap())),
+        }];
+        let entries = [
+            user("ann"),
+            user("old").with("employeeType", &["former"]),
+            user("boss").with("title", &["board"]),
+            group("all", &["ann", "old", "boss", "ghost", "g:sub"]),
+            // Reached twice (directly and via sub): counted once.
+            group("sub", &["ghost", "old"]),
+        ];
+        let out = build(&rules, &entries);
+        assert_eq!(members(&out), expect(&[("all", &["ann"])]));
+        assert_eq!(
+            out.group_skipped["all"],
+            GroupSkipCounts {
+                unknown_members: 1,
+                disabled_members: 1,
+                excluded_members: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn unique_member_values_lose_their_uid_suffix() {
+        assert_eq!(strip_unique_id("cn=a,dc=x#'0101'B"), "cn=a,dc=x");
+        assert_eq!(strip_unique_id("cn=a,dc=x"), "cn=a,dc=x");
+        assert_eq!(strip_unique_id(r"cn=a\#'1'B"), r"cn=a\#'1'B");
+        assert_eq!(strip_unique_id("cn=a#'12'B"), "cn=a#'12'B");
+        let rules = rules(vec![list_rule("{cn}", "(mail=*)")]);
+        let list = Entry::new("cn=u,ou=groups,dc=x")
+            .with("objectClass", &["top", "groupOfUniqueNames"])
+            .with("cn", &["u"])
+            .with("mail", &["u@x"])
+            .with("uniqueMember", &["CN=Ann,OU=People,DC=x#'0'B"]);
+        let out = build(&rules, &[user("ann"), list]);
+        assert_eq!(members(&out), expect(&[("u", &["ann"])]));
+    }
+
+    #[test]
+    fn org_units_hold_the_enabled_users_of_their_subtree() {
+        let mut rules = rules(vec![org_unit_rule("sales", "OU=Sales,OU=People,DC=x")]);
+        rules.accounts.disabled_when = Some(Filter::parse("(employeeType=former)").unwrap());
+        let in_sales = |cn: &str| {
+            let mut entry = user(cn);
+            entry.dn = format!("cn={cn},ou=emea,ou=sales,{PEOPLE}");
+            entry
+        };
+        let entries = [
+            in_sales("ann"),
+            in_sales("old").with("employeeType", &["former"]),
+            user("bob"),
+        ];
+        let out = build(&rules, &entries);
+        assert_eq!(
+            out.groups["sales"].members,
+            vec![format!("cn=ann,ou=emea,ou=sales,{PEOPLE}")]
+        );
+        assert_eq!(out.groups["sales"].kind, GroupKind::OrgUnit);
+        assert_eq!(out.group_skipped["sales"].disabled_members, 1);
+    }
+
+    #[test]
+    fn a_name_two_rules_give_goes_to_the_first_rule_with_a_warning() {
+        let rules = rules(vec![
+            list_rule("{cn}", "(mail=*)"),
+            org_unit_rule("all", PEOPLE),
+        ]);
+        let entries = [user("ann"), user("bob"), group("all", &["bob"])];
+        let out = build(&rules, &entries);
+        assert_eq!(out.groups["all"].rule, "all");
+        assert_eq!(members(&out), expect(&[("all", &["ann", "bob"])]));
+        let collisions: Vec<_> = out
+            .warnings
+            .iter()
+            .filter(|w| w.kind == WarningKind::GroupCollision)
+            .collect();
+        assert_eq!(collisions.len(), 1, "{:?}", out.warnings);
+        assert_eq!(collisions[0].group.as_deref(), Some("all"));
+    }
+
+    #[test]
+    fn a_group_entry_without_a_name_is_skipped_with_a_warning() {
+        let rules = rules(vec![list_rule("{displayName}", "(mail=*)")]);
+        let out = build(&rules, &[user("ann"), group("a", &["ann"])]);
+        assert!(out.groups.is_empty());
+        assert!(out
+            .warnings
+            .iter()
+            .any(|w| w.kind == WarningKind::InvalidGroupName));
+    }
+
+    #[test]
+    fn a_frozen_group_entry_is_neither_a_group_nor_expanded() {
+        let mut rules = rules(vec![list_rule("{cn}", "(mail=*)")]);
+        rules.exclusions = vec![Exclusion {
+            name: "secret".to_string(),
+            selector: ExclusionSelector::DnSubtree(normalize_dn("cn=secret,ou=groups,dc=x")),
+        }];
+        let entries = [
+            user("ann"),
+            user("bob"),
+            group("secret", &["bob"]),
+            group("all", &["ann", "g:secret"]),
+        ];
+        let out = build(&rules, &entries);
+        assert_eq!(members(&out), expect(&[("all", &["ann"])]));
+        assert!(out.frozen_groups.contains("secret"));
+        assert_eq!(out.group_skipped["all"].excluded_members, 1);
     }
 }

@@ -763,7 +763,10 @@ fn plan_groups(
             });
         }
         // Both lists are sorted: one merge walk finds who leaves and who joins.
-        let (mut have, mut want) = (row.members.iter().peekable(), members.into_iter().peekable());
+        let (mut have, mut want) = (
+            row.members.iter().peekable(),
+            members.into_iter().peekable(),
+        );
         loop {
             let order = match (have.peek(), want.peek()) {
                 (None, None) => break,
@@ -939,4 +942,251 @@ fn deletion_threshold(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::desired::{DesiredAccount, DesiredGroup};
+    use crate::core::model::{GroupRule, GroupSelector, SourceRule};
+    use crate::core::state::{GroupRow, StateAccount};
+    use crate::core::template::Template;
+
+    fn rules(group_rules: &[&str]) -> Rules {
+        Rules {
+            sources: vec![SourceRule {
+                name: "hr".to_string(),
+                anchor: crate::core::model::Anchor::Dn,
+                allow_empty: true,
+            }],
+            groups: group_rules
+                .iter()
+                .map(|name| GroupRule {
+                    owner: name.to_string(),
+                    name: Template::parse(name).unwrap(),
+                    source: "hr".to_string(),
+                    selector: GroupSelector::OrgUnit("dc=x".to_string()),
+                })
+                .collect(),
+            ..Rules::default()
+        }
+    }
+
+    fn account(anchor: &str) -> DesiredAccount {
+        DesiredAccount {
+            anchor: anchor.to_string(),
+            dn: format!("cn={anchor},dc=x"),
+            source: "hr".to_string(),
+            enabled: true,
+            profile: Profile::default(),
+            protected: false,
+        }
+    }
+
+    fn state_account(anchor: &str) -> StateAccount {
+        StateAccount {
+            anchor: anchor.to_string(),
+            dn: format!("cn={anchor},dc=x"),
+            source: Some("hr".to_string()),
+            status: AccountStatus::Active,
+            profile: Profile::default(),
+        }
+    }
+
+    fn wanted(name: &str, rule: &str, members: &[&str]) -> (String, DesiredGroup) {
+        (
+            name.to_string(),
+            DesiredGroup {
+                name: name.to_string(),
+                kind: GroupKind::OrgUnit,
+                source: "hr".to_string(),
+                rule: rule.to_string(),
+                members: members.iter().map(|m| m.to_string()).collect(),
+            },
+        )
+    }
+
+    fn row(name: &str, owner: Option<&str>, members: &[&str]) -> (String, GroupRow) {
+        (
+            name.to_string(),
+            GroupRow {
+                name: name.to_string(),
+                kind: "org_unit".to_string(),
+                source: owner.map(|_| "hr".to_string()),
+                owner: owner.map(str::to_string),
+                members: members.iter().map(|m| m.to_string()).collect(),
+            },
+        )
+    }
+
+    /// (action, kind, group, member) of each change, in plan order.
+    fn steps(plan: &Plan) -> Vec<(Action, Kind, String, String)> {
+        plan.changes
+            .iter()
+            .map(|c| {
+                (
+                    c.action,
+                    c.kind,
+                    c.group.clone().unwrap_or_default(),
+                    c.member.clone().or(c.account.clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn apply_order_creates_accounts_then_groups_then_members() {
+        let rules = rules(&["staff"]);
+        let mut desired = Desired::default();
+        desired.accounts.insert("new".to_string(), account("new"));
+        desired.groups.extend([wanted("staff", "staff", &["new"])]);
+        let plan = plan(&rules, desired, &State::default()).unwrap();
+        use Action::Add;
+        assert_eq!(
+            steps(&plan),
+            vec![
+                (Add, Kind::Account, String::new(), "new".to_string()),
+                (Add, Kind::Group, "staff".to_string(), String::new()),
+                (
+                    Add,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "new".to_string()
+                ),
+            ]
+        );
+        let member = &plan.changes[2];
+        assert_eq!(member.dn.as_deref(), Some("cn=new,dc=x"));
+        let group = &plan.changes[1];
+        assert_eq!(group.group_rule.as_deref(), Some("staff"));
+        assert_eq!(group.group_kind, Some(GroupKind::OrgUnit));
+        assert_eq!(plan.summary.add, 3);
+    }
+
+    #[test]
+    fn a_removed_rule_removes_members_before_the_group_and_before_accounts_go() {
+        let mut rules = rules(&[]);
+        rules.accounts.on_departure = Departure::Delete;
+        let mut state = State::default();
+        state
+            .accounts
+            .insert("old".to_string(), state_account("old"));
+        state.groups.extend([row("staff", Some("staff"), &["old"])]);
+        let plan = plan(&rules, Desired::default(), &state).unwrap();
+        use Action::Remove;
+        assert_eq!(
+            steps(&plan),
+            vec![
+                (
+                    Remove,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "old".to_string()
+                ),
+                (Remove, Kind::Group, "staff".to_string(), String::new()),
+                (Remove, Kind::Account, String::new(), "old".to_string()),
+            ]
+        );
+        assert_eq!(
+            plan.changes[1].reason.as_deref(),
+            Some("group rule removed")
+        );
+        assert_eq!(plan.summary.remove, 3);
+    }
+
+    #[test]
+    fn a_group_gone_from_the_directory_says_so() {
+        let rules = rules(&["{cn}"]);
+        let mut state = State::default();
+        state.groups.extend([row("old-team", Some("{cn}"), &[])]);
+        let plan = plan(&rules, Desired::default(), &state).unwrap();
+        assert_eq!(
+            plan.changes[0].reason.as_deref(),
+            Some("group no longer in directory")
+        );
+    }
+
+    #[test]
+    fn unmanaged_groups_are_never_touched() {
+        let rules = rules(&["staff"]);
+        let mut desired = Desired::default();
+        desired.accounts.insert("a".to_string(), account("a"));
+        desired.groups.extend([wanted("staff", "staff", &["a"])]);
+        let mut state = State::default();
+        state.accounts.insert("a".to_string(), state_account("a"));
+        state
+            .groups
+            .extend([row("staff", None, &["x"]), row("handmade", None, &["a"])]);
+        let plan = plan(&rules, desired, &state).unwrap();
+        assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+        assert_eq!(plan.summary.conflicts, 1);
+        assert_eq!(plan.warnings[0].group.as_deref(), Some("staff"));
+    }
+
+    #[test]
+    fn membership_changes_are_a_diff_and_a_new_owner_is_an_update() {
+        let rules = rules(&["{cn}"]);
+        let mut desired = Desired::default();
+        for anchor in ["a", "b", "c"] {
+            desired.accounts.insert(anchor.to_string(), account(anchor));
+        }
+        desired
+            .groups
+            .extend([wanted("staff", "{cn}", &["a", "c"])]);
+        let mut state = State::default();
+        for anchor in ["a", "b", "c"] {
+            state
+                .accounts
+                .insert(anchor.to_string(), state_account(anchor));
+        }
+        state
+            .groups
+            .extend([row("staff", Some("staff"), &["a", "b"])]);
+        let plan = plan(&rules, desired, &state).unwrap();
+        assert_eq!(
+            steps(&plan),
+            vec![
+                (
+                    Action::Remove,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "b".to_string()
+                ),
+                (
+                    Action::Update,
+                    Kind::Group,
+                    "staff".to_string(),
+                    String::new()
+                ),
+                (
+                    Action::Add,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "c".to_string()
+                ),
+            ]
+        );
+        let fields = plan.changes[1].fields.as_ref().unwrap();
+        assert_eq!(
+            fields["group_rule"],
+            (Some("staff".to_string()), Some("{cn}".to_string()))
+        );
+    }
+
+    #[test]
+    fn frozen_accounts_keep_their_memberships() {
+        let rules = rules(&["staff"]);
+        let mut desired = Desired::default();
+        desired.frozen_accounts.insert("boss".to_string());
+        desired.groups.extend([wanted("staff", "staff", &[])]);
+        let mut state = State::default();
+        state
+            .accounts
+            .insert("boss".to_string(), state_account("boss"));
+        state
+            .groups
+            .extend([row("staff", Some("staff"), &["boss"])]);
+        let plan = plan(&rules, desired, &state).unwrap();
+        assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    }
 }

@@ -240,13 +240,16 @@ pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> s
         })
         .chain(plan.group_skipped.iter().flat_map(|(group, counts)| {
             [
-                (counts.unknown_members, "are neither users nor groups of its source"),
+                (
+                    counts.unknown_members,
+                    "are neither users nor groups of its source",
+                ),
                 (counts.disabled_members, "are disabled users"),
                 (counts.excluded_members, "are excluded"),
             ]
             .into_iter()
             .filter(|(count, _)| *count > 0)
-            .map(move |(count, why)| format!("group {group}: {count} member DNs {why}"))
+            .map(move |(count, why)| format!("group {group}: {count} member DN(s) {why}"))
         }))
         .collect();
     if !skipped.is_empty() {

@@ -278,7 +278,9 @@ impl Store {
             .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
             .map_err(|e| self.error(e))?;
         for member in rows {
             let (group, member) = member.map_err(|e| self.error(e))?;
@@ -725,9 +727,9 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
     match change.action {
         Action::Add => {
             let rule = required(&change.group_rule, "group rule")?;
-            let kind = change
-                .group_kind
-                .ok_or_else(|| ChangeFailure::Refused("the plan gives no group kind".to_string()))?;
+            let kind = change.group_kind.ok_or_else(|| {
+                ChangeFailure::Refused("the plan gives no group kind".to_string())
+            })?;
             let rows = connection.execute(
                 "INSERT OR IGNORE INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4)",
                 params![group, kind.name(), change.source, rule],
@@ -749,8 +751,9 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                 if new.is_none() && column != "source" {
                     return Err(ChangeFailure::Refused(format!("the plan clears {field}")));
                 }
-                let sql =
-                    format!("UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL");
+                let sql = format!(
+                    "UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL"
+                );
                 expect_one(
                     connection.execute(&sql, params![new, group])?,
                     "the managed group does not exist",
