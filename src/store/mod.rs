@@ -820,3 +820,84 @@ fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), C
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::desired::{Desired, DesiredAccount, DesiredGroup};
+    use crate::core::model::{GroupKind, Rules};
+
+    fn desired_with_group(group: &str) -> Desired {
+        let mut desired = Desired::default();
+        desired.accounts.insert(
+            "a".to_string(),
+            DesiredAccount {
+                anchor: "a".to_string(),
+                dn: "cn=a,dc=x".to_string(),
+                source: "hr".to_string(),
+                enabled: true,
+                profile: Profile::default(),
+                protected: false,
+            },
+        );
+        desired.groups.insert(
+            group.to_string(),
+            DesiredGroup {
+                name: group.to_string(),
+                kind: GroupKind::OrgUnit,
+                source: "hr".to_string(),
+                rule: group.to_string(),
+                members: vec!["a".to_string()],
+            },
+        );
+        desired
+    }
+
+    #[test]
+    fn a_saved_plan_with_groups_applies_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan = crate::core::plan::plan(
+            &Rules::default(),
+            desired_with_group("staff"),
+            &State::default(),
+        )
+        .unwrap();
+        let saved: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
+        store.apply(&saved, RunRecord::new("test", "t")).unwrap();
+        let state = store.load().unwrap();
+        let row = &state.groups["staff"];
+        assert_eq!(row.owner.as_deref(), Some("staff"));
+        assert_eq!(row.kind, "org_unit");
+        assert_eq!(row.members, vec!["a".to_string()]);
+        assert_eq!(store.groups().unwrap()[0].members, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn member_changes_to_an_unmanaged_group_are_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan = crate::core::plan::plan(
+            &Rules::default(),
+            desired_with_group("staff"),
+            &State::default(),
+        )
+        .unwrap();
+        store
+            .connection
+            .execute(
+                "INSERT INTO groups (name, kind, source, owner) VALUES ('staff', 'team', NULL, NULL)",
+                [],
+            )
+            .unwrap();
+        let error = store.apply(&plan, RunRecord::new("test", "t")).unwrap_err();
+        assert!(error.to_string().contains("group"), "{error}");
+        let state = store.load().unwrap();
+        assert!(
+            state.accounts.is_empty(),
+            "nothing lands when one change fails"
+        );
+        assert_eq!(state.groups["staff"].owner, None);
+        assert_eq!(state.serial, 0);
+    }
+}
