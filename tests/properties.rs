@@ -1,17 +1,21 @@
 //! Properties of the reconcile loop over generated directories and stores:
 //! - applying a plan and planning again gives an empty plan, in one run;
 //! - the plan does not depend on the order of entries or sources;
-//! - unmanaged rows are never touched by any plan.
+//! - unmanaged rows (registrations and groups) are never touched by any plan.
 //!
-//! Plans are applied to a real SQLite file, as `apply` does.
+//! Directories hold users and a few groups (nested, cyclic, with unknown members);
+//! configurations hold distribution-list and org-unit rules, so every property covers
+//! group membership too. Plans are applied to a real SQLite file, as `apply` does.
 
 use proptest::prelude::*;
 
 use registrar::core::desired::{desired, SourceEntries};
+use registrar::core::dn::normalize_dn;
 use registrar::core::entry::Entry;
 use registrar::core::filter::Filter;
 use registrar::core::model::{
-    Anchor, Departure, Exclusion, ExclusionSelector, Mapping, ProfileField, Rules, SourceRule,
+    Anchor, Departure, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
+    ProfileField, Rules, SourceRule,
 };
 use registrar::core::plan::{plan, Kind};
 use registrar::core::state::RegistrationSource;
@@ -26,6 +30,26 @@ struct User {
     im_name: Option<u8>,
     disabled: bool,
     department: u8,
+    /// Lives under ou=Contractors,ou=People instead of ou=People.
+    contractor: bool,
+}
+
+/// A generated group entry: members are users, other groups (cycles allowed) or DNs
+/// that name nothing.
+#[derive(Debug, Clone)]
+struct Group {
+    id: usize,
+    mail: bool,
+    /// groupOfUniqueNames with `uniqueMember` values (some with a `#'…'B` suffix).
+    unique: bool,
+    members: Vec<Member>,
+}
+
+#[derive(Debug, Clone)]
+enum Member {
+    User(usize),
+    Group(usize),
+    Unknown,
 }
 
 const LOCALS: [&str; 6] = ["alice", "bob", "Carol", "dave", "ALICE", "erin"];
@@ -37,14 +61,94 @@ fn user_strategy(id: usize) -> impl Strategy<Value = User> {
         proptest::option::weighted(0.6, 0u8..6),
         proptest::bool::weighted(0.15),
         0u8..3,
+        proptest::bool::weighted(0.3),
     )
-        .prop_map(move |(mail, im_name, disabled, department)| User {
-            id,
-            mail,
-            im_name,
-            disabled,
-            department,
-        })
+        .prop_map(
+            move |(mail, im_name, disabled, department, contractor)| User {
+                id,
+                mail,
+                im_name,
+                disabled,
+                department,
+                contractor,
+            },
+        )
+}
+
+fn member_strategy() -> impl Strategy<Value = Member> {
+    prop_oneof![
+        6 => (0usize..12).prop_map(Member::User),
+        3 => (0usize..4).prop_map(Member::Group),
+        1 => Just(Member::Unknown),
+    ]
+}
+
+fn groups_strategy() -> impl Strategy<Value = Vec<Group>> {
+    (0usize..4).prop_flat_map(|n| {
+        (0..n)
+            .map(|id| {
+                (
+                    proptest::bool::weighted(0.8),
+                    proptest::bool::ANY,
+                    proptest::collection::vec(member_strategy(), 0..6),
+                )
+                    .prop_map(move |(mail, unique, members)| Group {
+                        id,
+                        mail,
+                        unique,
+                        members,
+                    })
+            })
+            .collect::<Vec<_>>()
+    })
+}
+
+fn user_dn(user: &User) -> String {
+    if user.contractor {
+        format!(
+            "uid=u{},ou=Contractors,ou=People,dc=example,dc=com",
+            user.id
+        )
+    } else {
+        format!("uid=u{},ou=People,dc=example,dc=com", user.id)
+    }
+}
+
+fn group_entry(group: &Group, users: &[User]) -> Entry {
+    let class = if group.unique {
+        "groupOfUniqueNames"
+    } else {
+        "groupOfNames"
+    };
+    let attribute = if group.unique {
+        "uniqueMember"
+    } else {
+        "member"
+    };
+    let mut entry = Entry::new(format!("cn=g{},ou=Groups,dc=example,dc=com", group.id))
+        .with("objectClass", &["top", class])
+        .with("cn", &[&format!("g{}", group.id)]);
+    if group.mail {
+        entry = entry.with("mail", &[&format!("g{}@example.com", group.id)]);
+    }
+    for (index, member) in group.members.iter().enumerate() {
+        let dn = match member {
+            Member::User(id) => users
+                .iter()
+                .find(|u| u.id == *id)
+                .map(user_dn)
+                .unwrap_or_else(|| format!("uid=u{id},ou=People,dc=example,dc=com")),
+            Member::Group(id) => format!("CN=g{id},OU=Groups,DC=example,DC=com"),
+            Member::Unknown => "cn=nobody,dc=example,dc=com".to_string(),
+        };
+        let dn = if group.unique && index % 2 == 0 {
+            format!("{dn}#'0'B")
+        } else {
+            dn
+        };
+        entry = entry.with(attribute, &[&dn]);
+    }
+    entry
 }
 
 fn directory_strategy() -> impl Strategy<Value = Vec<User>> {
@@ -52,7 +156,7 @@ fn directory_strategy() -> impl Strategy<Value = Vec<User>> {
 }
 
 fn entry(user: &User) -> Entry {
-    let mut entry = Entry::new(format!("uid=u{},ou=People,dc=example,dc=com", user.id))
+    let mut entry = Entry::new(user_dn(user))
         .with(
             "objectClass",
             &["top", "person", "organizationalPerson", "inetOrgPerson"],
@@ -102,9 +206,32 @@ fn rules(variant: u8) -> Rules {
         Template::parse("{departmentNumber}").unwrap(),
     )];
     rules.policy.max_deletes = u64::MAX;
+    let list = |filter: &str| GroupRule {
+        owner: "{cn}".to_string(),
+        name: Template::parse("{cn}").unwrap(),
+        source: "hr".to_string(),
+        selector: GroupSelector::DistributionList(Box::new(Filter::parse(filter).unwrap())),
+    };
+    let org_unit = |name: &str, dn: &str| GroupRule {
+        owner: name.to_string(),
+        name: Template::parse(name).unwrap(),
+        source: "hr".to_string(),
+        selector: GroupSelector::OrgUnit(normalize_dn(dn)),
+    };
     match variant % 4 {
-        0 => rules.mappings = vec![mapping("aol-from-mail", "aol", "{mail|local_part}", None)],
+        0 => {
+            rules.mappings = vec![mapping("aol-from-mail", "aol", "{mail|local_part}", None)];
+            rules.groups = vec![
+                list("(mail=*)"),
+                org_unit("staff", "ou=People,dc=example,dc=com"),
+            ];
+        }
         1 => {
+            // g1 is also a distribution list's name: a collision, settled by rule order.
+            rules.groups = vec![
+                list("(objectClass=groupOfNames)"),
+                org_unit("g1", "ou=Contractors,ou=People,dc=example,dc=com"),
+            ];
             rules.mappings = vec![
                 mapping("aol-from-mail", "aol", "{imName}", None),
                 mapping(
@@ -125,6 +252,10 @@ fn rules(variant: u8) -> Rules {
                 )),
             }];
             rules.accounts.on_departure = Departure::Keep;
+            rules.groups = vec![
+                org_unit("contractors", "ou=Contractors,ou=People,dc=example,dc=com"),
+                list("(mail=*)"),
+            ];
         }
         _ => rules.mappings = Vec::new(),
     }
@@ -135,11 +266,28 @@ fn run() -> RunRecord {
     RunRecord::new("test", "test")
 }
 
-fn sources(users: &[User]) -> Vec<SourceEntries> {
+fn sources(users: &[User], groups: &[Group]) -> Vec<SourceEntries> {
     vec![SourceEntries {
         source: "hr".to_string(),
-        entries: users.iter().map(entry).collect(),
+        entries: users
+            .iter()
+            .map(entry)
+            .chain(groups.iter().map(|g| group_entry(g, users)))
+            .collect(),
     }]
+}
+
+/// Groups made by hand (no owner), one of them with a name the rules also produce.
+fn add_unmanaged_groups(path: &std::path::Path) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .execute_batch(
+            "INSERT INTO groups (name, kind, source, owner) VALUES ('g2', 'distribution_list', NULL, NULL);
+             INSERT INTO group_members (group_name, member) VALUES ('g2', 'uuid-1');
+             INSERT INTO groups (name, kind, source, owner) VALUES ('handmade', 'team', NULL, NULL);
+             INSERT INTO group_members (group_name, member) VALUES ('handmade', 'uuid-0');",
+        )
+        .unwrap();
 }
 
 proptest! {
@@ -149,31 +297,51 @@ proptest! {
     /// the next plan against the same inputs is empty, and unmanaged rows survive.
     #[test]
     fn plan_after_apply_is_empty_and_unmanaged_rows_survive(
-        steps in proptest::collection::vec((directory_strategy(), 0u8..4), 1..4),
+        steps in proptest::collection::vec((directory_strategy(), groups_strategy(), 0u8..4), 1..4),
         manual in proptest::collection::vec((0u8..6, 0usize..12, proptest::bool::ANY), 0..4),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        let path = dir.path().join("state.db");
+        let mut store = Store::open(&path).unwrap();
+        add_unmanaged_groups(&path);
+        let unmanaged_groups: Vec<_> = store.load().unwrap().groups.into_values().filter(|g| g.owner.is_none()).collect();
+        prop_assert_eq!(unmanaged_groups.len(), 2);
         for (name, owner, self_service) in &manual {
             let source = if *self_service { RegistrationSource::SelfService } else { RegistrationSource::Manual };
             let _ = store.register("aol", LOCALS[*name as usize], &format!("uid=u{owner},ou=People,dc=example,dc=com"), source, run());
         }
         let unmanaged_before: Vec<_> = store.load().unwrap().registrations.into_iter().filter(|(_, r)| r.owner.is_none()).collect();
-        for (users, variant) in steps {
+        for (users, groups, variant) in steps {
             let rules = rules(variant);
             let state = store.load().unwrap();
-            let first = plan(&rules, desired(&rules, &sources(&users)), &state).unwrap();
+            let first = plan(&rules, desired(&rules, &sources(&users, &groups)), &state).unwrap();
             for change in &first.changes {
                 if change.kind == Kind::Registration {
                     prop_assert!(change.mapping.is_some(), "registration change without owner: {change:?}");
                 }
+                if let Some(group) = &change.group {
+                    prop_assert!(
+                        state.groups.get(group).is_none_or(|g| g.owner.is_some()),
+                        "change to an unmanaged group: {change:?}"
+                    );
+                }
             }
             store.apply(&first, run()).unwrap();
             let state = store.load().unwrap();
-            let second = plan(&rules, desired(&rules, &sources(&users)), &state).unwrap();
+            let second = plan(&rules, desired(&rules, &sources(&users, &groups)), &state).unwrap();
             prop_assert!(second.changes.is_empty(), "not converged after one apply: {:#?}", second.changes);
             let unmanaged_now: Vec<_> = state.registrations.into_iter().filter(|(_, r)| r.owner.is_none()).collect();
             prop_assert_eq!(&unmanaged_now, &unmanaged_before);
+            let unmanaged_groups_now: Vec<_> = state.groups.into_values().filter(|g| g.owner.is_none()).collect();
+            prop_assert_eq!(&unmanaged_groups_now, &unmanaged_groups);
+            // Every managed group holds exactly what the directory calls for (unless
+            // departed accounts keep their rows or exclusions freeze some members).
+            let exact = rules.accounts.on_departure != Departure::Keep && rules.exclusions.is_empty();
+            let wanted = desired(&rules, &sources(&users, &groups)).groups;
+            for (name, group) in store.load().unwrap().groups.into_iter().filter(|(_, g)| exact && g.owner.is_some()) {
+                let expected = wanted.get(&name).map(|g| g.members.clone());
+                prop_assert_eq!(Some(group.members), expected, "group {}", name);
+            }
         }
     }
 
@@ -181,12 +349,13 @@ proptest! {
     #[test]
     fn plan_output_does_not_depend_on_input_order(
         users in directory_strategy(),
+        groups in groups_strategy(),
         variant in 0u8..4,
         seed in any::<u64>(),
     ) {
         let rules = rules(variant);
         let state = registrar::core::state::State::default();
-        let ordered = sources(&users);
+        let ordered = sources(&users, &groups);
         let mut shuffled = ordered.clone();
         let entries = &mut shuffled[0].entries;
         // A deterministic shuffle from the seed (Fisher–Yates with an LCG).

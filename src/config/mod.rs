@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::core::dn::normalize_dn;
 use crate::core::model::{
-    AccountRules, Anchor, Exclusion, ExclusionSelector, Mapping, ObjectTypes, Policy, ProfileField,
-    Rules, SourceRule, DEFAULT_MAX_DELETES,
+    AccountRules, Anchor, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
+    ObjectTypes, Policy, ProfileField, Rules, SourceRule, DEFAULT_MAX_DELETES,
 };
 use crate::snapshot::{Snapshot, SnapshotError};
 use raw::{ConfigFile, LdapSpec};
@@ -448,22 +448,65 @@ fn check(
 
         for group in &config.groups {
             let at = locate.item("name", &group.name.0);
-            unique("group", &group.name.0, at.clone(), problems);
-            match group.kind {
-                raw::GroupKind::DistributionList if group.filter.is_none() => {
+            if !unique("group", &group.name.0, at.clone(), problems) {
+                continue;
+            }
+            let name = &group.name.0;
+            let selector = match (group.kind, &group.filter, &group.dn) {
+                (raw::GroupKind::DistributionList, Some(filter), None) => {
+                    Some(GroupSelector::DistributionList(Box::new(filter.1.clone())))
+                }
+                (raw::GroupKind::DistributionList, None, _) => {
                     problems.push(problem(
                         at.clone(),
-                        format!(
-                            "group {:?}: a distribution_list needs a filter",
-                            group.name.0
-                        ),
-                    ))
+                        format!("group {name:?}: a distribution_list needs a filter"),
+                    ));
+                    None
                 }
-                raw::GroupKind::OrgUnit if group.dn.is_none() => problems.push(problem(
-                    at.clone(),
-                    format!("group {:?}: an org_unit needs a dn", group.name.0),
-                )),
-                _ => {}
+                (raw::GroupKind::DistributionList, Some(_), Some(_)) => {
+                    problems.push(problem(
+                        at.clone(),
+                        format!("group {name:?}: a distribution_list takes a filter, not a dn"),
+                    ));
+                    None
+                }
+                (raw::GroupKind::OrgUnit, _, None) => {
+                    problems.push(problem(
+                        at.clone(),
+                        format!("group {name:?}: an org_unit needs a dn"),
+                    ));
+                    None
+                }
+                (raw::GroupKind::OrgUnit, Some(_), Some(_)) => {
+                    problems.push(problem(
+                        at.clone(),
+                        format!("group {name:?}: an org_unit takes a dn, not a filter"),
+                    ));
+                    None
+                }
+                (raw::GroupKind::OrgUnit, None, Some(dn)) => {
+                    let literal = group.name.1.attributes().is_empty()
+                        && !group.name.1.render(&Default::default()).is_empty();
+                    if literal {
+                        Some(GroupSelector::OrgUnit(normalize_dn(dn)))
+                    } else {
+                        problems.push(problem(
+                            at.clone(),
+                            format!(
+                                "group {name:?}: an org_unit's name is a plain name, not a template"
+                            ),
+                        ));
+                        None
+                    }
+                }
+            };
+            if let Some(selector) = selector {
+                rules.groups.push(GroupRule {
+                    owner: name.clone(),
+                    name: group.name.1.clone(),
+                    source: group.source.clone(),
+                    selector,
+                });
             }
         }
 
@@ -596,6 +639,7 @@ fn check(
 
     rules.sources.sort_by(|a, b| a.name.cmp(&b.name));
     rules.mappings.sort_by(|a, b| a.name.cmp(&b.name));
+    rules.groups.sort_by(|a, b| a.owner.cmp(&b.owner));
     settings.sort_by(|a, b| a.name.cmp(&b.name));
     (rules, settings)
 }

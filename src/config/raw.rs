@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::core::filter::Filter;
 use crate::core::model::Departure;
+pub use crate::core::model::GroupKind;
 use crate::core::template::Template;
 
 /// One YAML file of the config directory. Every section is optional; the files of a
@@ -190,14 +191,6 @@ pub struct GroupSpec {
     /// For org units: the subtree.
     #[serde(default)]
     pub dn: Option<String>,
-}
-
-/// The kinds of group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupKind {
-    DistributionList,
-    OrgUnit,
 }
 
 /// An exclusion: `dn_subtree`, `filter`, or `im_name` (optionally with `protocol`).

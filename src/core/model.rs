@@ -1,5 +1,5 @@
 //! The checked rules the core works from: object types, account profile, mappings,
-//! exclusions and policy, already parsed and cross-checked by `config`.
+//! group rules, exclusions and policy, already parsed and cross-checked by `config`.
 //!
 //! These types say *what* to compute, never *where data comes from*: source locations,
 //! credentials and schedules stay in the adapters. Nothing here does I/O.
@@ -23,6 +23,8 @@ pub struct Rules {
     pub accounts: AccountRules,
     /// Mappings in name order.
     pub mappings: Vec<Mapping>,
+    /// Group rules in rule-name order.
+    pub groups: Vec<GroupRule>,
     pub exclusions: Vec<Exclusion>,
     pub policy: Policy,
 }
@@ -82,6 +84,9 @@ pub struct ObjectTypes {
 
 /// The object type name that becomes accounts.
 pub const USER_TYPE: &str = "user";
+
+/// The object type name of group entries (distribution lists and their nested groups).
+pub const GROUP_TYPE: &str = "group";
 
 impl Default for ObjectTypes {
     fn default() -> Self {
@@ -301,6 +306,79 @@ impl Mapping {
         self.sources
             .as_ref()
             .is_none_or(|names| names.iter().any(|name| name == source))
+    }
+}
+
+/// The kinds of group.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    DistributionList,
+    OrgUnit,
+}
+
+impl GroupKind {
+    /// The name used in YAML, JSON and the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupKind::DistributionList => "distribution_list",
+            GroupKind::OrgUnit => "org_unit",
+        }
+    }
+
+    /// The kind called `name`, if any.
+    pub fn from_name(name: &str) -> Option<GroupKind> {
+        [GroupKind::DistributionList, GroupKind::OrgUnit]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
+/// A rule producing groups with members.
+///
+/// The rule's identity (the owner recorded on the groups it produces) is its `name` as
+/// written in the YAML: `{cn}` for a template, `sales` for a plain name.
+#[derive(Debug, Clone)]
+pub struct GroupRule {
+    /// The owner recorded on every group row the rule produces.
+    pub owner: String,
+    /// The group name: a template over the group entry for distribution lists, a literal
+    /// for org units.
+    pub name: Template,
+    /// The source whose entries the rule reads.
+    pub source: String,
+    pub selector: GroupSelector,
+}
+
+/// Which groups a rule produces, and their members.
+#[derive(Debug, Clone)]
+pub enum GroupSelector {
+    /// One group per group entry matching the filter; members from `member` and
+    /// `uniqueMember`, nested groups flattened.
+    DistributionList(Box<Filter>),
+    /// One group holding the users at or below this normalised DN.
+    OrgUnit(String),
+}
+
+impl GroupRule {
+    /// The kind of group the rule produces.
+    pub fn kind(&self) -> GroupKind {
+        match self.selector {
+            GroupSelector::DistributionList(_) => GroupKind::DistributionList,
+            GroupSelector::OrgUnit(_) => GroupKind::OrgUnit,
+        }
     }
 }
 

@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::desired::{Claim, Desired, SkipCounts, Warning, WarningKind};
+use crate::core::desired::{
+    Claim, Desired, DesiredGroup, GroupSkipCounts, SkipCounts, Warning, WarningKind,
+};
 use crate::core::dn::normalize_dn;
-use crate::core::model::{Departure, Profile, ProfileField, Rules};
+use crate::core::model::{Departure, GroupKind, Profile, ProfileField, Rules};
 use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistration};
 
 /// The version of the plan JSON format.
@@ -34,6 +36,9 @@ pub struct Plan {
     /// Per mapping: entries and values that produced no registration, and why.
     #[serde(default)]
     pub skipped: BTreeMap<String, SkipCounts>,
+    /// Per group: member DNs that did not become members, and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_skipped: BTreeMap<String, GroupSkipCounts>,
 }
 
 /// Counts of the plan's changes and findings.
@@ -45,7 +50,7 @@ pub struct Summary {
     pub deactivate: u64,
     pub reactivate: u64,
     pub conflicts: u64,
-    /// Objects (accounts and registrations) left untouched because of exclusions.
+    /// Objects (accounts, registrations and groups) left untouched because of exclusions.
     pub excluded: u64,
     /// Whether the deletion threshold blocks this plan.
     pub blocked: bool,
@@ -99,23 +104,33 @@ pub struct Change {
     /// registration change small: plans can hold millions.)
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fields: Option<Box<BTreeMap<String, FieldChange>>>,
-    /// The account's DN (for account adds, the DN to record).
+    /// The account's DN (for account adds, the DN to record; for group members, the
+    /// member's).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dn: Option<String>,
-    /// For account adds: the config source that manages the account.
+    /// For account and group adds: the config source that manages the row.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<String>,
     /// For account adds: the profile.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub profile: Option<Box<Profile>>,
+    /// For groups and group members: the group's name.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub group: Option<String>,
+    /// For group members: the member account's anchor.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub member: Option<String>,
+    /// For groups: the group rule owning the group (after the change, for updates).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group_rule: Option<String>,
+    /// For group adds: the kind of group to record.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group_kind: Option<GroupKind>,
 }
 
 impl Change {
-    fn new(action: Action, kind: Kind) -> Self {
+    /// A change with only its action and kind; set the other fields with `..`.
+    pub fn new(action: Action, kind: Kind) -> Self {
         Change {
             action,
             kind,
@@ -130,6 +145,8 @@ impl Change {
             profile: None,
             group: None,
             member: None,
+            group_rule: None,
+            group_kind: None,
         }
     }
 
@@ -149,8 +166,24 @@ impl Change {
         }
     }
 
-    /// Where the change falls in apply order: accounts appear before their names,
-    /// names are freed before they are given again, accounts go last.
+    fn group(action: Action, group: &str) -> Self {
+        Change {
+            group: Some(group.to_string()),
+            ..Change::new(action, Kind::Group)
+        }
+    }
+
+    fn group_member(action: Action, group: &str, member: String) -> Self {
+        Change {
+            group: Some(group.to_string()),
+            member: Some(member),
+            ..Change::new(action, Kind::GroupMember)
+        }
+    }
+
+    /// Where the change falls in apply order: accounts appear before their names and
+    /// memberships, names are freed before they are given again, members leave a group
+    /// before it goes and join it after it comes, accounts go last.
     fn phase(&self) -> u8 {
         match (self.kind, self.action) {
             (Kind::Account, Action::Add) => 0,
@@ -158,14 +191,17 @@ impl Change {
             (Kind::Registration, Action::Remove) => 2,
             (Kind::Registration, Action::Update) => 3,
             (Kind::Registration, _) => 4,
-            (Kind::Account, Action::Deactivate) => 5,
-            (Kind::Account, Action::Remove) => 6,
-            (Kind::Group | Kind::GroupMember, _) => 7,
+            (Kind::GroupMember, Action::Remove) => 5,
+            (Kind::Group, Action::Remove) => 6,
+            (Kind::Group, _) => 7,
+            (Kind::GroupMember, _) => 8,
+            (Kind::Account, Action::Deactivate) => 9,
+            (Kind::Account, Action::Remove) => 10,
         }
     }
 
     /// The total order of changes in a plan.
-    fn sort_key(&self) -> (u8, &str, String, &str) {
+    fn sort_key(&self) -> (u8, &str, String, &str, &str, &str) {
         let name_key = match (&self.protocol, &self.im_name) {
             (Some(protocol), Some(name)) => crate::core::model::im_name_key(protocol, name),
             _ => String::new(),
@@ -174,7 +210,9 @@ impl Change {
             self.phase(),
             self.protocol.as_deref().unwrap_or(""),
             name_key,
+            self.group.as_deref().unwrap_or(""),
             self.account.as_deref().unwrap_or(""),
+            self.member.as_deref().unwrap_or(""),
         )
     }
 }
@@ -212,6 +250,9 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         frozen_registrations,
         skipped,
         accounts_per_source,
+        groups,
+        frozen_groups,
+        group_skipped,
         warnings,
     } = desired;
     check_empty_sources(rules, &accounts_per_source, &frozen_accounts, state)?;
@@ -430,6 +471,7 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
                             account: Some(claim.account.clone()),
                             held_by: Some(row.account.clone()),
                             mapping: Some(claim.mapping.clone()),
+                            group: None,
                             message: format!(
                                 "{} name {:?} is already registered to {} by a {} registration; left as it is",
                                 key.protocol, row.im_name, claim.account, row.source.name()
@@ -519,10 +561,25 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         }
     }
 
+    // Groups and their members.
+    let excluded_groups = plan_groups(
+        rules,
+        groups,
+        &frozen_groups,
+        state,
+        &GroupContext {
+            departing: &departing,
+            keeps_registrations,
+            frozen_account: &frozen_account,
+        },
+        &mut changes,
+        &mut warnings,
+    );
+
     // Every change names the account's DN too, so that people can read plans made with
     // opaque anchors such as entryUUID.
     for change in &mut changes {
-        let Some(anchor) = change.account.as_deref() else {
+        let Some(anchor) = change.account.as_deref().or(change.member.as_deref()) else {
             continue;
         };
         if change.kind == Kind::Account && change.action == Action::Add {
@@ -555,7 +612,8 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         .iter()
         .filter(|w| w.kind == WarningKind::Conflict)
         .count() as u64;
-    summary.excluded = (excluded_accounts.len() + excluded_registrations.len()) as u64;
+    summary.excluded =
+        (excluded_accounts.len() + excluded_registrations.len()) as u64 + excluded_groups;
     let managed = state
         .registrations
         .values()
@@ -565,7 +623,13 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
             .accounts
             .values()
             .filter(|a| a.source.is_some())
-            .count();
+            .count()
+        + state
+            .groups
+            .values()
+            .filter(|g| g.is_managed())
+            .map(|g| 1 + g.members.len())
+            .sum::<usize>();
     summary.blocked_reason = deletion_threshold(
         &rules.policy,
         summary.remove + summary.deactivate,
@@ -582,7 +646,162 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         changes,
         warnings,
         skipped,
+        group_skipped,
     })
+}
+
+/// What group planning needs from the account planning before it.
+struct GroupContext<'a> {
+    /// Managed accounts giving up their managed rows, with the reason.
+    departing: &'a BTreeMap<&'a str, &'static str>,
+    /// `on_departure: keep`: departed accounts keep their rows, memberships included.
+    keeps_registrations: bool,
+    frozen_account: &'a dyn Fn(&str) -> bool,
+}
+
+/// Plans group and membership changes; returns how many groups exclusions froze.
+///
+/// Only managed groups (with an owner rule) change. A desired group whose name an
+/// unmanaged group holds is a conflict and is skipped. A group that goes loses its
+/// members first; frozen accounts keep their place in groups that stay.
+fn plan_groups(
+    rules: &Rules,
+    groups: BTreeMap<String, DesiredGroup>,
+    frozen_groups: &BTreeSet<String>,
+    state: &State,
+    context: &GroupContext<'_>,
+    changes: &mut Vec<Change>,
+    warnings: &mut Vec<Warning>,
+) -> u64 {
+    let group_rules: BTreeSet<&str> = rules.groups.iter().map(|g| g.owner.as_str()).collect();
+    let mut excluded = 0u64;
+    for (name, row) in &state.groups {
+        let Some(owner) = row.owner.as_deref() else {
+            continue; // unmanaged: never changed
+        };
+        if groups.contains_key(name) {
+            continue;
+        }
+        if frozen_groups.contains(name) {
+            excluded += 1;
+            continue;
+        }
+        let reason = if group_rules.contains(owner) {
+            "group no longer in directory"
+        } else {
+            "group rule removed"
+        };
+        for member in &row.members {
+            changes.push(Change {
+                reason: Some(reason.to_string()),
+                ..Change::group_member(Action::Remove, name, member.clone())
+            });
+        }
+        changes.push(Change {
+            group_rule: Some(owner.to_string()),
+            reason: Some(reason.to_string()),
+            ..Change::group(Action::Remove, name)
+        });
+    }
+    for (name, wanted) in groups {
+        if frozen_groups.contains(&name) {
+            excluded += 1;
+            continue;
+        }
+        let DesiredGroup {
+            kind,
+            source,
+            rule,
+            members,
+            ..
+        } = wanted;
+        let Some(row) = state.groups.get(&name) else {
+            changes.push(Change {
+                source: Some(source),
+                group_rule: Some(rule),
+                group_kind: Some(kind),
+                ..Change::group(Action::Add, &name)
+            });
+            for member in members {
+                changes.push(Change::group_member(Action::Add, &name, member));
+            }
+            continue;
+        };
+        let Some(owner) = row.owner.as_deref() else {
+            warnings.push(Warning {
+                group: Some(name.clone()),
+                ..Warning::new(
+                    WarningKind::Conflict,
+                    format!(
+                        "group {name:?} of rule {rule} exists as an unmanaged group; left as it is"
+                    ),
+                )
+            });
+            continue;
+        };
+        let mut fields = BTreeMap::new();
+        if owner != rule {
+            fields.insert(
+                "group_rule".to_string(),
+                (Some(owner.to_string()), Some(rule.clone())),
+            );
+        }
+        if row.kind != kind.name() {
+            fields.insert(
+                "kind".to_string(),
+                (Some(row.kind.clone()), Some(kind.name().to_string())),
+            );
+        }
+        if row.source.as_deref() != Some(source.as_str()) {
+            fields.insert("source".to_string(), (row.source.clone(), Some(source)));
+        }
+        if !fields.is_empty() {
+            changes.push(Change {
+                group_rule: Some(rule),
+                reason: Some("now produced by another group rule".to_string()),
+                fields: Some(Box::new(fields)),
+                ..Change::group(Action::Update, &name)
+            });
+        }
+        // Both lists are sorted: one merge walk finds who leaves and who joins.
+        let (mut have, mut want) = (
+            row.members.iter().peekable(),
+            members.into_iter().peekable(),
+        );
+        loop {
+            let order = match (have.peek(), want.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(h), Some(w)) => h.as_str().cmp(w.as_str()),
+            };
+            match order {
+                std::cmp::Ordering::Equal => {
+                    have.next();
+                    want.next();
+                }
+                std::cmp::Ordering::Less => {
+                    let member = have.next().expect("peeked");
+                    if (context.frozen_account)(member) {
+                        continue;
+                    }
+                    let departure = context.departing.get(member.as_str()).copied();
+                    if departure.is_some() && context.keeps_registrations {
+                        continue;
+                    }
+                    changes.push(Change {
+                        reason: Some(departure.unwrap_or("no longer a member").to_string()),
+                        ..Change::group_member(Action::Remove, &name, member.clone())
+                    });
+                }
+                std::cmp::Ordering::Greater => {
+                    let member = want.next().expect("peeked");
+                    changes.push(Change::group_member(Action::Add, &name, member));
+                }
+            }
+        }
+    }
+    excluded
 }
 
 /// A conflict warning about `key`, wanted for `claimant`.
@@ -599,6 +818,7 @@ fn conflict(
         account: (!claimant.is_empty()).then(|| claimant.to_string()),
         held_by: held_by.map(str::to_string),
         mapping: None,
+        group: None,
         message,
     }
 }
@@ -723,4 +943,251 @@ fn deletion_threshold(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::desired::{DesiredAccount, DesiredGroup};
+    use crate::core::model::{GroupRule, GroupSelector, SourceRule};
+    use crate::core::state::{GroupRow, StateAccount};
+    use crate::core::template::Template;
+
+    fn rules(group_rules: &[&str]) -> Rules {
+        Rules {
+            sources: vec![SourceRule {
+                name: "hr".to_string(),
+                anchor: crate::core::model::Anchor::Dn,
+                allow_empty: true,
+            }],
+            groups: group_rules
+                .iter()
+                .map(|name| GroupRule {
+                    owner: name.to_string(),
+                    name: Template::parse(name).unwrap(),
+                    source: "hr".to_string(),
+                    selector: GroupSelector::OrgUnit("dc=x".to_string()),
+                })
+                .collect(),
+            ..Rules::default()
+        }
+    }
+
+    fn account(anchor: &str) -> DesiredAccount {
+        DesiredAccount {
+            anchor: anchor.to_string(),
+            dn: format!("cn={anchor},dc=x"),
+            source: "hr".to_string(),
+            enabled: true,
+            profile: Profile::default(),
+            protected: false,
+        }
+    }
+
+    fn state_account(anchor: &str) -> StateAccount {
+        StateAccount {
+            anchor: anchor.to_string(),
+            dn: format!("cn={anchor},dc=x"),
+            source: Some("hr".to_string()),
+            status: AccountStatus::Active,
+            profile: Profile::default(),
+        }
+    }
+
+    fn wanted(name: &str, rule: &str, members: &[&str]) -> (String, DesiredGroup) {
+        (
+            name.to_string(),
+            DesiredGroup {
+                name: name.to_string(),
+                kind: GroupKind::OrgUnit,
+                source: "hr".to_string(),
+                rule: rule.to_string(),
+                members: members.iter().map(|m| m.to_string()).collect(),
+            },
+        )
+    }
+
+    fn row(name: &str, owner: Option<&str>, members: &[&str]) -> (String, GroupRow) {
+        (
+            name.to_string(),
+            GroupRow {
+                name: name.to_string(),
+                kind: "org_unit".to_string(),
+                source: owner.map(|_| "hr".to_string()),
+                owner: owner.map(str::to_string),
+                members: members.iter().map(|m| m.to_string()).collect(),
+            },
+        )
+    }
+
+    /// (action, kind, group, member) of each change, in plan order.
+    fn steps(plan: &Plan) -> Vec<(Action, Kind, String, String)> {
+        plan.changes
+            .iter()
+            .map(|c| {
+                (
+                    c.action,
+                    c.kind,
+                    c.group.clone().unwrap_or_default(),
+                    c.member.clone().or(c.account.clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn apply_order_creates_accounts_then_groups_then_members() {
+        let rules = rules(&["staff"]);
+        let mut desired = Desired::default();
+        desired.accounts.insert("new".to_string(), account("new"));
+        desired.groups.extend([wanted("staff", "staff", &["new"])]);
+        let plan = plan(&rules, desired, &State::default()).unwrap();
+        use Action::Add;
+        assert_eq!(
+            steps(&plan),
+            vec![
+                (Add, Kind::Account, String::new(), "new".to_string()),
+                (Add, Kind::Group, "staff".to_string(), String::new()),
+                (
+                    Add,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "new".to_string()
+                ),
+            ]
+        );
+        let member = &plan.changes[2];
+        assert_eq!(member.dn.as_deref(), Some("cn=new,dc=x"));
+        let group = &plan.changes[1];
+        assert_eq!(group.group_rule.as_deref(), Some("staff"));
+        assert_eq!(group.group_kind, Some(GroupKind::OrgUnit));
+        assert_eq!(plan.summary.add, 3);
+    }
+
+    #[test]
+    fn a_removed_rule_removes_members_before_the_group_and_before_accounts_go() {
+        let mut rules = rules(&[]);
+        rules.accounts.on_departure = Departure::Delete;
+        let mut state = State::default();
+        state
+            .accounts
+            .insert("old".to_string(), state_account("old"));
+        state.groups.extend([row("staff", Some("staff"), &["old"])]);
+        let plan = plan(&rules, Desired::default(), &state).unwrap();
+        use Action::Remove;
+        assert_eq!(
+            steps(&plan),
+            vec![
+                (
+                    Remove,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "old".to_string()
+                ),
+                (Remove, Kind::Group, "staff".to_string(), String::new()),
+                (Remove, Kind::Account, String::new(), "old".to_string()),
+            ]
+        );
+        assert_eq!(
+            plan.changes[1].reason.as_deref(),
+            Some("group rule removed")
+        );
+        assert_eq!(plan.summary.remove, 3);
+    }
+
+    #[test]
+    fn a_group_gone_from_the_directory_says_so() {
+        let rules = rules(&["{cn}"]);
+        let mut state = State::default();
+        state.groups.extend([row("old-team", Some("{cn}"), &[])]);
+        let plan = plan(&rules, Desired::default(), &state).unwrap();
+        assert_eq!(
+            plan.changes[0].reason.as_deref(),
+            Some("group no longer in directory")
+        );
+    }
+
+    #[test]
+    fn unmanaged_groups_are_never_touched() {
+        let rules = rules(&["staff"]);
+        let mut desired = Desired::default();
+        desired.accounts.insert("a".to_string(), account("a"));
+        desired.groups.extend([wanted("staff", "staff", &["a"])]);
+        let mut state = State::default();
+        state.accounts.insert("a".to_string(), state_account("a"));
+        state
+            .groups
+            .extend([row("staff", None, &["x"]), row("handmade", None, &["a"])]);
+        let plan = plan(&rules, desired, &state).unwrap();
+        assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+        assert_eq!(plan.summary.conflicts, 1);
+        assert_eq!(plan.warnings[0].group.as_deref(), Some("staff"));
+    }
+
+    #[test]
+    fn membership_changes_are_a_diff_and_a_new_owner_is_an_update() {
+        let rules = rules(&["{cn}"]);
+        let mut desired = Desired::default();
+        for anchor in ["a", "b", "c"] {
+            desired.accounts.insert(anchor.to_string(), account(anchor));
+        }
+        desired
+            .groups
+            .extend([wanted("staff", "{cn}", &["a", "c"])]);
+        let mut state = State::default();
+        for anchor in ["a", "b", "c"] {
+            state
+                .accounts
+                .insert(anchor.to_string(), state_account(anchor));
+        }
+        state
+            .groups
+            .extend([row("staff", Some("staff"), &["a", "b"])]);
+        let plan = plan(&rules, desired, &state).unwrap();
+        assert_eq!(
+            steps(&plan),
+            vec![
+                (
+                    Action::Remove,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "b".to_string()
+                ),
+                (
+                    Action::Update,
+                    Kind::Group,
+                    "staff".to_string(),
+                    String::new()
+                ),
+                (
+                    Action::Add,
+                    Kind::GroupMember,
+                    "staff".to_string(),
+                    "c".to_string()
+                ),
+            ]
+        );
+        let fields = plan.changes[1].fields.as_ref().unwrap();
+        assert_eq!(
+            fields["group_rule"],
+            (Some("staff".to_string()), Some("{cn}".to_string()))
+        );
+    }
+
+    #[test]
+    fn frozen_accounts_keep_their_memberships() {
+        let rules = rules(&["staff"]);
+        let mut desired = Desired::default();
+        desired.frozen_accounts.insert("boss".to_string());
+        desired.groups.extend([wanted("staff", "staff", &[])]);
+        let mut state = State::default();
+        state
+            .accounts
+            .insert("boss".to_string(), state_account("boss"));
+        state
+            .groups
+            .extend([row("staff", Some("staff"), &["boss"])]);
+        let plan = plan(&rules, desired, &state).unwrap();
+        assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    }
 }

@@ -1,5 +1,6 @@
-//! The registration store's contents as the core sees them: accounts and registrations,
-//! each managed (with an owner rule) or unmanaged (manual and self registrations).
+//! The registration store's contents as the core sees them: accounts, registrations and
+//! groups, each managed (with an owner rule) or unmanaged (manual and self registrations,
+//! groups made by hand).
 //!
 //! The SQLite adapter loads this value; the planner compares it with the desired state.
 //! Pure data: no I/O.
@@ -122,4 +123,29 @@ pub struct State {
     /// By anchor.
     pub accounts: BTreeMap<String, StateAccount>,
     pub registrations: BTreeMap<RegistrationKey, StateRegistration>,
+    /// By group name.
+    pub groups: BTreeMap<String, GroupRow>,
+}
+
+/// A group row with its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRow {
+    pub name: String,
+    /// `distribution_list` or `org_unit` for managed groups; whatever was written for
+    /// unmanaged ones.
+    pub kind: String,
+    /// The config source the group was built from.
+    pub source: Option<String>,
+    /// The group rule that produced it; `None` for unmanaged groups, which are never
+    /// changed.
+    pub owner: Option<String>,
+    /// Member account anchors, sorted, without duplicates.
+    pub members: Vec<String>,
+}
+
+impl GroupRow {
+    /// Whether a `registrar` rule owns this group.
+    pub fn is_managed(&self) -> bool {
+        self.owner.is_some()
+    }
 }

@@ -74,19 +74,20 @@ pub fn summary_line(summary: &Summary) -> String {
     )
 }
 
-/// Changes grouped for display: accounts first, then one group per mapping.
+/// Changes grouped for display: accounts first, then one section per mapping, then
+/// groups and their members.
 struct Sections<'a> {
     accounts: Vec<&'a Change>,
     /// Mapping name → (protocol, changes).
     mappings: BTreeMap<&'a str, Vec<&'a Change>>,
-    other: Vec<&'a Change>,
+    groups: Vec<&'a Change>,
 }
 
 fn sections(changes: &[Change]) -> Sections<'_> {
     let mut sections = Sections {
         accounts: Vec::new(),
         mappings: BTreeMap::new(),
-        other: Vec::new(),
+        groups: Vec::new(),
     };
     for change in changes {
         match change.kind {
@@ -96,7 +97,7 @@ fn sections(changes: &[Change]) -> Sections<'_> {
                 .entry(change.mapping.as_deref().unwrap_or("(none)"))
                 .or_default()
                 .push(change),
-            Kind::Group | Kind::GroupMember => sections.other.push(change),
+            Kind::Group | Kind::GroupMember => sections.groups.push(change),
         }
     }
     sections
@@ -163,11 +164,32 @@ fn describe(change: &Change) -> (String, Vec<String>) {
             change.protocol.as_deref().unwrap_or("?"),
             change.im_name.as_deref().unwrap_or("?")
         ),
-        (Kind::Group | Kind::GroupMember, _) => format!(
-            "{} {}{reason}",
-            change.group.as_deref().unwrap_or("?"),
-            change.member.as_deref().unwrap_or("")
-        ),
+        (Kind::Group, _) => {
+            let group = change.group.as_deref().unwrap_or("?");
+            if change.action == Action::Add {
+                if let Some(kind) = change.group_kind {
+                    details.push(format!("kind: {}", kind.name()));
+                }
+                if let Some(rule) = &change.group_rule {
+                    details.push(format!("rule: {rule}"));
+                }
+                if let Some(source) = &change.source {
+                    details.push(format!("source: {source}"));
+                }
+            }
+            format!("group {group}{reason}")
+        }
+        (Kind::GroupMember, _) => {
+            let member = change
+                .dn
+                .as_deref()
+                .or(change.member.as_deref())
+                .unwrap_or("?");
+            format!(
+                "{} ← {member}{reason}",
+                change.group.as_deref().unwrap_or("?")
+            )
+        }
     };
     (line, details)
 }
@@ -221,8 +243,8 @@ fn write_sections(
             changes,
         )?;
     }
-    if !sections.other.is_empty() {
-        write_block(out, color, "groups", &sections.other)?;
+    if !sections.groups.is_empty() {
+        write_block(out, color, "groups", &sections.groups)?;
     }
     Ok(())
 }
@@ -331,6 +353,19 @@ pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> s
             }
             lines
         })
+        .chain(plan.group_skipped.iter().flat_map(|(group, counts)| {
+            [
+                (
+                    counts.unknown_members,
+                    "are neither users nor groups of its source",
+                ),
+                (counts.disabled_members, "are disabled users"),
+                (counts.excluded_members, "are excluded"),
+            ]
+            .into_iter()
+            .filter(|(count, _)| *count > 0)
+            .map(move |(count, why)| format!("group {group}: {count} member DN(s) {why}"))
+        }))
         .collect();
     if !skipped.is_empty() {
         writeln!(out, "\nskipped")?;
@@ -407,8 +442,8 @@ fn markdown_tables(out: &mut String, changes: &[Change]) {
         let protocol = changes[0].protocol.as_deref().unwrap_or("?");
         table(out, format!("Mapping `{mapping}` ({protocol})"), changes);
     }
-    if !sections.other.is_empty() {
-        table(out, "Groups".to_string(), &sections.other);
+    if !sections.groups.is_empty() {
+        table(out, "Groups".to_string(), &sections.groups);
     }
 }
 
@@ -640,22 +675,15 @@ mod tests {
             changes: Vec::new(),
             warnings: Vec::new(),
             skipped: BTreeMap::new(),
+            group_skipped: BTreeMap::new(),
         };
         for i in 0..5000 {
             plan.changes.push(Change {
-                action: Action::Add,
-                kind: Kind::Registration,
                 protocol: Some("aol".to_string()),
                 im_name: Some(format!("user{i}")),
                 account: Some(format!("cn=user {i},dc=example,dc=com")),
                 mapping: Some("aol-mail".to_string()),
-                reason: None,
-                fields: None,
-                dn: None,
-                source: None,
-                profile: None,
-                group: None,
-                member: None,
+                ..Change::new(Action::Add, Kind::Registration)
             });
         }
         plan.summary.add = 5000;

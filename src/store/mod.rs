@@ -16,7 +16,8 @@ use crate::core::dn::normalize_dn;
 use crate::core::model::{im_name_key, Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::core::state::{
-    AccountStatus, RegistrationKey, RegistrationSource, State, StateAccount, StateRegistration,
+    AccountStatus, GroupRow, RegistrationKey, RegistrationSource, State, StateAccount,
+    StateRegistration,
 };
 
 /// How long a writer waits for another one to finish before giving up.
@@ -250,6 +251,42 @@ impl Store {
         for registration in rows {
             let (key, registration) = registration.map_err(|e| self.error(e))?;
             state.registrations.insert(key, registration);
+        }
+        let mut statement = self
+            .connection
+            .prepare("SELECT name, kind, source, owner FROM groups")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(GroupRow {
+                    name: row.get(0)?,
+                    kind: row.get(1)?,
+                    source: row.get(2)?,
+                    owner: row.get(3)?,
+                    members: Vec::new(),
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        for group in rows {
+            let group = group.map_err(|e| self.error(e))?;
+            state.groups.insert(group.name.clone(), group);
+        }
+        // Ordered by the primary key, so each group's members arrive sorted. (SQLite's
+        // default BINARY collation orders like Rust's `str`.)
+        let mut statement = self
+            .connection
+            .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        for member in rows {
+            let (group, member) = member.map_err(|e| self.error(e))?;
+            if let Some(group) = state.groups.get_mut(&group) {
+                group.members.push(member);
+            }
         }
         Ok(state)
     }
@@ -524,6 +561,15 @@ fn describe(change: &Change) -> String {
             change.im_name.as_deref().unwrap_or("?"),
             change.account.as_deref().unwrap_or("?")
         ),
+        Kind::Group => format!(
+            "{action} of group {:?}",
+            change.group.as_deref().unwrap_or("?")
+        ),
+        Kind::GroupMember => format!(
+            "{action} of member {} of group {:?}",
+            change.member.as_deref().unwrap_or("?"),
+            change.group.as_deref().unwrap_or("?")
+        ),
         _ => format!(
             "{action} of {:?} {}",
             change.kind,
@@ -548,6 +594,11 @@ fn expect_one(rows: usize, problem: &str) -> Result<(), ChangeFailure> {
 }
 
 fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    match change.kind {
+        Kind::Group => return apply_group_change(connection, change),
+        Kind::GroupMember => return apply_member_change(connection, change),
+        Kind::Account | Kind::Registration => {}
+    }
     let account = required(&change.account, "account")?;
     match (change.kind, change.action) {
         (Kind::Account, Action::Add) => {
@@ -666,8 +717,187 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                 )),
             }
         }
-        (Kind::Group | Kind::GroupMember, _) => Err(ChangeFailure::Refused(
-            "group changes are not supported by this version".to_string(),
+        (Kind::Group | Kind::GroupMember, _) => unreachable!("handled above"),
+    }
+}
+
+/// Adds, updates or removes a managed group row. Unmanaged groups are never written.
+fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    let group = required(&change.group, "group")?;
+    match change.action {
+        Action::Add => {
+            let rule = required(&change.group_rule, "group rule")?;
+            let kind = change.group_kind.ok_or_else(|| {
+                ChangeFailure::Refused("the plan gives no group kind".to_string())
+            })?;
+            let rows = connection.execute(
+                "INSERT OR IGNORE INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4)",
+                params![group, kind.name(), change.source, rule],
+            )?;
+            expect_one(rows, "the group already exists")
+        }
+        Action::Update => {
+            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+                let column = match field.as_str() {
+                    "group_rule" => "owner",
+                    "kind" => "kind",
+                    "source" => "source",
+                    other => {
+                        return Err(ChangeFailure::Refused(format!(
+                            "unknown group field {other:?}"
+                        )))
+                    }
+                };
+                if new.is_none() && column != "source" {
+                    return Err(ChangeFailure::Refused(format!("the plan clears {field}")));
+                }
+                let sql = format!(
+                    "UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL"
+                );
+                expect_one(
+                    connection.execute(&sql, params![new, group])?,
+                    "the managed group does not exist",
+                )?;
+            }
+            Ok(())
+        }
+        Action::Remove => {
+            let members: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM group_members WHERE group_name = ?1",
+                [group],
+                |row| row.get(0),
+            )?;
+            if members > 0 {
+                return Err(ChangeFailure::Refused(format!(
+                    "the group still has {members} member(s)"
+                )));
+            }
+            let rows = connection.execute(
+                "DELETE FROM groups WHERE name = ?1 AND owner IS NOT NULL",
+                [group],
+            )?;
+            expect_one(rows, "the managed group does not exist")
+        }
+        Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
+            "groups cannot be deactivated".to_string(),
         )),
+    }
+}
+
+/// Adds or removes a member of a managed group.
+fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    let group = required(&change.group, "group")?;
+    let member = required(&change.member, "member")?;
+    let managed: Option<bool> = connection
+        .query_row(
+            "SELECT owner IS NOT NULL FROM groups WHERE name = ?1",
+            [group],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if managed != Some(true) {
+        return Err(ChangeFailure::Refused(
+            "the managed group does not exist".to_string(),
+        ));
+    }
+    match change.action {
+        Action::Add => {
+            let rows = connection.execute(
+                "INSERT OR IGNORE INTO group_members (group_name, member) VALUES (?1, ?2)",
+                params![group, member],
+            )?;
+            expect_one(rows, "the account is already a member")
+        }
+        Action::Remove => {
+            let rows = connection.execute(
+                "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
+                params![group, member],
+            )?;
+            expect_one(rows, "the account is not a member")
+        }
+        Action::Update | Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
+            "memberships can only be added or removed".to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::desired::{Desired, DesiredAccount, DesiredGroup};
+    use crate::core::model::{GroupKind, Rules};
+
+    fn desired_with_group(group: &str) -> Desired {
+        let mut desired = Desired::default();
+        desired.accounts.insert(
+            "a".to_string(),
+            DesiredAccount {
+                anchor: "a".to_string(),
+                dn: "cn=a,dc=x".to_string(),
+                source: "hr".to_string(),
+                enabled: true,
+                profile: Profile::default(),
+                protected: false,
+            },
+        );
+        desired.groups.insert(
+            group.to_string(),
+            DesiredGroup {
+                name: group.to_string(),
+                kind: GroupKind::OrgUnit,
+                source: "hr".to_string(),
+                rule: group.to_string(),
+                members: vec!["a".to_string()],
+            },
+        );
+        desired
+    }
+
+    #[test]
+    fn a_saved_plan_with_groups_applies_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan = crate::core::plan::plan(
+            &Rules::default(),
+            desired_with_group("staff"),
+            &State::default(),
+        )
+        .unwrap();
+        let saved: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
+        store.apply(&saved, RunRecord::new("test", "t")).unwrap();
+        let state = store.load().unwrap();
+        let row = &state.groups["staff"];
+        assert_eq!(row.owner.as_deref(), Some("staff"));
+        assert_eq!(row.kind, "org_unit");
+        assert_eq!(row.members, vec!["a".to_string()]);
+        assert_eq!(store.groups().unwrap()[0].members, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn member_changes_to_an_unmanaged_group_are_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan = crate::core::plan::plan(
+            &Rules::default(),
+            desired_with_group("staff"),
+            &State::default(),
+        )
+        .unwrap();
+        store
+            .connection
+            .execute(
+                "INSERT INTO groups (name, kind, source, owner) VALUES ('staff', 'team', NULL, NULL)",
+                [],
+            )
+            .unwrap();
+        let error = store.apply(&plan, RunRecord::new("test", "t")).unwrap_err();
+        assert!(error.to_string().contains("group"), "{error}");
+        let state = store.load().unwrap();
+        assert!(
+            state.accounts.is_empty(),
+            "nothing lands when one change fails"
+        );
+        assert_eq!(state.groups["staff"].owner, None);
+        assert_eq!(state.serial, 0);
     }
 }
