@@ -11,5 +11,5 @@ pub mod core;
 pub mod git;
 pub mod ldif;
 pub mod render;
-pub mod snapshot;
 pub mod store;
+pub mod tree;

@@ -20,8 +20,8 @@ use crate::core::state::{RegistrationSource, State};
 use crate::git::{GitError, Repo};
 use crate::ldif::{self, LdifReader};
 use crate::render::{self, Color, PlanDocument};
-use crate::snapshot::{Snapshot, SnapshotError};
 use crate::store::{RunRecord, Store, StoreError};
+use crate::tree::{Tree, TreeError};
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum AppError {
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
-    Files(#[from] SnapshotError),
+    Files(#[from] TreeError),
     #[error(transparent)]
     Git(#[from] GitError),
     /// An error reading config or sources at a git revision: each line says which.
@@ -105,7 +105,7 @@ impl<R: Read> Read for DigestingReader<'_, R> {
 /// Streams every source's entries from `files` through the desired-state builder,
 /// digesting the inputs (config files and source data) on the way. No directory is held
 /// in memory beyond what the snapshot holds (one blob at a time at a git revision).
-fn read_desired(config: &Config, files: &Snapshot) -> Result<(Desired, String), AppError> {
+fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppError> {
     let mut digest = Sha256::new();
     for file in &config.files {
         digest.update(file.path.to_string_lossy().as_bytes());
@@ -164,19 +164,15 @@ fn read_desired(config: &Config, files: &Snapshot) -> Result<(Desired, String), 
 }
 
 /// The files config and sources are read from: `--rev`, or the working tree.
-fn head_files(context: &Context) -> Result<Snapshot, AppError> {
+fn head_files(context: &Context) -> Result<Tree, AppError> {
     Ok(match &context.rev {
-        Some(rev) => Snapshot::at_revision(&context.config_dir, rev)?,
-        None => Snapshot::working_tree(&context.config_dir),
+        Some(rev) => Tree::at_revision(&context.config_dir, rev)?,
+        None => Tree::working_tree(&context.config_dir),
     })
 }
 
 /// `result`, its error naming the revision of `files` (`role` is "" or "base ").
-fn at_revision<T>(
-    files: &Snapshot,
-    role: &str,
-    result: Result<T, AppError>,
-) -> Result<T, AppError> {
+fn at_revision<T>(files: &Tree, role: &str, result: Result<T, AppError>) -> Result<T, AppError> {
     result.map_err(|error| match files.label() {
         Some(label) => AppError::AtRevision {
             at: format!("{role}revision {label}"),
@@ -188,7 +184,7 @@ fn at_revision<T>(
 
 /// The config directory at `files`, checked, with every source's desired state and the
 /// inputs digest.
-fn read_config(context: &Context, files: &Snapshot, role: &str) -> Result<Config, AppError> {
+fn read_config(context: &Context, files: &Tree, role: &str) -> Result<Config, AppError> {
     at_revision(
         files,
         role,
@@ -290,19 +286,17 @@ fn effect_since(
     head_commit: Option<String>,
     head_dirty: bool,
 ) -> Result<Effect, AppError> {
-    let (base_commit, base_desired, base_texts) =
-        match Snapshot::at_revision(&context.config_dir, base) {
-            Ok(files) => {
-                let config = read_config(context, &files, "base ")?;
-                let (desired, _) = at_revision(&files, "base ", read_desired(&config, &files))?;
-                let commit = files.commit().unwrap_or_default();
-                (commit, desired, config.files)
-            }
-            Err(SnapshotError::MissingDir { commit, .. }) => {
-                (commit, Desired::default(), Vec::new())
-            }
-            Err(error) => return Err(error.into()),
-        };
+    let (base_commit, base_desired, base_texts) = match Tree::at_revision(&context.config_dir, base)
+    {
+        Ok(files) => {
+            let config = read_config(context, &files, "base ")?;
+            let (desired, _) = at_revision(&files, "base ", read_desired(&config, &files))?;
+            let commit = files.commit().unwrap_or_default();
+            (commit, desired, config.files)
+        }
+        Err(TreeError::MissingDir { commit, .. }) => (commit, Desired::default(), Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
     let effect = at_revision_named(
         format!("effect since base revision {base}"),
         effect::effect(&head_config.rules, head.clone(), &base_desired),

@@ -1,6 +1,6 @@
 //! Loading the configuration directory: read every `*.yaml`, parse each into the raw
 //! types, then merge and check them into the core's [`Rules`] plus the adapter settings
-//! (where each source's data lives). The files come from a [`Snapshot`]: the working
+//! (where each source's data lives). The files come from a [`Tree`]: the working
 //! tree, or a git revision.
 //!
 //! Every error names `file:line:col`. Checking collects all errors instead of stopping at
@@ -17,7 +17,7 @@ use crate::core::model::{
     AccountRules, Anchor, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
     ObjectTypes, Policy, ProfileField, Rules, SourceRule, DEFAULT_MAX_DELETES,
 };
-use crate::snapshot::{Snapshot, SnapshotError};
+use crate::tree::{Tree, TreeError};
 use raw::{ConfigFile, LdapSpec};
 
 /// A place in a config file, 1-based.
@@ -52,7 +52,7 @@ impl fmt::Display for ConfigProblem {
 pub enum ConfigError {
     /// The directory or a file could not be read (working tree or git revision).
     #[error(transparent)]
-    Files(#[from] SnapshotError),
+    Files(#[from] TreeError),
     #[error("no *.yaml files in config directory {} (use --config DIR)", dir.display())]
     NoFiles { dir: PathBuf },
     /// One or more problems, each on its own line.
@@ -119,13 +119,13 @@ impl Config {
 
 /// Reads every `*.yaml` file of `dir` in the working tree and checks the result.
 pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
-    load(&Snapshot::working_tree(dir), dir)
+    load(&Tree::working_tree(dir), dir)
 }
 
 /// Reads every `*.yaml` (and `*.yml`) file of `dir` from `files` (the working tree or a
 /// git revision) and checks the result, including that the data files it names exist
 /// there.
-pub fn load(files: &Snapshot, dir: &Path) -> Result<Config, ConfigError> {
+pub fn load(files: &Tree, dir: &Path) -> Result<Config, ConfigError> {
     let paths = files.list_yaml(dir)?;
     if paths.is_empty() {
         return Err(ConfigError::NoFiles {

@@ -1,6 +1,6 @@
 //! Where the config and source files come from: the working tree, or one git revision
 //! read without a checkout. Config loading (`config::load`) and source reading
-//! (`app`) both go through a [`Snapshot`], so a plan made `--rev REV` reads exactly that
+//! (`app`) both go through a [`Tree`], so a plan made `--rev REV` reads exactly that
 //! commit's files, and the inputs digest covers the same bytes either way.
 //!
 //! Paths are the ones the user and the config wrote (`registrar/../snapshots/hr.ldif`):
@@ -20,7 +20,7 @@ use crate::ldif::{FileUrls, UrlResolver};
 
 /// Why a file could not be had from a snapshot.
 #[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
+pub enum TreeError {
     #[error(transparent)]
     Git(#[from] GitError),
     #[error("config directory {} does not exist at revision {label}", dir.display())]
@@ -61,7 +61,7 @@ pub struct Revision {
 
 /// A set of files to read config and sources from.
 #[derive(Debug)]
-pub enum Snapshot {
+pub enum Tree {
     /// Files on disk. `repo` is the git repository holding the config directory, if
     /// any: the plan records its HEAD and whether the files read differ from it.
     WorkingTree { repo: Option<Repo> },
@@ -69,18 +69,18 @@ pub enum Snapshot {
     Revision(Box<Revision>),
 }
 
-impl Snapshot {
+impl Tree {
     /// The working tree around `config_dir`. Not being in a git repository (or in one
     /// that cannot be opened) is fine here: the plan then has no revision.
-    pub fn working_tree(config_dir: &Path) -> Snapshot {
-        Snapshot::WorkingTree {
+    pub fn working_tree(config_dir: &Path) -> Tree {
+        Tree::WorkingTree {
             repo: Repo::discover(config_dir).ok().flatten(),
         }
     }
 
     /// The commit `rev` names in the repository holding `config_dir`, which must have
     /// the config directory.
-    pub fn at_revision(config_dir: &Path, rev: &str) -> Result<Snapshot, SnapshotError> {
+    pub fn at_revision(config_dir: &Path, rev: &str) -> Result<Tree, TreeError> {
         let repo = Repo::discover(config_dir)?.ok_or_else(|| GitError::NotARepository {
             rev: rev.to_string(),
             path: config_dir.to_path_buf(),
@@ -91,18 +91,18 @@ impl Snapshot {
             .strip_prefix(repo.root())
             .ok()
             .and_then(|inside| normalize_within(Path::new(""), inside))
-            .ok_or_else(|| SnapshotError::Escapes {
+            .ok_or_else(|| TreeError::Escapes {
                 path: config_dir.to_path_buf(),
                 repo: repo.root().to_path_buf(),
             })?;
         if repo.list_files(commit, &config_in_repo)?.is_none() {
-            return Err(SnapshotError::MissingDir {
+            return Err(TreeError::MissingDir {
                 dir: config_dir.to_path_buf(),
                 label,
                 commit: commit.to_string(),
             });
         }
-        Ok(Snapshot::Revision(Box::new(Revision {
+        Ok(Tree::Revision(Box::new(Revision {
             repo,
             commit,
             label,
@@ -114,40 +114,40 @@ impl Snapshot {
     /// The commit these files are (HEAD for the working tree), as a full hex sha.
     pub fn commit(&self) -> Option<String> {
         match self {
-            Snapshot::WorkingTree { repo } => repo.as_ref()?.head().map(|id| id.to_string()),
-            Snapshot::Revision(revision) => Some(revision.commit.to_string()),
+            Tree::WorkingTree { repo } => repo.as_ref()?.head().map(|id| id.to_string()),
+            Tree::Revision(revision) => Some(revision.commit.to_string()),
         }
     }
 
     /// `REV (sha12)` at a revision, for messages; `None` for the working tree.
     pub fn label(&self) -> Option<&str> {
         match self {
-            Snapshot::WorkingTree { .. } => None,
-            Snapshot::Revision(revision) => Some(&revision.label),
+            Tree::WorkingTree { .. } => None,
+            Tree::Revision(revision) => Some(&revision.label),
         }
     }
 
     /// The `*.yaml` and `*.yml` files directly in `dir`, in name order.
-    pub fn list_yaml(&self, dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
+    pub fn list_yaml(&self, dir: &Path) -> Result<Vec<PathBuf>, TreeError> {
         let is_yaml = |name: &Path| {
             name.extension()
                 .is_some_and(|ext| ext == "yaml" || ext == "yml")
         };
         let mut paths: Vec<PathBuf> = match self {
-            Snapshot::WorkingTree { .. } => std::fs::read_dir(dir)
-                .map_err(|source| SnapshotError::ReadDir {
+            Tree::WorkingTree { .. } => std::fs::read_dir(dir)
+                .map_err(|source| TreeError::ReadDir {
                     dir: dir.to_path_buf(),
                     source,
                 })?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .filter(|path| is_yaml(path) && path.is_file())
                 .collect(),
-            Snapshot::Revision(revision) => {
+            Tree::Revision(revision) => {
                 let in_repo = revision.locate(dir)?;
                 revision
                     .repo
                     .list_files(revision.commit, &in_repo)?
-                    .ok_or_else(|| SnapshotError::MissingDir {
+                    .ok_or_else(|| TreeError::MissingDir {
                         dir: dir.to_path_buf(),
                         label: revision.label.clone(),
                         commit: revision.commit.to_string(),
@@ -163,41 +163,37 @@ impl Snapshot {
     }
 
     /// The whole content of the file at `path`.
-    pub fn read(&self, path: &Path) -> Result<Vec<u8>, SnapshotError> {
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>, TreeError> {
         match self {
-            Snapshot::WorkingTree { .. } => {
-                std::fs::read(path).map_err(|source| SnapshotError::ReadFile {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-            Snapshot::Revision(revision) => revision.read(path),
+            Tree::WorkingTree { .. } => std::fs::read(path).map_err(|source| TreeError::ReadFile {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Tree::Revision(revision) => revision.read(path),
         }
     }
 
     /// A reader over the file at `path`: streamed from disk in the working tree, from
     /// the blob's bytes at a revision.
-    pub fn open(&self, path: &Path) -> Result<Box<dyn Read + Send>, SnapshotError> {
+    pub fn open(&self, path: &Path) -> Result<Box<dyn Read + Send>, TreeError> {
         match self {
-            Snapshot::WorkingTree { .. } => std::fs::File::open(path)
+            Tree::WorkingTree { .. } => std::fs::File::open(path)
                 .map(|file| Box::new(file) as Box<dyn Read + Send>)
-                .map_err(|source| SnapshotError::ReadFile {
+                .map_err(|source| TreeError::ReadFile {
                     path: path.to_path_buf(),
                     source,
                 }),
-            Snapshot::Revision(revision) => {
-                Ok(Box::new(std::io::Cursor::new(revision.read(path)?)))
-            }
+            Tree::Revision(revision) => Ok(Box::new(std::io::Cursor::new(revision.read(path)?))),
         }
     }
 
     /// What resolves the `attr:< URL` values of an LDIF file in `base_dir`: files of
     /// this same snapshot (the policy of [`FileUrls`]: local paths and `file:` URLs).
-    pub fn url_resolver(&self, base_dir: PathBuf) -> Result<Box<dyn UrlResolver>, SnapshotError> {
+    pub fn url_resolver(&self, base_dir: PathBuf) -> Result<Box<dyn UrlResolver>, TreeError> {
         let urls = FileUrls::relative_to(base_dir);
         Ok(match self {
-            Snapshot::WorkingTree { .. } => Box::new(urls),
-            Snapshot::Revision(revision) => {
+            Tree::WorkingTree { .. } => Box::new(urls),
+            Tree::Revision(revision) => {
                 // The reader owns its resolver: give it its own handle on the repository.
                 let revision = revision.reopen()?;
                 Box::new(move |url: &str| -> Result<Vec<u8>, String> {
@@ -213,11 +209,9 @@ impl Snapshot {
     /// `not found (looked for …)`.
     pub fn check_file(&self, path: &Path) -> Result<(), String> {
         match self {
-            Snapshot::WorkingTree { .. } if path.exists() => Ok(()),
-            Snapshot::WorkingTree { .. } => {
-                Err(format!("not found (looked for {})", path.display()))
-            }
-            Snapshot::Revision(revision) => {
+            Tree::WorkingTree { .. } if path.exists() => Ok(()),
+            Tree::WorkingTree { .. } => Err(format!("not found (looked for {})", path.display())),
+            Tree::Revision(revision) => {
                 let in_repo = revision.locate(path).map_err(|_| {
                     format!(
                         "escapes the git repository {} (looked for {})",
@@ -243,7 +237,7 @@ impl Snapshot {
     /// deleted or untracked config file). Other files of the repository do not count.
     /// Always `false` at a revision, and outside git.
     pub fn is_dirty(&self, config_dir: &Path, read: &[&Path]) -> bool {
-        let Snapshot::WorkingTree { repo: Some(repo) } = self else {
+        let Tree::WorkingTree { repo: Some(repo) } = self else {
             return false;
         };
         let in_repo = |path: &Path| {
@@ -275,7 +269,7 @@ impl Snapshot {
 
 impl Revision {
     /// The same revision through a new handle on the repository.
-    fn reopen(&self) -> Result<Revision, SnapshotError> {
+    fn reopen(&self) -> Result<Revision, TreeError> {
         let repo = Repo::discover(self.repo.root())?.ok_or_else(|| GitError::Other {
             repo: self.repo.root().to_path_buf(),
             message: "the repository disappeared while reading it".to_string(),
@@ -290,8 +284,8 @@ impl Revision {
     }
 
     /// The repository-relative path of `path` (as the user or the config wrote it).
-    fn locate(&self, path: &Path) -> Result<PathBuf, SnapshotError> {
-        let escapes = || SnapshotError::Escapes {
+    fn locate(&self, path: &Path) -> Result<PathBuf, TreeError> {
+        let escapes = || TreeError::Escapes {
             path: path.to_path_buf(),
             repo: self.repo.root().to_path_buf(),
         };
@@ -305,7 +299,7 @@ impl Revision {
         } else {
             std::env::current_dir()
                 .and_then(|cwd| cwd.canonicalize())
-                .map_err(|source| SnapshotError::ReadFile {
+                .map_err(|source| TreeError::ReadFile {
                     path: path.to_path_buf(),
                     source,
                 })?
@@ -327,11 +321,11 @@ impl Revision {
             .map_err(|_| escapes())
     }
 
-    fn read(&self, path: &Path) -> Result<Vec<u8>, SnapshotError> {
+    fn read(&self, path: &Path) -> Result<Vec<u8>, TreeError> {
         let in_repo = self.locate(path)?;
         self.repo
             .read(self.commit, &in_repo)?
-            .ok_or_else(|| SnapshotError::NotFound {
+            .ok_or_else(|| TreeError::NotFound {
                 path: path.to_path_buf(),
                 in_repo,
             })
