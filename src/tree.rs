@@ -129,9 +129,30 @@ impl Tree {
 
     /// The `*.yaml` and `*.yml` files directly in `dir`, in name order.
     pub fn list_yaml(&self, dir: &Path) -> Result<Vec<PathBuf>, TreeError> {
-        let is_yaml = |name: &Path| {
-            name.extension()
+        self.list(dir, |name| {
+            Path::new(name)
+                .extension()
                 .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
+    }
+
+    /// The files matching `pattern`, in name order: a directory path, then a file name
+    /// in which `*` stands for any run of characters and `?` for one
+    /// (`../snapshots/hr-changes/*.ldif`).
+    pub fn matching(&self, pattern: &Path) -> Result<Vec<PathBuf>, TreeError> {
+        let dir = pattern.parent().unwrap_or(Path::new("."));
+        let name_pattern = pattern
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.list(dir, |name| wildcard_match(&name_pattern, name))
+    }
+
+    /// The files directly in `dir` whose name `keep` accepts, in name order.
+    fn list(&self, dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, TreeError> {
+        let keep_path = |path: &Path| {
+            path.file_name()
+                .is_some_and(|name| keep(&name.to_string_lossy()))
         };
         let mut paths: Vec<PathBuf> = match self {
             Tree::WorkingTree { .. } => std::fs::read_dir(dir)
@@ -140,7 +161,7 @@ impl Tree {
                     source,
                 })?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|path| is_yaml(path) && path.is_file())
+                .filter(|path| keep_path(path) && path.is_file())
                 .collect(),
             Tree::Revision(revision) => {
                 let in_repo = revision.locate(dir)?;
@@ -154,7 +175,7 @@ impl Tree {
                     })?
                     .into_iter()
                     .map(|name| dir.join(name))
-                    .filter(|path| is_yaml(path))
+                    .filter(|path| keep_path(path))
                     .collect()
             }
         };
@@ -329,5 +350,46 @@ impl Revision {
                 path: path.to_path_buf(),
                 in_repo,
             })
+    }
+}
+
+/// Whether `name` matches `pattern`, where `*` is any run of characters and `?` is one.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let (pattern, name): (Vec<char>, Vec<char>) =
+        (pattern.chars().collect(), name.chars().collect());
+    // Classic two-pointer matching with backtracking to the last `*`.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == name[n]) {
+            p += 1;
+            n += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, n));
+            p += 1;
+        } else if let Some((star_p, star_n)) = star {
+            p = star_p + 1;
+            n = star_n + 1;
+            star = Some((star_p, star_n + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod wildcard_tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn stars_and_question_marks_match_file_names() {
+        assert!(wildcard_match("*.ldif", "0001-hire.ldif"));
+        assert!(wildcard_match("hr-??.ldif", "hr-07.ldif"));
+        assert!(wildcard_match("*", "anything"));
+        assert!(!wildcard_match("*.ldif", "notes.txt"));
+        assert!(!wildcard_match("hr-??.ldif", "hr-7.ldif"));
+        assert!(wildcard_match("a*b*c", "axxbyyc"));
+        assert!(!wildcard_match("a*b*c", "axxbyy"));
     }
 }

@@ -92,7 +92,12 @@ fn run_case(case: &Path) -> Result<(), String> {
             plan.revision = None;
             (render::text(&plan, Color::Off), Some(plan))
         }
-        Err(error) => (format!("error: {error}\n"), None),
+        // Paths in errors are shown relative to the case folder, so that the expected
+        // text does not depend on where the repository is checked out.
+        Err(error) => (
+            format!("error: {error}\n").replace(&format!("{}/", case.display()), ""),
+            None,
+        ),
     };
     let expected_path = case.join("expected.txt");
     if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {

@@ -18,7 +18,7 @@ use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::plan::{plan, Plan, PlanError, PLAN_FORMAT_VERSION};
 use crate::core::state::{RegistrationSource, State};
 use crate::git::{GitError, Repo};
-use crate::ldif::{self, LdifReader};
+use crate::ldif::{self, LdifError, LdifReader, Record, Snapshot};
 use crate::render::{self, Color, PlanDocument};
 use crate::store::{RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
@@ -122,30 +122,55 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
         };
         match &source.location {
             SourceLocation::Ldif { path, changes } => {
-                if changes.is_some() {
-                    return Err(source_error(
-                        "ldif change files (changes:) are not supported by this version; remove the key".to_string(),
-                    ));
+                let located = |e: LdifError, file: &Path| source_error(format!("{}:{e}", file.display()));
+                match changes {
+                    // Content only: stream entries straight through the builder.
+                    None => {
+                        let reader = open_ldif(files, path, &mut digest).map_err(&source_error)?;
+                        ldif::for_each_entry(reader, |entry| builder.add_entry(&source.name, &entry))
+                            .map_err(|e| located(e, path))?;
+                    }
+                    // Content plus change files, applied in name order to the snapshot.
+                    Some(pattern) => {
+                        let reader = open_ldif(files, path, &mut digest).map_err(&source_error)?;
+                        let mut entries = Vec::new();
+                        ldif::for_each_entry(reader, |entry| entries.push(entry))
+                            .map_err(|e| located(e, path))?;
+                        let mut snapshot = Snapshot::from_entries(entries)
+                            .map_err(|e| source_error(format!("{}: {e}", path.display())))?;
+                        let change_files = files
+                            .matching(pattern)
+                            .map_err(|e| source_error(e.to_string()))?;
+                        for change_file in &change_files {
+                            let mut reader = open_ldif(files, change_file, &mut digest)
+                                .map_err(&source_error)?;
+                            while let Some(record) = reader.next() {
+                                let line = || reader.record_line();
+                                match record.map_err(|e| located(e, change_file))? {
+                                    Record::Change(change) => snapshot.apply(&change).map_err(|e| {
+                                        source_error(format!(
+                                            "{}:{}: change does not apply: {e}",
+                                            change_file.display(),
+                                            line()
+                                        ))
+                                    })?,
+                                    Record::Content(entry) => {
+                                        return Err(source_error(format!(
+                                            "{}:{}: content record for {:?} in a change file; \
+                                             change files hold change records (changetype: …)",
+                                            change_file.display(),
+                                            line(),
+                                            entry.dn
+                                        )))
+                                    }
+                                }
+                            }
+                        }
+                        for entry in snapshot.entries() {
+                            builder.add_entry(&source.name, entry);
+                        }
+                    }
                 }
-                let file = files.open(path).map_err(|e| source_error(e.to_string()))?;
-                digest.update(path.to_string_lossy().as_bytes());
-                digest.update([0]);
-                let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-                let input = BufReader::with_capacity(
-                    1 << 16,
-                    DigestingReader {
-                        inner: file,
-                        digest: &mut digest,
-                    },
-                );
-                // `attr:< URL` values come from the same files as the LDIF itself.
-                let mut urls = files
-                    .url_resolver(base_dir)
-                    .map_err(|e| source_error(e.to_string()))?;
-                let reader =
-                    LdifReader::new(input).with_resolver(move |url: &str| urls.resolve(url));
-                ldif::for_each_entry(reader, |entry| builder.add_entry(&source.name, &entry))
-                    .map_err(|e| source_error(format!("{}:{e}", path.display())))?;
             }
             SourceLocation::Ldap(ldap) => {
                 return Err(source_error(format!(
@@ -161,6 +186,28 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
     Ok((builder.finish(), format!("sha256:{digest}")))
+}
+
+/// Opens an LDIF file of `files` for streaming, feeding its path and bytes into the
+/// inputs digest, with `attr:< URL` values read from the same files.
+fn open_ldif<'d>(
+    files: &Tree,
+    path: &Path,
+    digest: &'d mut Sha256,
+) -> Result<LdifReader<BufReader<DigestingReader<'d, Box<dyn Read + Send>>>>, String> {
+    let file = files.open(path).map_err(|e| e.to_string())?;
+    digest.update(path.to_string_lossy().as_bytes());
+    digest.update([0]);
+    let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut urls = files.url_resolver(base_dir).map_err(|e| e.to_string())?;
+    let input = BufReader::with_capacity(
+        1 << 16,
+        DigestingReader {
+            inner: file,
+            digest,
+        },
+    );
+    Ok(LdifReader::new(input).with_resolver(move |url: &str| urls.resolve(url)))
 }
 
 /// The files config and sources are read from: `--rev`, or the working tree.
