@@ -188,13 +188,16 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
     Ok((builder.finish(), format!("sha256:{digest}")))
 }
 
+/// An LDIF reader over a file of a [`Tree`] whose bytes feed the inputs digest.
+type DigestingLdifReader<'d> = LdifReader<BufReader<DigestingReader<'d, Box<dyn Read + Send>>>>;
+
 /// Opens an LDIF file of `files` for streaming, feeding its path and bytes into the
 /// inputs digest, with `attr:< URL` values read from the same files.
 fn open_ldif<'d>(
     files: &Tree,
     path: &Path,
     digest: &'d mut Sha256,
-) -> Result<LdifReader<BufReader<DigestingReader<'d, Box<dyn Read + Send>>>>, String> {
+) -> Result<DigestingLdifReader<'d>, String> {
     let file = files.open(path).map_err(|e| e.to_string())?;
     digest.update(path.to_string_lossy().as_bytes());
     digest.update([0]);
