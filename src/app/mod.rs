@@ -618,15 +618,16 @@ fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
         path: path.to_path_buf(),
         message: format!("cannot read plan: {e}"),
     })?;
-    let value = serde_json::from_str::<serde_json::Value>(&text).ok();
-    let version = value
-        .as_ref()
-        .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()));
-    let dirty = value
-        .as_ref()
-        .and_then(|v| v.get("revision_dirty").and_then(|v| v.as_bool()))
-        .unwrap_or(false);
-    if let Some(version) = version {
+    // The header first, without building a tree of the whole file: a saved plan can
+    // hold millions of changes.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        format_version: Option<u64>,
+        #[serde(default)]
+        revision_dirty: bool,
+    }
+    let header: Option<Header> = serde_json::from_str(&text).ok();
+    if let Some(version) = header.as_ref().and_then(|h| h.format_version) {
         if version != u64::from(PLAN_FORMAT_VERSION) {
             return Err(AppError::File {
                 path: path.to_path_buf(),
@@ -636,6 +637,7 @@ fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
             });
         }
     }
+    let dirty = header.is_some_and(|h| h.revision_dirty);
     let plan = serde_json::from_str(&text).map_err(|e| AppError::File {
         path: path.to_path_buf(),
         message: format!("not a registrar plan: {e}"),
