@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use crate::core::dn::normalize_dn;
 use crate::core::model::{
     AccountRules, Anchor, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
-    ObjectTypes, Policy, ProfileField, Rules, SourceRule, DEFAULT_MAX_DELETES,
+    ObjectTypes, Policy, ProfileField, ProtocolRule, Rules, SourceRule, DEFAULT_MAX_DELETES,
+    DEFAULT_MAX_IM_NAME_LENGTH,
 };
 use crate::tree::{Tree, TreeError};
 use raw::{ConfigFile, LdapSpec};
@@ -567,6 +568,26 @@ fn check(
                 max_deletes: policy.max_deletes.unwrap_or(DEFAULT_MAX_DELETES),
                 max_delete_percent: policy.max_delete_percent,
             };
+        }
+
+        for protocol in &config.protocols {
+            let at = locate.item("name", &protocol.name.0);
+            if !unique("protocol", &protocol.name.0, at.clone(), problems) {
+                continue;
+            }
+            if protocol.max_length == Some(0) {
+                problems.push(problem(
+                    locate.token_after(&at, "max_length"),
+                    format!("protocol {}: max_length must be at least 1", protocol.name),
+                ));
+            }
+            rules.protocols.insert(
+                protocol.name.0.to_ascii_lowercase(),
+                ProtocolRule {
+                    max_length: protocol.max_length.unwrap_or(DEFAULT_MAX_IM_NAME_LENGTH),
+                    allowed: protocol.allowed.as_ref().map(|r| r.1.clone()),
+                },
+            );
         }
 
         for schedule in &config.schedules {

@@ -46,6 +46,9 @@ pub struct ConfigFile {
     /// Protected principals and safety rails. At most one file may set it.
     #[serde(default)]
     pub policy: Option<PolicySpec>,
+    /// What each IM protocol accepts as a name.
+    #[serde(default)]
+    pub protocols: Vec<ProtocolSpec>,
     /// When `registrar run` reconciles.
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
@@ -211,6 +214,22 @@ pub struct ExclusionSpec {
     /// Registrations whose IM name matches this regular expression.
     #[serde(default)]
     pub im_name: Option<RegexText>,
+}
+
+/// The names an IM protocol accepts. A produced value that breaks these rules skips that
+/// one registration with a warning; it never fails the run.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolSpec {
+    /// The protocol, as mappings name it (e.g. `aol`).
+    pub name: Name,
+    /// The longest name in characters (default 256).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_length: Option<usize>,
+    /// A regular expression every name must match, e.g. `^[a-z0-9._-]+$`.
+    #[serde(default)]
+    pub allowed: Option<RegexText>,
 }
 
 /// Protected principals and safety rails.

@@ -17,7 +17,7 @@ use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::model::{
     dn_is_within, im_name_key, Anchor, GroupKind, GroupSelector, Mapping, Profile, Rules,
-    GROUP_TYPE, USER_TYPE,
+    DEFAULT_MAX_IM_NAME_LENGTH, GROUP_TYPE, USER_TYPE,
 };
 use crate::core::state::RegistrationKey;
 use crate::core::template::RenderOutcome;
@@ -177,9 +177,6 @@ pub struct Desired {
     pub group_skipped: BTreeMap<String, GroupSkipCounts>,
     pub warnings: Vec<Warning>,
 }
-
-/// The longest IM name accepted; longer values are skipped with a warning.
-pub const MAX_IM_NAME_LENGTH: usize = 256;
 
 /// Computes the desired state from whole sources. `sources` may come in any order.
 pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
@@ -372,7 +369,8 @@ impl<'r> DesiredBuilder<'r> {
                     RenderOutcome::Empty => continue,
                 };
                 for im_name in values {
-                    if let Some(problem) = invalid_im_name(&im_name) {
+                    if let Some(problem) = rules.protocol(&mapping.protocol).problem_with(&im_name)
+                    {
                         self.skip(mapping).invalid_name += 1;
                         self.out.warnings.push(Warning {
                             kind: WarningKind::InvalidName,
@@ -770,24 +768,9 @@ fn strip_unique_id(text: &str) -> &str {
 fn valid_group_name(name: &str) -> Option<&str> {
     let name = name.trim();
     let bad = name.is_empty()
-        || name.chars().count() > MAX_IM_NAME_LENGTH
+        || name.chars().count() > DEFAULT_MAX_IM_NAME_LENGTH
         || name.chars().any(|c| c.is_control());
     (!bad).then_some(name)
-}
-
-/// Why `im_name` cannot be registered, if it cannot.
-fn invalid_im_name(im_name: &str) -> Option<&'static str> {
-    if im_name.trim().is_empty() {
-        Some("is empty")
-    } else if im_name.chars().count() > MAX_IM_NAME_LENGTH {
-        Some("is longer than 256 characters")
-    } else if im_name.chars().any(|c| c.is_control()) {
-        Some("contains control characters")
-    } else if im_name.trim().chars().any(char::is_whitespace) {
-        Some("contains white space")
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,62 @@ pub struct Rules {
     pub groups: Vec<GroupRule>,
     pub exclusions: Vec<Exclusion>,
     pub policy: Policy,
+    /// Name rules per protocol; a protocol without one gets [`ProtocolRule::default`].
+    pub protocols: BTreeMap<String, ProtocolRule>,
+}
+
+impl Rules {
+    /// The name rule of `protocol`.
+    pub fn protocol(&self, protocol: &str) -> &ProtocolRule {
+        static DEFAULT: std::sync::OnceLock<ProtocolRule> = std::sync::OnceLock::new();
+        self.protocols
+            .get(protocol)
+            .unwrap_or_else(|| DEFAULT.get_or_init(ProtocolRule::default))
+    }
+}
+
+/// What a protocol accepts as an IM name. A produced value that breaks the rule skips
+/// that one registration with a warning; it never fails the run.
+#[derive(Debug, Clone)]
+pub struct ProtocolRule {
+    /// The longest name, in characters.
+    pub max_length: usize,
+    /// Names must match this, when set (say `^[a-z0-9._-]+$`).
+    pub allowed: Option<Regex>,
+}
+
+/// The default longest IM name.
+pub const DEFAULT_MAX_IM_NAME_LENGTH: usize = 256;
+
+impl Default for ProtocolRule {
+    fn default() -> Self {
+        ProtocolRule {
+            max_length: DEFAULT_MAX_IM_NAME_LENGTH,
+            allowed: None,
+        }
+    }
+}
+
+impl ProtocolRule {
+    /// Why `im_name` cannot be registered under this rule, if it cannot.
+    pub fn problem_with(&self, im_name: &str) -> Option<String> {
+        if im_name.trim().is_empty() {
+            Some("is empty".to_string())
+        } else if im_name.chars().count() > self.max_length {
+            Some(format!("is longer than {} characters", self.max_length))
+        } else if im_name.chars().any(|c| c.is_control()) {
+            Some("contains control characters".to_string())
+        } else if im_name.trim().chars().any(char::is_whitespace) {
+            Some("contains white space".to_string())
+        } else if let Some(allowed) = self.allowed.as_ref().filter(|re| !re.is_match(im_name)) {
+            Some(format!(
+                "does not match the protocol's allowed names {}",
+                allowed.as_str()
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// What the core needs of a source: its name, how entries are identified, and whether
