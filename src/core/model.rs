@@ -74,13 +74,16 @@ impl ProtocolRule {
             Some("contains control characters".to_string())
         } else if im_name.trim().chars().any(char::is_whitespace) {
             Some("contains white space".to_string())
-        } else if let Some(allowed) = self.allowed.as_ref().filter(|re| !re.is_match(im_name)) {
-            Some(format!(
-                "does not match the protocol's allowed names {}",
-                allowed.as_str()
-            ))
         } else {
-            None
+            self.allowed
+                .as_ref()
+                .filter(|allowed| !allowed.is_match(im_name))
+                .map(|allowed| {
+                    format!(
+                        "does not match the protocol's allowed names {}",
+                        allowed.as_str()
+                    )
+                })
         }
     }
 }
