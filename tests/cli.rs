@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_registrar");
+mod common;
+
+use common::{assert_one_line_error, stderr, stdout, BIN};
 
 fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
@@ -63,35 +65,6 @@ impl Workspace {
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         serde_json::from_slice(&output.stdout).unwrap()
     }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Asserts a failure with exactly one line on stderr containing every `needle`.
-fn assert_one_line_error(output: &Output, needles: &[&str]) {
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        stdout(output),
-        stderr(output)
-    );
-    let err = stderr(output);
-    assert_eq!(
-        err.lines().count(),
-        1,
-        "expected one line on stderr, got:\n{err}"
-    );
-    for needle in needles {
-        assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 fn plan_counts(text: &str) -> (u64, u64, u64, u64) {

@@ -9,7 +9,9 @@ use std::process::{Command, Output};
 
 use git2::{Oid, Repository, Signature};
 
-const BIN: &str = env!("CARGO_BIN_EXE_registrar");
+mod common;
+
+use common::{assert_one_line_error, json, stderr, stdout, BIN};
 
 const PEOPLE: &str = "\
 dn: cn=Ann Lee,ou=People,dc=example,dc=com
@@ -189,35 +191,6 @@ fn run_in(dir: &Path, state: &Path, args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn assert_one_line_error(output: &Output, needles: &[&str]) {
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        stdout(output),
-        stderr(output)
-    );
-    let err = stderr(output);
-    assert_eq!(err.lines().count(), 1, "expected one line, got:\n{err}");
-    for needle in needles {
-        assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// (action, mapping, im_name, reason) of the registration changes of a JSON change list.
