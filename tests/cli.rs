@@ -460,3 +460,39 @@ fn every_example_config_validates() {
     }
     assert!(validated >= 1, "no example config found");
 }
+
+#[test]
+fn group_and_protocol_rules_are_checked_with_their_location() {
+    let ws = Workspace::new();
+    let cases = [
+        (
+            "groups:\n  - name: \"{cn}\"\n    kind: org_unit\n    source: corp\n    dn: ou=People,dc=example,dc=com\n",
+            &["extra.yaml:2:", "org_unit's name is a plain name"][..],
+        ),
+        (
+            "groups:\n  - name: staff\n    kind: distribution_list\n    source: corp\n",
+            &["extra.yaml:2:", "a distribution_list needs a filter"][..],
+        ),
+        (
+            "groups:\n  - name: sales\n    kind: org_unit\n    source: payroll\n    dn: ou=Sales,dc=example,dc=com\n",
+            &["extra.yaml:", "unknown source \"payroll\""][..],
+        ),
+        (
+            "protocols:\n  - name: aol\n    allowed: \"^[a-z\"\n",
+            &["extra.yaml:3:", "invalid regular expression"][..],
+        ),
+        (
+            "protocols:\n  - name: aol\n    max_length: 0\n",
+            &["extra.yaml:", "max_length must be at least 1"][..],
+        ),
+        (
+            "protocols:\n  - name: aol\n  - name: aol\n",
+            &["extra.yaml:3:", "duplicate protocol name \"aol\""][..],
+        ),
+    ];
+    for (yaml, needles) in cases {
+        ws.write_config("extra.yaml", yaml);
+        assert_one_line_error(&ws.run(&["validate"]), needles);
+    }
+    assert!(ws.state_bytes().is_none());
+}

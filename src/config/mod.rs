@@ -253,19 +253,53 @@ struct Locator<'a> {
 }
 
 impl Locator<'_> {
-    /// The position of the item `key: value` (value possibly quoted), searching from the
-    /// start of the file; the file start if not found.
-    fn item(&self, key: &str, value: &str) -> Location {
-        self.find(0, |line| {
-            let trimmed = line.trim_start().trim_start_matches("- ");
-            let rest = trimmed
-                .strip_prefix(key)?
-                .trim_start()
-                .strip_prefix(':')?
-                .trim();
-            let unquoted = rest.trim_matches(|c| c == '"' || c == '\'');
-            (unquoted == value).then(|| line.len() - line.trim_start().len())
+    /// The line of the top-level key `section:` (0-based index), if the file has one.
+    fn section_line(&self, section: &str) -> Option<usize> {
+        self.file.text.lines().position(|line| {
+            line.strip_prefix(section)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
         })
+    }
+
+    /// The position of the top-level key `section:`; the file start if absent.
+    fn section(&self, section: &str) -> Location {
+        match self.section_line(section) {
+            Some(index) => self.at(index + 1, 1),
+            None => self.at(1, 1),
+        }
+    }
+
+    /// The position of the `index`-th item of the top-level list `section` (where its
+    /// first key starts, after `- `). Falls back to the section's position for lists
+    /// written in flow style.
+    fn list_item(&self, section: &str, index: usize) -> Location {
+        let Some(start) = self.section_line(section) else {
+            return self.at(1, 1);
+        };
+        let mut item_indent = None;
+        let mut seen = 0;
+        for (number, line) in self.file.text.lines().enumerate().skip(start + 1) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if indent == 0 && !trimmed.starts_with('-') {
+                break; // the next top-level key
+            }
+            if !(trimmed == "-" || trimmed.starts_with("- ")) {
+                continue;
+            }
+            if *item_indent.get_or_insert(indent) != indent {
+                continue; // a list nested inside an item
+            }
+            if seen == index {
+                let after_dash = trimmed[1..].len() - trimmed[1..].trim_start().len();
+                return self.at(number + 1, indent + after_dash + 2);
+            }
+            seen += 1;
+        }
+        self.section(section)
     }
 
     /// The position of `token` at or after `from`, e.g. a source name in a list.
@@ -341,8 +375,8 @@ fn check(
         let base_dir = file.path.parent().unwrap_or(Path::new("."));
         let problem = |location: Location, message: String| ConfigProblem { location, message };
 
-        for source in &config.sources {
-            let at = locate.item("name", &source.name.0);
+        for (index, source) in config.sources.iter().enumerate() {
+            let at = locate.list_item("sources", index);
             if !unique("source", &source.name.0, at.clone(), problems) {
                 continue;
             }
@@ -401,10 +435,10 @@ fn check(
         }
 
         if let Some(types) = &config.object_types {
-            single("object_types", locate.item("object_types", ""), problems);
+            single("object_types", locate.section("object_types"), problems);
             if !types.contains_key("user") {
                 problems.push(problem(
-                    locate.item("object_types", ""),
+                    locate.section("object_types"),
                     "object_types must define the user type".to_string(),
                 ));
             }
@@ -412,7 +446,7 @@ fn check(
         }
 
         if let Some(accounts) = &config.accounts {
-            single("accounts", locate.item("accounts", ""), problems);
+            single("accounts", locate.section("accounts"), problems);
             let p = &accounts.profile;
             let fields = [
                 (ProfileField::DisplayName, &p.display_name),
@@ -432,8 +466,8 @@ fn check(
             };
         }
 
-        for mapping in &config.mappings {
-            let at = locate.item("name", &mapping.name.0);
+        for (index, mapping) in config.mappings.iter().enumerate() {
+            let at = locate.list_item("mappings", index);
             if !unique("mapping", &mapping.name.0, at.clone(), problems) {
                 continue;
             }
@@ -447,8 +481,8 @@ fn check(
             });
         }
 
-        for group in &config.groups {
-            let at = locate.item("name", &group.name.0);
+        for (index, group) in config.groups.iter().enumerate() {
+            let at = locate.list_item("groups", index);
             if !unique("group", &group.name.0, at.clone(), problems) {
                 continue;
             }
@@ -511,8 +545,8 @@ fn check(
             }
         }
 
-        for exclusion in &config.exclusions {
-            let at = locate.item("name", &exclusion.name.0);
+        for (index, exclusion) in config.exclusions.iter().enumerate() {
+            let at = locate.list_item("exclusions", index);
             if !unique("exclusion", &exclusion.name.0, at.clone(), problems) {
                 continue;
             }
@@ -547,7 +581,7 @@ fn check(
         }
 
         if let Some(policy) = &config.policy {
-            let at = locate.item("policy", "");
+            let at = locate.section("policy");
             single("policy", at.clone(), problems);
             if let Some(percent) = policy.max_delete_percent {
                 if !(0.0..=100.0).contains(&percent) {
@@ -570,8 +604,8 @@ fn check(
             };
         }
 
-        for protocol in &config.protocols {
-            let at = locate.item("name", &protocol.name.0);
+        for (index, protocol) in config.protocols.iter().enumerate() {
+            let at = locate.list_item("protocols", index);
             if !unique("protocol", &protocol.name.0, at.clone(), problems) {
                 continue;
             }
@@ -590,8 +624,8 @@ fn check(
             );
         }
 
-        for schedule in &config.schedules {
-            let at = locate.item("name", &schedule.name.0);
+        for (index, schedule) in config.schedules.iter().enumerate() {
+            let at = locate.list_item("schedules", index);
             unique("schedule", &schedule.name.0, at, problems);
         }
     }
@@ -612,8 +646,8 @@ fn check(
                 }
             ),
         };
-        for mapping in &config.mappings {
-            let at = locate.item("name", &mapping.name.0);
+        for (index, mapping) in config.mappings.iter().enumerate() {
+            let at = locate.list_item("mappings", index);
             for source in mapping.sources.iter().flatten() {
                 if !source_names.contains(source.as_str()) {
                     problems.push(unknown_source(source, &at));
@@ -631,8 +665,8 @@ fn check(
                 }
             }
         }
-        for group in &config.groups {
-            let at = locate.item("name", &group.name.0);
+        for (index, group) in config.groups.iter().enumerate() {
+            let at = locate.list_item("groups", index);
             if !source_names.contains(group.source.as_str()) {
                 problems.push(unknown_source(&group.source, &at));
             }
@@ -642,13 +676,18 @@ fn check(
     for mapping in &rules.mappings {
         for old in &mapping.renamed_from {
             if let Some(other) = renamed.insert(old, &mapping.name) {
-                let (file, _) = parsed
+                let (file, index) = parsed
                     .iter()
-                    .find(|(_, c)| c.mappings.iter().any(|m| m.name.0 == mapping.name))
+                    .find_map(|(file, c)| {
+                        c.mappings
+                            .iter()
+                            .position(|m| m.name.0 == mapping.name)
+                            .map(|index| (file, index))
+                    })
                     .expect("every mapping comes from a file");
                 let locate = Locator { file };
                 problems.push(ConfigProblem {
-                    location: locate.item("name", &mapping.name),
+                    location: locate.list_item("mappings", index),
                     message: format!(
                         "mappings {other} and {} both list {old:?} under renamed_from",
                         mapping.name
