@@ -712,8 +712,14 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
                     .get(crate::core::model::ProfileField::DisplayName)
                     .map(|n| format!(" {n:?}"))
                     .unwrap_or_default();
+                // Opaque anchors (entryUUID, objectGUID) are shown with the DN.
+                let dn = if a.anchor == crate::core::dn::normalize_dn(&a.dn) {
+                    String::new()
+                } else {
+                    format!(" ({})", a.dn)
+                };
                 out.push_str(&format!(
-                    "  {} [{}, {}]{name}\n",
+                    "  {}{dn} [{}, {}]{name}\n",
                     a.anchor,
                     source,
                     a.status.name()

@@ -381,8 +381,8 @@ impl<'r> DesiredBuilder<'r> {
                             mapping: Some(mapping.name.clone()),
                             group: None,
                             message: format!(
-                                "mapping {} produced {} name {:?} for {anchor}, which {problem}; skipped",
-                                mapping.name, mapping.protocol, im_name
+                                "mapping {} produced {} name {:?} for {}, which {problem}; skipped",
+                                mapping.name, mapping.protocol, im_name, entry.dn
                             ),
                         });
                         continue;
@@ -412,8 +412,9 @@ impl<'r> DesiredBuilder<'r> {
                     ..Warning::new(
                         WarningKind::ProtectedPrincipal,
                         format!(
-                        "{anchor} is a protected principal: {withheld} registration(s) withheld"
-                    ),
+                            "{} is a protected principal: {withheld} registration(s) withheld",
+                            entry.dn
+                        ),
                     )
                 });
             }
