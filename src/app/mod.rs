@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder};
 use crate::core::effect::{self, Effect, FileDiff, FileStatus};
+use crate::core::entry::Entry;
 use crate::core::plan::{plan, Plan, PlanError, PLAN_FORMAT_VERSION};
 use crate::core::state::{RegistrationSource, State};
 use crate::git::{GitError, Repo};
@@ -105,7 +107,90 @@ impl<R: Read> Read for DigestingReader<'_, R> {
 /// Streams every source's entries from `files` through the desired-state builder,
 /// digesting the inputs (config files and source data) on the way. No directory is held
 /// in memory beyond what the snapshot holds (one blob at a time at a git revision).
+///
+/// Two cores share the work: this thread reads and parses the files while a second one
+/// runs the builder over the entries, in the order they were read.
 fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppError> {
+    let (sender, receiver) = mpsc::sync_channel::<Feed>(BATCHES_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let builder = scope.spawn(move || {
+            let mut builder = DesiredBuilder::new(&config.rules);
+            for feed in receiver {
+                match feed {
+                    Feed::Source(source) => builder.begin_source(source),
+                    Feed::Entries(source, entries) => {
+                        for entry in &entries {
+                            builder.add_entry(source, entry);
+                        }
+                    }
+                }
+            }
+            builder.finish()
+        });
+        let digest = read_sources(config, files, Feeder::new(sender));
+        let desired = builder
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((desired, digest?))
+    })
+}
+
+/// Entries per batch sent to the builder thread, and batches waiting at most.
+const BATCH_ENTRIES: usize = 256;
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// What the reading thread sends the builder thread.
+enum Feed<'c> {
+    /// A source was opened (it may yield no entry).
+    Source(&'c str),
+    /// Entries of a source, in reading order.
+    Entries(&'c str, Vec<Entry>),
+}
+
+/// The reading thread's end of the channel: gathers entries into batches.
+struct Feeder<'c> {
+    sender: SyncSender<Feed<'c>>,
+    source: &'c str,
+    batch: Vec<Entry>,
+}
+
+impl<'c> Feeder<'c> {
+    fn new(sender: SyncSender<Feed<'c>>) -> Self {
+        Feeder {
+            sender,
+            source: "",
+            batch: Vec::with_capacity(BATCH_ENTRIES),
+        }
+    }
+
+    // A send fails only when the builder thread panicked; joining it re-raises that.
+    fn begin_source(&mut self, source: &'c str) {
+        self.flush();
+        self.source = source;
+        let _ = self.sender.send(Feed::Source(source));
+    }
+
+    fn add(&mut self, entry: Entry) {
+        self.batch.push(entry);
+        if self.batch.len() == BATCH_ENTRIES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ENTRIES));
+            let _ = self.sender.send(Feed::Entries(self.source, batch));
+        }
+    }
+}
+
+/// Reads every source of `config` into `feeder`; returns the inputs digest.
+fn read_sources<'c>(
+    config: &'c Config,
+    files: &Tree,
+    mut feeder: Feeder<'c>,
+) -> Result<String, AppError> {
     let mut digest = Sha256::new();
     for file in &config.files {
         digest.update(file.path.to_string_lossy().as_bytes());
@@ -113,9 +198,8 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
         digest.update(file.text.as_bytes());
         digest.update([0]);
     }
-    let mut builder = DesiredBuilder::new(&config.rules);
     for source in &config.sources {
-        builder.begin_source(&source.name);
+        feeder.begin_source(&source.name);
         let source_error = |message: String| AppError::Source {
             source_name: source.name.clone(),
             message,
@@ -127,7 +211,7 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
                     // Content only: stream entries straight through the builder.
                     None => {
                         let reader = open_ldif(files, path, &mut digest).map_err(&source_error)?;
-                        ldif::for_each_entry(reader, |entry| builder.add_entry(&source.name, &entry))
+                        ldif::for_each_entry(reader, |entry| feeder.add(entry))
                             .map_err(|e| located(e, path))?;
                     }
                     // Content plus change files, applied in name order to the snapshot.
@@ -166,8 +250,8 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
                                 }
                             }
                         }
-                        for entry in snapshot.entries() {
-                            builder.add_entry(&source.name, entry);
+                        for entry in snapshot.into_entries() {
+                            feeder.add(entry);
                         }
                     }
                 }
@@ -185,7 +269,8 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
-    Ok((builder.finish(), format!("sha256:{digest}")))
+    feeder.flush();
+    Ok(format!("sha256:{digest}"))
 }
 
 /// An LDIF reader over a file of a [`Tree`] whose bytes feed the inputs digest.

@@ -67,6 +67,11 @@ impl Snapshot {
         self.entries.values()
     }
 
+    /// The entries in normalised-DN order, by value.
+    pub fn into_entries(self) -> impl Iterator<Item = Entry> {
+        self.entries.into_values()
+    }
+
     /// The entry with this DN, if any.
     pub fn get(&self, dn: &str) -> Option<&Entry> {
         self.entries.get(&normalize_dn(dn))
