@@ -237,8 +237,11 @@ pub struct DesiredBuilder<'r> {
     rules: &'r Rules,
     /// Whether any rule needs entries' normalised DNs (parsing a DN costs).
     needs_normalized_dn: bool,
-    /// By anchor; unordered until `finish` sorts it.
-    candidates: HashMap<String, Candidate>,
+    /// By anchor: the candidate's index in `slots`; unordered until `finish` sorts it.
+    candidates: HashMap<String, usize>,
+    /// The candidates in arrival order, `None` where one was dropped (frozen). Apart from
+    /// the index, so that growing the index moves small values, not whole candidates.
+    slots: Vec<Option<Candidate>>,
     /// By source name, for the sources group rules read.
     group_facts: HashMap<String, GroupFacts>,
     lists: Vec<ListedGroup>,
@@ -255,6 +258,7 @@ impl<'r> DesiredBuilder<'r> {
             rules,
             needs_normalized_dn,
             candidates: HashMap::new(),
+            slots: Vec::new(),
             group_facts: HashMap::new(),
             lists: Vec::new(),
             out: Desired::default(),
@@ -305,7 +309,9 @@ impl<'r> DesiredBuilder<'r> {
             .iter()
             .any(|exclusion| exclusion.freezes_entry(entry, &normalized_dn))
         {
-            self.candidates.remove(&anchor);
+            if let Some(index) = self.candidates.remove(&anchor) {
+                self.slots[index] = None;
+            }
             self.out.frozen_accounts.insert(anchor);
             if reads_groups {
                 self.facts(&source.name).frozen_users.insert(normalized_dn);
@@ -315,7 +321,12 @@ impl<'r> DesiredBuilder<'r> {
         if self.out.frozen_accounts.contains(&anchor) {
             return;
         }
-        if let Some(existing) = self.candidates.get(&anchor) {
+        let existing = self.candidates.get(&anchor).map(|&index| {
+            self.slots[index]
+                .as_ref()
+                .expect("an indexed candidate is kept")
+        });
+        if let Some(existing) = existing {
             // Two entries share an anchor: the one first in (source, DN) order wins, so
             // the outcome does not depend on the order entries arrive in.
             let keep_existing = (
@@ -419,21 +430,26 @@ impl<'r> DesiredBuilder<'r> {
                 });
             }
         }
-        self.candidates.insert(
-            anchor.clone(),
-            Candidate {
-                account: DesiredAccount {
-                    anchor,
-                    dn: entry.dn.clone(),
-                    source: source.name.clone(),
-                    enabled,
-                    profile,
-                    protected,
-                },
-                claims,
-                group_dn: reads_groups.then_some(normalized_dn),
+        let candidate = Candidate {
+            account: DesiredAccount {
+                anchor,
+                dn: entry.dn.clone(),
+                source: source.name.clone(),
+                enabled,
+                profile,
+                protected,
             },
-        );
+            claims,
+            group_dn: reads_groups.then_some(normalized_dn),
+        };
+        match self.candidates.get(&candidate.account.anchor) {
+            Some(&index) => self.slots[index] = Some(candidate),
+            None => {
+                self.candidates
+                    .insert(candidate.account.anchor.clone(), self.slots.len());
+                self.slots.push(Some(candidate));
+            }
+        }
     }
 
     fn facts(&mut self, source: &str) -> &mut GroupFacts {
@@ -507,10 +523,16 @@ impl<'r> DesiredBuilder<'r> {
     /// The desired state of every entry added.
     pub fn finish(self) -> Desired {
         let mut out = self.out;
-        let mut candidates: Vec<(String, Candidate)> = self.candidates.into_iter().collect();
-        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut claims: Vec<(RegistrationKey, Claim)> = Vec::new();
-        let mut accounts = Vec::with_capacity(candidates.len());
+        let mut order: Vec<(String, usize)> = self.candidates.into_iter().collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut slots = self.slots;
+        let claim_count = slots.iter().flatten().map(|c| c.claims.len()).sum();
+        let mut claims: Vec<(RegistrationKey, Claim)> = Vec::with_capacity(claim_count);
+        let mut accounts = Vec::with_capacity(order.len());
+        let candidates = order.into_iter().map(|(anchor, index)| {
+            let candidate = slots[index].take();
+            (anchor, candidate.expect("an indexed candidate is kept"))
+        });
         // Per source: user DN → index into `accounts`. Candidates come in anchor order, so
         // when two accounts share a DN the first anchor wins whatever the input order.
         let mut user_dns: HashMap<&str, HashMap<String, usize>> = HashMap::new();

@@ -219,10 +219,13 @@ impl Store {
                 })
             })
             .map_err(|e| self.error(e))?;
-        for account in rows {
-            let account = account.map_err(|e| self.error(e))?;
-            state.accounts.insert(account.anchor.clone(), account);
-        }
+        // Gathered first and built in one go: a map built from sorted items has full
+        // nodes, one filled by insertion about half-full ones, which costs memory.
+        let accounts = rows
+            .map(|account| account.map(|account| (account.anchor.clone(), account)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        state.accounts = accounts.into_iter().collect();
         let mut statement = self
             .connection
             .prepare(
@@ -248,10 +251,10 @@ impl Store {
                 ))
             })
             .map_err(|e| self.error(e))?;
-        for registration in rows {
-            let (key, registration) = registration.map_err(|e| self.error(e))?;
-            state.registrations.insert(key, registration);
-        }
+        let registrations = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        state.registrations = registrations.into_iter().collect();
         let mut statement = self
             .connection
             .prepare("SELECT name, kind, source, owner FROM groups")
