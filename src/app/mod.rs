@@ -518,19 +518,11 @@ pub fn plan_command(
 ) -> Result<Outcome, AppError> {
     let reconciled = reconcile(context, base)?;
     let computed = &reconciled.plan;
-    if let Some(out) = out {
-        let written = File::create(out).and_then(|file| {
-            let mut writer = BufWriter::new(file);
-            render::write_json(&reconciled.document(), &mut writer)?;
-            writer.flush()
-        });
-        written.map_err(|e| AppError::File {
-            path: out.to_path_buf(),
-            message: format!("cannot write plan: {e}"),
-        })?;
-    }
     match format {
-        PlanFormat::Text => {
+        // With `--out`, the plan file is written on a second core while the text prints;
+        // an error writing it still fails the command, after the text.
+        PlanFormat::Text => std::thread::scope(|scope| {
+            let saving = out.map(|out| scope.spawn(|| save_plan(&reconciled, out)));
             let mut stdout = BufWriter::new(std::io::stdout().lock());
             let _ = reconciled
                 .effect
@@ -541,8 +533,16 @@ pub fn plan_command(
                 })
                 .and_then(|_| render::write_text(computed, context.color, &mut stdout))
                 .and_then(|_| stdout.flush());
-        }
+            saving.map_or(Ok(()), |saving| {
+                saving
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        })?,
         PlanFormat::Json => {
+            if let Some(out) = out {
+                save_plan(&reconciled, out)?;
+            }
             let mut stdout = BufWriter::new(std::io::stdout().lock());
             // A closed pipe (`registrar plan | head`) is not an error.
             let _ = match out {
@@ -555,6 +555,9 @@ pub fn plan_command(
             .and_then(|_| stdout.flush());
         }
         PlanFormat::Markdown => {
+            if let Some(out) = out {
+                save_plan(&reconciled, out)?;
+            }
             print_stdout(&render::markdown(computed, reconciled.effect.as_ref()))
         }
     }
@@ -562,6 +565,20 @@ pub fn plan_command(
         Outcome::Changes
     } else {
         Outcome::Success
+    })
+}
+
+/// Writes the plan JSON of `reconciled` to the file `out` (`plan --out`).
+fn save_plan(reconciled: &Reconciled, out: &Path) -> Result<(), AppError> {
+    let written = File::create(out).and_then(|file| {
+        // Large plans run to many megabytes: fewer, larger writes.
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        render::write_json(&reconciled.document(), &mut writer)?;
+        writer.flush()
+    });
+    written.map_err(|e| AppError::File {
+        path: out.to_path_buf(),
+        message: format!("cannot write plan: {e}"),
     })
 }
 
