@@ -111,16 +111,26 @@ fn symbol(action: Action) -> &'static str {
     }
 }
 
-fn paint(color: Color, action: Action, text: &str) -> String {
-    if color == Color::Off {
-        return text.to_string();
+fn paint(color: Color, action: Action, text: &str) -> Painted<'_> {
+    Painted(color, action, text)
+}
+
+/// `text` in the colour of `action` (when colour is on), written without allocating.
+struct Painted<'a>(Color, Action, &'a str);
+
+impl std::fmt::Display for Painted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Painted(color, action, text) = *self;
+        if color == Color::Off {
+            return f.write_str(text);
+        }
+        let code = match action {
+            Action::Add => "32",
+            Action::Remove => "31",
+            Action::Update | Action::Deactivate | Action::Reactivate => "33",
+        };
+        write!(f, "\x1b[{code}m{text}\x1b[0m")
     }
-    let code = match action {
-        Action::Add => "32",
-        Action::Remove => "31",
-        Action::Update | Action::Deactivate | Action::Reactivate => "33",
-    };
-    format!("\x1b[{code}m{text}\x1b[0m")
 }
 
 fn show(value: &Option<String>) -> String {
@@ -130,36 +140,66 @@ fn show(value: &Option<String>) -> String {
     }
 }
 
-/// One line (plus detail lines) describing a change, without its symbol.
-fn describe(change: &Change) -> (String, Vec<String>) {
+/// One change described: its line (without the symbol) and its detail lines. Reused from
+/// change to change, so that describing a large plan allocates little.
+#[derive(Default)]
+struct Description {
+    line: String,
+    /// Buffers for detail lines; the first `used` hold this change's.
+    details: Vec<String>,
+    used: usize,
+}
+
+impl Description {
+    fn details(&self) -> &[String] {
+        &self.details[..self.used]
+    }
+
+    /// A new, empty detail line to write.
+    fn detail(&mut self) -> &mut String {
+        if self.used == self.details.len() {
+            self.details.push(String::new());
+        }
+        let detail = &mut self.details[self.used];
+        detail.clear();
+        self.used += 1;
+        detail
+    }
+}
+
+/// Describes `change` into `into`: one line (without its symbol) plus detail lines.
+fn describe(change: &Change, into: &mut Description) {
+    into.line.clear();
+    into.used = 0;
     let account = change
         .dn
         .as_deref()
         .or(change.account.as_deref())
         .unwrap_or("?");
-    let mut details = Vec::new();
     for (field, (old, new)) in change.fields.iter().flat_map(|f| f.iter()) {
-        details.push(format!("{field}: {} → {}", show(old), show(new)));
+        let _ = write!(into.detail(), "{field}: {} → {}", show(old), show(new));
     }
-    let reason = change
-        .reason
-        .as_deref()
-        .map(|r| format!(" ({r})"))
-        .unwrap_or_default();
-    let line = match (change.kind, change.action) {
+    let reason = Reason(change.reason.as_deref());
+    let _ = match (change.kind, change.action) {
         (Kind::Account, Action::Add) => {
             for (field, value) in change.profile.iter().flat_map(|p| p.iter()) {
-                details.push(format!("{}: {value:?}", field.name()));
+                let _ = write!(into.detail(), "{}: {value:?}", field.name());
             }
-            format!(
+            write!(
+                into.line,
                 "account {account} (source {})",
                 change.source.as_deref().unwrap_or("?")
             )
         }
-        (Kind::Account, Action::Deactivate) => format!("account {account} deactivate{reason}"),
-        (Kind::Account, Action::Reactivate) => format!("account {account} reactivate{reason}"),
-        (Kind::Account, _) => format!("account {account}{reason}"),
-        (Kind::Registration, _) => format!(
+        (Kind::Account, Action::Deactivate) => {
+            write!(into.line, "account {account} deactivate{reason}")
+        }
+        (Kind::Account, Action::Reactivate) => {
+            write!(into.line, "account {account} reactivate{reason}")
+        }
+        (Kind::Account, _) => write!(into.line, "account {account}{reason}"),
+        (Kind::Registration, _) => write!(
+            into.line,
             "{} {:?} → {account}{reason}",
             change.protocol.as_deref().unwrap_or("?"),
             change.im_name.as_deref().unwrap_or("?")
@@ -168,16 +208,16 @@ fn describe(change: &Change) -> (String, Vec<String>) {
             let group = change.group.as_deref().unwrap_or("?");
             if change.action == Action::Add {
                 if let Some(kind) = change.group_kind {
-                    details.push(format!("kind: {}", kind.name()));
+                    let _ = write!(into.detail(), "kind: {}", kind.name());
                 }
                 if let Some(rule) = &change.group_rule {
-                    details.push(format!("rule: {rule}"));
+                    let _ = write!(into.detail(), "rule: {rule}");
                 }
                 if let Some(source) = &change.source {
-                    details.push(format!("source: {source}"));
+                    let _ = write!(into.detail(), "source: {source}");
                 }
             }
-            format!("group {group}{reason}")
+            write!(into.line, "group {group}{reason}")
         }
         (Kind::GroupMember, _) => {
             let member = change
@@ -185,13 +225,25 @@ fn describe(change: &Change) -> (String, Vec<String>) {
                 .as_deref()
                 .or(change.member.as_deref())
                 .unwrap_or("?");
-            format!(
+            write!(
+                into.line,
                 "{} ← {member}{reason}",
                 change.group.as_deref().unwrap_or("?")
             )
         }
     };
-    (line, details)
+}
+
+/// ` (reason)`, or nothing.
+struct Reason<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(reason) => write!(f, " ({reason})"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Terraform-like text: changes grouped by mapping, warnings, skipped counts, and the
@@ -210,14 +262,16 @@ fn write_block(
     changes: &[&Change],
 ) -> std::io::Result<()> {
     writeln!(out, "\n{title}")?;
+    let mut description = Description::default();
     for change in changes {
-        let (line, details) = describe(change);
+        describe(change, &mut description);
         writeln!(
             out,
-            "  {} {line}",
-            paint(color, change.action, symbol(change.action))
+            "  {} {}",
+            paint(color, change.action, symbol(change.action)),
+            description.line
         )?;
-        for detail in details {
+        for detail in description.details() {
             writeln!(out, "      {detail}")?;
         }
     }
@@ -423,14 +477,15 @@ fn markdown_tables(out: &mut String, changes: &[Change]) {
     let table = |out: &mut String, title: String, changes: &[&Change]| {
         let _ = writeln!(out, "#### {title}\n");
         let _ = writeln!(out, "| | change | details |\n|---|---|---|");
+        let mut description = Description::default();
         for change in changes {
-            let (line, details) = describe(change);
+            describe(change, &mut description);
             let _ = writeln!(
                 out,
                 "| `{}` | {} | {} |",
                 symbol(change.action),
-                escape_markdown(&line),
-                escape_markdown(&details.join("; "))
+                escape_markdown(&description.line),
+                escape_markdown(&description.details().join("; "))
             );
         }
         let _ = writeln!(out);
