@@ -496,3 +496,30 @@ fn group_and_protocol_rules_are_checked_with_their_location() {
     }
     assert!(ws.state_bytes().is_none());
 }
+
+#[test]
+fn schedules_need_a_valid_cron_expression() {
+    let ws = Workspace::new();
+    for cron in ["*/15 * * * *", "30 */15 * * * *", "0 3 * * MON-FRI"] {
+        ws.write_config(
+            "schedules.yaml",
+            &format!("schedules:\n  - name: tick\n    cron: \"{cron}\"\n    action: plan\n"),
+        );
+        let output = ws.run(&["validate"]);
+        assert_eq!(output.status.code(), Some(0), "{cron}: {}", stderr(&output));
+    }
+    for (cron, needle) in [
+        ("61 * * * *", "61 * * * *"),
+        ("* * *", "* * *"),
+        ("every day", "every day"),
+    ] {
+        ws.write_config(
+            "schedules.yaml",
+            &format!("schedules:\n  - name: tick\n    cron: \"{cron}\"\n    action: plan\n"),
+        );
+        assert_one_line_error(
+            &ws.run(&["validate"]),
+            &["schedules.yaml:3:", "invalid cron expression", needle],
+        );
+    }
+}

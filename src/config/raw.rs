@@ -255,7 +255,7 @@ pub struct ScheduleSpec {
     /// Unique name.
     pub name: Name,
     /// Cron expression: 5 fields, or 6 with seconds first.
-    pub cron: String,
+    pub cron: CronText,
     /// Import mode.
     #[serde(default)]
     pub mode: ImportMode,
@@ -350,6 +350,19 @@ parsed_text!(
     Template,
     "template",
     |text| Template::parse(text).map_err(|e| e.to_string())
+);
+parsed_text!(
+    /// A cron expression: 5 fields (`*/15 * * * *`), or 6 with seconds first.
+    CronText,
+    croner::Cron,
+    "cron expression",
+    |text| {
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(text)
+            .map_err(|e| e.to_string())
+    }
 );
 parsed_text!(
     /// A regular expression (Rust `regex` syntax).
