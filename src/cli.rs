@@ -84,6 +84,12 @@ pub enum Command {
     /// Read or record rows of the registration store.
     #[command(subcommand)]
     State(StateCommand),
+    /// Show the last runs, the revision last applied and when each schedule fires next.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StateFormat::Text)]
+        format: StateFormat,
+    },
     /// Print the JSON Schema of the config files.
     Schema,
 }

@@ -32,10 +32,10 @@ fn main() -> ExitCode {
     };
     let takes_rev = matches!(
         cli.command,
-        Command::Validate | Command::Plan { .. } | Command::Apply { .. }
+        Command::Validate | Command::Plan { .. } | Command::Apply { .. } | Command::Status { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
-        eprintln!("error: --rev {rev}: only validate, plan and apply read a revision");
+        eprintln!("error: --rev {rev}: only validate, plan, apply and status read a revision");
         return ExitCode::FAILURE;
     }
     let context = Context {
@@ -73,6 +73,7 @@ fn main() -> ExitCode {
                 RegistrationSource::from_name(&source).unwrap_or(RegistrationSource::Manual);
             app::state_register(&context, &protocol, &im_name, &account, source)
         }
+        Command::Status { format } => app::status(&context, format),
         Command::Schema => app::schema(),
     };
     match result {

@@ -523,3 +523,47 @@ fn schedules_need_a_valid_cron_expression() {
         );
     }
 }
+
+#[test]
+fn status_shows_runs_and_when_schedules_fire_next() {
+    let ws = Workspace::new();
+    ws.write_config(
+        "schedules.yaml",
+        "schedules:\n  - name: nightly-drift\n    cron: \"0 3 * * *\"\n    action: drift\n  - name: every-minute\n    cron: \"* * * * *\"\n    action: plan\n",
+    );
+    let before = ws.run(&["status", "--format", "json"]);
+    assert_eq!(before.status.code(), Some(0), "{}", stderr(&before));
+    let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(before["runs"].as_array().unwrap().len(), 0);
+    assert!(
+        ws.state_bytes().is_none(),
+        "status must not create the state file"
+    );
+
+    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    let output = ws.run(&["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["state_serial"], 1);
+    let runs = status["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["command"], "apply");
+    assert_eq!(runs[0]["serial_after"], 1);
+    assert!(runs[0]["added"].as_u64().unwrap() > 0);
+    let schedules = status["schedules"].as_array().unwrap();
+    let names: Vec<&str> = schedules
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["every-minute", "nightly-drift"]);
+    let nightly = schedules[1]["next"].as_str().unwrap();
+    assert!(nightly.ends_with("T03:00:00Z"), "{nightly}");
+    let minute = schedules[0]["next"].as_str().unwrap();
+    assert!(minute.ends_with(":00Z"), "{minute}");
+
+    let text = stdout(&ws.run(&["status"]));
+    assert!(
+        text.contains("nightly-drift \"0 3 * * *\" drift: next "),
+        "{text}"
+    );
+    assert!(text.contains("apply [applied] serial 0→1"), "{text}");
+}

@@ -894,6 +894,98 @@ pub fn state_register(
     Ok(Outcome::Success)
 }
 
+/// How many runs `status` lists.
+const STATUS_RUNS: usize = 10;
+
+/// `registrar status`: the last runs, the revision last applied, and when each schedule
+/// fires next. Schedules come from the config (at `--rev`, or the working tree); without
+/// a config directory there are none to show.
+pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppError> {
+    let schedules = if context.config_dir.is_dir() || context.rev.is_some() {
+        let files = head_files(context)?;
+        read_config(context, &files, "")?.schedules
+    } else {
+        Vec::new()
+    };
+    let store = Store::open_if_exists(&context.state_path)?;
+    let (serial, runs) = match &store {
+        Some(store) => (store.serial()?, store.runs(STATUS_RUNS)?),
+        None => (0, Vec::new()),
+    };
+    let applied_revision = runs
+        .iter()
+        .find(|run| run.command.starts_with("apply") && run.outcome == "applied")
+        .and_then(|run| run.revision.clone());
+    let now = chrono::Utc::now();
+    let next: Vec<(String, String, String, Option<String>)> = schedules
+        .iter()
+        .map(|schedule| {
+            let next = schedule
+                .cron
+                .find_next_occurrence(&now, false)
+                .ok()
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let action = format!("{:?}", schedule.action).to_lowercase();
+            (
+                schedule.name.clone(),
+                schedule.cron_text.clone(),
+                action,
+                next,
+            )
+        })
+        .collect();
+    match format {
+        StateFormat::Json => {
+            let document = serde_json::json!({
+                "state_serial": serial,
+                "applied_revision": applied_revision,
+                "runs": runs,
+                "schedules": next.iter().map(|(name, cron, action, next)| serde_json::json!({
+                    "name": name, "cron": cron, "action": action, "next": next,
+                })).collect::<Vec<_>>(),
+            });
+            let mut text = serde_json::to_string_pretty(&document).expect("serialisable");
+            text.push('\n');
+            print_stdout(&text);
+        }
+        StateFormat::Text => {
+            let mut out = format!(
+                "state serial {serial}, applied revision {}\n",
+                applied_revision.as_deref().unwrap_or("(none recorded)")
+            );
+            out.push_str(&format!("\nlast runs ({})\n", runs.len()));
+            for run in &runs {
+                out.push_str(&format!(
+                    "  {} {} [{}] serial {}→{}: +{} ~{} -{} deactivated {} reactivated {}{}\n",
+                    run.finished_at,
+                    run.command,
+                    run.outcome,
+                    run.serial_before,
+                    run.serial_after,
+                    run.added,
+                    run.updated,
+                    run.removed,
+                    run.deactivated,
+                    run.reactivated,
+                    run.revision
+                        .as_deref()
+                        .map(|r| format!(" at {}", &r[..r.len().min(12)]))
+                        .unwrap_or_default()
+                ));
+            }
+            out.push_str(&format!("\nschedules ({})\n", next.len()));
+            for (name, cron, action, next) in &next {
+                out.push_str(&format!(
+                    "  {name} \"{cron}\" {action}: next {}\n",
+                    next.as_deref().unwrap_or("never")
+                ));
+            }
+            print_stdout(&out);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
 /// `registrar schema`.
 pub fn schema() -> Result<Outcome, AppError> {
     print_stdout(&config::raw::json_schema());

@@ -109,6 +109,19 @@ pub struct Config {
     pub sources: Vec<SourceSettings>,
     /// The files read, in name order.
     pub files: Vec<ConfigText>,
+    /// The controller's schedules, in name order.
+    pub schedules: Vec<Schedule>,
+}
+
+/// A controller schedule, its cron expression parsed.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    /// The expression as written.
+    pub cron_text: String,
+    pub cron: croner::Cron,
+    pub action: raw::ScheduleAction,
+    pub mode: raw::ImportMode,
 }
 
 impl Config {
@@ -170,11 +183,25 @@ pub fn load_texts(
         return Err(ConfigError::Invalid { problems });
     }
     let (rules, sources) = check(&parsed, check_file, &mut problems);
+    let mut schedules: Vec<Schedule> = parsed
+        .iter()
+        .flat_map(|(_, config)| &config.schedules)
+        .map(|schedule| Schedule {
+            name: schedule.name.0.clone(),
+            cron_text: schedule.cron.0.clone(),
+            cron: schedule.cron.1.clone(),
+            action: schedule.action,
+            mode: schedule.mode,
+        })
+        .collect();
+    schedules.sort_by(|a, b| a.name.cmp(&b.name));
+    drop(parsed);
     if problems.is_empty() {
         Ok(Config {
             rules,
             sources,
             files,
+            schedules,
         })
     } else {
         problems.sort();
