@@ -567,3 +567,30 @@ fn status_shows_runs_and_when_schedules_fire_next() {
     );
     assert!(text.contains("apply [applied] serial 0→1"), "{text}");
 }
+
+#[test]
+fn state_show_lists_groups_with_their_members() {
+    let ws = Workspace::new();
+    ws.write_config(
+        "groups.yaml",
+        "groups:\n  - name: \"{cn}\"\n    kind: distribution_list\n    source: corp\n    filter: \"(objectClass=groupOfNames)\"\n",
+    );
+    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    let state = ws.state_json();
+    let groups = state["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{state:#}");
+    assert_eq!(groups[0]["name"], "Staff");
+    assert_eq!(groups[0]["owner"], "{cn}");
+    assert_eq!(
+        groups[0]["members"],
+        serde_json::json!([
+            "5f0c9a1e-0001-4c1e-9a51-000000000001",
+            "5f0c9a1e-0002-4c1e-9a51-000000000002"
+        ])
+    );
+    let text = stdout(&ws.run(&["state", "show"]));
+    assert!(
+        text.contains("Staff [distribution_list] 2 members"),
+        "{text}"
+    );
+}

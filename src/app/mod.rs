@@ -756,15 +756,9 @@ pub enum StateFormat {
 
 /// `registrar state show`.
 pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, AppError> {
-    let store = Store::open_if_exists(&context.state_path)?;
-    let state = match &store {
-        Some(store) => store.load()?,
-        None => State::default(),
-    };
-    let groups = match &store {
-        Some(store) => store.groups()?,
-        None => Vec::new(),
-    };
+    let state = load_state(&context.state_path)?;
+    // `State` keeps groups by name, so they come out in name order.
+    let groups: Vec<_> = state.groups.values().collect();
     match format {
         StateFormat::Json => {
             let accounts: Vec<_> = state
@@ -842,7 +836,7 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
                 ));
             }
             out.push_str(&format!("\ngroups ({})\n", groups.len()));
-            for g in &groups {
+            for g in groups {
                 out.push_str(&format!(
                     "  {} [{}] {} members\n",
                     g.name,

@@ -102,16 +102,6 @@ impl RunRecord {
     }
 }
 
-/// A group row, for `state show`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StateGroup {
-    pub name: String,
-    pub kind: String,
-    pub source: Option<String>,
-    pub owner: Option<String>,
-    pub members: Vec<String>,
-}
-
 /// An open store.
 pub struct Store {
     connection: Connection,
@@ -297,39 +287,6 @@ impl Store {
     /// The current state serial.
     pub fn serial(&self) -> Result<i64, StoreError> {
         read_serial(&self.connection).map_err(|e| self.error(e))
-    }
-
-    /// Groups and their members, in name order.
-    pub fn groups(&self) -> Result<Vec<StateGroup>, StoreError> {
-        let mut statement = self
-            .connection
-            .prepare("SELECT name, kind, source, owner FROM groups ORDER BY name")
-            .map_err(|e| self.error(e))?;
-        let mut groups: Vec<StateGroup> = statement
-            .query_map([], |row| {
-                Ok(StateGroup {
-                    name: row.get(0)?,
-                    kind: row.get(1)?,
-                    source: row.get(2)?,
-                    owner: row.get(3)?,
-                    members: Vec::new(),
-                })
-            })
-            .map_err(|e| self.error(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.error(e))?;
-        let mut members = self
-            .connection
-            .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")
-            .map_err(|e| self.error(e))?;
-        for group in &mut groups {
-            group.members = members
-                .query_map([&group.name], |row| row.get(0))
-                .map_err(|e| self.error(e))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| self.error(e))?;
-        }
-        Ok(groups)
     }
 
     /// The run history, newest first.
@@ -873,7 +830,6 @@ mod tests {
         assert_eq!(row.owner.as_deref(), Some("staff"));
         assert_eq!(row.kind, "org_unit");
         assert_eq!(row.members, vec!["a".to_string()]);
-        assert_eq!(store.groups().unwrap()[0].members, vec!["a".to_string()]);
     }
 
     #[test]
