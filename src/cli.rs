@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{PlanFormat, StateFormat};
+use crate::app::{ExportFormat, PlanFormat, StateFormat};
 
 /// Declarative GitOps reconciliation of instant-messaging name registrations.
 #[derive(Debug, Parser)]
@@ -89,6 +89,19 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = StateFormat::Text)]
         format: StateFormat,
+    },
+    /// Write one source's entries as LDIF (what an ldif source reads) or JSON: the
+    /// directory-agent path, run inside the intranet against the LDAP server.
+    Export {
+        /// The source to read.
+        #[arg(long, value_name = "NAME")]
+        source: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Ldif)]
+        format: ExportFormat,
+        /// Write to FILE (complete or not at all) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Print the JSON Schema of the config files.
     Schema,

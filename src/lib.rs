@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod git;
+pub mod ldap;
 pub mod ldif;
 pub mod render;
 pub mod store;

@@ -32,10 +32,16 @@ fn main() -> ExitCode {
     };
     let takes_rev = matches!(
         cli.command,
-        Command::Validate | Command::Plan { .. } | Command::Apply { .. } | Command::Status { .. }
+        Command::Validate
+            | Command::Plan { .. }
+            | Command::Apply { .. }
+            | Command::Status { .. }
+            | Command::Export { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
-        eprintln!("error: --rev {rev}: only validate, plan, apply and status read a revision");
+        eprintln!(
+            "error: --rev {rev}: only validate, plan, apply, status and export read a revision"
+        );
         return ExitCode::FAILURE;
     }
     let context = Context {
@@ -74,6 +80,11 @@ fn main() -> ExitCode {
             app::state_register(&context, &protocol, &im_name, &account, source)
         }
         Command::Status { format } => app::status(&context, format),
+        Command::Export {
+            source,
+            format,
+            out,
+        } => app::export_source(&context, &source, format, out.as_deref()),
         Command::Schema => app::schema(),
     };
     match result {

@@ -6,12 +6,10 @@
 //! `main`, which prints them as one line each and exits 1.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
 use std::time::SystemTime;
-
-use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder};
@@ -20,10 +18,15 @@ use crate::core::entry::Entry;
 use crate::core::plan::{plan, Plan, PlanError, PLAN_FORMAT_VERSION};
 use crate::core::state::{RegistrationSource, State};
 use crate::git::{GitError, Repo};
-use crate::ldif::{self, LdifError, LdifReader, Record, Snapshot};
 use crate::render::{self, Color, PlanDocument};
 use crate::store::{RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
+use sources::InputsDigest;
+
+mod export;
+mod sources;
+
+pub use export::{export_source, ExportFormat};
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -88,20 +91,6 @@ pub struct Context {
     /// `--rev REV`: read config and sources from this git revision instead of the
     /// working tree.
     pub rev: Option<String>,
-}
-
-/// A reader that feeds every byte it passes on into a digest.
-struct DigestingReader<'d, R> {
-    inner: R,
-    digest: &'d mut Sha256,
-}
-
-impl<R: Read> Read for DigestingReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.digest.update(&buf[..read]);
-        Ok(read)
-    }
 }
 
 /// Streams every source's entries from `files` through the desired-state builder,
@@ -191,111 +180,13 @@ fn read_sources<'c>(
     files: &Tree,
     mut feeder: Feeder<'c>,
 ) -> Result<String, AppError> {
-    let mut digest = Sha256::new();
-    for file in &config.files {
-        digest.update(file.path.to_string_lossy().as_bytes());
-        digest.update([0]);
-        digest.update(file.text.as_bytes());
-        digest.update([0]);
-    }
+    let mut digest = InputsDigest::of_config(&config.files);
     for source in &config.sources {
         feeder.begin_source(&source.name);
-        let source_error = |message: String| AppError::Source {
-            source_name: source.name.clone(),
-            message,
-        };
-        match &source.location {
-            SourceLocation::Ldif { path, changes } => {
-                let located = |e: LdifError, file: &Path| source_error(format!("{}:{e}", file.display()));
-                match changes {
-                    // Content only: stream entries straight through the builder.
-                    None => {
-                        let reader = open_ldif(files, path, &mut digest).map_err(&source_error)?;
-                        ldif::for_each_entry(reader, |entry| feeder.add(entry))
-                            .map_err(|e| located(e, path))?;
-                    }
-                    // Content plus change files, applied in name order to the snapshot.
-                    Some(pattern) => {
-                        let reader = open_ldif(files, path, &mut digest).map_err(&source_error)?;
-                        let mut entries = Vec::new();
-                        ldif::for_each_entry(reader, |entry| entries.push(entry))
-                            .map_err(|e| located(e, path))?;
-                        let mut snapshot = Snapshot::from_entries(entries)
-                            .map_err(|e| source_error(format!("{}: {e}", path.display())))?;
-                        let change_files = files
-                            .matching(pattern)
-                            .map_err(|e| source_error(e.to_string()))?;
-                        for change_file in &change_files {
-                            let mut reader = open_ldif(files, change_file, &mut digest)
-                                .map_err(&source_error)?;
-                            while let Some(record) = reader.next() {
-                                let line = || reader.record_line();
-                                match record.map_err(|e| located(e, change_file))? {
-                                    Record::Change(change) => snapshot.apply(&change).map_err(|e| {
-                                        source_error(format!(
-                                            "{}:{}: change does not apply: {e}",
-                                            change_file.display(),
-                                            line()
-                                        ))
-                                    })?,
-                                    Record::Content(entry) => {
-                                        return Err(source_error(format!(
-                                            "{}:{}: content record for {:?} in a change file; \
-                                             change files hold change records (changetype: …)",
-                                            change_file.display(),
-                                            line(),
-                                            entry.dn
-                                        )))
-                                    }
-                                }
-                            }
-                        }
-                        for entry in snapshot.into_entries() {
-                            feeder.add(entry);
-                        }
-                    }
-                }
-            }
-            SourceLocation::Ldap(ldap) => {
-                return Err(source_error(format!(
-                    "ldap sources ({}) are not supported by this version; export the directory to LDIF and use an ldif source",
-                    ldap.url
-                )))
-            }
-        }
+        sources::read_source(source, files, &mut digest, &mut |entry| feeder.add(entry))?;
     }
-    let digest = digest
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
     feeder.flush();
-    Ok(format!("sha256:{digest}"))
-}
-
-/// An LDIF reader over a file of a [`Tree`] whose bytes feed the inputs digest.
-type DigestingLdifReader<'d> = LdifReader<BufReader<DigestingReader<'d, Box<dyn Read + Send>>>>;
-
-/// Opens an LDIF file of `files` for streaming, feeding its path and bytes into the
-/// inputs digest, with `attr:< URL` values read from the same files.
-fn open_ldif<'d>(
-    files: &Tree,
-    path: &Path,
-    digest: &'d mut Sha256,
-) -> Result<DigestingLdifReader<'d>, String> {
-    let file = files.open(path).map_err(|e| e.to_string())?;
-    digest.update(path.to_string_lossy().as_bytes());
-    digest.update([0]);
-    let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut urls = files.url_resolver(base_dir).map_err(|e| e.to_string())?;
-    let input = BufReader::with_capacity(
-        1 << 16,
-        DigestingReader {
-            inner: file,
-            digest,
-        },
-    );
-    Ok(LdifReader::new(input).with_resolver(move |url: &str| urls.resolve(url)))
+    Ok(digest.finish())
 }
 
 /// The files config and sources are read from: `--rev`, or the working tree.

@@ -11,8 +11,9 @@ pub mod raw;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::core::dn::normalize_dn;
+use crate::core::dn::{normalize_dn, Dn};
 use crate::core::model::{
     AccountRules, Anchor, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
     ObjectTypes, Policy, ProfileField, ProtocolRule, Rules, SourceRule, DEFAULT_MAX_DELETES,
@@ -80,18 +81,45 @@ pub enum SourceLocation {
     Ldap(LdapSettings),
 }
 
-/// An LDAP source's connection settings (the password itself is never held here).
-#[derive(Debug, Clone)]
+/// An LDAP source's connection settings, checked (the password itself is never held
+/// here: only where to find it).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LdapSettings {
     pub url: String,
-    pub bind_dn: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<PathBuf>,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_tls_verify: bool,
+    pub bind: LdapBind,
     pub base_dn: String,
     pub scope: raw::Scope,
-    pub filter: Option<String>,
-    pub page_size: Option<u32>,
+    /// The filter in canonical RFC 4515 form.
+    pub filter: String,
+    /// The attributes to request (`*`: every user attribute), with `objectClass` and the
+    /// anchor.
+    pub attributes: Vec<String>,
+    pub page_size: u32,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
 }
+
+/// How an LDAP source authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LdapBind {
+    Anonymous,
+    Simple { dn: String, password: PasswordFrom },
+}
+
+/// Where a bind password is read from when the source is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordFrom {
+    Env(String),
+    File(PathBuf),
+}
+
+/// Defaults of an LDAP source.
+pub const DEFAULT_PAGE_SIZE: u32 = 1000;
+pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u32 = 10;
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 120;
 
 /// A source as the adapters need it.
 #[derive(Debug, Clone)]
@@ -426,7 +454,7 @@ fn check(
                         changes: ldif.changes.as_ref().map(|c| base_dir.join(c)),
                     })
                 }
-                (None, Some(ldap)) => match ldap_settings(ldap, base_dir) {
+                (None, Some(ldap)) => match ldap_settings(ldap, &anchor, base_dir) {
                     Ok(ldap) => Some(SourceLocation::Ldap(ldap)),
                     Err(message) => {
                         problems.push(problem(
@@ -724,6 +752,16 @@ fn check(
         }
     }
 
+    // Every LDAP source's bind DN is a protected principal (DESIGN rule 9).
+    for source in &settings {
+        if let SourceLocation::Ldap(LdapSettings {
+            bind: LdapBind::Simple { dn, .. },
+            ..
+        }) = &source.location
+        {
+            rules.policy.protected_principals.insert(normalize_dn(dn));
+        }
+    }
     rules.sources.sort_by(|a, b| a.name.cmp(&b.name));
     rules.mappings.sort_by(|a, b| a.name.cmp(&b.name));
     rules.groups.sort_by(|a, b| a.owner.cmp(&b.owner));
@@ -732,24 +770,120 @@ fn check(
 }
 
 /// Checks an LDAP source's settings.
-fn ldap_settings(ldap: &LdapSpec, base_dir: &Path) -> Result<LdapSettings, String> {
-    if ldap.password_env.is_some() && ldap.password_file.is_some() {
-        return Err("set only one of password_env and password_file".to_string());
+fn ldap_settings(
+    ldap: &LdapSpec,
+    anchor: &Anchor,
+    base_dir: &Path,
+) -> Result<LdapSettings, String> {
+    let url = ldap.url.trim();
+    let tls = if url.starts_with("ldaps://") {
+        true
+    } else if url.starts_with("ldap://") {
+        ldap.starttls
+    } else {
+        return Err(format!("url {url:?} must start with ldap:// or ldaps://"));
+    };
+    if ldap.starttls && url.starts_with("ldaps://") {
+        return Err("starttls is for ldap:// urls; ldaps:// is TLS already".to_string());
     }
-    if !(ldap.url.starts_with("ldap://") || ldap.url.starts_with("ldaps://")) {
+    if !tls && (ldap.ca_file.is_some() || ldap.insecure_skip_tls_verify) {
+        return Err(
+            "ca_file and insecure_skip_tls_verify need TLS: use ldaps:// or starttls: true"
+                .to_string(),
+        );
+    }
+    if ldap.ca_file.is_some() && ldap.insecure_skip_tls_verify {
+        return Err("set only one of ca_file and insecure_skip_tls_verify".to_string());
+    }
+    let password = match (&ldap.password_env, &ldap.password_file) {
+        (Some(_), Some(_)) => {
+            return Err("set only one of password_env and password_file".to_string())
+        }
+        (Some(var), None) => Some(PasswordFrom::Env(var.clone())),
+        (None, Some(file)) => Some(PasswordFrom::File(base_dir.join(file))),
+        (None, None) => None,
+    };
+    let bind = match (&ldap.bind_dn, password, ldap.anonymous) {
+        (Some(dn), Some(password), false) => {
+            if let Err(e) = Dn::parse(dn) {
+                return Err(format!("bind_dn {dn:?} is not a DN: {e}"));
+            }
+            LdapBind::Simple {
+                dn: dn.clone(),
+                password,
+            }
+        }
+        (Some(_), None, false) => {
+            return Err(
+                "bind_dn needs password_env or password_file (passwords never live in YAML)"
+                    .to_string(),
+            )
+        }
+        (None, None, true) => LdapBind::Anonymous,
+        (None, Some(_), false) => {
+            return Err("password_env and password_file need bind_dn".to_string())
+        }
+        (None, None, false) => {
+            return Err(
+                "set bind_dn with password_env or password_file, or anonymous: true".to_string(),
+            )
+        }
+        (Some(_), _, true) | (None, Some(_), true) => {
+            return Err("anonymous: true excludes bind_dn and passwords".to_string())
+        }
+    };
+    if let Err(e) = Dn::parse(&ldap.base_dn) {
+        return Err(format!("base_dn {:?} is not a DN: {e}", ldap.base_dn));
+    }
+    let page_size = ldap.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page_size == 0 || page_size > i32::MAX as u32 {
         return Err(format!(
-            "url {:?} must start with ldap:// or ldaps://",
-            ldap.url
+            "page_size must be between 1 and {}, not {page_size}",
+            i32::MAX
         ));
     }
+    let seconds = |value: Option<u32>, default: u32, name: &str| match value.unwrap_or(default) {
+        0 => Err(format!("{name} must be at least 1")),
+        n => Ok(Duration::from_secs(n.into())),
+    };
+    // `*` asks for every user attribute; operational anchors (entryUUID) and anything the
+    // core reads regardless of the list (objectClass) are asked for by name.
+    let mut attributes = ldap
+        .attributes
+        .clone()
+        .unwrap_or_else(|| vec!["*".to_string()]);
+    let mut wanted = vec!["objectClass".to_string()];
+    if let Anchor::Attribute(name) = anchor {
+        wanted.push(name.clone());
+    }
+    for name in wanted {
+        if !attributes.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+            attributes.push(name);
+        }
+    }
     Ok(LdapSettings {
-        url: ldap.url.clone(),
-        bind_dn: ldap.bind_dn.clone(),
-        password_env: ldap.password_env.clone(),
-        password_file: ldap.password_file.as_ref().map(|p| base_dir.join(p)),
+        url: url.to_string(),
+        starttls: ldap.starttls,
+        ca_file: ldap.ca_file.as_ref().map(|p| base_dir.join(p)),
+        insecure_skip_tls_verify: ldap.insecure_skip_tls_verify,
+        bind,
         base_dn: ldap.base_dn.clone(),
         scope: ldap.scope,
-        filter: ldap.filter.as_ref().map(|f| f.0.clone()),
-        page_size: ldap.page_size,
+        filter: ldap
+            .filter
+            .as_ref()
+            .map_or_else(|| "(objectClass=*)".to_string(), |f| f.0.clone()),
+        attributes,
+        page_size,
+        connect_timeout: seconds(
+            ldap.connect_timeout_seconds,
+            DEFAULT_CONNECT_TIMEOUT_SECONDS,
+            "connect_timeout_seconds",
+        )?,
+        timeout: seconds(
+            ldap.timeout_seconds,
+            DEFAULT_TIMEOUT_SECONDS,
+            "timeout_seconds",
+        )?,
     })
 }

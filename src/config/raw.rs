@@ -75,32 +75,59 @@ pub struct SourceSpec {
     pub ldif: Option<LdifSpec>,
 }
 
-/// An LDAP server to search.
+/// An LDAP server to search (Active Directory, OpenLDAP, …).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdapSpec {
-    /// `ldap://host:389` or `ldaps://host:636`.
+    /// `ldap://host:389` (add `starttls: true` to encrypt) or `ldaps://host:636`.
     pub url: String,
-    /// DN to bind as; omitted means an anonymous bind.
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file of the certificate authorities to trust (relative to this YAML file);
+    /// without it, the system's trusted roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// DANGER: accept any server certificate, so anyone on the network path can read the
+    /// bind password and forge the directory. For a lab only.
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+    /// DN to bind as (simple bind); it is a protected principal. Needs `password_env` or
+    /// `password_file`.
     #[serde(default)]
     pub bind_dn: Option<String>,
     /// Environment variable holding the bind password.
     #[serde(default)]
     pub password_env: Option<String>,
-    /// File holding the bind password (relative to this YAML file).
+    /// File holding the bind password (relative to this YAML file; one trailing newline
+    /// is ignored).
     #[serde(default)]
     pub password_file: Option<String>,
+    /// Bind anonymously: must be asked for, and excludes `bind_dn`.
+    #[serde(default)]
+    pub anonymous: bool,
     /// Search base.
     pub base_dn: String,
     /// Search scope.
     #[serde(default)]
     pub scope: Scope,
-    /// RFC 4515 search filter.
+    /// RFC 4515 search filter (default `(objectClass=*)`).
     #[serde(default)]
     pub filter: Option<FilterText>,
-    /// Simple Paged Results page size.
+    /// Attributes to request (default: every user attribute). `objectClass` and the
+    /// source's anchor are always requested too.
+    #[serde(default)]
+    pub attributes: Option<Vec<String>>,
+    /// Simple Paged Results page size (default 1000, Active Directory's limit).
     #[serde(default)]
     pub page_size: Option<u32>,
+    /// Seconds to wait for the connection (TCP and TLS) before failing (default 10).
+    #[serde(default)]
+    pub connect_timeout_seconds: Option<u32>,
+    /// Seconds to wait for any one reply of the server (bind, each entry or page) before
+    /// failing (default 120).
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
 }
 
 /// LDAP search scope.

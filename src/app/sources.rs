@@ -1,0 +1,302 @@
+//! Reading one source's entries, whatever it is: an LDIF file (with its change files
+//! applied in name order) or an LDAP server. `plan`, `apply`, `export` and `discover` all
+//! read sources through [`read_source`], which streams entries to a callback and feeds
+//! the inputs digest on the way.
+//!
+//! This is where an LDAP source's password is fetched (environment or file), since the
+//! app layer is the only one that reads the environment.
+
+use std::io::{BufReader, IsTerminal, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::AppError;
+use crate::config::{
+    ConfigText, LdapBind, LdapSettings, PasswordFrom, SourceLocation, SourceSettings,
+};
+use crate::core::entry::Entry;
+use crate::ldap::{self, Credentials, Password};
+use crate::ldif::{self, LdifError, LdifReader, Record, Snapshot};
+use crate::tree::Tree;
+
+/// The digest of everything a plan read: config files, then each source's bytes (LDIF
+/// files) or entries (LDAP).
+pub(crate) struct InputsDigest(Sha256);
+
+impl InputsDigest {
+    /// A digest started with the config files' paths and texts.
+    pub(crate) fn of_config(files: &[ConfigText]) -> Self {
+        let mut digest = Sha256::new();
+        for file in files {
+            digest.update(file.path.to_string_lossy().as_bytes());
+            digest.update([0]);
+            digest.update(file.text.as_bytes());
+            digest.update([0]);
+        }
+        InputsDigest(digest)
+    }
+
+    /// A digest of nothing, for commands that read a source without planning.
+    pub(crate) fn unused() -> Self {
+        InputsDigest(Sha256::new())
+    }
+
+    fn entry(&mut self, entry: &Entry) {
+        let digest = &mut self.0;
+        digest.update(entry.dn.as_bytes());
+        digest.update([0]);
+        for attribute in &entry.attributes {
+            for value in &attribute.values {
+                digest.update(attribute.description.as_bytes());
+                digest.update([1]);
+                digest.update((value.len() as u64).to_le_bytes());
+                digest.update(value);
+            }
+        }
+        digest.update([2]);
+    }
+
+    /// `sha256:` and the hex digest.
+    pub(crate) fn finish(self) -> String {
+        let hex: String = self
+            .0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("sha256:{hex}")
+    }
+}
+
+/// Streams the entries of `source` to `on_entry`, in source order, feeding `digest`.
+/// Any failure (unreadable file, LDIF error, a change that does not apply, an LDAP
+/// connection, bind or search failure) is an error naming the source: no partial read
+/// is ever handed on as complete.
+pub(crate) fn read_source(
+    source: &SourceSettings,
+    files: &Tree,
+    digest: &mut InputsDigest,
+    on_entry: &mut dyn FnMut(Entry),
+) -> Result<(), AppError> {
+    let source_error = |message: String| AppError::Source {
+        source_name: source.name.clone(),
+        message,
+    };
+    match &source.location {
+        SourceLocation::Ldif { path, changes } => {
+            read_ldif(files, path, changes.as_deref(), digest, on_entry).map_err(source_error)
+        }
+        SourceLocation::Ldap(settings) => {
+            let credentials = credentials(settings, files).map_err(&source_error)?;
+            if settings.insecure_skip_tls_verify {
+                eprintln!(
+                    "warning: source {}: TLS certificate verification is off (insecure_skip_tls_verify)",
+                    source.name
+                );
+            }
+            let mut progress = Progress::new(&source.name);
+            ldap::read_entries(settings, &credentials, &mut |entry| {
+                digest.entry(&entry);
+                progress.tick();
+                on_entry(entry);
+            })
+            .map_err(|e| source_error(e.to_string()))?;
+            Ok(())
+        }
+    }
+}
+
+/// An `ldif` source: the content file, streamed, or with change files the snapshot they
+/// produce.
+fn read_ldif(
+    files: &Tree,
+    path: &Path,
+    changes: Option<&Path>,
+    digest: &mut InputsDigest,
+    on_entry: &mut dyn FnMut(Entry),
+) -> Result<(), String> {
+    let located = |e: LdifError, file: &Path| format!("{}:{e}", file.display());
+    let reader = open_ldif(files, path, digest)?;
+    let Some(pattern) = changes else {
+        // Content only: stream entries straight through.
+        return ldif::for_each_entry(reader, on_entry).map_err(|e| located(e, path));
+    };
+    let mut entries = Vec::new();
+    ldif::for_each_entry(reader, |entry| entries.push(entry)).map_err(|e| located(e, path))?;
+    let mut snapshot =
+        Snapshot::from_entries(entries).map_err(|e| format!("{}: {e}", path.display()))?;
+    for change_file in &files.matching(pattern).map_err(|e| e.to_string())? {
+        let mut reader = open_ldif(files, change_file, digest)?;
+        while let Some(record) = reader.next() {
+            let line = reader.record_line();
+            match record.map_err(|e| located(e, change_file))? {
+                Record::Change(change) => snapshot.apply(&change).map_err(|e| {
+                    format!(
+                        "{}:{line}: change does not apply: {e}",
+                        change_file.display()
+                    )
+                })?,
+                Record::Content(entry) => {
+                    return Err(format!(
+                        "{}:{line}: content record for {:?} in a change file; \
+                         change files hold change records (changetype: …)",
+                        change_file.display(),
+                        entry.dn
+                    ))
+                }
+            }
+        }
+    }
+    snapshot.into_entries().for_each(on_entry);
+    Ok(())
+}
+
+/// A reader that feeds every byte it passes on into a digest.
+struct DigestingReader<'d, R> {
+    inner: R,
+    digest: &'d mut Sha256,
+}
+
+impl<R: Read> Read for DigestingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.digest.update(&buf[..read]);
+        Ok(read)
+    }
+}
+
+/// An LDIF reader over a file of a [`Tree`] whose bytes feed the inputs digest.
+type DigestingLdifReader<'d> = LdifReader<BufReader<DigestingReader<'d, Box<dyn Read + Send>>>>;
+
+/// Opens an LDIF file of `files` for streaming, feeding its path and bytes into the
+/// inputs digest, with `attr:< URL` values read from the same files.
+fn open_ldif<'d>(
+    files: &Tree,
+    path: &Path,
+    digest: &'d mut InputsDigest,
+) -> Result<DigestingLdifReader<'d>, String> {
+    let file = files.open(path).map_err(|e| e.to_string())?;
+    let digest = &mut digest.0;
+    digest.update(path.to_string_lossy().as_bytes());
+    digest.update([0]);
+    let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut urls = files.url_resolver(base_dir).map_err(|e| e.to_string())?;
+    let input = BufReader::with_capacity(
+        1 << 16,
+        DigestingReader {
+            inner: file,
+            digest,
+        },
+    );
+    Ok(LdifReader::new(input).with_resolver(move |url: &str| urls.resolve(url)))
+}
+
+/// The password and CA certificates an LDAP source needs. The password comes from the
+/// environment or a file on disk (never from git, never from YAML); the CA file from
+/// the same files as the config, so that `--rev` reads the committed one.
+fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, String> {
+    let password = match &settings.bind {
+        LdapBind::Anonymous => None,
+        LdapBind::Simple { password, .. } => Some(fetch_password(password)?),
+    };
+    let ca_pem = match &settings.ca_file {
+        None => None,
+        Some(path) => Some(
+            files
+                .read(path)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?,
+        ),
+    };
+    Ok(Credentials { password, ca_pem })
+}
+
+/// Reads a bind password. An empty one is refused: RFC 4513 makes a simple bind with an
+/// empty password an unauthenticated bind that servers accept, which would read the
+/// directory with anonymous rights while looking authenticated.
+fn fetch_password(from: &PasswordFrom) -> Result<Password, String> {
+    let (secret, origin) = match from {
+        PasswordFrom::Env(variable) => match std::env::var(variable) {
+            Ok(value) => (value, format!("environment variable {variable}")),
+            Err(std::env::VarError::NotPresent) => {
+                return Err(format!(
+                    "environment variable {variable} (password_env) is not set"
+                ))
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(format!(
+                    "environment variable {variable} (password_env) is not valid UTF-8"
+                ))
+            }
+        },
+        PasswordFrom::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("password_file {}: cannot read: {e}", path.display()))?;
+            let text = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text)
+                .to_string();
+            (text, format!("password_file {}", path.display()))
+        }
+    };
+    if secret.is_empty() {
+        return Err(format!(
+            "{origin} holds an empty password (an unauthenticated bind); refusing"
+        ));
+    }
+    Ok(Password::new(secret))
+}
+
+/// Progress of a long read on stderr, only when stderr is a terminal: a line rewritten
+/// at most every half second once the read has taken a second.
+struct Progress<'a> {
+    source: &'a str,
+    started: Instant,
+    last_shown: Option<Instant>,
+    entries: u64,
+    terminal: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(source: &'a str) -> Self {
+        Progress {
+            source,
+            started: Instant::now(),
+            last_shown: None,
+            entries: 0,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn tick(&mut self) {
+        self.entries += 1;
+        if !self.terminal || self.entries % 256 != 0 {
+            return;
+        }
+        let now = Instant::now();
+        let due = match self.last_shown {
+            None => now - self.started >= Duration::from_secs(1),
+            Some(shown) => now - shown >= Duration::from_millis(500),
+        };
+        if due {
+            self.last_shown = Some(now);
+            let rate = self.entries as f64 / (now - self.started).as_secs_f64();
+            eprint!(
+                "\rsource {}: {} entries ({:.0}/s)\x1b[K",
+                self.source, self.entries, rate
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+impl Drop for Progress<'_> {
+    /// Clears the progress line, so that what follows (a plan, an error) starts clean.
+    fn drop(&mut self) {
+        if self.last_shown.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
