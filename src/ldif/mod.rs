@@ -1,10 +1,10 @@
 //! LDIF (RFC 2849): the adapter between LDIF files and the core's [`Entry`] values.
 //!
 //! [`LdifReader`] streams [`Record`]s out of any `BufRead`; [`read_content_file`] reads an
-//! `ldif` source's snapshot; [`write_entry`] writes entries back out. This module must not
-//! apply change records to snapshots, know about sources or the store, or fetch anything
-//! over the network: `attr:< URL` values are only read from local files (see
-//! [`FileUrls`]).
+//! `ldif` source's snapshot; [`write_entry`] writes entries back out; [`Snapshot`] applies
+//! change records to a directory held by DN. This module must not know about sources or
+//! the store, or fetch anything over the network: `attr:< URL` values are only read from
+//! local files (see [`FileUrls`]).
 
 mod error;
 mod reader;

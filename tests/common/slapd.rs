@@ -48,12 +48,23 @@ pub struct Options {
     /// certificate for `127.0.0.1` and `localhost` signed by a fresh test CA
     /// ([`Slapd::ca_file`]).
     pub tls: bool,
+    /// With `size_limit`: let it cap paged searches too (slapd's default, where
+    /// `size.prtotal` is the hard limit), so a paged search is cut short with
+    /// `sizeLimitExceeded` after that many entries.
+    pub size_limit_caps_paging: bool,
 }
 
 impl Options {
     /// Sets [`Options::size_limit`].
     pub fn size_limit(mut self, limit: u32) -> Self {
         self.size_limit = Some(limit);
+        self
+    }
+
+    /// Sets [`Options::size_limit`] and [`Options::size_limit_caps_paging`].
+    pub fn size_limit_capping_paging(mut self, limit: u32) -> Self {
+        self.size_limit = Some(limit);
+        self.size_limit_caps_paging = true;
         self
     }
 
@@ -319,12 +330,17 @@ fn config(dir: &Path, options: &Options) -> String {
         "database mdb\nmaxsize 1073741824\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\n\
          rootpw {ROOT_PASSWORD}\ndirectory {dir}/db\nindex objectClass,uid eq\n"
     ));
-    if let Some(limit) = options.size_limit {
+    match options.size_limit {
         // size.soft/size.hard cap every search; size.prtotal=unlimited lifts the cap for
         // searches with the paged results control (its default is the hard limit).
-        conf.push_str(&format!(
+        Some(limit) if options.size_limit_caps_paging => {
+            conf.push_str(&format!("sizelimit size.soft={limit} size.hard={limit}\n"))
+        }
+        Some(limit) => conf.push_str(&format!(
             "sizelimit size.soft={limit} size.hard={limit} size.prtotal=unlimited\n"
-        ));
+        )),
+        // slapd's own default is 500, paged or not.
+        None => conf.push_str("sizelimit unlimited\n"),
     }
     conf
 }
