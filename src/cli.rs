@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{ExportFormat, PlanFormat, StateFormat};
+use crate::app::{DriftFormat, ExportFormat, PlanFormat, StateFormat};
 
 /// Declarative GitOps reconciliation of instant-messaging name registrations.
 #[derive(Debug, Parser)]
@@ -80,6 +80,20 @@ pub enum Command {
         /// Apply even when removals and deactivations exceed the policy's threshold.
         #[arg(long)]
         allow_deletes: bool,
+    },
+    /// Report where the store departs from the last applied configuration: rows edited
+    /// outside registrar, registrations of protected principals, rows whose owner rule is
+    /// gone, pending directory changes, and (as information) unmanaged registrations.
+    Drift {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DriftFormat::Text)]
+        format: DriftFormat,
+        /// Write the report to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 when there is no drift, 2 when there is, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Read or record rows of the registration store.
     #[command(subcommand)]

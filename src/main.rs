@@ -37,10 +37,11 @@ fn main() -> ExitCode {
             | Command::Apply { .. }
             | Command::Status { .. }
             | Command::Export { .. }
+            | Command::Drift { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
         eprintln!(
-            "error: --rev {rev}: only validate, plan, apply, status and export read a revision"
+            "error: --rev {rev}: only validate, plan, apply, status, export and drift read a revision"
         );
         return ExitCode::FAILURE;
     }
@@ -85,6 +86,11 @@ fn main() -> ExitCode {
             format,
             out,
         } => app::export_source(&context, &source, format, out.as_deref()),
+        Command::Drift {
+            format,
+            out,
+            detailed_exitcode,
+        } => app::drift_command(&context, format, out.as_deref(), detailed_exitcode),
         Command::Schema => app::schema(),
     };
     match result {

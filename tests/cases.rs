@@ -123,6 +123,12 @@ fn run_case(case: &Path) -> Result<(), String> {
     }
     app::apply_plan(&state_path, &plan, "test", "test".to_string())
         .map_err(|e| format!("applying the plan failed: {e}"))?;
+    let store = Store::open(&state_path).map_err(|e| e.to_string())?;
+    let kept = store.managed_hashes().map_err(|e| e.to_string())?;
+    let rows = store.load().map_err(|e| e.to_string())?;
+    if kept != registrar::core::drift::managed_hashes(&rows) {
+        return Err("the hashes kept at apply differ from the rows' hashes".to_string());
+    }
     let again = app::reconcile(&under_test, None)
         .map_err(|e| format!("second plan failed: {e}"))?
         .plan;

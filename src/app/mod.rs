@@ -23,9 +23,11 @@ use crate::store::{RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
 use sources::InputsDigest;
 
+mod drift;
 mod export;
 mod sources;
 
+pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
 
 /// Everything that can stop a command.

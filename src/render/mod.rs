@@ -10,6 +10,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+mod drift;
+pub use drift::{drift_html, drift_markdown, drift_summary_line, drift_text};
+
 use crate::core::effect::{Effect, FileStatus};
 use crate::core::plan::{Action, Change, Kind, Plan, Summary};
 

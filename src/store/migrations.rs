@@ -70,4 +70,18 @@ pub const MIGRATIONS: &[&str] = &[
         message       TEXT
     );
     "#,
+    // 2: the content hash of every managed row as the last apply left it, for drift.
+    // Filled for existing rows right after this migration (`Store::migrate`).
+    r#"
+    CREATE TABLE managed_hashes (
+        kind TEXT NOT NULL CHECK (kind IN ('account', 'registration', 'group')),
+        key  TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    "#,
 ];
+
+/// The migration after which the managed rows' hashes are computed (in Rust: SQLite has
+/// no SHA-256) for stores that already hold rows.
+pub const HASHES_MIGRATION: usize = 2;

@@ -1,5 +1,6 @@
 //! The registration store on SQLite: load the state, apply a plan in one transaction,
-//! record manual and self registrations, keep the run history.
+//! record manual and self registrations, keep the run history and the content hash of
+//! every managed row as the last apply left it (for drift).
 //!
 //! This adapter is the only code that touches the database file. It never decides what
 //! to change: it carries out a plan exactly, or refuses it whole.
@@ -13,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::core::dn::normalize_dn;
+use crate::core::drift::{self, RowHashes, RowId, RowKind};
 use crate::core::model::{im_name_key, Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::core::state::{
@@ -174,6 +176,10 @@ impl Store {
                     [index as i64 + 1],
                 )
                 .map_err(fail)?;
+            if index + 1 == migrations::HASHES_MIGRATION {
+                let state = load_state(&transaction).map_err(fail)?;
+                write_hashes(&transaction, &drift::managed_hashes(&state)).map_err(fail)?;
+            }
             transaction.commit().map_err(fail)?;
         }
         Ok(())
@@ -181,107 +187,43 @@ impl Store {
 
     /// The whole state.
     pub fn load(&self) -> Result<State, StoreError> {
-        let serial = self.serial()?;
-        let mut state = State {
-            serial,
-            ..State::default()
-        };
-        let mut statement = self
-            .connection
-            .prepare(
-                "SELECT anchor, dn, source, status, display_name, department, title, telephone, location, mail \
-                 FROM accounts",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                let mut profile = Profile::default();
-                for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
-                    profile.set(field, row.get::<_, Option<String>>(4 + offset)?);
+        load_state(&self.connection).map_err(|e| self.error(e))
+    }
+
+    /// The content hashes of the managed rows as the applies left them.
+    pub fn managed_hashes(&self) -> Result<RowHashes, StoreError> {
+        let read = || -> rusqlite::Result<RowHashes> {
+            let mut statement = self
+                .connection
+                .prepare("SELECT kind, key, hash FROM managed_hashes")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            })?;
+            let mut hashes = RowHashes::new();
+            for row in rows {
+                let (kind, key, hash) = row?;
+                if let Some(kind) = RowKind::from_name(&kind) {
+                    hashes.insert(RowId { kind, key }, hash);
                 }
-                let status: String = row.get(3)?;
-                Ok(StateAccount {
-                    anchor: row.get(0)?,
-                    dn: row.get(1)?,
-                    source: row.get(2)?,
-                    status: AccountStatus::from_name(&status).unwrap_or(AccountStatus::Active),
-                    profile,
-                })
-            })
-            .map_err(|e| self.error(e))?;
-        // Gathered first and built in one go: a map built from sorted items has full
-        // nodes, one filled by insertion about half-full ones, which costs memory.
-        let accounts = rows
-            .map(|account| account.map(|account| (account.anchor.clone(), account)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.error(e))?;
-        state.accounts = accounts.into_iter().collect();
-        let mut statement = self
-            .connection
-            .prepare(
-                "SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                let source: String = row.get(4)?;
-                Ok((
-                    RegistrationKey {
-                        protocol: row.get(0)?,
-                        name_key: row.get(1)?,
-                    },
-                    StateRegistration {
-                        protocol: row.get(0)?,
-                        im_name: row.get(2)?,
-                        account: row.get(3)?,
-                        source: RegistrationSource::from_name(&source)
-                            .unwrap_or(RegistrationSource::Manual),
-                        owner: row.get(5)?,
-                    },
-                ))
-            })
-            .map_err(|e| self.error(e))?;
-        let registrations = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.error(e))?;
-        state.registrations = registrations.into_iter().collect();
-        let mut statement = self
-            .connection
-            .prepare("SELECT name, kind, source, owner FROM groups")
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok(GroupRow {
-                    name: row.get(0)?,
-                    kind: row.get(1)?,
-                    source: row.get(2)?,
-                    owner: row.get(3)?,
-                    members: Vec::new(),
-                })
-            })
-            .map_err(|e| self.error(e))?;
-        for group in rows {
-            let group = group.map_err(|e| self.error(e))?;
-            state.groups.insert(group.name.clone(), group);
-        }
-        // Ordered by the primary key, so each group's members arrive sorted. (SQLite's
-        // default BINARY collation orders like Rust's `str`.)
-        let mut statement = self
-            .connection
-            .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(|e| self.error(e))?;
-        for member in rows {
-            let (group, member) = member.map_err(|e| self.error(e))?;
-            if let Some(group) = state.groups.get_mut(&group) {
-                group.members.push(member);
             }
-        }
-        Ok(state)
+            Ok(hashes)
+        };
+        read().map_err(|e| self.error(e))
+    }
+
+    /// The revision of the last apply that landed, as recorded (a commit, `COMMIT-dirty`),
+    /// or `None` when no apply recorded one.
+    pub fn last_applied_revision(&self) -> Result<Option<String>, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT revision FROM runs WHERE command LIKE 'apply%' AND outcome = 'applied' \
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.error(e))
     }
 
     /// The current state serial.
@@ -350,6 +292,9 @@ impl Store {
                 },
             })?;
         }
+        let touched: std::collections::BTreeSet<RowId> =
+            plan.changes.iter().filter_map(touched_row).collect();
+        refresh_hashes(&transaction, touched).map_err(fail)?;
         let new_serial = if plan.changes.is_empty() {
             serial
         } else {
@@ -432,6 +377,169 @@ impl Store {
         transaction.commit().map_err(fail)?;
         Ok(anchor)
     }
+}
+
+const SELECT_ACCOUNTS: &str = "SELECT anchor, dn, source, status, display_name, department, \
+     title, telephone, location, mail FROM accounts";
+const SELECT_REGISTRATIONS: &str =
+    "SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations";
+const SELECT_GROUPS: &str = "SELECT name, kind, source, owner FROM groups";
+
+fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StateAccount> {
+    let mut profile = Profile::default();
+    for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
+        profile.set(field, row.get::<_, Option<String>>(4 + offset)?);
+    }
+    let status: String = row.get(3)?;
+    Ok(StateAccount {
+        anchor: row.get(0)?,
+        dn: row.get(1)?,
+        source: row.get(2)?,
+        status: AccountStatus::from_name(&status).unwrap_or(AccountStatus::Active),
+        profile,
+    })
+}
+
+fn registration_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(RegistrationKey, StateRegistration)> {
+    let source: String = row.get(4)?;
+    Ok((
+        RegistrationKey {
+            protocol: row.get(0)?,
+            name_key: row.get(1)?,
+        },
+        StateRegistration {
+            protocol: row.get(0)?,
+            im_name: row.get(2)?,
+            account: row.get(3)?,
+            source: RegistrationSource::from_name(&source).unwrap_or(RegistrationSource::Manual),
+            owner: row.get(5)?,
+        },
+    ))
+}
+
+fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        name: row.get(0)?,
+        kind: row.get(1)?,
+        source: row.get(2)?,
+        owner: row.get(3)?,
+        members: Vec::new(),
+    })
+}
+
+/// The whole state, read through `connection` (a transaction or not).
+fn load_state(connection: &Connection) -> rusqlite::Result<State> {
+    let mut state = State {
+        serial: read_serial(connection)?,
+        ..State::default()
+    };
+    // Gathered first and built in one go: a map built from sorted items has full nodes,
+    // one filled by insertion about half-full ones, which costs memory.
+    let accounts = connection
+        .prepare(SELECT_ACCOUNTS)?
+        .query_map([], |row| account_from_row(row).map(|a| (a.anchor.clone(), a)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    state.accounts = accounts.into_iter().collect();
+    let registrations = connection
+        .prepare(SELECT_REGISTRATIONS)?
+        .query_map([], registration_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    state.registrations = registrations.into_iter().collect();
+    for group in connection.prepare(SELECT_GROUPS)?.query_map([], group_from_row)? {
+        let group = group?;
+        state.groups.insert(group.name.clone(), group);
+    }
+    // Ordered by the primary key, so each group's members arrive sorted. (SQLite's
+    // default BINARY collation orders like Rust's `str`.)
+    let mut statement = connection
+        .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })?;
+    for member in rows {
+        let (group, member) = member?;
+        if let Some(group) = state.groups.get_mut(&group) {
+            group.members.push(member);
+        }
+    }
+    Ok(state)
+}
+
+/// Records `hashes` (after a full computation, replacing none).
+fn write_hashes(connection: &Connection, hashes: &RowHashes) -> rusqlite::Result<()> {
+    let mut insert = connection
+        .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
+    for (id, hash) in hashes {
+        insert.execute(params![id.kind.name(), id.key, hash])?;
+    }
+    Ok(())
+}
+
+/// The rows a change writes, for re-hashing after an apply.
+fn touched_row(change: &Change) -> Option<RowId> {
+    match change.kind {
+        Kind::Account => change.account.as_deref().map(RowId::account),
+        Kind::Registration => match (&change.protocol, &change.im_name) {
+            (Some(protocol), Some(im_name)) => {
+                Some(RowId::registration(protocol, &im_name_key(protocol, im_name)))
+            }
+            _ => None,
+        },
+        Kind::Group | Kind::GroupMember => change.group.as_deref().map(RowId::group),
+    }
+}
+
+/// Re-hashes the managed rows `touched` as they now are: a row that is gone or no
+/// longer managed loses its hash.
+fn refresh_hashes(
+    connection: &Connection,
+    touched: impl IntoIterator<Item = RowId>,
+) -> rusqlite::Result<()> {
+    let mut account = connection.prepare(&format!(
+        "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
+    ))?;
+    let mut registration = connection.prepare(&format!(
+        "{SELECT_REGISTRATIONS} WHERE protocol = ?1 AND im_name_key = ?2 AND owner IS NOT NULL"
+    ))?;
+    let mut group = connection.prepare(&format!(
+        "{SELECT_GROUPS} WHERE name = ?1 AND owner IS NOT NULL"
+    ))?;
+    let mut members = connection
+        .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")?;
+    let mut upsert = connection
+        .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
+    let mut delete = connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
+    for id in touched {
+        let hash = match id.kind {
+            RowKind::Account => account
+                .query_row([&id.key], account_from_row)
+                .optional()?
+                .map(|row| drift::account_hash(&row)),
+            RowKind::Registration => {
+                let (protocol, name_key) = id.key.split_once(':').unwrap_or((&id.key, ""));
+                registration
+                    .query_row([protocol, name_key], registration_from_row)
+                    .optional()?
+                    .map(|(_, row)| drift::registration_hash(&row))
+            }
+            RowKind::Group => match group.query_row([&id.key], group_from_row).optional()? {
+                None => None,
+                Some(mut row) => {
+                    row.members = members
+                        .query_map([&id.key], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    Some(drift::group_hash(&row))
+                }
+            },
+        };
+        match hash {
+            Some(hash) => upsert.execute(params![id.kind.name(), id.key, hash])?,
+            None => delete.execute(params![id.kind.name(), id.key])?,
+        };
+    }
+    Ok(())
 }
 
 fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {

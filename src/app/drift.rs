@@ -1,0 +1,91 @@
+//! `registrar drift`: where the store departs from the last applied configuration.
+//! The report itself is `core::drift`; this reads what it needs: the store (rows and the
+//! content hashes applies kept), the revision last applied (or `--rev`), its config and
+//! the plan that revision gives today.
+
+use std::path::Path;
+
+use super::{head_files, read_config, reconcile, AppError, Context, Outcome};
+use crate::core::drift::{self, DriftReport, PendingChanges};
+use crate::render;
+use crate::store::Store;
+
+/// Output formats of `drift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftFormat {
+    Text,
+    Json,
+    Markdown,
+    /// A self-contained HTML page.
+    Html,
+}
+
+/// Computes the drift report: against `--rev` when given, otherwise against the
+/// revision of the last apply that landed (the working tree when none was recorded).
+pub fn drift_report(context: &Context) -> Result<DriftReport, AppError> {
+    let Some(store) = Store::open_if_exists(&context.state_path)? else {
+        return Err(AppError::Refused(format!(
+            "state file {} does not exist: nothing was applied, so nothing can drift (run plan)",
+            context.state_path.display()
+        )));
+    };
+    let revision = match &context.rev {
+        Some(rev) => Some(rev.clone()),
+        // A dirty apply recorded `COMMIT-dirty`: compare with the commit.
+        None => store
+            .last_applied_revision()?
+            .map(|recorded| recorded.trim_end_matches("-dirty").to_string()),
+    };
+    let at = Context {
+        rev: revision.clone(),
+        ..context.clone()
+    };
+    let files = head_files(&at)?;
+    let config = read_config(&at, &files, "")?;
+    let pending = reconcile(&at, None)?.plan;
+    let state = store.load()?;
+    let hashes = store.managed_hashes()?;
+    let mut report = drift::drift(
+        &config.rules,
+        &state,
+        Some(&hashes),
+        PendingChanges {
+            summary: pending.summary,
+            changes: pending.changes,
+        },
+    );
+    report.revision = files.commit().or(revision);
+    Ok(report)
+}
+
+/// `registrar drift`.
+pub fn drift_command(
+    context: &Context,
+    format: DriftFormat,
+    out: Option<&Path>,
+    detailed_exitcode: bool,
+) -> Result<Outcome, AppError> {
+    let report = drift_report(context)?;
+    let text = match format {
+        DriftFormat::Text => render::drift_text(&report, context.color),
+        DriftFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&report).expect("serialisable");
+            json.push('\n');
+            json
+        }
+        DriftFormat::Markdown => render::drift_markdown(&report),
+        DriftFormat::Html => render::drift_html(&report),
+    };
+    match out {
+        Some(path) => std::fs::write(path, &text).map_err(|e| AppError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?,
+        None => super::print_stdout(&text),
+    }
+    Ok(if detailed_exitcode && report.has_drift() {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    })
+}
