@@ -1,9 +1,13 @@
-//! Helpers the binary-level test files share: the built binary, its output as text, and
-//! the check that a failure is one clear line on stderr.
+//! Helpers the binary-level test files share: the built binary, its output as text, the
+//! check that a failure is one clear line on stderr, and a real slapd (`slapd`) loaded with
+//! the test directory (`ldap_fixture`).
 
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::process::Output;
+
+pub mod ldap_fixture;
+pub mod slapd;
 
 /// The `registrar` binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_registrar");
