@@ -70,7 +70,7 @@ pub enum PlanFormat {
     Text,
     Json,
     Markdown,
-    /// LDIF change records for `ldapmodify` (see `render::write_ldif`).
+    /// LDIF change records for ldapmodify: the store mirrored under --ldif-base.
     Ldif,
 }
 

@@ -181,25 +181,20 @@ pub fn profile_attribute(field: ProfileField) -> &'static str {
 /// per change in plan (apply) order.
 pub fn write_ldif(plan: &Plan, base: &LdifBase, out: &mut impl Write) -> io::Result<()> {
     write_version(out)?;
-    let revision = plan.revision.as_deref().unwrap_or("none");
-    writeln!(
-        out,
-        "# registrar plan (revision {}, state serial {}): {} change(s).",
-        comment_text(revision),
+    let mut header = format!(
+        "registrar plan: {} change(s) against state serial {}, revision {}.",
+        plan.changes.len(),
         plan.state_serial,
-        plan.changes.len()
-    )?;
-    writeln!(
-        out,
-        "# Load it after `registrar apply --plan` of the same plan (`plan --out`)."
-    )?;
+        plan.revision.as_deref().unwrap_or("none")
+    );
+    header
+        .push_str(" Load it only with `registrar apply --plan` of this same plan (`plan --out`).");
     if let Some(reason) = &plan.summary.blocked_reason {
-        writeln!(
-            out,
-            "# BLOCKED: {}; apply refuses this plan without --allow-deletes.",
-            comment_text(reason)
-        )?;
+        header.push_str(&format!(
+            " BLOCKED: {reason}; apply refuses this plan without --allow-deletes."
+        ));
     }
+    write_comment(out, &header)?;
     writeln!(out)?;
     if plan.state_serial == 0 {
         for record in base.container_records() {
@@ -212,11 +207,31 @@ pub fn write_ldif(plan: &Plan, base: &LdifBase, out: &mut impl Write) -> io::Res
     Ok(())
 }
 
-/// `text` fit for one comment line: control characters become spaces.
-fn comment_text(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// Writes `text` as `# ` comment lines of at most 76 ASCII bytes, wrapped at spaces;
+/// control characters become spaces and other non-ASCII ones `?`, so that the output
+/// stays ASCII, as every record the LDIF writer makes is.
+fn write_comment(out: &mut impl Write, text: &str) -> io::Result<()> {
+    let text: String = text
+        .chars()
+        .map(|c| match c {
+            c if c.is_control() => ' ',
+            c if c.is_ascii() => c,
+            _ => '?',
+        })
+        .collect();
+    let mut line = String::from("#");
+    for word in text.split(' ').filter(|word| !word.is_empty()) {
+        for piece in word.as_bytes().chunks(73) {
+            let piece = std::str::from_utf8(piece).expect("ASCII");
+            if line.len() + 1 + piece.len() > 76 {
+                writeln!(out, "{line}")?;
+                line = String::from("#");
+            }
+            line.push(' ');
+            line.push_str(piece);
+        }
+    }
+    writeln!(out, "{line}")
 }
 
 /// An add record of `attributes`, values given as text; empty values are left out (the
@@ -959,12 +974,23 @@ mod tests {
     fn blocked_plans_say_so_in_a_comment() {
         let mut blocked = plan(2, Vec::new());
         blocked.summary.blocked = true;
-        blocked.summary.blocked_reason = Some("9 deletions\nexceed 5".to_string());
+        blocked.revision = Some("3f2a1c9".repeat(6));
+        blocked.summary.blocked_reason =
+            Some(format!("9 deletions\nexceed 5 in Ü{}", "x".repeat(90)));
         let text = text(&blocked, &LdifBase::default());
+        let comments: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+        assert!(comments.iter().all(|l| l.len() <= 76), "{text}");
+        let joined = comments
+            .iter()
+            .map(|l| l.trim_start_matches('#'))
+            .collect::<String>();
         assert!(
-            text.contains("\n# BLOCKED: 9 deletions exceed 5; apply refuses"),
+            joined.contains(" BLOCKED: 9 deletions exceed 5 in ?xxx"),
             "{text}"
         );
+        assert!(joined.contains(&"3f2a1c9".repeat(6)), "{text}");
+        assert!(joined.contains("; apply refuses this plan"), "{text}");
+        assert!(text.is_ascii());
         assert!(text.starts_with("version: 1\n"));
     }
 

@@ -16,9 +16,7 @@ use crate::core::plan::{Action, Change, Kind, Plan, Summary};
 
 mod ldif;
 
-pub use self::ldif::{
-    change_record, profile_attribute, registration_key, write_ldif, LdifBase, LdifBaseError,
-};
+pub use self::ldif::{profile_attribute, write_ldif, LdifBase, LdifBaseError};
 
 /// GitHub refuses comments of 65,536 characters or more; Markdown output stays below
 /// this, cut with a line saying how much was left out.
