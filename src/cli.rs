@@ -70,6 +70,10 @@ pub enum Command {
         /// own files, with the diff of the changed config files.
         #[arg(long, value_name = "REV")]
         base: Option<String>,
+        /// With --format ldif: the DN under which the LDIF places the store's tree
+        /// (ou=accounts, ou=registrations, ou=groups); its first RDN is ou=, o= or dc=.
+        #[arg(long, value_name = "DN", default_value = crate::render::LdifBase::DEFAULT)]
+        ldif_base: String,
     },
     /// Apply a saved plan exactly, or compute one and apply it.
     Apply {

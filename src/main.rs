@@ -58,12 +58,14 @@ fn main() -> ExitCode {
             out,
             detailed_exitcode,
             base,
+            ldif_base,
         } => app::plan_command(
             &context,
             format,
             out.as_deref(),
             detailed_exitcode,
             base.as_deref(),
+            &ldif_base,
         ),
         Command::Apply {
             plan,

@@ -1,12 +1,15 @@
 //! Properties of the LDIF reader and writer: no input makes the reader panic, and what
-//! the writer writes reads back as the same entries.
+//! the writer writes reads back as the same entries and change records.
 
 use std::io::{BufRead, BufReader};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use registrar::core::entry::Entry;
-use registrar::ldif::{write_entry, write_version, LdifReader, Record};
+use registrar::ldif::{
+    write_change, write_entry, write_version, Change, ChangeRecord, Control, LdifReader, ModOp,
+    ModRdn, Modification, Record, RenameKeyword,
+};
 
 /// Reads everything, stopping at the first error; only panics matter here.
 fn read_all(input: &[u8]) -> Vec<Result<Record, String>> {
@@ -99,6 +102,84 @@ fn entry() -> impl Strategy<Value = Entry> {
         })
 }
 
+fn modification() -> impl Strategy<Value = Modification> {
+    prop_oneof![
+        (description(), vec(value(), 1..3)).prop_map(|(attribute, values)| (
+            ModOp::Add,
+            attribute,
+            values
+        )),
+        (description(), vec(value(), 0..3)).prop_map(|(attribute, values)| (
+            ModOp::Delete,
+            attribute,
+            values
+        )),
+        (description(), vec(value(), 0..3)).prop_map(|(attribute, values)| (
+            ModOp::Replace,
+            attribute,
+            values
+        )),
+        (description(), "[0-9]{1,5}").prop_map(|(attribute, value)| (
+            ModOp::Increment,
+            attribute,
+            vec![value.into_bytes()]
+        )),
+    ]
+    .prop_map(|(op, attribute, values)| Modification {
+        op,
+        attribute,
+        values,
+    })
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        entry()
+            .prop_filter("an add needs a value", |e| !e.attributes.is_empty())
+            .prop_map(|e| Change::Add(e.attributes)),
+        Just(Change::Delete),
+        vec(modification(), 0..4).prop_map(Change::Modify),
+        (
+            any::<bool>(),
+            ".+",
+            any::<bool>(),
+            proptest::option::of(any::<String>())
+        )
+            .prop_map(|(moddn, new_rdn, delete_old_rdn, new_superior)| {
+                Change::ModRdn(ModRdn {
+                    keyword: if moddn {
+                        RenameKeyword::ModDn
+                    } else {
+                        RenameKeyword::ModRdn
+                    },
+                    new_rdn,
+                    delete_old_rdn,
+                    new_superior,
+                })
+            }),
+    ]
+}
+
+fn change_record() -> impl Strategy<Value = ChangeRecord> {
+    let control = (
+        "[0-9]{1,3}(\\.[0-9]{1,3}){0,4}",
+        any::<bool>(),
+        proptest::option::of(value()),
+    )
+        .prop_map(|(oid, criticality, value)| Control {
+            oid,
+            criticality,
+            value,
+        });
+    (any::<String>(), vec(control, 0..3), change()).prop_map(|(dn, controls, change)| {
+        ChangeRecord {
+            dn,
+            controls,
+            change,
+        }
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -145,5 +226,29 @@ proptest! {
             })
             .collect();
         prop_assert_eq!(read, entries);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn written_change_records_read_back_the_same(records in vec(change_record(), 0..5)) {
+        let mut out = Vec::new();
+        write_version(&mut out).unwrap();
+        for record in &records {
+            write_change(&mut out, record).unwrap();
+        }
+        for line in out.split(|&b| b == b'\n') {
+            prop_assert!(line.len() <= 76, "line longer than 76: {:?}", String::from_utf8_lossy(line));
+            prop_assert!(line.is_ascii());
+        }
+        let read: Vec<ChangeRecord> = LdifReader::new(&out[..])
+            .map(|record| match record {
+                Ok(Record::Change(change)) => change,
+                other => panic!("{other:?} in\n{}", String::from_utf8_lossy(&out)),
+            })
+            .collect();
+        prop_assert_eq!(read, records);
     }
 }

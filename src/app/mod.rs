@@ -55,6 +55,8 @@ pub enum AppError {
     File { path: PathBuf, message: String },
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    LdifBase(#[from] render::LdifBaseError),
 }
 
 /// `at: ` before every line of `error`'s message.
@@ -73,6 +75,8 @@ pub enum PlanFormat {
     Text,
     Json,
     Markdown,
+    /// LDIF change records for ldapmodify: the store mirrored under --ldif-base.
+    Ldif,
 }
 
 /// What a finished command asks `main` to exit with.
@@ -401,14 +405,17 @@ pub fn validate(context: &Context) -> Result<Outcome, AppError> {
     Ok(Outcome::Success)
 }
 
-/// `registrar plan`.
+/// `registrar plan`. `ldif_base` is the base DN of `--format ldif` (`--ldif-base`).
 pub fn plan_command(
     context: &Context,
     format: PlanFormat,
     out: Option<&Path>,
     detailed_exitcode: bool,
     base: Option<&str>,
+    ldif_base: &str,
 ) -> Result<Outcome, AppError> {
+    // A bad base is a usage error: refuse it before reading anything.
+    let ldif_base = render::LdifBase::parse(ldif_base)?;
     let reconciled = reconcile(context, base)?;
     let computed = &reconciled.plan;
     match format {
@@ -452,6 +459,22 @@ pub fn plan_command(
                 save_plan(&reconciled, out)?;
             }
             print_stdout(&render::markdown(computed, reconciled.effect.as_ref()))
+        }
+        // The plan against the store only: the effect of `--base` has no LDIF form.
+        PlanFormat::Ldif => {
+            if let Some(out) = out {
+                save_plan(&reconciled, out)?;
+            }
+            let mut stdout = BufWriter::new(std::io::stdout().lock());
+            let written =
+                render::write_ldif(computed, &ldif_base, &mut stdout).and_then(|_| stdout.flush());
+            match written {
+                // A closed pipe (`registrar plan | head`) is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(AppError::Refused(e.to_string()))
+                }
+                _ => {}
+            }
         }
     }
     Ok(if detailed_exitcode && !computed.changes.is_empty() {

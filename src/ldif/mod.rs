@@ -1,10 +1,10 @@
 //! LDIF (RFC 2849): the adapter between LDIF files and the core's [`Entry`] values.
 //!
 //! [`LdifReader`] streams [`Record`]s out of any `BufRead`; [`read_content_file`] reads an
-//! `ldif` source's snapshot; [`write_entry`] writes entries back out; [`Snapshot`] applies
-//! change records to a directory held by DN. This module must not know about sources or
-//! the store, or fetch anything over the network: `attr:< URL` values are only read from
-//! local files (see [`FileUrls`]).
+//! `ldif` source's snapshot; [`write_entry`] and [`write_change`] write entries and change
+//! records back out; [`Snapshot`] applies change records to a directory held by DN. This
+//! module must not know about sources or the store, or fetch anything over the network:
+//! `attr:< URL` values are only read from local files (see [`FileUrls`]).
 
 mod error;
 mod reader;
@@ -23,7 +23,7 @@ pub use record::RenameKeyword;
 pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use url::{FileUrls, UrlResolver};
-pub use writer::{write_entry, write_version};
+pub use writer::{write_change, write_entry, write_version};
 
 use crate::core::entry::Entry;
 

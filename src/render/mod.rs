@@ -1,6 +1,7 @@
 //! Plan output for people and scripts: Terraform-like text, JSON (the saved-plan format)
 //! and Markdown for a pull-request comment, each with the effect of a change since a
-//! base revision (`plan --base`) when there is one.
+//! base revision (`plan --base`) when there is one; and LDIF change records for
+//! `ldapmodify` (`ldif`), which mirror the store in an LDAP tree.
 //!
 //! Rendering is pure: a plan in, a string out, the same bytes for the same plan. It never
 //! decides anything about the plan's content.
@@ -15,6 +16,10 @@ pub use drift::{drift_html, drift_markdown, drift_summary_line, drift_text};
 
 use crate::core::effect::{Effect, FileStatus};
 use crate::core::plan::{Action, Change, Kind, Plan, Summary};
+
+mod ldif;
+
+pub use self::ldif::{profile_attribute, write_ldif, LdifBase, LdifBaseError};
 
 /// GitHub refuses comments of 65,536 characters or more; Markdown output stays below
 /// this, cut with a line saying how much was left out.

@@ -52,6 +52,9 @@ pub struct Options {
     /// `size.prtotal` is the hard limit), so a paged search is cut short with
     /// `sizeLimitExceeded` after that many entries.
     pub size_limit_caps_paging: bool,
+    /// Schema files (slapd.conf syntax) to include after OpenLDAP's core, cosine,
+    /// inetorgperson and nis.
+    pub schemas: Vec<PathBuf>,
 }
 
 impl Options {
@@ -71,6 +74,12 @@ impl Options {
     /// Sets [`Options::tls`].
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Adds a schema file to [`Options::schemas`].
+    pub fn schema(mut self, path: impl Into<PathBuf>) -> Self {
+        self.schemas.push(path.into());
         self
     }
 }
@@ -306,6 +315,9 @@ fn config(dir: &Path, options: &Options) -> String {
     let mut conf = String::from("# Written by tests/common/slapd.rs for one test.\n");
     for name in ["core", "cosine", "inetorgperson", "nis"] {
         conf.push_str(&format!("include {schema}/{name}.schema\n"));
+    }
+    for extra in &options.schemas {
+        conf.push_str(&format!("include {}\n", extra.display()));
     }
     conf.push_str(&format!(
         "pidfile {dir}/slapd.pid\nargsfile {dir}/slapd.args\n"
