@@ -37,10 +37,12 @@ fn main() -> ExitCode {
             | Command::Apply { .. }
             | Command::Status { .. }
             | Command::Export { .. }
+            | Command::Discover { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
         eprintln!(
-            "error: --rev {rev}: only validate, plan, apply, status and export read a revision"
+            "error: --rev {rev}: only validate, plan, apply, status, export and discover read \
+             a revision"
         );
         return ExitCode::FAILURE;
     }
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
             format,
             out,
         } => app::export_source(&context, &source, format, out.as_deref()),
+        Command::Discover { source, format } => app::discover(&context, &source, format),
         Command::Schema => app::schema(),
     };
     match result {

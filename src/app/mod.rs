@@ -23,9 +23,11 @@ use crate::store::{RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
 use sources::InputsDigest;
 
+mod discover;
 mod export;
 mod sources;
 
+pub use discover::discover;
 pub use export::{export_source, ExportFormat};
 
 /// Everything that can stop a command.
@@ -638,7 +640,7 @@ fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
     Ok((plan, dirty))
 }
 
-/// Output formats of `state show`.
+/// Output formats of `state show`, `status` and `discover`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StateFormat {
     Text,
