@@ -34,7 +34,7 @@ pub struct CommonArgs {
     pub state: PathBuf,
     /// Read the config directory and every file it names from this git revision (a
     /// branch, tag, sha, HEAD~1, …) instead of the working tree; no checkout is made.
-    /// For validate, plan and apply.
+    /// For validate, plan, apply, status, export and discover.
     #[arg(long, global = true, value_name = "REV")]
     pub rev: Option<String>,
     /// Colour in text output (auto: when stdout is a terminal and NO_COLOR is unset).
@@ -120,6 +120,18 @@ pub enum Command {
         /// Write to FILE (complete or not at all) instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Read one whole source and list the objectClass chains and attributes it holds,
+    /// with counts and a sample value each (never of passwords), then a starter config:
+    /// object types and a mapping per attribute that likely holds IM names. The text
+    /// output is itself YAML (the tables are comments).
+    Discover {
+        /// The source to read.
+        #[arg(long, value_name = "NAME")]
+        source: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StateFormat::Text)]
+        format: StateFormat,
     },
     /// Print the JSON Schema of the config files.
     Schema,

@@ -42,6 +42,12 @@ fn main() -> ExitCode {
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
         eprintln!(
             "error: --rev {rev}: only validate, plan, apply, status, export and drift read a revision"
+            | Command::Discover { .. }
+    );
+    if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
+        eprintln!(
+            "error: --rev {rev}: only validate, plan, apply, status, export and discover read \
+             a revision"
         );
         return ExitCode::FAILURE;
     }
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
             out,
             detailed_exitcode,
         } => app::drift_command(&context, format, out.as_deref(), detailed_exitcode),
+        Command::Discover { source, format } => app::discover(&context, &source, format),
         Command::Schema => app::schema(),
     };
     match result {

@@ -594,3 +594,177 @@ fn state_show_lists_groups_with_their_members() {
         "{text}"
     );
 }
+
+/// A source of users (mail, a sip address, a password, a photo), a group and an org unit.
+const DISCOVER_LDIF: &str = "version: 1
+
+dn: ou=People,dc=example,dc=com
+objectClass: top
+objectClass: organizationalUnit
+ou: People
+
+dn: cn=Ann Lee,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: organizationalPerson
+objectClass: person
+cn: Ann Lee
+sn: Lee
+mail: Ann.Lee@example.com
+msRTCSIP-PrimaryUserAddress: sip:ann@example.com
+userPassword: Hunter2-s3cr3t
+jpegPhoto:: /9j/4AAQSkZJRgABAQ==
+
+dn: cn=Bob Ray,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: person
+objectClass: organizationalPerson
+objectClass: inetOrgPerson
+cn: Bob Ray
+sn: Ray
+mail: bob@example.com
+mail: bob@other.example
+msRTCSIP-PrimaryUserAddress: SIP:bob@example.com
+userPassword: Hunter2-s3cr3t
+
+dn: cn=Cy Vo,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: person
+objectClass: organizationalPerson
+objectClass: inetOrgPerson
+cn: Cy Vo
+sn: Vo
+mail: cy@other.example
+userPassword:: SHVudGVyMi1zM2NyM3Q=
+
+dn: cn=staff,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: groupOfNames
+cn: staff
+member: cn=Ann Lee,ou=People,dc=example,dc=com
+member: cn=Bob Ray,ou=People,dc=example,dc=com
+";
+
+/// The row of the comment table in `text` whose first cell is `first`, split on spaces.
+fn table_row<'t>(text: &'t str, first: &str) -> Vec<&'t str> {
+    text.lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.len() > 1 && cells[0] == "#" && cells[1] == first)
+        .unwrap_or_else(|| panic!("no row {first:?} in\n{text}"))
+}
+
+#[test]
+fn discover_counts_a_source_hides_secrets_and_its_starter_validates_and_plans() {
+    let ws = Workspace::new();
+    for entry in std::fs::read_dir(ws.config()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    ws.write_config(
+        "sources.yaml",
+        "sources:\n  - name: people\n    ldif:\n      path: people.ldif\n",
+    );
+    ws.write_config("people.ldif", DISCOVER_LDIF);
+
+    let output = ws.run(&["discover", "--source", "people"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    for shown in [&text, &stderr(&output)] {
+        assert!(!shown.contains("Hunter2"), "{shown}");
+    }
+    assert!(text.starts_with("# Source people: 5 entries."), "{text}");
+    // The chains, however the entries ordered their classes, with `top` implied.
+    let users = text
+        .lines()
+        .find(|l| l.contains("[top, person, organizationalPerson, inetOrgPerson]"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(users.ends_with("3  user"), "{users}");
+    assert!(text.contains("[top, groupOfNames]"), "{text}");
+    // The attributes: entries, values, sample.
+    assert_eq!(
+        table_row(&text, "mail"),
+        ["#", "mail", "3", "4", "Ann.Lee@example.com"]
+    );
+    assert_eq!(
+        table_row(&text, "userPassword"),
+        ["#", "userPassword", "3", "3", "<hidden>"]
+    );
+    assert_eq!(
+        table_row(&text, "jpegPhoto"),
+        ["#", "jpegPhoto", "1", "1", "<13", "bytes>"]
+    );
+    assert_eq!(table_row(&text, "member")[2..4], ["1", "2"]);
+    assert!(text.contains("\n# starter config\n"), "{text}");
+
+    // JSON: the same data, the starter as a string, and still no password.
+    let json_output = ws.run(&["discover", "--source", "people", "--format", "json"]);
+    assert!(!stdout(&json_output).contains("Hunter2"));
+    let json = common::json(&json_output);
+    assert_eq!(json["source"], "people");
+    assert_eq!(json["entries"], 5);
+    let mail = json["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["attribute"] == "mail")
+        .unwrap();
+    assert_eq!((&mail["entries"], &mail["values"]), (&3.into(), &4.into()));
+    let starter = json["starter"].as_str().unwrap();
+    assert!(text.ends_with(starter), "{text}\n---\n{starter}");
+
+    // The whole text output is a YAML file: next to the source it validates and plans
+    // registrations from the suggested mappings.
+    ws.write_config("starter.yaml", &text);
+    let validate = ws.run(&["validate"]);
+    assert_eq!(validate.status.code(), Some(0), "{}", stderr(&validate));
+    let plan = common::json(&ws.run(&["plan", "--format", "json"]));
+    let mut registrations: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "registration")
+        .map(|c| {
+            (
+                c["mapping"].as_str().unwrap().to_string(),
+                c["im_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    registrations.sort();
+    // Cy's mail is not in the most common domain, which the aol mapping's `when` names.
+    assert!(text.contains("when: \"(mail=*@example.com)\""), "{text}");
+    let expected = [
+        ("aol-from-mail", "ann.lee"),
+        ("aol-from-mail", "bob"),
+        ("lcs-from-msrtcsip-primaryuseraddress", "ann@example.com"),
+        ("lcs-from-msrtcsip-primaryuseraddress", "bob@example.com"),
+    ];
+    assert_eq!(
+        registrations,
+        expected.map(|(m, n)| (m.to_string(), n.to_string())),
+        "{plan}"
+    );
+}
+
+#[test]
+fn discover_starter_loads_next_to_a_config_with_mappings_and_object_types() {
+    let ws = Workspace::new();
+    ws.write_config(
+        "types.yaml",
+        "object_types:\n  user: [[top, person]]\n  group: [[top, groupOfNames]]\n",
+    );
+    let output = ws.run(&["discover", "--source", "corp"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("object_types is set in"), "{text}");
+    assert!(text.contains("already mapped by aol-from-mail"), "{text}");
+    ws.write_config("starter.yaml", &text);
+    let validate = ws.run(&["validate"]);
+    assert_eq!(validate.status.code(), Some(0), "{}", stderr(&validate));
+}
+
+#[test]
+fn discover_an_unknown_source_is_one_line_naming_the_known_ones() {
+    let ws = Workspace::new();
+    let output = ws.run(&["discover", "--source", "nope"]);
+    assert_one_line_error(&output, &["no source named \"nope\"", "(sources: corp)"]);
+    assert!(stdout(&output).is_empty());
+}

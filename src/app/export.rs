@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
-use super::sources::{read_source, InputsDigest};
+use super::sources::{find_source, read_source, InputsDigest};
 use super::{head_files, read_config, AppError, Context, Outcome};
 use crate::core::entry::Entry;
 use crate::ldif;
@@ -39,17 +39,7 @@ pub fn export_source(
 ) -> Result<Outcome, AppError> {
     let files = head_files(context)?;
     let config = read_config(context, &files, "")?;
-    let Some(source) = config.sources.iter().find(|s| s.name == source_name) else {
-        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-        return Err(AppError::Refused(format!(
-            "no source named {source_name:?} (sources: {})",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
-    };
+    let source = find_source(&config, source_name)?;
     let read = |on_entry: &mut dyn FnMut(Entry)| {
         read_source(source, &files, &mut InputsDigest::unused(), on_entry)
     };

@@ -23,10 +23,12 @@ use crate::store::{RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
 use sources::InputsDigest;
 
+mod discover;
 mod drift;
 mod export;
 mod sources;
 
+pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
 
@@ -663,7 +665,7 @@ fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
     Ok((plan, dirty))
 }
 
-/// Output formats of `state show`.
+/// Output formats of `state show`, `status` and `discover`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StateFormat {
     Text,

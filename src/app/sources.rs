@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppError;
 use crate::config::{
-    ConfigText, LdapBind, LdapSettings, PasswordFrom, SourceLocation, SourceSettings,
+    Config, ConfigText, LdapBind, LdapSettings, PasswordFrom, SourceLocation, SourceSettings,
 };
 use crate::core::entry::Entry;
 use crate::ldap::{self, Credentials, Password};
@@ -68,6 +68,25 @@ impl InputsDigest {
             .collect();
         format!("sha256:{hex}")
     }
+}
+
+/// The source of `config` called `name`; an unknown name is refused with the list of the
+/// sources there are.
+pub(crate) fn find_source<'c>(
+    config: &'c Config,
+    name: &str,
+) -> Result<&'c SourceSettings, AppError> {
+    config.source(name).ok_or_else(|| {
+        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        AppError::Refused(format!(
+            "no source named {name:?} (sources: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
 }
 
 /// Streams the entries of `source` to `on_entry`, in source order, feeding `digest`.

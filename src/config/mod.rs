@@ -139,6 +139,8 @@ pub struct Config {
     pub files: Vec<ConfigText>,
     /// The controller's schedules, in name order.
     pub schedules: Vec<Schedule>,
+    /// The file that sets `object_types`, if one does (the defaults apply otherwise).
+    pub object_types_file: Option<PathBuf>,
 }
 
 /// A controller schedule, its cron expression parsed.
@@ -223,6 +225,10 @@ pub fn load_texts(
         })
         .collect();
     schedules.sort_by(|a, b| a.name.cmp(&b.name));
+    let object_types_file = parsed
+        .iter()
+        .find(|(_, config)| config.object_types.is_some())
+        .map(|(file, _)| file.path.clone());
     drop(parsed);
     if problems.is_empty() {
         Ok(Config {
@@ -230,6 +236,7 @@ pub fn load_texts(
             sources,
             files,
             schedules,
+            object_types_file,
         })
     } else {
         problems.sort();

@@ -275,50 +275,40 @@ fn parse_integer(text: &str) -> Option<i128> {
     text.parse().ok()
 }
 
-/// Escapes `*`, `(`, `)`, `\` and NUL as RFC 4515 requires, so that `value` can be placed
-/// inside a filter as a literal: `format!("(mail={})", escape_value(v))`.
-pub fn escape_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        push_escaped_char(&mut out, c);
-    }
-    out
-}
-
-fn push_escaped_char(out: &mut String, c: char) {
-    match c {
-        '*' | '(' | ')' | '\\' | '\0' => {
+/// Escapes a value so that it can be placed inside a filter as a literal:
+/// `format!("(mail={})", escape_value(v))`. RFC 4515 requires `*`, `(`, `)`, `\` and NUL
+/// to be escaped (`\2a`, `\28`, `\29`, `\5c`, `\00`); other ASCII control characters
+/// are escaped too, so that the filter stays on one line, and when `value` is not UTF-8,
+/// so is every non-ASCII byte, so that the filter is text. Parsing the result gives back
+/// exactly `value`'s bytes.
+pub fn escape_value(value: impl AsRef<[u8]>) -> String {
+    fn push(out: &mut String, c: char) {
+        if matches!(c, '*' | '(' | ')' | '\\') || c.is_ascii_control() {
             let _ = write!(out, "\\{:02x}", c as u32);
-        }
-        _ => out.push(c),
-    }
-}
-
-/// Writes a value for [`Filter`]'s `Display`: like [`escape_value`], and also escapes
-/// ASCII control characters (so printed filters stay on one line) and, when the value
-/// is not UTF-8, every non-ASCII byte.
-fn write_value(out: &mut fmt::Formatter<'_>, raw: &[u8]) -> fmt::Result {
-    fn push(buffer: &mut String, c: char) {
-        if c.is_ascii_control() {
-            let _ = write!(buffer, "\\{:02x}", c as u32);
         } else {
-            push_escaped_char(buffer, c);
+            out.push(c);
         }
     }
-    let mut buffer = String::new();
+    let raw = value.as_ref();
+    let mut out = String::with_capacity(raw.len());
     match std::str::from_utf8(raw) {
-        Ok(text) => text.chars().for_each(|c| push(&mut buffer, c)),
+        Ok(text) => text.chars().for_each(|c| push(&mut out, c)),
         Err(_) => {
             for &byte in raw {
                 if byte.is_ascii() {
-                    push(&mut buffer, byte as char);
+                    push(&mut out, byte as char);
                 } else {
-                    let _ = write!(buffer, "\\{byte:02x}");
+                    let _ = write!(out, "\\{byte:02x}");
                 }
             }
         }
     }
-    out.write_str(&buffer)
+    out
+}
+
+/// Writes a value for [`Filter`]'s `Display`, escaped by [`escape_value`].
+fn write_value(out: &mut fmt::Formatter<'_>, raw: &[u8]) -> fmt::Result {
+    out.write_str(&escape_value(raw))
 }
 
 impl Filter {
@@ -1306,6 +1296,40 @@ mod tests {
     }
 
     #[test]
+    fn escape_value_takes_bytes_and_round_trips_through_an_equality_filter() {
+        // Control characters keep the filter on one line; a non-UTF-8 value escapes
+        // every non-ASCII byte, so the filter is text.
+        assert_eq!(escape_value(b"a\nb\x7f".as_slice()), "a\\0ab\\7f");
+        assert_eq!(escape_value([0xff, b'*', 0x00, 0xc3]), "\\ff\\2a\\00\\c3");
+        let originals: [&[u8]; 5] = [
+            b"*@example.com",
+            b"(x)\\y\0z",
+            "Lučić*".as_bytes(),
+            &[0x01, 0xfe, 0x28, 0xff],
+            b"",
+        ];
+        for original in originals {
+            let text = format!("(mail={})", escape_value(original));
+            let filter = parse(&text);
+            assert_eq!(
+                filter,
+                Filter::Equality {
+                    attribute: "mail".into(),
+                    value: AssertionValue::new(original)
+                },
+                "{text}"
+            );
+            let mut holder = Entry::new("cn=x");
+            holder.push_value("mail", original.to_vec());
+            assert!(filter.matches(&holder), "{text}");
+        }
+        // An escaped `*` is a literal, not a wildcard.
+        let star = parse(&format!("(mail={})", escape_value(b"a*".as_slice())));
+        assert!(!star.matches(&Entry::new("cn=x").with("mail", &["abc"])));
+        assert!(star.matches(&Entry::new("cn=x").with("mail", &["A*"])));
+    }
+
+    #[test]
     fn from_str_parses() {
         let f: Filter = "(a=1)".parse().unwrap();
         assert_eq!(f, parse("(a=1)"));
@@ -1402,6 +1426,15 @@ mod tests {
             let e = Entry::new("cn=x").with("cn", &[v.as_str()]);
             prop_assert!(f.matches(&e));
             prop_assert_eq!(f, Filter::Equality { attribute: "cn".into(), value: AssertionValue::new(v.as_str()) });
+        }
+
+        #[test]
+        fn escaped_bytes_match_themselves_exactly(v in proptest::collection::vec(any::<u8>(), 0..12)) {
+            let f = Filter::parse(&format!("(cn={})", escape_value(&v))).unwrap();
+            let mut e = Entry::new("cn=x");
+            e.push_value("cn", v.clone());
+            prop_assert!(f.matches(&e));
+            prop_assert_eq!(f, Filter::Equality { attribute: "cn".into(), value: AssertionValue::new(v) });
         }
 
         #[test]

@@ -6,6 +6,7 @@
 pub(crate) mod attribute_name;
 pub(crate) mod cursor;
 pub mod desired;
+pub mod discover;
 pub mod drift;
 pub mod dn;
 pub mod effect;

@@ -196,6 +196,12 @@ impl ObjectTypes {
     /// does not name (say `inetOrgPerson` under `organizationalPerson`) are ignored.
     /// Ties go to the type name first in order.
     pub fn classify(&self, entry: &Entry) -> Option<&str> {
+        self.matching_chain(entry).map(|(name, _)| name)
+    }
+
+    /// The type [`ObjectTypes::classify`] gives `entry`, with the configured chain that
+    /// decided it (lowercased).
+    pub fn matching_chain(&self, entry: &Entry) -> Option<(&str, &[String])> {
         let classes: Vec<&[u8]> = entry
             .values("objectClass")
             .map(<[u8]>::trim_ascii)
@@ -206,19 +212,20 @@ impl ObjectTypes {
                     .iter()
                     .any(|value| value.eq_ignore_ascii_case(class.as_bytes()))
         };
-        let mut best: Option<(&str, usize)> = None;
+        let mut best: Option<(&str, &[String])> = None;
         for (name, chain) in &self.chains {
             let longer = match best {
                 None => true,
-                Some((best_name, best_len)) => {
-                    chain.len() > best_len || (chain.len() == best_len && name.as_str() < best_name)
+                Some((best_name, best_chain)) => {
+                    chain.len() > best_chain.len()
+                        || (chain.len() == best_chain.len() && name.as_str() < best_name)
                 }
             };
             if longer && chain.iter().all(|class| has_class(class)) {
-                best = Some((name, chain.len()));
+                best = Some((name, chain));
             }
         }
-        best.map(|(name, _)| name)
+        best
     }
 }
 
