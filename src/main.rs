@@ -38,16 +38,12 @@ fn main() -> ExitCode {
             | Command::Status { .. }
             | Command::Export { .. }
             | Command::Drift { .. }
-    );
-    if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
-        eprintln!(
-            "error: --rev {rev}: only validate, plan, apply, status, export and drift read a revision"
             | Command::Discover { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
         eprintln!(
-            "error: --rev {rev}: only validate, plan, apply, status, export and discover read \
-             a revision"
+            "error: --rev {rev}: only validate, plan, apply, status, export, discover and \
+             drift read a revision"
         );
         return ExitCode::FAILURE;
     }

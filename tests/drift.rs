@@ -73,7 +73,10 @@ fn kinds(report: &serde_json::Value, section: &str) -> Vec<String> {
                 "{} {} {}",
                 row["kind"].as_str().unwrap_or(""),
                 row["key"].as_str().unwrap_or(""),
-                row["change"].as_str().or(row["owner"].as_str()).unwrap_or("")
+                row["change"]
+                    .as_str()
+                    .or(row["owner"].as_str())
+                    .unwrap_or("")
             )
         })
         .collect()
@@ -106,19 +109,43 @@ fn rows_edited_deleted_and_forged_behind_registrars_back_are_reported() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let report = ws.report();
     let edits = kinds(&report, "outside_edits");
-    assert!(edits.iter().any(|e| e.starts_with("account ") && e.ends_with(" edited")), "{edits:?}");
-    assert!(edits.contains(&"registration aol:bjohnson edited".to_string()), "{edits:?}");
-    assert!(edits.contains(&"registration aol:cdiaz deleted".to_string()), "{edits:?}");
-    assert!(edits.contains(&"registration aol:forged added".to_string()), "{edits:?}");
+    assert!(
+        edits
+            .iter()
+            .any(|e| e.starts_with("account ") && e.ends_with(" edited")),
+        "{edits:?}"
+    );
+    assert!(
+        edits.contains(&"registration aol:bjohnson edited".to_string()),
+        "{edits:?}"
+    );
+    assert!(
+        edits.contains(&"registration aol:cdiaz deleted".to_string()),
+        "{edits:?}"
+    );
+    assert!(
+        edits.contains(&"registration aol:forged added".to_string()),
+        "{edits:?}"
+    );
     assert_eq!(edits.len(), 4, "{edits:?}");
     // The plan at the applied revision repairs them: they are pending changes too.
     let pending = report["pending"]["changes"].as_array().unwrap();
-    assert!(pending.iter().any(|c| c["im_name"] == "cdiaz" && c["action"] == "add"), "{pending:?}");
-    assert!(pending.iter().any(|c| c["im_name"] == "forged" && c["action"] == "remove"));
+    assert!(
+        pending
+            .iter()
+            .any(|c| c["im_name"] == "cdiaz" && c["action"] == "add"),
+        "{pending:?}"
+    );
+    assert!(pending
+        .iter()
+        .any(|c| c["im_name"] == "forged" && c["action"] == "remove"));
 
     // After an apply, the store is as registrar left it again.
     assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
-    assert_eq!(ws.run(&["drift", "--detailed-exitcode"]).status.code(), Some(0));
+    assert_eq!(
+        ws.run(&["drift", "--detailed-exitcode"]).status.code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -126,13 +153,29 @@ fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
     let ws = Workspace::applied();
     // What a self-registration page that fell back to its service account leaves.
     let output = ws.run(&[
-        "state", "register", "--protocol", "aol", "--im-name", "helpdesk", "--account",
-        "cn=svc-immanager,ou=People,dc=example,dc=com", "--source", "self",
+        "state",
+        "register",
+        "--protocol",
+        "aol",
+        "--im-name",
+        "helpdesk",
+        "--account",
+        "cn=svc-immanager,ou=People,dc=example,dc=com",
+        "--source",
+        "self",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let output = ws.run(&[
-        "state", "register", "--protocol", "aol", "--im-name", "visitor", "--account",
-        "cn=Visitor,ou=Guests,dc=example,dc=com", "--source", "manual",
+        "state",
+        "register",
+        "--protocol",
+        "aol",
+        "--im-name",
+        "visitor",
+        "--account",
+        "cn=Visitor,ou=Guests,dc=example,dc=com",
+        "--source",
+        "manual",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     // A mapping renamed in the store (as an old tool would): its owner is unknown.
@@ -145,7 +188,10 @@ fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
         .map(|h| h["im_name"].as_str().unwrap())
         .collect();
     assert_eq!(held, ["helpdesk"]);
-    assert_eq!(kinds(&report, "orphans"), ["registration aol:bjohnson retired-mapping"]);
+    assert_eq!(
+        kinds(&report, "orphans"),
+        ["registration aol:bjohnson retired-mapping"]
+    );
     let unmanaged: Vec<&str> = report["unmanaged"]
         .as_array()
         .unwrap()
@@ -154,7 +200,10 @@ fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
         .collect();
     assert_eq!(unmanaged, ["helpdesk", "visitor"]);
     let text = stdout(&ws.run(&["drift"]));
-    assert!(text.contains("registrations held by protected principals"), "{text}");
+    assert!(
+        text.contains("registrations held by protected principals"),
+        "{text}"
+    );
     assert!(text.contains("owner retired-mapping"), "{text}");
 }
 
@@ -172,7 +221,12 @@ fn directory_changes_since_the_last_apply_are_pending() {
     let report = ws.report();
     assert_eq!(report["outside_edits"], serde_json::json!([]));
     let pending = report["pending"]["changes"].as_array().unwrap();
-    assert!(pending.iter().any(|c| c["im_name"] == "new.hire" && c["action"] == "add"), "{pending:?}");
+    assert!(
+        pending
+            .iter()
+            .any(|c| c["im_name"] == "new.hire" && c["action"] == "add"),
+        "{pending:?}"
+    );
     let markdown = stdout(&ws.run(&["drift", "--format", "markdown"]));
     assert!(markdown.contains("#### Pending changes"), "{markdown}");
     assert!(markdown.contains("new.hire"), "{markdown}");
@@ -182,7 +236,10 @@ fn directory_changes_since_the_last_apply_are_pending() {
 fn drift_without_a_state_file_is_one_clear_line() {
     let ws = Workspace::applied();
     std::fs::remove_file(ws.state()).unwrap();
-    assert_one_line_error(&ws.run(&["drift"]), &["does not exist", "nothing was applied"]);
+    assert_one_line_error(
+        &ws.run(&["drift"]),
+        &["does not exist", "nothing was applied"],
+    );
 }
 
 /// Chromium, installed by ci/test (package `chromium`).
@@ -191,7 +248,9 @@ fn chromium() -> PathBuf {
         .into_iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-        .expect("chromium not found: install it with apt-get install -y chromium (ci/test does this)")
+        .expect(
+            "chromium not found: install it with apt-get install -y chromium (ci/test does this)",
+        )
 }
 
 fn headless(args: &[&str], profile: &Path) -> Output {
@@ -216,39 +275,79 @@ fn headless(args: &[&str], profile: &Path) -> Output {
 fn the_html_report_renders_in_a_browser_with_hostile_values_as_text() {
     let ws = Workspace::applied();
     let output = ws.run(&[
-        "state", "register", "--protocol", "aol", "--im-name", "<script>document.title='pwned'</script>",
-        "--account", "cn=svc-immanager,ou=People,dc=example,dc=com", "--source", "self",
+        "state",
+        "register",
+        "--protocol",
+        "aol",
+        "--im-name",
+        "<script>document.title='pwned'</script>",
+        "--account",
+        "cn=svc-immanager,ou=People,dc=example,dc=com",
+        "--source",
+        "self",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     ws.sql("DELETE FROM registrations WHERE im_name = 'cdiaz';");
     let page = ws.dir.path().join("drift.html");
-    let output = ws.run(&["drift", "--format", "html", "--out", page.to_str().unwrap(), "--detailed-exitcode"]);
+    let output = ws.run(&[
+        "drift",
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+        "--detailed-exitcode",
+    ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(!html.contains("http://") && !html.contains("https://"), "external assets");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external assets"
+    );
 
     let profile = ws.dir.path().join("chromium-profile");
     let url = format!("file://{}", page.display());
     let dom = headless(&["--dump-dom", &url], &profile);
     let dom_text = stdout(&dom);
-    assert!(dom_text.contains("<title>registrar drift: drift found</title>"), "{}\n{dom_text}", stderr(&dom));
+    assert!(
+        dom_text.contains("<title>registrar drift: drift found</title>"),
+        "{}\n{dom_text}",
+        stderr(&dom)
+    );
     // The hostile name is text in a cell, not a script: the title was not rewritten.
     assert!(!dom_text.contains("pwned</title>"));
-    assert!(dom_text.contains("&lt;script&gt;document.title="), "{dom_text}");
+    assert!(
+        dom_text.contains("&lt;script&gt;document.title="),
+        "{dom_text}"
+    );
     assert!(!dom_text.contains("<script>document"));
     // The cards carry the counts; the sections are there with their rows.
-    assert!(dom_text.contains("data-count=\"1\"><b>1</b>outside edits"), "{dom_text}");
-    assert!(dom_text.contains("data-count=\"1\"><b>1</b>protected holdings"), "{dom_text}");
+    assert!(
+        dom_text.contains("data-count=\"1\"><b>1</b>outside edits"),
+        "{dom_text}"
+    );
+    assert!(
+        dom_text.contains("data-count=\"1\"><b>1</b>protected holdings"),
+        "{dom_text}"
+    );
     assert!(dom_text.contains("aol:cdiaz"));
     assert!(dom_text.contains("deleted outside registrar"));
 
     // And it paints: a screenshot of the page is a real image.
     let shot = ws.dir.path().join("drift.png");
     let painted = headless(
-        &[&format!("--screenshot={}", shot.display()), "--window-size=1200,1600", &url],
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,1600",
+            &url,
+        ],
         &profile,
     );
-    let png = std::fs::read(&shot).unwrap_or_else(|_| panic!("no screenshot: {}", stderr(&painted)));
+    let png =
+        std::fs::read(&shot).unwrap_or_else(|_| panic!("no screenshot: {}", stderr(&painted)));
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(png.len() > 20_000, "a blank page would compress to almost nothing ({} bytes)", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a blank page would compress to almost nothing ({} bytes)",
+        png.len()
+    );
 }

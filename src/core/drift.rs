@@ -314,7 +314,11 @@ pub fn drift(
         }
     }
     for (key, registration) in &state.registrations {
-        if let Some(owner) = registration.owner.as_deref().filter(|o| !mappings.contains(o)) {
+        if let Some(owner) = registration
+            .owner
+            .as_deref()
+            .filter(|o| !mappings.contains(o))
+        {
             orphans.push(Orphan {
                 kind: RowKind::Registration,
                 key: RowId::registration(&key.protocol, &key.name_key).key,
@@ -449,7 +453,11 @@ mod tests {
     fn an_untouched_store_has_no_outside_edits() {
         let state = state();
         let hashes = managed_hashes(&state);
-        assert_eq!(hashes.len(), 3, "two source accounts and one managed registration");
+        assert_eq!(
+            hashes.len(),
+            3,
+            "two source accounts and one managed registration"
+        );
         let report = drift(&rules(), &state, Some(&hashes), nothing_pending());
         assert!(report.outside_edits.is_empty());
     }
@@ -459,9 +467,18 @@ mod tests {
         let before = state();
         let applied = managed_hashes(&before);
         let mut after = before.clone();
-        after.accounts.get_mut("a").unwrap().profile.set(ProfileField::Title, Some("CEO".into()));
+        after
+            .accounts
+            .get_mut("a")
+            .unwrap()
+            .profile
+            .set(ProfileField::Title, Some("CEO".into()));
         after.accounts.remove("svc");
-        let forged = after.registrations.values_mut().find(|r| r.im_name == "manual1").unwrap();
+        let forged = after
+            .registrations
+            .values_mut()
+            .find(|r| r.im_name == "manual1")
+            .unwrap();
         forged.owner = Some("aol-mail".to_string());
         let report = drift(&rules(), &after, Some(&applied), nothing_pending());
         let seen: Vec<(RowKind, &str, OutsideChange)> = report
@@ -489,7 +506,11 @@ mod tests {
         // The mapping aol-mail is not in the rules: its registration is an orphan.
         assert_eq!(report.orphans.len(), 1);
         assert_eq!(report.orphans[0].owner, "aol-mail");
-        let unmanaged: Vec<&str> = report.unmanaged.iter().map(|u| u.im_name.as_str()).collect();
+        let unmanaged: Vec<&str> = report
+            .unmanaged
+            .iter()
+            .map(|u| u.im_name.as_str())
+            .collect();
         assert_eq!(unmanaged, ["manual1", "svcname"]);
     }
 

@@ -330,16 +330,25 @@ impl Cursor {
         while self.next < block.lines.len() {
             let first = self.next;
             self.next += 1;
-            while self.next < block.lines.len() && block.physical(self.next)[0] == b' ' {
+            while self.next < block.lines.len() && block.physical(self.next).first() == Some(&b' ')
+            {
                 self.next += 1;
             }
             let span = Span {
                 first,
                 count: self.next - first,
             };
-            match block.physical(first)[0] {
-                b'#' => continue,
-                b' ' => {
+            match block.physical(first).first() {
+                Some(b'#') => continue,
+                // A line that was only a carriage return (a bare CR, not CRLF).
+                None => {
+                    return Err(block.error_at(
+                        span,
+                        0,
+                        "empty line holding only a carriage return; lines end with LF or CRLF",
+                    ))
+                }
+                Some(b' ') => {
                     return Err(block.error_at(
                         span,
                         0,
@@ -347,7 +356,7 @@ impl Cursor {
                          but there is none (a blank line ends a record)",
                     ))
                 }
-                b'\t' => {
+                Some(b'\t') => {
                     return Err(block.error_at(
                         span,
                         0,
@@ -1236,6 +1245,11 @@ mod tests {
             .text_values(description)
             .map(|v| v.into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_bare_carriage_return_is_an_error_not_a_panic() {
+        assert!(error("\r").contains("carriage return"), "{}", error("\r"));
     }
 
     #[test]

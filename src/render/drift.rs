@@ -55,12 +55,20 @@ pub fn drift_text(report: &DriftReport, color: Color) -> String {
         revision_label(report)
     );
     if !report.hashes_recorded {
-        out.push_str("(no content hashes recorded yet: outside edits are detected from the next apply)\n");
+        out.push_str(
+            "(no content hashes recorded yet: outside edits are detected from the next apply)\n",
+        );
     }
     if !report.outside_edits.is_empty() {
         out.push_str("\nmanaged rows changed outside registrar\n");
         for edit in &report.outside_edits {
-            let _ = writeln!(out, "  ! {} {}: {}", edit.kind.name(), edit.key, change_name(edit.change));
+            let _ = writeln!(
+                out,
+                "  ! {} {}: {}",
+                edit.kind.name(),
+                edit.key,
+                change_name(edit.change)
+            );
         }
     }
     if !report.protected_holdings.is_empty() {
@@ -76,7 +84,13 @@ pub fn drift_text(report: &DriftReport, color: Color) -> String {
     if !report.orphans.is_empty() {
         out.push_str("\nmanaged rows whose owner is not in the configuration\n");
         for orphan in &report.orphans {
-            let _ = writeln!(out, "  ! {} {} (owner {})", orphan.kind.name(), orphan.key, orphan.owner);
+            let _ = writeln!(
+                out,
+                "  ! {} {} (owner {})",
+                orphan.kind.name(),
+                orphan.key,
+                orphan.owner
+            );
         }
     }
     if !report.pending.changes.is_empty() {
@@ -87,7 +101,11 @@ pub fn drift_text(report: &DriftReport, color: Color) -> String {
         let _ = writeln!(out, "  {}", summary_line(&report.pending.summary));
     }
     if !report.unmanaged.is_empty() {
-        let _ = writeln!(out, "\nunmanaged registrations (manual and self; not drift): {}", report.unmanaged.len());
+        let _ = writeln!(
+            out,
+            "\nunmanaged registrations (manual and self; not drift): {}",
+            report.unmanaged.len()
+        );
         for registration in &report.unmanaged {
             let _ = writeln!(
                 out,
@@ -131,7 +149,14 @@ pub fn drift_markdown(report: &DriftReport) -> String {
         report
             .outside_edits
             .iter()
-            .map(|x| format!("| {} | {} | {} |", x.kind.name(), e(&x.key), change_name(x.change)))
+            .map(|x| {
+                format!(
+                    "| {} | {} | {} |",
+                    x.kind.name(),
+                    e(&x.key),
+                    change_name(x.change)
+                )
+            })
             .collect(),
     );
     table(
@@ -140,7 +165,15 @@ pub fn drift_markdown(report: &DriftReport) -> String {
         report
             .protected_holdings
             .iter()
-            .map(|x| format!("| {} | {} | {} | {} |", e(&x.protocol), e(&x.im_name), e(&x.dn), x.source))
+            .map(|x| {
+                format!(
+                    "| {} | {} | {} | {} |",
+                    e(&x.protocol),
+                    e(&x.im_name),
+                    e(&x.dn),
+                    x.source
+                )
+            })
             .collect(),
     );
     table(
@@ -168,7 +201,11 @@ pub fn drift_markdown(report: &DriftReport) -> String {
             .collect(),
     );
     if report.pending.changes.len() > LISTED_CHANGES {
-        let _ = writeln!(out, "\n…and {} more (see `--format json`).", report.pending.changes.len() - LISTED_CHANGES);
+        let _ = writeln!(
+            out,
+            "\n…and {} more (see `--format json`).",
+            report.pending.changes.len() - LISTED_CHANGES
+        );
     }
     if !report.unmanaged.is_empty() {
         let _ = writeln!(
@@ -225,7 +262,12 @@ fn html_section(
     rows: Vec<Vec<String>>,
     empty: &str,
 ) {
-    let _ = write!(out, "<section id=\"{id}\"><h2>{} ({})</h2>", h(title), rows.len());
+    let _ = write!(
+        out,
+        "<section id=\"{id}\"><h2>{} ({})</h2>",
+        h(title),
+        rows.len()
+    );
     if rows.is_empty() {
         let _ = write!(out, "<p>{}</p></section>", h(empty));
         return;
@@ -263,11 +305,31 @@ pub fn drift_html(report: &DriftReport) -> String {
         h(&drift_summary_line(report)),
     );
     let cards = [
-        ("outside-edits", "outside edits", report.outside_edits.len(), true),
-        ("protected", "protected holdings", report.protected_holdings.len(), true),
+        (
+            "outside-edits",
+            "outside edits",
+            report.outside_edits.len(),
+            true,
+        ),
+        (
+            "protected",
+            "protected holdings",
+            report.protected_holdings.len(),
+            true,
+        ),
         ("orphans", "orphaned rows", report.orphans.len(), true),
-        ("pending", "pending changes", report.pending.changes.len(), true),
-        ("unmanaged", "unmanaged registrations", report.unmanaged.len(), false),
+        (
+            "pending",
+            "pending changes",
+            report.pending.changes.len(),
+            true,
+        ),
+        (
+            "unmanaged",
+            "unmanaged registrations",
+            report.unmanaged.len(),
+            false,
+        ),
     ];
     for (id, label, count, counts_as_drift) in cards {
         let class = match (counts_as_drift, count) {
@@ -292,7 +354,13 @@ pub fn drift_html(report: &DriftReport) -> String {
         report
             .outside_edits
             .iter()
-            .map(|x| vec![x.kind.name().to_string(), h(&x.key), change_name(x.change).to_string()])
+            .map(|x| {
+                vec![
+                    x.kind.name().to_string(),
+                    h(&x.key),
+                    change_name(x.change).to_string(),
+                ]
+            })
             .collect(),
         "Every managed row is as the last apply left it.",
     );

@@ -197,7 +197,11 @@ impl Store {
                 .connection
                 .prepare("SELECT kind, key, hash FROM managed_hashes")?;
             let rows = statement.query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })?;
             let mut hashes = RowHashes::new();
             for row in rows {
@@ -439,7 +443,9 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     // one filled by insertion about half-full ones, which costs memory.
     let accounts = connection
         .prepare(SELECT_ACCOUNTS)?
-        .query_map([], |row| account_from_row(row).map(|a| (a.anchor.clone(), a)))?
+        .query_map([], |row| {
+            account_from_row(row).map(|a| (a.anchor.clone(), a))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     state.accounts = accounts.into_iter().collect();
     let registrations = connection
@@ -447,7 +453,10 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
         .query_map([], registration_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     state.registrations = registrations.into_iter().collect();
-    for group in connection.prepare(SELECT_GROUPS)?.query_map([], group_from_row)? {
+    for group in connection
+        .prepare(SELECT_GROUPS)?
+        .query_map([], group_from_row)?
+    {
         let group = group?;
         state.groups.insert(group.name.clone(), group);
     }
@@ -482,9 +491,10 @@ fn touched_row(change: &Change) -> Option<RowId> {
     match change.kind {
         Kind::Account => change.account.as_deref().map(RowId::account),
         Kind::Registration => match (&change.protocol, &change.im_name) {
-            (Some(protocol), Some(im_name)) => {
-                Some(RowId::registration(protocol, &im_name_key(protocol, im_name)))
-            }
+            (Some(protocol), Some(im_name)) => Some(RowId::registration(
+                protocol,
+                &im_name_key(protocol, im_name),
+            )),
             _ => None,
         },
         Kind::Group | Kind::GroupMember => change.group.as_deref().map(RowId::group),
@@ -510,7 +520,8 @@ fn refresh_hashes(
         .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")?;
     let mut upsert = connection
         .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
-    let mut delete = connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
+    let mut delete =
+        connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
     for id in touched {
         let hash = match id.kind {
             RowKind::Account => account
