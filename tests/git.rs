@@ -579,3 +579,45 @@ fn bad_revisions_and_paths_are_one_clear_line_and_apply_nothing() {
     assert!(plan["revision"].is_null());
     assert_eq!(plan["revision_dirty"], false);
 }
+
+#[test]
+fn drift_compares_the_store_with_the_last_applied_revision() {
+    let (repo, first) = applied_main();
+    // A change merged but not applied yet: the mapping renamed to aol-uid with uid names.
+    repo.write("registrar/registrar.yaml", &config("aol-uid", "{uid}"));
+    let second = repo.commit("registrar: aol names from uid");
+
+    // Against the applied revision there is nothing to report, whatever HEAD holds now.
+    let output = repo.run(&["drift", "--format", "json", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["revision"], first.to_string());
+    assert_eq!(report["orphans"], serde_json::json!([]));
+
+    // Against the new head, the applied rows belong to a mapping that is gone, and the
+    // plan at that head would replace them.
+    let report = json(&repo.run(&["drift", "--format", "json", "--rev", "main"]));
+    assert_eq!(report["revision"], second.to_string());
+    let orphans: Vec<&str> = report["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(orphans, ["aol-mail", "aol-mail"]);
+    assert_eq!(
+        registration_changes(&report["pending"]["changes"]),
+        vec![
+            row("add", "aol-uid", "alee", ""),
+            row("add", "aol-uid", "bstone", ""),
+            row("remove", "aol-mail", "ann.lee", "mapping removed"),
+            row("remove", "aol-mail", "bob.stone", "mapping removed"),
+        ]
+    );
+
+    // Once applied, the new head is the one compared with, and all is in order again.
+    assert_eq!(repo.run(&["apply", "--rev", "main"]).status.code(), Some(0));
+    let report = json(&repo.run(&["drift", "--format", "json"]));
+    assert_eq!(report["revision"], second.to_string());
+    assert_eq!(report["pending"]["changes"], serde_json::json!([]));
+}
