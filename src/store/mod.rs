@@ -296,9 +296,7 @@ impl Store {
                 },
             })?;
         }
-        let touched: std::collections::BTreeSet<RowId> =
-            plan.changes.iter().filter_map(touched_row).collect();
-        refresh_hashes(&transaction, touched).map_err(fail)?;
+        refresh_hashes(&transaction, &plan.changes).map_err(fail)?;
         let new_serial = if plan.changes.is_empty() {
             serial
         } else {
@@ -486,27 +484,78 @@ fn write_hashes(connection: &Connection, hashes: &RowHashes) -> rusqlite::Result
     Ok(())
 }
 
-/// The rows a change writes, for re-hashing after an apply.
-fn touched_row(change: &Change) -> Option<RowId> {
+/// What a change leaves of the managed row it writes, for its hash.
+enum RowAfter {
+    /// The row as the change wrote it, whole (adds): hashed without reading it back.
+    Hash(String),
+    /// The row is gone (removals).
+    Gone,
+    /// Partly written (updates, memberships): read back and hashed.
+    Reread,
+}
+
+/// The managed row a change writes and what it leaves of it.
+fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
+    let after = |row_hash: Option<String>| match (change.action, row_hash) {
+        (Action::Remove, _) => RowAfter::Gone,
+        (Action::Add, Some(hash)) => RowAfter::Hash(hash),
+        _ => RowAfter::Reread,
+    };
     match change.kind {
-        Kind::Account => change.account.as_deref().map(RowId::account),
-        Kind::Registration => match (&change.protocol, &change.im_name) {
-            (Some(protocol), Some(im_name)) => Some(RowId::registration(
-                protocol,
-                &im_name_key(protocol, im_name),
-            )),
-            _ => None,
-        },
-        Kind::Group | Kind::GroupMember => change.group.as_deref().map(RowId::group),
+        Kind::Account => {
+            let anchor = change.account.as_deref()?;
+            let added = (change.action == Action::Add).then(|| {
+                drift::account_hash(&StateAccount {
+                    anchor: anchor.to_string(),
+                    dn: change.dn.clone().unwrap_or_default(),
+                    source: change.source.clone(),
+                    status: AccountStatus::Active,
+                    profile: change.profile.as_deref().cloned().unwrap_or_default(),
+                })
+            });
+            Some((RowId::account(anchor), after(added)))
+        }
+        Kind::Registration => {
+            let (protocol, im_name) = (change.protocol.as_deref()?, change.im_name.as_deref()?);
+            let added = match (change.action, &change.account) {
+                (Action::Add, Some(account)) => {
+                    Some(drift::registration_hash(&StateRegistration {
+                        protocol: protocol.to_string(),
+                        im_name: im_name.to_string(),
+                        account: account.clone(),
+                        source: RegistrationSource::Ldap,
+                        owner: change.mapping.clone(),
+                    }))
+                }
+                _ => None,
+            };
+            let id = RowId::registration(protocol, &im_name_key(protocol, im_name));
+            Some((id, after(added)))
+        }
+        // A group's hash covers its members: always read back.
+        Kind::Group | Kind::GroupMember => {
+            let id = RowId::group(change.group.as_deref()?);
+            Some((
+                id,
+                if change.kind == Kind::Group {
+                    after(None)
+                } else {
+                    RowAfter::Reread
+                },
+            ))
+        }
     }
 }
 
-/// Re-hashes the managed rows `touched` as they now are: a row that is gone or no
-/// longer managed loses its hash.
-fn refresh_hashes(
-    connection: &Connection,
-    touched: impl IntoIterator<Item = RowId>,
-) -> rusqlite::Result<()> {
+/// Records the hashes of the managed rows a plan's changes wrote (the last change of
+/// a row decides): adds from the change, other rows read back as they now are; a row
+/// that is gone or no longer managed loses its hash.
+fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
+    let mut touched: std::collections::BTreeMap<RowId, RowAfter> =
+        std::collections::BTreeMap::new();
+    for (id, after) in changes.iter().filter_map(row_after) {
+        touched.insert(id, after);
+    }
     let mut account = connection.prepare(&format!(
         "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
     ))?;
@@ -522,7 +571,19 @@ fn refresh_hashes(
         .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
     let mut delete =
         connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
-    for id in touched {
+    for (id, after) in touched {
+        let reread = match after {
+            RowAfter::Hash(hash) => {
+                upsert.execute(params![id.kind.name(), id.key, hash])?;
+                continue;
+            }
+            RowAfter::Gone => {
+                delete.execute(params![id.kind.name(), id.key])?;
+                continue;
+            }
+            RowAfter::Reread => id,
+        };
+        let id = reread;
         let hash = match id.kind {
             RowKind::Account => account
                 .query_row([&id.key], account_from_row)
