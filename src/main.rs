@@ -37,10 +37,11 @@ fn main() -> ExitCode {
             | Command::Apply { .. }
             | Command::Status { .. }
             | Command::Export { .. }
+            | Command::Run { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
         eprintln!(
-            "error: --rev {rev}: only validate, plan, apply, status and export read a revision"
+            "error: --rev {rev}: only validate, plan, apply, status, export and run read a revision"
         );
         return ExitCode::FAILURE;
     }
@@ -85,6 +86,9 @@ fn main() -> ExitCode {
             format,
             out,
         } => app::export_source(&context, &source, format, out.as_deref()),
+        Command::Run { listen, once } => {
+            app::run_command(&context, app::RunOptions { listen, once })
+        }
         Command::Schema => app::schema(),
     };
     match result {

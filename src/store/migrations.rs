@@ -70,4 +70,8 @@ pub const MIGRATIONS: &[&str] = &[
         message       TEXT
     );
     "#,
+    // 2: how long each run took, in milliseconds (null for runs recorded before).
+    r#"
+    ALTER TABLE runs ADD COLUMN duration_ms INTEGER;
+    "#,
 ];
