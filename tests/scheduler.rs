@@ -385,3 +385,16 @@ fn the_pure_scheduler_coalesces_and_orders_waiting_fires() {
     assert_eq!(Backoff::DEFAULT.delay(7), Duration::from_secs(600));
     assert_eq!(Backoff::DEFAULT.delay(u32::MAX), Duration::from_secs(600));
 }
+
+#[test]
+fn a_wall_clock_set_back_does_not_delay_the_next_fire() {
+    let mut scheduler = Scheduler::new(
+        &[schedule("hourly", "0 * * * *")],
+        Backoff::DEFAULT,
+        at(12, 0, 30),
+    );
+    assert_eq!(scheduler.next_fire(), Some(at(13, 0, 0)));
+    // The clock jumps back 90 minutes: the next fire is the cron's, not 2.5 h away.
+    assert!(scheduler.tick(at(10, 59, 0)).is_empty());
+    assert_eq!(scheduler.next_fire(), Some(at(11, 0, 0)));
+}

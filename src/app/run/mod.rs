@@ -264,8 +264,15 @@ impl Controller {
 
         // The first config: its schedules start the scheduler. A bad config, or none,
         // stops the controller here, before it listens or runs anything.
-        if let Err(FetchError::Failed(message)) = self.follow.fetch(&mut stop.clone()).await {
-            log(&format!("{message}; starting from the last fetched commit"));
+        match self.follow.fetch(&mut stop.clone()).await {
+            Ok(()) if self.follow.remote().is_some() => {
+                self.telemetry().fetched(Ok(()), Utc::now());
+            }
+            Err(FetchError::Failed(message)) => {
+                log(&format!("{message}; starting from the last fetched commit"));
+                self.telemetry().fetched(Err(&message), Utc::now());
+            }
+            _ => {}
         }
         let files = self.follow.files()?;
         let config = read_config(&self.context, &files, "")?;

@@ -130,10 +130,20 @@ impl Scheduler {
     /// Fires every schedule whose time has come by `now`: it waits to run (or, already
     /// waiting, the fire is coalesced), and its next fire is its next cron time after
     /// `now` (fires missed while the process slept collapse into this one).
+    ///
+    /// A schedule that is not backing off and whose next fire is later than its cron
+    /// now says (the wall clock was set back) takes the cron's time.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Fired> {
         let mut fired = Vec::new();
         for slot in &mut self.slots {
             let Some(due) = slot.next.filter(|due| *due <= now) else {
+                if slot.failures == 0 {
+                    if let Some(cron) = slot.schedule.next_after(now) {
+                        if slot.next.is_none_or(|next| cron < next) {
+                            slot.next = Some(cron);
+                        }
+                    }
+                }
                 continue;
             };
             let name = slot.schedule.name.clone();
