@@ -937,4 +937,54 @@ mod tests {
         assert_eq!(state.groups["staff"].owner, None);
         assert_eq!(state.serial, 0);
     }
+
+    #[test]
+    fn the_history_keeps_changing_runs_and_prunes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan = crate::core::plan::plan(
+            &Rules::default(),
+            desired_with_group("staff"),
+            &State::default(),
+        )
+        .unwrap();
+        let applied = RunRecord {
+            revision: Some("abc".to_string()),
+            duration_ms: Some(1234),
+            ..RunRecord::new("run every: apply", "t0")
+        };
+        store.apply(&plan, applied).unwrap();
+        for n in 0..5 {
+            let planned = RunRecord {
+                outcome: "planned".to_string(),
+                revision: Some(format!("rev{n}")),
+                ..RunRecord::new("run hourly: plan", format!("t{}", n + 1))
+            };
+            store.record_run(planned).unwrap();
+        }
+        assert_eq!(store.applied_revision().unwrap().as_deref(), Some("abc"));
+        let runs = store.runs(10).unwrap();
+        assert_eq!(runs.len(), 6);
+        assert_eq!((runs[0].serial_before, runs[0].serial_after), (1, 1));
+        assert_eq!(runs[5].duration_ms, Some(1234));
+
+        // Keep 2: the three oldest plans go, the apply (it changed the store) stays.
+        assert_eq!(store.prune_runs(2).unwrap(), 3);
+        let left: Vec<String> = store
+            .runs(10)
+            .unwrap()
+            .into_iter()
+            .map(|run| run.started_at)
+            .collect();
+        assert_eq!(left, ["t5", "t4", "t0"]);
+        assert_eq!(
+            store.managed_counts().unwrap(),
+            ManagedCounts {
+                accounts: 1,
+                registrations: 0,
+                groups: 1,
+                group_members: 1,
+            }
+        );
+    }
 }
