@@ -1,6 +1,7 @@
 //! The command line: clap definitions, kept close to what the user types. `main` turns
 //! them into calls of the `app` commands.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -34,7 +35,8 @@ pub struct CommonArgs {
     pub state: PathBuf,
     /// Read the config directory and every file it names from this git revision (a
     /// branch, tag, sha, HEAD~1, …) instead of the working tree; no checkout is made.
-    /// For validate, plan, apply, status, export and discover.
+    /// For validate, plan, apply, status, export, discover, drift and run (`run --rev
+    /// BRANCH` follows the branch).
     #[arg(long, global = true, value_name = "REV")]
     pub rev: Option<String>,
     /// Colour in text output (auto: when stdout is a terminal and NO_COLOR is unset).
@@ -133,8 +135,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = StateFormat::Text)]
         format: StateFormat,
     },
+    /// The controller: run the config's schedules until SIGTERM or SIGINT, reading the
+    /// config again before every run (with --rev BRANCH from that branch, fetched first
+    /// from its remote when it has one), one run at a time, each recorded in the run
+    /// history. One controller per state file.
+    Run {
+        /// Serve /healthz, /livez and /metrics (Prometheus) over HTTP at ADDRESS:
+        /// HOST:PORT, or a bare PORT for 127.0.0.1:PORT. No authentication: keep it on
+        /// loopback or a private network.
+        #[arg(long, value_name = "ADDRESS", value_parser = parse_listen)]
+        listen: Option<SocketAddr>,
+        /// Run each schedule's action once, now, in name order, then exit (1 if one
+        /// failed or was blocked).
+        #[arg(long, conflicts_with = "listen")]
+        once: bool,
+    },
     /// Print the JSON Schema of the config files.
     Schema,
+}
+
+/// `--listen`: `HOST:PORT`, `[v6]:PORT`, or a bare port on loopback.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!("{text:?} is not HOST:PORT or PORT (e.g. 127.0.0.1:9187, [::1]:9187, 9187)")
+    })
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,8 +5,10 @@
 //!
 //! Paths here are repository-relative (`registrar/people.ldif`); turning the paths the
 //! user and the config files wrote into those, and refusing the ones that leave the
-//! repository, is [`crate::snapshot`]'s job (with [`normalize_within`]). This module
-//! never writes to the repository, never fetches, and never touches the network.
+//! repository, is [`crate::tree`]'s job (with [`normalize_within`]). This module
+//! never writes to the repository, never fetches, and never touches the network: it
+//! only tells which remote a branch follows ([`Repo::upstream`]); the controller fetches
+//! through the system `git`.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -23,6 +25,14 @@ pub enum GitError {
     UnknownRevision { rev: String, repo: PathBuf },
     #[error("git repository {}: {message}", repo.display())]
     Other { repo: PathBuf, message: String },
+}
+
+/// Where a branch's commits come from: the remote to fetch and the remote-tracking ref
+/// (`refs/remotes/origin/main`) that holds them once fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub remote: String,
+    pub tracking_ref: String,
 }
 
 /// A repository with a working tree.
@@ -151,6 +161,53 @@ impl Repo {
             .collect();
         names.sort();
         Ok(Some(names))
+    }
+
+    /// The remote a `rev` follows, for the controller: a local branch with an upstream
+    /// on a remote (`branch.<name>.remote`), or a remote-tracking branch (`origin/main`).
+    /// `None` for anything else (a branch without upstream, a tag, a sha, `HEAD~1`).
+    /// This only reads the repository's configuration; fetching is the caller's.
+    pub fn upstream(&self, rev: &str) -> Result<Option<Upstream>, GitError> {
+        let short = rev.strip_prefix("refs/heads/").unwrap_or(rev);
+        if let Ok(branch) = self.repo.find_branch(short, git2::BranchType::Local) {
+            let Some(local) = branch.get().name().map(str::to_string) else {
+                return Ok(None);
+            };
+            let (Ok(remote), Ok(tracking)) = (
+                self.repo.branch_upstream_remote(&local),
+                self.repo.branch_upstream_name(&local),
+            ) else {
+                return Ok(None);
+            };
+            let (Some(remote), Some(tracking)) = (remote.as_str(), tracking.as_str()) else {
+                return Ok(None);
+            };
+            // `branch.<name>.remote = .` is an upstream in this repository: nothing to fetch.
+            if remote == "." {
+                return Ok(None);
+            }
+            return Ok(Some(Upstream {
+                remote: remote.to_string(),
+                tracking_ref: tracking.to_string(),
+            }));
+        }
+        let short = rev.strip_prefix("refs/remotes/").unwrap_or(rev);
+        if let Ok(branch) = self.repo.find_branch(short, git2::BranchType::Remote) {
+            let Some(tracking) = branch.get().name().map(str::to_string) else {
+                return Ok(None);
+            };
+            let remote = self
+                .repo
+                .branch_remote_name(&tracking)
+                .map_err(|e| self.error(e))?;
+            if let Some(remote) = remote.as_str() {
+                return Ok(Some(Upstream {
+                    remote: remote.to_string(),
+                    tracking_ref: tracking,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// The repository-relative paths of working-tree files that differ from HEAD:

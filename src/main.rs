@@ -39,11 +39,12 @@ fn main() -> ExitCode {
             | Command::Export { .. }
             | Command::Drift { .. }
             | Command::Discover { .. }
+            | Command::Run { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
         eprintln!(
-            "error: --rev {rev}: only validate, plan, apply, status, export, discover and \
-             drift read a revision"
+            "error: --rev {rev}: only validate, plan, apply, status, export, discover, drift \
+             and run read a revision"
         );
         return ExitCode::FAILURE;
     }
@@ -96,6 +97,9 @@ fn main() -> ExitCode {
             detailed_exitcode,
         } => app::drift_command(&context, format, out.as_deref(), detailed_exitcode),
         Command::Discover { source, format } => app::discover(&context, &source, format),
+        Command::Run { listen, once } => {
+            app::run_command(&context, app::RunOptions { listen, once })
+        }
         Command::Schema => app::schema(),
     };
     match result {

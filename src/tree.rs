@@ -111,6 +111,25 @@ impl Tree {
         })))
     }
 
+    /// The files of `commit` (full hex), which `rev` resolved to earlier; messages name
+    /// `rev (sha12)`. The controller resolves a branch once per run and reads that commit
+    /// throughout, whatever the branch does meanwhile.
+    pub fn at_commit_of(config_dir: &Path, rev: &str, commit: &str) -> Result<Tree, TreeError> {
+        let label = format!("{rev} ({})", &commit[..commit.len().min(12)]);
+        let mut tree = Tree::at_revision(config_dir, commit).map_err(|error| match error {
+            TreeError::MissingDir { dir, commit, .. } => TreeError::MissingDir {
+                dir,
+                label: label.clone(),
+                commit,
+            },
+            other => other,
+        })?;
+        if let Tree::Revision(revision) = &mut tree {
+            revision.label = label;
+        }
+        Ok(tree)
+    }
+
     /// The commit these files are (HEAD for the working tree), as a full hex sha.
     pub fn commit(&self) -> Option<String> {
         match self {

@@ -19,7 +19,7 @@ fn read_all(input: &[u8]) -> Vec<Result<Record, String>> {
 fn read_all_from(input: impl BufRead) -> Vec<Result<Record, String>> {
     LdifReader::new(input)
         .with_resolver(|url: &str| {
-            if url.len() % 2 == 0 {
+            if url.len().is_multiple_of(2) {
                 Ok(url.as_bytes().to_vec())
             } else {
                 Err("odd".to_string())

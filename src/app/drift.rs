@@ -33,7 +33,7 @@ pub fn drift_report(context: &Context) -> Result<DriftReport, AppError> {
         Some(rev) => Some(rev.clone()),
         // A dirty apply recorded `COMMIT-dirty`: compare with the commit.
         None => store
-            .last_applied_revision()?
+            .applied_revision()?
             .map(|recorded| recorded.trim_end_matches("-dirty").to_string()),
     };
     let at = Context {

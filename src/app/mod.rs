@@ -26,11 +26,13 @@ use sources::InputsDigest;
 mod discover;
 mod drift;
 mod export;
+pub mod run;
 mod sources;
 
 pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
+pub use run::{run_command, RunOptions};
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -273,16 +275,27 @@ impl Reconciled {
 pub fn reconcile(context: &Context, base: Option<&str>) -> Result<Reconciled, AppError> {
     let files = head_files(context)?;
     let config = read_config(context, &files, "")?;
+    reconcile_with(context, &files, config, base)
+}
+
+/// The reconcile pass over a config already read from `files` (the controller reads it
+/// first, for its schedules).
+fn reconcile_with(
+    context: &Context,
+    files: &Tree,
+    config: Config,
+    base: Option<&str>,
+) -> Result<Reconciled, AppError> {
     // The store loads on a second core while the sources stream through the builder.
     let (read, state) = std::thread::scope(|scope| {
         let loader = scope.spawn(|| load_state(&context.state_path));
-        let read = read_desired(&config, &files);
+        let read = read_desired(&config, files);
         let state = loader
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (read, state)
     });
-    let (wanted, inputs_digest) = at_revision(&files, "", read)?;
+    let (wanted, inputs_digest) = at_revision(files, "", read)?;
     let state = state?;
     let revision_dirty = files.is_dirty(&context.config_dir, &files_read(&config));
     let effect = match base {
@@ -507,7 +520,7 @@ pub fn apply_command(
     saved_plan: Option<&Path>,
     allow_deletes: bool,
 ) -> Result<Outcome, AppError> {
-    let started_at = now();
+    let started = Started::now();
     let rev_flag = context
         .rev
         .as_deref()
@@ -542,14 +555,11 @@ pub fn apply_command(
             )));
         }
     }
-    let revision = recorded_revision(&to_apply, dirty);
-    let serial = apply_recorded(
-        &context.state_path,
-        &to_apply,
-        revision,
-        &command,
-        started_at,
-    )?;
+    let run = RunRecord {
+        revision: recorded_revision(&to_apply, dirty),
+        ..started.record(command)
+    };
+    let serial = apply_recorded(&context.state_path, &to_apply, run, Some(&started))?;
     let s = &to_apply.summary;
     println!(
         "Apply complete: {} added, {} updated, {} removed, {} deactivated, {} reactivated. State serial {serial}.",
@@ -607,29 +617,78 @@ pub fn apply_plan(
     command: &str,
     started_at: String,
 ) -> Result<i64, AppError> {
-    apply_recorded(state_path, plan, plan.revision.clone(), command, started_at)
+    let run = RunRecord {
+        revision: plan.revision.clone(),
+        ..RunRecord::new(command, started_at)
+    };
+    apply_recorded(state_path, plan, run, None)
 }
 
+/// Applies `plan` and records `run` with the plan's counts, finished now; with
+/// `started`, its duration runs up to here.
 fn apply_recorded(
     state_path: &Path,
     plan: &Plan,
-    revision: Option<String>,
-    command: &str,
-    started_at: String,
+    run: RunRecord,
+    started: Option<&Started>,
 ) -> Result<i64, AppError> {
     let mut store = Store::open(state_path)?;
+    let run = with_counts(
+        RunRecord {
+            finished_at: now(),
+            duration_ms: started.map(Started::millis).or(run.duration_ms),
+            ..run
+        },
+        plan,
+    );
+    Ok(store.apply(plan, run)?)
+}
+
+/// `run` with the counts of `plan`'s summary.
+fn with_counts(run: RunRecord, plan: &Plan) -> RunRecord {
     let s = &plan.summary;
-    let run = RunRecord {
-        finished_at: now(),
-        revision,
+    RunRecord {
         added: s.add,
         updated: s.update,
         removed: s.remove,
         deactivated: s.deactivate,
         reactivated: s.reactivate,
-        ..RunRecord::new(command, started_at)
-    };
-    Ok(store.apply(plan, run)?)
+        ..run
+    }
+}
+
+/// When a command started, on the wall clock (for the history) and the monotonic one
+/// (for its duration).
+#[derive(Debug, Clone)]
+struct Started {
+    at: String,
+    clock: std::time::Instant,
+}
+
+impl Started {
+    fn now() -> Self {
+        Started {
+            at: now(),
+            clock: std::time::Instant::now(),
+        }
+    }
+
+    fn elapsed(&self) -> std::time::Duration {
+        self.clock.elapsed()
+    }
+
+    fn millis(&self) -> u64 {
+        self.elapsed().as_millis().min(u128::from(u64::MAX)) as u64
+    }
+
+    /// A run of `command` from this start, finished now, with its duration.
+    fn record(&self, command: impl Into<String>) -> RunRecord {
+        RunRecord {
+            finished_at: now(),
+            duration_ms: Some(self.millis()),
+            ..RunRecord::new(command, self.at.clone())
+        }
+    }
 }
 
 /// Reads a saved plan, and whether it was made from a dirty working tree.
@@ -824,24 +883,21 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
         Some(store) => (store.serial()?, store.runs(STATUS_RUNS)?),
         None => (0, Vec::new()),
     };
-    let applied_revision = runs
-        .iter()
-        .find(|run| run.command.starts_with("apply") && run.outcome == "applied")
-        .and_then(|run| run.revision.clone());
+    let applied_revision = match &store {
+        Some(store) => store.applied_revision()?,
+        None => None,
+    };
     let now = chrono::Utc::now();
     let next: Vec<(String, String, String, Option<String>)> = schedules
         .iter()
         .map(|schedule| {
             let next = schedule
-                .cron
-                .find_next_occurrence(&now, false)
-                .ok()
+                .next_after(now)
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-            let action = format!("{:?}", schedule.action).to_lowercase();
             (
                 schedule.name.clone(),
                 schedule.cron_text.clone(),
-                action,
+                schedule.action_name().to_string(),
                 next,
             )
         })
@@ -868,7 +924,7 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
             out.push_str(&format!("\nlast runs ({})\n", runs.len()));
             for run in &runs {
                 out.push_str(&format!(
-                    "  {} {} [{}] serial {}→{}: +{} ~{} -{} deactivated {} reactivated {}{}\n",
+                    "  {} {} [{}] serial {}→{}: +{} ~{} -{} deactivated {} reactivated {}{}{}{}\n",
                     run.finished_at,
                     run.command,
                     run.outcome,
@@ -882,6 +938,13 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                     run.revision
                         .as_deref()
                         .map(|r| format!(" at {}", &r[..r.len().min(12)]))
+                        .unwrap_or_default(),
+                    run.duration_ms
+                        .map(|ms| format!(" in {:.2}s", ms as f64 / 1000.0))
+                        .unwrap_or_default(),
+                    run.message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
                         .unwrap_or_default()
                 ));
             }

@@ -291,7 +291,7 @@ impl<'a> Progress<'a> {
 
     fn tick(&mut self) {
         self.entries += 1;
-        if !self.terminal || self.entries % 256 != 0 {
+        if !self.terminal || !self.entries.is_multiple_of(256) {
             return;
         }
         let now = Instant::now();

@@ -13,6 +13,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Timelike, Utc};
+
 use crate::core::dn::{normalize_dn, Dn};
 use crate::core::model::{
     AccountRules, Anchor, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
@@ -152,6 +154,20 @@ pub struct Schedule {
     pub cron: croner::Cron,
     pub action: raw::ScheduleAction,
     pub mode: raw::ImportMode,
+}
+
+impl Schedule {
+    /// The first time this schedule fires strictly after `after`, in whole seconds (cron
+    /// times are UTC); `None` when the expression never matches again.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let whole = after.with_nanosecond(0).unwrap_or(after);
+        self.cron.find_next_occurrence(&whole, false).ok()
+    }
+
+    /// The action's name as the config spells it: `plan`, `apply` or `drift`.
+    pub fn action_name(&self) -> &'static str {
+        self.action.name()
+    }
 }
 
 impl Config {

@@ -308,6 +308,27 @@ pub enum ScheduleAction {
     Drift,
 }
 
+impl ScheduleAction {
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScheduleAction::Plan => "plan",
+            ScheduleAction::Apply => "apply",
+            ScheduleAction::Drift => "drift",
+        }
+    }
+}
+
+impl ImportMode {
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportMode::Full => "full",
+            ImportMode::Delta => "delta",
+        }
+    }
+}
+
 /// A name: letters, digits, `-`, `_` and `.`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[schemars(transparent)]
@@ -383,14 +404,18 @@ parsed_text!(
     CronText,
     croner::Cron,
     "cron expression",
-    |text| {
-        croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .build()
-            .parse(text)
-            .map_err(|e| e.to_string())
-    }
+    parse_cron
 );
+
+/// Parses a cron expression as the config reads it: 5 fields (`*/15 * * * *`, at second
+/// 0), or 6 with seconds first (`*/10 * * * * *`).
+pub fn parse_cron(text: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(text)
+        .map_err(|e| e.to_string())
+}
 parsed_text!(
     /// A regular expression (Rust `regex` syntax).
     RegexText,

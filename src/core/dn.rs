@@ -419,7 +419,10 @@ impl Parser<'_> {
         let hex = self
             .cursor
             .skip_while(|c| !matches!(c, ',' | ';' | '+' | ' '));
-        if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if hex.is_empty()
+            || !hex.len().is_multiple_of(2)
+            || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             return Err(self.error(
                 start,
                 format!(

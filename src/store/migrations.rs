@@ -70,7 +70,11 @@ pub const MIGRATIONS: &[&str] = &[
         message       TEXT
     );
     "#,
-    // 2: the content hash of every managed row as the last apply left it, for drift.
+    // 2: how long each run took, in milliseconds (null for runs recorded before).
+    r#"
+    ALTER TABLE runs ADD COLUMN duration_ms INTEGER;
+    "#,
+    // 3: the content hash of every managed row as the last apply left it, for drift.
     // Filled for existing rows right after this migration (`Store::migrate`).
     r#"
     CREATE TABLE managed_hashes (
@@ -84,4 +88,4 @@ pub const MIGRATIONS: &[&str] = &[
 
 /// The migration after which the managed rows' hashes are computed (in Rust: SQLite has
 /// no SHA-256) for stores that already hold rows.
-pub const HASHES_MIGRATION: usize = 2;
+pub const HASHES_MIGRATION: usize = 3;

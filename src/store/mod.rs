@@ -79,6 +79,8 @@ pub struct RunRecord {
     pub reactivated: u64,
     pub outcome: String,
     pub message: Option<String>,
+    /// How long the run took; `None` for runs recorded before this was kept.
+    pub duration_ms: Option<u64>,
 }
 
 impl RunRecord {
@@ -100,8 +102,18 @@ impl RunRecord {
             reactivated: 0,
             outcome: "applied".to_string(),
             message: None,
+            duration_ms: None,
         }
     }
+}
+
+/// The rows `registrar` manages, by kind (the kinds of the plan JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ManagedCounts {
+    pub accounts: u64,
+    pub registrations: u64,
+    pub groups: u64,
+    pub group_members: u64,
 }
 
 /// An open store.
@@ -215,21 +227,6 @@ impl Store {
         read().map_err(|e| self.error(e))
     }
 
-    /// The revision of the last apply that landed, as recorded (a commit, `COMMIT-dirty`),
-    /// or `None` when no apply recorded one.
-    pub fn last_applied_revision(&self) -> Result<Option<String>, StoreError> {
-        self.connection
-            .query_row(
-                "SELECT revision FROM runs WHERE command LIKE 'apply%' AND outcome = 'applied' \
-                 ORDER BY id DESC LIMIT 1",
-                [],
-                |row| row.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.error(e))
-    }
-
     /// The current state serial.
     pub fn serial(&self) -> Result<i64, StoreError> {
         read_serial(&self.connection).map_err(|e| self.error(e))
@@ -241,7 +238,7 @@ impl Store {
             .connection
             .prepare(
                 "SELECT started_at, finished_at, command, revision, serial_before, serial_after, \
-                 added, updated, removed, deactivated, reactivated, outcome, message \
+                 added, updated, removed, deactivated, reactivated, outcome, message, duration_ms \
                  FROM runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(|e| self.error(e))?;
@@ -261,12 +258,77 @@ impl Store {
                     reactivated: row.get::<_, i64>(10)? as u64,
                     outcome: row.get(11)?,
                     message: row.get(12)?,
+                    duration_ms: row.get::<_, Option<i64>>(13)?.map(|ms| ms.max(0) as u64),
                 })
             })
             .map_err(|e| self.error(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.error(e))?;
         Ok(runs)
+    }
+
+    /// The revision of the newest run that applied a plan (`apply`, or the controller's
+    /// apply), if any: what the store was last reconciled to.
+    pub fn applied_revision(&self) -> Result<Option<String>, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT revision FROM runs WHERE outcome = 'applied' AND revision IS NOT NULL \
+                 AND (command LIKE 'apply%' OR command LIKE 'run %') ORDER BY id DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Records a run that wrote nothing else (a plan, a refused or failed apply), at the
+    /// current serial.
+    pub fn record_run(&mut self, mut run: RunRecord) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let fail = |e| store_error(&path, e);
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let serial = read_serial(&transaction).map_err(fail)?;
+        run.serial_before = serial;
+        run.serial_after = serial;
+        insert_run(&transaction, &run).map_err(fail)?;
+        transaction.commit().map_err(fail)
+    }
+
+    /// Forgets the runs that changed nothing (serial unchanged) once `keep` newer runs
+    /// exist; runs that changed the store stay for good. Returns how many went.
+    pub fn prune_runs(&mut self, keep: usize) -> Result<usize, StoreError> {
+        self.connection
+            .execute(
+                "DELETE FROM runs WHERE serial_before = serial_after \
+                 AND id <= (SELECT MAX(id) FROM runs) - ?1",
+                [keep as i64],
+            )
+            .map_err(|e| self.error(e))
+    }
+
+    /// How many rows `registrar` manages (they have an owner or a source), by kind.
+    pub fn managed_counts(&self) -> Result<ManagedCounts, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM accounts WHERE source IS NOT NULL), \
+                 (SELECT COUNT(*) FROM registrations WHERE owner IS NOT NULL), \
+                 (SELECT COUNT(*) FROM groups WHERE owner IS NOT NULL), \
+                 (SELECT COUNT(*) FROM group_members JOIN groups ON groups.name = group_members.group_name \
+                  WHERE groups.owner IS NOT NULL)",
+                [],
+                |row| {
+                    Ok(ManagedCounts {
+                        accounts: row.get::<_, i64>(0)? as u64,
+                        registrations: row.get::<_, i64>(1)? as u64,
+                        groups: row.get::<_, i64>(2)? as u64,
+                        group_members: row.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.error(e))
     }
 
     /// Applies `plan` in one transaction: all of it lands, or none of it. Refuses a plan
@@ -659,8 +721,8 @@ fn write_serial(connection: &Connection, serial: i64) -> rusqlite::Result<()> {
 fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
     connection.execute(
         "INSERT INTO runs (started_at, finished_at, command, revision, serial_before, serial_after, \
-         added, updated, removed, deactivated, reactivated, outcome, message) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         added, updated, removed, deactivated, reactivated, outcome, message, duration_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             run.started_at,
             run.finished_at,
@@ -675,6 +737,7 @@ fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> 
             run.reactivated as i64,
             run.outcome,
             run.message,
+            run.duration_ms.map(|ms| ms.min(i64::MAX as u64) as i64),
         ],
     )?;
     Ok(())
@@ -1038,5 +1101,55 @@ mod tests {
         );
         assert_eq!(state.groups["staff"].owner, None);
         assert_eq!(state.serial, 0);
+    }
+
+    #[test]
+    fn the_history_keeps_changing_runs_and_prunes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan = crate::core::plan::plan(
+            &Rules::default(),
+            desired_with_group("staff"),
+            &State::default(),
+        )
+        .unwrap();
+        let applied = RunRecord {
+            revision: Some("abc".to_string()),
+            duration_ms: Some(1234),
+            ..RunRecord::new("run every: apply", "t0")
+        };
+        store.apply(&plan, applied).unwrap();
+        for n in 0..5 {
+            let planned = RunRecord {
+                outcome: "planned".to_string(),
+                revision: Some(format!("rev{n}")),
+                ..RunRecord::new("run hourly: plan", format!("t{}", n + 1))
+            };
+            store.record_run(planned).unwrap();
+        }
+        assert_eq!(store.applied_revision().unwrap().as_deref(), Some("abc"));
+        let runs = store.runs(10).unwrap();
+        assert_eq!(runs.len(), 6);
+        assert_eq!((runs[0].serial_before, runs[0].serial_after), (1, 1));
+        assert_eq!(runs[5].duration_ms, Some(1234));
+
+        // Keep 2: the three oldest plans go, the apply (it changed the store) stays.
+        assert_eq!(store.prune_runs(2).unwrap(), 3);
+        let left: Vec<String> = store
+            .runs(10)
+            .unwrap()
+            .into_iter()
+            .map(|run| run.started_at)
+            .collect();
+        assert_eq!(left, ["t5", "t4", "t0"]);
+        assert_eq!(
+            store.managed_counts().unwrap(),
+            ManagedCounts {
+                accounts: 1,
+                registrations: 0,
+                groups: 1,
+                group_members: 1,
+            }
+        );
     }
 }
