@@ -1,71 +1,13 @@
 //! The built binary end to end: exit codes, stdout formats, one-line errors on stderr,
 //! and a state file left unchanged by every failure. Real SQLite files in temp dirs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 mod common;
 
+use common::workspace::Workspace;
 use common::{assert_one_line_error, stderr, stdout, BIN};
-
-fn quickstart() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
-}
-
-/// A temp dir holding a copy of the quickstart config (so tests may edit it) and a
-/// state path.
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config");
-        std::fs::create_dir(&config).unwrap();
-        for entry in std::fs::read_dir(quickstart()).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, config.join(path.file_name().unwrap())).unwrap();
-        }
-        Workspace { dir }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.config())
-            .arg("--state")
-            .arg(self.state())
-            .args(args)
-            .env_remove("REGISTRAR_STATE")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    fn write_config(&self, name: &str, text: &str) {
-        std::fs::write(self.config().join(name), text).unwrap();
-    }
-
-    /// The state file's bytes, or None when there is none.
-    fn state_bytes(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.state()).ok()
-    }
-
-    fn state_json(&self) -> serde_json::Value {
-        let output = self.run(&["state", "show", "--format", "json"]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-}
 
 fn plan_counts(text: &str) -> (u64, u64, u64, u64) {
     let line = text

@@ -8,59 +8,25 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{assert_one_line_error, json, stderr, stdout, BIN};
+use common::workspace::Workspace;
+use common::{assert_one_line_error, json, stderr, stdout};
 
-/// A copy of the quickstart config and a state file, in a temp dir.
-struct Workspace {
-    dir: tempfile::TempDir,
+/// The quickstart workspace, applied.
+fn applied() -> Workspace {
+    let ws = Workspace::new();
+    let applied = ws.run(&["apply"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    ws
 }
 
-impl Workspace {
-    fn applied() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config");
-        std::fs::create_dir(&config).unwrap();
-        let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-        for entry in std::fs::read_dir(quickstart).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, config.join(path.file_name().unwrap())).unwrap();
-        }
-        let ws = Workspace { dir };
-        let applied = ws.run(&["apply"]);
-        assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
-        ws
-    }
+/// Runs SQL on the state file directly, as an admin with sqlite3 would.
+fn sql(ws: &Workspace, sql: &str) {
+    let connection = rusqlite::Connection::open(ws.state()).unwrap();
+    connection.execute_batch(sql).unwrap();
+}
 
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.config())
-            .arg("--state")
-            .arg(self.state())
-            .args(args)
-            .env_remove("REGISTRAR_STATE")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs SQL on the state file directly, as an admin with sqlite3 would.
-    fn sql(&self, sql: &str) {
-        let connection = rusqlite::Connection::open(self.state()).unwrap();
-        connection.execute_batch(sql).unwrap();
-    }
-
-    fn report(&self) -> serde_json::Value {
-        json(&self.run(&["drift", "--format", "json"]))
-    }
+fn report(ws: &Workspace) -> serde_json::Value {
+    json(&ws.run(&["drift", "--format", "json"]))
 }
 
 fn kinds(report: &serde_json::Value, section: &str) -> Vec<String> {
@@ -84,19 +50,20 @@ fn kinds(report: &serde_json::Value, section: &str) -> Vec<String> {
 
 #[test]
 fn a_store_as_applied_has_no_drift() {
-    let ws = Workspace::applied();
+    let ws = applied();
     let output = ws.run(&["drift", "--detailed-exitcode"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     assert!(stdout(&output).contains("No drift"), "{}", stdout(&output));
-    let report = ws.report();
+    let report = report(&ws);
     assert_eq!(report["outside_edits"], serde_json::json!([]));
     assert_eq!(report["pending"]["changes"], serde_json::json!([]));
 }
 
 #[test]
 fn rows_edited_deleted_and_forged_behind_registrars_back_are_reported() {
-    let ws = Workspace::applied();
-    ws.sql(
+    let ws = applied();
+    sql(
+        &ws,
         "UPDATE registrations SET account = (SELECT anchor FROM accounts WHERE dn LIKE 'cn=Carla%') \
            WHERE im_name = 'bjohnson';
          UPDATE accounts SET title = 'Owner' WHERE dn LIKE 'cn=Carla%';
@@ -107,7 +74,7 @@ fn rows_edited_deleted_and_forged_behind_registrars_back_are_reported() {
     );
     let output = ws.run(&["drift", "--detailed-exitcode"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    let report = ws.report();
+    let report = report(&ws);
     let edits = kinds(&report, "outside_edits");
     assert!(
         edits
@@ -150,7 +117,7 @@ fn rows_edited_deleted_and_forged_behind_registrars_back_are_reported() {
 
 #[test]
 fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
-    let ws = Workspace::applied();
+    let ws = applied();
     // What a self-registration page that fell back to its service account leaves.
     let output = ws.run(&[
         "state",
@@ -179,8 +146,11 @@ fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     // A mapping renamed in the store (as an old tool would): its owner is unknown.
-    ws.sql("UPDATE registrations SET owner = 'retired-mapping' WHERE im_name = 'bjohnson';");
-    let report = ws.report();
+    sql(
+        &ws,
+        "UPDATE registrations SET owner = 'retired-mapping' WHERE im_name = 'bjohnson';",
+    );
+    let report = report(&ws);
     let held: Vec<&str> = report["protected_holdings"]
         .as_array()
         .unwrap()
@@ -209,7 +179,7 @@ fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
 
 #[test]
 fn directory_changes_since_the_last_apply_are_pending() {
-    let ws = Workspace::applied();
+    let ws = applied();
     let ldif = ws.config().join("corp.ldif");
     let mut text = std::fs::read_to_string(&ldif).unwrap();
     text.push_str(
@@ -218,7 +188,7 @@ fn directory_changes_since_the_last_apply_are_pending() {
          mail: new.hire@example.com\nentryUUID: 5f0c9a1e-00ff-4c1e-9a51-0000000000ff\n",
     );
     std::fs::write(&ldif, text).unwrap();
-    let report = ws.report();
+    let report = report(&ws);
     assert_eq!(report["outside_edits"], serde_json::json!([]));
     let pending = report["pending"]["changes"].as_array().unwrap();
     assert!(
@@ -234,7 +204,7 @@ fn directory_changes_since_the_last_apply_are_pending() {
 
 #[test]
 fn drift_without_a_state_file_is_one_clear_line() {
-    let ws = Workspace::applied();
+    let ws = applied();
     std::fs::remove_file(ws.state()).unwrap();
     assert_one_line_error(
         &ws.run(&["drift"]),
@@ -273,7 +243,7 @@ fn headless(args: &[&str], profile: &Path) -> Output {
 
 #[test]
 fn the_html_report_renders_in_a_browser_with_hostile_values_as_text() {
-    let ws = Workspace::applied();
+    let ws = applied();
     let output = ws.run(&[
         "state",
         "register",
@@ -287,7 +257,7 @@ fn the_html_report_renders_in_a_browser_with_hostile_values_as_text() {
         "self",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    ws.sql("DELETE FROM registrations WHERE im_name = 'cdiaz';");
+    sql(&ws, "DELETE FROM registrations WHERE im_name = 'cdiaz';");
     let page = ws.dir.path().join("drift.html");
     let output = ws.run(&[
         "drift",

@@ -8,6 +8,7 @@ use std::process::Output;
 
 pub mod ldap_fixture;
 pub mod slapd;
+pub mod workspace;
 
 /// The `registrar` binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_registrar");
@@ -48,4 +49,28 @@ pub fn assert_one_line_error(output: &Output, needles: &[&str]) {
         assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
     }
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Commits every change of `repo`'s working tree on its current branch (a test's git
+/// history, built with git2).
+pub fn commit_all(repo: &git2::Repository, message: &str) -> git2::Oid {
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.update_all(["*"], None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let signature = git2::Signature::now("Test", "test@example.com").unwrap();
+    let parent = repo.head().ok().map(|h| h.peel_to_commit().unwrap());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )
+    .unwrap()
 }
