@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{ExportFormat, PlanFormat, StateFormat};
+use crate::app::{ExportFormat, ImportMode, PlanFormat, StateFormat};
 
 /// Declarative GitOps reconciliation of instant-messaging name registrations.
 #[derive(Debug, Parser)]
@@ -70,6 +70,10 @@ pub enum Command {
         /// own files, with the diff of the changed config files.
         #[arg(long, value_name = "REV")]
         base: Option<String>,
+        /// How ldif sources are read: full reads every file again; delta applies only the
+        /// change files not yet imported to the snapshot the store kept at the last apply.
+        #[arg(long, value_enum, default_value_t = ImportMode::Full)]
+        mode: ImportMode,
     },
     /// Apply a saved plan exactly, or compute one and apply it.
     Apply {
@@ -80,6 +84,9 @@ pub enum Command {
         /// Apply even when removals and deactivations exceed the policy's threshold.
         #[arg(long)]
         allow_deletes: bool,
+        /// How ldif sources are read when no saved plan is given (see plan --mode).
+        #[arg(long, value_enum, default_value_t = ImportMode::Full, conflicts_with = "plan")]
+        mode: ImportMode,
     },
     /// Read or record rows of the registration store.
     #[command(subcommand)]

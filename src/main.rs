@@ -57,17 +57,20 @@ fn main() -> ExitCode {
             out,
             detailed_exitcode,
             base,
+            mode,
         } => app::plan_command(
             &context,
             format,
             out.as_deref(),
             detailed_exitcode,
             base.as_deref(),
+            mode,
         ),
         Command::Apply {
             plan,
             allow_deletes,
-        } => app::apply_command(&context, plan.as_deref(), allow_deletes),
+            mode,
+        } => app::apply_command(&context, plan.as_deref(), allow_deletes, mode),
         Command::State(StateCommand::Show { format }) => app::state_show(&context, format),
         Command::State(StateCommand::Register {
             protocol,

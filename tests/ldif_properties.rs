@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use registrar::core::entry::Entry;
-use registrar::ldif::{write_entry, write_version, LdifReader, Record};
+use registrar::ldif::{
+    entry_record, parse_entry_record, write_entry, write_version, LdifReader, Record,
+};
 
 /// Reads everything, stopping at the first error; only panics matter here.
 fn read_all(input: &[u8]) -> Vec<Result<Record, String>> {
@@ -144,6 +146,10 @@ proptest! {
                 other => panic!("{other:?} in\n{}", String::from_utf8_lossy(&out)),
             })
             .collect();
-        prop_assert_eq!(read, entries);
+        prop_assert_eq!(read, entries.clone());
+        // One entry per record, the form the store keeps snapshots in.
+        for entry in entries {
+            prop_assert_eq!(parse_entry_record(&entry_record(&entry).unwrap()).unwrap(), entry);
+        }
     }
 }

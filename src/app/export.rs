@@ -51,7 +51,14 @@ pub fn export_source(
         )));
     };
     let read = |on_entry: &mut dyn FnMut(Entry)| {
-        read_source(source, &files, &mut InputsDigest::unused(), on_entry)
+        read_source(
+            source,
+            &files,
+            &context.config_dir,
+            &mut InputsDigest::unused(),
+            on_entry,
+        )
+        .map(drop)
     };
     match out {
         None => {

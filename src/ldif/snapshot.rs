@@ -5,10 +5,21 @@
 //! apply (adding an entry that exists, changing one that does not, deleting a value that
 //! is absent) is an error and leaves the snapshot as it was before that record.
 //!
+//! A snapshot is either complete (every entry in memory) or an overlay over a
+//! [`SnapshotBase`] that holds the rest, such as the snapshot the store kept of the last
+//! import: [`Snapshot::load_for`] fetches from the base what a record reads (its entry,
+//! the target of a rename, the subtree below it), so applying a change file costs what the
+//! changes touch, not what the directory holds. The keys a change wrote are
+//! [`Snapshot::touched`], which is what a store must write back.
+//!
+//! Entries are keyed by [`tree_key`], the normalised DN with its bytes reversed: a
+//! subtree is then one key range, and a parent sorts before its children.
+//!
 //! Values compare ignoring ASCII case, as most directory string syntaxes do; binary
 //! values compare byte for byte in effect, since case folding only touches ASCII letters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use crate::core::dn::{normalize_dn, AttributeValue, Dn};
 use crate::core::entry::{Attribute, Entry};
@@ -23,10 +34,50 @@ pub struct SnapshotError {
     pub message: String,
 }
 
-/// Entries by normalised DN.
+/// The key of a DN in a snapshot: its normalised form (see [`normalize_dn`]), bytes
+/// reversed. `a` lies below `b` exactly when `a` starts with `b` followed by `,`.
+pub fn tree_key(dn: &str) -> Vec<u8> {
+    let mut key = normalize_dn(dn).into_bytes();
+    key.reverse();
+    key
+}
+
+/// The keys strictly below `key` lie strictly between these two: they start with `key`
+/// and `,` (`-` is the byte after `,`).
+pub fn below_range(key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let with = |byte: u8| {
+        let mut bound = Vec::with_capacity(key.len() + 1);
+        bound.extend_from_slice(key);
+        bound.push(byte);
+        bound
+    };
+    (with(b','), with(b'-'))
+}
+
+/// [`below_range`] as map bounds.
+fn below(key: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let (after, before) = below_range(key);
+    (Bound::Excluded(after), Bound::Excluded(before))
+}
+
+/// Where the entries an overlay snapshot does not hold come from. Keys are
+/// [`tree_key`]s; errors are one-line messages.
+pub trait SnapshotBase {
+    /// The entry at `key`, if the base has one.
+    fn entry(&mut self, key: &[u8]) -> Result<Option<Entry>, String>;
+    /// Every entry strictly below `key` (the keys in [`below_range`]), with its key.
+    fn below(&mut self, key: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>, String>;
+}
+
+/// Entries by [`tree_key`]: all of them, or those an overlay has loaded or written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<Vec<u8>, Entry>,
+    /// Keys whose entry (or absence) this snapshot decides: loaded from the base, or
+    /// written by a change. The base is not asked about them again.
+    settled: BTreeSet<Vec<u8>>,
+    /// Keys written (added, changed, removed) by the changes applied.
+    touched: BTreeSet<Vec<u8>>,
 }
 
 fn fail(dn: &str, message: impl Into<String>) -> SnapshotError {
@@ -41,18 +92,28 @@ fn same_value(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Snapshot {
-    /// A snapshot of `entries`; two entries with the same DN are an error.
+    /// A complete snapshot of `entries`; two entries with the same DN are an error.
     pub fn from_entries(
         entries: impl IntoIterator<Item = Entry>,
     ) -> Result<Snapshot, SnapshotError> {
         let mut snapshot = Snapshot::default();
         for entry in entries {
-            snapshot.insert_new(entry)?;
+            let key = tree_key(&entry.dn);
+            if snapshot.entries.contains_key(&key) {
+                return Err(fail(&entry.dn, "entry already exists"));
+            }
+            snapshot.entries.insert(key, entry);
         }
         Ok(snapshot)
     }
 
-    /// The number of entries.
+    /// An empty overlay: change records applied to it read their entries from a base
+    /// through [`Snapshot::load_for`].
+    pub fn overlay() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// The number of entries held.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -62,34 +123,116 @@ impl Snapshot {
         self.entries.is_empty()
     }
 
-    /// The entries in normalised-DN order.
+    /// The entries held, in key order (every parent before its children).
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
     }
 
-    /// The entries in normalised-DN order, by value.
+    /// The entries held with their keys, in key order.
+    pub fn keyed_entries(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.entries
+            .iter()
+            .map(|(key, entry)| (key.as_slice(), entry))
+    }
+
+    /// The entries held, in key order, by value.
     pub fn into_entries(self) -> impl Iterator<Item = Entry> {
         self.entries.into_values()
     }
 
-    /// The entry with this DN, if any.
+    /// The entry with this DN, if held.
     pub fn get(&self, dn: &str) -> Option<&Entry> {
-        self.entries.get(&normalize_dn(dn))
+        self.entries.get(&tree_key(dn))
     }
 
-    fn insert_new(&mut self, entry: Entry) -> Result<(), SnapshotError> {
-        let key = normalize_dn(&entry.dn);
-        if self.entries.contains_key(&key) {
-            return Err(fail(&entry.dn, "entry already exists"));
+    /// The entry at `key`, if held.
+    pub fn get_key(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Whether this snapshot decides the entry at `key`: an overlay's base entry at a
+    /// settled key is superseded (changed, moved away or deleted).
+    pub fn is_settled(&self, key: &[u8]) -> bool {
+        self.settled.contains(key) || self.touched.contains(key)
+    }
+
+    /// The keys the applied changes wrote, in key order: the entry now held there, or
+    /// `None` where it was removed.
+    pub fn touched(&self) -> impl Iterator<Item = (&[u8], Option<&Entry>)> {
+        self.touched
+            .iter()
+            .map(|key| (key.as_slice(), self.entries.get(key)))
+    }
+
+    /// Loads from `base` what applying `record` reads, so that [`Snapshot::apply`] gives
+    /// the result it would give on the whole directory: the record's entry, the entries
+    /// below it (for a delete or a rename) and the rename's target. Keys already settled
+    /// are not asked for again. A complete snapshot has nothing to load.
+    pub fn load_for(
+        &mut self,
+        record: &ChangeRecord,
+        base: &mut dyn SnapshotBase,
+    ) -> Result<(), String> {
+        let key = tree_key(&record.dn);
+        self.load(&key, base)?;
+        match &record.change {
+            Change::Add(_) | Change::Modify(_) => {}
+            Change::Delete => self.load_below(&key, base)?,
+            Change::ModRdn(rename) => {
+                self.load_below(&key, base)?;
+                let target = self
+                    .entries
+                    .get(&key)
+                    .and_then(|entry| renamed_dn(&entry.dn, rename).ok());
+                if let Some((new_dn, _, _)) = target {
+                    self.load(&tree_key(&new_dn), base)?;
+                }
+            }
         }
-        self.entries.insert(key, entry);
         Ok(())
     }
 
-    /// Applies one change record. On error the snapshot is unchanged.
+    fn load(&mut self, key: &[u8], base: &mut dyn SnapshotBase) -> Result<(), String> {
+        if !self.is_settled(key) {
+            if let Some(entry) = base.entry(key)? {
+                self.entries.insert(key.to_vec(), entry);
+            }
+            self.settled.insert(key.to_vec());
+        }
+        Ok(())
+    }
+
+    fn load_below(&mut self, key: &[u8], base: &mut dyn SnapshotBase) -> Result<(), String> {
+        for (child, entry) in base.below(key)? {
+            if !self.is_settled(&child) {
+                self.entries.insert(child.clone(), entry);
+                self.settled.insert(child);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `entry` at `key`.
+    fn put(&mut self, key: Vec<u8>, entry: Entry) {
+        self.touched.insert(key.clone());
+        self.entries.insert(key, entry);
+    }
+
+    /// Removes the entry at `key`.
+    fn take(&mut self, key: &[u8]) -> Option<Entry> {
+        self.touched.insert(key.to_vec());
+        self.entries.remove(key)
+    }
+
+    fn has_children(&self, key: &[u8]) -> bool {
+        self.entries.range(below(key)).next().is_some()
+    }
+
+    /// Applies one change record. On error the snapshot is unchanged. An overlay must
+    /// have loaded what the record reads first ([`Snapshot::load_for`]).
     pub fn apply(&mut self, record: &ChangeRecord) -> Result<(), SnapshotError> {
         let dn = record.dn.as_str();
-        let key = normalize_dn(dn);
+        let key = tree_key(dn);
         match &record.change {
             Change::Add(attributes) => {
                 if self.entries.contains_key(&key) {
@@ -101,17 +244,18 @@ impl Snapshot {
                         entry.push_value(&attribute.description, value.clone());
                     }
                 }
-                self.entries.insert(key, entry);
+                self.put(key, entry);
                 Ok(())
             }
             Change::Delete => {
-                if self.entries.keys().any(|other| is_below(other, &key)) {
+                if self.has_children(&key) {
                     return Err(fail(dn, "cannot delete: the entry has children"));
                 }
-                self.entries
-                    .remove(&key)
-                    .map(drop)
-                    .ok_or_else(|| fail(dn, "cannot delete: no such entry"))
+                if !self.entries.contains_key(&key) {
+                    return Err(fail(dn, "cannot delete: no such entry"));
+                }
+                self.take(&key);
+                Ok(())
             }
             Change::Modify(modifications) => {
                 let entry = self
@@ -128,7 +272,7 @@ impl Snapshot {
                     )
                     .map_err(|message| fail(dn, message))?;
                 }
-                self.entries.insert(key, changed);
+                self.put(key, changed);
                 Ok(())
             }
             Change::ModRdn(rename) => self.rename(dn, &key, rename),
@@ -136,29 +280,12 @@ impl Snapshot {
     }
 
     /// `modrdn`/`moddn`: gives the entry a new RDN and/or parent; descendants move along.
-    fn rename(&mut self, dn: &str, key: &str, rename: &ModRdn) -> Result<(), SnapshotError> {
+    fn rename(&mut self, dn: &str, key: &[u8], rename: &ModRdn) -> Result<(), SnapshotError> {
         let Some(entry) = self.entries.get(key) else {
             return Err(fail(dn, "cannot rename: no such entry"));
         };
-        let old = Dn::parse(&entry.dn).map_err(|e| fail(dn, format!("invalid DN: {e}")))?;
-        let new_rdn = Dn::parse(&rename.new_rdn)
-            .map_err(|e| fail(dn, format!("invalid newrdn {:?}: {e}", rename.new_rdn)))?;
-        if new_rdn.rdns().len() != 1 {
-            return Err(fail(
-                dn,
-                format!("newrdn {:?} must be a single RDN", rename.new_rdn),
-            ));
-        }
-        let parent = match &rename.new_superior {
-            Some(superior) => superior.clone(),
-            None => old.parent().map(|p| p.to_string()).unwrap_or_default(),
-        };
-        let new_dn = if parent.is_empty() {
-            rename.new_rdn.clone()
-        } else {
-            format!("{},{parent}", rename.new_rdn)
-        };
-        let new_key = normalize_dn(&new_dn);
+        let (new_dn, old, new_rdn) = renamed_dn(&entry.dn, rename).map_err(|m| fail(dn, m))?;
+        let new_key = tree_key(&new_dn);
         if new_key != key && self.entries.contains_key(&new_key) {
             return Err(fail(dn, format!("cannot rename: {new_dn} already exists")));
         }
@@ -193,11 +320,10 @@ impl Snapshot {
         renamed.dn = new_dn.clone();
 
         // Descendants keep their relative RDNs under the new DN.
-        let descendants: Vec<String> = self
+        let descendants: Vec<Vec<u8>> = self
             .entries
-            .keys()
-            .filter(|other| is_below(other, key))
-            .cloned()
+            .range(below(key))
+            .map(|(child, _)| child.clone())
             .collect();
         let old_depth = old.rdns().len();
         let mut moved = Vec::with_capacity(descendants.len());
@@ -210,23 +336,41 @@ impl Snapshot {
             child.dn = format!("{},{new_dn}", prefix.join(","));
             moved.push(child);
         }
-        self.entries.remove(key);
+        self.take(key);
         for child_key in &descendants {
-            self.entries.remove(child_key);
+            self.take(child_key);
         }
-        self.entries.insert(new_key, renamed);
+        self.put(new_key, renamed);
         for child in moved {
-            self.entries.insert(normalize_dn(&child.dn), child);
+            self.put(tree_key(&child.dn), child);
         }
         Ok(())
     }
 }
 
-/// Whether normalised `dn` lies strictly below normalised `ancestor`.
-fn is_below(dn: &str, ancestor: &str) -> bool {
-    dn.len() > ancestor.len() + 1
-        && dn.ends_with(ancestor)
-        && dn.as_bytes()[dn.len() - ancestor.len() - 1] == b','
+/// The DN an entry called `dn` gets from `rename`, with its old DN and new RDN parsed.
+fn renamed_dn(dn: &str, rename: &ModRdn) -> Result<(String, Dn, Dn), String> {
+    let old = Dn::parse(dn).map_err(|e| format!("invalid DN: {e}"))?;
+    let new_rdn = Dn::parse(&rename.new_rdn)
+        .map_err(|e| format!("invalid newrdn {:?}: {e}", rename.new_rdn))?;
+    if new_rdn.rdns().len() != 1 {
+        return Err(format!("newrdn {:?} must be a single RDN", rename.new_rdn));
+    }
+    let parent = match &rename.new_superior {
+        Some(superior) => superior.clone(),
+        None => old.parent().map(|p| p.to_string()).unwrap_or_default(),
+    };
+    let new_dn = if parent.is_empty() {
+        rename.new_rdn.clone()
+    } else {
+        format!("{},{parent}", rename.new_rdn)
+    };
+    Ok((new_dn, old, new_rdn))
+}
+
+/// Whether `key` lies strictly below `ancestor` (both [`tree_key`]s).
+fn is_below(key: &[u8], ancestor: &[u8]) -> bool {
+    key.len() > ancestor.len() + 1 && key.starts_with(ancestor) && key[ancestor.len()] == b','
 }
 
 /// Removes one value of exactly `description` (ignoring case); whether it was there.
@@ -431,5 +575,89 @@ mod tests {
         );
         assert!(snap.get("cn=Bob,ou=Staff,o=Corp,dc=x").is_some());
         assert_eq!(snap.len(), 3);
+    }
+
+    /// A base over a complete snapshot's entries, counting what it is asked.
+    struct MapBase(BTreeMap<Vec<u8>, Entry>, usize);
+
+    impl SnapshotBase for MapBase {
+        fn entry(&mut self, key: &[u8]) -> Result<Option<Entry>, String> {
+            self.1 += 1;
+            Ok(self.0.get(key).cloned())
+        }
+
+        fn below(&mut self, key: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>, String> {
+            self.1 += 1;
+            Ok(self
+                .0
+                .range(below(key))
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn an_overlay_gives_what_the_complete_snapshot_gives() {
+        let text = "dn: cn=Cy,ou=People,dc=x\nchangetype: add\nobjectClass: person\ncn: Cy\n\n\
+             dn: cn=Ann,ou=People,dc=x\nchangetype: modify\nreplace: title\ntitle: Boss\n-\n\n\
+             dn: cn=Bob,ou=People,dc=x\nchangetype: delete\n\n\
+             dn: cn=Bob,ou=People,dc=x\nchangetype: add\ncn: Bob\n\n\
+             dn: ou=People,dc=x\nchangetype: moddn\nnewrdn: ou=Staff\ndeleteoldrdn: 1\n\n\
+             dn: cn=Ann,ou=Staff,dc=x\nchangetype: modify\nadd: mail\nmail: a@x\n-\n";
+        let mut complete = snapshot(BASE);
+        let base = complete.entries.clone();
+        let mut base = MapBase(base, 0);
+        let mut overlay = Snapshot::overlay();
+        for change in changes(text) {
+            complete.apply(&change).unwrap();
+            overlay.load_for(&change, &mut base).unwrap();
+            overlay.apply(&change).unwrap();
+        }
+        // The whole directory seen through the overlay: base entries not settled, then
+        // the overlay's own.
+        let mut seen: BTreeMap<Vec<u8>, Entry> = base
+            .0
+            .iter()
+            .filter(|(k, _)| !overlay.is_settled(k))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        seen.extend(
+            overlay
+                .keyed_entries()
+                .map(|(k, e)| (k.to_vec(), e.clone())),
+        );
+        assert_eq!(seen, complete.entries);
+        // What a store writes back: every key the changes wrote.
+        let touched: Vec<_> = overlay
+            .touched()
+            .map(|(k, e)| {
+                (
+                    String::from_utf8(k.iter().rev().copied().collect()).unwrap(),
+                    e.is_some(),
+                )
+            })
+            .collect();
+        assert!(touched.contains(&("cn=bob,ou=people,dc=x".to_string(), false)));
+        assert!(touched.contains(&("cn=bob,ou=staff,dc=x".to_string(), true)));
+        assert!(touched.contains(&("ou=staff,dc=x".to_string(), true)));
+        assert!(touched.contains(&("ou=people,dc=x".to_string(), false)));
+        assert!(!overlay.is_settled(&tree_key("dc=x")) || overlay.get("dc=x").is_none());
+    }
+
+    #[test]
+    fn keys_put_parents_first_and_subtrees_in_one_range() {
+        let snap = snapshot(BASE);
+        let dns: Vec<_> = snap.entries().map(|e| e.dn.as_str()).collect();
+        assert_eq!(dns[0], "ou=People,dc=x");
+        let below: Vec<_> = snap
+            .entries
+            .range(below(&tree_key("OU=people, DC=x")))
+            .map(|(_, e)| e.dn.as_str())
+            .collect();
+        assert_eq!(below.len(), 2);
+        assert!(!is_below(
+            &tree_key("cn=a,xou=People,dc=x"),
+            &tree_key("ou=People,dc=x")
+        ));
     }
 }

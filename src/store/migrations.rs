@@ -70,4 +70,29 @@ pub const MIGRATIONS: &[&str] = &[
         message       TEXT
     );
     "#,
+    // 2: the snapshot each ldif source was last imported from (delta import). The entries
+    // are keyed by the reversed normalised DN (`ldif::tree_key`), so that a subtree is one
+    // key range; each holds one LDIF content record.
+    r#"
+    CREATE TABLE snapshots (
+        source          TEXT PRIMARY KEY,
+        content_path    TEXT NOT NULL,
+        content_digest  TEXT NOT NULL,
+        imported_serial INTEGER NOT NULL
+    );
+    CREATE TABLE snapshot_change_files (
+        source          TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
+        position        INTEGER NOT NULL,
+        path            TEXT NOT NULL,
+        digest          TEXT NOT NULL,
+        imported_serial INTEGER NOT NULL,
+        PRIMARY KEY (source, position)
+    );
+    CREATE TABLE snapshot_entries (
+        source TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
+        key    BLOB NOT NULL,
+        record BLOB NOT NULL,
+        PRIMARY KEY (source, key)
+    ) WITHOUT ROWID;
+    "#,
 ];

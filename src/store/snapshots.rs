@@ -1,0 +1,295 @@
+//! Kept snapshots: per `ldif` source, the directory it was last imported as (one LDIF
+//! content record per entry, keyed by `ldif::tree_key`) and the files it came from
+//! (content file and change files, with their digests and the serial that imported
+//! them). Delta import reads them; an apply writes them in its own transaction.
+//!
+//! Like the rest of the store, this carries out what it is given: which rows to write is
+//! decided by the caller ([`SnapshotWrite`]). It only checks that an update lands on the
+//! kept snapshot it was computed from.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Store, StoreError};
+use crate::core::plan::{ImportedFile, SourceImport};
+
+/// One file of a kept snapshot, and the state serial of the apply that imported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFile {
+    /// Relative to the config directory, as in [`ImportedFile`].
+    pub path: String,
+    pub digest: String,
+    pub serial: i64,
+}
+
+impl KeptFile {
+    /// Whether this is the file `file` names, with the same bytes.
+    pub fn is(&self, file: &ImportedFile) -> bool {
+        self.path == file.path && self.digest == file.digest
+    }
+}
+
+/// What the store keeps of one source's last import (without its entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSnapshot {
+    pub source: String,
+    pub content: KeptFile,
+    /// In the order they were applied.
+    pub changes: Vec<KeptFile>,
+}
+
+impl KeptSnapshot {
+    /// Whether `import`, read from the same content file, applies the change files this
+    /// snapshot has seen first, in the same order, each with the same bytes: then the
+    /// snapshot plus `import`'s remaining change files is what `import` reads.
+    pub fn is_start_of(&self, import: &SourceImport) -> bool {
+        self.source == import.source
+            && self.content.is(&import.content)
+            && self.changes.len() <= import.changes.len()
+            && self
+                .changes
+                .iter()
+                .zip(&import.changes)
+                .all(|(kept, file)| kept.is(file))
+    }
+}
+
+/// An entry row: its key (`ldif::tree_key`) and its LDIF content record.
+pub type EntryRow = (Vec<u8>, Vec<u8>);
+
+/// A change to the kept snapshots, written by [`Store::apply`] in the apply's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotWrite {
+    /// Keep no snapshot of `source` (it cannot be kept, or the source is gone).
+    Forget { source: String },
+    /// Keep `entries` as the whole snapshot `import` read.
+    Replace {
+        import: SourceImport,
+        entries: Vec<EntryRow>,
+    },
+    /// Bring the kept snapshot, which has seen the first `base_changes` change files of
+    /// `import`, to what `import` read: write `put`, delete `remove`.
+    Update {
+        import: SourceImport,
+        base_changes: usize,
+        put: Vec<EntryRow>,
+        remove: Vec<Vec<u8>>,
+    },
+}
+
+impl Store {
+    /// The kept snapshots by source, without their entries.
+    pub fn kept_snapshots(&self) -> Result<BTreeMap<String, KeptSnapshot>, StoreError> {
+        let mut kept = BTreeMap::new();
+        let mut statement = self
+            .connection
+            .prepare("SELECT source, content_path, content_digest, imported_serial FROM snapshots")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(KeptSnapshot {
+                    source: row.get(0)?,
+                    content: KeptFile {
+                        path: row.get(1)?,
+                        digest: row.get(2)?,
+                        serial: row.get(3)?,
+                    },
+                    changes: Vec::new(),
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        for snapshot in rows {
+            let snapshot = snapshot.map_err(|e| self.error(e))?;
+            kept.insert(snapshot.source.clone(), snapshot);
+        }
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT source, path, digest, imported_serial FROM snapshot_change_files \
+                 ORDER BY source, position",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    KeptFile {
+                        path: row.get(1)?,
+                        digest: row.get(2)?,
+                        serial: row.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for file in rows {
+            let (source, file) = file.map_err(|e| self.error(e))?;
+            if let Some(snapshot) = kept.get_mut(&source) {
+                snapshot.changes.push(file);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The record of the kept entry of `source` at `key`, if any.
+    pub fn kept_entry(&self, source: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection
+            .prepare_cached("SELECT record FROM snapshot_entries WHERE source = ?1 AND key = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![source, key], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// The kept entries of `source` in the key range `(after, before)` (both excluded),
+    /// in key order: with `ldif::below_range`, a subtree.
+    pub fn kept_range(
+        &self,
+        source: &str,
+        after: &[u8],
+        before: &[u8],
+    ) -> Result<Vec<EntryRow>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT key, record FROM snapshot_entries \
+                 WHERE source = ?1 AND key > ?2 AND key < ?3 ORDER BY key",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![source, after, before], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Calls `each` with every kept entry of `source` (key, record), in key order.
+    /// `each` may stop the walk with an error, which is returned as is.
+    pub fn for_each_kept_entry<E: From<StoreError>>(
+        &self,
+        source: &str,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT key, record FROM snapshot_entries WHERE source = ?1 ORDER BY key")
+            .map_err(|e| self.error(e))?;
+        let mut rows = statement.query([source]).map_err(|e| self.error(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let key = row.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+            let record = row.get_ref(1).and_then(|v| Ok(v.as_blob()?));
+            match (key, record) {
+                (Ok(key), Ok(record)) => each(key, record)?,
+                (Err(e), _) | (_, Err(e)) => return Err(self.error(e).into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a snapshot write does not land: the kept snapshot is not the one it was computed
+/// from (another apply came between).
+pub(super) fn stale(source: &str) -> String {
+    format!("the kept snapshot of source {source} changed since this apply read it; run again")
+}
+
+/// Carries out `write` inside an apply's transaction; `serial` is the serial the apply
+/// gives the store. `Err(Some(problem))` when the kept snapshot is not the update's base.
+pub(super) fn write_snapshot(
+    connection: &Connection,
+    write: &SnapshotWrite,
+    serial: i64,
+) -> Result<Result<(), String>, rusqlite::Error> {
+    match write {
+        SnapshotWrite::Forget { source } => {
+            connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+        }
+        SnapshotWrite::Replace { import, entries } => {
+            let source = &import.source;
+            connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+            connection.execute(
+                "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![source, import.content.path, import.content.digest, serial],
+            )?;
+            insert_change_files(connection, import, 0, serial)?;
+            let mut insert = connection.prepare_cached(
+                "INSERT OR REPLACE INTO snapshot_entries (source, key, record) VALUES (?1, ?2, ?3)",
+            )?;
+            for (key, record) in entries {
+                insert.execute(params![source, key, record])?;
+            }
+        }
+        SnapshotWrite::Update {
+            import,
+            base_changes,
+            put,
+            remove,
+        } => {
+            let source = &import.source;
+            let content: Option<(String, String)> = connection
+                .query_row(
+                    "SELECT content_path, content_digest FROM snapshots WHERE source = ?1",
+                    [source],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let mut statement = connection.prepare_cached(
+                "SELECT path, digest FROM snapshot_change_files WHERE source = ?1 ORDER BY position",
+            )?;
+            let seen = statement
+                .query_map([source], |row| {
+                    Ok(ImportedFile {
+                        path: row.get(0)?,
+                        digest: row.get(1)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let base = import.changes.get(..*base_changes);
+            if content != Some((import.content.path.clone(), import.content.digest.clone()))
+                || base != Some(seen.as_slice())
+            {
+                return Ok(Err(stale(source)));
+            }
+            insert_change_files(connection, import, *base_changes, serial)?;
+            let mut insert = connection.prepare_cached(
+                "INSERT OR REPLACE INTO snapshot_entries (source, key, record) VALUES (?1, ?2, ?3)",
+            )?;
+            for (key, record) in put {
+                insert.execute(params![source, key, record])?;
+            }
+            let mut delete = connection
+                .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND key = ?2")?;
+            for key in remove {
+                delete.execute(params![source, key])?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Records the change files of `import` from position `from` on as imported at `serial`.
+fn insert_change_files(
+    connection: &Connection,
+    import: &SourceImport,
+    from: usize,
+    serial: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO snapshot_change_files (source, position, path, digest, imported_serial) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (position, file) in import.changes.iter().enumerate().skip(from) {
+        insert.execute(params![
+            import.source,
+            position as i64,
+            file.path,
+            file.digest,
+            serial
+        ])?;
+    }
+    Ok(())
+}
