@@ -117,10 +117,12 @@ pub(super) fn read_delta(
                 }
                 digest.file(&current[index], &file_digest);
             }
-            Some(name) if names.contains(&seen.path) => return Err(refuse(format!(
+            Some(name) if names.contains(&seen.path) => {
+                return Err(refuse(format!(
                 "change file {name} is new but sorts before {}, which was imported at serial {}",
                 seen.path, seen.serial
-            ))),
+            )))
+            }
             _ => {
                 return Err(refuse(format!(
                     "change file {} was imported at serial {} and has since been removed \

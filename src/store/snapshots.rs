@@ -192,7 +192,7 @@ impl Store {
 
 /// Why a snapshot write does not land: the kept snapshot is not the one it was computed
 /// from (another apply came between).
-pub(super) fn stale(source: &str) -> String {
+fn stale(source: &str) -> String {
     format!("the kept snapshot of source {source} changed since this apply read it; run again")
 }
 
@@ -292,4 +292,89 @@ fn insert_change_files(
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::Plan;
+    use crate::core::state::State;
+    use crate::store::RunRecord;
+
+    fn file(path: &str, digest: &str) -> ImportedFile {
+        ImportedFile {
+            path: path.to_string(),
+            digest: digest.to_string(),
+        }
+    }
+
+    fn empty_plan(serial: i64) -> Plan {
+        let mut plan =
+            crate::core::plan::plan(&Default::default(), Default::default(), &State::default())
+                .unwrap();
+        plan.state_serial = serial;
+        plan
+    }
+
+    #[test]
+    fn an_update_lands_only_on_the_snapshot_it_was_computed_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: vec![file("c/1.ldif", "sha256:1")],
+        };
+        let replace = SnapshotWrite::Replace {
+            import: import.clone(),
+            entries: vec![(b"a".to_vec(), b"dn: a\n\n".to_vec())],
+        };
+        let serial = store
+            .apply_with_snapshots(&empty_plan(0), RunRecord::new("t", "t"), &[replace])
+            .unwrap();
+        assert_eq!(serial, 1, "keeping a snapshot moves the serial");
+
+        let mut next = import.clone();
+        next.changes.push(file("c/2.ldif", "sha256:2"));
+        let update = |base_changes| SnapshotWrite::Update {
+            import: next.clone(),
+            base_changes,
+            put: vec![(b"b".to_vec(), b"dn: b\n\n".to_vec())],
+            remove: vec![b"a".to_vec()],
+        };
+        // Computed from a snapshot that had seen no change file: not this one.
+        let error = store
+            .apply_with_snapshots(&empty_plan(1), RunRecord::new("t", "t"), &[update(0)])
+            .unwrap_err();
+        assert!(matches!(error, StoreError::StaleSnapshot(_)), "{error}");
+        assert_eq!(store.serial().unwrap(), 1);
+        assert_eq!(
+            store.kept_entry("hr", b"a").unwrap(),
+            Some(b"dn: a\n\n".to_vec())
+        );
+
+        store
+            .apply_with_snapshots(&empty_plan(1), RunRecord::new("t", "t"), &[update(1)])
+            .unwrap();
+        let kept = &store.kept_snapshots().unwrap()["hr"];
+        assert!(kept.is_start_of(&next) && kept.changes.len() == 2);
+        assert_eq!(
+            kept.changes.iter().map(|f| f.serial).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(store.kept_entry("hr", b"a").unwrap(), None);
+        assert_eq!(store.kept_range("hr", b"", b"z").unwrap().len(), 1);
+
+        store
+            .apply_with_snapshots(
+                &empty_plan(2),
+                RunRecord::new("t", "t"),
+                &[SnapshotWrite::Forget {
+                    source: "hr".to_string(),
+                }],
+            )
+            .unwrap();
+        assert!(store.kept_snapshots().unwrap().is_empty());
+        assert!(store.kept_range("hr", b"", b"z").unwrap().is_empty());
+    }
 }
