@@ -91,7 +91,8 @@ pub enum Command {
     /// Read or record rows of the registration store.
     #[command(subcommand)]
     State(StateCommand),
-    /// Show the last runs, the revision last applied and when each schedule fires next.
+    /// Show the last runs, the revision last applied, when each schedule fires next and
+    /// the snapshots kept for --mode delta.
     Status {
         /// Output format.
         #[arg(long, value_enum, default_value_t = StateFormat::Text)]

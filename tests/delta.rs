@@ -176,6 +176,13 @@ fn delta_plans_what_full_plans_and_keeps_the_snapshot_up_to_date() {
     assert!(ws.ok(&["plan"]).contains("No changes"));
     let status = ws.ok(&["status"]);
     assert!(status.contains("apply --mode delta"), "{status}");
+    assert!(
+        status.contains(
+            "hr: ../people.ldif imported at serial 1, 2 change file(s), \
+             the last ../changes/0002-rename.ldif at serial 3"
+        ),
+        "{status}"
+    );
 }
 
 #[test]

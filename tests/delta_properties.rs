@@ -450,7 +450,7 @@ proptest! {
         // And what it keeps is the directory the steps made.
         let kept: Vec<Entry> = {
             let connection = rusqlite::Connection::open(&fresh.state_path).unwrap();
-            let mut statement = connection.prepare("SELECT record FROM snapshot_entries ORDER BY key").unwrap();
+            let mut statement = connection.prepare("SELECT record FROM snapshot_entries ORDER BY dn_key").unwrap();
             let records = statement.query_map([], |row| row.get::<_, Vec<u8>>(0)).unwrap();
             records.map(|r| ldif::parse_entry_record(&r.unwrap()).unwrap()).collect()
         };

@@ -363,6 +363,16 @@ pub fn reconcile(
     });
     let (wanted, read) = at_revision(&files, "", read)?;
     let state = state?;
+    // Every snapshot write changes what `kept_snapshots` returns (files and serials): the
+    // same answer before and after means the entries read were those of one snapshot.
+    if let Some(store) = reading.store {
+        if store.kept_snapshots()? != reading.kept {
+            return Err(AppError::Refused(
+                "the kept snapshots changed while this plan read them (another apply ran); plan again"
+                    .to_string(),
+            ));
+        }
+    }
     let read_paths = files_read(&config, &context.config_dir, &read.imports);
     let read_paths: Vec<&Path> = read_paths.iter().map(PathBuf::as_path).collect();
     let revision_dirty = files.is_dirty(&context.config_dir, &read_paths);
@@ -943,8 +953,8 @@ pub fn state_register(
 /// How many runs `status` lists.
 const STATUS_RUNS: usize = 10;
 
-/// `registrar status`: the last runs, the revision last applied, and when each schedule
-/// fires next. Schedules come from the config (at `--rev`, or the working tree); without
+/// `registrar status`: the last runs, the revision last applied, when each schedule
+/// fires next, and the snapshots kept for delta import. Schedules come from the config (at `--rev`, or the working tree); without
 /// a config directory there are none to show.
 pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppError> {
     let schedules = if context.config_dir.is_dir() || context.rev.is_some() {
@@ -954,9 +964,13 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
         Vec::new()
     };
     let store = Store::open_if_exists(&context.state_path)?;
-    let (serial, runs) = match &store {
-        Some(store) => (store.serial()?, store.runs(STATUS_RUNS)?),
-        None => (0, Vec::new()),
+    let (serial, runs, kept) = match &store {
+        Some(store) => (
+            store.serial()?,
+            store.runs(STATUS_RUNS)?,
+            store.kept_snapshots()?,
+        ),
+        None => (0, Vec::new(), BTreeMap::new()),
     };
     let applied_revision = runs
         .iter()
@@ -989,6 +1003,16 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                 "schedules": next.iter().map(|(name, cron, action, next)| serde_json::json!({
                     "name": name, "cron": cron, "action": action, "next": next,
                 })).collect::<Vec<_>>(),
+                "kept_snapshots": kept.values().map(|snapshot| {
+                    let file = |file: &crate::store::KeptFile| serde_json::json!({
+                        "path": file.path, "digest": file.digest, "serial": file.serial,
+                    });
+                    serde_json::json!({
+                        "source": snapshot.source,
+                        "content": file(&snapshot.content),
+                        "changes": snapshot.changes.iter().map(file).collect::<Vec<_>>(),
+                    })
+                }).collect::<Vec<_>>(),
             });
             let mut text = serde_json::to_string_pretty(&document).expect("serialisable");
             text.push('\n');
@@ -1024,6 +1048,21 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                 out.push_str(&format!(
                     "  {name} \"{cron}\" {action}: next {}\n",
                     next.as_deref().unwrap_or("never")
+                ));
+            }
+            out.push_str(&format!("\nkept snapshots ({})\n", kept.len()));
+            for snapshot in kept.values() {
+                let last = snapshot
+                    .changes
+                    .last()
+                    .map(|file| format!(", the last {} at serial {}", file.path, file.serial))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "  {}: {} imported at serial {}, {} change file(s){last}\n",
+                    snapshot.source,
+                    snapshot.content.path,
+                    snapshot.content.serial,
+                    snapshot.changes.len()
                 ));
             }
             print_stdout(&out);

@@ -15,11 +15,10 @@ use super::sources::{
 };
 use super::AppError;
 use crate::config::{SourceLocation, SourceSettings};
+use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::plan::{ImportedFile, Plan, SourceImport};
-use crate::ldif::{
-    below_range, entry_record, parse_entry_record, tree_key, Snapshot, SnapshotBase,
-};
+use crate::ldif::{self, entry_record, parse_entry_record, LdifReader, Snapshot, SnapshotBase};
 use crate::store::{EntryRow, KeptSnapshot, SnapshotWrite, Store};
 use crate::tree::Tree;
 
@@ -43,7 +42,7 @@ fn parse_kept(source: &str, record: &[u8]) -> Result<Entry, String> {
 }
 
 impl SnapshotBase for KeptBase<'_> {
-    fn entry(&mut self, key: &[u8]) -> Result<Option<Entry>, String> {
+    fn entry(&mut self, key: &str) -> Result<Option<Entry>, String> {
         let record = self
             .store
             .kept_entry(self.source, key)
@@ -51,17 +50,19 @@ impl SnapshotBase for KeptBase<'_> {
         record.map(|record| self.parse(&record)).transpose()
     }
 
-    fn below(&mut self, key: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>, String> {
-        let (after, before) = below_range(key);
+    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
         let rows = self
             .store
-            .kept_range(self.source, &after, &before)
+            .kept_below(self.source, key)
             .map_err(|e| e.to_string())?;
         rows.into_iter()
             .map(|(key, record)| Ok((key, self.parse(&record)?)))
             .collect()
     }
 }
+
+/// How many bytes of kept records are parsed at a time.
+const KEPT_BATCH_BYTES: usize = 1 << 18;
 
 /// Reads the `ldif` source `source` in delta mode: its snapshot `kept` in `store`, checked
 /// against the files it was imported from, with the change files it has not seen
@@ -153,12 +154,27 @@ pub(super) fn read_delta(
     }
 
     // The directory: the kept entries the changes did not settle, then the overlay's.
+    // Records are parsed a batch at a time by one reader, which reuses its buffers.
+    let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
+    let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
+        ldif::for_each_entry(LdifReader::new(&batch[..]), &mut *on_entry).map_err(|e| {
+            error(format!(
+                "the kept snapshot holds an unreadable entry ({e}); run with --mode full"
+            ))
+        })?;
+        batch.clear();
+        Ok(())
+    };
     store.for_each_kept_entry(&source.name, |key, record| {
         if !overlay.is_settled(key) {
-            on_entry(parse_kept(&source.name, record).map_err(error)?);
+            batch.extend_from_slice(record);
+            if batch.len() >= KEPT_BATCH_BYTES {
+                parse(&mut batch)?;
+            }
         }
         Ok::<_, AppError>(())
     })?;
+    parse(&mut batch)?;
     overlay.into_entries().for_each(on_entry);
     Ok(SourceImport {
         source: source.name.clone(),
@@ -255,10 +271,10 @@ fn update(
     for (key, entry) in overlay.touched() {
         match entry {
             Some(entry) => put.push((
-                key.to_vec(),
+                key.to_string(),
                 entry_record(entry).map_err(|e| e.to_string())?,
             )),
-            None => remove.push(key.to_vec()),
+            None => remove.push(key.to_string()),
         }
     }
     Ok(SnapshotWrite::Update {
@@ -293,7 +309,7 @@ fn replace(
         (!changes.is_empty()).then_some(changes.as_slice()),
         &mut InputsDigest::unused(),
         &mut |entry| match entry_record(&entry) {
-            Ok(record) => rows.push((tree_key(&entry.dn), record)),
+            Ok(record) => rows.push((normalize_dn(&entry.dn), record)),
             Err(e) => unwritable = Some(e.to_string()),
         },
     )?;

@@ -12,8 +12,9 @@
 //! changes touch, not what the directory holds. The keys a change wrote are
 //! [`Snapshot::touched`], which is what a store must write back.
 //!
-//! Entries are keyed by [`tree_key`], the normalised DN with its bytes reversed: a
-//! subtree is then one key range, and a parent sorts before its children.
+//! Entries are keyed by their normalised DN ([`normalize_dn`]) and come out in that
+//! order. Subtrees are found through [`tree_key`], the same key with its bytes reversed,
+//! under which a subtree is one key range.
 //!
 //! Values compare ignoring ASCII case, as most directory string syntaxes do; binary
 //! values compare byte for byte in effect, since case folding only touches ASCII letters.
@@ -34,16 +35,19 @@ pub struct SnapshotError {
     pub message: String,
 }
 
-/// The key of a DN in a snapshot: its normalised form (see [`normalize_dn`]), bytes
-/// reversed. `a` lies below `b` exactly when `a` starts with `b` followed by `,`.
-pub fn tree_key(dn: &str) -> Vec<u8> {
-    let mut key = normalize_dn(dn).into_bytes();
-    key.reverse();
-    key
+/// The tree key of a normalised DN `key`: its bytes reversed. The tree key of `a`
+/// starts with that of `b` followed by `,` exactly when `a` lies below `b`.
+pub fn tree_key(key: &str) -> Vec<u8> {
+    key.bytes().rev().collect()
 }
 
-/// The keys strictly below `key` lie strictly between these two: they start with `key`
-/// and `,` (`-` is the byte after `,`).
+/// The normalised DN of a tree key.
+fn key_of(tree_key: &[u8]) -> String {
+    String::from_utf8_lossy(&tree_key.iter().rev().copied().collect::<Vec<u8>>()).into_owned()
+}
+
+/// The tree keys of the entries strictly below the tree key `key` lie strictly between
+/// these two: they start with `key` and `,` (`-` is the byte after `,`).
 pub fn below_range(key: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let with = |byte: u8| {
         let mut bound = Vec::with_capacity(key.len() + 1);
@@ -60,24 +64,27 @@ fn below(key: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     (Bound::Excluded(after), Bound::Excluded(before))
 }
 
-/// Where the entries an overlay snapshot does not hold come from. Keys are
-/// [`tree_key`]s; errors are one-line messages.
+/// Where the entries an overlay snapshot does not hold come from. Keys are normalised
+/// DNs; errors are one-line messages.
 pub trait SnapshotBase {
     /// The entry at `key`, if the base has one.
-    fn entry(&mut self, key: &[u8]) -> Result<Option<Entry>, String>;
-    /// Every entry strictly below `key` (the keys in [`below_range`]), with its key.
-    fn below(&mut self, key: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>, String>;
+    fn entry(&mut self, key: &str) -> Result<Option<Entry>, String>;
+    /// Every entry strictly below `key` (their [`tree_key`]s in the [`below_range`] of
+    /// its tree key), with its key.
+    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String>;
 }
 
-/// Entries by [`tree_key`]: all of them, or those an overlay has loaded or written.
+/// Entries by normalised DN: all of them, or those an overlay has loaded or written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    entries: BTreeMap<Vec<u8>, Entry>,
+    entries: BTreeMap<String, Entry>,
+    /// The [`tree_key`] of every key of `entries`.
+    tree: BTreeSet<Vec<u8>>,
     /// Keys whose entry (or absence) this snapshot decides: loaded from the base, or
     /// written by a change. The base is not asked about them again.
-    settled: BTreeSet<Vec<u8>>,
+    settled: BTreeSet<String>,
     /// Keys written (added, changed, removed) by the changes applied.
-    touched: BTreeSet<Vec<u8>>,
+    touched: BTreeSet<String>,
 }
 
 fn fail(dn: &str, message: impl Into<String>) -> SnapshotError {
@@ -98,11 +105,11 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let mut snapshot = Snapshot::default();
         for entry in entries {
-            let key = tree_key(&entry.dn);
+            let key = normalize_dn(&entry.dn);
             if snapshot.entries.contains_key(&key) {
                 return Err(fail(&entry.dn, "entry already exists"));
             }
-            snapshot.entries.insert(key, entry);
+            snapshot.hold(key, entry);
         }
         Ok(snapshot)
     }
@@ -123,45 +130,40 @@ impl Snapshot {
         self.entries.is_empty()
     }
 
-    /// The entries held, in key order (every parent before its children).
+    /// The entries held, in normalised-DN order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
     }
 
-    /// The entries held with their keys, in key order.
-    pub fn keyed_entries(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+    /// The entries held with their keys (normalised DNs), in key order.
+    pub fn keyed_entries(&self) -> impl Iterator<Item = (&str, &Entry)> {
         self.entries
             .iter()
-            .map(|(key, entry)| (key.as_slice(), entry))
+            .map(|(key, entry)| (key.as_str(), entry))
     }
 
-    /// The entries held, in key order, by value.
+    /// The entries held, in normalised-DN order, by value.
     pub fn into_entries(self) -> impl Iterator<Item = Entry> {
         self.entries.into_values()
     }
 
     /// The entry with this DN, if held.
     pub fn get(&self, dn: &str) -> Option<&Entry> {
-        self.entries.get(&tree_key(dn))
-    }
-
-    /// The entry at `key`, if held.
-    pub fn get_key(&self, key: &[u8]) -> Option<&Entry> {
-        self.entries.get(key)
+        self.entries.get(&normalize_dn(dn))
     }
 
     /// Whether this snapshot decides the entry at `key`: an overlay's base entry at a
     /// settled key is superseded (changed, moved away or deleted).
-    pub fn is_settled(&self, key: &[u8]) -> bool {
+    pub fn is_settled(&self, key: &str) -> bool {
         self.settled.contains(key) || self.touched.contains(key)
     }
 
     /// The keys the applied changes wrote, in key order: the entry now held there, or
     /// `None` where it was removed.
-    pub fn touched(&self) -> impl Iterator<Item = (&[u8], Option<&Entry>)> {
+    pub fn touched(&self) -> impl Iterator<Item = (&str, Option<&Entry>)> {
         self.touched
             .iter()
-            .map(|key| (key.as_slice(), self.entries.get(key)))
+            .map(|key| (key.as_str(), self.entries.get(key)))
     }
 
     /// Loads from `base` what applying `record` reads, so that [`Snapshot::apply`] gives
@@ -173,7 +175,7 @@ impl Snapshot {
         record: &ChangeRecord,
         base: &mut dyn SnapshotBase,
     ) -> Result<(), String> {
-        let key = tree_key(&record.dn);
+        let key = normalize_dn(&record.dn);
         self.load(&key, base)?;
         match &record.change {
             Change::Add(_) | Change::Modify(_) => {}
@@ -185,54 +187,62 @@ impl Snapshot {
                     .get(&key)
                     .and_then(|entry| renamed_dn(&entry.dn, rename).ok());
                 if let Some((new_dn, _, _)) = target {
-                    self.load(&tree_key(&new_dn), base)?;
+                    self.load(&normalize_dn(&new_dn), base)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn load(&mut self, key: &[u8], base: &mut dyn SnapshotBase) -> Result<(), String> {
+    fn load(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), String> {
         if !self.is_settled(key) {
             if let Some(entry) = base.entry(key)? {
-                self.entries.insert(key.to_vec(), entry);
+                self.hold(key.to_string(), entry);
             }
-            self.settled.insert(key.to_vec());
+            self.settled.insert(key.to_string());
         }
         Ok(())
     }
 
-    fn load_below(&mut self, key: &[u8], base: &mut dyn SnapshotBase) -> Result<(), String> {
+    fn load_below(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), String> {
         for (child, entry) in base.below(key)? {
             if !self.is_settled(&child) {
-                self.entries.insert(child.clone(), entry);
-                self.settled.insert(child);
+                self.settled.insert(child.clone());
+                self.hold(child, entry);
             }
         }
         Ok(())
     }
 
-    /// Writes `entry` at `key`.
-    fn put(&mut self, key: Vec<u8>, entry: Entry) {
-        self.touched.insert(key.clone());
+    /// Holds `entry` at `key`, keeping the tree index.
+    fn hold(&mut self, key: String, entry: Entry) {
+        self.tree.insert(tree_key(&key));
         self.entries.insert(key, entry);
     }
 
+    /// Writes `entry` at `key`.
+    fn put(&mut self, key: String, entry: Entry) {
+        self.touched.insert(key.clone());
+        self.hold(key, entry);
+    }
+
     /// Removes the entry at `key`.
-    fn take(&mut self, key: &[u8]) -> Option<Entry> {
-        self.touched.insert(key.to_vec());
+    fn take(&mut self, key: &str) -> Option<Entry> {
+        self.touched.insert(key.to_string());
+        self.tree.remove(&tree_key(key));
         self.entries.remove(key)
     }
 
-    fn has_children(&self, key: &[u8]) -> bool {
-        self.entries.range(below(key)).next().is_some()
+    /// The keys of the entries held strictly below `key`.
+    fn keys_below(&self, key: &str) -> impl Iterator<Item = String> + '_ {
+        self.tree.range(below(&tree_key(key))).map(|k| key_of(k))
     }
 
     /// Applies one change record. On error the snapshot is unchanged. An overlay must
     /// have loaded what the record reads first ([`Snapshot::load_for`]).
     pub fn apply(&mut self, record: &ChangeRecord) -> Result<(), SnapshotError> {
         let dn = record.dn.as_str();
-        let key = tree_key(dn);
+        let key = normalize_dn(dn);
         match &record.change {
             Change::Add(attributes) => {
                 if self.entries.contains_key(&key) {
@@ -248,7 +258,7 @@ impl Snapshot {
                 Ok(())
             }
             Change::Delete => {
-                if self.has_children(&key) {
+                if self.keys_below(&key).next().is_some() {
                     return Err(fail(dn, "cannot delete: the entry has children"));
                 }
                 if !self.entries.contains_key(&key) {
@@ -280,16 +290,16 @@ impl Snapshot {
     }
 
     /// `modrdn`/`moddn`: gives the entry a new RDN and/or parent; descendants move along.
-    fn rename(&mut self, dn: &str, key: &[u8], rename: &ModRdn) -> Result<(), SnapshotError> {
+    fn rename(&mut self, dn: &str, key: &str, rename: &ModRdn) -> Result<(), SnapshotError> {
         let Some(entry) = self.entries.get(key) else {
             return Err(fail(dn, "cannot rename: no such entry"));
         };
         let (new_dn, old, new_rdn) = renamed_dn(&entry.dn, rename).map_err(|m| fail(dn, m))?;
-        let new_key = tree_key(&new_dn);
+        let new_key = normalize_dn(&new_dn);
         if new_key != key && self.entries.contains_key(&new_key) {
             return Err(fail(dn, format!("cannot rename: {new_dn} already exists")));
         }
-        if is_below(&new_key, key) {
+        if is_below(&tree_key(&new_key), &tree_key(key)) {
             return Err(fail(dn, "cannot move an entry below itself"));
         }
 
@@ -320,11 +330,7 @@ impl Snapshot {
         renamed.dn = new_dn.clone();
 
         // Descendants keep their relative RDNs under the new DN.
-        let descendants: Vec<Vec<u8>> = self
-            .entries
-            .range(below(key))
-            .map(|(child, _)| child.clone())
-            .collect();
+        let descendants: Vec<String> = self.keys_below(key).collect();
         let old_depth = old.rdns().len();
         let mut moved = Vec::with_capacity(descendants.len());
         for child_key in &descendants {
@@ -342,7 +348,7 @@ impl Snapshot {
         }
         self.put(new_key, renamed);
         for child in moved {
-            self.put(tree_key(&child.dn), child);
+            self.put(normalize_dn(&child.dn), child);
         }
         Ok(())
     }
@@ -577,21 +583,19 @@ mod tests {
         assert_eq!(snap.len(), 3);
     }
 
-    /// A base over a complete snapshot's entries, counting what it is asked.
-    struct MapBase(BTreeMap<Vec<u8>, Entry>, usize);
+    /// A base over a complete snapshot.
+    struct MapBase(Snapshot);
 
     impl SnapshotBase for MapBase {
-        fn entry(&mut self, key: &[u8]) -> Result<Option<Entry>, String> {
-            self.1 += 1;
-            Ok(self.0.get(key).cloned())
+        fn entry(&mut self, key: &str) -> Result<Option<Entry>, String> {
+            Ok(self.0.entries.get(key).cloned())
         }
 
-        fn below(&mut self, key: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>, String> {
-            self.1 += 1;
+        fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
             Ok(self
                 .0
-                .range(below(key))
-                .map(|(k, e)| (k.clone(), e.clone()))
+                .keys_below(key)
+                .map(|k| (k.clone(), self.0.entries[&k].clone()))
                 .collect())
         }
     }
@@ -604,9 +608,8 @@ mod tests {
              dn: cn=Bob,ou=People,dc=x\nchangetype: add\ncn: Bob\n\n\
              dn: ou=People,dc=x\nchangetype: moddn\nnewrdn: ou=Staff\ndeleteoldrdn: 1\n\n\
              dn: cn=Ann,ou=Staff,dc=x\nchangetype: modify\nadd: mail\nmail: a@x\n-\n";
-        let mut complete = snapshot(BASE);
-        let base = complete.entries.clone();
-        let mut base = MapBase(base, 0);
+        let mut complete = snapshot(&format!("{BASE}\ndn: dc=x\nobjectClass: domain\n"));
+        let mut base = MapBase(complete.clone());
         let mut overlay = Snapshot::overlay();
         for change in changes(text) {
             complete.apply(&change).unwrap();
@@ -615,8 +618,9 @@ mod tests {
         }
         // The whole directory seen through the overlay: base entries not settled, then
         // the overlay's own.
-        let mut seen: BTreeMap<Vec<u8>, Entry> = base
+        let mut seen: BTreeMap<String, Entry> = base
             .0
+            .entries
             .iter()
             .filter(|(k, _)| !overlay.is_settled(k))
             .map(|(k, e)| (k.clone(), e.clone()))
@@ -624,40 +628,34 @@ mod tests {
         seen.extend(
             overlay
                 .keyed_entries()
-                .map(|(k, e)| (k.to_vec(), e.clone())),
+                .map(|(k, e)| (k.to_string(), e.clone())),
         );
         assert_eq!(seen, complete.entries);
+        assert!(overlay.get("dc=x").is_none(), "dc=x was not read");
         // What a store writes back: every key the changes wrote.
         let touched: Vec<_> = overlay
             .touched()
-            .map(|(k, e)| {
-                (
-                    String::from_utf8(k.iter().rev().copied().collect()).unwrap(),
-                    e.is_some(),
-                )
-            })
+            .map(|(k, e)| (k.to_string(), e.is_some()))
             .collect();
         assert!(touched.contains(&("cn=bob,ou=people,dc=x".to_string(), false)));
         assert!(touched.contains(&("cn=bob,ou=staff,dc=x".to_string(), true)));
         assert!(touched.contains(&("ou=staff,dc=x".to_string(), true)));
         assert!(touched.contains(&("ou=people,dc=x".to_string(), false)));
-        assert!(!overlay.is_settled(&tree_key("dc=x")) || overlay.get("dc=x").is_none());
     }
 
     #[test]
-    fn keys_put_parents_first_and_subtrees_in_one_range() {
+    fn subtrees_are_tree_key_ranges() {
         let snap = snapshot(BASE);
-        let dns: Vec<_> = snap.entries().map(|e| e.dn.as_str()).collect();
-        assert_eq!(dns[0], "ou=People,dc=x");
-        let below: Vec<_> = snap
-            .entries
-            .range(below(&tree_key("OU=people, DC=x")))
-            .map(|(_, e)| e.dn.as_str())
-            .collect();
-        assert_eq!(below.len(), 2);
+        let mut below: Vec<_> = snap.keys_below(&normalize_dn("OU=people, DC=x")).collect();
+        below.sort();
+        assert_eq!(below, ["cn=ann,ou=people,dc=x", "cn=bob,ou=people,dc=x"]);
         assert!(!is_below(
-            &tree_key("cn=a,xou=People,dc=x"),
-            &tree_key("ou=People,dc=x")
+            &tree_key("cn=a,xou=people,dc=x"),
+            &tree_key("ou=people,dc=x")
+        ));
+        assert!(is_below(
+            &tree_key("cn=a,ou=people,dc=x"),
+            &tree_key("ou=people,dc=x")
         ));
     }
 }

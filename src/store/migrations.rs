@@ -70,9 +70,9 @@ pub const MIGRATIONS: &[&str] = &[
         message       TEXT
     );
     "#,
-    // 2: the snapshot each ldif source was last imported from (delta import). The entries
-    // are keyed by the reversed normalised DN (`ldif::tree_key`), so that a subtree is one
-    // key range; each holds one LDIF content record.
+    // 2: the snapshot each ldif source was last imported as (delta import): its files, and
+    // its entries by normalised DN, each one LDIF content record. `tree` is the DN's bytes
+    // reversed (`ldif::tree_key`), so that a subtree is one range of its index.
     r#"
     CREATE TABLE snapshots (
         source          TEXT PRIMARY KEY,
@@ -90,9 +90,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE snapshot_entries (
         source TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
-        key    BLOB NOT NULL,
+        dn_key TEXT NOT NULL,
+        tree   BLOB NOT NULL,
         record BLOB NOT NULL,
-        PRIMARY KEY (source, key)
+        PRIMARY KEY (source, dn_key)
     ) WITHOUT ROWID;
+    CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree);
     "#,
 ];

@@ -1,5 +1,5 @@
 //! Kept snapshots: per `ldif` source, the directory it was last imported as (one LDIF
-//! content record per entry, keyed by `ldif::tree_key`) and the files it came from
+//! content record per entry, keyed by normalised DN) and the files it came from
 //! (content file and change files, with their digests and the serial that imported
 //! them). Delta import reads them; an apply writes them in its own transaction.
 //!
@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Store, StoreError};
 use crate::core::plan::{ImportedFile, SourceImport};
+use crate::ldif::{below_range, tree_key};
 
 /// One file of a kept snapshot, and the state serial of the apply that imported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +56,8 @@ impl KeptSnapshot {
     }
 }
 
-/// An entry row: its key (`ldif::tree_key`) and its LDIF content record.
-pub type EntryRow = (Vec<u8>, Vec<u8>);
+/// An entry row: its normalised DN and its LDIF content record.
+pub type EntryRow = (String, Vec<u8>);
 
 /// A change to the kept snapshots, written by [`Store::apply`] in the apply's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +75,7 @@ pub enum SnapshotWrite {
         import: SourceImport,
         base_changes: usize,
         put: Vec<EntryRow>,
-        remove: Vec<Vec<u8>>,
+        remove: Vec<String>,
     },
 }
 
@@ -131,10 +132,10 @@ impl Store {
         Ok(kept)
     }
 
-    /// The record of the kept entry of `source` at `key`, if any.
-    pub fn kept_entry(&self, source: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The record of the kept entry of `source` whose normalised DN is `key`, if any.
+    pub fn kept_entry(&self, source: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.connection
-            .prepare_cached("SELECT record FROM snapshot_entries WHERE source = ?1 AND key = ?2")
+            .prepare_cached("SELECT record FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")
             .and_then(|mut statement| {
                 statement
                     .query_row(params![source, key], |row| row.get(0))
@@ -143,19 +144,15 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// The kept entries of `source` in the key range `(after, before)` (both excluded),
-    /// in key order: with `ldif::below_range`, a subtree.
-    pub fn kept_range(
-        &self,
-        source: &str,
-        after: &[u8],
-        before: &[u8],
-    ) -> Result<Vec<EntryRow>, StoreError> {
+    /// The kept entries of `source` strictly below the normalised DN `key`, as
+    /// `ldif::Snapshot` finds them (through `ldif::tree_key`).
+    pub fn kept_below(&self, source: &str, key: &str) -> Result<Vec<EntryRow>, StoreError> {
+        let (after, before) = below_range(&tree_key(key));
         let mut statement = self
             .connection
             .prepare_cached(
-                "SELECT key, record FROM snapshot_entries \
-                 WHERE source = ?1 AND key > ?2 AND key < ?3 ORDER BY key",
+                "SELECT dn_key, record FROM snapshot_entries \
+                 WHERE source = ?1 AND tree > ?2 AND tree < ?3 ORDER BY dn_key",
             )
             .map_err(|e| self.error(e))?;
         let rows = statement
@@ -166,20 +163,22 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
-    /// Calls `each` with every kept entry of `source` (key, record), in key order.
-    /// `each` may stop the walk with an error, which is returned as is.
+    /// Calls `each` with every kept entry of `source` (normalised DN, record), in DN
+    /// order. `each` may stop the walk with an error, which is returned as is.
     pub fn for_each_kept_entry<E: From<StoreError>>(
         &self,
         source: &str,
-        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+        mut each: impl FnMut(&str, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut statement = self
             .connection
-            .prepare("SELECT key, record FROM snapshot_entries WHERE source = ?1 ORDER BY key")
+            .prepare(
+                "SELECT dn_key, record FROM snapshot_entries WHERE source = ?1 ORDER BY dn_key",
+            )
             .map_err(|e| self.error(e))?;
         let mut rows = statement.query([source]).map_err(|e| self.error(e))?;
         while let Some(row) = rows.next().map_err(|e| self.error(e))? {
-            let key = row.get_ref(0).and_then(|v| Ok(v.as_blob()?));
+            let key = row.get_ref(0).and_then(|v| Ok(v.as_str()?));
             let record = row.get_ref(1).and_then(|v| Ok(v.as_blob()?));
             match (key, record) {
                 (Ok(key), Ok(record)) => each(key, record)?,
@@ -216,12 +215,7 @@ pub(super) fn write_snapshot(
                 params![source, import.content.path, import.content.digest, serial],
             )?;
             insert_change_files(connection, import, 0, serial)?;
-            let mut insert = connection.prepare_cached(
-                "INSERT OR REPLACE INTO snapshot_entries (source, key, record) VALUES (?1, ?2, ?3)",
-            )?;
-            for (key, record) in entries {
-                insert.execute(params![source, key, record])?;
-            }
+            insert_entries(connection, source, entries)?;
         }
         SnapshotWrite::Update {
             import,
@@ -255,20 +249,30 @@ pub(super) fn write_snapshot(
                 return Ok(Err(stale(source)));
             }
             insert_change_files(connection, import, *base_changes, serial)?;
-            let mut insert = connection.prepare_cached(
-                "INSERT OR REPLACE INTO snapshot_entries (source, key, record) VALUES (?1, ?2, ?3)",
-            )?;
-            for (key, record) in put {
-                insert.execute(params![source, key, record])?;
-            }
+            insert_entries(connection, source, put)?;
             let mut delete = connection
-                .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND key = ?2")?;
+                .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
             for key in remove {
                 delete.execute(params![source, key])?;
             }
         }
     }
     Ok(Ok(()))
+}
+
+/// Writes entry rows of `source`, replacing rows of the same DN.
+fn insert_entries(
+    connection: &Connection,
+    source: &str,
+    rows: &[EntryRow],
+) -> rusqlite::Result<()> {
+    let mut insert = connection.prepare_cached(
+        "INSERT OR REPLACE INTO snapshot_entries (source, dn_key, tree, record) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (key, record) in rows {
+        insert.execute(params![source, key, tree_key(key), record])?;
+    }
+    Ok(())
 }
 
 /// Records the change files of `import` from position `from` on as imported at `serial`.
@@ -327,7 +331,7 @@ mod tests {
         };
         let replace = SnapshotWrite::Replace {
             import: import.clone(),
-            entries: vec![(b"a".to_vec(), b"dn: a\n\n".to_vec())],
+            entries: vec![("a".to_string(), b"dn: a\n\n".to_vec())],
         };
         let serial = store
             .apply_with_snapshots(&empty_plan(0), RunRecord::new("t", "t"), &[replace])
@@ -339,8 +343,8 @@ mod tests {
         let update = |base_changes| SnapshotWrite::Update {
             import: next.clone(),
             base_changes,
-            put: vec![(b"b".to_vec(), b"dn: b\n\n".to_vec())],
-            remove: vec![b"a".to_vec()],
+            put: vec![("x,b".to_string(), b"dn: x,b\n\n".to_vec())],
+            remove: vec!["a".to_string()],
         };
         // Computed from a snapshot that had seen no change file: not this one.
         let error = store
@@ -349,7 +353,7 @@ mod tests {
         assert!(matches!(error, StoreError::StaleSnapshot(_)), "{error}");
         assert_eq!(store.serial().unwrap(), 1);
         assert_eq!(
-            store.kept_entry("hr", b"a").unwrap(),
+            store.kept_entry("hr", "a").unwrap(),
             Some(b"dn: a\n\n".to_vec())
         );
 
@@ -362,8 +366,9 @@ mod tests {
             kept.changes.iter().map(|f| f.serial).collect::<Vec<_>>(),
             [1, 2]
         );
-        assert_eq!(store.kept_entry("hr", b"a").unwrap(), None);
-        assert_eq!(store.kept_range("hr", b"", b"z").unwrap().len(), 1);
+        assert_eq!(store.kept_entry("hr", "a").unwrap(), None);
+        assert_eq!(store.kept_below("hr", "b").unwrap().len(), 1);
+        assert_eq!(store.kept_below("hr", "x,b").unwrap().len(), 0);
 
         store
             .apply_with_snapshots(
@@ -375,6 +380,6 @@ mod tests {
             )
             .unwrap();
         assert!(store.kept_snapshots().unwrap().is_empty());
-        assert!(store.kept_range("hr", b"", b"z").unwrap().is_empty());
+        assert!(store.kept_below("hr", "b").unwrap().is_empty());
     }
 }
