@@ -92,9 +92,9 @@ pub const MIGRATIONS: &[&str] = &[
         source TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
         dn_key TEXT NOT NULL,
         tree   BLOB NOT NULL,
-        record BLOB NOT NULL,
-        PRIMARY KEY (source, dn_key)
-    ) WITHOUT ROWID;
+        record BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX snapshot_entries_by_dn ON snapshot_entries (source, dn_key);
     CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree);
     "#,
 ];
