@@ -18,7 +18,9 @@ use crate::config::{SourceLocation, SourceSettings};
 use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::plan::{ImportedFile, Plan, SourceImport};
-use crate::ldif::{self, entry_record, parse_entry_record, LdifReader, Snapshot, SnapshotBase};
+use crate::ldif::{
+    self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
+};
 use crate::store::{EntryRow, KeptSnapshot, SnapshotWrite, Store};
 use crate::tree::Tree;
 
@@ -28,17 +30,12 @@ struct KeptBase<'s> {
     source: &'s str,
 }
 
-impl KeptBase<'_> {
-    fn parse(&self, record: &[u8]) -> Result<Entry, String> {
-        parse_kept(self.source, record)
-    }
-}
-
-/// A kept entry, read back from its record.
-fn parse_kept(source: &str, record: &[u8]) -> Result<Entry, String> {
-    parse_entry_record(record).map_err(|e| {
-        format!("the kept snapshot of source {source} holds an unreadable entry ({e}); run with --mode full")
-    })
+/// Why a kept record cannot be read back (errors are prefixed with the source).
+fn unreadable(error: LdifError) -> String {
+    format!(
+        "the kept snapshot holds an unreadable entry ({error}); \
+         the state file was changed outside registrar"
+    )
 }
 
 impl SnapshotBase for KeptBase<'_> {
@@ -47,7 +44,9 @@ impl SnapshotBase for KeptBase<'_> {
             .store
             .kept_entry(self.source, key)
             .map_err(|e| e.to_string())?;
-        record.map(|record| self.parse(&record)).transpose()
+        record
+            .map(|record| parse_entry_record(&record).map_err(unreadable))
+            .transpose()
     }
 
     fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
@@ -56,7 +55,7 @@ impl SnapshotBase for KeptBase<'_> {
             .kept_below(self.source, key)
             .map_err(|e| e.to_string())?;
         rows.into_iter()
-            .map(|(key, record)| Ok((key, self.parse(&record)?)))
+            .map(|(key, record)| Ok((key, parse_entry_record(&record).map_err(unreadable)?)))
             .collect()
     }
 }
@@ -119,10 +118,11 @@ pub(super) fn read_delta(
                 digest.file(&current[index], &file_digest);
             }
             Some(name) if names.contains(&seen.path) => {
+                let (before, serial) = (&seen.path, seen.serial);
                 return Err(refuse(format!(
-                "change file {name} is new but sorts before {}, which was imported at serial {}",
-                seen.path, seen.serial
-            )))
+                    "change file {name} is new but sorts before {before}, \
+                     which was imported at serial {serial}"
+                )));
             }
             _ => {
                 return Err(refuse(format!(
@@ -157,11 +157,8 @@ pub(super) fn read_delta(
     // Records are parsed a batch at a time by one reader, which reuses its buffers.
     let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
     let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
-        ldif::for_each_entry(LdifReader::new(&batch[..]), &mut *on_entry).map_err(|e| {
-            error(format!(
-                "the kept snapshot holds an unreadable entry ({e}); run with --mode full"
-            ))
-        })?;
+        ldif::for_each_entry(LdifReader::new(&batch[..]), &mut *on_entry)
+            .map_err(|e| error(unreadable(e)))?;
         batch.clear();
         Ok(())
     };
@@ -248,6 +245,20 @@ fn check_digest(file: &ImportedFile, now: &str) -> Result<(), String> {
     }
 }
 
+/// Checks the digests of change files before applying them, so that an edited file is
+/// told as such rather than as a change that does not apply. (Change files are small;
+/// the content file is checked as it is read.)
+fn check_change_files(
+    changes: &[ImportedFile],
+    files: &Tree,
+    config_dir: &Path,
+) -> Result<(), String> {
+    for file in changes {
+        check_digest(file, &file_digest(files, &import_file(config_dir, file))?)?;
+    }
+    Ok(())
+}
+
 /// The kept snapshot `kept` brought to `import` by applying the change files it has not
 /// seen.
 fn update(
@@ -262,7 +273,9 @@ fn update(
         store,
         source: &import.source,
     };
-    for file in &import.changes[kept.changes.len()..] {
+    let new_files = &import.changes[kept.changes.len()..];
+    check_change_files(new_files, files, config_dir)?;
+    for file in new_files {
         let path = import_file(config_dir, file);
         let now = apply_change_file(files, &path, &mut overlay, Some(&mut base))?;
         check_digest(file, &hex_digest(now))?;
@@ -293,6 +306,7 @@ fn replace(
     files: &Tree,
     config_dir: &Path,
 ) -> Result<SnapshotWrite, String> {
+    check_change_files(&import.changes, files, config_dir)?;
     let content = import_file(config_dir, &import.content);
     let changes: Vec<PathBuf> = import
         .changes
