@@ -1,5 +1,6 @@
-//! `--mode delta` end to end with the built binary: the kept snapshot after an apply,
-//! delta plans and applies (saved or not), the first delta run without a kept snapshot,
+//! `--mode delta` end to end with the built binary: the kept snapshot after an apply (one
+//! per ldif source, dropped with the source), delta plans and applies (saved or not), the
+//! first delta run without a kept snapshot,
 //! and each refusal (an imported file edited, removed or passed in name order, the
 //! content file edited or swapped, a change that does not apply, a saved plan whose
 //! files changed before apply): one line on stderr, exit 1, the state file unchanged.
@@ -343,4 +344,48 @@ fn mode_is_for_computed_plans_only() {
     let output = ws.run(&["apply", "--plan", "p.json", "--mode", "delta"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("cannot be used with"));
+}
+
+#[test]
+fn each_ldif_source_keeps_its_own_snapshot() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("partner-changes")).unwrap();
+    ws.write(
+        "partners.ldif",
+        &PEOPLE
+            .replace("uuid-", "partner-")
+            .replace("@example.com", "@partner.org"),
+    );
+    ws.write(
+        "config/partners.yaml",
+        "sources:\n  - name: partners\n    anchor: entryUUID\n    ldif:\n      \
+         path: ../partners.ldif\n      changes: ../partner-changes/*.ldif\n",
+    );
+    ws.ok(&["apply"]);
+    ws.write("changes/0001-hire.ldif", HIRE);
+    ws.write(
+        "partner-changes/0001-leave.ldif",
+        "dn: cn=Bob Ode,ou=People,dc=example,dc=com\nchangetype: delete\n",
+    );
+    let full = ws.ok(&["plan", "--format", "json"]);
+    assert_eq!(
+        ws.ok(&["plan", "--format", "json", "--mode", "delta"]),
+        full
+    );
+    ws.ok(&["apply", "--mode", "delta"]);
+    let status = ws.ok(&["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let kept = status["kept_snapshots"].as_array().unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0]["source"], "hr");
+    assert_eq!(kept[1]["source"], "partners");
+    assert_eq!(
+        kept[1]["changes"][0]["path"],
+        "../partner-changes/0001-leave.ldif"
+    );
+    // A source taken out of the config: its snapshot goes with the next apply.
+    std::fs::remove_file(ws.path("config/partners.yaml")).unwrap();
+    ws.ok(&["apply", "--allow-deletes"]);
+    let status = ws.ok(&["status"]);
+    assert!(status.contains("kept snapshots (1)"), "{status}");
 }
