@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{DriftFormat, ExportFormat, PlanFormat, StateFormat};
+use crate::app::{DriftFormat, ExportFormat, ImportMode, PlanFormat, StateFormat};
 
 /// Declarative GitOps reconciliation of instant-messaging name registrations.
 #[derive(Debug, Parser)]
@@ -76,6 +76,10 @@ pub enum Command {
         /// (ou=accounts, ou=registrations, ou=groups); its first RDN is ou=, o= or dc=.
         #[arg(long, value_name = "DN", default_value = crate::render::LdifBase::DEFAULT)]
         ldif_base: String,
+        /// How ldif sources are read: full reads every file again; delta applies only the
+        /// change files not yet imported to the snapshot the store kept at the last apply.
+        #[arg(long, value_enum, default_value_t = ImportMode::Full)]
+        mode: ImportMode,
     },
     /// Apply a saved plan exactly, or compute one and apply it.
     Apply {
@@ -86,6 +90,9 @@ pub enum Command {
         /// Apply even when removals and deactivations exceed the policy's threshold.
         #[arg(long)]
         allow_deletes: bool,
+        /// How ldif sources are read when no saved plan is given (see plan --mode).
+        #[arg(long, value_enum, default_value_t = ImportMode::Full, conflicts_with = "plan")]
+        mode: ImportMode,
     },
     /// Report where the store departs from the last applied configuration: rows edited
     /// outside registrar, registrations of protected principals, rows whose owner rule is
@@ -104,7 +111,8 @@ pub enum Command {
     /// Read or record rows of the registration store.
     #[command(subcommand)]
     State(StateCommand),
-    /// Show the last runs, the revision last applied and when each schedule fires next.
+    /// Show the last runs, the revision last applied, when each schedule fires next and
+    /// the snapshots kept for --mode delta.
     Status {
         /// Output format.
         #[arg(long, value_enum, default_value_t = StateFormat::Text)]

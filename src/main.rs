@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             detailed_exitcode,
             base,
             ldif_base,
+            mode,
         } => app::plan_command(
             &context,
             format,
@@ -69,11 +70,13 @@ fn main() -> ExitCode {
             detailed_exitcode,
             base.as_deref(),
             &ldif_base,
+            mode,
         ),
         Command::Apply {
             plan,
             allow_deletes,
-        } => app::apply_command(&context, plan.as_deref(), allow_deletes),
+            mode,
+        } => app::apply_command(&context, plan.as_deref(), allow_deletes, mode),
         Command::State(StateCommand::Show { format }) => app::state_show(&context, format),
         Command::State(StateCommand::Register {
             protocol,

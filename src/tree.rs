@@ -157,14 +157,24 @@ impl Tree {
 
     /// The files matching `pattern`, in name order: a directory path, then a file name
     /// in which `*` stands for any run of characters and `?` for one
-    /// (`../snapshots/hr-changes/*.ldif`).
+    /// (`../snapshots/hr-changes/*.ldif`). A directory that does not exist matches
+    /// nothing: git keeps no empty directory, so a commit before the first change file
+    /// has none.
     pub fn matching(&self, pattern: &Path) -> Result<Vec<PathBuf>, TreeError> {
         let dir = pattern.parent().unwrap_or(Path::new("."));
         let name_pattern = pattern
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.list(dir, |name| wildcard_match(&name_pattern, name))
+        match self.list(dir, |name| wildcard_match(&name_pattern, name)) {
+            Err(TreeError::MissingDir { .. }) => Ok(Vec::new()),
+            Err(TreeError::ReadDir { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(Vec::new())
+            }
+            listed => listed,
+        }
     }
 
     /// The files directly in `dir` whose name `keep` accepts, in name order.
@@ -399,7 +409,21 @@ fn wildcard_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod wildcard_tests {
-    use super::wildcard_match;
+    use super::{wildcard_match, Tree};
+
+    #[test]
+    fn a_missing_directory_matches_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Tree::working_tree(dir.path());
+        let pattern = dir.path().join("changes/*.ldif");
+        assert_eq!(
+            files.matching(&pattern).unwrap(),
+            Vec::<std::path::PathBuf>::new()
+        );
+        std::fs::create_dir(dir.path().join("changes")).unwrap();
+        std::fs::write(dir.path().join("changes/0001.ldif"), "").unwrap();
+        assert_eq!(files.matching(&pattern).unwrap().len(), 1);
+    }
 
     #[test]
     fn stars_and_question_marks_match_file_names() {

@@ -9,13 +9,15 @@
 //! - `config/`: the config directory under test;
 //! - `expected.txt`: the plan in text form, or `error: …` when planning must fail.
 //!
-//! After comparing, the helper applies the plan and plans again: the second plan must be
-//! empty (convergence in one run). `SNAPSHOTS=overwrite cargo test --test cases` rewrites
+//! The plan must also be what `--mode delta` gives, whenever delta mode can read the
+//! sources from the snapshots the `before` applies kept (it refuses when, say, a source's
+//! content file is another one). After comparing, the helper applies the plan and plans
+//! again: the second plan must be empty (convergence in one run). `SNAPSHOTS=overwrite cargo test --test cases` rewrites
 //! the expected files.
 
 use std::path::{Path, PathBuf};
 
-use registrar::app::{self, Context};
+use registrar::app::{self, Context, ImportMode};
 use registrar::core::state::RegistrationSource;
 use registrar::render::{self, Color};
 use registrar::store::{RunRecord, Store};
@@ -55,10 +57,11 @@ fn run_case(case: &Path) -> Result<(), String> {
     befores.sort();
     for before in befores {
         let name = before.display().to_string();
-        let plan = app::reconcile(&context(before, &state_path), None)
+        let before = context(before, &state_path);
+        let plan = app::reconcile(&before, None, ImportMode::Full)
             .map_err(|e| format!("planning {name} failed: {e}"))?
             .plan;
-        app::apply_plan(&state_path, &plan, "test", "test".to_string())
+        app::apply_plan(&before, &plan, "test", "test".to_string())
             .map_err(|e| format!("applying {name} failed: {e}"))?;
     }
     let registrations = case.join("registrations.txt");
@@ -84,7 +87,19 @@ fn run_case(case: &Path) -> Result<(), String> {
     }
 
     let under_test = context(case.join("config"), &state_path);
-    let (actual, plan) = match app::reconcile(&under_test, None) {
+    let full = app::reconcile(&under_test, None, ImportMode::Full);
+    match (&full, app::reconcile(&under_test, None, ImportMode::Delta)) {
+        (Ok(full), Ok(delta)) if full.plan != delta.plan => {
+            return Err(format!(
+                "--mode delta plans otherwise than --mode full:\n{}\n--- delta\n{}",
+                render::text(&full.plan, Color::Off),
+                render::text(&delta.plan, Color::Off)
+            ))
+        }
+        (Err(full), Ok(_)) => return Err(format!("--mode delta plans where full fails: {full}")),
+        _ => {}
+    }
+    let (actual, plan) = match full {
         Ok(reconciled) => {
             // The case folders live in registrar's own repository: the plan's revision
             // would change with every commit, so the expected text leaves it out.
@@ -116,12 +131,12 @@ fn run_case(case: &Path) -> Result<(), String> {
         return Ok(());
     };
     if plan.summary.blocked {
-        let refused = app::apply_command(&under_test, None, false);
+        let refused = app::apply_command(&under_test, None, false, ImportMode::Full);
         if refused.is_ok() {
             return Err("a blocked plan was applied without --allow-deletes".to_string());
         }
     }
-    app::apply_plan(&state_path, &plan, "test", "test".to_string())
+    app::apply_plan(&under_test, &plan, "test", "test".to_string())
         .map_err(|e| format!("applying the plan failed: {e}"))?;
     let store = Store::open(&state_path).map_err(|e| e.to_string())?;
     let kept = store.managed_hashes().map_err(|e| e.to_string())?;
@@ -129,14 +144,16 @@ fn run_case(case: &Path) -> Result<(), String> {
     if kept != registrar::core::drift::managed_hashes(&rows) {
         return Err("the hashes kept at apply differ from the rows' hashes".to_string());
     }
-    let again = app::reconcile(&under_test, None)
-        .map_err(|e| format!("second plan failed: {e}"))?
-        .plan;
-    if !again.changes.is_empty() {
-        return Err(format!(
-            "plan after apply is not empty:\n{}",
-            render::text(&again, Color::Off)
-        ));
+    for mode in [ImportMode::Full, ImportMode::Delta] {
+        let again = app::reconcile(&under_test, None, mode)
+            .map_err(|e| format!("second plan ({mode:?}) failed: {e}"))?
+            .plan;
+        if !again.changes.is_empty() {
+            return Err(format!(
+                "plan after apply ({mode:?}) is not empty:\n{}",
+                render::text(&again, Color::Off)
+            ));
+        }
     }
     Ok(())
 }

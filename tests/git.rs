@@ -602,3 +602,52 @@ fn drift_compares_the_store_with_the_last_applied_revision() {
     assert_eq!(report["revision"], second.to_string());
     assert_eq!(report["pending"]["changes"], serde_json::json!([]));
 }
+
+#[test]
+fn a_delta_plan_at_a_commit_keeps_that_commits_files_whatever_the_working_tree_holds() {
+    let repo = Repo::new();
+    repo.write(
+        "registrar/registrar.yaml",
+        &config("aol-mail", "{mail|local_part}").replace(
+            "      path: people.ldif\n",
+            "      path: people.ldif\n      changes: changes/*.ldif\n",
+        ),
+    );
+    repo.write("registrar/people.ldif", PEOPLE);
+    repo.commit("registrar: a source with change files");
+    let applied = repo.run(&["apply", "--rev", "main"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+
+    let hire = "dn: cn=Cy Park,ou=People,dc=example,dc=com\nchangetype: add\n\
+                objectClass: person\ncn: Cy Park\nmail: cy.park@example.com\n";
+    repo.write("registrar/changes/0001-hire.ldif", hire);
+    let second = repo.commit("a hire");
+    let plan = repo.file("plan.json");
+    let saved = repo.run(&[
+        "plan",
+        "--rev",
+        &second.to_string(),
+        "--mode",
+        "delta",
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(saved.status.code(), Some(0), "{}", stderr(&saved));
+    assert!(stdout(&saved).contains("cy.park"), "{}", stdout(&saved));
+
+    // The working tree moves on (uncommitted): the plan still applies from its commit.
+    repo.write(
+        "registrar/changes/0001-hire.ldif",
+        &hire.replace("cy.park", "cyp"),
+    );
+    let applied = repo.run(&["apply", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let again = repo.run(&["plan", "--rev", "main", "--mode", "delta"]);
+    assert!(stdout(&again).contains("No changes"), "{}", stdout(&again));
+    // The working tree's edited copy is not what was imported.
+    let refused = repo.run(&["plan", "--mode", "delta"]);
+    assert_one_line_error(
+        &refused,
+        &["changes/0001-hire.ldif was imported at serial 2 and has since been edited"],
+    );
+}

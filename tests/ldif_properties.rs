@@ -7,8 +7,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use registrar::core::entry::Entry;
 use registrar::ldif::{
-    write_change, write_entry, write_version, Change, ChangeRecord, Control, LdifReader, ModOp,
-    ModRdn, Modification, Record, RenameKeyword,
+    entry_record, parse_entry_record, write_change, write_entry, write_version, Change,
+    ChangeRecord, Control, LdifReader, ModOp, ModRdn, Modification, Record, RenameKeyword,
 };
 
 /// Reads everything, stopping at the first error; only panics matter here.
@@ -225,7 +225,11 @@ proptest! {
                 other => panic!("{other:?} in\n{}", String::from_utf8_lossy(&out)),
             })
             .collect();
-        prop_assert_eq!(read, entries);
+        prop_assert_eq!(read, entries.clone());
+        // One entry per record, the form the store keeps snapshots in.
+        for entry in entries {
+            prop_assert_eq!(parse_entry_record(&entry_record(&entry).unwrap()).unwrap(), entry);
+        }
     }
 }
 

@@ -24,9 +24,13 @@ pub fn discover(
     let config = read_config(context, &files, "")?;
     let source = find_source(&config, source_name)?;
     let mut discovery = Discovery::new(&config.rules.object_types);
-    read_source(source, &files, &mut InputsDigest::unused(), &mut |entry| {
-        discovery.add(&entry)
-    })?;
+    read_source(
+        source,
+        &files,
+        &context.config_dir,
+        &mut InputsDigest::unused(),
+        &mut |entry| discovery.add(&entry),
+    )?;
     let report = discovery.finish();
     let object_types_file = config
         .object_types_file

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{head_files, read_config, reconcile, AppError, Context, Outcome};
+use super::{head_files, read_config, reconcile, AppError, Context, ImportMode, Outcome};
 use crate::core::drift::{self, DriftReport, PendingChanges};
 use crate::render;
 use crate::store::Store;
@@ -42,7 +42,7 @@ pub fn drift_report(context: &Context) -> Result<DriftReport, AppError> {
     };
     let files = head_files(&at)?;
     let config = read_config(&at, &files, "")?;
-    let pending = reconcile(&at, None)?.plan;
+    let pending = reconcile(&at, None, ImportMode::Full)?.plan;
     let state = store.load()?;
     let hashes = store.managed_hashes()?;
     let mut report = drift::drift(

@@ -41,7 +41,14 @@ pub fn export_source(
     let config = read_config(context, &files, "")?;
     let source = find_source(&config, source_name)?;
     let read = |on_entry: &mut dyn FnMut(Entry)| {
-        read_source(source, &files, &mut InputsDigest::unused(), on_entry)
+        read_source(
+            source,
+            &files,
+            &context.config_dir,
+            &mut InputsDigest::unused(),
+            on_entry,
+        )
+        .map(drop)
     };
     match out {
         None => {

@@ -1,10 +1,12 @@
 //! The commands: each one wires the adapters (config, files from the working tree or a
 //! git revision, LDIF, store, renderers) around the pure core. `plan` and `apply` share
-//! one reconcile pass, `reconcile()`.
+//! one reconcile pass, `reconcile()`, which reads sources in full or, with
+//! `--mode delta`, from the snapshots the store kept (`snapshots.rs`).
 //!
 //! This is the only layer that reads the clock or the environment. It returns errors to
 //! `main`, which prints them as one line each and exits 1.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -15,11 +17,11 @@ use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder};
 use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::entry::Entry;
-use crate::core::plan::{plan, Plan, PlanError, PLAN_FORMAT_VERSION};
+use crate::core::plan::{plan, Plan, PlanError, SourceImport, PLAN_FORMAT_VERSION};
 use crate::core::state::{RegistrationSource, State};
 use crate::git::{GitError, Repo};
 use crate::render::{self, Color, PlanDocument};
-use crate::store::{RunRecord, Store, StoreError};
+use crate::store::{KeptSnapshot, RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
 use sources::InputsDigest;
 
@@ -27,8 +29,10 @@ mod discover;
 mod drift;
 mod export;
 pub mod run;
+mod snapshots;
 mod sources;
 
+pub use crate::config::raw::ImportMode;
 pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
@@ -103,13 +107,45 @@ pub struct Context {
     pub rev: Option<String>,
 }
 
+/// How sources are read: in full, or in delta over the snapshots a store kept.
+struct Reading<'a> {
+    config_dir: &'a Path,
+    mode: ImportMode,
+    /// The store holding the kept snapshots (delta mode, when the state file exists).
+    store: Option<&'a Store>,
+    /// The snapshots it keeps, by source.
+    kept: BTreeMap<String, KeptSnapshot>,
+}
+
+impl<'a> Reading<'a> {
+    /// Every source read in full.
+    fn full(config_dir: &'a Path) -> Self {
+        Reading {
+            config_dir,
+            mode: ImportMode::Full,
+            store: None,
+            kept: BTreeMap::new(),
+        }
+    }
+}
+
+/// What reading the sources gave besides the desired state.
+struct SourcesRead {
+    inputs_digest: String,
+    imports: Vec<SourceImport>,
+}
+
 /// Streams every source's entries from `files` through the desired-state builder,
 /// digesting the inputs (config files and source data) on the way. No directory is held
 /// in memory beyond what the snapshot holds (one blob at a time at a git revision).
 ///
 /// Two cores share the work: this thread reads and parses the files while a second one
 /// runs the builder over the entries, in the order they were read.
-fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppError> {
+fn read_desired(
+    config: &Config,
+    files: &Tree,
+    reading: &Reading,
+) -> Result<(Desired, SourcesRead), AppError> {
     let (sender, receiver) = mpsc::sync_channel::<Feed>(BATCHES_IN_FLIGHT);
     std::thread::scope(|scope| {
         let builder = scope.spawn(move || {
@@ -126,11 +162,11 @@ fn read_desired(config: &Config, files: &Tree) -> Result<(Desired, String), AppE
             }
             builder.finish()
         });
-        let digest = read_sources(config, files, Feeder::new(sender));
+        let read = read_sources(config, files, reading, Feeder::new(sender));
         let desired = builder
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        Ok((desired, digest?))
+        Ok((desired, read?))
     })
 }
 
@@ -184,19 +220,50 @@ impl<'c> Feeder<'c> {
     }
 }
 
-/// Reads every source of `config` into `feeder`; returns the inputs digest.
+/// Reads every source of `config` into `feeder`: in full, or in delta for the `ldif`
+/// sources whose snapshot the store kept (a source without one is read in full, with a
+/// note). Returns the inputs digest and what each `ldif` source imported.
 fn read_sources<'c>(
     config: &'c Config,
     files: &Tree,
+    reading: &Reading,
     mut feeder: Feeder<'c>,
-) -> Result<String, AppError> {
+) -> Result<SourcesRead, AppError> {
     let mut digest = InputsDigest::of_config(&config.files);
+    let mut imports = Vec::new();
     for source in &config.sources {
         feeder.begin_source(&source.name);
-        sources::read_source(source, files, &mut digest, &mut |entry| feeder.add(entry))?;
+        let on_entry = &mut |entry| feeder.add(entry);
+        let delta = reading.mode == ImportMode::Delta
+            && matches!(source.location, SourceLocation::Ldif { .. });
+        let import = match reading.store.zip(reading.kept.get(&source.name)) {
+            Some((store, kept)) if delta => Some(snapshots::read_delta(
+                source,
+                kept,
+                store,
+                files,
+                reading.config_dir,
+                &mut digest,
+                on_entry,
+            )?),
+            _ => {
+                if delta {
+                    eprintln!(
+                        "note: source {} has no kept snapshot yet, so it is read in full; \
+                         applying keeps one for the next --mode delta",
+                        source.name
+                    );
+                }
+                sources::read_source(source, files, reading.config_dir, &mut digest, on_entry)?
+            }
+        };
+        imports.extend(import);
     }
     feeder.flush();
-    Ok(digest.finish())
+    Ok(SourcesRead {
+        inputs_digest: digest.finish(),
+        imports,
+    })
 }
 
 /// The files config and sources are read from: `--rev`, or the working tree.
@@ -228,12 +295,12 @@ fn read_config(context: &Context, files: &Tree, role: &str) -> Result<Config, Ap
     )
 }
 
-/// The files a plan read: the config files and each LDIF source.
-fn files_read(config: &Config) -> Vec<&Path> {
-    let mut paths: Vec<&Path> = config.files.iter().map(|f| f.path.as_path()).collect();
-    for source in &config.sources {
-        if let SourceLocation::Ldif { path, .. } = &source.location {
-            paths.push(path);
+/// The files a plan read: the config files and each LDIF file it imported.
+fn files_read(config: &Config, config_dir: &Path, imports: &[SourceImport]) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = config.files.iter().map(|f| f.path.clone()).collect();
+    for import in imports {
+        for file in std::iter::once(&import.content).chain(&import.changes) {
+            paths.push(config_dir.join(&file.path));
         }
     }
     paths
@@ -271,11 +338,16 @@ impl Reconciled {
 
 /// One reconcile pass: config + sources + state → plan, from the working tree or the
 /// `--rev` revision, and with `base` also the effect of the change since that revision.
-/// Shared by `plan` and `apply`.
-pub fn reconcile(context: &Context, base: Option<&str>) -> Result<Reconciled, AppError> {
+/// `mode` says how `ldif` sources are read (the base is always read in full). Shared by
+/// `plan` and `apply`.
+pub fn reconcile(
+    context: &Context,
+    base: Option<&str>,
+    mode: ImportMode,
+) -> Result<Reconciled, AppError> {
     let files = head_files(context)?;
     let config = read_config(context, &files, "")?;
-    reconcile_with(context, &files, config, base)
+    reconcile_with(context, &files, config, base, mode)
 }
 
 /// The reconcile pass over a config already read from `files` (the controller reads it
@@ -285,19 +357,47 @@ fn reconcile_with(
     files: &Tree,
     config: Config,
     base: Option<&str>,
+    mode: ImportMode,
 ) -> Result<Reconciled, AppError> {
+    // Delta reads the kept snapshots through a store opened (and migrated) here, before
+    // the loader thread opens its own.
+    let store = match mode {
+        ImportMode::Full => None,
+        ImportMode::Delta => Store::open_if_exists(&context.state_path)?,
+    };
+    let reading = Reading {
+        config_dir: &context.config_dir,
+        mode,
+        store: store.as_ref(),
+        kept: match &store {
+            Some(store) => store.kept_snapshots()?,
+            None => BTreeMap::new(),
+        },
+    };
     // The store loads on a second core while the sources stream through the builder.
     let (read, state) = std::thread::scope(|scope| {
         let loader = scope.spawn(|| load_state(&context.state_path));
-        let read = read_desired(&config, files);
+        let read = read_desired(&config, files, &reading);
         let state = loader
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (read, state)
     });
-    let (wanted, inputs_digest) = at_revision(files, "", read)?;
+    let (wanted, read) = at_revision(files, "", read)?;
     let state = state?;
-    let revision_dirty = files.is_dirty(&context.config_dir, &files_read(&config));
+    // Every snapshot write changes what `kept_snapshots` returns (files and serials): the
+    // same answer before and after means the entries read were those of one snapshot.
+    if let Some(store) = reading.store {
+        if store.kept_snapshots()? != reading.kept {
+            return Err(AppError::Refused(
+                "the kept snapshots changed while this plan read them (another apply ran); plan again"
+                    .to_string(),
+            ));
+        }
+    }
+    let read_paths = files_read(&config, &context.config_dir, &read.imports);
+    let read_paths: Vec<&Path> = read_paths.iter().map(PathBuf::as_path).collect();
+    let revision_dirty = files.is_dirty(&context.config_dir, &read_paths);
     let effect = match base {
         Some(base) => Some(effect_since(
             context,
@@ -311,7 +411,8 @@ fn reconcile_with(
     };
     let mut computed = plan(&config.rules, wanted, &state)?;
     computed.revision = files.commit();
-    computed.inputs_digest = inputs_digest;
+    computed.inputs_digest = read.inputs_digest;
+    computed.imports = read.imports;
     // Freeing a large directory's worth of values takes as long as building them; let
     // another thread do it while the caller renders the plan.
     std::thread::spawn(move || drop((state, config)));
@@ -337,7 +438,9 @@ fn effect_since(
     {
         Ok(files) => {
             let config = read_config(context, &files, "base ")?;
-            let (desired, _) = at_revision(&files, "base ", read_desired(&config, &files))?;
+            let reading = Reading::full(&context.config_dir);
+            let read = read_desired(&config, &files, &reading);
+            let (desired, _) = at_revision(&files, "base ", read)?;
             let commit = files.commit().unwrap_or_default();
             (commit, desired, config.files)
         }
@@ -428,10 +531,11 @@ pub fn plan_command(
     detailed_exitcode: bool,
     base: Option<&str>,
     ldif_base: &str,
+    mode: ImportMode,
 ) -> Result<Outcome, AppError> {
     // A bad base is a usage error: refuse it before reading anything.
     let ldif_base = render::LdifBase::parse(ldif_base)?;
-    let reconciled = reconcile(context, base)?;
+    let reconciled = reconcile(context, base, mode)?;
     let computed = &reconciled.plan;
     match format {
         // With `--out`, the plan file is written on a second core while the text prints;
@@ -514,11 +618,14 @@ fn save_plan(reconciled: &Reconciled, out: &Path) -> Result<(), AppError> {
 }
 
 /// `registrar apply`. With `--rev REV` a saved plan must have been made at REV's commit
-/// from a clean tree; without a saved plan, the config is read at REV.
+/// from a clean tree; without a saved plan, the config is read at REV and sources in
+/// `mode`. Either way the store keeps, in the same transaction, the snapshot of each
+/// `ldif` source the plan imported.
 pub fn apply_command(
     context: &Context,
     saved_plan: Option<&Path>,
     allow_deletes: bool,
+    mode: ImportMode,
 ) -> Result<Outcome, AppError> {
     let started = Started::now();
     let rev_flag = context
@@ -526,25 +633,34 @@ pub fn apply_command(
         .as_deref()
         .map(|rev| format!(" --rev {rev}"))
         .unwrap_or_default();
-    let (to_apply, dirty, command) = match saved_plan {
+    let (to_apply, dirty, command, files, plan_name) = match saved_plan {
         Some(path) => {
             let (saved, dirty) = read_plan(path)?;
             if let Some(rev) = &context.rev {
                 check_plan_revision(context, path, &saved, dirty, rev)?;
             }
+            let files = saved_plan_files(context, &saved, dirty)?;
             (
                 saved,
                 dirty,
                 format!("apply --plan {}{rev_flag}", path.display()),
+                files,
+                format!("plan {}", path.display()),
             )
         }
         None => {
-            let reconciled = reconcile(context, None)?;
+            let reconciled = reconcile(context, None, mode)?;
             print_stdout(&render::text(&reconciled.plan, context.color));
+            let mode_flag = match mode {
+                ImportMode::Full => "",
+                ImportMode::Delta => " --mode delta",
+            };
             (
                 reconciled.plan,
                 reconciled.revision_dirty,
-                format!("apply{rev_flag}"),
+                format!("apply{mode_flag}{rev_flag}"),
+                head_files(context)?,
+                "the plan".to_string(),
             )
         }
     };
@@ -559,13 +675,38 @@ pub fn apply_command(
         revision: recorded_revision(&to_apply, dirty),
         ..started.record(command)
     };
-    let serial = apply_recorded(&context.state_path, &to_apply, run, Some(&started))?;
+    let imported = Imported {
+        files: &files,
+        plan_name: &plan_name,
+    };
+    let serial = apply_recorded(context, &to_apply, imported, run, Some(&started))?;
     let s = &to_apply.summary;
     println!(
         "Apply complete: {} added, {} updated, {} removed, {} deactivated, {} reactivated. State serial {serial}.",
         s.add, s.update, s.remove, s.deactivate, s.reactivate
     );
     Ok(Outcome::Success)
+}
+
+/// Where an apply reads again the files its plan imported, and how it names the plan.
+struct Imported<'a> {
+    files: &'a Tree,
+    plan_name: &'a str,
+}
+
+/// The files a saved plan's imports are read again from: `--rev`'s commit (checked to
+/// be the plan's), else the plan's commit when it was made from a clean tree and the
+/// repository has it, else the working tree. The digests the plan recorded decide
+/// whether they are still the files it imported.
+fn saved_plan_files(context: &Context, saved: &Plan, dirty: bool) -> Result<Tree, AppError> {
+    if context.rev.is_some() {
+        return head_files(context);
+    }
+    Ok(match (&saved.revision, dirty) {
+        (Some(commit), false) => Tree::at_revision(&context.config_dir, commit)
+            .unwrap_or_else(|_| Tree::working_tree(&context.config_dir)),
+        _ => Tree::working_tree(&context.config_dir),
+    })
 }
 
 /// Refuses a saved plan that was not made at `rev`'s commit from a clean tree.
@@ -609,10 +750,11 @@ fn recorded_revision(plan: &Plan, dirty: bool) -> Option<String> {
     })
 }
 
-/// Applies `plan` to the store at `state_path` in one transaction and records the run
-/// with the plan's revision. Returns the new state serial.
+/// Applies `plan`, just made by [`reconcile`] with `context`, to the store in one
+/// transaction, keeping the snapshots it imported, and records the run with the plan's
+/// revision. Returns the new state serial.
 pub fn apply_plan(
-    state_path: &Path,
+    context: &Context,
     plan: &Plan,
     command: &str,
     started_at: String,
@@ -621,18 +763,41 @@ pub fn apply_plan(
         revision: plan.revision.clone(),
         ..RunRecord::new(command, started_at)
     };
-    apply_recorded(state_path, plan, run, None)
+    let files = head_files(context)?;
+    let imported = Imported {
+        files: &files,
+        plan_name: "the plan",
+    };
+    apply_recorded(context, plan, imported, run, None)
 }
 
 /// Applies `plan` and records `run` with the plan's counts, finished now; with
 /// `started`, its duration runs up to here.
 fn apply_recorded(
-    state_path: &Path,
+    context: &Context,
     plan: &Plan,
+    imported: Imported,
     run: RunRecord,
     started: Option<&Started>,
 ) -> Result<i64, AppError> {
-    let mut store = Store::open(state_path)?;
+    let mut store = Store::open(&context.state_path)?;
+    // Checked again inside the transaction; here so that a stale plan is told as such
+    // before its files are read again.
+    let serial = store.serial()?;
+    if serial != plan.state_serial {
+        return Err(StoreError::StalePlan {
+            planned: plan.state_serial,
+            actual: serial,
+        }
+        .into());
+    }
+    let writes = snapshots::snapshot_writes(
+        plan,
+        imported.plan_name,
+        imported.files,
+        &context.config_dir,
+        &store,
+    )?;
     let run = with_counts(
         RunRecord {
             finished_at: now(),
@@ -641,7 +806,7 @@ fn apply_recorded(
         },
         plan,
     );
-    Ok(store.apply(plan, run)?)
+    Ok(store.apply_with_snapshots(plan, run, &writes)?)
 }
 
 /// `run` with the counts of `plan`'s summary.
@@ -868,8 +1033,8 @@ pub fn state_register(
 /// How many runs `status` lists.
 const STATUS_RUNS: usize = 10;
 
-/// `registrar status`: the last runs, the revision last applied, and when each schedule
-/// fires next. Schedules come from the config (at `--rev`, or the working tree); without
+/// `registrar status`: the last runs, the revision last applied, when each schedule
+/// fires next, and the snapshots kept for delta import. Schedules come from the config (at `--rev`, or the working tree); without
 /// a config directory there are none to show.
 pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppError> {
     let schedules = if context.config_dir.is_dir() || context.rev.is_some() {
@@ -879,9 +1044,13 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
         Vec::new()
     };
     let store = Store::open_if_exists(&context.state_path)?;
-    let (serial, runs) = match &store {
-        Some(store) => (store.serial()?, store.runs(STATUS_RUNS)?),
-        None => (0, Vec::new()),
+    let (serial, runs, kept) = match &store {
+        Some(store) => (
+            store.serial()?,
+            store.runs(STATUS_RUNS)?,
+            store.kept_snapshots()?,
+        ),
+        None => (0, Vec::new(), BTreeMap::new()),
     };
     let applied_revision = match &store {
         Some(store) => store.applied_revision()?,
@@ -911,6 +1080,16 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                 "schedules": next.iter().map(|(name, cron, action, next)| serde_json::json!({
                     "name": name, "cron": cron, "action": action, "next": next,
                 })).collect::<Vec<_>>(),
+                "kept_snapshots": kept.values().map(|snapshot| {
+                    let file = |file: &crate::store::KeptFile| serde_json::json!({
+                        "path": file.path, "digest": file.digest, "serial": file.serial,
+                    });
+                    serde_json::json!({
+                        "source": snapshot.source,
+                        "content": file(&snapshot.content),
+                        "changes": snapshot.changes.iter().map(file).collect::<Vec<_>>(),
+                    })
+                }).collect::<Vec<_>>(),
             });
             let mut text = serde_json::to_string_pretty(&document).expect("serialisable");
             text.push('\n');
@@ -953,6 +1132,21 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                 out.push_str(&format!(
                     "  {name} \"{cron}\" {action}: next {}\n",
                     next.as_deref().unwrap_or("never")
+                ));
+            }
+            out.push_str(&format!("\nkept snapshots ({})\n", kept.len()));
+            for snapshot in kept.values() {
+                let last = snapshot
+                    .changes
+                    .last()
+                    .map(|file| format!(", the last {} at serial {}", file.path, file.serial))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "  {}: {} imported at serial {}, {} change file(s){last}\n",
+                    snapshot.source,
+                    snapshot.content.path,
+                    snapshot.content.serial,
+                    snapshot.changes.len()
                 ));
             }
             print_stdout(&out);

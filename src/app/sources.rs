@@ -7,7 +7,7 @@
 //! app layer is the only one that reads the environment.
 
 use std::io::{BufReader, IsTerminal, Read, Write};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -17,12 +17,14 @@ use crate::config::{
     Config, ConfigText, LdapBind, LdapSettings, PasswordFrom, SourceLocation, SourceSettings,
 };
 use crate::core::entry::Entry;
+use crate::core::plan::{ImportedFile, SourceImport};
 use crate::ldap::{self, Credentials, Password};
-use crate::ldif::{self, LdifError, LdifReader, Record, Snapshot};
+use crate::ldif::{self, LdifError, LdifReader, Record, Snapshot, SnapshotBase};
 use crate::tree::Tree;
 
-/// The digest of everything a plan read: config files, then each source's bytes (LDIF
-/// files) or entries (LDAP).
+/// The digest of everything a plan read: config files, then each source's files (the
+/// path and digest of each LDIF file) or entries (LDAP). Full and delta reads of the same
+/// files give the same digest.
 pub(crate) struct InputsDigest(Sha256);
 
 impl InputsDigest {
@@ -58,15 +60,18 @@ impl InputsDigest {
         digest.update([2]);
     }
 
+    /// An LDIF file read, by its path and the digest of its bytes.
+    pub(super) fn file(&mut self, path: &Path, file_digest: &str) {
+        let digest = &mut self.0;
+        digest.update(path.to_string_lossy().as_bytes());
+        digest.update([0]);
+        digest.update(file_digest.as_bytes());
+        digest.update([0]);
+    }
+
     /// `sha256:` and the hex digest.
     pub(crate) fn finish(self) -> String {
-        let hex: String = self
-            .0
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256:{hex}")
+        hex_digest(self.0)
     }
 }
 
@@ -89,26 +94,53 @@ pub(crate) fn find_source<'c>(
     })
 }
 
+/// `sha256:` and the hex of `digest`.
+pub(super) fn hex_digest(digest: Sha256) -> String {
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
 /// Streams the entries of `source` to `on_entry`, in source order, feeding `digest`.
-/// Any failure (unreadable file, LDIF error, a change that does not apply, an LDAP
-/// connection, bind or search failure) is an error naming the source: no partial read
-/// is ever handed on as complete.
+/// Returns, for an `ldif` source, what was imported (see [`read_ldif`]). Any failure
+/// (unreadable file, LDIF error, a change that does not apply, an LDAP connection, bind
+/// or search failure) is an error naming the source: no partial read is ever handed on
+/// as complete.
 pub(crate) fn read_source(
     source: &SourceSettings,
     files: &Tree,
+    config_dir: &Path,
     digest: &mut InputsDigest,
     on_entry: &mut dyn FnMut(Entry),
-) -> Result<(), AppError> {
-    let source_error = |message: String| AppError::Source {
-        source_name: source.name.clone(),
-        message,
-    };
+) -> Result<Option<SourceImport>, AppError> {
     match &source.location {
         SourceLocation::Ldif { path, changes } => {
-            read_ldif(files, path, changes.as_deref(), digest, on_entry).map_err(source_error)
+            let mut read = || {
+                let change_files = match changes {
+                    Some(pattern) => Some(change_files(files, pattern)?),
+                    None => None,
+                };
+                let change_files = change_files.as_deref();
+                read_ldif(
+                    &source.name,
+                    files,
+                    config_dir,
+                    path,
+                    change_files,
+                    digest,
+                    on_entry,
+                )
+            };
+            read()
+                .map(Some)
+                .map_err(|message| source_error(source, message))
         }
         SourceLocation::Ldap(settings) => {
-            let credentials = credentials(settings, files).map_err(&source_error)?;
+            let credentials =
+                credentials(settings, files).map_err(|message| source_error(source, message))?;
             if settings.insecure_skip_tls_verify {
                 eprintln!(
                     "warning: source {}: TLS certificate verification is off (insecure_skip_tls_verify)",
@@ -121,55 +153,150 @@ pub(crate) fn read_source(
                 progress.tick();
                 on_entry(entry);
             })
-            .map_err(|e| source_error(e.to_string()))?;
-            Ok(())
+            .map_err(|e| source_error(source, e.to_string()))?;
+            Ok(None)
         }
     }
 }
 
-/// An `ldif` source: the content file, streamed, or with change files the snapshot they
-/// produce.
-fn read_ldif(
+/// An error reading `source`: `source NAME: message`.
+pub(super) fn source_error(source: &SourceSettings, message: String) -> AppError {
+    AppError::Source {
+        source_name: source.name.clone(),
+        message,
+    }
+}
+
+/// An `ldif` source read in full: the content file at `path`, streamed, or with change
+/// files (even none) the snapshot they produce. Returns the files read, with their
+/// digests.
+pub(super) fn read_ldif(
+    source: &str,
     files: &Tree,
+    config_dir: &Path,
     path: &Path,
-    changes: Option<&Path>,
+    changes: Option<&[PathBuf]>,
     digest: &mut InputsDigest,
     on_entry: &mut dyn FnMut(Entry),
-) -> Result<(), String> {
+) -> Result<SourceImport, String> {
     let located = |e: LdifError, file: &Path| format!("{}:{e}", file.display());
-    let reader = open_ldif(files, path, digest)?;
-    let Some(pattern) = changes else {
+    let mut content_digest = Sha256::new();
+    let reader = open_ldif(files, path, &mut content_digest)?;
+    let Some(changes) = changes else {
         // Content only: stream entries straight through.
-        return ldif::for_each_entry(reader, on_entry).map_err(|e| located(e, path));
+        ldif::for_each_entry(reader, on_entry).map_err(|e| located(e, path))?;
+        let content = imported(config_dir, path, content_digest, digest);
+        return Ok(SourceImport {
+            source: source.to_string(),
+            content,
+            changes: Vec::new(),
+        });
     };
     let mut entries = Vec::new();
     ldif::for_each_entry(reader, |entry| entries.push(entry)).map_err(|e| located(e, path))?;
+    let content = imported(config_dir, path, content_digest, digest);
     let mut snapshot =
         Snapshot::from_entries(entries).map_err(|e| format!("{}: {e}", path.display()))?;
-    for change_file in &files.matching(pattern).map_err(|e| e.to_string())? {
-        let mut reader = open_ldif(files, change_file, digest)?;
-        while let Some(record) = reader.next() {
-            let line = reader.record_line();
-            match record.map_err(|e| located(e, change_file))? {
-                Record::Change(change) => snapshot.apply(&change).map_err(|e| {
+    let mut imported_changes = Vec::new();
+    for change_file in changes {
+        let file_digest = apply_change_file(files, change_file, &mut snapshot, None)?;
+        imported_changes.push(imported(config_dir, change_file, file_digest, digest));
+    }
+    snapshot.into_entries().for_each(on_entry);
+    Ok(SourceImport {
+        source: source.to_string(),
+        content,
+        changes: imported_changes,
+    })
+}
+
+/// The change files `pattern` matches, in the order they apply (name order).
+pub(super) fn change_files(files: &Tree, pattern: &Path) -> Result<Vec<PathBuf>, String> {
+    files.matching(pattern).map_err(|e| e.to_string())
+}
+
+/// The record of an LDIF file read, its digest also fed into the inputs digest.
+pub(super) fn imported(
+    config_dir: &Path,
+    path: &Path,
+    file_digest: Sha256,
+    digest: &mut InputsDigest,
+) -> ImportedFile {
+    let file_digest = hex_digest(file_digest);
+    digest.file(path, &file_digest);
+    ImportedFile {
+        path: import_path(config_dir, path),
+        digest: file_digest,
+    }
+}
+
+/// Applies the change records of `change_file` to `snapshot`, in order; an overlay
+/// snapshot loads what each record reads from `base` first. Returns the digest of the
+/// file's bytes. A record that does not apply is an error `file:line: …`.
+pub(super) fn apply_change_file(
+    files: &Tree,
+    change_file: &Path,
+    snapshot: &mut Snapshot,
+    mut base: Option<&mut dyn SnapshotBase>,
+) -> Result<Sha256, String> {
+    let mut file_digest = Sha256::new();
+    let mut reader = open_ldif(files, change_file, &mut file_digest)?;
+    while let Some(record) = reader.next() {
+        let line = reader.record_line();
+        match record.map_err(|e| format!("{}:{e}", change_file.display()))? {
+            Record::Change(change) => {
+                if let Some(base) = base.as_deref_mut() {
+                    snapshot.load_for(&change, base)?;
+                }
+                snapshot.apply(&change).map_err(|e| {
                     format!(
                         "{}:{line}: change does not apply: {e}",
                         change_file.display()
                     )
-                })?,
-                Record::Content(entry) => {
-                    return Err(format!(
-                        "{}:{line}: content record for {:?} in a change file; \
-                         change files hold change records (changetype: …)",
-                        change_file.display(),
-                        entry.dn
-                    ))
-                }
+                })?
+            }
+            Record::Content(entry) => {
+                return Err(format!(
+                    "{}:{line}: content record for {:?} in a change file; \
+                     change files hold change records (changetype: …)",
+                    change_file.display(),
+                    entry.dn
+                ))
             }
         }
     }
-    snapshot.into_entries().for_each(on_entry);
-    Ok(())
+    drop(reader);
+    Ok(file_digest)
+}
+
+/// `sha256:…` of the bytes of the file at `path`, without parsing it.
+pub(super) fn file_digest(files: &Tree, path: &Path) -> Result<String, String> {
+    let mut file = files.open(path).map_err(|e| e.to_string())?;
+    let mut digest = Sha256::new();
+    std::io::copy(&mut file, &mut digest)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    Ok(hex_digest(digest))
+}
+
+/// How an import names `path`: relative to the config directory (as the YAML wrote it,
+/// `.` and `x/..` folded), or absolute when it is outside it.
+pub(super) fn import_path(config_dir: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(config_dir).unwrap_or(path);
+    let mut parts: Vec<Component> = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts
+        .iter()
+        .collect::<PathBuf>()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A reader that feeds every byte it passes on into a digest.
@@ -186,27 +313,24 @@ impl<R: Read> Read for DigestingReader<'_, R> {
     }
 }
 
-/// An LDIF reader over a file of a [`Tree`] whose bytes feed the inputs digest.
+/// An LDIF reader over a file of a [`Tree`] whose bytes feed a digest.
 type DigestingLdifReader<'d> = LdifReader<BufReader<DigestingReader<'d, Box<dyn Read + Send>>>>;
 
-/// Opens an LDIF file of `files` for streaming, feeding its path and bytes into the
-/// inputs digest, with `attr:< URL` values read from the same files.
+/// Opens an LDIF file of `files` for streaming, feeding its bytes into `file_digest`,
+/// with `attr:< URL` values read from the same files.
 fn open_ldif<'d>(
     files: &Tree,
     path: &Path,
-    digest: &'d mut InputsDigest,
+    file_digest: &'d mut Sha256,
 ) -> Result<DigestingLdifReader<'d>, String> {
     let file = files.open(path).map_err(|e| e.to_string())?;
-    let digest = &mut digest.0;
-    digest.update(path.to_string_lossy().as_bytes());
-    digest.update([0]);
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut urls = files.url_resolver(base_dir).map_err(|e| e.to_string())?;
     let input = BufReader::with_capacity(
         1 << 16,
         DigestingReader {
             inner: file,
-            digest,
+            digest: file_digest,
         },
     );
     Ok(LdifReader::new(input).with_resolver(move |url: &str| urls.resolve(url)))

@@ -290,8 +290,9 @@ pub struct ScheduleSpec {
     pub action: ScheduleAction,
 }
 
-/// How sources are read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+/// How sources are read: `full` reads every file again; `delta` applies the change
+/// files not yet imported to the snapshot the store kept (see `--mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
     #[default]

@@ -39,6 +39,28 @@ pub struct Plan {
     /// Per group: member DNs that did not become members, and why.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub group_skipped: BTreeMap<String, GroupSkipCounts>,
+    /// Per ldif source, the files its directory was read from: the snapshot the store
+    /// keeps when the plan is applied. Filled in by the caller, like `revision`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<SourceImport>,
+}
+
+/// What a plan read from one `ldif` source: its content file and every change file
+/// applied to it, in order. Applying the plan keeps the snapshot these files give.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceImport {
+    pub source: String,
+    pub content: ImportedFile,
+    #[serde(default)]
+    pub changes: Vec<ImportedFile>,
+}
+
+/// One file of an import: its path relative to the config directory, as the YAML names
+/// it, and `sha256:` with the hex digest of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedFile {
+    pub path: String,
+    pub digest: String,
 }
 
 /// Counts of the plan's changes and findings.
@@ -647,6 +669,7 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         warnings,
         skipped,
         group_skipped,
+        imports: Vec::new(),
     })
 }
 

@@ -2,9 +2,11 @@
 //!
 //! [`LdifReader`] streams [`Record`]s out of any `BufRead`; [`read_content_file`] reads an
 //! `ldif` source's snapshot; [`write_entry`] and [`write_change`] write entries and change
-//! records back out; [`Snapshot`] applies change records to a directory held by DN. This
-//! module must not know about sources or the store, or fetch anything over the network:
-//! `attr:< URL` values are only read from local files (see [`FileUrls`]).
+//! records back out; [`Snapshot`] applies change records to a directory, whole or as an
+//! overlay over a kept one; [`entry_record`] and [`parse_entry_record`] turn one entry into
+//! one LDIF record and back, the form in which the store keeps snapshots. This module must
+//! not know about sources or the store, or fetch anything over the network: `attr:< URL`
+//! values are only read from local files (see [`FileUrls`]).
 
 mod error;
 mod reader;
@@ -14,14 +16,14 @@ mod url;
 mod writer;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 pub use error::{LdifError, LdifFileError};
 pub use reader::LdifReader;
 pub use record::RenameKeyword;
 pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
-pub use snapshot::{Snapshot, SnapshotError};
+pub use snapshot::{below_range, tree_key, Snapshot, SnapshotBase, SnapshotError};
 pub use url::{FileUrls, UrlResolver};
 pub use writer::{write_change, write_entry, write_version};
 
@@ -78,4 +80,22 @@ pub fn for_each_entry<R: BufRead>(
         }
     }
     Ok(())
+}
+
+/// `entry` as one LDIF content record (no `version:` line), as [`write_entry`] writes
+/// it: what [`parse_entry_record`] reads back as the same entry.
+pub fn entry_record(entry: &Entry) -> io::Result<Vec<u8>> {
+    let mut record = Vec::with_capacity(512);
+    write_entry(&mut record, entry)?;
+    Ok(record)
+}
+
+/// The entry in one LDIF content record written by [`entry_record`].
+pub fn parse_entry_record(record: &[u8]) -> Result<Entry, LdifError> {
+    match LdifReader::new(record).next() {
+        Some(Ok(Record::Content(entry))) => Ok(entry),
+        Some(Ok(Record::Change(_))) => Err(LdifError::new(1, "a change record, not an entry")),
+        Some(Err(error)) => Err(error),
+        None => Err(LdifError::new(1, "no record")),
+    }
 }

@@ -472,6 +472,7 @@ mod tests {
             warnings: Vec::new(),
             skipped: BTreeMap::new(),
             group_skipped: BTreeMap::new(),
+            imports: Vec::new(),
         }
     }
 

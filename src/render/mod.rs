@@ -739,6 +739,7 @@ mod tests {
             warnings: Vec::new(),
             skipped: BTreeMap::new(),
             group_skipped: BTreeMap::new(),
+            imports: Vec::new(),
         };
         for i in 0..5000 {
             plan.changes.push(Change {

@@ -84,6 +84,33 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, key)
     );
     "#,
+    // 4: the snapshot each ldif source was last imported as (delta import): its files, and
+    // its entries by normalised DN, each one LDIF content record. `tree` is the DN's bytes
+    // reversed (`ldif::tree_key`), so that a subtree is one range of its index.
+    r#"
+    CREATE TABLE snapshots (
+        source          TEXT PRIMARY KEY,
+        content_path    TEXT NOT NULL,
+        content_digest  TEXT NOT NULL,
+        imported_serial INTEGER NOT NULL
+    );
+    CREATE TABLE snapshot_change_files (
+        source          TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
+        position        INTEGER NOT NULL,
+        path            TEXT NOT NULL,
+        digest          TEXT NOT NULL,
+        imported_serial INTEGER NOT NULL,
+        PRIMARY KEY (source, position)
+    );
+    CREATE TABLE snapshot_entries (
+        source TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
+        dn_key TEXT NOT NULL,
+        tree   BLOB NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX snapshot_entries_by_dn ON snapshot_entries (source, dn_key);
+    CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree);
+    "#,
 ];
 
 /// The migration after which the managed rows' hashes are computed (in Rust: SQLite has

@@ -1,11 +1,13 @@
 //! The registration store on SQLite: load the state, apply a plan in one transaction,
-//! record manual and self registrations, keep the run history and the content hash of
-//! every managed row as the last apply left it (for drift).
+//! record manual and self registrations, keep the run history, the content hash of
+//! every managed row as the last apply left it (for drift) and, per `ldif` source, the
+//! snapshot it was last imported as (`snapshots.rs`).
 //!
 //! This adapter is the only code that touches the database file. It never decides what
 //! to change: it carries out a plan exactly, or refuses it whole.
 
 mod migrations;
+mod snapshots;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +23,8 @@ use crate::core::state::{
     AccountStatus, GroupRow, RegistrationKey, RegistrationSource, State, StateAccount,
     StateRegistration,
 };
+
+pub use snapshots::{EntryRow, KeptFile, KeptSnapshot, SnapshotWrite};
 
 /// How long a writer waits for another one to finish before giving up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -55,6 +59,8 @@ pub enum StoreError {
         account: String,
         held_by: String,
     },
+    #[error("{0}; nothing was applied")]
+    StaleSnapshot(String),
     #[error("state file {} was written by a newer registrar (schema {found}, this build knows {known})", path.display())]
     TooNew {
         path: PathBuf,
@@ -181,6 +187,17 @@ impl Store {
                 .connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(fail)?;
+            // Another process may have run it while this one waited for the lock.
+            let done: bool = transaction
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM schema_migrations WHERE version = ?1",
+                    [index as i64 + 1],
+                    |row| row.get(0),
+                )
+                .map_err(fail)?;
+            if done {
+                continue;
+            }
             transaction.execute_batch(sql).map_err(fail)?;
             transaction
                 .execute(
@@ -333,8 +350,22 @@ impl Store {
 
     /// Applies `plan` in one transaction: all of it lands, or none of it. Refuses a plan
     /// made at another serial. Returns the new serial. `run` is recorded in the history
-    /// in the same transaction, with the serials filled in.
-    pub fn apply(&mut self, plan: &Plan, mut run: RunRecord) -> Result<i64, StoreError> {
+    /// in the same transaction, with the serials filled in. Kept snapshots are left as
+    /// they are; see [`Store::apply_with_snapshots`].
+    pub fn apply(&mut self, plan: &Plan, run: RunRecord) -> Result<i64, StoreError> {
+        self.apply_with_snapshots(plan, run, &[])
+    }
+
+    /// [`Store::apply`], writing `snapshots` (what the plan imported) in the same
+    /// transaction, so that the store never keeps a snapshot whose plan did not land. The
+    /// serial moves when the plan has changes or a snapshot is written: a saved plan made
+    /// from the old snapshot is stale.
+    pub fn apply_with_snapshots(
+        &mut self,
+        plan: &Plan,
+        mut run: RunRecord,
+        snapshots: &[SnapshotWrite],
+    ) -> Result<i64, StoreError> {
         let path = self.path.clone();
         let fail = |e| store_error(&path, e);
         let transaction = self
@@ -359,11 +390,16 @@ impl Store {
             })?;
         }
         refresh_hashes(&transaction, &plan.changes).map_err(fail)?;
-        let new_serial = if plan.changes.is_empty() {
+        let new_serial = if plan.changes.is_empty() && snapshots.is_empty() {
             serial
         } else {
             serial + 1
         };
+        for write in snapshots {
+            snapshots::write_snapshot(&transaction, write, new_serial)
+                .map_err(fail)?
+                .map_err(StoreError::StaleSnapshot)?;
+        }
         write_serial(&transaction, new_serial).map_err(fail)?;
         run.serial_before = serial;
         run.serial_after = new_serial;

@@ -27,8 +27,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
 use super::{
-    apply_recorded, read_config, reconcile_with, recorded_revision, AppError, Context, Outcome,
-    Reconciled, Started,
+    apply_recorded, read_config, reconcile_with, recorded_revision, AppError, Context, Imported,
+    Outcome, Reconciled, Started,
 };
 use crate::config::raw::ScheduleAction;
 use crate::config::Schedule;
@@ -514,7 +514,8 @@ impl Controller {
                 report.note(crate::render::drift_summary_line(&drift));
             }
             ScheduleAction::Plan => {
-                let reconciled = reconcile_with(&self.context, &files, config, None)?;
+                let reconciled =
+                    reconcile_with(&self.context, &files, config, None, schedule.mode)?;
                 report.set_plan(&reconciled);
                 report.outcome = RunOutcome::Planned;
                 if let Some(reason) = &reconciled.plan.summary.blocked_reason {
@@ -522,7 +523,8 @@ impl Controller {
                 }
             }
             ScheduleAction::Apply => {
-                let reconciled = reconcile_with(&self.context, &files, config, None)?;
+                let reconciled =
+                    reconcile_with(&self.context, &files, config, None, schedule.mode)?;
                 report.set_plan(&reconciled);
                 if let Some(reason) = &reconciled.plan.summary.blocked_reason {
                     report.outcome = RunOutcome::Blocked;
@@ -538,9 +540,14 @@ impl Controller {
                 }
                 report.outcome = RunOutcome::Applied;
                 let plan = &reconciled.plan;
+                let imported = Imported {
+                    files: &files,
+                    plan_name: "the plan",
+                };
                 let serial = apply_recorded(
-                    &self.context.state_path,
+                    &self.context,
                     plan,
+                    imported,
                     report.record(started),
                     Some(started),
                 )?;

@@ -1,0 +1,350 @@
+//! Kept snapshots, the app's side: the delta read of an `ldif` source (its kept snapshot
+//! with the change files it has not seen applied), and the snapshot writes an apply makes
+//! so that the store keeps what its plan imported.
+//!
+//! Both trust files only through their digests. A delta read refuses when a file the
+//! kept snapshot came from is no longer what it was (the advice is `--mode full`); an
+//! apply refuses when a file its plan imported now reads differently. Neither writes: the
+//! writes go to `Store::apply_with_snapshots`, inside the apply's transaction.
+
+use std::path::{Path, PathBuf};
+
+use super::sources::{
+    apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
+    source_error, InputsDigest,
+};
+use super::AppError;
+use crate::config::{SourceLocation, SourceSettings};
+use crate::core::dn::normalize_dn;
+use crate::core::entry::Entry;
+use crate::core::plan::{ImportedFile, Plan, SourceImport};
+use crate::ldif::{
+    self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
+};
+use crate::store::{EntryRow, KeptSnapshot, SnapshotWrite, Store};
+use crate::tree::Tree;
+
+/// The kept snapshot of one source as the base of an overlay.
+struct KeptBase<'s> {
+    store: &'s Store,
+    source: &'s str,
+}
+
+/// Why a kept record cannot be read back (errors are prefixed with the source).
+fn unreadable(error: LdifError) -> String {
+    format!(
+        "the kept snapshot holds an unreadable entry ({error}); \
+         the state file was changed outside registrar"
+    )
+}
+
+impl SnapshotBase for KeptBase<'_> {
+    fn entry(&mut self, key: &str) -> Result<Option<Entry>, String> {
+        let record = self
+            .store
+            .kept_entry(self.source, key)
+            .map_err(|e| e.to_string())?;
+        record
+            .map(|record| parse_entry_record(&record).map_err(unreadable))
+            .transpose()
+    }
+
+    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
+        let rows = self
+            .store
+            .kept_below(self.source, key)
+            .map_err(|e| e.to_string())?;
+        rows.into_iter()
+            .map(|(key, record)| Ok((key, parse_entry_record(&record).map_err(unreadable)?)))
+            .collect()
+    }
+}
+
+/// How many bytes of kept records are parsed at a time.
+const KEPT_BATCH_BYTES: usize = 1 << 18;
+
+/// Reads the `ldif` source `source` in delta mode: its snapshot `kept` in `store`, checked
+/// against the files it was imported from, with the change files it has not seen
+/// applied in name order. Streams every entry of the result to `on_entry` and returns
+/// what was imported, as a full read of the same files would.
+///
+/// Refused (`run with --mode full`): the source's path names another file, the content
+/// file's bytes changed, a change file the snapshot has seen was edited, removed or is
+/// no longer first in name order. A change that does not apply is an error `file:line`.
+pub(super) fn read_delta(
+    source: &SourceSettings,
+    kept: &KeptSnapshot,
+    store: &Store,
+    files: &Tree,
+    config_dir: &Path,
+    digest: &mut InputsDigest,
+    on_entry: &mut dyn FnMut(Entry),
+) -> Result<SourceImport, AppError> {
+    let SourceLocation::Ldif { path, changes } = &source.location else {
+        unreachable!("only ldif sources keep snapshots")
+    };
+    let error = |message: String| source_error(source, message);
+    let refuse = |why: String| error(format!("{why}; run with --mode full"));
+    let content_path = import_path(config_dir, path);
+    if content_path != kept.content.path {
+        return Err(refuse(format!(
+            "its path is now {content_path}, but the kept snapshot was imported from {} at serial {}",
+            kept.content.path, kept.content.serial
+        )));
+    }
+    let content_digest = file_digest(files, path).map_err(error)?;
+    if content_digest != kept.content.digest {
+        return Err(refuse(format!(
+            "content file {content_path} was imported at serial {} and has since been edited",
+            kept.content.serial
+        )));
+    }
+    digest.file(path, &content_digest);
+    let current: Vec<PathBuf> = match changes {
+        Some(pattern) => change_files(files, pattern).map_err(error)?,
+        None => Vec::new(),
+    };
+    let names: Vec<String> = current.iter().map(|p| import_path(config_dir, p)).collect();
+    for (index, seen) in kept.changes.iter().enumerate() {
+        match names.get(index) {
+            Some(name) if *name == seen.path => {
+                let file_digest = file_digest(files, &current[index]).map_err(error)?;
+                if file_digest != seen.digest {
+                    return Err(refuse(format!(
+                        "change file {name} was imported at serial {} and has since been edited",
+                        seen.serial
+                    )));
+                }
+                digest.file(&current[index], &file_digest);
+            }
+            Some(name) if names.contains(&seen.path) => {
+                let (before, serial) = (&seen.path, seen.serial);
+                return Err(refuse(format!(
+                    "change file {name} is new but sorts before {before}, \
+                     which was imported at serial {serial}"
+                )));
+            }
+            _ => {
+                return Err(refuse(format!(
+                    "change file {} was imported at serial {} and has since been removed \
+                     (or no longer matches the source's changes)",
+                    seen.path, seen.serial
+                )))
+            }
+        }
+    }
+
+    let mut overlay = Snapshot::overlay();
+    let mut base = KeptBase {
+        store,
+        source: &source.name,
+    };
+    let mut imported_changes: Vec<ImportedFile> = kept
+        .changes
+        .iter()
+        .map(|file| ImportedFile {
+            path: file.path.clone(),
+            digest: file.digest.clone(),
+        })
+        .collect();
+    for change_file in &current[kept.changes.len()..] {
+        let file_digest =
+            apply_change_file(files, change_file, &mut overlay, Some(&mut base)).map_err(error)?;
+        imported_changes.push(imported(config_dir, change_file, file_digest, digest));
+    }
+
+    // The directory: the kept entries the changes did not settle, then the overlay's.
+    // Records are parsed a batch at a time by one reader, which reuses its buffers.
+    let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
+    let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
+        ldif::for_each_entry(LdifReader::new(&batch[..]), &mut *on_entry)
+            .map_err(|e| error(unreadable(e)))?;
+        batch.clear();
+        Ok(())
+    };
+    store.for_each_kept_entry(&source.name, |key, record| {
+        if !overlay.is_settled(key) {
+            batch.extend_from_slice(record);
+            if batch.len() >= KEPT_BATCH_BYTES {
+                parse(&mut batch)?;
+            }
+        }
+        Ok::<_, AppError>(())
+    })?;
+    parse(&mut batch)?;
+    overlay.into_entries().for_each(on_entry);
+    Ok(SourceImport {
+        source: source.name.clone(),
+        content: ImportedFile {
+            path: content_path,
+            digest: content_digest,
+        },
+        changes: imported_changes,
+    })
+}
+
+/// The snapshot writes that make `store` keep what `plan` imported, computed before the
+/// apply's transaction (which checks that the kept snapshots are still the ones read
+/// here). Files are read from `files` and must have the digests the plan recorded.
+///
+/// Per source: nothing when the kept snapshot is already what the plan imported; an
+/// update (the change files the kept snapshot has not seen, applied to it) when it was
+/// imported from the same content file and the same first change files; otherwise the
+/// whole snapshot, read again. Snapshots of sources the plan did not import are
+/// forgotten.
+pub(super) fn snapshot_writes(
+    plan: &Plan,
+    plan_name: &str,
+    files: &Tree,
+    config_dir: &Path,
+    store: &Store,
+) -> Result<Vec<SnapshotWrite>, AppError> {
+    let kept = store.kept_snapshots()?;
+    let mut writes = Vec::new();
+    for import in &plan.imports {
+        let refuse = |message: String| {
+            AppError::Refused(format!(
+                "cannot keep the snapshot {plan_name} imported from source {}: {message}; \
+                 nothing was applied (plan again from the files as they are now)",
+                import.source
+            ))
+        };
+        match kept.get(&import.source) {
+            Some(kept) if kept.is_start_of(import) => {
+                if kept.changes.len() < import.changes.len() {
+                    writes.push(update(store, kept, import, files, config_dir).map_err(refuse)?);
+                }
+            }
+            _ => writes.push(replace(import, files, config_dir).map_err(refuse)?),
+        }
+    }
+    for source in kept.keys() {
+        if !plan.imports.iter().any(|import| import.source == *source) {
+            writes.push(SnapshotWrite::Forget {
+                source: source.clone(),
+            });
+        }
+    }
+    Ok(writes)
+}
+
+/// The file `file` of an import, where `files` has it.
+fn import_file(config_dir: &Path, file: &ImportedFile) -> PathBuf {
+    config_dir.join(&file.path)
+}
+
+/// The digest of a file read now against the one a plan recorded.
+fn check_digest(file: &ImportedFile, now: &str) -> Result<(), String> {
+    if now == file.digest {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} has changed since it was planned ({} then, {now} now)",
+            file.path, file.digest
+        ))
+    }
+}
+
+/// Checks the digests of change files before applying them, so that an edited file is
+/// told as such rather than as a change that does not apply. (Change files are small;
+/// the content file is checked as it is read.)
+fn check_change_files(
+    changes: &[ImportedFile],
+    files: &Tree,
+    config_dir: &Path,
+) -> Result<(), String> {
+    for file in changes {
+        check_digest(file, &file_digest(files, &import_file(config_dir, file))?)?;
+    }
+    Ok(())
+}
+
+/// The kept snapshot `kept` brought to `import` by applying the change files it has not
+/// seen.
+fn update(
+    store: &Store,
+    kept: &KeptSnapshot,
+    import: &SourceImport,
+    files: &Tree,
+    config_dir: &Path,
+) -> Result<SnapshotWrite, String> {
+    let mut overlay = Snapshot::overlay();
+    let mut base = KeptBase {
+        store,
+        source: &import.source,
+    };
+    let new_files = &import.changes[kept.changes.len()..];
+    check_change_files(new_files, files, config_dir)?;
+    for file in new_files {
+        let path = import_file(config_dir, file);
+        let now = apply_change_file(files, &path, &mut overlay, Some(&mut base))?;
+        check_digest(file, &hex_digest(now))?;
+    }
+    let (mut put, mut remove) = (Vec::new(), Vec::new());
+    for (key, entry) in overlay.touched() {
+        match entry {
+            Some(entry) => put.push((
+                key.to_string(),
+                entry_record(entry).map_err(|e| e.to_string())?,
+            )),
+            None => remove.push(key.to_string()),
+        }
+    }
+    Ok(SnapshotWrite::Update {
+        import: import.clone(),
+        base_changes: kept.changes.len(),
+        put,
+        remove,
+    })
+}
+
+/// The whole snapshot `import` read, read again: every entry as a row. A directory with
+/// two entries of one DN cannot be kept by DN: its snapshot is forgotten instead, and a
+/// delta read of it is a full one.
+fn replace(
+    import: &SourceImport,
+    files: &Tree,
+    config_dir: &Path,
+) -> Result<SnapshotWrite, String> {
+    check_change_files(&import.changes, files, config_dir)?;
+    let content = import_file(config_dir, &import.content);
+    let changes: Vec<PathBuf> = import
+        .changes
+        .iter()
+        .map(|file| import_file(config_dir, file))
+        .collect();
+    let mut rows: Vec<EntryRow> = Vec::new();
+    let mut unwritable = None;
+    let read = read_ldif(
+        &import.source,
+        files,
+        config_dir,
+        &content,
+        (!changes.is_empty()).then_some(changes.as_slice()),
+        &mut InputsDigest::unused(),
+        &mut |entry| match entry_record(&entry) {
+            Ok(record) => rows.push((normalize_dn(&entry.dn), record)),
+            Err(e) => unwritable = Some(e.to_string()),
+        },
+    )?;
+    check_digest(&import.content, &read.content.digest)?;
+    for (file, now) in import.changes.iter().zip(&read.changes) {
+        check_digest(file, &now.digest)?;
+    }
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let shared_dn = rows.windows(2).any(|pair| pair[0].0 == pair[1].0);
+    if shared_dn || unwritable.is_some() {
+        eprintln!(
+            "note: source {}: {}; no snapshot is kept, and --mode delta reads it in full",
+            import.source,
+            unwritable.unwrap_or_else(|| "two entries share a DN".to_string())
+        );
+        return Ok(SnapshotWrite::Forget {
+            source: import.source.clone(),
+        });
+    }
+    Ok(SnapshotWrite::Replace {
+        import: import.clone(),
+        entries: rows,
+    })
+}

@@ -1,0 +1,385 @@
+//! Kept snapshots: per `ldif` source, the directory it was last imported as (one LDIF
+//! content record per entry, keyed by normalised DN) and the files it came from
+//! (content file and change files, with their digests and the serial that imported
+//! them). Delta import reads them; an apply writes them in its own transaction.
+//!
+//! Like the rest of the store, this carries out what it is given: which rows to write is
+//! decided by the caller ([`SnapshotWrite`]). It only checks that an update lands on the
+//! kept snapshot it was computed from.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Store, StoreError};
+use crate::core::plan::{ImportedFile, SourceImport};
+use crate::ldif::{below_range, tree_key};
+
+/// One file of a kept snapshot, and the state serial of the apply that imported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFile {
+    /// Relative to the config directory, as in [`ImportedFile`].
+    pub path: String,
+    pub digest: String,
+    pub serial: i64,
+}
+
+impl KeptFile {
+    /// Whether this is the file `file` names, with the same bytes.
+    pub fn is(&self, file: &ImportedFile) -> bool {
+        self.path == file.path && self.digest == file.digest
+    }
+}
+
+/// What the store keeps of one source's last import (without its entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSnapshot {
+    pub source: String,
+    pub content: KeptFile,
+    /// In the order they were applied.
+    pub changes: Vec<KeptFile>,
+}
+
+impl KeptSnapshot {
+    /// Whether `import`, read from the same content file, applies the change files this
+    /// snapshot has seen first, in the same order, each with the same bytes: then the
+    /// snapshot plus `import`'s remaining change files is what `import` reads.
+    pub fn is_start_of(&self, import: &SourceImport) -> bool {
+        self.source == import.source
+            && self.content.is(&import.content)
+            && self.changes.len() <= import.changes.len()
+            && self
+                .changes
+                .iter()
+                .zip(&import.changes)
+                .all(|(kept, file)| kept.is(file))
+    }
+}
+
+/// An entry row: its normalised DN and its LDIF content record.
+pub type EntryRow = (String, Vec<u8>);
+
+/// A change to the kept snapshots, written by [`Store::apply`] in the apply's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotWrite {
+    /// Keep no snapshot of `source` (it cannot be kept, or the source is gone).
+    Forget { source: String },
+    /// Keep `entries` as the whole snapshot `import` read.
+    Replace {
+        import: SourceImport,
+        entries: Vec<EntryRow>,
+    },
+    /// Bring the kept snapshot, which has seen the first `base_changes` change files of
+    /// `import`, to what `import` read: write `put`, delete `remove`.
+    Update {
+        import: SourceImport,
+        base_changes: usize,
+        put: Vec<EntryRow>,
+        remove: Vec<String>,
+    },
+}
+
+impl Store {
+    /// The kept snapshots by source, without their entries.
+    pub fn kept_snapshots(&self) -> Result<BTreeMap<String, KeptSnapshot>, StoreError> {
+        let mut kept = BTreeMap::new();
+        let mut statement = self
+            .connection
+            .prepare("SELECT source, content_path, content_digest, imported_serial FROM snapshots")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(KeptSnapshot {
+                    source: row.get(0)?,
+                    content: KeptFile {
+                        path: row.get(1)?,
+                        digest: row.get(2)?,
+                        serial: row.get(3)?,
+                    },
+                    changes: Vec::new(),
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        for snapshot in rows {
+            let snapshot = snapshot.map_err(|e| self.error(e))?;
+            kept.insert(snapshot.source.clone(), snapshot);
+        }
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT source, path, digest, imported_serial FROM snapshot_change_files \
+                 ORDER BY source, position",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    KeptFile {
+                        path: row.get(1)?,
+                        digest: row.get(2)?,
+                        serial: row.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for file in rows {
+            let (source, file) = file.map_err(|e| self.error(e))?;
+            if let Some(snapshot) = kept.get_mut(&source) {
+                snapshot.changes.push(file);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The record of the kept entry of `source` whose normalised DN is `key`, if any.
+    pub fn kept_entry(&self, source: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection
+            .prepare_cached("SELECT record FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![source, key], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// The kept entries of `source` strictly below the normalised DN `key`, as
+    /// `ldif::Snapshot` finds them (through `ldif::tree_key`).
+    pub fn kept_below(&self, source: &str, key: &str) -> Result<Vec<EntryRow>, StoreError> {
+        let (after, before) = below_range(&tree_key(key));
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT dn_key, record FROM snapshot_entries \
+                 WHERE source = ?1 AND tree > ?2 AND tree < ?3 ORDER BY dn_key",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![source, after, before], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Calls `each` with every kept entry of `source` (normalised DN, record), in DN
+    /// order. `each` may stop the walk with an error, which is returned as is.
+    pub fn for_each_kept_entry<E: From<StoreError>>(
+        &self,
+        source: &str,
+        mut each: impl FnMut(&str, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT dn_key, record FROM snapshot_entries WHERE source = ?1 ORDER BY dn_key",
+            )
+            .map_err(|e| self.error(e))?;
+        let mut rows = statement.query([source]).map_err(|e| self.error(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let key = row.get_ref(0).and_then(|v| Ok(v.as_str()?));
+            let record = row.get_ref(1).and_then(|v| Ok(v.as_blob()?));
+            match (key, record) {
+                (Ok(key), Ok(record)) => each(key, record)?,
+                (Err(e), _) | (_, Err(e)) => return Err(self.error(e).into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a snapshot write does not land: the kept snapshot is not the one it was computed
+/// from (another apply came between).
+fn stale(source: &str) -> String {
+    format!("the kept snapshot of source {source} changed since this apply read it; run again")
+}
+
+/// Carries out `write` inside an apply's transaction; `serial` is the serial the apply
+/// gives the store. `Err(Some(problem))` when the kept snapshot is not the update's base.
+pub(super) fn write_snapshot(
+    connection: &Connection,
+    write: &SnapshotWrite,
+    serial: i64,
+) -> Result<Result<(), String>, rusqlite::Error> {
+    match write {
+        SnapshotWrite::Forget { source } => {
+            connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+        }
+        SnapshotWrite::Replace { import, entries } => {
+            let source = &import.source;
+            connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+            connection.execute(
+                "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![source, import.content.path, import.content.digest, serial],
+            )?;
+            insert_change_files(connection, import, 0, serial)?;
+            insert_entries(connection, source, entries)?;
+        }
+        SnapshotWrite::Update {
+            import,
+            base_changes,
+            put,
+            remove,
+        } => {
+            let source = &import.source;
+            let content: Option<(String, String)> = connection
+                .query_row(
+                    "SELECT content_path, content_digest FROM snapshots WHERE source = ?1",
+                    [source],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let mut statement = connection.prepare_cached(
+                "SELECT path, digest FROM snapshot_change_files WHERE source = ?1 ORDER BY position",
+            )?;
+            let seen = statement
+                .query_map([source], |row| {
+                    Ok(ImportedFile {
+                        path: row.get(0)?,
+                        digest: row.get(1)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let base = import.changes.get(..*base_changes);
+            if content != Some((import.content.path.clone(), import.content.digest.clone()))
+                || base != Some(seen.as_slice())
+            {
+                return Ok(Err(stale(source)));
+            }
+            insert_change_files(connection, import, *base_changes, serial)?;
+            insert_entries(connection, source, put)?;
+            let mut delete = connection
+                .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
+            for key in remove {
+                delete.execute(params![source, key])?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Writes entry rows of `source`, replacing rows of the same DN.
+fn insert_entries(
+    connection: &Connection,
+    source: &str,
+    rows: &[EntryRow],
+) -> rusqlite::Result<()> {
+    let mut insert = connection.prepare_cached(
+        "INSERT OR REPLACE INTO snapshot_entries (source, dn_key, tree, record) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (key, record) in rows {
+        insert.execute(params![source, key, tree_key(key), record])?;
+    }
+    Ok(())
+}
+
+/// Records the change files of `import` from position `from` on as imported at `serial`.
+fn insert_change_files(
+    connection: &Connection,
+    import: &SourceImport,
+    from: usize,
+    serial: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO snapshot_change_files (source, position, path, digest, imported_serial) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (position, file) in import.changes.iter().enumerate().skip(from) {
+        insert.execute(params![
+            import.source,
+            position as i64,
+            file.path,
+            file.digest,
+            serial
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::Plan;
+    use crate::core::state::State;
+    use crate::store::RunRecord;
+
+    fn file(path: &str, digest: &str) -> ImportedFile {
+        ImportedFile {
+            path: path.to_string(),
+            digest: digest.to_string(),
+        }
+    }
+
+    fn empty_plan(serial: i64) -> Plan {
+        let mut plan =
+            crate::core::plan::plan(&Default::default(), Default::default(), &State::default())
+                .unwrap();
+        plan.state_serial = serial;
+        plan
+    }
+
+    #[test]
+    fn an_update_lands_only_on_the_snapshot_it_was_computed_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: vec![file("c/1.ldif", "sha256:1")],
+        };
+        let replace = SnapshotWrite::Replace {
+            import: import.clone(),
+            entries: vec![("a".to_string(), b"dn: a\n\n".to_vec())],
+        };
+        let serial = store
+            .apply_with_snapshots(&empty_plan(0), RunRecord::new("t", "t"), &[replace])
+            .unwrap();
+        assert_eq!(serial, 1, "keeping a snapshot moves the serial");
+
+        let mut next = import.clone();
+        next.changes.push(file("c/2.ldif", "sha256:2"));
+        let update = |base_changes| SnapshotWrite::Update {
+            import: next.clone(),
+            base_changes,
+            put: vec![("x,b".to_string(), b"dn: x,b\n\n".to_vec())],
+            remove: vec!["a".to_string()],
+        };
+        // Computed from a snapshot that had seen no change file: not this one.
+        let error = store
+            .apply_with_snapshots(&empty_plan(1), RunRecord::new("t", "t"), &[update(0)])
+            .unwrap_err();
+        assert!(matches!(error, StoreError::StaleSnapshot(_)), "{error}");
+        assert_eq!(store.serial().unwrap(), 1);
+        assert_eq!(
+            store.kept_entry("hr", "a").unwrap(),
+            Some(b"dn: a\n\n".to_vec())
+        );
+
+        store
+            .apply_with_snapshots(&empty_plan(1), RunRecord::new("t", "t"), &[update(1)])
+            .unwrap();
+        let kept = &store.kept_snapshots().unwrap()["hr"];
+        assert!(kept.is_start_of(&next) && kept.changes.len() == 2);
+        assert_eq!(
+            kept.changes.iter().map(|f| f.serial).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(store.kept_entry("hr", "a").unwrap(), None);
+        assert_eq!(store.kept_below("hr", "b").unwrap().len(), 1);
+        assert_eq!(store.kept_below("hr", "x,b").unwrap().len(), 0);
+
+        store
+            .apply_with_snapshots(
+                &empty_plan(2),
+                RunRecord::new("t", "t"),
+                &[SnapshotWrite::Forget {
+                    source: "hr".to_string(),
+                }],
+            )
+            .unwrap();
+        assert!(store.kept_snapshots().unwrap().is_empty());
+        assert!(store.kept_below("hr", "b").unwrap().is_empty());
+    }
+}

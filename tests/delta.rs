@@ -1,0 +1,391 @@
+//! `--mode delta` end to end with the built binary: the kept snapshot after an apply (one
+//! per ldif source, dropped with the source), delta plans and applies (saved or not), the
+//! first delta run without a kept snapshot,
+//! and each refusal (an imported file edited, removed or passed in name order, the
+//! content file edited or swapped, a change that does not apply, a saved plan whose
+//! files changed before apply): one line on stderr, exit 1, the state file unchanged.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+mod common;
+
+use common::{assert_one_line_error, stderr, stdout, BIN};
+
+const PEOPLE: &str = "\
+version: 1
+
+dn: ou=People,dc=example,dc=com
+objectClass: organizationalUnit
+ou: People
+
+dn: cn=Ann Lee,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+cn: Ann Lee
+entryUUID: uuid-ann
+mail: ann.lee@example.com
+
+dn: cn=Bob Ode,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+cn: Bob Ode
+entryUUID: uuid-bob
+mail: bob.ode@example.com
+";
+
+const CONFIG: &str = "\
+sources:
+  - name: hr
+    anchor: entryUUID
+    ldif:
+      path: ../people.ldif
+      changes: ../changes/*.ldif
+accounts:
+  profile:
+    display_name: \"{cn}\"
+mappings:
+  - name: aol-from-mail
+    protocol: aol
+    value: \"{mail|lower|local_part}\"
+";
+
+const HIRE: &str = "\
+version: 1
+
+dn: cn=Cy Park,ou=People,dc=example,dc=com
+changetype: add
+objectClass: inetOrgPerson
+cn: Cy Park
+entryUUID: uuid-cy
+mail: cy.park@example.com
+";
+
+const RENAME: &str = "\
+dn: cn=Ann Lee,ou=People,dc=example,dc=com
+changetype: modrdn
+newrdn: cn=Ann Kim
+deleteoldrdn: 1
+
+dn: cn=Ann Kim,ou=People,dc=example,dc=com
+changetype: modify
+replace: mail
+mail: ann.kim@example.com
+-
+";
+
+/// A config directory beside `people.ldif` and `changes/`, and a state file.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::create_dir_all(dir.path().join("changes")).unwrap();
+        std::fs::write(dir.path().join("config/registrar.yaml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("people.ldif"), PEOPLE).unwrap();
+        Workspace { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(self.path("config"))
+            .arg("--state")
+            .arg(self.path("state.db"))
+            .args(args)
+            .env_remove("REGISTRAR_STATE")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    fn state_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.path("state.db")).unwrap()
+    }
+
+    /// A first full apply, then a change file seen by a delta apply.
+    fn with_one_change_applied() -> Self {
+        let ws = Workspace::new();
+        ws.ok(&["apply"]);
+        ws.write("changes/0001-hire.ldif", HIRE);
+        ws.ok(&["apply", "--mode", "delta"]);
+        ws
+    }
+
+    /// Runs a delta plan that must be refused; the state file must not change.
+    fn refused(&self, needles: &[&str]) {
+        let before = self.state_bytes();
+        let output = self.run(&["plan", "--mode", "delta"]);
+        assert_one_line_error(&output, needles);
+        let output = self.run(&["apply", "--mode", "delta"]);
+        assert_one_line_error(&output, needles);
+        assert_eq!(
+            self.state_bytes(),
+            before,
+            "a refused delta changed the store"
+        );
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines().last().unwrap_or_default()
+}
+
+#[test]
+fn delta_plans_what_full_plans_and_keeps_the_snapshot_up_to_date() {
+    let ws = Workspace::with_one_change_applied();
+    assert!(ws.ok(&["plan", "--mode", "delta"]).contains("No changes"));
+    ws.write("changes/0002-rename.ldif", RENAME);
+    let full = ws.ok(&["plan", "--format", "json"]);
+    let delta = ws.ok(&["plan", "--format", "json", "--mode", "delta"]);
+    assert_eq!(full, delta);
+    let plan: serde_json::Value = serde_json::from_str(&delta).unwrap();
+    let changes = plan["imports"][0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[1]["path"], "../changes/0002-rename.ldif");
+    assert!(changes[1]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+
+    let applied = ws.ok(&["apply", "--mode", "delta"]);
+    assert!(
+        last_line(&applied).starts_with("Apply complete: 1 added, 1 updated, 1 removed"),
+        "{applied}"
+    );
+    assert!(ws.ok(&["plan", "--mode", "delta"]).contains("No changes"));
+    assert!(ws.ok(&["plan"]).contains("No changes"));
+    let status = ws.ok(&["status"]);
+    assert!(status.contains("apply --mode delta"), "{status}");
+    assert!(
+        status.contains(
+            "hr: ../people.ldif imported at serial 1, 2 change file(s), \
+             the last ../changes/0002-rename.ldif at serial 3"
+        ),
+        "{status}"
+    );
+}
+
+#[test]
+fn without_a_kept_snapshot_delta_reads_in_full_with_a_note() {
+    let ws = Workspace::new();
+    ws.write("changes/0001-hire.ldif", HIRE);
+    let output = ws.run(&["plan", "--mode", "delta"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("note: source hr has no kept snapshot yet"));
+    assert!(
+        stdout(&output).contains("Plan: 6 to add"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        !ws.path("state.db").exists(),
+        "planning created the state file"
+    );
+    ws.ok(&["apply", "--mode", "delta"]);
+    let output = ws.run(&["plan", "--mode", "delta"]);
+    assert_eq!(stderr(&output), "");
+    assert!(stdout(&output).contains("No changes"));
+}
+
+#[test]
+fn a_saved_delta_plan_applies_exactly_and_keeps_its_snapshot() {
+    let ws = Workspace::with_one_change_applied();
+    ws.write("changes/0002-rename.ldif", RENAME);
+    let plan = ws.path("plan.json");
+    ws.ok(&["plan", "--mode", "delta", "--out", plan.to_str().unwrap()]);
+    ws.ok(&["apply", "--plan", plan.to_str().unwrap()]);
+    assert!(ws.ok(&["plan", "--mode", "delta"]).contains("No changes"));
+    // Applied once, it is stale.
+    let output = ws.run(&["apply", "--plan", plan.to_str().unwrap()]);
+    assert_one_line_error(&output, &["stale"]);
+}
+
+#[test]
+fn a_saved_plan_whose_change_file_changed_before_apply_is_refused() {
+    let ws = Workspace::with_one_change_applied();
+    ws.write("changes/0002-rename.ldif", RENAME);
+    let plan = ws.path("plan.json");
+    ws.ok(&["plan", "--mode", "delta", "--out", plan.to_str().unwrap()]);
+    ws.write(
+        "changes/0002-rename.ldif",
+        &RENAME.replace("ann.kim", "annk"),
+    );
+    let before = ws.state_bytes();
+    let output = ws.run(&["apply", "--plan", plan.to_str().unwrap()]);
+    assert_one_line_error(
+        &output,
+        &[
+            "cannot keep the snapshot",
+            "source hr",
+            "../changes/0002-rename.ldif has changed since it was planned",
+            "nothing was applied",
+        ],
+    );
+    assert_eq!(ws.state_bytes(), before);
+    // A full plan saved before the content file changes is refused the same way.
+    ws.write("changes/0002-rename.ldif", RENAME);
+    let fresh = Workspace::new();
+    fresh.write("changes/0001-hire.ldif", HIRE);
+    let plan = fresh.path("plan.json");
+    fresh.ok(&["plan", "--out", plan.to_str().unwrap()]);
+    fresh.write("people.ldif", &PEOPLE.replace("bob.ode", "bobo"));
+    let output = fresh.run(&["apply", "--plan", plan.to_str().unwrap()]);
+    assert_one_line_error(
+        &output,
+        &["../people.ldif has changed since it was planned"],
+    );
+    assert!(
+        !fresh.path("state.db").exists() || fresh.ok(&["state", "show"]).contains("accounts (0)")
+    );
+}
+
+#[test]
+fn an_imported_change_file_that_was_edited_is_refused() {
+    let ws = Workspace::with_one_change_applied();
+    ws.write("changes/0001-hire.ldif", &HIRE.replace("cy.park", "cyp"));
+    ws.refused(&[
+        "source hr: change file ../changes/0001-hire.ldif was imported at serial 2 and has since been edited",
+        "run with --mode full",
+    ]);
+    // Full mode reads it as it is now.
+    ws.ok(&["apply"]);
+    assert!(ws.ok(&["plan", "--mode", "delta"]).contains("No changes"));
+}
+
+#[test]
+fn an_imported_change_file_that_disappeared_is_refused() {
+    let ws = Workspace::with_one_change_applied();
+    std::fs::rename(
+        ws.path("changes/0001-hire.ldif"),
+        ws.path("changes/0001-hire.txt"),
+    )
+    .unwrap();
+    ws.refused(&[
+        "change file ../changes/0001-hire.ldif was imported at serial 2 and has since been removed",
+        "run with --mode full",
+    ]);
+}
+
+#[test]
+fn a_new_change_file_sorting_before_an_imported_one_is_refused() {
+    let ws = Workspace::with_one_change_applied();
+    ws.write("changes/0000-early.ldif", RENAME);
+    ws.refused(&[
+        "change file ../changes/0000-early.ldif is new but sorts before ../changes/0001-hire.ldif",
+        "run with --mode full",
+    ]);
+}
+
+#[test]
+fn an_edited_or_swapped_content_file_is_refused() {
+    let ws = Workspace::with_one_change_applied();
+    ws.write("people.ldif", &PEOPLE.replace("bob.ode", "bobo"));
+    ws.refused(&[
+        "source hr: content file ../people.ldif was imported at serial 1 and has since been edited",
+        "run with --mode full",
+    ]);
+    ws.write("people.ldif", PEOPLE);
+    ws.write("other.ldif", PEOPLE);
+    ws.write(
+        "config/registrar.yaml",
+        &CONFIG.replace("../people.ldif", "../other.ldif"),
+    );
+    ws.refused(&[
+        "its path is now ../other.ldif, but the kept snapshot was imported from ../people.ldif",
+        "run with --mode full",
+    ]);
+}
+
+#[test]
+fn a_change_that_does_not_apply_names_file_and_line_and_applies_nothing() {
+    let ws = Workspace::with_one_change_applied();
+    // Modify of a missing entry, on line 4 of the second file.
+    ws.write("changes/0002-rename.ldif", RENAME);
+    ws.write(
+        "changes/0003-bad.ldif",
+        "version: 1\n\n# nobody\ndn: cn=Nobody,ou=People,dc=example,dc=com\nchangetype: modify\nreplace: cn\ncn: x\n-\n",
+    );
+    ws.refused(&[
+        "source hr: ",
+        "changes/0003-bad.ldif:4: change does not apply: cn=Nobody,ou=People,dc=example,dc=com: cannot modify: no such entry",
+    ]);
+    // Add of an entry that exists (in the kept snapshot, not in the new files).
+    ws.write(
+        "changes/0003-bad.ldif",
+        HIRE.replace("cn=Cy Park", "cn=Bob Ode").as_str(),
+    );
+    ws.refused(&["changes/0003-bad.ldif:3: change does not apply: cn=Bob Ode,ou=People,dc=example,dc=com: cannot add: the entry already exists"]);
+}
+
+#[test]
+fn mode_is_for_computed_plans_only() {
+    let ws = Workspace::new();
+    let output = ws.run(&["apply", "--plan", "p.json", "--mode", "delta"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cannot be used with"));
+}
+
+#[test]
+fn each_ldif_source_keeps_its_own_snapshot() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("partner-changes")).unwrap();
+    ws.write(
+        "partners.ldif",
+        &PEOPLE
+            .replace("uuid-", "partner-")
+            .replace("@example.com", "@partner.org"),
+    );
+    ws.write(
+        "config/partners.yaml",
+        "sources:\n  - name: partners\n    anchor: entryUUID\n    ldif:\n      \
+         path: ../partners.ldif\n      changes: ../partner-changes/*.ldif\n",
+    );
+    ws.ok(&["apply"]);
+    ws.write("changes/0001-hire.ldif", HIRE);
+    ws.write(
+        "partner-changes/0001-leave.ldif",
+        "dn: cn=Bob Ode,ou=People,dc=example,dc=com\nchangetype: delete\n",
+    );
+    let full = ws.ok(&["plan", "--format", "json"]);
+    assert_eq!(
+        ws.ok(&["plan", "--format", "json", "--mode", "delta"]),
+        full
+    );
+    ws.ok(&["apply", "--mode", "delta"]);
+    let status = ws.ok(&["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let kept = status["kept_snapshots"].as_array().unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0]["source"], "hr");
+    assert_eq!(kept[1]["source"], "partners");
+    assert_eq!(
+        kept[1]["changes"][0]["path"],
+        "../partner-changes/0001-leave.ldif"
+    );
+    // A source taken out of the config: its snapshot goes with the next apply.
+    std::fs::remove_file(ws.path("config/partners.yaml")).unwrap();
+    ws.ok(&["apply", "--allow-deletes"]);
+    let status = ws.ok(&["status"]);
+    assert!(status.contains("kept snapshots (1)"), "{status}");
+}
