@@ -578,3 +578,35 @@ fn a_rootdn_bind_and_a_base_entry_read() {
         stdout(&out)
     );
 }
+
+#[test]
+fn discover_reads_a_live_directory_and_never_shows_a_password() {
+    // The rootdn reads everything, userPassword included.
+    let slapd = server_with(30, Options::default());
+    let mut ws = Workspace::ldap(
+        "entryUUID",
+        &format!(
+            "url: {}\nbind_dn: {ROOT_DN}\npassword_env: {PASSWORD_ENV}\nbase_dn: {}\n",
+            slapd.url(),
+            PEOPLE_DN.trim_start_matches("ou=people,")
+        ),
+    );
+    ws.password = Some(ROOT_PASSWORD.to_string());
+    let output = ws.run(&["discover", "--source", "people"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("[top, person, organizationalPerson, inetOrgPerson]"),
+        "{text}"
+    );
+    assert!(text.contains("userPassword"), "{text}");
+    assert!(text.contains("<hidden>"), "{text}");
+    let all = format!("{text}{}", stderr(&output));
+    assert!(!all.contains(SERVICE_PASSWORD), "{all}");
+    assert!(!all.contains(ROOT_PASSWORD), "{all}");
+    // Its starter validates next to the source and plans the users' names.
+    ws.write("mappings.yaml", "");
+    ws.write("starter.yaml", &text);
+    let plan = ws.plan_json();
+    assert_eq!(changes_of(&plan, "registration").len(), 30, "{text}");
+}
