@@ -6,11 +6,11 @@
 //! files changed before apply): one line on stderr, exit 1, the state file unchanged.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
 
-use common::{assert_one_line_error, stderr, stdout, BIN};
+use common::{assert_one_line_error, registrar, stderr, stdout};
 
 const PEOPLE: &str = "\
 version: 1
@@ -96,14 +96,8 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.path("config"))
-            .arg("--state")
-            .arg(self.path("state.db"))
+        registrar(&self.path("config"), &self.path("state.db"))
             .args(args)
-            .env_remove("REGISTRAR_STATE")
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
     }

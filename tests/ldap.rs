@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::thread;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use common::slapd::{
     base_ldif, people_ldif, users_ldif, Options, Slapd, PEOPLE_DN, ROOT_DN, ROOT_PASSWORD,
     SERVICE_DN, SERVICE_PASSWORD,
 };
-use common::{assert_one_line_error, json, stderr, stdout, BIN};
+use common::{assert_one_line_error, json, registrar, stderr, stdout};
 
 /// The environment variable the test configs name in `password_env`.
 const PASSWORD_ENV: &str = "REGISTRAR_TEST_LDAP_PASSWORD";
@@ -80,15 +80,8 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(self.config())
-            .arg("--state")
-            .arg(self.state())
-            .args(args)
-            .env_remove("REGISTRAR_STATE")
-            .env("NO_COLOR", "1");
+        let mut command = registrar(&self.config(), &self.state());
+        command.args(args);
         match &self.password {
             Some(password) => command.env(PASSWORD_ENV, password),
             None => command.env_remove(PASSWORD_ENV),

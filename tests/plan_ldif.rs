@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 mod common;
 
 use common::slapd::{base_ldif, Options, Slapd, ROOT_DN, ROOT_PASSWORD, SUFFIX};
-use common::{assert_one_line_error, stderr, BIN};
+use common::{assert_one_line_error, registrar, stderr};
 
 fn base() -> String {
     format!("ou=registrar,{SUFFIX}")
@@ -42,14 +42,8 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.path("config"))
-            .arg("--state")
-            .arg(self.path("state.db"))
+        registrar(&self.path("config"), &self.path("state.db"))
             .args(args)
-            .env_remove("REGISTRAR_STATE")
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
     }

@@ -18,7 +18,7 @@ use git2::{Oid, Repository};
 
 mod common;
 
-use common::{assert_one_line_error, commit_all, stderr, BIN};
+use common::{assert_one_line_error, commit_all, registrar, stderr};
 
 /// How long any wait in these tests may take before it fails.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -73,15 +73,7 @@ impl Workspace {
 
     /// The binary with `--config` and `--state` set.
     fn command(&self, config: &Path) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(config)
-            .arg("--state")
-            .arg(self.state())
-            .env_remove("REGISTRAR_STATE")
-            .env("NO_COLOR", "1");
-        command
+        registrar(config, &self.state())
     }
 
     fn output(&self, args: &[&str]) -> Output {

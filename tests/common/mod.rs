@@ -4,7 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::process::Output;
+use std::path::Path;
+use std::process::{Command, Output};
 
 pub mod ldap_fixture;
 pub mod slapd;
@@ -73,4 +74,18 @@ pub fn commit_all(repo: &git2::Repository, message: &str) -> git2::Oid {
         &parents,
     )
     .unwrap()
+}
+
+/// The built binary with `--config` and `--state` set, `REGISTRAR_STATE` cleared and
+/// colour off: add the arguments and run it.
+pub fn registrar(config: &Path, state: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .env_remove("REGISTRAR_STATE")
+        .env("NO_COLOR", "1");
+    command
 }

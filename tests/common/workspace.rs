@@ -2,9 +2,9 @@
 //! (so a test may edit it) and a state path beside it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use super::{stderr, BIN};
+use super::stderr;
 
 pub fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
@@ -37,14 +37,8 @@ impl Workspace {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.config())
-            .arg("--state")
-            .arg(self.state())
+        super::registrar(&self.config(), &self.state())
             .args(args)
-            .env_remove("REGISTRAR_STATE")
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
     }
