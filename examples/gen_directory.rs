@@ -1,8 +1,14 @@
 //! Generates a synthetic directory for benchmarks: an LDIF file of N users plus a config
-//! directory with two mappings (AOL from mail, LCS from the SIP address).
+//! directory with two mappings (AOL from mail, LCS from the SIP address), or three with
+//! `--mappings 3` (XMPP from the uid).
 //!
-//! Usage: `cargo run --release --example gen_directory -- USERS OUT_DIR`
-//! The output is deterministic: the same N gives the same bytes.
+//! With `--changes N` it also writes, for a delta import, `OUT_DIR/delta/` (the same
+//! config whose source also reads `changes/*.ldif`, an empty directory yet) and
+//! `OUT_DIR/changes.ldif`: N change records, each a modify of one user's mail, spread
+//! over the directory (move it into `delta/changes/` to import it).
+//!
+//! Usage: `cargo run --release --example gen_directory -- USERS OUT_DIR [--mappings 2|3]
+//! [--changes N]`. The output is deterministic: the same arguments give the same bytes.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -26,6 +32,29 @@ const CITIES: [&str; 6] = [
     "Tokyo",
 ];
 
+/// The config, reading the LDIF at `ldif` (and the change files `changes`, if any).
+fn config(ldif: &str, changes: Option<&str>, mappings: usize) -> String {
+    let changes = changes
+        .map(|pattern| format!("      changes: \"{pattern}\"\n"))
+        .unwrap_or_default();
+    let mut text = format!(
+        "sources:\n  - name: corp\n    anchor: entryUUID\n    ldif:\n      path: {ldif}\n{changes}\
+         accounts:\n  profile:\n    display_name: \"{{displayName}}\"\n    department: \"{{departmentNumber}}\"\n    \
+         title: \"{{title}}\"\n    telephone: \"{{telephoneNumber}}\"\n    location: \"{{l}}\"\n  \
+         disabled_when: \"(userAccountControl:1.2.840.113556.1.4.803:=2)\"\n\
+         mappings:\n  - name: aol-from-mail\n    protocol: aol\n    value: \"{{mail|lower|local_part}}\"\n    \
+         when: \"(mail=*@example.com)\"\n  - name: lcs-sip\n    protocol: lcs\n    \
+         value: \"{{msRTCSIP-PrimaryUserAddress|strip_prefix:sip:|lower}}\"\n"
+    );
+    if mappings >= 3 {
+        text.push_str(
+            "  - name: xmpp-uid\n    protocol: xmpp\n    value: \"{uid|lower}@im.example.com\"\n",
+        );
+    }
+    text.push_str("policy:\n  max_deletes: 1000000\n");
+    text
+}
+
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let users: usize = args
@@ -33,19 +62,28 @@ fn main() -> std::io::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| usage());
     let out = PathBuf::from(args.next().unwrap_or_else(|| usage()));
+    let (mut mappings, mut changes) = (2usize, None::<usize>);
+    while let Some(flag) = args.next() {
+        let number = args.next().and_then(|n| n.parse().ok());
+        match (flag.as_str(), number) {
+            ("--mappings", Some(n @ (2 | 3))) => mappings = n,
+            ("--changes", Some(n)) => changes = Some(n),
+            _ => usage(),
+        }
+    }
     std::fs::create_dir_all(&out)?;
-
     std::fs::write(
         out.join("registrar.yaml"),
-        "sources:\n  - name: corp\n    anchor: entryUUID\n    ldif:\n      path: directory.ldif\n\
-         accounts:\n  profile:\n    display_name: \"{displayName}\"\n    department: \"{departmentNumber}\"\n    \
-         title: \"{title}\"\n    telephone: \"{telephoneNumber}\"\n    location: \"{l}\"\n  \
-         disabled_when: \"(userAccountControl:1.2.840.113556.1.4.803:=2)\"\n\
-         mappings:\n  - name: aol-from-mail\n    protocol: aol\n    value: \"{mail|lower|local_part}\"\n    \
-         when: \"(mail=*@example.com)\"\n  - name: lcs-sip\n    protocol: lcs\n    \
-         value: \"{msRTCSIP-PrimaryUserAddress|strip_prefix:sip:|lower}\"\n\
-         policy:\n  max_deletes: 1000000\n",
+        config("directory.ldif", None, mappings),
     )?;
+    if let Some(count) = changes {
+        std::fs::create_dir_all(out.join("delta/changes"))?;
+        std::fs::write(
+            out.join("delta/registrar.yaml"),
+            config("../directory.ldif", Some("changes/*.ldif"), mappings),
+        )?;
+        write_changes(&out.join("changes.ldif"), users, count)?;
+    }
 
     let mut ldif =
         BufWriter::with_capacity(1 << 20, std::fs::File::create(out.join("directory.ldif"))?);
@@ -97,7 +135,23 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
+/// `count` modify records, each replacing one user's mail, spread evenly over `users`.
+fn write_changes(path: &std::path::Path, users: usize, count: usize) -> std::io::Result<()> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "version: 1\n")?;
+    let step = (users / count.max(1)).max(1);
+    for i in (0..users).step_by(step).take(count) {
+        let uid = format!("user{i:07}");
+        writeln!(
+            out,
+            "dn: uid={uid},ou=People,dc=example,dc=com\nchangetype: modify\nreplace: mail\n\
+             mail: {uid}.renamed@example.com\n-\n"
+        )?;
+    }
+    out.flush()
+}
+
 fn usage() -> ! {
-    eprintln!("usage: gen_directory USERS OUT_DIR");
+    eprintln!("usage: gen_directory USERS OUT_DIR [--mappings 2|3] [--changes N]");
     std::process::exit(2)
 }
