@@ -1,11 +1,15 @@
 //! Generates a synthetic directory for benchmarks: an LDIF file of N users plus a config
-//! directory with two mappings (AOL from mail, LCS from the SIP address).
+//! directory with two mappings (AOL from mail, LCS from the SIP address), or three with
+//! `--mappings 3` (XMPP from the uid).
 //!
-//! Usage: `cargo run --release --example gen_directory -- USERS OUT_DIR [CHANGES]`
-//! With CHANGES, the source also reads `changes/*.ldif`, and `OUT_DIR/delta.ldif` holds
-//! that many change records (70 % modifies, 10 % each deletes, renames and hires) for the
-//! delta benchmark to copy into `changes/`. The output is deterministic: the same
-//! arguments give the same bytes.
+//! With `--changes N` it also writes, for a delta import, `OUT_DIR/delta/` (the same
+//! config whose source also reads `changes/*.ldif`, an empty directory yet) and
+//! `OUT_DIR/changes.ldif`: N change records spread over the directory, per ten records
+//! seven modifies (title and mail), one delete, one rename and one hire (move it into
+//! `delta/changes/` to import it).
+//!
+//! Usage: `cargo run --release --example gen_directory -- USERS OUT_DIR [--mappings 2|3]
+//! [--changes N]`. The output is deterministic: the same arguments give the same bytes.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -29,6 +33,29 @@ const CITIES: [&str; 6] = [
     "Tokyo",
 ];
 
+/// The config, reading the LDIF at `ldif` (and the change files `changes`, if any).
+fn config(ldif: &str, changes: Option<&str>, mappings: usize) -> String {
+    let changes = changes
+        .map(|pattern| format!("      changes: \"{pattern}\"\n"))
+        .unwrap_or_default();
+    let mut text = format!(
+        "sources:\n  - name: corp\n    anchor: entryUUID\n    ldif:\n      path: {ldif}\n{changes}\
+         accounts:\n  profile:\n    display_name: \"{{displayName}}\"\n    department: \"{{departmentNumber}}\"\n    \
+         title: \"{{title}}\"\n    telephone: \"{{telephoneNumber}}\"\n    location: \"{{l}}\"\n  \
+         disabled_when: \"(userAccountControl:1.2.840.113556.1.4.803:=2)\"\n\
+         mappings:\n  - name: aol-from-mail\n    protocol: aol\n    value: \"{{mail|lower|local_part}}\"\n    \
+         when: \"(mail=*@example.com)\"\n  - name: lcs-sip\n    protocol: lcs\n    \
+         value: \"{{msRTCSIP-PrimaryUserAddress|strip_prefix:sip:|lower}}\"\n"
+    );
+    if mappings >= 3 {
+        text.push_str(
+            "  - name: xmpp-uid\n    protocol: xmpp\n    value: \"{uid|lower}@im.example.com\"\n",
+        );
+    }
+    text.push_str("policy:\n  max_deletes: 1000000\n");
+    text
+}
+
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let users: usize = args
@@ -36,32 +63,28 @@ fn main() -> std::io::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| usage());
     let out = PathBuf::from(args.next().unwrap_or_else(|| usage()));
-    let changes: Option<usize> = args.next().map(|n| n.parse().unwrap_or_else(|_| usage()));
-    std::fs::create_dir_all(&out)?;
-    let changes_line = match changes {
-        Some(_) => {
-            std::fs::create_dir_all(out.join("changes"))?;
-            "      changes: changes/*.ldif\n"
+    let (mut mappings, mut changes) = (2usize, None::<usize>);
+    while let Some(flag) = args.next() {
+        let number = args.next().and_then(|n| n.parse().ok());
+        match (flag.as_str(), number) {
+            ("--mappings", Some(n @ (2 | 3))) => mappings = n,
+            ("--changes", Some(n)) => changes = Some(n),
+            _ => usage(),
         }
-        None => "",
-    };
-
+    }
+    std::fs::create_dir_all(&out)?;
     std::fs::write(
         out.join("registrar.yaml"),
-        "sources:\n  - name: corp\n    anchor: entryUUID\n    ldif:\n      path: directory.ldif\n\
-         accounts:\n  profile:\n    display_name: \"{displayName}\"\n    department: \"{departmentNumber}\"\n    \
-         title: \"{title}\"\n    telephone: \"{telephoneNumber}\"\n    location: \"{l}\"\n  \
-         disabled_when: \"(userAccountControl:1.2.840.113556.1.4.803:=2)\"\n\
-         mappings:\n  - name: aol-from-mail\n    protocol: aol\n    value: \"{mail|lower|local_part}\"\n    \
-         when: \"(mail=*@example.com)\"\n  - name: lcs-sip\n    protocol: lcs\n    \
-         value: \"{msRTCSIP-PrimaryUserAddress|strip_prefix:sip:|lower}\"\n\
-         policy:\n  max_deletes: 1000000\n"
-            .replacen(
-                "directory.ldif\n",
-                &format!("directory.ldif\n{changes_line}"),
-                1,
-            ),
+        config("directory.ldif", None, mappings),
     )?;
+    if let Some(count) = changes {
+        std::fs::create_dir_all(out.join("delta/changes"))?;
+        std::fs::write(
+            out.join("delta/registrar.yaml"),
+            config("../directory.ldif", Some("changes/*.ldif"), mappings),
+        )?;
+        write_changes(&out.join("changes.ldif"), users, count)?;
+    }
 
     let mut ldif =
         BufWriter::with_capacity(1 << 20, std::fs::File::create(out.join("directory.ldif"))?);
@@ -109,16 +132,13 @@ fn main() -> std::io::Result<()> {
         )?;
     }
     ldif.flush()?;
-    if let Some(count) = changes {
-        write_changes(users, count, &out.join("delta.ldif"))?;
-    }
     eprintln!("wrote {users} users to {}", out.display());
     Ok(())
 }
 
 /// `count` change records spread over the `users` generated users: per ten records,
 /// seven modifies (title and mail), one delete, one rename and one hire.
-fn write_changes(users: usize, count: usize, path: &std::path::Path) -> std::io::Result<()> {
+fn write_changes(path: &std::path::Path, users: usize, count: usize) -> std::io::Result<()> {
     let mut ldif = BufWriter::new(std::fs::File::create(path)?);
     writeln!(ldif, "version: 1\n")?;
     // Distinct users, spread over the directory (a stride prime to most sizes).
@@ -151,6 +171,6 @@ fn write_changes(users: usize, count: usize, path: &std::path::Path) -> std::io:
 }
 
 fn usage() -> ! {
-    eprintln!("usage: gen_directory USERS OUT_DIR [CHANGES]");
+    eprintln!("usage: gen_directory USERS OUT_DIR [--mappings 2|3] [--changes N]");
     std::process::exit(2)
 }
