@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::asn1::StructureTag;
-use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope as LdapScope};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope as LdapScope};
 
 use crate::config::raw::Scope;
 use crate::config::{LdapBind, LdapSettings};
-use crate::core::entry::Entry;
+use crate::core::entry::{Attribute, Entry};
 
 /// A bind password. `Debug` and `Display` print a placeholder, so that no error, log
 /// line or plan can carry it.
@@ -164,6 +164,9 @@ async fn read_entries_async(
         entries: summary.entries,
         reason,
     };
+    // A second handle on the connection, for the searches that complete ranged values
+    // while the paged search goes on.
+    let mut ranges = ldap.clone();
     let pager: Box<dyn Adapter<_, _>> = Box::new(PagedResults::new(settings.page_size as i32));
     let mut stream = ldap
         .with_timeout(settings.timeout)
@@ -181,8 +184,11 @@ async fn read_entries_async(
             Ok(Some(item)) if item.is_ref() => summary.referrals += 1,
             Ok(Some(item)) if item.is_intermediate() => {}
             Ok(Some(item)) => {
-                let entry =
+                let mut entry =
                     entry_from_tag(item.0).map_err(|reason| search_error(&summary, reason))?;
+                complete_ranged_values(&mut ranges, &mut entry, settings.timeout)
+                    .await
+                    .map_err(|reason| search_error(&summary, reason))?;
                 summary.entries += 1;
                 on_entry(entry);
             }
@@ -201,6 +207,128 @@ async fn read_entries_async(
     }
     let _ = ldap.unbind().await;
     Ok(summary)
+}
+
+/// Active Directory sends at most `MaxValRange` (1,500) values of an attribute per entry
+/// and marks a cut with a range option: `member;range=0-1499`. This reads the rest with
+/// base searches of the entry (`member;range=1500-*`, …) until the server answers with
+/// a range ending in `*`, and leaves the attribute under its plain name with every
+/// value, so that a large group arrives whole (or the read fails: never a short list).
+async fn complete_ranged_values(
+    ldap: &mut Ldap,
+    entry: &mut Entry,
+    timeout: Duration,
+) -> Result<(), String> {
+    while let Some((index, wanted)) = next_range(entry) {
+        let answer = ldap
+            .with_timeout(timeout)
+            .search(
+                &entry.dn,
+                LdapScope::Base,
+                "(objectClass=*)",
+                vec![wanted.as_str()],
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "reading {wanted} of {}: {}",
+                    entry.dn,
+                    describe(&e, timeout, "timeout_seconds")
+                )
+            })?;
+        if answer.1.rc != 0 {
+            return Err(format!(
+                "reading {wanted} of {}: {}",
+                entry.dn,
+                result_text(&answer.1)
+            ));
+        }
+        let more = match answer.0.into_iter().find(|item| !item.is_ref()) {
+            Some(item) => entry_from_tag(item.0)?,
+            None => {
+                return Err(format!(
+                    "reading {wanted} of {}: the entry is gone",
+                    entry.dn
+                ))
+            }
+        };
+        merge_range(&mut entry.attributes[index], more)
+            .map_err(|problem| format!("reading {wanted} of {}: {problem}", entry.dn))?;
+    }
+    for attribute in &mut entry.attributes {
+        if let Some((plain, _, None)) = range_of(&attribute.description) {
+            attribute.description = plain;
+        }
+    }
+    Ok(())
+}
+
+/// The first attribute of `entry` cut short by a range, and the attribute description
+/// that asks for the rest.
+fn next_range(entry: &Entry) -> Option<(usize, String)> {
+    entry
+        .attributes
+        .iter()
+        .enumerate()
+        .find_map(
+            |(index, attribute)| match range_of(&attribute.description)? {
+                (plain, _, Some(high)) => Some((index, format!("{plain};range={}-*", high + 1))),
+                (_, _, None) => None,
+            },
+        )
+}
+
+/// Adds the values of the range `more` holds to `cut`, whose description becomes the
+/// range both cover (`member;range=0-2999`, or `member;range=0-*` at the end).
+fn merge_range(cut: &mut Attribute, more: Entry) -> Result<(), String> {
+    let (plain, low, high) = range_of(&cut.description).ok_or("not a ranged attribute")?;
+    let expected_low = high.map_or(0, |h| h + 1);
+    let next = more
+        .attributes
+        .into_iter()
+        .find(|a| range_of(&a.description).is_some_and(|(p, _, _)| p.eq_ignore_ascii_case(&plain)))
+        .ok_or_else(|| format!("the server sent no {plain};range=… values"))?;
+    let (_, next_low, next_high) = range_of(&next.description).expect("found by its range");
+    if next_low != expected_low {
+        return Err(format!(
+            "asked for values from {expected_low}, the server sent {}",
+            next.description
+        ));
+    }
+    if next_high.is_some() && next.values.is_empty() {
+        return Err(format!("{} holds no value", next.description));
+    }
+    cut.values.extend(next.values);
+    cut.description = match next_high {
+        Some(high) => format!("{plain};range={low}-{high}"),
+        None => format!("{plain};range={low}-*"),
+    };
+    Ok(())
+}
+
+/// The description without its range option, and the range: `member;range=0-1499` is
+/// `("member", 0, Some(1499))`, `member;range=1500-*` is `("member", 1500, None)`.
+fn range_of(description: &str) -> Option<(String, u64, Option<u64>)> {
+    let mut options = description.split(';');
+    let mut plain = options.next()?.to_string();
+    let mut range = None;
+    for option in options {
+        match option.get(..6) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("range=") => {
+                let (low, high) = option[6..].split_once('-')?;
+                let high = match high {
+                    "*" => None,
+                    high => Some(high.parse().ok()?),
+                };
+                range = Some((low.parse().ok()?, high));
+            }
+            _ => {
+                plain.push(';');
+                plain.push_str(option);
+            }
+        }
+    }
+    range.map(|(low, high)| (plain, low, high))
 }
 
 /// The rustls configuration trusting exactly the certificate authorities in `pem`.
@@ -382,6 +510,68 @@ mod tests {
             .contains("no attribute list"));
         let tag = octets(b"x").into_structure();
         assert!(entry_from_tag(tag).is_err());
+    }
+
+    #[test]
+    fn ranged_attribute_descriptions_parse() {
+        assert_eq!(
+            range_of("member;range=0-1499"),
+            Some(("member".into(), 0, Some(1499)))
+        );
+        assert_eq!(
+            range_of("member;Range=1500-*"),
+            Some(("member".into(), 1500, None))
+        );
+        assert_eq!(
+            range_of("cn;lang-fr;range=3-4"),
+            Some(("cn;lang-fr".into(), 3, Some(4)))
+        );
+        assert_eq!(range_of("member"), None);
+        assert_eq!(range_of("member;range=x-1"), None);
+    }
+
+    #[test]
+    fn ranges_merge_in_order_and_end_under_the_plain_name() {
+        let values = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
+            range.map(|n| format!("cn=u{n}").into_bytes()).collect()
+        };
+        let mut entry = Entry::new("cn=big");
+        entry.attributes.push(Attribute {
+            description: "member;range=0-1499".into(),
+            values: values(0..1500),
+        });
+        assert_eq!(
+            next_range(&entry),
+            Some((0, "member;range=1500-*".to_string()))
+        );
+        let answer = |description: &str, range| {
+            let mut more = Entry::new("cn=big");
+            more.attributes.push(Attribute {
+                description: description.into(),
+                values: values(range),
+            });
+            more
+        };
+        merge_range(
+            &mut entry.attributes[0],
+            answer("member;range=1500-2999", 1500..3000),
+        )
+        .unwrap();
+        assert_eq!(
+            next_range(&entry),
+            Some((0, "member;range=3000-*".to_string()))
+        );
+        // A range that does not follow on is refused, not merged.
+        let mut copy = entry.attributes[0].clone();
+        assert!(merge_range(&mut copy, answer("member;range=4000-*", 4000..4001)).is_err());
+        merge_range(
+            &mut entry.attributes[0],
+            answer("member;range=3000-*", 3000..3100),
+        )
+        .unwrap();
+        assert_eq!(next_range(&entry), None);
+        assert_eq!(entry.attributes[0].description, "member;range=0-*");
+        assert_eq!(entry.attributes[0].values, values(0..3100));
     }
 
     #[test]
