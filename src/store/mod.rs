@@ -1092,16 +1092,21 @@ mod tests {
         desired
     }
 
-    #[test]
-    fn a_saved_plan_with_groups_applies_and_loads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
-        let plan = crate::core::plan::plan(
+    /// The plan of an empty store towards one org unit, `staff`, with one member.
+    fn staff_plan() -> Plan {
+        crate::core::plan::plan(
             &Rules::default(),
             desired_with_group("staff"),
             &State::default(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_saved_plan_with_groups_applies_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan = staff_plan();
         let saved: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
         store.apply(&saved, RunRecord::new("test", "t")).unwrap();
         let state = store.load().unwrap();
@@ -1115,12 +1120,7 @@ mod tests {
     fn member_changes_to_an_unmanaged_group_are_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
-        let plan = crate::core::plan::plan(
-            &Rules::default(),
-            desired_with_group("staff"),
-            &State::default(),
-        )
-        .unwrap();
+        let plan = staff_plan();
         store
             .connection
             .execute(
@@ -1143,12 +1143,7 @@ mod tests {
     fn the_history_keeps_changing_runs_and_prunes_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
-        let plan = crate::core::plan::plan(
-            &Rules::default(),
-            desired_with_group("staff"),
-            &State::default(),
-        )
-        .unwrap();
+        let plan = staff_plan();
         let applied = RunRecord {
             revision: Some("abc".to_string()),
             duration_ms: Some(1234),
