@@ -319,7 +319,7 @@ proptest! {
                 if change.kind == Kind::Registration {
                     prop_assert!(change.mapping.is_some(), "registration change without owner: {change:?}");
                 }
-                if let Some(group) = &change.group {
+                if let Some(group) = change.group.as_deref() {
                     prop_assert!(
                         state.groups.get(group).is_none_or(|g| g.owner.is_some()),
                         "change to an unmanaged group: {change:?}"

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::SystemTime;
 
 use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
-use crate::core::desired::{Desired, DesiredBuilder};
+use crate::core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
 use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::entry::Entry;
 use crate::core::plan::{plan, Plan, PlanError, SourceImport, PLAN_FORMAT_VERSION};
@@ -139,30 +139,44 @@ struct SourcesRead {
 /// digesting the inputs (config files and source data) on the way. No directory is held
 /// in memory beyond what the snapshot holds (one blob at a time at a git revision).
 ///
-/// Two cores share the work: this thread reads and parses the files while a second one
-/// runs the builder over the entries, in the order they were read.
+/// Two threads share the work: this one reads and parses the files and prepares each
+/// entry as soon as it is read, while the entry is still in this core's cache (the
+/// per-entry step is pure); a second one takes the prepared entries in reading order and
+/// builds the desired state. Entries never cross to the other core: moving a parsed
+/// entry between cores costs more than preparing it.
 fn read_desired(
     config: &Config,
     files: &Tree,
     reading: &Reading,
 ) -> Result<(Desired, SourcesRead), AppError> {
     let (sender, receiver) = mpsc::sync_channel::<Feed>(BATCHES_IN_FLIGHT);
+    // Emptied batches go back to be filled again: a batch is too large an allocation to
+    // free on one core and make again on the other, a few thousand times over.
+    let (returns, returned) = mpsc::channel::<Vec<PreparedEntry>>();
+    let builder = DesiredBuilder::new(&config.rules);
+    let preparer = builder.preparer().clone();
     std::thread::scope(|scope| {
         let builder = scope.spawn(move || {
-            let mut builder = DesiredBuilder::new(&config.rules);
+            let mut builder = builder;
             for feed in receiver {
                 match feed {
                     Feed::Source(source) => builder.begin_source(source),
-                    Feed::Entries(source, entries) => {
-                        for entry in &entries {
-                            builder.add_entry(source, entry);
+                    Feed::Prepared(mut prepared) => {
+                        for entry in prepared.drain(..) {
+                            builder.add_prepared(entry);
                         }
+                        let _ = returns.send(prepared);
                     }
                 }
             }
             builder.finish()
         });
-        let read = read_sources(config, files, reading, Feeder::new(sender));
+        let read = read_sources(
+            config,
+            files,
+            reading,
+            Feeder::new(sender, returned, preparer),
+        );
         let desired = builder
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -178,21 +192,30 @@ const BATCHES_IN_FLIGHT: usize = 8;
 enum Feed<'c> {
     /// A source was opened (it may yield no entry).
     Source(&'c str),
-    /// Entries of a source, in reading order.
-    Entries(&'c str, Vec<Entry>),
+    /// Prepared entries, in reading order.
+    Prepared(Vec<PreparedEntry>),
 }
 
-/// The reading thread's end of the channel: gathers entries into batches.
+/// The reading thread's end of the channel: prepares entries and sends them in batches.
 struct Feeder<'c> {
     sender: SyncSender<Feed<'c>>,
+    /// Batches the builder thread has emptied, to fill again.
+    returned: Receiver<Vec<PreparedEntry>>,
+    preparer: EntryPreparer<'c>,
     source: &'c str,
-    batch: Vec<Entry>,
+    batch: Vec<PreparedEntry>,
 }
 
 impl<'c> Feeder<'c> {
-    fn new(sender: SyncSender<Feed<'c>>) -> Self {
+    fn new(
+        sender: SyncSender<Feed<'c>>,
+        returned: Receiver<Vec<PreparedEntry>>,
+        preparer: EntryPreparer<'c>,
+    ) -> Self {
         Feeder {
             sender,
+            returned,
+            preparer,
             source: "",
             batch: Vec::with_capacity(BATCH_ENTRIES),
         }
@@ -206,7 +229,9 @@ impl<'c> Feeder<'c> {
     }
 
     fn add(&mut self, entry: Entry) {
-        self.batch.push(entry);
+        self.batch.push(self.preparer.prepare(self.source, &entry));
+        // The LDIF reader fills the entry's buffers again with the next record.
+        crate::ldif::recycle([entry]);
         if self.batch.len() == BATCH_ENTRIES {
             self.flush();
         }
@@ -214,8 +239,12 @@ impl<'c> Feeder<'c> {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ENTRIES));
-            let _ = self.sender.send(Feed::Entries(self.source, batch));
+            let next = self
+                .returned
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH_ENTRIES));
+            let batch = std::mem::replace(&mut self.batch, next);
+            let _ = self.sender.send(Feed::Prepared(batch));
         }
     }
 }

@@ -1,22 +1,32 @@
 //! `desired = f(rules, entries)`: the accounts, registrations and groups the directory
 //! calls for.
 //!
-//! Pure and deterministic: entries are visited in (source, anchor) order and every
-//! collection is sorted, so the same input always gives the same value. Nothing here
-//! looks at the store; conflicts with existing rows are the planner's business.
+//! Pure and deterministic: every collection is sorted, so the same input always gives the
+//! same value, whatever order entries arrive in. Nothing here looks at the store;
+//! conflicts with existing rows are the planner's business.
 //!
-//! Groups are resolved in [`DesiredBuilder::finish`]: entries stream in any order, so
-//! `add_entry` only records DNs (each group entry's member DNs, each user's DN), and
-//! members are worked out once every entry is in. No entry is kept.
+//! Entries stream through [`DesiredBuilder`] in two steps. [`EntryPreparer::prepare`]
+//! works out what one entry contributes (its account, each mapping's claims, warnings)
+//! from the entry and the rules alone, so any thread may run it;
+//! [`DesiredBuilder::add_prepared`] takes the results in reading order. What depends on
+//! other entries (anchors two entries share, an exclusion freezing an anchor, groups) is
+//! settled in [`DesiredBuilder::finish`], once every entry is in: group entries and user
+//! DNs are recorded as DNs while streaming, and `finish` resolves members, flattens
+//! nested groups and settles name collisions. No entry is kept.
+//!
+//! Names that recur (sources, mappings, protocols) are allocated once and shared, and so
+//! are each account's anchor and DN: a directory of a million users makes millions of
+//! claims, and the plan millions of changes, that carry them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::model::{
-    dn_is_within, im_name_key, Anchor, GroupKind, GroupSelector, Mapping, Profile, Rules,
+    dn_is_within, im_name_key, is_own_name_key, Anchor, GroupKind, GroupSelector, Profile, Rules,
     DEFAULT_MAX_IM_NAME_LENGTH, GROUP_TYPE, USER_TYPE,
 };
 use crate::core::state::RegistrationKey;
@@ -32,9 +42,9 @@ pub struct SourceEntries {
 /// An account the directory calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredAccount {
-    pub anchor: String,
-    pub dn: String,
-    pub source: String,
+    pub anchor: Arc<str>,
+    pub dn: Arc<str>,
+    pub source: Arc<str>,
     /// `false` when `disabled_when` matched: the account should be deactivated.
     pub enabled: bool,
     pub profile: Profile,
@@ -42,13 +52,42 @@ pub struct DesiredAccount {
     pub protected: bool,
 }
 
+impl DesiredAccount {
+    /// An enabled, unprotected account with an empty profile.
+    pub fn new(anchor: &str, dn: &str, source: &str) -> Self {
+        DesiredAccount {
+            anchor: anchor.into(),
+            dn: dn.into(),
+            source: source.into(),
+            enabled: true,
+            profile: Profile::default(),
+            protected: false,
+        }
+    }
+}
+
 /// One mapping's wish that an account hold an IM name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    pub account: String,
-    pub mapping: String,
+    pub protocol: Arc<str>,
+    /// The IM name normalised for the protocol ([`im_name_key`]): with the protocol, the
+    /// identity of the registration.
+    pub name_key: Arc<str>,
+    /// The claiming account: an index into [`Desired::accounts`].
+    pub account: usize,
+    pub mapping: Arc<str>,
     /// The IM name as produced (display form).
-    pub im_name: String,
+    pub im_name: Arc<str>,
+}
+
+impl Claim {
+    /// The registration this claim is on.
+    pub fn key(&self) -> RegistrationKey {
+        RegistrationKey {
+            protocol: self.protocol.to_string(),
+            name_key: self.name_key.to_string(),
+        }
+    }
 }
 
 /// Why a mapping produced nothing for some entries.
@@ -157,10 +196,11 @@ impl GroupSkipCounts {
 /// The desired state, plus what the planner needs to report about how it was made.
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
-    /// By anchor.
-    pub accounts: BTreeMap<String, DesiredAccount>,
-    /// Every claim on each name, sorted by (account, mapping).
-    pub claims: BTreeMap<RegistrationKey, Vec<Claim>>,
+    /// Sorted by anchor, one per anchor.
+    pub accounts: Vec<DesiredAccount>,
+    /// Every claim on every name, sorted by (protocol, name key, account, mapping, IM
+    /// name), without duplicates: the claims on one name are adjacent.
+    pub claims: Vec<Claim>,
     /// Anchors of accounts frozen by a DN or filter exclusion.
     pub frozen_accounts: BTreeSet<String>,
     /// Names produced but frozen by an IM-name exclusion.
@@ -178,6 +218,42 @@ pub struct Desired {
     pub warnings: Vec<Warning>,
 }
 
+impl Desired {
+    /// The account with this anchor, if any.
+    pub fn account(&self, anchor: &str) -> Option<&DesiredAccount> {
+        self.accounts
+            .binary_search_by(|account| (*account.anchor).cmp(anchor))
+            .ok()
+            .map(|index| &self.accounts[index])
+    }
+
+    /// The claims name by name: each slice holds every claim on one (protocol, name
+    /// key), in name order.
+    pub fn claims_by_name(&self) -> impl Iterator<Item = &[Claim]> {
+        self.claims
+            .chunk_by(|a, b| a.protocol == b.protocol && a.name_key == b.name_key)
+    }
+
+    /// Adds an account, keeping the accounts sorted (for tests and small states; the
+    /// builder makes large ones in one go).
+    pub fn insert_account(&mut self, account: DesiredAccount) {
+        match self
+            .accounts
+            .binary_search_by(|a| a.anchor.cmp(&account.anchor))
+        {
+            Ok(index) => self.accounts[index] = account,
+            Err(index) => {
+                for claim in &mut self.claims {
+                    if claim.account >= index {
+                        claim.account += 1;
+                    }
+                }
+                self.accounts.insert(index, account);
+            }
+        }
+    }
+}
+
 /// Computes the desired state from whole sources. `sources` may come in any order.
 pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
     let mut builder = DesiredBuilder::new(rules);
@@ -190,13 +266,439 @@ pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
     builder.finish()
 }
 
-/// An account under construction, with the claims its entry makes.
+/// The names the builder hands out, each allocated once.
+#[derive(Debug, Clone)]
+struct Names {
+    /// By index in `Rules::sources`.
+    sources: Vec<Arc<str>>,
+    /// By index in `Rules::mappings`: the mapping's name, and its protocol's (shared by
+    /// the mappings of one protocol).
+    mappings: Vec<Arc<str>>,
+    protocols: Vec<Arc<str>>,
+    /// By index in `Rules::mappings`: the rank of the mapping's protocol among the
+    /// protocols in name order.
+    protocol_ranks: Vec<u16>,
+}
+
+impl Names {
+    fn new(rules: &Rules) -> Self {
+        let mut protocols: BTreeMap<&str, Arc<str>> = BTreeMap::new();
+        for mapping in &rules.mappings {
+            protocols
+                .entry(mapping.protocol.as_str())
+                .or_insert_with(|| mapping.protocol.as_str().into());
+        }
+        let protocol_rank: BTreeMap<&str, u16> = protocols
+            .keys()
+            .enumerate()
+            .map(|(rank, name)| (*name, rank as u16))
+            .collect();
+        Names {
+            sources: rules
+                .sources
+                .iter()
+                .map(|s| s.name.as_str().into())
+                .collect(),
+            mappings: rules
+                .mappings
+                .iter()
+                .map(|m| m.name.as_str().into())
+                .collect(),
+            protocols: rules
+                .mappings
+                .iter()
+                .map(|m| protocols[m.protocol.as_str()].clone())
+                .collect(),
+            protocol_ranks: rules
+                .mappings
+                .iter()
+                .map(|m| protocol_rank[m.protocol.as_str()])
+                .collect(),
+        }
+    }
+}
+
+/// The per-entry step of building the desired state: what one entry contributes, worked
+/// out from the entry and the rules alone. It holds no state, so several threads can
+/// prepare entries while one [`DesiredBuilder`] takes the results in reading order.
+#[derive(Debug, Clone)]
+pub struct EntryPreparer<'r> {
+    rules: &'r Rules,
+    /// Whether any rule needs entries' normalised DNs (parsing a DN costs).
+    needs_normalized_dn: bool,
+    names: Names,
+}
+
+/// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`].
+#[derive(Debug)]
+pub struct PreparedEntry(Prepared);
+
+#[derive(Debug)]
+enum Prepared {
+    /// Neither a user nor a group entry a rule reads, or of an unknown source.
+    Ignored,
+    /// A user entry without its source's anchor attribute.
+    MissingAnchor(Warning),
+    /// A user entry an exclusion freezes: no account has this anchor.
+    Frozen {
+        anchor: Arc<str>,
+        source: usize,
+        /// The normalised DN, when a group rule reads the source.
+        group_dn: Option<String>,
+    },
+    User(Candidate),
+    Group(GroupEntry),
+}
+
+/// An account as one entry makes it, with the claims the entry makes.
+#[derive(Debug)]
 struct Candidate {
     account: DesiredAccount,
-    /// (protocol, mapping, im_name) for each value the mappings produced.
-    claims: Vec<(RegistrationKey, String, String)>,
+    /// Index in `Rules::sources`.
+    source: usize,
+    claims: Vec<PendingClaim>,
     /// The normalised DN, kept only when a group rule reads the account's source.
     group_dn: Option<String>,
+    /// What counts only if the candidate is the one kept when it arrives: an entry that
+    /// loses to another with the same anchor leaves no trace but a warning.
+    effects: Option<Box<Effects>>,
+}
+
+/// A value a mapping produced for an entry.
+#[derive(Debug)]
+struct PendingClaim {
+    /// Index in `Rules::mappings`.
+    mapping: usize,
+    im_name: Arc<str>,
+    name_key: Arc<str>,
+}
+
+/// Skip counts, warnings and frozen names an entry gives rise to.
+#[derive(Debug, Default)]
+struct Effects {
+    /// (mapping index, counts).
+    skipped: Vec<(usize, SkipCounts)>,
+    warnings: Vec<Warning>,
+    frozen_registrations: Vec<RegistrationKey>,
+}
+
+impl Effects {
+    fn skip(&mut self, mapping: usize) -> &mut SkipCounts {
+        if let Some(at) = self.skipped.iter().position(|(m, _)| *m == mapping) {
+            return &mut self.skipped[at].1;
+        }
+        self.skipped.push((mapping, SkipCounts::default()));
+        &mut self.skipped.last_mut().expect("just pushed").1
+    }
+}
+
+/// A group entry as a distribution-list rule's source yields it.
+#[derive(Debug)]
+struct GroupEntry {
+    source: usize,
+    /// Normalised.
+    dn: String,
+    frozen: bool,
+    /// (rule index, group name) for each distribution-list rule that matches the entry
+    /// and gives a usable name.
+    lists: Vec<(usize, String)>,
+    warnings: Vec<Warning>,
+    /// Normalised member DNs (`member` and `uniqueMember`); none when frozen.
+    members: Vec<String>,
+}
+
+impl<'r> EntryPreparer<'r> {
+    /// The per-entry step for `rules`.
+    pub fn new(rules: &'r Rules) -> Self {
+        let needs_normalized_dn = rules.sources.iter().any(|s| s.anchor == Anchor::Dn)
+            || !rules.policy.protected_principals.is_empty()
+            || rules.exclusions.iter().any(|e| e.freezes_by_dn());
+        EntryPreparer {
+            rules,
+            needs_normalized_dn,
+            names: Names::new(rules),
+        }
+    }
+
+    /// What one entry of `source_name` contributes. Users become accounts; group entries
+    /// are recorded when a distribution-list rule reads the source; other entries are
+    /// ignored.
+    pub fn prepare(&self, source_name: &str, entry: &Entry) -> PreparedEntry {
+        PreparedEntry(self.prepare_entry(source_name, entry))
+    }
+
+    fn prepare_entry(&self, source_name: &str, entry: &Entry) -> Prepared {
+        let rules = self.rules;
+        let Some(source_index) = rules.sources.iter().position(|s| s.name == source_name) else {
+            return Prepared::Ignored;
+        };
+        let source = &rules.sources[source_index];
+        let reads_groups = rules.groups.iter().any(|g| g.source == source.name);
+        match rules.object_types.classify(entry) {
+            Some(USER_TYPE) => {}
+            Some(GROUP_TYPE) if reads_groups => {
+                return Prepared::Group(self.prepare_group(source_index, entry))
+            }
+            _ => return Prepared::Ignored,
+        }
+        let Some(anchor) = source.anchor.value_of(entry) else {
+            return Prepared::MissingAnchor(Warning {
+                account: Some(entry.dn.clone()),
+                ..Warning::new(
+                    WarningKind::MissingAnchor,
+                    format!(
+                        "entry \"{}\" of source {} has no anchor attribute; skipped",
+                        entry.dn, source.name
+                    ),
+                )
+            });
+        };
+        let normalized_dn = if self.needs_normalized_dn || reads_groups {
+            normalize_dn(&entry.dn)
+        } else {
+            String::new()
+        };
+        if rules
+            .exclusions
+            .iter()
+            .any(|exclusion| exclusion.freezes_entry(entry, &normalized_dn))
+        {
+            return Prepared::Frozen {
+                anchor: anchor.into(),
+                source: source_index,
+                group_dn: reads_groups.then_some(normalized_dn),
+            };
+        }
+
+        let enabled = rules
+            .accounts
+            .disabled_when
+            .as_ref()
+            .is_none_or(|filter| !filter.matches(entry));
+        let protected = !rules.policy.protected_principals.is_empty()
+            && rules.policy.protected_principals.contains(&normalized_dn);
+        let mut values: [Option<String>; 6] = Default::default();
+        for (field, template) in &rules.accounts.profile {
+            values[field.index()] = template.render_first(entry);
+        }
+        let profile = Profile::from_values(values);
+
+        let mut effects = Effects::default();
+        let mut claims = Vec::new();
+        if enabled {
+            let mut withheld = 0usize;
+            for (index, mapping) in rules.mappings.iter().enumerate() {
+                if !mapping.reads(&source.name)
+                    || mapping.when.as_ref().is_some_and(|f| !f.matches(entry))
+                {
+                    continue;
+                }
+                let values = match mapping.value.render_outcome(entry) {
+                    RenderOutcome::Values(values) => values,
+                    RenderOutcome::MissingAttribute(_) => {
+                        effects.skip(index).missing_attribute += 1;
+                        continue;
+                    }
+                    RenderOutcome::Empty => continue,
+                };
+                for im_name in values {
+                    if let Some(problem) = rules.protocol(&mapping.protocol).problem_with(&im_name)
+                    {
+                        effects.skip(index).invalid_name += 1;
+                        effects.warnings.push(Warning {
+                            kind: WarningKind::InvalidName,
+                            protocol: Some(mapping.protocol.clone()),
+                            im_name: Some(im_name.clone()),
+                            account: Some(anchor.clone()),
+                            held_by: None,
+                            mapping: Some(mapping.name.clone()),
+                            group: None,
+                            message: format!(
+                                "mapping {} produced {} name {:?} for {}, which {problem}; skipped",
+                                mapping.name, mapping.protocol, im_name, entry.dn
+                            ),
+                        });
+                        continue;
+                    }
+                    let im_name: Arc<str> = im_name.into();
+                    let name_key: Arc<str> = if is_own_name_key(&im_name) {
+                        im_name.clone()
+                    } else {
+                        im_name_key(&mapping.protocol, &im_name).into()
+                    };
+                    if rules
+                        .exclusions
+                        .iter()
+                        .any(|e| e.freezes_registration(&mapping.protocol, &name_key))
+                    {
+                        effects.frozen_registrations.push(RegistrationKey {
+                            protocol: mapping.protocol.clone(),
+                            name_key: name_key.to_string(),
+                        });
+                        continue;
+                    }
+                    if protected {
+                        withheld += 1;
+                        continue;
+                    }
+                    claims.push(PendingClaim {
+                        mapping: index,
+                        im_name,
+                        name_key,
+                    });
+                }
+            }
+            if withheld > 0 {
+                effects.warnings.push(Warning {
+                    account: Some(anchor.clone()),
+                    ..Warning::new(
+                        WarningKind::ProtectedPrincipal,
+                        format!(
+                            "{} is a protected principal: {withheld} registration(s) withheld",
+                            entry.dn
+                        ),
+                    )
+                });
+            }
+        }
+        let has_effects = !effects.skipped.is_empty()
+            || !effects.warnings.is_empty()
+            || !effects.frozen_registrations.is_empty();
+        Prepared::User(Candidate {
+            account: DesiredAccount {
+                anchor: anchor.into(),
+                dn: entry.dn.as_str().into(),
+                source: self.names.sources[source_index].clone(),
+                enabled,
+                profile,
+                protected,
+            },
+            source: source_index,
+            claims,
+            group_dn: reads_groups.then_some(normalized_dn),
+            effects: has_effects.then(|| Box::new(effects)),
+        })
+    }
+
+    /// A group entry: the names it gives under each distribution-list rule that matches
+    /// it, and its member DNs (for itself and for lists that nest it).
+    fn prepare_group(&self, source_index: usize, entry: &Entry) -> GroupEntry {
+        let rules = self.rules;
+        let source = rules.sources[source_index].name.as_str();
+        let dn = normalize_dn(&entry.dn);
+        let frozen = rules
+            .exclusions
+            .iter()
+            .any(|exclusion| exclusion.freezes_entry(entry, &dn));
+        let mut lists = Vec::new();
+        let mut warnings = Vec::new();
+        for (index, rule) in rules.groups.iter().enumerate() {
+            let GroupSelector::DistributionList(filter) = &rule.selector else {
+                continue;
+            };
+            if rule.source != source || !filter.matches(entry) {
+                continue;
+            }
+            let name = rule.name.render(entry).into_iter().next();
+            let Some(name) = name.as_deref().and_then(valid_group_name) else {
+                warnings.push(Warning {
+                    group: name.clone(),
+                    ..Warning::new(
+                        WarningKind::InvalidGroupName,
+                        format!(
+                            "group entry \"{}\" gives no usable name for group rule {} ({}); skipped",
+                            entry.dn,
+                            rule.owner,
+                            match &name {
+                                Some(name) => format!("got {name:?}"),
+                                None => "an attribute the name reads is missing".to_string(),
+                            }
+                        ),
+                    )
+                });
+                continue;
+            };
+            lists.push((index, name.to_string()));
+        }
+        let members = if frozen {
+            Vec::new()
+        } else {
+            entry
+                .values("member")
+                .chain(entry.values("uniqueMember"))
+                .map(member_dn)
+                .collect()
+        };
+        GroupEntry {
+            source: source_index,
+            dn,
+            frozen,
+            lists,
+            warnings,
+            members,
+        }
+    }
+}
+
+/// A user entry as it arrived: a candidate account, or the news that an exclusion
+/// freezes its anchor.
+#[derive(Debug)]
+enum Arrival {
+    User(Candidate),
+    Frozen(Arc<str>),
+}
+
+impl Arrival {
+    fn anchor(&self) -> &str {
+        match self {
+            Arrival::User(candidate) => &candidate.account.anchor,
+            Arrival::Frozen(anchor) => anchor,
+        }
+    }
+}
+
+/// User entries in arrival order, kept in fixed-size chunks: growing one vector of a
+/// million candidates by doubling would copy it, into fresh memory, over and over. Each
+/// comes with its sort key: its anchor's first bytes and its arrival index.
+#[derive(Default)]
+struct Arrivals {
+    chunks: Vec<Vec<Option<Arrival>>>,
+    order: Vec<(u64, u64, u32)>,
+}
+
+/// Arrivals per chunk.
+const ARRIVAL_CHUNK: usize = 1 << 14;
+
+impl Arrivals {
+    fn push(&mut self, arrival: Arrival) {
+        let (high, low) = sort_prefix(0, arrival.anchor());
+        self.order.push((high, low, self.order.len() as u32));
+        if self
+            .chunks
+            .last()
+            .is_none_or(|chunk| chunk.len() == ARRIVAL_CHUNK)
+        {
+            self.chunks.push(Vec::with_capacity(ARRIVAL_CHUNK));
+        }
+        self.chunks
+            .last_mut()
+            .expect("a chunk with room")
+            .push(Some(arrival));
+    }
+
+    fn get(&self, index: u32) -> &Arrival {
+        let index = index as usize;
+        self.chunks[index / ARRIVAL_CHUNK][index % ARRIVAL_CHUNK]
+            .as_ref()
+            .expect("not taken yet")
+    }
+
+    fn take(&mut self, index: u32) -> Arrival {
+        let index = index as usize;
+        self.chunks[index / ARRIVAL_CHUNK][index % ARRIVAL_CHUNK]
+            .take()
+            .expect("each arrival taken once")
+    }
 }
 
 /// What groups need of one source, as normalised DNs.
@@ -234,14 +736,10 @@ struct ResolvedGroup {
 /// without holding a whole directory in memory. The result does not depend on the order
 /// in which entries or sources arrive.
 pub struct DesiredBuilder<'r> {
-    rules: &'r Rules,
-    /// Whether any rule needs entries' normalised DNs (parsing a DN costs).
-    needs_normalized_dn: bool,
-    /// By anchor: the candidate's index in `slots`; unordered until `finish` sorts it.
-    candidates: HashMap<String, usize>,
-    /// The candidates in arrival order, `None` where one was dropped (frozen). Apart from
-    /// the index, so that growing the index moves small values, not whole candidates.
-    slots: Vec<Option<Candidate>>,
+    preparer: EntryPreparer<'r>,
+    /// User entries in arrival order; anchors that several share, and frozen anchors,
+    /// are settled in `finish`.
+    arrivals: Arrivals,
     /// By source name, for the sources group rules read.
     group_facts: HashMap<String, GroupFacts>,
     lists: Vec<ListedGroup>,
@@ -251,18 +749,18 @@ pub struct DesiredBuilder<'r> {
 impl<'r> DesiredBuilder<'r> {
     /// Starts an empty desired state for `rules`.
     pub fn new(rules: &'r Rules) -> Self {
-        let needs_normalized_dn = rules.sources.iter().any(|s| s.anchor == Anchor::Dn)
-            || !rules.policy.protected_principals.is_empty()
-            || rules.exclusions.iter().any(|e| e.freezes_by_dn());
         DesiredBuilder {
-            rules,
-            needs_normalized_dn,
-            candidates: HashMap::new(),
-            slots: Vec::new(),
+            preparer: EntryPreparer::new(rules),
+            arrivals: Arrivals::default(),
             group_facts: HashMap::new(),
             lists: Vec::new(),
             out: Desired::default(),
         }
+    }
+
+    /// The per-entry step this builder takes the results of; clone it for other threads.
+    pub fn preparer(&self) -> &EntryPreparer<'r> {
+        &self.preparer
     }
 
     /// Records that `source` was read, even if it yields no entry (rule 7 needs to know).
@@ -273,182 +771,33 @@ impl<'r> DesiredBuilder<'r> {
             .or_insert(0);
     }
 
-    /// Adds one entry of `source`. Users become accounts; group entries are recorded
-    /// when a distribution-list rule reads the source; other entries are ignored.
+    /// Adds one entry of `source`: [`EntryPreparer::prepare`], then
+    /// [`DesiredBuilder::add_prepared`].
     pub fn add_entry(&mut self, source_name: &str, entry: &Entry) {
-        let rules = self.rules;
-        let Some(source) = rules.sources.iter().find(|s| s.name == source_name) else {
-            return;
-        };
-        let reads_groups = rules.groups.iter().any(|g| g.source == source.name);
-        match rules.object_types.classify(entry) {
-            Some(USER_TYPE) => {}
-            Some(GROUP_TYPE) if reads_groups => return self.add_group_entry(&source.name, entry),
-            _ => return,
-        }
-        let Some(anchor) = source.anchor.value_of(entry) else {
-            self.out.warnings.push(Warning {
-                account: Some(entry.dn.clone()),
-                ..Warning::new(
-                    WarningKind::MissingAnchor,
-                    format!(
-                        "entry \"{}\" of source {} has no anchor attribute; skipped",
-                        entry.dn, source.name
-                    ),
-                )
-            });
-            return;
-        };
-        let normalized_dn = if self.needs_normalized_dn || reads_groups {
-            normalize_dn(&entry.dn)
-        } else {
-            String::new()
-        };
-        if rules
-            .exclusions
-            .iter()
-            .any(|exclusion| exclusion.freezes_entry(entry, &normalized_dn))
-        {
-            if let Some(index) = self.candidates.remove(&anchor) {
-                self.slots[index] = None;
-            }
-            self.out.frozen_accounts.insert(anchor);
-            if reads_groups {
-                self.facts(&source.name).frozen_users.insert(normalized_dn);
-            }
-            return;
-        }
-        if self.out.frozen_accounts.contains(&anchor) {
-            return;
-        }
-        let existing = self.candidates.get(&anchor).map(|&index| {
-            self.slots[index]
-                .as_ref()
-                .expect("an indexed candidate is kept")
-        });
-        if let Some(existing) = existing {
-            // Two entries share an anchor: the one first in (source, DN) order wins, so
-            // the outcome does not depend on the order entries arrive in.
-            let keep_existing = (
-                existing.account.source.as_str(),
-                existing.account.dn.as_str(),
-            ) <= (source.name.as_str(), entry.dn.as_str());
-            let (kept, dropped) = if keep_existing {
-                (existing.account.dn.clone(), entry.dn.clone())
-            } else {
-                (entry.dn.clone(), existing.account.dn.clone())
-            };
-            self.out.warnings.push(Warning {
-                account: Some(anchor.clone()),
-                ..Warning::new(
-                    WarningKind::DuplicateAnchor,
-                    format!(
-                    "entries \"{kept}\" and \"{dropped}\" share anchor {anchor}; only \"{kept}\" is used"
-                ),
-                )
-            });
-            if keep_existing {
-                return;
-            }
-        }
+        let prepared = self.preparer.prepare(source_name, entry);
+        self.add_prepared(prepared);
+    }
 
-        let enabled = rules
-            .accounts
-            .disabled_when
-            .as_ref()
-            .is_none_or(|filter| !filter.matches(entry));
-        let protected = !rules.policy.protected_principals.is_empty()
-            && rules.policy.protected_principals.contains(&normalized_dn);
-        let mut profile = Profile::default();
-        for (field, template) in &rules.accounts.profile {
-            profile.set(*field, template.render(entry).into_iter().next());
-        }
-
-        let mut claims = Vec::new();
-        if enabled {
-            let mut withheld = 0usize;
-            for mapping in rules.mappings.iter().filter(|m| m.reads(&source.name)) {
-                if mapping.when.as_ref().is_some_and(|f| !f.matches(entry)) {
-                    continue;
-                }
-                let values = match mapping.value.render_outcome(entry) {
-                    RenderOutcome::Values(values) => values,
-                    RenderOutcome::MissingAttribute(_) => {
-                        self.skip(mapping).missing_attribute += 1;
-                        continue;
-                    }
-                    RenderOutcome::Empty => continue,
-                };
-                for im_name in values {
-                    if let Some(problem) = rules.protocol(&mapping.protocol).problem_with(&im_name)
-                    {
-                        self.skip(mapping).invalid_name += 1;
-                        self.out.warnings.push(Warning {
-                            kind: WarningKind::InvalidName,
-                            protocol: Some(mapping.protocol.clone()),
-                            im_name: Some(im_name.clone()),
-                            account: Some(anchor.clone()),
-                            held_by: None,
-                            mapping: Some(mapping.name.clone()),
-                            group: None,
-                            message: format!(
-                                "mapping {} produced {} name {:?} for {}, which {problem}; skipped",
-                                mapping.name, mapping.protocol, im_name, entry.dn
-                            ),
-                        });
-                        continue;
-                    }
-                    let key = RegistrationKey {
-                        protocol: mapping.protocol.clone(),
-                        name_key: im_name_key(&mapping.protocol, &im_name),
-                    };
-                    if rules
-                        .exclusions
-                        .iter()
-                        .any(|e| e.freezes_registration(&key.protocol, &key.name_key))
-                    {
-                        self.out.frozen_registrations.insert(key);
-                        continue;
-                    }
-                    if protected {
-                        withheld += 1;
-                        continue;
-                    }
-                    claims.push((key, mapping.name.clone(), im_name));
-                }
-            }
-            if withheld > 0 {
-                self.out.warnings.push(Warning {
-                    account: Some(anchor.clone()),
-                    ..Warning::new(
-                        WarningKind::ProtectedPrincipal,
-                        format!(
-                            "{} is a protected principal: {withheld} registration(s) withheld",
-                            entry.dn
-                        ),
-                    )
-                });
-            }
-        }
-        let candidate = Candidate {
-            account: DesiredAccount {
+    /// Takes the next entry's contribution, in reading order. It must come from this
+    /// builder's preparer or a clone of it.
+    pub fn add_prepared(&mut self, prepared: PreparedEntry) {
+        match prepared.0 {
+            Prepared::Ignored => {}
+            Prepared::MissingAnchor(warning) => self.out.warnings.push(warning),
+            Prepared::Frozen {
                 anchor,
-                dn: entry.dn.clone(),
-                source: source.name.clone(),
-                enabled,
-                profile,
-                protected,
-            },
-            claims,
-            group_dn: reads_groups.then_some(normalized_dn),
-        };
-        match self.candidates.get(&candidate.account.anchor) {
-            Some(&index) => self.slots[index] = Some(candidate),
-            None => {
-                self.candidates
-                    .insert(candidate.account.anchor.clone(), self.slots.len());
-                self.slots.push(Some(candidate));
+                source,
+                group_dn,
+            } => {
+                self.out.frozen_accounts.insert(anchor.to_string());
+                if let Some(dn) = group_dn {
+                    let source = &self.preparer.rules.sources[source].name;
+                    self.facts(source).frozen_users.insert(dn);
+                }
+                self.arrivals.push(Arrival::Frozen(anchor));
             }
+            Prepared::User(candidate) => self.arrivals.push(Arrival::User(candidate)),
+            Prepared::Group(group) => self.add_group(group),
         }
     }
 
@@ -460,134 +809,219 @@ impl<'r> DesiredBuilder<'r> {
         self.group_facts.get_mut(source).expect("just inserted")
     }
 
-    /// Records a group entry: the names it gives under each distribution-list rule that
-    /// matches it, and its member DNs (for itself and for lists that nest it).
-    fn add_group_entry(&mut self, source: &str, entry: &Entry) {
-        let rules = self.rules;
-        let dn = normalize_dn(&entry.dn);
-        let frozen = rules
-            .exclusions
-            .iter()
-            .any(|exclusion| exclusion.freezes_entry(entry, &dn));
-        for (index, rule) in rules.groups.iter().enumerate() {
-            let GroupSelector::DistributionList(filter) = &rule.selector else {
-                continue;
-            };
-            if rule.source != source || !filter.matches(entry) {
-                continue;
-            }
-            let name = rule.name.render(entry).into_iter().next();
-            let Some(name) = name.as_deref().and_then(valid_group_name) else {
-                self.out.warnings.push(Warning {
-                    group: name.clone(),
-                    ..Warning::new(
-                        WarningKind::InvalidGroupName,
-                        format!(
-                            "group entry \"{}\" gives no usable name for group rule {} ({}); skipped",
-                            entry.dn,
-                            rule.owner,
-                            match &name {
-                                Some(name) => format!("got {name:?}"),
-                                None => "an attribute the name reads is missing".to_string(),
-                            }
-                        ),
-                    )
-                });
-                continue;
-            };
-            if frozen {
-                self.out.frozen_groups.insert(name.to_string());
+    fn add_group(&mut self, group: GroupEntry) {
+        self.out.warnings.extend(group.warnings);
+        for (rule, name) in group.lists {
+            if group.frozen {
+                self.out.frozen_groups.insert(name);
             } else {
                 self.lists.push(ListedGroup {
-                    rule: index,
-                    dn: dn.clone(),
-                    name: name.to_string(),
+                    rule,
+                    dn: group.dn.clone(),
+                    name,
                 });
             }
         }
+        let source = &self.preparer.rules.sources[group.source].name;
         let facts = self.facts(source);
-        if frozen {
-            facts.frozen_groups.insert(dn);
+        if group.frozen {
+            facts.frozen_groups.insert(group.dn);
             return;
         }
-        let members = facts.groups.entry(dn).or_default();
-        for value in entry.values("member").chain(entry.values("uniqueMember")) {
-            members.push(member_dn(value));
-        }
-    }
-
-    fn skip(&mut self, mapping: &Mapping) -> &mut SkipCounts {
-        self.out.skipped.entry(mapping.name.clone()).or_default()
+        facts
+            .groups
+            .entry(group.dn)
+            .or_default()
+            .extend(group.members);
     }
 
     /// The desired state of every entry added.
     pub fn finish(self) -> Desired {
-        let mut out = self.out;
-        let mut order: Vec<(String, usize)> = self.candidates.into_iter().collect();
-        order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut slots = self.slots;
-        let claim_count = slots.iter().flatten().map(|c| c.claims.len()).sum();
-        let mut claims: Vec<(RegistrationKey, Claim)> = Vec::with_capacity(claim_count);
-        let mut accounts = Vec::with_capacity(order.len());
-        let candidates = order.into_iter().map(|(anchor, index)| {
-            let candidate = slots[index].take();
-            (anchor, candidate.expect("an indexed candidate is kept"))
+        let DesiredBuilder {
+            preparer,
+            arrivals,
+            group_facts,
+            lists,
+            mut out,
+        } = self;
+        let rules = preparer.rules;
+        let names = &preparer.names;
+
+        // Arrivals by anchor, then in arrival order. Most comparisons are settled by the
+        // anchors' first bytes, kept beside the index so that sorting touches no string.
+        let mut arrivals = arrivals;
+        let mut order = std::mem::take(&mut arrivals.order);
+        order.sort_unstable_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| arrivals.get(a.2).anchor().cmp(arrivals.get(b.2).anchor()))
+                .then(a.2.cmp(&b.2))
         });
-        // Per source: user DN → index into `accounts`. Candidates come in anchor order, so
-        // when two accounts share a DN the first anchor wins whatever the input order.
+
+        // Each anchor's arrivals in order: an exclusion freezes the anchor whole, and of
+        // entries sharing an anchor the one first in (source, DN) order wins, so that the
+        // outcome does not depend on the order entries arrive in.
+        let mut accounts: Vec<DesiredAccount> = Vec::with_capacity(order.len());
+        // By account index.
+        let mut pending: Vec<Vec<PendingClaim>> = Vec::with_capacity(order.len());
+        let mut per_source = vec![0u64; rules.sources.len()];
+        // Per source: user DN → index into `accounts`. Accounts come in anchor order, so
+        // when two share a DN the first anchor wins whatever the input order.
         let mut user_dns: HashMap<&str, HashMap<String, usize>> = HashMap::new();
-        for (anchor, candidate) in candidates {
-            *out.accounts_per_source
-                .entry(candidate.account.source.clone())
-                .or_default() += 1;
+        let mut keep = |candidate: Candidate| {
+            let index = accounts.len();
+            per_source[candidate.source] += 1;
             if let Some(dn) = candidate.group_dn {
-                let source = self
-                    .rules
-                    .sources
-                    .iter()
-                    .find(|s| s.name == candidate.account.source)
-                    .map_or("", |s| s.name.as_str());
                 user_dns
-                    .entry(source)
+                    .entry(rules.sources[candidate.source].name.as_str())
                     .or_default()
                     .entry(dn)
-                    .or_insert(accounts.len());
+                    .or_insert(index);
             }
-            for (key, mapping, im_name) in candidate.claims {
-                let claim = Claim {
-                    account: anchor.clone(),
-                    mapping,
-                    im_name,
+            pending.push(candidate.claims);
+            accounts.push(candidate.account);
+        };
+        let mut run_anchor: Option<Arc<str>> = None;
+        let mut kept: Option<Candidate> = None;
+        let mut frozen = false;
+        for &(_, _, index) in &order {
+            let arrival = arrivals.take(index);
+            if run_anchor.as_deref() != Some(arrival.anchor()) {
+                if let Some(candidate) = kept.take() {
+                    keep(candidate);
+                }
+                frozen = false;
+                run_anchor = Some(match &arrival {
+                    Arrival::User(candidate) => candidate.account.anchor.clone(),
+                    Arrival::Frozen(anchor) => anchor.clone(),
+                });
+            }
+            let mut candidate = match arrival {
+                Arrival::Frozen(_) => {
+                    frozen = true;
+                    kept = None;
+                    continue;
+                }
+                Arrival::User(_) if frozen => continue,
+                Arrival::User(candidate) => candidate,
+            };
+            if let Some(existing) = &kept {
+                let keep_existing = (&*existing.account.source, &*existing.account.dn)
+                    <= (&*candidate.account.source, &*candidate.account.dn);
+                let (winner, loser) = if keep_existing {
+                    (&existing.account.dn, &candidate.account.dn)
+                } else {
+                    (&candidate.account.dn, &existing.account.dn)
                 };
-                claims.push((key, claim));
+                let anchor = &candidate.account.anchor;
+                out.warnings.push(Warning {
+                    account: Some(anchor.to_string()),
+                    ..Warning::new(
+                        WarningKind::DuplicateAnchor,
+                        format!(
+                            "entries \"{winner}\" and \"{loser}\" share anchor {anchor}; only \"{winner}\" is used"
+                        ),
+                    )
+                });
+                if keep_existing {
+                    continue;
+                }
             }
-            accounts.push((anchor, candidate.account));
+            if let Some(effects) = candidate.effects.take() {
+                for (mapping, counts) in effects.skipped {
+                    let skipped = out
+                        .skipped
+                        .entry(rules.mappings[mapping].name.clone())
+                        .or_default();
+                    skipped.missing_attribute += counts.missing_attribute;
+                    skipped.invalid_name += counts.invalid_name;
+                }
+                out.warnings.extend(effects.warnings);
+                out.frozen_registrations
+                    .extend(effects.frozen_registrations);
+            }
+            kept = Some(candidate);
         }
-        resolve_groups(
-            self.rules,
-            &self.group_facts,
-            self.lists,
-            &user_dns,
-            &accounts,
-            &mut out,
-        );
+        if let Some(candidate) = kept.take() {
+            keep(candidate);
+        }
+        drop(arrivals);
+        drop(order);
+        for (source, count) in rules.sources.iter().zip(per_source) {
+            if count > 0 {
+                *out.accounts_per_source
+                    .entry(source.name.clone())
+                    .or_default() += count;
+            }
+        }
+
+        resolve_groups(rules, &group_facts, lists, &user_dns, &accounts, &mut out);
         drop(user_dns);
-        // Sorted input lets the maps build in one pass instead of by repeated insertion.
-        out.accounts = accounts.into_iter().collect();
-        claims.sort_unstable();
-        claims.dedup();
-        let mut grouped: Vec<(RegistrationKey, Vec<Claim>)> = Vec::new();
-        for (key, claim) in claims {
-            match grouped.last_mut() {
-                Some((last, group)) if *last == key => group.push(claim),
-                _ => grouped.push((key, vec![claim])),
-            }
-        }
-        out.claims = grouped.into_iter().collect();
+        out.accounts = accounts;
+        out.claims = sorted_claims(names, &pending);
+        drop(pending);
         out.warnings.sort();
         out.warnings.dedup();
         out
     }
+}
+
+/// The claims of every account (`pending`, by account index), sorted by (protocol, name
+/// key, account, mapping, IM name) and without duplicates.
+fn sorted_claims(names: &Names, pending: &[Vec<PendingClaim>]) -> Vec<Claim> {
+    let count = pending.iter().map(Vec::len).sum();
+    let mut order: Vec<(u64, u64, u32, u32)> = Vec::with_capacity(count);
+    for (account, claims) in pending.iter().enumerate() {
+        for (slot, claim) in claims.iter().enumerate() {
+            let protocol_rank = names.protocol_ranks[claim.mapping];
+            let (high, low) = sort_prefix(protocol_rank, &claim.name_key);
+            order.push((high, low, account as u32, slot as u32));
+        }
+    }
+    // Protocol ranks order like the protocols' names, and accounts are in anchor order.
+    let claim =
+        |(_, _, account, slot): &(u64, u64, u32, u32)| &pending[*account as usize][*slot as usize];
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+            let (x, y) = (claim(a), claim(b));
+            (&names.protocols[x.mapping], &x.name_key, a.2)
+                .cmp(&(&names.protocols[y.mapping], &y.name_key, b.2))
+                .then_with(|| {
+                    (&names.mappings[x.mapping], &x.im_name)
+                        .cmp(&(&names.mappings[y.mapping], &y.im_name))
+                })
+        })
+    });
+    let mut sorted: Vec<Claim> = Vec::with_capacity(count);
+    for key in &order {
+        let pending = claim(key);
+        let claim = Claim {
+            protocol: names.protocols[pending.mapping].clone(),
+            name_key: pending.name_key.clone(),
+            account: key.2 as usize,
+            mapping: names.mappings[pending.mapping].clone(),
+            im_name: pending.im_name.clone(),
+        };
+        if sorted.last() != Some(&claim) {
+            sorted.push(claim);
+        }
+    }
+    sorted
+}
+
+/// The sort prefix of `text` under `rank`: the rank, then the first 14 bytes of the text
+/// (zero-padded), as two big-endian numbers. Two prefixes compare like (rank, text)
+/// whenever they differ; equal ones need the whole texts.
+fn sort_prefix(rank: u16, text: &str) -> (u64, u64) {
+    let mut bytes = [0u8; 16];
+    bytes[..2].copy_from_slice(&rank.to_be_bytes());
+    let take = text.len().min(14);
+    bytes[2..2 + take].copy_from_slice(&text.as_bytes()[..take]);
+    let (high, low) = bytes.split_at(8);
+    (
+        u64::from_be_bytes(high.try_into().expect("8 bytes")),
+        u64::from_be_bytes(low.try_into().expect("8 bytes")),
+    )
 }
 
 /// Works out every group's members from the recorded DNs, settles name collisions and
@@ -601,7 +1035,7 @@ fn resolve_groups(
     facts: &HashMap<String, GroupFacts>,
     lists: Vec<ListedGroup>,
     user_dns: &HashMap<&str, HashMap<String, usize>>,
-    accounts: &[(String, DesiredAccount)],
+    accounts: &[DesiredAccount],
     out: &mut Desired,
 ) {
     if rules.groups.is_empty() {
@@ -636,9 +1070,9 @@ fn resolve_groups(
         let mut skipped = GroupSkipCounts::default();
         for (dn, &index) in users {
             if dn_is_within(dn, subtree) {
-                let (anchor, account) = &accounts[index];
+                let account = &accounts[index];
                 if account.enabled {
-                    members.push(anchor.clone());
+                    members.push(account.anchor.to_string());
                 } else {
                     skipped.disabled_members += 1;
                 }
@@ -720,7 +1154,7 @@ fn flatten(
     start: &str,
     facts: &GroupFacts,
     users: &HashMap<String, usize>,
-    accounts: &[(String, DesiredAccount)],
+    accounts: &[DesiredAccount],
 ) -> (Vec<String>, GroupSkipCounts) {
     let mut members = Vec::new();
     let mut visited: HashSet<&str> = HashSet::new();
@@ -736,9 +1170,9 @@ fn flatten(
         for member in facts.groups.get(group).into_iter().flatten() {
             let member = member.as_str();
             if let Some(&index) = users.get(member) {
-                let (anchor, account) = &accounts[index];
+                let account = &accounts[index];
                 if account.enabled {
-                    members.push(anchor.clone());
+                    members.push(account.anchor.to_string());
                 } else {
                     disabled.insert(member);
                 }
@@ -896,6 +1330,75 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn sort_prefixes_order_like_the_strings() {
+        let words = [
+            "",
+            "a",
+            "a\u{0}",
+            "ab",
+            "abcdefghijklmn",
+            "abcdefghijklmnop",
+            "abcdefghijklmno",
+            "b",
+            "é",
+            "zzzzzzzzzzzzzzzzzz",
+            "00000001-0000-4000",
+            "00000001-0000-3000",
+        ];
+        for rank_a in [0u16, 1, 300] {
+            for rank_b in [0u16, 1, 300] {
+                for a in words {
+                    for b in words {
+                        let (x, y) = (sort_prefix(rank_a, a), sort_prefix(rank_b, b));
+                        if x != y {
+                            assert_eq!(x.cmp(&y), (rank_a, a).cmp(&(rank_b, b)), "{a:?} {b:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shared_anchors_and_frozen_anchors_settle_alike_in_any_order() {
+        let mut rules = rules(Vec::new());
+        rules.sources[0].anchor = Anchor::Attribute("employeeNumber".to_string());
+        rules.exclusions = vec![Exclusion {
+            name: "board".to_string(),
+            selector: ExclusionSelector::Filter(Box::new(Filter::parse("(title=board)").unwrap())),
+        }];
+        let numbered = |cn: &str, number: &str| user(cn).with("employeeNumber", &[number]);
+        let entries = vec![
+            numbered("ann", "1"),
+            numbered("bob", "2"),
+            numbered("abe", "1"),
+            numbered("cat", "3"),
+            numbered("boss", "3").with("title", &["board"]),
+            numbered("cid", "3"),
+        ];
+        let reference = build(&rules, &entries);
+        let anchors: Vec<&str> = reference.accounts.iter().map(|a| &*a.anchor).collect();
+        assert_eq!(anchors, ["1", "2"]);
+        assert_eq!(&*reference.accounts[0].dn, format!("cn=abe,{PEOPLE}"));
+        assert!(reference.frozen_accounts.contains("3"));
+        for shift in 0..entries.len() {
+            let mut order = entries.clone();
+            order.rotate_left(shift);
+            let out = build(&rules, &order);
+            assert_eq!(out.accounts, reference.accounts, "order {shift}");
+            assert_eq!(out.frozen_accounts, reference.frozen_accounts);
+        }
+        // More users than one chunk of arrivals holds.
+        let many: Vec<Entry> = (0..ARRIVAL_CHUNK + 10)
+            .rev()
+            .map(|i| numbered(&format!("u{i}"), &format!("{i:06}")))
+            .collect();
+        let out = build(&rules, &many);
+        assert_eq!(out.accounts.len(), ARRIVAL_CHUNK + 10);
+        assert!(out.accounts.windows(2).all(|w| w[0].anchor < w[1].anchor));
     }
 
     #[test]

@@ -22,36 +22,34 @@ use crate::core::state::{
 /// name order (as the planner gives names). Serial 0.
 pub fn state_from(desired: &Desired) -> State {
     let mut state = State::default();
-    for (anchor, account) in &desired.accounts {
+    for account in &desired.accounts {
         if !account.enabled {
             continue;
         }
         state.accounts.insert(
-            anchor.clone(),
+            account.anchor.to_string(),
             StateAccount {
-                anchor: anchor.clone(),
-                dn: account.dn.clone(),
-                source: Some(account.source.clone()),
+                anchor: account.anchor.to_string(),
+                dn: account.dn.to_string(),
+                source: Some(account.source.to_string()),
                 status: AccountStatus::Active,
                 profile: account.profile.clone(),
             },
         );
     }
-    for (key, claims) in &desired.claims {
-        let Some(first) = claims.first() else {
-            continue;
-        };
+    for claims in desired.claims_by_name() {
+        let first = &claims[0];
         if claims.iter().any(|claim| claim.account != first.account) {
             continue; // wanted by several accounts: nobody gets it
         }
         state.registrations.insert(
-            key.clone(),
+            first.key(),
             StateRegistration {
-                protocol: key.protocol.clone(),
-                im_name: first.im_name.clone(),
-                account: first.account.clone(),
+                protocol: first.protocol.to_string(),
+                im_name: first.im_name.to_string(),
+                account: desired.accounts[first.account].anchor.to_string(),
                 source: RegistrationSource::Ldap,
-                owner: Some(first.mapping.clone()),
+                owner: Some(first.mapping.to_string()),
             },
         );
     }

@@ -267,59 +267,63 @@ impl ProfileField {
     pub fn from_name(name: &str) -> Option<ProfileField> {
         ProfileField::ALL.into_iter().find(|f| f.name() == name)
     }
+
+    /// The field's place in [`ProfileField::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// An account's profile: a value per field, or none. Serialised as a map of the fields
-/// that have a value. Fields live inline (no map allocation per account), since stores
-/// and directories hold hundreds of thousands of profiles.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// that have a value.
+///
+/// Stores and directories hold hundreds of thousands of profiles, so the values share
+/// one allocation: `text` holds them one after the other in field order, `ends[i]` is
+/// where the value of field `i` ends (and the next one starts), and bit `i` of `present`
+/// says whether field `i` has a value at all.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Profile {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    display_name: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    department: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    title: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    telephone: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    location: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    mail: Option<Box<str>>,
+    text: Box<str>,
+    ends: [u32; 6],
+    present: u8,
 }
 
 impl Profile {
-    fn slot(&self, field: ProfileField) -> &Option<Box<str>> {
-        match field {
-            ProfileField::DisplayName => &self.display_name,
-            ProfileField::Department => &self.department,
-            ProfileField::Title => &self.title,
-            ProfileField::Telephone => &self.telephone,
-            ProfileField::Location => &self.location,
-            ProfileField::Mail => &self.mail,
+    /// A profile with these values, by field in [`ProfileField::ALL`] order.
+    pub fn from_values<S: AsRef<str>>(values: [Option<S>; 6]) -> Profile {
+        let length = values.iter().flatten().map(|v| v.as_ref().len()).sum();
+        let mut text = String::with_capacity(length);
+        let mut ends = [0u32; 6];
+        let mut present = 0u8;
+        for (index, value) in values.iter().enumerate() {
+            if let Some(value) = value {
+                text.push_str(value.as_ref());
+                present |= 1 << index;
+            }
+            ends[index] = u32::try_from(text.len()).expect("a profile under 4 GiB");
         }
-    }
-
-    fn slot_mut(&mut self, field: ProfileField) -> &mut Option<Box<str>> {
-        match field {
-            ProfileField::DisplayName => &mut self.display_name,
-            ProfileField::Department => &mut self.department,
-            ProfileField::Title => &mut self.title,
-            ProfileField::Telephone => &mut self.telephone,
-            ProfileField::Location => &mut self.location,
-            ProfileField::Mail => &mut self.mail,
+        Profile {
+            text: text.into_boxed_str(),
+            ends,
+            present,
         }
     }
 
     /// The value of `field`, if any.
     pub fn get(&self, field: ProfileField) -> Option<&str> {
-        self.slot(field).as_deref()
+        let index = field.index();
+        if self.present & (1 << index) == 0 {
+            return None;
+        }
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        Some(&self.text[start as usize..self.ends[index] as usize])
     }
 
     /// Sets (or, with `None`, clears) `field`.
     pub fn set(&mut self, field: ProfileField, value: Option<String>) {
-        *self.slot_mut(field) = value.map(String::into_boxed_str);
+        let mut values: [Option<&str>; 6] = ProfileField::ALL.map(|f| self.get(f));
+        values[field.index()] = value.as_deref();
+        *self = Profile::from_values(values);
     }
 
     /// The fields that have a value, in [`ProfileField::ALL`] order.
@@ -327,6 +331,62 @@ impl Profile {
         ProfileField::ALL
             .into_iter()
             .filter_map(|field| self.get(field).map(|value| (field, value)))
+    }
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(field, value)| (field.name(), value)))
+            .finish()
+    }
+}
+
+/// The serialised form of a [`Profile`]: a map of the fields that have a value.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFields<S> {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    display_name: Option<S>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    department: Option<S>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    title: Option<S>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    telephone: Option<S>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    location: Option<S>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    mail: Option<S>,
+}
+
+impl Serialize for Profile {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let [display_name, department, title, telephone, location, mail] =
+            ProfileField::ALL.map(|field| self.get(field));
+        ProfileFields {
+            display_name,
+            department,
+            title,
+            telephone,
+            location,
+            mail,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = ProfileFields::<String>::deserialize(deserializer)?;
+        Ok(Profile::from_values([
+            fields.display_name,
+            fields.department,
+            fields.title,
+            fields.telephone,
+            fields.location,
+            fields.mail,
+        ]))
     }
 }
 
@@ -545,9 +605,87 @@ pub fn im_name_key(_protocol: &str, im_name: &str) -> String {
     im_name.trim().to_lowercase()
 }
 
+/// Whether `im_name` is already its own [`im_name_key`] (trimmed and lowercase), as
+/// produced names mostly are, so that the key need not be made. Decided for ASCII only:
+/// `false` may still be its own key.
+pub fn is_own_name_key(im_name: &str) -> bool {
+    let bytes = im_name.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => {
+            !(first as char).is_whitespace()
+                && !(last as char).is_whitespace()
+                && bytes
+                    .iter()
+                    .all(|&b| b.is_ascii() && !b.is_ascii_uppercase())
+        }
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profiles_keep_each_field_apart_in_one_allocation() {
+        let mut profile =
+            Profile::from_values([Some("Ann"), None, Some(""), None, Some("Oslo"), None]);
+        assert_eq!(profile.get(ProfileField::DisplayName), Some("Ann"));
+        assert_eq!(profile.get(ProfileField::Department), None);
+        assert_eq!(profile.get(ProfileField::Title), Some(""));
+        assert_eq!(profile.get(ProfileField::Location), Some("Oslo"));
+        profile.set(ProfileField::Mail, Some("ann@x".to_string()));
+        profile.set(ProfileField::DisplayName, None);
+        let fields: Vec<_> = profile.iter().collect();
+        assert_eq!(
+            fields,
+            [
+                (ProfileField::Title, ""),
+                (ProfileField::Location, "Oslo"),
+                (ProfileField::Mail, "ann@x")
+            ]
+        );
+        let json = serde_json::to_string(&profile).unwrap();
+        assert_eq!(json, r#"{"title":"","location":"Oslo","mail":"ann@x"}"#);
+        assert_eq!(serde_json::from_str::<Profile>(&json).unwrap(), profile);
+        assert_eq!(
+            serde_json::from_str::<Profile>(r#"{"title":null}"#).unwrap(),
+            Profile::default()
+        );
+        assert!(serde_json::from_str::<Profile>(r#"{"shoe_size":"9"}"#).is_err());
+        assert_eq!(
+            format!("{profile:?}"),
+            r#"{"title": "", "location": "Oslo", "mail": "ann@x"}"#
+        );
+        // Equal values, equal profiles, however they were made.
+        let mut built = Profile::default();
+        for (field, value) in profile.iter() {
+            built.set(field, Some(value.to_string()));
+        }
+        assert_eq!(built, profile);
+    }
+
+    #[test]
+    fn own_name_keys_are_recognised_without_making_the_key() {
+        for name in [
+            "bob",
+            "bob.smith@x",
+            "a b",
+            "Bob",
+            " bob",
+            "bob ",
+            "björn",
+            "ǅ",
+            "",
+        ] {
+            if is_own_name_key(name) {
+                assert_eq!(im_name_key("aol", name), name, "{name:?}");
+            }
+        }
+        assert!(is_own_name_key("bob.smith@x"));
+        assert!(!is_own_name_key("Bob"));
+        assert!(!is_own_name_key(" bob"));
+    }
 
     fn classes(list: &[&str]) -> Vec<String> {
         list.iter().map(|c| c.to_string()).collect()

@@ -4,16 +4,27 @@
 //! Pure and deterministic. Only rows with an owner are ever changed; unmanaged rows are
 //! read to report conflicts and nothing else. The plan is also the saved-plan format, so
 //! every change carries what `apply` needs to carry it out without re-reading anything.
+//!
+//! The desired state and the store are both sorted the same way (accounts by anchor,
+//! registrations by protocol and name key), so each is walked once beside the other
+//! rather than looked up row by row. A change shares the strings of the desired state
+//! (names, anchors, DNs) instead of copying them: a first import of a million users is
+//! millions of changes.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::core::desired::{
-    Claim, Desired, DesiredGroup, GroupSkipCounts, SkipCounts, Warning, WarningKind,
+    Claim, Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, SkipCounts, Warning, WarningKind,
 };
 use crate::core::dn::normalize_dn;
-use crate::core::model::{Departure, GroupKind, Profile, ProfileField, Rules};
+use crate::core::model::{
+    im_name_key, is_own_name_key, Departure, GroupKind, Profile, ProfileField, Rules,
+};
 use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistration};
 
 /// The version of the plan JSON format.
@@ -105,23 +116,25 @@ pub enum Kind {
 /// A field's old and new value.
 pub type FieldChange = (Option<String>, Option<String>);
 
-/// One change. Fields that do not apply to a kind are absent from the JSON.
+/// One change. Fields that do not apply to a kind are absent from the JSON. Strings are
+/// shared (`Arc<str>`): the changes of one account carry one copy of its anchor and DN,
+/// and every change of a mapping one copy of its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub action: Action,
     pub kind: Kind,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub protocol: Option<String>,
+    pub protocol: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub im_name: Option<String>,
+    pub im_name: Option<Arc<str>>,
     /// The account's anchor value.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub account: Option<String>,
+    pub account: Option<Arc<str>>,
     /// For registrations: the owning mapping (after the change, for updates).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub mapping: Option<String>,
+    pub mapping: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reason: Option<String>,
+    pub reason: Option<Arc<str>>,
     /// For updates: field → [old, new]. (Boxed, like `profile`, to keep the common
     /// registration change small: plans can hold millions.)
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -129,22 +142,22 @@ pub struct Change {
     /// The account's DN (for account adds, the DN to record; for group members, the
     /// member's).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub dn: Option<String>,
+    pub dn: Option<Arc<str>>,
     /// For account and group adds: the config source that manages the row.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub source: Option<String>,
+    pub source: Option<Arc<str>>,
     /// For account adds: the profile.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub profile: Option<Box<Profile>>,
     /// For groups and group members: the group's name.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub group: Option<String>,
+    pub group: Option<Arc<str>>,
     /// For group members: the member account's anchor.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub member: Option<String>,
+    pub member: Option<Arc<str>>,
     /// For groups: the group rule owning the group (after the change, for updates).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub group_rule: Option<String>,
+    pub group_rule: Option<Arc<str>>,
     /// For group adds: the kind of group to record.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub group_kind: Option<GroupKind>,
@@ -172,32 +185,38 @@ impl Change {
         }
     }
 
-    fn registration(action: Action, protocol: &str, im_name: &str, account: &str) -> Self {
+    fn registration(
+        action: Action,
+        protocol: Arc<str>,
+        im_name: Arc<str>,
+        account: Arc<str>,
+    ) -> Self {
         Change {
-            protocol: Some(protocol.to_string()),
-            im_name: Some(im_name.to_string()),
-            account: Some(account.to_string()),
+            protocol: Some(protocol),
+            im_name: Some(im_name),
+            account: Some(account),
             ..Change::new(action, Kind::Registration)
         }
     }
 
-    fn account(action: Action, account: &str) -> Self {
+    fn account(action: Action, account: Arc<str>, dn: Option<Arc<str>>) -> Self {
         Change {
-            account: Some(account.to_string()),
+            account: Some(account),
+            dn,
             ..Change::new(action, Kind::Account)
         }
     }
 
-    fn group(action: Action, group: &str) -> Self {
+    fn group(action: Action, group: &Arc<str>) -> Self {
         Change {
-            group: Some(group.to_string()),
+            group: Some(group.clone()),
             ..Change::new(action, Kind::Group)
         }
     }
 
-    fn group_member(action: Action, group: &str, member: String) -> Self {
+    fn group_member(action: Action, group: &Arc<str>, member: Arc<str>) -> Self {
         Change {
-            group: Some(group.to_string()),
+            group: Some(group.clone()),
             member: Some(member),
             ..Change::new(action, Kind::GroupMember)
         }
@@ -222,20 +241,28 @@ impl Change {
         }
     }
 
-    /// The total order of changes in a plan.
-    fn sort_key(&self) -> (u8, &str, String, &str, &str, &str) {
-        let name_key = match (&self.protocol, &self.im_name) {
-            (Some(protocol), Some(name)) => crate::core::model::im_name_key(protocol, name),
-            _ => String::new(),
-        };
-        (
-            self.phase(),
-            self.protocol.as_deref().unwrap_or(""),
-            name_key,
-            self.group.as_deref().unwrap_or(""),
-            self.account.as_deref().unwrap_or(""),
-            self.member.as_deref().unwrap_or(""),
-        )
+    /// The normalised IM name the change orders by; empty without a protocol and a name.
+    fn name_key(&self) -> Cow<'_, str> {
+        match (&self.protocol, &self.im_name) {
+            (Some(_), Some(name)) if is_own_name_key(name) => Cow::Borrowed(&**name),
+            (Some(protocol), Some(name)) => Cow::Owned(im_name_key(protocol, name)),
+            _ => Cow::Borrowed(""),
+        }
+    }
+
+    /// The total order of changes in a plan: phase, protocol, name key, group, account,
+    /// member.
+    fn order(&self, other: &Change) -> Ordering {
+        fn text(value: &Option<Arc<str>>) -> &str {
+            value.as_deref().unwrap_or("")
+        }
+        self.phase()
+            .cmp(&other.phase())
+            .then_with(|| text(&self.protocol).cmp(text(&other.protocol)))
+            .then_with(|| self.name_key().cmp(&other.name_key()))
+            .then_with(|| text(&self.group).cmp(text(&other.group)))
+            .then_with(|| text(&self.account).cmp(text(&other.account)))
+            .then_with(|| text(&self.member).cmp(text(&other.member)))
     }
 }
 
@@ -257,6 +284,21 @@ fn departure_reason(in_config: bool, disabled: bool) -> &'static str {
         "account left scope"
     } else {
         "source removed"
+    }
+}
+
+/// Each distinct reason allocated once, however many changes give it.
+#[derive(Default)]
+struct Reasons(BTreeMap<String, Arc<str>>);
+
+impl Reasons {
+    fn get(&mut self, reason: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(reason) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = reason.into();
+        self.0.insert(reason.to_string(), shared.clone());
+        shared
     }
 }
 
@@ -285,6 +327,7 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         2 * accounts.len() + claims.len() + state.accounts.len() + state.registrations.len(),
     );
     let mut warnings: Vec<Warning> = warnings;
+    let mut reasons = Reasons::default();
 
     // Exclusions freeze accounts (by anchor, DN subtree) and names (by IM-name rules).
     let has_dn_rules = rules.exclusions.iter().any(|e| e.freezes_by_dn());
@@ -297,15 +340,17 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
                     rules.exclusions.iter().any(|e| e.freezes_dn(&dn))
                 }))
     };
-    let frozen_registration = |key: &RegistrationKey, row: Option<&StateRegistration>| -> bool {
-        frozen_registrations.contains(key)
-            || (has_name_rules
-                && rules
-                    .exclusions
-                    .iter()
-                    .any(|e| e.freezes_registration(&key.protocol, &key.name_key)))
-            || row.is_some_and(|r| frozen_account(&r.account))
-    };
+    let frozen_registration =
+        |protocol: &str, name_key: &str, row: Option<&StateRegistration>| -> bool {
+            (!frozen_registrations.is_empty()
+                && frozen_registrations.contains(&registration_key(protocol, name_key)))
+                || (has_name_rules
+                    && rules
+                        .exclusions
+                        .iter()
+                        .any(|e| e.freezes_registration(protocol, name_key)))
+                || row.is_some_and(|r| frozen_account(&r.account))
+        };
     let mut excluded_accounts: BTreeSet<&str> =
         frozen_accounts.iter().map(String::as_str).collect();
     let mut excluded_registrations: BTreeSet<RegistrationKey> = frozen_registrations.clone();
@@ -318,106 +363,148 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         .collect();
     let holds_unmanaged = |anchor: &str| unmanaged_holders.contains(anchor);
 
-    // Accounts: adds, updates, (re)activation and departures.
+    // Accounts: adds, updates, (re)activation and departures, walking the desired
+    // accounts and the stored ones side by side.
     let source_names: BTreeSet<&str> = rules.sources.iter().map(|s| s.name.as_str()).collect();
+    let on_departure = rules.accounts.on_departure;
     // Managed accounts that give up their managed registrations, with the reason.
     let mut departing: BTreeMap<&str, &'static str> = BTreeMap::new();
-    for (anchor, wanted) in &accounts {
-        match state.accounts.get(anchor) {
-            // The profile moves in at the end, once nothing borrows the accounts.
-            None if wanted.enabled => changes.push(Change {
-                dn: Some(wanted.dn.clone()),
-                source: Some(wanted.source.clone()),
-                ..Change::account(Action::Add, anchor)
-            }),
-            None => {}
-            Some(actual) => {
-                let mut fields = BTreeMap::new();
-                for field in ProfileField::ALL {
-                    let old = actual.profile.get(field);
-                    let new = wanted.profile.get(field);
-                    if old != new {
-                        fields.insert(
-                            field.name().to_string(),
-                            (old.map(str::to_string), new.map(str::to_string)),
-                        );
-                    }
-                }
-                if actual.dn != wanted.dn {
-                    fields.insert(
-                        "dn".to_string(),
-                        (Some(actual.dn.clone()), Some(wanted.dn.clone())),
-                    );
-                }
-                if actual.source.as_deref() != Some(wanted.source.as_str()) {
-                    fields.insert(
-                        "source".to_string(),
-                        (actual.source.clone(), Some(wanted.source.clone())),
-                    );
-                }
-                if !fields.is_empty() {
-                    changes.push(Change {
-                        fields: Some(Box::new(fields)),
-                        ..Change::account(Action::Update, anchor)
-                    });
-                }
-                match (wanted.enabled, actual.status) {
-                    (true, AccountStatus::Deactivated) => changes.push(Change {
-                        reason: Some("enabled in the directory".to_string()),
-                        ..Change::account(Action::Reactivate, anchor)
-                    }),
-                    (false, _) => {
-                        departing.insert(anchor, departure_reason(true, true));
-                        push_departure(
-                            &mut changes,
-                            rules.accounts.on_departure,
-                            anchor,
-                            actual.status,
-                            "disabled",
-                            holds_unmanaged(anchor),
-                        );
-                    }
-                    (true, AccountStatus::Active) => {}
-                }
+    let mut wanted_accounts = accounts.iter_mut().peekable();
+    let mut stored_accounts = state.accounts.iter().peekable();
+    loop {
+        let order = match (wanted_accounts.peek(), stored_accounts.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(wanted), Some((anchor, _))) => (*wanted.anchor).cmp(anchor.as_str()),
+        };
+        if order == Ordering::Greater {
+            // Only in the store.
+            let (anchor, actual) = stored_accounts.next().expect("peeked");
+            let Some(source) = &actual.source else {
+                continue; // unmanaged: never changed
+            };
+            if frozen_account(anchor) {
+                excluded_accounts.insert(anchor);
+                continue;
+            }
+            let in_config = source_names.contains(source.as_str());
+            let reason = departure_reason(in_config, false);
+            departing.insert(anchor, reason);
+            let short = if in_config {
+                "left scope"
+            } else {
+                "source removed"
+            };
+            push_departure(
+                &mut changes,
+                on_departure,
+                Change::account(
+                    Action::Remove,
+                    anchor.as_str().into(),
+                    Some(actual.dn.as_str().into()),
+                ),
+                actual.status,
+                reasons.get(short),
+                holds_unmanaged(anchor),
+            );
+            continue;
+        }
+        let wanted = wanted_accounts.next().expect("peeked");
+        let actual = if order == Ordering::Equal {
+            stored_accounts.next()
+        } else {
+            None
+        };
+        let Some((stored_anchor, actual)) = actual else {
+            if wanted.enabled {
+                changes.push(Change {
+                    source: Some(wanted.source.clone()),
+                    profile: Some(Box::new(std::mem::take(&mut wanted.profile))),
+                    ..Change::account(Action::Add, wanted.anchor.clone(), Some(wanted.dn.clone()))
+                });
+            }
+            continue;
+        };
+        let mut fields = BTreeMap::new();
+        for field in ProfileField::ALL {
+            let old = actual.profile.get(field);
+            let new = wanted.profile.get(field);
+            if old != new {
+                fields.insert(
+                    field.name().to_string(),
+                    (old.map(str::to_string), new.map(str::to_string)),
+                );
             }
         }
-    }
-    for (anchor, actual) in &state.accounts {
-        let Some(source) = &actual.source else {
-            continue; // unmanaged: never changed
-        };
-        if accounts.contains_key(anchor) {
-            continue;
+        if *actual.dn != *wanted.dn {
+            fields.insert(
+                "dn".to_string(),
+                (Some(actual.dn.clone()), Some(wanted.dn.to_string())),
+            );
         }
-        if frozen_account(anchor) {
-            excluded_accounts.insert(anchor);
-            continue;
+        if actual.source.as_deref() != Some(&*wanted.source) {
+            fields.insert(
+                "source".to_string(),
+                (actual.source.clone(), Some(wanted.source.to_string())),
+            );
         }
-        let in_config = source_names.contains(source.as_str());
-        let reason = departure_reason(in_config, false);
-        departing.insert(anchor, reason);
-        let short = if in_config {
-            "left scope"
-        } else {
-            "source removed"
+        let account = || {
+            Change::account(
+                Action::Update,
+                wanted.anchor.clone(),
+                Some(wanted.dn.clone()),
+            )
         };
-        push_departure(
-            &mut changes,
-            rules.accounts.on_departure,
-            anchor,
-            actual.status,
-            short,
-            holds_unmanaged(anchor),
-        );
+        if !fields.is_empty() {
+            changes.push(Change {
+                fields: Some(Box::new(fields)),
+                ..account()
+            });
+        }
+        match (wanted.enabled, actual.status) {
+            (true, AccountStatus::Deactivated) => changes.push(Change {
+                action: Action::Reactivate,
+                reason: Some(reasons.get("enabled in the directory")),
+                ..account()
+            }),
+            (false, _) => {
+                departing.insert(stored_anchor, departure_reason(true, true));
+                push_departure(
+                    &mut changes,
+                    on_departure,
+                    account(),
+                    actual.status,
+                    reasons.get("disabled"),
+                    holds_unmanaged(stored_anchor),
+                );
+            }
+            (true, AccountStatus::Active) => {}
+        }
     }
-    let keeps_registrations = rules.accounts.on_departure == Departure::Keep;
+    drop(wanted_accounts);
+    let accounts = accounts;
+    let keeps_registrations = on_departure == Departure::Keep;
+    let wanted_account = |anchor: &str| -> Option<&DesiredAccount> {
+        accounts
+            .binary_search_by(|account| (*account.anchor).cmp(anchor))
+            .ok()
+            .map(|index| &accounts[index])
+    };
+    // Every change names the account's DN too, so that people can read plans made with
+    // opaque anchors such as entryUUID: the directory's, else the store's.
+    let dn_of = |anchor: &str| -> Option<Arc<str>> {
+        wanted_account(anchor)
+            .map(|a| a.dn.clone())
+            .or_else(|| state.accounts.get(anchor).map(|a| a.dn.as_str().into()))
+    };
 
-    // Registrations the directory calls for.
+    // Registrations, walking the claims and the stored rows side by side, name by name.
     let same_person = |row_account: &str, desired_anchor: &str| -> bool {
         row_account == desired_anchor
             || match (
                 state.accounts.get(row_account),
-                accounts.get(desired_anchor),
+                wanted_account(desired_anchor),
             ) {
                 (Some(row), Some(wanted)) => normalize_dn(&row.dn) == normalize_dn(&wanted.dn),
                 _ => false,
@@ -431,136 +518,185 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
             .find(|m| m.renamed_from.iter().any(|o| o == old))
             .map(|m| m.name.as_str())
     };
-    // Managed rows nothing wants any more.
-    for (key, row) in &state.registrations {
-        let Some(owner) = row.owner.as_deref() else {
-            continue;
+    let anchor_of = |index: usize| -> &str { &accounts[index].anchor };
+    let mut claims = claims.into_iter().peekable();
+    let mut rows = state.registrations.iter().peekable();
+    // The claims on the current name, in (account, mapping, IM name) order.
+    let mut on_name: Vec<Claim> = Vec::new();
+    loop {
+        let order = match (rows.peek(), claims.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((key, _)), Some(claim)) => (key.protocol.as_str(), key.name_key.as_str())
+                .cmp(&(&*claim.protocol, &*claim.name_key)),
         };
-        let still_wanted = claims
-            .get(key)
-            .is_some_and(|claims| claims.iter().any(|c| c.account == row.account));
-        if still_wanted {
-            continue;
-        }
-        if frozen_registration(key, Some(row)) {
-            excluded_registrations.insert(key.clone());
-            continue;
-        }
-        let departure = departing.get(row.account.as_str()).copied();
-        if departure.is_some() && keeps_registrations {
-            continue;
-        }
-        let owner_known = mapping_names.contains(owner) || renamed_to(owner).is_some();
-        let reason = match departure {
-            Some(reason) => reason.to_string(),
-            None if !owner_known => "mapping removed".to_string(),
-            None if accounts.get(&row.account).is_some_and(|a| a.protected) => {
-                "protected principal".to_string()
+        let row = if order == Ordering::Greater {
+            None
+        } else {
+            rows.next()
+        };
+        on_name.clear();
+        if order != Ordering::Less {
+            let first = claims.next().expect("peeked");
+            while let Some(claim) =
+                claims.next_if(|c| c.protocol == first.protocol && c.name_key == first.name_key)
+            {
+                on_name.push(claim);
             }
-            None => format!("no longer produced by mapping {owner}"),
-        };
-        changes.push(Change {
-            mapping: Some(owner.to_string()),
-            reason: Some(reason),
-            ..Change::registration(Action::Remove, &key.protocol, &row.im_name, &row.account)
-        });
-    }
+            on_name.insert(0, first);
+        }
 
-    for (key, claims) in claims {
-        let row = state.registrations.get(&key);
-        let claimants: BTreeSet<&str> = claims.iter().map(|c| c.account.as_str()).collect();
-        if frozen_registration(&key, row) {
+        // A managed row nothing wants any more.
+        if let Some((key, row)) = row {
+            if let Some(owner) = row.owner.as_deref() {
+                let still_wanted = on_name.iter().any(|c| anchor_of(c.account) == row.account);
+                if !still_wanted {
+                    let departure = departing.get(row.account.as_str()).copied();
+                    if frozen_registration(&key.protocol, &key.name_key, Some(row)) {
+                        excluded_registrations.insert(key.clone());
+                    } else if !(departure.is_some() && keeps_registrations) {
+                        let owner_known =
+                            mapping_names.contains(owner) || renamed_to(owner).is_some();
+                        let reason = match departure {
+                            Some(reason) => reasons.get(reason),
+                            None if !owner_known => reasons.get("mapping removed"),
+                            None if wanted_account(&row.account).is_some_and(|a| a.protected) => {
+                                reasons.get("protected principal")
+                            }
+                            None => reasons.get(&format!("no longer produced by mapping {owner}")),
+                        };
+                        changes.push(Change {
+                            mapping: Some(owner.into()),
+                            reason: Some(reason),
+                            dn: dn_of(&row.account),
+                            ..Change::registration(
+                                Action::Remove,
+                                key.protocol.as_str().into(),
+                                row.im_name.as_str().into(),
+                                row.account.as_str().into(),
+                            )
+                        });
+                    }
+                }
+            }
+        }
+        let Some(first) = on_name.first() else {
+            continue;
+        };
+
+        // The claims on this name.
+        let (protocol, name_key) = (first.protocol.clone(), first.name_key.clone());
+        let row = row.map(|(_, row)| row);
+        // Claimants in anchor order, each once (claims come in account order).
+        let mut claimants: Vec<&str> = Vec::with_capacity(1);
+        for claim in &on_name {
+            let anchor = anchor_of(claim.account);
+            if claimants.last() != Some(&anchor) {
+                claimants.push(anchor);
+            }
+        }
+        if frozen_registration(&protocol, &name_key, row) {
             if let Some(row) = row {
                 for claimant in claimants.iter().filter(|c| **c != row.account) {
-                    warnings.push(conflict(&key, claimant, Some(&row.account), format!(
-                        "{} name {:?} wanted for {claimant} is held by excluded account {}; skipped",
-                        key.protocol, row.im_name, row.account
+                    warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
+                        "{protocol} name {:?} wanted for {claimant} is held by excluded account {}; skipped",
+                        row.im_name, row.account
                     )));
                 }
             }
-            excluded_registrations.insert(key);
+            excluded_registrations.insert(registration_key(&protocol, &name_key));
             continue;
         }
         match row {
-            None => give_name(key, claims, &mut changes, &mut warnings),
+            None => give_name(
+                &mut on_name,
+                &claimants,
+                &accounts,
+                &mut changes,
+                &mut warnings,
+            ),
             Some(row) if !row.is_managed() => {
-                for claim in claims {
-                    if same_person(&row.account, &claim.account) {
+                for claim in &on_name {
+                    let claimant = anchor_of(claim.account);
+                    if same_person(&row.account, claimant) {
                         warnings.push(Warning {
                             kind: WarningKind::AlreadyRegistered,
-                            protocol: Some(key.protocol.clone()),
+                            protocol: Some(protocol.to_string()),
                             im_name: Some(row.im_name.clone()),
-                            account: Some(claim.account.clone()),
+                            account: Some(claimant.to_string()),
                             held_by: Some(row.account.clone()),
-                            mapping: Some(claim.mapping.clone()),
+                            mapping: Some(claim.mapping.to_string()),
                             group: None,
                             message: format!(
-                                "{} name {:?} is already registered to {} by a {} registration; left as it is",
-                                key.protocol, row.im_name, claim.account, row.source.name()
+                                "{protocol} name {:?} is already registered to {claimant} by a {} registration; left as it is",
+                                row.im_name, row.source.name()
                             ),
                         });
                     } else {
-                        warnings.push(conflict(&key, &claim.account, Some(&row.account), format!(
-                            "{} name {:?} wanted for {} is held by a {} registration of {}; skipped",
-                            key.protocol, claim.im_name, claim.account, row.source.name(), row.account
+                        warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
+                            "{protocol} name {:?} wanted for {claimant} is held by a {} registration of {}; skipped",
+                            claim.im_name, row.source.name(), row.account
                         )));
                     }
                 }
             }
-            Some(row) if claimants.contains(row.account.as_str()) => {
+            Some(row) if claimants.contains(&row.account.as_str()) => {
                 let owner = row.owner.as_deref().unwrap_or_default();
                 for claimant in claimants.iter().filter(|c| **c != row.account) {
                     warnings.push(conflict(
-                        &key,
+                        &protocol,
+                        &name_key,
                         claimant,
                         Some(&row.account),
                         format!(
-                            "{} name {:?} wanted for {claimant} is already held by {}; skipped",
-                            key.protocol, row.im_name, row.account
+                            "{protocol} name {:?} wanted for {claimant} is already held by {}; skipped",
+                            row.im_name, row.account
                         ),
                     ));
                 }
-                let own: Vec<_> = claims.iter().filter(|c| c.account == row.account).collect();
+                let own: Vec<&Claim> = on_name
+                    .iter()
+                    .filter(|c| anchor_of(c.account) == row.account)
+                    .collect();
                 let keeper = own
                     .iter()
-                    .find(|c| c.mapping == owner)
-                    .or_else(|| {
-                        own.iter()
-                            .find(|c| renamed_to(owner) == Some(c.mapping.as_str()))
-                    })
+                    .find(|c| *c.mapping == *owner)
+                    .or_else(|| own.iter().find(|c| renamed_to(owner) == Some(&*c.mapping)))
                     .unwrap_or(&own[0]);
                 let mut fields = BTreeMap::new();
-                if keeper.im_name != row.im_name {
+                if *keeper.im_name != *row.im_name {
                     fields.insert(
                         "im_name".to_string(),
-                        (Some(row.im_name.clone()), Some(keeper.im_name.clone())),
+                        (Some(row.im_name.clone()), Some(keeper.im_name.to_string())),
                     );
                 }
-                if keeper.mapping != owner {
+                if *keeper.mapping != *owner {
                     fields.insert(
                         "mapping".to_string(),
-                        (Some(owner.to_string()), Some(keeper.mapping.clone())),
+                        (Some(owner.to_string()), Some(keeper.mapping.to_string())),
                     );
                 }
                 if !fields.is_empty() {
-                    let reason = if keeper.mapping != owner
-                        && renamed_to(owner) == Some(keeper.mapping.as_str())
+                    let reason = if *keeper.mapping != *owner
+                        && renamed_to(owner) == Some(&*keeper.mapping)
                     {
                         "mapping renamed"
-                    } else if keeper.mapping != owner {
+                    } else if *keeper.mapping != *owner {
                         "now produced by another mapping"
                     } else {
                         "name changed case"
                     };
                     changes.push(Change {
                         mapping: Some(keeper.mapping.clone()),
-                        reason: Some(reason.to_string()),
+                        reason: Some(reasons.get(reason)),
                         fields: Some(Box::new(fields)),
+                        dn: dn_of(&row.account),
                         ..Change::registration(
                             Action::Update,
-                            &key.protocol,
-                            &row.im_name,
-                            &row.account,
+                            protocol.clone(),
+                            row.im_name.as_str().into(),
+                            row.account.as_str().into(),
                         )
                     });
                 }
@@ -570,53 +706,52 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
                 let kept = keeps_registrations && departing.contains_key(row.account.as_str());
                 if kept {
                     for claimant in &claimants {
-                        warnings.push(conflict(&key, claimant, Some(&row.account), format!(
-                            "{} name {:?} wanted for {claimant} is kept by departed account {}; skipped",
-                            key.protocol, row.im_name, row.account
+                        warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
+                            "{protocol} name {:?} wanted for {claimant} is kept by departed account {}; skipped",
+                            row.im_name, row.account
                         )));
                     }
                 } else {
-                    // The removal is planned above with the other unwanted rows.
-                    give_name(key, claims, &mut changes, &mut warnings);
+                    // The removal is planned above with the row.
+                    give_name(
+                        &mut on_name,
+                        &claimants,
+                        &accounts,
+                        &mut changes,
+                        &mut warnings,
+                    );
                 }
             }
         }
     }
+    drop(claims);
 
     // Groups and their members.
     let excluded_groups = plan_groups(
         rules,
         groups,
-        &frozen_groups,
         state,
         &GroupContext {
             departing: &departing,
             keeps_registrations,
             frozen_account: &frozen_account,
+            frozen_groups: &frozen_groups,
         },
+        &mut reasons,
         &mut changes,
         &mut warnings,
     );
 
-    // Every change names the account's DN too, so that people can read plans made with
-    // opaque anchors such as entryUUID.
+    // Group members are named by their DN too.
     for change in &mut changes {
-        let Some(anchor) = change.account.as_deref().or(change.member.as_deref()) else {
-            continue;
-        };
-        if change.kind == Kind::Account && change.action == Action::Add {
-            change.profile = accounts
-                .get_mut(anchor)
-                .map(|a| Box::new(std::mem::take(&mut a.profile)));
-        }
         if change.dn.is_none() {
-            change.dn = accounts
-                .get(anchor)
-                .map(|a| a.dn.clone())
-                .or_else(|| state.accounts.get(anchor).map(|a| a.dn.clone()));
+            if let Some(anchor) = change.account.as_deref().or(change.member.as_deref()) {
+                change.dn = dn_of(anchor);
+            }
         }
     }
-    changes.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    // Mostly in order already (each part above walks sorted data): the sort merges runs.
+    changes.sort_by(Change::order);
     warnings.sort();
     warnings.dedup();
 
@@ -673,6 +808,13 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
     })
 }
 
+fn registration_key(protocol: &str, name_key: &str) -> RegistrationKey {
+    RegistrationKey {
+        protocol: protocol.to_string(),
+        name_key: name_key.to_string(),
+    }
+}
+
 /// What group planning needs from the account planning before it.
 struct GroupContext<'a> {
     /// Managed accounts giving up their managed rows, with the reason.
@@ -680,6 +822,8 @@ struct GroupContext<'a> {
     /// `on_departure: keep`: departed accounts keep their rows, memberships included.
     keeps_registrations: bool,
     frozen_account: &'a dyn Fn(&str) -> bool,
+    /// Names of groups whose entry an exclusion freezes.
+    frozen_groups: &'a BTreeSet<String>,
 }
 
 /// Plans group and membership changes; returns how many groups exclusions froze.
@@ -690,9 +834,9 @@ struct GroupContext<'a> {
 fn plan_groups(
     rules: &Rules,
     groups: BTreeMap<String, DesiredGroup>,
-    frozen_groups: &BTreeSet<String>,
     state: &State,
     context: &GroupContext<'_>,
+    reasons: &mut Reasons,
     changes: &mut Vec<Change>,
     warnings: &mut Vec<Warning>,
 ) -> u64 {
@@ -705,7 +849,7 @@ fn plan_groups(
         if groups.contains_key(name) {
             continue;
         }
-        if frozen_groups.contains(name) {
+        if context.frozen_groups.contains(name) {
             excluded += 1;
             continue;
         }
@@ -714,20 +858,21 @@ fn plan_groups(
         } else {
             "group rule removed"
         };
+        let group: Arc<str> = name.as_str().into();
         for member in &row.members {
             changes.push(Change {
-                reason: Some(reason.to_string()),
-                ..Change::group_member(Action::Remove, name, member.clone())
+                reason: Some(reasons.get(reason)),
+                ..Change::group_member(Action::Remove, &group, member.as_str().into())
             });
         }
         changes.push(Change {
-            group_rule: Some(owner.to_string()),
-            reason: Some(reason.to_string()),
-            ..Change::group(Action::Remove, name)
+            group_rule: Some(owner.into()),
+            reason: Some(reasons.get(reason)),
+            ..Change::group(Action::Remove, &group)
         });
     }
     for (name, wanted) in groups {
-        if frozen_groups.contains(&name) {
+        if context.frozen_groups.contains(&name) {
             excluded += 1;
             continue;
         }
@@ -738,15 +883,16 @@ fn plan_groups(
             members,
             ..
         } = wanted;
+        let group: Arc<str> = name.as_str().into();
         let Some(row) = state.groups.get(&name) else {
             changes.push(Change {
-                source: Some(source),
-                group_rule: Some(rule),
+                source: Some(source.into()),
+                group_rule: Some(rule.into()),
                 group_kind: Some(kind),
-                ..Change::group(Action::Add, &name)
+                ..Change::group(Action::Add, &group)
             });
             for member in members {
-                changes.push(Change::group_member(Action::Add, &name, member));
+                changes.push(Change::group_member(Action::Add, &group, member.into()));
             }
             continue;
         };
@@ -780,10 +926,10 @@ fn plan_groups(
         }
         if !fields.is_empty() {
             changes.push(Change {
-                group_rule: Some(rule),
-                reason: Some("now produced by another group rule".to_string()),
+                group_rule: Some(rule.into()),
+                reason: Some(reasons.get("now produced by another group rule")),
                 fields: Some(Box::new(fields)),
-                ..Change::group(Action::Update, &name)
+                ..Change::group(Action::Update, &group)
             });
         }
         // Both lists are sorted: one merge walk finds who leaves and who joins.
@@ -813,13 +959,13 @@ fn plan_groups(
                         continue;
                     }
                     changes.push(Change {
-                        reason: Some(departure.unwrap_or("no longer a member").to_string()),
-                        ..Change::group_member(Action::Remove, &name, member.clone())
+                        reason: Some(reasons.get(departure.unwrap_or("no longer a member"))),
+                        ..Change::group_member(Action::Remove, &group, member.as_str().into())
                     });
                 }
                 std::cmp::Ordering::Greater => {
                     let member = want.next().expect("peeked");
-                    changes.push(Change::group_member(Action::Add, &name, member));
+                    changes.push(Change::group_member(Action::Add, &group, member.into()));
                 }
             }
         }
@@ -827,17 +973,18 @@ fn plan_groups(
     excluded
 }
 
-/// A conflict warning about `key`, wanted for `claimant`.
+/// A conflict warning about a name, wanted for `claimant`.
 fn conflict(
-    key: &RegistrationKey,
+    protocol: &str,
+    name_key: &str,
     claimant: &str,
     held_by: Option<&str>,
     message: String,
 ) -> Warning {
     Warning {
         kind: WarningKind::Conflict,
-        protocol: Some(key.protocol.clone()),
-        im_name: Some(key.name_key.clone()),
+        protocol: Some(protocol.to_string()),
+        im_name: Some(name_key.to_string()),
         account: (!claimant.is_empty()).then(|| claimant.to_string()),
         held_by: held_by.map(str::to_string),
         mapping: None,
@@ -847,51 +994,59 @@ fn conflict(
 }
 
 /// Gives a free name to the one account that wants it, or, when several do, to none of
-/// them with a warning: the result never depends on input order.
+/// them with a warning: the result never depends on input order. `claimants` are the
+/// distinct accounts of `on_name`, the claims on the name.
 fn give_name(
-    key: RegistrationKey,
-    claims: Vec<Claim>,
+    on_name: &mut Vec<Claim>,
+    claimants: &[&str],
+    accounts: &[DesiredAccount],
     changes: &mut Vec<Change>,
     warnings: &mut Vec<Warning>,
 ) {
-    let claimants: BTreeSet<&str> = claims.iter().map(|c| c.account.as_str()).collect();
     if claimants.len() > 1 {
-        let list: Vec<&str> = claimants.into_iter().collect();
+        let first = &on_name[0];
         warnings.push(conflict(
-            &key,
+            &first.protocol,
+            &first.name_key,
             "",
             None,
             format!(
                 "{} name {:?} is wanted by {} accounts ({}); none gets it",
-                key.protocol,
-                claims[0].im_name,
-                list.len(),
-                list.join(", ")
+                first.protocol,
+                first.im_name,
+                claimants.len(),
+                claimants.join(", ")
             ),
         ));
         return;
     }
-    let Some(claim) = claims.into_iter().next() else {
+    on_name.truncate(1);
+    let Some(claim) = on_name.pop() else {
         return;
     };
+    let account = &accounts[claim.account];
     changes.push(Change {
-        protocol: Some(key.protocol),
-        im_name: Some(claim.im_name),
-        account: Some(claim.account),
         mapping: Some(claim.mapping),
-        ..Change::new(Action::Add, Kind::Registration)
+        dn: Some(account.dn.clone()),
+        ..Change::registration(
+            Action::Add,
+            claim.protocol,
+            claim.im_name,
+            account.anchor.clone(),
+        )
     });
 }
 
-/// Adds the change `on_departure` calls for to an account that left or was disabled.
-/// An account that still holds unmanaged registrations is deactivated, not deleted:
-/// unmanaged rows are never changed, and they need their account.
+/// Adds the change `on_departure` calls for to an account that left or was disabled:
+/// `change` names the account. An account that still holds unmanaged registrations is
+/// deactivated, not deleted: unmanaged rows are never changed, and they need their
+/// account.
 fn push_departure(
     changes: &mut Vec<Change>,
     departure: Departure,
-    anchor: &str,
+    change: Change,
     status: AccountStatus,
-    reason: &str,
+    reason: Arc<str>,
     holds_unmanaged: bool,
 ) {
     let departure = if departure == Departure::Delete && holds_unmanaged {
@@ -901,12 +1056,14 @@ fn push_departure(
     };
     match departure {
         Departure::Deactivate if status == AccountStatus::Active => changes.push(Change {
-            reason: Some(reason.to_string()),
-            ..Change::account(Action::Deactivate, anchor)
+            action: Action::Deactivate,
+            reason: Some(reason),
+            ..change
         }),
         Departure::Delete => changes.push(Change {
-            reason: Some(reason.to_string()),
-            ..Change::account(Action::Remove, anchor)
+            action: Action::Remove,
+            reason: Some(reason),
+            ..change
         }),
         Departure::Deactivate | Departure::Keep => {}
     }
@@ -997,14 +1154,7 @@ mod tests {
     }
 
     fn account(anchor: &str) -> DesiredAccount {
-        DesiredAccount {
-            anchor: anchor.to_string(),
-            dn: format!("cn={anchor},dc=x"),
-            source: "hr".to_string(),
-            enabled: true,
-            profile: Profile::default(),
-            protected: false,
-        }
+        DesiredAccount::new(anchor, &format!("cn={anchor},dc=x"), "hr")
     }
 
     fn state_account(anchor: &str) -> StateAccount {
@@ -1051,8 +1201,12 @@ mod tests {
                 (
                     c.action,
                     c.kind,
-                    c.group.clone().unwrap_or_default(),
-                    c.member.clone().or(c.account.clone()).unwrap_or_default(),
+                    c.group.as_deref().unwrap_or_default().to_string(),
+                    c.member
+                        .as_deref()
+                        .or(c.account.as_deref())
+                        .unwrap_or_default()
+                        .to_string(),
                 )
             })
             .collect()
@@ -1062,7 +1216,7 @@ mod tests {
     fn apply_order_creates_accounts_then_groups_then_members() {
         let rules = rules(&["staff"]);
         let mut desired = Desired::default();
-        desired.accounts.insert("new".to_string(), account("new"));
+        desired.insert_account(account("new"));
         desired.groups.extend([wanted("staff", "staff", &["new"])]);
         let plan = plan(&rules, desired, &State::default()).unwrap();
         use Action::Add;
@@ -1134,7 +1288,7 @@ mod tests {
     fn unmanaged_groups_are_never_touched() {
         let rules = rules(&["staff"]);
         let mut desired = Desired::default();
-        desired.accounts.insert("a".to_string(), account("a"));
+        desired.insert_account(account("a"));
         desired.groups.extend([wanted("staff", "staff", &["a"])]);
         let mut state = State::default();
         state.accounts.insert("a".to_string(), state_account("a"));
@@ -1152,7 +1306,7 @@ mod tests {
         let rules = rules(&["{cn}"]);
         let mut desired = Desired::default();
         for anchor in ["a", "b", "c"] {
-            desired.accounts.insert(anchor.to_string(), account(anchor));
+            desired.insert_account(account(anchor));
         }
         desired
             .groups

@@ -204,6 +204,15 @@ impl Template {
         self.render_outcome(entry).into_values()
     }
 
+    /// The first value [`Template::render`] gives, without making the others (a profile
+    /// field takes one value).
+    pub fn render_first(&self, entry: &Entry) -> Option<String> {
+        if let [Part::Placeholder(placeholder)] = self.parts.as_slice() {
+            return placeholder.first_value(entry);
+        }
+        self.render(entry).into_iter().next()
+    }
+
     /// Renders over `entry`, saying why nothing was rendered when that is the case.
     pub fn render_outcome(&self, entry: &Entry) -> RenderOutcome {
         // The common template is one placeholder: one pass over the entry, no product.
@@ -270,6 +279,23 @@ impl Template {
 }
 
 impl Placeholder {
+    /// The first value of [`Placeholder::values`].
+    fn first_value(&self, entry: &Entry) -> Option<String> {
+        'values: for value in entry.text_values(&self.attribute) {
+            let mut value = value;
+            for filter in &self.filters {
+                match filter.apply(value) {
+                    Some(next) => value = next,
+                    None => continue 'values,
+                }
+            }
+            if !value.is_empty() {
+                return Some(value.into_owned());
+            }
+        }
+        None
+    }
+
     /// The filtered, non-empty, distinct values of the attribute, in source order.
     fn values(&self, entry: &Entry) -> Vec<String> {
         let mut out = Vec::new();
@@ -353,7 +379,11 @@ impl ValueFilter {
 fn slice(value: Cow<'_, str>, start: usize, end: usize) -> Cow<'_, str> {
     match value {
         Cow::Borrowed(text) => Cow::Borrowed(&text[start..end]),
-        Cow::Owned(text) => Cow::Owned(text[start..end].to_string()),
+        Cow::Owned(mut text) => {
+            text.truncate(end);
+            text.drain(..start);
+            Cow::Owned(text)
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 pub use error::{LdifError, LdifFileError};
-pub use reader::LdifReader;
+pub use reader::{recycle, LdifReader};
 pub use record::RenameKeyword;
 pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
 pub use snapshot::{below_range, tree_key, Snapshot, SnapshotBase, SnapshotError};

@@ -19,6 +19,7 @@
 //! (`attr:: ...`). A file holds content records or change records, not both. `dn:` or
 //! `changetype:` inside an entry is an error (a missing blank line), not an attribute.
 
+use std::cell::RefCell;
 use std::io::BufRead;
 use std::ops::Range;
 
@@ -31,7 +32,7 @@ use super::error::LdifError;
 use super::record::{Change, Record};
 use super::record::{ChangeRecord, Control, ModOp, ModRdn, Modification, RenameKeyword};
 use super::url::{FileUrls, UrlResolver};
-use crate::core::entry::Entry;
+use crate::core::entry::{Attribute, Entry};
 
 /// Base64 as LDIF writers produce it; padding may be missing and trailing bits set, as
 /// python-ldap and OpenLDAP accept.
@@ -74,6 +75,7 @@ impl<R: BufRead> LdifReader<R> {
             decoder: Decoder {
                 base64_text: Vec::new(),
                 resolver: Box::new(FileUrls::absolute_only()),
+                spare_values: Vec::new(),
             },
             state: State::default(),
             next_line: 1,
@@ -145,9 +147,6 @@ struct State {
     /// The kind of the first record; every other record must be of the same kind.
     kind: Option<Kind>,
     record_line: usize,
-    /// How many attributes the last content record had: files tend to hold alike
-    /// entries, so this sizes the next one's attribute list.
-    attributes_hint: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -587,15 +586,36 @@ fn describe_char(bytes: &[u8]) -> String {
 struct Decoder {
     base64_text: Vec<u8>,
     resolver: Box<dyn UrlResolver>,
+    /// Value buffers of recycled entries, to decode values into.
+    spare_values: Vec<Vec<u8>>,
 }
 
 impl Decoder {
     fn value(&mut self, block: &Block, span: Span, line: &Line) -> Result<Vec<u8>, LdifError> {
+        let mut out = Vec::new();
+        self.value_into(block, span, line, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the value of `line` to `out`.
+    fn value_into(
+        &mut self,
+        block: &Block,
+        span: Span,
+        line: &Line,
+        out: &mut Vec<u8>,
+    ) -> Result<(), LdifError> {
         let raw = line.raw_value();
         match line.kind {
-            ValueKind::Text if block.ascii => Ok(raw.to_vec()),
+            ValueKind::Text if block.ascii => {
+                out.extend_from_slice(raw);
+                Ok(())
+            }
             ValueKind::Text => match std::str::from_utf8(raw) {
-                Ok(_) => Ok(raw.to_vec()),
+                Ok(_) => {
+                    out.extend_from_slice(raw);
+                    Ok(())
+                }
                 Err(e) => Err(block.error_at(
                     span,
                     line.value.start + e.valid_up_to(),
@@ -606,7 +626,7 @@ impl Decoder {
                     ),
                 )),
             },
-            ValueKind::Base64 => self.base64(block, span, line),
+            ValueKind::Base64 => self.base64(block, span, line, out),
             ValueKind::Url => {
                 let url = match std::str::from_utf8(raw) {
                     Ok("") => {
@@ -623,7 +643,7 @@ impl Decoder {
                         ))
                     }
                 };
-                self.resolver.resolve(url).map_err(|reason| {
+                let value = self.resolver.resolve(url).map_err(|reason| {
                     block.error(
                         span,
                         format!(
@@ -631,12 +651,38 @@ impl Decoder {
                             line.description()
                         ),
                     )
-                })
+                })?;
+                out.extend_from_slice(&value);
+                Ok(())
             }
         }
     }
 
-    fn base64(&mut self, block: &Block, span: Span, line: &Line) -> Result<Vec<u8>, LdifError> {
+    /// An empty buffer for a value: a recycled one when there is one.
+    fn spare_value(&mut self) -> Vec<u8> {
+        self.spare_values.pop().unwrap_or_default()
+    }
+
+    /// Keeps `values`' buffers for later values, as many as are worth keeping.
+    fn keep_values(&mut self, values: impl Iterator<Item = Vec<u8>>) {
+        for mut value in values {
+            if self.spare_values.len() >= MAX_SPARE_VALUES {
+                break;
+            }
+            if value.capacity() <= MAX_RECYCLED_VALUE {
+                value.clear();
+                self.spare_values.push(value);
+            }
+        }
+    }
+
+    fn base64(
+        &mut self,
+        block: &Block,
+        span: Span,
+        line: &Line,
+        out: &mut Vec<u8>,
+    ) -> Result<(), LdifError> {
         let raw = line.raw_value();
         // A fold may keep spaces inside base64 text (a continuation with two spaces);
         // they carry no data, so drop them as python-ldap and OpenLDAP do.
@@ -649,9 +695,9 @@ impl Decoder {
         } else {
             raw
         };
-        let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
-        match BASE64.decode_vec(input, &mut out) {
-            Ok(()) => Ok(out),
+        out.reserve(input.len() / 4 * 3 + 3);
+        match BASE64.decode_vec(input, out) {
+            Ok(()) => Ok(()),
             Err(e) => {
                 let what = format!("invalid base64 in value of \"{}\"", line.description());
                 match e {
@@ -684,17 +730,118 @@ impl Decoder {
         line: &Line,
         what: &str,
     ) -> Result<String, LdifError> {
+        let mut text = String::new();
+        self.text_into(block, span, line, what, &mut text)?;
+        Ok(text)
+    }
+
+    /// [`Decoder::text`] into `out`, reusing its buffer.
+    fn text_into(
+        &mut self,
+        block: &Block,
+        span: Span,
+        line: &Line,
+        what: &str,
+        out: &mut String,
+    ) -> Result<(), LdifError> {
         if line.kind == ValueKind::Url {
             return Err(block.error(span, format!("{what} cannot be given as a URL")));
         }
-        let bytes = self.value(block, span, line)?;
-        String::from_utf8(bytes).map_err(|_| {
+        let mut bytes = std::mem::take(out).into_bytes();
+        bytes.clear();
+        self.value_into(block, span, line, &mut bytes)?;
+        *out = String::from_utf8(bytes).map_err(|_| {
             block.error(
                 span,
                 format!("{what} is not valid UTF-8 after base64 decoding"),
             )
-        })
+        })?;
+        Ok(())
     }
+}
+
+thread_local! {
+    /// Entries given back with [`recycle`]: content records read on this thread are
+    /// filled into them, reusing their allocations.
+    static SPARE_ENTRIES: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Entries a thread keeps for reuse, at most (a few batches in flight).
+const MAX_SPARE_ENTRIES: usize = 4096;
+/// Value buffers a reader keeps for reuse, at most.
+const MAX_SPARE_VALUES: usize = 1024;
+/// Larger entries and buffers are freed, not kept: the pool must not hold on to the
+/// memory of the occasional photo or huge group.
+const MAX_RECYCLED_ATTRIBUTES: usize = 64;
+const MAX_RECYCLED_VALUES: usize = 64;
+const MAX_RECYCLED_VALUE: usize = 4096;
+
+/// Gives entries back for the LDIF readers of this thread to fill again, so that a
+/// reader streaming a large file allocates next to nothing per record. Only an
+/// optimisation: the entries read are the same either way. Large entries are freed.
+pub fn recycle(entries: impl IntoIterator<Item = Entry>) {
+    SPARE_ENTRIES.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        for entry in entries {
+            if spare.len() >= MAX_SPARE_ENTRIES {
+                break;
+            }
+            let small = entry.attributes.len() <= MAX_RECYCLED_ATTRIBUTES
+                && entry.attributes.iter().all(|attribute| {
+                    attribute.values.len() <= MAX_RECYCLED_VALUES
+                        && attribute
+                            .values
+                            .iter()
+                            .all(|value| value.capacity() <= MAX_RECYCLED_VALUE)
+                });
+            if small {
+                spare.push(entry);
+            }
+        }
+    });
+}
+
+/// An entry to fill: a recycled one when there is one.
+fn spare_entry() -> Entry {
+    SPARE_ENTRIES
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Adds a value to the record being filled into a (possibly recycled) entry:
+/// `attributes[..*used]` are the record's so far; later ones are left from an older
+/// record and reused for their buffers. Merges like [`Entry::push_value`], with a fast
+/// path for runs of the same attribute.
+fn refill(
+    attributes: &mut Vec<Attribute>,
+    used: &mut usize,
+    description: &str,
+    value: Vec<u8>,
+    decoder: &mut Decoder,
+) {
+    let live = &mut attributes[..*used];
+    if let Some(last) = live.last_mut() {
+        if last.description.eq_ignore_ascii_case(description) {
+            last.values.push(value);
+            return;
+        }
+    }
+    if let Some(attribute) = live
+        .iter_mut()
+        .find(|attribute| attribute.description.eq_ignore_ascii_case(description))
+    {
+        attribute.values.push(value);
+        return;
+    }
+    if *used == attributes.len() {
+        attributes.push(Attribute::default());
+    }
+    let attribute = &mut attributes[*used];
+    decoder.keep_values(attribute.values.drain(..));
+    attribute.description.clear();
+    attribute.description.push_str(description);
+    attribute.values.push(value);
+    *used += 1;
 }
 
 /// The value of a keyword line (`changetype:`, `add:`, `deleteoldrdn:`...): plain text,
@@ -839,7 +986,8 @@ fn parse_block(
             ),
         ));
     }
-    let dn = decoder.text(block, span, &line, "a DN")?;
+    let mut entry = spare_entry();
+    decoder.text_into(block, span, &line, "a DN", &mut entry.dn)?;
     let dn_span = span;
     state.record_line = block.line_of(span);
 
@@ -882,20 +1030,28 @@ fn parse_block(
                 ));
             }
             state.kind = Some(Kind::Content);
-            let mut entry = Entry {
-                dn,
-                attributes: Vec::with_capacity(state.attributes_hint),
-            };
+            let mut used = 0;
             while let Some((span, line)) = current {
                 check_attribute_name(block, span, &line)?;
-                let value = decoder.value(block, span, &line)?;
-                push_value(&mut entry, line.description(), value);
+                let mut value = decoder.spare_value();
+                decoder.value_into(block, span, &line, &mut value)?;
+                refill(
+                    &mut entry.attributes,
+                    &mut used,
+                    line.description(),
+                    value,
+                    decoder,
+                );
                 current = next_line!();
             }
-            state.attributes_hint = entry.attributes.len().min(256);
+            for stale in entry.attributes.drain(used..) {
+                decoder.keep_values(stale.values.into_iter());
+            }
             return Ok(Some(Record::Content(entry)));
         }
     };
+    let dn = std::mem::take(&mut entry.dn);
+    drop(entry);
     let changetype = keyword(block, changetype_span, &changetype_line)?;
     let change = if changetype.eq_ignore_ascii_case("add") {
         let mut entry = Entry::default();
@@ -1206,7 +1362,44 @@ fn split_value_spec(spec: &[u8], at: usize) -> (ValueKind, Range<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::entry::Attribute;
+
+    #[test]
+    fn recycled_entries_read_the_same_as_fresh_ones() {
+        let input = "version: 1\n\n\
+            dn: cn=big,dc=x\nobjectClass: top\nobjectClass: person\ncn: big\n\
+            description: a long one\nmail: a@x\nMAIL: b@x\nsn:: U8O4cmVu\n\n\
+            dn: cn=small,dc=x\ncn: small\n\n\
+            dn: cn=other,dc=x\nsn: other\nCN: other\ncn;lang-fr: autre\ncn: again\n\n\
+            dn:: Y249w6ksZGM9eA==\nobjectClass: top\njpegPhoto:: AAEC\n";
+        let fresh = entries(input);
+        // Each entry goes back for reuse as soon as it is read, as `plan` does it.
+        let mut reused = Vec::new();
+        for record in LdifReader::new(input.as_bytes()) {
+            let Ok(Record::Content(entry)) = record else {
+                panic!("{record:?}");
+            };
+            reused.push(entry.clone());
+            recycle([entry]);
+        }
+        assert_eq!(reused, fresh);
+        assert_eq!(
+            fresh[0].attributes[3].values.len(),
+            2,
+            "MAIL merged into mail"
+        );
+        assert_eq!(fresh[2].attributes[1].description, "CN");
+        assert_eq!(fresh[3].dn, "cn=é,dc=x");
+        // Entries too large to keep are freed, not pooled.
+        let mut huge = Entry::new("cn=g,dc=x");
+        for i in 0..1000 {
+            huge.push_value("member", format!("cn=u{i},dc=x").into_bytes());
+        }
+        recycle([huge]);
+        assert!(SPARE_ENTRIES.with(|spare| spare.borrow().iter().all(|e| e
+            .attributes
+            .iter()
+            .all(|a| a.values.len() <= MAX_RECYCLED_VALUES))));
+    }
 
     fn records(input: &[u8]) -> Result<Vec<Record>, LdifError> {
         LdifReader::new(input)

@@ -294,7 +294,11 @@ fn refuse(change: &Change, message: &str) -> io::Error {
     )
 }
 
-fn required<'a>(change: &Change, value: &'a Option<String>, what: &str) -> io::Result<&'a str> {
+fn required<'a>(
+    change: &Change,
+    value: &'a Option<std::sync::Arc<str>>,
+    what: &str,
+) -> io::Result<&'a str> {
     value
         .as_deref()
         .ok_or_else(|| refuse(change, &format!("the plan gives no {what}")))
@@ -338,7 +342,7 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
                         ("registrarActive", "TRUE".to_string()),
                     ];
                     if let Some(source) = &change.source {
-                        attributes.push(("registrarSource", source.clone()));
+                        attributes.push(("registrarSource", source.to_string()));
                     }
                     for (field, value) in change.profile.iter().flat_map(|p| p.iter()) {
                         attributes.push((profile_attribute(field), value.to_string()));
@@ -409,7 +413,7 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
                         ("registrarGroupKind", kind.name().to_string()),
                     ];
                     if let Some(source) = &change.source {
-                        attributes.push(("registrarSource", source.clone()));
+                        attributes.push(("registrarSource", source.to_string()));
                     }
                     attributes.push((
                         "registrarOwner",
@@ -502,9 +506,9 @@ mod tests {
             p.set(*field, Some(value.to_string()));
         }
         Change {
-            account: Some(anchor.to_string()),
-            dn: Some(dn.to_string()),
-            source: Some("hr".to_string()),
+            account: Some(anchor.into()),
+            dn: Some(dn.into()),
+            source: Some("hr".into()),
             profile: Some(Box::new(p)),
             ..Change::new(Action::Add, Kind::Account)
         }
@@ -512,28 +516,28 @@ mod tests {
 
     fn registration(action: Action, protocol: &str, name: &str, anchor: &str) -> Change {
         Change {
-            protocol: Some(protocol.to_string()),
-            im_name: Some(name.to_string()),
-            account: Some(anchor.to_string()),
-            mapping: Some("aol-mail".to_string()),
+            protocol: Some(protocol.into()),
+            im_name: Some(name.into()),
+            account: Some(anchor.into()),
+            mapping: Some("aol-mail".into()),
             ..Change::new(action, Kind::Registration)
         }
     }
 
     fn group_add(name: &str) -> Change {
         Change {
-            group: Some(name.to_string()),
-            group_rule: Some("lists".to_string()),
+            group: Some(name.into()),
+            group_rule: Some("lists".into()),
             group_kind: Some(GroupKind::DistributionList),
-            source: Some("hr".to_string()),
+            source: Some("hr".into()),
             ..Change::new(Action::Add, Kind::Group)
         }
     }
 
     fn member(action: Action, group: &str, anchor: &str) -> Change {
         Change {
-            group: Some(group.to_string()),
-            member: Some(anchor.to_string()),
+            group: Some(group.into()),
+            member: Some(anchor.into()),
             ..Change::new(action, Kind::GroupMember)
         }
     }
@@ -711,11 +715,11 @@ mod tests {
                     ("dn", Some("cn=B,dc=x"), Some("cn=B,ou=new,dc=x")),
                     ("source", None, Some("hr")),
                 ]))),
-                account: Some("a2".to_string()),
+                account: Some("a2".into()),
                 ..Change::new(Action::Update, Kind::Account)
             },
             Change {
-                account: Some("a3".to_string()),
+                account: Some("a3".into()),
                 ..Change::new(Action::Reactivate, Kind::Account)
             },
             registration(Action::Remove, "aol", "Old", "a2"),
@@ -729,12 +733,12 @@ mod tests {
             registration(Action::Add, "aol", "Alice", "a1"),
             member(Action::Remove, "old-list", "a2"),
             Change {
-                group: Some("old-list".to_string()),
+                group: Some("old-list".into()),
                 ..Change::new(Action::Remove, Kind::Group)
             },
             group_add("sales"),
             Change {
-                group: Some("ops".to_string()),
+                group: Some("ops".into()),
                 fields: Some(Box::new(fields(&[
                     ("group_rule", Some("old"), Some("lists")),
                     ("source", Some("hr"), None),
@@ -743,11 +747,11 @@ mod tests {
             },
             member(Action::Add, "sales", "a1"),
             Change {
-                account: Some("a4".to_string()),
+                account: Some("a4".into()),
                 ..Change::new(Action::Deactivate, Kind::Account)
             },
             Change {
-                account: Some("a5".to_string()),
+                account: Some("a5".into()),
                 ..Change::new(Action::Remove, Kind::Account)
             },
         ];
@@ -913,7 +917,7 @@ mod tests {
             1,
             vec![
                 Change {
-                    account: Some("a1".to_string()),
+                    account: Some("a1".into()),
                     fields: Some(Box::new(fields(&[
                         ("title", Some("Boss"), None),
                         ("department", None, Some("Ops")),
@@ -932,7 +936,7 @@ mod tests {
                 registration(Action::Add, "aol", "Bob", "a1"),
                 member(Action::Remove, "sales", "a2"),
                 Change {
-                    account: Some("a2".to_string()),
+                    account: Some("a2".into()),
                     ..Change::new(Action::Deactivate, Kind::Account)
                 },
             ],
@@ -1002,14 +1006,14 @@ mod tests {
             (Change::new(Action::Add, Kind::Account), "no account"),
             (
                 Change {
-                    account: Some("a".to_string()),
+                    account: Some("a".into()),
                     ..Change::new(Action::Add, Kind::Account)
                 },
                 "no dn",
             ),
             (
                 Change {
-                    account: Some("a".to_string()),
+                    account: Some("a".into()),
                     fields: Some(Box::new(fields(&[("shoe_size", None, Some("9"))]))),
                     ..Change::new(Action::Update, Kind::Account)
                 },

@@ -743,10 +743,10 @@ mod tests {
         };
         for i in 0..5000 {
             plan.changes.push(Change {
-                protocol: Some("aol".to_string()),
-                im_name: Some(format!("user{i}")),
-                account: Some(format!("cn=user {i},dc=example,dc=com")),
-                mapping: Some("aol-mail".to_string()),
+                protocol: Some("aol".into()),
+                im_name: Some(format!("user{i}").into()),
+                account: Some(format!("cn=user {i},dc=example,dc=com").into()),
+                mapping: Some("aol-mail".into()),
                 ..Change::new(Action::Add, Kind::Registration)
             });
         }

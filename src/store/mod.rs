@@ -486,10 +486,11 @@ const SELECT_REGISTRATIONS: &str =
 const SELECT_GROUPS: &str = "SELECT name, kind, source, owner FROM groups";
 
 fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StateAccount> {
-    let mut profile = Profile::default();
-    for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
-        profile.set(field, row.get::<_, Option<String>>(4 + offset)?);
+    let mut values: [Option<String>; 6] = Default::default();
+    for (offset, value) in values.iter_mut().enumerate() {
+        *value = row.get(4 + offset)?;
     }
+    let profile = Profile::from_values(values);
     let status: String = row.get(3)?;
     Ok(StateAccount {
         anchor: row.get(0)?,
@@ -605,8 +606,8 @@ fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
             let added = (change.action == Action::Add).then(|| {
                 drift::account_hash(&StateAccount {
                     anchor: anchor.to_string(),
-                    dn: change.dn.clone().unwrap_or_default(),
-                    source: change.source.clone(),
+                    dn: change.dn.as_deref().unwrap_or_default().to_string(),
+                    source: change.source.as_deref().map(str::to_string),
                     status: AccountStatus::Active,
                     profile: change.profile.as_deref().cloned().unwrap_or_default(),
                 })
@@ -620,9 +621,9 @@ fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
                     Some(drift::registration_hash(&StateRegistration {
                         protocol: protocol.to_string(),
                         im_name: im_name.to_string(),
-                        account: account.clone(),
+                        account: account.to_string(),
                         source: RegistrationSource::Ldap,
-                        owner: change.mapping.clone(),
+                        owner: change.mapping.as_deref().map(str::to_string),
                     }))
                 }
                 _ => None,
@@ -818,7 +819,10 @@ fn describe(change: &Change) -> String {
     }
 }
 
-fn required<'a>(value: &'a Option<String>, what: &str) -> Result<&'a str, ChangeFailure> {
+fn required<'a>(
+    value: &'a Option<std::sync::Arc<str>>,
+    what: &str,
+) -> Result<&'a str, ChangeFailure> {
     value
         .as_deref()
         .ok_or_else(|| ChangeFailure::Refused(format!("the plan gives no {what}")))
@@ -1068,17 +1072,7 @@ mod tests {
 
     fn desired_with_group(group: &str) -> Desired {
         let mut desired = Desired::default();
-        desired.accounts.insert(
-            "a".to_string(),
-            DesiredAccount {
-                anchor: "a".to_string(),
-                dn: "cn=a,dc=x".to_string(),
-                source: "hr".to_string(),
-                enabled: true,
-                profile: Profile::default(),
-                protected: false,
-            },
-        );
+        desired.insert_account(DesiredAccount::new("a", "cn=a,dc=x", "hr"));
         desired.groups.insert(
             group.to_string(),
             DesiredGroup {
