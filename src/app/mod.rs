@@ -26,6 +26,7 @@ use sources::InputsDigest;
 mod discover;
 mod drift;
 mod export;
+mod progress;
 mod sources;
 
 pub use discover::discover;
@@ -653,7 +654,9 @@ fn apply_recorded(
         reactivated: s.reactivate,
         ..RunRecord::new(command, started_at)
     };
-    Ok(store.apply(plan, run)?)
+    // A long apply shows its progress on a terminal's stderr.
+    let mut progress = progress::Progress::new("apply", "changes", Some(plan.changes.len() as u64));
+    Ok(store.apply_with_progress(plan, run, &mut |done| progress.advance_to(done))?)
 }
 
 /// Reads a saved plan, and whether it was made from a dirty working tree.

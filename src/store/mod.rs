@@ -272,9 +272,24 @@ impl Store {
     /// Applies `plan` in one transaction: all of it lands, or none of it. Refuses a plan
     /// made at another serial. Returns the new serial. `run` is recorded in the history
     /// in the same transaction, with the serials filled in.
-    pub fn apply(&mut self, plan: &Plan, mut run: RunRecord) -> Result<i64, StoreError> {
+    pub fn apply(&mut self, plan: &Plan, run: RunRecord) -> Result<i64, StoreError> {
+        self.apply_with_progress(plan, run, &mut |_| {})
+    }
+
+    /// [`Store::apply`], telling `progress` how many changes are done as it goes.
+    pub fn apply_with_progress(
+        &mut self,
+        plan: &Plan,
+        mut run: RunRecord,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<i64, StoreError> {
         let path = self.path.clone();
         let fail = |e| store_error(&path, e);
+        // A large plan writes rows all over the indexes: a page cache of up to 256 MiB
+        // (SQLite's default is 2 MiB) keeps their pages in memory for the transaction.
+        self.connection
+            .execute_batch("PRAGMA cache_size = -262144")
+            .map_err(fail)?;
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -286,7 +301,8 @@ impl Store {
                 actual: serial,
             });
         }
-        for change in &plan.changes {
+        for (done, change) in plan.changes.iter().enumerate() {
+            progress(done as u64);
             apply_change(&transaction, change).map_err(|problem| match problem {
                 ChangeFailure::Sqlite(e) => fail(e),
                 ChangeFailure::Refused(problem) => StoreError::Conflict {
@@ -737,6 +753,26 @@ fn expect_one(rows: usize, problem: &str) -> Result<(), ChangeFailure> {
     }
 }
 
+/// Runs `sql` through the connection's statement cache: an apply runs the same few
+/// statements millions of times, and parsing each again would cost a third of it.
+fn execute(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    connection.prepare_cached(sql)?.execute(params)
+}
+
+/// [`execute`] for a query of one row.
+fn query_row<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    connection.prepare_cached(sql)?.query_row(params, row)
+}
+
 fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
     match change.kind {
         Kind::Group => return apply_group_change(connection, change),
@@ -749,7 +785,8 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
             let dn = required(&change.dn, "dn")?;
             let profile = change.profile.clone().unwrap_or_default();
             let value = |field| profile.get(field);
-            let inserted = connection.execute(
+            let inserted = execute(
+                connection,
                 "INSERT OR IGNORE INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
@@ -780,11 +817,12 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                 };
                 let sql = format!("UPDATE accounts SET {column} = ?1 WHERE anchor = ?2");
                 expect_one(
-                    connection.execute(&sql, params![new, account])?,
+                    execute(connection, &sql, params![new, account])?,
                     "the account does not exist",
                 )?;
                 if column == "dn" {
-                    connection.execute(
+                    execute(
+                        connection,
                         "UPDATE accounts SET dn_key = ?1 WHERE anchor = ?2",
                         params![new.as_deref().map(normalize_dn), account],
                     )?;
@@ -798,14 +836,16 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
             } else {
                 AccountStatus::Active
             };
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "UPDATE accounts SET status = ?1 WHERE anchor = ?2 AND source IS NOT NULL",
                 params![status.name(), account],
             )?;
             expect_one(rows, "the managed account does not exist")
         }
         (Kind::Account, Action::Remove) => {
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "DELETE FROM accounts WHERE anchor = ?1 AND source IS NOT NULL",
                 params![account],
             )?;
@@ -818,7 +858,8 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
             match action {
                 Action::Add => {
                     let mapping = required(&change.mapping, "mapping")?;
-                    let rows = connection.execute(
+                    let rows = execute(
+                connection,
                         "INSERT OR IGNORE INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
                          VALUES (?1, ?2, ?3, ?4, 'ldap', ?5)",
                         params![protocol, key, im_name, account, mapping],
@@ -826,7 +867,8 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                     expect_one(rows, "the name is already registered")
                 }
                 Action::Remove => {
-                    let rows = connection.execute(
+                    let rows = execute(
+                connection,
                         "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
                         params![protocol, key, account],
                     )?;
@@ -850,7 +892,7 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                             "UPDATE registrations SET {column} = ?1 WHERE protocol = ?2 AND im_name_key = ?3 AND account = ?4 AND owner IS NOT NULL"
                         );
                         expect_one(
-                            connection.execute(&sql, params![new, protocol, key, account])?,
+                            execute(connection, &sql, params![new, protocol, key, account])?,
                             "no managed registration of that name for that account",
                         )?;
                     }
@@ -874,7 +916,8 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
             let kind = change.group_kind.ok_or_else(|| {
                 ChangeFailure::Refused("the plan gives no group kind".to_string())
             })?;
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "INSERT OR IGNORE INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4)",
                 params![group, kind.name(), change.source, rule],
             )?;
@@ -899,14 +942,15 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                     "UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL"
                 );
                 expect_one(
-                    connection.execute(&sql, params![new, group])?,
+                    execute(connection, &sql, params![new, group])?,
                     "the managed group does not exist",
                 )?;
             }
             Ok(())
         }
         Action::Remove => {
-            let members: i64 = connection.query_row(
+            let members: i64 = query_row(
+                connection,
                 "SELECT COUNT(*) FROM group_members WHERE group_name = ?1",
                 [group],
                 |row| row.get(0),
@@ -916,7 +960,8 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                     "the group still has {members} member(s)"
                 )));
             }
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "DELETE FROM groups WHERE name = ?1 AND owner IS NOT NULL",
                 [group],
             )?;
@@ -946,14 +991,16 @@ fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), C
     }
     match change.action {
         Action::Add => {
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "INSERT OR IGNORE INTO group_members (group_name, member) VALUES (?1, ?2)",
                 params![group, member],
             )?;
             expect_one(rows, "the account is already a member")
         }
         Action::Remove => {
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
                 params![group, member],
             )?;
