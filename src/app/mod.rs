@@ -28,6 +28,7 @@ use sources::InputsDigest;
 mod discover;
 mod drift;
 mod export;
+mod progress;
 pub mod run;
 mod snapshots;
 mod sources;
@@ -588,19 +589,16 @@ pub fn plan_command(
             })
         })?,
         PlanFormat::Json => {
-            if let Some(out) = out {
-                save_plan(&reconciled, out)?;
-            }
             let mut stdout = BufWriter::new(std::io::stdout().lock());
-            // A closed pipe (`registrar plan | head`) is not an error.
-            let _ = match out {
-                // Already serialised once: copy the file rather than serialise again.
-                Some(out) => File::open(out)
-                    .and_then(|mut saved| std::io::copy(&mut saved, &mut stdout))
-                    .map(drop),
-                None => render::write_json(&reconciled.document(), &mut stdout),
+            match out {
+                // One serialisation, to the file and to stdout at once.
+                Some(out) => save_plan_echoed(&reconciled, out, &mut stdout)?,
+                // A closed pipe (`registrar plan | head`) is not an error.
+                None => {
+                    let _ = render::write_json(&reconciled.document(), &mut stdout)
+                        .and_then(|_| stdout.flush());
+                }
             }
-            .and_then(|_| stdout.flush());
         }
         PlanFormat::Markdown => {
             if let Some(out) = out {
@@ -629,6 +627,51 @@ pub fn plan_command(
         Outcome::Changes
     } else {
         Outcome::Success
+    })
+}
+
+/// Writes the plan JSON of `reconciled` to the file `out` and to `echo` as it goes: a
+/// large plan is serialised once, not written and read back. Only an error writing the
+/// file fails; one writing `echo` (a closed pipe) just stops the echo.
+fn save_plan_echoed(
+    reconciled: &Reconciled,
+    out: &Path,
+    echo: &mut dyn Write,
+) -> Result<(), AppError> {
+    /// Writes to the file, and to the echo while it takes the bytes.
+    struct Tee<'e, W> {
+        file: W,
+        echo: Option<&'e mut dyn Write>,
+    }
+    impl<W: Write> Write for Tee<'_, W> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.file.write_all(bytes)?;
+            if let Some(echo) = &mut self.echo {
+                if echo.write_all(bytes).is_err() {
+                    self.echo = None;
+                }
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            if let Some(echo) = &mut self.echo {
+                let _ = echo.flush();
+            }
+            self.file.flush()
+        }
+    }
+    let written = File::create(out).and_then(|file| {
+        let mut tee = Tee {
+            file: BufWriter::with_capacity(1 << 20, file),
+            echo: Some(echo),
+        };
+        render::write_json(&reconciled.document(), &mut tee)?;
+        tee.flush()
+    });
+    written.map_err(|e| AppError::File {
+        path: out.to_path_buf(),
+        message: format!("cannot write plan: {e}"),
     })
 }
 
@@ -835,7 +878,9 @@ fn apply_recorded(
         },
         plan,
     );
-    Ok(store.apply_with_snapshots(plan, run, &writes)?)
+    // A long apply shows its progress on a terminal's stderr.
+    let mut progress = progress::Progress::new("apply", "changes", Some(plan.changes.len() as u64));
+    Ok(store.apply_with_snapshots(plan, run, &writes, &mut |done| progress.advance_to(done))?)
 }
 
 /// `run` with the counts of `plan`'s summary.

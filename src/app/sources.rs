@@ -6,12 +6,12 @@
 //! This is where an LDAP source's password is fetched (environment or file), since the
 //! app layer is the only one that reads the environment.
 
-use std::io::{BufReader, IsTerminal, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::progress::Progress;
 use super::AppError;
 use crate::config::{
     Config, ConfigText, LdapBind, LdapSettings, PasswordFrom, SourceLocation, SourceSettings,
@@ -116,8 +116,14 @@ pub(crate) fn read_source(
     digest: &mut InputsDigest,
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<Option<SourceImport>, AppError> {
+    // Long reads show their progress on a terminal's stderr.
+    let mut progress = Progress::new(format!("source {}", source.name), "entries", None);
     match &source.location {
         SourceLocation::Ldif { path, changes } => {
+            let on_entry = &mut |entry| {
+                progress.tick();
+                on_entry(entry);
+            };
             let mut read = || {
                 let change_files = match changes {
                     Some(pattern) => Some(change_files(files, pattern)?),
@@ -147,7 +153,6 @@ pub(crate) fn read_source(
                     source.name
                 );
             }
-            let mut progress = Progress::new(&source.name);
             ldap::read_entries(settings, &credentials, &mut |entry| {
                 digest.entry(&entry);
                 progress.tick();
@@ -390,56 +395,4 @@ fn fetch_password(from: &PasswordFrom) -> Result<Password, String> {
         ));
     }
     Ok(Password::new(secret))
-}
-
-/// Progress of a long read on stderr, only when stderr is a terminal: a line rewritten
-/// at most every half second once the read has taken a second.
-struct Progress<'a> {
-    source: &'a str,
-    started: Instant,
-    last_shown: Option<Instant>,
-    entries: u64,
-    terminal: bool,
-}
-
-impl<'a> Progress<'a> {
-    fn new(source: &'a str) -> Self {
-        Progress {
-            source,
-            started: Instant::now(),
-            last_shown: None,
-            entries: 0,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn tick(&mut self) {
-        self.entries += 1;
-        if !self.terminal || !self.entries.is_multiple_of(256) {
-            return;
-        }
-        let now = Instant::now();
-        let due = match self.last_shown {
-            None => now - self.started >= Duration::from_secs(1),
-            Some(shown) => now - shown >= Duration::from_millis(500),
-        };
-        if due {
-            self.last_shown = Some(now);
-            let rate = self.entries as f64 / (now - self.started).as_secs_f64();
-            eprint!(
-                "\rsource {}: {} entries ({:.0}/s)\x1b[K",
-                self.source, self.entries, rate
-            );
-            let _ = std::io::stderr().flush();
-        }
-    }
-}
-
-impl Drop for Progress<'_> {
-    /// Clears the progress line, so that what follows (a plan, an error) starts clean.
-    fn drop(&mut self) {
-        if self.last_shown.is_some() {
-            eprint!("\r\x1b[K");
-        }
-    }
 }

@@ -46,13 +46,18 @@ pub fn base_name(description: &str) -> &str {
 
 /// Whether `actual` (say `cn;lang-fr`) is described by `wanted` (say `cn`): same base
 /// name, ignoring case, and every option of `wanted` present in `actual`.
+#[inline]
 pub fn description_matches(actual: &str, wanted: &str) -> bool {
-    let (actual_bytes, wanted_bytes) = (actual.as_bytes(), wanted.as_bytes());
-    // Most lookups compare different names: the first byte tells, without a scan.
-    match (actual_bytes.first(), wanted_bytes.first()) {
-        (Some(a), Some(w)) if a.eq_ignore_ascii_case(w) => {}
-        _ => return false,
+    // Most lookups compare different names: the first byte tells, without a call.
+    match (actual.as_bytes().first(), wanted.as_bytes().first()) {
+        (Some(a), Some(w)) if a.eq_ignore_ascii_case(w) => same_description(actual, wanted),
+        _ => false,
     }
+}
+
+/// [`description_matches`] once the first bytes agree.
+fn same_description(actual: &str, wanted: &str) -> bool {
+    let (actual_bytes, wanted_bytes) = (actual.as_bytes(), wanted.as_bytes());
     let Some(wanted_options_at) = wanted_bytes.iter().position(|&b| b == b';') else {
         // The common case, no options wanted: a prefix compare, no allocation.
         // Reject on length first (most descriptions differ in length), then compare.
@@ -121,7 +126,13 @@ impl Entry {
         &'a self,
         description: &'a str,
     ) -> impl Iterator<Item = std::borrow::Cow<'a, str>> + 'a {
-        self.values(description).map(String::from_utf8_lossy)
+        // Checking for valid UTF-8 first is much faster than the lossy decoder, and
+        // values are almost always valid.
+        self.values(description)
+            .map(|value| match std::str::from_utf8(value) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(value),
+            })
     }
 
     /// The first value of `description` as text, if any.

@@ -147,6 +147,9 @@ struct State {
     /// The kind of the first record; every other record must be of the same kind.
     kind: Option<Kind>,
     record_line: usize,
+    /// How many attributes the last content record had: files tend to hold alike
+    /// entries, so this sizes a new entry's attribute list.
+    attributes_hint: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -801,11 +804,15 @@ pub fn recycle(entries: impl IntoIterator<Item = Entry>) {
     });
 }
 
-/// An entry to fill: a recycled one when there is one.
-fn spare_entry() -> Entry {
+/// An entry to fill: a recycled one when there is one, else a new one with room for
+/// `attributes`.
+fn spare_entry(attributes: usize) -> Entry {
     SPARE_ENTRIES
         .with(|spare| spare.borrow_mut().pop())
-        .unwrap_or_default()
+        .unwrap_or_else(|| Entry {
+            dn: String::new(),
+            attributes: Vec::with_capacity(attributes),
+        })
 }
 
 /// Adds a value to the record being filled into a (possibly recycled) entry:
@@ -834,7 +841,11 @@ fn refill(
         return;
     }
     if *used == attributes.len() {
-        attributes.push(Attribute::default());
+        attributes.push(Attribute {
+            description: String::new(),
+            // Most attributes hold one value.
+            values: Vec::with_capacity(1),
+        });
     }
     let attribute = &mut attributes[*used];
     decoder.keep_values(attribute.values.drain(..));
@@ -986,7 +997,7 @@ fn parse_block(
             ),
         ));
     }
-    let mut entry = spare_entry();
+    let mut entry = spare_entry(state.attributes_hint);
     decoder.text_into(block, span, &line, "a DN", &mut entry.dn)?;
     let dn_span = span;
     state.record_line = block.line_of(span);
@@ -1030,6 +1041,17 @@ fn parse_block(
                 ));
             }
             state.kind = Some(Kind::Content);
+            if entry.attributes.is_empty() {
+                // A new entry: nothing to reuse.
+                while let Some((span, line)) = current {
+                    check_attribute_name(block, span, &line)?;
+                    let value = decoder.value(block, span, &line)?;
+                    push_value(&mut entry, line.description(), value);
+                    current = next_line!();
+                }
+                state.attributes_hint = entry.attributes.len().min(256);
+                return Ok(Some(Record::Content(entry)));
+            }
             let mut used = 0;
             while let Some((span, line)) = current {
                 check_attribute_name(block, span, &line)?;
@@ -1047,6 +1069,7 @@ fn parse_block(
             for stale in entry.attributes.drain(used..) {
                 decoder.keep_values(stale.values.into_iter());
             }
+            state.attributes_hint = used.min(256);
             return Ok(Some(Record::Content(entry)));
         }
     };

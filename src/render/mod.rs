@@ -17,6 +17,7 @@ pub use drift::{drift_html, drift_markdown, drift_summary_line, drift_text};
 use crate::core::effect::{Effect, FileStatus};
 use crate::core::plan::{Action, Change, Kind, Plan, Summary};
 
+mod json;
 mod ldif;
 
 pub use self::ldif::{profile_attribute, write_ldif, LdifBase, LdifBaseError};
@@ -62,12 +63,13 @@ pub fn json(document: &PlanDocument<'_>) -> String {
     String::from_utf8(bytes).expect("serde_json writes UTF-8")
 }
 
-/// Streams [`json`]'s output into `out`, for large plans.
+/// Streams [`json`]'s output into `out`, for large plans: serde_json's pretty form,
+/// written by hand (see `json.rs`).
 pub fn write_json(
     document: &PlanDocument<'_>,
     out: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, document)?;
+    json::write_document(document, out)?;
     out.write_all(b"\n")
 }
 
@@ -92,22 +94,61 @@ struct Sections<'a> {
 }
 
 fn sections(changes: &[Change]) -> Sections<'_> {
-    let mut sections = Sections {
-        accounts: Vec::new(),
-        mappings: BTreeMap::new(),
-        groups: Vec::new(),
-    };
+    /// Where a change goes: accounts, a mapping's block (by index in `names`), groups.
+    enum Place {
+        Accounts,
+        Mapping(usize),
+        Groups,
+    }
+    // Plans run to millions of changes: each list is made at its size, and changes of
+    // one mapping come in runs, so the last mapping seen is tried first.
+    let mut names: Vec<&str> = Vec::new();
+    let mut last = usize::MAX;
+    let mut places = Vec::with_capacity(changes.len());
+    let (mut accounts, mut groups) = (0, 0);
+    let mut sizes: Vec<usize> = Vec::new();
     for change in changes {
-        match change.kind {
-            Kind::Account => sections.accounts.push(change),
-            Kind::Registration => sections
-                .mappings
-                .entry(change.mapping.as_deref().unwrap_or("(none)"))
-                .or_default()
-                .push(change),
-            Kind::Group | Kind::GroupMember => sections.groups.push(change),
+        let place = match change.kind {
+            Kind::Account => {
+                accounts += 1;
+                Place::Accounts
+            }
+            Kind::Group | Kind::GroupMember => {
+                groups += 1;
+                Place::Groups
+            }
+            Kind::Registration => {
+                let mapping = change.mapping.as_deref().unwrap_or("(none)");
+                if names.get(last) != Some(&mapping) {
+                    last = match names.iter().position(|name| *name == mapping) {
+                        Some(index) => index,
+                        None => {
+                            names.push(mapping);
+                            sizes.push(0);
+                            names.len() - 1
+                        }
+                    };
+                }
+                sizes[last] += 1;
+                Place::Mapping(last)
+            }
+        };
+        places.push(place);
+    }
+    let mut blocks: Vec<Vec<&Change>> = sizes.into_iter().map(Vec::with_capacity).collect();
+    let mut sections = Sections {
+        accounts: Vec::with_capacity(accounts),
+        mappings: BTreeMap::new(),
+        groups: Vec::with_capacity(groups),
+    };
+    for (change, place) in changes.iter().zip(places) {
+        match place {
+            Place::Accounts => sections.accounts.push(change),
+            Place::Mapping(index) => blocks[index].push(change),
+            Place::Groups => sections.groups.push(change),
         }
     }
+    sections.mappings = names.into_iter().zip(blocks).collect();
     sections
 }
 
@@ -141,10 +182,35 @@ impl std::fmt::Display for Painted<'_> {
     }
 }
 
-fn show(value: &Option<String>) -> String {
+/// `value` as `{:?}` prints it, or `(none)`.
+fn push_shown(into: &mut String, value: &Option<String>) {
     match value {
-        Some(v) => format!("{v:?}"),
-        None => "(none)".to_string(),
+        Some(v) => push_quoted(into, v),
+        None => into.push_str("(none)"),
+    }
+}
+
+/// `text` quoted as `{:?}` prints it, without the formatting machinery for the plain
+/// printable ASCII that names and profile values mostly are.
+fn push_quoted(into: &mut String, text: &str) {
+    if text
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        into.push('"');
+        into.push_str(text);
+        into.push('"');
+    } else {
+        let _ = write!(into, "{text:?}");
+    }
+}
+
+/// ` (reason)`, or nothing.
+fn push_reason(into: &mut String, reason: Option<&str>) {
+    if let Some(reason) = reason {
+        into.push_str(" (");
+        into.push_str(reason);
+        into.push(')');
     }
 }
 
@@ -185,33 +251,49 @@ fn describe(change: &Change, into: &mut Description) {
         .or(change.account.as_deref())
         .unwrap_or("?");
     for (field, (old, new)) in change.fields.iter().flat_map(|f| f.iter()) {
-        let _ = write!(into.detail(), "{field}: {} → {}", show(old), show(new));
+        let detail = into.detail();
+        detail.push_str(field);
+        detail.push_str(": ");
+        push_shown(detail, old);
+        detail.push_str(" → ");
+        push_shown(detail, new);
     }
-    let reason = Reason(change.reason.as_deref());
-    let _ = match (change.kind, change.action) {
+    let reason = change.reason.as_deref();
+    match (change.kind, change.action) {
         (Kind::Account, Action::Add) => {
             for (field, value) in change.profile.iter().flat_map(|p| p.iter()) {
-                let _ = write!(into.detail(), "{}: {value:?}", field.name());
+                let detail = into.detail();
+                detail.push_str(field.name());
+                detail.push_str(": ");
+                push_quoted(detail, value);
             }
-            write!(
-                into.line,
-                "account {account} (source {})",
-                change.source.as_deref().unwrap_or("?")
-            )
+            let line = &mut into.line;
+            line.push_str("account ");
+            line.push_str(account);
+            line.push_str(" (source ");
+            line.push_str(change.source.as_deref().unwrap_or("?"));
+            line.push(')');
         }
-        (Kind::Account, Action::Deactivate) => {
-            write!(into.line, "account {account} deactivate{reason}")
+        (Kind::Account, action) => {
+            let line = &mut into.line;
+            line.push_str("account ");
+            line.push_str(account);
+            match action {
+                Action::Deactivate => line.push_str(" deactivate"),
+                Action::Reactivate => line.push_str(" reactivate"),
+                _ => {}
+            }
+            push_reason(line, reason);
         }
-        (Kind::Account, Action::Reactivate) => {
-            write!(into.line, "account {account} reactivate{reason}")
+        (Kind::Registration, _) => {
+            let line = &mut into.line;
+            line.push_str(change.protocol.as_deref().unwrap_or("?"));
+            line.push(' ');
+            push_quoted(line, change.im_name.as_deref().unwrap_or("?"));
+            line.push_str(" → ");
+            line.push_str(account);
+            push_reason(line, reason);
         }
-        (Kind::Account, _) => write!(into.line, "account {account}{reason}"),
-        (Kind::Registration, _) => write!(
-            into.line,
-            "{} {:?} → {account}{reason}",
-            change.protocol.as_deref().unwrap_or("?"),
-            change.im_name.as_deref().unwrap_or("?")
-        ),
         (Kind::Group, _) => {
             let group = change.group.as_deref().unwrap_or("?");
             if change.action == Action::Add {
@@ -225,7 +307,10 @@ fn describe(change: &Change, into: &mut Description) {
                     let _ = write!(into.detail(), "source: {source}");
                 }
             }
-            write!(into.line, "group {group}{reason}")
+            let line = &mut into.line;
+            line.push_str("group ");
+            line.push_str(group);
+            push_reason(line, reason);
         }
         (Kind::GroupMember, _) => {
             let member = change
@@ -233,23 +318,11 @@ fn describe(change: &Change, into: &mut Description) {
                 .as_deref()
                 .or(change.member.as_deref())
                 .unwrap_or("?");
-            write!(
-                into.line,
-                "{} ← {member}{reason}",
-                change.group.as_deref().unwrap_or("?")
-            )
-        }
-    };
-}
-
-/// ` (reason)`, or nothing.
-struct Reason<'a>(Option<&'a str>);
-
-impl std::fmt::Display for Reason<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(reason) => write!(f, " ({reason})"),
-            None => Ok(()),
+            let line = &mut into.line;
+            line.push_str(change.group.as_deref().unwrap_or("?"));
+            line.push_str(" ← ");
+            line.push_str(member);
+            push_reason(line, reason);
         }
     }
 }
@@ -262,28 +335,45 @@ pub fn text(plan: &Plan, color: Color) -> String {
     String::from_utf8(bytes).expect("the plan is UTF-8")
 }
 
-/// Writes a titled block of changes, one line (plus detail lines) each.
+/// Writes a titled block of changes, one line (plus detail lines) each, gathered in a
+/// buffer and written a large piece at a time.
 fn write_block(
     out: &mut dyn std::io::Write,
     color: Color,
     title: &str,
     changes: &[&Change],
 ) -> std::io::Result<()> {
+    const PIECE: usize = 1 << 16;
     writeln!(out, "\n{title}")?;
     let mut description = Description::default();
+    let mut text = String::with_capacity(PIECE + 1024);
     for change in changes {
         describe(change, &mut description);
-        writeln!(
-            out,
-            "  {} {}",
-            paint(color, change.action, symbol(change.action)),
-            description.line
-        )?;
+        text.push_str("  ");
+        match color {
+            Color::Off => text.push_str(symbol(change.action)),
+            Color::On => {
+                let _ = write!(
+                    text,
+                    "{}",
+                    paint(color, change.action, symbol(change.action))
+                );
+            }
+        }
+        text.push(' ');
+        text.push_str(&description.line);
+        text.push('\n');
         for detail in description.details() {
-            writeln!(out, "      {detail}")?;
+            text.push_str("      ");
+            text.push_str(detail);
+            text.push('\n');
+        }
+        if text.len() >= PIECE {
+            out.write_all(text.as_bytes())?;
+            text.clear();
         }
     }
-    Ok(())
+    out.write_all(text.as_bytes())
 }
 
 /// Writes changes grouped as accounts, one block per mapping, then groups.

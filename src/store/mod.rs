@@ -353,21 +353,28 @@ impl Store {
     /// in the same transaction, with the serials filled in. Kept snapshots are left as
     /// they are; see [`Store::apply_with_snapshots`].
     pub fn apply(&mut self, plan: &Plan, run: RunRecord) -> Result<i64, StoreError> {
-        self.apply_with_snapshots(plan, run, &[])
+        self.apply_with_snapshots(plan, run, &[], &mut |_| {})
     }
 
     /// [`Store::apply`], writing `snapshots` (what the plan imported) in the same
     /// transaction, so that the store never keeps a snapshot whose plan did not land. The
     /// serial moves when the plan has changes or a snapshot is written: a saved plan made
-    /// from the old snapshot is stale.
+    /// from the old snapshot is stale. `progress` hears how many changes are done as it
+    /// goes.
     pub fn apply_with_snapshots(
         &mut self,
         plan: &Plan,
         mut run: RunRecord,
         snapshots: &[SnapshotWrite],
+        progress: &mut dyn FnMut(u64),
     ) -> Result<i64, StoreError> {
         let path = self.path.clone();
         let fail = |e| store_error(&path, e);
+        // A large plan writes rows all over the indexes: a page cache of up to 256 MiB
+        // (SQLite's default is 2 MiB) keeps their pages in memory for the transaction.
+        self.connection
+            .execute_batch("PRAGMA cache_size = -262144")
+            .map_err(fail)?;
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -379,7 +386,8 @@ impl Store {
                 actual: serial,
             });
         }
-        for change in &plan.changes {
+        for (done, change) in plan.changes.iter().enumerate() {
+            progress(done as u64);
             apply_change(&transaction, change).map_err(|problem| match problem {
                 ChangeFailure::Sqlite(e) => fail(e),
                 ChangeFailure::Refused(problem) => StoreError::Conflict {
@@ -836,6 +844,26 @@ fn expect_one(rows: usize, problem: &str) -> Result<(), ChangeFailure> {
     }
 }
 
+/// Runs `sql` through the connection's statement cache: an apply runs the same few
+/// statements millions of times, and parsing each again would cost a third of it.
+fn execute(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    connection.prepare_cached(sql)?.execute(params)
+}
+
+/// [`execute`] for a query of one row.
+fn query_row<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    connection.prepare_cached(sql)?.query_row(params, row)
+}
+
 fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
     match change.kind {
         Kind::Group => return apply_group_change(connection, change),
@@ -848,7 +876,8 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
             let dn = required(&change.dn, "dn")?;
             let profile = change.profile.clone().unwrap_or_default();
             let value = |field| profile.get(field);
-            let inserted = connection.execute(
+            let inserted = execute(
+                connection,
                 "INSERT OR IGNORE INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
@@ -879,11 +908,12 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                 };
                 let sql = format!("UPDATE accounts SET {column} = ?1 WHERE anchor = ?2");
                 expect_one(
-                    connection.execute(&sql, params![new, account])?,
+                    execute(connection, &sql, params![new, account])?,
                     "the account does not exist",
                 )?;
                 if column == "dn" {
-                    connection.execute(
+                    execute(
+                        connection,
                         "UPDATE accounts SET dn_key = ?1 WHERE anchor = ?2",
                         params![new.as_deref().map(normalize_dn), account],
                     )?;
@@ -897,14 +927,16 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
             } else {
                 AccountStatus::Active
             };
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "UPDATE accounts SET status = ?1 WHERE anchor = ?2 AND source IS NOT NULL",
                 params![status.name(), account],
             )?;
             expect_one(rows, "the managed account does not exist")
         }
         (Kind::Account, Action::Remove) => {
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "DELETE FROM accounts WHERE anchor = ?1 AND source IS NOT NULL",
                 params![account],
             )?;
@@ -917,7 +949,8 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
             match action {
                 Action::Add => {
                     let mapping = required(&change.mapping, "mapping")?;
-                    let rows = connection.execute(
+                    let rows = execute(
+                connection,
                         "INSERT OR IGNORE INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
                          VALUES (?1, ?2, ?3, ?4, 'ldap', ?5)",
                         params![protocol, key, im_name, account, mapping],
@@ -925,7 +958,8 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                     expect_one(rows, "the name is already registered")
                 }
                 Action::Remove => {
-                    let rows = connection.execute(
+                    let rows = execute(
+                connection,
                         "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
                         params![protocol, key, account],
                     )?;
@@ -949,7 +983,7 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
                             "UPDATE registrations SET {column} = ?1 WHERE protocol = ?2 AND im_name_key = ?3 AND account = ?4 AND owner IS NOT NULL"
                         );
                         expect_one(
-                            connection.execute(&sql, params![new, protocol, key, account])?,
+                            execute(connection, &sql, params![new, protocol, key, account])?,
                             "no managed registration of that name for that account",
                         )?;
                     }
@@ -973,7 +1007,8 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
             let kind = change.group_kind.ok_or_else(|| {
                 ChangeFailure::Refused("the plan gives no group kind".to_string())
             })?;
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "INSERT OR IGNORE INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4)",
                 params![group, kind.name(), change.source, rule],
             )?;
@@ -998,14 +1033,15 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                     "UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL"
                 );
                 expect_one(
-                    connection.execute(&sql, params![new, group])?,
+                    execute(connection, &sql, params![new, group])?,
                     "the managed group does not exist",
                 )?;
             }
             Ok(())
         }
         Action::Remove => {
-            let members: i64 = connection.query_row(
+            let members: i64 = query_row(
+                connection,
                 "SELECT COUNT(*) FROM group_members WHERE group_name = ?1",
                 [group],
                 |row| row.get(0),
@@ -1015,7 +1051,8 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                     "the group still has {members} member(s)"
                 )));
             }
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "DELETE FROM groups WHERE name = ?1 AND owner IS NOT NULL",
                 [group],
             )?;
@@ -1045,14 +1082,16 @@ fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), C
     }
     match change.action {
         Action::Add => {
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "INSERT OR IGNORE INTO group_members (group_name, member) VALUES (?1, ?2)",
                 params![group, member],
             )?;
             expect_one(rows, "the account is already a member")
         }
         Action::Remove => {
-            let rows = connection.execute(
+            let rows = execute(
+                connection,
                 "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
                 params![group, member],
             )?;

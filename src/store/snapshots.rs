@@ -334,7 +334,12 @@ mod tests {
             entries: vec![("a".to_string(), b"dn: a\n\n".to_vec())],
         };
         let serial = store
-            .apply_with_snapshots(&empty_plan(0), RunRecord::new("t", "t"), &[replace])
+            .apply_with_snapshots(
+                &empty_plan(0),
+                RunRecord::new("t", "t"),
+                &[replace],
+                &mut |_| {},
+            )
             .unwrap();
         assert_eq!(serial, 1, "keeping a snapshot moves the serial");
 
@@ -348,7 +353,12 @@ mod tests {
         };
         // Computed from a snapshot that had seen no change file: not this one.
         let error = store
-            .apply_with_snapshots(&empty_plan(1), RunRecord::new("t", "t"), &[update(0)])
+            .apply_with_snapshots(
+                &empty_plan(1),
+                RunRecord::new("t", "t"),
+                &[update(0)],
+                &mut |_| {},
+            )
             .unwrap_err();
         assert!(matches!(error, StoreError::StaleSnapshot(_)), "{error}");
         assert_eq!(store.serial().unwrap(), 1);
@@ -358,7 +368,12 @@ mod tests {
         );
 
         store
-            .apply_with_snapshots(&empty_plan(1), RunRecord::new("t", "t"), &[update(1)])
+            .apply_with_snapshots(
+                &empty_plan(1),
+                RunRecord::new("t", "t"),
+                &[update(1)],
+                &mut |_| {},
+            )
             .unwrap();
         let kept = &store.kept_snapshots().unwrap()["hr"];
         assert!(kept.is_start_of(&next) && kept.changes.len() == 2);
@@ -377,6 +392,7 @@ mod tests {
                 &[SnapshotWrite::Forget {
                     source: "hr".to_string(),
                 }],
+                &mut |_| {},
             )
             .unwrap();
         assert!(store.kept_snapshots().unwrap().is_empty());
