@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use registrar::app::{self, Context, ImportMode};
+use registrar::core::region::StandingFacts;
 use registrar::core::state::RegistrationSource;
 use registrar::render::{self, Color};
 use registrar::store::{RunRecord, Store};
@@ -151,6 +152,14 @@ fn run_case(case: &Path) -> Result<(), String> {
         if !again.changes.is_empty() {
             return Err(format!(
                 "plan after apply ({mode:?}) is not empty:\n{}",
+                render::text(&again, Color::Off)
+            ));
+        }
+        // What a delta plan by region starts from: an apply leaves the totals it applied
+        // standing.
+        if StandingFacts::of(&again) != StandingFacts::of(&plan) {
+            return Err(format!(
+                "plan after apply ({mode:?}) has other warnings, skip counts or exclusions:\n{}",
                 render::text(&again, Color::Off)
             ));
         }

@@ -61,6 +61,15 @@ policy:
   max_deletes: 1000000
 "#;
 
+/// [`CONFIG`] without its group rules: a delta plan is then made by region (from the
+/// entries the changes can affect and the store's footprints), and must still be the
+/// full plan.
+fn config_without_groups() -> String {
+    let start = CONFIG.find("groups:").unwrap();
+    let end = CONFIG.find("exclusions:").unwrap();
+    format!("{}{}", &CONFIG[..start], &CONFIG[end..])
+}
+
 const PEOPLE: &str = "ou=People,dc=example,dc=com";
 const CONTRACTORS: &str = "ou=Contractors,ou=People,dc=example,dc=com";
 const CONTRACTORS_MOVED: &str = "ou=Contractors,dc=example,dc=com";
@@ -78,6 +87,9 @@ struct User {
     im_name: Option<u8>,
     department: u8,
     disabled: bool,
+    /// 0: its own `entryUUID`; 1: none (skipped with a warning); 2: one it shares with
+    /// every other user of anchor 2 (the first DN wins).
+    anchor: u8,
 }
 
 fn user_strategy() -> impl Strategy<Value = User> {
@@ -87,13 +99,15 @@ fn user_strategy() -> impl Strategy<Value = User> {
         proptest::option::weighted(0.6, 0u8..5),
         0u8..3,
         proptest::bool::weighted(0.15),
+        prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
     )
-        .prop_map(|(ou, mail, im_name, department, disabled)| User {
+        .prop_map(|(ou, mail, im_name, department, disabled, anchor)| User {
             ou,
             mail,
             im_name,
             department,
             disabled,
+            anchor,
         })
 }
 
@@ -151,8 +165,12 @@ fn user_entry(model: &Model, id: usize, user: &User) -> Entry {
         )
         .with("uid", &[&format!("u{id}")])
         .with("cn", &[&format!("User {id}")])
-        .with("entryUUID", &[&format!("uuid-{id}")])
         .with("departmentNumber", &[DEPARTMENTS[user.department as usize]]);
+    match user.anchor {
+        0 => entry = entry.with("entryUUID", &[&format!("uuid-{id}")]),
+        1 => {}
+        _ => entry = entry.with("entryUUID", &["uuid-shared"]),
+    }
     if let Some(local) = user.mail {
         entry = entry.with(
             "mail",
@@ -308,9 +326,11 @@ fn context(dir: &Path, state: &str) -> Context {
 }
 
 fn plan(context: &Context, mode: ImportMode) -> Plan {
-    app::reconcile(context, None, mode)
-        .unwrap_or_else(|e| panic!("{mode:?} plan failed: {e}"))
-        .plan
+    reconcile(context, mode).plan
+}
+
+fn reconcile(context: &Context, mode: ImportMode) -> app::Reconciled {
+    app::reconcile(context, None, mode).unwrap_or_else(|e| panic!("{mode:?} plan failed: {e}"))
 }
 
 fn apply(context: &Context, plan: &Plan) {
@@ -378,11 +398,13 @@ proptest! {
         users in proptest::collection::vec(user_strategy(), 0..10),
         groups in proptest::collection::vec((any::<bool>(), proptest::collection::vec(0usize..12, 0..4)), 0..3),
         steps in proptest::collection::vec((proptest::collection::vec(op_strategy(), 0..6), proptest::bool::weighted(0.7)), 1..5),
+        with_groups in any::<bool>(),
     ) {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path();
         std::fs::create_dir_all(dir.join("config/changes")).unwrap();
-        std::fs::write(dir.join("config/registrar.yaml"), CONFIG).unwrap();
+        let config = if with_groups { CONFIG.to_string() } else { config_without_groups() };
+        std::fs::write(dir.join("config/registrar.yaml"), config).unwrap();
 
         let mut model = Model { snapshot: Snapshot::default(), next_id: users.len() };
         let mut entries = vec![
@@ -420,7 +442,11 @@ proptest! {
         for (step, (ops, apply_now)) in steps.iter().enumerate() {
             let records: Vec<String> = ops.iter().filter_map(|op| record(&mut model, op)).collect();
             std::fs::write(change_file(dir, step), format!("version: 1\n\n{}", records.join("\n"))).unwrap();
-            let delta_plan = plan(&delta, ImportMode::Delta);
+            let delta_pass = reconcile(&delta, ImportMode::Delta);
+            // Without group rules, every delta plan is made by region (the store's
+            // standing facts always come from the last write to it).
+            prop_assert_eq!(delta_pass.region_entries.is_some(), !with_groups, "step {}", step);
+            let delta_plan = delta_pass.plan;
             let full_plan = plan(&full, ImportMode::Full);
             prop_assert_eq!(
                 serde_json::to_string_pretty(&delta_plan).unwrap(),

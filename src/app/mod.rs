@@ -23,12 +23,14 @@ use crate::git::{GitError, Repo};
 use crate::render::{self, Color, PlanDocument};
 use crate::store::{KeptSnapshot, RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
+use region::ByRegion;
 use sources::InputsDigest;
 
 mod discover;
 mod drift;
 mod export;
 mod progress;
+mod region;
 pub mod run;
 mod snapshots;
 mod sources;
@@ -353,6 +355,8 @@ pub struct Reconciled {
     pub revision_dirty: bool,
     /// With a base revision: the effect of the change since it.
     pub effect: Option<Effect>,
+    /// A delta plan by region: how many entries it read (`None`: every entry was read).
+    pub region_entries: Option<usize>,
 }
 
 impl Reconciled {
@@ -395,6 +399,20 @@ fn reconcile_with(
         ImportMode::Full => None,
         ImportMode::Delta => Store::open_if_exists(&context.state_path)?,
     };
+    // Why a delta plan reads every kept entry, told once that read went well.
+    let mut read_everything = None;
+    if let (Some(store), None) = (&store, base) {
+        let by_region = region::plan_by_region(&config, files, &context.config_dir, store);
+        match at_revision(files, "", by_region)? {
+            ByRegion::Planned(computed, read, entries) => {
+                let mut reconciled =
+                    finish_reconcile(context, files, &config, *computed, read, None);
+                reconciled.region_entries = Some(entries);
+                return Ok(reconciled);
+            }
+            ByRegion::ReadEverything(why) => read_everything = why,
+        }
+    }
     let reading = Reading {
         config_dir: &context.config_dir,
         mode,
@@ -415,6 +433,9 @@ fn reconcile_with(
     });
     let (wanted, read) = at_revision(files, "", read)?;
     let state = state?;
+    if let Some(why) = read_everything {
+        eprintln!("note: --mode delta read every kept entry: {why}");
+    }
     // Every snapshot write changes what `kept_snapshots` returns (files and serials): the
     // same answer before and after means the entries read were those of one snapshot.
     if let Some(store) = reading.store {
@@ -425,9 +446,6 @@ fn reconcile_with(
             ));
         }
     }
-    let read_paths = files_read(&config, &context.config_dir, &read.imports);
-    let read_paths: Vec<&Path> = read_paths.iter().map(PathBuf::as_path).collect();
-    let revision_dirty = files.is_dirty(&context.config_dir, &read_paths);
     let effect = match base {
         Some(base) => Some(effect_since(
             context,
@@ -435,22 +453,47 @@ fn reconcile_with(
             &config,
             &wanted,
             files.commit(),
-            revision_dirty,
+            revision_dirty(context, files, &config, &read),
         )?),
         None => None,
     };
-    let mut computed = plan(&config.rules, wanted, &state)?;
-    computed.revision = files.commit();
-    computed.inputs_digest = read.inputs_digest;
-    computed.imports = read.imports;
+    let computed = plan(&config.rules, wanted, &state)?;
+    let reconciled = finish_reconcile(context, files, &config, computed, read, effect);
     // Freeing a large directory's worth of values takes as long as building them; let
     // another thread do it while the caller renders the plan.
     std::thread::spawn(move || drop((state, config)));
-    Ok(Reconciled {
+    Ok(reconciled)
+}
+
+/// Whether the working tree differs from its commit in a file the pass read (config or
+/// imported LDIF).
+fn revision_dirty(context: &Context, files: &Tree, config: &Config, read: &SourcesRead) -> bool {
+    let read_paths = files_read(config, &context.config_dir, &read.imports);
+    let read_paths: Vec<&Path> = read_paths.iter().map(PathBuf::as_path).collect();
+    files.is_dirty(&context.config_dir, &read_paths)
+}
+
+/// A reconcile pass's plan with what the caller records: the revision, the digests and
+/// the imports.
+fn finish_reconcile(
+    context: &Context,
+    files: &Tree,
+    config: &Config,
+    mut computed: Plan,
+    read: SourcesRead,
+    effect: Option<Effect>,
+) -> Reconciled {
+    let revision_dirty = revision_dirty(context, files, config, &read);
+    computed.revision = files.commit();
+    computed.inputs_digest = read.inputs_digest;
+    computed.config_digest = InputsDigest::config_only(&config.files);
+    computed.imports = read.imports;
+    Reconciled {
         plan: computed,
         revision_dirty,
         effect,
-    })
+        region_entries: None,
+    }
 }
 
 /// The effect of the change from `base` to the head (`head_config` and `head`, read at
@@ -863,12 +906,22 @@ fn apply_recorded(
         }
         .into());
     }
-    let writes = snapshots::snapshot_writes(
+    // The plan's totals stand for delta plans by region when its config is the one
+    // beside the files it imported, and one a region can be planned under.
+    let config = config::load(imported.files, &context.config_dir)
+        .ok()
+        .filter(|config| {
+            !plan.config_digest.is_empty()
+                && InputsDigest::config_only(&config.files) == plan.config_digest
+                && region::blocker(config).is_none()
+        });
+    let writes = snapshots::kept_writes(
         plan,
         imported.plan_name,
         imported.files,
         &context.config_dir,
         &store,
+        config.as_ref().map(|config| &config.rules),
     )?;
     let run = with_counts(
         RunRecord {

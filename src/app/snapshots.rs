@@ -5,7 +5,9 @@
 //! Both trust files only through their digests. A delta read refuses when a file the
 //! kept snapshot came from is no longer what it was (the advice is `--mode full`); an
 //! apply refuses when a file its plan imported now reads differently. Neither writes: the
-//! writes go to `Store::apply_with_snapshots`, inside the apply's transaction.
+//! writes go to `Store::apply_with_snapshots`, inside the apply's transaction, with the
+//! footprints of the kept entries and the standing facts a delta plan by region reads
+//! (`app/region.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -15,13 +17,16 @@ use super::sources::{
 };
 use super::AppError;
 use crate::config::{SourceLocation, SourceSettings};
+use crate::core::desired::EntryPreparer;
 use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
+use crate::core::model::Rules;
 use crate::core::plan::{ImportedFile, Plan, SourceImport};
+use crate::core::region::StandingFacts;
 use crate::ldif::{
     self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
 };
-use crate::store::{EntryRow, KeptSnapshot, SnapshotWrite, Store};
+use crate::store::{KeptEntry, KeptSnapshot, KeptWrites, SnapshotWrite, Standing, Store};
 use crate::tree::Tree;
 
 /// The kept snapshot of one source as the base of an overlay.
@@ -80,6 +85,49 @@ pub(super) fn read_delta(
     digest: &mut InputsDigest,
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<SourceImport, AppError> {
+    let Delta { overlay, import } = open_delta(source, kept, store, files, config_dir, digest)?;
+    let error = |message: String| source_error(source, message);
+
+    // The directory: the kept entries the changes did not settle, then the overlay's.
+    // Records are parsed a batch at a time by one reader, which reuses its buffers.
+    let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
+    let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
+        ldif::for_each_entry(LdifReader::new(&batch[..]), &mut *on_entry)
+            .map_err(|e| error(unreadable(e)))?;
+        batch.clear();
+        Ok(())
+    };
+    store.for_each_kept_entry(&source.name, |key, record| {
+        if !overlay.is_settled(key) {
+            batch.extend_from_slice(record);
+            if batch.len() >= KEPT_BATCH_BYTES {
+                parse(&mut batch)?;
+            }
+        }
+        Ok::<_, AppError>(())
+    })?;
+    parse(&mut batch)?;
+    overlay.into_entries().for_each(on_entry);
+    Ok(import)
+}
+
+/// A delta read before its entries are streamed: the unseen change files applied to an
+/// overlay over the kept snapshot, and what the read imports.
+pub(super) struct Delta {
+    pub(super) overlay: Snapshot,
+    pub(super) import: SourceImport,
+}
+
+/// The checks and the change files of [`read_delta`], without reading the kept entries
+/// the changes do not touch (a delta plan by region reads only those it needs).
+pub(super) fn open_delta(
+    source: &SourceSettings,
+    kept: &KeptSnapshot,
+    store: &Store,
+    files: &Tree,
+    config_dir: &Path,
+    digest: &mut InputsDigest,
+) -> Result<Delta, AppError> {
     let SourceLocation::Ldif { path, changes } = &source.location else {
         unreachable!("only ldif sources keep snapshots")
     };
@@ -153,53 +201,54 @@ pub(super) fn read_delta(
         imported_changes.push(imported(config_dir, change_file, file_digest, digest));
     }
 
-    // The directory: the kept entries the changes did not settle, then the overlay's.
-    // Records are parsed a batch at a time by one reader, which reuses its buffers.
-    let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
-    let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
-        ldif::for_each_entry(LdifReader::new(&batch[..]), &mut *on_entry)
-            .map_err(|e| error(unreadable(e)))?;
-        batch.clear();
-        Ok(())
-    };
-    store.for_each_kept_entry(&source.name, |key, record| {
-        if !overlay.is_settled(key) {
-            batch.extend_from_slice(record);
-            if batch.len() >= KEPT_BATCH_BYTES {
-                parse(&mut batch)?;
-            }
-        }
-        Ok::<_, AppError>(())
-    })?;
-    parse(&mut batch)?;
-    overlay.into_entries().for_each(on_entry);
-    Ok(SourceImport {
-        source: source.name.clone(),
-        content: ImportedFile {
-            path: content_path,
-            digest: content_digest,
+    Ok(Delta {
+        overlay,
+        import: SourceImport {
+            source: source.name.clone(),
+            content: ImportedFile {
+                path: content_path,
+                digest: content_digest,
+            },
+            changes: imported_changes,
         },
-        changes: imported_changes,
     })
 }
 
-/// The snapshot writes that make `store` keep what `plan` imported, computed before the
-/// apply's transaction (which checks that the kept snapshots are still the ones read
-/// here). Files are read from `files` and must have the digests the plan recorded.
+/// The kept entry `key` of `source`, read back.
+pub(super) fn kept_entry(store: &Store, source: &str, key: &str) -> Result<Option<Entry>, String> {
+    KeptBase { store, source }.entry(key)
+}
+
+/// What an apply of `plan` keeps besides its changes: the snapshot writes that make
+/// `store` keep what `plan` imported, computed before the apply's transaction (which
+/// checks that the kept snapshots are still the ones read here), and the standing facts.
+/// Files are read from `files` and must have the digests the plan recorded.
 ///
 /// Per source: nothing when the kept snapshot is already what the plan imported; an
 /// update (the change files the kept snapshot has not seen, applied to it) when it was
 /// imported from the same content file and the same first change files; otherwise the
 /// whole snapshot, read again. Snapshots of sources the plan did not import are
 /// forgotten.
-pub(super) fn snapshot_writes(
+///
+/// With `rules` (the plan's own config, one a delta plan by region can use), every kept
+/// entry gets its footprint and the plan's totals stand; when the kept footprints were
+/// worked out by another config, every snapshot is read again to work them out anew.
+/// Without, the standing facts are forgotten.
+pub(super) fn kept_writes(
     plan: &Plan,
     plan_name: &str,
     files: &Tree,
     config_dir: &Path,
     store: &Store,
-) -> Result<Vec<SnapshotWrite>, AppError> {
+    rules: Option<&Rules>,
+) -> Result<KeptWrites, AppError> {
     let kept = store.kept_snapshots()?;
+    let preparer = rules.map(EntryPreparer::new);
+    let refootprint = rules.is_some()
+        && store
+            .kept_standing()?
+            .map(|standing| standing.config_digest)
+            != Some(plan.config_digest.clone());
     let mut writes = Vec::new();
     for import in &plan.imports {
         let refuse = |message: String| {
@@ -209,13 +258,16 @@ pub(super) fn snapshot_writes(
                 import.source
             ))
         };
+        let preparer = preparer.as_ref();
         match kept.get(&import.source) {
-            Some(kept) if kept.is_start_of(import) => {
+            Some(kept) if kept.is_start_of(import) && !refootprint => {
                 if kept.changes.len() < import.changes.len() {
-                    writes.push(update(store, kept, import, files, config_dir).map_err(refuse)?);
+                    writes.push(
+                        update(store, kept, import, files, config_dir, preparer).map_err(refuse)?,
+                    );
                 }
             }
-            _ => writes.push(replace(import, files, config_dir).map_err(refuse)?),
+            _ => writes.push(replace(import, files, config_dir, preparer).map_err(refuse)?),
         }
     }
     for source in kept.keys() {
@@ -225,7 +277,32 @@ pub(super) fn snapshot_writes(
             });
         }
     }
-    Ok(writes)
+    // A source whose snapshot cannot be kept leaves a region nothing to look in.
+    let all_kept = !writes
+        .iter()
+        .any(|write| matches!(write, SnapshotWrite::Forget { .. }));
+    let standing = (rules.is_some() && all_kept).then(|| Standing {
+        config_digest: plan.config_digest.clone(),
+        facts: StandingFacts::of(plan),
+    });
+    Ok(KeptWrites {
+        snapshots: writes,
+        standing,
+    })
+}
+
+/// `entry` of `source` as a row to keep, with its footprint when `preparer` is given.
+fn kept_entry_row(
+    source: &str,
+    key: String,
+    entry: &Entry,
+    preparer: Option<&EntryPreparer>,
+) -> Result<KeptEntry, String> {
+    Ok(KeptEntry {
+        key,
+        record: entry_record(entry).map_err(|e| e.to_string())?,
+        footprint: preparer.map(|p| p.footprint(&p.prepare(source, entry))),
+    })
 }
 
 /// The file `file` of an import, where `files` has it.
@@ -267,6 +344,7 @@ fn update(
     import: &SourceImport,
     files: &Tree,
     config_dir: &Path,
+    preparer: Option<&EntryPreparer>,
 ) -> Result<SnapshotWrite, String> {
     let mut overlay = Snapshot::overlay();
     let mut base = KeptBase {
@@ -283,10 +361,12 @@ fn update(
     let (mut put, mut remove) = (Vec::new(), Vec::new());
     for (key, entry) in overlay.touched() {
         match entry {
-            Some(entry) => put.push((
+            Some(entry) => put.push(kept_entry_row(
+                &import.source,
                 key.to_string(),
-                entry_record(entry).map_err(|e| e.to_string())?,
-            )),
+                entry,
+                preparer,
+            )?),
             None => remove.push(key.to_string()),
         }
     }
@@ -305,6 +385,7 @@ fn replace(
     import: &SourceImport,
     files: &Tree,
     config_dir: &Path,
+    preparer: Option<&EntryPreparer>,
 ) -> Result<SnapshotWrite, String> {
     check_change_files(&import.changes, files, config_dir)?;
     let content = import_file(config_dir, &import.content);
@@ -313,7 +394,7 @@ fn replace(
         .iter()
         .map(|file| import_file(config_dir, file))
         .collect();
-    let mut rows: Vec<EntryRow> = Vec::new();
+    let mut rows: Vec<KeptEntry> = Vec::new();
     let mut unwritable = None;
     let read = read_ldif(
         &import.source,
@@ -322,17 +403,18 @@ fn replace(
         &content,
         (!changes.is_empty()).then_some(changes.as_slice()),
         &mut InputsDigest::unused(),
-        &mut |entry| match entry_record(&entry) {
-            Ok(record) => rows.push((normalize_dn(&entry.dn), record)),
-            Err(e) => unwritable = Some(e.to_string()),
+        &mut |entry| match kept_entry_row(&import.source, normalize_dn(&entry.dn), &entry, preparer)
+        {
+            Ok(row) => rows.push(row),
+            Err(e) => unwritable = Some(e),
         },
     )?;
     check_digest(&import.content, &read.content.digest)?;
     for (file, now) in import.changes.iter().zip(&read.changes) {
         check_digest(file, &now.digest)?;
     }
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let shared_dn = rows.windows(2).any(|pair| pair[0].0 == pair[1].0);
+    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let shared_dn = rows.windows(2).any(|pair| pair[0].key == pair[1].key);
     if shared_dn || unwritable.is_some() {
         eprintln!(
             "note: source {}: {}; no snapshot is kept, and --mode delta reads it in full",

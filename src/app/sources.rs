@@ -40,6 +40,11 @@ impl InputsDigest {
         InputsDigest(digest)
     }
 
+    /// The digest of the config files alone (a plan's `config_digest`).
+    pub(crate) fn config_only(files: &[ConfigText]) -> String {
+        Self::of_config(files).finish()
+    }
+
     /// A digest of nothing, for commands that read a source without planning.
     pub(crate) fn unused() -> Self {
         InputsDigest(Sha256::new())

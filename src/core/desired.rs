@@ -234,6 +234,11 @@ impl Desired {
             .chunk_by(|a, b| a.protocol == b.protocol && a.name_key == b.name_key)
     }
 
+    /// Keeps only the claims on `names` (a delta plan looks at no other name).
+    pub fn retain_claims_on(&mut self, names: &BTreeSet<RegistrationKey>) {
+        self.claims.retain(|claim| names.contains(&claim.key()));
+    }
+
     /// Adds an account, keeping the accounts sorted (for tests and small states; the
     /// builder makes large ones in one go).
     pub fn insert_account(&mut self, account: DesiredAccount) {
@@ -327,6 +332,19 @@ pub struct EntryPreparer<'r> {
     /// Whether any rule needs entries' normalised DNs (parsing a DN costs).
     needs_normalized_dn: bool,
     names: Names,
+}
+
+/// Where one entry can touch the plan: the anchor it arrives with (a user, or one an
+/// exclusion freezes) and the names its mappings produce (claimed, or frozen by an
+/// IM-name exclusion). A delta plan finds the entries it must look at again through
+/// these: entries sharing an anchor settle together, and so do the claims on a name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFootprint {
+    pub anchor: Option<Arc<str>>,
+    /// The entry makes an account (a user entry with an anchor, not frozen).
+    pub yields_account: bool,
+    /// Sorted, without duplicates.
+    pub names: Vec<RegistrationKey>,
 }
 
 /// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`].
@@ -425,6 +443,43 @@ impl<'r> EntryPreparer<'r> {
     /// ignored.
     pub fn prepare(&self, source_name: &str, entry: &Entry) -> PreparedEntry {
         PreparedEntry(self.prepare_entry(source_name, entry))
+    }
+
+    /// The footprint of an entry this preparer prepared.
+    pub fn footprint(&self, prepared: &PreparedEntry) -> EntryFootprint {
+        match &prepared.0 {
+            Prepared::Ignored | Prepared::MissingAnchor(_) | Prepared::Group(_) => {
+                EntryFootprint::default()
+            }
+            Prepared::Frozen { anchor, .. } => EntryFootprint {
+                anchor: Some(anchor.clone()),
+                yields_account: false,
+                names: Vec::new(),
+            },
+            Prepared::User(candidate) => {
+                let mut names: Vec<RegistrationKey> = candidate
+                    .claims
+                    .iter()
+                    .map(|claim| RegistrationKey {
+                        protocol: self.names.protocols[claim.mapping].to_string(),
+                        name_key: claim.name_key.to_string(),
+                    })
+                    .chain(
+                        candidate
+                            .effects
+                            .iter()
+                            .flat_map(|effects| effects.frozen_registrations.iter().cloned()),
+                    )
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                EntryFootprint {
+                    anchor: Some(candidate.account.anchor.clone()),
+                    yields_account: true,
+                    names,
+                }
+            }
+        }
     }
 
     fn prepare_entry(&self, source_name: &str, entry: &Entry) -> Prepared {
@@ -858,9 +913,6 @@ impl<'r> DesiredBuilder<'r> {
                 .then(a.2.cmp(&b.2))
         });
 
-        // Each anchor's arrivals in order: an exclusion freezes the anchor whole, and of
-        // entries sharing an anchor the one first in (source, DN) order wins, so that the
-        // outcome does not depend on the order entries arrive in.
         let mut accounts: Vec<DesiredAccount> = Vec::with_capacity(order.len());
         // By account index.
         let mut pending: Vec<Vec<PendingClaim>> = Vec::with_capacity(order.len());
@@ -881,53 +933,52 @@ impl<'r> DesiredBuilder<'r> {
             pending.push(candidate.claims);
             accounts.push(candidate.account);
         };
-        let mut run_anchor: Option<Arc<str>> = None;
-        let mut kept: Option<Candidate> = None;
-        let mut frozen = false;
-        for &(_, _, index) in &order {
-            let arrival = arrivals.take(index);
-            if run_anchor.as_deref() != Some(arrival.anchor()) {
-                if let Some(candidate) = kept.take() {
-                    keep(candidate);
-                }
-                frozen = false;
-                run_anchor = Some(match &arrival {
-                    Arrival::User(candidate) => candidate.account.anchor.clone(),
-                    Arrival::Frozen(anchor) => anchor.clone(),
-                });
+        // Each anchor's arrivals together: an exclusion freezes the anchor whole (no
+        // account, nothing counted), otherwise the entry first in (source, DN) order wins
+        // and only its skip counts and warnings count. Settled once the anchor's every
+        // arrival is known, so that the outcome does not depend on their order.
+        let mut settle = |run: &mut Vec<Arrival>, out: &mut Desired| {
+            if run.is_empty() {
+                return;
             }
-            let mut candidate = match arrival {
-                Arrival::Frozen(_) => {
-                    frozen = true;
-                    kept = None;
-                    continue;
-                }
-                Arrival::User(_) if frozen => continue,
-                Arrival::User(candidate) => candidate,
-            };
-            if let Some(existing) = &kept {
-                let keep_existing = (&*existing.account.source, &*existing.account.dn)
-                    <= (&*candidate.account.source, &*candidate.account.dn);
-                let (winner, loser) = if keep_existing {
-                    (&existing.account.dn, &candidate.account.dn)
+            if run
+                .iter()
+                .any(|arrival| matches!(arrival, Arrival::Frozen(_)))
+            {
+                run.clear();
+                return;
+            }
+            let mut candidates: Vec<Candidate> = run
+                .drain(..)
+                .map(|arrival| match arrival {
+                    Arrival::User(candidate) => candidate,
+                    Arrival::Frozen(_) => unreachable!("frozen runs are settled above"),
+                })
+                .collect();
+            // Ties (one DN read twice) go to the first arrival.
+            let winner = (1..candidates.len()).fold(0, |best, at| {
+                let key = |c: &Candidate| (c.account.source.clone(), c.account.dn.clone());
+                if key(&candidates[at]) < key(&candidates[best]) {
+                    at
                 } else {
-                    (&candidate.account.dn, &existing.account.dn)
-                };
-                let anchor = &candidate.account.anchor;
+                    best
+                }
+            });
+            let mut winner = candidates.swap_remove(winner);
+            for loser in &candidates {
+                let (winner_dn, loser_dn) = (&winner.account.dn, &loser.account.dn);
+                let anchor = &winner.account.anchor;
                 out.warnings.push(Warning {
                     account: Some(anchor.to_string()),
                     ..Warning::new(
                         WarningKind::DuplicateAnchor,
                         format!(
-                            "entries \"{winner}\" and \"{loser}\" share anchor {anchor}; only \"{winner}\" is used"
+                            "entries \"{winner_dn}\" and \"{loser_dn}\" share anchor {anchor}; only \"{winner_dn}\" is used"
                         ),
                     )
                 });
-                if keep_existing {
-                    continue;
-                }
             }
-            if let Some(effects) = candidate.effects.take() {
+            if let Some(effects) = winner.effects.take() {
                 for (mapping, counts) in effects.skipped {
                     let skipped = out
                         .skipped
@@ -940,11 +991,20 @@ impl<'r> DesiredBuilder<'r> {
                 out.frozen_registrations
                     .extend(effects.frozen_registrations);
             }
-            kept = Some(candidate);
+            keep(winner);
+        };
+        let mut run: Vec<Arrival> = Vec::new();
+        for &(_, _, index) in &order {
+            let arrival = arrivals.take(index);
+            if run
+                .first()
+                .is_some_and(|first| first.anchor() != arrival.anchor())
+            {
+                settle(&mut run, &mut out);
+            }
+            run.push(arrival);
         }
-        if let Some(candidate) = kept.take() {
-            keep(candidate);
-        }
+        settle(&mut run, &mut out);
         drop(arrivals);
         drop(order);
         for (source, count) in rules.sources.iter().zip(per_source) {

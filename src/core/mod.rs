@@ -14,5 +14,6 @@ pub mod entry;
 pub mod filter;
 pub mod model;
 pub mod plan;
+pub mod region;
 pub mod state;
 pub mod template;

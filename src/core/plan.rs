@@ -41,6 +41,10 @@ pub struct Plan {
     /// SHA-256 over the config files and source data the plan was computed from.
     #[serde(default)]
     pub inputs_digest: String,
+    /// SHA-256 over the config files alone: the rules the plan was made with. An apply
+    /// keeps the plan's totals for delta plans only under the same config.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config_digest: String,
     pub summary: Summary,
     pub changes: Vec<Change>,
     pub warnings: Vec<Warning>,
@@ -302,24 +306,60 @@ impl Reasons {
     }
 }
 
-/// Computes the plan. `revision` and `inputs_digest` are left for the caller to fill in.
+/// Computes the plan. `revision`, `inputs_digest` and `config_digest` are left for the
+/// caller to fill in.
 ///
 /// The desired state is consumed: its strings move into the changes instead of being
 /// copied, which halves the memory a large first import needs.
 pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, PlanError> {
+    check_empty_sources(
+        rules,
+        &desired.accounts_per_source,
+        &desired.frozen_accounts,
+        state,
+    )?;
+    let managed = managed_rows(state);
+    Ok(plan_rows(rules, desired, state, managed))
+}
+
+/// The managed rows `state` holds (accounts with a source, registrations and groups with
+/// an owner, and the members of those groups): what `policy.max_delete_percent` is a
+/// share of.
+pub fn managed_rows(state: &State) -> u64 {
+    (state
+        .registrations
+        .values()
+        .filter(|r| r.is_managed())
+        .count()
+        + state
+            .accounts
+            .values()
+            .filter(|a| a.source.is_some())
+            .count()
+        + state
+            .groups
+            .values()
+            .filter(|g| g.is_managed())
+            .map(|g| 1 + g.members.len())
+            .sum::<usize>()) as u64
+}
+
+/// [`plan`] without the empty-source rule (rule 7), which the caller has settled: the
+/// changes, warnings and summary, with the deletion threshold taken against `managed`
+/// rows.
+pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed: u64) -> Plan {
     let Desired {
         mut accounts,
         claims,
         frozen_accounts,
         frozen_registrations,
         skipped,
-        accounts_per_source,
+        accounts_per_source: _, // rule 7, checked by the caller
         groups,
         frozen_groups,
         group_skipped,
         warnings,
     } = desired;
-    check_empty_sources(rules, &accounts_per_source, &frozen_accounts, state)?;
 
     // Sized for the worst case up front: growing a vector of a million changes by
     // doubling would briefly hold two copies.
@@ -771,41 +811,23 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         .count() as u64;
     summary.excluded =
         (excluded_accounts.len() + excluded_registrations.len()) as u64 + excluded_groups;
-    let managed = state
-        .registrations
-        .values()
-        .filter(|r| r.is_managed())
-        .count()
-        + state
-            .accounts
-            .values()
-            .filter(|a| a.source.is_some())
-            .count()
-        + state
-            .groups
-            .values()
-            .filter(|g| g.is_managed())
-            .map(|g| 1 + g.members.len())
-            .sum::<usize>();
-    summary.blocked_reason = deletion_threshold(
-        &rules.policy,
-        summary.remove + summary.deactivate,
-        managed as u64,
-    );
+    summary.blocked_reason =
+        deletion_threshold(&rules.policy, summary.remove + summary.deactivate, managed);
     summary.blocked = summary.blocked_reason.is_some();
 
-    Ok(Plan {
+    Plan {
         format_version: PLAN_FORMAT_VERSION,
         revision: None,
         state_serial: state.serial,
         inputs_digest: String::new(),
+        config_digest: String::new(),
         summary,
         changes,
         warnings,
         skipped,
         group_skipped,
         imports: Vec::new(),
-    })
+    }
 }
 
 fn registration_key(protocol: &str, name_key: &str) -> RegistrationKey {
@@ -1101,7 +1123,7 @@ fn check_empty_sources(
 
 /// Rule 8: the reason the plan is blocked, if removals plus deactivations exceed the
 /// policy's limits. `managed` counts the managed rows the store holds.
-fn deletion_threshold(
+pub(crate) fn deletion_threshold(
     policy: &crate::core::model::Policy,
     deletions: u64,
     managed: u64,

@@ -31,6 +31,10 @@ pub(super) fn write_document(document: &PlanDocument<'_>, out: &mut dyn Write) -
     json.serde(1, &plan.state_serial)?;
     json.key(1, "inputs_digest")?;
     json.string(&plan.inputs_digest);
+    if !plan.config_digest.is_empty() {
+        json.key(1, "config_digest")?;
+        json.string(&plan.config_digest);
+    }
     json.key(1, "summary")?;
     json.serde(1, &plan.summary)?;
     json.key(1, "changes")?;
@@ -436,6 +440,7 @@ mod tests {
             revision: Some("abc\"def".to_string()),
             state_serial: 7,
             inputs_digest: "sha256:00".to_string(),
+            config_digest: "sha256:0c".to_string(),
             summary: Summary {
                 blocked_reason: Some("too many".to_string()),
                 ..Summary::default()
@@ -506,6 +511,7 @@ mod tests {
         with_groups.skipped.clear();
         with_groups.revision = None;
         with_groups.imports.clear();
+        with_groups.config_digest.clear();
         for document in [
             PlanDocument::of(&full),
             PlanDocument {

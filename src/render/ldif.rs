@@ -471,6 +471,7 @@ mod tests {
             revision: Some("abc123".to_string()),
             state_serial: serial,
             inputs_digest: String::new(),
+            config_digest: String::new(),
             summary: Summary::default(),
             changes,
             warnings: Vec::new(),

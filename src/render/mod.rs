@@ -824,6 +824,7 @@ mod tests {
             revision: None,
             state_serial: 0,
             inputs_digest: String::new(),
+            config_digest: String::new(),
             summary: Summary::default(),
             changes: Vec::new(),
             warnings: Vec::new(),

@@ -111,6 +111,29 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX snapshot_entries_by_dn ON snapshot_entries (source, dn_key);
     CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree);
     "#,
+    // 5: what a delta plan by region (`core::region`) looks things up by: each kept
+    // entry's footprint (the anchor it arrives with, the names it produces) as the config
+    // of `standing_facts` worked it out (`yields`: the entry makes an account), and the
+    // totals of the plan last applied.
+    r#"
+    ALTER TABLE snapshot_entries ADD COLUMN anchor TEXT;
+    ALTER TABLE snapshot_entries ADD COLUMN yields INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL;
+    CREATE TABLE snapshot_names (
+        source   TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
+        dn_key   TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        name_key TEXT NOT NULL
+    );
+    CREATE INDEX snapshot_names_by_name ON snapshot_names (protocol, name_key);
+    CREATE INDEX snapshot_names_by_entry ON snapshot_names (source, dn_key);
+    CREATE TABLE standing_facts (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        serial        INTEGER NOT NULL,
+        config_digest TEXT NOT NULL,
+        facts         TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The migration after which the managed rows' hashes are computed (in Rust: SQLite has

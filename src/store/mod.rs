@@ -9,6 +9,7 @@
 mod migrations;
 mod snapshots;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,7 +25,9 @@ use crate::core::state::{
     StateRegistration,
 };
 
-pub use snapshots::{EntryRow, KeptFile, KeptSnapshot, SnapshotWrite};
+pub use snapshots::{
+    EntryRow, KeptEntry, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite, Standing,
+};
 
 /// How long a writer waits for another one to finish before giving up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -219,6 +222,66 @@ impl Store {
         load_state(&self.connection).map_err(|e| self.error(e))
     }
 
+    /// The accounts with these anchors (those the store has).
+    pub fn accounts_with(
+        &self,
+        anchors: &BTreeSet<String>,
+    ) -> Result<Vec<StateAccount>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<StateAccount>> {
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!("{SELECT_ACCOUNTS} WHERE anchor = ?1"))?;
+            let mut accounts = Vec::with_capacity(anchors.len());
+            for anchor in anchors {
+                if let Some(account) = statement.query_row([anchor], account_from_row).optional()? {
+                    accounts.push(account);
+                }
+            }
+            Ok(accounts)
+        };
+        read().map_err(|e| self.error(e))
+    }
+
+    /// The registrations on these names (those the store has).
+    pub fn registrations_on(
+        &self,
+        names: &BTreeSet<RegistrationKey>,
+    ) -> Result<Vec<(RegistrationKey, StateRegistration)>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<(RegistrationKey, StateRegistration)>> {
+            let mut statement = self.connection.prepare_cached(&format!(
+                "{SELECT_REGISTRATIONS} WHERE protocol = ?1 AND im_name_key = ?2"
+            ))?;
+            let mut rows = Vec::with_capacity(names.len());
+            for name in names {
+                if let Some(row) = statement
+                    .query_row(params![name.protocol, name.name_key], registration_from_row)
+                    .optional()?
+                {
+                    rows.push(row);
+                }
+            }
+            Ok(rows)
+        };
+        read().map_err(|e| self.error(e))
+    }
+
+    /// The names the account `anchor` holds, managed or not.
+    pub fn names_held_by(&self, anchor: &str) -> Result<Vec<RegistrationKey>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<RegistrationKey>> {
+            let mut statement = self.connection.prepare_cached(
+                "SELECT protocol, im_name_key FROM registrations WHERE account = ?1",
+            )?;
+            let rows = statement.query_map([anchor], |row| {
+                Ok(RegistrationKey {
+                    protocol: row.get(0)?,
+                    name_key: row.get(1)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| self.error(e))
+    }
+
     /// The content hashes of the managed rows as the applies left them.
     pub fn managed_hashes(&self) -> Result<RowHashes, StoreError> {
         let read = || -> rusqlite::Result<RowHashes> {
@@ -353,19 +416,19 @@ impl Store {
     /// in the same transaction, with the serials filled in. Kept snapshots are left as
     /// they are; see [`Store::apply_with_snapshots`].
     pub fn apply(&mut self, plan: &Plan, run: RunRecord) -> Result<i64, StoreError> {
-        self.apply_with_snapshots(plan, run, &[], &mut |_| {})
+        self.apply_with_snapshots(plan, run, &KeptWrites::default(), &mut |_| {})
     }
 
-    /// [`Store::apply`], writing `snapshots` (what the plan imported) in the same
-    /// transaction, so that the store never keeps a snapshot whose plan did not land. The
-    /// serial moves when the plan has changes or a snapshot is written: a saved plan made
-    /// from the old snapshot is stale. `progress` hears how many changes are done as it
-    /// goes.
+    /// [`Store::apply`], writing `kept` (the snapshots the plan imported, the standing
+    /// facts it leaves) in the same transaction, so that the store never keeps a
+    /// snapshot whose plan did not land. The serial moves when the plan has changes or a
+    /// snapshot is written: a saved plan made from the old snapshot is stale. `progress`
+    /// hears how many changes are done as it goes.
     pub fn apply_with_snapshots(
         &mut self,
         plan: &Plan,
         mut run: RunRecord,
-        snapshots: &[SnapshotWrite],
+        kept: &KeptWrites,
         progress: &mut dyn FnMut(u64),
     ) -> Result<i64, StoreError> {
         let path = self.path.clone();
@@ -398,16 +461,18 @@ impl Store {
             })?;
         }
         refresh_hashes(&transaction, &plan.changes).map_err(fail)?;
-        let new_serial = if plan.changes.is_empty() && snapshots.is_empty() {
+        let new_serial = if plan.changes.is_empty() && kept.snapshots.is_empty() {
             serial
         } else {
             serial + 1
         };
-        for write in snapshots {
+        for write in &kept.snapshots {
             snapshots::write_snapshot(&transaction, write, new_serial)
                 .map_err(fail)?
                 .map_err(StoreError::StaleSnapshot)?;
         }
+        snapshots::write_standing(&transaction, kept.standing.as_ref(), new_serial)
+            .map_err(fail)?;
         write_serial(&transaction, new_serial).map_err(fail)?;
         run.serial_before = serial;
         run.serial_after = new_serial;

@@ -7,12 +7,15 @@
 //! decided by the caller ([`SnapshotWrite`]). It only checks that an update lands on the
 //! kept snapshot it was computed from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Store, StoreError};
+use crate::core::desired::EntryFootprint;
 use crate::core::plan::{ImportedFile, SourceImport};
+use crate::core::region::StandingFacts;
+use crate::core::state::RegistrationKey;
 use crate::ldif::{below_range, tree_key};
 
 /// One file of a kept snapshot, and the state serial of the apply that imported it.
@@ -59,6 +62,40 @@ impl KeptSnapshot {
 /// An entry row: its normalised DN and its LDIF content record.
 pub type EntryRow = (String, Vec<u8>);
 
+/// An entry to keep: its normalised DN, its LDIF content record and, when the store keeps
+/// footprints (see [`Standing`]), its footprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptEntry {
+    pub key: String,
+    pub record: Vec<u8>,
+    pub footprint: Option<EntryFootprint>,
+}
+
+/// The standing facts an apply leaves: the totals of the plan it applied, valid for the
+/// config with this digest and the serial the apply gives the store. The kept entries'
+/// footprints are that config's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub config_digest: String,
+    pub facts: StandingFacts,
+}
+
+/// What an apply keeps besides its changes: the snapshot writes, and the standing facts
+/// (none forgets them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptWrites {
+    pub snapshots: Vec<SnapshotWrite>,
+    pub standing: Option<Standing>,
+}
+
+/// Standing facts as the store has them: valid while the store is at `serial`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptStanding {
+    pub serial: i64,
+    pub config_digest: String,
+    pub facts: StandingFacts,
+}
+
 /// A change to the kept snapshots, written by [`Store::apply`] in the apply's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotWrite {
@@ -67,14 +104,14 @@ pub enum SnapshotWrite {
     /// Keep `entries` as the whole snapshot `import` read.
     Replace {
         import: SourceImport,
-        entries: Vec<EntryRow>,
+        entries: Vec<KeptEntry>,
     },
     /// Bring the kept snapshot, which has seen the first `base_changes` change files of
     /// `import`, to what `import` read: write `put`, delete `remove`.
     Update {
         import: SourceImport,
         base_changes: usize,
-        put: Vec<EntryRow>,
+        put: Vec<KeptEntry>,
         remove: Vec<String>,
     },
 }
@@ -163,6 +200,86 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
+    /// The standing facts, if an apply left some.
+    pub fn kept_standing(&self) -> Result<Option<KeptStanding>, StoreError> {
+        let row: Option<(i64, String, String)> = self
+            .connection
+            .query_row(
+                "SELECT serial, config_digest, facts FROM standing_facts WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let Some((serial, config_digest, facts)) = row else {
+            return Ok(None);
+        };
+        // Unreadable facts (an older or edited store) are no facts: plans are made in full.
+        Ok(serde_json::from_str(&facts).ok().map(|facts| KeptStanding {
+            serial,
+            config_digest,
+            facts,
+        }))
+    }
+
+    /// The kept entries (source, normalised DN) whose footprint has `anchor`.
+    pub fn kept_on_anchor(&self, anchor: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_entries WHERE anchor = ?1",
+            [anchor],
+        )
+    }
+
+    /// The kept entries (source, normalised DN) whose footprint produces `name`.
+    pub fn kept_producing(
+        &self,
+        name: &RegistrationKey,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_names WHERE protocol = ?1 AND name_key = ?2",
+            [&name.protocol, &name.name_key],
+        )
+    }
+
+    fn kept_keys<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        parameters: P,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(sql)
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(parameters, |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Whether `source` keeps an entry that makes an account, other than those in
+    /// `except` (normalised DNs): whether the source yields an account outside a region.
+    pub fn kept_yielding_beyond(
+        &self,
+        source: &str,
+        except: &BTreeSet<String>,
+    ) -> Result<bool, StoreError> {
+        // The first `except.len() + 1` such entries settle it.
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT dn_key FROM snapshot_entries WHERE source = ?1 AND yields = 1 LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let keys = statement
+            .query_map(params![source, except.len() as i64 + 1], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        Ok(keys.iter().any(|key| !except.contains(key)))
+    }
+
     /// Calls `each` with every kept entry of `source` (normalised DN, record), in DN
     /// order. `each` may stop the walk with an error, which is returned as is.
     pub fn for_each_kept_entry<E: From<StoreError>>(
@@ -249,28 +366,71 @@ pub(super) fn write_snapshot(
                 return Ok(Err(stale(source)));
             }
             insert_change_files(connection, import, *base_changes, serial)?;
+            let mut forget_names = connection
+                .prepare_cached("DELETE FROM snapshot_names WHERE source = ?1 AND dn_key = ?2")?;
+            for entry in put {
+                forget_names.execute(params![source, entry.key])?;
+            }
             insert_entries(connection, source, put)?;
             let mut delete = connection
                 .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
+            let mut forget_names = connection
+                .prepare_cached("DELETE FROM snapshot_names WHERE source = ?1 AND dn_key = ?2")?;
             for key in remove {
                 delete.execute(params![source, key])?;
+                forget_names.execute(params![source, key])?;
             }
         }
     }
     Ok(Ok(()))
 }
 
-/// Writes entry rows of `source`, replacing rows of the same DN.
+/// Writes entry rows of `source`, replacing rows of the same DN, with the names of their
+/// footprints (the caller has forgotten those of replaced rows).
 fn insert_entries(
     connection: &Connection,
     source: &str,
-    rows: &[EntryRow],
+    entries: &[KeptEntry],
 ) -> rusqlite::Result<()> {
     let mut insert = connection.prepare_cached(
-        "INSERT OR REPLACE INTO snapshot_entries (source, dn_key, tree, record) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO snapshot_entries (source, dn_key, tree, record, anchor, yields) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for (key, record) in rows {
-        insert.execute(params![source, key, tree_key(key), record])?;
+    let mut insert_name = connection.prepare_cached(
+        "INSERT INTO snapshot_names (source, dn_key, protocol, name_key) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for entry in entries {
+        let anchor = entry.footprint.as_ref().and_then(|f| f.anchor.as_deref());
+        let yields = entry.footprint.as_ref().is_some_and(|f| f.yields_account);
+        insert.execute(params![
+            source,
+            entry.key,
+            tree_key(&entry.key),
+            entry.record,
+            anchor,
+            yields
+        ])?;
+        for name in entry.footprint.iter().flat_map(|f| &f.names) {
+            insert_name.execute(params![source, entry.key, name.protocol, name.name_key])?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps `standing` as the standing facts at `serial`, or forgets them.
+pub(super) fn write_standing(
+    connection: &Connection,
+    standing: Option<&Standing>,
+    serial: i64,
+) -> rusqlite::Result<()> {
+    connection.execute("DELETE FROM standing_facts", [])?;
+    if let Some(standing) = standing {
+        let facts = serde_json::to_string(&standing.facts)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        connection.execute(
+            "INSERT INTO standing_facts (id, serial, config_digest, facts) VALUES (1, ?1, ?2, ?3)",
+            params![serial, standing.config_digest, facts],
+        )?;
     }
     Ok(())
 }
@@ -304,6 +464,7 @@ mod tests {
     use crate::core::plan::Plan;
     use crate::core::state::State;
     use crate::store::RunRecord;
+    use std::collections::BTreeSet;
 
     fn file(path: &str, digest: &str) -> ImportedFile {
         ImportedFile {
@@ -320,6 +481,133 @@ mod tests {
         plan
     }
 
+    fn only(snapshots: Vec<SnapshotWrite>) -> KeptWrites {
+        KeptWrites {
+            snapshots,
+            standing: None,
+        }
+    }
+
+    fn footprint(anchor: &str, names: &[&str]) -> EntryFootprint {
+        EntryFootprint {
+            anchor: Some(anchor.into()),
+            yields_account: true,
+            names: names
+                .iter()
+                .map(|name| {
+                    let (protocol, name_key) = name.split_once('/').unwrap();
+                    RegistrationKey {
+                        protocol: protocol.to_string(),
+                        name_key: name_key.to_string(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn row(key: &str, footprint: Option<EntryFootprint>) -> KeptEntry {
+        KeptEntry {
+            key: key.to_string(),
+            record: format!("dn: {key}\n\n").into_bytes(),
+            footprint,
+        }
+    }
+
+    fn producing(store: &Store, name: &str) -> Vec<String> {
+        let name = &footprint("-", &[name]).names[0];
+        let rows = store.kept_producing(name).unwrap();
+        rows.into_iter().map(|(_, key)| key).collect()
+    }
+
+    #[test]
+    fn footprints_follow_the_entries_and_standing_facts_the_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: Vec::new(),
+        };
+        let standing = Standing {
+            config_digest: "sha256:cfg".to_string(),
+            facts: StandingFacts {
+                excluded: 3,
+                ..StandingFacts::default()
+            },
+        };
+        let serial = store
+            .apply_with_snapshots(
+                &empty_plan(0),
+                RunRecord::new("t", "t"),
+                &KeptWrites {
+                    snapshots: vec![SnapshotWrite::Replace {
+                        import: import.clone(),
+                        entries: vec![
+                            row("a", Some(footprint("u1", &["aol/al"]))),
+                            row("b", Some(footprint("u2", &["aol/al", "lcs/b"]))),
+                            row("c", None),
+                        ],
+                    }],
+                    standing: Some(standing.clone()),
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        let kept = store.kept_standing().unwrap().unwrap();
+        assert_eq!((kept.serial, kept.facts), (serial, standing.facts.clone()));
+        assert_eq!(producing(&store, "aol/al"), ["a", "b"]);
+        assert_eq!(store.kept_on_anchor("u2").unwrap().len(), 1);
+        let none = BTreeSet::new();
+        assert!(store.kept_yielding_beyond("hr", &none).unwrap());
+        let both = BTreeSet::from(["a".to_string(), "b".to_string()]);
+        assert!(
+            !store.kept_yielding_beyond("hr", &both).unwrap(),
+            "c yields nothing"
+        );
+
+        // An update replaces the footprint of what it puts and drops what it removes.
+        let mut next = import.clone();
+        next.changes.push(file("c/1.ldif", "sha256:1"));
+        store
+            .apply_with_snapshots(
+                &empty_plan(serial),
+                RunRecord::new("t", "t"),
+                &KeptWrites {
+                    snapshots: vec![SnapshotWrite::Update {
+                        import: next,
+                        base_changes: 0,
+                        put: vec![row("b", Some(footprint("u2", &["lcs/b"])))],
+                        remove: vec!["a".to_string()],
+                    }],
+                    standing: None,
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(producing(&store, "aol/al").is_empty());
+        assert_eq!(producing(&store, "lcs/b"), ["b"]);
+        assert!(store.kept_on_anchor("u1").unwrap().is_empty());
+        assert_eq!(
+            store.kept_standing().unwrap(),
+            None,
+            "an apply without them forgets them"
+        );
+
+        // Forgetting the snapshot forgets its footprints.
+        store
+            .apply_with_snapshots(
+                &empty_plan(serial + 1),
+                RunRecord::new("t", "t"),
+                &only(vec![SnapshotWrite::Forget {
+                    source: "hr".to_string(),
+                }]),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(producing(&store, "lcs/b").is_empty());
+        assert!(store.kept_on_anchor("u2").unwrap().is_empty());
+    }
+
     #[test]
     fn an_update_lands_only_on_the_snapshot_it_was_computed_from() {
         let dir = tempfile::tempdir().unwrap();
@@ -331,13 +619,13 @@ mod tests {
         };
         let replace = SnapshotWrite::Replace {
             import: import.clone(),
-            entries: vec![("a".to_string(), b"dn: a\n\n".to_vec())],
+            entries: vec![row("a", Some(footprint("u1", &["aol/al"])))],
         };
         let serial = store
             .apply_with_snapshots(
                 &empty_plan(0),
                 RunRecord::new("t", "t"),
-                &[replace],
+                &only(vec![replace]),
                 &mut |_| {},
             )
             .unwrap();
@@ -348,7 +636,7 @@ mod tests {
         let update = |base_changes| SnapshotWrite::Update {
             import: next.clone(),
             base_changes,
-            put: vec![("x,b".to_string(), b"dn: x,b\n\n".to_vec())],
+            put: vec![row("x,b", Some(footprint("u1", &["aol/al", "aol/x"])))],
             remove: vec!["a".to_string()],
         };
         // Computed from a snapshot that had seen no change file: not this one.
@@ -356,7 +644,7 @@ mod tests {
             .apply_with_snapshots(
                 &empty_plan(1),
                 RunRecord::new("t", "t"),
-                &[update(0)],
+                &only(vec![update(0)]),
                 &mut |_| {},
             )
             .unwrap_err();
@@ -371,7 +659,7 @@ mod tests {
             .apply_with_snapshots(
                 &empty_plan(1),
                 RunRecord::new("t", "t"),
-                &[update(1)],
+                &only(vec![update(1)]),
                 &mut |_| {},
             )
             .unwrap();
@@ -389,9 +677,9 @@ mod tests {
             .apply_with_snapshots(
                 &empty_plan(2),
                 RunRecord::new("t", "t"),
-                &[SnapshotWrite::Forget {
+                &only(vec![SnapshotWrite::Forget {
                     source: "hr".to_string(),
-                }],
+                }]),
                 &mut |_| {},
             )
             .unwrap();

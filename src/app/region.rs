@@ -1,0 +1,321 @@
+//! Delta plans by region: `plan --mode delta` at the cost of the change. The unseen
+//! change files are applied to the kept snapshots (reading only the kept entries they
+//! touch), and the store's footprints of the kept entries say which other entries and
+//! rows the change can affect; `core::region` plans that region against the standing
+//! facts of the last apply.
+//!
+//! Used when the store can answer for the rest of the directory: its standing facts were
+//! left by the last write to it (their serial is the store's) under this very config,
+//! every source is an `ldif` source with a kept snapshot, and no group rule reads the
+//! directory (a group's members are not local to an entry). Otherwise, and when the
+//! region cannot settle the plan (a source left with no account, standing facts that do
+//! not add up), the delta read streams every kept entry instead, with a note that says
+//! why. Either way the plan is the one `--mode full` makes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::snapshots::{kept_entry, open_delta, Delta};
+use super::sources::{source_error, InputsDigest};
+use super::{AppError, SourcesRead};
+use crate::config::{Config, SourceLocation};
+use crate::core::desired::{Desired, DesiredBuilder, EntryFootprint, EntryPreparer};
+use crate::core::entry::Entry;
+use crate::core::plan::Plan;
+use crate::core::region::{plan_region, Region};
+use crate::core::state::{RegistrationKey, State};
+use crate::store::{Store, StoreError};
+use crate::tree::Tree;
+
+/// Why no delta plan by region can be made under `config`, if none can.
+pub(super) fn blocker(config: &Config) -> Option<String> {
+    if let Some(source) = config
+        .sources
+        .iter()
+        .find(|source| !matches!(source.location, SourceLocation::Ldif { .. }))
+    {
+        return Some(format!("source {} is not an ldif source", source.name));
+    }
+    if !config.rules.groups.is_empty() {
+        return Some("group rules read the directory".to_string());
+    }
+    None
+}
+
+/// What became of a delta plan by region.
+pub(super) enum ByRegion {
+    /// The plan, what was read, and how many entries the region held.
+    Planned(Box<Plan>, SourcesRead, usize),
+    /// The store cannot answer for the rest of the directory: every kept entry must be
+    /// read, for this reason (worth a note once that read has gone well).
+    ReadEverything(Option<String>),
+}
+
+/// The plan of `config` with every source read in delta, by region, if the store can
+/// answer for the rest of the directory.
+pub(super) fn plan_by_region(
+    config: &Config,
+    files: &Tree,
+    config_dir: &Path,
+    store: &Store,
+) -> Result<ByRegion, AppError> {
+    let why_not = |why: String| Ok(ByRegion::ReadEverything(Some(why)));
+    if let Some(why) = blocker(config) {
+        return why_not(why);
+    }
+    let serial = store.serial()?;
+    let Some(standing) = store.kept_standing()? else {
+        return why_not("the store keeps no standing facts yet (an apply keeps them)".to_string());
+    };
+    if standing.serial != serial {
+        return why_not(format!(
+            "the store was written at serial {serial}, after the last apply of an import (serial {})",
+            standing.serial
+        ));
+    }
+    if standing.config_digest != InputsDigest::config_only(&config.files) {
+        return why_not("the config changed since the last apply".to_string());
+    }
+    let kept = store.kept_snapshots()?;
+    let mut digest = InputsDigest::of_config(&config.files);
+    let mut imports = Vec::with_capacity(config.sources.len());
+    let mut region = RegionEntries::new(config, store);
+    for source in &config.sources {
+        let Some(kept) = kept.get(&source.name) else {
+            return Ok(ByRegion::ReadEverything(None)); // the full read says why
+        };
+        let Delta { overlay, import } =
+            open_delta(source, kept, store, files, config_dir, &mut digest)?;
+        for (key, after) in overlay.touched() {
+            let before = kept_entry(store, &source.name, key)
+                .map_err(|message| source_error(source, message))?;
+            region.insert(&source.name, key, before, after.cloned());
+        }
+        imports.push(import);
+    }
+    region.close()?;
+
+    let (before, after) = region.desired();
+    for source in config.rules.sources.iter().filter(|s| !s.allow_empty) {
+        let yields = after.accounts_per_source.get(&source.name).copied();
+        if yields.unwrap_or(0) == 0
+            && !store.kept_yielding_beyond(&source.name, &region.keys_of(&source.name))?
+        {
+            return why_not(format!("source {} may yield no account", source.name));
+        }
+    }
+    let state = region.state(serial)?;
+    let entries = region.entries.len();
+    let names = std::mem::take(&mut region.names);
+    let mut counting = None;
+    let plan = plan_region(
+        &config.rules,
+        Region {
+            names,
+            before,
+            after,
+            state,
+        },
+        &standing.facts,
+        || match store.managed_counts() {
+            Ok(counts) => {
+                counts.accounts + counts.registrations + counts.groups + counts.group_members
+            }
+            Err(e) => {
+                counting = Some(e);
+                0
+            }
+        },
+    );
+    if let Some(e) = counting {
+        return Err(e.into());
+    }
+    let Some(plan) = plan else {
+        return why_not("the standing facts do not add up with the store".to_string());
+    };
+    if store.serial()? != serial || store.kept_snapshots()? != kept {
+        return Err(AppError::Refused(
+            "the store changed while this plan read it (another apply ran); plan again".to_string(),
+        ));
+    }
+    Ok(ByRegion::Planned(
+        Box::new(plan),
+        SourcesRead {
+            inputs_digest: digest.finish(),
+            imports,
+        },
+        entries,
+    ))
+}
+
+/// An entry of the region as it was (kept) and as it is.
+struct Versions {
+    before: Option<Entry>,
+    after: Option<Entry>,
+}
+
+/// The region being gathered: its entries by (source, normalised DN), the names whose
+/// claims it holds whole, and every anchor it involves.
+struct RegionEntries<'c> {
+    store: &'c Store,
+    config: &'c Config,
+    preparer: EntryPreparer<'c>,
+    entries: BTreeMap<(String, String), Versions>,
+    names: BTreeSet<RegistrationKey>,
+    anchors: BTreeSet<Arc<str>>,
+    /// Anchors whose entries are all in the region.
+    anchors_whole: BTreeSet<Arc<str>>,
+}
+
+impl<'c> RegionEntries<'c> {
+    fn new(config: &'c Config, store: &'c Store) -> Self {
+        RegionEntries {
+            store,
+            config,
+            preparer: EntryPreparer::new(&config.rules),
+            entries: BTreeMap::new(),
+            names: BTreeSet::new(),
+            anchors: BTreeSet::new(),
+            anchors_whole: BTreeSet::new(),
+        }
+    }
+
+    fn footprint(&self, source: &str, entry: Option<&Entry>) -> EntryFootprint {
+        entry
+            .map(|entry| {
+                self.preparer
+                    .footprint(&self.preparer.prepare(source, entry))
+            })
+            .unwrap_or_default()
+    }
+
+    /// Adds an entry the changes touched; its anchors and names are the change's.
+    fn insert(&mut self, source: &str, key: &str, before: Option<Entry>, after: Option<Entry>) {
+        for footprint in [
+            self.footprint(source, before.as_ref()),
+            self.footprint(source, after.as_ref()),
+        ] {
+            self.anchors.extend(footprint.anchor);
+            self.names.extend(footprint.names);
+        }
+        self.entries.insert(
+            (source.to_string(), key.to_string()),
+            Versions { before, after },
+        );
+    }
+
+    /// Adds a kept entry the changes did not touch, unless the region has it; returns
+    /// its footprint when it was added.
+    fn pull(&mut self, source: String, key: String) -> Result<Option<EntryFootprint>, AppError> {
+        if self.entries.contains_key(&(source.clone(), key.clone())) {
+            return Ok(None);
+        }
+        let settings = self
+            .config
+            .source(&source)
+            .expect("kept footprints name the config's sources");
+        let entry = kept_entry(self.store, &source, &key)
+            .map_err(|message| source_error(settings, message))?;
+        let footprint = self.footprint(&source, entry.as_ref());
+        self.anchors.extend(footprint.anchor.clone());
+        self.entries.insert(
+            (source, key),
+            Versions {
+                before: entry.clone(),
+                after: entry,
+            },
+        );
+        Ok(Some(footprint))
+    }
+
+    /// Pulls in every kept entry on `anchor` (once per anchor); returns their footprints.
+    fn pull_anchor(&mut self, anchor: &Arc<str>) -> Result<Vec<EntryFootprint>, AppError> {
+        if !self.anchors_whole.insert(anchor.clone()) {
+            return Ok(Vec::new());
+        }
+        let mut pulled = Vec::new();
+        for (source, key) in self.store.kept_on_anchor(anchor)? {
+            pulled.extend(self.pull(source, key)?);
+        }
+        Ok(pulled)
+    }
+
+    /// Closes the region over what the touched entries can affect: the entries on their
+    /// anchors (whose names join the region), the names their accounts hold, every entry
+    /// producing one of those names, and the entries on the anchors of those and of the
+    /// names' holders (to know which entry wins each anchor).
+    fn close(&mut self) -> Result<(), AppError> {
+        let touched: Vec<Arc<str>> = self.anchors.iter().cloned().collect();
+        for anchor in &touched {
+            for footprint in self.pull_anchor(anchor)? {
+                self.names.extend(footprint.names);
+            }
+            self.names.extend(self.store.names_held_by(anchor)?);
+        }
+        let names: Vec<RegistrationKey> = self.names.iter().cloned().collect();
+        for name in &names {
+            for (source, key) in self.store.kept_producing(name)? {
+                self.pull(source, key)?;
+            }
+        }
+        for (_, row) in self.store.registrations_on(&self.names)? {
+            self.anchors.insert(row.account.as_str().into());
+        }
+        let claimants: Vec<Arc<str>> = self.anchors.iter().cloned().collect();
+        for anchor in &claimants {
+            self.pull_anchor(anchor)?;
+        }
+        Ok(())
+    }
+
+    /// The normalised DNs of the region's entries of `source`.
+    fn keys_of(&self, source: &str) -> BTreeSet<String> {
+        self.entries
+            .keys()
+            .filter(|(s, _)| s == source)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// The desired state of the region's entries before the changes and after.
+    fn desired(&self) -> (Desired, Desired) {
+        let build = |version: fn(&Versions) -> Option<&Entry>| {
+            let mut builder = DesiredBuilder::new(&self.config.rules);
+            for source in &self.config.sources {
+                builder.begin_source(&source.name);
+            }
+            for ((source, _), versions) in &self.entries {
+                if let Some(entry) = version(versions) {
+                    builder.add_entry(source, entry);
+                }
+            }
+            builder.finish()
+        };
+        (
+            build(|versions| versions.before.as_ref()),
+            build(|versions| versions.after.as_ref()),
+        )
+    }
+
+    /// The store's rows for the region: the accounts on its anchors, the registrations
+    /// on its names.
+    fn state(&self, serial: i64) -> Result<State, StoreError> {
+        let anchors: BTreeSet<String> = self.anchors.iter().map(|a| a.to_string()).collect();
+        Ok(State {
+            serial,
+            accounts: self
+                .store
+                .accounts_with(&anchors)?
+                .into_iter()
+                .map(|account| (account.anchor.clone(), account))
+                .collect(),
+            registrations: self
+                .store
+                .registrations_on(&self.names)?
+                .into_iter()
+                .collect(),
+            groups: BTreeMap::new(),
+        })
+    }
+}
