@@ -4,6 +4,9 @@
 //! and each refusal (an imported file edited, removed or passed in name order, the
 //! content file edited or swapped, a change that does not apply, a saved plan whose
 //! files changed before apply): one line on stderr, exit 1, the state file unchanged.
+//! Also when a delta plan is made by region (quietly) and when it reads every kept entry
+//! instead (with a note): the store written since the last apply, standing facts
+//! unreadable, group rules.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -382,4 +385,102 @@ fn each_ldif_source_keeps_its_own_snapshot() {
     ws.ok(&["apply", "--allow-deletes"]);
     let status = ws.ok(&["status"]);
     assert!(status.contains("kept snapshots (1)"), "{status}");
+}
+
+#[test]
+fn a_delta_plan_is_made_by_region_only_while_the_store_is_what_the_last_apply_left() {
+    let ws = Workspace::with_one_change_applied();
+    ws.write("changes/0002-rename.ldif", RENAME);
+    let full = ws.ok(&["plan", "--format", "json"]);
+
+    // Straight after an apply: by region, quietly, and the full plan; also with the
+    // config directory named another way.
+    let output = ws.run(&["plan", "--format", "json", "--mode", "delta"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    assert_eq!(stdout(&output), full);
+    let relative = registrar(&PathBuf::from("config"), &ws.path("state.db"))
+        .current_dir(ws.dir.path())
+        .args(["plan", "--mode", "delta"])
+        .output()
+        .unwrap();
+    assert_eq!(stderr(&relative), "");
+    assert!(
+        stdout(&relative).contains("Plan: 1 to add, 1 to update, 1 to remove"),
+        "{}",
+        stdout(&relative)
+    );
+
+    // A manual registration writes the store: the standing facts no longer answer for
+    // it, so delta reads every kept entry, says why, and still plans what full plans.
+    let registered = ws.run(&[
+        "state",
+        "register",
+        "--protocol",
+        "aol",
+        "--im-name",
+        "ann.kim",
+        "--account",
+        "cn=Someone Else,ou=People,dc=example,dc=com",
+        "--source",
+        "manual",
+    ]);
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    let full = ws.ok(&["plan", "--format", "json"]);
+    assert!(full.contains("held by a manual registration"), "{full}");
+    let output = ws.run(&["plan", "--format", "json", "--mode", "delta"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).starts_with("note: --mode delta read every kept entry: the store was written at serial 3, after the last apply of an import (serial 2)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), full);
+
+    // The next apply leaves standing facts again.
+    ws.ok(&["apply", "--mode", "delta"]);
+    ws.write(
+        "changes/0003-hire.ldif",
+        &HIRE
+            .replace("Cy Park", "Di Roe")
+            .replace("uuid-cy", "uuid-di")
+            .replace("cy.park", "di.roe"),
+    );
+    let full = ws.ok(&["plan", "--format", "json"]);
+    let output = ws.run(&["plan", "--format", "json", "--mode", "delta"]);
+    assert_eq!(stderr(&output), "");
+    assert_eq!(stdout(&output), full);
+
+    // Standing facts edited into nonsense are no standing facts.
+    let connection = rusqlite::Connection::open(ws.path("state.db")).unwrap();
+    connection
+        .execute("UPDATE standing_facts SET facts = 'not json'", [])
+        .unwrap();
+    drop(connection);
+    let output = ws.run(&["plan", "--format", "json", "--mode", "delta"]);
+    assert!(
+        stderr(&output).contains("the store keeps no standing facts"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), full);
+}
+
+#[test]
+fn with_group_rules_delta_reads_every_kept_entry_and_says_why() {
+    let ws = Workspace::new();
+    ws.write(
+        "config/groups.yaml",
+        "groups:\n  - name: people\n    kind: org_unit\n    source: hr\n    dn: ou=People,dc=example,dc=com\n",
+    );
+    ws.ok(&["apply"]);
+    ws.write("changes/0001-hire.ldif", HIRE);
+    let full = ws.ok(&["plan", "--format", "json"]);
+    let output = ws.run(&["plan", "--format", "json", "--mode", "delta"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "note: --mode delta read every kept entry: group rules read the directory\n"
+    );
+    assert_eq!(stdout(&output), full);
 }

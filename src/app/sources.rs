@@ -40,9 +40,19 @@ impl InputsDigest {
         InputsDigest(digest)
     }
 
-    /// The digest of the config files alone (a plan's `config_digest`).
+    /// The digest of the config files alone (a plan's `config_digest`): their names (the
+    /// config directory is flat) and texts, so that it does not depend on how the
+    /// directory is named on the command line.
     pub(crate) fn config_only(files: &[ConfigText]) -> String {
-        Self::of_config(files).finish()
+        let mut digest = Sha256::new();
+        for file in files {
+            let name = file.path.file_name().unwrap_or(file.path.as_os_str());
+            digest.update(name.to_string_lossy().as_bytes());
+            digest.update([0]);
+            digest.update(file.text.as_bytes());
+            digest.update([0]);
+        }
+        hex_digest(digest)
     }
 
     /// A digest of nothing, for commands that read a source without planning.

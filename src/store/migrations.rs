@@ -112,21 +112,21 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree);
     "#,
     // 5: what a delta plan by region (`core::region`) looks things up by: each kept
-    // entry's footprint (the anchor it arrives with, the names it produces) as the config
-    // of `standing_facts` worked it out (`yields`: the entry makes an account), and the
-    // totals of the plan last applied.
+    // entry's footprint (the anchor it arrives with; `yields`: it makes an account; the
+    // names it produces, also kept on the entry to forget them by key) as the config of
+    // `standing_facts` worked it out, and the totals of the plan last applied.
     r#"
     ALTER TABLE snapshot_entries ADD COLUMN anchor TEXT;
     ALTER TABLE snapshot_entries ADD COLUMN yields INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE snapshot_entries ADD COLUMN names TEXT;
     CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL;
     CREATE TABLE snapshot_names (
-        source   TEXT NOT NULL REFERENCES snapshots (source) ON DELETE CASCADE,
-        dn_key   TEXT NOT NULL,
         protocol TEXT NOT NULL,
-        name_key TEXT NOT NULL
-    );
-    CREATE INDEX snapshot_names_by_name ON snapshot_names (protocol, name_key);
-    CREATE INDEX snapshot_names_by_entry ON snapshot_names (source, dn_key);
+        name_key TEXT NOT NULL,
+        source   TEXT NOT NULL,
+        dn_key   TEXT NOT NULL,
+        PRIMARY KEY (protocol, name_key, source, dn_key)
+    ) WITHOUT ROWID;
     CREATE TABLE standing_facts (
         id            INTEGER PRIMARY KEY CHECK (id = 1),
         serial        INTEGER NOT NULL,

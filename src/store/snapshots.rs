@@ -322,10 +322,12 @@ pub(super) fn write_snapshot(
     match write {
         SnapshotWrite::Forget { source } => {
             connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+            connection.execute("DELETE FROM snapshot_names WHERE source = ?1", [source])?;
         }
         SnapshotWrite::Replace { import, entries } => {
             let source = &import.source;
             connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+            connection.execute("DELETE FROM snapshot_names WHERE source = ?1", [source])?;
             connection.execute(
                 "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
                  VALUES (?1, ?2, ?3, ?4)",
@@ -366,19 +368,15 @@ pub(super) fn write_snapshot(
                 return Ok(Err(stale(source)));
             }
             insert_change_files(connection, import, *base_changes, serial)?;
-            let mut forget_names = connection
-                .prepare_cached("DELETE FROM snapshot_names WHERE source = ?1 AND dn_key = ?2")?;
             for entry in put {
-                forget_names.execute(params![source, entry.key])?;
+                forget_names(connection, source, &entry.key)?;
             }
             insert_entries(connection, source, put)?;
             let mut delete = connection
                 .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
-            let mut forget_names = connection
-                .prepare_cached("DELETE FROM snapshot_names WHERE source = ?1 AND dn_key = ?2")?;
             for key in remove {
+                forget_names(connection, source, key)?;
                 delete.execute(params![source, key])?;
-                forget_names.execute(params![source, key])?;
             }
         }
     }
@@ -393,26 +391,62 @@ fn insert_entries(
     entries: &[KeptEntry],
 ) -> rusqlite::Result<()> {
     let mut insert = connection.prepare_cached(
-        "INSERT OR REPLACE INTO snapshot_entries (source, dn_key, tree, record, anchor, yields) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO snapshot_entries (source, dn_key, tree, record, anchor, yields, names) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut insert_name = connection.prepare_cached(
-        "INSERT INTO snapshot_names (source, dn_key, protocol, name_key) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO snapshot_names (protocol, name_key, source, dn_key) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for entry in entries {
-        let anchor = entry.footprint.as_ref().and_then(|f| f.anchor.as_deref());
-        let yields = entry.footprint.as_ref().is_some_and(|f| f.yields_account);
+        let footprint = entry.footprint.as_ref();
+        let names: Vec<[&str; 2]> = footprint
+            .iter()
+            .flat_map(|f| &f.names)
+            .map(|name| [name.protocol.as_str(), name.name_key.as_str()])
+            .collect();
+        for [protocol, name_key] in &names {
+            insert_name.execute(params![protocol, name_key, source, entry.key])?;
+        }
+        let names = if names.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(&names)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+            )
+        };
         insert.execute(params![
             source,
             entry.key,
             tree_key(&entry.key),
             entry.record,
-            anchor,
-            yields
+            footprint.and_then(|f| f.anchor.as_deref()),
+            footprint.is_some_and(|f| f.yields_account),
+            names,
         ])?;
-        for name in entry.footprint.iter().flat_map(|f| &f.names) {
-            insert_name.execute(params![source, entry.key, name.protocol, name.name_key])?;
-        }
+    }
+    Ok(())
+}
+
+/// Forgets the footprint names of the kept entry `key` of `source`, by the list its row
+/// keeps (JSON: `[[protocol, name key], …]`).
+fn forget_names(connection: &Connection, source: &str, key: &str) -> rusqlite::Result<()> {
+    let names: Option<String> = connection
+        .prepare_cached("SELECT names FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?
+        .query_row(params![source, key], |row| row.get(0))
+        .optional()?
+        .flatten();
+    let mut delete = connection.prepare_cached(
+        "DELETE FROM snapshot_names WHERE protocol = ?1 AND name_key = ?2 AND source = ?3 AND dn_key = ?4",
+    )?;
+    // A list that does not read (the row edited outside registrar) leaves its names
+    // behind: a name whose entry no longer produces it only brings that entry into a
+    // delta region for nothing (it is the same before and after).
+    let names: Vec<[String; 2]> = names
+        .and_then(|names| serde_json::from_str(&names).ok())
+        .unwrap_or_default();
+    for [protocol, name_key] in &names {
+        delete.execute(params![protocol, name_key, source, key])?;
     }
     Ok(())
 }
