@@ -6,8 +6,7 @@
 //!
 //! Used when the store can answer for the rest of the directory: its standing facts were
 //! left by the last write to it (their serial is the store's) under this very config,
-//! every source is an `ldif` source with a kept snapshot, and no group rule reads the
-//! directory (a group's members are not local to an entry). Otherwise, and when the
+//! and every source is an `ldif` source with a kept snapshot. Otherwise, and when the
 //! region cannot settle the plan (a source left with no account, standing facts that do
 //! not add up), the delta read streams every kept entry instead, with a note that says
 //! why. Either way the plan is the one `--mode full` makes.
@@ -36,9 +35,6 @@ pub(super) fn blocker(config: &Config) -> Option<String> {
         .find(|source| !matches!(source.location, SourceLocation::Ldif { .. }))
     {
         return Some(format!("source {} is not an ldif source", source.name));
-    }
-    if !config.rules.groups.is_empty() {
-        return Some("group rules read the directory".to_string());
     }
     None
 }
@@ -105,14 +101,24 @@ pub(super) fn plan_by_region(
             return why_not(format!("source {} may yield no account", source.name));
         }
     }
-    let state = region.state(serial)?;
+    let group_names: BTreeSet<String> = before
+        .groups
+        .keys()
+        .chain(after.groups.keys())
+        .chain(before.frozen_groups.iter())
+        .chain(after.frozen_groups.iter())
+        .cloned()
+        .collect();
+    let state = region.state(serial, &group_names)?;
     let entries = region.entries.len();
     let names = std::mem::take(&mut region.names);
+    let members = std::mem::take(&mut region.members);
     let mut counting = None;
     let plan = plan_region(
         &config.rules,
         Region {
             names,
+            members,
             before,
             after,
             state,
@@ -149,20 +155,34 @@ pub(super) fn plan_by_region(
     ))
 }
 
-/// An entry of the region as it was (kept) and as it is.
+/// An entry of the region as it was (kept) and as it is, with the footprint of each.
 struct Versions {
     before: Option<Entry>,
     after: Option<Entry>,
+    prints: [EntryFootprint; 2],
+}
+
+impl Versions {
+    /// Whether either version is a group entry a rule reads.
+    fn is_group(&self) -> bool {
+        self.prints
+            .iter()
+            .any(|print| !print.groups.is_empty() || !print.members.is_empty())
+    }
 }
 
 /// The region being gathered: its entries by (source, normalised DN), the names whose
-/// claims it holds whole, and every anchor it involves.
+/// claims it holds whole, the accounts whose group memberships it holds whole, and every
+/// anchor it involves.
 struct RegionEntries<'c> {
     store: &'c Store,
     config: &'c Config,
     preparer: EntryPreparer<'c>,
     entries: BTreeMap<(String, String), Versions>,
+    /// The entries the changes touched.
+    touched: Vec<(String, String)>,
     names: BTreeSet<RegistrationKey>,
+    members: BTreeSet<String>,
     anchors: BTreeSet<Arc<str>>,
     /// Anchors whose entries are all in the region.
     anchors_whole: BTreeSet<Arc<str>>,
@@ -175,7 +195,9 @@ impl<'c> RegionEntries<'c> {
             config,
             preparer: EntryPreparer::new(&config.rules),
             entries: BTreeMap::new(),
+            touched: Vec::new(),
             names: BTreeSet::new(),
+            members: BTreeSet::new(),
             anchors: BTreeSet::new(),
             anchors_whole: BTreeSet::new(),
         }
@@ -190,81 +212,210 @@ impl<'c> RegionEntries<'c> {
             .unwrap_or_default()
     }
 
-    /// Adds an entry the changes touched; its anchors and names are the change's.
-    fn insert(&mut self, source: &str, key: &str, before: Option<Entry>, after: Option<Entry>) {
-        for footprint in [
+    fn add(&mut self, source: &str, key: &str, before: Option<Entry>, after: Option<Entry>) {
+        let prints = [
             self.footprint(source, before.as_ref()),
             self.footprint(source, after.as_ref()),
-        ] {
-            self.anchors.extend(footprint.anchor);
-            self.names.extend(footprint.names);
+        ];
+        for print in &prints {
+            self.anchors.extend(print.anchor.clone());
         }
         self.entries.insert(
             (source.to_string(), key.to_string()),
-            Versions { before, after },
+            Versions {
+                before,
+                after,
+                prints,
+            },
         );
     }
 
-    /// Adds a kept entry the changes did not touch, unless the region has it; returns
-    /// its footprint when it was added.
-    fn pull(&mut self, source: String, key: String) -> Result<Option<EntryFootprint>, AppError> {
-        if self.entries.contains_key(&(source.clone(), key.clone())) {
-            return Ok(None);
+    /// Adds an entry the changes touched; its anchors and names are the change's.
+    fn insert(&mut self, source: &str, key: &str, before: Option<Entry>, after: Option<Entry>) {
+        self.add(source, key, before, after);
+        let versions = &self.entries[&(source.to_string(), key.to_string())];
+        let mut names = Vec::new();
+        let mut anchors = Vec::new();
+        for print in &versions.prints {
+            names.extend(print.names.iter().cloned());
+            anchors.extend(print.anchor.iter().map(|anchor| anchor.to_string()));
+        }
+        self.names.extend(names);
+        self.members.extend(anchors);
+        self.touched.push((source.to_string(), key.to_string()));
+    }
+
+    /// Adds the kept entry `key` of `source`, which the changes did not touch, unless the
+    /// region has it already. Returns whether it is in the region now (a key the snapshot
+    /// does not hold is not).
+    fn pull(&mut self, source: &str, key: &str) -> Result<bool, AppError> {
+        if self
+            .entries
+            .contains_key(&(source.to_string(), key.to_string()))
+        {
+            return Ok(true);
         }
         let settings = self
             .config
-            .source(&source)
+            .source(source)
             .expect("kept footprints name the config's sources");
-        let entry = kept_entry(self.store, &source, &key)
-            .map_err(|message| source_error(settings, message))?;
-        let footprint = self.footprint(&source, entry.as_ref());
-        self.anchors.extend(footprint.anchor.clone());
-        self.entries.insert(
-            (source, key),
-            Versions {
-                before: entry.clone(),
-                after: entry,
-            },
-        );
-        Ok(Some(footprint))
+        let Some(entry) = kept_entry(self.store, source, key)
+            .map_err(|message| source_error(settings, message))?
+        else {
+            return Ok(false);
+        };
+        self.add(source, key, Some(entry.clone()), Some(entry));
+        Ok(true)
     }
 
-    /// Pulls in every kept entry on `anchor` (once per anchor); returns their footprints.
-    fn pull_anchor(&mut self, anchor: &Arc<str>) -> Result<Vec<EntryFootprint>, AppError> {
+    /// The footprints of the region's entry `key` of `source`.
+    fn prints(&self, source: &str, key: &str) -> &[EntryFootprint; 2] {
+        &self.entries[&(source.to_string(), key.to_string())].prints
+    }
+
+    /// Pulls in every kept entry on `anchor` (once per anchor); returns their keys.
+    fn pull_anchor(&mut self, anchor: &Arc<str>) -> Result<Vec<(String, String)>, AppError> {
         if !self.anchors_whole.insert(anchor.clone()) {
             return Ok(Vec::new());
         }
-        let mut pulled = Vec::new();
-        for (source, key) in self.store.kept_on_anchor(anchor)? {
-            pulled.extend(self.pull(source, key)?);
+        let keys = self.store.kept_on_anchor(anchor)?;
+        for (source, key) in &keys {
+            self.pull(source, key)?;
         }
-        Ok(pulled)
+        Ok(keys)
     }
 
     /// Closes the region over what the touched entries can affect: the entries on their
     /// anchors (whose names join the region), the names their accounts hold, every entry
     /// producing one of those names, and the entries on the anchors of those and of the
-    /// names' holders (to know which entry wins each anchor).
+    /// names' holders (to know which entry wins each anchor). With group rules, also the
+    /// groups (see [`RegionEntries::close_groups`]).
     fn close(&mut self) -> Result<(), AppError> {
         let touched: Vec<Arc<str>> = self.anchors.iter().cloned().collect();
         for anchor in &touched {
-            for footprint in self.pull_anchor(anchor)? {
-                self.names.extend(footprint.names);
+            for (source, key) in self.pull_anchor(anchor)? {
+                let names: Vec<RegistrationKey> = self
+                    .prints(&source, &key)
+                    .iter()
+                    .flat_map(|print| print.names.iter().cloned())
+                    .collect();
+                self.names.extend(names);
             }
             self.names.extend(self.store.names_held_by(anchor)?);
         }
         let names: Vec<RegistrationKey> = self.names.iter().cloned().collect();
         for name in &names {
             for (source, key) in self.store.kept_producing(name)? {
-                self.pull(source, key)?;
+                self.pull(&source, &key)?;
             }
         }
         for (_, row) in self.store.registrations_on(&self.names)? {
             self.anchors.insert(row.account.as_str().into());
         }
+        if !self.config.rules.groups.is_empty() {
+            self.close_groups()?;
+        }
         let claimants: Vec<Arc<str>> = self.anchors.iter().cloned().collect();
         for anchor in &claimants {
             self.pull_anchor(anchor)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the region over the groups the change can affect. The accounts whose
+    /// memberships it holds whole are those of the touched entries and every account a
+    /// touched group entry (or one giving the same group name) reaches, before or after:
+    /// for each, every group entry reaching it, through nesting. Then every entry giving a
+    /// group name the region's group entries give (to settle which one wins the name).
+    fn close_groups(&mut self) -> Result<(), AppError> {
+        // Downward: what touched group entries, and the entries competing for their
+        // names, reach.
+        let mut down: Vec<(String, String)> = Vec::new();
+        for (source, key) in self.touched.clone() {
+            if !self.entries[&(source.clone(), key.clone())].is_group() {
+                continue;
+            }
+            let names: BTreeSet<String> = self
+                .prints(&source, &key)
+                .iter()
+                .flat_map(|print| print.groups.iter().cloned())
+                .collect();
+            for name in names {
+                for (source, key) in self.store.kept_giving_group(&name)? {
+                    self.pull(&source, &key)?;
+                    down.push((source, key));
+                }
+            }
+            down.push((source, key));
+        }
+        let mut expanded: BTreeSet<(String, String)> = BTreeSet::new();
+        while let Some((source, key)) = down.pop() {
+            if !expanded.insert((source.clone(), key.clone())) {
+                continue;
+            }
+            let members: BTreeSet<String> = self
+                .prints(&source, &key)
+                .iter()
+                .flat_map(|print| print.members.iter().cloned())
+                .collect();
+            for member in members {
+                if !self.pull(&source, &member)? {
+                    continue;
+                }
+                let versions = &self.entries[&(source.clone(), member.clone())];
+                let anchors: Vec<String> = versions
+                    .prints
+                    .iter()
+                    .filter_map(|print| print.anchor.as_deref().map(str::to_string))
+                    .collect();
+                if versions.is_group() {
+                    down.push((source.clone(), member.clone()));
+                }
+                self.members.extend(anchors);
+            }
+        }
+
+        // Upward: every group entry reaching an entry of those accounts (its DN, before
+        // or after), or a touched entry.
+        let whole: Vec<Arc<str>> = self.members.iter().map(|a| a.as_str().into()).collect();
+        for anchor in &whole {
+            self.pull_anchor(anchor)?;
+        }
+        let mut up: Vec<(String, String)> = self.touched.clone();
+        for ((source, key), versions) in &self.entries {
+            let on_member = versions.prints.iter().any(|print| {
+                print
+                    .anchor
+                    .as_deref()
+                    .is_some_and(|anchor| self.members.contains(anchor))
+            });
+            if on_member {
+                up.push((source.clone(), key.clone()));
+            }
+        }
+        let mut listed: BTreeSet<(String, String)> = BTreeSet::new();
+        while let Some((source, key)) = up.pop() {
+            if !listed.insert((source.clone(), key.clone())) {
+                continue;
+            }
+            for group in self.store.kept_listing(&source, &key)? {
+                if self.pull(&source, &group)? {
+                    up.push((source.clone(), group));
+                }
+            }
+        }
+
+        // Every entry giving a group name a region group entry gives.
+        let names: BTreeSet<String> = self
+            .entries
+            .values()
+            .flat_map(|versions| versions.prints.iter())
+            .flat_map(|print| print.groups.iter().cloned())
+            .collect();
+        for name in names {
+            for (source, key) in self.store.kept_giving_group(&name)? {
+                self.pull(&source, &key)?;
+            }
         }
         Ok(())
     }
@@ -299,8 +450,9 @@ impl<'c> RegionEntries<'c> {
     }
 
     /// The store's rows for the region: the accounts on its anchors, the registrations
-    /// on its names.
-    fn state(&self, serial: i64) -> Result<State, StoreError> {
+    /// on its names, the groups its entries give (`group_names`) with their members among
+    /// the accounts whose memberships it holds whole.
+    fn state(&self, serial: i64, group_names: &BTreeSet<String>) -> Result<State, StoreError> {
         let anchors: BTreeSet<String> = self.anchors.iter().map(|a| a.to_string()).collect();
         Ok(State {
             serial,
@@ -315,7 +467,12 @@ impl<'c> RegionEntries<'c> {
                 .registrations_on(&self.names)?
                 .into_iter()
                 .collect(),
-            groups: BTreeMap::new(),
+            groups: self
+                .store
+                .groups_among(group_names, &self.members)?
+                .into_iter()
+                .map(|group| (group.name.clone(), group))
+                .collect(),
         })
     }
 }

@@ -239,6 +239,14 @@ impl Desired {
         self.claims.retain(|claim| names.contains(&claim.key()));
     }
 
+    /// Keeps only the group members among `anchors` (a delta plan looks at no other
+    /// membership).
+    pub fn retain_members_among(&mut self, anchors: &BTreeSet<String>) {
+        for group in self.groups.values_mut() {
+            group.members.retain(|member| anchors.contains(member));
+        }
+    }
+
     /// Adds an account, keeping the accounts sorted (for tests and small states; the
     /// builder makes large ones in one go).
     pub fn insert_account(&mut self, account: DesiredAccount) {
@@ -345,6 +353,10 @@ pub struct EntryFootprint {
     pub yields_account: bool,
     /// Sorted, without duplicates.
     pub names: Vec<RegistrationKey>,
+    /// A group entry a distribution-list rule reads: the group names it gives (sorted,
+    /// without duplicates) and its member DNs, normalised (none when it is frozen).
+    pub groups: Vec<String>,
+    pub members: Vec<String>,
 }
 
 /// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`].
@@ -448,13 +460,24 @@ impl<'r> EntryPreparer<'r> {
     /// The footprint of an entry this preparer prepared.
     pub fn footprint(&self, prepared: &PreparedEntry) -> EntryFootprint {
         match &prepared.0 {
-            Prepared::Ignored | Prepared::MissingAnchor(_) | Prepared::Group(_) => {
-                EntryFootprint::default()
+            Prepared::Ignored | Prepared::MissingAnchor(_) => EntryFootprint::default(),
+            Prepared::Group(group) => {
+                let mut groups: Vec<String> =
+                    group.lists.iter().map(|(_, name)| name.clone()).collect();
+                groups.sort_unstable();
+                groups.dedup();
+                let mut members = group.members.clone();
+                members.sort_unstable();
+                members.dedup();
+                EntryFootprint {
+                    groups,
+                    members,
+                    ..EntryFootprint::default()
+                }
             }
             Prepared::Frozen { anchor, .. } => EntryFootprint {
                 anchor: Some(anchor.clone()),
-                yields_account: false,
-                names: Vec::new(),
+                ..EntryFootprint::default()
             },
             Prepared::User(candidate) => {
                 let mut names: Vec<RegistrationKey> = candidate
@@ -477,6 +500,7 @@ impl<'r> EntryPreparer<'r> {
                     anchor: Some(candidate.account.anchor.clone()),
                     yields_account: true,
                     names,
+                    ..EntryFootprint::default()
                 }
             }
         }

@@ -7,9 +7,10 @@
 //! were). A change to some entries can only change what those entries take part in:
 //!
 //! - their anchors (entries sharing an anchor settle together, and an exclusion freezes
-//!   an anchor whole), and
+//!   an anchor whole),
 //! - the names they claim before or after the change, and the names their accounts hold
-//!   (a name goes to the one account that holds it, or to its only claimant).
+//!   (a name goes to the one account that holds it, or to its only claimant), and
+//! - the groups that reach them (and, for a group entry, the accounts it reaches).
 //!
 //! The caller gathers the region: every entry on those anchors, every entry claiming
 //! those names, the entries on the anchors of those (to know which of them wins its
@@ -21,15 +22,16 @@
 //! (the other names of an entry that was pulled in) it sees the same way both times, and
 //! it cancels.
 //!
-//! The region holds no group: a delta plan by region is only made when no group rule
-//! reads the directory (group membership is not local to an entry). Pure, like the
-//! planner it runs.
+//! Groups follow the same rule: the region holds whole the memberships of some accounts
+//! (`Region::members`: the stored groups' members in the region's rows are only those),
+//! and the caller brings in every group entry that reaches them; other memberships are
+//! left out on both sides. Pure, like the planner it runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::desired::{Desired, SkipCounts, Warning, WarningKind};
+use crate::core::desired::{Desired, GroupSkipCounts, SkipCounts, Warning, WarningKind};
 use crate::core::model::Rules;
 use crate::core::plan::{deletion_threshold, plan_rows, Plan};
 use crate::core::state::{RegistrationKey, State};
@@ -40,6 +42,8 @@ use crate::core::state::{RegistrationKey, State};
 pub struct StandingFacts {
     pub warnings: Vec<Warning>,
     pub skipped: BTreeMap<String, SkipCounts>,
+    #[serde(default)]
+    pub group_skipped: BTreeMap<String, GroupSkipCounts>,
     /// Objects left untouched because of exclusions (`summary.excluded`).
     pub excluded: u64,
 }
@@ -50,6 +54,7 @@ impl StandingFacts {
         StandingFacts {
             warnings: plan.warnings.clone(),
             skipped: plan.skipped.clone(),
+            group_skipped: plan.group_skipped.clone(),
             excluded: plan.summary.excluded,
         }
     }
@@ -60,6 +65,9 @@ impl StandingFacts {
 pub struct Region {
     /// The names whose claims and rows the region holds whole.
     pub names: BTreeSet<RegistrationKey>,
+    /// The accounts whose group memberships the region holds whole (the stored groups'
+    /// members in `state` are only these).
+    pub members: BTreeSet<String>,
     /// The region's entries as they were (the kept snapshot) and as they are now.
     pub before: Desired,
     pub after: Desired,
@@ -82,12 +90,15 @@ pub fn plan_region(
 ) -> Option<Plan> {
     let Region {
         names,
+        members,
         mut before,
         mut after,
         state,
     } = region;
-    before.retain_claims_on(&names);
-    after.retain_claims_on(&names);
+    for desired in [&mut before, &mut after] {
+        desired.retain_claims_on(&names);
+        desired.retain_members_among(&members);
+    }
     let was = plan_rows(rules, before, &state, 0);
     let mut plan = plan_rows(rules, after, &state, 0);
 
@@ -102,27 +113,23 @@ pub fn plan_region(
     warnings.extend(std::mem::take(&mut plan.warnings));
     plan.warnings = warnings.into_iter().collect();
 
-    let mut skipped = standing.skipped.clone();
-    for (mapping, counts) in &was.skipped {
-        let total = skipped.get_mut(mapping)?;
-        total.missing_attribute = total
-            .missing_attribute
-            .checked_sub(counts.missing_attribute)?;
-        total.invalid_name = total.invalid_name.checked_sub(counts.invalid_name)?;
-    }
-    for (mapping, counts) in std::mem::take(&mut plan.skipped) {
-        let total = skipped.entry(mapping).or_default();
-        total.missing_attribute += counts.missing_attribute;
-        total.invalid_name += counts.invalid_name;
-    }
-    skipped.retain(|_, counts| *counts != SkipCounts::default());
-    plan.skipped = skipped;
+    plan.skipped = shift(
+        &standing.skipped,
+        &was.skipped,
+        std::mem::take(&mut plan.skipped),
+    )?;
+    plan.group_skipped = shift(
+        &standing.group_skipped,
+        &was.group_skipped,
+        std::mem::take(&mut plan.group_skipped),
+    )?;
 
     let summary = &mut plan.summary;
-    summary.excluded = standing
-        .excluded
-        .checked_sub(was.summary.excluded)?
-        .checked_add(summary.excluded)?;
+    summary.excluded = u64::try_from(
+        i128::from(standing.excluded) - i128::from(was.summary.excluded)
+            + i128::from(summary.excluded),
+    )
+    .ok()?;
     summary.conflicts = plan
         .warnings
         .iter()
@@ -137,4 +144,80 @@ pub fn plan_region(
     summary.blocked_reason = deletion_threshold(&rules.policy, deletions, managed);
     summary.blocked = summary.blocked_reason.is_some();
     Some(plan)
+}
+
+/// Counts per key (mapping or group) that a region shifts.
+trait Tally: Sized {
+    fn tally(&self) -> [u64; 3];
+    fn from_tally(tally: [u64; 3]) -> Self;
+}
+
+impl Tally for SkipCounts {
+    fn tally(&self) -> [u64; 3] {
+        [self.missing_attribute, self.invalid_name, 0]
+    }
+
+    fn from_tally([missing_attribute, invalid_name, _]: [u64; 3]) -> Self {
+        SkipCounts {
+            missing_attribute,
+            invalid_name,
+        }
+    }
+}
+
+impl Tally for GroupSkipCounts {
+    fn tally(&self) -> [u64; 3] {
+        [
+            self.unknown_members,
+            self.disabled_members,
+            self.excluded_members,
+        ]
+    }
+
+    fn from_tally([unknown_members, disabled_members, excluded_members]: [u64; 3]) -> Self {
+        GroupSkipCounts {
+            unknown_members,
+            disabled_members,
+            excluded_members,
+        }
+    }
+}
+
+/// `standing` less the region's share before the change (`was`) plus its share after
+/// (`now`), keeping only keys with a count. The region's shares may both count what it
+/// sees wrongly (a member outside it counted unknown); only the total must make sense:
+/// `None` when a count would go below zero.
+fn shift<T: Tally>(
+    standing: &BTreeMap<String, T>,
+    was: &BTreeMap<String, T>,
+    now: BTreeMap<String, T>,
+) -> Option<BTreeMap<String, T>> {
+    let mut totals: BTreeMap<String, [i128; 3]> = BTreeMap::new();
+    let mut add = |key: &str, counts: &T, sign: i128| {
+        let total = totals.entry(key.to_string()).or_default();
+        for (total, count) in total.iter_mut().zip(counts.tally()) {
+            *total += sign * i128::from(count);
+        }
+    };
+    for (key, counts) in standing {
+        add(key, counts, 1);
+    }
+    for (key, counts) in was {
+        add(key, counts, -1);
+    }
+    for (key, counts) in &now {
+        add(key, counts, 1);
+    }
+    let mut shifted = BTreeMap::new();
+    for (key, total) in totals {
+        if total == [0; 3] {
+            continue;
+        }
+        let mut tally = [0u64; 3];
+        for (count, total) in tally.iter_mut().zip(total) {
+            *count = u64::try_from(total).ok()?;
+        }
+        shifted.insert(key, T::from_tally(tally));
+    }
+    Some(shifted)
 }

@@ -113,12 +113,13 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 5: what a delta plan by region (`core::region`) looks things up by: each kept
     // entry's footprint (the anchor it arrives with; `yields`: it makes an account; the
-    // names it produces, also kept on the entry to forget them by key) as the config of
-    // `standing_facts` worked it out, and the totals of the plan last applied.
+    // IM names it produces; for a group entry, the group names it gives and its member
+    // DNs), as the config of `standing_facts` worked it out, and the totals of the plan
+    // last applied. `footprint` keeps the lists on the entry to forget them by key.
     r#"
     ALTER TABLE snapshot_entries ADD COLUMN anchor TEXT;
     ALTER TABLE snapshot_entries ADD COLUMN yields INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE snapshot_entries ADD COLUMN names TEXT;
+    ALTER TABLE snapshot_entries ADD COLUMN footprint TEXT;
     CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL;
     CREATE TABLE snapshot_names (
         protocol TEXT NOT NULL,
@@ -126,6 +127,18 @@ pub const MIGRATIONS: &[&str] = &[
         source   TEXT NOT NULL,
         dn_key   TEXT NOT NULL,
         PRIMARY KEY (protocol, name_key, source, dn_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE snapshot_groups (
+        name   TEXT NOT NULL,
+        source TEXT NOT NULL,
+        dn_key TEXT NOT NULL,
+        PRIMARY KEY (name, source, dn_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE snapshot_members (
+        source TEXT NOT NULL,
+        member TEXT NOT NULL,
+        dn_key TEXT NOT NULL,
+        PRIMARY KEY (source, member, dn_key)
     ) WITHOUT ROWID;
     CREATE TABLE standing_facts (
         id            INTEGER PRIMARY KEY CHECK (id = 1),

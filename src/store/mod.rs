@@ -265,6 +265,50 @@ impl Store {
         read().map_err(|e| self.error(e))
     }
 
+    /// The groups with these names (those the store has), with only their members among
+    /// `members`.
+    pub fn groups_among(
+        &self,
+        names: &BTreeSet<String>,
+        members: &BTreeSet<String>,
+    ) -> Result<Vec<GroupRow>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<GroupRow>> {
+            let mut group = self
+                .connection
+                .prepare_cached(&format!("{SELECT_GROUPS} WHERE name = ?1"))?;
+            let mut member = self.connection.prepare_cached(
+                "SELECT 1 FROM group_members WHERE group_name = ?1 AND member = ?2",
+            )?;
+            let mut all_members = self.connection.prepare_cached(
+                "SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member",
+            )?;
+            let mut rows = Vec::new();
+            for name in names {
+                let Some(mut row) = group.query_row([name], group_from_row).optional()? else {
+                    continue;
+                };
+                // A few members are looked up one by one; many, read with the group.
+                if members.len() <= 64 {
+                    for anchor in members {
+                        if member.exists(params![name, anchor])? {
+                            row.members.push(anchor.clone());
+                        }
+                    }
+                } else {
+                    for anchor in all_members.query_map([name], |r| r.get::<_, String>(0))? {
+                        let anchor = anchor?;
+                        if members.contains(&anchor) {
+                            row.members.push(anchor);
+                        }
+                    }
+                }
+                rows.push(row);
+            }
+            Ok(rows)
+        };
+        read().map_err(|e| self.error(e))
+    }
+
     /// The names the account `anchor` holds, managed or not.
     pub fn names_held_by(&self, anchor: &str) -> Result<Vec<RegistrationKey>, StoreError> {
         let read = || -> rusqlite::Result<Vec<RegistrationKey>> {

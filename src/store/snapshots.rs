@@ -241,6 +241,24 @@ impl Store {
         )
     }
 
+    /// The kept entries (source, normalised DN) whose footprint gives the group `name`.
+    pub fn kept_giving_group(&self, name: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_groups WHERE name = ?1",
+            [name],
+        )
+    }
+
+    /// The kept group entries of `source` (normalised DNs) that list `member` (a
+    /// normalised DN) as a member.
+    pub fn kept_listing(&self, source: &str, member: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_members WHERE source = ?1 AND member = ?2",
+            [source, member],
+        )?;
+        Ok(rows.into_iter().map(|(_, key)| key).collect())
+    }
+
     fn kept_keys<P: rusqlite::Params>(
         &self,
         sql: &str,
@@ -322,12 +340,12 @@ pub(super) fn write_snapshot(
     match write {
         SnapshotWrite::Forget { source } => {
             connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
-            connection.execute("DELETE FROM snapshot_names WHERE source = ?1", [source])?;
+            forget_source_footprints(connection, source)?;
         }
         SnapshotWrite::Replace { import, entries } => {
             let source = &import.source;
             connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
-            connection.execute("DELETE FROM snapshot_names WHERE source = ?1", [source])?;
+            forget_source_footprints(connection, source)?;
             connection.execute(
                 "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
                  VALUES (?1, ?2, ?3, ?4)",
@@ -369,13 +387,13 @@ pub(super) fn write_snapshot(
             }
             insert_change_files(connection, import, *base_changes, serial)?;
             for entry in put {
-                forget_names(connection, source, &entry.key)?;
+                forget_footprint(connection, source, &entry.key)?;
             }
             insert_entries(connection, source, put)?;
             let mut delete = connection
                 .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
             for key in remove {
-                forget_names(connection, source, key)?;
+                forget_footprint(connection, source, key)?;
                 delete.execute(params![source, key])?;
             }
         }
@@ -383,38 +401,46 @@ pub(super) fn write_snapshot(
     Ok(Ok(()))
 }
 
-/// Writes entry rows of `source`, replacing rows of the same DN, with the names of their
-/// footprints (the caller has forgotten those of replaced rows).
+/// Writes entry rows of `source`, replacing rows of the same DN, with their footprints
+/// (the caller has forgotten those of replaced rows).
 fn insert_entries(
     connection: &Connection,
     source: &str,
     entries: &[KeptEntry],
 ) -> rusqlite::Result<()> {
     let mut insert = connection.prepare_cached(
-        "INSERT OR REPLACE INTO snapshot_entries (source, dn_key, tree, record, anchor, yields, names) \
+        "INSERT OR REPLACE INTO snapshot_entries \
+         (source, dn_key, tree, record, anchor, yields, footprint) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut insert_name = connection.prepare_cached(
-        "INSERT OR IGNORE INTO snapshot_names (protocol, name_key, source, dn_key) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO snapshot_names (protocol, name_key, source, dn_key) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut insert_group = connection.prepare_cached(
+        "INSERT OR IGNORE INTO snapshot_groups (name, source, dn_key) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut insert_member = connection.prepare_cached(
+        "INSERT OR IGNORE INTO snapshot_members (source, member, dn_key) VALUES (?1, ?2, ?3)",
     )?;
     for entry in entries {
         let footprint = entry.footprint.as_ref();
-        let names: Vec<[&str; 2]> = footprint
-            .iter()
-            .flat_map(|f| &f.names)
-            .map(|name| [name.protocol.as_str(), name.name_key.as_str()])
-            .collect();
-        for [protocol, name_key] in &names {
-            insert_name.execute(params![protocol, name_key, source, entry.key])?;
+        let lists = footprint.map(FootprintLists::of).filter(|l| !l.is_empty());
+        if let Some(lists) = &lists {
+            for [protocol, name_key] in &lists.names {
+                insert_name.execute(params![protocol, name_key, source, entry.key])?;
+            }
+            for name in &lists.groups {
+                insert_group.execute(params![name, source, entry.key])?;
+            }
+            for member in &lists.members {
+                insert_member.execute(params![source, member, entry.key])?;
+            }
         }
-        let names = if names.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::to_string(&names)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
-            )
-        };
+        let lists = lists
+            .map(|lists| serde_json::to_string(&lists))
+            .transpose()
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         insert.execute(params![
             source,
             entry.key,
@@ -422,32 +448,88 @@ fn insert_entries(
             entry.record,
             footprint.and_then(|f| f.anchor.as_deref()),
             footprint.is_some_and(|f| f.yields_account),
-            names,
+            lists,
         ])?;
     }
     Ok(())
 }
 
-/// Forgets the footprint names of the kept entry `key` of `source`, by the list its row
-/// keeps (JSON: `[[protocol, name key], …]`).
-fn forget_names(connection: &Connection, source: &str, key: &str) -> rusqlite::Result<()> {
-    let names: Option<String> = connection
-        .prepare_cached("SELECT names FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?
+/// The lists of a footprint, as the entry row keeps them (JSON) to forget them by key.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct FootprintLists<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    names: Vec<[std::borrow::Cow<'a, str>; 2]>,
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    members: Vec<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> FootprintLists<'a> {
+    fn of(footprint: &'a EntryFootprint) -> Self {
+        FootprintLists {
+            names: footprint
+                .names
+                .iter()
+                .map(|name| [name.protocol.as_str().into(), name.name_key.as_str().into()])
+                .collect(),
+            groups: footprint.groups.iter().map(|g| g.as_str().into()).collect(),
+            members: footprint
+                .members
+                .iter()
+                .map(|m| m.as_str().into())
+                .collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.groups.is_empty() && self.members.is_empty()
+    }
+}
+
+/// Forgets the footprint lists of the kept entry `key` of `source`, by the lists its row
+/// keeps.
+fn forget_footprint(connection: &Connection, source: &str, key: &str) -> rusqlite::Result<()> {
+    let text: Option<String> = connection
+        .prepare_cached("SELECT footprint FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?
         .query_row(params![source, key], |row| row.get(0))
         .optional()?
         .flatten();
-    let mut delete = connection.prepare_cached(
+    // Lists that do not read (the row edited outside registrar) are left behind: a list
+    // whose entry no longer has it only brings that entry into a delta region for
+    // nothing (it is the same before and after).
+    let Some(lists) = text
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<FootprintLists>(text).ok())
+    else {
+        return Ok(());
+    };
+    let mut forget_name = connection.prepare_cached(
         "DELETE FROM snapshot_names WHERE protocol = ?1 AND name_key = ?2 AND source = ?3 AND dn_key = ?4",
     )?;
-    // A list that does not read (the row edited outside registrar) leaves its names
-    // behind: a name whose entry no longer produces it only brings that entry into a
-    // delta region for nothing (it is the same before and after).
-    let names: Vec<[String; 2]> = names
-        .and_then(|names| serde_json::from_str(&names).ok())
-        .unwrap_or_default();
-    for [protocol, name_key] in &names {
-        delete.execute(params![protocol, name_key, source, key])?;
+    for [protocol, name_key] in &lists.names {
+        forget_name.execute(params![protocol, name_key, source, key])?;
     }
+    let mut forget_group = connection.prepare_cached(
+        "DELETE FROM snapshot_groups WHERE name = ?1 AND source = ?2 AND dn_key = ?3",
+    )?;
+    for name in &lists.groups {
+        forget_group.execute(params![name, source, key])?;
+    }
+    let mut forget_member = connection.prepare_cached(
+        "DELETE FROM snapshot_members WHERE source = ?1 AND member = ?2 AND dn_key = ?3",
+    )?;
+    for member in &lists.members {
+        forget_member.execute(params![source, member, key])?;
+    }
+    Ok(())
+}
+
+/// Forgets every footprint list of `source`'s kept entries.
+fn forget_source_footprints(connection: &Connection, source: &str) -> rusqlite::Result<()> {
+    connection.execute("DELETE FROM snapshot_names WHERE source = ?1", [source])?;
+    connection.execute("DELETE FROM snapshot_groups WHERE source = ?1", [source])?;
+    connection.execute("DELETE FROM snapshot_members WHERE source = ?1", [source])?;
     Ok(())
 }
 
@@ -536,6 +618,15 @@ mod tests {
                     }
                 })
                 .collect(),
+            ..EntryFootprint::default()
+        }
+    }
+
+    fn group(names: &[&str], members: &[&str]) -> EntryFootprint {
+        EntryFootprint {
+            groups: names.iter().map(|n| n.to_string()).collect(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            ..EntryFootprint::default()
         }
     }
 
@@ -580,6 +671,7 @@ mod tests {
                             row("a", Some(footprint("u1", &["aol/al"]))),
                             row("b", Some(footprint("u2", &["aol/al", "lcs/b"]))),
                             row("c", None),
+                            row("g", Some(group(&["staff"], &["a", "b"]))),
                         ],
                     }],
                     standing: Some(standing.clone()),
@@ -591,6 +683,8 @@ mod tests {
         assert_eq!((kept.serial, kept.facts), (serial, standing.facts.clone()));
         assert_eq!(producing(&store, "aol/al"), ["a", "b"]);
         assert_eq!(store.kept_on_anchor("u2").unwrap().len(), 1);
+        assert_eq!(store.kept_listing("hr", "a").unwrap(), ["g"]);
+        assert_eq!(store.kept_giving_group("staff").unwrap().len(), 1);
         let none = BTreeSet::new();
         assert!(store.kept_yielding_beyond("hr", &none).unwrap());
         let both = BTreeSet::from(["a".to_string(), "b".to_string()]);
@@ -610,7 +704,10 @@ mod tests {
                     snapshots: vec![SnapshotWrite::Update {
                         import: next,
                         base_changes: 0,
-                        put: vec![row("b", Some(footprint("u2", &["lcs/b"])))],
+                        put: vec![
+                            row("b", Some(footprint("u2", &["lcs/b"]))),
+                            row("g", Some(group(&["all"], &["b"]))),
+                        ],
                         remove: vec!["a".to_string()],
                     }],
                     standing: None,
@@ -621,6 +718,10 @@ mod tests {
         assert!(producing(&store, "aol/al").is_empty());
         assert_eq!(producing(&store, "lcs/b"), ["b"]);
         assert!(store.kept_on_anchor("u1").unwrap().is_empty());
+        assert!(store.kept_listing("hr", "a").unwrap().is_empty());
+        assert_eq!(store.kept_listing("hr", "b").unwrap(), ["g"]);
+        assert!(store.kept_giving_group("staff").unwrap().is_empty());
+        assert_eq!(store.kept_giving_group("all").unwrap().len(), 1);
         assert_eq!(
             store.kept_standing().unwrap(),
             None,
@@ -640,6 +741,8 @@ mod tests {
             .unwrap();
         assert!(producing(&store, "lcs/b").is_empty());
         assert!(store.kept_on_anchor("u2").unwrap().is_empty());
+        assert!(store.kept_giving_group("all").unwrap().is_empty());
+        assert!(store.kept_listing("hr", "b").unwrap().is_empty());
     }
 
     #[test]
