@@ -8,8 +8,14 @@
 //! seven modifies (title and mail), one delete, one rename and one hire (move it into
 //! `delta/changes/` to import it).
 //!
+//! With `--groups` the directory also has a distribution list per department
+//! (`cn=dept-NAME,ou=Groups`, listing every user of the department) and one nesting them
+//! all (`cn=dept-all`), and the configs have a group rule for them and an org-unit group
+//! `staff` over `ou=People`.
+//!
 //! Usage: `cargo run --release --example gen_directory -- USERS OUT_DIR [--mappings 2|3]
-//! [--changes N]`. The output is deterministic: the same arguments give the same bytes.
+//! [--changes N] [--groups]`. The output is deterministic: the same arguments give the
+//! same bytes.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -34,7 +40,7 @@ const CITIES: [&str; 6] = [
 ];
 
 /// The config, reading the LDIF at `ldif` (and the change files `changes`, if any).
-fn config(ldif: &str, changes: Option<&str>, mappings: usize) -> String {
+fn config(ldif: &str, changes: Option<&str>, mappings: usize, groups: bool) -> String {
     let changes = changes
         .map(|pattern| format!("      changes: \"{pattern}\"\n"))
         .unwrap_or_default();
@@ -52,6 +58,13 @@ fn config(ldif: &str, changes: Option<&str>, mappings: usize) -> String {
             "  - name: xmpp-uid\n    protocol: xmpp\n    value: \"{uid|lower}@im.example.com\"\n",
         );
     }
+    if groups {
+        text.push_str(
+            "groups:\n  - name: staff\n    kind: org_unit\n    source: corp\n    \
+             dn: ou=People,dc=example,dc=com\n  - name: \"{cn}\"\n    kind: distribution_list\n    \
+             source: corp\n    filter: \"(cn=dept-*)\"\n",
+        );
+    }
     text.push_str("policy:\n  max_deletes: 1000000\n");
     text
 }
@@ -63,8 +76,12 @@ fn main() -> std::io::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| usage());
     let out = PathBuf::from(args.next().unwrap_or_else(|| usage()));
-    let (mut mappings, mut changes) = (2usize, None::<usize>);
+    let (mut mappings, mut changes, mut groups) = (2usize, None::<usize>, false);
     while let Some(flag) = args.next() {
+        if flag == "--groups" {
+            groups = true;
+            continue;
+        }
         let number = args.next().and_then(|n| n.parse().ok());
         match (flag.as_str(), number) {
             ("--mappings", Some(n @ (2 | 3))) => mappings = n,
@@ -75,13 +92,18 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&out)?;
     std::fs::write(
         out.join("registrar.yaml"),
-        config("directory.ldif", None, mappings),
+        config("directory.ldif", None, mappings, groups),
     )?;
     if let Some(count) = changes {
         std::fs::create_dir_all(out.join("delta/changes"))?;
         std::fs::write(
             out.join("delta/registrar.yaml"),
-            config("../directory.ldif", Some("changes/*.ldif"), mappings),
+            config(
+                "../directory.ldif",
+                Some("changes/*.ldif"),
+                mappings,
+                groups,
+            ),
         )?;
         write_changes(&out.join("changes.ldif"), users, count)?;
     }
@@ -131,6 +153,32 @@ fn main() -> std::io::Result<()> {
             "description: Synthetic user {i} for the registrar benchmark\n"
         )?;
     }
+    if groups {
+        writeln!(ldif, "dn: ou=Groups,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: Groups\n")?;
+        for (d, department) in DEPARTMENTS.iter().enumerate() {
+            writeln!(ldif, "dn: cn=dept-{department},ou=Groups,dc=example,dc=com")?;
+            writeln!(
+                ldif,
+                "objectClass: top\nobjectClass: groupOfNames\ncn: dept-{department}"
+            )?;
+            for i in (d..users).step_by(DEPARTMENTS.len()) {
+                writeln!(ldif, "member: uid=user{i:07},ou=People,dc=example,dc=com")?;
+            }
+            writeln!(ldif)?;
+        }
+        writeln!(ldif, "dn: cn=dept-all,ou=Groups,dc=example,dc=com")?;
+        writeln!(
+            ldif,
+            "objectClass: top\nobjectClass: groupOfNames\ncn: dept-all"
+        )?;
+        for department in DEPARTMENTS {
+            writeln!(
+                ldif,
+                "member: cn=dept-{department},ou=Groups,dc=example,dc=com"
+            )?;
+        }
+        writeln!(ldif)?;
+    }
     ldif.flush()?;
     eprintln!("wrote {users} users to {}", out.display());
     Ok(())
@@ -171,6 +219,6 @@ fn write_changes(path: &std::path::Path, users: usize, count: usize) -> std::io:
 }
 
 fn usage() -> ! {
-    eprintln!("usage: gen_directory USERS OUT_DIR [--mappings 2|3] [--changes N]");
+    eprintln!("usage: gen_directory USERS OUT_DIR [--mappings 2|3] [--changes N] [--groups]");
     std::process::exit(2)
 }

@@ -15,15 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::snapshots::{kept_entry, open_delta, Delta};
+use super::snapshots::{kept_entry, open_delta, unreadable, Delta};
 use super::sources::{source_error, InputsDigest};
 use super::{AppError, SourcesRead};
 use crate::config::{Config, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder, EntryFootprint, EntryPreparer};
-use crate::core::entry::Entry;
+use crate::core::entry::{Attribute, Entry};
+use crate::core::model::{ExclusionSelector, GroupSelector};
 use crate::core::plan::Plan;
 use crate::core::region::{plan_region, Region};
 use crate::core::state::{RegistrationKey, State};
+use crate::ldif::parse_entry_record;
 use crate::store::{Store, StoreError};
 use crate::tree::Tree;
 
@@ -181,6 +183,8 @@ struct RegionEntries<'c> {
     entries: BTreeMap<(String, String), Versions>,
     /// The entries the changes touched.
     touched: Vec<(String, String)>,
+    /// The group entries whose members the region holds (downward from touched ones).
+    expanded: BTreeSet<(String, String)>,
     names: BTreeSet<RegistrationKey>,
     members: BTreeSet<String>,
     anchors: BTreeSet<Arc<str>>,
@@ -196,6 +200,7 @@ impl<'c> RegionEntries<'c> {
             preparer: EntryPreparer::new(&config.rules),
             entries: BTreeMap::new(),
             touched: Vec::new(),
+            expanded: BTreeSet::new(),
             names: BTreeSet::new(),
             members: BTreeSet::new(),
             anchors: BTreeSet::new(),
@@ -259,12 +264,26 @@ impl<'c> RegionEntries<'c> {
             .config
             .source(source)
             .expect("kept footprints name the config's sources");
-        let Some(entry) = kept_entry(self.store, source, key)
-            .map_err(|message| source_error(settings, message))?
-        else {
+        let Some((record, kept_print)) = self.store.kept_entry_with_footprint(source, key)? else {
             return Ok(false);
         };
-        self.add(source, key, Some(entry.clone()), Some(entry));
+        let entry =
+            parse_entry_record(&record).map_err(|e| source_error(settings, unreadable(e)))?;
+        // The kept footprint is this config's (the standing facts say so): reading it
+        // spares preparing the entry again, which for a large group is most of the cost.
+        let print = match kept_print {
+            Some(print) => print,
+            None => self.footprint(source, Some(&entry)),
+        };
+        self.anchors.extend(print.anchor.clone());
+        self.entries.insert(
+            (source.to_string(), key.to_string()),
+            Versions {
+                before: Some(entry.clone()),
+                after: Some(entry),
+                prints: [print.clone(), print],
+            },
+        );
         Ok(true)
     }
 
@@ -348,9 +367,8 @@ impl<'c> RegionEntries<'c> {
             }
             down.push((source, key));
         }
-        let mut expanded: BTreeSet<(String, String)> = BTreeSet::new();
         while let Some((source, key)) = down.pop() {
-            if !expanded.insert((source.clone(), key.clone())) {
+            if !self.expanded.insert((source.clone(), key.clone())) {
                 continue;
             }
             let members: BTreeSet<String> = self
@@ -430,15 +448,41 @@ impl<'c> RegionEntries<'c> {
     }
 
     /// The desired state of the region's entries before the changes and after.
+    ///
+    /// A group entry the region only passes through (neither touched nor expanded) comes
+    /// with only the members that can matter: those in the region, and those an expanded
+    /// group lists. Its other members are reached, or not, the same way before and after
+    /// the change, and are what they were: left out of both, they cancel, and a list of a
+    /// hundred thousand members costs what its few relevant ones cost. (Not when a rule or
+    /// exclusion reads `member` itself.)
     fn desired(&self) -> (Desired, Desired) {
+        let relevant = self.relevant_members();
+        let pruned: BTreeMap<&(String, String), Entry> = match &relevant {
+            Some(relevant) => self
+                .entries
+                .iter()
+                .filter(|(key, versions)| {
+                    versions.is_group()
+                        && !self.expanded.contains(*key)
+                        && !self.touched.contains(*key)
+                })
+                .filter_map(|(key, versions)| {
+                    let entry = versions.after.as_ref()?;
+                    let keep = relevant.get(key.0.as_str());
+                    Some((key, pruned_group(entry, &versions.prints[1], keep)))
+                })
+                .collect(),
+            None => BTreeMap::new(),
+        };
         let build = |version: fn(&Versions) -> Option<&Entry>| {
             let mut builder = DesiredBuilder::new(&self.config.rules);
             for source in &self.config.sources {
                 builder.begin_source(&source.name);
             }
-            for ((source, _), versions) in &self.entries {
-                if let Some(entry) = version(versions) {
-                    builder.add_entry(source, entry);
+            for (key, versions) in &self.entries {
+                let entry = pruned.get(key).or_else(|| version(versions));
+                if let Some(entry) = entry {
+                    builder.add_entry(&key.0, entry);
                 }
             }
             builder.finish()
@@ -447,6 +491,42 @@ impl<'c> RegionEntries<'c> {
             build(|versions| versions.before.as_ref()),
             build(|versions| versions.after.as_ref()),
         )
+    }
+
+    /// Per source, the member DNs a group entry the region passes through must keep: the
+    /// region's entries and what expanded groups list. `None` when a group rule or an
+    /// exclusion reads the member attributes themselves (nothing is pruned then).
+    fn relevant_members(&self) -> Option<BTreeMap<&str, BTreeSet<&str>>> {
+        let reads_members = |attributes: Vec<&str>| {
+            attributes.iter().any(|attribute| {
+                let base = crate::core::entry::base_name(attribute);
+                base.eq_ignore_ascii_case("member") || base.eq_ignore_ascii_case("uniqueMember")
+            })
+        };
+        let rules = &self.config.rules;
+        let groups_read = rules.groups.iter().any(|rule| {
+            reads_members(rule.name.attributes())
+                || matches!(&rule.selector, GroupSelector::DistributionList(filter) if reads_members(filter.attributes()))
+        });
+        let exclusions_read = rules.exclusions.iter().any(|exclusion| {
+            matches!(&exclusion.selector, ExclusionSelector::Filter(filter) if reads_members(filter.attributes()))
+        });
+        if groups_read || exclusions_read {
+            return None;
+        }
+        let mut relevant: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (source, key) in self.entries.keys() {
+            relevant.entry(source).or_default().insert(key);
+        }
+        for key in &self.expanded {
+            let versions = &self.entries[key];
+            let members = versions.prints.iter().flat_map(|print| &print.members);
+            relevant
+                .entry(&key.0)
+                .or_default()
+                .extend(members.map(String::as_str));
+        }
+        Some(relevant)
     }
 
     /// The store's rows for the region: the accounts on its anchors, the registrations
@@ -475,4 +555,35 @@ impl<'c> RegionEntries<'c> {
                 .collect(),
         })
     }
+}
+
+/// `entry`, a group entry, with `member` values for only the members of its footprint in
+/// `keep` (normalised DNs, which read back as themselves) and no other member attribute.
+fn pruned_group(entry: &Entry, print: &EntryFootprint, keep: Option<&BTreeSet<&str>>) -> Entry {
+    let is_member = |description: &str| {
+        let base = crate::core::entry::base_name(description);
+        base.eq_ignore_ascii_case("member") || base.eq_ignore_ascii_case("uniqueMember")
+    };
+    let mut pruned = Entry {
+        dn: entry.dn.clone(),
+        attributes: entry
+            .attributes
+            .iter()
+            .filter(|attribute| !is_member(&attribute.description))
+            .cloned()
+            .collect(),
+    };
+    let members: Vec<Vec<u8>> = print
+        .members
+        .iter()
+        .filter(|member| keep.is_some_and(|keep| keep.contains(member.as_str())))
+        .map(|member| member.as_bytes().to_vec())
+        .collect();
+    if !members.is_empty() {
+        pruned.attributes.push(Attribute {
+            description: "member".to_string(),
+            values: members,
+        });
+    }
+    pruned
 }

@@ -36,7 +36,7 @@ struct KeptBase<'s> {
 }
 
 /// Why a kept record cannot be read back (errors are prefixed with the source).
-fn unreadable(error: LdifError) -> String {
+pub(super) fn unreadable(error: LdifError) -> String {
     format!(
         "the kept snapshot holds an unreadable entry ({error}); \
          the state file was changed outside registrar"

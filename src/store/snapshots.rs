@@ -241,6 +241,51 @@ impl Store {
         )
     }
 
+    /// The kept entry `key` of `source` with the footprint kept beside it (`None`: the
+    /// entry has no footprint, or its lists do not read).
+    pub fn kept_entry_with_footprint(
+        &self,
+        source: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<EntryFootprint>)>, StoreError> {
+        type Row = (Vec<u8>, Option<String>, bool, Option<String>);
+        let row: Option<Row> = self
+            .connection
+            .prepare_cached(
+                "SELECT record, anchor, yields, footprint FROM snapshot_entries \
+                 WHERE source = ?1 AND dn_key = ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![source, key], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()
+            })
+            .map_err(|e| self.error(e))?;
+        Ok(row.map(|(record, anchor, yields, lists)| {
+            let lists = match lists.as_deref() {
+                None => Some(FootprintLists::default()),
+                Some(text) => serde_json::from_str::<FootprintLists>(text).ok(),
+            };
+            let footprint = lists.map(|lists| EntryFootprint {
+                anchor: anchor.map(Into::into),
+                yields_account: yields,
+                names: lists
+                    .names
+                    .into_iter()
+                    .map(|[protocol, name_key]| RegistrationKey {
+                        protocol: protocol.into_owned(),
+                        name_key: name_key.into_owned(),
+                    })
+                    .collect(),
+                groups: lists.groups.into_iter().map(|g| g.into_owned()).collect(),
+                members: lists.members.into_iter().map(|m| m.into_owned()).collect(),
+            });
+            (record, footprint)
+        }))
+    }
+
     /// The kept entries (source, normalised DN) whose footprint gives the group `name`.
     pub fn kept_giving_group(&self, name: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.kept_keys(
