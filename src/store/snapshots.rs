@@ -62,6 +62,10 @@ impl KeptSnapshot {
 /// An entry row: its normalised DN and its LDIF content record.
 pub type EntryRow = (String, Vec<u8>);
 
+/// A kept entry's LDIF content record and its footprint (`None`: it has none, or its
+/// lists do not read).
+pub type KeptRecord = (Vec<u8>, Option<EntryFootprint>);
+
 /// An entry to keep: its normalised DN, its LDIF content record and, when the store keeps
 /// footprints (see [`Standing`]), its footprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +251,7 @@ impl Store {
         &self,
         source: &str,
         key: &str,
-    ) -> Result<Option<(Vec<u8>, Option<EntryFootprint>)>, StoreError> {
+    ) -> Result<Option<KeptRecord>, StoreError> {
         type Row = (Vec<u8>, Option<String>, bool, Option<String>);
         let row: Option<Row> = self
             .connection
