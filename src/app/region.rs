@@ -287,9 +287,19 @@ impl<'c> RegionEntries<'c> {
         Ok(true)
     }
 
-    /// The footprints of the region's entry `key` of `source`.
-    fn prints(&self, source: &str, key: &str) -> &[EntryFootprint; 2] {
-        &self.entries[&(source.to_string(), key.to_string())].prints
+    /// One list of the footprints of the region's entry `key` of `source`, before and
+    /// after the change together.
+    fn both<T: Ord + Clone>(
+        &self,
+        source: &str,
+        key: &str,
+        list: impl Fn(&EntryFootprint) -> &Vec<T>,
+    ) -> BTreeSet<T> {
+        let prints = &self.entries[&(source.to_string(), key.to_string())].prints;
+        prints
+            .iter()
+            .flat_map(|print| list(print).iter().cloned())
+            .collect()
     }
 
     /// Pulls in every kept entry on `anchor` (once per anchor); returns their keys.
@@ -313,11 +323,7 @@ impl<'c> RegionEntries<'c> {
         let touched: Vec<Arc<str>> = self.anchors.iter().cloned().collect();
         for anchor in &touched {
             for (source, key) in self.pull_anchor(anchor)? {
-                let names: Vec<RegistrationKey> = self
-                    .prints(&source, &key)
-                    .iter()
-                    .flat_map(|print| print.names.iter().cloned())
-                    .collect();
+                let names = self.both(&source, &key, |print| &print.names);
                 self.names.extend(names);
             }
             self.names.extend(self.store.names_held_by(anchor)?);
@@ -354,12 +360,7 @@ impl<'c> RegionEntries<'c> {
             if !self.entries[&(source.clone(), key.clone())].is_group() {
                 continue;
             }
-            let names: BTreeSet<String> = self
-                .prints(&source, &key)
-                .iter()
-                .flat_map(|print| print.groups.iter().cloned())
-                .collect();
-            for name in names {
+            for name in self.both(&source, &key, |print| &print.groups) {
                 for (source, key) in self.store.kept_giving_group(&name)? {
                     self.pull(&source, &key)?;
                     down.push((source, key));
@@ -371,12 +372,7 @@ impl<'c> RegionEntries<'c> {
             if !self.expanded.insert((source.clone(), key.clone())) {
                 continue;
             }
-            let members: BTreeSet<String> = self
-                .prints(&source, &key)
-                .iter()
-                .flat_map(|print| print.members.iter().cloned())
-                .collect();
-            for member in members {
+            for member in self.both(&source, &key, |print| &print.members) {
                 if !self.pull(&source, &member)? {
                     continue;
                 }
