@@ -113,6 +113,28 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
 }
 
 #[test]
+fn a_plan_file_that_cannot_be_written_fails_before_any_output() {
+    let ws = Workspace::new();
+    let unwritable = ws.dir.path().join("no-such-dir").join("plan.json");
+    for format in ["text", "json", "markdown", "ldif"] {
+        let output = ws.run(&[
+            "plan",
+            "--format",
+            format,
+            "--out",
+            unwritable.to_str().unwrap(),
+        ]);
+        assert_one_line_error(&output, &["cannot write plan", "no-such-dir"]);
+        assert!(
+            output.stdout.is_empty(),
+            "--format {format} printed a plan it could not save:\n{}",
+            stdout(&output)
+        );
+    }
+    assert!(ws.state_bytes().is_none());
+}
+
+#[test]
 fn a_registration_made_after_planning_makes_the_saved_plan_stale() {
     let ws = Workspace::new();
     let plan_path = ws.dir.path().join("plan.json");

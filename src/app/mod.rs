@@ -611,10 +611,17 @@ pub fn plan_command(
     let reconciled = reconcile(context, base, mode)?;
     let computed = &reconciled.plan;
     match format {
-        // With `--out`, the plan file is written on a second core while the text prints;
-        // an error writing it still fails the command, after the text.
+        // With `--out`, the plan file is written on a second core while the text prints.
+        // It is created first, so a path that cannot be written fails before any output;
+        // an error later in the writing still fails the command, after the text.
         PlanFormat::Text => std::thread::scope(|scope| {
-            let saving = out.map(|out| scope.spawn(|| save_plan(&reconciled, out)));
+            let saving = match out {
+                Some(out) => {
+                    let file = create_plan_file(out)?;
+                    Some(scope.spawn(|| save_plan_to(&reconciled, out, file)))
+                }
+                None => None,
+            };
             let mut stdout = BufWriter::new(std::io::stdout().lock());
             let _ = reconciled
                 .effect
@@ -704,32 +711,40 @@ fn save_plan_echoed(
             self.file.flush()
         }
     }
-    let written = File::create(out).and_then(|file| {
-        let mut tee = Tee {
-            file: BufWriter::with_capacity(1 << 20, file),
-            echo: Some(echo),
-        };
-        render::write_json(&reconciled.document(), &mut tee)?;
-        tee.flush()
-    });
-    written.map_err(|e| AppError::File {
-        path: out.to_path_buf(),
-        message: format!("cannot write plan: {e}"),
-    })
+    let file = create_plan_file(out)?;
+    let mut tee = Tee {
+        file: BufWriter::with_capacity(1 << 20, file),
+        echo: Some(echo),
+    };
+    render::write_json(&reconciled.document(), &mut tee)
+        .and_then(|_| tee.flush())
+        .map_err(|e| cannot_write_plan(out, e))
 }
 
 /// Writes the plan JSON of `reconciled` to the file `out` (`plan --out`).
 fn save_plan(reconciled: &Reconciled, out: &Path) -> Result<(), AppError> {
-    let written = File::create(out).and_then(|file| {
-        // Large plans run to many megabytes: fewer, larger writes.
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        render::write_json(&reconciled.document(), &mut writer)?;
-        writer.flush()
-    });
-    written.map_err(|e| AppError::File {
+    save_plan_to(reconciled, out, create_plan_file(out)?)
+}
+
+/// Creates (or truncates) the plan file `out`.
+fn create_plan_file(out: &Path) -> Result<File, AppError> {
+    File::create(out).map_err(|e| cannot_write_plan(out, e))
+}
+
+/// Writes the plan JSON of `reconciled` to `file`, created at `out`.
+fn save_plan_to(reconciled: &Reconciled, out: &Path, file: File) -> Result<(), AppError> {
+    // Large plans run to many megabytes: fewer, larger writes.
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    render::write_json(&reconciled.document(), &mut writer)
+        .and_then(|_| writer.flush())
+        .map_err(|e| cannot_write_plan(out, e))
+}
+
+fn cannot_write_plan(out: &Path, error: std::io::Error) -> AppError {
+    AppError::File {
         path: out.to_path_buf(),
-        message: format!("cannot write plan: {e}"),
-    })
+        message: format!("cannot write plan: {error}"),
+    }
 }
 
 /// `registrar apply`. With `--rev REV` a saved plan must have been made at REV's commit
