@@ -1093,7 +1093,7 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
                     .map(|n| format!(" {n:?}"))
                     .unwrap_or_default();
                 // Opaque anchors (entryUUID, objectGUID) are shown with the DN.
-                let dn = if a.anchor == crate::core::dn::normalize_dn(&a.dn) {
+                let dn = if *a.anchor == *crate::core::dn::normalize_dn(&a.dn) {
                     String::new()
                 } else {
                     format!(" ({})", a.dn)

@@ -335,7 +335,7 @@ impl<'c> RegionEntries<'c> {
             }
         }
         for (_, row) in self.store.registrations_on(&self.names)? {
-            self.anchors.insert(row.account.as_str().into());
+            self.anchors.insert(row.account.clone());
         }
         if !self.config.rules.groups.is_empty() {
             self.close_groups()?;

@@ -84,8 +84,8 @@ impl Claim {
     /// The registration this claim is on.
     pub fn key(&self) -> RegistrationKey {
         RegistrationKey {
-            protocol: self.protocol.to_string(),
-            name_key: self.name_key.to_string(),
+            protocol: self.protocol.clone(),
+            name_key: self.name_key.clone(),
         }
     }
 }
@@ -484,8 +484,8 @@ impl<'r> EntryPreparer<'r> {
                     .claims
                     .iter()
                     .map(|claim| RegistrationKey {
-                        protocol: self.names.protocols[claim.mapping].to_string(),
-                        name_key: claim.name_key.to_string(),
+                        protocol: self.names.protocols[claim.mapping].clone(),
+                        name_key: claim.name_key.clone(),
                     })
                     .chain(
                         candidate
@@ -611,8 +611,8 @@ impl<'r> EntryPreparer<'r> {
                         .any(|e| e.freezes_registration(&mapping.protocol, &name_key))
                     {
                         effects.frozen_registrations.push(RegistrationKey {
-                            protocol: mapping.protocol.clone(),
-                            name_key: name_key.to_string(),
+                            protocol: mapping.protocol.as_str().into(),
+                            name_key: name_key.clone(),
                         });
                         continue;
                     }

@@ -290,12 +290,12 @@ pub fn drift(
                     .protected_principals
                     .contains(&normalize_dn(&dn))
                     .then(|| ProtectedHolding {
-                        protocol: registration.protocol.clone(),
-                        im_name: registration.im_name.clone(),
-                        account: registration.account.clone(),
+                        protocol: registration.protocol.to_string(),
+                        im_name: registration.im_name.to_string(),
+                        account: registration.account.to_string(),
                         dn,
                         source: registration.source.name().to_string(),
-                        owner: registration.owner.clone(),
+                        owner: registration.owner.as_deref().map(str::to_string),
                     })
             })
             .collect()
@@ -308,7 +308,7 @@ pub fn drift(
         if let Some(source) = account.source.as_deref().filter(|s| !sources.contains(s)) {
             orphans.push(Orphan {
                 kind: RowKind::Account,
-                key: account.anchor.clone(),
+                key: account.anchor.to_string(),
                 owner: source.to_string(),
             });
         }
@@ -340,9 +340,9 @@ pub fn drift(
         .values()
         .filter(|registration| !registration.is_managed())
         .map(|registration| UnmanagedRegistration {
-            protocol: registration.protocol.clone(),
-            im_name: registration.im_name.clone(),
-            account: registration.account.clone(),
+            protocol: registration.protocol.to_string(),
+            im_name: registration.im_name.to_string(),
+            account: registration.account.to_string(),
             dn: dn_of(&registration.account),
             source: registration.source.name().to_string(),
         })
@@ -392,11 +392,11 @@ mod tests {
         let mut state = State::default();
         for (anchor, source) in [("a", Some("corp")), ("svc", Some("corp")), ("m", None)] {
             state.accounts.insert(
-                anchor.to_string(),
+                anchor.into(),
                 StateAccount {
-                    anchor: anchor.to_string(),
+                    anchor: anchor.into(),
                     dn: format!("uid={anchor},dc=example"),
-                    source: source.map(str::to_string),
+                    source: source.map(Into::into),
                     status: AccountStatus::Active,
                     profile: Default::default(),
                 },
@@ -409,19 +409,19 @@ mod tests {
         ] {
             state.registrations.insert(
                 RegistrationKey {
-                    protocol: "aol".to_string(),
-                    name_key: name.to_string(),
+                    protocol: "aol".into(),
+                    name_key: name.into(),
                 },
                 StateRegistration {
-                    protocol: "aol".to_string(),
-                    im_name: name.to_string(),
-                    account: account.to_string(),
+                    protocol: "aol".into(),
+                    im_name: name.into(),
+                    account: account.into(),
                     source: if owner.is_some() {
                         RegistrationSource::Ldap
                     } else {
                         RegistrationSource::SelfService
                     },
-                    owner: owner.map(str::to_string),
+                    owner: owner.map(Into::into),
                 },
             );
         }
@@ -477,9 +477,9 @@ mod tests {
         let forged = after
             .registrations
             .values_mut()
-            .find(|r| r.im_name == "manual1")
+            .find(|r| &*r.im_name == "manual1")
             .unwrap();
-        forged.owner = Some("aol-mail".to_string());
+        forged.owner = Some("aol-mail".into());
         let report = drift(&rules(), &after, Some(&applied), nothing_pending());
         let seen: Vec<(RowKind, &str, OutsideChange)> = report
             .outside_edits

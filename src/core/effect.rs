@@ -27,11 +27,11 @@ pub fn state_from(desired: &Desired) -> State {
             continue;
         }
         state.accounts.insert(
-            account.anchor.to_string(),
+            account.anchor.clone(),
             StateAccount {
-                anchor: account.anchor.to_string(),
+                anchor: account.anchor.clone(),
                 dn: account.dn.to_string(),
-                source: Some(account.source.to_string()),
+                source: Some(account.source.clone()),
                 status: AccountStatus::Active,
                 profile: account.profile.clone(),
             },
@@ -45,11 +45,11 @@ pub fn state_from(desired: &Desired) -> State {
         state.registrations.insert(
             first.key(),
             StateRegistration {
-                protocol: first.protocol.to_string(),
-                im_name: first.im_name.to_string(),
-                account: desired.accounts[first.account].anchor.to_string(),
+                protocol: first.protocol.clone(),
+                im_name: first.im_name.clone(),
+                account: desired.accounts[first.account].anchor.clone(),
                 source: RegistrationSource::Ldap,
-                owner: Some(first.mapping.to_string()),
+                owner: Some(first.mapping.clone()),
             },
         );
     }

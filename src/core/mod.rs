@@ -12,6 +12,7 @@ pub mod drift;
 pub mod effect;
 pub mod entry;
 pub mod filter;
+pub mod interner;
 pub mod model;
 pub mod plan;
 pub mod region;

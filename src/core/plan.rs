@@ -399,7 +399,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         .registrations
         .values()
         .filter(|r| !r.is_managed())
-        .map(|r| r.account.as_str())
+        .map(|r| &*r.account)
         .collect();
     let holds_unmanaged = |anchor: &str| unmanaged_holders.contains(anchor);
 
@@ -416,7 +416,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some(wanted), Some((anchor, _))) => (*wanted.anchor).cmp(anchor.as_str()),
+            (Some(wanted), Some((anchor, _))) => (*wanted.anchor).cmp(&**anchor),
         };
         if order == Ordering::Greater {
             // Only in the store.
@@ -428,7 +428,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                 excluded_accounts.insert(anchor);
                 continue;
             }
-            let in_config = source_names.contains(source.as_str());
+            let in_config = source_names.contains(&**source);
             let reason = departure_reason(in_config, false);
             departing.insert(anchor, reason);
             let short = if in_config {
@@ -441,7 +441,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                 on_departure,
                 Change::account(
                     Action::Remove,
-                    anchor.as_str().into(),
+                    anchor.clone(),
                     Some(actual.dn.as_str().into()),
                 ),
                 actual.status,
@@ -486,7 +486,10 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         if actual.source.as_deref() != Some(&*wanted.source) {
             fields.insert(
                 "source".to_string(),
-                (actual.source.clone(), Some(wanted.source.to_string())),
+                (
+                    actual.source.as_deref().map(str::to_string),
+                    Some(wanted.source.to_string()),
+                ),
             );
         }
         let account = || {
@@ -568,8 +571,9 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some((key, _)), Some(claim)) => (key.protocol.as_str(), key.name_key.as_str())
-                .cmp(&(&*claim.protocol, &*claim.name_key)),
+            (Some((key, _)), Some(claim)) => {
+                (&*key.protocol, &*key.name_key).cmp(&(&*claim.protocol, &*claim.name_key))
+            }
         };
         let row = if order == Ordering::Greater {
             None
@@ -590,9 +594,11 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         // A managed row nothing wants any more.
         if let Some((key, row)) = row {
             if let Some(owner) = row.owner.as_deref() {
-                let still_wanted = on_name.iter().any(|c| anchor_of(c.account) == row.account);
+                let still_wanted = on_name
+                    .iter()
+                    .any(|c| *anchor_of(c.account) == *row.account);
                 if !still_wanted {
-                    let departure = departing.get(row.account.as_str()).copied();
+                    let departure = departing.get(&*row.account).copied();
                     if frozen_registration(&key.protocol, &key.name_key, Some(row)) {
                         excluded_registrations.insert(key.clone());
                     } else if !(departure.is_some() && keeps_registrations) {
@@ -612,9 +618,9 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                             dn: dn_of(&row.account),
                             ..Change::registration(
                                 Action::Remove,
-                                key.protocol.as_str().into(),
-                                row.im_name.as_str().into(),
-                                row.account.as_str().into(),
+                                key.protocol.clone(),
+                                row.im_name.clone(),
+                                row.account.clone(),
                             )
                         });
                     }
@@ -638,7 +644,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         }
         if frozen_registration(&protocol, &name_key, row) {
             if let Some(row) = row {
-                for claimant in claimants.iter().filter(|c| **c != row.account) {
+                for claimant in claimants.iter().filter(|c| ***c != *row.account) {
                     warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
                         "{protocol} name {:?} wanted for {claimant} is held by excluded account {}; skipped",
                         row.im_name, row.account
@@ -663,9 +669,9 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                         warnings.push(Warning {
                             kind: WarningKind::AlreadyRegistered,
                             protocol: Some(protocol.to_string()),
-                            im_name: Some(row.im_name.clone()),
+                            im_name: Some(row.im_name.to_string()),
                             account: Some(claimant.to_string()),
-                            held_by: Some(row.account.clone()),
+                            held_by: Some(row.account.to_string()),
                             mapping: Some(claim.mapping.to_string()),
                             group: None,
                             message: format!(
@@ -681,9 +687,9 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                     }
                 }
             }
-            Some(row) if claimants.contains(&row.account.as_str()) => {
+            Some(row) if claimants.contains(&&*row.account) => {
                 let owner = row.owner.as_deref().unwrap_or_default();
-                for claimant in claimants.iter().filter(|c| **c != row.account) {
+                for claimant in claimants.iter().filter(|c| ***c != *row.account) {
                     warnings.push(conflict(
                         &protocol,
                         &name_key,
@@ -697,7 +703,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                 }
                 let own: Vec<&Claim> = on_name
                     .iter()
-                    .filter(|c| anchor_of(c.account) == row.account)
+                    .filter(|c| *anchor_of(c.account) == *row.account)
                     .collect();
                 let keeper = own
                     .iter()
@@ -708,7 +714,10 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                 if *keeper.im_name != *row.im_name {
                     fields.insert(
                         "im_name".to_string(),
-                        (Some(row.im_name.clone()), Some(keeper.im_name.to_string())),
+                        (
+                            Some(row.im_name.to_string()),
+                            Some(keeper.im_name.to_string()),
+                        ),
                     );
                 }
                 if *keeper.mapping != *owner {
@@ -735,15 +744,15 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                         ..Change::registration(
                             Action::Update,
                             protocol.clone(),
-                            row.im_name.as_str().into(),
-                            row.account.as_str().into(),
+                            row.im_name.clone(),
+                            row.account.clone(),
                         )
                     });
                 }
             }
             Some(row) => {
                 // Held by a managed row of an account that no longer wants it.
-                let kept = keeps_registrations && departing.contains_key(row.account.as_str());
+                let kept = keeps_registrations && departing.contains_key(&*row.account);
                 if kept {
                     for claimant in &claimants {
                         warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
@@ -832,8 +841,8 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
 
 fn registration_key(protocol: &str, name_key: &str) -> RegistrationKey {
     RegistrationKey {
-        protocol: protocol.to_string(),
-        name_key: name_key.to_string(),
+        protocol: protocol.into(),
+        name_key: name_key.into(),
     }
 }
 
@@ -1109,7 +1118,7 @@ fn check_empty_sources(
             .accounts
             .values()
             .filter(|a| a.source.as_deref() == Some(source.name.as_str()))
-            .filter(|a| !frozen_accounts.contains(&a.anchor))
+            .filter(|a| !frozen_accounts.contains(&*a.anchor))
             .count() as u64;
         if managed > 0 {
             return Err(PlanError::EmptySource {
@@ -1181,9 +1190,9 @@ mod tests {
 
     fn state_account(anchor: &str) -> StateAccount {
         StateAccount {
-            anchor: anchor.to_string(),
+            anchor: anchor.into(),
             dn: format!("cn={anchor},dc=x"),
-            source: Some("hr".to_string()),
+            source: Some("hr".into()),
             status: AccountStatus::Active,
             profile: Profile::default(),
         }
@@ -1268,9 +1277,7 @@ mod tests {
         let mut rules = rules(&[]);
         rules.accounts.on_departure = Departure::Delete;
         let mut state = State::default();
-        state
-            .accounts
-            .insert("old".to_string(), state_account("old"));
+        state.accounts.insert("old".into(), state_account("old"));
         state.groups.extend([row("staff", Some("staff"), &["old"])]);
         let plan = plan(&rules, Desired::default(), &state).unwrap();
         use Action::Remove;
@@ -1313,7 +1320,7 @@ mod tests {
         desired.insert_account(account("a"));
         desired.groups.extend([wanted("staff", "staff", &["a"])]);
         let mut state = State::default();
-        state.accounts.insert("a".to_string(), state_account("a"));
+        state.accounts.insert("a".into(), state_account("a"));
         state
             .groups
             .extend([row("staff", None, &["x"]), row("handmade", None, &["a"])]);
@@ -1335,9 +1342,7 @@ mod tests {
             .extend([wanted("staff", "{cn}", &["a", "c"])]);
         let mut state = State::default();
         for anchor in ["a", "b", "c"] {
-            state
-                .accounts
-                .insert(anchor.to_string(), state_account(anchor));
+            state.accounts.insert(anchor.into(), state_account(anchor));
         }
         state
             .groups
@@ -1380,9 +1385,7 @@ mod tests {
         desired.frozen_accounts.insert("boss".to_string());
         desired.groups.extend([wanted("staff", "staff", &[])]);
         let mut state = State::default();
-        state
-            .accounts
-            .insert("boss".to_string(), state_account("boss"));
+        state.accounts.insert("boss".into(), state_account("boss"));
         state
             .groups
             .extend([row("staff", Some("staff"), &["boss"])]);

@@ -6,6 +6,7 @@
 //! Pure data: no I/O.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,9 +15,9 @@ use crate::core::model::Profile;
 /// A registration's identity: the protocol and the normalised IM name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RegistrationKey {
-    pub protocol: String,
+    pub protocol: Arc<str>,
     /// The IM name normalised for the protocol (see [`crate::core::model::im_name_key`]).
-    pub name_key: String,
+    pub name_key: Arc<str>,
 }
 
 /// Where a registration came from.
@@ -85,12 +86,12 @@ impl AccountStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateAccount {
     /// The anchor value: the account's identity in the store and in plans.
-    pub anchor: String,
+    pub anchor: Arc<str>,
     /// The DN as last seen.
     pub dn: String,
     /// The config source that manages the account; `None` for an unmanaged account
     /// created by `state register`.
-    pub source: Option<String>,
+    pub source: Option<Arc<str>>,
     pub status: AccountStatus,
     pub profile: Profile,
 }
@@ -98,14 +99,14 @@ pub struct StateAccount {
 /// A registration row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRegistration {
-    pub protocol: String,
+    pub protocol: Arc<str>,
     /// The IM name as registered (display form).
-    pub im_name: String,
+    pub im_name: Arc<str>,
     /// The anchor of the account holding it.
-    pub account: String,
+    pub account: Arc<str>,
     pub source: RegistrationSource,
     /// The mapping that produced it; `None` for unmanaged rows.
-    pub owner: Option<String>,
+    pub owner: Option<Arc<str>>,
 }
 
 impl StateRegistration {
@@ -121,7 +122,7 @@ pub struct State {
     /// Bumped by every apply; a saved plan records it.
     pub serial: i64,
     /// By anchor.
-    pub accounts: BTreeMap<String, StateAccount>,
+    pub accounts: BTreeMap<Arc<str>, StateAccount>,
     pub registrations: BTreeMap<RegistrationKey, StateRegistration>,
     /// By group name.
     pub groups: BTreeMap<String, GroupRow>,

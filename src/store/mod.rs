@@ -11,6 +11,7 @@ mod snapshots;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::core::dn::normalize_dn;
 use crate::core::drift::{self, RowHashes, RowId, RowKind};
+use crate::core::interner::Interner;
 use crate::core::model::{im_name_key, Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::core::state::{
@@ -232,8 +234,12 @@ impl Store {
                 .connection
                 .prepare_cached(&format!("{SELECT_ACCOUNTS} WHERE anchor = ?1"))?;
             let mut accounts = Vec::with_capacity(anchors.len());
+            let mut names = Interner::default();
             for anchor in anchors {
-                if let Some(account) = statement.query_row([anchor], account_from_row).optional()? {
+                let account = statement
+                    .query_row([anchor], |row| account_from_row(row, &mut names))
+                    .optional()?;
+                if let Some(account) = account {
                     accounts.push(account);
                 }
             }
@@ -252,9 +258,12 @@ impl Store {
                 "{SELECT_REGISTRATIONS} WHERE protocol = ?1 AND im_name_key = ?2"
             ))?;
             let mut rows = Vec::with_capacity(names.len());
+            let mut shared = Interner::default();
             for name in names {
                 if let Some(row) = statement
-                    .query_row(params![name.protocol, name.name_key], registration_from_row)
+                    .query_row(params![name.protocol, name.name_key], |row| {
+                        registration_from_row(row, &mut shared)
+                    })
                     .optional()?
                 {
                     rows.push(row);
@@ -602,37 +611,52 @@ const SELECT_REGISTRATIONS: &str =
     "SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations";
 const SELECT_GROUPS: &str = "SELECT name, kind, source, owner FROM groups";
 
-fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StateAccount> {
+fn account_from_row(
+    row: &rusqlite::Row<'_>,
+    names: &mut Interner,
+) -> rusqlite::Result<StateAccount> {
     let mut values: [Option<String>; 6] = Default::default();
     for (offset, value) in values.iter_mut().enumerate() {
         *value = row.get(4 + offset)?;
     }
     let profile = Profile::from_values(values);
-    let status: String = row.get(3)?;
+    let status = row.get_ref(3)?.as_str()?;
     Ok(StateAccount {
-        anchor: row.get(0)?,
+        anchor: names.get(row.get_ref(0)?.as_str()?),
         dn: row.get(1)?,
-        source: row.get(2)?,
-        status: AccountStatus::from_name(&status).unwrap_or(AccountStatus::Active),
+        status: AccountStatus::from_name(status).unwrap_or(AccountStatus::Active),
+        source: names.get_optional(row.get_ref(2)?.as_str_or_null()?),
         profile,
     })
 }
 
+/// A registration row, its protocol, owner and account shared through `names` (an
+/// account's anchor is the one its row gave) and its name key shared with its name
+/// when they are equal, as they mostly are.
 fn registration_from_row(
     row: &rusqlite::Row<'_>,
+    names: &mut Interner,
 ) -> rusqlite::Result<(RegistrationKey, StateRegistration)> {
-    let source: String = row.get(4)?;
+    let source = row.get_ref(4)?.as_str()?;
+    let protocol = names.get(row.get_ref(0)?.as_str()?);
+    let im_name: Arc<str> = row.get_ref(2)?.as_str()?.into();
+    let name_key = row.get_ref(1)?.as_str()?;
+    let name_key = if name_key == &*im_name {
+        im_name.clone()
+    } else {
+        name_key.into()
+    };
     Ok((
         RegistrationKey {
-            protocol: row.get(0)?,
-            name_key: row.get(1)?,
+            protocol: protocol.clone(),
+            name_key,
         },
         StateRegistration {
-            protocol: row.get(0)?,
-            im_name: row.get(2)?,
-            account: row.get(3)?,
-            source: RegistrationSource::from_name(&source).unwrap_or(RegistrationSource::Manual),
-            owner: row.get(5)?,
+            protocol,
+            im_name,
+            account: names.get(row.get_ref(3)?.as_str()?),
+            source: RegistrationSource::from_name(source).unwrap_or(RegistrationSource::Manual),
+            owner: names.get_optional(row.get_ref(5)?.as_str_or_null()?),
         },
     ))
 }
@@ -653,19 +677,23 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
         serial: read_serial(connection)?,
         ..State::default()
     };
+    // Repeated names (protocols, mappings, sources, the anchor of an account's every
+    // registration) are read into one shared string each.
+    let mut names = Interner::default();
     // Gathered first and built in one go: a map built from sorted items has full nodes,
     // one filled by insertion about half-full ones, which costs memory.
     let accounts = connection
         .prepare(SELECT_ACCOUNTS)?
         .query_map([], |row| {
-            account_from_row(row).map(|a| (a.anchor.clone(), a))
+            account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     state.accounts = accounts.into_iter().collect();
     let registrations = connection
         .prepare(SELECT_REGISTRATIONS)?
-        .query_map([], registration_from_row)?
+        .query_map([], |row| registration_from_row(row, &mut names))?
         .collect::<Result<Vec<_>, _>>()?;
+    drop(names);
     state.registrations = registrations.into_iter().collect();
     for group in connection
         .prepare(SELECT_GROUPS)?
@@ -722,9 +750,9 @@ fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
             let anchor = change.account.as_deref()?;
             let added = (change.action == Action::Add).then(|| {
                 drift::account_hash(&StateAccount {
-                    anchor: anchor.to_string(),
+                    anchor: anchor.into(),
                     dn: change.dn.as_deref().unwrap_or_default().to_string(),
-                    source: change.source.as_deref().map(str::to_string),
+                    source: change.source.clone(),
                     status: AccountStatus::Active,
                     profile: change.profile.as_deref().cloned().unwrap_or_default(),
                 })
@@ -736,11 +764,11 @@ fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
             let added = match (change.action, &change.account) {
                 (Action::Add, Some(account)) => {
                     Some(drift::registration_hash(&StateRegistration {
-                        protocol: protocol.to_string(),
-                        im_name: im_name.to_string(),
-                        account: account.to_string(),
+                        protocol: protocol.into(),
+                        im_name: im_name.into(),
+                        account: account.clone(),
                         source: RegistrationSource::Ldap,
-                        owner: change.mapping.as_deref().map(str::to_string),
+                        owner: change.mapping.clone(),
                     }))
                 }
                 _ => None,
@@ -802,13 +830,17 @@ fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Resu
         let id = reread;
         let hash = match id.kind {
             RowKind::Account => account
-                .query_row([&id.key], account_from_row)
+                .query_row([&id.key], |row| {
+                    account_from_row(row, &mut Interner::default())
+                })
                 .optional()?
                 .map(|row| drift::account_hash(&row)),
             RowKind::Registration => {
                 let (protocol, name_key) = id.key.split_once(':').unwrap_or((&id.key, ""));
                 registration
-                    .query_row([protocol, name_key], registration_from_row)
+                    .query_row([protocol, name_key], |row| {
+                        registration_from_row(row, &mut Interner::default())
+                    })
                     .optional()?
                     .map(|(_, row)| drift::registration_hash(&row))
             }

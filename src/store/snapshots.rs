@@ -279,8 +279,8 @@ impl Store {
                     .names
                     .into_iter()
                     .map(|[protocol, name_key]| RegistrationKey {
-                        protocol: protocol.into_owned(),
-                        name_key: name_key.into_owned(),
+                        protocol: protocol.into(),
+                        name_key: name_key.into(),
                     })
                     .collect(),
                 groups: lists.groups.into_iter().map(|g| g.into_owned()).collect(),
@@ -520,7 +520,7 @@ impl<'a> FootprintLists<'a> {
             names: footprint
                 .names
                 .iter()
-                .map(|name| [name.protocol.as_str().into(), name.name_key.as_str().into()])
+                .map(|name| [(*name.protocol).into(), (*name.name_key).into()])
                 .collect(),
             groups: footprint.groups.iter().map(|g| g.as_str().into()).collect(),
             members: footprint
@@ -662,8 +662,8 @@ mod tests {
                 .map(|name| {
                     let (protocol, name_key) = name.split_once('/').unwrap();
                     RegistrationKey {
-                        protocol: protocol.to_string(),
-                        name_key: name_key.to_string(),
+                        protocol: protocol.into(),
+                        name_key: name_key.into(),
                     }
                 })
                 .collect(),

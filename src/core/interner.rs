@@ -1,0 +1,50 @@
+//! One shared `Arc<str>` per distinct string, for values read in bulk that repeat: the
+//! protocol, mapping and source names of every stored row, the anchor a thousand
+//! registrations point at. Sharing them keeps one allocation where there were many.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Hands out one `Arc<str>` per distinct string it is given. (foldhash: a store's
+/// million anchors are hashed several times faster than with the default SipHash, and
+/// nothing here is chosen by an attacker.)
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Arc<str>, foldhash::fast::RandomState>);
+
+impl Interner {
+    /// The shared string equal to `text`, made on first sight.
+    pub fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = text.into();
+        self.0.insert(shared.clone());
+        shared
+    }
+
+    /// [`Interner::get`] for an optional string.
+    pub fn get_optional(&mut self, text: Option<&str>) -> Option<Arc<str>> {
+        text.map(|text| self.get(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_strings_share_one_allocation() {
+        let mut interner = Interner::default();
+        let first = interner.get("aol");
+        let again = interner.get(&String::from("aol"));
+        let other = interner.get("sip");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(&*other, "sip");
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(interner.get_optional(None), None);
+        assert!(Arc::ptr_eq(
+            &interner.get_optional(Some("aol")).unwrap(),
+            &first
+        ));
+    }
+}
