@@ -6,14 +6,18 @@
 //! This adapter is the only code that touches the database file. It never decides what
 //! to change: it carries out a plan exactly, or refuses it whole.
 
+mod bulk;
 mod migrations;
 mod snapshots;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use bulk::{Bulk, BulkRow};
 use serde::Serialize;
 
 use crate::core::dn::normalize_dn;
@@ -479,8 +483,10 @@ impl Store {
         let fail = |e| store_error(&path, e);
         // A large plan writes rows all over the indexes: a page cache of up to 256 MiB
         // (SQLite's default is 2 MiB) keeps their pages in memory for the transaction.
+        // Multi-row statements keep a statement journal, in memory rather than in a
+        // temporary file.
         self.connection
-            .execute_batch("PRAGMA cache_size = -262144")
+            .execute_batch("PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;")
             .map_err(fail)?;
         let transaction = self
             .connection
@@ -493,17 +499,24 @@ impl Store {
                 actual: serial,
             });
         }
+        let refused = |(problem, change): (ChangeFailure, &Change)| match problem {
+            ChangeFailure::Sqlite(e) => fail(e),
+            ChangeFailure::Refused(problem) => StoreError::Conflict {
+                path: path.clone(),
+                change: describe(change),
+                problem,
+            },
+        };
+        let mut adds = Adds::new();
         for (done, change) in plan.changes.iter().enumerate() {
             progress(done as u64);
-            apply_change(&transaction, change).map_err(|problem| match problem {
-                ChangeFailure::Sqlite(e) => fail(e),
-                ChangeFailure::Refused(problem) => StoreError::Conflict {
-                    path: path.clone(),
-                    change: describe(change),
-                    problem,
-                },
-            })?;
+            if adds.queue(&transaction, change).map_err(refused)? {
+                continue;
+            }
+            adds.flush(&transaction).map_err(refused)?;
+            apply_change(&transaction, change).map_err(|problem| refused((problem, change)))?;
         }
+        adds.flush(&transaction).map_err(refused)?;
         refresh_hashes(&transaction, &plan.changes).map_err(fail)?;
         let new_serial = if plan.changes.is_empty() && kept.snapshots.is_empty() {
             serial
@@ -710,8 +723,22 @@ enum RowAfter {
     Reread,
 }
 
-/// The managed row a change writes and what it leaves of it.
-fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
+/// The managed row a change writes (its kind and key, borrowed from the change where
+/// the key is a plain value).
+fn row_written(change: &Change) -> Option<(RowKind, Cow<'_, str>)> {
+    match change.kind {
+        Kind::Account => Some((RowKind::Account, change.account.as_deref()?.into())),
+        Kind::Registration => {
+            let (protocol, im_name) = (change.protocol.as_deref()?, change.im_name.as_deref()?);
+            let id = RowId::registration(protocol, &im_name_key(protocol, im_name));
+            Some((RowKind::Registration, id.key.into()))
+        }
+        Kind::Group | Kind::GroupMember => Some((RowKind::Group, change.group.as_deref()?.into())),
+    }
+}
+
+/// What `change`, the last change of its row, leaves of that row.
+fn row_after(change: &Change) -> RowAfter {
     let after = |row_hash: Option<String>| match (change.action, row_hash) {
         (Action::Remove, _) => RowAfter::Gone,
         (Action::Add, Some(hash)) => RowAfter::Hash(hash),
@@ -719,25 +746,23 @@ fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
     };
     match change.kind {
         Kind::Account => {
-            let anchor = change.account.as_deref()?;
             let added = (change.action == Action::Add).then(|| {
                 drift::account_hash(&StateAccount {
-                    anchor: anchor.to_string(),
+                    anchor: change.account.as_deref().unwrap_or_default().to_string(),
                     dn: change.dn.as_deref().unwrap_or_default().to_string(),
                     source: change.source.as_deref().map(str::to_string),
                     status: AccountStatus::Active,
                     profile: change.profile.as_deref().cloned().unwrap_or_default(),
                 })
             });
-            Some((RowId::account(anchor), after(added)))
+            after(added)
         }
         Kind::Registration => {
-            let (protocol, im_name) = (change.protocol.as_deref()?, change.im_name.as_deref()?);
             let added = match (change.action, &change.account) {
                 (Action::Add, Some(account)) => {
                     Some(drift::registration_hash(&StateRegistration {
-                        protocol: protocol.to_string(),
-                        im_name: im_name.to_string(),
+                        protocol: change.protocol.as_deref().unwrap_or_default().to_string(),
+                        im_name: change.im_name.as_deref().unwrap_or_default().to_string(),
                         account: account.to_string(),
                         source: RegistrationSource::Ldap,
                         owner: change.mapping.as_deref().map(str::to_string),
@@ -745,21 +770,27 @@ fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
                 }
                 _ => None,
             };
-            let id = RowId::registration(protocol, &im_name_key(protocol, im_name));
-            Some((id, after(added)))
+            after(added)
         }
         // A group's hash covers its members: always read back.
-        Kind::Group | Kind::GroupMember => {
-            let id = RowId::group(change.group.as_deref()?);
-            Some((
-                id,
-                if change.kind == Kind::Group {
-                    after(None)
-                } else {
-                    RowAfter::Reread
-                },
-            ))
-        }
+        Kind::Group => after(None),
+        Kind::GroupMember => RowAfter::Reread,
+    }
+}
+
+/// A `managed_hashes` row written in bulk.
+struct HashRow<'k> {
+    kind: RowKind,
+    key: Cow<'k, str>,
+    hash: String,
+}
+
+impl BulkRow for HashRow<'_> {
+    const COLUMNS: usize = 3;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.kind.name())?;
+        bulk::bind(statement, first + 1, self.key.as_ref())?;
+        bulk::bind(statement, first + 2, &self.hash)
     }
 }
 
@@ -767,11 +798,12 @@ fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
 /// a row decides): adds from the change, other rows read back as they now are; a row
 /// that is gone or no longer managed loses its hash.
 fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
-    let mut touched: std::collections::BTreeMap<RowId, RowAfter> =
-        std::collections::BTreeMap::new();
-    for (id, after) in changes.iter().filter_map(row_after) {
-        touched.insert(id, after);
-    }
+    // Sorted by row, stable: the last change of each row is the last of its run.
+    let mut touched: Vec<(RowKind, Cow<'_, str>, &Change)> = changes
+        .iter()
+        .filter_map(|change| row_written(change).map(|(kind, key)| (kind, key, change)))
+        .collect();
+    touched.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut account = connection.prepare(&format!(
         "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
     ))?;
@@ -783,51 +815,53 @@ fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Resu
     ))?;
     let mut members = connection
         .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")?;
-    let mut upsert = connection
-        .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
+    let mut upsert = Bulk::new("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES");
     let mut delete =
         connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
-    for (id, after) in touched {
-        let reread = match after {
-            RowAfter::Hash(hash) => {
-                upsert.execute(params![id.kind.name(), id.key, hash])?;
-                continue;
-            }
-            RowAfter::Gone => {
-                delete.execute(params![id.kind.name(), id.key])?;
-                continue;
-            }
-            RowAfter::Reread => id,
-        };
-        let id = reread;
-        let hash = match id.kind {
-            RowKind::Account => account
-                .query_row([&id.key], account_from_row)
-                .optional()?
-                .map(|row| drift::account_hash(&row)),
-            RowKind::Registration => {
-                let (protocol, name_key) = id.key.split_once(':').unwrap_or((&id.key, ""));
-                registration
-                    .query_row([protocol, name_key], registration_from_row)
+    let mut rows = touched.into_iter().peekable();
+    while let Some((kind, key, change)) = rows.next() {
+        if rows
+            .peek()
+            .is_some_and(|next| (next.0, &next.1) == (kind, &key))
+        {
+            continue;
+        }
+        let hash = match row_after(change) {
+            RowAfter::Hash(hash) => Some(hash),
+            RowAfter::Gone => None,
+            RowAfter::Reread => match kind {
+                RowKind::Account => account
+                    .query_row([key.as_ref()], account_from_row)
                     .optional()?
-                    .map(|(_, row)| drift::registration_hash(&row))
-            }
-            RowKind::Group => match group.query_row([&id.key], group_from_row).optional()? {
-                None => None,
-                Some(mut row) => {
-                    row.members = members
-                        .query_map([&id.key], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    Some(drift::group_hash(&row))
+                    .map(|row| drift::account_hash(&row)),
+                RowKind::Registration => {
+                    let (protocol, name_key) = key.split_once(':').unwrap_or((&key, ""));
+                    registration
+                        .query_row([protocol, name_key], registration_from_row)
+                        .optional()?
+                        .map(|(_, row)| drift::registration_hash(&row))
+                }
+                RowKind::Group => {
+                    match group.query_row([key.as_ref()], group_from_row).optional()? {
+                        None => None,
+                        Some(mut row) => {
+                            row.members = members
+                                .query_map([key.as_ref()], |r| r.get(0))?
+                                .collect::<Result<_, _>>()?;
+                            Some(drift::group_hash(&row))
+                        }
+                    }
                 }
             },
         };
         match hash {
-            Some(hash) => upsert.execute(params![id.kind.name(), id.key, hash])?,
-            None => delete.execute(params![id.kind.name(), id.key])?,
-        };
+            Some(hash) => upsert.push(connection, HashRow { kind, key, hash })?,
+            None => {
+                delete.execute(params![kind.name(), key.as_ref()])?;
+            }
+        }
     }
-    Ok(())
+    upsert.flush(connection)
 }
 
 fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
@@ -971,6 +1005,172 @@ fn query_row<T>(
     row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     connection.prepare_cached(sql)?.query_row(params, row)
+}
+
+/// An account add written in bulk: the row `apply_change` inserts for it.
+struct AccountAdd<'p> {
+    change: &'p Change,
+    anchor: &'p str,
+    dn: &'p str,
+}
+
+impl BulkRow for AccountAdd<'_> {
+    const COLUMNS: usize = 11;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.anchor)?;
+        bulk::bind(statement, first + 1, self.dn)?;
+        bulk::bind(statement, first + 2, normalize_dn(self.dn))?;
+        bulk::bind(statement, first + 3, self.change.source.as_deref())?;
+        bulk::bind(statement, first + 4, AccountStatus::Active.name())?;
+        let profile = self.change.profile.as_deref();
+        for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
+            bulk::bind(
+                statement,
+                first + 5 + offset,
+                profile.and_then(|p| p.get(field)),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A registration add written in bulk: the row `apply_change` inserts for it.
+struct RegistrationAdd<'p> {
+    change: &'p Change,
+    protocol: &'p str,
+    im_name: &'p str,
+    account: &'p str,
+    mapping: &'p str,
+}
+
+impl BulkRow for RegistrationAdd<'_> {
+    const COLUMNS: usize = 6;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.protocol)?;
+        bulk::bind(
+            statement,
+            first + 1,
+            im_name_key(self.protocol, self.im_name),
+        )?;
+        bulk::bind(statement, first + 2, self.im_name)?;
+        bulk::bind(statement, first + 3, self.account)?;
+        bulk::bind(statement, first + 4, RegistrationSource::Ldap.name())?;
+        bulk::bind(statement, first + 5, self.mapping)
+    }
+}
+
+/// The account and registration adds of a plan, written in bulk in plan order. A batch
+/// the database refuses is written again change by change through [`apply_change`], so
+/// that the change at fault fails as it would alone.
+struct Adds<'p> {
+    accounts: Bulk<AccountAdd<'p>>,
+    registrations: Bulk<RegistrationAdd<'p>>,
+}
+
+type Failed<'p> = (ChangeFailure, &'p Change);
+
+impl<'p> Adds<'p> {
+    fn new() -> Self {
+        Adds {
+            accounts: Bulk::new(
+                "INSERT INTO accounts (anchor, dn, dn_key, source, status, display_name, \
+                 department, title, telephone, location, mail) VALUES",
+            ),
+            registrations: Bulk::new(
+                "INSERT INTO registrations (protocol, im_name_key, im_name, account, source, \
+                 owner) VALUES",
+            ),
+        }
+    }
+
+    /// Queues `change` when it is an add written in bulk (with every value it needs);
+    /// `false` leaves it to the caller, after [`Adds::flush`].
+    fn queue(&mut self, connection: &Connection, change: &'p Change) -> Result<bool, Failed<'p>> {
+        if change.action != Action::Add {
+            return Ok(false);
+        }
+        match (change.kind, change.account.as_deref()) {
+            (Kind::Account, Some(anchor)) => {
+                let Some(dn) = change.dn.as_deref() else {
+                    return Ok(false);
+                };
+                self.flush_registrations(connection)?;
+                let row = AccountAdd { change, anchor, dn };
+                if self.accounts.push(connection, row).is_err() {
+                    return rewrite(connection, self.accounts.take()).map(|()| true);
+                }
+                Ok(true)
+            }
+            (Kind::Registration, Some(account)) => {
+                let (Some(protocol), Some(im_name), Some(mapping)) = (
+                    change.protocol.as_deref(),
+                    change.im_name.as_deref(),
+                    change.mapping.as_deref(),
+                ) else {
+                    return Ok(false);
+                };
+                self.flush_accounts(connection)?;
+                let row = RegistrationAdd {
+                    change,
+                    protocol,
+                    im_name,
+                    account,
+                    mapping,
+                };
+                if self.registrations.push(connection, row).is_err() {
+                    return rewrite(connection, self.registrations.take()).map(|()| true);
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Writes every queued add.
+    fn flush(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        self.flush_accounts(connection)?;
+        self.flush_registrations(connection)
+    }
+
+    fn flush_accounts(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        if self.accounts.flush(connection).is_err() {
+            rewrite(connection, self.accounts.take())?;
+        }
+        Ok(())
+    }
+
+    fn flush_registrations(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        if self.registrations.flush(connection).is_err() {
+            rewrite(connection, self.registrations.take())?;
+        }
+        Ok(())
+    }
+}
+
+/// The changes of a refused batch, written one by one.
+fn rewrite<'p, R: Queued<'p>>(connection: &Connection, rows: Vec<R>) -> Result<(), Failed<'p>> {
+    for row in rows {
+        let change = row.change();
+        apply_change(connection, change).map_err(|problem| (problem, change))?;
+    }
+    Ok(())
+}
+
+/// A queued add and the change it comes from.
+trait Queued<'p> {
+    fn change(&self) -> &'p Change;
+}
+
+impl<'p> Queued<'p> for AccountAdd<'p> {
+    fn change(&self) -> &'p Change {
+        self.change
+    }
+}
+
+impl<'p> Queued<'p> for RegistrationAdd<'p> {
+    fn change(&self) -> &'p Change {
+        self.change
+    }
 }
 
 fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
