@@ -895,7 +895,7 @@ fn apply_recorded(
     run: RunRecord,
     started: Option<&Started>,
 ) -> Result<i64, AppError> {
-    let mut store = Store::open(&context.state_path)?;
+    let store = Store::open(&context.state_path)?;
     // Checked again inside the transaction; here so that a stale plan is told as such
     // before its files are read again.
     let serial = store.serial()?;
@@ -915,7 +915,7 @@ fn apply_recorded(
                 && InputsDigest::config_only(&config.files) == plan.config_digest
                 && region::blocker(config).is_none()
         });
-    let writes = snapshots::kept_writes(
+    let keeping = snapshots::keeping(
         plan,
         imported.plan_name,
         imported.files,
@@ -933,7 +933,15 @@ fn apply_recorded(
     );
     // A long apply shows its progress on a terminal's stderr.
     let mut progress = progress::Progress::new("apply", "changes", Some(plan.changes.len() as u64));
-    Ok(store.apply_with_snapshots(plan, run, &writes, &mut |done| progress.advance_to(done))?)
+    snapshots::apply_keeping(
+        store,
+        plan,
+        run,
+        keeping,
+        imported.plan_name,
+        (imported.files, &context.config_dir),
+        move |done| progress.advance_to(done),
+    )
 }
 
 /// `run` with the counts of `plan`'s summary.

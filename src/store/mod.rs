@@ -30,7 +30,8 @@ use crate::core::state::{
 };
 
 pub use snapshots::{
-    EntryRow, KeptEntry, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite, Standing,
+    EntryRow, KeptEntry, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite,
+    SnapshotWriter, Standing,
 };
 
 /// How long a writer waits for another one to finish before giving up.
@@ -151,6 +152,8 @@ impl Store {
             .connection
             .execute_batch("PRAGMA foreign_keys = ON;")
             .map_err(|e| store.error(e))?;
+        // Room for the bulk inserts' statements (`bulk.rs`) beside the others.
+        store.connection.set_prepared_statement_cache_capacity(64);
         store.migrate()?;
         Ok(store)
     }
@@ -468,17 +471,37 @@ impl Store {
     }
 
     /// [`Store::apply`], writing `kept` (the snapshots the plan imported, the standing
-    /// facts it leaves) in the same transaction, so that the store never keeps a
-    /// snapshot whose plan did not land. The serial moves when the plan has changes or a
-    /// snapshot is written: a saved plan made from the old snapshot is stale. `progress`
-    /// hears how many changes are done as it goes.
+    /// facts it leaves) in the same transaction: [`Store::apply_keeping`] with writes
+    /// known beforehand.
     pub fn apply_with_snapshots(
         &mut self,
         plan: &Plan,
-        mut run: RunRecord,
+        run: RunRecord,
         kept: &KeptWrites,
         progress: &mut dyn FnMut(u64),
     ) -> Result<i64, StoreError> {
+        self.apply_keeping(plan, run, progress, |writer| {
+            for write in &kept.snapshots {
+                writer.write(write)?;
+            }
+            Ok::<_, StoreError>(kept.standing.clone())
+        })
+    }
+
+    /// [`Store::apply`], with `keep` writing the snapshots the plan imported through a
+    /// [`SnapshotWriter`] in the same transaction (first, so that their entries can
+    /// stream in while they are read again) and returning the standing facts the apply
+    /// leaves, so that the store never keeps a snapshot whose plan did not land. An error
+    /// from `keep` leaves the store as it was. The serial moves when the plan has changes
+    /// or a snapshot is written: a saved plan made from the old snapshot is stale.
+    /// `progress` hears how many changes are done as it goes.
+    pub fn apply_keeping<E: From<StoreError>>(
+        &mut self,
+        plan: &Plan,
+        mut run: RunRecord,
+        progress: &mut dyn FnMut(u64),
+        keep: impl FnOnce(&mut SnapshotWriter<'_>) -> Result<Option<Standing>, E>,
+    ) -> Result<i64, E> {
         let path = self.path.clone();
         let fail = |e| store_error(&path, e);
         // A large plan writes rows all over the indexes: a page cache of up to 256 MiB
@@ -497,8 +520,16 @@ impl Store {
             return Err(StoreError::StalePlan {
                 planned: plan.state_serial,
                 actual: serial,
-            });
+            }
+            .into());
         }
+        let mut writer = SnapshotWriter::new(&transaction, &path, serial + 1);
+        let standing = keep(&mut writer)?;
+        let new_serial = if plan.changes.is_empty() && !writer.wrote() {
+            serial
+        } else {
+            serial + 1
+        };
         let refused = |(problem, change): (ChangeFailure, &Change)| match problem {
             ChangeFailure::Sqlite(e) => fail(e),
             ChangeFailure::Refused(problem) => StoreError::Conflict {
@@ -518,18 +549,7 @@ impl Store {
         }
         adds.flush(&transaction).map_err(refused)?;
         refresh_hashes(&transaction, &plan.changes).map_err(fail)?;
-        let new_serial = if plan.changes.is_empty() && kept.snapshots.is_empty() {
-            serial
-        } else {
-            serial + 1
-        };
-        for write in &kept.snapshots {
-            snapshots::write_snapshot(&transaction, write, new_serial)
-                .map_err(fail)?
-                .map_err(StoreError::StaleSnapshot)?;
-        }
-        snapshots::write_standing(&transaction, kept.standing.as_ref(), new_serial)
-            .map_err(fail)?;
+        snapshots::write_standing(&transaction, standing.as_ref(), new_serial).map_err(fail)?;
         write_serial(&transaction, new_serial).map_err(fail)?;
         run.serial_before = serial;
         run.serial_after = new_serial;
