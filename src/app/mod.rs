@@ -17,7 +17,7 @@ use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
 use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::entry::Entry;
-use crate::core::plan::{plan, Plan, PlanError, SourceImport, PLAN_FORMAT_VERSION};
+use crate::core::plan::{plan, Plan, PlanError, SourceImport};
 use crate::core::state::{RegistrationSource, State};
 use crate::git::{GitError, Repo};
 use crate::render::{self, Color, PlanDocument};
@@ -32,6 +32,7 @@ mod export;
 mod progress;
 mod region;
 pub mod run;
+mod saved_plan;
 mod snapshots;
 mod sources;
 
@@ -750,7 +751,7 @@ pub fn apply_command(
         .unwrap_or_default();
     let (to_apply, dirty, command, files, plan_name) = match saved_plan {
         Some(path) => {
-            let (saved, dirty) = read_plan(path)?;
+            let (saved, dirty) = saved_plan::read_plan(path)?;
             if let Some(rev) = &context.rev {
                 check_plan_revision(context, path, &saved, dirty, rev)?;
             }
@@ -989,39 +990,6 @@ impl Started {
             ..RunRecord::new(command, self.at.clone())
         }
     }
-}
-
-/// Reads a saved plan, and whether it was made from a dirty working tree.
-fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
-    let text = std::fs::read_to_string(path).map_err(|e| AppError::File {
-        path: path.to_path_buf(),
-        message: format!("cannot read plan: {e}"),
-    })?;
-    // The header first, without building a tree of the whole file: a saved plan can
-    // hold millions of changes.
-    #[derive(serde::Deserialize)]
-    struct Header {
-        format_version: Option<u64>,
-        #[serde(default)]
-        revision_dirty: bool,
-    }
-    let header: Option<Header> = serde_json::from_str(&text).ok();
-    if let Some(version) = header.as_ref().and_then(|h| h.format_version) {
-        if version != u64::from(PLAN_FORMAT_VERSION) {
-            return Err(AppError::File {
-                path: path.to_path_buf(),
-                message: format!(
-                    "plan format_version {version} is not supported (this build reads {PLAN_FORMAT_VERSION})"
-                ),
-            });
-        }
-    }
-    let dirty = header.is_some_and(|h| h.revision_dirty);
-    let plan = serde_json::from_str(&text).map_err(|e| AppError::File {
-        path: path.to_path_buf(),
-        message: format!("not a registrar plan: {e}"),
-    })?;
-    Ok((plan, dirty))
 }
 
 /// Output formats of `state show`, `status` and `discover`.
