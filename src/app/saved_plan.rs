@@ -322,3 +322,75 @@ impl<'de> Visitor<'de> for Text<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"{
+  "format_version": 1,
+  "revision": "abc",
+  "state_serial": 3,
+  "inputs_digest": "sha256:00",
+  "summary": {"add": 3, "update": 1, "remove": 0, "deactivate": 0, "reactivate": 0,
+              "conflicts": 0, "excluded": 0, "blocked": false},
+  "changes": [
+    {"action": "add", "kind": "account", "account": "u1", "dn": "uid=a,dc=x",
+     "source": "corp", "profile": {"display_name": "A", "mail": "a@x"}},
+    {"action": "add", "kind": "registration", "protocol": "aol", "im_name": "A\u00e9",
+     "account": "u1", "mapping": "m", "dn": "uid=a,dc=x", "future": [1, {"x": null}]},
+    {"action": "update", "kind": "account", "account": "u1", "reason": null,
+     "fields": {"dn": ["uid=a,dc=x", "uid=b,dc=x"]}},
+    {"action": "add", "kind": "group", "group": "staff", "group_rule": "r",
+     "group_kind": "distribution_list", "source": "corp"}
+  ],
+  "warnings": [],
+  "skipped": {},
+  "imports": [{"source": "corp", "content": {"path": "d.ldif", "digest": "sha256:01"}}],
+  "revision_dirty": true,
+  "effect": {"anything": [1, 2]}
+}"#;
+
+    fn read_text(text: &str) -> Result<(Plan, bool), AppError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, text).unwrap();
+        read_plan(&path)
+    }
+
+    #[test]
+    fn reads_what_serde_reads_and_shares_repeated_strings() {
+        let (plan, dirty) = read_text(PLAN).unwrap();
+        assert!(dirty);
+        assert_eq!(plan, serde_json::from_str::<Plan>(PLAN).unwrap());
+        let (first, second) = (&plan.changes[0], &plan.changes[1]);
+        assert!(Arc::ptr_eq(
+            first.account.as_ref().unwrap(),
+            second.account.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            first.dn.as_ref().unwrap(),
+            second.dn.as_ref().unwrap()
+        ));
+    }
+
+    #[test]
+    fn refuses_another_format_version_and_what_is_no_plan() {
+        let newer = PLAN.replace("\"format_version\": 1", "\"format_version\": 9");
+        let error = read_text(&newer).unwrap_err().to_string();
+        assert!(
+            error.contains("plan format_version 9 is not supported"),
+            "{error}"
+        );
+        for broken in [
+            "{",
+            "[]",
+            "{\"format_version\": 1}",
+            &PLAN.replace("\"add\", \"kind\"", "\"add\", \"kind\": 3, \"x\""),
+        ] {
+            let error = read_text(broken).unwrap_err().to_string();
+            assert!(error.contains("not a registrar plan"), "{broken}: {error}");
+            assert_eq!(error.lines().count(), 1);
+        }
+    }
+}
