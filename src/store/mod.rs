@@ -69,6 +69,12 @@ pub enum StoreError {
     },
     #[error("{0}; nothing was applied")]
     StaleSnapshot(String),
+    #[error("state file {}: cannot migrate to schema {version}: {problem}; that migration was not applied", path.display())]
+    Migration {
+        path: PathBuf,
+        version: usize,
+        problem: String,
+    },
     #[error("state file {} was written by a newer registrar (schema {found}, this build knows {known})", path.display())]
     TooNew {
         path: PathBuf,
@@ -148,13 +154,19 @@ impl Store {
             .connection
             .busy_timeout(LOCK_WAIT)
             .map_err(|e| store.error(e))?;
+        // Pages of 16 KiB for a new store (an existing one keeps its own): fewer, fuller
+        // pages for the millions of rows of a large directory.
         store
             .connection
-            .execute_batch("PRAGMA foreign_keys = ON;")
+            .execute_batch("PRAGMA page_size = 16384; PRAGMA foreign_keys = OFF;")
             .map_err(|e| store.error(e))?;
         // Room for the bulk inserts' statements (`bulk.rs`) beside the others.
         store.connection.set_prepared_statement_cache_capacity(64);
         store.migrate()?;
+        store
+            .connection
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|e| store.error(e))?;
         Ok(store)
     }
 
@@ -218,6 +230,19 @@ impl Store {
             if index + 1 == migrations::HASHES_MIGRATION {
                 let state = load_state(&transaction).map_err(fail)?;
                 write_hashes(&transaction, &drift::managed_hashes(&state)).map_err(fail)?;
+            }
+            // Foreign keys are off while migrating (they cannot be turned off inside a
+            // transaction, and a rebuilt table is briefly missing): checked here whole.
+            let broken: Option<String> = transaction
+                .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+                .optional()
+                .map_err(fail)?;
+            if let Some(table) = broken {
+                return Err(StoreError::Migration {
+                    path: self.path.clone(),
+                    version: index + 1,
+                    problem: format!("table {table} has rows whose reference is missing"),
+                });
             }
             transaction.commit().map_err(fail)?;
         }
@@ -1452,6 +1477,78 @@ mod tests {
             },
         );
         desired
+    }
+
+    #[test]
+    fn a_store_made_before_migration_5_keeps_its_rows_in_the_rebuilt_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A store as the release before migration 5 left it, holding one row of each
+            // kind (and a manual registration on an unmanaged account).
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "PRAGMA page_size = 4096; \
+                     CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);",
+                )
+                .unwrap();
+            for (index, sql) in migrations::MIGRATIONS[..4].iter().enumerate() {
+                connection.execute_batch(sql).unwrap();
+                connection
+                    .execute("INSERT INTO schema_migrations VALUES (?1)", [index + 1])
+                    .unwrap();
+            }
+            connection
+                .execute_batch(
+                    "INSERT INTO accounts VALUES ('a', 'cn=A,dc=x', 'cn=a,dc=x', 'hr', 'active', \
+                       'A', NULL, 'T', NULL, NULL, 'a@x'); \
+                     INSERT INTO accounts VALUES ('cn=m,dc=x', 'cn=m,dc=x', 'cn=m,dc=x', NULL, \
+                       'deactivated', NULL, NULL, NULL, NULL, NULL, NULL); \
+                     INSERT INTO registrations VALUES ('aol', 'al', 'Al', 'a', 'ldap', 'aol-m'); \
+                     INSERT INTO registrations VALUES ('aol', 'm', 'M', 'cn=m,dc=x', 'manual', NULL); \
+                     INSERT INTO groups VALUES ('staff', 'org_unit', 'hr', 'staff'); \
+                     INSERT INTO group_members VALUES ('staff', 'a'); \
+                     INSERT INTO managed_hashes VALUES ('account', 'a', 'h1'); \
+                     INSERT INTO managed_hashes VALUES ('registration', 'aol:al', 'h2'); \
+                     UPDATE meta SET value = '7' WHERE key = 'serial';",
+                )
+                .unwrap();
+        }
+        let reference = Connection::open(&path).unwrap();
+        let before = load_state(&reference).unwrap();
+        drop(reference);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), before);
+        assert_eq!(store.serial().unwrap(), 7);
+        let hashes: Vec<(RowId, String)> = store.managed_hashes().unwrap().into_iter().collect();
+        assert_eq!(
+            hashes,
+            [
+                (RowId::account("a"), "h1".to_string()),
+                (RowId::registration("aol", "al"), "h2".to_string()),
+            ]
+        );
+        for table in ["accounts", "registrations", "managed_hashes"] {
+            let sql: String = store
+                .connection
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
+        }
+        // The references still hold: a registration of an unknown account is refused.
+        let error = store
+            .connection
+            .execute(
+                "INSERT INTO registrations VALUES ('aol', 'x', 'X', 'nobody', 'manual', NULL)",
+                [],
+            )
+            .unwrap_err();
+        assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
     }
 
     /// The plan of an empty store towards one org unit, `staff`, with one member.
