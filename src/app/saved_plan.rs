@@ -43,9 +43,10 @@ pub(super) fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
     }
 }
 
-/// One `Arc<str>` per distinct string.
+/// One `Arc<str>` per distinct string (hashed with foldhash: millions of lookups of
+/// short strings, no untrusted input to guard against).
 #[derive(Default)]
-struct Interner(HashSet<Arc<str>>);
+struct Interner(HashSet<Arc<str>, foldhash::fast::FixedState>);
 
 impl Interner {
     fn get(&mut self, text: &str) -> Arc<str> {

@@ -20,6 +20,7 @@ use super::AppError;
 use crate::config::{SourceLocation, SourceSettings};
 use crate::core::desired::EntryPreparer;
 use crate::core::dn::normalize_dn;
+use crate::core::drift;
 use crate::core::entry::Entry;
 use crate::core::model::Rules;
 use crate::core::plan::{ImportedFile, Plan, SourceImport};
@@ -338,13 +339,21 @@ pub(super) fn apply_keeping(
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<i64, AppError> {
     let (sender, receiver) = mpsc::sync_channel::<Feed>(BATCHES_IN_FLIGHT);
+    let (rows_sender, rows) = mpsc::sync_channel(1);
     let (writes, standing) = (&keeping.writes, keeping.standing);
     std::thread::scope(|scope| {
         let writing = scope.spawn(move || {
             let mut store = store;
-            store.apply_keeping(plan, run, &mut progress, |writer| {
+            let keep = |writer: &mut SnapshotWriter<'_>| {
                 write_kept(writer, writes, standing, &receiver, plan_name)
-            })
+            };
+            // Worked out on the reading thread while this one writes the changes (or
+            // here, if that thread is gone).
+            let written = || {
+                rows.recv()
+                    .unwrap_or_else(|_| drift::written_rows(&plan.changes))
+            };
+            store.apply_keeping(plan, run, &mut progress, keep, written)
         });
         for keep in writes {
             if let Keep::Whole(import) = keep {
@@ -364,6 +373,7 @@ pub(super) fn apply_keeping(
             }
         }
         drop(sender);
+        let _ = rows_sender.send(drift::written_rows(&plan.changes));
         writing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))

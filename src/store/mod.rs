@@ -21,7 +21,7 @@ use bulk::{Bulk, BulkRow};
 use serde::Serialize;
 
 use crate::core::dn::normalize_dn;
-use crate::core::drift::{self, RowHashes, RowId, RowKind};
+use crate::core::drift::{self, RowAfter, RowHashes, RowId, RowKind, WrittenRow};
 use crate::core::model::{im_name_key, Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::core::state::{
@@ -505,11 +505,14 @@ impl Store {
         kept: &KeptWrites,
         progress: &mut dyn FnMut(u64),
     ) -> Result<i64, StoreError> {
-        self.apply_keeping(plan, run, progress, |writer| {
+        let keep = |writer: &mut SnapshotWriter<'_>| {
             for write in &kept.snapshots {
                 writer.write(write)?;
             }
             Ok::<_, StoreError>(kept.standing.clone())
+        };
+        self.apply_keeping(plan, run, progress, keep, || {
+            drift::written_rows(&plan.changes)
         })
     }
 
@@ -519,13 +522,16 @@ impl Store {
     /// leaves, so that the store never keeps a snapshot whose plan did not land. An error
     /// from `keep` leaves the store as it was. The serial moves when the plan has changes
     /// or a snapshot is written: a saved plan made from the old snapshot is stale.
-    /// `progress` hears how many changes are done as it goes.
-    pub fn apply_keeping<E: From<StoreError>>(
+    /// `progress` hears how many changes are done as it goes; `written` answers, once they
+    /// are, [`drift::written_rows`] of the plan's changes (worked out meanwhile elsewhere,
+    /// if the caller likes).
+    pub fn apply_keeping<'p, E: From<StoreError>>(
         &mut self,
-        plan: &Plan,
+        plan: &'p Plan,
         mut run: RunRecord,
         progress: &mut dyn FnMut(u64),
         keep: impl FnOnce(&mut SnapshotWriter<'_>) -> Result<Option<Standing>, E>,
+        written: impl FnOnce() -> Vec<WrittenRow<'p>>,
     ) -> Result<i64, E> {
         let path = self.path.clone();
         let fail = |e| store_error(&path, e);
@@ -573,7 +579,7 @@ impl Store {
             apply_change(&transaction, change).map_err(|problem| refused((problem, change)))?;
         }
         adds.flush(&transaction).map_err(refused)?;
-        refresh_hashes(&transaction, &plan.changes).map_err(fail)?;
+        refresh_hashes(&transaction, written()).map_err(fail)?;
         snapshots::write_standing(&transaction, standing.as_ref(), new_serial).map_err(fail)?;
         write_serial(&transaction, new_serial).map_err(fail)?;
         run.serial_before = serial;
@@ -758,71 +764,6 @@ fn write_hashes(connection: &Connection, hashes: &RowHashes) -> rusqlite::Result
     Ok(())
 }
 
-/// What a change leaves of the managed row it writes, for its hash.
-enum RowAfter {
-    /// The row as the change wrote it, whole (adds): hashed without reading it back.
-    Hash(String),
-    /// The row is gone (removals).
-    Gone,
-    /// Partly written (updates, memberships): read back and hashed.
-    Reread,
-}
-
-/// The managed row a change writes (its kind and key, borrowed from the change where
-/// the key is a plain value).
-fn row_written(change: &Change) -> Option<(RowKind, Cow<'_, str>)> {
-    match change.kind {
-        Kind::Account => Some((RowKind::Account, change.account.as_deref()?.into())),
-        Kind::Registration => {
-            let (protocol, im_name) = (change.protocol.as_deref()?, change.im_name.as_deref()?);
-            let id = RowId::registration(protocol, &im_name_key(protocol, im_name));
-            Some((RowKind::Registration, id.key.into()))
-        }
-        Kind::Group | Kind::GroupMember => Some((RowKind::Group, change.group.as_deref()?.into())),
-    }
-}
-
-/// What `change`, the last change of its row, leaves of that row.
-fn row_after(change: &Change) -> RowAfter {
-    let after = |row_hash: Option<String>| match (change.action, row_hash) {
-        (Action::Remove, _) => RowAfter::Gone,
-        (Action::Add, Some(hash)) => RowAfter::Hash(hash),
-        _ => RowAfter::Reread,
-    };
-    match change.kind {
-        Kind::Account => {
-            let added = (change.action == Action::Add).then(|| {
-                drift::account_hash(&StateAccount {
-                    anchor: change.account.as_deref().unwrap_or_default().to_string(),
-                    dn: change.dn.as_deref().unwrap_or_default().to_string(),
-                    source: change.source.as_deref().map(str::to_string),
-                    status: AccountStatus::Active,
-                    profile: change.profile.as_deref().cloned().unwrap_or_default(),
-                })
-            });
-            after(added)
-        }
-        Kind::Registration => {
-            let added = match (change.action, &change.account) {
-                (Action::Add, Some(account)) => {
-                    Some(drift::registration_hash(&StateRegistration {
-                        protocol: change.protocol.as_deref().unwrap_or_default().to_string(),
-                        im_name: change.im_name.as_deref().unwrap_or_default().to_string(),
-                        account: account.to_string(),
-                        source: RegistrationSource::Ldap,
-                        owner: change.mapping.as_deref().map(str::to_string),
-                    }))
-                }
-                _ => None,
-            };
-            after(added)
-        }
-        // A group's hash covers its members: always read back.
-        Kind::Group => after(None),
-        Kind::GroupMember => RowAfter::Reread,
-    }
-}
-
 /// A `managed_hashes` row written in bulk.
 struct HashRow<'k> {
     kind: RowKind,
@@ -839,16 +780,10 @@ impl BulkRow for HashRow<'_> {
     }
 }
 
-/// Records the hashes of the managed rows a plan's changes wrote (the last change of
-/// a row decides): adds from the change, other rows read back as they now are; a row
-/// that is gone or no longer managed loses its hash.
-fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
-    // Sorted by row, stable: the last change of each row is the last of its run.
-    let mut touched: Vec<(RowKind, Cow<'_, str>, &Change)> = changes
-        .iter()
-        .filter_map(|change| row_written(change).map(|(kind, key)| (kind, key, change)))
-        .collect();
-    touched.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+/// Records the hashes of the managed rows a plan's changes wrote (`rows`, from
+/// [`drift::written_rows`]): adds from the change, other rows read back as they now are;
+/// a row that is gone or no longer managed loses its hash.
+fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow<'_>>) -> rusqlite::Result<()> {
     let mut account = connection.prepare(&format!(
         "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
     ))?;
@@ -863,15 +798,8 @@ fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Resu
     let mut upsert = Bulk::new("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES");
     let mut delete =
         connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
-    let mut rows = touched.into_iter().peekable();
-    while let Some((kind, key, change)) = rows.next() {
-        if rows
-            .peek()
-            .is_some_and(|next| (next.0, &next.1) == (kind, &key))
-        {
-            continue;
-        }
-        let hash = match row_after(change) {
+    for WrittenRow { kind, key, after } in rows {
+        let hash = match after {
             RowAfter::Hash(hash) => Some(hash),
             RowAfter::Gone => None,
             RowAfter::Reread => match kind {
