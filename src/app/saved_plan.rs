@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::AppError;
-use crate::core::plan::{Action, Change, Kind, Plan, PLAN_FORMAT_VERSION};
+use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION};
 
 /// Reads the saved plan at `path`, and whether it was made from a dirty working tree.
 pub(super) fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
@@ -24,10 +24,14 @@ pub(super) fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
         message,
     };
     let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
+    // A change takes more than 64 bytes of JSON: room for the changes the summary
+    // counts, within what the file can hold, is made once.
+    let most = file.metadata().map_or(0, |m| m.len() / 64);
     let mut unsupported = None;
     let mut reader = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
     let read = DocumentSeed {
         unsupported: &mut unsupported,
+        most,
     }
     .deserialize(&mut reader)
     .and_then(|document| reader.end().map(|()| document));
@@ -63,6 +67,8 @@ impl Interner {
 /// `unsupported`.
 struct DocumentSeed<'u> {
     unsupported: &'u mut Option<u64>,
+    /// The most changes the file can hold.
+    most: u64,
 }
 
 impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
@@ -107,8 +113,16 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 "state_serial" => state_serial = Some(map.next_value()?),
                 "inputs_digest" => inputs_digest = Some(map.next_value()?),
                 "config_digest" => config_digest = Some(map.next_value()?),
-                "summary" => summary = Some(map.next_value()?),
-                "changes" => changes = Some(map.next_value_seed(ChangesSeed)?),
+                "summary" => summary = Some(map.next_value::<Summary>()?),
+                "changes" => {
+                    let counted = summary.as_ref().map_or(0, |s| {
+                        [s.add, s.update, s.remove, s.deactivate, s.reactivate]
+                            .iter()
+                            .fold(0u64, |sum, n| sum.saturating_add(*n))
+                    });
+                    let capacity = counted.min(self.most) as usize;
+                    changes = Some(map.next_value_seed(ChangesSeed { capacity })?)
+                }
                 "warnings" => warnings = Some(map.next_value()?),
                 "skipped" => skipped = Some(map.next_value()?),
                 "group_skipped" => group_skipped = Some(map.next_value()?),
@@ -137,8 +151,10 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
     }
 }
 
-/// The `changes` array, its strings shared.
-struct ChangesSeed;
+/// The `changes` array, its strings shared, with room for `capacity` changes.
+struct ChangesSeed {
+    capacity: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for ChangesSeed {
     type Value = Vec<Change>;
@@ -157,7 +173,7 @@ impl<'de> Visitor<'de> for ChangesSeed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut strings = Interner::default();
-        let mut changes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut changes = Vec::with_capacity(self.capacity);
         while let Some(change) = seq.next_element_seed(ChangeSeed {
             strings: &mut strings,
         })? {
