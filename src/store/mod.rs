@@ -557,7 +557,9 @@ impl Store {
         }
         let mut writer = SnapshotWriter::new(&transaction, &path, serial + 1);
         let standing = keep(&mut writer)?;
-        let new_serial = if plan.changes.is_empty() && !writer.wrote() {
+        let wrote = writer.wrote();
+        writer.finish()?;
+        let new_serial = if plan.changes.is_empty() && !wrote {
             serial
         } else {
             serial + 1

@@ -390,7 +390,24 @@ pub struct SnapshotWriter<'t> {
     /// The serial the apply gives the store if anything is written.
     serial: i64,
     wrote: bool,
+    /// The secondary indexes of the entries were dropped, to be built again whole.
+    indexes_dropped: bool,
 }
+
+/// The indexes of `snapshot_entries` whose keys come in no useful order while a
+/// snapshot is read (`tree` reverses the DN), exactly as migrations 4 and 5 make them.
+/// A first import builds them after its rows (one sort each) instead of inserting into
+/// them row by row: at a million entries, most of the time of writing the snapshot.
+const ENTRY_INDEXES: [(&str, &str); 2] = [
+    (
+        "snapshot_entries_by_tree",
+        "CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree)",
+    ),
+    (
+        "snapshot_entries_by_anchor",
+        "CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL",
+    ),
+];
 
 impl<'t> SnapshotWriter<'t> {
     pub(super) fn new(connection: &'t Connection, path: &'t Path, serial: i64) -> Self {
@@ -399,7 +416,20 @@ impl<'t> SnapshotWriter<'t> {
             path,
             serial,
             wrote: false,
+            indexes_dropped: false,
         }
+    }
+
+    /// Ends the writes: builds again the indexes a first import dropped.
+    pub(super) fn finish(self) -> Result<(), StoreError> {
+        if self.indexes_dropped {
+            for (_, create) in ENTRY_INDEXES {
+                self.connection
+                    .execute_batch(create)
+                    .map_err(|e| self.fail(e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether anything was written.
@@ -455,6 +485,23 @@ impl<'t> SnapshotWriter<'t> {
     /// brings them.
     pub fn begin(&mut self, import: &SourceImport) -> Result<(), StoreError> {
         self.forget(&import.source)?;
+        let drop_indexes = || -> rusqlite::Result<bool> {
+            let empty: bool = self.connection.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM snapshot_entries)",
+                [],
+                |row| row.get(0),
+            )?;
+            if empty && !self.indexes_dropped {
+                for (name, _) in ENTRY_INDEXES {
+                    self.connection
+                        .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+                }
+            }
+            Ok(empty)
+        };
+        if drop_indexes().map_err(|e| self.fail(e))? {
+            self.indexes_dropped = true;
+        }
         let begin = || {
             self.connection.execute(
                 "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
@@ -965,6 +1012,48 @@ mod tests {
         assert!(store.kept_on_anchor("u2").unwrap().is_empty());
         assert!(store.kept_giving_group("all").unwrap().is_empty());
         assert!(store.kept_listing("hr", "b").unwrap().is_empty());
+    }
+
+    fn schema(store: &Store) -> Vec<(String, Option<String>)> {
+        let mut statement = store
+            .connection
+            .prepare("SELECT name, sql FROM sqlite_schema ORDER BY name")
+            .unwrap();
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_first_import_builds_the_entry_indexes_again_as_the_migrations_made_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let fresh = schema(&store);
+        assert!(fresh.iter().any(|(name, _)| name == ENTRY_INDEXES[0].0));
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: Vec::new(),
+        };
+        let replace = SnapshotWrite::Replace {
+            import,
+            entries: vec![
+                row("b", Some(footprint("u2", &["aol/b"]))),
+                row("a", Some(footprint("u1", &["aol/a"]))),
+            ],
+        };
+        store
+            .apply_with_snapshots(
+                &empty_plan(0),
+                RunRecord::new("t", "t"),
+                &only(vec![replace]),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(schema(&store), fresh);
+        assert_eq!(store.kept_on_anchor("u2").unwrap().len(), 1);
+        assert!(store.kept_entry("hr", "a").unwrap().is_some());
     }
 
     #[test]
