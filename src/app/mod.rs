@@ -17,7 +17,7 @@ use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
 use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::entry::Entry;
-use crate::core::plan::{plan, Plan, PlanError, SourceImport, PLAN_FORMAT_VERSION};
+use crate::core::plan::{plan, Plan, PlanError, SourceImport};
 use crate::core::state::{RegistrationSource, State};
 use crate::git::{GitError, Repo};
 use crate::render::{self, Color, PlanDocument};
@@ -32,6 +32,7 @@ mod export;
 mod progress;
 mod region;
 pub mod run;
+mod saved_plan;
 mod snapshots;
 mod sources;
 
@@ -765,7 +766,7 @@ pub fn apply_command(
         .unwrap_or_default();
     let (to_apply, dirty, command, files, plan_name) = match saved_plan {
         Some(path) => {
-            let (saved, dirty) = read_plan(path)?;
+            let (saved, dirty) = saved_plan::read_plan(path)?;
             if let Some(rev) = &context.rev {
                 check_plan_revision(context, path, &saved, dirty, rev)?;
             }
@@ -910,7 +911,7 @@ fn apply_recorded(
     run: RunRecord,
     started: Option<&Started>,
 ) -> Result<i64, AppError> {
-    let mut store = Store::open(&context.state_path)?;
+    let store = Store::open(&context.state_path)?;
     // Checked again inside the transaction; here so that a stale plan is told as such
     // before its files are read again.
     let serial = store.serial()?;
@@ -930,7 +931,7 @@ fn apply_recorded(
                 && InputsDigest::config_only(&config.files) == plan.config_digest
                 && region::blocker(config).is_none()
         });
-    let writes = snapshots::kept_writes(
+    let keeping = snapshots::keeping(
         plan,
         imported.plan_name,
         imported.files,
@@ -948,7 +949,15 @@ fn apply_recorded(
     );
     // A long apply shows its progress on a terminal's stderr.
     let mut progress = progress::Progress::new("apply", "changes", Some(plan.changes.len() as u64));
-    Ok(store.apply_with_snapshots(plan, run, &writes, &mut |done| progress.advance_to(done))?)
+    snapshots::apply_keeping(
+        store,
+        plan,
+        run,
+        keeping,
+        imported.plan_name,
+        (imported.files, &context.config_dir),
+        move |done| progress.advance_to(done),
+    )
 }
 
 /// `run` with the counts of `plan`'s summary.
@@ -996,39 +1005,6 @@ impl Started {
             ..RunRecord::new(command, self.at.clone())
         }
     }
-}
-
-/// Reads a saved plan, and whether it was made from a dirty working tree.
-fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
-    let text = std::fs::read_to_string(path).map_err(|e| AppError::File {
-        path: path.to_path_buf(),
-        message: format!("cannot read plan: {e}"),
-    })?;
-    // The header first, without building a tree of the whole file: a saved plan can
-    // hold millions of changes.
-    #[derive(serde::Deserialize)]
-    struct Header {
-        format_version: Option<u64>,
-        #[serde(default)]
-        revision_dirty: bool,
-    }
-    let header: Option<Header> = serde_json::from_str(&text).ok();
-    if let Some(version) = header.as_ref().and_then(|h| h.format_version) {
-        if version != u64::from(PLAN_FORMAT_VERSION) {
-            return Err(AppError::File {
-                path: path.to_path_buf(),
-                message: format!(
-                    "plan format_version {version} is not supported (this build reads {PLAN_FORMAT_VERSION})"
-                ),
-            });
-        }
-    }
-    let dirty = header.is_some_and(|h| h.revision_dirty);
-    let plan = serde_json::from_str(&text).map_err(|e| AppError::File {
-        path: path.to_path_buf(),
-        message: format!("not a registrar plan: {e}"),
-    })?;
-    Ok((plan, dirty))
 }
 
 /// Output formats of `state show`, `status` and `discover`.

@@ -10,6 +10,7 @@
 //! (`app/region.rs`).
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
@@ -19,6 +20,7 @@ use super::AppError;
 use crate::config::{SourceLocation, SourceSettings};
 use crate::core::desired::EntryPreparer;
 use crate::core::dn::normalize_dn;
+use crate::core::drift;
 use crate::core::entry::Entry;
 use crate::core::model::Rules;
 use crate::core::plan::{ImportedFile, Plan, SourceImport};
@@ -26,7 +28,9 @@ use crate::core::region::StandingFacts;
 use crate::ldif::{
     self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
 };
-use crate::store::{KeptEntry, KeptSnapshot, KeptWrites, SnapshotWrite, Standing, Store};
+use crate::store::{
+    KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing, Store,
+};
 use crate::tree::Tree;
 
 /// The kept snapshot of one source as the base of an overlay.
@@ -219,29 +223,46 @@ pub(super) fn kept_entry(store: &Store, source: &str, key: &str) -> Result<Optio
     KeptBase { store, source }.entry(key)
 }
 
+/// What an apply keeps, worked out before its transaction (see [`keeping`]).
+pub(super) struct Keeping<'r> {
+    /// In order: writes ready to go, and whole snapshots to read again as they are
+    /// written.
+    writes: Vec<Keep>,
+    /// Whether the apply leaves standing facts (when every snapshot is kept).
+    standing: Option<Standing>,
+    preparer: Option<EntryPreparer<'r>>,
+}
+
+/// One snapshot write of an apply.
+enum Keep {
+    Ready(SnapshotWrite),
+    /// Keep the whole snapshot this import read, read again in the transaction.
+    Whole(SourceImport),
+}
+
 /// What an apply of `plan` keeps besides its changes: the snapshot writes that make
-/// `store` keep what `plan` imported, computed before the apply's transaction (which
+/// `store` keep what `plan` imported, worked out before the apply's transaction (which
 /// checks that the kept snapshots are still the ones read here), and the standing facts.
 /// Files are read from `files` and must have the digests the plan recorded.
 ///
 /// Per source: nothing when the kept snapshot is already what the plan imported; an
 /// update (the change files the kept snapshot has not seen, applied to it) when it was
 /// imported from the same content file and the same first change files; otherwise the
-/// whole snapshot, read again. Snapshots of sources the plan did not import are
-/// forgotten.
+/// whole snapshot, read again in the transaction ([`apply_keeping`]). Snapshots of
+/// sources the plan did not import are forgotten.
 ///
 /// With `rules` (the plan's own config, one a delta plan by region can use), every kept
 /// entry gets its footprint and the plan's totals stand; when the kept footprints were
 /// worked out by another config, every snapshot is read again to work them out anew.
 /// Without, the standing facts are forgotten.
-pub(super) fn kept_writes(
+pub(super) fn keeping<'r>(
     plan: &Plan,
     plan_name: &str,
     files: &Tree,
     config_dir: &Path,
     store: &Store,
-    rules: Option<&Rules>,
-) -> Result<KeptWrites, AppError> {
+    rules: Option<&'r Rules>,
+) -> Result<Keeping<'r>, AppError> {
     let kept = store.kept_snapshots()?;
     let preparer = rules.map(EntryPreparer::new);
     let refootprint = rules.is_some()
@@ -251,44 +272,162 @@ pub(super) fn kept_writes(
             != Some(plan.config_digest.clone());
     let mut writes = Vec::new();
     for import in &plan.imports {
-        let refuse = |message: String| {
-            AppError::Refused(format!(
-                "cannot keep the snapshot {plan_name} imported from source {}: {message}; \
-                 nothing was applied (plan again from the files as they are now)",
-                import.source
-            ))
-        };
-        let preparer = preparer.as_ref();
         match kept.get(&import.source) {
             Some(kept) if kept.is_start_of(import) && !refootprint => {
                 if kept.changes.len() < import.changes.len() {
-                    writes.push(
-                        update(store, kept, import, files, config_dir, preparer).map_err(refuse)?,
-                    );
+                    let write = update(store, kept, import, files, config_dir, preparer.as_ref())
+                        .map_err(|message| refuse(plan_name, import, message))?;
+                    writes.push(Keep::Ready(write));
                 }
             }
-            _ => writes.push(replace(import, files, config_dir, preparer).map_err(refuse)?),
+            _ => writes.push(Keep::Whole(import.clone())),
         }
     }
     for source in kept.keys() {
         if !plan.imports.iter().any(|import| import.source == *source) {
-            writes.push(SnapshotWrite::Forget {
+            writes.push(Keep::Ready(SnapshotWrite::Forget {
                 source: source.clone(),
-            });
+            }));
         }
     }
     // A source whose snapshot cannot be kept leaves a region nothing to look in.
     let all_kept = !writes
         .iter()
-        .any(|write| matches!(write, SnapshotWrite::Forget { .. }));
+        .any(|write| matches!(write, Keep::Ready(SnapshotWrite::Forget { .. })));
     let standing = (rules.is_some() && all_kept).then(|| Standing {
         config_digest: plan.config_digest.clone(),
         facts: StandingFacts::of(plan),
     });
-    Ok(KeptWrites {
-        snapshots: writes,
+    Ok(Keeping {
+        writes,
         standing,
+        preparer,
     })
+}
+
+/// Why an apply refuses to keep the snapshot `import` read.
+fn refuse(plan_name: &str, import: &SourceImport, message: String) -> AppError {
+    AppError::Refused(format!(
+        "cannot keep the snapshot {plan_name} imported from source {}: {message}; \
+         nothing was applied (plan again from the files as they are now)",
+        import.source
+    ))
+}
+
+/// Kept entries per message to the writing thread, and messages waiting at most.
+const ROWS_PER_BATCH: usize = 1024;
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// What the reading thread sends the writing one, for each whole snapshot in turn.
+enum Feed {
+    Rows(Vec<KeptEntry>),
+    /// The snapshot is read: `Ok(Some(why))` when it cannot be kept, `Err` when its
+    /// files are not the ones the plan imported.
+    End(Result<Option<String>, String>),
+}
+
+/// Applies `plan` to `store` in one transaction with what `keeping` keeps: the whole
+/// snapshots are read again on this thread while another thread writes them (first, so
+/// that the two overlap) and then the plan's changes.
+pub(super) fn apply_keeping(
+    store: Store,
+    plan: &Plan,
+    run: RunRecord,
+    keeping: Keeping<'_>,
+    plan_name: &str,
+    (files, config_dir): (&Tree, &Path),
+    mut progress: impl FnMut(u64) + Send,
+) -> Result<i64, AppError> {
+    let (sender, receiver) = mpsc::sync_channel::<Feed>(BATCHES_IN_FLIGHT);
+    let (rows_sender, rows) = mpsc::sync_channel(1);
+    let (writes, standing) = (&keeping.writes, keeping.standing);
+    std::thread::scope(|scope| {
+        let writing = scope.spawn(move || {
+            let mut store = store;
+            let keep = |writer: &mut SnapshotWriter<'_>| {
+                write_kept(writer, writes, standing, &receiver, plan_name)
+            };
+            // Worked out on the reading thread while this one writes the changes (or
+            // here, if that thread is gone).
+            let written = || {
+                rows.recv()
+                    .unwrap_or_else(|_| drift::written_rows(&plan.changes))
+            };
+            store.apply_keeping(plan, run, &mut progress, keep, written)
+        });
+        for keep in writes {
+            if let Keep::Whole(import) = keep {
+                let mut send = |rows| sender.send(Feed::Rows(rows)).is_ok();
+                let end = read_whole(
+                    import,
+                    files,
+                    config_dir,
+                    keeping.preparer.as_ref(),
+                    &mut send,
+                );
+                // The writing thread stops listening only when it has failed, and
+                // tells why.
+                if sender.send(Feed::End(end)).is_err() {
+                    break;
+                }
+            }
+        }
+        drop(sender);
+        let _ = rows_sender.send(drift::written_rows(&plan.changes));
+        writing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The writing thread's side of [`apply_keeping`]: carries out `writes` in order, the
+/// whole snapshots from what `receiver` brings, and answers the standing facts (none
+/// when a snapshot could not be kept after all).
+fn write_kept(
+    writer: &mut SnapshotWriter<'_>,
+    writes: &[Keep],
+    mut standing: Option<Standing>,
+    receiver: &mpsc::Receiver<Feed>,
+    plan_name: &str,
+) -> Result<Option<Standing>, AppError> {
+    for keep in writes {
+        let import = match keep {
+            Keep::Ready(write) => {
+                writer.write(write)?;
+                continue;
+            }
+            Keep::Whole(import) => import,
+        };
+        writer.begin(import)?;
+        let mut shared_dn = false;
+        let unkept = loop {
+            match receiver.recv() {
+                Ok(Feed::Rows(rows)) => {
+                    shared_dn = shared_dn || !writer.add(&import.source, &rows)?;
+                }
+                Ok(Feed::End(Ok(unwritable))) => {
+                    break unwritable
+                        .or_else(|| shared_dn.then(|| "two entries share a DN".to_string()))
+                }
+                Ok(Feed::End(Err(message))) => return Err(refuse(plan_name, import, message)),
+                Err(_) => {
+                    let message = "it was not read to the end".to_string();
+                    return Err(refuse(plan_name, import, message));
+                }
+            }
+        };
+        // A directory with two entries of one DN cannot be kept by DN: its snapshot is
+        // forgotten instead, and a delta read of it is a full one.
+        if let Some(why) = unkept {
+            eprintln!(
+                "note: source {}: {why}; no snapshot is kept, and --mode delta reads it in full",
+                import.source
+            );
+            writer.forget(&import.source)?;
+            standing = None;
+        }
+    }
+    Ok(standing)
 }
 
 /// `entry` of `source` as a row to keep, with its footprint when `preparer` is given.
@@ -378,15 +517,16 @@ fn update(
     })
 }
 
-/// The whole snapshot `import` read, read again: every entry as a row. A directory with
-/// two entries of one DN cannot be kept by DN: its snapshot is forgotten instead, and a
-/// delta read of it is a full one.
-fn replace(
+/// The whole snapshot `import` read, read again: every entry as a row, handed to `send`
+/// in batches until it answers `false` (nobody listens any more). `Ok(Some(why))` when
+/// an entry cannot be kept as a record; `Err` when a file is not what the plan imported.
+fn read_whole(
     import: &SourceImport,
     files: &Tree,
     config_dir: &Path,
     preparer: Option<&EntryPreparer>,
-) -> Result<SnapshotWrite, String> {
+    send: &mut dyn FnMut(Vec<KeptEntry>) -> bool,
+) -> Result<Option<String>, String> {
     check_change_files(&import.changes, files, config_dir)?;
     let content = import_file(config_dir, &import.content);
     let changes: Vec<PathBuf> = import
@@ -394,8 +534,9 @@ fn replace(
         .iter()
         .map(|file| import_file(config_dir, file))
         .collect();
-    let mut rows: Vec<KeptEntry> = Vec::new();
+    let mut rows: Vec<KeptEntry> = Vec::with_capacity(ROWS_PER_BATCH);
     let mut unwritable = None;
+    let mut listening = true;
     let read = read_ldif(
         &import.source,
         files,
@@ -403,30 +544,28 @@ fn replace(
         &content,
         (!changes.is_empty()).then_some(changes.as_slice()),
         &mut InputsDigest::unused(),
-        &mut |entry| match kept_entry_row(&import.source, normalize_dn(&entry.dn), &entry, preparer)
-        {
-            Ok(row) => rows.push(row),
-            Err(e) => unwritable = Some(e),
+        &mut |entry| {
+            if listening && unwritable.is_none() {
+                let key = normalize_dn(&entry.dn);
+                match kept_entry_row(&import.source, key, &entry, preparer) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => unwritable = Some(e),
+                }
+                if rows.len() == ROWS_PER_BATCH {
+                    let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_BATCH));
+                    listening = send(full);
+                }
+            }
+            // The reader fills the entry's buffers again with the next record.
+            ldif::recycle([entry]);
         },
     )?;
+    if listening && !rows.is_empty() {
+        send(rows);
+    }
     check_digest(&import.content, &read.content.digest)?;
     for (file, now) in import.changes.iter().zip(&read.changes) {
         check_digest(file, &now.digest)?;
     }
-    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let shared_dn = rows.windows(2).any(|pair| pair[0].key == pair[1].key);
-    if shared_dn || unwritable.is_some() {
-        eprintln!(
-            "note: source {}: {}; no snapshot is kept, and --mode delta reads it in full",
-            import.source,
-            unwritable.unwrap_or_else(|| "two entries share a DN".to_string())
-        );
-        return Ok(SnapshotWrite::Forget {
-            source: import.source.clone(),
-        });
-    }
-    Ok(SnapshotWrite::Replace {
-        import: import.clone(),
-        entries: rows,
-    })
+    Ok(unwritable)
 }

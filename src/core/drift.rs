@@ -17,15 +17,18 @@
 //! Unmanaged (manual and self) registrations are listed too, as information: they are
 //! legitimate, so they are not drift.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::core::dn::normalize_dn;
-use crate::core::model::{ProfileField, Rules};
-use crate::core::plan::{Change, Summary};
-use crate::core::state::{GroupRow, State, StateAccount, StateRegistration};
+use crate::core::model::{im_name_key, ProfileField, Rules};
+use crate::core::plan::{Action, Change, Kind, Summary};
+use crate::core::state::{
+    AccountStatus, GroupRow, RegistrationSource, State, StateAccount, StateRegistration,
+};
 
 /// Which table a managed row lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -109,10 +112,13 @@ impl RowHasher {
     }
 
     fn finish(self) -> String {
-        self.0.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(32);
+        for byte in &self.0.finalize()[..16] {
+            hex.push(HEX[usize::from(byte >> 4)] as char);
+            hex.push(HEX[usize::from(byte & 0xf)] as char);
+        }
+        hex
     }
 }
 
@@ -153,6 +159,106 @@ pub fn group_hash(group: &GroupRow) -> String {
         hasher.field(Some(member));
     }
     hasher.finish()
+}
+
+/// What a change leaves of the managed row it writes, for its hash.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RowAfter {
+    /// The row as the change wrote it, whole (adds): hashed without reading it back.
+    Hash(String),
+    /// The row is gone (removals).
+    Gone,
+    /// Partly written (updates, memberships): read back and hashed.
+    Reread,
+}
+
+/// The managed row a change writes (its kind and key, borrowed from the change where
+/// the key is a plain value).
+fn row_written(change: &Change) -> Option<(RowKind, Cow<'_, str>)> {
+    match change.kind {
+        Kind::Account => Some((RowKind::Account, change.account.as_deref()?.into())),
+        Kind::Registration => {
+            let (protocol, im_name) = (change.protocol.as_deref()?, change.im_name.as_deref()?);
+            let id = RowId::registration(protocol, &im_name_key(protocol, im_name));
+            Some((RowKind::Registration, id.key.into()))
+        }
+        Kind::Group | Kind::GroupMember => Some((RowKind::Group, change.group.as_deref()?.into())),
+    }
+}
+
+/// What `change`, the last change of its row, leaves of that row.
+fn row_after(change: &Change) -> RowAfter {
+    let after = |row_hash: Option<String>| match (change.action, row_hash) {
+        (Action::Remove, _) => RowAfter::Gone,
+        (Action::Add, Some(hash)) => RowAfter::Hash(hash),
+        _ => RowAfter::Reread,
+    };
+    match change.kind {
+        Kind::Account => {
+            let added = (change.action == Action::Add).then(|| {
+                account_hash(&StateAccount {
+                    anchor: change.account.clone().unwrap_or_default(),
+                    dn: change.dn.as_deref().unwrap_or_default().to_string(),
+                    source: change.source.clone(),
+                    status: AccountStatus::Active,
+                    profile: change.profile.as_deref().cloned().unwrap_or_default(),
+                })
+            });
+            after(added)
+        }
+        Kind::Registration => {
+            let added = match (change.action, &change.account) {
+                (Action::Add, Some(account)) => Some(registration_hash(&StateRegistration {
+                    protocol: change.protocol.clone().unwrap_or_default(),
+                    im_name: change.im_name.clone().unwrap_or_default(),
+                    account: account.clone(),
+                    source: RegistrationSource::Ldap,
+                    owner: change.mapping.clone(),
+                })),
+                _ => None,
+            };
+            after(added)
+        }
+        // A group's hash covers its members: always read back.
+        Kind::Group => after(None),
+        Kind::GroupMember => RowAfter::Reread,
+    }
+}
+
+/// A managed row a plan writes, and what its last change leaves of it.
+#[derive(Debug)]
+pub struct WrittenRow<'p> {
+    pub kind: RowKind,
+    /// Its key (see [`RowId`]), borrowed from the change where it is a plain value.
+    pub key: Cow<'p, str>,
+    pub after: RowAfter,
+}
+
+/// The managed rows `changes` write, each once and in row order, with what the last
+/// change of each leaves of it: what an apply records the hashes of.
+pub fn written_rows(changes: &[Change]) -> Vec<WrittenRow<'_>> {
+    // Sorted by row, stable: the last change of each row is the last of its run.
+    let mut touched: Vec<(RowKind, Cow<'_, str>, &Change)> = changes
+        .iter()
+        .filter_map(|change| row_written(change).map(|(kind, key)| (kind, key, change)))
+        .collect();
+    touched.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut rows = Vec::with_capacity(touched.len());
+    let mut touched = touched.into_iter().peekable();
+    while let Some((kind, key, change)) = touched.next() {
+        if touched
+            .peek()
+            .is_some_and(|next| (next.0, &next.1) == (kind, &key))
+        {
+            continue;
+        }
+        rows.push(WrittenRow {
+            kind,
+            key,
+            after: row_after(change),
+        });
+    }
+    rows
 }
 
 /// The hashes of every managed row of `state`: accounts from a source, registrations

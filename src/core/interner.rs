@@ -1,15 +1,16 @@
 //! One shared `Arc<str>` per distinct string, for values read in bulk that repeat: the
-//! protocol, mapping and source names of every stored row, the anchor a thousand
-//! registrations point at. Sharing them keeps one allocation where there were many.
+//! protocol, mapping and source names of every stored row or saved change, the anchor
+//! an account's registrations point at. Sharing them keeps one allocation where there
+//! were many.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Hands out one `Arc<str>` per distinct string it is given. (foldhash: a store's
-/// million anchors are hashed several times faster than with the default SipHash, and
-/// nothing here is chosen by an attacker.)
+/// Hands out one `Arc<str>` per distinct string it is given. (foldhash: millions of
+/// short strings hash several times faster than with the default SipHash, and they come
+/// from the store and saved plans, not from an attacker.)
 #[derive(Debug, Default)]
-pub struct Interner(HashSet<Arc<str>, foldhash::fast::RandomState>);
+pub struct Interner(HashSet<Arc<str>, foldhash::fast::FixedState>);
 
 impl Interner {
     /// The shared string equal to `text`, made on first sight.

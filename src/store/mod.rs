@@ -6,19 +6,23 @@
 //! This adapter is the only code that touches the database file. It never decides what
 //! to change: it carries out a plan exactly, or refuses it whole.
 
+mod bulk;
 mod migrations;
 mod snapshots;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use bulk::{Bulk, BulkRow};
 use serde::Serialize;
 
 use crate::core::dn::normalize_dn;
-use crate::core::drift::{self, RowHashes, RowId, RowKind};
+use crate::core::drift::{self, RowAfter, RowHashes, RowId, RowKind, WrittenRow};
 use crate::core::interner::Interner;
 use crate::core::model::{im_name_key, Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
@@ -28,7 +32,8 @@ use crate::core::state::{
 };
 
 pub use snapshots::{
-    EntryRow, KeptEntry, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite, Standing,
+    EntryRow, KeptEntry, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite,
+    SnapshotWriter, Standing,
 };
 
 /// How long a writer waits for another one to finish before giving up.
@@ -66,6 +71,12 @@ pub enum StoreError {
     },
     #[error("{0}; nothing was applied")]
     StaleSnapshot(String),
+    #[error("state file {}: cannot migrate to schema {version}: {problem}; that migration was not applied", path.display())]
+    Migration {
+        path: PathBuf,
+        version: usize,
+        problem: String,
+    },
     #[error("state file {} was written by a newer registrar (schema {found}, this build knows {known})", path.display())]
     TooNew {
         path: PathBuf,
@@ -145,11 +156,19 @@ impl Store {
             .connection
             .busy_timeout(LOCK_WAIT)
             .map_err(|e| store.error(e))?;
+        // Pages of 16 KiB for a new store (an existing one keeps its own): fewer, fuller
+        // pages for the millions of rows of a large directory.
+        store
+            .connection
+            .execute_batch("PRAGMA page_size = 16384; PRAGMA foreign_keys = OFF;")
+            .map_err(|e| store.error(e))?;
+        // Room for the bulk inserts' statements (`bulk.rs`) beside the others.
+        store.connection.set_prepared_statement_cache_capacity(64);
+        store.migrate()?;
         store
             .connection
             .execute_batch("PRAGMA foreign_keys = ON;")
             .map_err(|e| store.error(e))?;
-        store.migrate()?;
         Ok(store)
     }
 
@@ -213,6 +232,19 @@ impl Store {
             if index + 1 == migrations::HASHES_MIGRATION {
                 let state = load_state(&transaction).map_err(fail)?;
                 write_hashes(&transaction, &drift::managed_hashes(&state)).map_err(fail)?;
+            }
+            // Foreign keys are off while migrating (they cannot be turned off inside a
+            // transaction, and a rebuilt table is briefly missing): checked here whole.
+            let broken: Option<String> = transaction
+                .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+                .optional()
+                .map_err(fail)?;
+            if let Some(table) = broken {
+                return Err(StoreError::Migration {
+                    path: self.path.clone(),
+                    version: index + 1,
+                    problem: format!("table {table} has rows whose reference is missing"),
+                });
             }
             transaction.commit().map_err(fail)?;
         }
@@ -473,23 +505,52 @@ impl Store {
     }
 
     /// [`Store::apply`], writing `kept` (the snapshots the plan imported, the standing
-    /// facts it leaves) in the same transaction, so that the store never keeps a
-    /// snapshot whose plan did not land. The serial moves when the plan has changes or a
-    /// snapshot is written: a saved plan made from the old snapshot is stale. `progress`
-    /// hears how many changes are done as it goes.
+    /// facts it leaves) in the same transaction: [`Store::apply_keeping`] with writes
+    /// known beforehand.
     pub fn apply_with_snapshots(
         &mut self,
         plan: &Plan,
-        mut run: RunRecord,
+        run: RunRecord,
         kept: &KeptWrites,
         progress: &mut dyn FnMut(u64),
     ) -> Result<i64, StoreError> {
+        let keep = |writer: &mut SnapshotWriter<'_>| {
+            for write in &kept.snapshots {
+                writer.write(write)?;
+            }
+            Ok::<_, StoreError>(kept.standing.clone())
+        };
+        self.apply_keeping(plan, run, progress, keep, || {
+            drift::written_rows(&plan.changes)
+        })
+    }
+
+    /// [`Store::apply`], with `keep` writing the snapshots the plan imported through a
+    /// [`SnapshotWriter`] in the same transaction (first, so that their entries can
+    /// stream in while they are read again) and returning the standing facts the apply
+    /// leaves, so that the store never keeps a snapshot whose plan did not land. An error
+    /// from `keep` leaves the store as it was. The serial moves when the plan has changes
+    /// or a snapshot is written: a saved plan made from the old snapshot is stale.
+    /// `progress` hears how many changes are done as it goes; `written` answers, once they
+    /// are, [`drift::written_rows`] of the plan's changes (worked out meanwhile elsewhere,
+    /// if the caller likes).
+    pub fn apply_keeping<'p, E: From<StoreError>>(
+        &mut self,
+        plan: &'p Plan,
+        mut run: RunRecord,
+        progress: &mut dyn FnMut(u64),
+        keep: impl FnOnce(&mut SnapshotWriter<'_>) -> Result<Option<Standing>, E>,
+        written: impl FnOnce() -> Vec<WrittenRow<'p>>,
+    ) -> Result<i64, E> {
         let path = self.path.clone();
         let fail = |e| store_error(&path, e);
-        // A large plan writes rows all over the indexes: a page cache of up to 256 MiB
-        // (SQLite's default is 2 MiB) keeps their pages in memory for the transaction.
+        // A large plan writes rows all over the indexes: a page cache of up to 64 MiB
+        // (SQLite's default is 2 MiB) keeps their hot pages in memory for the
+        // transaction. (More is slower: a first import of a million users, into a store
+        // of 2.5 GB, takes longer with 256 MiB or 1 GiB, page faults and all.) Multi-row
+        // statements keep a statement journal, in memory rather than in a temporary file.
         self.connection
-            .execute_batch("PRAGMA cache_size = -262144")
+            .execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
             .map_err(fail)?;
         let transaction = self
             .connection
@@ -500,32 +561,38 @@ impl Store {
             return Err(StoreError::StalePlan {
                 planned: plan.state_serial,
                 actual: serial,
-            });
+            }
+            .into());
         }
-        for (done, change) in plan.changes.iter().enumerate() {
-            progress(done as u64);
-            apply_change(&transaction, change).map_err(|problem| match problem {
-                ChangeFailure::Sqlite(e) => fail(e),
-                ChangeFailure::Refused(problem) => StoreError::Conflict {
-                    path: path.clone(),
-                    change: describe(change),
-                    problem,
-                },
-            })?;
-        }
-        refresh_hashes(&transaction, &plan.changes).map_err(fail)?;
-        let new_serial = if plan.changes.is_empty() && kept.snapshots.is_empty() {
+        let mut writer = SnapshotWriter::new(&transaction, &path, serial + 1);
+        let standing = keep(&mut writer)?;
+        let wrote = writer.wrote();
+        writer.finish()?;
+        let new_serial = if plan.changes.is_empty() && !wrote {
             serial
         } else {
             serial + 1
         };
-        for write in &kept.snapshots {
-            snapshots::write_snapshot(&transaction, write, new_serial)
-                .map_err(fail)?
-                .map_err(StoreError::StaleSnapshot)?;
+        let refused = |(problem, change): (ChangeFailure, &Change)| match problem {
+            ChangeFailure::Sqlite(e) => fail(e),
+            ChangeFailure::Refused(problem) => StoreError::Conflict {
+                path: path.clone(),
+                change: describe(change),
+                problem,
+            },
+        };
+        let mut adds = Adds::new();
+        for (done, change) in plan.changes.iter().enumerate() {
+            progress(done as u64);
+            if adds.queue(&transaction, change).map_err(refused)? {
+                continue;
+            }
+            adds.flush(&transaction).map_err(refused)?;
+            apply_change(&transaction, change).map_err(|problem| refused((problem, change)))?;
         }
-        snapshots::write_standing(&transaction, kept.standing.as_ref(), new_serial)
-            .map_err(fail)?;
+        adds.flush(&transaction).map_err(refused)?;
+        refresh_hashes(&transaction, written()).map_err(fail)?;
+        snapshots::write_standing(&transaction, standing.as_ref(), new_serial).map_err(fail)?;
         write_serial(&transaction, new_serial).map_err(fail)?;
         run.serial_before = serial;
         run.serial_after = new_serial;
@@ -728,78 +795,26 @@ fn write_hashes(connection: &Connection, hashes: &RowHashes) -> rusqlite::Result
     Ok(())
 }
 
-/// What a change leaves of the managed row it writes, for its hash.
-enum RowAfter {
-    /// The row as the change wrote it, whole (adds): hashed without reading it back.
-    Hash(String),
-    /// The row is gone (removals).
-    Gone,
-    /// Partly written (updates, memberships): read back and hashed.
-    Reread,
+/// A `managed_hashes` row written in bulk.
+struct HashRow<'k> {
+    kind: RowKind,
+    key: Cow<'k, str>,
+    hash: String,
 }
 
-/// The managed row a change writes and what it leaves of it.
-fn row_after(change: &Change) -> Option<(RowId, RowAfter)> {
-    let after = |row_hash: Option<String>| match (change.action, row_hash) {
-        (Action::Remove, _) => RowAfter::Gone,
-        (Action::Add, Some(hash)) => RowAfter::Hash(hash),
-        _ => RowAfter::Reread,
-    };
-    match change.kind {
-        Kind::Account => {
-            let anchor = change.account.as_deref()?;
-            let added = (change.action == Action::Add).then(|| {
-                drift::account_hash(&StateAccount {
-                    anchor: anchor.into(),
-                    dn: change.dn.as_deref().unwrap_or_default().to_string(),
-                    source: change.source.clone(),
-                    status: AccountStatus::Active,
-                    profile: change.profile.as_deref().cloned().unwrap_or_default(),
-                })
-            });
-            Some((RowId::account(anchor), after(added)))
-        }
-        Kind::Registration => {
-            let (protocol, im_name) = (change.protocol.as_deref()?, change.im_name.as_deref()?);
-            let added = match (change.action, &change.account) {
-                (Action::Add, Some(account)) => {
-                    Some(drift::registration_hash(&StateRegistration {
-                        protocol: protocol.into(),
-                        im_name: im_name.into(),
-                        account: account.clone(),
-                        source: RegistrationSource::Ldap,
-                        owner: change.mapping.clone(),
-                    }))
-                }
-                _ => None,
-            };
-            let id = RowId::registration(protocol, &im_name_key(protocol, im_name));
-            Some((id, after(added)))
-        }
-        // A group's hash covers its members: always read back.
-        Kind::Group | Kind::GroupMember => {
-            let id = RowId::group(change.group.as_deref()?);
-            Some((
-                id,
-                if change.kind == Kind::Group {
-                    after(None)
-                } else {
-                    RowAfter::Reread
-                },
-            ))
-        }
+impl BulkRow for HashRow<'_> {
+    const COLUMNS: usize = 3;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.kind.name())?;
+        bulk::bind(statement, first + 1, self.key.as_ref())?;
+        bulk::bind(statement, first + 2, &self.hash)
     }
 }
 
-/// Records the hashes of the managed rows a plan's changes wrote (the last change of
-/// a row decides): adds from the change, other rows read back as they now are; a row
-/// that is gone or no longer managed loses its hash.
-fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
-    let mut touched: std::collections::BTreeMap<RowId, RowAfter> =
-        std::collections::BTreeMap::new();
-    for (id, after) in changes.iter().filter_map(row_after) {
-        touched.insert(id, after);
-    }
+/// Records the hashes of the managed rows a plan's changes wrote (`rows`, from
+/// [`drift::written_rows`]): adds from the change, other rows read back as they now are;
+/// a row that is gone or no longer managed loses its hash.
+fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow<'_>>) -> rusqlite::Result<()> {
     let mut account = connection.prepare(&format!(
         "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
     ))?;
@@ -811,55 +826,50 @@ fn refresh_hashes(connection: &Connection, changes: &[Change]) -> rusqlite::Resu
     ))?;
     let mut members = connection
         .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")?;
-    let mut upsert = connection
-        .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
+    let mut upsert = Bulk::new("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES");
     let mut delete =
         connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
-    for (id, after) in touched {
-        let reread = match after {
-            RowAfter::Hash(hash) => {
-                upsert.execute(params![id.kind.name(), id.key, hash])?;
-                continue;
-            }
-            RowAfter::Gone => {
-                delete.execute(params![id.kind.name(), id.key])?;
-                continue;
-            }
-            RowAfter::Reread => id,
-        };
-        let id = reread;
-        let hash = match id.kind {
-            RowKind::Account => account
-                .query_row([&id.key], |row| {
-                    account_from_row(row, &mut Interner::default())
-                })
-                .optional()?
-                .map(|row| drift::account_hash(&row)),
-            RowKind::Registration => {
-                let (protocol, name_key) = id.key.split_once(':').unwrap_or((&id.key, ""));
-                registration
-                    .query_row([protocol, name_key], |row| {
-                        registration_from_row(row, &mut Interner::default())
+    for WrittenRow { kind, key, after } in rows {
+        let hash = match after {
+            RowAfter::Hash(hash) => Some(hash),
+            RowAfter::Gone => None,
+            RowAfter::Reread => match kind {
+                RowKind::Account => account
+                    .query_row([key.as_ref()], |row| {
+                        account_from_row(row, &mut Interner::default())
                     })
                     .optional()?
-                    .map(|(_, row)| drift::registration_hash(&row))
-            }
-            RowKind::Group => match group.query_row([&id.key], group_from_row).optional()? {
-                None => None,
-                Some(mut row) => {
-                    row.members = members
-                        .query_map([&id.key], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    Some(drift::group_hash(&row))
+                    .map(|row| drift::account_hash(&row)),
+                RowKind::Registration => {
+                    let (protocol, name_key) = key.split_once(':').unwrap_or((&key, ""));
+                    registration
+                        .query_row([protocol, name_key], |row| {
+                            registration_from_row(row, &mut Interner::default())
+                        })
+                        .optional()?
+                        .map(|(_, row)| drift::registration_hash(&row))
+                }
+                RowKind::Group => {
+                    match group.query_row([key.as_ref()], group_from_row).optional()? {
+                        None => None,
+                        Some(mut row) => {
+                            row.members = members
+                                .query_map([key.as_ref()], |r| r.get(0))?
+                                .collect::<Result<_, _>>()?;
+                            Some(drift::group_hash(&row))
+                        }
+                    }
                 }
             },
         };
         match hash {
-            Some(hash) => upsert.execute(params![id.kind.name(), id.key, hash])?,
-            None => delete.execute(params![id.kind.name(), id.key])?,
-        };
+            Some(hash) => upsert.push(connection, HashRow { kind, key, hash })?,
+            None => {
+                delete.execute(params![kind.name(), key.as_ref()])?;
+            }
+        }
     }
-    Ok(())
+    upsert.flush(connection)
 }
 
 fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
@@ -1003,6 +1013,172 @@ fn query_row<T>(
     row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     connection.prepare_cached(sql)?.query_row(params, row)
+}
+
+/// An account add written in bulk: the row `apply_change` inserts for it.
+struct AccountAdd<'p> {
+    change: &'p Change,
+    anchor: &'p str,
+    dn: &'p str,
+}
+
+impl BulkRow for AccountAdd<'_> {
+    const COLUMNS: usize = 11;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.anchor)?;
+        bulk::bind(statement, first + 1, self.dn)?;
+        bulk::bind(statement, first + 2, normalize_dn(self.dn))?;
+        bulk::bind(statement, first + 3, self.change.source.as_deref())?;
+        bulk::bind(statement, first + 4, AccountStatus::Active.name())?;
+        let profile = self.change.profile.as_deref();
+        for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
+            bulk::bind(
+                statement,
+                first + 5 + offset,
+                profile.and_then(|p| p.get(field)),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A registration add written in bulk: the row `apply_change` inserts for it.
+struct RegistrationAdd<'p> {
+    change: &'p Change,
+    protocol: &'p str,
+    im_name: &'p str,
+    account: &'p str,
+    mapping: &'p str,
+}
+
+impl BulkRow for RegistrationAdd<'_> {
+    const COLUMNS: usize = 6;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.protocol)?;
+        bulk::bind(
+            statement,
+            first + 1,
+            im_name_key(self.protocol, self.im_name),
+        )?;
+        bulk::bind(statement, first + 2, self.im_name)?;
+        bulk::bind(statement, first + 3, self.account)?;
+        bulk::bind(statement, first + 4, RegistrationSource::Ldap.name())?;
+        bulk::bind(statement, first + 5, self.mapping)
+    }
+}
+
+/// The account and registration adds of a plan, written in bulk in plan order. A batch
+/// the database refuses is written again change by change through [`apply_change`], so
+/// that the change at fault fails as it would alone.
+struct Adds<'p> {
+    accounts: Bulk<AccountAdd<'p>>,
+    registrations: Bulk<RegistrationAdd<'p>>,
+}
+
+type Failed<'p> = (ChangeFailure, &'p Change);
+
+impl<'p> Adds<'p> {
+    fn new() -> Self {
+        Adds {
+            accounts: Bulk::new(
+                "INSERT INTO accounts (anchor, dn, dn_key, source, status, display_name, \
+                 department, title, telephone, location, mail) VALUES",
+            ),
+            registrations: Bulk::new(
+                "INSERT INTO registrations (protocol, im_name_key, im_name, account, source, \
+                 owner) VALUES",
+            ),
+        }
+    }
+
+    /// Queues `change` when it is an add written in bulk (with every value it needs);
+    /// `false` leaves it to the caller, after [`Adds::flush`].
+    fn queue(&mut self, connection: &Connection, change: &'p Change) -> Result<bool, Failed<'p>> {
+        if change.action != Action::Add {
+            return Ok(false);
+        }
+        match (change.kind, change.account.as_deref()) {
+            (Kind::Account, Some(anchor)) => {
+                let Some(dn) = change.dn.as_deref() else {
+                    return Ok(false);
+                };
+                self.flush_registrations(connection)?;
+                let row = AccountAdd { change, anchor, dn };
+                if self.accounts.push(connection, row).is_err() {
+                    return rewrite(connection, self.accounts.take()).map(|()| true);
+                }
+                Ok(true)
+            }
+            (Kind::Registration, Some(account)) => {
+                let (Some(protocol), Some(im_name), Some(mapping)) = (
+                    change.protocol.as_deref(),
+                    change.im_name.as_deref(),
+                    change.mapping.as_deref(),
+                ) else {
+                    return Ok(false);
+                };
+                self.flush_accounts(connection)?;
+                let row = RegistrationAdd {
+                    change,
+                    protocol,
+                    im_name,
+                    account,
+                    mapping,
+                };
+                if self.registrations.push(connection, row).is_err() {
+                    return rewrite(connection, self.registrations.take()).map(|()| true);
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Writes every queued add.
+    fn flush(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        self.flush_accounts(connection)?;
+        self.flush_registrations(connection)
+    }
+
+    fn flush_accounts(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        if self.accounts.flush(connection).is_err() {
+            rewrite(connection, self.accounts.take())?;
+        }
+        Ok(())
+    }
+
+    fn flush_registrations(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        if self.registrations.flush(connection).is_err() {
+            rewrite(connection, self.registrations.take())?;
+        }
+        Ok(())
+    }
+}
+
+/// The changes of a refused batch, written one by one.
+fn rewrite<'p, R: Queued<'p>>(connection: &Connection, rows: Vec<R>) -> Result<(), Failed<'p>> {
+    for row in rows {
+        let change = row.change();
+        apply_change(connection, change).map_err(|problem| (problem, change))?;
+    }
+    Ok(())
+}
+
+/// A queued add and the change it comes from.
+trait Queued<'p> {
+    fn change(&self) -> &'p Change;
+}
+
+impl<'p> Queued<'p> for AccountAdd<'p> {
+    fn change(&self) -> &'p Change {
+        self.change
+    }
+}
+
+impl<'p> Queued<'p> for RegistrationAdd<'p> {
+    fn change(&self) -> &'p Change {
+        self.change
+    }
 }
 
 fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
@@ -1264,6 +1440,78 @@ mod tests {
             },
         );
         desired
+    }
+
+    #[test]
+    fn a_store_made_before_migration_5_keeps_its_rows_in_the_rebuilt_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A store as the release before migration 5 left it, holding one row of each
+            // kind (and a manual registration on an unmanaged account).
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "PRAGMA page_size = 4096; \
+                     CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);",
+                )
+                .unwrap();
+            for (index, sql) in migrations::MIGRATIONS[..4].iter().enumerate() {
+                connection.execute_batch(sql).unwrap();
+                connection
+                    .execute("INSERT INTO schema_migrations VALUES (?1)", [index + 1])
+                    .unwrap();
+            }
+            connection
+                .execute_batch(
+                    "INSERT INTO accounts VALUES ('a', 'cn=A,dc=x', 'cn=a,dc=x', 'hr', 'active', \
+                       'A', NULL, 'T', NULL, NULL, 'a@x'); \
+                     INSERT INTO accounts VALUES ('cn=m,dc=x', 'cn=m,dc=x', 'cn=m,dc=x', NULL, \
+                       'deactivated', NULL, NULL, NULL, NULL, NULL, NULL); \
+                     INSERT INTO registrations VALUES ('aol', 'al', 'Al', 'a', 'ldap', 'aol-m'); \
+                     INSERT INTO registrations VALUES ('aol', 'm', 'M', 'cn=m,dc=x', 'manual', NULL); \
+                     INSERT INTO groups VALUES ('staff', 'org_unit', 'hr', 'staff'); \
+                     INSERT INTO group_members VALUES ('staff', 'a'); \
+                     INSERT INTO managed_hashes VALUES ('account', 'a', 'h1'); \
+                     INSERT INTO managed_hashes VALUES ('registration', 'aol:al', 'h2'); \
+                     UPDATE meta SET value = '7' WHERE key = 'serial';",
+                )
+                .unwrap();
+        }
+        let reference = Connection::open(&path).unwrap();
+        let before = load_state(&reference).unwrap();
+        drop(reference);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), before);
+        assert_eq!(store.serial().unwrap(), 7);
+        let hashes: Vec<(RowId, String)> = store.managed_hashes().unwrap().into_iter().collect();
+        assert_eq!(
+            hashes,
+            [
+                (RowId::account("a"), "h1".to_string()),
+                (RowId::registration("aol", "al"), "h2".to_string()),
+            ]
+        );
+        for table in ["accounts", "registrations", "managed_hashes"] {
+            let sql: String = store
+                .connection
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
+        }
+        // The references still hold: a registration of an unknown account is refused.
+        let error = store
+            .connection
+            .execute(
+                "INSERT INTO registrations VALUES ('aol', 'x', 'X', 'nobody', 'manual', NULL)",
+                [],
+            )
+            .unwrap_err();
+        assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
     }
 
     /// The plan of an empty store towards one org unit, `staff`, with one member.

@@ -9,8 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
 
+use rusqlite::{params, Connection, OptionalExtension, Statement};
+
+use super::bulk::{self, Bulk, BulkRow};
 use super::{Store, StoreError};
 use crate::core::desired::EntryFootprint;
 use crate::core::plan::{ImportedFile, SourceImport};
@@ -379,128 +382,345 @@ fn stale(source: &str) -> String {
     format!("the kept snapshot of source {source} changed since this apply read it; run again")
 }
 
-/// Carries out `write` inside an apply's transaction; `serial` is the serial the apply
-/// gives the store. `Err(Some(problem))` when the kept snapshot is not the update's base.
-pub(super) fn write_snapshot(
-    connection: &Connection,
-    write: &SnapshotWrite,
+/// The snapshot writes of one apply, inside its transaction (see
+/// [`Store::apply_keeping`]). Each write that lands moves the store's serial.
+pub struct SnapshotWriter<'t> {
+    connection: &'t Connection,
+    path: &'t Path,
+    /// The serial the apply gives the store if anything is written.
     serial: i64,
-) -> Result<Result<(), String>, rusqlite::Error> {
-    match write {
-        SnapshotWrite::Forget { source } => {
-            connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
-            forget_source_footprints(connection, source)?;
+    wrote: bool,
+    /// The secondary indexes of the entries were dropped, to be built again whole.
+    indexes_dropped: bool,
+}
+
+/// The indexes of `snapshot_entries` whose keys come in no useful order while a
+/// snapshot is read (`tree` reverses the DN), exactly as migrations 4 and 5 make them.
+/// A first import builds them after its rows (one sort each) instead of inserting into
+/// them row by row: at a million entries, most of the time of writing the snapshot.
+const ENTRY_INDEXES: [(&str, &str); 2] = [
+    (
+        "snapshot_entries_by_tree",
+        "CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree)",
+    ),
+    (
+        "snapshot_entries_by_anchor",
+        "CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL",
+    ),
+];
+
+impl<'t> SnapshotWriter<'t> {
+    pub(super) fn new(connection: &'t Connection, path: &'t Path, serial: i64) -> Self {
+        SnapshotWriter {
+            connection,
+            path,
+            serial,
+            wrote: false,
+            indexes_dropped: false,
         }
-        SnapshotWrite::Replace { import, entries } => {
-            let source = &import.source;
-            connection.execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
-            forget_source_footprints(connection, source)?;
-            connection.execute(
+    }
+
+    /// Ends the writes: builds again the indexes a first import dropped.
+    pub(super) fn finish(self) -> Result<(), StoreError> {
+        if self.indexes_dropped {
+            for (_, create) in ENTRY_INDEXES {
+                self.connection
+                    .execute_batch(create)
+                    .map_err(|e| self.fail(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether anything was written.
+    pub(super) fn wrote(&self) -> bool {
+        self.wrote
+    }
+
+    fn fail(&self, error: rusqlite::Error) -> StoreError {
+        super::store_error(self.path, error)
+    }
+
+    /// Carries out `write`; refuses an update whose base is not the kept snapshot.
+    pub fn write(&mut self, write: &SnapshotWrite) -> Result<(), StoreError> {
+        self.wrote = true;
+        match write {
+            SnapshotWrite::Forget { source } => self.forget(source),
+            SnapshotWrite::Replace { import, entries } => {
+                self.begin(import)?;
+                insert_entries(self.connection, &import.source, entries, Existing::Replace)
+                    .map_err(|e| self.fail(e))?;
+                Ok(())
+            }
+            SnapshotWrite::Update {
+                import,
+                base_changes,
+                put,
+                remove,
+            } => update(
+                self.connection,
+                import,
+                *base_changes,
+                put,
+                remove,
+                self.serial,
+            )
+            .map_err(|e| self.fail(e))?
+            .map_err(StoreError::StaleSnapshot),
+        }
+    }
+
+    /// Keeps no snapshot of `source`.
+    pub fn forget(&mut self, source: &str) -> Result<(), StoreError> {
+        self.wrote = true;
+        let forget = || {
+            self.connection
+                .execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+            forget_source_footprints(self.connection, source)
+        };
+        forget().map_err(|e| self.fail(e))
+    }
+
+    /// Starts the whole snapshot `import` read, without entries: [`SnapshotWriter::add`]
+    /// brings them.
+    pub fn begin(&mut self, import: &SourceImport) -> Result<(), StoreError> {
+        self.forget(&import.source)?;
+        let drop_indexes = || -> rusqlite::Result<bool> {
+            let empty: bool = self.connection.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM snapshot_entries)",
+                [],
+                |row| row.get(0),
+            )?;
+            if empty && !self.indexes_dropped {
+                for (name, _) in ENTRY_INDEXES {
+                    self.connection
+                        .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+                }
+            }
+            Ok(empty)
+        };
+        if drop_indexes().map_err(|e| self.fail(e))? {
+            self.indexes_dropped = true;
+        }
+        let begin = || {
+            self.connection.execute(
                 "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
                  VALUES (?1, ?2, ?3, ?4)",
-                params![source, import.content.path, import.content.digest, serial],
+                params![
+                    import.source,
+                    import.content.path,
+                    import.content.digest,
+                    self.serial
+                ],
             )?;
-            insert_change_files(connection, import, 0, serial)?;
-            insert_entries(connection, source, entries)?;
-        }
-        SnapshotWrite::Update {
-            import,
-            base_changes,
-            put,
-            remove,
-        } => {
-            let source = &import.source;
-            let content: Option<(String, String)> = connection
-                .query_row(
-                    "SELECT content_path, content_digest FROM snapshots WHERE source = ?1",
-                    [source],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            let mut statement = connection.prepare_cached(
-                "SELECT path, digest FROM snapshot_change_files WHERE source = ?1 ORDER BY position",
-            )?;
-            let seen = statement
-                .query_map([source], |row| {
-                    Ok(ImportedFile {
-                        path: row.get(0)?,
-                        digest: row.get(1)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let base = import.changes.get(..*base_changes);
-            if content != Some((import.content.path.clone(), import.content.digest.clone()))
-                || base != Some(seen.as_slice())
-            {
-                return Ok(Err(stale(source)));
-            }
-            insert_change_files(connection, import, *base_changes, serial)?;
-            for entry in put {
-                forget_footprint(connection, source, &entry.key)?;
-            }
-            insert_entries(connection, source, put)?;
-            let mut delete = connection
-                .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
-            for key in remove {
-                forget_footprint(connection, source, key)?;
-                delete.execute(params![source, key])?;
-            }
-        }
+            insert_change_files(self.connection, import, 0, self.serial)
+        };
+        begin().map_err(|e| self.fail(e))
+    }
+
+    /// Adds `entries` to the snapshot of `source` begun with [`SnapshotWriter::begin`].
+    /// `false` when one of them has the DN of an entry already kept (two entries share a
+    /// DN: the snapshot cannot be kept by DN, and the caller forgets it).
+    pub fn add(&mut self, source: &str, entries: &[KeptEntry]) -> Result<bool, StoreError> {
+        insert_entries(self.connection, source, entries, Existing::Refuse).map_err(|e| self.fail(e))
+    }
+}
+
+/// Brings the kept snapshot of `import`'s source, which has seen `base_changes` of its
+/// change files, to what `import` read; `serial` is the serial the apply gives the store.
+/// `Err(problem)` when the kept snapshot is not the update's base.
+fn update(
+    connection: &Connection,
+    import: &SourceImport,
+    base_changes: usize,
+    put: &[KeptEntry],
+    remove: &[String],
+    serial: i64,
+) -> Result<Result<(), String>, rusqlite::Error> {
+    let source = &import.source;
+    let content: Option<(String, String)> = connection
+        .query_row(
+            "SELECT content_path, content_digest FROM snapshots WHERE source = ?1",
+            [source],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let mut statement = connection.prepare_cached(
+        "SELECT path, digest FROM snapshot_change_files WHERE source = ?1 ORDER BY position",
+    )?;
+    let seen = statement
+        .query_map([source], |row| {
+            Ok(ImportedFile {
+                path: row.get(0)?,
+                digest: row.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let base = import.changes.get(..base_changes);
+    if content != Some((import.content.path.clone(), import.content.digest.clone()))
+        || base != Some(seen.as_slice())
+    {
+        return Ok(Err(stale(source)));
+    }
+    insert_change_files(connection, import, base_changes, serial)?;
+    for entry in put {
+        forget_footprint(connection, source, &entry.key)?;
+    }
+    insert_entries(connection, source, put, Existing::Replace)?;
+    let mut delete = connection
+        .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
+    for key in remove {
+        forget_footprint(connection, source, key)?;
+        delete.execute(params![source, key])?;
     }
     Ok(Ok(()))
 }
 
-/// Writes entry rows of `source`, replacing rows of the same DN, with their footprints
-/// (the caller has forgotten those of replaced rows).
+/// What becomes of an entry whose DN the snapshot already keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// The new row replaces it.
+    Replace,
+    /// Nothing more is written, and the insert answers `false`.
+    Refuse,
+}
+
+/// An entry row, with its footprint lists as kept (JSON).
+struct EntryInsert<'e> {
+    source: &'e str,
+    entry: &'e KeptEntry,
+    lists: Option<String>,
+}
+
+impl BulkRow for EntryInsert<'_> {
+    const COLUMNS: usize = 7;
+    fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        let footprint = self.entry.footprint.as_ref();
+        bulk::bind(statement, first, self.source)?;
+        bulk::bind(statement, first + 1, &self.entry.key)?;
+        bulk::bind(statement, first + 2, tree_key(&self.entry.key))?;
+        bulk::bind(statement, first + 3, &self.entry.record)?;
+        bulk::bind(
+            statement,
+            first + 4,
+            footprint.and_then(|f| f.anchor.as_deref()),
+        )?;
+        bulk::bind(
+            statement,
+            first + 5,
+            footprint.is_some_and(|f| f.yields_account),
+        )?;
+        bulk::bind(statement, first + 6, self.lists.as_deref())
+    }
+}
+
+/// A row of a footprint index: its leading values, then the entry's source and DN (the
+/// order of `snapshot_names`; `snapshot_members` puts the source first).
+struct IndexRow<'e, const N: usize>([&'e str; N]);
+
+impl<const N: usize> BulkRow for IndexRow<'_, N> {
+    const COLUMNS: usize = N;
+    fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        for (offset, value) in self.0.iter().enumerate() {
+            bulk::bind(statement, first + offset, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes entry rows of `source` with their footprints (the caller has forgotten those
+/// of rows replaced). Rows go in bulk; a batch that meets a kept DN is written again row
+/// by row, replacing it or stopping there (`false`) as `existing` says.
 fn insert_entries(
     connection: &Connection,
     source: &str,
     entries: &[KeptEntry],
-) -> rusqlite::Result<()> {
-    let mut insert = connection.prepare_cached(
-        "INSERT OR REPLACE INTO snapshot_entries \
-         (source, dn_key, tree, record, anchor, yields, footprint) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    let mut insert_name = connection.prepare_cached(
-        "INSERT OR IGNORE INTO snapshot_names (protocol, name_key, source, dn_key) \
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let mut insert_group = connection.prepare_cached(
-        "INSERT OR IGNORE INTO snapshot_groups (name, source, dn_key) VALUES (?1, ?2, ?3)",
-    )?;
-    let mut insert_member = connection.prepare_cached(
-        "INSERT OR IGNORE INTO snapshot_members (source, member, dn_key) VALUES (?1, ?2, ?3)",
-    )?;
+    existing: Existing,
+) -> rusqlite::Result<bool> {
+    let mut rows = Bulk::new(
+        "INSERT INTO snapshot_entries (source, dn_key, tree, record, anchor, yields, footprint) \
+         VALUES",
+    );
+    let mut names = Bulk::new(
+        "INSERT OR IGNORE INTO snapshot_names (protocol, name_key, source, dn_key) VALUES",
+    );
+    let mut groups =
+        Bulk::new("INSERT OR IGNORE INTO snapshot_groups (name, source, dn_key) VALUES");
+    let mut members =
+        Bulk::new("INSERT OR IGNORE INTO snapshot_members (source, member, dn_key) VALUES");
     for entry in entries {
+        let key = entry.key.as_str();
         let footprint = entry.footprint.as_ref();
         let lists = footprint.map(FootprintLists::of).filter(|l| !l.is_empty());
-        if let Some(lists) = &lists {
-            for [protocol, name_key] in &lists.names {
-                insert_name.execute(params![protocol, name_key, source, entry.key])?;
+        if let Some(footprint) = footprint {
+            for name in &footprint.names {
+                names.push(
+                    connection,
+                    IndexRow([&name.protocol, &name.name_key, source, key]),
+                )?;
             }
-            for name in &lists.groups {
-                insert_group.execute(params![name, source, entry.key])?;
+            for name in &footprint.groups {
+                groups.push(connection, IndexRow([name, source, key]))?;
             }
-            for member in &lists.members {
-                insert_member.execute(params![source, member, entry.key])?;
+            for member in &footprint.members {
+                members.push(connection, IndexRow([source, member, key]))?;
             }
         }
         let lists = lists
             .map(|lists| serde_json::to_string(&lists))
             .transpose()
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        insert.execute(params![
+        let row = EntryInsert {
             source,
-            entry.key,
-            tree_key(&entry.key),
-            entry.record,
-            footprint.and_then(|f| f.anchor.as_deref()),
-            footprint.is_some_and(|f| f.yields_account),
+            entry,
             lists,
-        ])?;
+        };
+        if rows.push(connection, row).is_err()
+            && !insert_one_by_one(connection, rows.take(), existing)?
+        {
+            return Ok(false);
+        }
     }
-    Ok(())
+    if rows.flush(connection).is_err() && !insert_one_by_one(connection, rows.take(), existing)? {
+        return Ok(false);
+    }
+    names.flush(connection)?;
+    groups.flush(connection)?;
+    members.flush(connection)?;
+    Ok(true)
+}
+
+/// Entry rows of a batch the database refused, written one by one (see
+/// [`insert_entries`]).
+fn insert_one_by_one(
+    connection: &Connection,
+    rows: Vec<EntryInsert<'_>>,
+    existing: Existing,
+) -> rusqlite::Result<bool> {
+    const INSERT: &str = "INSERT INTO snapshot_entries \
+         (source, dn_key, tree, record, anchor, yields, footprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    for row in rows {
+        let mut insert = connection.prepare_cached(INSERT)?;
+        row.bind(&mut insert, 1)?;
+        match insert.raw_execute() {
+            Ok(_) => {}
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                if existing == Existing::Refuse {
+                    return Ok(false);
+                }
+                let mut replace = connection.prepare_cached(&INSERT.replacen(
+                    "INSERT",
+                    "INSERT OR REPLACE",
+                    1,
+                ))?;
+                row.bind(&mut replace, 1)?;
+                replace.raw_execute()?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// The lists of a footprint, as the entry row keeps them (JSON) to forget them by key.
@@ -792,6 +1012,48 @@ mod tests {
         assert!(store.kept_on_anchor("u2").unwrap().is_empty());
         assert!(store.kept_giving_group("all").unwrap().is_empty());
         assert!(store.kept_listing("hr", "b").unwrap().is_empty());
+    }
+
+    fn schema(store: &Store) -> Vec<(String, Option<String>)> {
+        let mut statement = store
+            .connection
+            .prepare("SELECT name, sql FROM sqlite_schema ORDER BY name")
+            .unwrap();
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_first_import_builds_the_entry_indexes_again_as_the_migrations_made_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let fresh = schema(&store);
+        assert!(fresh.iter().any(|(name, _)| name == ENTRY_INDEXES[0].0));
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: Vec::new(),
+        };
+        let replace = SnapshotWrite::Replace {
+            import,
+            entries: vec![
+                row("b", Some(footprint("u2", &["aol/b"]))),
+                row("a", Some(footprint("u1", &["aol/a"]))),
+            ],
+        };
+        store
+            .apply_with_snapshots(
+                &empty_plan(0),
+                RunRecord::new("t", "t"),
+                &only(vec![replace]),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(schema(&store), fresh);
+        assert_eq!(store.kept_on_anchor("u2").unwrap().len(), 1);
+        assert!(store.kept_entry("hr", "a").unwrap().is_some());
     }
 
     #[test]

@@ -1,0 +1,397 @@
+//! Reading a saved plan back (`apply --plan FILE`): the JSON `render/json.rs` writes,
+//! parsed in one streamed pass from the file, without a tree of the document or the whole
+//! text in memory. A first import of a million users is a plan of millions of changes.
+//!
+//! The strings the changes repeat (an account's anchor and DN, mapping, protocol, source
+//! and group names) are read into one shared `Arc<str>` each, as the planner made them.
+//! This reads; whether the plan may be applied is decided by the caller.
+
+use std::fmt;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::AppError;
+use crate::core::interner::Interner;
+use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION};
+
+/// Reads the saved plan at `path`, and whether it was made from a dirty working tree.
+pub(super) fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
+    let error = |message: String| AppError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
+    // A change takes more than 64 bytes of JSON: room for the changes the summary
+    // counts, within what the file can hold, is made once.
+    let most = file.metadata().map_or(0, |m| m.len() / 64);
+    let mut unsupported = None;
+    let mut reader = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let read = DocumentSeed {
+        unsupported: &mut unsupported,
+        most,
+    }
+    .deserialize(&mut reader)
+    .and_then(|document| reader.end().map(|()| document));
+    if let Some(version) = unsupported {
+        return Err(error(format!(
+            "plan format_version {version} is not supported (this build reads {PLAN_FORMAT_VERSION})"
+        )));
+    }
+    match read {
+        Ok(document) => Ok(document),
+        Err(e) if e.is_io() => Err(error(format!("cannot read plan: {e}"))),
+        Err(e) => Err(error(format!("not a registrar plan: {e}"))),
+    }
+}
+
+/// The plan document; a `format_version` this build does not read stops it, noted in
+/// `unsupported`.
+struct DocumentSeed<'u> {
+    unsupported: &'u mut Option<u64>,
+    /// The most changes the file can hold.
+    most: u64,
+}
+
+impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
+    type Value = (Plan, bool);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocumentSeed<'_> {
+    type Value = (Plan, bool);
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a plan object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut format_version = None;
+        let mut revision = None;
+        let mut state_serial = None;
+        let mut inputs_digest = None;
+        let mut config_digest = None;
+        let mut summary = None;
+        let mut changes = None;
+        let mut warnings = None;
+        let mut skipped = None;
+        let mut group_skipped = None;
+        let mut imports = None;
+        let mut dirty = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "format_version" => {
+                    let version: u64 = map.next_value()?;
+                    if version != u64::from(PLAN_FORMAT_VERSION) {
+                        *self.unsupported = Some(version);
+                        return Err(de::Error::custom("unsupported format_version"));
+                    }
+                    format_version = Some(version as u32);
+                }
+                "revision" => revision = map.next_value()?,
+                "state_serial" => state_serial = Some(map.next_value()?),
+                "inputs_digest" => inputs_digest = Some(map.next_value()?),
+                "config_digest" => config_digest = Some(map.next_value()?),
+                "summary" => summary = Some(map.next_value::<Summary>()?),
+                "changes" => {
+                    let counted = summary.as_ref().map_or(0, |s| {
+                        [s.add, s.update, s.remove, s.deactivate, s.reactivate]
+                            .iter()
+                            .fold(0u64, |sum, n| sum.saturating_add(*n))
+                    });
+                    let capacity = counted.min(self.most) as usize;
+                    changes = Some(map.next_value_seed(ChangesSeed { capacity })?)
+                }
+                "warnings" => warnings = Some(map.next_value()?),
+                "skipped" => skipped = Some(map.next_value()?),
+                "group_skipped" => group_skipped = Some(map.next_value()?),
+                "imports" => imports = Some(map.next_value()?),
+                "revision_dirty" => dirty = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let plan = Plan {
+            format_version: format_version
+                .ok_or_else(|| de::Error::missing_field("format_version"))?,
+            revision,
+            state_serial: state_serial.ok_or_else(|| de::Error::missing_field("state_serial"))?,
+            inputs_digest: inputs_digest.unwrap_or_default(),
+            config_digest: config_digest.unwrap_or_default(),
+            summary: summary.ok_or_else(|| de::Error::missing_field("summary"))?,
+            changes: changes.ok_or_else(|| de::Error::missing_field("changes"))?,
+            warnings: warnings.ok_or_else(|| de::Error::missing_field("warnings"))?,
+            skipped: skipped.unwrap_or_default(),
+            group_skipped: group_skipped.unwrap_or_default(),
+            imports: imports.unwrap_or_default(),
+        };
+        Ok((plan, dirty))
+    }
+}
+
+/// The `changes` array, its strings shared, with room for `capacity` changes.
+struct ChangesSeed {
+    capacity: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ChangesSeed {
+    type Value = Vec<Change>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChangesSeed {
+    type Value = Vec<Change>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an array of changes")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut strings = Interner::default();
+        let mut changes = Vec::with_capacity(self.capacity);
+        while let Some(change) = seq.next_element_seed(ChangeSeed {
+            strings: &mut strings,
+        })? {
+            changes.push(change);
+        }
+        changes.shrink_to_fit();
+        Ok(changes)
+    }
+}
+
+/// One change, its repeated strings taken from `strings`.
+struct ChangeSeed<'s> {
+    strings: &'s mut Interner,
+}
+
+impl<'de> DeserializeSeed<'de> for ChangeSeed<'_> {
+    type Value = Change;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChangeSeed<'_> {
+    type Value = Change;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a change object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut action = None;
+        let mut kind = None;
+        let mut change = Change::new(Action::Add, Kind::Account);
+        while let Some(field) = map.next_key::<Field>()? {
+            let shared = |map: &mut A, strings: &mut Interner| {
+                map.next_value_seed(Text {
+                    strings: Some(strings),
+                })
+            };
+            match field {
+                Field::Action => action = Some(map.next_value()?),
+                Field::Kind => kind = Some(map.next_value()?),
+                // Unique per change: not worth a place among the shared strings.
+                Field::ImName => change.im_name = map.next_value_seed(Text { strings: None })?,
+                Field::Protocol => change.protocol = shared(&mut map, self.strings)?,
+                Field::Account => change.account = shared(&mut map, self.strings)?,
+                Field::Mapping => change.mapping = shared(&mut map, self.strings)?,
+                Field::Reason => change.reason = shared(&mut map, self.strings)?,
+                Field::Dn => change.dn = shared(&mut map, self.strings)?,
+                Field::Source => change.source = shared(&mut map, self.strings)?,
+                Field::Group => change.group = shared(&mut map, self.strings)?,
+                Field::Member => change.member = shared(&mut map, self.strings)?,
+                Field::GroupRule => change.group_rule = shared(&mut map, self.strings)?,
+                Field::Fields => change.fields = map.next_value()?,
+                Field::Profile => change.profile = map.next_value()?,
+                Field::GroupKind => change.group_kind = map.next_value()?,
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        change.action = action.ok_or_else(|| de::Error::missing_field("action"))?;
+        change.kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
+        Ok(change)
+    }
+}
+
+/// A key of a change object (`Other`: one this build does not know, skipped), read
+/// without an allocation.
+enum Field {
+    Action,
+    Kind,
+    Protocol,
+    ImName,
+    Account,
+    Mapping,
+    Reason,
+    Fields,
+    Dn,
+    Source,
+    Profile,
+    Group,
+    Member,
+    GroupRule,
+    GroupKind,
+    Other,
+}
+
+impl<'de> de::Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl Visitor<'_> for FieldVisitor {
+    type Value = Field;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a change field")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Field, E> {
+        Ok(match key {
+            "action" => Field::Action,
+            "kind" => Field::Kind,
+            "protocol" => Field::Protocol,
+            "im_name" => Field::ImName,
+            "account" => Field::Account,
+            "mapping" => Field::Mapping,
+            "reason" => Field::Reason,
+            "fields" => Field::Fields,
+            "dn" => Field::Dn,
+            "source" => Field::Source,
+            "profile" => Field::Profile,
+            "group" => Field::Group,
+            "member" => Field::Member,
+            "group_rule" => Field::GroupRule,
+            "group_kind" => Field::GroupKind,
+            _ => Field::Other,
+        })
+    }
+}
+
+/// An optional string value, shared through `strings` when given.
+struct Text<'s> {
+    strings: Option<&'s mut Interner>,
+}
+
+impl<'de> DeserializeSeed<'de> for Text<'_> {
+    type Value = Option<Arc<str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text<'_> {
+    type Value = Option<Arc<str>>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a string or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Some(match self.strings {
+            Some(strings) => strings.get(text),
+            None => text.into(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"{
+  "format_version": 1,
+  "revision": "abc",
+  "state_serial": 3,
+  "inputs_digest": "sha256:00",
+  "summary": {"add": 3, "update": 1, "remove": 0, "deactivate": 0, "reactivate": 0,
+              "conflicts": 0, "excluded": 0, "blocked": false},
+  "changes": [
+    {"action": "add", "kind": "account", "account": "u1", "dn": "uid=a,dc=x",
+     "source": "corp", "profile": {"display_name": "A", "mail": "a@x"}},
+    {"action": "add", "kind": "registration", "protocol": "aol", "im_name": "A\u00e9",
+     "account": "u1", "mapping": "m", "dn": "uid=a,dc=x", "future": [1, {"x": null}]},
+    {"action": "update", "kind": "account", "account": "u1", "reason": null,
+     "fields": {"dn": ["uid=a,dc=x", "uid=b,dc=x"]}},
+    {"action": "add", "kind": "group", "group": "staff", "group_rule": "r",
+     "group_kind": "distribution_list", "source": "corp"}
+  ],
+  "warnings": [],
+  "skipped": {},
+  "imports": [{"source": "corp", "content": {"path": "d.ldif", "digest": "sha256:01"}}],
+  "revision_dirty": true,
+  "effect": {"anything": [1, 2]}
+}"#;
+
+    fn read_text(text: &str) -> Result<(Plan, bool), AppError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, text).unwrap();
+        read_plan(&path)
+    }
+
+    #[test]
+    fn reads_what_serde_reads_and_shares_repeated_strings() {
+        let (plan, dirty) = read_text(PLAN).unwrap();
+        assert!(dirty);
+        assert_eq!(plan, serde_json::from_str::<Plan>(PLAN).unwrap());
+        let (first, second) = (&plan.changes[0], &plan.changes[1]);
+        assert!(Arc::ptr_eq(
+            first.account.as_ref().unwrap(),
+            second.account.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            first.dn.as_ref().unwrap(),
+            second.dn.as_ref().unwrap()
+        ));
+    }
+
+    #[test]
+    fn refuses_another_format_version_and_what_is_no_plan() {
+        let newer = PLAN.replace("\"format_version\": 1", "\"format_version\": 9");
+        let error = read_text(&newer).unwrap_err().to_string();
+        assert!(
+            error.contains("plan format_version 9 is not supported"),
+            "{error}"
+        );
+        for broken in [
+            "{",
+            "[]",
+            "{\"format_version\": 1}",
+            &PLAN.replace("\"add\", \"kind\"", "\"add\", \"kind\": 3, \"x\""),
+        ] {
+            let error = read_text(broken).unwrap_err().to_string();
+            assert!(error.contains("not a registrar plan"), "{broken}: {error}");
+            assert_eq!(error.lines().count(), 1);
+        }
+    }
+}
