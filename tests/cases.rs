@@ -22,6 +22,7 @@ use registrar::core::region::StandingFacts;
 use registrar::core::state::RegistrationSource;
 use registrar::render::{self, Color};
 use registrar::store::{RunRecord, Store};
+use registrar::tree::Tree;
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
@@ -68,6 +69,10 @@ fn run_case(case: &Path) -> Result<(), String> {
     let registrations = case.join("registrations.txt");
     if registrations.is_file() {
         let mut store = Store::open(&state_path).map_err(|e| e.to_string())?;
+        // Names are kept under the keys the case's config gives them.
+        let config_dir = case.join("config");
+        let config = registrar::config::load(&Tree::working_tree(&config_dir), &config_dir)
+            .map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(&registrations).map_err(|e| e.to_string())?;
         for line in text
             .lines()
@@ -82,7 +87,13 @@ fn run_case(case: &Path) -> Result<(), String> {
             let source = RegistrationSource::from_name(source)
                 .ok_or_else(|| format!("bad source in registrations.txt: {source}"))?;
             store
-                .register(protocol, name, dn, source, run_record())
+                .register(
+                    (protocol, &config.rules.protocol(protocol).name_key(name)),
+                    name,
+                    dn,
+                    source,
+                    run_record(),
+                )
                 .map_err(|e| e.to_string())?;
         }
     }

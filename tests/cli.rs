@@ -113,6 +113,112 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
 }
 
 #[test]
+fn a_case_sensitive_protocol_keeps_the_case_of_its_names_through_a_saved_plan() {
+    let ws = Workspace::new();
+    let mappings = std::fs::read_to_string(ws.config().join("mappings.yaml")).unwrap();
+    ws.write_config(
+        "mappings.yaml",
+        &mappings.replacen(
+            "mappings:\n",
+            "mappings:\n  - name: xmpp-from-mail\n    protocol: xmpp\n    value: \"{mail|local_part}\"\n",
+            1,
+        ),
+    );
+    ws.write_config(
+        "protocols.yaml",
+        "protocols:\n  - name: xmpp\n    case_sensitive: true\n",
+    );
+    let plan_path = ws.dir.path().join("plan.json");
+    let planned = ws.run(&[
+        "plan",
+        "--format",
+        "json",
+        "--out",
+        plan_path.to_str().unwrap(),
+    ]);
+    assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let xmpp: Vec<_> = saved["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["protocol"] == "xmpp")
+        .collect();
+    // A name with capitals carries its key (itself); a lowercase one needs none.
+    let bjohnson = xmpp.iter().find(|c| c["im_name"] == "BJohnson").unwrap();
+    assert_eq!(bjohnson["im_name_key"], "BJohnson");
+    let carla = xmpp.iter().find(|c| c["im_name"] == "carla.diaz").unwrap();
+    assert!(carla.get("im_name_key").is_none(), "{carla}");
+
+    let applied = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let again = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+
+    // Another spelling is another name on xmpp, and the same name on aol.
+    let register = |protocol: &str, name: &str| {
+        ws.run(&[
+            "state",
+            "register",
+            "--protocol",
+            protocol,
+            "--im-name",
+            name,
+            "--account",
+            "cn=Someone Else,ou=People,dc=example,dc=com",
+            "--source",
+            "manual",
+        ])
+    };
+    let other = register("xmpp", "bjohnson");
+    assert_eq!(other.status.code(), Some(0), "{}", stderr(&other));
+    assert_one_line_error(&register("aol", "BJOHNSON"), &["already registered"]);
+    let state = ws.state_json();
+    let xmpp_names: Vec<_> = state["registrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["protocol"] == "xmpp"
+                && r["im_name"]
+                    .as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case("bjohnson")
+        })
+        .map(|r| r["im_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(xmpp_names.len(), 2, "{xmpp_names:?}");
+    let still = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(still.status.code(), Some(0), "{}", stdout(&still));
+
+    // Folding case again: the managed "BJohnson" is now the name the manual "bjohnson"
+    // holds, so it is removed under the key it was stored with, and skipped with a
+    // warning.
+    std::fs::remove_file(ws.config().join("protocols.yaml")).unwrap();
+    let folded = ws.run(&["plan", "--format", "json"]);
+    assert_eq!(folded.status.code(), Some(0), "{}", stderr(&folded));
+    let folded: serde_json::Value = serde_json::from_slice(&folded.stdout).unwrap();
+    let removed: Vec<_> = folded["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["protocol"] == "xmpp" && c["action"] == "remove")
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["im_name_key"], "BJohnson");
+    assert!(folded["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["kind"] == "conflict" && w["protocol"] == "xmpp"));
+    let applied = ws.run(&["apply"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let settled = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.status.code(), Some(0), "{}", stdout(&settled));
+}
+
+#[test]
 fn a_plan_file_that_cannot_be_written_fails_before_any_output() {
     let ws = Workspace::new();
     let unwritable = ws.dir.path().join("no-such-dir").join("plan.json");

@@ -14,8 +14,8 @@ use registrar::core::dn::normalize_dn;
 use registrar::core::entry::Entry;
 use registrar::core::filter::Filter;
 use registrar::core::model::{
-    Anchor, Departure, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
-    ProfileField, Rules, SourceRule,
+    im_name_key, Anchor, Departure, Exclusion, ExclusionSelector, GroupRule, GroupSelector,
+    Mapping, ProfileField, Rules, SourceRule,
 };
 use registrar::core::plan::{plan, Kind};
 use registrar::core::state::RegistrationSource;
@@ -308,7 +308,8 @@ proptest! {
         prop_assert_eq!(unmanaged_groups.len(), 2);
         for (name, owner, self_service) in &manual {
             let source = if *self_service { RegistrationSource::SelfService } else { RegistrationSource::Manual };
-            let _ = store.register("aol", LOCALS[*name as usize], &format!("uid=u{owner},ou=People,dc=example,dc=com"), source, run());
+            let local = LOCALS[*name as usize];
+            let _ = store.register(("aol", &im_name_key(local)), local, &format!("uid=u{owner},ou=People,dc=example,dc=com"), source, run());
         }
         let unmanaged_before: Vec<_> = store.load().unwrap().registrations.into_iter().filter(|(_, r)| r.owner.is_none()).collect();
         for (users, groups, variant) in steps {

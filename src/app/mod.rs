@@ -1129,6 +1129,10 @@ pub fn state_register(
         ));
     }
     let protocol = protocol.to_ascii_lowercase();
+    // The name is stored under the key the config's rule for the protocol gives it
+    // (case-sensitive or not), as a mapping's name would be.
+    let config = read_config(context, &head_files(context)?, "")?;
+    let name_key = config.rules.protocol(&protocol).name_key(im_name);
     let started_at = now();
     let mut store = Store::open(&context.state_path)?;
     let run = RunRecord {
@@ -1139,7 +1143,13 @@ pub fn state_register(
             started_at,
         )
     };
-    let anchor = store.register(&protocol, im_name.trim(), account.trim(), source, run)?;
+    let anchor = store.register(
+        (&protocol, &name_key),
+        im_name.trim(),
+        account.trim(),
+        source,
+        run,
+    )?;
     println!(
         "Registered {protocol} name {:?} to {anchor} ({}).",
         im_name.trim(),

@@ -203,6 +203,9 @@ impl<'de> Visitor<'de> for ChangeSeed<'_> {
                 Field::Kind => kind = Some(map.next_value()?),
                 // Unique per change: not worth a place among the shared strings.
                 Field::ImName => change.im_name = map.next_value_seed(Text { strings: None })?,
+                Field::ImNameKey => {
+                    change.name_key = map.next_value_seed(Text { strings: None })?
+                }
                 Field::Protocol => change.protocol = shared(&mut map, self.strings)?,
                 Field::Account => change.account = shared(&mut map, self.strings)?,
                 Field::Mapping => change.mapping = shared(&mut map, self.strings)?,
@@ -233,6 +236,7 @@ enum Field {
     Kind,
     Protocol,
     ImName,
+    ImNameKey,
     Account,
     Mapping,
     Reason,
@@ -268,6 +272,7 @@ impl Visitor<'_> for FieldVisitor {
             "kind" => Field::Kind,
             "protocol" => Field::Protocol,
             "im_name" => Field::ImName,
+            "im_name_key" => Field::ImNameKey,
             "account" => Field::Account,
             "mapping" => Field::Mapping,
             "reason" => Field::Reason,

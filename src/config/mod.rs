@@ -698,6 +698,7 @@ fn check(
                 ProtocolRule {
                     max_length: protocol.max_length.unwrap_or(DEFAULT_MAX_IM_NAME_LENGTH),
                     allowed: protocol.allowed.as_ref().map(|r| r.1.clone()),
+                    case_sensitive: protocol.case_sensitive,
                 },
             );
         }

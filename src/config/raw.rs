@@ -257,6 +257,10 @@ pub struct ProtocolSpec {
     /// A regular expression every name must match, e.g. `^[a-z0-9._-]+$`.
     #[serde(default)]
     pub allowed: Option<RegexText>,
+    /// Names differing only in case are different names (default false: `Bob` and
+    /// `bob` are one name, and a case-only change is an update).
+    #[serde(default)]
+    pub case_sensitive: bool,
 }
 
 /// Protected principals and safety rails.

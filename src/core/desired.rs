@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::model::{
-    dn_is_within, im_name_key, is_own_name_key, Anchor, GroupKind, GroupSelector, Profile, Rules,
-    DEFAULT_MAX_IM_NAME_LENGTH, GROUP_TYPE, USER_TYPE,
+    dn_is_within, Anchor, GroupKind, GroupSelector, Profile, Rules, DEFAULT_MAX_IM_NAME_LENGTH,
+    GROUP_TYPE, USER_TYPE,
 };
 use crate::core::state::RegistrationKey;
 use crate::core::template::RenderOutcome;
@@ -581,8 +581,8 @@ impl<'r> EntryPreparer<'r> {
                     RenderOutcome::Empty => continue,
                 };
                 for im_name in values {
-                    if let Some(problem) = rules.protocol(&mapping.protocol).problem_with(&im_name)
-                    {
+                    let protocol_rule = rules.protocol(&mapping.protocol);
+                    if let Some(problem) = protocol_rule.problem_with(&im_name) {
                         effects.skip(index).invalid_name += 1;
                         effects.warnings.push(Warning {
                             kind: WarningKind::InvalidName,
@@ -600,10 +600,10 @@ impl<'r> EntryPreparer<'r> {
                         continue;
                     }
                     let im_name: Arc<str> = im_name.into();
-                    let name_key: Arc<str> = if is_own_name_key(&im_name) {
+                    let name_key: Arc<str> = if protocol_rule.is_own_name_key(&im_name) {
                         im_name.clone()
                     } else {
-                        im_name_key(&mapping.protocol, &im_name).into()
+                        protocol_rule.name_key(&im_name).into()
                     };
                     if rules
                         .exclusions

@@ -24,7 +24,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::core::dn::normalize_dn;
-use crate::core::model::{im_name_key, ProfileField, Rules};
+use crate::core::model::{ProfileField, Rules};
 use crate::core::plan::{Action, Change, Kind, Summary};
 use crate::core::state::{
     AccountStatus, GroupRow, RegistrationSource, State, StateAccount, StateRegistration,
@@ -178,8 +178,8 @@ fn row_written(change: &Change) -> Option<(RowKind, Cow<'_, str>)> {
     match change.kind {
         Kind::Account => Some((RowKind::Account, change.account.as_deref()?.into())),
         Kind::Registration => {
-            let (protocol, im_name) = (change.protocol.as_deref()?, change.im_name.as_deref()?);
-            let id = RowId::registration(protocol, &im_name_key(protocol, im_name));
+            change.im_name.as_deref()?;
+            let id = RowId::registration(change.protocol.as_deref()?, &change.name_key());
             Some((RowKind::Registration, id.key.into()))
         }
         Kind::Group | Kind::GroupMember => Some((RowKind::Group, change.group.as_deref()?.into())),

@@ -49,6 +49,9 @@ pub struct ProtocolRule {
     pub max_length: usize,
     /// Names must match this, when set (say `^[a-z0-9._-]+$`).
     pub allowed: Option<Regex>,
+    /// Whether names differing only in case are different names. Off by default: most
+    /// IM services fold case, so `Bob` and `bob` are one name.
+    pub case_sensitive: bool,
 }
 
 /// The default longest IM name.
@@ -59,11 +62,32 @@ impl Default for ProtocolRule {
         ProtocolRule {
             max_length: DEFAULT_MAX_IM_NAME_LENGTH,
             allowed: None,
+            case_sensitive: false,
         }
     }
 }
 
 impl ProtocolRule {
+    /// `im_name` normalised for comparison under this rule: surrounding white space
+    /// removed and, unless the protocol is case-sensitive, lowercased.
+    pub fn name_key(&self, im_name: &str) -> String {
+        if self.case_sensitive {
+            im_name.trim().to_string()
+        } else {
+            im_name_key(im_name)
+        }
+    }
+
+    /// Whether `im_name` is already its own [`ProtocolRule::name_key`], so that the key
+    /// need not be made. Decided for ASCII only: `false` may still be its own key.
+    pub fn is_own_name_key(&self, im_name: &str) -> bool {
+        if self.case_sensitive {
+            im_name.trim().len() == im_name.len()
+        } else {
+            is_own_im_name_key(im_name)
+        }
+    }
+
     /// Why `im_name` cannot be registered under this rule, if it cannot.
     pub fn problem_with(&self, im_name: &str) -> Option<String> {
         if im_name.is_ascii() {
@@ -648,16 +672,16 @@ impl Default for Policy {
     }
 }
 
-/// Normalises an IM name for comparison within a protocol: surrounding white space
-/// removed and, as every supported protocol is case-insensitive, lowercased.
-pub fn im_name_key(_protocol: &str, im_name: &str) -> String {
+/// Normalises an IM name for comparison within a case-insensitive protocol (the
+/// default, [`ProtocolRule::name_key`]): surrounding white space removed, lowercased.
+pub fn im_name_key(im_name: &str) -> String {
     im_name.trim().to_lowercase()
 }
 
 /// Whether `im_name` is already its own [`im_name_key`] (trimmed and lowercase), as
 /// produced names mostly are, so that the key need not be made. Decided for ASCII only:
 /// `false` may still be its own key.
-pub fn is_own_name_key(im_name: &str) -> bool {
+pub fn is_own_im_name_key(im_name: &str) -> bool {
     let bytes = im_name.as_bytes();
     match (bytes.first(), bytes.last()) {
         (Some(&first), Some(&last)) => {
@@ -721,6 +745,7 @@ mod tests {
             ProtocolRule {
                 max_length: 5,
                 allowed: Some(Regex::new("^[a-z]+$").unwrap()),
+                case_sensitive: false,
             },
         ];
         let names = [
@@ -750,6 +775,11 @@ mod tests {
 
     #[test]
     fn own_name_keys_are_recognised_without_making_the_key() {
+        let folding = ProtocolRule::default();
+        let sensitive = ProtocolRule {
+            case_sensitive: true,
+            ..ProtocolRule::default()
+        };
         for name in [
             "bob",
             "bob.smith@x",
@@ -761,13 +791,19 @@ mod tests {
             "ǅ",
             "",
         ] {
-            if is_own_name_key(name) {
-                assert_eq!(im_name_key("aol", name), name, "{name:?}");
+            for rule in [&folding, &sensitive] {
+                if rule.is_own_name_key(name) {
+                    assert_eq!(rule.name_key(name), name, "{name:?}");
+                }
             }
         }
-        assert!(is_own_name_key("bob.smith@x"));
-        assert!(!is_own_name_key("Bob"));
-        assert!(!is_own_name_key(" bob"));
+        assert!(folding.is_own_name_key("bob.smith@x"));
+        assert!(!folding.is_own_name_key("Bob"));
+        assert!(sensitive.is_own_name_key("Bob"));
+        assert!(!folding.is_own_name_key(" bob"));
+        assert!(!sensitive.is_own_name_key(" Bob"));
+        assert_eq!(folding.name_key(" Bob "), "bob");
+        assert_eq!(sensitive.name_key(" Bob "), "Bob");
     }
 
     fn classes(list: &[&str]) -> Vec<String> {

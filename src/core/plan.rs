@@ -23,7 +23,7 @@ use crate::core::desired::{
 };
 use crate::core::dn::normalize_dn;
 use crate::core::model::{
-    im_name_key, is_own_name_key, Departure, GroupKind, Profile, ProfileField, Rules,
+    im_name_key, is_own_im_name_key, Departure, GroupKind, Profile, ProfileField, Rules,
 };
 use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistration};
 
@@ -131,6 +131,15 @@ pub struct Change {
     pub protocol: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub im_name: Option<Arc<str>>,
+    /// For registrations: the name key the row is stored under, when it is not the
+    /// default one (`im_name` trimmed and lowercased): a case-sensitive protocol's name
+    /// with capitals. See [`Change::name_key`].
+    #[serde(
+        rename = "im_name_key",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub name_key: Option<Arc<str>>,
     /// The account's anchor value.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub account: Option<Arc<str>>,
@@ -175,6 +184,7 @@ impl Change {
             kind,
             protocol: None,
             im_name: None,
+            name_key: None,
             account: None,
             mapping: None,
             reason: None,
@@ -189,14 +199,21 @@ impl Change {
         }
     }
 
+    /// A change to the registration of `im_name`, stored under `name_key`.
     fn registration(
         action: Action,
-        protocol: Arc<str>,
+        (protocol, name_key): (Arc<str>, &Arc<str>),
         im_name: Arc<str>,
         account: Arc<str>,
     ) -> Self {
+        let default_key = if is_own_im_name_key(&im_name) {
+            **name_key == *im_name
+        } else {
+            **name_key == *im_name_key(&im_name)
+        };
         Change {
             protocol: Some(protocol),
+            name_key: (!default_key).then(|| name_key.clone()),
             im_name: Some(im_name),
             account: Some(account),
             ..Change::new(action, Kind::Registration)
@@ -245,11 +262,13 @@ impl Change {
         }
     }
 
-    /// The normalised IM name the change orders by; empty without a protocol and a name.
-    fn name_key(&self) -> Cow<'_, str> {
-        match (&self.protocol, &self.im_name) {
-            (Some(_), Some(name)) if is_own_name_key(name) => Cow::Borrowed(&**name),
-            (Some(protocol), Some(name)) => Cow::Owned(im_name_key(protocol, name)),
+    /// A registration change's name key: the one it carries, else the default
+    /// normalisation of its IM name; empty without a protocol and a name.
+    pub fn name_key(&self) -> Cow<'_, str> {
+        match (&self.protocol, &self.name_key, &self.im_name) {
+            (Some(_), Some(key), _) => Cow::Borrowed(&**key),
+            (Some(_), None, Some(name)) if is_own_im_name_key(name) => Cow::Borrowed(&**name),
+            (Some(_), None, Some(name)) => Cow::Owned(im_name_key(name)),
             _ => Cow::Borrowed(""),
         }
     }
@@ -618,7 +637,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                             dn: dn_of(&row.account),
                             ..Change::registration(
                                 Action::Remove,
-                                key.protocol.clone(),
+                                (key.protocol.clone(), &key.name_key),
                                 row.im_name.clone(),
                                 row.account.clone(),
                             )
@@ -743,7 +762,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                         dn: dn_of(&row.account),
                         ..Change::registration(
                             Action::Update,
-                            protocol.clone(),
+                            (protocol.clone(), &name_key),
                             row.im_name.clone(),
                             row.account.clone(),
                         )
@@ -1061,7 +1080,7 @@ fn give_name(
         dn: Some(account.dn.clone()),
         ..Change::registration(
             Action::Add,
-            claim.protocol,
+            (claim.protocol, &claim.name_key),
             claim.im_name,
             account.anchor.clone(),
         )

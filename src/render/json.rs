@@ -237,6 +237,7 @@ impl<'o> Json<'o> {
         let texts = [
             ("protocol", &change.protocol),
             ("im_name", &change.im_name),
+            ("im_name_key", &change.name_key),
             ("account", &change.account),
             ("mapping", &change.mapping),
             ("reason", &change.reason),

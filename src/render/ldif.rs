@@ -29,7 +29,7 @@ use std::io::{self, Write};
 
 use crate::core::dn::{escape_value, AttributeValue, Dn};
 use crate::core::entry::Attribute;
-use crate::core::model::{im_name_key, ProfileField};
+use crate::core::model::ProfileField;
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::ldif::{write_change, write_version, ChangeRecord, ModOp, Modification};
 
@@ -118,11 +118,11 @@ impl LdifBase {
         )
     }
 
-    /// The DN of the entry of the registration of `im_name` (any spelling) on `protocol`.
-    pub fn registration_dn(&self, protocol: &str, im_name: &str) -> String {
+    /// The DN of the entry of the registration with this name key on `protocol`.
+    pub fn registration_dn(&self, protocol: &str, name_key: &str) -> String {
         format!(
             "registrarKey={},ou=registrations,{}",
-            escape_value(&registration_key(protocol, im_name)),
+            escape_value(&registration_key(protocol, name_key)),
             self.dn
         )
     }
@@ -158,10 +158,10 @@ impl Default for LdifBase {
     }
 }
 
-/// The `registrarKey` value of a registration: `<protocol>:<normalised IM name>`. The
-/// protocol (a config name) holds no `:`, so the first `:` splits the two.
-pub fn registration_key(protocol: &str, im_name: &str) -> String {
-    format!("{protocol}:{}", im_name_key(protocol, im_name))
+/// The `registrarKey` value of a registration: `<protocol>:<name key>`. The protocol (a
+/// config name) holds no `:`, so the first `:` splits the two.
+pub fn registration_key(protocol: &str, name_key: &str) -> String {
+    format!("{protocol}:{name_key}")
 }
 
 /// The attribute holding a profile field.
@@ -366,13 +366,14 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
         Kind::Registration => {
             let protocol = required(change, &change.protocol, "protocol")?;
             let im_name = required(change, &change.im_name, "IM name")?;
-            let dn = base.registration_dn(protocol, im_name);
+            let name_key = change.name_key();
+            let dn = base.registration_dn(protocol, &name_key);
             match change.action {
                 Action::Add => Ok(add(
                     &dn,
                     vec![
                         ("objectClass", "registrarRegistration".to_string()),
-                        ("registrarKey", registration_key(protocol, im_name)),
+                        ("registrarKey", registration_key(protocol, &name_key)),
                         ("registrarProtocol", protocol.to_string()),
                         ("registrarImName", im_name.to_string()),
                         (

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::core::dn::normalize_dn;
 use crate::core::drift::{self, RowAfter, RowHashes, RowId, RowKind, WrittenRow};
 use crate::core::interner::Interner;
-use crate::core::model::{im_name_key, Profile, ProfileField};
+use crate::core::model::{Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::core::state::{
     AccountStatus, GroupRow, RegistrationKey, RegistrationSource, State, StateAccount,
@@ -601,11 +601,12 @@ impl Store {
         Ok(new_serial)
     }
 
-    /// Records a manual or self registration. An account DN the store does not know
-    /// becomes an unmanaged account. Returns the account's anchor.
+    /// Records a manual or self registration of `im_name` on `protocol`, under its
+    /// `name_key` (see [`crate::core::model::ProtocolRule::name_key`]). An account DN the
+    /// store does not know becomes an unmanaged account. Returns the account's anchor.
     pub fn register(
         &mut self,
-        protocol: &str,
+        (protocol, name_key): (&str, &str),
         im_name: &str,
         account_dn: &str,
         source: RegistrationSource,
@@ -618,7 +619,6 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
         let dn_key = normalize_dn(account_dn);
-        let name_key = im_name_key(protocol, im_name);
         if let Some((account, held_source)) = transaction
             .query_row(
                 "SELECT account, source FROM registrations WHERE protocol = ?1 AND im_name_key = ?2",
@@ -1055,11 +1055,7 @@ impl BulkRow for RegistrationAdd<'_> {
     const COLUMNS: usize = 6;
     fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
         bulk::bind(statement, first, self.protocol)?;
-        bulk::bind(
-            statement,
-            first + 1,
-            im_name_key(self.protocol, self.im_name),
-        )?;
+        bulk::bind(statement, first + 1, self.change.name_key().as_ref())?;
         bulk::bind(statement, first + 2, self.im_name)?;
         bulk::bind(statement, first + 3, self.account)?;
         bulk::bind(statement, first + 4, RegistrationSource::Ldap.name())?;
@@ -1262,7 +1258,8 @@ fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFa
         (Kind::Registration, action) => {
             let protocol = required(&change.protocol, "protocol")?;
             let im_name = required(&change.im_name, "IM name")?;
-            let key = im_name_key(protocol, im_name);
+            let key = change.name_key();
+            let key = key.as_ref();
             match action {
                 Action::Add => {
                     let mapping = required(&change.mapping, "mapping")?;
