@@ -206,18 +206,17 @@ impl Change {
         im_name: Arc<str>,
         account: Arc<str>,
     ) -> Self {
-        let default_key = if is_own_im_name_key(&im_name) {
-            **name_key == *im_name
-        } else {
-            **name_key == *im_name_key(&im_name)
-        };
-        Change {
+        let mut change = Change {
             protocol: Some(protocol),
-            name_key: (!default_key).then(|| name_key.clone()),
             im_name: Some(im_name),
             account: Some(account),
             ..Change::new(action, Kind::Registration)
+        };
+        // Carried only when the default one (see `name_key`) is not it.
+        if *change.name_key() != **name_key {
+            change.name_key = Some(name_key.clone());
         }
+        change
     }
 
     fn account(action: Action, account: Arc<str>, dn: Option<Arc<str>>) -> Self {
