@@ -112,6 +112,89 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     );
 }
 
+/// A workspace whose directory is `users` generated people, each with an account and two
+/// registrations: a plan of `3 * users` changes.
+fn people_workspace(users: usize) -> Workspace {
+    let ws = Workspace::new();
+    for entry in std::fs::read_dir(ws.config()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    ws.write_config("directory.ldif", &common::ldap_fixture::users_ldif(users));
+    ws.write_config(
+        "registrar.yaml",
+        r#"sources:
+  - name: people
+    anchor: dn
+    ldif:
+      path: directory.ldif
+mappings:
+  - name: xmpp-uid
+    protocol: xmpp
+    value: "{uid}@im.example.com"
+  - name: aol-mail
+    protocol: aol
+    value: "{mail|lower|local_part}"
+"#,
+    );
+    ws
+}
+
+#[test]
+fn a_saved_plan_is_written_as_it_is_read_and_a_break_in_it_applies_nothing() {
+    // Thousands of changes: the writing starts well before the reading ends.
+    let users = 3000;
+    let ws = people_workspace(users);
+    let plan_path = ws.dir.path().join("plan.json");
+    let planned = ws.run(&["plan", "--out", plan_path.to_str().unwrap()]);
+    assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
+    let text = std::fs::read_to_string(&plan_path).unwrap();
+    let header_end = text.find("\"changes\": [").unwrap();
+    assert!(text[..header_end].contains("\"revision_dirty\""));
+
+    // Broken after most of its changes: an error naming the file, and nothing applied,
+    // although the changes before the break had been written in the transaction.
+    let lines: Vec<&str> = text.lines().collect();
+    let change_lines = lines.iter().filter(|l| l.contains("\"action\"")).count();
+    assert_eq!(change_lines, 3 * users);
+    let cut = lines.len() * 9 / 10;
+    let broken = format!(
+        "{}\n    {{\"action\": \"add\", \"kind\": 7}}\n  ]\n}}\n",
+        lines[..cut].join("\n")
+    );
+    let broken_path = ws.dir.path().join("broken.json");
+    std::fs::write(&broken_path, broken).unwrap();
+    let refused = ws.run(&["apply", "--plan", broken_path.to_str().unwrap()]);
+    assert_one_line_error(&refused, &["broken.json", "not a registrar plan"]);
+    let state = ws.state_json();
+    assert_eq!(state["serial"], 0);
+    assert_eq!(state["accounts"].as_array().unwrap().len(), 0);
+    assert_eq!(state["registrations"].as_array().unwrap().len(), 0);
+
+    // The plan whole applies; so does the same plan with its keys in another order
+    // (changes first: read whole, then written), to the same store.
+    let applied = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let streamed = ws.state_json();
+    assert_eq!(streamed["accounts"].as_array().unwrap().len(), users);
+    assert_eq!(streamed["registrations"].as_array().unwrap().len(), 2 * users);
+
+    let other = people_workspace(users);
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sorted = serde_json::to_string(&document).unwrap();
+    assert!(sorted.find("\"changes\"") < sorted.find("\"revision_dirty\""));
+    let sorted_path = other.dir.path().join("sorted.json");
+    std::fs::write(&sorted_path, sorted).unwrap();
+    let applied = other.run(&["apply", "--plan", sorted_path.to_str().unwrap()]);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    assert_eq!(other.state_json(), streamed);
+    // Both kept the snapshot they imported: nothing left to plan, in full or by delta.
+    for ws in [&ws, &other] {
+        let again = ws.run(&["plan", "--mode", "delta", "--detailed-exitcode"]);
+        assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+        assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+    }
+}
+
 #[test]
 fn a_case_sensitive_protocol_keeps_the_case_of_its_names_through_a_saved_plan() {
     let ws = Workspace::new();

@@ -19,13 +19,14 @@ use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::entry::Entry;
 use crate::core::plan::{plan, Plan, PlanError, SourceImport};
 use crate::core::state::{RegistrationSource, State};
-use crate::git::{GitError, Repo};
+use crate::git::GitError;
 use crate::render::{self, Color, PlanDocument};
 use crate::store::{KeptSnapshot, RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
 use region::ByRegion;
 use sources::InputsDigest;
 
+mod apply;
 mod discover;
 mod drift;
 mod export;
@@ -37,6 +38,7 @@ mod snapshots;
 mod sources;
 
 pub use crate::config::raw::ImportMode;
+pub use apply::{apply_command, apply_plan};
 pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
@@ -745,231 +747,6 @@ fn cannot_write_plan(out: &Path, error: std::io::Error) -> AppError {
     AppError::File {
         path: out.to_path_buf(),
         message: format!("cannot write plan: {error}"),
-    }
-}
-
-/// `registrar apply`. With `--rev REV` a saved plan must have been made at REV's commit
-/// from a clean tree; without a saved plan, the config is read at REV and sources in
-/// `mode`. Either way the store keeps, in the same transaction, the snapshot of each
-/// `ldif` source the plan imported.
-pub fn apply_command(
-    context: &Context,
-    saved_plan: Option<&Path>,
-    allow_deletes: bool,
-    mode: ImportMode,
-) -> Result<Outcome, AppError> {
-    let started = Started::now();
-    let rev_flag = context
-        .rev
-        .as_deref()
-        .map(|rev| format!(" --rev {rev}"))
-        .unwrap_or_default();
-    let (to_apply, dirty, command, files, plan_name) = match saved_plan {
-        Some(path) => {
-            let (saved, dirty) = saved_plan::read_plan(path)?;
-            if let Some(rev) = &context.rev {
-                check_plan_revision(context, path, &saved, dirty, rev)?;
-            }
-            let files = saved_plan_files(context, &saved, dirty)?;
-            (
-                saved,
-                dirty,
-                format!("apply --plan {}{rev_flag}", path.display()),
-                files,
-                format!("plan {}", path.display()),
-            )
-        }
-        None => {
-            let reconciled = reconcile(context, None, mode)?;
-            print_stdout(&render::text(&reconciled.plan, context.color));
-            let mode_flag = match mode {
-                ImportMode::Full => "",
-                ImportMode::Delta => " --mode delta",
-            };
-            (
-                reconciled.plan,
-                reconciled.revision_dirty,
-                format!("apply{mode_flag}{rev_flag}"),
-                head_files(context)?,
-                "the plan".to_string(),
-            )
-        }
-    };
-    if let Some(reason) = &to_apply.summary.blocked_reason {
-        if !allow_deletes {
-            return Err(AppError::Refused(format!(
-                "plan is blocked: {reason}; nothing was applied (rerun with --allow-deletes if this is intended)"
-            )));
-        }
-    }
-    let run = RunRecord {
-        revision: recorded_revision(&to_apply, dirty),
-        ..started.record(command)
-    };
-    let imported = Imported {
-        files: &files,
-        plan_name: &plan_name,
-    };
-    let serial = apply_recorded(context, &to_apply, imported, run, Some(&started))?;
-    let s = &to_apply.summary;
-    println!(
-        "Apply complete: {} added, {} updated, {} removed, {} deactivated, {} reactivated. State serial {serial}.",
-        s.add, s.update, s.remove, s.deactivate, s.reactivate
-    );
-    Ok(Outcome::Success)
-}
-
-/// Where an apply reads again the files its plan imported, and how it names the plan.
-struct Imported<'a> {
-    files: &'a Tree,
-    plan_name: &'a str,
-}
-
-/// The files a saved plan's imports are read again from: `--rev`'s commit (checked to
-/// be the plan's), else the plan's commit when it was made from a clean tree and the
-/// repository has it, else the working tree. The digests the plan recorded decide
-/// whether they are still the files it imported.
-fn saved_plan_files(context: &Context, saved: &Plan, dirty: bool) -> Result<Tree, AppError> {
-    if context.rev.is_some() {
-        return head_files(context);
-    }
-    Ok(match (&saved.revision, dirty) {
-        (Some(commit), false) => Tree::at_revision(&context.config_dir, commit)
-            .unwrap_or_else(|_| Tree::working_tree(&context.config_dir)),
-        _ => Tree::working_tree(&context.config_dir),
-    })
-}
-
-/// Refuses a saved plan that was not made at `rev`'s commit from a clean tree.
-fn check_plan_revision(
-    context: &Context,
-    path: &Path,
-    saved: &Plan,
-    dirty: bool,
-    rev: &str,
-) -> Result<(), AppError> {
-    let repo = Repo::discover(&context.config_dir)?.ok_or_else(|| GitError::NotARepository {
-        rev: rev.to_string(),
-        path: context.config_dir.clone(),
-    })?;
-    let commit = repo.resolve(rev)?.to_string();
-    let refuse = |why: String| {
-        Err(AppError::Refused(format!(
-            "plan {} {why}, not at --rev {rev} ({commit}); nothing was applied (make the plan with `plan --rev {rev} --out FILE`)",
-            path.display()
-        )))
-    };
-    match saved.revision.as_deref() {
-        None => refuse("records no revision".to_string()),
-        Some(planned) if planned != commit => refuse(format!("was made at revision {planned}")),
-        Some(planned) if dirty => refuse(format!(
-            "was made from a working tree with uncommitted changes on {planned}"
-        )),
-        Some(_) => Ok(()),
-    }
-}
-
-/// The revision a run records: the plan's commit, `-dirty` when the working tree
-/// differed from it (like `git describe --dirty`).
-fn recorded_revision(plan: &Plan, dirty: bool) -> Option<String> {
-    plan.revision.as_ref().map(|commit| {
-        if dirty {
-            format!("{commit}-dirty")
-        } else {
-            commit.clone()
-        }
-    })
-}
-
-/// Applies `plan`, just made by [`reconcile`] with `context`, to the store in one
-/// transaction, keeping the snapshots it imported, and records the run with the plan's
-/// revision. Returns the new state serial.
-pub fn apply_plan(
-    context: &Context,
-    plan: &Plan,
-    command: &str,
-    started_at: String,
-) -> Result<i64, AppError> {
-    let run = RunRecord {
-        revision: plan.revision.clone(),
-        ..RunRecord::new(command, started_at)
-    };
-    let files = head_files(context)?;
-    let imported = Imported {
-        files: &files,
-        plan_name: "the plan",
-    };
-    apply_recorded(context, plan, imported, run, None)
-}
-
-/// Applies `plan` and records `run` with the plan's counts, finished now; with
-/// `started`, its duration runs up to here.
-fn apply_recorded(
-    context: &Context,
-    plan: &Plan,
-    imported: Imported,
-    run: RunRecord,
-    started: Option<&Started>,
-) -> Result<i64, AppError> {
-    let store = Store::open(&context.state_path)?;
-    // Checked again inside the transaction; here so that a stale plan is told as such
-    // before its files are read again.
-    let serial = store.serial()?;
-    if serial != plan.state_serial {
-        return Err(StoreError::StalePlan {
-            planned: plan.state_serial,
-            actual: serial,
-        }
-        .into());
-    }
-    // The plan's totals stand for delta plans by region when its config is the one
-    // beside the files it imported, and one a region can be planned under.
-    let config = config::load(imported.files, &context.config_dir)
-        .ok()
-        .filter(|config| {
-            !plan.config_digest.is_empty()
-                && InputsDigest::config_only(&config.files) == plan.config_digest
-                && region::blocker(config).is_none()
-        });
-    let keeping = snapshots::keeping(
-        plan,
-        imported.plan_name,
-        imported.files,
-        &context.config_dir,
-        &store,
-        config.as_ref().map(|config| &config.rules),
-    )?;
-    let run = with_counts(
-        RunRecord {
-            finished_at: now(),
-            duration_ms: started.map(Started::millis).or(run.duration_ms),
-            ..run
-        },
-        plan,
-    );
-    // A long apply shows its progress on a terminal's stderr.
-    let mut progress = progress::Progress::new("apply", "changes", Some(plan.changes.len() as u64));
-    snapshots::apply_keeping(
-        store,
-        plan,
-        run,
-        keeping,
-        imported.plan_name,
-        (imported.files, &context.config_dir),
-        move |done| progress.advance_to(done),
-    )
-}
-
-/// `run` with the counts of `plan`'s summary.
-fn with_counts(run: RunRecord, plan: &Plan) -> RunRecord {
-    let s = &plan.summary;
-    RunRecord {
-        added: s.add,
-        updated: s.update,
-        removed: s.remove,
-        deactivated: s.deactivate,
-        reactivated: s.reactivate,
-        ..run
     }
 }
 

@@ -2,9 +2,15 @@
 //! parsed in one streamed pass from the file, without a tree of the document or the whole
 //! text in memory. A first import of a million users is a plan of millions of changes.
 //!
+//! The changes go to a [`PlanSink`] a batch at a time as they are read, after the plan's
+//! header (every field before `changes` in the file `plan --out` writes), so that an
+//! apply writes them while the rest of the file is read. A file with its header fields
+//! elsewhere (key order is not part of the JSON) is read whole first, then handed over
+//! the same way.
+//!
 //! The strings the changes repeat (an account's anchor and DN, mapping, protocol, source
 //! and group names) are read into one shared `Arc<str>` each, as the planner made them.
-//! This reads; whether the plan may be applied is decided by the caller.
+//! This reads; whether the plan may be applied is decided by the sink.
 
 use std::fmt;
 use std::io::BufReader;
@@ -17,21 +23,38 @@ use super::AppError;
 use crate::core::interner::Interner;
 use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION};
 
-/// Reads the saved plan at `path`, and whether it was made from a dirty working tree.
-pub(super) fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
+/// Changes handed to a [`PlanSink`] at a time.
+const CHANGES_PER_BATCH: usize = 4096;
+
+/// Where the parts of a saved plan go as they are read.
+pub(super) trait PlanSink {
+    /// The plan's header: the plan with no changes, warnings or skip counts yet (they
+    /// come later), and whether it was made from a dirty working tree. Heard once,
+    /// before any change; `false` stops the reading.
+    fn head(&mut self, head: &Plan, dirty: bool) -> bool;
+    /// The next changes of the plan, in order; `false` stops the reading.
+    fn changes(&mut self, batch: Vec<Change>) -> bool;
+}
+
+/// Reads the saved plan at `path`, its changes handed to `sink` after its header.
+/// Returns the plan without its changes (they went to `sink`) and whether it was made
+/// from a dirty working tree; `None` when the sink stopped the reading.
+pub(super) fn read_plan(
+    path: &Path,
+    sink: &mut dyn PlanSink,
+) -> Result<Option<(Plan, bool)>, AppError> {
     let error = |message: String| AppError::File {
         path: path.to_path_buf(),
         message,
     };
     let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
-    // A change takes more than 64 bytes of JSON: room for the changes the summary
-    // counts, within what the file can hold, is made once.
-    let most = file.metadata().map_or(0, |m| m.len() / 64);
     let mut unsupported = None;
+    let mut stopped = false;
     let mut reader = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
     let read = DocumentSeed {
         unsupported: &mut unsupported,
-        most,
+        stopped: &mut stopped,
+        sink,
     }
     .deserialize(&mut reader)
     .and_then(|document| reader.end().map(|()| document));
@@ -41,18 +64,19 @@ pub(super) fn read_plan(path: &Path) -> Result<(Plan, bool), AppError> {
         )));
     }
     match read {
-        Ok(document) => Ok(document),
+        _ if stopped => Ok(None),
+        Ok(document) => Ok(Some(document)),
         Err(e) if e.is_io() => Err(error(format!("cannot read plan: {e}"))),
         Err(e) => Err(error(format!("not a registrar plan: {e}"))),
     }
 }
 
 /// The plan document; a `format_version` this build does not read stops it, noted in
-/// `unsupported`.
-struct DocumentSeed<'u> {
-    unsupported: &'u mut Option<u64>,
-    /// The most changes the file can hold.
-    most: u64,
+/// `unsupported`, and so does the sink, noted in `stopped`.
+struct DocumentSeed<'r> {
+    unsupported: &'r mut Option<u64>,
+    stopped: &'r mut bool,
+    sink: &'r mut dyn PlanSink,
 }
 
 impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
@@ -77,12 +101,18 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
         let mut inputs_digest = None;
         let mut config_digest = None;
         let mut summary = None;
-        let mut changes = None;
         let mut warnings = None;
         let mut skipped = None;
         let mut group_skipped = None;
         let mut imports = None;
-        let mut dirty = false;
+        let mut dirty = None;
+        // Changes read before the header was whole, handed over at the end.
+        let mut held: Option<Vec<Change>> = None;
+        let mut handed_over = false;
+        let stop = |stopped: &mut bool| {
+            *stopped = true;
+            de::Error::custom("stopped")
+        };
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "format_version" => {
@@ -98,24 +128,60 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 "inputs_digest" => inputs_digest = Some(map.next_value()?),
                 "config_digest" => config_digest = Some(map.next_value()?),
                 "summary" => summary = Some(map.next_value::<Summary>()?),
+                "changes" if handed_over || held.is_some() => {
+                    return Err(de::Error::duplicate_field("changes"))
+                }
                 "changes" => {
-                    let counted = summary.as_ref().map_or(0, |s| {
-                        [s.add, s.update, s.remove, s.deactivate, s.reactivate]
-                            .iter()
-                            .fold(0u64, |sum, n| sum.saturating_add(*n))
-                    });
-                    let capacity = counted.min(self.most) as usize;
-                    changes = Some(map.next_value_seed(ChangesSeed { capacity })?)
+                    // `revision_dirty` ends the header `plan --out` writes.
+                    let head = match (format_version, state_serial, &summary, dirty) {
+                        (Some(format_version), Some(state_serial), Some(summary), Some(dirty)) => {
+                            Some((
+                                Plan {
+                                    format_version,
+                                    revision: revision.clone(),
+                                    state_serial,
+                                    inputs_digest: inputs_digest.clone().unwrap_or_default(),
+                                    config_digest: config_digest.clone().unwrap_or_default(),
+                                    summary: summary.clone(),
+                                    changes: Vec::new(),
+                                    warnings: Vec::new(),
+                                    skipped: Default::default(),
+                                    group_skipped: Default::default(),
+                                    imports: imports.clone().unwrap_or_default(),
+                                },
+                                dirty,
+                            ))
+                        }
+                        _ => None,
+                    };
+                    match head {
+                        Some((head, dirty)) => {
+                            if !self.sink.head(&head, dirty) {
+                                return Err(stop(self.stopped));
+                            }
+                            let seed = ChangesSeed {
+                                sink: Some(&mut *self.sink),
+                            };
+                            if map.next_value_seed(seed)?.is_none() {
+                                return Err(stop(self.stopped));
+                            }
+                            handed_over = true;
+                        }
+                        None => held = map.next_value_seed(ChangesSeed { sink: None })?,
+                    }
                 }
                 "warnings" => warnings = Some(map.next_value()?),
                 "skipped" => skipped = Some(map.next_value()?),
                 "group_skipped" => group_skipped = Some(map.next_value()?),
                 "imports" => imports = Some(map.next_value()?),
-                "revision_dirty" => dirty = map.next_value()?,
+                "revision_dirty" => dirty = Some(map.next_value()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+        }
+        if !handed_over && held.is_none() {
+            return Err(de::Error::missing_field("changes"));
         }
         let plan = Plan {
             format_version: format_version
@@ -125,46 +191,68 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             inputs_digest: inputs_digest.unwrap_or_default(),
             config_digest: config_digest.unwrap_or_default(),
             summary: summary.ok_or_else(|| de::Error::missing_field("summary"))?,
-            changes: changes.ok_or_else(|| de::Error::missing_field("changes"))?,
+            changes: Vec::new(),
             warnings: warnings.ok_or_else(|| de::Error::missing_field("warnings"))?,
             skipped: skipped.unwrap_or_default(),
             group_skipped: group_skipped.unwrap_or_default(),
             imports: imports.unwrap_or_default(),
         };
+        let dirty = dirty.unwrap_or(false);
+        if let Some(changes) = held {
+            if !self.sink.head(&plan, dirty) || !self.sink.changes(changes) {
+                return Err(stop(self.stopped));
+            }
+        }
         Ok((plan, dirty))
     }
 }
 
-/// The `changes` array, its strings shared, with room for `capacity` changes.
-struct ChangesSeed {
-    capacity: usize,
+/// The `changes` array, its strings shared: handed to `sink` a batch at a time (`None`
+/// when it stops the reading), or without one, held whole.
+struct ChangesSeed<'s> {
+    sink: Option<&'s mut dyn PlanSink>,
 }
 
-impl<'de> DeserializeSeed<'de> for ChangesSeed {
-    type Value = Vec<Change>;
+impl<'de> DeserializeSeed<'de> for ChangesSeed<'_> {
+    type Value = Option<Vec<Change>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for ChangesSeed {
-    type Value = Vec<Change>;
+impl<'de> Visitor<'de> for ChangesSeed<'_> {
+    type Value = Option<Vec<Change>>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("an array of changes")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut strings = Interner::default();
-        let mut changes = Vec::with_capacity(self.capacity);
+        let mut batch = Vec::with_capacity(CHANGES_PER_BATCH);
         while let Some(change) = seq.next_element_seed(ChangeSeed {
             strings: &mut strings,
         })? {
-            changes.push(change);
+            batch.push(change);
+            if let Some(sink) = self
+                .sink
+                .as_mut()
+                .filter(|_| batch.len() == CHANGES_PER_BATCH)
+            {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(CHANGES_PER_BATCH));
+                if !sink.changes(full) {
+                    return Ok(None);
+                }
+            }
         }
-        changes.shrink_to_fit();
-        Ok(changes)
+        match self.sink {
+            Some(sink) => {
+                let heard = batch.is_empty() || sink.changes(batch);
+                Ok(heard.then(Vec::new))
+            }
+            None => Ok(Some(batch)),
+        }
     }
 }
 
@@ -357,11 +445,45 @@ mod tests {
   "effect": {"anything": [1, 2]}
 }"#;
 
+    /// Collects what the reading hands over, checking the order.
+    #[derive(Default)]
+    struct Collect {
+        head: Option<(Plan, bool)>,
+        changes: Vec<Change>,
+        batches: usize,
+    }
+
+    impl PlanSink for Collect {
+        fn head(&mut self, head: &Plan, dirty: bool) -> bool {
+            assert!(self.head.is_none() && self.changes.is_empty());
+            self.head = Some((head.clone(), dirty));
+            true
+        }
+
+        fn changes(&mut self, batch: Vec<Change>) -> bool {
+            assert!(self.head.is_some());
+            self.batches += 1;
+            self.changes.extend(batch);
+            true
+        }
+    }
+
+    /// The plan `text` read back whole, its header as the sink heard it, and how many
+    /// batches its changes came in.
     fn read_text(text: &str) -> Result<(Plan, bool), AppError> {
+        read_collected(text).map(|(plan, dirty, _, _)| (plan, dirty))
+    }
+
+    fn read_collected(text: &str) -> Result<(Plan, bool, Plan, usize), AppError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.json");
         std::fs::write(&path, text).unwrap();
-        read_plan(&path)
+        let mut sink = Collect::default();
+        let (mut plan, dirty) = read_plan(&path, &mut sink)?.expect("not stopped");
+        let (head, head_dirty) = sink.head.expect("a header");
+        assert_eq!(dirty, head_dirty);
+        plan.changes = sink.changes;
+        Ok((plan, dirty, head, sink.batches))
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! footprints of the kept entries and the standing facts a delta plan by region reads
 //! (`app/region.rs`).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
@@ -20,16 +21,17 @@ use super::AppError;
 use crate::config::{SourceLocation, SourceSettings};
 use crate::core::desired::EntryPreparer;
 use crate::core::dn::normalize_dn;
-use crate::core::drift;
+use crate::core::drift::WrittenRow;
 use crate::core::entry::Entry;
 use crate::core::model::Rules;
-use crate::core::plan::{ImportedFile, Plan, SourceImport};
+use crate::core::plan::{Change, ImportedFile, Plan, SourceImport};
 use crate::core::region::StandingFacts;
 use crate::ldif::{
     self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
 };
 use crate::store::{
-    KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing, Store,
+    ChangeWriter, KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing,
+    Store,
 };
 use crate::tree::Tree;
 
@@ -228,8 +230,9 @@ pub(super) struct Keeping<'r> {
     /// In order: writes ready to go, and whole snapshots to read again as they are
     /// written.
     writes: Vec<Keep>,
-    /// Whether the apply leaves standing facts (when every snapshot is kept).
-    standing: Option<Standing>,
+    /// The config digest of the standing facts the apply leaves (when every snapshot is
+    /// kept); the facts are the plan's totals, known once the plan is read.
+    standing: Option<String>,
     preparer: Option<EntryPreparer<'r>>,
 }
 
@@ -242,7 +245,8 @@ enum Keep {
 
 /// What an apply of `plan` keeps besides its changes: the snapshot writes that make
 /// `store` keep what `plan` imported, worked out before the apply's transaction (which
-/// checks that the kept snapshots are still the ones read here), and the standing facts.
+/// checks that the kept snapshots are still the ones read here), and whether the plan's
+/// totals stand. Only the plan's header is read (its changes may still be on their way).
 /// Files are read from `files` and must have the digests the plan recorded.
 ///
 /// Per source: nothing when the kept snapshot is already what the plan imported; an
@@ -294,10 +298,7 @@ pub(super) fn keeping<'r>(
     let all_kept = !writes
         .iter()
         .any(|write| matches!(write, Keep::Ready(SnapshotWrite::Forget { .. })));
-    let standing = (rules.is_some() && all_kept).then(|| Standing {
-        config_digest: plan.config_digest.clone(),
-        facts: StandingFacts::of(plan),
-    });
+    let standing = (rules.is_some() && all_kept).then(|| plan.config_digest.clone());
     Ok(Keeping {
         writes,
         standing,
@@ -318,66 +319,152 @@ fn refuse(plan_name: &str, import: &SourceImport, message: String) -> AppError {
 const ROWS_PER_BATCH: usize = 1024;
 const BATCHES_IN_FLIGHT: usize = 8;
 
-/// What the reading thread sends the writing one, for each whole snapshot in turn.
-enum Feed {
+/// What an apply's reading side hands its writing thread, in this order: the plan's
+/// changes in order, `ChangesEnd`, the standing facts the apply leaves, each whole
+/// snapshot's rows and then its end (in the order of [`Keeping`]'s writes), and last the
+/// rows the changes wrote.
+pub(super) enum ToWriter<'p> {
+    Changes(Cow<'p, [Change]>),
+    ChangesEnd,
+    Standing(Option<Standing>),
     Rows(Vec<KeptEntry>),
     /// The snapshot is read: `Ok(Some(why))` when it cannot be kept, `Err` when its
     /// files are not the ones the plan imported.
     End(Result<Option<String>, String>),
+    Written(Vec<WrittenRow>),
 }
 
-/// Applies `plan` to `store` in one transaction with what `keeping` keeps: the whole
-/// snapshots are read again on this thread while another thread writes them (first, so
-/// that the two overlap) and then the plan's changes.
-pub(super) fn apply_keeping(
+/// The channel from an apply's reading side to its writing thread; a few messages wait
+/// at most, so that reading never runs far ahead of writing.
+pub(super) struct ToWriterChannel<'p> {
+    sender: SyncSender<ToWriter<'p>>,
+    receiver: Receiver<ToWriter<'p>>,
+}
+
+impl<'p> ToWriterChannel<'p> {
+    pub(super) fn new() -> Self {
+        let (sender, receiver) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+        ToWriterChannel { sender, receiver }
+    }
+
+    /// Another sender, for a thread that hands over the changes.
+    pub(super) fn sender(&self) -> SyncSender<ToWriter<'p>> {
+        self.sender.clone()
+    }
+}
+
+/// What the reading side worked out of the plan while handing its changes over.
+pub(super) struct HandedOver {
+    /// The plan's totals, which stand for delta plans when [`Keeping`] says so.
+    pub(super) facts: StandingFacts,
+    /// [`drift::written_rows`] of the plan's changes.
+    pub(super) written: Vec<WrittenRow>,
+}
+
+/// Applies a plan made at store serial `planned` to `store` in one transaction, with what
+/// `keeping` keeps. Two threads share the work: this one reads, the other writes. Here
+/// `hand_over` sends the plan's changes ([`ToWriter::Changes`], as many at a time as it
+/// likes, possibly from another thread) and answers what it worked out of them (`None`
+/// when the writing thread stopped listening); then the whole snapshots are read again
+/// and streamed over, and the written rows follow. The writing thread writes the changes,
+/// the snapshots, then the hashes. An error of the reading side wins over the writing
+/// thread's (which is then only that the reading stopped).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn apply_keeping<'p>(
     store: Store,
-    plan: &Plan,
+    planned: i64,
     run: RunRecord,
     keeping: Keeping<'_>,
     plan_name: &str,
     (files, config_dir): (&Tree, &Path),
     mut progress: impl FnMut(u64) + Send,
+    channel: ToWriterChannel<'p>,
+    hand_over: impl FnOnce(&SyncSender<ToWriter<'p>>) -> Result<Option<HandedOver>, AppError>,
 ) -> Result<i64, AppError> {
-    let (sender, receiver) = mpsc::sync_channel::<Feed>(BATCHES_IN_FLIGHT);
-    let (rows_sender, rows) = mpsc::sync_channel(1);
-    let (writes, standing) = (&keeping.writes, keeping.standing);
+    let ToWriterChannel { sender, receiver } = channel;
+    let Keeping {
+        writes,
+        standing,
+        preparer,
+    } = keeping;
     std::thread::scope(|scope| {
+        let writes = &writes;
         let writing = scope.spawn(move || {
             let mut store = store;
-            let keep = |writer: &mut SnapshotWriter<'_>| {
-                write_kept(writer, writes, standing, &receiver, plan_name)
+            let unfinished = || {
+                AppError::Refused(format!(
+                    "{plan_name} was not read to the end; nothing was applied"
+                ))
             };
-            // Worked out on the reading thread while this one writes the changes (or
-            // here, if that thread is gone).
-            let written = || {
-                rows.recv()
-                    .unwrap_or_else(|_| drift::written_rows(&plan.changes))
-            };
-            store.apply_keeping(plan, run, &mut progress, keep, written)
-        });
-        for keep in writes {
-            if let Keep::Whole(import) = keep {
-                let mut send = |rows| sender.send(Feed::Rows(rows)).is_ok();
-                let end = read_whole(
-                    import,
-                    files,
-                    config_dir,
-                    keeping.preparer.as_ref(),
-                    &mut send,
-                );
-                // The writing thread stops listening only when it has failed, and
-                // tells why.
-                if sender.send(Feed::End(end)).is_err() {
-                    break;
+            let changes = |writer: &mut ChangeWriter<'_>| loop {
+                match receiver.recv() {
+                    Ok(ToWriter::Changes(batch)) => writer.write(&batch, &mut progress)?,
+                    Ok(ToWriter::ChangesEnd) => return Ok(()),
+                    _ => return Err(unfinished()),
                 }
+            };
+            let keep = |writer: &mut SnapshotWriter<'_>| match receiver.recv() {
+                Ok(ToWriter::Standing(standing)) => {
+                    write_kept(writer, writes, standing, &receiver, plan_name)
+                }
+                _ => Err(unfinished()),
+            };
+            let written = || match receiver.recv() {
+                Ok(ToWriter::Written(rows)) => Ok(rows),
+                _ => Err(unfinished()),
+            };
+            store.apply_keeping(planned, run, changes, keep, written)
+        });
+        let read = read_side(
+            &sender,
+            hand_over,
+            standing,
+            writes,
+            (files, config_dir),
+            preparer.as_ref(),
+        );
+        drop(sender);
+        let written = writing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match read {
+            Err(e) => Err(e),
+            Ok(_) => written,
+        }
+    })
+}
+
+/// The reading side of [`apply_keeping`]: everything the writing thread hears. `Ok(false)`
+/// when it stopped listening (it tells why itself).
+fn read_side<'p>(
+    sender: &SyncSender<ToWriter<'p>>,
+    hand_over: impl FnOnce(&SyncSender<ToWriter<'p>>) -> Result<Option<HandedOver>, AppError>,
+    standing: Option<String>,
+    writes: &[Keep],
+    (files, config_dir): (&Tree, &Path),
+    preparer: Option<&EntryPreparer>,
+) -> Result<bool, AppError> {
+    let Some(HandedOver { facts, written }) = hand_over(sender)? else {
+        return Ok(false);
+    };
+    let standing = standing.map(|config_digest| Standing {
+        config_digest,
+        facts,
+    });
+    let send = |message| sender.send(message).is_ok();
+    if !send(ToWriter::ChangesEnd) || !send(ToWriter::Standing(standing)) {
+        return Ok(false);
+    }
+    for keep in writes {
+        if let Keep::Whole(import) = keep {
+            let mut send_rows = |rows| send(ToWriter::Rows(rows));
+            let end = read_whole(import, files, config_dir, preparer, &mut send_rows);
+            if !send(ToWriter::End(end)) {
+                return Ok(false);
             }
         }
-        drop(sender);
-        let _ = rows_sender.send(drift::written_rows(&plan.changes));
-        writing
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    }
+    Ok(send(ToWriter::Written(written)))
 }
 
 /// The writing thread's side of [`apply_keeping`]: carries out `writes` in order, the
@@ -387,7 +474,7 @@ fn write_kept(
     writer: &mut SnapshotWriter<'_>,
     writes: &[Keep],
     mut standing: Option<Standing>,
-    receiver: &mpsc::Receiver<Feed>,
+    receiver: &Receiver<ToWriter<'_>>,
     plan_name: &str,
 ) -> Result<Option<Standing>, AppError> {
     for keep in writes {
@@ -402,15 +489,15 @@ fn write_kept(
         let mut shared_dn = false;
         let unkept = loop {
             match receiver.recv() {
-                Ok(Feed::Rows(rows)) => {
+                Ok(ToWriter::Rows(rows)) => {
                     shared_dn = shared_dn || !writer.add(&import.source, &rows)?;
                 }
-                Ok(Feed::End(Ok(unwritable))) => {
+                Ok(ToWriter::End(Ok(unwritable))) => {
                     break unwritable
                         .or_else(|| shared_dn.then(|| "two entries share a DN".to_string()))
                 }
-                Ok(Feed::End(Err(message))) => return Err(refuse(plan_name, import, message)),
-                Err(_) => {
+                Ok(ToWriter::End(Err(message))) => return Err(refuse(plan_name, import, message)),
+                _ => {
                     let message = "it was not read to the end".to_string();
                     return Err(refuse(plan_name, import, message));
                 }

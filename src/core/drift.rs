@@ -17,8 +17,8 @@
 //! Unmanaged (manual and self) registrations are listed too, as information: they are
 //! legitimate, so they are not drift.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -172,17 +172,17 @@ pub enum RowAfter {
     Reread,
 }
 
-/// The managed row a change writes (its kind and key, borrowed from the change where
-/// the key is a plain value).
-fn row_written(change: &Change) -> Option<(RowKind, Cow<'_, str>)> {
+/// The managed row a change writes: its kind and key (shared with the change where the
+/// key is a plain value).
+fn row_written(change: &Change) -> Option<(RowKind, Arc<str>)> {
     match change.kind {
-        Kind::Account => Some((RowKind::Account, change.account.as_deref()?.into())),
+        Kind::Account => Some((RowKind::Account, change.account.clone()?)),
         Kind::Registration => {
             change.im_name.as_deref()?;
             let id = RowId::registration(change.protocol.as_deref()?, &change.name_key());
             Some((RowKind::Registration, id.key.into()))
         }
-        Kind::Group | Kind::GroupMember => Some((RowKind::Group, change.group.as_deref()?.into())),
+        Kind::Group | Kind::GroupMember => Some((RowKind::Group, change.group.clone()?)),
     }
 }
 
@@ -227,38 +227,56 @@ fn row_after(change: &Change) -> RowAfter {
 
 /// A managed row a plan writes, and what its last change leaves of it.
 #[derive(Debug)]
-pub struct WrittenRow<'p> {
+pub struct WrittenRow {
     pub kind: RowKind,
-    /// Its key (see [`RowId`]), borrowed from the change where it is a plain value.
-    pub key: Cow<'p, str>,
+    /// Its key (see [`RowId`]).
+    pub key: Arc<str>,
     pub after: RowAfter,
 }
 
 /// The managed rows `changes` write, each once and in row order, with what the last
 /// change of each leaves of it: what an apply records the hashes of.
-pub fn written_rows(changes: &[Change]) -> Vec<WrittenRow<'_>> {
-    // Sorted by row, stable: the last change of each row is the last of its run.
-    let mut touched: Vec<(RowKind, Cow<'_, str>, &Change)> = changes
-        .iter()
-        .filter_map(|change| row_written(change).map(|(kind, key)| (kind, key, change)))
-        .collect();
-    touched.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let mut rows = Vec::with_capacity(touched.len());
-    let mut touched = touched.into_iter().peekable();
-    while let Some((kind, key, change)) = touched.next() {
-        if touched
-            .peek()
-            .is_some_and(|next| (next.0, &next.1) == (kind, &key))
-        {
-            continue;
-        }
-        rows.push(WrittenRow {
-            kind,
-            key,
-            after: row_after(change),
-        });
+pub fn written_rows(changes: &[Change]) -> Vec<WrittenRow> {
+    let mut rows = WrittenRows::default();
+    rows.add(changes);
+    rows.finish()
+}
+
+/// [`written_rows`] of a plan whose changes come a batch at a time (a saved plan as it
+/// is read): each batch is looked at once, and need not be kept.
+#[derive(Debug, Default)]
+pub struct WrittenRows {
+    /// Every row written so far, in plan order, with what its change left of it.
+    touched: Vec<WrittenRow>,
+}
+
+impl WrittenRows {
+    /// Takes in the next changes of the plan.
+    pub fn add(&mut self, changes: &[Change]) {
+        self.touched.extend(changes.iter().filter_map(|change| {
+            let (kind, key) = row_written(change)?;
+            Some(WrittenRow {
+                kind,
+                key,
+                after: row_after(change),
+            })
+        }));
     }
-    rows
+
+    /// The rows, each once (its last change deciding) and in row order.
+    pub fn finish(self) -> Vec<WrittenRow> {
+        let mut touched = self.touched;
+        // Sorted by row, stable: the last change of each row is the last of its run.
+        touched.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+        let mut rows: Vec<WrittenRow> = Vec::with_capacity(touched.len());
+        for row in touched {
+            match rows.last_mut() {
+                Some(last) if (last.kind, &last.key) == (row.kind, &row.key) => *last = row,
+                _ => rows.push(row),
+            }
+        }
+        rows
+    }
 }
 
 /// The hashes of every managed row of `state`: accounts from a source, registrations

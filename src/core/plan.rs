@@ -96,6 +96,21 @@ pub struct Summary {
     pub blocked_reason: Option<String>,
 }
 
+impl Summary {
+    /// How many changes the plan has (each counts under its action).
+    pub fn changes(&self) -> u64 {
+        [
+            self.add,
+            self.update,
+            self.remove,
+            self.deactivate,
+            self.reactivate,
+        ]
+        .iter()
+        .fold(0, |sum, n| sum.saturating_add(*n))
+    }
+}
+
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,7 +10,6 @@ mod bulk;
 mod migrations;
 mod snapshots;
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -147,6 +146,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        configure_sqlite();
         let connection = Connection::open(path).map_err(|source| sqlite(path, source))?;
         let mut store = Store {
             connection,
@@ -160,7 +160,7 @@ impl Store {
         // pages for the millions of rows of a large directory.
         store
             .connection
-            .execute_batch("PRAGMA page_size = 16384; PRAGMA foreign_keys = OFF;")
+            .execute_batch("PRAGMA page_size = 16384;")
             .map_err(|e| store.error(e))?;
         // Room for the bulk inserts' statements (`bulk.rs`) beside the others.
         store.connection.set_prepared_statement_cache_capacity(64);
@@ -505,7 +505,7 @@ impl Store {
     }
 
     /// [`Store::apply`], writing `kept` (the snapshots the plan imported, the standing
-    /// facts it leaves) in the same transaction: [`Store::apply_keeping`] with writes
+    /// facts it leaves) in the same transaction: [`Store::apply_keeping`] with everything
     /// known beforehand.
     pub fn apply_with_snapshots(
         &mut self,
@@ -520,27 +520,34 @@ impl Store {
             }
             Ok::<_, StoreError>(kept.standing.clone())
         };
-        self.apply_keeping(plan, run, progress, keep, || {
-            drift::written_rows(&plan.changes)
-        })
+        self.apply_keeping(
+            plan.state_serial,
+            run,
+            |writer| writer.write(&plan.changes, progress),
+            keep,
+            || Ok(drift::written_rows(&plan.changes)),
+        )
     }
 
-    /// [`Store::apply`], with `keep` writing the snapshots the plan imported through a
-    /// [`SnapshotWriter`] in the same transaction (first, so that their entries can
-    /// stream in while they are read again) and returning the standing facts the apply
-    /// leaves, so that the store never keeps a snapshot whose plan did not land. An error
-    /// from `keep` leaves the store as it was. The serial moves when the plan has changes
-    /// or a snapshot is written: a saved plan made from the old snapshot is stale.
-    /// `progress` hears how many changes are done as it goes; `written` answers, once they
-    /// are, [`drift::written_rows`] of the plan's changes (worked out meanwhile elsewhere,
-    /// if the caller likes).
-    pub fn apply_keeping<'p, E: From<StoreError>>(
+    /// Applies a plan made at store serial `planned` in one transaction: all of it lands,
+    /// or none of it, and a store at another serial refuses it (stale). In order:
+    /// `changes` writes the plan's changes through a [`ChangeWriter`] (as many at a time
+    /// as the caller has: a saved plan is written as it is read); `keep` writes the
+    /// snapshots the plan imported through a [`SnapshotWriter`] (their entries can stream
+    /// in as they are read again) and returns the standing facts the apply leaves, so that
+    /// the store never keeps a snapshot whose plan did not land; `written` answers
+    /// [`drift::written_rows`] of the plan's changes (worked out meanwhile elsewhere, if the
+    /// caller likes), whose hashes are recorded. An error from any of them leaves the
+    /// store as it was. `run` is recorded in the history with the serials filled in.
+    /// The serial moves when the plan has changes or a snapshot is written: a saved plan
+    /// made from the old snapshot is stale. Returns the new serial.
+    pub fn apply_keeping<E: From<StoreError>>(
         &mut self,
-        plan: &'p Plan,
+        planned: i64,
         mut run: RunRecord,
-        progress: &mut dyn FnMut(u64),
+        changes: impl FnOnce(&mut ChangeWriter<'_>) -> Result<(), E>,
         keep: impl FnOnce(&mut SnapshotWriter<'_>) -> Result<Option<Standing>, E>,
-        written: impl FnOnce() -> Vec<WrittenRow<'p>>,
+        written: impl FnOnce() -> Result<Vec<WrittenRow>, E>,
     ) -> Result<i64, E> {
         let path = self.path.clone();
         let fail = |e| store_error(&path, e);
@@ -557,41 +564,26 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
         let serial = read_serial(&transaction).map_err(fail)?;
-        if serial != plan.state_serial {
+        if serial != planned {
             return Err(StoreError::StalePlan {
-                planned: plan.state_serial,
+                planned,
                 actual: serial,
             }
             .into());
         }
+        let mut change_writer = ChangeWriter::new(&transaction, &path)?;
+        changes(&mut change_writer)?;
+        let wrote_changes = change_writer.finish()?;
         let mut writer = SnapshotWriter::new(&transaction, &path, serial + 1);
         let standing = keep(&mut writer)?;
-        let wrote = writer.wrote();
+        let wrote_snapshots = writer.wrote();
         writer.finish()?;
-        let new_serial = if plan.changes.is_empty() && !wrote {
-            serial
-        } else {
+        let new_serial = if wrote_changes || wrote_snapshots {
             serial + 1
+        } else {
+            serial
         };
-        let refused = |(problem, change): (ChangeFailure, &Change)| match problem {
-            ChangeFailure::Sqlite(e) => fail(e),
-            ChangeFailure::Refused(problem) => StoreError::Conflict {
-                path: path.clone(),
-                change: describe(change),
-                problem,
-            },
-        };
-        let mut adds = Adds::new();
-        for (done, change) in plan.changes.iter().enumerate() {
-            progress(done as u64);
-            if adds.queue(&transaction, change).map_err(refused)? {
-                continue;
-            }
-            adds.flush(&transaction).map_err(refused)?;
-            apply_change(&transaction, change).map_err(|problem| refused((problem, change)))?;
-        }
-        adds.flush(&transaction).map_err(refused)?;
-        refresh_hashes(&transaction, written()).map_err(fail)?;
+        refresh_hashes(&transaction, written()?).map_err(fail)?;
         snapshots::write_standing(&transaction, standing.as_ref(), new_serial).map_err(fail)?;
         write_serial(&transaction, new_serial).map_err(fail)?;
         run.serial_before = serial;
@@ -796,13 +788,13 @@ fn write_hashes(connection: &Connection, hashes: &RowHashes) -> rusqlite::Result
 }
 
 /// A `managed_hashes` row written in bulk.
-struct HashRow<'k> {
+struct HashRow {
     kind: RowKind,
-    key: Cow<'k, str>,
+    key: Arc<str>,
     hash: String,
 }
 
-impl BulkRow for HashRow<'_> {
+impl BulkRow for HashRow {
     const COLUMNS: usize = 3;
     fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
         bulk::bind(statement, first, self.kind.name())?;
@@ -814,7 +806,7 @@ impl BulkRow for HashRow<'_> {
 /// Records the hashes of the managed rows a plan's changes wrote (`rows`, from
 /// [`drift::written_rows`]): adds from the change, other rows read back as they now are;
 /// a row that is gone or no longer managed loses its hash.
-fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow<'_>>) -> rusqlite::Result<()> {
+fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow>) -> rusqlite::Result<()> {
     let mut account = connection.prepare(&format!(
         "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
     ))?;
@@ -870,6 +862,82 @@ fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow<'_>>) -> rusqlit
         }
     }
     upsert.flush(connection)
+}
+
+/// Settings SQLite takes once per process, before its first connection: its memory comes
+/// from mimalloc, like the rest of the program's (the system allocator costs a large
+/// apply several percent), and it keeps no memory statistics (they put a global mutex
+/// around every allocation, and nothing reads them). When a connection was opened
+/// elsewhere first, SQLite refuses both and keeps its defaults.
+fn configure_sqlite() {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        use rusqlite::ffi;
+        let methods = ffi::sqlite3_mem_methods {
+            xMalloc: Some(sqlite_memory::malloc),
+            xFree: Some(sqlite_memory::free),
+            xRealloc: Some(sqlite_memory::realloc),
+            xSize: Some(sqlite_memory::size),
+            xRoundup: Some(sqlite_memory::roundup),
+            xInit: Some(sqlite_memory::init),
+            xShutdown: Some(sqlite_memory::shutdown),
+            pAppData: std::ptr::null_mut(),
+        };
+        // SAFETY: SQLITE_CONFIG_MALLOC takes a pointer to a `sqlite3_mem_methods`, which
+        // SQLite copies; SQLITE_CONFIG_MEMSTATUS takes one int. Before SQLite is
+        // initialised they take effect; afterwards they return SQLITE_MISUSE and change
+        // nothing.
+        unsafe {
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_MALLOC, &methods as *const _);
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    });
+}
+
+/// SQLite's memory routines over mimalloc (`sqlite3_mem_methods`). SQLite asks for less
+/// than 2 GiB at a time and never for a negative size; mimalloc's blocks are aligned to
+/// 8 bytes at least, as SQLite needs.
+mod sqlite_memory {
+    use std::os::raw::{c_int, c_void};
+
+    use libmimalloc_sys::{mi_free, mi_good_size, mi_malloc, mi_realloc, mi_usable_size};
+
+    fn bytes(n: c_int) -> usize {
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    pub(super) unsafe extern "C" fn malloc(n: c_int) -> *mut c_void {
+        // SAFETY: any size may be asked of mimalloc.
+        unsafe { mi_malloc(bytes(n)) }
+    }
+
+    pub(super) unsafe extern "C" fn free(p: *mut c_void) {
+        // SAFETY: SQLite frees only what `malloc` or `realloc` gave it (or null).
+        unsafe { mi_free(p) }
+    }
+
+    pub(super) unsafe extern "C" fn realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+        // SAFETY: as `free`.
+        unsafe { mi_realloc(p, bytes(n)) }
+    }
+
+    pub(super) unsafe extern "C" fn size(p: *mut c_void) -> c_int {
+        // SAFETY: as `free`; the size of null is 0.
+        let size = unsafe { mi_usable_size(p) };
+        c_int::try_from(size).unwrap_or(c_int::MAX)
+    }
+
+    pub(super) unsafe extern "C" fn roundup(n: c_int) -> c_int {
+        // SAFETY: a pure size computation.
+        let size = unsafe { mi_good_size(bytes(n)) };
+        c_int::try_from(size).unwrap_or(n)
+    }
+
+    pub(super) unsafe extern "C" fn init(_: *mut c_void) -> c_int {
+        rusqlite::ffi::SQLITE_OK
+    }
+
+    pub(super) unsafe extern "C" fn shutdown(_: *mut c_void) {}
 }
 
 fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
@@ -1060,6 +1128,100 @@ impl BulkRow for RegistrationAdd<'_> {
         bulk::bind(statement, first + 3, self.account)?;
         bulk::bind(statement, first + 4, RegistrationSource::Ldap.name())?;
         bulk::bind(statement, first + 5, self.mapping)
+    }
+}
+
+/// The indexes of `accounts` and `registrations` besides their primary keys, exactly as
+/// migration 5 makes them. Their keys come in no useful order in a plan (accounts are
+/// in anchor order, registrations in name order): a first import builds them after its
+/// rows (one sort each) instead of inserting into them row by row.
+const CHANGE_INDEXES: [(&str, &str); 2] = [
+    (
+        "accounts_by_dn",
+        "CREATE INDEX accounts_by_dn ON accounts (dn_key)",
+    ),
+    (
+        "registrations_by_account",
+        "CREATE INDEX registrations_by_account ON registrations (account)",
+    ),
+];
+
+/// Writes a plan's changes in an apply's transaction, in plan order, as many at a time
+/// as the caller has (see [`Store::apply_keeping`]).
+pub struct ChangeWriter<'t> {
+    connection: &'t Connection,
+    path: &'t Path,
+    /// How many changes are written.
+    done: u64,
+    /// The secondary indexes were dropped (the store held no account), to be built
+    /// again whole.
+    indexes_dropped: bool,
+}
+
+impl<'t> ChangeWriter<'t> {
+    fn new(connection: &'t Connection, path: &'t Path) -> Result<Self, StoreError> {
+        let fail = |e| store_error(path, e);
+        let first_import = !connection
+            .query_row("SELECT EXISTS (SELECT 1 FROM accounts)", [], |row| {
+                row.get::<_, bool>(0)
+            })
+            .map_err(fail)?;
+        if first_import {
+            for (name, _) in CHANGE_INDEXES {
+                connection
+                    .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
+                    .map_err(fail)?;
+            }
+        }
+        Ok(ChangeWriter {
+            connection,
+            path,
+            done: 0,
+            indexes_dropped: first_import,
+        })
+    }
+
+    /// Writes `changes`, the next ones of the plan, in order; `progress` hears how many
+    /// of the plan's changes are done as it goes. A change the store refuses fails with
+    /// a conflict naming it.
+    pub fn write(
+        &mut self,
+        changes: &[Change],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), StoreError> {
+        let connection = self.connection;
+        let refused = |(problem, change): (ChangeFailure, &Change)| match problem {
+            ChangeFailure::Sqlite(e) => store_error(self.path, e),
+            ChangeFailure::Refused(problem) => StoreError::Conflict {
+                path: self.path.to_path_buf(),
+                change: describe(change),
+                problem,
+            },
+        };
+        let mut adds = Adds::new();
+        for change in changes {
+            progress(self.done);
+            self.done += 1;
+            if adds.queue(connection, change).map_err(refused)? {
+                continue;
+            }
+            adds.flush(connection).map_err(refused)?;
+            apply_change(connection, change).map_err(|problem| refused((problem, change)))?;
+        }
+        adds.flush(connection).map_err(refused)
+    }
+
+    /// Ends the changes: builds again the indexes a first import dropped. Returns whether
+    /// any change was written.
+    fn finish(self) -> Result<bool, StoreError> {
+        if self.indexes_dropped {
+            for (_, create) in CHANGE_INDEXES {
+                self.connection
+                    .execute_batch(create)
+                    .map_err(|e| store_error(self.path, e))?;
+            }
+        }
+        Ok(self.done > 0)
     }
 }
 

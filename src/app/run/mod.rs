@@ -26,10 +26,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
-use super::{
-    apply_recorded, read_config, reconcile_with, recorded_revision, AppError, Context, Imported,
-    Outcome, Reconciled, Started,
-};
+use super::apply::{apply_recorded, recorded_revision, Imported};
+use super::{read_config, reconcile_with, AppError, Context, Outcome, Reconciled, Started};
 use crate::config::raw::ScheduleAction;
 use crate::config::Schedule;
 use crate::store::{ManagedCounts, RunRecord, Store};

@@ -1,0 +1,355 @@
+//! `registrar apply`: a plan, just made or saved by `plan --out`, applied to the store in
+//! one transaction with the snapshots its `ldif` sources imported.
+//!
+//! A saved plan is applied as it is read: one thread parses the file (`saved_plan.rs`)
+//! and hands its changes over a batch at a time, while the store's writing thread writes
+//! them. A first import of a million users is a gigabyte of JSON; its rows start landing
+//! as soon as the plan's header is read and checked, not after the whole file.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::mpsc::{self, SyncSender};
+
+use super::snapshots::{self, HandedOver, ToWriter, ToWriterChannel};
+use super::{
+    config, head_files, now, progress, reconcile, region, render, saved_plan, AppError, Context,
+    ImportMode, InputsDigest, Outcome, Started,
+};
+use crate::core::drift::{self, WrittenRows};
+use crate::core::plan::{Change, Plan, Summary};
+use crate::core::region::StandingFacts;
+use crate::git::{GitError, Repo};
+use crate::store::{RunRecord, Store, StoreError};
+use crate::tree::Tree;
+
+/// `registrar apply`. With `--rev REV` a saved plan must have been made at REV's commit
+/// from a clean tree; without a saved plan, the config is read at REV and sources in
+/// `mode`. Either way the store keeps, in the same transaction, the snapshot of each
+/// `ldif` source the plan imported.
+pub fn apply_command(
+    context: &Context,
+    saved_plan: Option<&Path>,
+    allow_deletes: bool,
+    mode: ImportMode,
+) -> Result<Outcome, AppError> {
+    let started = Started::now();
+    let rev_flag = context
+        .rev
+        .as_deref()
+        .map(|rev| format!(" --rev {rev}"))
+        .unwrap_or_default();
+    let (summary, serial) = match saved_plan {
+        Some(path) => apply_saved(context, path, allow_deletes, &started, &rev_flag)?,
+        None => {
+            let reconciled = reconcile(context, None, mode)?;
+            let plan = &reconciled.plan;
+            super::print_stdout(&render::text(plan, context.color));
+            refuse_blocked(plan, allow_deletes)?;
+            let mode_flag = match mode {
+                ImportMode::Full => "",
+                ImportMode::Delta => " --mode delta",
+            };
+            let run = RunRecord {
+                revision: recorded_revision(plan, reconciled.revision_dirty),
+                ..started.record(format!("apply{mode_flag}{rev_flag}"))
+            };
+            let files = head_files(context)?;
+            let imported = Imported {
+                files: &files,
+                plan_name: "the plan",
+            };
+            let serial = apply_recorded(context, plan, imported, run, Some(&started))?;
+            (reconciled.plan.summary, serial)
+        }
+    };
+    let s = &summary;
+    println!(
+        "Apply complete: {} added, {} updated, {} removed, {} deactivated, {} reactivated. State serial {serial}.",
+        s.add, s.update, s.remove, s.deactivate, s.reactivate
+    );
+    Ok(Outcome::Success)
+}
+
+/// Refuses a plan the deletion threshold blocks, unless deletes are allowed.
+fn refuse_blocked(plan: &Plan, allow_deletes: bool) -> Result<(), AppError> {
+    match &plan.summary.blocked_reason {
+        Some(reason) if !allow_deletes => Err(AppError::Refused(format!(
+            "plan is blocked: {reason}; nothing was applied (rerun with --allow-deletes if this is intended)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `apply --plan FILE`: the saved plan read on another thread, its changes written as
+/// they come once its header passed the checks. Returns its summary and the new serial.
+fn apply_saved(
+    context: &Context,
+    path: &Path,
+    allow_deletes: bool,
+    started: &Started,
+    rev_flag: &str,
+) -> Result<(Summary, i64), AppError> {
+    let channel = ToWriterChannel::new();
+    let (heads, head) = mpsc::channel();
+    let mut sink = ChangesToWriter {
+        heads,
+        to_writer: channel.sender(),
+        written: WrittenRows::default(),
+    };
+    std::thread::scope(|scope| {
+        let reading = scope.spawn(move || {
+            let read = saved_plan::read_plan(path, &mut sink);
+            (read, sink.written)
+        });
+        let join = || {
+            reading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        let Ok((head, dirty)) = head.recv() else {
+            // The reading ended before the plan's header: it says why.
+            let (read, _) = join();
+            return Err(read.err().unwrap_or_else(|| AppError::File {
+                path: path.to_path_buf(),
+                message: "not a registrar plan".to_string(),
+            }));
+        };
+        if let Some(rev) = &context.rev {
+            check_plan_revision(context, path, &head, dirty, rev)?;
+        }
+        let files = saved_plan_files(context, &head, dirty)?;
+        refuse_blocked(&head, allow_deletes)?;
+        let run = RunRecord {
+            revision: recorded_revision(&head, dirty),
+            ..started.record(format!("apply --plan {}{rev_flag}", path.display()))
+        };
+        let plan_name = format!("plan {}", path.display());
+        let imported = Imported {
+            files: &files,
+            plan_name: &plan_name,
+        };
+        let hand_over = |_: &SyncSender<ToWriter<'_>>| {
+            let (read, written) = join();
+            Ok(read?.map(|(plan, _)| HandedOver {
+                facts: StandingFacts::of(&plan),
+                written: written.finish(),
+            }))
+        };
+        let serial = apply_handed_over(
+            context,
+            &head,
+            imported,
+            run,
+            Some(started),
+            channel,
+            hand_over,
+        )?;
+        Ok((head.summary, serial))
+    })
+}
+
+/// The saved plan's side of an apply: its header to the thread that checks it, its
+/// changes to the writing thread, and the rows they write worked out on the way.
+struct ChangesToWriter<'p> {
+    heads: mpsc::Sender<(Plan, bool)>,
+    to_writer: SyncSender<ToWriter<'p>>,
+    written: WrittenRows,
+}
+
+impl saved_plan::PlanSink for ChangesToWriter<'_> {
+    fn head(&mut self, head: &Plan, dirty: bool) -> bool {
+        self.heads.send((head.clone(), dirty)).is_ok()
+    }
+
+    fn changes(&mut self, batch: Vec<Change>) -> bool {
+        self.written.add(&batch);
+        self.to_writer
+            .send(ToWriter::Changes(Cow::Owned(batch)))
+            .is_ok()
+    }
+}
+
+/// Where an apply reads again the files its plan imported, and how it names the plan.
+pub(super) struct Imported<'a> {
+    pub(super) files: &'a Tree,
+    pub(super) plan_name: &'a str,
+}
+
+/// The files a saved plan's imports are read again from: `--rev`'s commit (checked to
+/// be the plan's), else the plan's commit when it was made from a clean tree and the
+/// repository has it, else the working tree. The digests the plan recorded decide
+/// whether they are still the files it imported.
+fn saved_plan_files(context: &Context, saved: &Plan, dirty: bool) -> Result<Tree, AppError> {
+    if context.rev.is_some() {
+        return head_files(context);
+    }
+    Ok(match (&saved.revision, dirty) {
+        (Some(commit), false) => Tree::at_revision(&context.config_dir, commit)
+            .unwrap_or_else(|_| Tree::working_tree(&context.config_dir)),
+        _ => Tree::working_tree(&context.config_dir),
+    })
+}
+
+/// Refuses a saved plan that was not made at `rev`'s commit from a clean tree.
+fn check_plan_revision(
+    context: &Context,
+    path: &Path,
+    saved: &Plan,
+    dirty: bool,
+    rev: &str,
+) -> Result<(), AppError> {
+    let repo = Repo::discover(&context.config_dir)?.ok_or_else(|| GitError::NotARepository {
+        rev: rev.to_string(),
+        path: context.config_dir.clone(),
+    })?;
+    let commit = repo.resolve(rev)?.to_string();
+    let refuse = |why: String| {
+        Err(AppError::Refused(format!(
+            "plan {} {why}, not at --rev {rev} ({commit}); nothing was applied (make the plan with `plan --rev {rev} --out FILE`)",
+            path.display()
+        )))
+    };
+    match saved.revision.as_deref() {
+        None => refuse("records no revision".to_string()),
+        Some(planned) if planned != commit => refuse(format!("was made at revision {planned}")),
+        Some(planned) if dirty => refuse(format!(
+            "was made from a working tree with uncommitted changes on {planned}"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The revision a run records: the plan's commit, `-dirty` when the working tree
+/// differed from it (like `git describe --dirty`).
+pub(super) fn recorded_revision(plan: &Plan, dirty: bool) -> Option<String> {
+    plan.revision.as_ref().map(|commit| {
+        if dirty {
+            format!("{commit}-dirty")
+        } else {
+            commit.clone()
+        }
+    })
+}
+
+/// Applies `plan`, just made by [`reconcile`] with `context`, to the store in one
+/// transaction, keeping the snapshots it imported, and records the run with the plan's
+/// revision. Returns the new state serial.
+pub fn apply_plan(
+    context: &Context,
+    plan: &Plan,
+    command: &str,
+    started_at: String,
+) -> Result<i64, AppError> {
+    let run = RunRecord {
+        revision: plan.revision.clone(),
+        ..RunRecord::new(command, started_at)
+    };
+    let files = head_files(context)?;
+    let imported = Imported {
+        files: &files,
+        plan_name: "the plan",
+    };
+    apply_recorded(context, plan, imported, run, None)
+}
+
+/// Applies `plan`, held whole in memory, and records `run` with the plan's counts,
+/// finished now; with `started`, its duration runs up to here.
+pub(super) fn apply_recorded<'p>(
+    context: &Context,
+    plan: &'p Plan,
+    imported: Imported,
+    run: RunRecord,
+    started: Option<&Started>,
+) -> Result<i64, AppError> {
+    let hand_over = |to_writer: &SyncSender<ToWriter<'p>>| {
+        if to_writer
+            .send(ToWriter::Changes(Cow::Borrowed(&plan.changes)))
+            .is_err()
+        {
+            return Ok(None);
+        }
+        // Worked out while the changes are written.
+        Ok(Some(HandedOver {
+            facts: StandingFacts::of(plan),
+            written: drift::written_rows(&plan.changes),
+        }))
+    };
+    let channel = ToWriterChannel::new();
+    apply_handed_over(context, plan, imported, run, started, channel, hand_over)
+}
+
+/// Applies the plan whose header is `head` (its changes, warnings and skip counts come
+/// through `hand_over`, see [`snapshots::apply_keeping`]) and records `run` with the
+/// plan's counts, finished now; with `started`, its duration runs up to here. Returns
+/// the new state serial.
+fn apply_handed_over<'p>(
+    context: &Context,
+    head: &Plan,
+    imported: Imported,
+    run: RunRecord,
+    started: Option<&Started>,
+    channel: ToWriterChannel<'p>,
+    hand_over: impl FnOnce(&SyncSender<ToWriter<'p>>) -> Result<Option<HandedOver>, AppError>,
+) -> Result<i64, AppError> {
+    let store = Store::open(&context.state_path)?;
+    // Checked again inside the transaction; here so that a stale plan is told as such
+    // before its files are read again.
+    let serial = store.serial()?;
+    if serial != head.state_serial {
+        return Err(StoreError::StalePlan {
+            planned: head.state_serial,
+            actual: serial,
+        }
+        .into());
+    }
+    // The plan's totals stand for delta plans by region when its config is the one
+    // beside the files it imported, and one a region can be planned under.
+    let config = config::load(imported.files, &context.config_dir)
+        .ok()
+        .filter(|config| {
+            !head.config_digest.is_empty()
+                && InputsDigest::config_only(&config.files) == head.config_digest
+                && region::blocker(config).is_none()
+        });
+    let keeping = snapshots::keeping(
+        head,
+        imported.plan_name,
+        imported.files,
+        &context.config_dir,
+        &store,
+        config.as_ref().map(|config| &config.rules),
+    )?;
+    let run = with_counts(
+        RunRecord {
+            finished_at: now(),
+            duration_ms: started.map(Started::millis).or(run.duration_ms),
+            ..run
+        },
+        &head.summary,
+    );
+    // A long apply shows its progress on a terminal's stderr.
+    let mut progress = progress::Progress::new("apply", "changes", Some(head.summary.changes()));
+    snapshots::apply_keeping(
+        store,
+        head.state_serial,
+        run,
+        keeping,
+        imported.plan_name,
+        (imported.files, &context.config_dir),
+        move |done| progress.advance_to(done),
+        channel,
+        hand_over,
+    )
+}
+
+/// `run` with the counts of a plan's `summary`.
+fn with_counts(run: RunRecord, summary: &Summary) -> RunRecord {
+    RunRecord {
+        added: summary.add,
+        updated: summary.update,
+        removed: summary.remove,
+        deactivated: summary.deactivate,
+        reactivated: summary.reactivate,
+        ..run
+    }
+}
