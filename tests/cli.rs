@@ -89,6 +89,26 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
         assert!(saved["summary"].get(key).is_some(), "summary lacks {key}");
     }
     let adds = saved["summary"]["add"].as_u64().unwrap();
+    // The header first, then one change a line.
+    let text = std::fs::read_to_string(&plan_path).unwrap();
+    let at = |key: &str| text.find(&format!("\n  \"{key}\": ")).unwrap();
+    for key in [
+        "format_version",
+        "state_serial",
+        "summary",
+        "revision_dirty",
+    ] {
+        assert!(
+            at(key) < at("changes"),
+            "{key} after the changes in:\n{text}"
+        );
+    }
+    let change_lines = text.lines().filter(|l| l.starts_with("    {\"action\": "));
+    assert_eq!(
+        change_lines.count(),
+        saved["changes"].as_array().unwrap().len(),
+        "{text}"
+    );
 
     let applied = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));

@@ -26,8 +26,9 @@ pub use self::ldif::{profile_attribute, write_ldif, LdifBase, LdifBaseError};
 /// this, cut with a line saying how much was left out.
 pub const MARKDOWN_LIMIT: usize = 65_000;
 
-/// The plan JSON document (and saved plan): the plan's fields, then `revision_dirty`,
-/// then `effect` with `plan --base`.
+/// The plan JSON document (and saved plan): the plan's fields, `revision_dirty`, and
+/// `effect` with `plan --base`. Its serde form is the document's value; `json.rs` writes
+/// that value with the header before the changes and one change a line.
 #[derive(Debug, Serialize)]
 pub struct PlanDocument<'a> {
     #[serde(flatten)]
@@ -56,15 +57,16 @@ pub enum Color {
     Off,
 }
 
-/// The plan as pretty JSON with a final newline: the DESIGN.md shape and the saved plan.
+/// The plan as JSON with a final newline, one change a line: the DESIGN.md shape and the
+/// saved plan.
 pub fn json(document: &PlanDocument<'_>) -> String {
     let mut bytes = Vec::new();
     write_json(document, &mut bytes).expect("writing to memory cannot fail");
     String::from_utf8(bytes).expect("serde_json writes UTF-8")
 }
 
-/// Streams [`json`]'s output into `out`, for large plans: serde_json's pretty form,
-/// written by hand (see `json.rs`).
+/// Streams [`json`]'s output into `out`, for large plans: written by hand (see
+/// `json.rs`).
 pub fn write_json(
     document: &PlanDocument<'_>,
     out: &mut impl std::io::Write,
