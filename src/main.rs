@@ -17,6 +17,7 @@ use registrar::render::Color;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    registrar::store::configure_sqlite();
     let cli = Cli::parse();
     let color = match cli.common.color {
         ColorChoice::Always => Color::On,

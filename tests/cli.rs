@@ -168,7 +168,7 @@ fn a_saved_plan_is_written_as_it_is_read_and_a_break_in_it_applies_nothing() {
     let planned = ws.run(&["plan", "--out", plan_path.to_str().unwrap()]);
     assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
     let text = std::fs::read_to_string(&plan_path).unwrap();
-    let header_end = text.find("\"changes\": [").unwrap();
+    let header_end = text.find("\n  \"changes\": [").unwrap();
     assert!(text[..header_end].contains("\"revision_dirty\""));
 
     // Broken after most of its changes: an error naming the file, and nothing applied,
@@ -196,7 +196,10 @@ fn a_saved_plan_is_written_as_it_is_read_and_a_break_in_it_applies_nothing() {
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     let streamed = ws.state_json();
     assert_eq!(streamed["accounts"].as_array().unwrap().len(), users);
-    assert_eq!(streamed["registrations"].as_array().unwrap().len(), 2 * users);
+    assert_eq!(
+        streamed["registrations"].as_array().unwrap().len(),
+        2 * users
+    );
 
     let other = people_workspace(users);
     let document: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -159,15 +159,18 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                             if !self.sink.head(&head, dirty) {
                                 return Err(stop(self.stopped));
                             }
-                            let seed = ChangesSeed {
+                            map.next_value_seed(ChangesSeed {
                                 sink: Some(&mut *self.sink),
-                            };
-                            if map.next_value_seed(seed)?.is_none() {
-                                return Err(stop(self.stopped));
-                            }
+                                stopped: &mut *self.stopped,
+                            })?;
                             handed_over = true;
                         }
-                        None => held = map.next_value_seed(ChangesSeed { sink: None })?,
+                        None => {
+                            held = Some(map.next_value_seed(ChangesSeed {
+                                sink: None,
+                                stopped: &mut *self.stopped,
+                            })?)
+                        }
                     }
                 }
                 "warnings" => warnings = Some(map.next_value()?),
@@ -207,14 +210,15 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
     }
 }
 
-/// The `changes` array, its strings shared: handed to `sink` a batch at a time (`None`
-/// when it stops the reading), or without one, held whole.
+/// The `changes` array, its strings shared: handed to `sink` a batch at a time (noted in
+/// `stopped` when it stops the reading), or without one, held whole.
 struct ChangesSeed<'s> {
     sink: Option<&'s mut dyn PlanSink>,
+    stopped: &'s mut bool,
 }
 
 impl<'de> DeserializeSeed<'de> for ChangesSeed<'_> {
-    type Value = Option<Vec<Change>>;
+    type Value = Vec<Change>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
@@ -222,7 +226,7 @@ impl<'de> DeserializeSeed<'de> for ChangesSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for ChangesSeed<'_> {
-    type Value = Option<Vec<Change>>;
+    type Value = Vec<Change>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("an array of changes")
@@ -242,17 +246,19 @@ impl<'de> Visitor<'de> for ChangesSeed<'_> {
             {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(CHANGES_PER_BATCH));
                 if !sink.changes(full) {
-                    return Ok(None);
+                    *self.stopped = true;
+                    return Err(de::Error::custom("stopped"));
                 }
             }
         }
-        match self.sink {
-            Some(sink) => {
-                let heard = batch.is_empty() || sink.changes(batch);
-                Ok(heard.then(Vec::new))
-            }
-            None => Ok(Some(batch)),
+        let Some(sink) = self.sink else {
+            return Ok(batch);
+        };
+        if !batch.is_empty() && !sink.changes(batch) {
+            *self.stopped = true;
+            return Err(de::Error::custom("stopped"));
         }
+        Ok(Vec::new())
     }
 }
 
@@ -500,6 +506,84 @@ mod tests {
             first.dn.as_ref().unwrap(),
             second.dn.as_ref().unwrap()
         ));
+    }
+
+    /// `PLAN` laid out as `plan --out` writes it: the header, then `count` changes.
+    fn header_first(count: usize) -> String {
+        let change = r#"{"action": "add", "kind": "account", "account": "u", "dn": "uid=a,dc=x"}"#;
+        let changes = vec![change; count].join(",\n    ");
+        format!(
+            r#"{{"format_version": 1, "revision": "abc", "state_serial": 3,
+  "summary": {{"add": {count}, "update": 0, "remove": 0, "deactivate": 0, "reactivate": 0,
+              "conflicts": 0, "excluded": 0, "blocked": false}},
+  "imports": [{{"source": "corp", "content": {{"path": "d.ldif", "digest": "sha256:01"}}}}],
+  "revision_dirty": false,
+  "changes": [
+    {changes}
+  ],
+  "warnings": [],
+  "skipped": {{"m": {{"missing_attribute": 2, "invalid_name": 0}}}}
+}}"#
+        )
+    }
+
+    #[test]
+    fn a_header_first_plan_hands_its_changes_over_in_batches_after_the_header() {
+        let count = 2 * CHANGES_PER_BATCH + 5;
+        let (plan, dirty, head, batches) = read_collected(&header_first(count)).unwrap();
+        assert!(!dirty);
+        assert_eq!(batches, 3);
+        assert_eq!(plan.changes.len(), count);
+        // The header heard before the changes: no changes, warnings yet; the rest whole.
+        assert!(head.changes.is_empty() && head.warnings.is_empty());
+        assert_eq!(head.imports, plan.imports);
+        assert_eq!((head.state_serial, head.summary.add), (3, count as u64));
+        assert!(head.skipped.is_empty());
+        assert_eq!(plan.skipped.len(), 1);
+        let text = header_first(count);
+        assert_eq!(plan, serde_json::from_str::<Plan>(&text).unwrap());
+    }
+
+    #[test]
+    fn a_plan_with_its_header_after_the_changes_is_read_whole_then_handed_over() {
+        // `PLAN` has `imports` and `revision_dirty` after `changes`.
+        let (plan, dirty, head, batches) = read_collected(PLAN).unwrap();
+        assert!(dirty);
+        assert_eq!(batches, 1);
+        assert_eq!(head.imports.len(), 1);
+        assert_eq!(plan.changes.len(), 4);
+    }
+
+    /// Stops the reading at the header, or at the first changes.
+    struct Stop {
+        at_head: bool,
+        batches: usize,
+    }
+
+    impl PlanSink for Stop {
+        fn head(&mut self, _: &Plan, _: bool) -> bool {
+            !self.at_head
+        }
+
+        fn changes(&mut self, _: Vec<Change>) -> bool {
+            self.batches += 1;
+            false
+        }
+    }
+
+    #[test]
+    fn a_sink_that_stops_ends_the_reading_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, header_first(3 * CHANGES_PER_BATCH)).unwrap();
+        for at_head in [true, false] {
+            let mut sink = Stop {
+                at_head,
+                batches: 0,
+            };
+            assert!(read_plan(&path, &mut sink).unwrap().is_none());
+            assert_eq!(sink.batches, usize::from(!at_head));
+        }
     }
 
     #[test]

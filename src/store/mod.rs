@@ -146,7 +146,6 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        configure_sqlite();
         let connection = Connection::open(path).map_err(|source| sqlite(path, source))?;
         let mut store = Store {
             connection,
@@ -160,7 +159,7 @@ impl Store {
         // pages for the millions of rows of a large directory.
         store
             .connection
-            .execute_batch("PRAGMA page_size = 16384;")
+            .execute_batch("PRAGMA page_size = 16384; PRAGMA foreign_keys = OFF;")
             .map_err(|e| store.error(e))?;
         // Room for the bulk inserts' statements (`bulk.rs`) beside the others.
         store.connection.set_prepared_statement_cache_capacity(64);
@@ -864,12 +863,14 @@ fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow>) -> rusqlite::R
     upsert.flush(connection)
 }
 
-/// Settings SQLite takes once per process, before its first connection: its memory comes
+/// Settings SQLite takes once per process, before anything uses it: its memory comes
 /// from mimalloc, like the rest of the program's (the system allocator costs a large
 /// apply several percent), and it keeps no memory statistics (they put a global mutex
-/// around every allocation, and nothing reads them). When a connection was opened
-/// elsewhere first, SQLite refuses both and keeps its defaults.
-fn configure_sqlite() {
+/// around every allocation, and nothing reads them). The binary calls this first thing,
+/// while it has one thread: SQLite's settings are not safe to change while another
+/// thread may be starting it. Once SQLite has started, it refuses both and keeps its
+/// defaults.
+pub fn configure_sqlite() {
     static CONFIGURED: std::sync::Once = std::sync::Once::new();
     CONFIGURED.call_once(|| {
         use rusqlite::ffi;
