@@ -368,6 +368,15 @@ impl<'o> Json<'o> {
     }
 }
 
+/// `, ` before every member of a one-line array or object but the first.
+fn one_line_separator<W: ?Sized + Write>(writer: &mut W, first: bool) -> io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        writer.write_all(b", ")
+    }
+}
+
 /// serde_json's compact form with the pretty form's spacing: `{"key": value, "list":
 /// [a, b]}` on one line. (serde_json escapes newlines in strings, so no value breaks the
 /// line.)
@@ -379,11 +388,7 @@ impl serde_json::ser::Formatter for OneLine {
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        one_line_separator(writer, first)
     }
 
     fn begin_object_key<W: ?Sized + Write>(
@@ -391,11 +396,7 @@ impl serde_json::ser::Formatter for OneLine {
         writer: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        one_line_separator(writer, first)
     }
 
     fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
