@@ -17,7 +17,8 @@ use registrar::render::Color;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    registrar::store::configure_sqlite();
+    // SAFETY: the program has one thread yet, and nothing has used SQLite.
+    unsafe { registrar::store::configure_sqlite() };
     let cli = Cli::parse();
     let color = match cli.common.color {
         ColorChoice::Always => Color::On,

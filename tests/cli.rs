@@ -190,6 +190,41 @@ fn a_saved_plan_is_written_as_it_is_read_and_a_break_in_it_applies_nothing() {
     assert_eq!(state["accounts"].as_array().unwrap().len(), 0);
     assert_eq!(state["registrations"].as_array().unwrap().len(), 0);
 
+    // A refusal after the header while the reader waits on a full channel (five times
+    // the changes: more than the batches in flight) ends the reading too.
+    let at = text.find("\n  \"changes\": [").unwrap();
+    let end = text.find("\n  ],\n  \"warnings\"").unwrap();
+    let body = &text[at + "\n  \"changes\": [".len()..end];
+    let long = format!(
+        "{}\n  \"changes\": [{body},{body},{body},{body},{body}\n  ],\n  \"warnings\": []\n}}",
+        text[..at].replace("\"state_serial\": 0", "\"state_serial\": 5")
+    );
+    let long_path = ws.dir.path().join("long.json");
+    std::fs::write(&long_path, long).unwrap();
+    let stale = ws.run(&["apply", "--plan", long_path.to_str().unwrap()]);
+    assert_one_line_error(&stale, &["stale"]);
+
+    // A conflict late in the plan (a name registered behind registrar's back, past the
+    // first batches) fails the apply with that change named, and nothing of it lands.
+    let late = format!("user{}@im.example.com", users - 10);
+    let connection = rusqlite::Connection::open(ws.state()).unwrap();
+    connection
+        .execute_batch(&format!(
+            "INSERT INTO accounts (anchor, dn, dn_key, source, status) \
+               VALUES ('x', 'cn=x', 'cn=x', NULL, 'active'); \
+             INSERT INTO registrations VALUES ('xmpp', '{late}', '{late}', 'x', 'manual', NULL);"
+        ))
+        .unwrap();
+    let conflict = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
+    assert_one_line_error(&conflict, &[&late]);
+    let state = ws.state_json();
+    assert_eq!(state["accounts"].as_array().unwrap().len(), 1);
+    assert_eq!(state["registrations"].as_array().unwrap().len(), 1);
+    connection
+        .execute_batch("DELETE FROM registrations; DELETE FROM accounts;")
+        .unwrap();
+    drop(connection);
+
     // The plan whole applies; so does the same plan with its keys in another order
     // (changes first: read whole, then written), to the same store.
     let applied = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
@@ -210,8 +245,11 @@ fn a_saved_plan_is_written_as_it_is_read_and_a_break_in_it_applies_nothing() {
     let applied = other.run(&["apply", "--plan", sorted_path.to_str().unwrap()]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     assert_eq!(other.state_json(), streamed);
-    // Both kept the snapshot they imported: nothing left to plan, in full or by delta.
+    // Both kept the snapshot they imported and the hashes of what they wrote: nothing
+    // left to plan, in full or by delta, and no drift.
     for ws in [&ws, &other] {
+        let drift = ws.run(&["drift", "--detailed-exitcode"]);
+        assert_eq!(drift.status.code(), Some(0), "{}", stdout(&drift));
         let again = ws.run(&["plan", "--mode", "delta", "--detailed-exitcode"]);
         assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
         assert!(stderr(&again).is_empty(), "{}", stderr(&again));

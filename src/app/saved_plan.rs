@@ -3,10 +3,12 @@
 //! text in memory. A first import of a million users is a plan of millions of changes.
 //!
 //! The changes go to a [`PlanSink`] a batch at a time as they are read, after the plan's
-//! header (every field before `changes` in the file `plan --out` writes), so that an
-//! apply writes them while the rest of the file is read. A file with its header fields
-//! elsewhere (key order is not part of the JSON) is read whole first, then handed over
-//! the same way.
+//! header (every field before `changes` in the file `plan --out` writes, ending with
+//! `revision_dirty`), so that an apply writes them while the rest of the file is read.
+//! A file whose `revision_dirty` comes after `changes` (key order is not part of the
+//! JSON) is read whole first, then handed over the same way; one that has it before but
+//! another header field after is refused (that field would come too late for the
+//! checks made on the header).
 //!
 //! The strings the changes repeat (an account's anchor and DN, mapping, protocol, source
 //! and group names) are read into one shared `Arc<str>` each, as the planner made them.
@@ -22,6 +24,19 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::AppError;
 use crate::core::interner::Interner;
 use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION};
+
+/// The fields of a plan's header: `plan --out` writes them before `changes`, ending
+/// with `revision_dirty`.
+const HEADER: [&str; 8] = [
+    "format_version",
+    "revision",
+    "state_serial",
+    "inputs_digest",
+    "config_digest",
+    "summary",
+    "imports",
+    "revision_dirty",
+];
 
 /// Changes handed to a [`PlanSink`] at a time.
 const CHANGES_PER_BATCH: usize = 4096;
@@ -114,6 +129,14 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             de::Error::custom("stopped")
         };
         while let Some(key) = map.next_key::<String>()? {
+            // The changes went out under the header read before them: a header field
+            // after them would have been read too late for the checks made on it.
+            if handed_over && HEADER.contains(&key.as_str()) {
+                return Err(de::Error::custom(format!(
+                    "`{key}` comes after `changes`, but `revision_dirty` came before them \
+                     (a saved plan's header comes whole before its changes)"
+                )));
+            }
             match key.as_str() {
                 "format_version" => {
                     let version: u64 = map.next_value()?;
@@ -584,6 +607,24 @@ mod tests {
             assert!(read_plan(&path, &mut sink).unwrap().is_none());
             assert_eq!(sink.batches, usize::from(!at_head));
         }
+    }
+
+    #[test]
+    fn a_header_field_after_streamed_changes_is_refused() {
+        let text = header_first(3);
+        let moved = text
+            .replace(
+                r#""imports": [{"source": "corp", "content": {"path": "d.ldif", "digest": "sha256:01"}}],"#,
+                "",
+            )
+            .replace(
+                r#""skipped": {"#,
+                r#""imports": [], "skipped": {"#,
+            );
+        assert_ne!(moved, text);
+        let error = read_text(&moved).unwrap_err().to_string();
+        assert!(error.contains("`imports` comes after `changes`"), "{error}");
+        assert_eq!(error.lines().count(), 1);
     }
 
     #[test]

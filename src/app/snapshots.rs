@@ -5,7 +5,7 @@
 //! Both trust files only through their digests. A delta read refuses when a file the
 //! kept snapshot came from is no longer what it was (the advice is `--mode full`); an
 //! apply refuses when a file its plan imported now reads differently. Neither writes: the
-//! writes go to `Store::apply_with_snapshots`, inside the apply's transaction, with the
+//! writes go to `Store::apply_keeping`, inside the apply's transaction, with the
 //! footprints of the kept entries and the standing facts a delta plan by region reads
 //! (`app/region.rs`).
 
@@ -367,8 +367,10 @@ pub(super) struct HandedOver {
 /// likes, possibly from another thread) and answers what it worked out of them (`None`
 /// when the writing thread stopped listening); then the whole snapshots are read again
 /// and streamed over, and the written rows follow. The writing thread writes the changes,
-/// the snapshots, then the hashes. An error of the reading side wins over the writing
-/// thread's (which is then only that the reading stopped).
+/// the snapshots, then the hashes, and commits only once it has heard everything. When
+/// both sides fail, the reading side's error is the one told (a file broken partway
+/// before a conflict it would have met, say); when only the writing thread fails, its
+/// own.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn apply_keeping<'p>(
     store: Store,

@@ -512,6 +512,70 @@ mod tests {
     use super::*;
     use crate::core::state::{AccountStatus, RegistrationKey, RegistrationSource};
 
+    /// The rows `rows` name, with what each leaves, comparable.
+    fn row_list(rows: Vec<WrittenRow>) -> Vec<(RowKind, String, RowAfter)> {
+        rows.into_iter()
+            .map(|row| (row.kind, row.key.to_string(), row.after))
+            .collect()
+    }
+
+    #[test]
+    fn written_rows_taken_a_batch_at_a_time_are_the_rows_of_the_whole_plan() {
+        let change = |action, kind, fill: &dyn Fn(&mut Change)| {
+            let mut change = Change::new(action, kind);
+            fill(&mut change);
+            change
+        };
+        let changes = vec![
+            change(Action::Add, Kind::Account, &|c| {
+                c.account = Some("a".into());
+                c.dn = Some("uid=a,dc=x".into());
+                c.source = Some("corp".into());
+            }),
+            change(Action::Add, Kind::Registration, &|c| {
+                c.protocol = Some("aol".into());
+                c.im_name = Some("X".into());
+                c.account = Some("a".into());
+                c.mapping = Some("m".into());
+            }),
+            change(Action::Add, Kind::Group, &|c| c.group = Some("g".into())),
+            // The second batch touches the same rows again: its changes decide.
+            change(Action::Update, Kind::Account, &|c| {
+                c.account = Some("a".into())
+            }),
+            change(Action::Remove, Kind::Registration, &|c| {
+                c.protocol = Some("aol".into());
+                c.im_name = Some("X".into());
+                c.account = Some("a".into());
+            }),
+            change(Action::Add, Kind::GroupMember, &|c| {
+                c.group = Some("g".into());
+                c.member = Some("a".into());
+            }),
+        ];
+        let mut batched = WrittenRows::default();
+        batched.add(&changes[..3]);
+        batched.add(&changes[3..]);
+        let batched = row_list(batched.finish());
+        assert_eq!(batched, row_list(written_rows(&changes)));
+        assert_eq!(
+            batched,
+            [
+                (RowKind::Account, "a".to_string(), RowAfter::Reread),
+                (RowKind::Registration, "aol:x".to_string(), RowAfter::Gone),
+                (RowKind::Group, "g".to_string(), RowAfter::Reread),
+            ]
+        );
+        // The first batch alone: the account and registration adds are hashed from the
+        // change; a group is read back (its members may come later).
+        let first = row_list(written_rows(&changes[..3]));
+        let afters: Vec<bool> = first
+            .iter()
+            .map(|(_, _, after)| matches!(after, RowAfter::Hash(_)))
+            .collect();
+        assert_eq!(afters, [true, true, false]);
+    }
+
     fn state() -> State {
         let mut state = State::default();
         for (anchor, source) in [("a", Some("corp")), ("svc", Some("corp")), ("m", None)] {

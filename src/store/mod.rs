@@ -866,11 +866,15 @@ fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow>) -> rusqlite::R
 /// Settings SQLite takes once per process, before anything uses it: its memory comes
 /// from mimalloc, like the rest of the program's (the system allocator costs a large
 /// apply several percent), and it keeps no memory statistics (they put a global mutex
-/// around every allocation, and nothing reads them). The binary calls this first thing,
-/// while it has one thread: SQLite's settings are not safe to change while another
-/// thread may be starting it. Once SQLite has started, it refuses both and keeps its
-/// defaults.
-pub fn configure_sqlite() {
+/// around every allocation, and nothing reads them). Once SQLite has started, it
+/// refuses both and keeps its defaults.
+///
+/// # Safety
+///
+/// SQLite's settings are not safe to change while another thread may be using or
+/// starting SQLite: call this before any other thread exists (the binary does, first
+/// thing).
+pub unsafe fn configure_sqlite() {
     static CONFIGURED: std::sync::Once = std::sync::Once::new();
     CONFIGURED.call_once(|| {
         use rusqlite::ffi;
@@ -887,7 +891,7 @@ pub fn configure_sqlite() {
         // SAFETY: SQLITE_CONFIG_MALLOC takes a pointer to a `sqlite3_mem_methods`, which
         // SQLite copies; SQLITE_CONFIG_MEMSTATUS takes one int. Before SQLite is
         // initialised they take effect; afterwards they return SQLITE_MISUSE and change
-        // nothing.
+        // nothing. No other thread uses SQLite meanwhile (the caller's promise).
         unsafe {
             ffi::sqlite3_config(ffi::SQLITE_CONFIG_MALLOC, &methods as *const _);
             ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0);

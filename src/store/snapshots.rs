@@ -103,7 +103,8 @@ pub struct KeptStanding {
     pub facts: StandingFacts,
 }
 
-/// A change to the kept snapshots, written by [`Store::apply`] in the apply's transaction.
+/// A change to the kept snapshots, written by [`Store::apply_keeping`] in the apply's
+/// transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotWrite {
     /// Keep no snapshot of `source` (it cannot be kept, or the source is gone).
