@@ -23,20 +23,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::AppError;
 use crate::core::interner::Interner;
-use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION};
-
-/// The fields of a plan's header: `plan --out` writes them before `changes`, ending
-/// with `revision_dirty`.
-const HEADER: [&str; 8] = [
-    "format_version",
-    "revision",
-    "state_serial",
-    "inputs_digest",
-    "config_digest",
-    "summary",
-    "imports",
-    "revision_dirty",
-];
+use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER};
 
 /// Changes handed to a [`PlanSink`] at a time.
 const CHANGES_PER_BATCH: usize = 4096;
@@ -131,7 +118,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
         while let Some(key) = map.next_key::<String>()? {
             // The changes went out under the header read before them: a header field
             // after them would have been read too late for the checks made on it.
-            if handed_over && HEADER.contains(&key.as_str()) {
+            if handed_over && PLAN_HEADER.contains(&key.as_str()) {
                 return Err(de::Error::custom(format!(
                     "`{key}` comes after `changes`, but `revision_dirty` came before them \
                      (a saved plan's header comes whole before its changes)"

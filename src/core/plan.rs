@@ -30,6 +30,20 @@ use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistratio
 /// The version of the plan JSON format.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
+/// The fields of a plan's header, in the order the plan JSON gives them before `changes`
+/// (`render/json.rs`): a reader streaming a saved plan has the whole header once it has
+/// read `revision_dirty`.
+pub const PLAN_HEADER: [&str; 8] = [
+    "format_version",
+    "revision",
+    "state_serial",
+    "inputs_digest",
+    "config_digest",
+    "summary",
+    "imports",
+    "revision_dirty",
+];
+
 /// A computed plan; also the saved-plan file format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

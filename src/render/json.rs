@@ -445,7 +445,7 @@ mod tests {
     use crate::core::effect::{FileDiff, FileStatus};
     use crate::core::model::{GroupKind, Profile};
     use crate::core::plan::{
-        FieldChange, ImportedFile, Plan, SourceImport, Summary, PLAN_FORMAT_VERSION,
+        FieldChange, ImportedFile, Plan, SourceImport, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER,
     };
 
     /// Strings that need every kind of escape, and some that need none (JSON leaves DEL,
@@ -460,23 +460,8 @@ mod tests {
         "",
     ];
 
-    /// The top-level keys in the order they are written: the header, then the changes,
-    /// then the rest.
-    const ORDER: [&str; 13] = [
-        "format_version",
-        "revision",
-        "state_serial",
-        "inputs_digest",
-        "config_digest",
-        "summary",
-        "imports",
-        "revision_dirty",
-        "changes",
-        "warnings",
-        "skipped",
-        "group_skipped",
-        "effect",
-    ];
+    /// The top-level keys after the header, in the order they are written.
+    const AFTER_HEADER: [&str; 5] = ["changes", "warnings", "skipped", "group_skipped", "effect"];
 
     /// Changes of every kind and action, with each optional field present or not, over
     /// `texts`.
@@ -775,8 +760,9 @@ mod tests {
             .filter_map(|line| line.strip_prefix("  \""))
             .map(|rest| &rest[..rest.find('"').unwrap()])
             .collect();
-        let order: Vec<&str> = ORDER
+        let order: Vec<&str> = PLAN_HEADER
             .into_iter()
+            .chain(AFTER_HEADER)
             .filter(|key| expected.get(key).is_some())
             .collect();
         assert_eq!(keys, order, "in:\n{text}");
