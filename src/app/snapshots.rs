@@ -429,15 +429,12 @@ pub(super) fn apply_keeping<'p>(
         let written = writing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        match read {
-            Err(e) => Err(e),
-            Ok(_) => written,
-        }
+        read.and(written)
     })
 }
 
-/// The reading side of [`apply_keeping`]: everything the writing thread hears. `Ok(false)`
-/// when it stopped listening (it tells why itself).
+/// The reading side of [`apply_keeping`]: everything the writing thread hears, until it
+/// stops listening (it then tells why itself).
 fn read_side<'p>(
     sender: &SyncSender<ToWriter<'p>>,
     hand_over: impl FnOnce(&SyncSender<ToWriter<'p>>) -> Result<Option<HandedOver>, AppError>,
@@ -445,9 +442,9 @@ fn read_side<'p>(
     writes: &[Keep],
     (files, config_dir): (&Tree, &Path),
     preparer: Option<&EntryPreparer>,
-) -> Result<bool, AppError> {
+) -> Result<(), AppError> {
     let Some(HandedOver { facts, written }) = hand_over(sender)? else {
-        return Ok(false);
+        return Ok(());
     };
     let standing = standing.map(|config_digest| Standing {
         config_digest,
@@ -455,18 +452,19 @@ fn read_side<'p>(
     });
     let send = |message| sender.send(message).is_ok();
     if !send(ToWriter::ChangesEnd) || !send(ToWriter::Standing(standing)) {
-        return Ok(false);
+        return Ok(());
     }
     for keep in writes {
         if let Keep::Whole(import) = keep {
             let mut send_rows = |rows| send(ToWriter::Rows(rows));
             let end = read_whole(import, files, config_dir, preparer, &mut send_rows);
             if !send(ToWriter::End(end)) {
-                return Ok(false);
+                return Ok(());
             }
         }
     }
-    Ok(send(ToWriter::Written(written)))
+    send(ToWriter::Written(written));
+    Ok(())
 }
 
 /// The writing thread's side of [`apply_keeping`]: carries out `writes` in order, the

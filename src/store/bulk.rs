@@ -2,6 +2,10 @@
 //! their hashes, kept entries and their footprints) go in [`BATCH`] rows per statement,
 //! through one cached prepared statement per batch size, instead of one statement each.
 //!
+//! A first import into empty tables also builds their secondary indexes after its rows
+//! ([`drop_indexes`], then [`create_indexes`]): one sort each instead of an insert per
+//! row in no useful order.
+//!
 //! This only batches what it is given, in order. It never decides what to write, and it
 //! does not settle conflicts: a batch the database refuses is the caller's to write again
 //! row by row (SQLite undoes the whole statement first), so that the row at fault is told
@@ -81,6 +85,26 @@ impl<R: BulkRow> Bulk<R> {
     pub(super) fn take(&mut self) -> Vec<R> {
         std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH))
     }
+}
+
+/// Secondary indexes by name, each with the statement that makes it, exactly as the
+/// migrations make it.
+pub(super) type Indexes = [(&'static str, &'static str)];
+
+/// Drops `indexes` (in the caller's transaction, which puts them back if it rolls back).
+pub(super) fn drop_indexes(connection: &Connection, indexes: &Indexes) -> rusqlite::Result<()> {
+    for (name, _) in indexes {
+        connection.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+    }
+    Ok(())
+}
+
+/// Builds `indexes` again, after the rows.
+pub(super) fn create_indexes(connection: &Connection, indexes: &Indexes) -> rusqlite::Result<()> {
+    for (_, create) in indexes {
+        connection.execute_batch(create)?;
+    }
+    Ok(())
 }
 
 /// `head` followed by `rows` groups of `columns` parameters.

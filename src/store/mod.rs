@@ -1172,11 +1172,7 @@ impl<'t> ChangeWriter<'t> {
             })
             .map_err(fail)?;
         if first_import {
-            for (name, _) in CHANGE_INDEXES {
-                connection
-                    .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
-                    .map_err(fail)?;
-            }
+            bulk::drop_indexes(connection, &CHANGE_INDEXES).map_err(fail)?;
         }
         Ok(ChangeWriter {
             connection,
@@ -1220,11 +1216,8 @@ impl<'t> ChangeWriter<'t> {
     /// any change was written.
     fn finish(self) -> Result<bool, StoreError> {
         if self.indexes_dropped {
-            for (_, create) in CHANGE_INDEXES {
-                self.connection
-                    .execute_batch(create)
-                    .map_err(|e| store_error(self.path, e))?;
-            }
+            bulk::create_indexes(self.connection, &CHANGE_INDEXES)
+                .map_err(|e| store_error(self.path, e))?;
         }
         Ok(self.done > 0)
     }

@@ -424,11 +424,7 @@ impl<'t> SnapshotWriter<'t> {
     /// Ends the writes: builds again the indexes a first import dropped.
     pub(super) fn finish(self) -> Result<(), StoreError> {
         if self.indexes_dropped {
-            for (_, create) in ENTRY_INDEXES {
-                self.connection
-                    .execute_batch(create)
-                    .map_err(|e| self.fail(e))?;
-            }
+            bulk::create_indexes(self.connection, &ENTRY_INDEXES).map_err(|e| self.fail(e))?;
         }
         Ok(())
     }
@@ -493,10 +489,7 @@ impl<'t> SnapshotWriter<'t> {
                 |row| row.get(0),
             )?;
             if empty && !self.indexes_dropped {
-                for (name, _) in ENTRY_INDEXES {
-                    self.connection
-                        .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
-                }
+                bulk::drop_indexes(self.connection, &ENTRY_INDEXES)?;
             }
             Ok(empty)
         };
