@@ -17,6 +17,7 @@ use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
 use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::entry::Entry;
+use crate::core::join::Join;
 use crate::core::plan::{plan, Plan, PlanError, SourceImport};
 use crate::core::state::{RegistrationSource, State};
 use crate::git::GitError;
@@ -36,6 +37,7 @@ pub mod run;
 mod saved_plan;
 mod snapshots;
 mod sources;
+mod writeback;
 
 pub use crate::config::raw::ImportMode;
 pub use apply::{apply_command, apply_plan};
@@ -175,7 +177,7 @@ fn read_desired(
                     }
                 }
             }
-            builder.finish()
+            builder.finish_with(&Threads)
         });
         let read = read_sources(
             config,
@@ -188,6 +190,27 @@ fn read_desired(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         Ok((desired, read?))
     })
+}
+
+/// The core's two-halves steps ([`Join`]) on two threads: the second half on a scoped
+/// thread of its own, the first on the caller's.
+pub(crate) struct Threads;
+
+impl Join for Threads {
+    fn join<A: Send, B: Send>(
+        &self,
+        first: impl FnOnce() -> A + Send,
+        second: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        std::thread::scope(|scope| {
+            let second = scope.spawn(second);
+            let first = first();
+            let second = second
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (first, second)
+        })
+    }
 }
 
 /// Entries per batch sent to the builder thread, and batches waiting at most.

@@ -17,6 +17,7 @@ use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
     source_error, InputsDigest,
 };
+use super::writeback::Writeback;
 use super::AppError;
 use crate::config::{SourceLocation, SourceSettings};
 use crate::core::desired::EntryPreparer;
@@ -393,6 +394,7 @@ pub(super) fn apply_keeping<'p>(
         let writes = &writes;
         let writing = scope.spawn(move || {
             let mut store = store;
+            let _writeback = Writeback::start(store.path());
             let unfinished = || {
                 AppError::Refused(format!(
                     "{plan_name} was not read to the end; nothing was applied"

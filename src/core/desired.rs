@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
+use crate::core::join::{self, Join, Sequential};
 use crate::core::model::{
     dn_is_within, Anchor, GroupKind, GroupSelector, Profile, Rules, DEFAULT_MAX_IM_NAME_LENGTH,
     GROUP_TYPE, USER_TYPE,
@@ -916,6 +917,12 @@ impl<'r> DesiredBuilder<'r> {
 
     /// The desired state of every entry added.
     pub fn finish(self) -> Desired {
+        self.finish_with(&Sequential)
+    }
+
+    /// [`DesiredBuilder::finish`], sorting the claims of a large directory in two halves
+    /// at once through `join`.
+    pub fn finish_with(self, join: &impl Join) -> Desired {
         let DesiredBuilder {
             preparer,
             arrivals,
@@ -972,24 +979,23 @@ impl<'r> DesiredBuilder<'r> {
                 run.clear();
                 return;
             }
-            let mut candidates: Vec<Candidate> = run
-                .drain(..)
-                .map(|arrival| match arrival {
-                    Arrival::User(candidate) => candidate,
-                    Arrival::Frozen(_) => unreachable!("frozen runs are settled above"),
-                })
-                .collect();
-            // Ties (one DN read twice) go to the first arrival.
-            let winner = (1..candidates.len()).fold(0, |best, at| {
-                let key = |c: &Candidate| (c.account.source.clone(), c.account.dn.clone());
-                if key(&candidates[at]) < key(&candidates[best]) {
-                    at
-                } else {
-                    best
-                }
+            let mut candidates = run.drain(..).map(|arrival| match arrival {
+                Arrival::User(candidate) => candidate,
+                Arrival::Frozen(_) => unreachable!("frozen runs are settled above"),
             });
-            let mut winner = candidates.swap_remove(winner);
-            for loser in &candidates {
+            let mut winner = candidates.next().expect("a run is not empty");
+            // Mostly none: a vector only allocates for an anchor read twice.
+            let mut losers: Vec<Candidate> = Vec::new();
+            for candidate in candidates {
+                // Ties (one DN read twice) go to the first arrival.
+                let key = |c: &Candidate| (c.account.source.clone(), c.account.dn.clone());
+                if key(&candidate) < key(&winner) {
+                    losers.push(std::mem::replace(&mut winner, candidate));
+                } else {
+                    losers.push(candidate);
+                }
+            }
+            for loser in &losers {
                 let (winner_dn, loser_dn) = (&winner.account.dn, &loser.account.dn);
                 let anchor = &winner.account.anchor;
                 out.warnings.push(Warning {
@@ -1042,8 +1048,7 @@ impl<'r> DesiredBuilder<'r> {
         resolve_groups(rules, &group_facts, lists, &user_dns, &accounts, &mut out);
         drop(user_dns);
         out.accounts = accounts;
-        out.claims = sorted_claims(names, &pending);
-        drop(pending);
+        out.claims = sorted_claims(names, pending, join);
         out.warnings.sort();
         out.warnings.dedup();
         out
@@ -1051,8 +1056,14 @@ impl<'r> DesiredBuilder<'r> {
 }
 
 /// The claims of every account (`pending`, by account index), sorted by (protocol, name
-/// key, account, mapping, IM name) and without duplicates.
-fn sorted_claims(names: &Names, pending: &[Vec<PendingClaim>]) -> Vec<Claim> {
+/// key, account, mapping, IM name) and without duplicates. The claims' strings move into
+/// the result (a shared empty string takes their place): a copy would touch the count of
+/// each of millions of strings, twice.
+fn sorted_claims(
+    names: &Names,
+    mut pending: Vec<Vec<PendingClaim>>,
+    join: &impl Join,
+) -> Vec<Claim> {
     let count = pending.iter().map(Vec::len).sum();
     let mut order: Vec<(u64, u64, u32, u32)> = Vec::with_capacity(count);
     for (account, claims) in pending.iter().enumerate() {
@@ -1062,29 +1073,33 @@ fn sorted_claims(names: &Names, pending: &[Vec<PendingClaim>]) -> Vec<Claim> {
             order.push((high, low, account as u32, slot as u32));
         }
     }
-    // Protocol ranks order like the protocols' names, and accounts are in anchor order.
-    let claim =
-        |(_, _, account, slot): &(u64, u64, u32, u32)| &pending[*account as usize][*slot as usize];
-    order.sort_unstable_by(|a, b| {
-        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
-            let (x, y) = (claim(a), claim(b));
-            (&names.protocols[x.mapping], &x.name_key, a.2)
-                .cmp(&(&names.protocols[y.mapping], &y.name_key, b.2))
-                .then_with(|| {
-                    (&names.mappings[x.mapping], &x.im_name)
-                        .cmp(&(&names.mappings[y.mapping], &y.im_name))
-                })
-        })
-    });
+    {
+        // Protocol ranks order like the protocols' names, and accounts are in anchor order.
+        let claim = |(_, _, account, slot): &(u64, u64, u32, u32)| {
+            &pending[*account as usize][*slot as usize]
+        };
+        join::sort_unstable_by(join, &mut order, |a, b| {
+            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+                let (x, y) = (claim(a), claim(b));
+                (&names.protocols[x.mapping], &x.name_key, a.2)
+                    .cmp(&(&names.protocols[y.mapping], &y.name_key, b.2))
+                    .then_with(|| {
+                        (&names.mappings[x.mapping], &x.im_name)
+                            .cmp(&(&names.mappings[y.mapping], &y.im_name))
+                    })
+            })
+        });
+    }
+    let taken: Arc<str> = Arc::from("");
     let mut sorted: Vec<Claim> = Vec::with_capacity(count);
-    for key in &order {
-        let pending = claim(key);
+    for &(_, _, account, slot) in &order {
+        let pending = &mut pending[account as usize][slot as usize];
         let claim = Claim {
             protocol: names.protocols[pending.mapping].clone(),
-            name_key: pending.name_key.clone(),
-            account: key.2 as usize,
+            name_key: std::mem::replace(&mut pending.name_key, taken.clone()),
+            account: account as usize,
             mapping: names.mappings[pending.mapping].clone(),
-            im_name: pending.im_name.clone(),
+            im_name: std::mem::replace(&mut pending.im_name, taken.clone()),
         };
         if sorted.last() != Some(&claim) {
             sorted.push(claim);
@@ -1318,7 +1333,7 @@ fn valid_group_name(name: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::core::filter::Filter;
-    use crate::core::model::{Exclusion, ExclusionSelector, GroupRule, SourceRule};
+    use crate::core::model::{Exclusion, ExclusionSelector, GroupRule, Mapping, SourceRule};
     use crate::core::template::Template;
 
     const PEOPLE: &str = "ou=people,dc=x";
@@ -1444,6 +1459,71 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Runs the second half first: a split must not depend on which half is done first.
+    struct SecondFirst;
+
+    impl Join for SecondFirst {
+        fn join<A: Send, B: Send>(
+            &self,
+            first: impl FnOnce() -> A + Send,
+            second: impl FnOnce() -> B + Send,
+        ) -> (A, B) {
+            let second = second();
+            (first(), second)
+        }
+    }
+
+    #[test]
+    fn claims_sorted_in_two_halves_are_the_claims_sorted_whole() {
+        let mut rules = rules(Vec::new());
+        let mapping = |name: &str, protocol: &str, value: &str| Mapping {
+            name: name.to_string(),
+            protocol: protocol.to_string(),
+            value: Template::parse(value).unwrap(),
+            when: None,
+            sources: None,
+            renamed_from: Vec::new(),
+        };
+        // Two mappings of one protocol that often give one name (to one account, and
+        // nicknames to many), and a second protocol: enough claims to be split.
+        rules.mappings = vec![
+            mapping("by-cn", "aol", "{cn}"),
+            mapping("by-nick", "aol", "{nick}"),
+            mapping("xmpp", "xmpp", "{cn}@x"),
+        ];
+        let users = crate::core::join::WORTH_SPLITTING / 2;
+        let entries: Vec<Entry> = (0..users)
+            .rev()
+            .map(|i| {
+                let nick = if i % 3 == 0 {
+                    format!("u{i}")
+                } else {
+                    format!("n{}", i % 997)
+                };
+                user(&format!("u{i}")).with("nick", &[&nick])
+            })
+            .collect();
+        let build_with = |join: &dyn Fn(DesiredBuilder) -> Desired| {
+            let mut builder = DesiredBuilder::new(&rules);
+            builder.begin_source("hr");
+            for entry in &entries {
+                builder.add_entry("hr", entry);
+            }
+            join(builder)
+        };
+        let whole = build_with(&|builder| builder.finish());
+        let halves = build_with(&|builder| builder.finish_with(&SecondFirst));
+        assert!(whole.claims.len() > crate::core::join::WORTH_SPLITTING);
+        assert_eq!(halves.claims, whole.claims);
+        assert_eq!(halves.accounts, whole.accounts);
+        // Sorted by (protocol, name key, account), each claim once.
+        assert!(whole.claims.windows(2).all(|pair| {
+            (&pair[0].protocol, &pair[0].name_key, pair[0].account)
+                <= (&pair[1].protocol, &pair[1].name_key, pair[1].account)
+                && pair[0] != pair[1]
+        }));
     }
 
     #[test]

@@ -437,7 +437,7 @@ pub fn drift(
             });
         }
     }
-    for (key, registration) in &state.registrations {
+    for (key, registration) in state.registrations.iter() {
         if let Some(owner) = registration
             .owner
             .as_deref()

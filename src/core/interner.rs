@@ -13,6 +13,14 @@ use std::sync::Arc;
 pub struct Interner(HashSet<Arc<str>, foldhash::fast::FixedState>);
 
 impl Interner {
+    /// An interner with room for `strings` distinct strings.
+    pub fn with_capacity(strings: usize) -> Self {
+        Interner(HashSet::with_capacity_and_hasher(
+            strings,
+            Default::default(),
+        ))
+    }
+
     /// The shared string equal to `text`, made on first sight.
     pub fn get(&mut self, text: &str) -> Arc<str> {
         if let Some(shared) = self.0.get(text) {

@@ -13,6 +13,7 @@ pub mod effect;
 pub mod entry;
 pub mod filter;
 pub mod interner;
+pub mod join;
 pub mod model;
 pub mod plan;
 pub mod region;

@@ -611,8 +611,10 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
     let anchor_of = |index: usize| -> &str { &accounts[index].anchor };
     let mut claims = claims.into_iter().peekable();
     let mut rows = state.registrations.iter().peekable();
-    // The claims on the current name, in (account, mapping, IM name) order.
+    // The claims on the current name, in (account, mapping, IM name) order, and their
+    // claimants (buffers reused from name to name: millions of names, no allocation each).
     let mut on_name: Vec<Claim> = Vec::new();
+    let mut claimants: Vec<&str> = Vec::new();
     loop {
         let order = match (rows.peek(), claims.peek()) {
             (None, None) => break,
@@ -682,7 +684,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         let (protocol, name_key) = (first.protocol.clone(), first.name_key.clone());
         let row = row.map(|(_, row)| row);
         // Claimants in anchor order, each once (claims come in account order).
-        let mut claimants: Vec<&str> = Vec::with_capacity(1);
+        claimants.clear();
         for claim in &on_name {
             let anchor = anchor_of(claim.account);
             if claimants.last() != Some(&anchor) {
@@ -748,15 +750,15 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                         ),
                     ));
                 }
-                let own: Vec<&Claim> = on_name
+                let mut own = on_name
                     .iter()
-                    .filter(|c| *anchor_of(c.account) == *row.account)
-                    .collect();
+                    .filter(|c| *anchor_of(c.account) == *row.account);
+                let first_own = own.clone().next().expect("the row's account claims it");
                 let keeper = own
-                    .iter()
+                    .clone()
                     .find(|c| *c.mapping == *owner)
-                    .or_else(|| own.iter().find(|c| renamed_to(owner) == Some(&*c.mapping)))
-                    .unwrap_or(&own[0]);
+                    .or_else(|| own.find(|c| renamed_to(owner) == Some(&*c.mapping)))
+                    .unwrap_or(first_own);
                 let mut fields = BTreeMap::new();
                 if *keeper.im_name != *row.im_name {
                     fields.insert(

@@ -337,6 +337,22 @@ impl ValueFilter {
     /// The filtered value, or `None` when the filter drops it.
     fn apply<'a>(&self, value: Cow<'a, str>) -> Option<Cow<'a, str>> {
         Some(match self {
+            // ASCII values (most) change case byte by byte, and are kept when they
+            // already have the case wanted: no copy for `{mail|lower}` of a lower-case mail.
+            ValueFilter::Lower if value.is_ascii() => {
+                if value.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(value.to_ascii_lowercase())
+                } else {
+                    value
+                }
+            }
+            ValueFilter::Upper if value.is_ascii() => {
+                if value.bytes().any(|b| b.is_ascii_lowercase()) {
+                    Cow::Owned(value.to_ascii_uppercase())
+                } else {
+                    value
+                }
+            }
             ValueFilter::Lower => Cow::Owned(value.to_lowercase()),
             ValueFilter::Upper => Cow::Owned(value.to_uppercase()),
             ValueFilter::Trim => {

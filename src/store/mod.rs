@@ -26,8 +26,8 @@ use crate::core::interner::Interner;
 use crate::core::model::{Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::core::state::{
-    AccountStatus, GroupRow, RegistrationKey, RegistrationSource, State, StateAccount,
-    StateRegistration,
+    AccountStatus, GroupRow, RegistrationKey, RegistrationSource, Registrations, State,
+    StateAccount, StateRegistration,
 };
 
 pub use snapshots::{
@@ -144,6 +144,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let connection = Connection::open(path).map_err(|source| sqlite(path, source))?;
@@ -729,6 +734,33 @@ fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
     })
 }
 
+/// The rows `table` holds (it can change before they are read: only a size to reserve).
+fn count_rows(connection: &Connection, table: &str) -> rusqlite::Result<usize> {
+    connection
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(|count| usize::try_from(count).unwrap_or(0))
+}
+
+/// Every row `select` returns, made by `from_row`, into a vector with room for
+/// `expected` rows: a vector of millions grown by doubling would write (and make the
+/// kernel zero) twice the memory its rows take.
+fn collect_rows<T>(
+    connection: &Connection,
+    select: &str,
+    expected: usize,
+    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut statement = connection.prepare(select)?;
+    let mut rows = statement.query([])?;
+    let mut items = Vec::with_capacity(expected);
+    while let Some(row) = rows.next()? {
+        items.push(from_row(row)?);
+    }
+    Ok(items)
+}
+
 /// The whole state, read through `connection` (a transaction or not).
 fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     let mut state = State {
@@ -737,22 +769,22 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     };
     // Repeated names (protocols, mappings, sources, the anchor of an account's every
     // registration) are read into one shared string each.
-    let mut names = Interner::default();
+    let account_count = count_rows(connection, "accounts")?;
+    let mut names = Interner::with_capacity(account_count + 64);
     // Gathered first and built in one go: a map built from sorted items has full nodes,
     // one filled by insertion about half-full ones, which costs memory.
-    let accounts = connection
-        .prepare(SELECT_ACCOUNTS)?
-        .query_map([], |row| {
-            account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let accounts = collect_rows(connection, SELECT_ACCOUNTS, account_count, |row| {
+        account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a))
+    })?;
     state.accounts = accounts.into_iter().collect();
-    let registrations = connection
-        .prepare(SELECT_REGISTRATIONS)?
-        .query_map([], |row| registration_from_row(row, &mut names))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let registrations = collect_rows(
+        connection,
+        SELECT_REGISTRATIONS,
+        count_rows(connection, "registrations")?,
+        |row| registration_from_row(row, &mut names),
+    )?;
     drop(names);
-    state.registrations = registrations.into_iter().collect();
+    state.registrations = Registrations::from_sorted(registrations);
     for group in connection
         .prepare(SELECT_GROUPS)?
         .query_map([], group_from_row)?
