@@ -11,7 +11,8 @@
 //! directory).
 //!
 //! Both modes read as the binary does: with its allocator (mimalloc), and giving each
-//! entry back to the reader ([`recycle`]) once used, as the desired-state step does.
+//! entry back to the reader ([`recycle`]) once used, as its reading thread does after the
+//! per-entry step.
 
 use std::hint::black_box;
 use std::time::Instant;

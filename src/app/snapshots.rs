@@ -393,8 +393,10 @@ pub(super) fn apply_keeping<'p>(
     std::thread::scope(|scope| {
         let writes = &writes;
         let writing = scope.spawn(move || {
-            let mut store = store;
+            // Declared first, so dropped last: its handle on the store file must close
+            // after the store's connection (see `Writeback`).
             let _writeback = Writeback::start(store.path());
+            let mut store = store;
             let unfinished = || {
                 AppError::Refused(format!(
                     "{plan_name} was not read to the end; nothing was applied"

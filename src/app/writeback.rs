@@ -7,7 +7,14 @@
 //!
 //! Only an optimisation: it changes neither what is written nor when it is durable (the
 //! kernel may write dirty pages at any time anyway, and SQLite's journal is made durable
-//! before it writes a page of the store), and a file it cannot open is left alone.
+//! before it writes a page of the store), and a file it cannot open, or a thread it
+//! cannot start, is left alone.
+//!
+//! It holds a second handle on the store file, and on POSIX systems closing any handle
+//! on a file drops every lock the process holds on it, SQLite's included. So a
+//! `Writeback` must be dropped only once no connection of this process holds a lock on
+//! the store: after the apply's connection is closed (declare it before the `Store`, so
+//! that it is dropped after).
 
 use std::fs::File;
 use std::path::Path;
@@ -34,14 +41,17 @@ impl Writeback {
             };
         };
         let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-                start_writeback(&file);
-            }
-        });
+        let thread = std::thread::Builder::new()
+            .name("writeback".to_string())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+                    start_writeback(&file);
+                }
+            })
+            .ok();
         Writeback {
-            stop: Some(stop),
-            thread: Some(thread),
+            stop: thread.is_some().then_some(stop),
+            thread,
         }
     }
 }

@@ -1513,17 +1513,26 @@ mod tests {
             }
             join(builder)
         };
+        // `finish` sorts in one piece (`Sequential` does not split); `SecondFirst` splits.
         let whole = build_with(&|builder| builder.finish());
         let halves = build_with(&|builder| builder.finish_with(&SecondFirst));
         assert!(whole.claims.len() > crate::core::join::WORTH_SPLITTING);
         assert_eq!(halves.claims, whole.claims);
         assert_eq!(halves.accounts, whole.accounts);
-        // Sorted by (protocol, name key, account), each claim once.
-        assert!(whole.claims.windows(2).all(|pair| {
-            (&pair[0].protocol, &pair[0].name_key, pair[0].account)
-                <= (&pair[1].protocol, &pair[1].name_key, pair[1].account)
-                && pair[0] != pair[1]
-        }));
+        // Sorted by (protocol, name key, account, mapping, IM name), each claim once.
+        let sort_key = |c: &Claim| {
+            (
+                c.protocol.clone(),
+                c.name_key.clone(),
+                c.account,
+                c.mapping.clone(),
+                c.im_name.clone(),
+            )
+        };
+        assert!(whole
+            .claims
+            .windows(2)
+            .all(|pair| sort_key(&pair[0]) < sort_key(&pair[1])));
     }
 
     #[test]

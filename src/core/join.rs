@@ -5,6 +5,9 @@
 
 /// Runs two closures, possibly at once, and returns both results.
 pub trait Join: Sync {
+    /// Whether splitting work pays: false when the halves would only run in turn.
+    const SPLITS: bool = true;
+
     fn join<A: Send, B: Send>(
         &self,
         first: impl FnOnce() -> A + Send,
@@ -17,6 +20,8 @@ pub trait Join: Sync {
 pub struct Sequential;
 
 impl Join for Sequential {
+    const SPLITS: bool = false;
+
     fn join<A: Send, B: Send>(
         &self,
         first: impl FnOnce() -> A + Send,
@@ -31,14 +36,14 @@ impl Join for Sequential {
 pub const WORTH_SPLITTING: usize = 1 << 16;
 
 /// Sorts `items` by `compare` like `slice::sort_unstable_by` (equal items in any order),
-/// its two halves at once through `join` when it is large: then one stable sort merges
-/// the two sorted runs.
-pub fn sort_unstable_by<T: Send>(
-    join: &impl Join,
+/// its two halves at once through `join` when it is large and `join` splits: then one
+/// stable sort merges the two sorted runs.
+pub fn sort_unstable_by<T: Send, J: Join>(
+    join: &J,
     items: &mut [T],
     compare: impl Fn(&T, &T) -> std::cmp::Ordering + Sync,
 ) {
-    if items.len() < WORTH_SPLITTING {
+    if !J::SPLITS || items.len() < WORTH_SPLITTING {
         items.sort_unstable_by(compare);
         return;
     }
