@@ -1461,20 +1461,6 @@ mod tests {
         }
     }
 
-    /// Runs the second half first: a split must not depend on which half is done first.
-    struct SecondFirst;
-
-    impl Join for SecondFirst {
-        fn join<A: Send, B: Send>(
-            &self,
-            first: impl FnOnce() -> A + Send,
-            second: impl FnOnce() -> B + Send,
-        ) -> (A, B) {
-            let second = second();
-            (first(), second)
-        }
-    }
-
     #[test]
     fn claims_sorted_in_two_halves_are_the_claims_sorted_whole() {
         let mut rules = rules(Vec::new());
@@ -1515,7 +1501,7 @@ mod tests {
         };
         // `finish` sorts in one piece (`Sequential` does not split); `SecondFirst` splits.
         let whole = build_with(&|builder| builder.finish());
-        let halves = build_with(&|builder| builder.finish_with(&SecondFirst));
+        let halves = build_with(&|builder| builder.finish_with(&crate::core::join::SecondFirst));
         assert!(whole.claims.len() > crate::core::join::WORTH_SPLITTING);
         assert_eq!(halves.claims, whole.claims);
         assert_eq!(halves.accounts, whole.accounts);
