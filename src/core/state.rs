@@ -5,6 +5,7 @@
 //! The SQLite adapter loads this value; the planner compares it with the desired state.
 //! Pure data: no I/O.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -122,50 +123,94 @@ pub struct State {
     /// Bumped by every apply; a saved plan records it.
     pub serial: i64,
     /// By anchor.
-    pub accounts: BTreeMap<Arc<str>, StateAccount>,
+    pub accounts: Accounts,
     pub registrations: Registrations,
     /// By group name.
     pub groups: BTreeMap<String, GroupRow>,
 }
 
-/// The registration rows by key, in key order: a sorted vector, which the store fills
-/// in that order. (A map would be built from such a vector anyway, and a store of
-/// millions of rows would briefly hold both.) Nothing looks a row up by key: the planner
-/// and drift walk them in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Registrations(Vec<(RegistrationKey, StateRegistration)>);
+/// A map kept as one vector of `(key, value)` in increasing key order: the store reads
+/// its rows in key order (its primary key), and a map would only be built from such a
+/// vector, with a store of millions of rows briefly holding both. Lookups are binary
+/// searches; the planner and drift mostly walk the rows in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortedMap<K, V>(Vec<(K, V)>);
 
-impl Registrations {
-    /// Rows already in strictly increasing key order, as the store reads them (its
-    /// primary key). Out-of-order rows are sorted (the last of equal keys wins).
-    pub fn from_sorted(rows: Vec<(RegistrationKey, StateRegistration)>) -> Self {
+/// The stored accounts by anchor.
+pub type Accounts = SortedMap<Arc<str>, StateAccount>;
+/// The stored registrations by key.
+pub type Registrations = SortedMap<RegistrationKey, StateRegistration>;
+
+impl<K, V> Default for SortedMap<K, V> {
+    fn default() -> Self {
+        SortedMap(Vec::new())
+    }
+}
+
+impl<K: Ord, V> SortedMap<K, V> {
+    /// Rows already in strictly increasing key order, as the store reads them.
+    /// Out-of-order rows are sorted (the last of equal keys wins).
+    pub fn from_sorted(rows: Vec<(K, V)>) -> Self {
         if rows.windows(2).all(|pair| pair[0].0 < pair[1].0) {
-            Registrations(rows)
+            SortedMap(rows)
         } else {
             rows.into_iter().collect()
         }
     }
 
-    /// Adds or replaces the row with `key`, returning the one replaced. Cheap when keys
+    fn find<Q: Ord + ?Sized>(&self, key: &Q) -> Result<usize, usize>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.binary_search_by(|(have, _)| have.borrow().cmp(key))
+    }
+
+    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).ok().map(|at| &self.0[at].1)
+    }
+
+    pub fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).ok().map(|at| &mut self.0[at].1)
+    }
+
+    pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).is_ok()
+    }
+
+    /// Adds or replaces the value of `key`, returning the one replaced. Cheap when keys
     /// come in increasing order.
-    pub fn insert(
-        &mut self,
-        key: RegistrationKey,
-        row: StateRegistration,
-    ) -> Option<StateRegistration> {
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         if self.0.last().is_none_or(|(last, _)| *last < key) {
-            self.0.push((key, row));
+            self.0.push((key, value));
             return None;
         }
-        match self.0.binary_search_by(|(have, _)| have.cmp(&key)) {
-            Ok(at) => Some(std::mem::replace(&mut self.0[at].1, row)),
+        match self.find(&key) {
+            Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {
-                self.0.insert(at, (key, row));
+                self.0.insert(at, (key, value));
                 None
             }
         }
     }
 
+    pub fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).ok().map(|at| self.0.remove(at).1)
+    }
+}
+
+impl<K, V> SortedMap<K, V> {
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -174,45 +219,56 @@ impl Registrations {
         self.0.is_empty()
     }
 
-    /// The rows in key order.
-    pub fn iter(
-        &self,
-    ) -> impl DoubleEndedIterator<Item = (&RegistrationKey, &StateRegistration)> + Clone {
-        self.0.iter().map(|(key, row)| (key, row))
+    /// The entries in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + Clone {
+        self.0.iter().map(|(key, value)| (key, value))
     }
 
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &StateRegistration> + Clone {
-        self.0.iter().map(|(_, row)| row)
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + Clone {
+        self.0.iter().map(|(key, _)| key)
     }
 
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut StateRegistration> {
-        self.0.iter_mut().map(|(_, row)| row)
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + Clone {
+        self.0.iter().map(|(_, value)| value)
+    }
+
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> {
+        self.0.iter_mut().map(|(_, value)| value)
     }
 }
 
-impl FromIterator<(RegistrationKey, StateRegistration)> for Registrations {
-    /// Sorted by key; of rows with equal keys the last wins, as in a map.
-    fn from_iter<I: IntoIterator<Item = (RegistrationKey, StateRegistration)>>(rows: I) -> Self {
-        let mut rows: Vec<_> = rows.into_iter().collect();
+impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
+    /// Sorted by key; of entries with equal keys the last wins, as in a map.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
+        let mut entries: Vec<(K, V)> = entries.into_iter().collect();
         // Stable: equal keys keep their order, so the last is the one to keep.
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut kept: Vec<(RegistrationKey, StateRegistration)> = Vec::with_capacity(rows.len());
-        for row in rows {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(K, V)> = Vec::with_capacity(entries.len());
+        for entry in entries {
             match kept.last_mut() {
-                Some(last) if last.0 == row.0 => *last = row,
-                _ => kept.push(row),
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
             }
         }
-        Registrations(kept)
+        SortedMap(kept)
     }
 }
 
-impl IntoIterator for Registrations {
-    type Item = (RegistrationKey, StateRegistration);
-    type IntoIter = std::vec::IntoIter<(RegistrationKey, StateRegistration)>;
+impl<K, V> IntoIterator for SortedMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::vec::IntoIter<(K, V)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
+    }
+}
+
+impl<K: Ord + Borrow<Q>, Q: Ord + ?Sized, V> std::ops::Index<&Q> for SortedMap<K, V> {
+    type Output = V;
+
+    /// The value of `key`; panics when there is none, like a map's index.
+    fn index(&self, key: &Q) -> &V {
+        self.get(key).expect("no entry for the key")
     }
 }
 
@@ -302,5 +358,34 @@ mod tests {
         assert_eq!(Registrations::from_sorted(rows), collected);
         let in_order: Vec<_> = collected.clone().into_iter().collect();
         assert_eq!(Registrations::from_sorted(in_order), collected);
+    }
+
+    #[test]
+    fn a_sorted_map_finds_changes_and_removes_by_borrowed_key() {
+        let mut accounts: SortedMap<Arc<str>, u32> = [("b", 2), ("a", 1), ("c", 3)]
+            .map(|(k, v)| (Arc::from(k), v))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            accounts.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(accounts.get("b"), Some(&2));
+        assert_eq!(accounts["c"], 3);
+        assert!(accounts.contains_key("a") && !accounts.contains_key("z"));
+        *accounts.get_mut("a").unwrap() = 10;
+        assert_eq!(accounts.remove("b"), Some(2));
+        assert_eq!(accounts.remove("b"), None);
+        assert_eq!(accounts.insert("d".into(), 4), None);
+        assert_eq!(accounts.insert("b".into(), 5), None);
+        assert_eq!(
+            accounts
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<Vec<_>>(),
+            [("a", 10), ("b", 5), ("c", 3), ("d", 4)].map(|(k, v)| (k.to_string(), v))
+        );
+        assert_eq!(accounts.values().sum::<u32>(), 22);
+        assert_eq!(accounts.len(), 4);
     }
 }

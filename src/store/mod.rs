@@ -26,8 +26,8 @@ use crate::core::interner::Interner;
 use crate::core::model::{Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
 use crate::core::state::{
-    AccountStatus, GroupRow, RegistrationKey, RegistrationSource, Registrations, State,
-    StateAccount, StateRegistration,
+    AccountStatus, GroupRow, RegistrationKey, RegistrationSource, SortedMap, State, StateAccount,
+    StateRegistration,
 };
 
 pub use snapshots::{
@@ -776,7 +776,7 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     let accounts = collect_rows(connection, SELECT_ACCOUNTS, account_count, |row| {
         account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a))
     })?;
-    state.accounts = accounts.into_iter().collect();
+    state.accounts = SortedMap::from_sorted(accounts);
     let registrations = collect_rows(
         connection,
         SELECT_REGISTRATIONS,
@@ -784,7 +784,7 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
         |row| registration_from_row(row, &mut names),
     )?;
     drop(names);
-    state.registrations = Registrations::from_sorted(registrations);
+    state.registrations = SortedMap::from_sorted(registrations);
     for group in connection
         .prepare(SELECT_GROUPS)?
         .query_map([], group_from_row)?
