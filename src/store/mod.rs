@@ -771,8 +771,8 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     // registration) are read into one shared string each.
     let account_count = count_rows(connection, "accounts")?;
     let mut names = Interner::with_capacity(account_count + 64);
-    // Gathered first and built in one go: a map built from sorted items has full nodes,
-    // one filled by insertion about half-full ones, which costs memory.
+    // A table clustered on its key is read in key order: the vectors read are the
+    // state's sorted maps as they are (`from_sorted` sorts any that are not).
     let accounts = collect_rows(connection, SELECT_ACCOUNTS, account_count, |row| {
         account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a))
     })?;
