@@ -750,15 +750,17 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                         ),
                     ));
                 }
-                let mut own = on_name
-                    .iter()
-                    .filter(|c| *anchor_of(c.account) == *row.account);
-                let first_own = own.clone().next().expect("the row's account claims it");
-                let keeper = own
-                    .clone()
+                // The row's account's own claims on the name (walked, not collected).
+                let own = || {
+                    on_name
+                        .iter()
+                        .filter(|c| *anchor_of(c.account) == *row.account)
+                };
+                let keeper = own()
                     .find(|c| *c.mapping == *owner)
-                    .or_else(|| own.find(|c| renamed_to(owner) == Some(&*c.mapping)))
-                    .unwrap_or(first_own);
+                    .or_else(|| own().find(|c| renamed_to(owner) == Some(&*c.mapping)))
+                    .or_else(|| own().next())
+                    .expect("the row's account claims it");
                 let mut fields = BTreeMap::new();
                 if *keeper.im_name != *row.im_name {
                     fields.insert(
