@@ -311,6 +311,9 @@ fn push_escaped(out: &mut String, value: &str) {
 /// The normal form of `dn` when it parses; otherwise (DNs from files can be odd) the
 /// trimmed, lowercased text, itself normalised if that parses. Idempotent.
 pub fn normalize_dn(dn: &str) -> String {
+    if let Some(normal) = plain_normal_form(dn) {
+        return normal;
+    }
     if let Ok(parsed) = Dn::parse(dn) {
         return parsed.normalized();
     }
@@ -319,6 +322,38 @@ pub fn normalize_dn(dn: &str) -> String {
         Ok(parsed) => parsed.normalized(),
         Err(_) => lowered,
     }
+}
+
+/// The normal form of a DN written plainly, as directories mostly write them: ASCII
+/// `type=value` pairs joined by commas, each type a name, each value free of what the
+/// normal form escapes or drops (no `" + ; < > \ =`, no control character, no `#`
+/// first, no space at either end). Parsing such a DN yields exactly its RDNs as written,
+/// one pair each, so its normal form is its ASCII lowercase, found without building a
+/// [`Dn`] (an apply of a million accounts normalises a million DNs). `None` for any
+/// other DN: the parser decides.
+fn plain_normal_form(dn: &str) -> Option<String> {
+    if dn.is_empty() {
+        return None;
+    }
+    for rdn in dn.split(',') {
+        let (attribute_type, value) = rdn.split_once('=')?;
+        let mut type_bytes = attribute_type.bytes();
+        let named = type_bytes.next()?.is_ascii_alphabetic()
+            && type_bytes.all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let value = value.as_bytes();
+        let (first, last) = (*value.first()?, *value.last()?);
+        let plain = first != b'#'
+            && first != b' '
+            && last != b' '
+            && value.iter().all(|&b| {
+                (b' '..=b'~').contains(&b)
+                    && !matches!(b, b'"' | b'+' | b';' | b'<' | b'>' | b'\\' | b'=')
+            });
+        if !(named && plain) {
+            return None;
+        }
+    }
+    Some(dn.to_ascii_lowercase())
 }
 
 /// Characters that may follow a backslash as themselves.
@@ -850,6 +885,40 @@ mod tests {
             .join(",")
     }
 
+    #[test]
+    fn plain_dns_take_the_short_way_and_others_the_parser() {
+        for (dn, normal) in [
+            (
+                "uid=User01,ou=People,dc=Example,dc=com",
+                "uid=user01,ou=people,dc=example,dc=com",
+            ),
+            (
+                "CN=Svc Account,OU=Service-Accounts,DC=corp",
+                "cn=svc account,ou=service-accounts,dc=corp",
+            ),
+            ("cn=a#b,o=x.y@z", "cn=a#b,o=x.y@z"),
+        ] {
+            assert_eq!(plain_normal_form(dn).as_deref(), Some(normal), "{dn}");
+            assert_eq!(normalize_dn(dn), normal, "{dn}");
+        }
+        for (dn, normal) in [
+            ("", ""),
+            ("cn=a, ou=b", "cn=a,ou=b"),
+            ("cn=a ,ou=b", "cn=a,ou=b"),
+            ("cn=#41", "cn=#41"),
+            ("cn=\\#a", "cn=\\#a"),
+            ("sn=a+CN=b", "cn=b+sn=a"),
+            ("cn=a;ou=b", "cn=a,ou=b"),
+            ("cn=Smith\\, John,ou=x", "cn=smith\\, john,ou=x"),
+            ("OID.2.5.4.3=x", "2.5.4.3=x"),
+            ("cn=Jürgen", "cn=jürgen"),
+            ("cn=a=b", "cn=a=b"),
+        ] {
+            assert_eq!(plain_normal_form(dn), None, "{dn}");
+            assert_eq!(normalize_dn(dn), normal, "{dn}");
+        }
+    }
+
     proptest! {
         #[test]
         fn escaped_values_parse_back_exactly(parts in dn_parts()) {
@@ -869,6 +938,18 @@ mod tests {
             let normalized = dn(&build(&parts)).normalized();
             prop_assert_eq!(dn(&normalized).normalized(), normalized.clone());
             prop_assert_eq!(normalize_dn(&normalized), normalized);
+        }
+
+        #[test]
+        fn plain_dns_normalise_as_the_parser_does(input in prop_oneof![
+            "[a-zA-Z0-9 =,+;\\\\#\"<>.é\t-]{0,24}",
+            "([a-zA-Z][a-zA-Z0-9-]{0,3}=[a-zA-Z0-9 #.@é-]{1,6},){0,3}[a-zA-Z][a-zA-Z0-9-]{0,3}=[a-zA-Z0-9 #.@-]{1,6}",
+        ]) {
+            if let Some(plain) = plain_normal_form(&input) {
+                let parsed = Dn::parse(&input)
+                    .map_err(|e| TestCaseError::fail(format!("{input:?} is plain but: {e}")))?;
+                prop_assert_eq!(plain, parsed.normalized(), "{:?}", input);
+            }
         }
 
         #[test]

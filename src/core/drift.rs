@@ -49,9 +49,25 @@ impl RowKind {
     }
 
     pub fn from_name(name: &str) -> Option<RowKind> {
-        [RowKind::Account, RowKind::Registration, RowKind::Group]
+        RowKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    const ALL: [RowKind; 3] = [RowKind::Account, RowKind::Registration, RowKind::Group];
+
+    /// The number the store keeps for this kind (`managed_hashes.kind`).
+    pub fn number(self) -> i64 {
+        match self {
+            RowKind::Account => 1,
+            RowKind::Registration => 2,
+            RowKind::Group => 3,
+        }
+    }
+
+    /// The kind the store keeps as `number`, if any.
+    pub fn from_number(number: i64) -> Option<RowKind> {
+        RowKind::ALL
             .into_iter()
-            .find(|kind| kind.name() == name)
+            .find(|kind| kind.number() == number)
     }
 }
 
@@ -86,8 +102,11 @@ impl RowId {
     }
 }
 
+/// The content hash of a row: the first 16 bytes of the SHA-256 of its fields.
+pub type RowHash = [u8; 16];
+
 /// Content hashes of managed rows, as the store keeps them.
-pub type RowHashes = BTreeMap<RowId, String>;
+pub type RowHashes = BTreeMap<RowId, RowHash>;
 
 /// A hasher over a row's fields: each field is length-prefixed, so no two rows share an
 /// input.
@@ -111,19 +130,15 @@ impl RowHasher {
         }
     }
 
-    fn finish(self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(32);
-        for byte in &self.0.finalize()[..16] {
-            hex.push(HEX[usize::from(byte >> 4)] as char);
-            hex.push(HEX[usize::from(byte & 0xf)] as char);
-        }
-        hex
+    fn finish(self) -> RowHash {
+        let mut hash = RowHash::default();
+        hash.copy_from_slice(&self.0.finalize()[..16]);
+        hash
     }
 }
 
 /// The content hash of an account row.
-pub fn account_hash(account: &StateAccount) -> String {
+pub fn account_hash(account: &StateAccount) -> RowHash {
     let mut hasher = RowHasher::new(RowKind::Account);
     hasher.field(Some(&account.anchor));
     hasher.field(Some(&account.dn));
@@ -136,7 +151,7 @@ pub fn account_hash(account: &StateAccount) -> String {
 }
 
 /// The content hash of a registration row.
-pub fn registration_hash(registration: &StateRegistration) -> String {
+pub fn registration_hash(registration: &StateRegistration) -> RowHash {
     let mut hasher = RowHasher::new(RowKind::Registration);
     hasher.field(Some(&registration.protocol));
     hasher.field(Some(&registration.im_name));
@@ -147,7 +162,7 @@ pub fn registration_hash(registration: &StateRegistration) -> String {
 }
 
 /// The content hash of a group row with its members (sorted, as the store loads them).
-pub fn group_hash(group: &GroupRow) -> String {
+pub fn group_hash(group: &GroupRow) -> RowHash {
     let mut hasher = RowHasher::new(RowKind::Group);
     hasher.field(Some(&group.name));
     hasher.field(Some(&group.kind));
@@ -165,7 +180,7 @@ pub fn group_hash(group: &GroupRow) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub enum RowAfter {
     /// The row as the change wrote it, whole (adds): hashed without reading it back.
-    Hash(String),
+    Hash(RowHash),
     /// The row is gone (removals).
     Gone,
     /// Partly written (updates, memberships): read back and hashed.
@@ -188,7 +203,7 @@ fn row_written(change: &Change) -> Option<(RowKind, Arc<str>)> {
 
 /// What `change`, the last change of its row, leaves of that row.
 fn row_after(change: &Change) -> RowAfter {
-    let after = |row_hash: Option<String>| match (change.action, row_hash) {
+    let after = |row_hash: Option<RowHash>| match (change.action, row_hash) {
         (Action::Remove, _) => RowAfter::Gone,
         (Action::Add, Some(hash)) => RowAfter::Hash(hash),
         _ => RowAfter::Reread,

@@ -196,6 +196,23 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TABLE managed_hashes;
     ALTER TABLE managed_hashes_by_key RENAME TO managed_hashes;
     "#,
+    // 6: managed_hashes keeps the kind as a number (1 account, 2 registration, 3 group)
+    // and the hash as its 16 bytes instead of 32 hex digits: a first import of a million
+    // users writes four million of these rows, and they take a third less room.
+    r#"
+    CREATE TABLE managed_hashes_compact (
+        kind INTEGER NOT NULL CHECK (kind IN (1, 2, 3)),
+        key  TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    INSERT INTO managed_hashes_compact
+        SELECT CASE kind WHEN 'account' THEN 1 WHEN 'registration' THEN 2 ELSE 3 END, key,
+            coalesce(unhex(hash), CAST(hash AS BLOB))
+        FROM managed_hashes;
+    DROP TABLE managed_hashes;
+    ALTER TABLE managed_hashes_compact RENAME TO managed_hashes;
+    "#,
 ];
 
 /// The migration after which the managed rows' hashes are computed (in Rust: SQLite has

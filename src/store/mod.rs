@@ -21,7 +21,7 @@ use bulk::{Bulk, BulkRow};
 use serde::Serialize;
 
 use crate::core::dn::normalize_dn;
-use crate::core::drift::{self, RowAfter, RowHashes, RowId, RowKind, WrittenRow};
+use crate::core::drift::{self, RowAfter, RowHash, RowHashes, RowId, RowKind, WrittenRow};
 use crate::core::interner::Interner;
 use crate::core::model::{Profile, ProfileField};
 use crate::core::plan::{Action, Change, Kind, Plan};
@@ -235,7 +235,8 @@ impl Store {
                 .map_err(fail)?;
             if index + 1 == migrations::HASHES_MIGRATION {
                 let state = load_state(&transaction).map_err(fail)?;
-                write_hashes(&transaction, &drift::managed_hashes(&state)).map_err(fail)?;
+                write_hashes_at_migration_3(&transaction, &drift::managed_hashes(&state))
+                    .map_err(fail)?;
             }
             // Foreign keys are off while migrating (they cannot be turned off inside a
             // transaction, and a rebuilt table is briefly missing): checked here whole.
@@ -379,15 +380,17 @@ impl Store {
                 .prepare("SELECT kind, key, hash FROM managed_hashes")?;
             let rows = statement.query_map([], |row| {
                 Ok((
-                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(0)?,
                     row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
+                    row.get::<_, Vec<u8>>(2)?,
                 ))
             })?;
             let mut hashes = RowHashes::new();
             for row in rows {
                 let (kind, key, hash) = row?;
-                if let Some(kind) = RowKind::from_name(&kind) {
+                // A hash of another length (none an apply wrote) matches no row: left
+                // out, its row reads as one no apply wrote.
+                if let (Some(kind), Ok(hash)) = (RowKind::from_number(kind), hash.try_into()) {
                     hashes.insert(RowId { kind, key }, hash);
                 }
             }
@@ -808,12 +811,17 @@ fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     Ok(state)
 }
 
-/// Records `hashes` (after a full computation, replacing none).
-fn write_hashes(connection: &Connection, hashes: &RowHashes) -> rusqlite::Result<()> {
+/// Records `hashes` in the table as migration 3 made it (kind names, hex hashes), right
+/// after that migration (migration 6 converts them).
+fn write_hashes_at_migration_3(
+    connection: &Connection,
+    hashes: &RowHashes,
+) -> rusqlite::Result<()> {
     let mut insert = connection
         .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
     for (id, hash) in hashes {
-        insert.execute(params![id.kind.name(), id.key, hash])?;
+        let hex: String = hash.iter().map(|byte| format!("{byte:02x}")).collect();
+        insert.execute(params![id.kind.name(), id.key, hex])?;
     }
     Ok(())
 }
@@ -822,15 +830,15 @@ fn write_hashes(connection: &Connection, hashes: &RowHashes) -> rusqlite::Result
 struct HashRow {
     kind: RowKind,
     key: Arc<str>,
-    hash: String,
+    hash: RowHash,
 }
 
 impl BulkRow for HashRow {
     const COLUMNS: usize = 3;
     fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
-        bulk::bind(statement, first, self.kind.name())?;
+        bulk::bind(statement, first, self.kind.number())?;
         bulk::bind(statement, first + 1, self.key.as_ref())?;
-        bulk::bind(statement, first + 2, &self.hash)
+        bulk::bind(statement, first + 2, &self.hash[..])
     }
 }
 
@@ -888,7 +896,7 @@ fn refresh_hashes(connection: &Connection, rows: Vec<WrittenRow>) -> rusqlite::R
         match hash {
             Some(hash) => upsert.push(connection, HashRow { kind, key, hash })?,
             None => {
-                delete.execute(params![kind.name(), key.as_ref()])?;
+                delete.execute(params![kind.number(), key.as_ref()])?;
             }
         }
     }
@@ -1661,7 +1669,8 @@ mod tests {
                      INSERT INTO registrations VALUES ('aol', 'm', 'M', 'cn=m,dc=x', 'manual', NULL); \
                      INSERT INTO groups VALUES ('staff', 'org_unit', 'hr', 'staff'); \
                      INSERT INTO group_members VALUES ('staff', 'a'); \
-                     INSERT INTO managed_hashes VALUES ('account', 'a', 'h1'); \
+                     INSERT INTO managed_hashes VALUES ('account', 'a', \
+                       '000102030405060708090a0b0c0d0e0f'); \
                      INSERT INTO managed_hashes VALUES ('registration', 'aol:al', 'h2'); \
                      UPDATE meta SET value = '7' WHERE key = 'serial';",
                 )
@@ -1673,14 +1682,22 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.load().unwrap(), before);
         assert_eq!(store.serial().unwrap(), 7);
-        let hashes: Vec<(RowId, String)> = store.managed_hashes().unwrap().into_iter().collect();
+        // Migration 6 keeps each hash as its bytes; one that was never a hash of 16 bytes
+        // matches nothing, so it is left out.
+        let hashes: Vec<(RowId, RowHash)> = store.managed_hashes().unwrap().into_iter().collect();
         assert_eq!(
             hashes,
-            [
-                (RowId::account("a"), "h1".to_string()),
-                (RowId::registration("aol", "al"), "h2".to_string()),
-            ]
+            [(RowId::account("a"), std::array::from_fn(|i| i as u8))]
         );
+        let kept: (i64, usize) = store
+            .connection
+            .query_row(
+                "SELECT kind, length(hash) FROM managed_hashes WHERE key = 'aol:al'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (2, 2));
         for table in ["accounts", "registrations", "managed_hashes"] {
             let sql: String = store
                 .connection
