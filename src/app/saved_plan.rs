@@ -305,16 +305,21 @@ impl<'de> Visitor<'de> for ChangeSeed<'_> {
             match field {
                 Field::Action => action = Some(map.next_value()?),
                 Field::Kind => kind = Some(map.next_value()?),
-                // Unique per change: not worth a place among the shared strings.
+                // Unique per change: not worth a place among the shared strings. So,
+                // in effect, are an account's anchor and DN: they recur in its changes,
+                // but far apart in a plan (accounts first, then each protocol's names
+                // in name order), so sharing them would cost a lookup each in a table of
+                // a million and keep every one alive to the end of the reading, where a
+                // copy goes with its change once the change is written.
                 Field::ImName => change.im_name = map.next_value_seed(Text { strings: None })?,
                 Field::ImNameKey => {
                     change.name_key = map.next_value_seed(Text { strings: None })?
                 }
+                Field::Account => change.account = map.next_value_seed(Text { strings: None })?,
+                Field::Dn => change.dn = map.next_value_seed(Text { strings: None })?,
                 Field::Protocol => change.protocol = shared(&mut map, self.strings)?,
-                Field::Account => change.account = shared(&mut map, self.strings)?,
                 Field::Mapping => change.mapping = shared(&mut map, self.strings)?,
                 Field::Reason => change.reason = shared(&mut map, self.strings)?,
-                Field::Dn => change.dn = shared(&mut map, self.strings)?,
                 Field::Source => change.source = shared(&mut map, self.strings)?,
                 Field::Group => change.group = shared(&mut map, self.strings)?,
                 Field::Member => change.member = shared(&mut map, self.strings)?,
@@ -507,14 +512,11 @@ mod tests {
         let (plan, dirty) = read_text(PLAN).unwrap();
         assert!(dirty);
         assert_eq!(plan, serde_json::from_str::<Plan>(PLAN).unwrap());
-        let (first, second) = (&plan.changes[0], &plan.changes[1]);
+        // Names from the config (sources, protocols, mappings) are shared.
+        let (account, group) = (&plan.changes[0], &plan.changes[3]);
         assert!(Arc::ptr_eq(
-            first.account.as_ref().unwrap(),
-            second.account.as_ref().unwrap()
-        ));
-        assert!(Arc::ptr_eq(
-            first.dn.as_ref().unwrap(),
-            second.dn.as_ref().unwrap()
+            account.source.as_ref().unwrap(),
+            group.source.as_ref().unwrap()
         ));
     }
 
