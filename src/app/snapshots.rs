@@ -528,11 +528,12 @@ fn kept_entry_row(
     entry: &Entry,
     preparer: Option<&EntryPreparer>,
 ) -> Result<KeptEntry, String> {
-    Ok(KeptEntry {
+    KeptEntry::new(
         key,
-        record: entry_record(entry).map_err(|e| e.to_string())?,
-        footprint: preparer.map(|p| p.footprint(&p.prepare(source, entry))),
-    })
+        entry_record(entry).map_err(|e| e.to_string())?,
+        preparer.map(|p| p.footprint(&p.prepare(source, entry))),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The file `file` of an import, where `files` has it.

@@ -76,6 +76,30 @@ pub struct KeptEntry {
     pub key: String,
     pub record: Vec<u8>,
     pub footprint: Option<EntryFootprint>,
+    /// The footprint's lists as the row keeps them (JSON; `None` when empty), made with
+    /// the entry on the thread that reads it: the writing thread has work enough.
+    lists: Option<String>,
+}
+
+impl KeptEntry {
+    pub fn new(
+        key: String,
+        record: Vec<u8>,
+        footprint: Option<EntryFootprint>,
+    ) -> Result<KeptEntry, serde_json::Error> {
+        let lists = footprint
+            .as_ref()
+            .map(FootprintLists::of)
+            .filter(|lists| !lists.is_empty())
+            .map(|lists| serde_json::to_string(&lists))
+            .transpose()?;
+        Ok(KeptEntry {
+            key,
+            record,
+            footprint,
+            lists,
+        })
+    }
 }
 
 /// The standing facts an apply leaves: the totals of the plan it applied, valid for the
@@ -579,11 +603,10 @@ enum Existing {
     Refuse,
 }
 
-/// An entry row, with its footprint lists as kept (JSON).
+/// An entry row.
 struct EntryInsert<'e> {
     source: &'e str,
     entry: &'e KeptEntry,
-    lists: Option<String>,
 }
 
 impl BulkRow for EntryInsert<'_> {
@@ -604,7 +627,7 @@ impl BulkRow for EntryInsert<'_> {
             first + 5,
             footprint.is_some_and(|f| f.yields_account),
         )?;
-        bulk::bind(statement, first + 6, self.lists.as_deref())
+        bulk::bind(statement, first + 6, self.entry.lists.as_deref())
     }
 }
 
@@ -645,7 +668,6 @@ fn insert_entries(
     for entry in entries {
         let key = entry.key.as_str();
         let footprint = entry.footprint.as_ref();
-        let lists = footprint.map(FootprintLists::of).filter(|l| !l.is_empty());
         if let Some(footprint) = footprint {
             for name in &footprint.names {
                 names.push(
@@ -660,15 +682,7 @@ fn insert_entries(
                 members.push(connection, IndexRow([source, member, key]))?;
             }
         }
-        let lists = lists
-            .map(|lists| serde_json::to_string(&lists))
-            .transpose()
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let row = EntryInsert {
-            source,
-            entry,
-            lists,
-        };
+        let row = EntryInsert { source, entry };
         if rows.push(connection, row).is_err()
             && !insert_one_by_one(connection, rows.take(), existing)?
         {
@@ -894,11 +908,12 @@ mod tests {
     }
 
     fn row(key: &str, footprint: Option<EntryFootprint>) -> KeptEntry {
-        KeptEntry {
-            key: key.to_string(),
-            record: format!("dn: {key}\n\n").into_bytes(),
+        KeptEntry::new(
+            key.to_string(),
+            format!("dn: {key}\n\n").into_bytes(),
             footprint,
-        }
+        )
+        .unwrap()
     }
 
     fn producing(store: &Store, name: &str) -> Vec<String> {
