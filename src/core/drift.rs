@@ -48,12 +48,6 @@ impl RowKind {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<RowKind> {
-        RowKind::ALL.into_iter().find(|kind| kind.name() == name)
-    }
-
-    const ALL: [RowKind; 3] = [RowKind::Account, RowKind::Registration, RowKind::Group];
-
     /// The number the store keeps for this kind (`managed_hashes.kind`).
     pub fn number(self) -> i64 {
         match self {
@@ -65,7 +59,7 @@ impl RowKind {
 
     /// The kind the store keeps as `number`, if any.
     pub fn from_number(number: i64) -> Option<RowKind> {
-        RowKind::ALL
+        [RowKind::Account, RowKind::Registration, RowKind::Group]
             .into_iter()
             .find(|kind| kind.number() == number)
     }
