@@ -72,6 +72,17 @@ pub enum Command {
         /// own files, with the diff of the changed config files.
         #[arg(long, value_name = "REV")]
         base: Option<String>,
+        /// Read the head's LDAP sources with the connection and credential settings of
+        /// git revision REV (url, bind, password, TLS), as --base does with its base: a
+        /// source whose settings the head changes is read with REV's, and an LDAP source
+        /// REV lacks is not read. For a review without the effect, or with another base.
+        #[arg(long, value_name = "REV", conflicts_with = "trust_head")]
+        trusted_rev: Option<String>,
+        /// With --base: read the head's LDAP sources with the head's own connection
+        /// settings. Only for a head you trust: a pull request could point them at its
+        /// own server and receive the bind password.
+        #[arg(long, requires = "base")]
+        trust_head: bool,
         /// With --format ldif: the DN under which the LDIF places the store's tree
         /// (ou=accounts, ou=registrations, ou=groups); its first RDN is ou=, o= or dc=.
         #[arg(long, value_name = "DN", default_value = crate::render::LdifBase::DEFAULT)]
@@ -194,5 +205,10 @@ pub enum StateCommand {
         /// manual or self.
         #[arg(long, value_parser = ["manual", "self"])]
         source: String,
+        /// Record it even when the account is a protected principal (a policy entry or
+        /// an LDAP source's bind_dn), which is otherwise refused; the run history and
+        /// `drift` say so.
+        #[arg(long)]
+        allow_protected: bool,
     },
 }

@@ -83,6 +83,10 @@ struct Workspace {
 impl Workspace {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // The config and the LDIF files beside it share a repository, as in a config
+        // repository: outside git the config directory itself is the root, and the
+        // config may name no file outside it.
+        git2::Repository::init(dir.path()).unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::create_dir_all(dir.path().join("changes")).unwrap();
         std::fs::write(dir.path().join("config/registrar.yaml"), CONFIG).unwrap();

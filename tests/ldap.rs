@@ -267,12 +267,15 @@ fn a_paged_search_the_server_cuts_short_is_an_error_not_a_short_read() {
 #[test]
 fn starttls_and_ldaps_with_a_test_ca() {
     let slapd = server_with(5, Options::default().tls());
-    let ca = slapd.ca_file();
+    let ca = std::fs::read_to_string(slapd.ca_file()).unwrap();
     for (url, extra) in [(slapd.url(), "starttls: true\n"), (slapd.ldaps_url(), "")] {
+        // The CA file lives beside the config, as in a config repository: the config
+        // may name no file outside it.
         let ws = Workspace::ldap(
             "dn",
-            &service_bind(&url, &format!("{extra}ca_file: {}\n", ca.display())),
+            &service_bind(&url, &format!("{extra}ca_file: ca.pem\n")),
         );
+        ws.write("ca.pem", &ca);
         let plan = ws.plan_json();
         assert_eq!(changes_of(&plan, "account").len(), 5, "{url}");
     }

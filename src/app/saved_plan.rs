@@ -22,6 +22,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::AppError;
+use crate::core::effect::{SourceTrust, TrustedReading};
 use crate::core::interner::Interner;
 use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER};
 
@@ -188,6 +189,20 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 "group_skipped" => group_skipped = Some(map.next_value()?),
                 "imports" => imports = Some(map.next_value()?),
                 "revision_dirty" => dirty = Some(map.next_value()?),
+                "connection_trust" => {
+                    let notes: Vec<SourceTrust> = map.next_value()?;
+                    if let Some(unread) = notes
+                        .iter()
+                        .find(|note| note.reading == TrustedReading::NotRead)
+                    {
+                        return Err(de::Error::custom(format!(
+                            "this plan was made for review and did not read source {} (its \
+                             connection settings were not trusted yet); plan again after \
+                             merge to apply",
+                            unread.source
+                        )));
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -364,9 +364,10 @@ fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, Str
         LdapBind::Anonymous => None,
         LdapBind::Simple { password, .. } => Some(fetch_password(password)?),
     };
-    let ca_pem = match &settings.ca_file {
-        None => None,
-        Some(path) => Some(
+    let ca_pem = match (&settings.ca_pem, &settings.ca_file) {
+        (Some(trusted), _) => Some(trusted.clone()),
+        (None, None) => None,
+        (None, Some(path)) => Some(
             files
                 .read(path)
                 .map_err(|e| format!("ca_file {}: {e}", path.display()))?,

@@ -7,6 +7,7 @@
 //! the first. This module reads files; it never touches the store or a directory server.
 
 pub mod raw;
+pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -90,6 +91,9 @@ pub struct LdapSettings {
     pub url: String,
     pub starttls: bool,
     pub ca_file: Option<PathBuf>,
+    /// The CA file's bytes, already read from a trusted revision (a review run, see
+    /// `trust.rs`); `None`: `ca_file` is read from the files the config came from.
+    pub ca_pem: Option<Vec<u8>>,
     pub insecure_skip_tls_verify: bool,
     pub bind: LdapBind,
     pub base_dn: String,
@@ -174,6 +178,25 @@ impl Config {
     /// The settings of the source called `name`.
     pub fn source(&self, name: &str) -> Option<&SourceSettings> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// Why `dn` is a protected principal, if it is (rule 9: it never holds a
+    /// registration): `the bind_dn of LDAP source NAME`, or `policy.protected_principals`.
+    pub fn protected_principal(&self, dn: &str) -> Option<String> {
+        let key = normalize_dn(dn);
+        if !self.rules.policy.protected_principals.contains(&key) {
+            return None;
+        }
+        let bound_by = self.sources.iter().find(|source| {
+            matches!(&source.location, SourceLocation::Ldap(LdapSettings {
+                bind: LdapBind::Simple { dn: bind_dn, .. },
+                ..
+            }) if normalize_dn(bind_dn) == key)
+        });
+        Some(match bound_by {
+            Some(source) => format!("the bind_dn of LDAP source {}", source.name),
+            None => "policy.protected_principals".to_string(),
+        })
     }
 }
 
@@ -461,7 +484,15 @@ fn check(
             let anchor = match source.anchor.as_deref() {
                 None => Anchor::Dn,
                 Some(a) if a.eq_ignore_ascii_case("dn") => Anchor::Dn,
-                Some(a) => Anchor::Attribute(a.to_string()),
+                Some(a) => {
+                    if let Err(message) = raw::refuse_secrets([a]) {
+                        problems.push(problem(
+                            locate.token_after(&at, a),
+                            format!("source {}: anchor {a:?} {message}", source.name),
+                        ));
+                    }
+                    Anchor::Attribute(a.to_string())
+                }
             };
             let location = match (&source.ldif, &source.ldap) {
                 (Some(ldif), None) => {
@@ -876,6 +907,8 @@ fn ldap_settings(
         .attributes
         .clone()
         .unwrap_or_else(|| vec!["*".to_string()]);
+    raw::refuse_secrets(attributes.iter().map(String::as_str))
+        .map_err(|message| format!("attributes {message}"))?;
     let mut wanted = vec!["objectClass".to_string()];
     if let Anchor::Attribute(name) = anchor {
         wanted.push(name.clone());
@@ -889,6 +922,7 @@ fn ldap_settings(
         url: url.to_string(),
         starttls: ldap.starttls,
         ca_file: ldap.ca_file.as_ref().map(|p| base_dir.join(p)),
+        ca_pem: None,
         insecure_skip_tls_verify: ldap.insecure_skip_tls_verify,
         bind,
         base_dn: ldap.base_dn.clone(),

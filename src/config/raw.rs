@@ -12,6 +12,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
+use crate::core::attribute_name::first_secret;
 use crate::core::filter::Filter;
 use crate::core::model::Departure;
 pub use crate::core::model::GroupKind;
@@ -395,15 +396,41 @@ parsed_text!(
     FilterText,
     Filter,
     "filter",
-    |text| Filter::parse(text).map_err(|e| e.to_string())
+    |text| {
+        let filter = Filter::parse(text).map_err(|e| e.to_string())?;
+        refuse_secrets(filter.attributes())?;
+        Ok(filter)
+    }
 );
 parsed_text!(
     /// A value template, e.g. `{mail|lower|local_part}`.
     TemplateText,
     Template,
     "template",
-    |text| Template::parse(text).map_err(|e| e.to_string())
+    |text| {
+        let template = Template::parse(text).map_err(|e| e.to_string())?;
+        refuse_secrets(template.attributes())?;
+        Ok(template)
+    }
 );
+
+/// Refuses a filter or template that reads a secret attribute (`userPassword`,
+/// `unicodePwd`, …): what a revision's config reads can end up in a plan posted on a
+/// pull request, and credentials stay in the directory (DESIGN.md, "Trust").
+pub fn refuse_secrets<'a>(attributes: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    match first_secret(attributes) {
+        Some(secret) => Err(secret_message(secret)),
+        None => Ok(()),
+    }
+}
+
+/// Why the config may not read the attribute `secret`.
+pub fn secret_message(secret: &str) -> String {
+    format!(
+        "reads {secret}, a secret attribute: credentials stay in the directory, and no \
+         template, filter, anchor or requested attribute may name one"
+    )
+}
 parsed_text!(
     /// A cron expression: 5 fields (`*/15 * * * *`), or 6 with seconds first.
     CronText,

@@ -17,6 +17,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use crate::core::attribute_name::is_secret_attribute;
 use crate::core::entry::{base_name, Entry};
 use crate::core::filter::{escape_value, Filter};
 use crate::core::model::{Mapping, ObjectTypes, USER_TYPE};
@@ -28,27 +29,21 @@ pub const SAMPLE_CHARS: usize = 40;
 /// How many mail domains are tracked at once to find the most common one.
 const DOMAIN_SLOTS: usize = 32;
 
-/// Substrings of attribute names (lowercased, options removed) whose values are secret.
-const SECRET_PARTS: &[&str] = &["password", "pwd", "secret", "privatekey"];
+/// Substrings of attribute names (lowercased, options removed) whose values are not
+/// shown as samples, beyond the secrets the config may not read: a sample errs on the
+/// side of hiding (`pwdLastSet` is hidden here, though a filter may read it).
+const HIDDEN_PARTS: &[&str] = &["pwd", "secret", "privatekey"];
 
-/// Attribute names (lowercased) whose values are secret though their name does not say.
-const SECRET_NAMES: &[&str] = &[
-    "supplementalcredentials",
-    "krbprincipalkey",
-    "trustauthincoming",
-    "trustauthoutgoing",
-    "currentvalue",
-    "priorvalue",
-    "userpkcs12",
-];
-
-/// Whether the values of the attribute `description` must never be shown: passwords and
-/// their hashes (`userPassword`, `unicodePwd`, `sambaNTPassword`, `ntPwdHistory`,
-/// `msDS-ManagedPassword`, anything whose name contains `password` or `pwd`), and other
-/// credentials (`supplementalCredentials`, `krbPrincipalKey`, trust secrets).
+/// Whether the values of the attribute `description` must never be shown: the secrets
+/// of [`is_secret_attribute`] (passwords and their hashes, `unicodePwd`,
+/// `krbPrincipalKey`, trust secrets), and anything whose name contains `pwd`, `secret`
+/// or `privatekey`.
 pub fn is_secret(description: &str) -> bool {
+    if is_secret_attribute(description) {
+        return true;
+    }
     let name = base_name(description).to_ascii_lowercase();
-    SECRET_PARTS.iter().any(|part| name.contains(part)) || SECRET_NAMES.contains(&name.as_str())
+    HIDDEN_PARTS.iter().any(|part| name.contains(part))
 }
 
 /// The first value seen of an attribute, as it may be shown.

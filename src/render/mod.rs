@@ -14,7 +14,7 @@ use serde::Serialize;
 mod drift;
 pub use drift::{drift_html, drift_markdown, drift_summary_line, drift_text};
 
-use crate::core::effect::{Effect, FileStatus};
+use crate::core::effect::{Effect, FileStatus, SourceTrust};
 use crate::core::plan::{Action, Change, Kind, Plan, Summary};
 
 mod json;
@@ -37,6 +37,9 @@ pub struct PlanDocument<'a> {
     pub revision_dirty: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effect: Option<&'a Effect>,
+    /// A review: how the head's LDAP sources were read (`config::trust`).
+    #[serde(skip_serializing_if = "<[SourceTrust]>::is_empty")]
+    pub connection_trust: &'a [SourceTrust],
 }
 
 impl<'a> PlanDocument<'a> {
@@ -46,6 +49,7 @@ impl<'a> PlanDocument<'a> {
             plan,
             revision_dirty: false,
             effect: None,
+            connection_trust: &[],
         }
     }
 }
@@ -607,7 +611,7 @@ fn markdown_tables(out: &mut String, changes: &[Change]) {
 /// grouped by mapping, the plan against the store, and the unified diff of the changed
 /// config files, each in its own `<details>` block. Cut to stay under
 /// [`MARKDOWN_LIMIT`] characters.
-pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
+pub fn markdown(plan: &Plan, effect: Option<&Effect>, connection_trust: &[SourceTrust]) -> String {
     let s = &plan.summary;
     let mut out = String::new();
     let mut extras = Vec::new();
@@ -649,6 +653,9 @@ pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
             "\n> {}; `apply` refuses it without `--allow-deletes`.",
             escape_markdown(reason)
         );
+    }
+    for note in connection_trust {
+        let _ = writeln!(out, "\n> Note: {}", escape_markdown(&note.message()));
     }
     if let Some(effect) = effect {
         let _ = writeln!(
@@ -722,6 +729,21 @@ pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
         let _ = writeln!(out, "</details>");
     }
     fit_markdown(&out, MARKDOWN_LIMIT)
+}
+
+/// The notes of a review on how the head's LDAP sources were read, one line each and a
+/// blank line after them, before a text plan (nothing without notes).
+pub fn write_trust_text(
+    connection_trust: &[SourceTrust],
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    for note in connection_trust {
+        writeln!(out, "Note: {}", note.message())?;
+    }
+    if !connection_trust.is_empty() {
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 /// `text` if it is shorter than `limit` characters; otherwise its first lines, with any
@@ -844,7 +866,7 @@ mod tests {
             });
         }
         plan.summary.add = 5000;
-        let text = markdown(&plan, None);
+        let text = markdown(&plan, None, &[]);
         assert!(text.chars().count() < MARKDOWN_LIMIT);
         assert!(text.starts_with("**registrar plan**: 5000 to add"));
         assert!(text.contains("user0"));
