@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{DriftFormat, ExportFormat, ImportMode, PlanFormat, StateFormat};
+use crate::app::{DriftFormat, ExportFormat, ImportMode, PlanFormat, ShowFormat, StateFormat};
 
 /// Declarative GitOps reconciliation of instant-messaging name registrations.
 #[derive(Debug, Parser)]
@@ -104,6 +104,11 @@ pub enum Command {
         /// How ldif sources are read when no saved plan is given (see plan --mode).
         #[arg(long, value_enum, default_value_t = ImportMode::Full, conflicts_with = "plan")]
         mode: ImportMode,
+        /// Apply the plan just made without asking. Without it, apply shows the plan and
+        /// asks for 'yes' on the terminal, and refuses when there is none. A saved plan
+        /// (--plan) is never asked about: it was reviewed.
+        #[arg(long)]
+        auto_approve: bool,
     },
     /// Report where the store departs from the last applied configuration: rows edited
     /// outside registrar, registrations of protected principals, rows whose owner rule is
@@ -168,6 +173,16 @@ pub enum Command {
         /// failed or was blocked).
         #[arg(long, conflicts_with = "listen")]
         once: bool,
+    },
+    /// Show a plan saved by `plan --out` as text or Markdown (like `terraform show`):
+    /// reads the file only.
+    Show {
+        /// The saved plan.
+        #[arg(value_name = "PLANFILE")]
+        plan: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
     },
     /// Print the JSON Schema of the config files.
     Schema,

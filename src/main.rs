@@ -91,7 +91,15 @@ fn main() -> ExitCode {
             plan,
             allow_deletes,
             mode,
-        } => app::apply_command(&context, plan.as_deref(), allow_deletes, mode),
+            auto_approve,
+        } => {
+            let approval = if auto_approve {
+                app::Approval::Auto
+            } else {
+                app::Approval::Ask
+            };
+            app::apply_command(&context, plan.as_deref(), allow_deletes, mode, approval)
+        }
         Command::State(StateCommand::Show { format }) => app::state_show(&context, format),
         Command::State(StateCommand::Register {
             protocol,
@@ -130,6 +138,7 @@ fn main() -> ExitCode {
         Command::Run { listen, once } => {
             app::run_command(&context, app::RunOptions { listen, once })
         }
+        Command::Show { plan, format } => app::show_plan(&context, &plan, format),
         Command::Schema => app::schema(),
     };
     match result {

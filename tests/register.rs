@@ -43,7 +43,7 @@ fn workspace() -> Workspace {
              base_dn: dc=example,dc=com\n"
         ),
     );
-    let applied = ws.run(&["apply"]);
+    let applied = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(
         applied.status.code(),
         Some(1),
@@ -141,7 +141,7 @@ fn allow_protected_records_it_says_so_and_drift_still_reports_it() {
 #[test]
 fn messages_name_the_account_by_its_dn() {
     let ws = Workspace::new();
-    let applied = ws.run(&["apply"]);
+    let applied = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     // The quickstart's accounts are anchored on entryUUID: the DN is what a person knows.
     let barry = "cn=Barry Johnson,ou=People,dc=example,dc=com";

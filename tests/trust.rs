@@ -561,7 +561,7 @@ fn no_command_prints_or_stores_the_bind_password_in_any_form() {
         vec!["plan", "--base", "main", "--format", "json"],
         vec!["plan", "--out", &out("plan.json")],
         vec!["apply", "--plan", &out("plan.json")],
-        vec!["apply"],
+        vec!["apply", "--auto-approve"],
         vec!["state", "show"],
         vec!["state", "show", "--format", "json"],
         vec!["status"],
@@ -592,7 +592,11 @@ fn no_command_prints_or_stores_the_bind_password_in_any_form() {
         );
     }
     // A wrong password fails, and is not printed either.
-    for args in [&["plan"][..], &["export", "--source", "people"], &["apply"]] {
+    for args in [
+        &["plan"][..],
+        &["export", "--source", "people"],
+        &["apply", "--auto-approve"],
+    ] {
         let output = repo.run(args, WRONG);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         assert_free_of(

@@ -38,17 +38,19 @@ mod region;
 mod register;
 pub mod run;
 mod saved_plan;
+mod show;
 mod snapshots;
 mod sources;
 mod writeback;
 
 pub use crate::config::raw::ImportMode;
-pub use apply::{apply_command, apply_plan};
+pub use apply::{apply_command, apply_plan, Approval, APPROVAL_QUESTION};
 pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
 pub use register::{AllowProtected, UnmanagedRegistration};
 pub use run::{run_command, RunOptions};
+pub use show::{show_plan, ShowFormat};
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -742,7 +744,14 @@ pub fn plan_command(
                             .and_then(|_| writeln!(stdout))
                     })
                 })
-                .and_then(|_| render::write_text(computed, context.color, &mut stdout))
+                .and_then(|_| {
+                    render::write_text(
+                        computed,
+                        reconciled.revision_dirty,
+                        context.color,
+                        &mut stdout,
+                    )
+                })
                 .and_then(|_| stdout.flush());
             saving.map_or(Ok(()), |saving| {
                 saving

@@ -337,7 +337,7 @@ fn describe(change: &Change, into: &mut Description) {
 /// `Plan: …` line last.
 pub fn text(plan: &Plan, color: Color) -> String {
     let mut bytes = Vec::new();
-    write_text(plan, color, &mut bytes).expect("writing to memory cannot fail");
+    write_text(plan, false, color, &mut bytes).expect("writing to memory cannot fail");
     String::from_utf8(bytes).expect("the plan is UTF-8")
 }
 
@@ -468,11 +468,18 @@ fn status_name(status: FileStatus) -> &'static str {
 }
 
 /// Streams [`text`]'s output into `out`, for large plans.
-pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> std::io::Result<()> {
+pub fn write_text(
+    plan: &Plan,
+    revision_dirty: bool,
+    color: Color,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    // `-dirty`: the working tree differed from the commit in a file the plan read.
+    let dirty = if revision_dirty { "-dirty" } else { "" };
     let revision = plan
         .revision
         .as_deref()
-        .map(|r| format!("revision {}, ", short(r)))
+        .map(|r| format!("revision {}{dirty}, ", short(r)))
         .unwrap_or_default();
     writeln!(
         out,
