@@ -3,8 +3,10 @@
 //! content hashes applies kept), the revision last applied (or `--rev`), its config and
 //! the plan that revision gives today.
 
+use std::io::Write;
 use std::path::Path;
 
+use super::output::OutputFile;
 use super::{head_files, read_config, reconcile, AppError, Context, ImportMode, Outcome};
 use crate::core::drift::{self, DriftReport, PendingChanges};
 use crate::render;
@@ -77,10 +79,15 @@ pub fn drift_command(
         DriftFormat::Html => render::drift_html(&report),
     };
     match out {
-        Some(path) => std::fs::write(path, &text).map_err(|e| AppError::File {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?,
+        Some(path) => OutputFile::create(path)
+            .and_then(|mut file| {
+                file.write_all(text.as_bytes())?;
+                file.finish()
+            })
+            .map_err(|e| AppError::File {
+                path: path.to_path_buf(),
+                message: format!("cannot write drift report: {e}"),
+            })?,
         None => super::print_stdout(&text),
     }
     Ok(if detailed_exitcode && report.has_drift() {

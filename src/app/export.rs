@@ -5,16 +5,16 @@
 //! repository.
 //!
 //! Entries stream from the source to the output: memory does not grow with the
-//! directory. With `--out FILE` the file appears whole or not at all (written beside it,
-//! then renamed); on standard output a failure mid-way leaves what was written, and
-//! the exit status says it failed.
+//! directory. With `--out FILE` a file appears whole or not at all (`output.rs`: written
+//! beside it, then renamed; a device or FIFO is written in place); on standard output a
+//! failure mid-way leaves what was written, and the exit status says it failed.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine;
 
+use super::output::OutputFile;
 use super::sources::{find_source, read_source, InputsDigest};
 use super::{head_files, read_config, AppError, Context, Outcome};
 use crate::core::entry::Entry;
@@ -59,17 +59,12 @@ pub fn export_source(
                 Path::new("<stdout>"),
             )?);
         }
+        // Unfinished (on an error), the file is dropped and what was there stays.
         Some(path) => {
-            let partial = partial_path(path);
-            let written = File::create(&partial)
-                .map_err(|e| write_error(&partial, e))
-                .and_then(|file| write_entries(read, file, format, path))
-                .and_then(|file| file.sync_all().map_err(|e| write_error(path, e)))
-                .and_then(|()| std::fs::rename(&partial, path).map_err(|e| write_error(path, e)));
-            if written.is_err() {
-                let _ = std::fs::remove_file(&partial);
-            }
-            written?;
+            let file = OutputFile::create(path).map_err(|e| write_error(path, e))?;
+            write_entries(read, file, format, path)?
+                .finish()
+                .map_err(|e| write_error(path, e))?;
         }
     }
     Ok(Outcome::Success)
@@ -104,13 +99,6 @@ fn write_entries<W: Write>(
     let out = writer.finish().map_err(|e| write_error(label, e))?;
     out.into_inner()
         .map_err(|e| write_error(label, e.into_error()))
-}
-
-/// `FILE.partial` beside `FILE`, renamed over it when the export is complete.
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    path.with_file_name(name)
 }
 
 /// Writes entries one by one in the chosen format.

@@ -7,7 +7,6 @@
 //! `main`, which prints them as one line each and exits 1.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -26,6 +25,7 @@ use crate::git::GitError;
 use crate::render::{self, Color, PlanDocument};
 use crate::store::{KeptSnapshot, RunRecord, Store, StoreError};
 use crate::tree::{Tree, TreeError};
+use output::OutputFile;
 use region::ByRegion;
 use sources::InputsDigest;
 
@@ -33,6 +33,7 @@ mod apply;
 mod discover;
 mod drift;
 mod export;
+mod output;
 mod progress;
 mod region;
 mod register;
@@ -843,7 +844,8 @@ fn save_plan_echoed(
     };
     render::write_json(&reconciled.document(), &mut tee)
         .and_then(|_| tee.flush())
-        .map_err(|e| cannot_write_plan(out, e))
+        .map_err(|e| cannot_write_plan(out, e))?;
+    finish_plan_file(out, tee.file)
 }
 
 /// Writes the plan JSON of `reconciled` to the file `out` (`plan --out`).
@@ -851,17 +853,28 @@ fn save_plan(reconciled: &Reconciled, out: &Path) -> Result<(), AppError> {
     save_plan_to(reconciled, out, create_plan_file(out)?)
 }
 
-/// Creates (or truncates) the plan file `out`.
-fn create_plan_file(out: &Path) -> Result<File, AppError> {
-    File::create(out).map_err(|e| cannot_write_plan(out, e))
+/// Opens the plan file `out` (`output.rs`: nothing that exists changes before it is
+/// finished).
+fn create_plan_file(out: &Path) -> Result<OutputFile, AppError> {
+    OutputFile::create(out).map_err(|e| cannot_write_plan(out, e))
 }
 
-/// Writes the plan JSON of `reconciled` to `file`, created at `out`.
-fn save_plan_to(reconciled: &Reconciled, out: &Path, file: File) -> Result<(), AppError> {
+/// Writes the plan JSON of `reconciled` to `file`, opened at `out`, and finishes it.
+fn save_plan_to(reconciled: &Reconciled, out: &Path, file: OutputFile) -> Result<(), AppError> {
     // Large plans run to many megabytes: fewer, larger writes.
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     render::write_json(&reconciled.document(), &mut writer)
         .and_then(|_| writer.flush())
+        .map_err(|e| cannot_write_plan(out, e))?;
+    finish_plan_file(out, writer)
+}
+
+/// Finishes the plan file `out` written through `writer` (already flushed).
+fn finish_plan_file(out: &Path, writer: BufWriter<OutputFile>) -> Result<(), AppError> {
+    writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(OutputFile::finish)
         .map_err(|e| cannot_write_plan(out, e))
 }
 
