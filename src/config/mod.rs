@@ -7,6 +7,7 @@
 //! the first. This module reads files; it never touches the store or a directory server.
 
 pub mod raw;
+mod yaml_bounds;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -263,6 +264,16 @@ pub fn load_texts(
 
 /// Parses one file; a YAML or schema error becomes a located problem.
 fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
+    if let Err(refusal) = yaml_bounds::check(&file.text) {
+        return Err(ConfigProblem {
+            location: Location {
+                file: file.path.clone(),
+                line: refusal.line,
+                column: refusal.column,
+            },
+            message: refusal.message,
+        });
+    }
     let is_empty = serde_yaml::from_str::<serde_yaml::Value>(&file.text)
         .map(|value| value.is_null())
         .unwrap_or(false);
