@@ -74,3 +74,145 @@ fn yaml_nested_too_deep_is_refused_at_the_level_past_the_limit() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!stdout(&output).is_empty());
 }
+
+/// Appends `text` to the quickstart's LDIF file.
+fn append_ldif(ws: &Workspace, text: &[u8]) {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(ws.config().join("corp.ldif"))
+        .unwrap();
+    file.write_all(text).unwrap();
+}
+
+/// The line number the next line appended to the quickstart's LDIF file gets.
+fn next_ldif_line(ws: &Workspace) -> usize {
+    let text = std::fs::read_to_string(ws.config().join("corp.ldif")).unwrap();
+    text.lines().count() + 1
+}
+
+/// `max_value_bytes` of a few KB: a value just over it, plain, base64 or from a URL, is
+/// one line naming file, line, column, attribute and limit; one at the limit reads.
+#[test]
+fn an_ldif_value_over_the_configured_limit_is_one_located_line() {
+    let ws = Workspace::new();
+    let config = std::fs::read_to_string(ws.config().join("registrar.yaml")).unwrap();
+    ws.write_config(
+        "registrar.yaml",
+        &config.replace(
+            "      path: corp.ldif\n",
+            "      path: corp.ldif\n      max_value_bytes: 4096\n",
+        ),
+    );
+    std::fs::write(ws.config().join("at-limit.bin"), vec![b'a'; 4096]).unwrap();
+    std::fs::write(ws.config().join("over.bin"), vec![b'a'; 4097]).unwrap();
+    let line = next_ldif_line(&ws) + 1;
+    append_ldif(
+        &ws,
+        format!(
+            "\ndn: cn=Big,ou=People,dc=example,dc=com\nobjectClass: person\ncn: Big\n\
+             description: {}\njpegPhoto:< at-limit.bin\n",
+            "d".repeat(4096)
+        )
+        .as_bytes(),
+    );
+    let output = ws.run(&["plan"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let limit = "is larger than the limit of 4096 bytes (max_value_bytes of the source)";
+    let plain = line + 3 + 6;
+    append_ldif(
+        &ws,
+        format!(
+            "\ndn: cn=Bigger,ou=People,dc=example,dc=com\nobjectClass: person\ncn: Bigger\n\
+             description: {}\n",
+            "d".repeat(4097)
+        )
+        .as_bytes(),
+    );
+    for command in [&["validate"][..], &["plan"], &["apply"]] {
+        let output = ws.run(command);
+        if command == ["validate"] {
+            // validate reads no source.
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            continue;
+        }
+        assert_one_line_error(
+            &output,
+            &[
+                &format!("corp.ldif:{plain}:14: value of \"description\" {limit}"),
+                "source corp",
+            ],
+        );
+    }
+    assert!(ws.state_bytes().is_none());
+
+    let ldif = std::fs::read_to_string(ws.config().join("corp.ldif")).unwrap();
+    let base64 = "YWFh".repeat(1366); // 4098 bytes
+    std::fs::write(
+        ws.config().join("corp.ldif"),
+        ldif.replace(
+            &format!("description: {}\n", "d".repeat(4097)),
+            &format!("jpegPhoto:: {base64}\n"),
+        ),
+    )
+    .unwrap();
+    assert_one_line_error(
+        &ws.run(&["plan"]),
+        &[&format!("corp.ldif:{plain}:13: value of \"jpegPhoto\" {limit}")],
+    );
+    std::fs::write(
+        ws.config().join("corp.ldif"),
+        ldif.replace(
+            &format!("description: {}\n", "d".repeat(4097)),
+            "jpegPhoto:< over.bin\n",
+        ),
+    )
+    .unwrap();
+    assert_one_line_error(
+        &ws.run(&["plan"]),
+        &[&format!(
+            "corp.ldif:{plain}:13: cannot read the value of \"jpegPhoto\" from \"over.bin\": \
+             it holds 4097 bytes, more than the limit of 4096 bytes"
+        )],
+    );
+}
+
+/// The default limit (16 MiB) against a 17 MiB value, and a 1 GiB file named by a URL
+/// (sparse: nothing is written to disk, and nothing may read it).
+#[test]
+fn the_default_limit_refuses_a_17_mib_value_and_a_1_gib_url_in_one_line() {
+    let ws = Workspace::new();
+    let line = next_ldif_line(&ws) + 1;
+    let mut record = b"\ndn: cn=Huge,ou=People,dc=example,dc=com\nobjectClass: person\ncn: Huge\n\
+mail: huge@example.com\ndescription: "
+        .to_vec();
+    record.resize(record.len() + (17 << 20), b'h');
+    record.push(b'\n');
+    append_ldif(&ws, &record);
+    assert_one_line_error(
+        &ws.run(&["plan"]),
+        &[&format!(
+            "corp.ldif:{}:14: value of \"description\" is larger than the limit of 16777216 \
+             bytes",
+            line + 4
+        )],
+    );
+
+    let ws = Workspace::new();
+    let huge = std::fs::File::create(ws.config().join("huge.bin")).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    append_ldif(
+        &ws,
+        b"\ndn: cn=Huge,ou=People,dc=example,dc=com\nobjectClass: person\ncn: Huge\n\
+description:< huge.bin\n",
+    );
+    assert_one_line_error(
+        &ws.run(&["plan"]),
+        &[&format!(
+            "corp.ldif:{}:15: cannot read the value of \"description\" from \"huge.bin\": it \
+             holds 1073741824 bytes, more than the limit of 16777216 bytes",
+            line + 3
+        )],
+    );
+}

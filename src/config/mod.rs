@@ -80,6 +80,8 @@ pub enum SourceLocation {
         path: PathBuf,
         /// The glob of change files, resolved the same way.
         changes: Option<PathBuf>,
+        /// The largest value an entry may hold, decoded (`max_value_bytes`).
+        max_value_bytes: usize,
     },
     Ldap(LdapSettings),
 }
@@ -486,6 +488,11 @@ fn check(
                     Some(SourceLocation::Ldif {
                         path,
                         changes: ldif.changes.as_ref().map(|c| base_dir.join(c)),
+                        max_value_bytes: ldif
+                            .max_value_bytes
+                            .map_or(crate::ldif::DEFAULT_MAX_VALUE_BYTES, |bytes| {
+                                usize::try_from(bytes).unwrap_or(usize::MAX)
+                            }),
                     })
                 }
                 (None, Some(ldap)) => match ldap_settings(ldap, &anchor, base_dir) {

@@ -149,6 +149,12 @@ pub struct LdifSpec {
     /// A glob of change-record files applied in name order, relative to this YAML file.
     #[serde(default)]
     pub changes: Option<String>,
+    /// The largest value (in bytes, decoded) an entry may hold, plain, base64 or read
+    /// from a `:<` URL; a larger one is an error naming its line. Default 16 MiB
+    /// (16777216).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_value_bytes: Option<u64>,
 }
 
 /// How accounts are built.
