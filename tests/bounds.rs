@@ -159,7 +159,9 @@ fn an_ldif_value_over_the_configured_limit_is_one_located_line() {
     .unwrap();
     assert_one_line_error(
         &ws.run(&["plan"]),
-        &[&format!("corp.ldif:{plain}:13: value of \"jpegPhoto\" {limit}")],
+        &[&format!(
+            "corp.ldif:{plain}:13: value of \"jpegPhoto\" {limit}"
+        )],
     );
     std::fs::write(
         ws.config().join("corp.ldif"),
@@ -215,4 +217,91 @@ description:< huge.bin\n",
             line + 3
         )],
     );
+}
+
+/// A filter nested 100,000 deep in a mapping's `when`: the error quotes at most 200
+/// characters of it, not the whole filter.
+#[test]
+fn a_filter_nested_too_deep_is_a_short_line() {
+    let ws = Workspace::new();
+    let depth = 100_000;
+    let filter = format!("{}(cn=a){}", "(!".repeat(depth), ")".repeat(depth));
+    ws.write_config(
+        "deep.yaml",
+        &format!(
+            "mappings:\n  - name: deep\n    protocol: aol\n    value: \"{{mail}}\"\n    when: \"{filter}\"\n"
+        ),
+    );
+    let output = ws.run(&["validate"]);
+    assert_one_line_error(
+        &output,
+        &[
+            "deep.yaml:5:",
+            &format!(
+                "invalid filter \"{}\"… ({} bytes)",
+                "(!".repeat(100),
+                filter.len()
+            ),
+            "filter nested more than",
+        ],
+    );
+    assert!(stderr(&output).len() < 1000, "{}", stderr(&output));
+}
+
+/// Control characters and bidi overrides from the config or the directory arrive
+/// escaped, in config errors, LDIF errors and plan warnings.
+#[test]
+fn control_characters_in_errors_and_warnings_are_escaped() {
+    let ws = Workspace::new();
+    ws.write_config(
+        "bad.yaml",
+        "mappings:\n  - name: bad\n    protocol: aol\n    value: \"{mail|lowr\\e[2J}\"\n",
+    );
+    let output = ws.run(&["validate"]);
+    assert_one_line_error(&output, &["bad.yaml:", r#"unknown filter "lowr\u{1b}[2J""#]);
+    assert!(!stderr(&output).contains('\x1b'));
+    std::fs::remove_file(ws.config().join("bad.yaml")).unwrap();
+
+    append_ldif(
+        &ws,
+        b"\ndn: cn=Esc,ou=People,dc=example,dc=com\nobjectClass: person\nobjectCla\x1bss: x\n",
+    );
+    let output = ws.run(&["plan"]);
+    assert_one_line_error(
+        &output,
+        &[r#"invalid character U+001B in attribute name "objectCla\u{1b}ss""#],
+    );
+    assert!(!stderr(&output).contains('\x1b'));
+
+    // A name longer than the protocol allows, with a terminal escape and a bidi override
+    // in it: the warning quotes 200 characters of it, escaped.
+    let ws = Workspace::new();
+    let name = format!("\x1b]0;owned\x07\u{202e}{}", "n".repeat(5_000));
+    append_ldif(
+        &ws,
+        format!(
+            "\ndn: cn=Long,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+             objectClass: organizationalPerson\nobjectClass: inetOrgPerson\ncn: Long\n\
+             entryUUID: 0f0e0d0c-0000-4000-8000-000000000001\nmail: {name}@example.com\n"
+        )
+        .as_bytes(),
+    );
+    let output = ws.run(&["plan"]);
+    let text = stdout(&output);
+    let warning = text
+        .lines()
+        .find(|line| line.contains("produced aol name"))
+        .unwrap_or_else(|| panic!("no warning in {text}"));
+    assert!(
+        warning.contains(r#"name "\u{1b}]0;owned\u{7}\u{202e}nnn"#),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(&format!("… ({} bytes)", name.len())),
+        "{warning}"
+    );
+    assert!(warning.len() < 600, "{warning}");
+    for output in [text, stdout(&ws.run(&["plan", "--format", "markdown"]))] {
+        assert!(!output.contains('\x1b') && !output.contains('\u{202e}'));
+    }
 }

@@ -22,6 +22,7 @@ use crate::core::model::{
     ObjectTypes, Policy, ProfileField, ProtocolRule, Rules, SourceRule, DEFAULT_MAX_DELETES,
     DEFAULT_MAX_IM_NAME_LENGTH,
 };
+use crate::core::quote::quote_for_message;
 use crate::tree::{Tree, TreeError};
 use raw::{ConfigFile, LdapSpec};
 
@@ -306,8 +307,9 @@ fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
 
 /// serde_yaml places errors raised while converting a value (a bad filter, template or
 /// regex) at the start of the enclosing mapping. Such messages quote the offending text
-/// and often a column within it (`invalid filter "(a=*": column 4: …`); point at that
-/// character when the text appears on one line at or after the reported one.
+/// (through [`quote_for_message`], so perhaps only its start) and often a column within
+/// it (`invalid filter "(a=*": column 4: …`); point at that character when the quoted text
+/// appears on one line at or after the reported one.
 fn refine_value_position(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
     let Some(quoted_start) = message
         .find("invalid ")
@@ -315,16 +317,25 @@ fn refine_value_position(text: &str, line: usize, column: usize, message: &str) 
     else {
         return (line, column);
     };
-    let Some(quoted_len) = message[quoted_start..].find("\": ") else {
+    // The closing quote: the first one not escaped.
+    let mut escaped = false;
+    let Some(quoted_len) = message[quoted_start + 1..].find(|c: char| {
+        let closes = c == '"' && !escaped;
+        escaped = c == '\\' && !escaped;
+        closes
+    }) else {
         return (line, column);
     };
-    let Ok(value) =
-        serde_json::from_str::<String>(&message[quoted_start..quoted_start + quoted_len + 1])
-    else {
+    let quoted_end = quoted_start + 1 + quoted_len + 1;
+    let Ok(value) = serde_json::from_str::<String>(&message[quoted_start..quoted_end]) else {
         return (line, column);
     };
-    let inner_column = message[quoted_start + quoted_len + 3..]
-        .strip_prefix("column ")
+    let mut rest = &message[quoted_end..];
+    if rest.starts_with("… (") {
+        rest = rest.find(')').map_or("", |close| &rest[close + 1..]);
+    }
+    let inner_column = rest
+        .strip_prefix(": column ")
         .and_then(|rest| rest.split(':').next())
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(1);
@@ -823,7 +834,10 @@ fn ldap_settings(
     } else if url.starts_with("ldap://") {
         ldap.starttls
     } else {
-        return Err(format!("url {url:?} must start with ldap:// or ldaps://"));
+        return Err(format!(
+            "url {} must start with ldap:// or ldaps://",
+            quote_for_message(url)
+        ));
     };
     if ldap.starttls && url.starts_with("ldaps://") {
         return Err("starttls is for ldap:// urls; ldaps:// is TLS already".to_string());
@@ -848,7 +862,10 @@ fn ldap_settings(
     let bind = match (&ldap.bind_dn, password, ldap.anonymous) {
         (Some(dn), Some(password), false) => {
             if let Err(e) = Dn::parse(dn) {
-                return Err(format!("bind_dn {dn:?} is not a DN: {e}"));
+                return Err(format!(
+                    "bind_dn {} is not a DN: {e}",
+                    quote_for_message(dn)
+                ));
             }
             LdapBind::Simple {
                 dn: dn.clone(),
@@ -875,7 +892,10 @@ fn ldap_settings(
         }
     };
     if let Err(e) = Dn::parse(&ldap.base_dn) {
-        return Err(format!("base_dn {:?} is not a DN: {e}", ldap.base_dn));
+        return Err(format!(
+            "base_dn {} is not a DN: {e}",
+            quote_for_message(&ldap.base_dn)
+        ));
     }
     let page_size = ldap.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if page_size == 0 || page_size > i32::MAX as u32 {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use crate::core::filter::Filter;
 use crate::core::model::Departure;
 pub use crate::core::model::GroupKind;
+use crate::core::quote::quote_for_message;
 use crate::core::template::Template;
 
 /// One YAML file of the config directory. Every section is optional; the files of a
@@ -359,7 +360,8 @@ impl<'de> Deserialize<'de> for Name {
             Ok(Name(text))
         } else {
             Err(serde::de::Error::custom(format!(
-                "invalid name {text:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+                "invalid name {}: use letters, digits, '.', '_' and '-', starting with a letter or digit",
+                quote_for_message(&text)
             )))
         }
     }
@@ -387,8 +389,9 @@ macro_rules! parsed_text {
                 match parse(&text) {
                     Ok(parsed) => Ok($name(text, parsed)),
                     Err(message) => Err(serde::de::Error::custom(format!(
-                        concat!("invalid ", $what, " {:?}: {}"),
-                        text, message
+                        concat!("invalid ", $what, " {}: {}"),
+                        quote_for_message(&text),
+                        message
                     ))),
                 }
             }

@@ -45,12 +45,23 @@ fn push_printable(out: &mut String, c: char) {
 /// and says how long the value was: `"abc…"… (1073741824 bytes)`. Reads only what it
 /// quotes, so its cost does not grow with the value.
 pub fn quote_for_message(value: impl AsRef<[u8]>) -> String {
-    let bytes = value.as_ref();
+    shown(value.as_ref(), true)
+}
+
+/// [`quote_for_message`] without the quotes, for what messages print bare (a DN, an
+/// anchor): invisible characters escaped, `"` and `\` as they are, cut the same way.
+pub fn shown_for_message(value: impl AsRef<[u8]>) -> String {
+    shown(value.as_ref(), false)
+}
+
+fn shown(bytes: &[u8], quoted: bool) -> String {
     // Enough for QUOTE_CHARS characters of up to four bytes each; a character cut at the
     // end of the prefix is never reached.
     let prefix = &bytes[..bytes.len().min(4 * QUOTE_CHARS + 4)];
-    let mut out = String::with_capacity(bytes.len().min(QUOTE_CHARS) + 2);
-    out.push('"');
+    let mut out = String::with_capacity(prefix.len() + 2);
+    if quoted {
+        out.push('"');
+    }
     let mut shown = 0;
     let mut consumed = 0;
     'chunks: for chunk in prefix.utf8_chunks() {
@@ -59,7 +70,7 @@ pub fn quote_for_message(value: impl AsRef<[u8]>) -> String {
                 break 'chunks;
             }
             match c {
-                '"' | '\\' => {
+                '"' | '\\' if quoted => {
                     out.push('\\');
                     out.push(c);
                 }
@@ -77,7 +88,9 @@ pub fn quote_for_message(value: impl AsRef<[u8]>) -> String {
             consumed += 1;
         }
     }
-    out.push('"');
+    if quoted {
+        out.push('"');
+    }
     if consumed < bytes.len() {
         let _ = write!(out, "… ({} bytes)", bytes.len());
     }
@@ -127,6 +140,16 @@ mod tests {
         assert_eq!(
             quote_for_message(&escaped),
             format!("\"{}\"… (300 bytes)", r"\u{1b}".repeat(200))
+        );
+    }
+
+    #[test]
+    fn shown_is_the_quote_without_quotes() {
+        assert_eq!(shown_for_message(r#"cn=a\, "b""#), r#"cn=a\, "b""#);
+        assert_eq!(shown_for_message("cn=\x1b[2J"), r"cn=\u{1b}[2J");
+        assert_eq!(
+            shown_for_message("x".repeat(201)),
+            format!("{}… (201 bytes)", "x".repeat(200))
         );
     }
 
