@@ -16,10 +16,20 @@ pub const QUOTE_CHARS: usize = 200;
 /// so that it prints on one line as what it is, inside a table or a YAML comment.
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        push_printable(&mut out, c);
-    }
+    push_printable_str(&mut out, text);
     out
+}
+
+/// Appends [`printable`]`(text)` to `into`; printable ASCII, what DNs and names mostly
+/// are, is copied as it is.
+pub fn push_printable_str(into: &mut String, text: &str) {
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        into.push_str(text);
+    } else {
+        for c in text.chars() {
+            push_printable(into, c);
+        }
+    }
 }
 
 /// Whether `c` would act on a terminal or a page rather than show: C0 and C1 controls,
