@@ -305,3 +305,20 @@ fn control_characters_in_errors_and_warnings_are_escaped() {
         assert!(!output.contains('\x1b') && !output.contains('\u{202e}'));
     }
 }
+
+/// A 300 KB string where the schema wants a number: serde quotes it whole, the error
+/// line does not.
+#[test]
+fn a_huge_value_of_the_wrong_type_is_a_short_line() {
+    let ws = Workspace::new();
+    ws.write_config(
+        "huge.yaml",
+        &format!(
+            "policy:\n  max_deletes: \"{}\\e[2J\"\n",
+            "x".repeat(300_000)
+        ),
+    );
+    let output = ws.run(&["validate"]);
+    assert_one_line_error(&output, &["huge.yaml:2:", "invalid type: string \"xxx"]);
+    assert!(stderr(&output).len() < 1000, "{}", stderr(&output));
+}

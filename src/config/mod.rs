@@ -22,7 +22,7 @@ use crate::core::model::{
     ObjectTypes, Policy, ProfileField, ProtocolRule, Rules, SourceRule, DEFAULT_MAX_DELETES,
     DEFAULT_MAX_IM_NAME_LENGTH,
 };
-use crate::core::quote::quote_for_message;
+use crate::core::quote::{printable, quote_for_message, shown_for_message, QUOTE_CHARS};
 use crate::tree::{Tree, TreeError};
 use raw::{ConfigFile, LdapSpec};
 
@@ -294,6 +294,14 @@ fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
             None => message,
         };
         let (line, column) = refine_value_position(&file.text, line, column, &message);
+        // serde quotes a value of the wrong type whole (`invalid type: string "…"`); ours
+        // quote at most QUOTE_CHARS characters. A message far longer than ours can be is
+        // cut like a quoted value.
+        let message = if message.len() > 4 * QUOTE_CHARS + 400 {
+            shown_for_message(&message)
+        } else {
+            printable(&message)
+        };
         ConfigProblem {
             location: Location {
                 file: file.path.clone(),
