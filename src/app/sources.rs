@@ -18,6 +18,7 @@ use crate::config::{
 };
 use crate::core::entry::Entry;
 use crate::core::plan::{ImportedFile, SourceImport};
+use crate::core::quote::quote_for_message;
 use crate::ldap::{self, Credentials, Password};
 use crate::ldif::{self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase};
 use crate::tree::Tree;
@@ -297,10 +298,10 @@ pub(super) fn apply_change_file(
             }
             Record::Content(entry) => {
                 return Err(format!(
-                    "{}:{line}: content record for {:?} in a change file; \
+                    "{}:{line}: content record for {} in a change file; \
                      change files hold change records (changetype: …)",
                     change_file.display(),
-                    entry.dn
+                    quote_for_message(&entry.dn)
                 ))
             }
         }

@@ -24,12 +24,12 @@ use std::ops::Bound;
 
 use crate::core::dn::{normalize_dn, AttributeValue, Dn};
 use crate::core::entry::{Attribute, Entry};
-use crate::core::quote::quote_for_message;
+use crate::core::quote::{quote_for_message, shown_for_message};
 use crate::ldif::{Change, ChangeRecord, ModOp, ModRdn};
 
 /// Why a change record does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{dn}: {message}")]
+#[error("{}: {message}", shown_for_message(dn))]
 pub struct SnapshotError {
     /// The DN of the record, as written.
     pub dn: String,
