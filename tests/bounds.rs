@@ -97,13 +97,18 @@ fn next_ldif_line(ws: &Workspace) -> usize {
 fn an_ldif_value_over_the_configured_limit_is_one_located_line() {
     let ws = Workspace::new();
     let config = std::fs::read_to_string(ws.config().join("registrar.yaml")).unwrap();
-    ws.write_config(
-        "registrar.yaml",
-        &config.replace(
+    let with_limit = |limit: &str| {
+        config.replace(
             "      path: corp.ldif\n",
-            "      path: corp.ldif\n      max_value_bytes: 4096\n",
-        ),
+            &format!("      path: corp.ldif\n      max_value_bytes: {limit}\n"),
+        )
+    };
+    ws.write_config("registrar.yaml", &with_limit("0"));
+    assert_one_line_error(
+        &ws.run(&["validate"]),
+        &["registrar.yaml:9:7: source corp: max_value_bytes must be at least 1"],
     );
+    ws.write_config("registrar.yaml", &with_limit("4096"));
     std::fs::write(ws.config().join("at-limit.bin"), vec![b'a'; 4096]).unwrap();
     std::fs::write(ws.config().join("over.bin"), vec![b'a'; 4097]).unwrap();
     let line = next_ldif_line(&ws) + 1;

@@ -504,6 +504,12 @@ fn check(
                             format!("source {}: ldif path {:?} {reason}", source.name, ldif.path),
                         ));
                     }
+                    if ldif.max_value_bytes == Some(0) {
+                        problems.push(problem(
+                            locate.token_after(&at, "max_value_bytes"),
+                            format!("source {}: max_value_bytes must be at least 1", source.name),
+                        ));
+                    }
                     Some(SourceLocation::Ldif {
                         path,
                         changes: ldif.changes.as_ref().map(|c| base_dir.join(c)),
