@@ -267,18 +267,27 @@ impl Tree {
         Ok(match self {
             Tree::WorkingTree { root, .. } => {
                 let root = root.clone();
-                Box::new(move |url: &str| -> Result<Vec<u8>, String> {
-                    let path = confine(&root, &urls.path_of(url)?).map_err(|e| e.to_string())?;
-                    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-                })
+                Box::new(
+                    move |url: &str, max_bytes: usize| -> Result<Vec<u8>, String> {
+                        let path =
+                            confine(&root, &urls.path_of(url)?).map_err(|e| e.to_string())?;
+                        crate::ldif::read_bounded(&path, max_bytes)
+                    },
+                )
             }
             Tree::Revision(revision) => {
                 // The reader owns its resolver: give it its own handle on the repository.
                 let revision = revision.reopen()?;
-                Box::new(move |url: &str| -> Result<Vec<u8>, String> {
-                    let path = urls.path_of(url)?;
-                    revision.read(&path).map_err(|e| e.to_string())
-                })
+                Box::new(
+                    move |url: &str, max_bytes: usize| -> Result<Vec<u8>, String> {
+                        let path = urls.path_of(url)?;
+                        let value = revision.read(&path).map_err(|e| e.to_string())?;
+                        if value.len() > max_bytes {
+                            return Err(crate::ldif::url_too_large(value.len() as u64, max_bytes));
+                        }
+                        Ok(value)
+                    },
+                )
             }
         })
     }

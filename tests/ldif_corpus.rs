@@ -231,7 +231,7 @@ fn check_file(name: &str, path: &Path) -> Result<Outcome, Vec<String>> {
 fn parse(path: &Path, buffer: usize) -> (Vec<Record>, Option<LdifError>) {
     let file = File::open(path).unwrap();
     let reader = LdifReader::new(BufReader::with_capacity(buffer, file))
-        .with_resolver(|url: &str| Ok([URL_MARK, url.as_bytes()].concat()));
+        .with_resolver(|url: &str, _max: usize| Ok([URL_MARK, url.as_bytes()].concat()));
     let mut records = Vec::new();
     for record in reader {
         match record {

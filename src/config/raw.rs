@@ -16,6 +16,7 @@ use crate::core::attribute_name::first_secret;
 use crate::core::filter::Filter;
 use crate::core::model::Departure;
 pub use crate::core::model::GroupKind;
+use crate::core::quote::quote_for_message;
 use crate::core::template::Template;
 
 /// One YAML file of the config directory. Every section is optional; the files of a
@@ -150,6 +151,12 @@ pub struct LdifSpec {
     /// A glob of change-record files applied in name order, relative to this YAML file.
     #[serde(default)]
     pub changes: Option<String>,
+    /// The largest value (in bytes, decoded) an entry may hold, plain, base64 or read
+    /// from a `:<` URL; a larger one is an error naming its line. Default 16 MiB
+    /// (16777216).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_value_bytes: Option<u64>,
 }
 
 /// How accounts are built.
@@ -354,7 +361,8 @@ impl<'de> Deserialize<'de> for Name {
             Ok(Name(text))
         } else {
             Err(serde::de::Error::custom(format!(
-                "invalid name {text:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+                "invalid name {}: use letters, digits, '.', '_' and '-', starting with a letter or digit",
+                quote_for_message(&text)
             )))
         }
     }
@@ -382,8 +390,9 @@ macro_rules! parsed_text {
                 match parse(&text) {
                     Ok(parsed) => Ok($name(text, parsed)),
                     Err(message) => Err(serde::de::Error::custom(format!(
-                        concat!("invalid ", $what, " {:?}: {}"),
-                        text, message
+                        concat!("invalid ", $what, " {}: {}"),
+                        quote_for_message(&text),
+                        message
                     ))),
                 }
             }

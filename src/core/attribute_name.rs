@@ -41,6 +41,8 @@ pub fn first_secret<'a>(descriptions: impl IntoIterator<Item = &'a str>) -> Opti
     descriptions.into_iter().find(|d| is_secret_attribute(d))
 }
 
+use crate::core::quote::quote_for_message;
+
 /// Why an attribute type (without options) is not well formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TypeProblem {
@@ -79,7 +81,10 @@ pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String
     let invalid = |offset: usize, c: char| {
         Err((
             offset,
-            format!("invalid character {c:?} in attribute description {description:?}"),
+            format!(
+                "invalid character {c:?} in attribute description {}",
+                quote_for_message(description)
+            ),
         ))
     };
     let type_end = description.find(';').unwrap_or(description.len());
@@ -91,7 +96,10 @@ pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String
         }
         Err(TypeProblem::InvalidCharacter(offset, c)) => return invalid(offset, c),
         Err(TypeProblem::InvalidNumericOid) => {
-            return Err((0, format!("invalid numeric OID {attribute_type:?}")))
+            return Err((
+                0,
+                format!("invalid numeric OID {}", quote_for_message(attribute_type)),
+            ))
         }
     }
     let mut offset = type_end;
@@ -100,7 +108,10 @@ pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String
         if option.is_empty() {
             return Err((
                 offset,
-                format!("empty option in attribute description {description:?}"),
+                format!(
+                    "empty option in attribute description {}",
+                    quote_for_message(description)
+                ),
             ));
         }
         if let Some((inner, c)) = option.char_indices().find(|&(_, c)| !is_name_char(c)) {

@@ -30,6 +30,7 @@ use crate::core::model::{
     dn_is_within, Anchor, GroupKind, GroupSelector, Profile, Rules, DEFAULT_MAX_IM_NAME_LENGTH,
     GROUP_TYPE, USER_TYPE,
 };
+use crate::core::quote::{quote_for_message, shown_for_message};
 use crate::core::state::RegistrationKey;
 use crate::core::template::RenderOutcome;
 
@@ -585,18 +586,22 @@ impl<'r> EntryPreparer<'r> {
                     let protocol_rule = rules.protocol(&mapping.protocol);
                     if let Some(problem) = protocol_rule.problem_with(&im_name) {
                         effects.skip(index).invalid_name += 1;
+                        let message = format!(
+                            "mapping {} produced {} name {} for {}, which {problem}; skipped",
+                            mapping.name,
+                            mapping.protocol,
+                            quote_for_message(&im_name),
+                            shown_for_message(&entry.dn)
+                        );
                         effects.warnings.push(Warning {
                             kind: WarningKind::InvalidName,
                             protocol: Some(mapping.protocol.clone()),
-                            im_name: Some(im_name.clone()),
+                            im_name: Some(im_name),
                             account: Some(anchor.clone()),
                             held_by: None,
                             mapping: Some(mapping.name.clone()),
                             group: None,
-                            message: format!(
-                                "mapping {} produced {} name {:?} for {}, which {problem}; skipped",
-                                mapping.name, mapping.protocol, im_name, entry.dn
-                            ),
+                            message,
                         });
                         continue;
                     }
@@ -687,10 +692,10 @@ impl<'r> EntryPreparer<'r> {
                         WarningKind::InvalidGroupName,
                         format!(
                             "group entry \"{}\" gives no usable name for group rule {} ({}); skipped",
-                            entry.dn,
+                            shown_for_message(&entry.dn),
                             rule.owner,
                             match &name {
-                                Some(name) => format!("got {name:?}"),
+                                Some(name) => format!("got {}", quote_for_message(name)),
                                 None => "an attribute the name reads is missing".to_string(),
                             }
                         ),
@@ -1219,8 +1224,8 @@ fn resolve_groups(
                     ..Warning::new(
                         WarningKind::GroupCollision,
                         format!(
-                            "group name {:?} is given by {} and by {}; only the first is used",
-                            group.name,
+                            "group name {} is given by {} and by {}; only the first is used",
+                            quote_for_message(&group.name),
                             describe(&rules.groups[*kept_rule].owner, kept_dn),
                             describe(&rule.owner, &group.dn)
                         ),

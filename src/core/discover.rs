@@ -21,6 +21,7 @@ use crate::core::attribute_name::is_secret_attribute;
 use crate::core::entry::{base_name, Entry};
 use crate::core::filter::{escape_value, Filter};
 use crate::core::model::{Mapping, ObjectTypes, USER_TYPE};
+pub use crate::core::quote::printable;
 use crate::core::template::Template;
 
 /// The longest sample shown, in characters; a longer value is cut and ends with `…`.
@@ -90,23 +91,6 @@ impl fmt::Display for Sample {
             Sample::Hidden => f.write_str("<hidden>"),
         }
     }
-}
-
-/// `text` with control characters, line and paragraph separators and invisible format
-/// characters (bidirectional overrides, zero-width characters, BOM) escaped, so that it
-/// prints on one line as what it is, inside a table or a YAML comment.
-pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let invisible = matches!(c,
-            '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
-        if c.is_control() || invisible {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// What the values of an attribute look like, for the IM-attribute heuristics. Counted
