@@ -45,7 +45,7 @@ fn accounts(ws: &Workspace) -> usize {
 #[test]
 fn without_a_terminal_apply_shows_the_plan_and_refuses() {
     let ws = Workspace::new();
-    let output = ws.run(&["apply", "--auto-approve"]);
+    let output = ws.run(&["apply"]);
     assert_one_line_error(
         &output,
         &[
@@ -65,7 +65,7 @@ fn without_a_terminal_apply_shows_the_plan_and_refuses() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stdout(&output).contains("Apply complete: 11 added"));
     // Nothing left to change: nothing to ask, with or without a terminal.
-    let output = ws.run(&["apply", "--auto-approve"]);
+    let output = ws.run(&["apply"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!stdout(&output).contains("Apply these changes?"));
 }
