@@ -111,3 +111,25 @@ fn a_saved_plan_is_applied_without_a_question() {
     assert!(!stdout(&output).contains("Apply these changes?"));
     assert_eq!(accounts(&ws), 5);
 }
+
+#[test]
+fn a_state_file_that_does_not_exist_is_said() {
+    let ws = Workspace::new();
+    let output = ws.run(&["plan"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("does not exist: planning against an empty store"),
+        "{}",
+        stderr(&output)
+    );
+    let output = ws.run(&["apply", "--auto-approve"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("did not exist: created it"),
+        "{}",
+        stderr(&output)
+    );
+    // Once it exists, nothing is said.
+    let output = ws.run(&["plan"]);
+    assert_eq!(stderr(&output), "");
+}

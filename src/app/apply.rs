@@ -50,6 +50,7 @@ pub fn apply_command(
     mode: ImportMode,
     approval: Approval,
 ) -> Result<Outcome, AppError> {
+    let no_store = !context.state_path.exists();
     let started = Started::now();
     let rev_flag = context
         .rev
@@ -87,6 +88,12 @@ pub fn apply_command(
             (reconciled.plan.summary, serial)
         }
     };
+    if no_store {
+        eprintln!(
+            "note: state file {} did not exist: created it",
+            context.state_path.display()
+        );
+    }
     let s = &summary;
     println!(
         "Apply complete: {} added, {} updated, {} removed, {} deactivated, {} reactivated. State serial {serial}.",

@@ -723,6 +723,7 @@ pub fn plan_command(
 ) -> Result<Outcome, AppError> {
     // A bad base is a usage error: refuse it before reading anything.
     let ldif_base = render::LdifBase::parse(ldif_base)?;
+    let no_store = !context.state_path.exists();
     let reconciled = reconcile(context, review, mode)?;
     let computed = &reconciled.plan;
     match format {
@@ -798,6 +799,13 @@ pub fn plan_command(
                 _ => {}
             }
         }
+    }
+    if no_store {
+        // A mistyped --state would otherwise plan against nothing without a word.
+        eprintln!(
+            "note: state file {} does not exist: planning against an empty store",
+            context.state_path.display()
+        );
     }
     Ok(if detailed_exitcode && !computed.changes.is_empty() {
         Outcome::Changes

@@ -27,8 +27,8 @@ use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::join::{self, Join, Sequential};
 use crate::core::model::{
-    dn_is_within, Anchor, GroupKind, GroupSelector, Profile, Rules, DEFAULT_MAX_IM_NAME_LENGTH,
-    GROUP_TYPE, USER_TYPE,
+    dn_is_within, Anchor, AnchorProblem, GroupKind, GroupSelector, Profile, Rules,
+    DEFAULT_MAX_IM_NAME_LENGTH, GROUP_TYPE, USER_TYPE,
 };
 use crate::core::quote::{quote_for_message, shown_for_message};
 use crate::core::state::RegistrationKey;
@@ -99,6 +99,10 @@ pub struct SkipCounts {
     pub missing_attribute: u64,
     /// Values skipped because they are not a valid IM name.
     pub invalid_name: u64,
+    /// Disabled users (`disabled_when`) the mapping would have read: they get no
+    /// registration.
+    #[serde(default)]
+    pub disabled: u64,
 }
 
 /// A problem worth telling the user about that does not stop the run.
@@ -522,17 +526,33 @@ impl<'r> EntryPreparer<'r> {
             }
             _ => return Prepared::Ignored,
         }
-        let Some(anchor) = source.anchor.value_of(entry) else {
-            return Prepared::MissingAnchor(Warning {
-                account: Some(entry.dn.clone()),
-                ..Warning::new(
-                    WarningKind::MissingAnchor,
-                    format!(
-                        "entry \"{}\" of source {} has no anchor attribute; skipped",
-                        entry.dn, source.name
+        let anchor = match source.anchor.value_of(entry) {
+            Ok(anchor) => anchor,
+            Err(problem) => {
+                let attribute = match &source.anchor {
+                    Anchor::Attribute(name) => name.as_str(),
+                    Anchor::Dn => "dn",
+                };
+                let what = match problem {
+                    AnchorProblem::Missing => format!("has no anchor attribute {attribute}"),
+                    AnchorProblem::Empty => format!("has an empty anchor {attribute}"),
+                    AnchorProblem::NotAGuid(bytes) => format!(
+                        "has an {attribute} of {bytes} bytes, which is no GUID (16 bytes, or \
+                         written out as 8-4-4-4-12 hex digits)"
                     ),
-                )
-            });
+                };
+                return Prepared::MissingAnchor(Warning {
+                    account: Some(entry.dn.clone()),
+                    ..Warning::new(
+                        WarningKind::MissingAnchor,
+                        format!(
+                            "entry {} of source {} {what}; skipped",
+                            shown_for_message(&entry.dn),
+                            source.name
+                        ),
+                    )
+                });
+            }
         };
         let normalized_dn = if self.needs_normalized_dn || reads_groups {
             normalize_dn(&entry.dn)
@@ -566,6 +586,16 @@ impl<'r> EntryPreparer<'r> {
 
         let mut effects = Effects::default();
         let mut claims = Vec::new();
+        if !enabled {
+            // Counted under skipped: each mapping that would have read this user.
+            for (index, mapping) in rules.mappings.iter().enumerate() {
+                if mapping.reads(&source.name)
+                    && mapping.when.as_ref().is_none_or(|f| f.matches(entry))
+                {
+                    effects.skip(index).disabled += 1;
+                }
+            }
+        }
         if enabled {
             let mut withheld = 0usize;
             for (index, mapping) in rules.mappings.iter().enumerate() {
@@ -1021,6 +1051,7 @@ impl<'r> DesiredBuilder<'r> {
                         .or_default();
                     skipped.missing_attribute += counts.missing_attribute;
                     skipped.invalid_name += counts.invalid_name;
+                    skipped.disabled += counts.disabled;
                 }
                 out.warnings.extend(effects.warnings);
                 out.frozen_registrations

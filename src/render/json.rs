@@ -680,6 +680,7 @@ mod tests {
             SkipCounts {
                 missing_attribute: 2,
                 invalid_name: 1,
+                disabled: 3,
             },
         );
         let mut group_skipped = BTreeMap::new();

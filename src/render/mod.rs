@@ -517,6 +517,12 @@ pub fn write_text(
                     counts.invalid_name
                 ));
             }
+            if counts.disabled > 0 {
+                lines.push(format!(
+                    "mapping {mapping}: {} disabled users get no registration",
+                    counts.disabled
+                ));
+            }
             lines
         })
         .chain(plan.group_skipped.iter().flat_map(|(group, counts)| {
