@@ -529,7 +529,8 @@ impl<'r> EntryPreparer<'r> {
                     WarningKind::MissingAnchor,
                     format!(
                         "entry \"{}\" of source {} has no anchor attribute; skipped",
-                        entry.dn, source.name
+                        shown_for_message(&entry.dn),
+                        source.name
                     ),
                 )
             });
@@ -640,7 +641,7 @@ impl<'r> EntryPreparer<'r> {
                         WarningKind::ProtectedPrincipal,
                         format!(
                             "{} is a protected principal: {withheld} registration(s) withheld",
-                            entry.dn
+                            shown_for_message(&entry.dn)
                         ),
                     )
                 });
@@ -1008,7 +1009,11 @@ impl<'r> DesiredBuilder<'r> {
                     ..Warning::new(
                         WarningKind::DuplicateAnchor,
                         format!(
-                            "entries \"{winner_dn}\" and \"{loser_dn}\" share anchor {anchor}; only \"{winner_dn}\" is used"
+                            "entries \"{}\" and \"{}\" share anchor {}; only \"{}\" is used",
+                            shown_for_message(&**winner_dn),
+                            shown_for_message(&**loser_dn),
+                            shown_for_message(&**anchor),
+                            shown_for_message(&**winner_dn)
                         ),
                     )
                 });
@@ -1216,7 +1221,7 @@ fn resolve_groups(
                     if dn.is_empty() {
                         format!("rule {rule}")
                     } else {
-                        format!("rule {rule} (entry \"{dn}\")")
+                        format!("rule {rule} (entry \"{}\")", shown_for_message(dn))
                     }
                 };
                 out.warnings.push(Warning {
