@@ -670,7 +670,7 @@ impl<'r> EntryPreparer<'r> {
                         WarningKind::ProtectedPrincipal,
                         format!(
                             "{} is a protected principal: {withheld} registration(s) withheld",
-                            entry.dn
+                            shown_for_message(&entry.dn)
                         ),
                     )
                 });
@@ -1038,7 +1038,11 @@ impl<'r> DesiredBuilder<'r> {
                     ..Warning::new(
                         WarningKind::DuplicateAnchor,
                         format!(
-                            "entries \"{winner_dn}\" and \"{loser_dn}\" share anchor {anchor}; only \"{winner_dn}\" is used"
+                            "entries \"{}\" and \"{}\" share anchor {}; only \"{}\" is used",
+                            shown_for_message(&**winner_dn),
+                            shown_for_message(&**loser_dn),
+                            shown_for_message(&**anchor),
+                            shown_for_message(&**winner_dn)
                         ),
                     )
                 });
@@ -1247,7 +1251,7 @@ fn resolve_groups(
                     if dn.is_empty() {
                         format!("rule {rule}")
                     } else {
-                        format!("rule {rule} (entry \"{dn}\")")
+                        format!("rule {rule} (entry \"{}\")", shown_for_message(dn))
                     }
                 };
                 out.warnings.push(Warning {
