@@ -133,3 +133,64 @@ fn a_state_file_that_does_not_exist_is_said() {
     let output = ws.run(&["plan"]);
     assert_eq!(stderr(&output), "");
 }
+
+#[test]
+fn a_write_while_apply_waits_for_its_answer_is_told_as_a_race() {
+    use std::io::Read;
+    let ws = Workspace::new();
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let command = format!(
+        "{} --config {} --state {} --color never apply",
+        quote(BIN),
+        quote(ws.config().to_str().unwrap()),
+        quote(ws.state().to_str().unwrap())
+    );
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_remove("REGISTRAR_STATE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answer = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // Wait for the question, then let another writer in before answering.
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("Enter a value") {
+        let n = out.read(&mut buffer).unwrap();
+        assert!(
+            n > 0,
+            "apply never asked: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    let registered = ws.run(&[
+        "state",
+        "register",
+        "--protocol",
+        "aol",
+        "--im-name",
+        "sneaky",
+        "--account",
+        "cn=Someone,ou=People,dc=example,dc=com",
+        "--source",
+        "manual",
+    ]);
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    answer.write_all(b"yes\n").unwrap();
+    drop(answer);
+    out.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the store changed while this apply was planning"),
+        "{text}"
+    );
+    assert!(!text.contains("saved plan"), "no plan was saved: {text}");
+    // Only the registration landed.
+    assert_eq!(accounts(&ws), 1);
+}

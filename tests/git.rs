@@ -308,7 +308,7 @@ fn review_merge_apply_at_the_merge_commit_and_refuse_an_old_plan() {
     repo.checkout("main");
     let merge = repo.merge("uid-names", "Merge branch uid-names");
     let merge_plan = repo.file("merge-plan.json");
-    let planned = json(&repo.run(&[
+    let output = repo.run(&[
         "plan",
         "--rev",
         &merge.to_string(),
@@ -316,7 +316,10 @@ fn review_merge_apply_at_the_merge_commit_and_refuse_an_old_plan() {
         merge_plan.to_str().unwrap(),
         "--format",
         "json",
-    ]));
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let planned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merge_plan).unwrap()).unwrap();
     assert_eq!(planned["revision"], merge.to_string());
     let applied = repo.run(&[
         "apply",
@@ -424,13 +427,21 @@ fn a_working_tree_plan_records_head_and_whether_it_was_dirty() {
     // An untracked config file does.
     repo.write("registrar/extra.yaml", "exclusions: []\n");
     let dirty_plan = repo.file("dirty.json");
-    let dirty = json(&repo.run(&[
+    let output = repo.run(&[
         "plan",
         "--format",
         "json",
         "--out",
         dirty_plan.to_str().unwrap(),
-    ]));
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("-dirty, state serial"),
+        "{}",
+        stdout(&output)
+    );
+    let dirty: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dirty_plan).unwrap()).unwrap();
     assert_eq!(dirty["revision"], first.to_string());
     assert_eq!(dirty["revision_dirty"], true);
     let before = repo.state_bytes();

@@ -84,7 +84,20 @@ pub fn apply_command(
                 files: &files,
                 plan_name: "the plan",
             };
-            let serial = apply_recorded(context, plan, imported, run, Some(&started))?;
+            let serial =
+                apply_recorded(context, plan, imported, run, Some(&started)).map_err(|error| {
+                    match error {
+                        // No plan was saved: what happened is a race with another writer.
+                        AppError::Store(StoreError::StalePlan { planned, actual }) => {
+                            AppError::Refused(format!(
+                                "the store changed while this apply was planning (another apply \
+                             or registration moved it from serial {planned} to {actual}); \
+                             nothing was applied: run apply again to plan against it"
+                            ))
+                        }
+                        other => other,
+                    }
+                })?;
             (reconciled.plan.summary, serial)
         }
     };

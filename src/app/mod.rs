@@ -726,7 +726,12 @@ pub fn plan_command(
     let no_store = !context.state_path.exists();
     let reconciled = reconcile(context, review, mode)?;
     let computed = &reconciled.plan;
-    match format {
+    // With `--out`, stdout keeps the plan for people: JSON goes to the file only.
+    let shown = match (format, out) {
+        (PlanFormat::Json, Some(_)) => PlanFormat::Text,
+        _ => format,
+    };
+    match shown {
         // With `--out`, the plan file is written on a second core while the text prints.
         // It is created first, so a path that cannot be written fails before any output;
         // an error later in the writing still fails the command, after the text.
@@ -763,15 +768,9 @@ pub fn plan_command(
         })?,
         PlanFormat::Json => {
             let mut stdout = BufWriter::new(std::io::stdout().lock());
-            match out {
-                // One serialisation, to the file and to stdout at once.
-                Some(out) => save_plan_echoed(&reconciled, out, &mut stdout)?,
-                // A closed pipe (`registrar plan | head`) is not an error.
-                None => {
-                    let _ = render::write_json(&reconciled.document(), &mut stdout)
-                        .and_then(|_| stdout.flush());
-                }
-            }
+            // A closed pipe (`registrar plan | head`) is not an error.
+            let _ = render::write_json(&reconciled.document(), &mut stdout)
+                .and_then(|_| stdout.flush());
         }
         PlanFormat::Markdown => {
             if let Some(out) = out {
@@ -812,48 +811,6 @@ pub fn plan_command(
     } else {
         Outcome::Success
     })
-}
-
-/// Writes the plan JSON of `reconciled` to the file `out` and to `echo` as it goes: a
-/// large plan is serialised once, not written and read back. Only an error writing the
-/// file fails; one writing `echo` (a closed pipe) just stops the echo.
-fn save_plan_echoed(
-    reconciled: &Reconciled,
-    out: &Path,
-    echo: &mut dyn Write,
-) -> Result<(), AppError> {
-    /// Writes to the file, and to the echo while it takes the bytes.
-    struct Tee<'e, W> {
-        file: W,
-        echo: Option<&'e mut dyn Write>,
-    }
-    impl<W: Write> Write for Tee<'_, W> {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.file.write_all(bytes)?;
-            if let Some(echo) = &mut self.echo {
-                if echo.write_all(bytes).is_err() {
-                    self.echo = None;
-                }
-            }
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            if let Some(echo) = &mut self.echo {
-                let _ = echo.flush();
-            }
-            self.file.flush()
-        }
-    }
-    let file = create_plan_file(out)?;
-    let mut tee = Tee {
-        file: BufWriter::with_capacity(1 << 20, file),
-        echo: Some(echo),
-    };
-    render::write_json(&reconciled.document(), &mut tee)
-        .and_then(|_| tee.flush())
-        .map_err(|e| cannot_write_plan(out, e))?;
-    finish_plan_file(out, tee.file)
 }
 
 /// Writes the plan JSON of `reconciled` to the file `out` (`plan --out`).
