@@ -54,8 +54,14 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Parse and check the configuration (schema, filters, templates, references).
-    Validate,
+    /// Parse and check the configuration (schema, filters, templates, references), and
+    /// read its LDIF sources (syntax, change files, entry counts). LDAP servers are read
+    /// only when --sources names them.
+    Validate {
+        /// LDAP sources to read as well (comma-separated names).
+        #[arg(long, value_name = "NAME", value_delimiter = ',')]
+        sources: Vec<String>,
+    },
     /// Compute the plan: what apply would change in the store.
     Plan {
         /// Output format.

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     };
     let takes_rev = matches!(
         cli.command,
-        Command::Validate
+        Command::Validate { .. }
             | Command::Plan { .. }
             | Command::Apply { .. }
             | Command::Status { .. }
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         rev: cli.common.rev,
     };
     let result = match cli.command {
-        Command::Validate => app::validate(&context),
+        Command::Validate { sources } => app::validate(&context, &sources),
         Command::Plan {
             format,
             out,
