@@ -710,7 +710,7 @@ pub fn validate(context: &Context, read_ldap: &[String]) -> Result<Outcome, AppE
     let mut problems = Vec::new();
     for source in &config.sources {
         let is_ldap = matches!(source.location, SourceLocation::Ldap(_));
-        if is_ldap && !read_ldap.iter().any(|name| *name == source.name) {
+        if is_ldap && !read_ldap.contains(&source.name) {
             lines.push(format!(
                 "source {}: LDAP, not read (validate --sources {} reads it)",
                 source.name, source.name

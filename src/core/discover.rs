@@ -680,16 +680,28 @@ pub fn starter(report: &Report, context: &StarterContext<'_>) -> Starter {
     let mut already_mapped = Vec::new();
     let mut covered_protocols: BTreeSet<&str> = BTreeSet::new();
     for candidate in &candidates {
+        // An attribute the config already maps from this source, for any protocol, is
+        // not suggested again (the README's promise); its protocol counts as covered only
+        // when the mapping is for that protocol.
         let existing = context.existing.iter().find(|m| {
-            m.protocol == candidate.protocol
-                && m.reads(context.source)
+            m.reads(context.source)
                 && m.value
                     .attributes()
                     .iter()
                     .any(|a| a.eq_ignore_ascii_case(&candidate.attribute.attribute))
         });
         if let Some(existing) = existing {
-            covered_protocols.insert(candidate.protocol);
+            if existing.protocol == candidate.protocol {
+                covered_protocols.insert(candidate.protocol);
+            }
+            if already_mapped
+                .iter()
+                .any(|(_, attribute, _): &(String, String, String)| {
+                    attribute.eq_ignore_ascii_case(&candidate.attribute.attribute)
+                })
+            {
+                continue;
+            }
             already_mapped.push((
                 candidate.protocol.to_string(),
                 candidate.attribute.attribute.clone(),
@@ -1290,6 +1302,37 @@ mod tests {
             ]
         );
         assert!(starter.yaml.contains("already mapped by lcs-sip"));
+    }
+
+    #[test]
+    fn an_attribute_mapped_for_another_protocol_is_not_suggested_again() {
+        let existing = [Mapping {
+            name: "lcs-from-mail".into(),
+            protocol: "lcs".into(),
+            value: Template::parse("{mail|lower}").unwrap(),
+            when: None,
+            sources: None,
+            renamed_from: Vec::new(),
+        }];
+        let report = report_of(&directory());
+        let starter = starter(&report, &context("corp", &existing));
+        let suggested: Vec<&str> = starter
+            .mappings
+            .iter()
+            .chain(&starter.alternatives)
+            .map(|s| s.attribute.as_str())
+            .collect();
+        assert!(
+            !suggested.iter().any(|a| a.eq_ignore_ascii_case("mail")),
+            "{suggested:?}"
+        );
+        assert!(starter
+            .already_mapped
+            .iter()
+            .any(|(_, attribute, mapping)| attribute == "mail" && mapping == "lcs-from-mail"));
+        // The protocol of the suggestion is still open: aol is suggested from another
+        // attribute.
+        assert!(starter.mappings.iter().any(|s| s.protocol == "aol"));
     }
 
     #[test]
