@@ -5,15 +5,16 @@
 //! terminal is a real pseudo-terminal, made by util-linux's `script`.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 mod common;
 
 use common::workspace::Workspace;
 use common::{assert_one_line_error, stderr, stdout, BIN};
 
-/// `registrar apply` with its standard input on a pseudo-terminal, typing `answer`.
-fn apply_on_terminal(ws: &Workspace, answer: &str) -> Output {
+/// `registrar apply` started with its standard input on a pseudo-terminal (util-linux's
+/// `script`), its standard output and error both read from the child's stdout.
+fn apply_on_a_terminal(ws: &Workspace) -> Child {
     let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
     let command = format!(
         "{} --config {} --state {} --color never apply",
@@ -21,14 +22,19 @@ fn apply_on_terminal(ws: &Workspace, answer: &str) -> Output {
         quote(ws.config().to_str().unwrap()),
         quote(ws.state().to_str().unwrap())
     );
-    let mut child = Command::new("script")
+    Command::new("script")
         .args(["--quiet", "--return", "--command", &command, "/dev/null"])
         .env_remove("REGISTRAR_STATE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("util-linux's script runs the command on a pseudo-terminal");
+        .expect("util-linux's script runs the command on a pseudo-terminal")
+}
+
+/// `registrar apply` on a pseudo-terminal, typing `answer`.
+fn apply_on_terminal(ws: &Workspace, answer: &str) -> Output {
+    let mut child = apply_on_a_terminal(ws);
     child
         .stdin
         .take()
@@ -138,21 +144,7 @@ fn a_state_file_that_does_not_exist_is_said() {
 fn a_write_while_apply_waits_for_its_answer_is_told_as_a_race() {
     use std::io::Read;
     let ws = Workspace::new();
-    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
-    let command = format!(
-        "{} --config {} --state {} --color never apply",
-        quote(BIN),
-        quote(ws.config().to_str().unwrap()),
-        quote(ws.state().to_str().unwrap())
-    );
-    let mut child = Command::new("script")
-        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
-        .env_remove("REGISTRAR_STATE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = apply_on_a_terminal(&ws);
     let mut answer = child.stdin.take().unwrap();
     let mut out = child.stdout.take().unwrap();
     // Wait for the question, then let another writer in before answering.
