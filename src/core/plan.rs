@@ -25,7 +25,7 @@ use crate::core::dn::normalize_dn;
 use crate::core::model::{
     im_name_key, is_own_im_name_key, Departure, GroupKind, Profile, ProfileField, Rules,
 };
-use crate::core::quote::quote_for_message;
+use crate::core::quote::{quote_for_message, shown_for_message};
 use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistration};
 
 /// The version of the plan JSON format.
@@ -590,6 +590,20 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
             .or_else(|| state.accounts.get(anchor).map(|a| a.dn.as_str().into()))
     };
 
+    // An account as a warning names it: its DN, with the anchor where the anchor is not
+    // the DN itself (entryUUID, objectGUID); the anchor alone if no DN is known.
+    let person = |anchor: &str| -> String {
+        match dn_of(anchor) {
+            Some(dn) if normalize_dn(&dn) == anchor => shown_for_message(&*dn),
+            Some(dn) => format!(
+                "{} (anchor {})",
+                shown_for_message(&*dn),
+                shown_for_message(anchor)
+            ),
+            None => shown_for_message(anchor),
+        }
+    };
+
     // Registrations, walking the claims and the stored rows side by side, name by name.
     let same_person = |row_account: &str, desired_anchor: &str| -> bool {
         row_account == desired_anchor
@@ -695,10 +709,16 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         if frozen_registration(&protocol, &name_key, row) {
             if let Some(row) = row {
                 for claimant in claimants.iter().filter(|c| ***c != *row.account) {
-                    warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                        "{protocol} name {} wanted for {claimant} is held by excluded account {}; skipped",
-                        quote_for_message(&*row.im_name), row.account
-                    )));
+                    warnings.push(conflict(
+                        &protocol,
+                        &name_key,
+                        claimant,
+                        Some(&row.account),
+                        format!(
+                        "{protocol} name {} wanted for {} is held by excluded account {}; skipped",
+                        quote_for_message(&*row.im_name), person(claimant), person(&row.account)
+                    ),
+                    ));
                 }
             }
             excluded_registrations.insert(registration_key(&protocol, &name_key));
@@ -725,14 +745,14 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                             mapping: Some(claim.mapping.to_string()),
                             group: None,
                             message: format!(
-                                "{protocol} name {} is already registered to {claimant} by a {} registration; left as it is",
-                                quote_for_message(&*row.im_name), row.source.name()
+                                "{protocol} name {} is already registered to {} by a {} registration; left as it is",
+                                quote_for_message(&*row.im_name), person(claimant), row.source.name()
                             ),
                         });
                     } else {
                         warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                            "{protocol} name {} wanted for {claimant} is held by a {} registration of {}; skipped",
-                            quote_for_message(&*claim.im_name), row.source.name(), row.account
+                            "{protocol} name {} wanted for {} is held by a {} registration of {}; skipped",
+                            quote_for_message(&*claim.im_name), person(claimant), row.source.name(), person(&row.account)
                         )));
                     }
                 }
@@ -746,8 +766,10 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                         claimant,
                         Some(&row.account),
                         format!(
-                            "{protocol} name {} wanted for {claimant} is already held by {}; skipped",
-                            quote_for_message(&*row.im_name), row.account
+                            "{protocol} name {} wanted for {} is already held by {}; skipped",
+                            quote_for_message(&*row.im_name),
+                            person(claimant),
+                            person(&row.account)
                         ),
                     ));
                 }
@@ -808,8 +830,8 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                 if kept {
                     for claimant in &claimants {
                         warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                            "{protocol} name {} wanted for {claimant} is kept by departed account {}; skipped",
-                            quote_for_message(&*row.im_name), row.account
+                            "{protocol} name {} wanted for {} is kept by departed account {}; skipped",
+                            quote_for_message(&*row.im_name), person(claimant), person(&row.account)
                         )));
                     }
                 } else {
