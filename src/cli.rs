@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{DriftFormat, ExportFormat, ImportMode, PlanFormat, StateFormat};
+use crate::app::{DriftFormat, ExportFormat, ImportMode, PlanFormat, ShowFormat, StateFormat};
 
 /// Declarative GitOps reconciliation of instant-messaging name registrations.
 #[derive(Debug, Parser)]
@@ -72,6 +72,17 @@ pub enum Command {
         /// own files, with the diff of the changed config files.
         #[arg(long, value_name = "REV")]
         base: Option<String>,
+        /// Read the head's LDAP sources with the connection and credential settings of
+        /// git revision REV (url, bind, password, TLS), as --base does with its base: a
+        /// source whose settings the head changes is read with REV's, and an LDAP source
+        /// REV lacks is not read. For a review without the effect, or with another base.
+        #[arg(long, value_name = "REV", conflicts_with = "trust_head")]
+        trusted_rev: Option<String>,
+        /// With --base: read the head's LDAP sources with the head's own connection
+        /// settings. Only for a head you trust: a pull request could point them at its
+        /// own server and receive the bind password.
+        #[arg(long, requires = "base")]
+        trust_head: bool,
         /// With --format ldif: the DN under which the LDIF places the store's tree
         /// (ou=accounts, ou=registrations, ou=groups); its first RDN is ou=, o= or dc=.
         #[arg(long, value_name = "DN", default_value = crate::render::LdifBase::DEFAULT)]
@@ -93,6 +104,11 @@ pub enum Command {
         /// How ldif sources are read when no saved plan is given (see plan --mode).
         #[arg(long, value_enum, default_value_t = ImportMode::Full, conflicts_with = "plan")]
         mode: ImportMode,
+        /// Apply the plan just made without asking. Without it, apply shows the plan and
+        /// asks for 'yes' on the terminal, and refuses when there is none. A saved plan
+        /// (--plan) is never asked about: it was reviewed.
+        #[arg(long)]
+        auto_approve: bool,
     },
     /// Report where the store departs from the last applied configuration: rows edited
     /// outside registrar, registrations of protected principals, rows whose owner rule is
@@ -158,6 +174,16 @@ pub enum Command {
         #[arg(long, conflicts_with = "listen")]
         once: bool,
     },
+    /// Show a plan saved by `plan --out` as text or Markdown (like `terraform show`):
+    /// reads the file only.
+    Show {
+        /// The saved plan.
+        #[arg(value_name = "PLANFILE")]
+        plan: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
     /// Print the JSON Schema of the config files.
     Schema,
 }
@@ -194,5 +220,10 @@ pub enum StateCommand {
         /// manual or self.
         #[arg(long, value_parser = ["manual", "self"])]
         source: String,
+        /// Record it even when the account is a protected principal (a policy entry or
+        /// an LDAP source's bind_dn), which is otherwise refused; the run history and
+        /// `drift` say so.
+        #[arg(long)]
+        allow_protected: bool,
     },
 }

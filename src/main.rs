@@ -63,32 +63,65 @@ fn main() -> ExitCode {
             out,
             detailed_exitcode,
             base,
+            trusted_rev,
+            trust_head,
             ldif_base,
             mode,
-        } => app::plan_command(
-            &context,
-            format,
-            out.as_deref(),
-            detailed_exitcode,
-            base.as_deref(),
-            &ldif_base,
-            mode,
-        ),
+        } => {
+            // A review reads the head's LDAP sources with trusted connection settings:
+            // --trusted-rev's, or the base's unless --trust-head.
+            let trusted = trusted_rev
+                .as_deref()
+                .or(base.as_deref().filter(|_| !trust_head));
+            let review = app::Review {
+                base: base.as_deref(),
+                trusted,
+            };
+            app::plan_command(
+                &context,
+                format,
+                out.as_deref(),
+                detailed_exitcode,
+                Some(&review),
+                &ldif_base,
+                mode,
+            )
+        }
         Command::Apply {
             plan,
             allow_deletes,
             mode,
-        } => app::apply_command(&context, plan.as_deref(), allow_deletes, mode),
+            auto_approve,
+        } => {
+            let approval = if auto_approve {
+                app::Approval::Auto
+            } else {
+                app::Approval::Ask
+            };
+            app::apply_command(&context, plan.as_deref(), allow_deletes, mode, approval)
+        }
         Command::State(StateCommand::Show { format }) => app::state_show(&context, format),
         Command::State(StateCommand::Register {
             protocol,
             im_name,
             account,
             source,
+            allow_protected,
         }) => {
             let source =
                 RegistrationSource::from_name(&source).unwrap_or(RegistrationSource::Manual);
-            app::state_register(&context, &protocol, &im_name, &account, source)
+            let registration = app::UnmanagedRegistration {
+                protocol: &protocol,
+                im_name: &im_name,
+                account_dn: &account,
+                source,
+            };
+            let allow = if allow_protected {
+                app::AllowProtected::Record
+            } else {
+                app::AllowProtected::Refuse
+            };
+            app::state_register(&context, registration, allow)
         }
         Command::Status { format } => app::status(&context, format),
         Command::Export {
@@ -105,6 +138,7 @@ fn main() -> ExitCode {
         Command::Run { listen, once } => {
             app::run_command(&context, app::RunOptions { listen, once })
         }
+        Command::Show { plan, format } => app::show_plan(&context, &plan, format),
         Command::Schema => app::schema(),
     };
     match result {

@@ -7,8 +7,12 @@
 //! relative to the current directory, or absolute. At a revision they are mapped onto
 //! the commit's tree through the config directory's place in the repository, resolved
 //! lexically, and refused when they leave the repository. In the working tree they are
-//! plain file-system paths (a source outside the repository is allowed there, and makes
-//! the plan's revision dirty).
+//! confined the same way: every file read (YAML, LDIF, change files, `attr:<` URLs,
+//! `ca_file`) must resolve, symlinks followed, to a regular file inside the root (the
+//! repository holding the config directory, or the config directory itself outside
+//! git); anything else, `/proc`, devices and FIFOs included, is refused before it is
+//! opened. A pull request's config is untrusted input (DESIGN.md, "Trust"): it may not
+//! carry a local file out into a plan.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -32,6 +36,17 @@ pub enum TreeError {
     },
     #[error("path {} escapes the git repository {}", path.display(), repo.display())]
     Escapes { path: PathBuf, repo: PathBuf },
+    /// A working-tree path that resolves (symlinks followed) outside the root.
+    #[error("{} resolves to {}, outside {} (the config may only name files inside it)", path.display(), resolved.display(), root.display())]
+    Outside {
+        path: PathBuf,
+        resolved: PathBuf,
+        root: PathBuf,
+    },
+    /// A working-tree path that is not a regular file (a device, FIFO, socket or
+    /// directory), or lies in `/proc` or `/sys`.
+    #[error("{} is {what}, not a regular file; it is never read", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
     #[error("{} not found (looked for {} in the commit)", path.display(), in_repo.display())]
     NotFound { path: PathBuf, in_repo: PathBuf },
     #[error("cannot read config directory {}: {source}", dir.display())]
@@ -63,8 +78,10 @@ pub struct Revision {
 #[derive(Debug)]
 pub enum Tree {
     /// Files on disk. `repo` is the git repository holding the config directory, if
-    /// any: the plan records its HEAD and whether the files read differ from it.
-    WorkingTree { repo: Option<Repo> },
+    /// any: the plan records its HEAD and whether the files read differ from it. Every
+    /// file read resolves inside `root` (canonical): the repository's root, or the
+    /// config directory outside git.
+    WorkingTree { repo: Option<Repo>, root: PathBuf },
     /// Files of one commit, read from the object database.
     Revision(Box<Revision>),
 }
@@ -73,9 +90,12 @@ impl Tree {
     /// The working tree around `config_dir`. Not being in a git repository (or in one
     /// that cannot be opened) is fine here: the plan then has no revision.
     pub fn working_tree(config_dir: &Path) -> Tree {
-        Tree::WorkingTree {
-            repo: Repo::discover(config_dir).ok().flatten(),
-        }
+        let repo = Repo::discover(config_dir).ok().flatten();
+        let root = match &repo {
+            Some(repo) => repo.root().to_path_buf(),
+            None => absolute(config_dir),
+        };
+        Tree::WorkingTree { repo, root }
     }
 
     /// The commit `rev` names in the repository holding `config_dir`, which must have
@@ -133,7 +153,7 @@ impl Tree {
     /// The commit these files are (HEAD for the working tree), as a full hex sha.
     pub fn commit(&self) -> Option<String> {
         match self {
-            Tree::WorkingTree { repo } => repo.as_ref()?.head().map(|id| id.to_string()),
+            Tree::WorkingTree { repo, .. } => repo.as_ref()?.head().map(|id| id.to_string()),
             Tree::Revision(revision) => Some(revision.commit.to_string()),
         }
     }
@@ -184,12 +204,12 @@ impl Tree {
                 .is_some_and(|name| keep(&name.to_string_lossy()))
         };
         let mut paths: Vec<PathBuf> = match self {
-            Tree::WorkingTree { .. } => std::fs::read_dir(dir)
+            Tree::WorkingTree { root, .. } => std::fs::read_dir(confine_dir(root, dir)?)
                 .map_err(|source| TreeError::ReadDir {
                     dir: dir.to_path_buf(),
                     source,
                 })?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter_map(|entry| entry.ok().map(|e| dir.join(e.file_name())))
                 .filter(|path| keep_path(path) && path.is_file())
                 .collect(),
             Tree::Revision(revision) => {
@@ -215,10 +235,12 @@ impl Tree {
     /// The whole content of the file at `path`.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>, TreeError> {
         match self {
-            Tree::WorkingTree { .. } => std::fs::read(path).map_err(|source| TreeError::ReadFile {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Tree::WorkingTree { root, .. } => {
+                std::fs::read(confine(root, path)?).map_err(|source| TreeError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
             Tree::Revision(revision) => revision.read(path),
         }
     }
@@ -227,7 +249,7 @@ impl Tree {
     /// the blob's bytes at a revision.
     pub fn open(&self, path: &Path) -> Result<Box<dyn Read + Send>, TreeError> {
         match self {
-            Tree::WorkingTree { .. } => std::fs::File::open(path)
+            Tree::WorkingTree { root, .. } => std::fs::File::open(confine(root, path)?)
                 .map(|file| Box::new(file) as Box<dyn Read + Send>)
                 .map_err(|source| TreeError::ReadFile {
                     path: path.to_path_buf(),
@@ -238,18 +260,34 @@ impl Tree {
     }
 
     /// What resolves the `attr:< URL` values of an LDIF file in `base_dir`: files of
-    /// this same snapshot (the policy of [`FileUrls`]: local paths and `file:` URLs).
+    /// this same snapshot (the policy of [`FileUrls`]: local paths and `file:` URLs),
+    /// confined as every other file read.
     pub fn url_resolver(&self, base_dir: PathBuf) -> Result<Box<dyn UrlResolver>, TreeError> {
         let urls = FileUrls::relative_to(base_dir);
         Ok(match self {
-            Tree::WorkingTree { .. } => Box::new(urls),
+            Tree::WorkingTree { root, .. } => {
+                let root = root.clone();
+                Box::new(
+                    move |url: &str, max_bytes: usize| -> Result<Vec<u8>, String> {
+                        let path =
+                            confine(&root, &urls.path_of(url)?).map_err(|e| e.to_string())?;
+                        crate::ldif::read_bounded(&path, max_bytes)
+                    },
+                )
+            }
             Tree::Revision(revision) => {
                 // The reader owns its resolver: give it its own handle on the repository.
                 let revision = revision.reopen()?;
-                Box::new(move |url: &str| -> Result<Vec<u8>, String> {
-                    let path = urls.path_of(url)?;
-                    revision.read(&path).map_err(|e| e.to_string())
-                })
+                Box::new(
+                    move |url: &str, max_bytes: usize| -> Result<Vec<u8>, String> {
+                        let path = urls.path_of(url)?;
+                        let value = revision.read(&path).map_err(|e| e.to_string())?;
+                        if value.len() > max_bytes {
+                            return Err(crate::ldif::url_too_large(value.len() as u64, max_bytes));
+                        }
+                        Ok(value)
+                    },
+                )
             }
         })
     }
@@ -259,8 +297,23 @@ impl Tree {
     /// `not found (looked for …)`.
     pub fn check_file(&self, path: &Path) -> Result<(), String> {
         match self {
-            Tree::WorkingTree { .. } if path.exists() => Ok(()),
-            Tree::WorkingTree { .. } => Err(format!("not found (looked for {})", path.display())),
+            Tree::WorkingTree { root, .. } => match confine(root, path) {
+                Ok(_) => Ok(()),
+                Err(TreeError::ReadFile { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Err(format!("not found (looked for {})", path.display()))
+                }
+                Err(TreeError::Outside { resolved, root, .. }) => Err(format!(
+                    "resolves to {}, outside {} (the config may only name files inside it)",
+                    resolved.display(),
+                    root.display()
+                )),
+                Err(TreeError::NotAFile { what, .. }) => {
+                    Err(format!("is {what}, not a regular file; it is never read"))
+                }
+                Err(other) => Err(other.to_string()),
+            },
             Tree::Revision(revision) => {
                 let in_repo = revision.locate(path).map_err(|_| {
                     format!(
@@ -287,7 +340,10 @@ impl Tree {
     /// deleted or untracked config file). Other files of the repository do not count.
     /// Always `false` at a revision, and outside git.
     pub fn is_dirty(&self, config_dir: &Path, read: &[&Path]) -> bool {
-        let Tree::WorkingTree { repo: Some(repo) } = self else {
+        let Tree::WorkingTree {
+            repo: Some(repo), ..
+        } = self
+        else {
             return false;
         };
         let in_repo = |path: &Path| {
@@ -379,6 +435,75 @@ impl Revision {
                 path: path.to_path_buf(),
                 in_repo,
             })
+    }
+}
+
+/// `path` resolved (symlinks followed) to the regular file it names inside `root`, or
+/// why it may not be read: it resolves outside `root`, into `/proc` or `/sys`, or to
+/// something that is not a regular file (a device, FIFO, socket or directory). Checked
+/// before the file is opened, so nothing outside is ever touched beyond its metadata.
+fn confine(root: &Path, path: &Path) -> Result<PathBuf, TreeError> {
+    let resolved = confine_resolved(root, path)?;
+    let metadata = std::fs::metadata(&resolved).map_err(|source| TreeError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if metadata.is_file() {
+        Ok(resolved)
+    } else {
+        Err(TreeError::NotAFile {
+            path: path.to_path_buf(),
+            what: file_kind(&metadata.file_type()),
+        })
+    }
+}
+
+/// The directory `dir` resolved inside `root`, as [`confine`] does for files.
+fn confine_dir(root: &Path, dir: &Path) -> Result<PathBuf, TreeError> {
+    confine_resolved(root, dir).map_err(|error| match error {
+        TreeError::ReadFile { source, .. } => TreeError::ReadDir {
+            dir: dir.to_path_buf(),
+            source,
+        },
+        other => other,
+    })
+}
+
+/// `path` canonicalised and held inside `root`, never in `/proc` or `/sys`.
+fn confine_resolved(root: &Path, path: &Path) -> Result<PathBuf, TreeError> {
+    let resolved = path.canonicalize().map_err(|source| TreeError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if resolved.starts_with("/proc") || resolved.starts_with("/sys") {
+        return Err(TreeError::NotAFile {
+            path: path.to_path_buf(),
+            what: "a kernel interface file (/proc or /sys)",
+        });
+    }
+    if !resolved.starts_with(root) {
+        return Err(TreeError::Outside {
+            path: path.to_path_buf(),
+            resolved,
+            root: root.to_path_buf(),
+        });
+    }
+    Ok(resolved)
+}
+
+/// What a non-regular file is, for messages.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 

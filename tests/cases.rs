@@ -143,7 +143,13 @@ fn run_case(case: &Path) -> Result<(), String> {
         return Ok(());
     };
     if plan.summary.blocked {
-        let refused = app::apply_command(&under_test, None, false, ImportMode::Full);
+        let refused = app::apply_command(
+            &under_test,
+            None,
+            false,
+            ImportMode::Full,
+            app::Approval::Auto,
+        );
         if refused.is_ok() {
             return Err("a blocked plan was applied without --allow-deletes".to_string());
         }

@@ -37,7 +37,7 @@ fn quickstart_plans_adds_and_detailed_exitcode_follows_changes() {
         "plan must not create the state file"
     );
 
-    let applied = ws.run(&["apply"]);
+    let applied = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     assert!(
         stdout(&applied).contains("Apply complete"),
@@ -356,7 +356,7 @@ fn a_case_sensitive_protocol_keeps_the_case_of_its_names_through_a_saved_plan() 
         .unwrap()
         .iter()
         .any(|w| w["kind"] == "conflict" && w["protocol"] == "xmpp"));
-    let applied = ws.run(&["apply"]);
+    let applied = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     let settled = ws.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(settled.status.code(), Some(0), "{}", stdout(&settled));
@@ -470,13 +470,13 @@ fn state_register_records_unmanaged_rows_and_refuses_a_taken_name() {
 #[test]
 fn broken_yaml_is_one_located_line_and_leaves_the_state_alone() {
     let ws = Workspace::new();
-    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
     let before = ws.state_bytes();
     ws.write_config(
         "broken.yaml",
         "mappings:\n  - name: x\n    protocol: aol\n    value: [unclosed\n",
     );
-    for command in [&["validate"][..], &["plan"], &["apply"]] {
+    for command in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
         let output = ws.run(command);
         assert_one_line_error(&output, &["broken.yaml:"]);
     }
@@ -522,13 +522,13 @@ fn unknown_source_and_duplicate_names_name_the_files() {
 #[test]
 fn broken_ldif_names_file_and_line_and_applies_nothing() {
     let ws = Workspace::new();
-    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
     let before = ws.state_bytes();
     let ldif = ws.config().join("corp.ldif");
     let mut text = std::fs::read_to_string(&ldif).unwrap();
     text.push_str("\ndn: cn=Broken,ou=People,dc=example,dc=com\nobjectClass: person\nthis line has no colon\n");
     std::fs::write(&ldif, text).unwrap();
-    let output = ws.run(&["apply"]);
+    let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(&output, &["source corp", "corp.ldif:"]);
     assert_eq!(ws.state_bytes(), before);
 }
@@ -536,7 +536,7 @@ fn broken_ldif_names_file_and_line_and_applies_nothing() {
 #[test]
 fn a_blocked_plan_needs_allow_deletes() {
     let ws = Workspace::new();
-    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
     // Renaming a mapping without renamed_from and dropping another removes every name.
     ws.write_config(
         "mappings.yaml",
@@ -545,7 +545,7 @@ fn a_blocked_plan_needs_allow_deletes() {
     let before = ws.state_bytes();
     let plan = ws.run(&["plan"]);
     assert!(stdout(&plan).contains("BLOCKED"), "{}", stdout(&plan));
-    let refused = ws.run(&["apply"]);
+    let refused = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stderr(&refused).contains("--allow-deletes"),
@@ -553,7 +553,7 @@ fn a_blocked_plan_needs_allow_deletes() {
         stderr(&refused)
     );
     assert_eq!(ws.state_bytes(), before);
-    let allowed = ws.run(&["apply", "--allow-deletes"]);
+    let allowed = ws.run(&["apply", "--auto-approve", "--allow-deletes"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
     let state = ws.state_json();
     let owners: Vec<&str> = state["registrations"]
@@ -594,14 +594,14 @@ fn a_second_apply_while_one_holds_the_store_fails_clearly() {
         .execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'serial';")
         .unwrap();
     let started = std::time::Instant::now();
-    let output = ws.run(&["apply"]);
+    let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(&output, &["locked", "try again"]);
     assert!(
         started.elapsed() >= std::time::Duration::from_secs(1),
         "it should wait briefly first"
     );
     holder.execute_batch("ROLLBACK;").unwrap();
-    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
 }
 
 #[test]
@@ -754,13 +754,13 @@ fn status_shows_runs_and_when_schedules_fire_next() {
         "status must not create the state file"
     );
 
-    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
     let output = ws.run(&["status", "--format", "json"]);
     let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(status["state_serial"], 1);
     let runs = status["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0]["command"], "apply");
+    assert_eq!(runs[0]["command"], "apply", "--auto-approve");
     assert_eq!(runs[0]["serial_after"], 1);
     assert!(runs[0]["added"].as_u64().unwrap() > 0);
     let schedules = status["schedules"].as_array().unwrap();
@@ -789,7 +789,7 @@ fn state_show_lists_groups_with_their_members() {
         "groups.yaml",
         "groups:\n  - name: \"{cn}\"\n    kind: distribution_list\n    source: corp\n    filter: \"(objectClass=groupOfNames)\"\n",
     );
-    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
     let state = ws.state_json();
     let groups = state["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 1, "{state:#}");

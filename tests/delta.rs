@@ -83,6 +83,10 @@ struct Workspace {
 impl Workspace {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // The config and the LDIF files beside it share a repository, as in a config
+        // repository: outside git the config directory itself is the root, and the
+        // config may name no file outside it.
+        git2::Repository::init(dir.path()).unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::create_dir_all(dir.path().join("changes")).unwrap();
         std::fs::write(dir.path().join("config/registrar.yaml"), CONFIG).unwrap();
@@ -123,9 +127,9 @@ impl Workspace {
     /// A first full apply, then a change file seen by a delta apply.
     fn with_one_change_applied() -> Self {
         let ws = Workspace::new();
-        ws.ok(&["apply"]);
+        ws.ok(&["apply", "--auto-approve"]);
         ws.write("changes/0001-hire.ldif", HIRE);
-        ws.ok(&["apply", "--mode", "delta"]);
+        ws.ok(&["apply", "--auto-approve", "--mode", "delta"]);
         ws
     }
 
@@ -134,7 +138,7 @@ impl Workspace {
         let before = self.state_bytes();
         let output = self.run(&["plan", "--mode", "delta"]);
         assert_one_line_error(&output, needles);
-        let output = self.run(&["apply", "--mode", "delta"]);
+        let output = self.run(&["apply", "--auto-approve", "--mode", "delta"]);
         assert_one_line_error(&output, needles);
         assert_eq!(
             self.state_bytes(),
@@ -165,7 +169,7 @@ fn delta_plans_what_full_plans_and_keeps_the_snapshot_up_to_date() {
         .unwrap()
         .starts_with("sha256:"));
 
-    let applied = ws.ok(&["apply", "--mode", "delta"]);
+    let applied = ws.ok(&["apply", "--auto-approve", "--mode", "delta"]);
     assert!(
         last_line(&applied).starts_with("Apply complete: 1 added, 1 updated, 1 removed"),
         "{applied}"
@@ -199,7 +203,7 @@ fn without_a_kept_snapshot_delta_reads_in_full_with_a_note() {
         !ws.path("state.db").exists(),
         "planning created the state file"
     );
-    ws.ok(&["apply", "--mode", "delta"]);
+    ws.ok(&["apply", "--auto-approve", "--mode", "delta"]);
     let output = ws.run(&["plan", "--mode", "delta"]);
     assert_eq!(stderr(&output), "");
     assert!(stdout(&output).contains("No changes"));
@@ -266,7 +270,7 @@ fn an_imported_change_file_that_was_edited_is_refused() {
         "run with --mode full",
     ]);
     // Full mode reads it as it is now.
-    ws.ok(&["apply"]);
+    ws.ok(&["apply", "--auto-approve"]);
     assert!(ws.ok(&["plan", "--mode", "delta"]).contains("No changes"));
 }
 
@@ -358,7 +362,7 @@ fn each_ldif_source_keeps_its_own_snapshot() {
         "sources:\n  - name: partners\n    anchor: entryUUID\n    ldif:\n      \
          path: ../partners.ldif\n      changes: ../partner-changes/*.ldif\n",
     );
-    ws.ok(&["apply"]);
+    ws.ok(&["apply", "--auto-approve"]);
     ws.write("changes/0001-hire.ldif", HIRE);
     ws.write(
         "partner-changes/0001-leave.ldif",
@@ -369,7 +373,7 @@ fn each_ldif_source_keeps_its_own_snapshot() {
         ws.ok(&["plan", "--format", "json", "--mode", "delta"]),
         full
     );
-    ws.ok(&["apply", "--mode", "delta"]);
+    ws.ok(&["apply", "--auto-approve", "--mode", "delta"]);
     let status = ws.ok(&["status", "--format", "json"]);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     let kept = status["kept_snapshots"].as_array().unwrap();
@@ -382,7 +386,7 @@ fn each_ldif_source_keeps_its_own_snapshot() {
     );
     // A source taken out of the config: its snapshot goes with the next apply.
     std::fs::remove_file(ws.path("config/partners.yaml")).unwrap();
-    ws.ok(&["apply", "--allow-deletes"]);
+    ws.ok(&["apply", "--auto-approve", "--allow-deletes"]);
     let status = ws.ok(&["status"]);
     assert!(status.contains("kept snapshots (1)"), "{status}");
 }
@@ -438,7 +442,7 @@ fn a_delta_plan_is_made_by_region_only_while_the_store_is_what_the_last_apply_le
     assert_eq!(stdout(&output), full);
 
     // The next apply leaves standing facts again.
-    ws.ok(&["apply", "--mode", "delta"]);
+    ws.ok(&["apply", "--auto-approve", "--mode", "delta"]);
     ws.write(
         "changes/0003-hire.ldif",
         &HIRE
@@ -473,7 +477,7 @@ fn with_group_rules_a_delta_plan_is_still_made_by_region() {
         "config/groups.yaml",
         "groups:\n  - name: people\n    kind: org_unit\n    source: hr\n    dn: ou=People,dc=example,dc=com\n",
     );
-    ws.ok(&["apply"]);
+    ws.ok(&["apply", "--auto-approve"]);
     ws.write("changes/0001-hire.ldif", HIRE);
     let full = ws.ok(&["plan", "--format", "json"]);
     assert!(full.contains("\"group_member\""), "{full}");

@@ -14,7 +14,7 @@ use common::{assert_one_line_error, json, stderr, stdout};
 /// The quickstart workspace, applied.
 fn applied() -> Workspace {
     let ws = Workspace::new();
-    let applied = ws.run(&["apply"]);
+    let applied = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     ws
 }
@@ -108,7 +108,7 @@ fn rows_edited_deleted_and_forged_behind_registrars_back_are_reported() {
         .any(|c| c["im_name"] == "forged" && c["action"] == "remove"));
 
     // After an apply, the store is as registrar left it again.
-    assert_eq!(ws.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
     assert_eq!(
         ws.run(&["drift", "--detailed-exitcode"]).status.code(),
         Some(0)
@@ -118,7 +118,8 @@ fn rows_edited_deleted_and_forged_behind_registrars_back_are_reported() {
 #[test]
 fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
     let ws = applied();
-    // What a self-registration page that fell back to its service account leaves.
+    // What a self-registration page that fell back to its service account leaves (by
+    // hand, state register records it only when told to).
     let output = ws.run(&[
         "state",
         "register",
@@ -130,6 +131,7 @@ fn protected_principals_holding_names_orphans_and_unmanaged_registrations() {
         "cn=svc-immanager,ou=People,dc=example,dc=com",
         "--source",
         "self",
+        "--allow-protected",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let output = ws.run(&[
@@ -255,6 +257,7 @@ fn the_html_report_renders_in_a_browser_with_hostile_values_as_text() {
         "cn=svc-immanager,ou=People,dc=example,dc=com",
         "--source",
         "self",
+        "--allow-protected",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     sql(&ws, "DELETE FROM registrations WHERE im_name = 'cdiaz';");

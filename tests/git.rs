@@ -213,7 +213,7 @@ fn applied_main() -> (Repo, Oid) {
     );
     repo.write("registrar/people.ldif", PEOPLE);
     let first = repo.commit("registrar: aol names from mail");
-    let applied = repo.run(&["apply", "--rev", "main"]);
+    let applied = repo.run(&["apply", "--auto-approve", "--rev", "main"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     assert_eq!(
         repo.registrations(),
@@ -452,7 +452,7 @@ fn a_working_tree_plan_records_head_and_whether_it_was_dirty() {
         "registrar/people.ldif",
         PEOPLE.split("\n\n").next().unwrap(),
     );
-    let applied = repo.run(&["apply"]);
+    let applied = repo.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     assert_eq!(repo.last_run_revision(), Some(format!("{first}-dirty")));
 }
@@ -494,7 +494,10 @@ fn bad_revisions_and_paths_are_one_clear_line_and_apply_nothing() {
     );
     repo.write("registrar/people.ldif", PEOPLE);
     repo.commit("config");
-    assert_eq!(repo.run(&["apply"]).status.code(), Some(0));
+    assert_eq!(
+        repo.run(&["apply", "--auto-approve"]).status.code(),
+        Some(0)
+    );
     let before = repo.state_bytes();
     assert!(before.is_some());
 
@@ -513,7 +516,7 @@ fn bad_revisions_and_paths_are_one_clear_line_and_apply_nothing() {
     assert_one_line_error(&output, &["unknown revision \"no-such-branch\""]);
 
     // The config directory does not exist at that revision.
-    let output = repo.run(&["apply", "--rev", "before-config"]);
+    let output = repo.run(&["apply", "--auto-approve", "--rev", "before-config"]);
     assert_one_line_error(
         &output,
         &["config directory registrar does not exist at revision before-config"],
@@ -549,7 +552,11 @@ fn bad_revisions_and_paths_are_one_clear_line_and_apply_nothing() {
     .unwrap();
     std::fs::write(plain.path().join("registrar/people.ldif"), PEOPLE).unwrap();
     let state = plain.path().join("state.db");
-    let output = run_in(plain.path(), &state, &["apply", "--rev", "main"]);
+    let output = run_in(
+        plain.path(),
+        &state,
+        &["apply", "--auto-approve", "--rev", "main"],
+    );
     assert_one_line_error(
         &output,
         &["revision main", "registrar is not inside a git repository"],
@@ -597,7 +604,12 @@ fn drift_compares_the_store_with_the_last_applied_revision() {
     );
 
     // Once applied, the new head is the one compared with, and all is in order again.
-    assert_eq!(repo.run(&["apply", "--rev", "main"]).status.code(), Some(0));
+    assert_eq!(
+        repo.run(&["apply", "--auto-approve", "--rev", "main"])
+            .status
+            .code(),
+        Some(0)
+    );
     let report = json(&repo.run(&["drift", "--format", "json"]));
     assert_eq!(report["revision"], second.to_string());
     assert_eq!(report["pending"]["changes"], serde_json::json!([]));
@@ -615,7 +627,7 @@ fn a_delta_plan_at_a_commit_keeps_that_commits_files_whatever_the_working_tree_h
     );
     repo.write("registrar/people.ldif", PEOPLE);
     repo.commit("registrar: a source with change files");
-    let applied = repo.run(&["apply", "--rev", "main"]);
+    let applied = repo.run(&["apply", "--auto-approve", "--rev", "main"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
 
     let hire = "dn: cn=Cy Park,ou=People,dc=example,dc=com\nchangetype: add\n\

@@ -155,7 +155,7 @@ fn the_same_directory_read_from_ldap_and_from_ldif_gives_the_same_plan() {
     assert_eq!(comparable(&ldap_plan), comparable(&from_ldif.plan_json()));
     assert_eq!(changes_of(&ldap_plan, "registration").len(), 40);
     // And it converges: applied, the next read of the server plans nothing.
-    let applied = from_ldap.run(&["apply"]);
+    let applied = from_ldap.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     let again = from_ldap.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
@@ -248,7 +248,7 @@ fn a_paged_search_the_server_cuts_short_is_an_error_not_a_short_read() {
     // sizeLimitExceeded on a later page: the run fails rather than plan 200 departures.
     let slapd = server_with(700, Options::default().size_limit_capping_paging(500));
     let ws = Workspace::ldap("dn", &service_bind(&slapd.url(), "page_size: 100"));
-    let output = ws.run(&["apply"]);
+    let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(
         &output,
         &[
@@ -267,12 +267,15 @@ fn a_paged_search_the_server_cuts_short_is_an_error_not_a_short_read() {
 #[test]
 fn starttls_and_ldaps_with_a_test_ca() {
     let slapd = server_with(5, Options::default().tls());
-    let ca = slapd.ca_file();
+    let ca = std::fs::read_to_string(slapd.ca_file()).unwrap();
     for (url, extra) in [(slapd.url(), "starttls: true\n"), (slapd.ldaps_url(), "")] {
+        // The CA file lives beside the config, as in a config repository: the config
+        // may name no file outside it.
         let ws = Workspace::ldap(
             "dn",
-            &service_bind(&url, &format!("{extra}ca_file: {}\n", ca.display())),
+            &service_bind(&url, &format!("{extra}ca_file: ca.pem\n")),
         );
+        ws.write("ca.pem", &ca);
         let plan = ws.plan_json();
         assert_eq!(changes_of(&plan, "account").len(), 5, "{url}");
     }
@@ -298,7 +301,7 @@ fn a_wrong_password_fails_cleanly_and_is_never_printed() {
     let slapd = server_with(3, Options::default());
     let mut ws = Workspace::ldap("dn", &service_bind(&slapd.url(), ""));
     ws.password = Some("not-the-password-8e1f".to_string());
-    let output = ws.run(&["apply"]);
+    let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(
         &output,
         &["source people", SERVICE_DN, "invalidCredentials"],
@@ -329,7 +332,7 @@ fn the_password_is_in_no_output_of_a_successful_run() {
         vec!["validate"],
         vec!["plan", "--format", "json"],
         vec!["plan", "--format", "markdown"],
-        vec!["apply"],
+        vec!["apply", "--auto-approve"],
         vec!["state", "show", "--format", "json"],
         vec!["status", "--format", "json"],
         vec!["export", "--source", "people"],
@@ -391,7 +394,7 @@ fn a_server_that_is_down_is_a_clear_error() {
         listener.local_addr().unwrap().port()
     };
     let ws = Workspace::ldap("dn", &service_bind(&format!("ldap://127.0.0.1:{port}"), ""));
-    let output = ws.run(&["apply"]);
+    let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(
         &output,
         &["source people", "cannot connect", &port.to_string()],
@@ -426,7 +429,7 @@ fn a_server_killed_mid_search_fails_the_run_and_leaves_the_store_alone() {
     let slapd = server_with(2000, Options::default());
     // Let the first plan land, so the store has something to lose.
     let direct = Workspace::ldap("dn", &service_bind(&slapd.url(), "page_size: 100"));
-    let applied = direct.run(&["apply"]);
+    let applied = direct.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
     let before = direct.state_bytes().unwrap();
 
@@ -469,7 +472,7 @@ fn a_server_killed_mid_search_fails_the_run_and_leaves_the_store_alone() {
         &service_bind(&format!("ldap://127.0.0.1:{relay_port}"), "page_size: 100"),
     );
     std::fs::copy(direct.state(), ws.state()).unwrap();
-    let output = ws.run(&["apply"]);
+    let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(&output, &["source people", "search of", "failed after"]);
     assert_eq!(
         ws.state_bytes().unwrap(),

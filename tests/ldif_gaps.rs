@@ -201,7 +201,7 @@ fn content_files_with_url_values_and_change_records() {
     let err = read_content_file(&path).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
-            "{}:3: cannot read the value of \"jpegPhoto\" from \"photos/bob.jpg\": cannot read ",
+            "{}:3:13: cannot read the value of \"jpegPhoto\" from \"photos/bob.jpg\": cannot read ",
             path.display()
         )),
         "{err}"

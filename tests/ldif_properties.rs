@@ -18,7 +18,7 @@ fn read_all(input: &[u8]) -> Vec<Result<Record, String>> {
 
 fn read_all_from(input: impl BufRead) -> Vec<Result<Record, String>> {
     LdifReader::new(input)
-        .with_resolver(|url: &str| {
+        .with_resolver(|url: &str, _max: usize| {
             if url.len().is_multiple_of(2) {
                 Ok(url.as_bytes().to_vec())
             } else {

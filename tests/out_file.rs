@@ -17,7 +17,7 @@ use common::{assert_one_line_error, stderr};
 /// A workspace with the quickstart applied, so that `drift` has a store to report on.
 fn applied() -> Workspace {
     let ws = Workspace::new();
-    let output = ws.run(&["apply"]);
+    let output = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     ws
 }

@@ -33,6 +33,10 @@ struct Workspace {
 impl Workspace {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // The config and the LDIF files beside it share a repository, as in a config
+        // repository: outside git the config directory itself is the root, and the
+        // config may name no file outside it.
+        git2::Repository::init(dir.path()).unwrap();
         std::fs::create_dir(dir.path().join("config")).unwrap();
         Workspace { dir }
     }

@@ -7,6 +7,7 @@
 //! as soon as the plan's header is read and checked, not after the whole file.
 
 use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender};
 
@@ -22,16 +23,34 @@ use crate::git::{GitError, Repo};
 use crate::store::{RunRecord, Store, StoreError};
 use crate::tree::Tree;
 
+/// Whether `apply` without a saved plan may go ahead once it has shown its plan
+/// (DESIGN.md, "Apply asks first").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// `--auto-approve`: apply what was planned without asking.
+    Auto,
+    /// Ask on the terminal; refuse without one.
+    Ask,
+}
+
+/// The question `apply` asks before applying a plan it just made.
+pub const APPROVAL_QUESTION: &str =
+    "Apply these changes? Only 'yes' is accepted.\n  Enter a value: ";
+
 /// `registrar apply`. With `--rev REV` a saved plan must have been made at REV's commit
-/// from a clean tree; without a saved plan, the config is read at REV and sources in
-/// `mode`. Either way the store keeps, in the same transaction, the snapshot of each
-/// `ldif` source the plan imported.
+/// from a clean tree, and is applied without a question (it was reviewed); without a
+/// saved plan, the config is read at REV and sources in `mode`, the plan is shown, and
+/// it is applied once approved: `yes` on a terminal, or `--auto-approve`. Either way the
+/// store keeps, in the same transaction, the snapshot of each `ldif` source the plan
+/// imported.
 pub fn apply_command(
     context: &Context,
     saved_plan: Option<&Path>,
     allow_deletes: bool,
     mode: ImportMode,
+    approval: Approval,
 ) -> Result<Outcome, AppError> {
+    let no_store = !context.state_path.exists();
     let started = Started::now();
     let rev_flag = context
         .rev
@@ -43,8 +62,15 @@ pub fn apply_command(
         None => {
             let reconciled = reconcile(context, None, mode)?;
             let plan = &reconciled.plan;
-            super::print_stdout(&render::text(plan, context.color));
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe is not an error: the apply goes on.
+            let _ = render::write_text(plan, reconciled.revision_dirty, context.color, &mut stdout)
+                .and_then(|_| stdout.flush());
+            drop(stdout);
             refuse_blocked(plan, allow_deletes)?;
+            if approval == Approval::Ask && !plan.changes.is_empty() {
+                ask_approval()?;
+            }
             let mode_flag = match mode {
                 ImportMode::Full => "",
                 ImportMode::Delta => " --mode delta",
@@ -62,12 +88,45 @@ pub fn apply_command(
             (reconciled.plan.summary, serial)
         }
     };
+    if no_store {
+        eprintln!(
+            "note: state file {} did not exist: created it",
+            context.state_path.display()
+        );
+    }
     let s = &summary;
     println!(
         "Apply complete: {} added, {} updated, {} removed, {} deactivated, {} reactivated. State serial {serial}.",
         s.add, s.update, s.remove, s.deactivate, s.reactivate
     );
     Ok(Outcome::Success)
+}
+
+/// Asks [`APPROVAL_QUESTION`] on the terminal, and refuses unless the answer is
+/// exactly `yes`; without a terminal there is nobody to ask, and it refuses.
+fn ask_approval() -> Result<(), AppError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(AppError::Refused(
+            "apply asks before it changes the store, and standard input is not a terminal: \
+             rerun with --auto-approve to apply the plan above, or apply a reviewed plan \
+             with `apply --plan FILE`; nothing was applied"
+                .to_string(),
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "\n{APPROVAL_QUESTION}").and_then(|_| stdout.flush());
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| {
+        AppError::Refused(format!("cannot read the answer: {e}; nothing was applied"))
+    })?;
+    let _ = writeln!(stdout);
+    if answer.trim_end_matches(['\r', '\n']) == "yes" {
+        Ok(())
+    } else {
+        Err(AppError::Refused(
+            "apply cancelled: only 'yes' approves the plan; nothing was applied".to_string(),
+        ))
+    }
 }
 
 /// Refuses a plan the deletion threshold blocks, unless deletes are allowed.

@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::SystemTime;
 
+use crate::config::trust;
 use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
 use crate::core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
+use crate::core::effect::SourceTrust;
 use crate::core::effect::{self, Effect, FileDiff, FileStatus};
 use crate::core::entry::Entry;
 use crate::core::join::Join;
 use crate::core::plan::{plan, Plan, PlanError, SourceImport};
-use crate::core::state::{RegistrationSource, State};
+use crate::core::state::State;
 use crate::git::GitError;
 use crate::render::{self, Color, PlanDocument};
 use crate::store::{KeptSnapshot, RunRecord, Store, StoreError};
@@ -34,18 +36,22 @@ mod export;
 mod output;
 mod progress;
 mod region;
+mod register;
 pub mod run;
 mod saved_plan;
+mod show;
 mod snapshots;
 mod sources;
 mod writeback;
 
 pub use crate::config::raw::ImportMode;
-pub use apply::{apply_command, apply_plan};
+pub use apply::{apply_command, apply_plan, Approval, APPROVAL_QUESTION};
 pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
+pub use register::{AllowProtected, UnmanagedRegistration};
 pub use run::{run_command, RunOptions};
+pub use show::{show_plan, ShowFormat};
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,13 @@ pub enum AppError {
     File { path: PathBuf, message: String },
     #[error("{0}")]
     Refused(String),
+    /// Rule 9: a protected principal never receives a registration.
+    #[error(
+        "{dn} is a protected principal ({rule}): protected principals never hold a \
+         registration; nothing was recorded (state register --allow-protected records it \
+         anyway, and says so in the run history)"
+    )]
+    ProtectedPrincipal { dn: String, rule: String },
     #[error(transparent)]
     LdifBase(#[from] render::LdifBaseError),
 }
@@ -384,6 +397,9 @@ pub struct Reconciled {
     pub effect: Option<Effect>,
     /// A delta plan by region: how many entries it read (`None`: every entry was read).
     pub region_entries: Option<usize>,
+    /// A review: the head's LDAP sources read with a trusted revision's connection
+    /// settings, or not read (one note per source whose reading differs from its config).
+    pub connection_trust: Vec<SourceTrust>,
 }
 
 impl Reconciled {
@@ -393,22 +409,77 @@ impl Reconciled {
             plan: &self.plan,
             revision_dirty: self.revision_dirty,
             effect: self.effect.as_ref(),
+            connection_trust: &self.connection_trust,
         }
     }
 }
 
+/// A review of a revision nobody has merged yet (`plan --base`, `plan --trusted-rev`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Review<'a> {
+    /// `--base REV`: also the effect of the change since this revision.
+    pub base: Option<&'a str>,
+    /// The revision whose LDAP connection and credential settings the head's sources
+    /// are read with (`--base` unless `--trusted-rev` names another); `None` with
+    /// `--trust-head`, which reads the head as configured.
+    pub trusted: Option<&'a str>,
+}
+
 /// One reconcile pass: config + sources + state → plan, from the working tree or the
-/// `--rev` revision, and with `base` also the effect of the change since that revision.
-/// `mode` says how `ldif` sources are read (the base is always read in full). Shared by
-/// `plan` and `apply`.
+/// `--rev` revision; with a `review`, the head's LDAP sources read with the trusted
+/// revision's connection settings, and with its `base` also the effect of the change
+/// since that revision. `mode` says how `ldif` sources are read (the base is always read
+/// in full). Shared by `plan` and `apply`.
 pub fn reconcile(
     context: &Context,
-    base: Option<&str>,
+    review: Option<&Review>,
     mode: ImportMode,
 ) -> Result<Reconciled, AppError> {
     let files = head_files(context)?;
     let config = read_config(context, &files, "")?;
-    reconcile_with(context, &files, config, base, mode)
+    reconcile_with(context, &files, config, review, mode)
+}
+
+/// A git revision's config, read in full: the base of a review, or the revision trusted
+/// for its connection settings. A revision without the config directory has none.
+struct BaseRevision {
+    rev: String,
+    files: Tree,
+    commit: String,
+    config: Option<Config>,
+}
+
+impl BaseRevision {
+    fn load(context: &Context, rev: &str) -> Result<BaseRevision, AppError> {
+        match Tree::at_revision(&context.config_dir, rev) {
+            Ok(files) => {
+                let config = read_config(context, &files, "base ")?;
+                Ok(BaseRevision {
+                    rev: rev.to_string(),
+                    commit: files.commit().unwrap_or_default(),
+                    files,
+                    config: Some(config),
+                })
+            }
+            Err(TreeError::MissingDir { commit, .. }) => Ok(BaseRevision {
+                rev: rev.to_string(),
+                // Never read: there is no config directory to read files of.
+                files: Tree::at_revision(&context.config_dir, "HEAD")
+                    .unwrap_or_else(|_| Tree::working_tree(&context.config_dir)),
+                commit,
+                config: None,
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Reads the head's LDAP sources with this revision's connection settings (see
+    /// `config::trust`).
+    fn trust_connections(&self, head: &mut Config) -> Result<Vec<SourceTrust>, AppError> {
+        let read = |path: &Path| self.files.read(path).map_err(|e| e.to_string());
+        let notes = trust::use_trusted_connections(head, self.config.as_ref(), &read);
+        at_revision(&self.files, "trusted ", notes.map_err(AppError::Refused))
+    }
 }
 
 /// The reconcile pass over a config already read from `files` (the controller reads it
@@ -416,10 +487,28 @@ pub fn reconcile(
 fn reconcile_with(
     context: &Context,
     files: &Tree,
-    config: Config,
-    base: Option<&str>,
+    mut config: Config,
+    review: Option<&Review>,
     mode: ImportMode,
 ) -> Result<Reconciled, AppError> {
+    let review = review.copied().unwrap_or_default();
+    let base = review
+        .base
+        .map(|rev| BaseRevision::load(context, rev))
+        .transpose()?;
+    let trusted = match (review.trusted, &base) {
+        (Some(rev), Some(base)) if base.rev == rev => None,
+        (Some(rev), _) => Some(BaseRevision::load(context, rev)?),
+        (None, _) => None,
+    };
+    let connection_trust = match (review.trusted, trusted.as_ref().or(base.as_ref())) {
+        (Some(_), Some(trusted)) => trusted.trust_connections(&mut config)?,
+        _ => Vec::new(),
+    };
+    for note in &connection_trust {
+        eprintln!("note: {}", note.message());
+    }
+    let base = base.as_ref();
     // Delta reads the kept snapshots through a store opened (and migrated) here, before
     // the loader thread opens its own.
     let store = match mode {
@@ -428,7 +517,7 @@ fn reconcile_with(
     };
     // Why a delta plan reads every kept entry, told once that read went well.
     let mut read_everything = None;
-    if let (Some(store), None) = (&store, base) {
+    if let (Some(store), None) = (&store, review.base.or(review.trusted)) {
         let by_region = region::plan_by_region(&config, files, &context.config_dir, store);
         match at_revision(files, "", by_region)? {
             ByRegion::Planned(computed, read, entries) => {
@@ -485,7 +574,8 @@ fn reconcile_with(
         None => None,
     };
     let computed = plan(&config.rules, wanted, &state)?;
-    let reconciled = finish_reconcile(context, files, &config, computed, read, effect);
+    let mut reconciled = finish_reconcile(context, files, &config, computed, read, effect);
+    reconciled.connection_trust = connection_trust;
     // Freeing a large directory's worth of values takes as long as building them; let
     // another thread do it while the caller renders the plan.
     std::thread::spawn(move || drop((state, config)));
@@ -520,6 +610,7 @@ fn finish_reconcile(
         revision_dirty,
         effect,
         region_entries: None,
+        connection_trust: Vec::new(),
     }
 }
 
@@ -528,27 +619,24 @@ fn finish_reconcile(
 /// config directory counts as producing nothing (the change introduces the config).
 fn effect_since(
     context: &Context,
-    base: &str,
+    base: &BaseRevision,
     head_config: &Config,
     head: &Desired,
     head_commit: Option<String>,
     head_dirty: bool,
 ) -> Result<Effect, AppError> {
-    let (base_commit, base_desired, base_texts) = match Tree::at_revision(&context.config_dir, base)
-    {
-        Ok(files) => {
-            let config = read_config(context, &files, "base ")?;
+    let (base_desired, base_texts) = match &base.config {
+        Some(config) => {
             let reading = Reading::full(&context.config_dir);
-            let read = read_desired(&config, &files, &reading);
-            let (desired, _) = at_revision(&files, "base ", read)?;
-            let commit = files.commit().unwrap_or_default();
-            (commit, desired, config.files)
+            let read = read_desired(config, &base.files, &reading);
+            let (desired, _) = at_revision(&base.files, "base ", read)?;
+            (desired, config.files.clone())
         }
-        Err(TreeError::MissingDir { commit, .. }) => (commit, Desired::default(), Vec::new()),
-        Err(error) => return Err(error.into()),
+        None => (Desired::default(), Vec::new()),
     };
+    let base_commit = base.commit.clone();
     let effect = at_revision_named(
-        format!("effect since base revision {base}"),
+        format!("effect since base revision {}", base.rev),
         effect::effect(&head_config.rules, head.clone(), &base_desired),
     )?;
     Ok(Effect {
@@ -629,13 +717,14 @@ pub fn plan_command(
     format: PlanFormat,
     out: Option<&Path>,
     detailed_exitcode: bool,
-    base: Option<&str>,
+    review: Option<&Review>,
     ldif_base: &str,
     mode: ImportMode,
 ) -> Result<Outcome, AppError> {
     // A bad base is a usage error: refuse it before reading anything.
     let ldif_base = render::LdifBase::parse(ldif_base)?;
-    let reconciled = reconcile(context, base, mode)?;
+    let no_store = !context.state_path.exists();
+    let reconciled = reconcile(context, review, mode)?;
     let computed = &reconciled.plan;
     match format {
         // With `--out`, the plan file is written on a second core while the text prints.
@@ -650,14 +739,21 @@ pub fn plan_command(
                 None => None,
             };
             let mut stdout = BufWriter::new(std::io::stdout().lock());
-            let _ = reconciled
-                .effect
-                .as_ref()
-                .map_or(Ok(()), |effect| {
-                    render::write_effect_text(effect, context.color, &mut stdout)
-                        .and_then(|_| writeln!(stdout))
+            let _ = render::write_trust_text(&reconciled.connection_trust, &mut stdout)
+                .and_then(|_| {
+                    reconciled.effect.as_ref().map_or(Ok(()), |effect| {
+                        render::write_effect_text(effect, context.color, &mut stdout)
+                            .and_then(|_| writeln!(stdout))
+                    })
                 })
-                .and_then(|_| render::write_text(computed, context.color, &mut stdout))
+                .and_then(|_| {
+                    render::write_text(
+                        computed,
+                        reconciled.revision_dirty,
+                        context.color,
+                        &mut stdout,
+                    )
+                })
                 .and_then(|_| stdout.flush());
             saving.map_or(Ok(()), |saving| {
                 saving
@@ -681,7 +777,11 @@ pub fn plan_command(
             if let Some(out) = out {
                 save_plan(&reconciled, out)?;
             }
-            print_stdout(&render::markdown(computed, reconciled.effect.as_ref()))
+            print_stdout(&render::markdown(
+                computed,
+                reconciled.effect.as_ref(),
+                &reconciled.connection_trust,
+            ))
         }
         // The plan against the store only: the effect of `--base` has no LDIF form.
         PlanFormat::Ldif => {
@@ -699,6 +799,13 @@ pub fn plan_command(
                 _ => {}
             }
         }
+    }
+    if no_store {
+        // A mistyped --state would otherwise plan against nothing without a word.
+        eprintln!(
+            "note: state file {} does not exist: planning against an empty store",
+            context.state_path.display()
+        );
     }
     Ok(if detailed_exitcode && !computed.changes.is_empty() {
         Outcome::Changes
@@ -926,48 +1033,53 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
 /// `registrar state register`.
 pub fn state_register(
     context: &Context,
-    protocol: &str,
-    im_name: &str,
-    account: &str,
-    source: RegistrationSource,
+    registration: UnmanagedRegistration,
+    allow: AllowProtected,
 ) -> Result<Outcome, AppError> {
-    if source == RegistrationSource::Ldap {
-        return Err(AppError::Refused(
-            "--source must be manual or self: ldap registrations are made by mappings".to_string(),
-        ));
-    }
-    if im_name.trim().is_empty() || account.trim().is_empty() {
-        return Err(AppError::Refused(
-            "--im-name and --account must not be empty".to_string(),
-        ));
-    }
-    let protocol = protocol.to_ascii_lowercase();
-    // The name is stored under the key the config's rule for the protocol gives it
-    // (case-sensitive or not), as a mapping's name would be.
+    let registration = UnmanagedRegistration {
+        protocol: &registration.protocol.to_ascii_lowercase(),
+        ..registration
+    };
     let config = read_config(context, &head_files(context)?, "")?;
-    let name_key = config.rules.protocol(&protocol).name_key(im_name);
     let started_at = now();
     let mut store = Store::open(&context.state_path)?;
+    let allowed = if allow == AllowProtected::Record {
+        " --allow-protected"
+    } else {
+        ""
+    };
     let run = RunRecord {
         finished_at: now(),
         added: 1,
         ..RunRecord::new(
-            format!("state register --source {}", source.name()),
+            format!(
+                "state register --source {}{allowed}",
+                registration.source.name()
+            ),
             started_at,
         )
     };
-    let anchor = store.register(
-        (&protocol, &name_key),
-        im_name.trim(),
-        account.trim(),
-        source,
-        run,
-    )?;
+    let registered = register::register_unmanaged(&config, &mut store, registration, allow, run)?;
+    let account = registration.account_dn.trim();
+    let anchor = &registered.anchor;
+    // The anchor helps where it is not the DN's own normal form.
+    let anchor = if *anchor == crate::core::dn::normalize_dn(account) {
+        String::new()
+    } else {
+        format!(", anchor {anchor}")
+    };
     println!(
-        "Registered {protocol} name {:?} to {anchor} ({}).",
-        im_name.trim(),
-        source.name()
+        "Registered {} name {:?} to {account} ({}{anchor}).",
+        registration.protocol,
+        registration.im_name.trim(),
+        registration.source.name()
     );
+    if let Some(rule) = registered.protected {
+        eprintln!(
+            "warning: {account} is a protected principal ({rule}); recorded because of \
+             --allow-protected, and drift reports it"
+        );
+    }
     Ok(Outcome::Success)
 }
 

@@ -23,7 +23,7 @@ use crate::core::desired::{Desired, DesiredBuilder, EntryFootprint, EntryPrepare
 use crate::core::entry::{Attribute, Entry};
 use crate::core::model::{ExclusionSelector, GroupSelector};
 use crate::core::plan::Plan;
-use crate::core::region::{plan_region, Region};
+use crate::core::region::{plan_region, Region, STANDING_FACTS_VERSION};
 use crate::core::state::{RegistrationKey, State};
 use crate::ldif::parse_entry_record;
 use crate::store::{Store, StoreError};
@@ -74,6 +74,13 @@ pub(super) fn plan_by_region(
     }
     if standing.config_digest != InputsDigest::config_only(&config.files) {
         return why_not("the config changed since the last apply".to_string());
+    }
+    if standing.facts.version != STANDING_FACTS_VERSION {
+        return why_not(
+            "the store's standing facts were kept by an older registrar (the next apply keeps \
+             new ones)"
+                .to_string(),
+        );
     }
     let kept = store.kept_snapshots()?;
     let mut digest = InputsDigest::of_config(&config.files);

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::AppError;
+use crate::core::effect::{Effect, SourceTrust, TrustedReading};
 use crate::core::interner::Interner;
 use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER};
 
@@ -38,12 +39,56 @@ pub(super) trait PlanSink {
     fn changes(&mut self, batch: Vec<Change>) -> bool;
 }
 
-/// Reads the saved plan at `path`, its changes handed to `sink` after its header.
-/// Returns the plan without its changes (they went to `sink`) and whether it was made
-/// from a dirty working tree; `None` when the sink stopped the reading.
+/// Reads the saved plan at `path`, its changes handed to `sink` after its header, to
+/// apply it: a review's plan that did not read a source is refused. Returns the plan
+/// without its changes (they went to `sink`) and whether it was made from a dirty working
+/// tree; `None` when the sink stopped the reading.
 pub(super) fn read_plan(
     path: &Path,
     sink: &mut dyn PlanSink,
+) -> Result<Option<(Plan, bool)>, AppError> {
+    read_document(path, sink, None)
+}
+
+/// What a saved plan holds besides the plan, for showing it (`registrar show`).
+#[derive(Debug, Default)]
+pub(super) struct ReviewParts {
+    /// `plan --base`: the effect of the change.
+    pub effect: Option<Effect>,
+    /// A review's notes on how it read the head's LDAP sources.
+    pub connection_trust: Vec<SourceTrust>,
+}
+
+/// Reads the whole saved plan at `path`, to show it: the plan with its changes, whether
+/// it was made from a dirty working tree, and its review parts.
+pub(super) fn read_whole_plan(path: &Path) -> Result<(Plan, bool, ReviewParts), AppError> {
+    struct Collect(Vec<Change>);
+    impl PlanSink for Collect {
+        fn head(&mut self, _: &Plan, _: bool) -> bool {
+            true
+        }
+        fn changes(&mut self, mut batch: Vec<Change>) -> bool {
+            self.0.append(&mut batch);
+            true
+        }
+    }
+    let mut changes = Collect(Vec::new());
+    let mut review = ReviewParts::default();
+    let read = read_document(path, &mut changes, Some(&mut review))?;
+    let (mut plan, dirty) = read.ok_or_else(|| AppError::File {
+        path: path.to_path_buf(),
+        message: "the plan could not be read whole".to_string(),
+    })?;
+    plan.changes = changes.0;
+    Ok((plan, dirty, review))
+}
+
+/// Reads a saved plan; with `review`, its effect and trust notes are kept there rather
+/// than ignored (the effect) or checked for an apply (the notes).
+fn read_document(
+    path: &Path,
+    sink: &mut dyn PlanSink,
+    review: Option<&mut ReviewParts>,
 ) -> Result<Option<(Plan, bool)>, AppError> {
     let error = |message: String| AppError::File {
         path: path.to_path_buf(),
@@ -57,6 +102,7 @@ pub(super) fn read_plan(
         unsupported: &mut unsupported,
         stopped: &mut stopped,
         sink,
+        review,
     }
     .deserialize(&mut reader)
     .and_then(|document| reader.end().map(|()| document));
@@ -79,6 +125,8 @@ struct DocumentSeed<'r> {
     unsupported: &'r mut Option<u64>,
     stopped: &'r mut bool,
     sink: &'r mut dyn PlanSink,
+    /// Where the effect and trust notes go when the plan is shown, not applied.
+    review: Option<&'r mut ReviewParts>,
 }
 
 impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
@@ -96,7 +144,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
         formatter.write_str("a plan object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut format_version = None;
         let mut revision = None;
         let mut state_serial = None;
@@ -188,6 +236,29 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 "group_skipped" => group_skipped = Some(map.next_value()?),
                 "imports" => imports = Some(map.next_value()?),
                 "revision_dirty" => dirty = Some(map.next_value()?),
+                "effect" if self.review.is_some() => {
+                    if let Some(review) = self.review.as_deref_mut() {
+                        review.effect = Some(map.next_value()?);
+                    }
+                }
+                "connection_trust" => {
+                    let notes: Vec<SourceTrust> = map.next_value()?;
+                    if let Some(review) = self.review.as_deref_mut() {
+                        review.connection_trust = notes;
+                        continue;
+                    }
+                    if let Some(unread) = notes
+                        .iter()
+                        .find(|note| note.reading == TrustedReading::NotRead)
+                    {
+                        return Err(de::Error::custom(format!(
+                            "this plan was made for review and did not read source {} (its \
+                             connection settings were not trusted yet); plan again after \
+                             merge to apply",
+                            unread.source
+                        )));
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -75,6 +75,12 @@ impl SnapshotBase for KeptBase<'_> {
 /// How many bytes of kept records are parsed at a time.
 const KEPT_BATCH_BYTES: usize = 1 << 18;
 
+/// The value limit when an apply reads again the files its plan read, and for kept
+/// entries read back from the store: the plan has no config of its own to say the
+/// source's `max_value_bytes`; the files must have the digests the plan recorded, so they
+/// are the ones the plan's read bounded, and kept entries were bounded when first read.
+const REREAD_MAX_VALUE_BYTES: usize = usize::MAX;
+
 /// Reads the `ldif` source `source` in delta mode: its snapshot `kept` in `store`, checked
 /// against the files it was imported from, with the change files it has not seen
 /// applied in name order. Streams every entry of the result to `on_entry` and returns
@@ -99,8 +105,8 @@ pub(super) fn read_delta(
     // Records are parsed a batch at a time by one reader, which reuses its buffers.
     let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
     let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
-        ldif::for_each_entry(LdifReader::new(&batch[..]), &mut *on_entry)
-            .map_err(|e| error(unreadable(e)))?;
+        let reader = LdifReader::new(&batch[..]).with_max_value_bytes(REREAD_MAX_VALUE_BYTES);
+        ldif::for_each_entry(reader, &mut *on_entry).map_err(|e| error(unreadable(e)))?;
         batch.clear();
         Ok(())
     };
@@ -135,7 +141,12 @@ pub(super) fn open_delta(
     config_dir: &Path,
     digest: &mut InputsDigest,
 ) -> Result<Delta, AppError> {
-    let SourceLocation::Ldif { path, changes } = &source.location else {
+    let SourceLocation::Ldif {
+        path,
+        changes,
+        max_value_bytes,
+    } = &source.location
+    else {
         unreachable!("only ldif sources keep snapshots")
     };
     let error = |message: String| source_error(source, message);
@@ -203,8 +214,14 @@ pub(super) fn open_delta(
         })
         .collect();
     for change_file in &current[kept.changes.len()..] {
-        let file_digest =
-            apply_change_file(files, change_file, &mut overlay, Some(&mut base)).map_err(error)?;
+        let file_digest = apply_change_file(
+            files,
+            change_file,
+            *max_value_bytes,
+            &mut overlay,
+            Some(&mut base),
+        )
+        .map_err(error)?;
         imported_changes.push(imported(config_dir, change_file, file_digest, digest));
     }
 
@@ -586,7 +603,13 @@ fn update(
     check_change_files(new_files, files, config_dir)?;
     for file in new_files {
         let path = import_file(config_dir, file);
-        let now = apply_change_file(files, &path, &mut overlay, Some(&mut base))?;
+        let now = apply_change_file(
+            files,
+            &path,
+            REREAD_MAX_VALUE_BYTES,
+            &mut overlay,
+            Some(&mut base),
+        )?;
         check_digest(file, &hex_digest(now))?;
     }
     let (mut put, mut remove) = (Vec::new(), Vec::new());
@@ -633,8 +656,11 @@ fn read_whole(
         &import.source,
         files,
         config_dir,
-        &content,
-        (!changes.is_empty()).then_some(changes.as_slice()),
+        (
+            &content,
+            (!changes.is_empty()).then_some(changes.as_slice()),
+        ),
+        REREAD_MAX_VALUE_BYTES,
         &mut InputsDigest::unused(),
         &mut |entry| {
             if listening && unwritable.is_none() {

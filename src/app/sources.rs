@@ -18,8 +18,9 @@ use crate::config::{
 };
 use crate::core::entry::Entry;
 use crate::core::plan::{ImportedFile, SourceImport};
+use crate::core::quote::quote_for_message;
 use crate::ldap::{self, Credentials, Password};
-use crate::ldif::{self, LdifError, LdifReader, Record, Snapshot, SnapshotBase};
+use crate::ldif::{self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase};
 use crate::tree::Tree;
 
 /// The digest of everything a plan read: config files, then each source's files (the
@@ -134,7 +135,11 @@ pub(crate) fn read_source(
     // Long reads show their progress on a terminal's stderr.
     let mut progress = Progress::new(format!("source {}", source.name), "entries", None);
     match &source.location {
-        SourceLocation::Ldif { path, changes } => {
+        SourceLocation::Ldif {
+            path,
+            changes,
+            max_value_bytes,
+        } => {
             let on_entry = &mut |entry| {
                 progress.tick();
                 on_entry(entry);
@@ -149,8 +154,8 @@ pub(crate) fn read_source(
                     &source.name,
                     files,
                     config_dir,
-                    path,
-                    change_files,
+                    (path, change_files),
+                    *max_value_bytes,
                     digest,
                     on_entry,
                 )
@@ -188,20 +193,26 @@ pub(super) fn source_error(source: &SourceSettings, message: String) -> AppError
 }
 
 /// An `ldif` source read in full: the content file at `path`, streamed, or with change
-/// files (even none) the snapshot they produce. Returns the files read, with their
-/// digests.
+/// files (even none) the snapshot they produce, no value larger than `max_value_bytes`.
+/// Returns the files read, with their digests.
 pub(super) fn read_ldif(
     source: &str,
     files: &Tree,
     config_dir: &Path,
-    path: &Path,
-    changes: Option<&[PathBuf]>,
+    (path, changes): (&Path, Option<&[PathBuf]>),
+    max_value_bytes: usize,
     digest: &mut InputsDigest,
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<SourceImport, String> {
-    let located = |e: LdifError, file: &Path| format!("{}:{e}", file.display());
+    let located = |error: LdifError, file: &Path| {
+        LdifFileError::Parse {
+            path: file.to_path_buf(),
+            error,
+        }
+        .to_string()
+    };
     let mut content_digest = Sha256::new();
-    let reader = open_ldif(files, path, &mut content_digest)?;
+    let reader = open_ldif(files, path, max_value_bytes, &mut content_digest)?;
     let Some(changes) = changes else {
         // Content only: stream entries straight through.
         ldif::for_each_entry(reader, on_entry).map_err(|e| located(e, path))?;
@@ -219,7 +230,8 @@ pub(super) fn read_ldif(
         Snapshot::from_entries(entries).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut imported_changes = Vec::new();
     for change_file in changes {
-        let file_digest = apply_change_file(files, change_file, &mut snapshot, None)?;
+        let file_digest =
+            apply_change_file(files, change_file, max_value_bytes, &mut snapshot, None)?;
         imported_changes.push(imported(config_dir, change_file, file_digest, digest));
     }
     snapshot.into_entries().for_each(on_entry);
@@ -252,18 +264,27 @@ pub(super) fn imported(
 
 /// Applies the change records of `change_file` to `snapshot`, in order; an overlay
 /// snapshot loads what each record reads from `base` first. Returns the digest of the
-/// file's bytes. A record that does not apply is an error `file:line: …`.
+/// file's bytes. A record that does not apply, or a value larger than `max_value_bytes`,
+/// is an error `file:line: …`.
 pub(super) fn apply_change_file(
     files: &Tree,
     change_file: &Path,
+    max_value_bytes: usize,
     snapshot: &mut Snapshot,
     mut base: Option<&mut dyn SnapshotBase>,
 ) -> Result<Sha256, String> {
     let mut file_digest = Sha256::new();
-    let mut reader = open_ldif(files, change_file, &mut file_digest)?;
+    let mut reader = open_ldif(files, change_file, max_value_bytes, &mut file_digest)?;
     while let Some(record) = reader.next() {
         let line = reader.record_line();
-        match record.map_err(|e| format!("{}:{e}", change_file.display()))? {
+        let located = |error| {
+            LdifFileError::Parse {
+                path: change_file.to_path_buf(),
+                error,
+            }
+            .to_string()
+        };
+        match record.map_err(located)? {
             Record::Change(change) => {
                 if let Some(base) = base.as_deref_mut() {
                     snapshot.load_for(&change, base)?;
@@ -277,10 +298,10 @@ pub(super) fn apply_change_file(
             }
             Record::Content(entry) => {
                 return Err(format!(
-                    "{}:{line}: content record for {:?} in a change file; \
+                    "{}:{line}: content record for {} in a change file; \
                      change files hold change records (changetype: …)",
                     change_file.display(),
-                    entry.dn
+                    quote_for_message(&entry.dn)
                 ))
             }
         }
@@ -337,10 +358,12 @@ impl<R: Read> Read for DigestingReader<'_, R> {
 type DigestingLdifReader<'d> = LdifReader<BufReader<DigestingReader<'d, Box<dyn Read + Send>>>>;
 
 /// Opens an LDIF file of `files` for streaming, feeding its bytes into `file_digest`,
-/// with `attr:< URL` values read from the same files.
+/// with `attr:< URL` values read from the same files, refusing values larger than
+/// `max_value_bytes`.
 fn open_ldif<'d>(
     files: &Tree,
     path: &Path,
+    max_value_bytes: usize,
     file_digest: &'d mut Sha256,
 ) -> Result<DigestingLdifReader<'d>, String> {
     let file = files.open(path).map_err(|e| e.to_string())?;
@@ -353,7 +376,9 @@ fn open_ldif<'d>(
             digest: file_digest,
         },
     );
-    Ok(LdifReader::new(input).with_resolver(move |url: &str| urls.resolve(url)))
+    Ok(LdifReader::new(input)
+        .with_max_value_bytes(max_value_bytes)
+        .with_resolver(move |url: &str, max_bytes: usize| urls.resolve(url, max_bytes)))
 }
 
 /// The password and CA certificates an LDAP source needs. The password comes from the
@@ -364,9 +389,10 @@ fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, Str
         LdapBind::Anonymous => None,
         LdapBind::Simple { password, .. } => Some(fetch_password(password)?),
     };
-    let ca_pem = match &settings.ca_file {
-        None => None,
-        Some(path) => Some(
+    let ca_pem = match (&settings.ca_pem, &settings.ca_file) {
+        (Some(trusted), _) => Some(trusted.clone()),
+        (None, None) => None,
+        (None, Some(path)) => Some(
             files
                 .read(path)
                 .map_err(|e| format!("ca_file {}: {e}", path.display()))?,

@@ -7,6 +7,8 @@
 //! the first. This module reads files; it never touches the store or a directory server.
 
 pub mod raw;
+pub mod trust;
+mod yaml_bounds;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,6 +23,7 @@ use crate::core::model::{
     ObjectTypes, Policy, ProfileField, ProtocolRule, Rules, SourceRule, DEFAULT_MAX_DELETES,
     DEFAULT_MAX_IM_NAME_LENGTH,
 };
+use crate::core::quote::{printable, quote_for_message, shown_for_message, QUOTE_CHARS};
 use crate::tree::{Tree, TreeError};
 use raw::{ConfigFile, LdapSpec};
 
@@ -79,6 +82,8 @@ pub enum SourceLocation {
         path: PathBuf,
         /// The glob of change files, resolved the same way.
         changes: Option<PathBuf>,
+        /// The largest value an entry may hold, decoded (`max_value_bytes`).
+        max_value_bytes: usize,
     },
     Ldap(LdapSettings),
 }
@@ -90,6 +95,9 @@ pub struct LdapSettings {
     pub url: String,
     pub starttls: bool,
     pub ca_file: Option<PathBuf>,
+    /// The CA file's bytes, already read from a trusted revision (a review run, see
+    /// `trust.rs`); `None`: `ca_file` is read from the files the config came from.
+    pub ca_pem: Option<Vec<u8>>,
     pub insecure_skip_tls_verify: bool,
     pub bind: LdapBind,
     pub base_dn: String,
@@ -174,6 +182,25 @@ impl Config {
     /// The settings of the source called `name`.
     pub fn source(&self, name: &str) -> Option<&SourceSettings> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// Why `dn` is a protected principal, if it is (rule 9: it never holds a
+    /// registration): `the bind_dn of LDAP source NAME`, or `policy.protected_principals`.
+    pub fn protected_principal(&self, dn: &str) -> Option<String> {
+        let key = normalize_dn(dn);
+        if !self.rules.policy.protected_principals.contains(&key) {
+            return None;
+        }
+        let bound_by = self.sources.iter().find(|source| {
+            matches!(&source.location, SourceLocation::Ldap(LdapSettings {
+                bind: LdapBind::Simple { dn: bind_dn, .. },
+                ..
+            }) if normalize_dn(bind_dn) == key)
+        });
+        Some(match bound_by {
+            Some(source) => format!("the bind_dn of LDAP source {}", source.name),
+            None => "policy.protected_principals".to_string(),
+        })
     }
 }
 
@@ -263,6 +290,16 @@ pub fn load_texts(
 
 /// Parses one file; a YAML or schema error becomes a located problem.
 fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
+    if let Err(refusal) = yaml_bounds::check(&file.text) {
+        return Err(ConfigProblem {
+            location: Location {
+                file: file.path.clone(),
+                line: refusal.line,
+                column: refusal.column,
+            },
+            message: refusal.message,
+        });
+    }
     let is_empty = serde_yaml::from_str::<serde_yaml::Value>(&file.text)
         .map(|value| value.is_null())
         .unwrap_or(false);
@@ -280,6 +317,14 @@ fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
             None => message,
         };
         let (line, column) = refine_value_position(&file.text, line, column, &message);
+        // serde quotes a value of the wrong type whole (`invalid type: string "…"`); ours
+        // quote at most QUOTE_CHARS characters. A message far longer than ours can be is
+        // cut like a quoted value.
+        let message = if message.len() > 4 * QUOTE_CHARS + 400 {
+            shown_for_message(&message)
+        } else {
+            printable(&message)
+        };
         ConfigProblem {
             location: Location {
                 file: file.path.clone(),
@@ -293,8 +338,9 @@ fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
 
 /// serde_yaml places errors raised while converting a value (a bad filter, template or
 /// regex) at the start of the enclosing mapping. Such messages quote the offending text
-/// and often a column within it (`invalid filter "(a=*": column 4: …`); point at that
-/// character when the text appears on one line at or after the reported one.
+/// (through [`quote_for_message`], so perhaps only its start) and often a column within
+/// it (`invalid filter "(a=*": column 4: …`); point at that character when the quoted text
+/// appears on one line at or after the reported one.
 fn refine_value_position(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
     let Some(quoted_start) = message
         .find("invalid ")
@@ -302,16 +348,25 @@ fn refine_value_position(text: &str, line: usize, column: usize, message: &str) 
     else {
         return (line, column);
     };
-    let Some(quoted_len) = message[quoted_start..].find("\": ") else {
+    // The closing quote: the first one not escaped.
+    let mut escaped = false;
+    let Some(quoted_len) = message[quoted_start + 1..].find(|c: char| {
+        let closes = c == '"' && !escaped;
+        escaped = c == '\\' && !escaped;
+        closes
+    }) else {
         return (line, column);
     };
-    let Ok(value) =
-        serde_json::from_str::<String>(&message[quoted_start..quoted_start + quoted_len + 1])
-    else {
+    let quoted_end = quoted_start + 1 + quoted_len + 1;
+    let Ok(value) = serde_json::from_str::<String>(&message[quoted_start..quoted_end]) else {
         return (line, column);
     };
-    let inner_column = message[quoted_start + quoted_len + 3..]
-        .strip_prefix("column ")
+    let mut rest = &message[quoted_end..];
+    if rest.starts_with("… (") {
+        rest = rest.find(')').map_or("", |close| &rest[close + 1..]);
+    }
+    let inner_column = rest
+        .strip_prefix(": column ")
         .and_then(|rest| rest.split(':').next())
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(1);
@@ -461,7 +516,15 @@ fn check(
             let anchor = match source.anchor.as_deref() {
                 None => Anchor::Dn,
                 Some(a) if a.eq_ignore_ascii_case("dn") => Anchor::Dn,
-                Some(a) => Anchor::Attribute(a.to_string()),
+                Some(a) => {
+                    if let Err(message) = raw::refuse_secrets([a]) {
+                        problems.push(problem(
+                            locate.token_after(&at, a),
+                            format!("source {}: anchor {a:?} {message}", source.name),
+                        ));
+                    }
+                    Anchor::Attribute(a.to_string())
+                }
             };
             let location = match (&source.ldif, &source.ldap) {
                 (Some(ldif), None) => {
@@ -472,9 +535,20 @@ fn check(
                             format!("source {}: ldif path {:?} {reason}", source.name, ldif.path),
                         ));
                     }
+                    if ldif.max_value_bytes == Some(0) {
+                        problems.push(problem(
+                            locate.token_after(&at, "max_value_bytes"),
+                            format!("source {}: max_value_bytes must be at least 1", source.name),
+                        ));
+                    }
                     Some(SourceLocation::Ldif {
                         path,
                         changes: ldif.changes.as_ref().map(|c| base_dir.join(c)),
+                        max_value_bytes: ldif
+                            .max_value_bytes
+                            .map_or(crate::ldif::DEFAULT_MAX_VALUE_BYTES, |bytes| {
+                                usize::try_from(bytes).unwrap_or(usize::MAX)
+                            }),
                     })
                 }
                 (None, Some(ldap)) => match ldap_settings(ldap, &anchor, base_dir) {
@@ -805,7 +879,10 @@ fn ldap_settings(
     } else if url.starts_with("ldap://") {
         ldap.starttls
     } else {
-        return Err(format!("url {url:?} must start with ldap:// or ldaps://"));
+        return Err(format!(
+            "url {} must start with ldap:// or ldaps://",
+            quote_for_message(url)
+        ));
     };
     if ldap.starttls && url.starts_with("ldaps://") {
         return Err("starttls is for ldap:// urls; ldaps:// is TLS already".to_string());
@@ -830,7 +907,10 @@ fn ldap_settings(
     let bind = match (&ldap.bind_dn, password, ldap.anonymous) {
         (Some(dn), Some(password), false) => {
             if let Err(e) = Dn::parse(dn) {
-                return Err(format!("bind_dn {dn:?} is not a DN: {e}"));
+                return Err(format!(
+                    "bind_dn {} is not a DN: {e}",
+                    quote_for_message(dn)
+                ));
             }
             LdapBind::Simple {
                 dn: dn.clone(),
@@ -857,7 +937,10 @@ fn ldap_settings(
         }
     };
     if let Err(e) = Dn::parse(&ldap.base_dn) {
-        return Err(format!("base_dn {:?} is not a DN: {e}", ldap.base_dn));
+        return Err(format!(
+            "base_dn {} is not a DN: {e}",
+            quote_for_message(&ldap.base_dn)
+        ));
     }
     let page_size = ldap.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if page_size == 0 || page_size > i32::MAX as u32 {
@@ -876,6 +959,8 @@ fn ldap_settings(
         .attributes
         .clone()
         .unwrap_or_else(|| vec!["*".to_string()]);
+    raw::refuse_secrets(attributes.iter().map(String::as_str))
+        .map_err(|message| format!("attributes {message}"))?;
     let mut wanted = vec!["objectClass".to_string()];
     if let Anchor::Attribute(name) = anchor {
         wanted.push(name.clone());
@@ -889,6 +974,7 @@ fn ldap_settings(
         url: url.to_string(),
         starttls: ldap.starttls,
         ca_file: ldap.ca_file.as_ref().map(|p| base_dir.join(p)),
+        ca_pem: None,
         insecure_skip_tls_verify: ldap.insecure_skip_tls_verify,
         bind,
         base_dn: ldap.base_dn.clone(),

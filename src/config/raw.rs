@@ -12,9 +12,11 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
+use crate::core::attribute_name::first_secret;
 use crate::core::filter::Filter;
 use crate::core::model::Departure;
 pub use crate::core::model::GroupKind;
+use crate::core::quote::quote_for_message;
 use crate::core::template::Template;
 
 /// One YAML file of the config directory. Every section is optional; the files of a
@@ -149,6 +151,12 @@ pub struct LdifSpec {
     /// A glob of change-record files applied in name order, relative to this YAML file.
     #[serde(default)]
     pub changes: Option<String>,
+    /// The largest value (in bytes, decoded) an entry may hold, plain, base64 or read
+    /// from a `:<` URL; a larger one is an error naming its line. Default 16 MiB
+    /// (16777216).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_value_bytes: Option<u64>,
 }
 
 /// How accounts are built.
@@ -353,7 +361,8 @@ impl<'de> Deserialize<'de> for Name {
             Ok(Name(text))
         } else {
             Err(serde::de::Error::custom(format!(
-                "invalid name {text:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+                "invalid name {}: use letters, digits, '.', '_' and '-', starting with a letter or digit",
+                quote_for_message(&text)
             )))
         }
     }
@@ -381,8 +390,9 @@ macro_rules! parsed_text {
                 match parse(&text) {
                     Ok(parsed) => Ok($name(text, parsed)),
                     Err(message) => Err(serde::de::Error::custom(format!(
-                        concat!("invalid ", $what, " {:?}: {}"),
-                        text, message
+                        concat!("invalid ", $what, " {}: {}"),
+                        quote_for_message(&text),
+                        message
                     ))),
                 }
             }
@@ -395,15 +405,41 @@ parsed_text!(
     FilterText,
     Filter,
     "filter",
-    |text| Filter::parse(text).map_err(|e| e.to_string())
+    |text| {
+        let filter = Filter::parse(text).map_err(|e| e.to_string())?;
+        refuse_secrets(filter.attributes())?;
+        Ok(filter)
+    }
 );
 parsed_text!(
     /// A value template, e.g. `{mail|lower|local_part}`.
     TemplateText,
     Template,
     "template",
-    |text| Template::parse(text).map_err(|e| e.to_string())
+    |text| {
+        let template = Template::parse(text).map_err(|e| e.to_string())?;
+        refuse_secrets(template.attributes())?;
+        Ok(template)
+    }
 );
+
+/// Refuses a filter or template that reads a secret attribute (`userPassword`,
+/// `unicodePwd`, …): what a revision's config reads can end up in a plan posted on a
+/// pull request, and credentials stay in the directory (DESIGN.md, "Trust").
+pub fn refuse_secrets<'a>(attributes: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    match first_secret(attributes) {
+        Some(secret) => Err(secret_message(secret)),
+        None => Ok(()),
+    }
+}
+
+/// Why the config may not read the attribute `secret`.
+pub fn secret_message(secret: &str) -> String {
+    format!(
+        "reads {secret}, a secret attribute: credentials stay in the directory, and no \
+         template, filter, anchor or requested attribute may name one"
+    )
+}
 parsed_text!(
     /// A cron expression: 5 fields (`*/15 * * * *`), or 6 with seconds first.
     CronText,

@@ -5,7 +5,43 @@
 //! OID without leading zeros, then, in a description, `;option`s. Nothing is resolved
 //! against a schema (`cn` and `2.5.4.3` stay different). Pure, like the rest of the core.
 //! Each caller words its own errors for [`TypeProblem`]; [`validate_attribute`] carries
-//! the wording filters and templates use.
+//! the wording filters and templates use. [`is_secret_attribute`] names the attributes
+//! whose values are credentials, which the config may never read.
+
+/// Attribute names (lowercased) that hold credentials though they do not contain
+/// `password`: Active Directory's and Samba's hashes and histories, LAPS, Kerberos keys,
+/// trust and LSA secrets, PKCS #12 bundles.
+const SECRET_NAMES: &[&str] = &[
+    "unicodepwd",
+    "ntpwdhistory",
+    "lmpwdhistory",
+    "dbcspwd",
+    "ms-mcs-admpwd",
+    "supplementalcredentials",
+    "krbprincipalkey",
+    "trustauthincoming",
+    "trustauthoutgoing",
+    "currentvalue",
+    "priorvalue",
+    "userpkcs12",
+];
+
+/// Whether the attribute `description` (options allowed: `userPassword;binary`) holds a
+/// secret that must stay in the directory: any name containing `password` (any case:
+/// `userPassword`, `sambaNTPassword`, `msDS-ManagedPassword`), and the credentials of
+/// [`SECRET_NAMES`] (`unicodePwd`, `krbPrincipalKey`, …). A template, filter, anchor or
+/// requested attribute of the config may not name one (DESIGN.md, "Trust").
+pub fn is_secret_attribute(description: &str) -> bool {
+    let name = crate::core::entry::base_name(description).to_ascii_lowercase();
+    name.contains("password") || SECRET_NAMES.contains(&name.as_str())
+}
+
+/// The first secret attribute (see [`is_secret_attribute`]) among `descriptions`.
+pub fn first_secret<'a>(descriptions: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    descriptions.into_iter().find(|d| is_secret_attribute(d))
+}
+
+use crate::core::quote::quote_for_message;
 
 /// Why an attribute type (without options) is not well formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +81,10 @@ pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String
     let invalid = |offset: usize, c: char| {
         Err((
             offset,
-            format!("invalid character {c:?} in attribute description {description:?}"),
+            format!(
+                "invalid character {c:?} in attribute description {}",
+                quote_for_message(description)
+            ),
         ))
     };
     let type_end = description.find(';').unwrap_or(description.len());
@@ -57,7 +96,10 @@ pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String
         }
         Err(TypeProblem::InvalidCharacter(offset, c)) => return invalid(offset, c),
         Err(TypeProblem::InvalidNumericOid) => {
-            return Err((0, format!("invalid numeric OID {attribute_type:?}")))
+            return Err((
+                0,
+                format!("invalid numeric OID {}", quote_for_message(attribute_type)),
+            ))
         }
     }
     let mut offset = type_end;
@@ -66,7 +108,10 @@ pub(crate) fn validate_attribute(description: &str) -> Result<(), (usize, String
         if option.is_empty() {
             return Err((
                 offset,
-                format!("empty option in attribute description {description:?}"),
+                format!(
+                    "empty option in attribute description {}",
+                    quote_for_message(description)
+                ),
             ));
         }
         if let Some((inner, c)) = option.char_indices().find(|&(_, c)| !is_name_char(c)) {

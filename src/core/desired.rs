@@ -27,9 +27,10 @@ use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::join::{self, Join, Sequential};
 use crate::core::model::{
-    dn_is_within, Anchor, GroupKind, GroupSelector, Profile, Rules, DEFAULT_MAX_IM_NAME_LENGTH,
-    GROUP_TYPE, USER_TYPE,
+    dn_is_within, Anchor, AnchorProblem, GroupKind, GroupSelector, Profile, Rules,
+    DEFAULT_MAX_IM_NAME_LENGTH, GROUP_TYPE, USER_TYPE,
 };
+use crate::core::quote::{quote_for_message, shown_for_message};
 use crate::core::state::RegistrationKey;
 use crate::core::template::RenderOutcome;
 
@@ -98,6 +99,10 @@ pub struct SkipCounts {
     pub missing_attribute: u64,
     /// Values skipped because they are not a valid IM name.
     pub invalid_name: u64,
+    /// Disabled users (`disabled_when`) the mapping would have read: they get no
+    /// registration.
+    #[serde(default)]
+    pub disabled: u64,
 }
 
 /// A problem worth telling the user about that does not stop the run.
@@ -521,17 +526,33 @@ impl<'r> EntryPreparer<'r> {
             }
             _ => return Prepared::Ignored,
         }
-        let Some(anchor) = source.anchor.value_of(entry) else {
-            return Prepared::MissingAnchor(Warning {
-                account: Some(entry.dn.clone()),
-                ..Warning::new(
-                    WarningKind::MissingAnchor,
-                    format!(
-                        "entry \"{}\" of source {} has no anchor attribute; skipped",
-                        entry.dn, source.name
+        let anchor = match source.anchor.value_of(entry) {
+            Ok(anchor) => anchor,
+            Err(problem) => {
+                let attribute = match &source.anchor {
+                    Anchor::Attribute(name) => name.as_str(),
+                    Anchor::Dn => "dn",
+                };
+                let what = match problem {
+                    AnchorProblem::Missing => format!("has no anchor attribute {attribute}"),
+                    AnchorProblem::Empty => format!("has an empty anchor {attribute}"),
+                    AnchorProblem::NotAGuid(bytes) => format!(
+                        "has an {attribute} of {bytes} bytes, which is no GUID (16 bytes, or \
+                         written out as 8-4-4-4-12 hex digits)"
                     ),
-                )
-            });
+                };
+                return Prepared::MissingAnchor(Warning {
+                    account: Some(entry.dn.clone()),
+                    ..Warning::new(
+                        WarningKind::MissingAnchor,
+                        format!(
+                            "entry {} of source {} {what}; skipped",
+                            shown_for_message(&entry.dn),
+                            source.name
+                        ),
+                    )
+                });
+            }
         };
         let normalized_dn = if self.needs_normalized_dn || reads_groups {
             normalize_dn(&entry.dn)
@@ -565,6 +586,16 @@ impl<'r> EntryPreparer<'r> {
 
         let mut effects = Effects::default();
         let mut claims = Vec::new();
+        if !enabled {
+            // Counted under skipped: each mapping that would have read this user.
+            for (index, mapping) in rules.mappings.iter().enumerate() {
+                if mapping.reads(&source.name)
+                    && mapping.when.as_ref().is_none_or(|f| f.matches(entry))
+                {
+                    effects.skip(index).disabled += 1;
+                }
+            }
+        }
         if enabled {
             let mut withheld = 0usize;
             for (index, mapping) in rules.mappings.iter().enumerate() {
@@ -585,18 +616,22 @@ impl<'r> EntryPreparer<'r> {
                     let protocol_rule = rules.protocol(&mapping.protocol);
                     if let Some(problem) = protocol_rule.problem_with(&im_name) {
                         effects.skip(index).invalid_name += 1;
+                        let message = format!(
+                            "mapping {} produced {} name {} for {}, which {problem}; skipped",
+                            mapping.name,
+                            mapping.protocol,
+                            quote_for_message(&im_name),
+                            shown_for_message(&entry.dn)
+                        );
                         effects.warnings.push(Warning {
                             kind: WarningKind::InvalidName,
                             protocol: Some(mapping.protocol.clone()),
-                            im_name: Some(im_name.clone()),
+                            im_name: Some(im_name),
                             account: Some(anchor.clone()),
                             held_by: None,
                             mapping: Some(mapping.name.clone()),
                             group: None,
-                            message: format!(
-                                "mapping {} produced {} name {:?} for {}, which {problem}; skipped",
-                                mapping.name, mapping.protocol, im_name, entry.dn
-                            ),
+                            message,
                         });
                         continue;
                     }
@@ -635,7 +670,7 @@ impl<'r> EntryPreparer<'r> {
                         WarningKind::ProtectedPrincipal,
                         format!(
                             "{} is a protected principal: {withheld} registration(s) withheld",
-                            entry.dn
+                            shown_for_message(&entry.dn)
                         ),
                     )
                 });
@@ -687,10 +722,10 @@ impl<'r> EntryPreparer<'r> {
                         WarningKind::InvalidGroupName,
                         format!(
                             "group entry \"{}\" gives no usable name for group rule {} ({}); skipped",
-                            entry.dn,
+                            shown_for_message(&entry.dn),
                             rule.owner,
                             match &name {
-                                Some(name) => format!("got {name:?}"),
+                                Some(name) => format!("got {}", quote_for_message(name)),
                                 None => "an attribute the name reads is missing".to_string(),
                             }
                         ),
@@ -1003,7 +1038,11 @@ impl<'r> DesiredBuilder<'r> {
                     ..Warning::new(
                         WarningKind::DuplicateAnchor,
                         format!(
-                            "entries \"{winner_dn}\" and \"{loser_dn}\" share anchor {anchor}; only \"{winner_dn}\" is used"
+                            "entries \"{}\" and \"{}\" share anchor {}; only \"{}\" is used",
+                            shown_for_message(&**winner_dn),
+                            shown_for_message(&**loser_dn),
+                            shown_for_message(&**anchor),
+                            shown_for_message(&**winner_dn)
                         ),
                     )
                 });
@@ -1016,6 +1055,7 @@ impl<'r> DesiredBuilder<'r> {
                         .or_default();
                     skipped.missing_attribute += counts.missing_attribute;
                     skipped.invalid_name += counts.invalid_name;
+                    skipped.disabled += counts.disabled;
                 }
                 out.warnings.extend(effects.warnings);
                 out.frozen_registrations
@@ -1211,7 +1251,7 @@ fn resolve_groups(
                     if dn.is_empty() {
                         format!("rule {rule}")
                     } else {
-                        format!("rule {rule} (entry \"{dn}\")")
+                        format!("rule {rule} (entry \"{}\")", shown_for_message(dn))
                     }
                 };
                 out.warnings.push(Warning {
@@ -1219,8 +1259,8 @@ fn resolve_groups(
                     ..Warning::new(
                         WarningKind::GroupCollision,
                         format!(
-                            "group name {:?} is given by {} and by {}; only the first is used",
-                            group.name,
+                            "group name {} is given by {} and by {}; only the first is used",
+                            quote_for_message(&group.name),
                             describe(&rules.groups[*kept_rule].owner, kept_dn),
                             describe(&rule.owner, &group.dn)
                         ),

@@ -17,9 +17,11 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use crate::core::attribute_name::is_secret_attribute;
 use crate::core::entry::{base_name, Entry};
 use crate::core::filter::{escape_value, Filter};
 use crate::core::model::{Mapping, ObjectTypes, USER_TYPE};
+pub use crate::core::quote::printable;
 use crate::core::template::Template;
 
 /// The longest sample shown, in characters; a longer value is cut and ends with `…`.
@@ -28,27 +30,21 @@ pub const SAMPLE_CHARS: usize = 40;
 /// How many mail domains are tracked at once to find the most common one.
 const DOMAIN_SLOTS: usize = 32;
 
-/// Substrings of attribute names (lowercased, options removed) whose values are secret.
-const SECRET_PARTS: &[&str] = &["password", "pwd", "secret", "privatekey"];
+/// Substrings of attribute names (lowercased, options removed) whose values are not
+/// shown as samples, beyond the secrets the config may not read: a sample errs on the
+/// side of hiding (`pwdLastSet` is hidden here, though a filter may read it).
+const HIDDEN_PARTS: &[&str] = &["pwd", "secret", "privatekey"];
 
-/// Attribute names (lowercased) whose values are secret though their name does not say.
-const SECRET_NAMES: &[&str] = &[
-    "supplementalcredentials",
-    "krbprincipalkey",
-    "trustauthincoming",
-    "trustauthoutgoing",
-    "currentvalue",
-    "priorvalue",
-    "userpkcs12",
-];
-
-/// Whether the values of the attribute `description` must never be shown: passwords and
-/// their hashes (`userPassword`, `unicodePwd`, `sambaNTPassword`, `ntPwdHistory`,
-/// `msDS-ManagedPassword`, anything whose name contains `password` or `pwd`), and other
-/// credentials (`supplementalCredentials`, `krbPrincipalKey`, trust secrets).
+/// Whether the values of the attribute `description` must never be shown: the secrets
+/// of [`is_secret_attribute`] (passwords and their hashes, `unicodePwd`,
+/// `krbPrincipalKey`, trust secrets), and anything whose name contains `pwd`, `secret`
+/// or `privatekey`.
 pub fn is_secret(description: &str) -> bool {
+    if is_secret_attribute(description) {
+        return true;
+    }
     let name = base_name(description).to_ascii_lowercase();
-    SECRET_PARTS.iter().any(|part| name.contains(part)) || SECRET_NAMES.contains(&name.as_str())
+    HIDDEN_PARTS.iter().any(|part| name.contains(part))
 }
 
 /// The first value seen of an attribute, as it may be shown.
@@ -95,23 +91,6 @@ impl fmt::Display for Sample {
             Sample::Hidden => f.write_str("<hidden>"),
         }
     }
-}
-
-/// `text` with control characters, line and paragraph separators and invisible format
-/// characters (bidirectional overrides, zero-width characters, BOM) escaped, so that it
-/// prints on one line as what it is, inside a table or a YAML comment.
-pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let invisible = matches!(c,
-            '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
-        if c.is_control() || invisible {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// What the values of an attribute look like, for the IM-attribute heuristics. Counted

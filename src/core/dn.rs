@@ -39,6 +39,7 @@ use std::str::FromStr;
 
 use crate::core::attribute_name::{check_attribute_type, TypeProblem};
 use crate::core::cursor::Cursor;
+use crate::core::quote::{quote_for_message, shown_for_message};
 
 /// A DN that failed to parse: where (1-based character column) and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -409,7 +410,10 @@ impl Parser<'_> {
         let attribute_type = self.attribute_type(written, start)?;
         self.skip_spaces();
         if !self.cursor.eat('=') {
-            return Err(self.error_here(format!("expected \"=\" after attribute type {written:?}")));
+            return Err(self.error_here(format!(
+                "expected \"=\" after attribute type {}",
+                quote_for_message(written)
+            )));
         }
         self.skip_spaces();
         let value = match self.cursor.peek() {
@@ -438,11 +442,15 @@ impl Parser<'_> {
             Ok(()) => Ok(name.to_string()),
             Err(TypeProblem::InvalidCharacter(at, c)) => Err(self.error(
                 start + offset + at,
-                format!("invalid character {c:?} in attribute type {written:?}"),
+                format!(
+                    "invalid character {c:?} in attribute type {}",
+                    quote_for_message(written)
+                ),
             )),
-            Err(TypeProblem::InvalidNumericOid) => {
-                Err(self.error(start, format!("invalid numeric OID {name:?}")))
-            }
+            Err(TypeProblem::InvalidNumericOid) => Err(self.error(
+                start,
+                format!("invalid numeric OID {}", quote_for_message(name)),
+            )),
             Err(TypeProblem::Empty) => Err(self.error(start, "missing attribute type before '='")),
         }
     }
@@ -461,8 +469,9 @@ impl Parser<'_> {
             return Err(self.error(
                 start,
                 format!(
-                    "invalid hex value \"#{hex}\": '#' starts a BER value and must be followed \
-                     by an even number of hex digits; write \\# for a value starting with '#'"
+                    "invalid hex value \"#{}\": '#' starts a BER value and must be followed \
+                     by an even number of hex digits; write \\# for a value starting with '#'",
+                    shown_for_message(hex)
                 ),
             ));
         }
@@ -542,8 +551,9 @@ impl Parser<'_> {
                 return Err(self.error(
                     at,
                     format!(
-                        "invalid escape \"\\{shown}\": a backslash must be followed by two hex \
-                         digits or by one of: space \" # + , ; < = > \\"
+                        "invalid escape \"\\{}\": a backslash must be followed by two hex \
+                         digits or by one of: space \" # + , ; < = > \\",
+                        shown_for_message(&shown)
                     ),
                 ));
             }

@@ -7,6 +7,9 @@
 //! mappings), and [`effect`] plans the head against that. So the effect speaks the same
 //! language as a plan (`mapping removed`, `no longer produced by mapping X`, additions,
 //! departures), and a change to the planner changes both alike. Pure: no I/O.
+//!
+//! A review also says how it read the head's LDAP sources ([`SourceTrust`]): with the
+//! trusted revision's connection settings, or not at all (`config::trust` decides).
 
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +99,44 @@ pub enum FileStatus {
     Added,
     Removed,
     Modified,
+}
+
+/// How a review run reads one LDAP source of the head revision whose settings are not
+/// exactly the trusted revision's. Sources whose connection settings did not change
+/// are read as configured and get no note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceTrust {
+    /// The source's name.
+    pub source: String,
+    pub reading: TrustedReading,
+}
+
+/// What a review run did with a source (see [`SourceTrust`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustedReading {
+    /// The head changes its connection settings: read with the trusted revision's.
+    TrustedSettings,
+    /// The trusted revision has no LDAP source of this name: not read.
+    NotRead,
+}
+
+impl SourceTrust {
+    /// The one line a plan shows for this source.
+    pub fn message(&self) -> String {
+        match self.reading {
+            TrustedReading::TrustedSettings => format!(
+                "source {}: connection settings changed in this revision: read with the \
+                 trusted revision's settings; the new ones are used after merge",
+                self.source
+            ),
+            TrustedReading::NotRead => format!(
+                "source {}: new LDAP source in this revision: not read until merged (its \
+                 connection settings are not trusted yet)",
+                self.source
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ use std::str::FromStr;
 use crate::core::attribute_name::validate_attribute;
 use crate::core::cursor::Cursor;
 use crate::core::entry::Entry;
+use crate::core::quote::{quote_for_message, shown_for_message};
 
 /// The Active Directory matching rule "all bits of the assertion set" (`LDAP_MATCHING_RULE_BIT_AND`).
 pub const BIT_AND_RULE: &str = "1.2.840.113556.1.4.803";
@@ -342,8 +343,8 @@ impl Filter {
                  with (&...) or (|...)",
             )),
             Some(_) => Err(parser.error_here(format!(
-                "unexpected text after the end of the filter: {:?}",
-                parser.cursor.rest()
+                "unexpected text after the end of the filter: {}",
+                quote_for_message(parser.cursor.rest())
             ))),
         }
     }
@@ -742,7 +743,10 @@ impl Parser<'_> {
                 })
             }
             Some(':') => self.parse_extensible(attribute),
-            _ => Err(self.error_here(format!("expected \"=\" after attribute {attribute:?}"))),
+            _ => Err(self.error_here(format!(
+                "expected \"=\" after attribute {}",
+                quote_for_message(&attribute)
+            ))),
         }
     }
 
@@ -803,7 +807,10 @@ impl Parser<'_> {
             ));
         }
         if !self.cursor.rest().starts_with(":=") {
-            return Err(self.error_here(format!("expected \":=\" after matching rule {rule:?}")));
+            return Err(self.error_here(format!(
+                "expected \":=\" after matching rule {}",
+                quote_for_message(rule)
+            )));
         }
         let rule_kind = match rule {
             BIT_AND_RULE => BitwiseRule::And,
@@ -821,8 +828,9 @@ impl Parser<'_> {
                 return Err(self.error(
                     start,
                     format!(
-                        "unknown matching rule {rule}; supported: {BIT_AND_RULE} (bitwise \
-                         AND), {BIT_OR_RULE} (bitwise OR)"
+                        "unknown matching rule {}; supported: {BIT_AND_RULE} (bitwise \
+                         AND), {BIT_OR_RULE} (bitwise OR)",
+                        shown_for_message(rule)
                     ),
                 ))
             }
@@ -843,8 +851,9 @@ impl Parser<'_> {
                 self.error(
                     value_start,
                     format!(
-                        "matching rule {rule} needs a decimal integer, found {:?}",
-                        String::from_utf8_lossy(&raw)
+                        "matching rule {} needs a decimal integer, found {}",
+                        shown_for_message(rule),
+                        quote_for_message(&raw)
                     ),
                 )
             })?;

@@ -16,6 +16,7 @@ pub mod interner;
 pub mod join;
 pub mod model;
 pub mod plan;
+pub mod quote;
 pub mod region;
 pub mod state;
 pub mod template;

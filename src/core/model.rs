@@ -169,22 +169,51 @@ pub enum Anchor {
     Attribute(String),
 }
 
+/// Why an entry has no anchor that can be right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnchorProblem {
+    /// The entry lacks the anchor attribute.
+    Missing,
+    /// Its value is empty (or white space).
+    Empty,
+    /// An `objectGUID` that is neither 16 bytes nor a GUID written out: the length seen.
+    NotAGuid(usize),
+}
+
 impl Anchor {
-    /// The anchor value of `entry`, or `None` when the entry lacks the attribute.
-    /// A 16-byte `objectGUID` becomes its canonical GUID string.
-    pub fn value_of(&self, entry: &Entry) -> Option<String> {
+    /// The anchor value of `entry`: the normalised DN, or the attribute's first value,
+    /// trimmed and lowercased. A 16-byte `objectGUID` becomes its canonical GUID string
+    /// (a GUID already written out, `3f2504e0-4f89-…`, is taken as it is); any other
+    /// `objectGUID` cannot be right, and an empty value is no anchor.
+    pub fn value_of(&self, entry: &Entry) -> Result<String, AnchorProblem> {
         match self {
-            Anchor::Dn => Some(normalize_dn(&entry.dn)),
+            Anchor::Dn => Ok(normalize_dn(&entry.dn)),
             Anchor::Attribute(name) => {
-                let raw = entry.values(name).next()?;
-                if name.eq_ignore_ascii_case("objectGUID") && raw.len() == 16 {
-                    return Some(guid_string(raw));
+                let raw = entry.values(name).next().ok_or(AnchorProblem::Missing)?;
+                let is_guid = name.eq_ignore_ascii_case("objectGUID");
+                if is_guid && raw.len() == 16 {
+                    return Ok(guid_string(raw));
                 }
                 let text = String::from_utf8_lossy(raw).trim().to_lowercase();
-                (!text.is_empty()).then_some(text)
+                if text.is_empty() {
+                    return Err(AnchorProblem::Empty);
+                }
+                if is_guid && !is_guid_text(&text) {
+                    return Err(AnchorProblem::NotAGuid(raw.len()));
+                }
+                Ok(text)
             }
         }
     }
+}
+
+/// Whether `text` is a GUID written out: 8-4-4-4-12 hexadecimal digits.
+fn is_guid_text(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Canonical string form of a binary Active Directory GUID (little-endian first three
@@ -857,6 +886,41 @@ mod tests {
             0x33, 0x01,
         ];
         assert_eq!(guid_string(&bytes), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+    }
+
+    #[test]
+    fn an_anchor_that_cannot_be_right_says_why() {
+        let guid = Anchor::Attribute("objectGUID".to_string());
+        let entry = |values: &[&[u8]]| Entry {
+            dn: "cn=a,dc=example,dc=com".to_string(),
+            attributes: vec![crate::core::entry::Attribute {
+                description: "objectGUID".into(),
+                values: values.iter().map(|v| v.to_vec()).collect(),
+            }],
+        };
+        let sixteen: Vec<u8> = (0u8..16).collect();
+        assert_eq!(
+            guid.value_of(&entry(&[&sixteen])),
+            Ok("03020100-0504-0706-0809-0a0b0c0d0e0f".to_string())
+        );
+        assert_eq!(
+            guid.value_of(&entry(&[&sixteen[..15]])),
+            Err(AnchorProblem::NotAGuid(15))
+        );
+        assert_eq!(
+            guid.value_of(&entry(&[b"3F2504E0-4F89-11D3-9A0C-0305E82C3301"])),
+            Ok("3f2504e0-4f89-11d3-9a0c-0305e82c3301".to_string())
+        );
+        assert_eq!(
+            guid.value_of(&entry(&[b"3F2504E0-4F89-11D3-9A0C-0305E82C330"])),
+            Err(AnchorProblem::NotAGuid(35))
+        );
+        assert_eq!(guid.value_of(&entry(&[b"  "])), Err(AnchorProblem::Empty));
+        assert_eq!(guid.value_of(&entry(&[])), Err(AnchorProblem::Missing));
+        let uuid = Anchor::Attribute("entryUUID".to_string());
+        let mut other = entry(&[b"x"]);
+        other.attributes[0].description = "entryUUID".into();
+        assert_eq!(uuid.value_of(&other), Ok("x".to_string()));
     }
 
     #[test]

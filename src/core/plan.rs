@@ -25,6 +25,7 @@ use crate::core::dn::normalize_dn;
 use crate::core::model::{
     im_name_key, is_own_im_name_key, Departure, GroupKind, Profile, ProfileField, Rules,
 };
+use crate::core::quote::quote_for_message;
 use crate::core::state::{AccountStatus, RegistrationKey, State, StateRegistration};
 
 /// The version of the plan JSON format.
@@ -695,8 +696,8 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
             if let Some(row) = row {
                 for claimant in claimants.iter().filter(|c| ***c != *row.account) {
                     warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                        "{protocol} name {:?} wanted for {claimant} is held by excluded account {}; skipped",
-                        row.im_name, row.account
+                        "{protocol} name {} wanted for {claimant} is held by excluded account {}; skipped",
+                        quote_for_message(&*row.im_name), row.account
                     )));
                 }
             }
@@ -724,14 +725,14 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                             mapping: Some(claim.mapping.to_string()),
                             group: None,
                             message: format!(
-                                "{protocol} name {:?} is already registered to {claimant} by a {} registration; left as it is",
-                                row.im_name, row.source.name()
+                                "{protocol} name {} is already registered to {claimant} by a {} registration; left as it is",
+                                quote_for_message(&*row.im_name), row.source.name()
                             ),
                         });
                     } else {
                         warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                            "{protocol} name {:?} wanted for {claimant} is held by a {} registration of {}; skipped",
-                            claim.im_name, row.source.name(), row.account
+                            "{protocol} name {} wanted for {claimant} is held by a {} registration of {}; skipped",
+                            quote_for_message(&*claim.im_name), row.source.name(), row.account
                         )));
                     }
                 }
@@ -745,8 +746,8 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                         claimant,
                         Some(&row.account),
                         format!(
-                            "{protocol} name {:?} wanted for {claimant} is already held by {}; skipped",
-                            row.im_name, row.account
+                            "{protocol} name {} wanted for {claimant} is already held by {}; skipped",
+                            quote_for_message(&*row.im_name), row.account
                         ),
                     ));
                 }
@@ -807,8 +808,8 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                 if kept {
                     for claimant in &claimants {
                         warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                            "{protocol} name {:?} wanted for {claimant} is kept by departed account {}; skipped",
-                            row.im_name, row.account
+                            "{protocol} name {} wanted for {claimant} is kept by departed account {}; skipped",
+                            quote_for_message(&*row.im_name), row.account
                         )));
                     }
                 } else {
@@ -1093,9 +1094,9 @@ fn give_name(
             "",
             None,
             format!(
-                "{} name {:?} is wanted by {} accounts ({}); none gets it",
+                "{} name {} is wanted by {} accounts ({}); none gets it",
                 first.protocol,
-                first.im_name,
+                quote_for_message(&*first.im_name),
                 claimants.len(),
                 claimants.join(", ")
             ),

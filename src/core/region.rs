@@ -36,10 +36,17 @@ use crate::core::model::Rules;
 use crate::core::plan::{deletion_threshold, plan_rows, Plan};
 use crate::core::state::{RegistrationKey, State};
 
+/// What [`StandingFacts`] count: 2 added the disabled users skipped per mapping.
+pub const STANDING_FACTS_VERSION: u32 = 2;
+
 /// The totals of the plan last applied, which a full plan against the store it left
 /// would give again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StandingFacts {
+    /// What these facts count ([`STANDING_FACTS_VERSION`]): facts kept by an older
+    /// release count less, and a delta plan by region cannot start from them.
+    #[serde(default)]
+    pub version: u32,
     pub warnings: Vec<Warning>,
     pub skipped: BTreeMap<String, SkipCounts>,
     #[serde(default)]
@@ -52,6 +59,7 @@ impl StandingFacts {
     /// The totals of `plan`.
     pub fn of(plan: &Plan) -> Self {
         StandingFacts {
+            version: STANDING_FACTS_VERSION,
             warnings: plan.warnings.clone(),
             skipped: plan.skipped.clone(),
             group_skipped: plan.group_skipped.clone(),
@@ -154,13 +162,14 @@ trait Tally: Sized {
 
 impl Tally for SkipCounts {
     fn tally(&self) -> [u64; 3] {
-        [self.missing_attribute, self.invalid_name, 0]
+        [self.missing_attribute, self.invalid_name, self.disabled]
     }
 
-    fn from_tally([missing_attribute, invalid_name, _]: [u64; 3]) -> Self {
+    fn from_tally([missing_attribute, invalid_name, disabled]: [u64; 3]) -> Self {
         SkipCounts {
             missing_attribute,
             invalid_name,
+            disabled,
         }
     }
 }

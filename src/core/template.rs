@@ -66,6 +66,7 @@ use regex::Regex;
 use crate::core::attribute_name::validate_attribute;
 use crate::core::cursor::Cursor;
 use crate::core::entry::Entry;
+use crate::core::quote::quote_for_message;
 
 /// The filters a placeholder can use, as listed in error messages.
 pub const KNOWN_FILTERS: &str =
@@ -586,7 +587,11 @@ impl<'a> Parser<'a> {
                 let regex = Regex::new(&pattern).map_err(|e| {
                     self.error(
                         *argument_at,
-                        format!("invalid regex {pattern:?} in replace: {}", regex_reason(&e)),
+                        format!(
+                            "invalid regex {} in replace: {}",
+                            quote_for_message(&pattern),
+                            regex_reason(&e)
+                        ),
                     )
                 })?;
                 Ok(ValueFilter::Replace { regex, with })
@@ -597,7 +602,10 @@ impl<'a> Parser<'a> {
             )),
             _ => Err(self.error(
                 name_at,
-                format!("unknown filter {name:?}; known filters: {KNOWN_FILTERS}"),
+                format!(
+                    "unknown filter {}; known filters: {KNOWN_FILTERS}",
+                    quote_for_message(name)
+                ),
             )),
         }
     }

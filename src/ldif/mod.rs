@@ -20,11 +20,11 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 pub use error::{LdifError, LdifFileError};
-pub use reader::{recycle, LdifReader};
+pub use reader::{recycle, LdifReader, DEFAULT_MAX_VALUE_BYTES};
 pub use record::RenameKeyword;
 pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
 pub use snapshot::{below_range, tree_key, Snapshot, SnapshotBase, SnapshotError};
-pub use url::{FileUrls, UrlResolver};
+pub use url::{read_bounded, too_large as url_too_large, FileUrls, UrlResolver};
 pub use writer::{write_change, write_entry, write_version};
 
 use crate::core::entry::Entry;
@@ -90,9 +90,13 @@ pub fn entry_record(entry: &Entry) -> io::Result<Vec<u8>> {
     Ok(record)
 }
 
-/// The entry in one LDIF content record written by [`entry_record`].
+/// The entry in one LDIF content record written by [`entry_record`] (of an entry read
+/// within its source's value limit: this reader sets none).
 pub fn parse_entry_record(record: &[u8]) -> Result<Entry, LdifError> {
-    match LdifReader::new(record).next() {
+    match LdifReader::new(record)
+        .with_max_value_bytes(usize::MAX)
+        .next()
+    {
         Some(Ok(Record::Content(entry))) => Ok(entry),
         Some(Ok(Record::Change(_))) => Err(LdifError::new(1, "a change record, not an entry")),
         Some(Err(error)) => Err(error),

@@ -18,6 +18,11 @@
 //! mistake than a fold). Raw values must be valid UTF-8; binary values must be base64
 //! (`attr:: ...`). A file holds content records or change records, not both. `dn:` or
 //! `changetype:` inside an entry is an error (a missing blank line), not an attribute.
+//!
+//! Bounds: no value may be larger than [`DEFAULT_MAX_VALUE_BYTES`] (or the limit given
+//! to [`LdifReader::with_max_value_bytes`]), plain, base64 or read from a URL. A line too
+//! long to hold a value within the limit is refused while it is read, before it is held
+//! whole; a URL's file is refused on its size, before it is read.
 
 use std::cell::RefCell;
 use std::io::BufRead;
@@ -33,6 +38,16 @@ use super::record::{Change, Record};
 use super::record::{ChangeRecord, Control, ModOp, ModRdn, Modification, RenameKeyword};
 use super::url::{FileUrls, UrlResolver};
 use crate::core::entry::{Attribute, Entry};
+use crate::core::quote::quote_for_message;
+
+/// The largest value (decoded, in bytes) a reader accepts unless told otherwise: an
+/// `ldif` source's `max_value_bytes` by default.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 << 20;
+
+/// How much longer than the encoded limit a logical line may grow while it is read (the
+/// attribute description, spaces, folds) before it is refused as holding too large a
+/// value; the exact check comes when the value is decoded.
+const LINE_SLACK: usize = 64 << 10;
 
 /// Base64 as LDIF writers produce it; padding may be missing and trailing bits set, as
 /// python-ldap and OpenLDAP accept.
@@ -76,6 +91,7 @@ impl<R: BufRead> LdifReader<R> {
                 base64_text: Vec::new(),
                 resolver: Box::new(FileUrls::absolute_only()),
                 spare_values: Vec::new(),
+                max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             },
             state: State::default(),
             next_line: 1,
@@ -90,6 +106,13 @@ impl<R: BufRead> LdifReader<R> {
         self
     }
 
+    /// Refuses values larger than `max_value_bytes` (decoded) instead of the default
+    /// [`DEFAULT_MAX_VALUE_BYTES`].
+    pub fn with_max_value_bytes(mut self, max_value_bytes: usize) -> Self {
+        self.decoder.max_value_bytes = max_value_bytes;
+        self
+    }
+
     /// The line of the `dn:` of the record returned last (0 before the first record).
     pub fn record_line(&self) -> usize {
         self.state.record_line
@@ -99,10 +122,20 @@ impl<R: BufRead> LdifReader<R> {
     /// at the end of the input when no line was read.
     fn read_block(&mut self) -> Result<bool, LdifError> {
         let next_line = &mut self.next_line;
+        let max_value_bytes = self.decoder.max_value_bytes;
+        let max_line = max_value_bytes
+            .div_ceil(3)
+            .saturating_mul(4)
+            .saturating_add(LINE_SLACK);
         let read = self
             .block
-            .read(&mut self.input, next_line)
-            .map_err(|e| LdifError::new(*next_line, format!("cannot read: {e}")))?;
+            .read(&mut self.input, next_line, max_line)
+            .map_err(|e| match e {
+                ReadError::Io(e) => LdifError::new(*next_line, format!("cannot read: {e}")),
+                ReadError::LineTooLong { line, head } => {
+                    too_long_line(line, &head, max_value_bytes)
+                }
+            })?;
         self.block.ascii = self.block.bytes.is_ascii();
         Ok(read)
     }
@@ -183,17 +216,26 @@ impl Block {
     /// the next physical line of `input`. Returns false at the end of the input when no
     /// line was read.
     ///
-    /// Whole buffers are scanned for line ends and copied at once, not line by line.
-    fn read(&mut self, input: &mut impl BufRead, next_line: &mut usize) -> std::io::Result<bool> {
+    /// Whole buffers are scanned for line ends and copied at once, not line by line. A
+    /// logical line (folds included) longer than `max_line` bytes is an error as soon as
+    /// it is seen, before the rest of it is read.
+    fn read(
+        &mut self,
+        input: &mut impl BufRead,
+        next_line: &mut usize,
+        max_line: usize,
+    ) -> Result<bool, ReadError> {
         self.bytes.clear();
         self.lines.clear();
         // Where, in `bytes`, the line being read starts.
         let mut line_start = 0;
+        // The logical line being read: where it starts, its line number, its length.
+        let mut logical = LogicalLine::default();
         loop {
             let chunk = match input.fill_buf() {
                 Ok(chunk) => chunk,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(ReadError::Io(e)),
             };
             if chunk.is_empty() {
                 // The last line has no line feed.
@@ -223,6 +265,11 @@ impl Block {
                     end -= 1;
                 }
                 if end > line_start {
+                    let first = self.byte_at(chunk, copied, line_start);
+                    logical.extend(first, line_start, end, *next_line, !self.lines.is_empty());
+                    if logical.length > max_line {
+                        return Err(logical.too_long(self, chunk, copied));
+                    }
                     self.push_line(line_start, end, next_line);
                 } else if self.lines.is_empty() {
                     // A blank line before the block: forget it.
@@ -241,6 +288,23 @@ impl Block {
                 line_start = self.bytes.len() + begin - copied;
             }
             if !finished {
+                // The line still open at the end of the chunk: refuse it before holding
+                // it when it is already too long.
+                let open_end = self.bytes.len() + chunk.len() - copied;
+                if open_end > line_start {
+                    let first = self.byte_at(chunk, copied, line_start);
+                    let mut open = logical.clone();
+                    open.extend(
+                        first,
+                        line_start,
+                        open_end,
+                        *next_line,
+                        !self.lines.is_empty(),
+                    );
+                    if open.length > max_line {
+                        return Err(open.too_long(self, chunk, copied));
+                    }
+                }
                 self.bytes.extend_from_slice(&chunk[copied..]);
                 begin = chunk.len();
             }
@@ -248,6 +312,15 @@ impl Block {
             if finished {
                 return Ok(true);
             }
+        }
+    }
+
+    /// The byte at `position` of `bytes` as it will be once `chunk[copied..]` is
+    /// appended to it.
+    fn byte_at(&self, chunk: &[u8], copied: usize, position: usize) -> u8 {
+        match position.checked_sub(self.bytes.len()) {
+            Some(in_chunk) => chunk[copied + in_chunk],
+            None => self.bytes[position],
         }
     }
 
@@ -319,6 +392,94 @@ impl Block {
             None => self.error(span, problem.message),
         }
     }
+}
+
+/// Why [`Block::read`] stopped.
+enum ReadError {
+    Io(std::io::Error),
+    /// The logical line starting at physical line `line` is too long; `head` is its
+    /// start, for the message.
+    LineTooLong {
+        line: usize,
+        head: Vec<u8>,
+    },
+}
+
+/// The logical line [`Block::read`] is in, to bound its length.
+#[derive(Clone, Default)]
+struct LogicalLine {
+    /// Where it starts, in `Block::bytes` coordinates.
+    start: usize,
+    /// Its first physical line's number.
+    line: usize,
+    /// Its unfolded length so far.
+    length: usize,
+}
+
+impl LogicalLine {
+    /// Takes in the physical line `start..end` (numbered `number`, starting with `first`):
+    /// a continuation when it starts with a space after another line of the block.
+    fn extend(&mut self, first: u8, start: usize, end: usize, number: usize, after_line: bool) {
+        if first == b' ' && after_line {
+            self.length += end - start - 1;
+        } else {
+            *self = LogicalLine {
+                start,
+                line: number,
+                length: end - start,
+            };
+        }
+    }
+
+    /// The error for this line, with its first bytes (up to a description's worth).
+    fn too_long(&self, block: &Block, chunk: &[u8], copied: usize) -> ReadError {
+        const HEAD: usize = 256;
+        let head = (self.start..)
+            .take(HEAD)
+            .take_while(|&position| position < block.bytes.len() + chunk.len() - copied)
+            .map(|position| block.byte_at(chunk, copied, position))
+            .take_while(|&b| b != b'\n' && b != b'\r')
+            .collect();
+        ReadError::LineTooLong {
+            line: self.line,
+            head,
+        }
+    }
+}
+
+/// The error for a logical line too long to hold a value within `max_value_bytes`: at its
+/// value, naming its attribute, when `head` (its start) shows them.
+fn too_long_line(line: usize, head: &[u8], max_value_bytes: usize) -> LdifError {
+    match split(head) {
+        Ok(split) => {
+            let column = head[..split.value.start]
+                .iter()
+                .filter(|&&b| (b & 0xC0) != 0x80)
+                .count()
+                + 1;
+            LdifError::at(
+                line,
+                column,
+                value_too_large(split.description(), max_value_bytes),
+            )
+        }
+        Err(_) => LdifError::at(
+            line,
+            1,
+            format!(
+                "line longer than any value within the limit of {max_value_bytes} bytes \
+                 (max_value_bytes) could be"
+            ),
+        ),
+    }
+}
+
+/// The message for a value of `description` larger than `max_value_bytes`.
+fn value_too_large(description: &str, max_value_bytes: usize) -> String {
+    format!(
+        "value of \"{description}\" is larger than the limit of {max_value_bytes} bytes \
+         (max_value_bytes of the source)"
+    )
 }
 
 /// Walks the logical lines of a block, skipping comments.
@@ -470,8 +631,8 @@ fn split(text: &[u8]) -> Result<Line<'_>, Problem> {
         return Err(Problem {
             offset: None,
             message: format!(
-                "expected \"attr: value\", found \"{}\"{hint}",
-                snippet(text)
+                "expected \"attr: value\", found {}{hint}",
+                quote_for_message(text)
             ),
         });
     };
@@ -487,9 +648,9 @@ fn split(text: &[u8]) -> Result<Line<'_>, Problem> {
         return Err(Problem {
             offset: Some(bad),
             message: format!(
-                "invalid character {} in attribute name \"{}\"",
+                "invalid character {} in attribute name {}",
                 describe_char(&text[bad..]),
-                String::from_utf8_lossy(description)
+                quote_for_message(description)
             ),
         });
     }
@@ -564,15 +725,6 @@ pub(crate) fn is_valid_description(description: &str) -> bool {
         && check_description(bytes, bytes.contains(&b';')).is_ok()
 }
 
-/// The first 60 characters of a line, for messages.
-fn snippet(text: &[u8]) -> String {
-    let text = String::from_utf8_lossy(text);
-    match text.char_indices().nth(60) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.into_owned(),
-    }
-}
-
 /// `"x"`, or `U+0009` style for control and non-UTF-8 bytes.
 fn describe_char(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(4)];
@@ -593,6 +745,8 @@ struct Decoder {
     resolver: Box<dyn UrlResolver>,
     /// Value buffers of recycled entries, to decode values into.
     spare_values: Vec<Vec<u8>>,
+    /// The largest value accepted, decoded.
+    max_value_bytes: usize,
 }
 
 impl Decoder {
@@ -611,6 +765,13 @@ impl Decoder {
         out: &mut Vec<u8>,
     ) -> Result<(), LdifError> {
         let raw = line.raw_value();
+        if line.kind == ValueKind::Text && raw.len() > self.max_value_bytes {
+            return Err(block.error_at(
+                span,
+                line.value.start,
+                value_too_large(line.description(), self.max_value_bytes),
+            ));
+        }
         match line.kind {
             ValueKind::Text if block.ascii => {
                 out.extend_from_slice(raw);
@@ -648,15 +809,20 @@ impl Decoder {
                         ))
                     }
                 };
-                let value = self.resolver.resolve(url).map_err(|reason| {
-                    block.error(
-                        span,
-                        format!(
-                            "cannot read the value of \"{}\" from \"{url}\": {reason}",
-                            line.description()
-                        ),
-                    )
-                })?;
+                let value = self
+                    .resolver
+                    .resolve(url, self.max_value_bytes)
+                    .map_err(|reason| {
+                        block.error_at(
+                            span,
+                            line.value.start,
+                            format!(
+                                "cannot read the value of \"{}\" from {}: {reason}",
+                                line.description(),
+                                quote_for_message(url)
+                            ),
+                        )
+                    })?;
                 out.extend_from_slice(&value);
                 Ok(())
             }
@@ -700,6 +866,15 @@ impl Decoder {
         } else {
             raw
         };
+        // Valid base64 decodes to 3 bytes per 4 characters, padding aside.
+        let padding = input.iter().rev().take(2).filter(|&&b| b == b'=').count();
+        if (input.len() - padding) * 3 / 4 > self.max_value_bytes {
+            return Err(block.error_at(
+                span,
+                line.value.start,
+                value_too_large(line.description(), self.max_value_bytes),
+            ));
+        }
         out.reserve(input.len() / 4 * 3 + 3);
         match BASE64.decode_vec(input, out) {
             Ok(()) => Ok(()),
@@ -976,7 +1151,10 @@ fn parse_block(
             if version != "1" {
                 return Err(block.error(
                     span,
-                    format!("unsupported LDIF version \"{version}\": only version 1 exists"),
+                    format!(
+                        "unsupported LDIF version {}: only version 1 exists",
+                        quote_for_message(version)
+                    ),
                 ));
             }
             match next_line!() {
@@ -1149,7 +1327,10 @@ fn parse_block(
             other => {
                 return Err(block.error(
                     span,
-                    format!("\"deleteoldrdn:\" must be 0 or 1, found \"{other}\""),
+                    format!(
+                        "\"deleteoldrdn:\" must be 0 or 1, found {}",
+                        quote_for_message(other)
+                    ),
                 ))
             }
         };
@@ -1189,8 +1370,8 @@ fn parse_block(
         return Err(block.error(
             changetype_span,
             format!(
-                "unknown changetype \"{changetype}\": expected add, delete, modify, modrdn \
-                 or moddn"
+                "unknown changetype {}: expected add, delete, modify, modrdn or moddn",
+                quote_for_message(changetype)
             ),
         ));
     };
@@ -1244,8 +1425,9 @@ fn parse_modifications(
                 span,
                 line.value.start,
                 format!(
-                    "\"{}:\" needs an attribute description, found \"{attribute}\"",
-                    op.keyword()
+                    "\"{}:\" needs an attribute description, found {}",
+                    op.keyword(),
+                    quote_for_message(attribute)
                 ),
             ));
         }
@@ -1305,8 +1487,8 @@ fn parse_control(
             span,
             start,
             format!(
-                "\"control:\" needs a numeric OID, found \"{}\"",
-                String::from_utf8_lossy(text)
+                "\"control:\" needs a numeric OID, found {}",
+                quote_for_message(text)
             ),
         ));
     }
@@ -1428,7 +1610,7 @@ mod tests {
 
     fn records(input: &[u8]) -> Result<Vec<Record>, LdifError> {
         LdifReader::new(input)
-            .with_resolver(|url: &str| Ok(format!("<{url}>").into_bytes()))
+            .with_resolver(|url: &str, _max: usize| Ok(format!("<{url}>").into_bytes()))
             .collect()
     }
 
@@ -1683,6 +1865,145 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
+    /// The first error reading `input` with values limited to `max` bytes.
+    fn limited_error(input: &[u8], max: usize) -> String {
+        LdifReader::new(input)
+            .with_max_value_bytes(max)
+            .find_map(Result::err)
+            .expect("an error")
+            .to_string()
+    }
+
+    #[test]
+    fn values_up_to_the_limit_are_read_and_larger_ones_refused_at_the_value() {
+        let limit = 10;
+        let at_limit = b"dn: cn=a\ncn: 0123456789\nphoto:: MDEyMzQ1Njc4OQ==\n";
+        let entry = match LdifReader::new(&at_limit[..])
+            .with_max_value_bytes(limit)
+            .next()
+        {
+            Some(Ok(Record::Content(entry))) => entry,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(entry.values("photo").next(), Some(&b"0123456789"[..]));
+        let expect = |line: &str, attribute: &str| {
+            format!(
+                "line {line}: value of \"{attribute}\" is larger than the limit of 10 bytes \
+                 (max_value_bytes of the source)"
+            )
+        };
+        assert_eq!(
+            limited_error(b"dn: cn=a\ncn: 0123456789A\n", limit),
+            expect("2:5", "cn")
+        );
+        // 11 bytes in base64, with and without padding, and folded.
+        assert_eq!(
+            limited_error(b"dn: cn=a\nphoto:: MDEyMzQ1Njc4OUE=\n", limit),
+            expect("2:9", "photo")
+        );
+        assert_eq!(
+            limited_error(b"dn: cn=a\nphoto:: MDEyMzQ1Njc4OUE\n", limit),
+            expect("2:9", "photo")
+        );
+        assert_eq!(
+            limited_error(b"dn: cn=a\ndescription: 01234\n 56789A\n", limit),
+            expect("2:14", "description")
+        );
+        // A DN is a value too.
+        assert_eq!(
+            limited_error(b"dn: cn=abcdefghij\n", limit),
+            expect("1:5", "dn")
+        );
+    }
+
+    #[test]
+    fn a_line_too_long_for_any_value_is_refused_before_it_is_read_whole() {
+        // 4 MiB of value with a limit of 1 KiB: the error names the line and attribute,
+        // and the reader stops before the end of the line (the input never ends).
+        struct Endless {
+            head: &'static [u8],
+            sent: usize,
+        }
+        impl std::io::Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.sent >= 64 << 20 {
+                    panic!("the reader read 64 MiB of one line");
+                }
+                let n = buf.len();
+                for (i, b) in buf.iter_mut().enumerate() {
+                    *b = self.head.get(self.sent + i).copied().unwrap_or(b'x');
+                }
+                self.sent += n;
+                Ok(n)
+            }
+        }
+        let input = std::io::BufReader::with_capacity(
+            1 << 16,
+            Endless {
+                head: b"dn: cn=a\n# comment\ndescription:    x",
+                sent: 0,
+            },
+        );
+        let err = LdifReader::new(input)
+            .with_max_value_bytes(1024)
+            .find_map(Result::err)
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "line 3:17: value of \"description\" is larger than the limit of 1024 bytes \
+             (max_value_bytes of the source)"
+        );
+        // Folded over many short lines, too; and a line with no attribute at all.
+        let folded = format!("dn: cn=a\ncn: x\n{}\n", " 0123456789\n".repeat(20_000));
+        let err = limited_error(folded.as_bytes(), 1024);
+        assert!(
+            err.starts_with("line 2:5: value of \"cn\" is larger"),
+            "{err}"
+        );
+        let no_colon = format!("dn: cn=a\n{}\n", "x".repeat(200_000));
+        assert_eq!(
+            limited_error(no_colon.as_bytes(), 1024),
+            "line 2:1: line longer than any value within the limit of 1024 bytes \
+             (max_value_bytes) could be"
+        );
+    }
+
+    #[test]
+    fn a_url_value_past_the_limit_is_refused_on_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big.bin"), vec![0u8; 11]).unwrap();
+        std::fs::write(dir.path().join("ok.bin"), vec![0u8; 10]).unwrap();
+        let read = |input: &[u8]| {
+            LdifReader::new(input)
+                .with_max_value_bytes(10)
+                .with_resolver(FileUrls::relative_to(dir.path()))
+                .next()
+                .unwrap()
+        };
+        assert!(read(b"dn: cn=a\nphoto:< ok.bin\n").is_ok());
+        assert_eq!(
+            read(b"dn: cn=a\nphoto:< big.bin\n")
+                .unwrap_err()
+                .to_string(),
+            "line 2:9: cannot read the value of \"photo\" from \"big.bin\": it holds 11 bytes, \
+             more than the limit of 10 bytes (max_value_bytes of the source)"
+        );
+    }
+
+    #[test]
+    fn errors_quote_control_characters_escaped() {
+        let err = limited_error(b"dn: cn=a\nobjectCla\x1bss: person\n", 100);
+        assert_eq!(
+            err,
+            "line 2:10: invalid character U+001B in attribute name \"objectCla\\u{1b}ss\""
+        );
+        let err = limited_error(b"dn: cn=a\nno colon \x1b[31m here\n", 100);
+        assert_eq!(
+            err,
+            "line 2: expected \"attr: value\", found \"no colon \\u{1b}[31m here\""
+        );
+    }
+
     #[test]
     fn url_errors_name_the_attribute_and_url() {
         let err = LdifReader::new(&b"dn: cn=a\nphoto:< http://x/y\n"[..])
@@ -1691,7 +2012,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "line 2: cannot read the value of \"photo\" from \"http://x/y\": unsupported URL \
+            "line 2:9: cannot read the value of \"photo\" from \"http://x/y\": unsupported URL \
              scheme \"http\": only file: URLs and paths can be read"
         );
     }

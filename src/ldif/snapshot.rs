@@ -24,11 +24,12 @@ use std::ops::Bound;
 
 use crate::core::dn::{normalize_dn, AttributeValue, Dn};
 use crate::core::entry::{Attribute, Entry};
+use crate::core::quote::{quote_for_message, shown_for_message};
 use crate::ldif::{Change, ChangeRecord, ModOp, ModRdn};
 
 /// Why a change record does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{dn}: {message}")]
+#[error("{}: {message}", shown_for_message(dn))]
 pub struct SnapshotError {
     /// The DN of the record, as written.
     pub dn: String,
@@ -358,9 +359,12 @@ impl Snapshot {
 fn renamed_dn(dn: &str, rename: &ModRdn) -> Result<(String, Dn, Dn), String> {
     let old = Dn::parse(dn).map_err(|e| format!("invalid DN: {e}"))?;
     let new_rdn = Dn::parse(&rename.new_rdn)
-        .map_err(|e| format!("invalid newrdn {:?}: {e}", rename.new_rdn))?;
+        .map_err(|e| format!("invalid newrdn {}: {e}", quote_for_message(&rename.new_rdn)))?;
     if new_rdn.rdns().len() != 1 {
-        return Err(format!("newrdn {:?} must be a single RDN", rename.new_rdn));
+        return Err(format!(
+            "newrdn {} must be a single RDN",
+            quote_for_message(&rename.new_rdn)
+        ));
     }
     let parent = match &rename.new_superior {
         Some(superior) => superior.clone(),
@@ -424,8 +428,8 @@ fn modify(
                 });
                 if exists {
                     return Err(format!(
-                        "add: {description} already has the value {:?}",
-                        String::from_utf8_lossy(value)
+                        "add: {description} already has the value {}",
+                        quote_for_message(value)
                     ));
                 }
                 entry.push_value(description, value.clone());
@@ -443,8 +447,8 @@ fn modify(
             for value in values {
                 if !remove_value(entry, description, value) {
                     return Err(format!(
-                        "delete: {description} has no value {:?}",
-                        String::from_utf8_lossy(value)
+                        "delete: {description} has no value {}",
+                        quote_for_message(value)
                     ));
                 }
             }

@@ -5,24 +5,35 @@
 //! one against the directory of the LDIF file that names it. It must not fetch anything
 //! over the network: any other scheme is an error.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 /// Turns the URL of an `attr:< URL` value into the value's bytes.
 ///
-/// Closures `FnMut(&str) -> Result<Vec<u8>, String>` are resolvers too. The error is a
-/// reason; the reader adds the line and the URL.
+/// Closures `FnMut(&str, usize) -> Result<Vec<u8>, String>` are resolvers too. The error
+/// is a reason; the reader adds the line and the URL.
 pub trait UrlResolver {
-    /// The bytes `url` (as written, spaces around it removed) stands for.
-    fn resolve(&mut self, url: &str) -> Result<Vec<u8>, String>;
+    /// The bytes `url` (as written, spaces around it removed) stands for; more than
+    /// `max_bytes` of them is an error (see [`too_large`]), found before they are read
+    /// where the resolver can.
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, String>;
 }
 
 impl<F> UrlResolver for F
 where
-    F: FnMut(&str) -> Result<Vec<u8>, String>,
+    F: FnMut(&str, usize) -> Result<Vec<u8>, String>,
 {
-    fn resolve(&mut self, url: &str) -> Result<Vec<u8>, String> {
-        self(url)
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+        self(url, max_bytes)
     }
+}
+
+/// The reason a resolver gives for a value of `size` bytes, more than `max_bytes`.
+pub fn too_large(size: u64, max_bytes: usize) -> String {
+    format!(
+        "it holds {size} bytes, more than the limit of {max_bytes} bytes (max_value_bytes of \
+         the source)"
+    )
 }
 
 /// The default policy: read `file:` URLs and paths from the local file system.
@@ -93,10 +104,30 @@ impl FileUrls {
 }
 
 impl UrlResolver for FileUrls {
-    fn resolve(&mut self, url: &str) -> Result<Vec<u8>, String> {
-        let path = self.path_of(url)?;
-        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+        read_bounded(&self.path_of(url)?, max_bytes)
     }
+}
+
+/// The bytes of the file at `path`, refused (see [`too_large`]) when they are more than
+/// `max_bytes`, without reading more than one byte past the limit.
+pub fn read_bounded(path: &Path, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let size = file.metadata().map_err(cannot_read)?.len();
+    if size > max_bytes as u64 {
+        return Err(too_large(size, max_bytes));
+    }
+    // The size a file claims (0 for many special files) bounds nothing: read one byte
+    // past the limit at most.
+    let mut value = Vec::with_capacity(size as usize);
+    file.take(max_bytes as u64 + 1)
+        .read_to_end(&mut value)
+        .map_err(cannot_read)?;
+    if value.len() > max_bytes {
+        return Err(too_large(value.len() as u64, max_bytes));
+    }
+    Ok(value)
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -193,8 +224,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("photo.jpg"), b"\xff\xd8bytes").unwrap();
         let mut urls = FileUrls::relative_to(dir.path());
-        assert_eq!(urls.resolve("photo.jpg").unwrap(), b"\xff\xd8bytes");
-        let err = urls.resolve("missing.jpg").unwrap_err();
+        assert_eq!(urls.resolve("photo.jpg", 7).unwrap(), b"\xff\xd8bytes");
+        let err = urls.resolve("missing.jpg", 7).unwrap_err();
         assert!(err.starts_with("cannot read "), "{err}");
+        let err = urls.resolve("photo.jpg", 6).unwrap_err();
+        assert!(
+            err.starts_with("it holds 7 bytes, more than the limit of 6 bytes"),
+            "{err}"
+        );
     }
 }

@@ -441,3 +441,72 @@ pub fn drift_html(report: &DriftReport) -> String {
     out.push_str("</main></body></html>\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::drift::{Orphan, PendingChanges, ProtectedHolding, RowKind};
+    use crate::core::plan::Summary;
+
+    /// A report whose every cell holds a hostile name.
+    fn hostile_report(name: &str) -> DriftReport {
+        DriftReport {
+            revision: Some("main".to_string()),
+            state_serial: 3,
+            hashes_recorded: true,
+            outside_edits: Vec::new(),
+            protected_holdings: vec![ProtectedHolding {
+                protocol: "aol".to_string(),
+                im_name: name.to_string(),
+                account: format!("cn={name},dc=example"),
+                dn: format!("cn={name},dc=example"),
+                source: "corp".to_string(),
+                owner: None,
+            }],
+            orphans: vec![Orphan {
+                kind: RowKind::Registration,
+                key: format!("aol:{name}"),
+                owner: name.to_string(),
+            }],
+            pending: PendingChanges {
+                summary: Summary::default(),
+                changes: Vec::new(),
+            },
+            unmanaged: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn drift_markdown_shows_hostile_names_as_text() {
+        let text = drift_markdown(&hostile_report(
+            "<details>@team](javascript:alert(1))|`x`*b*_i_",
+        ));
+        let escaped = "&lt;details&gt;@&#8203;team\\](javascript:alert(1))\\|\\`x\\`\\*b\\*\\_i\\_";
+        assert_eq!(text.matches(escaped).count(), 4, "{text}");
+        assert!(
+            !text.contains("<details>") && !text.contains("@team"),
+            "{text}"
+        );
+        // Every table row keeps its columns: the name's `|` is no cell border.
+        for row in text.lines().filter(|line| line.starts_with("| ")) {
+            let cells = row.split(" | ").count();
+            assert!(cells == 3 || cells == 4, "{row}");
+        }
+    }
+
+    #[test]
+    fn drift_html_escapes_names_in_text_and_attributes() {
+        let html = drift_html(&hostile_report(
+            "\"><script>alert('x')</script><a title='t' href=\"javascript:1\">",
+        ));
+        assert!(
+            !html.contains("<script>") && !html.contains("<a title"),
+            "{html}"
+        );
+        assert!(html.contains(
+            "&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;a title=&#39;t&#39; \
+             href=&quot;javascript:1&quot;&gt;"
+        ));
+        assert!(!html.contains("=\"javascript"));
+    }
+}

@@ -10,8 +10,8 @@
 //!   million users: 0.99 GB, against 1.2 GB with one field a line);
 //! - the header comes first: `format_version`, `revision`, `state_serial`, the digests,
 //!   `summary`, `imports` and `revision_dirty`, then `changes`, then `warnings`, `skipped`,
-//!   `group_skipped` and `effect`; a reader streaming the file knows the header before the
-//!   first change. (Key order is not part of the JSON contract: readers must not depend
+//!   `group_skipped`, `connection_trust` and `effect`; a reader streaming the file knows
+//!   the header before the first change. (Key order is not part of the JSON contract: readers must not depend
 //!   on it, and `app/saved_plan.rs` does not.)
 //!
 //! The value is serde's: the text parses to exactly `serde_json::to_value` of the
@@ -66,6 +66,10 @@ pub(super) fn write_document(document: &PlanDocument<'_>, out: &mut dyn Write) -
     if !plan.group_skipped.is_empty() {
         json.key(1, "group_skipped")?;
         json.serde(1, &plan.group_skipped)?;
+    }
+    if !document.connection_trust.is_empty() {
+        json.key(1, "connection_trust")?;
+        json.serde(1, &document.connection_trust)?;
     }
     if let Some(effect) = document.effect {
         json.key(1, "effect")?;
@@ -442,7 +446,7 @@ mod tests {
 
     use super::*;
     use crate::core::desired::{GroupSkipCounts, SkipCounts, Warning, WarningKind};
-    use crate::core::effect::{FileDiff, FileStatus};
+    use crate::core::effect::{FileDiff, FileStatus, SourceTrust, TrustedReading};
     use crate::core::model::{GroupKind, Profile};
     use crate::core::plan::{
         FieldChange, ImportedFile, Plan, SourceImport, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER,
@@ -461,7 +465,14 @@ mod tests {
     ];
 
     /// The top-level keys after the header, in the order they are written.
-    const AFTER_HEADER: [&str; 5] = ["changes", "warnings", "skipped", "group_skipped", "effect"];
+    const AFTER_HEADER: [&str; 6] = [
+        "changes",
+        "warnings",
+        "skipped",
+        "group_skipped",
+        "connection_trust",
+        "effect",
+    ];
 
     /// Changes of every kind and action, with each optional field present or not, over
     /// `texts`.
@@ -669,6 +680,7 @@ mod tests {
             SkipCounts {
                 missing_attribute: 2,
                 invalid_name: 1,
+                disabled: 3,
             },
         );
         let mut group_skipped = BTreeMap::new();
@@ -844,17 +856,29 @@ mod tests {
         let with_effect = effect(changes());
         let empty_effect = effect(Vec::new());
         let bare = bare();
+        let trust = [
+            SourceTrust {
+                source: "corp".into(),
+                reading: TrustedReading::TrustedSettings,
+            },
+            SourceTrust {
+                source: "new".into(),
+                reading: TrustedReading::NotRead,
+            },
+        ];
         for document in [
             PlanDocument::of(&full),
             PlanDocument {
                 plan: &full,
                 revision_dirty: true,
                 effect: Some(&with_effect),
+                connection_trust: &trust,
             },
             PlanDocument {
                 plan: &bare,
                 revision_dirty: false,
                 effect: Some(&empty_effect),
+                connection_trust: &[],
             },
             PlanDocument::of(&bare),
         ] {
@@ -920,7 +944,12 @@ mod tests {
             plan.warnings = warnings_of(&texts);
             plan.revision = Some(texts[0].to_string());
             let effect = effect(changes_of(&texts));
-            check(&PlanDocument { plan: &plan, revision_dirty: true, effect: Some(&effect) });
+            check(&PlanDocument {
+                plan: &plan,
+                revision_dirty: true,
+                effect: Some(&effect),
+                connection_trust: &[],
+            });
         }
     }
 }

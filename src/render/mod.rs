@@ -14,8 +14,9 @@ use serde::Serialize;
 mod drift;
 pub use drift::{drift_html, drift_markdown, drift_summary_line, drift_text};
 
-use crate::core::effect::{Effect, FileStatus};
+use crate::core::effect::{Effect, FileStatus, SourceTrust};
 use crate::core::plan::{Action, Change, Kind, Plan, Summary};
+use crate::core::quote::{printable, push_printable_str};
 
 mod json;
 mod ldif;
@@ -37,6 +38,9 @@ pub struct PlanDocument<'a> {
     pub revision_dirty: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effect: Option<&'a Effect>,
+    /// A review: how the head's LDAP sources were read (`config::trust`).
+    #[serde(skip_serializing_if = "<[SourceTrust]>::is_empty")]
+    pub connection_trust: &'a [SourceTrust],
 }
 
 impl<'a> PlanDocument<'a> {
@@ -46,6 +50,7 @@ impl<'a> PlanDocument<'a> {
             plan,
             revision_dirty: false,
             effect: None,
+            connection_trust: &[],
         }
     }
 }
@@ -271,7 +276,7 @@ fn describe(change: &Change, into: &mut Description) {
             }
             let line = &mut into.line;
             line.push_str("account ");
-            line.push_str(account);
+            push_printable_str(line, account);
             line.push_str(" (source ");
             line.push_str(change.source.as_deref().unwrap_or("?"));
             line.push(')');
@@ -279,7 +284,7 @@ fn describe(change: &Change, into: &mut Description) {
         (Kind::Account, action) => {
             let line = &mut into.line;
             line.push_str("account ");
-            line.push_str(account);
+            push_printable_str(line, account);
             match action {
                 Action::Deactivate => line.push_str(" deactivate"),
                 Action::Reactivate => line.push_str(" reactivate"),
@@ -293,7 +298,7 @@ fn describe(change: &Change, into: &mut Description) {
             line.push(' ');
             push_quoted(line, change.im_name.as_deref().unwrap_or("?"));
             line.push_str(" → ");
-            line.push_str(account);
+            push_printable_str(line, account);
             push_reason(line, reason);
         }
         (Kind::Group, _) => {
@@ -311,7 +316,7 @@ fn describe(change: &Change, into: &mut Description) {
             }
             let line = &mut into.line;
             line.push_str("group ");
-            line.push_str(group);
+            push_printable_str(line, group);
             push_reason(line, reason);
         }
         (Kind::GroupMember, _) => {
@@ -321,9 +326,9 @@ fn describe(change: &Change, into: &mut Description) {
                 .or(change.member.as_deref())
                 .unwrap_or("?");
             let line = &mut into.line;
-            line.push_str(change.group.as_deref().unwrap_or("?"));
+            push_printable_str(line, change.group.as_deref().unwrap_or("?"));
             line.push_str(" ← ");
-            line.push_str(member);
+            push_printable_str(line, member);
             push_reason(line, reason);
         }
     }
@@ -333,7 +338,7 @@ fn describe(change: &Change, into: &mut Description) {
 /// `Plan: …` line last.
 pub fn text(plan: &Plan, color: Color) -> String {
     let mut bytes = Vec::new();
-    write_text(plan, color, &mut bytes).expect("writing to memory cannot fail");
+    write_text(plan, false, color, &mut bytes).expect("writing to memory cannot fail");
     String::from_utf8(bytes).expect("the plan is UTF-8")
 }
 
@@ -464,11 +469,18 @@ fn status_name(status: FileStatus) -> &'static str {
 }
 
 /// Streams [`text`]'s output into `out`, for large plans.
-pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> std::io::Result<()> {
+pub fn write_text(
+    plan: &Plan,
+    revision_dirty: bool,
+    color: Color,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    // `-dirty`: the working tree differed from the commit in a file the plan read.
+    let dirty = if revision_dirty { "-dirty" } else { "" };
     let revision = plan
         .revision
         .as_deref()
-        .map(|r| format!("revision {}, ", short(r)))
+        .map(|r| format!("revision {}{dirty}, ", short(r)))
         .unwrap_or_default();
     writeln!(
         out,
@@ -503,6 +515,12 @@ pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> s
                 lines.push(format!(
                     "mapping {mapping}: {} values are not valid IM names",
                     counts.invalid_name
+                ));
+            }
+            if counts.disabled > 0 {
+                lines.push(format!(
+                    "mapping {mapping}: {} disabled users get no registration",
+                    counts.disabled
                 ));
             }
             lines
@@ -554,10 +572,47 @@ pub fn write_text(plan: &Plan, color: Color, out: &mut impl std::io::Write) -> s
     writeln!(out, "{}", summary_line(s))
 }
 
-fn escape_markdown(text: &str) -> String {
-    text.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// `text` as Markdown (GitHub's included) shows it, inline or in a table cell: control
+/// and invisible characters escaped (see [`printable`]), HTML's `<`, `>` and `&` as
+/// entities (no tag, comment or entity from data), `@` kept from mentioning anyone, and
+/// every character that acts inside a line backslash-escaped: emphasis, code spans, links
+/// and images (`[`, `]`), headings, strikethrough, table cells. (What acts only at the
+/// start of a line, `-`, `+`, `1.`, never comes first: the callers put text after a
+/// cell's `|` or a list's `- `.) The one Markdown escaper: plan and drift reports use it.
+pub(crate) fn escape_markdown(text: &str) -> String {
+    let text = printable(text);
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            // A zero-width space after the `@`, as GitHub's own bots write it, so that
+            // `@team` is not a mention.
+            '@' => out.push_str("@&#8203;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as a Markdown code span: delimited by more backticks than any run inside it
+/// (padded with a space when it starts or ends with one), control characters escaped, so
+/// that no file name closes the span early.
+fn code_span(text: &str) -> String {
+    let text = printable(text);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 /// `N to add, N to update, N to remove, N to deactivate`.
@@ -607,7 +662,7 @@ fn markdown_tables(out: &mut String, changes: &[Change]) {
 /// grouped by mapping, the plan against the store, and the unified diff of the changed
 /// config files, each in its own `<details>` block. Cut to stay under
 /// [`MARKDOWN_LIMIT`] characters.
-pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
+pub fn markdown(plan: &Plan, effect: Option<&Effect>, connection_trust: &[SourceTrust]) -> String {
     let s = &plan.summary;
     let mut out = String::new();
     let mut extras = Vec::new();
@@ -649,6 +704,9 @@ pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
             "\n> {}; `apply` refuses it without `--allow-deletes`.",
             escape_markdown(reason)
         );
+    }
+    for note in connection_trust {
+        let _ = writeln!(out, "\n> Note: {}", escape_markdown(&note.message()));
     }
     if let Some(effect) = effect {
         let _ = writeln!(
@@ -712,8 +770,8 @@ pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
             let fence = "`".repeat(longest.max(2) + 1);
             let _ = writeln!(
                 out,
-                "`{}` ({})\n\n{fence}diff\n{}{}{fence}\n",
-                file.path,
+                "{} ({})\n\n{fence}diff\n{}{}{fence}\n",
+                code_span(&file.path),
                 status_name(file.status),
                 file.diff,
                 if file.diff.ends_with('\n') { "" } else { "\n" }
@@ -722,6 +780,21 @@ pub fn markdown(plan: &Plan, effect: Option<&Effect>) -> String {
         let _ = writeln!(out, "</details>");
     }
     fit_markdown(&out, MARKDOWN_LIMIT)
+}
+
+/// The notes of a review on how the head's LDAP sources were read, one line each and a
+/// blank line after them, before a text plan (nothing without notes).
+pub fn write_trust_text(
+    connection_trust: &[SourceTrust],
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    for note in connection_trust {
+        writeln!(out, "Note: {}", note.message())?;
+    }
+    if !connection_trust.is_empty() {
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 /// `text` if it is shorter than `limit` characters; otherwise its first lines, with any
@@ -820,6 +893,92 @@ mod tests {
     }
 
     #[test]
+    fn markdown_escapes_what_it_quotes() {
+        assert_eq!(
+            escape_markdown("<details> @team ](javascript:alert(1)) a|b `x` *b* _i_ # ~s~ \\ &lt;"),
+            "&lt;details&gt; @&#8203;team \\](javascript:alert(1)) a\\|b \\`x\\` \\*b\\* \\_i\\_ \\# \\~s\\~ \\\\ &amp;lt;"
+        );
+        // Controls are escaped first, then the escape's backslash for Markdown: the page
+        // shows `a\nb\u{1b}`.
+        assert_eq!(
+            escape_markdown("a\nb\x1b\u{202e}"),
+            "a\\\\nb\\\\u{1b}\\\\u{202e}"
+        );
+        assert_eq!(escape_markdown("alice.smith-1"), "alice.smith-1");
+    }
+
+    #[test]
+    fn code_spans_outlast_the_backticks_inside() {
+        assert_eq!(code_span("a.yaml"), "`a.yaml`");
+        assert_eq!(code_span("a`b``c.yaml"), "```a`b``c.yaml```");
+        assert_eq!(code_span("`x"), "`` `x ``");
+        assert_eq!(code_span("a\nb"), "`a\\nb`");
+    }
+
+    #[test]
+    fn a_plan_in_markdown_shows_hostile_names_as_text() {
+        let mut plan = Plan {
+            format_version: 1,
+            revision: None,
+            state_serial: 0,
+            inputs_digest: String::new(),
+            config_digest: String::new(),
+            summary: Summary::default(),
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            skipped: BTreeMap::new(),
+            group_skipped: BTreeMap::new(),
+            imports: Vec::new(),
+        };
+        let hostile = [
+            "<details>",
+            "@team",
+            "](javascript:alert(1))",
+            "a|b",
+            "`code`",
+            "*bold*",
+            "_it_",
+            "# title",
+        ];
+        for name in hostile {
+            plan.changes.push(Change {
+                protocol: Some("aol".into()),
+                im_name: Some(name.into()),
+                account: Some(format!("cn={name},dc=example,dc=com").into()),
+                mapping: Some("aol-mail".into()),
+                ..Change::new(Action::Add, Kind::Registration)
+            });
+        }
+        plan.warnings.push(crate::core::desired::Warning::new(
+            crate::core::desired::WarningKind::InvalidName,
+            "name \"</details><img src=x>\" @everyone".to_string(),
+        ));
+        plan.summary.add = hostile.len() as u64;
+        let text = markdown(&plan, None, &[]);
+        for escaped in [
+            "&lt;details&gt;",
+            "@&#8203;team",
+            "\\](javascript:alert(1))",
+            "a\\|b",
+            "\\`code\\`",
+            "\\*bold\\*",
+            "\\_it\\_",
+            "\\# title",
+            "- name \"&lt;/details&gt;&lt;img src=x&gt;\" @&#8203;everyone",
+        ] {
+            assert!(text.contains(escaped), "{escaped} not in\n{text}");
+        }
+        // Only the report's own tags and table rows: one `<details>`, one `</details>`,
+        // and every row of the table has its 4 cell separators.
+        assert_eq!(text.matches("<details>").count(), 1, "{text}");
+        assert_eq!(text.matches("</details>").count(), 1, "{text}");
+        assert!(!text.contains("<img"));
+        for row in text.lines().filter(|line| line.starts_with("| `")) {
+            assert_eq!(row.matches(" | ").count() + 2, 4, "{row}");
+        }
+    }
+
+    #[test]
     fn markdown_output_with_a_huge_plan_stays_under_the_limit() {
         let mut plan = Plan {
             format_version: 1,
@@ -844,7 +1003,7 @@ mod tests {
             });
         }
         plan.summary.add = 5000;
-        let text = markdown(&plan, None);
+        let text = markdown(&plan, None, &[]);
         assert!(text.chars().count() < MARKDOWN_LIMIT);
         assert!(text.starts_with("**registrar plan**: 5000 to add"));
         assert!(text.contains("user0"));

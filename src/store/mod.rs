@@ -618,15 +618,29 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
         let dn_key = normalize_dn(account_dn);
-        if let Some((account, held_source)) = transaction
+        if let Some((account, dn, held_source)) = transaction
             .query_row(
-                "SELECT account, source FROM registrations WHERE protocol = ?1 AND im_name_key = ?2",
+                "SELECT r.account, a.dn, r.source FROM registrations r \
+                 LEFT JOIN accounts a ON a.anchor = r.account \
+                 WHERE r.protocol = ?1 AND r.im_name_key = ?2",
                 params![protocol, name_key],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
             )
             .optional()
             .map_err(fail)?
         {
+            // A person knows the account by its DN; the anchor helps when it differs.
+            let account = match dn {
+                Some(dn) if normalize_dn(&dn) == account => dn,
+                Some(dn) => format!("{dn} (anchor {account})"),
+                None => account,
+            };
             return Err(StoreError::AlreadyRegistered {
                 protocol: protocol.to_string(),
                 im_name: im_name.to_string(),

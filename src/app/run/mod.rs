@@ -10,7 +10,8 @@
 //! commands, in `spawn_blocking`, and turns SIGTERM/SIGINT into a clean stop.
 //!
 //! It must not do a second reconcile of its own: a run is exactly what `plan` or
-//! `apply` would do at that commit, plus the history record.
+//! `apply --auto-approve` would do at that commit, plus the history record. It never
+//! asks: the schedule in the reviewed config is the approval.
 
 mod follow;
 mod http;
