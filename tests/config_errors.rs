@@ -132,7 +132,7 @@ fn a_broken_source_is_reported_once_and_its_references_are_not_unknown() {
     assert_eq!(
         lines,
         [
-            "error: a.yaml:5:30: sources[1].ldif: unknown field `colour`, expected one of `path`, `changes`, `max_value_bytes`",
+            "error: a.yaml:5:29: sources[1].ldif: unknown field `colour`, expected one of `path`, `changes`, `max_value_bytes`",
             "error: b.yaml:9:15: unknown source \"payrol\" (known: corp)",
         ],
         "{err}"
