@@ -1347,6 +1347,102 @@ mod tests {
         }
     }
 
+    /// Config-shaped files: list sections of items, each item well formed or broken
+    /// in one of the ways users break them, in block or flow style, and a policy.
+    fn configish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pick = |values: &[&'static str]| prop::sample::select(values.to_vec());
+        let mapping = (
+            pick(&["a", "b", "c"]),
+            pick(&["\"{mail}\"", "\"{mail\"", "\"{mail|nope}\"", "[x]"]),
+            pick(&[
+                "",
+                "\n    when: \"(a=1)\"",
+                "\n    when: \"(a=1\"",
+                "\n    colour: red",
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(name, value, extra, flow)| {
+                if flow {
+                    format!("  - {{name: {name}, protocol: aol, value: {value}}}")
+                } else {
+                    format!("  - name: {name}\n    protocol: aol\n    value: {value}{extra}")
+                }
+            });
+        let source = (
+            pick(&["corp", "hr"]),
+            pick(&["{path: p.ldif}", "{path: p.ldif, x: 1}", "3"]),
+        )
+            .prop_map(|(name, ldif)| format!("  - name: {name}\n    ldif: {ldif}"));
+        let group = (pick(&["corp", "hr", "nope"]), pick(&["\"(cn=*)\"", "\"(cn=*\""]))
+            .prop_map(|(source, filter)| {
+                format!("  - name: \"{{cn}}\"\n    kind: distribution_list\n    source: {source}\n    filter: {filter}")
+            });
+        let section = prop_oneof![
+            prop::collection::vec(mapping, 0..4)
+                .prop_map(|items| format!("mappings:\n{}", items.join("\n"))),
+            prop::collection::vec(source, 0..3)
+                .prop_map(|items| format!("sources:\n{}", items.join("\n"))),
+            prop::collection::vec(group, 0..3)
+                .prop_map(|items| format!("groups:\n{}", items.join("\n"))),
+            pick(&[
+                "policy: {max_deletes: 3}",
+                "policy:\n  max_deletes: x",
+                "bogus: 1",
+                "# note"
+            ])
+            .prop_map(str::to_string),
+        ];
+        prop::collection::vec(section, 0..5).prop_map(|sections| sections.join("\n"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 512, ..Default::default() })]
+
+        /// Reading part by part changes nothing serde_yaml says of the whole file: a file
+        /// it reads whole gives no problem and the same items; a file it refuses gives, as
+        /// its first problem, serde_yaml's first, at the same place.
+        #[test]
+        fn parts_read_alone_agree_with_the_whole_file(text in configish()) {
+            let file = ConfigText { path: PathBuf::from("f.yaml"), text: text.clone() };
+            let read = parse_file(&file);
+            let is_empty = serde_yaml::from_str::<serde_yaml::Value>(&text)
+                .is_ok_and(|value| value.is_null());
+            match serde_yaml::from_str::<ConfigFile>(&text) {
+                _ if is_empty => proptest::prop_assert!(read.problems.is_empty()),
+                Ok(whole) => {
+                    proptest::prop_assert!(read.problems.is_empty(), "{:?}", read.problems);
+                    let config = read.config.unwrap();
+                    proptest::prop_assert_eq!(config.sources.len(), whole.sources.len());
+                    proptest::prop_assert_eq!(config.mappings.len(), whole.mappings.len());
+                    proptest::prop_assert_eq!(config.groups.len(), whole.groups.len());
+                    proptest::prop_assert_eq!(config.schedules.len(), whole.schedules.len());
+                    proptest::prop_assert_eq!(config.policy.is_some(), whole.policy.is_some());
+                }
+                Err(error) => {
+                    let first = read.problems.first();
+                    proptest::prop_assert!(first.is_some());
+                    let problem = first.unwrap();
+                    let message = error.to_string();
+                    let message = match message.rfind(" at line ") {
+                        Some(at) => &message[..at],
+                        None => &message,
+                    };
+                    // A repeated top-level key: serde_yaml names the root, we the key.
+                    if !message.starts_with("duplicate field") {
+                        let location = error.location().unwrap();
+                        let (line, column) = refine_value_position(
+                            &text, location.line(), location.column(), message);
+                        proptest::prop_assert_eq!(&problem.message, &printable(message));
+                        proptest::prop_assert_eq!(
+                            (problem.location.line, problem.location.column), (line, column));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_path_within_a_part_goes_after_the_part_s_own() {
         assert_eq!(
