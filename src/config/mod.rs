@@ -481,6 +481,7 @@ fn parse_whole(file: &ConfigText) -> FileRead {
         };
     }
     let whole = Span {
+        in_flow: false,
         start: yaml_bounds::Mark {
             index: 0,
             line: 0,
@@ -504,10 +505,11 @@ fn parse_whole(file: &ConfigText) -> FileRead {
 }
 
 /// Deserializes the part of `file` that `span` covers, on its own: its first line is
-/// indented to where the part starts and the positions serde_yaml reports are moved
-/// down to where the part stands, so a problem names the same `line:col` as in the
-/// whole file. `path` (e.g. `mappings[2]`) is where the part stands in the file, put
-/// before the path serde_yaml names within it.
+/// indented to where the part starts (unless it stands in a flow list, where a line may
+/// hold thousands of items: indenting each would be quadratic) and the positions
+/// serde_yaml reports are moved to where the part stands, so a problem names the same
+/// `line:col` as in the whole file. `path` (e.g. `mappings[2]`) is where the part
+/// stands in the file, put before the path serde_yaml names within it.
 fn parse_part<T: serde::de::DeserializeOwned>(
     file: &ConfigText,
     span: &Span,
@@ -519,13 +521,14 @@ fn parse_part<T: serde::de::DeserializeOwned>(
         Some("") | None => "{}",
         Some(part) => part,
     };
-    let text = format!("{}{part}", " ".repeat(span.start.column));
+    let indent = if span.in_flow { 0 } else { span.start.column };
+    let text = format!("{}{part}", " ".repeat(indent));
     serde_yaml::from_str::<T>(&text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map_or((span.start.line + 1, span.start.column + 1), |l| {
-                (span.start.line + l.line(), l.column())
-            });
+        // Within the part: 1-based, columns of its first line counted from its start.
+        let (line, column) = error.location().map_or((1, 1), |l| match l.line() {
+            1 => (1, l.column().saturating_sub(indent).max(1)),
+            line => (line, l.column()),
+        });
         let message = error.to_string();
         let message = match message.rfind(" at line ") {
             Some(at) => message[..at].to_string(),
@@ -535,7 +538,10 @@ fn parse_part<T: serde::de::DeserializeOwned>(
             Some(path) => within(path, &message),
             None => message,
         };
-        let (line, column) = refine_value_position(&file.text, line, column, &message);
+        let (line, column) = match refine_value_position(part, line, column, &message) {
+            (1, column) => (span.start.line + 1, span.start.column + column),
+            (line, column) => (span.start.line + line, column),
+        };
         // serde quotes a value of the wrong type whole (`invalid type: string "…"`); ours
         // quote at most QUOTE_CHARS characters. A message far longer than ours can be is
         // cut like a quoted value.
@@ -1291,6 +1297,22 @@ mod tests {
         );
     }
 
+    /// Items of a flow list on one line: each problem points into its own item, not at
+    /// the first text on the line that starts like the bad value (`{x` of `{x}`).
+    #[test]
+    fn items_sharing_a_line_are_each_located_where_they_stand() {
+        let text = "mappings: [{name: a, protocol: aol, value: \"{x}\"}, \
+                    {name: b, protocol: aol, value: \"{x\"}, {name: c, protocol: aol, value: \"{x\"}]\n";
+        let unclosed = "invalid template \"{x\": column 1: unclosed '{': missing '}' (write '{{' for a literal '{')";
+        assert_eq!(
+            problems(&[("a.yaml", text)]),
+            [
+                format!("a.yaml:1:85: mappings[1]: {unclosed}"),
+                format!("a.yaml:1:124: mappings[2]: {unclosed}"),
+            ]
+        );
+    }
+
     /// A source that could not be read, or a file with a `sources` section that is not
     /// YAML, may define the source a reference names: that reference is not reported.
     #[test]
@@ -1386,6 +1408,26 @@ mod tests {
                 .prop_map(|items| format!("sources:\n{}", items.join("\n"))),
             prop::collection::vec(group, 0..3)
                 .prop_map(|items| format!("groups:\n{}", items.join("\n"))),
+            // A flow list, its items sharing lines. (The broken template is no prefix of
+            // the good one: read whole, the file's problem would point at the first text
+            // on its line that starts like the bad value, perhaps an earlier item's.)
+            prop::collection::vec(
+                (
+                    pick(&["a", "b"]),
+                    pick(&["\"{x}\"", "\"{y\"", "[1]"]),
+                    pick(&[", ", ",\n  "])
+                ),
+                0..4
+            )
+            .prop_map(|items| {
+                let items: Vec<_> = items
+                    .iter()
+                    .map(|(name, value, gap)| {
+                        format!("{{name: {name}, protocol: aol, value: {value}}}{gap}")
+                    })
+                    .collect();
+                format!("mappings: [{}~]", items.concat())
+            }),
             pick(&[
                 "policy: {max_deletes: 3}",
                 "policy:\n  max_deletes: x",

@@ -43,6 +43,9 @@ pub struct Mark {
 pub struct Span {
     pub start: Mark,
     pub end: Mark,
+    /// The node is an item of a list in flow style (`[a, b]`): it may share its line
+    /// with others, and reads alone without the indentation of its first line.
+    pub in_flow: bool,
 }
 
 /// One key of the top-level mapping with its value.
@@ -123,6 +126,8 @@ struct OutlineBuilder {
     in_key: bool,
     /// The value being read is a sequence: its items so far.
     items: Option<Vec<Span>>,
+    /// That sequence is in flow style.
+    items_in_flow: bool,
     item_start: Option<Mark>,
 }
 
@@ -140,6 +145,9 @@ impl OutlineBuilder {
                     self.whole |= !mapping || flow;
                 } else {
                     self.node_starts(event, !mapping);
+                    if self.depth == 1 && !self.in_key {
+                        self.items_in_flow = flow;
+                    }
                 }
                 self.depth += 1;
             }
@@ -187,14 +195,22 @@ impl OutlineBuilder {
                     self.pairs.push(Pair {
                         key,
                         key_at,
-                        span: Span { start: key_at, end },
+                        span: Span {
+                            start: key_at,
+                            end,
+                            in_flow: false,
+                        },
                         items: self.items.take(),
                     });
                 }
             }
             2 => {
                 if let (Some(items), Some(start)) = (&mut self.items, self.item_start.take()) {
-                    items.push(Span { start, end });
+                    items.push(Span {
+                        start,
+                        end,
+                        in_flow: self.items_in_flow,
+                    });
                 }
             }
             _ => {}
@@ -443,10 +459,12 @@ mod tests {
         assert_eq!(slice(&items[0]).trim_end(), "name: a\n    x: [1]");
         assert_eq!((items[0].start.line, items[0].start.column), (2, 4));
         assert_eq!(slice(&items[1]), "{name: b}");
+        assert!(!items[1].in_flow);
         assert_eq!(slice(&pairs[1].span), "policy: {max_deletes: 3}");
         assert_eq!(pairs[1].items, None);
         let quoted: Vec<_> = pairs[2].items.as_ref().unwrap().iter().map(slice).collect();
         assert_eq!(quoted, ["c", "\"d\""]);
+        assert!(pairs[2].items.as_ref().unwrap()[1].in_flow);
     }
 
     #[test]
