@@ -3,8 +3,10 @@
 //! (where each source's data lives). The files come from a [`Tree`]: the working
 //! tree, or a git revision.
 //!
-//! Every error names `file:line:col`. Checking collects all errors instead of stopping at
-//! the first. This module reads files; it never touches the store or a directory server.
+//! Every error names `file:line:col`. Every problem of every file is collected, in file
+//! order: each top-level key and each list item is read on its own (`parse_file`), so a
+//! broken item hides no other problem, and the checks run over every item that parsed.
+//! This module reads files; it never touches the store or a directory server.
 
 pub mod raw;
 pub mod trust;
@@ -340,12 +342,20 @@ struct FileRead {
 }
 
 impl FileRead {
+    /// A file read whole, without problems.
+    fn whole(config: Option<ConfigFile>) -> Self {
+        FileRead {
+            config,
+            kept: BTreeMap::new(),
+            problems: Vec::new(),
+            unread: UnreadSources::default(),
+        }
+    }
+
     fn failed(problem: ConfigProblem) -> Self {
         FileRead {
-            config: None,
-            kept: BTreeMap::new(),
             problems: vec![problem],
-            unread: UnreadSources::default(),
+            ..FileRead::whole(None)
         }
     }
 }
@@ -370,12 +380,7 @@ fn parse_file(file: &ConfigText) -> FileRead {
         Ok(_) => return parse_whole(file),
     };
     let mut config = ConfigFile::default();
-    let mut read = FileRead {
-        config: None,
-        kept: BTreeMap::new(),
-        problems: Vec::new(),
-        unread: UnreadSources::default(),
-    };
+    let mut read = FileRead::whole(None);
     let mut keys_seen = BTreeSet::new();
     for pair in &pairs {
         if let Some(key) = &pair.key {
@@ -466,6 +471,7 @@ fn read_items<T: serde::de::DeserializeOwned>(
     read.kept.insert(section, kept);
     parsed
 }
+
 /// Reads a file in one piece (when it is not one mapping in block style): an empty
 /// file is an empty config; otherwise the first YAML or schema error is its problem.
 fn parse_whole(file: &ConfigText) -> FileRead {
@@ -473,12 +479,7 @@ fn parse_whole(file: &ConfigText) -> FileRead {
         .map(|value| value.is_null())
         .unwrap_or(false);
     if is_empty {
-        return FileRead {
-            config: Some(ConfigFile::default()),
-            kept: BTreeMap::new(),
-            problems: Vec::new(),
-            unread: UnreadSources::default(),
-        };
+        return FileRead::whole(Some(ConfigFile::default()));
     }
     let whole = Span {
         in_flow: false,
@@ -494,12 +495,7 @@ fn parse_whole(file: &ConfigText) -> FileRead {
         },
     };
     match parse_part::<ConfigFile>(file, &whole, None) {
-        Ok(config) => FileRead {
-            config: Some(config),
-            kept: BTreeMap::new(),
-            problems: Vec::new(),
-            unread: UnreadSources::default(),
-        },
+        Ok(config) => FileRead::whole(Some(config)),
         Err(problem) => FileRead::failed(problem),
     }
 }
