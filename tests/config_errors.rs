@@ -10,7 +10,7 @@ use common::{registrar, stderr, stdout};
 
 /// Writes `files` into a fresh `config` directory beside the quickstart's LDIF and runs
 /// `validate` on it: the exit code, stdout and stderr.
-fn validate(files: &[(&str, &str)]) -> (Option<i32>, String, String) {
+fn validate(files: &[(&str, &[u8])]) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config");
     std::fs::create_dir(&config).unwrap();
@@ -79,16 +79,19 @@ groups:
 #[test]
 fn every_problem_of_every_file_is_one_line_in_file_order() {
     let (code, out, err) = validate(&[
-        ("sources.yaml", SOURCES),
-        ("filters.yaml", FILTERS),
-        ("rules.yaml", RULES),
+        ("sources.yaml", SOURCES.as_bytes()),
+        ("filters.yaml", FILTERS.as_bytes()),
+        ("rules.yaml", RULES.as_bytes()),
         // Not YAML: this file stops at its syntax error, the others are still checked.
         (
             "broken.yaml",
-            "protocols: [\n  {name: aol, max_length: 16}\n",
+            b"protocols: [\n  {name: aol, max_length: 16}\n",
         ),
+        // Not text: the same, at its first byte that is not UTF-8.
+        ("binary.yaml", b"protocols:\n  - name: aol\xff\n"),
     ]);
     let expected = [
+        "error: binary.yaml:2:14: not UTF-8 text",
         "error: broken.yaml:3:1: did not find expected ',' or ']'",
         "error: filters.yaml:6:18: mappings[0]: invalid filter \"(uid=*\": column 7: unbalanced parenthesis",
         "error: filters.yaml:10:22: mappings[1]: invalid filter \"(&(mail=*)\": column 11: unbalanced parenthesis",
@@ -127,7 +130,10 @@ fn a_broken_source_is_reported_once_and_its_references_are_not_unknown() {
     value: \"{uid}\"
     sources: [payrol]
 ";
-    let (code, out, err) = validate(&[("a.yaml", sources), ("b.yaml", mappings)]);
+    let (code, out, err) = validate(&[
+        ("a.yaml", sources.as_bytes()),
+        ("b.yaml", mappings.as_bytes()),
+    ]);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(
         lines,

@@ -223,21 +223,34 @@ pub fn load(files: &Tree, dir: &Path) -> Result<Config, ConfigError> {
         });
     }
     let mut texts = Vec::new();
+    let mut not_text = Vec::new();
     for path in paths {
-        let bytes = files.read(&path)?;
-        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
-            problems: vec![ConfigProblem {
-                location: Location {
-                    file: path.clone(),
-                    line: 1,
-                    column: 1,
-                },
-                message: "not UTF-8 text".to_string(),
-            }],
-        })?;
-        texts.push(ConfigText { path, text });
+        match String::from_utf8(files.read(&path)?) {
+            Ok(text) => texts.push(ConfigText { path, text }),
+            Err(error) => {
+                // Where the first byte that is not UTF-8 stands.
+                let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+                let valid = std::str::from_utf8(valid).unwrap_or_default();
+                let line_start = valid.rfind('\n').map_or(0, |at| at + 1);
+                let lossy = ConfigText {
+                    path: path.clone(),
+                    text: String::from_utf8_lossy(error.as_bytes()).into_owned(),
+                };
+                not_text.push(NotText {
+                    problem: ConfigProblem {
+                        location: Location {
+                            file: path,
+                            line: valid.matches('\n').count() + 1,
+                            column: valid[line_start..].chars().count() + 1,
+                        },
+                        message: "not UTF-8 text".to_string(),
+                    },
+                    has_sources: has_sources_section(&lossy),
+                });
+            }
+        }
     }
-    load_texts(texts, &|path: &Path| files.check_file(path))
+    load_all(texts, not_text, &|path: &Path| files.check_file(path))
 }
 
 /// Parses and checks config texts. `check_file` tells why a data file the config names
@@ -250,9 +263,39 @@ pub fn load_texts(
     files: Vec<ConfigText>,
     check_file: &dyn Fn(&Path) -> Result<(), String>,
 ) -> Result<Config, ConfigError> {
-    let mut problems = Vec::new();
+    load_all(files, Vec::new(), check_file)
+}
+
+/// A config file that is not UTF-8 text.
+struct NotText {
+    problem: ConfigProblem,
+    /// It has a `sources` section (read with its bad bytes replaced), so it may define
+    /// any source.
+    has_sources: bool,
+}
+
+/// Whether `file` has a top-level `sources:` line.
+fn has_sources_section(file: &ConfigText) -> bool {
+    let kept = BTreeMap::new();
+    Locator { file, kept: &kept }
+        .section_line("sources")
+        .is_some()
+}
+
+/// [`load_texts`], with the files that are not text: their problems are reported with
+/// the others, and references to sources are not reported as unknown when one of them
+/// may define sources.
+fn load_all(
+    files: Vec<ConfigText>,
+    not_text: Vec<NotText>,
+    check_file: &dyn Fn(&Path) -> Result<(), String>,
+) -> Result<Config, ConfigError> {
+    let mut unread = UnreadSources {
+        some_unnamed: not_text.iter().any(|file| file.has_sources),
+        ..UnreadSources::default()
+    };
+    let mut problems: Vec<ConfigProblem> = not_text.into_iter().map(|file| file.problem).collect();
     let mut parsed = Vec::new();
-    let mut unread = UnreadSources::default();
     for file in &files {
         let read = parse_file(file);
         problems.extend(read.problems);
@@ -266,11 +309,7 @@ pub fn load_texts(
             }),
             // A file that is not YAML at all may define any source, if it has a
             // `sources` section.
-            None => {
-                let kept = BTreeMap::new();
-                let locate = Locator { file, kept: &kept };
-                unread.some_unnamed |= locate.section_line("sources").is_some();
-            }
+            None => unread.some_unnamed |= has_sources_section(file),
         }
     }
     let (rules, sources) = check(&parsed, &unread, check_file, &mut problems);
