@@ -3,8 +3,10 @@
 //! (where each source's data lives). The files come from a [`Tree`]: the working
 //! tree, or a git revision.
 //!
-//! Every error names `file:line:col`. Checking collects all errors instead of stopping at
-//! the first. This module reads files; it never touches the store or a directory server.
+//! Every error names `file:line:col`. Every problem of every file is collected, in file
+//! order: each top-level key and each list item is read on its own (`parse_file`), so a
+//! broken item hides no other problem, and the checks run over every item that parsed.
+//! This module reads files; it never touches the store or a directory server.
 
 pub mod raw;
 pub mod trust;
@@ -26,6 +28,7 @@ use crate::core::model::{
 use crate::core::quote::{printable, quote_for_message, shown_for_message, QUOTE_CHARS};
 use crate::tree::{Tree, TreeError};
 use raw::{ConfigFile, LdapSpec};
+use yaml_bounds::{Outline, Pair, Span};
 
 /// A place in a config file, 1-based.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -220,45 +223,99 @@ pub fn load(files: &Tree, dir: &Path) -> Result<Config, ConfigError> {
         });
     }
     let mut texts = Vec::new();
+    let mut not_text = Vec::new();
     for path in paths {
-        let bytes = files.read(&path)?;
-        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
-            problems: vec![ConfigProblem {
-                location: Location {
-                    file: path.clone(),
-                    line: 1,
-                    column: 1,
-                },
-                message: "not UTF-8 text".to_string(),
-            }],
-        })?;
-        texts.push(ConfigText { path, text });
+        match String::from_utf8(files.read(&path)?) {
+            Ok(text) => texts.push(ConfigText { path, text }),
+            Err(error) => {
+                // Where the first byte that is not UTF-8 stands.
+                let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+                let valid = std::str::from_utf8(valid).unwrap_or_default();
+                let line_start = valid.rfind('\n').map_or(0, |at| at + 1);
+                let lossy = ConfigText {
+                    path: path.clone(),
+                    text: String::from_utf8_lossy(error.as_bytes()).into_owned(),
+                };
+                not_text.push(NotText {
+                    problem: ConfigProblem {
+                        location: Location {
+                            file: path,
+                            line: valid.matches('\n').count() + 1,
+                            column: valid[line_start..].chars().count() + 1,
+                        },
+                        message: "not UTF-8 text".to_string(),
+                    },
+                    has_sources: has_sources_section(&lossy),
+                });
+            }
+        }
     }
-    load_texts(texts, &|path: &Path| files.check_file(path))
+    load_all(texts, not_text, &|path: &Path| files.check_file(path))
 }
 
 /// Parses and checks config texts. `check_file` tells why a data file the config names
 /// cannot be read, if it cannot (the working tree, or a git revision); its reason
 /// follows the path in the message, e.g. `not found (looked for …)`.
+///
+/// Every problem of every file is reported, sorted in file order: a broken item of a
+/// list (a source, a mapping, …) is left out and the others are still read and checked.
 pub fn load_texts(
     files: Vec<ConfigText>,
     check_file: &dyn Fn(&Path) -> Result<(), String>,
 ) -> Result<Config, ConfigError> {
-    let mut problems = Vec::new();
+    load_all(files, Vec::new(), check_file)
+}
+
+/// A config file that is not UTF-8 text.
+struct NotText {
+    problem: ConfigProblem,
+    /// It has a `sources` section (read with its bad bytes replaced), so it may define
+    /// any source.
+    has_sources: bool,
+}
+
+/// Whether `file` has a top-level `sources:` line.
+fn has_sources_section(file: &ConfigText) -> bool {
+    let kept = BTreeMap::new();
+    Locator { file, kept: &kept }
+        .section_line("sources")
+        .is_some()
+}
+
+/// [`load_texts`], with the files that are not text: their problems are reported with
+/// the others, and references to sources are not reported as unknown when one of them
+/// may define sources.
+fn load_all(
+    files: Vec<ConfigText>,
+    not_text: Vec<NotText>,
+    check_file: &dyn Fn(&Path) -> Result<(), String>,
+) -> Result<Config, ConfigError> {
+    let mut unread = UnreadSources {
+        some_unnamed: not_text.iter().any(|file| file.has_sources),
+        ..UnreadSources::default()
+    };
+    let mut problems: Vec<ConfigProblem> = not_text.into_iter().map(|file| file.problem).collect();
     let mut parsed = Vec::new();
     for file in &files {
-        match parse_file(file) {
-            Ok(config) => parsed.push((file, config)),
-            Err(problem) => problems.push(problem),
+        let read = parse_file(file);
+        problems.extend(read.problems);
+        unread.names.extend(read.unread.names);
+        unread.some_unnamed |= read.unread.some_unnamed;
+        match read.config {
+            Some(config) => parsed.push(ParsedFile {
+                file,
+                config,
+                kept: read.kept,
+            }),
+            // A file that is not YAML at all may define any source, if it has a
+            // `sources` section.
+            None => unread.some_unnamed |= has_sources_section(file),
         }
     }
-    if !problems.is_empty() {
-        return Err(ConfigError::Invalid { problems });
-    }
-    let (rules, sources) = check(&parsed, check_file, &mut problems);
+    let (rules, sources) = check(&parsed, &unread, check_file, &mut problems);
     let mut schedules: Vec<Schedule> = parsed
         .iter()
-        .flat_map(|(_, config)| &config.schedules)
+        .flat_map(|parsed| &parsed.config.schedules)
         .map(|schedule| Schedule {
             name: schedule.name.0.clone(),
             cron_text: schedule.cron.0.clone(),
@@ -270,8 +327,8 @@ pub fn load_texts(
     schedules.sort_by(|a, b| a.name.cmp(&b.name));
     let object_types_file = parsed
         .iter()
-        .find(|(_, config)| config.object_types.is_some())
-        .map(|(file, _)| file.path.clone());
+        .find(|parsed| parsed.config.object_types.is_some())
+        .map(|parsed| parsed.file.path.clone());
     drop(parsed);
     if problems.is_empty() {
         Ok(Config {
@@ -288,35 +345,238 @@ pub fn load_texts(
     }
 }
 
-/// Parses one file; a YAML or schema error becomes a located problem.
-fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
-    if let Err(refusal) = yaml_bounds::check(&file.text) {
-        return Err(ConfigProblem {
-            location: Location {
-                file: file.path.clone(),
-                line: refusal.line,
-                column: refusal.column,
-            },
-            message: refusal.message,
-        });
+/// One file's parts that could be read.
+struct ParsedFile<'a> {
+    file: &'a ConfigText,
+    config: ConfigFile,
+    /// For a list read item by item: where in the file's list each item of `config`'s
+    /// list stands (broken items are left out of `config`).
+    kept: BTreeMap<&'static str, Vec<usize>>,
+}
+
+/// Sources that some file defines but that could not be read: references to them are
+/// not reported as unknown (the problem already reported is the one to fix).
+#[derive(Default)]
+struct UnreadSources {
+    /// The names of broken source items, where they have one.
+    names: BTreeSet<String>,
+    /// A file could not be read at all, or a broken source has no readable name: any
+    /// name may be defined there.
+    some_unnamed: bool,
+}
+
+impl UnreadSources {
+    fn may_define(&self, name: &str) -> bool {
+        self.some_unnamed || self.names.contains(name)
     }
+}
+
+/// What reading one file gave.
+struct FileRead {
+    /// `None` when the file could not be read at all (a YAML syntax error, say).
+    config: Option<ConfigFile>,
+    kept: BTreeMap<&'static str, Vec<usize>>,
+    problems: Vec<ConfigProblem>,
+    unread: UnreadSources,
+}
+
+impl FileRead {
+    /// A file read whole, without problems.
+    fn whole(config: Option<ConfigFile>) -> Self {
+        FileRead {
+            config,
+            kept: BTreeMap::new(),
+            problems: Vec::new(),
+            unread: UnreadSources::default(),
+        }
+    }
+
+    fn failed(problem: ConfigProblem) -> Self {
+        FileRead {
+            problems: vec![problem],
+            ..FileRead::whole(None)
+        }
+    }
+}
+
+/// Parses one file. Each top-level key is read on its own, and each item of a list
+/// section too, so that every broken part is reported and the others are kept. A YAML
+/// syntax error, or a file not shaped as one mapping, stops the file with one problem.
+fn parse_file(file: &ConfigText) -> FileRead {
+    let at = |line: usize, column: usize| Location {
+        file: file.path.clone(),
+        line,
+        column,
+    };
+    let pairs = match yaml_bounds::check(&file.text) {
+        Err(refusal) => {
+            return FileRead::failed(ConfigProblem {
+                location: at(refusal.line, refusal.column),
+                message: refusal.message,
+            })
+        }
+        Ok(Outline::Pairs(pairs)) if pairs.iter().all(|pair| spans_text(&file.text, pair)) => pairs,
+        Ok(_) => return parse_whole(file),
+    };
+    let mut config = ConfigFile::default();
+    let mut read = FileRead::whole(None);
+    let mut keys_seen = BTreeSet::new();
+    for pair in &pairs {
+        if let Some(key) = &pair.key {
+            if !keys_seen.insert(key.as_str()) {
+                read.problems.push(ConfigProblem {
+                    location: at(pair.key_at.line + 1, pair.key_at.column + 1),
+                    message: format!("duplicate field `{key}`"),
+                });
+                continue;
+            }
+        }
+        let read = &mut read;
+        match (pair.key.as_deref(), &pair.items) {
+            (Some("sources"), Some(list)) => {
+                config.sources = read_items(file, "sources", list, read)
+            }
+            (Some("mappings"), Some(list)) => {
+                config.mappings = read_items(file, "mappings", list, read)
+            }
+            (Some("groups"), Some(list)) => config.groups = read_items(file, "groups", list, read),
+            (Some("exclusions"), Some(list)) => {
+                config.exclusions = read_items(file, "exclusions", list, read)
+            }
+            (Some("protocols"), Some(list)) => {
+                config.protocols = read_items(file, "protocols", list, read)
+            }
+            (Some("schedules"), Some(list)) => {
+                config.schedules = read_items(file, "schedules", list, read)
+            }
+            _ => match parse_part::<ConfigFile>(file, &pair.span, None) {
+                Ok(part) => config.merge(part),
+                Err(problem) => {
+                    read.problems.push(problem);
+                    if pair.key.as_deref() == Some("sources") {
+                        read.unread.some_unnamed = true;
+                    }
+                }
+            },
+        }
+    }
+    read.config = Some(config);
+    read
+}
+
+/// Whether every span of `pair` cuts `text` at character boundaries (libyaml's offsets
+/// are bytes of the same text, so they always should).
+fn spans_text(text: &str, pair: &Pair) -> bool {
+    std::iter::once(&pair.span)
+        .chain(pair.items.iter().flatten())
+        .all(|span| text.get(span.start.index..span.end.index).is_some())
+}
+
+/// Reads the items of the list `section`, each on its own: the items that could be
+/// read, in order. A broken one becomes a problem (and, for a source, its name, read
+/// loosely, an unread source).
+fn read_items<T: serde::de::DeserializeOwned>(
+    file: &ConfigText,
+    section: &'static str,
+    items: &[Span],
+    read: &mut FileRead,
+) -> Vec<T> {
+    let mut kept = Vec::new();
+    let mut parsed = Vec::new();
+    for (index, span) in items.iter().enumerate() {
+        let path = format!("{section}[{index}]");
+        match parse_part::<T>(file, span, Some(&path)) {
+            Ok(item) => {
+                kept.push(index);
+                parsed.push(item);
+            }
+            Err(problem) => {
+                read.problems.push(problem);
+                if section != "sources" {
+                    continue;
+                }
+                let name = parse_part::<serde_yaml::Value>(file, span, None)
+                    .ok()
+                    .and_then(|value| value.get("name")?.as_str().map(str::to_string));
+                match name {
+                    Some(name) => {
+                        read.unread.names.insert(name);
+                    }
+                    None => read.unread.some_unnamed = true,
+                }
+            }
+        }
+    }
+    read.kept.insert(section, kept);
+    parsed
+}
+
+/// Reads a file in one piece (when it is not one mapping in block style): an empty
+/// file is an empty config; otherwise the first YAML or schema error is its problem.
+fn parse_whole(file: &ConfigText) -> FileRead {
     let is_empty = serde_yaml::from_str::<serde_yaml::Value>(&file.text)
         .map(|value| value.is_null())
         .unwrap_or(false);
     if is_empty {
-        return Ok(ConfigFile::default());
+        return FileRead::whole(Some(ConfigFile::default()));
     }
-    serde_yaml::from_str::<ConfigFile>(&file.text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
+    let whole = Span {
+        in_flow: false,
+        start: yaml_bounds::Mark {
+            index: 0,
+            line: 0,
+            column: 0,
+        },
+        end: yaml_bounds::Mark {
+            index: file.text.len(),
+            line: 0,
+            column: 0,
+        },
+    };
+    match parse_part::<ConfigFile>(file, &whole, None) {
+        Ok(config) => FileRead::whole(Some(config)),
+        Err(problem) => FileRead::failed(problem),
+    }
+}
+
+/// Deserializes the part of `file` that `span` covers, on its own: its first line is
+/// indented to where the part starts (unless it stands in a flow list, where a line may
+/// hold thousands of items: indenting each would be quadratic) and the positions
+/// serde_yaml reports are moved to where the part stands, so a problem names the same
+/// `line:col` as in the whole file. `path` (e.g. `mappings[2]`) is where the part
+/// stands in the file, put before the path serde_yaml names within it.
+fn parse_part<T: serde::de::DeserializeOwned>(
+    file: &ConfigText,
+    span: &Span,
+    path: Option<&str>,
+) -> Result<T, ConfigProblem> {
+    // An empty item (`-` alone) reads as serde_yaml reads it in the whole file: an
+    // empty mapping where it stands.
+    let part = match file.text.get(span.start.index..span.end.index) {
+        Some("") | None => "{}",
+        Some(part) => part,
+    };
+    let indent = if span.in_flow { 0 } else { span.start.column };
+    let text = format!("{}{part}", " ".repeat(indent));
+    serde_yaml::from_str::<T>(&text).map_err(|error| {
+        // Within the part: 1-based, columns of its first line counted from its start.
+        let (line, column) = error.location().map_or((1, 1), |l| match l.line() {
+            1 => (1, l.column().saturating_sub(indent).max(1)),
+            line => (line, l.column()),
+        });
         let message = error.to_string();
         let message = match message.rfind(" at line ") {
             Some(at) => message[..at].to_string(),
             None => message,
         };
-        let (line, column) = refine_value_position(&file.text, line, column, &message);
+        let message = match path {
+            Some(path) => within(path, &message),
+            None => message,
+        };
+        let (line, column) = match refine_value_position(part, line, column, &message) {
+            (1, column) => (span.start.line + 1, span.start.column + column),
+            (line, column) => (span.start.line + line, column),
+        };
         // serde quotes a value of the wrong type whole (`invalid type: string "…"`); ours
         // quote at most QUOTE_CHARS characters. A message far longer than ours can be is
         // cut like a quoted value.
@@ -334,6 +594,24 @@ fn parse_file(file: &ConfigText) -> Result<ConfigFile, ConfigProblem> {
             message,
         }
     })
+}
+
+/// A serde_yaml message about a part read on its own, as it reads in the whole file:
+/// `within("mappings[2]", "when: invalid filter …")` is `mappings[2].when: invalid
+/// filter …`, and a message about the part itself (`missing field …`) gets `mappings[2]: `.
+fn within(path: &str, message: &str) -> String {
+    // serde_yaml names the path within the part before the first `: `: field names,
+    // `[index]`, `.` and `?` (no space, which its own messages all have).
+    let is_path = |inner: &str| {
+        !inner.is_empty()
+            && inner.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']' | '?')
+            })
+    };
+    match message.split_once(": ") {
+        Some((inner, rest)) if is_path(inner) => format!("{path}.{inner}: {rest}"),
+        _ => format!("{path}: {message}"),
+    }
 }
 
 /// serde_yaml places errors raised while converting a value (a bad filter, template or
@@ -383,6 +661,8 @@ fn refine_value_position(text: &str, line: usize, column: usize, message: &str) 
 /// keeps no positions for values).
 struct Locator<'a> {
     file: &'a ConfigText,
+    /// Where each item read of a list stands in the file's list (see [`ParsedFile`]).
+    kept: &'a BTreeMap<&'static str, Vec<usize>>,
 }
 
 impl Locator<'_> {
@@ -406,6 +686,12 @@ impl Locator<'_> {
     /// first key starts, after `- `). Falls back to the section's position for lists
     /// written in flow style.
     fn list_item(&self, section: &str, index: usize) -> Location {
+        let index = self
+            .kept
+            .get(section)
+            .and_then(|kept| kept.get(index))
+            .copied()
+            .unwrap_or(index);
         let Some(start) = self.section_line(section) else {
             return self.at(1, 1);
         };
@@ -469,7 +755,8 @@ impl Locator<'_> {
 
 /// Merges the parsed files and checks cross-references, collecting every problem.
 fn check(
-    parsed: &[(&ConfigText, ConfigFile)],
+    parsed: &[ParsedFile<'_>],
+    unread: &UnreadSources,
     check_file: &dyn Fn(&Path) -> Result<(), String>,
     problems: &mut Vec<ConfigProblem>,
 ) -> (Rules, Vec<SourceSettings>) {
@@ -503,8 +790,8 @@ fn check(
         }
     };
 
-    for (file, config) in parsed {
-        let locate = Locator { file };
+    for ParsedFile { file, config, kept } in parsed {
+        let locate = Locator { file, kept };
         let base_dir = file.path.parent().unwrap_or(Path::new("."));
         let problem = |location: Location, message: String| ConfigProblem { location, message };
 
@@ -786,8 +1073,8 @@ fn check(
     // References between sections, now that every file is in.
     let source_names: BTreeSet<&str> = rules.sources.iter().map(|s| s.name.as_str()).collect();
     let mapping_names: BTreeSet<&str> = rules.mappings.iter().map(|m| m.name.as_str()).collect();
-    for (file, config) in parsed {
-        let locate = Locator { file };
+    for ParsedFile { file, config, kept } in parsed {
+        let locate = Locator { file, kept };
         let unknown_source = |name: &str, at: &Location| ConfigProblem {
             location: locate.token_after(at, name),
             message: format!(
@@ -802,7 +1089,7 @@ fn check(
         for (index, mapping) in config.mappings.iter().enumerate() {
             let at = locate.list_item("mappings", index);
             for source in mapping.sources.iter().flatten() {
-                if !source_names.contains(source.as_str()) {
+                if !source_names.contains(source.as_str()) && !unread.may_define(source) {
                     problems.push(unknown_source(source, &at));
                 }
             }
@@ -820,7 +1107,7 @@ fn check(
         }
         for (index, group) in config.groups.iter().enumerate() {
             let at = locate.list_item("groups", index);
-            if !source_names.contains(group.source.as_str()) {
+            if !source_names.contains(group.source.as_str()) && !unread.may_define(&group.source) {
                 problems.push(unknown_source(&group.source, &at));
             }
         }
@@ -829,16 +1116,21 @@ fn check(
     for mapping in &rules.mappings {
         for old in &mapping.renamed_from {
             if let Some(other) = renamed.insert(old, &mapping.name) {
-                let (file, index) = parsed
+                let (parsed, index) = parsed
                     .iter()
-                    .find_map(|(file, c)| {
-                        c.mappings
+                    .find_map(|parsed| {
+                        parsed
+                            .config
+                            .mappings
                             .iter()
                             .position(|m| m.name.0 == mapping.name)
-                            .map(|index| (file, index))
+                            .map(|index| (parsed, index))
                     })
                     .expect("every mapping comes from a file");
-                let locate = Locator { file };
+                let locate = Locator {
+                    file: parsed.file,
+                    kept: &parsed.kept,
+                };
                 problems.push(ConfigProblem {
                     location: locate.list_item("mappings", index),
                     message: format!(
@@ -996,4 +1288,254 @@ fn ldap_settings(
             "timeout_seconds",
         )?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(files: &[(&str, &str)]) -> Vec<String> {
+        let texts = files
+            .iter()
+            .map(|(path, text)| ConfigText {
+                path: PathBuf::from(path),
+                text: text.to_string(),
+            })
+            .collect();
+        match load_texts(texts, &|_: &Path| Ok(())) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn broken_items_do_not_hide_each_other_or_the_checks_of_the_rest() {
+        let text = "sources:\n  - {name: corp, ldif: {path: a.ldif}}\n\
+                    mappings:\n  - {name: a, protocol: aol, value: \"{x}\", when: \"(x\"}\n  \
+                    - {name: b, protocol: aol, value: \"{x\"}\n  \
+                    - {name: c, protocol: aol, value: \"{x}\", sources: [nope]}\n  \
+                    - {name: c, protocol: aol, value: \"{y}\"}\n\
+                    colour: red\n";
+        assert_eq!(
+            problems(&[("b.yaml", "mappings: [\n"), ("a.yaml", text)]),
+            [
+                "a.yaml:4:53: mappings[0]: invalid filter \"(x\": column 3: expected \"=\" after attribute \"x\"",
+                "a.yaml:5:38: mappings[1]: invalid template \"{x\": column 1: unclosed '{': missing '}' (write '{{' for a literal '{')",
+                "a.yaml:6:54: unknown source \"nope\" (known: corp)",
+                "a.yaml:7:5: duplicate mapping name \"c\" (first defined at a.yaml:6:5)",
+                "a.yaml:8:1: unknown field `colour`, expected one of `sources`, `object_types`, `accounts`, `mappings`, `groups`, `exclusions`, `policy`, `protocols`, `schedules`",
+                "b.yaml:2:1: did not find expected node content",
+            ]
+        );
+    }
+
+    /// Items of a flow list on one line: each problem points into its own item, not at
+    /// the first text on the line that starts like the bad value (`{x` of `{x}`).
+    #[test]
+    fn items_sharing_a_line_are_each_located_where_they_stand() {
+        let text = "mappings: [{name: a, protocol: aol, value: \"{x}\"}, \
+                    {name: b, protocol: aol, value: \"{x\"}, {name: c, protocol: aol, value: \"{x\"}]\n";
+        let unclosed = "invalid template \"{x\": column 1: unclosed '{': missing '}' (write '{{' for a literal '{')";
+        assert_eq!(
+            problems(&[("a.yaml", text)]),
+            [
+                format!("a.yaml:1:85: mappings[1]: {unclosed}"),
+                format!("a.yaml:1:124: mappings[2]: {unclosed}"),
+            ]
+        );
+    }
+
+    /// A source that could not be read, or a file with a `sources` section that is not
+    /// YAML, may define the source a reference names: that reference is not reported.
+    #[test]
+    fn references_to_sources_that_could_not_be_read_are_not_reported() {
+        let mapping = |source: &str| {
+            format!("mappings:\n  - {{name: a, protocol: aol, value: \"{{x}}\", sources: [{source}]}}\n")
+        };
+        let broken_source = "sources:\n  - {name: hr, ldif: {path: a.ldif}, colour: red}\n";
+        assert_eq!(
+            problems(&[("a.yaml", broken_source), ("b.yaml", &mapping("hr"))]),
+            ["a.yaml:2:38: sources[0]: unknown field `colour`, expected one of `name`, `anchor`, `allow_empty`, `ldap`, `ldif`"]
+        );
+        assert_eq!(
+            problems(&[("a.yaml", "sources: [\n"), ("b.yaml", &mapping("hr"))]),
+            ["a.yaml:2:1: did not find expected node content"]
+        );
+    }
+
+    /// Read part by part, a file's first problem is where serde_yaml puts it reading the
+    /// whole file, with the same message.
+    #[test]
+    fn a_part_read_alone_is_located_as_in_the_whole_file() {
+        for text in [
+            "mappings:\n  - name: x\n    protocol: aol\n",
+            "mappings:\n- name: x\n  protocol: aol\n  value: \"{x}\"\n  colour: red\n",
+            "policy:\n  max_deletes: many\n",
+            "schedules: [{name: s, cron: \"61 * * * *\", action: plan}]\n",
+            "sources:\n  - name: s\n    ldif:\n      path: a.ldif\n      max_value_bytes: -1\n",
+            "groups:\n  - name: g\n    kind: distribution_list\n    source: s\n    filter: \"(a=1)(b=2)\"\n",
+            "mappings:\n  - name: x\n    protocol: aol\n    value: \"{x}\"\n    renamed_from: [a, [b]]\n",
+            "exclusions:\n  -\n",
+            "exclusions:\n  - \n  - [a]\n",
+            "protocols:\n  - [aol]\n",
+        ] {
+            let whole = serde_yaml::from_str::<ConfigFile>(text).unwrap_err();
+            let location = whole.location().unwrap();
+            let file = ConfigText {
+                path: PathBuf::from("f.yaml"),
+                text: text.to_string(),
+            };
+            let read = parse_file(&file);
+            assert!(!read.problems.is_empty(), "{text:?}");
+            let problem = &read.problems[0];
+            let message = whole.to_string();
+            let message = &message[..message.rfind(" at line ").unwrap()];
+            assert_eq!(problem.message, printable(message), "{text:?}");
+            let (line, column) =
+                refine_value_position(text, location.line(), location.column(), message);
+            assert_eq!(
+                (problem.location.line, problem.location.column),
+                (line, column),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Config-shaped files: list sections of items, each item well formed or broken
+    /// in one of the ways users break them, in block or flow style, and a policy.
+    fn configish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pick = |values: &[&'static str]| prop::sample::select(values.to_vec());
+        let mapping = (
+            pick(&["a", "b", "c"]),
+            pick(&["\"{mail}\"", "\"{mail\"", "\"{mail|nope}\"", "[x]"]),
+            pick(&[
+                "",
+                "\n    when: \"(a=1)\"",
+                "\n    when: \"(a=1\"",
+                "\n    colour: red",
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(name, value, extra, flow)| {
+                if flow {
+                    format!("  - {{name: {name}, protocol: aol, value: {value}}}")
+                } else {
+                    format!("  - name: {name}\n    protocol: aol\n    value: {value}{extra}")
+                }
+            });
+        let source = (
+            pick(&["corp", "hr"]),
+            pick(&["{path: p.ldif}", "{path: p.ldif, x: 1}", "3"]),
+        )
+            .prop_map(|(name, ldif)| format!("  - name: {name}\n    ldif: {ldif}"));
+        let group = (pick(&["corp", "hr", "nope"]), pick(&["\"(cn=*)\"", "\"(cn=*\""]))
+            .prop_map(|(source, filter)| {
+                format!("  - name: \"{{cn}}\"\n    kind: distribution_list\n    source: {source}\n    filter: {filter}")
+            });
+        let section = prop_oneof![
+            prop::collection::vec(mapping, 0..4)
+                .prop_map(|items| format!("mappings:\n{}", items.join("\n"))),
+            prop::collection::vec(source, 0..3)
+                .prop_map(|items| format!("sources:\n{}", items.join("\n"))),
+            prop::collection::vec(group, 0..3)
+                .prop_map(|items| format!("groups:\n{}", items.join("\n"))),
+            // A flow list, its items sharing lines. (The broken template is no prefix of
+            // the good one: read whole, the file's problem would point at the first text
+            // on its line that starts like the bad value, perhaps an earlier item's.)
+            prop::collection::vec(
+                (
+                    pick(&["a", "b"]),
+                    pick(&["\"{x}\"", "\"{y\"", "[1]"]),
+                    pick(&[", ", ",\n  "])
+                ),
+                0..4
+            )
+            .prop_map(|items| {
+                let items: Vec<_> = items
+                    .iter()
+                    .map(|(name, value, gap)| {
+                        format!("{{name: {name}, protocol: aol, value: {value}}}{gap}")
+                    })
+                    .collect();
+                format!("mappings: [{}~]", items.concat())
+            }),
+            pick(&[
+                "policy: {max_deletes: 3}",
+                "policy:\n  max_deletes: x",
+                "bogus: 1",
+                "# note"
+            ])
+            .prop_map(str::to_string),
+        ];
+        prop::collection::vec(section, 0..5).prop_map(|sections| sections.join("\n"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 512, ..Default::default() })]
+
+        /// Reading part by part changes nothing serde_yaml says of the whole file: a file
+        /// it reads whole gives no problem and the same items; a file it refuses gives, as
+        /// its first problem, serde_yaml's first, at the same place.
+        #[test]
+        fn parts_read_alone_agree_with_the_whole_file(text in configish()) {
+            let file = ConfigText { path: PathBuf::from("f.yaml"), text: text.clone() };
+            let read = parse_file(&file);
+            let is_empty = serde_yaml::from_str::<serde_yaml::Value>(&text)
+                .is_ok_and(|value| value.is_null());
+            match serde_yaml::from_str::<ConfigFile>(&text) {
+                _ if is_empty => proptest::prop_assert!(read.problems.is_empty()),
+                Ok(whole) => {
+                    proptest::prop_assert!(read.problems.is_empty(), "{:?}", read.problems);
+                    let config = read.config.unwrap();
+                    proptest::prop_assert_eq!(config.sources.len(), whole.sources.len());
+                    proptest::prop_assert_eq!(config.mappings.len(), whole.mappings.len());
+                    proptest::prop_assert_eq!(config.groups.len(), whole.groups.len());
+                    proptest::prop_assert_eq!(config.schedules.len(), whole.schedules.len());
+                    proptest::prop_assert_eq!(config.policy.is_some(), whole.policy.is_some());
+                }
+                Err(error) => {
+                    let first = read.problems.first();
+                    proptest::prop_assert!(first.is_some());
+                    let problem = first.unwrap();
+                    let message = error.to_string();
+                    let message = match message.rfind(" at line ") {
+                        Some(at) => &message[..at],
+                        None => &message,
+                    };
+                    // A repeated top-level key: serde_yaml names the root, we the key.
+                    if !message.starts_with("duplicate field") {
+                        let location = error.location().unwrap();
+                        let (line, column) = refine_value_position(
+                            &text, location.line(), location.column(), message);
+                        proptest::prop_assert_eq!(&problem.message, &printable(message));
+                        proptest::prop_assert_eq!(
+                            (problem.location.line, problem.location.column), (line, column));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_path_within_a_part_goes_after_the_part_s_own() {
+        assert_eq!(
+            within("mappings[2]", "missing field `value`"),
+            "mappings[2]: missing field `value`"
+        );
+        assert_eq!(
+            within("sources[0]", "ldif.max_value_bytes: invalid value: -1"),
+            "sources[0].ldif.max_value_bytes: invalid value: -1"
+        );
+        assert_eq!(
+            within(
+                "groups[1]",
+                "invalid type: sequence, expected struct GroupSpec"
+            ),
+            "groups[1]: invalid type: sequence, expected struct GroupSpec"
+        );
+    }
 }

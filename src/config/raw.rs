@@ -56,6 +56,32 @@ pub struct ConfigFile {
     pub schedules: Vec<ScheduleSpec>,
 }
 
+impl ConfigFile {
+    /// Adds the sections of `part` (another part of the same file) to these.
+    pub fn merge(&mut self, part: ConfigFile) {
+        let ConfigFile {
+            sources,
+            object_types,
+            accounts,
+            mappings,
+            groups,
+            exclusions,
+            policy,
+            protocols,
+            schedules,
+        } = part;
+        self.sources.extend(sources);
+        self.object_types = object_types.or(self.object_types.take());
+        self.accounts = accounts.or(self.accounts.take());
+        self.mappings.extend(mappings);
+        self.groups.extend(groups);
+        self.exclusions.extend(exclusions);
+        self.policy = policy.or(self.policy.take());
+        self.protocols.extend(protocols);
+        self.schedules.extend(schedules);
+    }
+}
+
 /// A directory source: exactly one of `ldap` or `ldif`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
