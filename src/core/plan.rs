@@ -22,6 +22,7 @@ use crate::core::desired::{
     Claim, Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, SkipCounts, Warning, WarningKind,
 };
 use crate::core::dn::normalize_dn;
+use crate::core::matched::{Matched, Watch};
 use crate::core::model::{
     im_name_key, is_own_im_name_key, Departure, GroupKind, Profile, ProfileField, Rules,
 };
@@ -73,6 +74,10 @@ pub struct Plan {
     /// keeps when the plan is applied. Filled in by the caller, like `revision`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<SourceImport>,
+    /// Entries read per source, entries each rule matched, and per source the entries
+    /// holding each attribute the rules read ([`crate::core::matched`]).
+    #[serde(default)]
+    pub sources: Matched,
 }
 
 /// What a plan read from one `ldif` source: its content file and every change file
@@ -367,7 +372,21 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         state,
     )?;
     let managed = managed_rows(state);
-    Ok(plan_rows(rules, desired, state, managed))
+    let mut plan = plan_rows(rules, desired, state, managed);
+    add_unheld_warnings(rules, &mut plan);
+    Ok(plan)
+}
+
+/// Adds to `plan` a warning for every attribute a template or filter reads that no entry
+/// of its source holds, from the plan's totals (`plan.sources`).
+pub(crate) fn add_unheld_warnings(rules: &Rules, plan: &mut Plan) {
+    let unheld = Watch::new(rules).unheld_warnings(rules, &plan.sources);
+    if unheld.is_empty() {
+        return;
+    }
+    plan.warnings.extend(unheld);
+    plan.warnings.sort();
+    plan.warnings.dedup();
 }
 
 /// The managed rows `state` holds (accounts with a source, registrations and groups with
@@ -407,6 +426,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         frozen_groups,
         group_skipped,
         warnings,
+        matched,
     } = desired;
 
     // Sized for the worst case up front: growing a vector of a million changes by
@@ -888,6 +908,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         skipped,
         group_skipped,
         imports: Vec::new(),
+        sources: matched,
     }
 }
 

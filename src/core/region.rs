@@ -18,7 +18,8 @@
 //! before the change and as it is after. [`plan_region`] plans the region twice against
 //! the same rows, once with the entries before and once after: the changes are the
 //! second plan's, and every total is the standing total less the first plan's share plus
-//! the second's. Whatever the region sees wrongly for lack of the rest of the directory
+//! the second's (the `sources` figures too; the warnings they give are worked out from
+//! the totals). Whatever the region sees wrongly for lack of the rest of the directory
 //! (the other names of an entry that was pulled in) it sees the same way both times, and
 //! it cancels.
 //!
@@ -33,7 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::desired::{Desired, GroupSkipCounts, SkipCounts, Warning, WarningKind};
 use crate::core::model::Rules;
-use crate::core::plan::{deletion_threshold, plan_rows, Plan};
+use crate::core::matched::Matched;
+use crate::core::plan::{add_unheld_warnings, deletion_threshold, plan_rows, Plan};
 use crate::core::state::{RegistrationKey, State};
 
 /// The totals of the plan last applied, which a full plan against the store it left
@@ -46,16 +48,28 @@ pub struct StandingFacts {
     pub group_skipped: BTreeMap<String, GroupSkipCounts>,
     /// Objects left untouched because of exclusions (`summary.excluded`).
     pub excluded: u64,
+    /// The plan's `sources` block (entries read, matched, attribute holders); `None` in
+    /// facts a store kept before it existed, which a region cannot shift (the caller
+    /// then reads every kept entry).
+    #[serde(default)]
+    pub sources: Option<Matched>,
 }
 
 impl StandingFacts {
     /// The totals of `plan`.
     pub fn of(plan: &Plan) -> Self {
         StandingFacts {
-            warnings: plan.warnings.clone(),
+            // Worked out again from the shifted `sources`.
+            warnings: plan
+                .warnings
+                .iter()
+                .filter(|w| w.kind != WarningKind::UnheldAttribute)
+                .cloned()
+                .collect(),
             skipped: plan.skipped.clone(),
             group_skipped: plan.group_skipped.clone(),
             excluded: plan.summary.excluded,
+            sources: (!plan.sources.is_empty()).then(|| plan.sources.clone()),
         }
     }
 }
@@ -99,6 +113,7 @@ pub fn plan_region(
         desired.retain_claims_on(&names);
         desired.retain_members_among(&members);
     }
+    let standing_sources = standing.sources.as_ref()?;
     let was = plan_rows(rules, before, &state, 0);
     let mut plan = plan_rows(rules, after, &state, 0);
 
@@ -123,6 +138,13 @@ pub fn plan_region(
         &was.group_skipped,
         std::mem::take(&mut plan.group_skipped),
     )?;
+
+    plan.sources = Matched::shift(
+        standing_sources,
+        &was.sources,
+        &std::mem::take(&mut plan.sources),
+    )?;
+    add_unheld_warnings(rules, &mut plan);
 
     let summary = &mut plan.summary;
     summary.excluded = u64::try_from(
