@@ -53,6 +53,21 @@ pub struct DesiredAccount {
     pub profile: Profile,
     /// A protected principal: never receives a registration.
     pub protected: bool,
+    /// Mappings (bit `i` for the `i`-th of `Rules::mappings`, the first
+    /// [`MAPPING_BITS`] only) that read the entry's source but whose `when` filter
+    /// rejected the entry: what a removal's reason says.
+    pub rejected_by: u32,
+    /// Mappings (as `rejected_by`) that produced a name for the entry.
+    pub produced_by: u32,
+}
+
+/// How many mappings [`DesiredAccount::rejected_by`] and `produced_by` follow; a
+/// removal by a later mapping gives the general reason.
+pub const MAPPING_BITS: usize = 32;
+
+/// The bit of mapping `index` in [`DesiredAccount::rejected_by`], if it has one.
+pub fn mapping_bit(index: usize) -> Option<u32> {
+    (index < MAPPING_BITS).then(|| 1u32 << index)
 }
 
 impl DesiredAccount {
@@ -65,6 +80,8 @@ impl DesiredAccount {
             enabled: true,
             profile: Profile::default(),
             protected: false,
+            rejected_by: 0,
+            produced_by: 0,
         }
     }
 }
@@ -220,6 +237,11 @@ pub struct Desired {
     pub frozen_groups: BTreeSet<String>,
     /// Per group name: member DNs dropped, and why (only groups that dropped some).
     pub group_skipped: BTreeMap<String, GroupSkipCounts>,
+    /// (group rule owner, group name) for each group entry of a distribution-list
+    /// rule's source that the rule's filter does not select: a group gone for this
+    /// reason "no longer matches the rule's filter" rather than being gone from the
+    /// directory.
+    pub unmatched_groups: BTreeSet<(String, String)>,
     pub warnings: Vec<Warning>,
     /// Entries read per source, entries each rule matched, attribute holders
     /// ([`crate::core::matched`]).
@@ -445,6 +467,9 @@ struct GroupEntry {
     warnings: Vec<Warning>,
     /// Normalised member DNs (`member` and `uniqueMember`); none when frozen.
     members: Vec<String>,
+    /// (rule index, group name) for each distribution-list rule of the source whose
+    /// filter does not select the entry.
+    unmatched: Vec<(usize, String)>,
 }
 
 impl<'r> EntryPreparer<'r> {
@@ -465,7 +490,12 @@ impl<'r> EntryPreparer<'r> {
     /// are recorded when a distribution-list rule reads the source; other entries are
     /// ignored.
     pub fn prepare(&self, source_name: &str, entry: &Entry) -> PreparedEntry {
-        let Some(source) = self.rules.sources.iter().position(|s| s.name == source_name) else {
+        let Some(source) = self
+            .rules
+            .sources
+            .iter()
+            .position(|s| s.name == source_name)
+        else {
             return PreparedEntry(Prepared::Ignored, Hits::default());
         };
         let mut hits = Hits::of_source(source);
@@ -584,12 +614,15 @@ impl<'r> EntryPreparer<'r> {
 
         let mut effects = Effects::default();
         let mut claims = Vec::new();
+        let (mut rejected_by, mut produced_by) = (0u32, 0u32);
         if enabled {
             let mut withheld = 0usize;
             for (index, mapping) in rules.mappings.iter().enumerate() {
-                if !mapping.reads(&source.name)
-                    || mapping.when.as_ref().is_some_and(|f| !f.matches(entry))
-                {
+                if !mapping.reads(&source.name) {
+                    continue;
+                }
+                if mapping.when.as_ref().is_some_and(|f| !f.matches(entry)) {
+                    rejected_by |= mapping_bit(index).unwrap_or(0);
                     continue;
                 }
                 hits.set(self.watch.mapping_bit(index));
@@ -648,6 +681,7 @@ impl<'r> EntryPreparer<'r> {
                         withheld += 1;
                         continue;
                     }
+                    produced_by |= mapping_bit(index).unwrap_or(0);
                     claims.push(PendingClaim {
                         mapping: index,
                         im_name,
@@ -679,6 +713,8 @@ impl<'r> EntryPreparer<'r> {
                 enabled,
                 profile,
                 protected,
+                rejected_by,
+                produced_by,
             },
             source: source_index,
             claims,
@@ -708,11 +744,18 @@ impl<'r> EntryPreparer<'r> {
         let frozen = self.freezes(entry, &dn, hits);
         let mut lists = Vec::new();
         let mut warnings = Vec::new();
+        let mut unmatched = Vec::new();
         for (index, rule) in rules.groups.iter().enumerate() {
             let GroupSelector::DistributionList(filter) = &rule.selector else {
                 continue;
             };
-            if rule.source != source || !filter.matches(entry) {
+            if rule.source != source {
+                continue;
+            }
+            if !filter.matches(entry) {
+                if let Some(name) = rule.name.render(entry).into_iter().next() {
+                    unmatched.push((index, name));
+                }
                 continue;
             }
             hits.set(self.watch.group_bit(index));
@@ -753,6 +796,7 @@ impl<'r> EntryPreparer<'r> {
             lists,
             warnings,
             members,
+            unmatched,
         }
     }
 }
@@ -937,6 +981,11 @@ impl<'r> DesiredBuilder<'r> {
 
     fn add_group(&mut self, group: GroupEntry) {
         self.out.warnings.extend(group.warnings);
+        let rules = self.preparer.rules;
+        for (rule, name) in group.unmatched {
+            let owner = rules.groups[rule].owner.clone();
+            self.out.unmatched_groups.insert((owner, name));
+        }
         for (rule, name) in group.lists {
             if group.frozen {
                 self.out.frozen_groups.insert(name);

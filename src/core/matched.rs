@@ -98,8 +98,7 @@ impl Matched {
                 [standing, was, now].map(|m| m.attribute_holders.get(source).unwrap_or(&empty));
             holders.insert(source.clone(), map(standing, was, now)?);
         }
-        let disabled_when = match (standing.disabled_when, was.disabled_when, now.disabled_when)
-        {
+        let disabled_when = match (standing.disabled_when, was.disabled_when, now.disabled_when) {
             (None, None, None) => None,
             (standing, was, now) => {
                 let get = |count: Option<u64>| i128::from(count.unwrap_or(0));
@@ -402,8 +401,10 @@ impl Tally {
                 self.counts[watch.group_bit(index)];
         }
         for (index, exclusion) in rules.exclusions.iter().enumerate() {
-            *matched.exclusions.entry(exclusion.name.clone()).or_default() +=
-                self.counts[watch.exclusion_bit(index)];
+            *matched
+                .exclusions
+                .entry(exclusion.name.clone())
+                .or_default() += self.counts[watch.exclusion_bit(index)];
         }
         if rules.accounts.disabled_when.is_some() {
             matched.disabled_when = Some(self.counts[watch.disabled_bit()]);

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::core::desired::{
-    Claim, Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, SkipCounts, Warning, WarningKind,
+    mapping_bit, Claim, Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, SkipCounts,
+    Warning, WarningKind,
 };
 use crate::core::dn::normalize_dn;
 use crate::core::matched::{Matched, Watch};
@@ -76,7 +77,7 @@ pub struct Plan {
     pub imports: Vec<SourceImport>,
     /// Entries read per source, entries each rule matched, and per source the entries
     /// holding each attribute the rules read ([`crate::core::matched`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Matched::is_empty")]
     pub sources: Matched,
 }
 
@@ -344,6 +345,35 @@ fn departure_reason(in_config: bool, disabled: bool) -> &'static str {
     }
 }
 
+/// Why a mapping (`owner`) no longer claims a name for an account still in the directory
+/// (`account`): the entry no longer passes the mapping's `when` filter, its source is not
+/// among the mapping's sources, or the template gives another value or none.
+fn lost_claim_reason(rules: &Rules, owner: &str, account: Option<&DesiredAccount>) -> String {
+    let general = format!("no longer produced by mapping {owner}");
+    let Some(account) = account else {
+        return general;
+    };
+    let Some(index) = rules.mappings.iter().position(|m| m.name == owner) else {
+        return general; // a renamed mapping: the rename is what happened
+    };
+    if !rules.mappings[index].reads(&account.source) {
+        return format!(
+            "entry's source {} is not among mapping {owner}'s sources",
+            account.source
+        );
+    }
+    let Some(bit) = mapping_bit(index) else {
+        return general;
+    };
+    if account.rejected_by & bit != 0 {
+        format!("entry no longer matches mapping {owner}'s filter")
+    } else if account.produced_by & bit != 0 {
+        format!("mapping {owner} now produces another value for the entry")
+    } else {
+        format!("mapping {owner} produces no value for the entry")
+    }
+}
+
 /// Each distinct reason allocated once, however many changes give it.
 #[derive(Default)]
 struct Reasons(BTreeMap<String, Arc<str>>);
@@ -425,6 +455,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         groups,
         frozen_groups,
         group_skipped,
+        unmatched_groups,
         warnings,
         matched,
     } = desired;
@@ -680,7 +711,11 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                             None if wanted_account(&row.account).is_some_and(|a| a.protected) => {
                                 reasons.get("protected principal")
                             }
-                            None => reasons.get(&format!("no longer produced by mapping {owner}")),
+                            None => reasons.get(&lost_claim_reason(
+                                rules,
+                                owner,
+                                wanted_account(&row.account),
+                            )),
                         };
                         changes.push(Change {
                             mapping: Some(owner.into()),
@@ -857,6 +892,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
             keeps_registrations,
             frozen_account: &frozen_account,
             frozen_groups: &frozen_groups,
+            unmatched_groups: &unmatched_groups,
         },
         &mut reasons,
         &mut changes,
@@ -928,6 +964,8 @@ struct GroupContext<'a> {
     frozen_account: &'a dyn Fn(&str) -> bool,
     /// Names of groups whose entry an exclusion freezes.
     frozen_groups: &'a BTreeSet<String>,
+    /// (rule owner, group name) of group entries their rule's filter does not select.
+    unmatched_groups: &'a BTreeSet<(String, String)>,
 }
 
 /// Plans group and membership changes; returns how many groups exclusions froze.
@@ -957,10 +995,15 @@ fn plan_groups(
             excluded += 1;
             continue;
         }
-        let reason = if group_rules.contains(owner) {
-            "group no longer in directory"
-        } else {
+        let reason = if !group_rules.contains(owner) {
             "group rule removed"
+        } else if context
+            .unmatched_groups
+            .contains(&(owner.to_string(), name.clone()))
+        {
+            "group entry no longer matches the rule's filter"
+        } else {
+            "group no longer in directory"
         };
         let group: Arc<str> = name.as_str().into();
         for member in &row.members {

@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::core::desired::{Desired, GroupSkipCounts, SkipCounts, Warning, WarningKind};
-use crate::core::model::Rules;
 use crate::core::matched::Matched;
+use crate::core::model::Rules;
 use crate::core::plan::{add_unheld_warnings, deletion_threshold, plan_rows, Plan};
 use crate::core::state::{RegistrationKey, State};
 
