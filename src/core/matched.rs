@@ -425,3 +425,199 @@ impl Tally {
         matched
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::desired::{desired, SourceEntries};
+    use crate::core::dn::normalize_dn;
+    use crate::core::model::{
+        Anchor, Exclusion, GroupRule, Mapping, ProfileField, Rules, SourceRule,
+    };
+
+    fn user(cn: &str, more: &[(&str, &str)]) -> Entry {
+        let mut entry = Entry::new(format!("cn={cn},ou=people,dc=x"))
+            .with("objectClass", &["top", "person"])
+            .with("cn", &[cn]);
+        for (attribute, value) in more {
+            entry = entry.with(attribute, &[value]);
+        }
+        entry
+    }
+
+    fn group(cn: &str) -> Entry {
+        Entry::new(format!("cn={cn},ou=groups,dc=x"))
+            .with("objectClass", &["top", "groupOfNames"])
+            .with("cn", &[cn])
+            .with("member", &["cn=a,ou=people,dc=x"])
+    }
+
+    fn filter(text: &str) -> Filter {
+        Filter::parse(text).unwrap()
+    }
+
+    fn mapping(name: &str, value: &str, when: Option<&str>) -> Mapping {
+        Mapping {
+            name: name.to_string(),
+            protocol: "aol".to_string(),
+            value: Template::parse(value).unwrap(),
+            when: when.map(filter),
+            sources: None,
+            renamed_from: Vec::new(),
+        }
+    }
+
+    fn source(name: &str) -> SourceRule {
+        SourceRule {
+            name: name.to_string(),
+            anchor: Anchor::Dn,
+            allow_empty: false,
+        }
+    }
+
+    /// Two sources (hr and an empty one), two mappings (one with `when`), a list rule and
+    /// an org-unit rule, a filter and an IM-name exclusion, `disabled_when`, a profile.
+    fn rules(list_filter: &str, display_name: &str) -> Rules {
+        let mut rules = Rules {
+            sources: vec![source("hr"), source("empty")],
+            mappings: vec![
+                mapping("mail", "{mail|local_part}", None),
+                mapping("sales", "{sn}", Some("(department=sales)")),
+            ],
+            groups: vec![
+                GroupRule {
+                    owner: "dl".to_string(),
+                    name: Template::parse("{cn}").unwrap(),
+                    source: "hr".to_string(),
+                    selector: GroupSelector::DistributionList(Box::new(filter(list_filter))),
+                },
+                GroupRule {
+                    owner: "people".to_string(),
+                    name: Template::parse("people").unwrap(),
+                    source: "hr".to_string(),
+                    selector: GroupSelector::OrgUnit(normalize_dn("ou=people,dc=x")),
+                },
+            ],
+            exclusions: vec![
+                Exclusion {
+                    name: "vip".to_string(),
+                    selector: ExclusionSelector::Filter(Box::new(filter("(title=vip)"))),
+                },
+                Exclusion {
+                    name: "bots".to_string(),
+                    selector: ExclusionSelector::ImName {
+                        protocol: None,
+                        pattern: regex::Regex::new("^bot").unwrap(),
+                    },
+                },
+            ],
+            ..Rules::default()
+        };
+        rules.accounts.disabled_when = Some(filter("(&(locked=TRUE)(!(neverSet=x)))"));
+        rules.accounts.profile = vec![(
+            ProfileField::DisplayName,
+            Template::parse(display_name).unwrap(),
+        )];
+        rules
+    }
+
+    fn entries() -> Vec<Entry> {
+        vec![
+            user(
+                "a",
+                &[("mail", "a@x"), ("department", "sales"), ("sn", "ay")],
+            ),
+            user("b", &[("mail", "b@x"), ("displayName;lang-fr", "Bé")]),
+            user("c", &[("mail", "c@x"), ("locked", "TRUE")]),
+            user("d", &[("mail", "d@x"), ("title", "vip")]),
+            user("bot", &[("mail", "bot1@x")]),
+            group("staff"),
+        ]
+    }
+
+    fn run(rules: &Rules, hr: Vec<Entry>) -> Matched {
+        let sources = [
+            SourceEntries {
+                source: "hr".to_string(),
+                entries: hr,
+            },
+            SourceEntries {
+                source: "empty".to_string(),
+                entries: Vec::new(),
+            },
+        ];
+        desired(rules, &sources).matched
+    }
+
+    fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn each_rule_counts_the_entries_it_matched() {
+        let rules = rules("(objectClass=groupOfNames)", "{displayName}");
+        let matched = run(&rules, entries());
+        assert_eq!(matched.entries_read, counts(&[("empty", 0), ("hr", 6)]));
+        // c is disabled, d frozen: neither is in a mapping's scope.
+        assert_eq!(matched.mappings, counts(&[("mail", 3), ("sales", 1)]));
+        // The list rule selects the group entry; the org unit holds the five users.
+        assert_eq!(matched.group_rules, counts(&[("dl", 1), ("people", 5)]));
+        assert_eq!(matched.exclusions, counts(&[("bots", 1), ("vip", 1)]));
+        assert_eq!(matched.disabled_when, Some(1));
+        // `cn` is held by every entry, `displayName` through `displayName;lang-fr`;
+        // `neverSet`, read only under a negation, is not watched.
+        let hr = &matched.attribute_holders["hr"];
+        assert_eq!(hr["cn"], 6);
+        assert_eq!(hr["displayName"], 1);
+        assert_eq!(hr["objectClass"], 6);
+        assert_eq!(hr["department"], 1);
+        assert!(!hr.contains_key("neverSet"));
+        assert_eq!(matched.attribute_holders["empty"]["mail"], 0);
+        assert!(Watch::new(&rules)
+            .unheld_warnings(&rules, &matched)
+            .is_empty());
+    }
+
+    #[test]
+    fn an_attribute_no_entry_holds_is_one_warning_per_reader() {
+        let rules = rules("(objectClas=groupOfNames)", "{displayNme}");
+        let matched = run(&rules, entries());
+        assert_eq!(matched.group_rules["dl"], 0);
+        let messages: Vec<String> = Watch::new(&rules)
+            .unheld_warnings(&rules, &matched)
+            .into_iter()
+            .inspect(|w| assert_eq!(w.kind, WarningKind::UnheldAttribute))
+            .map(|w| w.message)
+            .collect();
+        // Nothing about the empty source: its entries read say 0.
+        assert_eq!(
+            messages,
+            [
+                "group rule dl: filter (objectClas=groupOfNames) reads objectClas, which no entry of source hr has",
+                "profile display_name: template {displayNme} reads displayNme, which no entry of source hr has",
+            ]
+        );
+    }
+
+    #[test]
+    fn figures_shift_by_the_difference_and_refuse_to_go_negative() {
+        let rules = rules("(objectClass=groupOfNames)", "{displayName}");
+        let all = entries();
+        let standing = run(&rules, all.clone());
+        // A region of two entries: d leaves the exclusion, e arrives with nothing.
+        let was = run(&rules, vec![all[3].clone()]);
+        let changed = vec![
+            user("d", &[("mail", "d@x")]),
+            user("e", &[("displayName", "E")]),
+        ];
+        let now = run(&rules, changed.clone());
+        let mut after = all.clone();
+        after.remove(3);
+        after.extend(changed);
+        assert_eq!(
+            Matched::shift(&standing, &was, &now),
+            Some(run(&rules, after))
+        );
+        assert_eq!(Matched::shift(&was, &standing, &was), None);
+    }
+}

@@ -1430,6 +1430,120 @@ mod tests {
     }
 
     #[test]
+    fn a_group_whose_entry_left_the_rules_filter_says_so() {
+        let rules = rules(&["{cn}"]);
+        let mut state = State::default();
+        state.groups.extend([
+            row("old-team", Some("{cn}"), &[]),
+            row("gone", Some("{cn}"), &[]),
+        ]);
+        let mut desired = Desired::default();
+        desired
+            .unmatched_groups
+            .insert(("{cn}".to_string(), "old-team".to_string()));
+        let plan = plan(&rules, desired, &state).unwrap();
+        let reasons: Vec<(&str, &str)> = plan
+            .changes
+            .iter()
+            .map(|c| (c.group.as_deref().unwrap(), c.reason.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("gone", "group no longer in directory"),
+                (
+                    "old-team",
+                    "group entry no longer matches the rule's filter"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_registration_lost_by_an_entry_still_there_says_why() {
+        use crate::core::desired::{desired, SourceEntries};
+        use crate::core::entry::Entry;
+        use crate::core::filter::Filter;
+        use crate::core::model::Mapping;
+        use crate::core::state::{RegistrationSource, StateRegistration};
+        let mut rules = rules(&[]);
+        rules.sources.push(SourceRule {
+            name: "partners".to_string(),
+            anchor: crate::core::model::Anchor::Dn,
+            allow_empty: true,
+        });
+        let mapping =
+            |name: &str, value: &str, when: Option<&str>, sources: Option<&str>| Mapping {
+                name: name.to_string(),
+                protocol: name.to_string(),
+                value: Template::parse(value).unwrap(),
+                when: when.map(|f| Filter::parse(f).unwrap()),
+                sources: sources.map(|s| vec![s.to_string()]),
+                renamed_from: Vec::new(),
+            };
+        rules.mappings = vec![
+            mapping("filtered", "{cn}", Some("(dept=sales)"), None),
+            mapping("elsewhere", "{cn}", None, Some("partners")),
+            mapping("changed", "{mail}", None, None),
+            mapping("emptied", "{nick}", None, None),
+        ];
+        let entry = Entry::new("cn=a,dc=x")
+            .with("objectClass", &["top", "person"])
+            .with("cn", &["a"])
+            .with("dept", &["it"])
+            .with("mail", &["new"]);
+        let wanted = desired(
+            &rules,
+            &[SourceEntries {
+                source: "hr".to_string(),
+                entries: vec![entry],
+            }],
+        );
+        let anchor = "cn=a,dc=x";
+        let mut state = State::default();
+        let mut stored = state_account(anchor);
+        stored.dn = anchor.to_string();
+        state.accounts.insert(anchor.into(), stored);
+        for protocol in ["filtered", "elsewhere", "changed", "emptied"] {
+            state.registrations.insert(
+                registration_key(protocol, "old"),
+                StateRegistration {
+                    protocol: protocol.into(),
+                    im_name: "old".into(),
+                    account: anchor.into(),
+                    source: RegistrationSource::Ldap,
+                    owner: Some(protocol.into()),
+                },
+            );
+        }
+        let plan = plan(&rules, wanted, &state).unwrap();
+        let removals: Vec<(&str, &str)> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Remove)
+            .map(|c| (c.mapping.as_deref().unwrap(), c.reason.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            removals,
+            [
+                (
+                    "changed",
+                    "mapping changed now produces another value for the entry"
+                ),
+                (
+                    "elsewhere",
+                    "entry's source hr is not among mapping elsewhere's sources"
+                ),
+                ("emptied", "mapping emptied produces no value for the entry"),
+                (
+                    "filtered",
+                    "entry no longer matches mapping filtered's filter"
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn unmanaged_groups_are_never_touched() {
         let rules = rules(&["staff"]);
         let mut desired = Desired::default();
