@@ -52,7 +52,7 @@ pub struct StandingFacts {
     /// facts a store kept before it existed, which a region cannot shift (the caller
     /// then reads every kept entry).
     #[serde(default)]
-    pub sources: Option<Matched>,
+    pub sources: Option<Box<Matched>>,
 }
 
 impl StandingFacts {
@@ -69,7 +69,7 @@ impl StandingFacts {
             skipped: plan.skipped.clone(),
             group_skipped: plan.group_skipped.clone(),
             excluded: plan.summary.excluded,
-            sources: (!plan.sources.is_empty()).then(|| plan.sources.clone()),
+            sources: (!plan.sources.is_empty()).then(|| Box::new(plan.sources.clone())),
         }
     }
 }
