@@ -391,7 +391,9 @@ pub struct EntryFootprint {
     pub members: Vec<String>,
 }
 
-/// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`].
+/// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`],
+/// with the figures it adds to (its source's entries read, the rules it matched, the
+/// watched attributes it holds: [`crate::core::matched`]).
 #[derive(Debug)]
 pub struct PreparedEntry(Prepared, Hits);
 

@@ -346,9 +346,14 @@ impl Hits {
             .chain(self.spill.iter())
             .enumerate()
             .flat_map(|(word, &bits)| {
-                (0..64)
-                    .filter(move |bit| bits & (1u64 << bit) != 0)
-                    .map(move |bit| word * 64 + bit)
+                let mut rest = bits;
+                std::iter::from_fn(move || {
+                    let bit = rest.trailing_zeros() as usize;
+                    (rest != 0).then(|| {
+                        rest &= rest - 1;
+                        word * 64 + bit
+                    })
+                })
             })
     }
 }
@@ -596,6 +601,18 @@ mod tests {
                 "group rule dl: filter (objectClas=groupOfNames) reads objectClas, which no entry of source hr has",
                 "profile display_name: template {displayNme} reads displayNme, which no entry of source hr has",
             ]
+        );
+    }
+
+    #[test]
+    fn hits_past_the_inline_words_spill_and_read_back_in_order() {
+        let mut hits = Hits::of_source(0);
+        for bit in [300, 0, 63, 64, 127, 128, 5] {
+            hits.set(bit);
+        }
+        assert_eq!(
+            hits.ones().collect::<Vec<_>>(),
+            [0, 5, 63, 64, 127, 128, 300]
         );
     }
 
