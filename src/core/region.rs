@@ -243,3 +243,30 @@ fn shift<T: Tally>(
     }
     Some(shifted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Standing facts a store kept before the `sources` figures existed still load, and a
+    /// region cannot shift them: the caller reads every kept entry instead.
+    #[test]
+    fn standing_facts_without_sources_figures_load_and_plan_no_region() {
+        let old = r#"{"warnings": [], "skipped": {}, "group_skipped": {}, "excluded": 0}"#;
+        let standing: StandingFacts = serde_json::from_str(old).unwrap();
+        assert_eq!(standing.sources, None);
+        let rules = Rules::default();
+        assert!(plan_region(&rules, Region::default(), &standing, || 0).is_none());
+
+        let plan = plan_region(
+            &rules,
+            Region::default(),
+            &StandingFacts {
+                sources: Some(Box::default()),
+                ..standing
+            },
+            || 0,
+        );
+        assert!(plan.is_some());
+    }
+}
