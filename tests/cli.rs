@@ -984,3 +984,45 @@ fn discover_an_unknown_source_is_one_line_naming_the_known_ones() {
     assert_one_line_error(&output, &["no source named \"nope\"", "(sources: corp)"]);
     assert!(stdout(&output).is_empty());
 }
+
+#[test]
+fn plan_says_what_matched_and_warns_of_an_attribute_no_entry_holds() {
+    let ws = Workspace::new();
+    let plan = common::json(&ws.run(&["plan", "--format", "json"]));
+    let sources = &plan["sources"];
+    assert_eq!(sources["entries_read"]["corp"], 11, "{plan:#}");
+    assert_eq!(sources["mappings"]["aol-from-mail"], 4, "{plan:#}");
+    assert_eq!(sources["exclusions"]["service-accounts"], 1, "{plan:#}");
+    assert_eq!(sources["disabled_when"], 1, "{plan:#}");
+    assert_eq!(sources["attribute_holders"]["corp"]["mail"], 7, "{plan:#}");
+    let unheld = |plan: &serde_json::Value| -> Vec<String> {
+        plan["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["kind"] == "unheld_attribute")
+            .map(|w| w["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(unheld(&plan).is_empty(), "{plan:#}");
+
+    // A one-letter typo in a mapping's filter: nothing matches, and the plan says why.
+    let mappings = ws.config().join("mappings.yaml");
+    let text = std::fs::read_to_string(&mappings).unwrap();
+    std::fs::write(&mappings, text.replace("(mail=*@", "(mial=*@")).unwrap();
+    let plan = common::json(&ws.run(&["plan", "--format", "json"]));
+    assert_eq!(plan["sources"]["mappings"]["aol-from-mail"], 0, "{plan:#}");
+    let warning = "mapping aol-from-mail: filter (mial=*@example.com) reads mial, which no entry of source corp has";
+    assert_eq!(unheld(&plan), [warning]);
+    let text = stdout(&ws.run(&["plan"]));
+    assert!(text.contains(&format!("  ! {warning}")), "{text}");
+    assert!(
+        text.contains("\nsources\n  source corp: 11 entries read\n  mapping aol-from-mail: 0 entries matched\n"),
+        "{text}"
+    );
+    let markdown = stdout(&ws.run(&["plan", "--format", "markdown"]));
+    assert!(
+        markdown.contains("- mapping aol-from-mail: 0 entries matched"),
+        "{markdown}"
+    );
+}

@@ -396,7 +396,7 @@ fn any_commit_ish_works_and_the_files_come_from_that_commit() {
                 "remove",
                 "aol-mail",
                 "ann.lee",
-                "no longer produced by mapping aol-mail"
+                "mapping aol-mail now produces another value for the entry"
             ),
             row("remove", "aol-mail", "bob.stone", "account left scope"),
         ]

@@ -109,7 +109,7 @@ fn check(promise: &str, output: &str, dir: &Path) -> Result<(), String> {
         // The edit itself: the plan after it shows that it took.
         p if p.starts_with("Change the aol mapping's template") => Ok(()),
         p if p.starts_with("removes every name the old template produced, adds the new ones") => {
-            has("(no longer produced by mapping aol-from-mail)")?;
+            has("(mapping aol-from-mail now produces another value for the entry)")?;
             has("+ aol \"")
         }
         p if p.starts_with("back to the quickstart's template") => {

@@ -82,6 +82,12 @@ pub(super) fn plan_by_region(
                 .to_string(),
         );
     }
+    if standing.facts.sources.is_none() {
+        return why_not(
+            "the store's standing facts predate the plan's sources figures (the next apply keeps them)"
+                .to_string(),
+        );
+    }
     let kept = store.kept_snapshots()?;
     let mut digest = InputsDigest::of_config(&config.files);
     let mut imports = Vec::with_capacity(config.sources.len());

@@ -155,6 +155,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
         let mut skipped = None;
         let mut group_skipped = None;
         let mut imports = None;
+        let mut sources = None;
         let mut dirty = None;
         // Changes read before the header was whole, handed over at the end.
         let mut held: Option<Vec<Change>> = None;
@@ -206,6 +207,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                                     skipped: Default::default(),
                                     group_skipped: Default::default(),
                                     imports: imports.clone().unwrap_or_default(),
+                                    sources: Default::default(),
                                 },
                                 dirty,
                             ))
@@ -235,6 +237,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 "skipped" => skipped = Some(map.next_value()?),
                 "group_skipped" => group_skipped = Some(map.next_value()?),
                 "imports" => imports = Some(map.next_value()?),
+                "sources" => sources = Some(map.next_value()?),
                 "revision_dirty" => dirty = Some(map.next_value()?),
                 "effect" if self.review.is_some() => {
                     if let Some(review) = self.review.as_deref_mut() {
@@ -280,6 +283,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             skipped: skipped.unwrap_or_default(),
             group_skipped: group_skipped.unwrap_or_default(),
             imports: imports.unwrap_or_default(),
+            sources: sources.unwrap_or_default(),
         };
         let dirty = dirty.unwrap_or(false);
         if let Some(changes) = held {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::dn::normalize_dn;
 use crate::core::entry::Entry;
 use crate::core::join::{self, Join, Sequential};
+use crate::core::matched::{Hits, Matched, Tally, Watch};
 use crate::core::model::{
     dn_is_within, Anchor, AnchorProblem, GroupKind, GroupSelector, Profile, Rules,
     DEFAULT_MAX_IM_NAME_LENGTH, GROUP_TYPE, USER_TYPE,
@@ -52,6 +53,21 @@ pub struct DesiredAccount {
     pub profile: Profile,
     /// A protected principal: never receives a registration.
     pub protected: bool,
+    /// Mappings (bit `i` for the `i`-th of `Rules::mappings`, the first
+    /// [`MAPPING_BITS`] only) that read the entry's source but whose `when` filter
+    /// rejected the entry: what a removal's reason says.
+    pub rejected_by: u32,
+    /// Mappings (as `rejected_by`) that produced a name for the entry.
+    pub produced_by: u32,
+}
+
+/// How many mappings [`DesiredAccount::rejected_by`] and `produced_by` follow; a
+/// removal by a later mapping gives the general reason.
+pub const MAPPING_BITS: usize = 32;
+
+/// The bit of mapping `index` in [`DesiredAccount::rejected_by`], if it has one.
+pub fn mapping_bit(index: usize) -> Option<u32> {
+    (index < MAPPING_BITS).then(|| 1u32 << index)
 }
 
 impl DesiredAccount {
@@ -64,6 +80,8 @@ impl DesiredAccount {
             enabled: true,
             profile: Profile::default(),
             protected: false,
+            rejected_by: 0,
+            produced_by: 0,
         }
     }
 }
@@ -163,6 +181,8 @@ pub enum WarningKind {
     InvalidGroupName,
     /// Several group entries or rules give the same group name; only the first is used.
     GroupCollision,
+    /// A template or filter reads an attribute that no entry of its source holds.
+    UnheldAttribute,
 }
 
 /// A group the directory calls for.
@@ -222,6 +242,9 @@ pub struct Desired {
     /// Per group name: member DNs dropped, and why (only groups that dropped some).
     pub group_skipped: BTreeMap<String, GroupSkipCounts>,
     pub warnings: Vec<Warning>,
+    /// Entries read per source, entries each rule matched, attribute holders
+    /// ([`crate::core::matched`]).
+    pub matched: Matched,
 }
 
 impl Desired {
@@ -346,6 +369,8 @@ pub struct EntryPreparer<'r> {
     /// Whether any rule needs entries' normalised DNs (parsing a DN costs).
     needs_normalized_dn: bool,
     names: Names,
+    /// What counting an entry's figures looks at.
+    watch: Watch,
 }
 
 /// Where one entry can touch the plan: the anchor it arrives with (a user, or one an
@@ -365,9 +390,11 @@ pub struct EntryFootprint {
     pub members: Vec<String>,
 }
 
-/// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`].
+/// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`],
+/// with the figures it adds to (its source's entries read, the rules it matched, the
+/// watched attributes it holds: [`crate::core::matched`]).
 #[derive(Debug)]
-pub struct PreparedEntry(Prepared);
+pub struct PreparedEntry(Prepared, Hits);
 
 #[derive(Debug)]
 enum Prepared {
@@ -453,6 +480,7 @@ impl<'r> EntryPreparer<'r> {
             rules,
             needs_normalized_dn,
             names: Names::new(rules),
+            watch: Watch::new(rules),
         }
     }
 
@@ -460,7 +488,18 @@ impl<'r> EntryPreparer<'r> {
     /// are recorded when a distribution-list rule reads the source; other entries are
     /// ignored.
     pub fn prepare(&self, source_name: &str, entry: &Entry) -> PreparedEntry {
-        PreparedEntry(self.prepare_entry(source_name, entry))
+        let Some(source) = self
+            .rules
+            .sources
+            .iter()
+            .position(|s| s.name == source_name)
+        else {
+            return PreparedEntry(Prepared::Ignored, Hits::default());
+        };
+        let mut hits = Hits::of_source(source);
+        self.watch.count_attributes(source, entry, &mut hits);
+        let prepared = self.prepare_entry(source, entry, &mut hits);
+        PreparedEntry(prepared, hits)
     }
 
     /// The footprint of an entry this preparer prepared.
@@ -512,17 +551,14 @@ impl<'r> EntryPreparer<'r> {
         }
     }
 
-    fn prepare_entry(&self, source_name: &str, entry: &Entry) -> Prepared {
+    fn prepare_entry(&self, source_index: usize, entry: &Entry, hits: &mut Hits) -> Prepared {
         let rules = self.rules;
-        let Some(source_index) = rules.sources.iter().position(|s| s.name == source_name) else {
-            return Prepared::Ignored;
-        };
         let source = &rules.sources[source_index];
         let reads_groups = rules.groups.iter().any(|g| g.source == source.name);
         match rules.object_types.classify(entry) {
             Some(USER_TYPE) => {}
             Some(GROUP_TYPE) if reads_groups => {
-                return Prepared::Group(self.prepare_group(source_index, entry))
+                return Prepared::Group(self.prepare_group(source_index, entry, hits))
             }
             _ => return Prepared::Ignored,
         }
@@ -559,11 +595,14 @@ impl<'r> EntryPreparer<'r> {
         } else {
             String::new()
         };
-        if rules
-            .exclusions
-            .iter()
-            .any(|exclusion| exclusion.freezes_entry(entry, &normalized_dn))
-        {
+        for (index, rule) in rules.groups.iter().enumerate() {
+            if let GroupSelector::OrgUnit(subtree) = &rule.selector {
+                if rule.source == source.name && dn_is_within(&normalized_dn, subtree) {
+                    hits.set(self.watch.group_bit(index));
+                }
+            }
+        }
+        if self.freezes(entry, &normalized_dn, hits) {
             return Prepared::Frozen {
                 anchor: anchor.into(),
                 source: source_index,
@@ -576,6 +615,9 @@ impl<'r> EntryPreparer<'r> {
             .disabled_when
             .as_ref()
             .is_none_or(|filter| !filter.matches(entry));
+        if !enabled {
+            hits.set(self.watch.disabled_bit());
+        }
         let protected = !rules.policy.protected_principals.is_empty()
             && rules.policy.protected_principals.contains(&normalized_dn);
         let mut values: [Option<String>; 6] = Default::default();
@@ -596,14 +638,18 @@ impl<'r> EntryPreparer<'r> {
                 }
             }
         }
+        let (mut rejected_by, mut produced_by) = (0u32, 0u32);
         if enabled {
             let mut withheld = 0usize;
             for (index, mapping) in rules.mappings.iter().enumerate() {
-                if !mapping.reads(&source.name)
-                    || mapping.when.as_ref().is_some_and(|f| !f.matches(entry))
-                {
+                if !mapping.reads(&source.name) {
                     continue;
                 }
+                if mapping.when.as_ref().is_some_and(|f| !f.matches(entry)) {
+                    rejected_by |= mapping_bit(index).unwrap_or(0);
+                    continue;
+                }
+                hits.set(self.watch.mapping_bit(index));
                 let values = match mapping.value.render_outcome(entry) {
                     RenderOutcome::Values(values) => values,
                     RenderOutcome::MissingAttribute(_) => {
@@ -641,11 +687,14 @@ impl<'r> EntryPreparer<'r> {
                     } else {
                         protocol_rule.name_key(&im_name).into()
                     };
-                    if rules
-                        .exclusions
-                        .iter()
-                        .any(|e| e.freezes_registration(&mapping.protocol, &name_key))
-                    {
+                    let mut frozen = false;
+                    for (index, exclusion) in rules.exclusions.iter().enumerate() {
+                        if exclusion.freezes_registration(&mapping.protocol, &name_key) {
+                            hits.set(self.watch.exclusion_bit(index));
+                            frozen = true;
+                        }
+                    }
+                    if frozen {
                         effects.frozen_registrations.push(RegistrationKey {
                             protocol: mapping.protocol.as_str().into(),
                             name_key: name_key.clone(),
@@ -656,6 +705,7 @@ impl<'r> EntryPreparer<'r> {
                         withheld += 1;
                         continue;
                     }
+                    produced_by |= mapping_bit(index).unwrap_or(0);
                     claims.push(PendingClaim {
                         mapping: index,
                         im_name,
@@ -687,6 +737,8 @@ impl<'r> EntryPreparer<'r> {
                 enabled,
                 profile,
                 protected,
+                rejected_by,
+                produced_by,
             },
             source: source_index,
             claims,
@@ -695,25 +747,38 @@ impl<'r> EntryPreparer<'r> {
         })
     }
 
+    /// Whether an exclusion freezes the entry, counting each one that does.
+    fn freezes(&self, entry: &Entry, normalized_dn: &str, hits: &mut Hits) -> bool {
+        let mut frozen = false;
+        for (index, exclusion) in self.rules.exclusions.iter().enumerate() {
+            if exclusion.freezes_entry(entry, normalized_dn) {
+                hits.set(self.watch.exclusion_bit(index));
+                frozen = true;
+            }
+        }
+        frozen
+    }
+
     /// A group entry: the names it gives under each distribution-list rule that matches
     /// it, and its member DNs (for itself and for lists that nest it).
-    fn prepare_group(&self, source_index: usize, entry: &Entry) -> GroupEntry {
+    fn prepare_group(&self, source_index: usize, entry: &Entry, hits: &mut Hits) -> GroupEntry {
         let rules = self.rules;
         let source = rules.sources[source_index].name.as_str();
         let dn = normalize_dn(&entry.dn);
-        let frozen = rules
-            .exclusions
-            .iter()
-            .any(|exclusion| exclusion.freezes_entry(entry, &dn));
+        let frozen = self.freezes(entry, &dn, hits);
         let mut lists = Vec::new();
         let mut warnings = Vec::new();
         for (index, rule) in rules.groups.iter().enumerate() {
             let GroupSelector::DistributionList(filter) = &rule.selector else {
                 continue;
             };
-            if rule.source != source || !filter.matches(entry) {
+            if rule.source != source {
                 continue;
             }
+            if !filter.matches(entry) {
+                continue;
+            }
+            hits.set(self.watch.group_bit(index));
             let name = rule.name.render(entry).into_iter().next();
             let Some(name) = name.as_deref().and_then(valid_group_name) else {
                 warnings.push(Warning {
@@ -858,17 +923,21 @@ pub struct DesiredBuilder<'r> {
     /// By source name, for the sources group rules read.
     group_facts: HashMap<String, GroupFacts>,
     lists: Vec<ListedGroup>,
+    tally: Tally,
     out: Desired,
 }
 
 impl<'r> DesiredBuilder<'r> {
     /// Starts an empty desired state for `rules`.
     pub fn new(rules: &'r Rules) -> Self {
+        let preparer = EntryPreparer::new(rules);
+        let tally = preparer.watch.tally();
         DesiredBuilder {
-            preparer: EntryPreparer::new(rules),
+            preparer,
             arrivals: Arrivals::default(),
             group_facts: HashMap::new(),
             lists: Vec::new(),
+            tally,
             out: Desired::default(),
         }
     }
@@ -880,6 +949,10 @@ impl<'r> DesiredBuilder<'r> {
 
     /// Records that `source` was read, even if it yields no entry (rule 7 needs to know).
     pub fn begin_source(&mut self, source: &str) {
+        let rules = self.preparer.rules;
+        if let Some(index) = rules.sources.iter().position(|s| s.name == source) {
+            self.tally.begin_source(index);
+        }
         self.out
             .accounts_per_source
             .entry(source.to_string())
@@ -896,6 +969,7 @@ impl<'r> DesiredBuilder<'r> {
     /// Takes the next entry's contribution, in reading order. It must come from this
     /// builder's preparer or a clone of it.
     pub fn add_prepared(&mut self, prepared: PreparedEntry) {
+        self.tally.add(&prepared.1);
         match prepared.0 {
             Prepared::Ignored => {}
             Prepared::MissingAnchor(warning) => self.out.warnings.push(warning),
@@ -963,8 +1037,10 @@ impl<'r> DesiredBuilder<'r> {
             arrivals,
             group_facts,
             lists,
+            tally,
             mut out,
         } = self;
+        out.matched = tally.matched(preparer.rules, &preparer.watch);
         let rules = preparer.rules;
         let names = &preparer.names;
 

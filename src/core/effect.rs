@@ -5,8 +5,8 @@
 //! It is an ordinary plan: [`state_from`] turns the base's desired state into the store
 //! it would produce once applied to an empty one (every row managed, owned by the base's
 //! mappings), and [`effect`] plans the head against that. So the effect speaks the same
-//! language as a plan (`mapping removed`, `no longer produced by mapping X`, additions,
-//! departures), and a change to the planner changes both alike. Pure: no I/O.
+//! language as a plan (`mapping removed`, `entry no longer matches mapping X's filter`,
+//! additions, departures), and a change to the planner changes both alike. Pure: no I/O.
 //!
 //! A review also says how it read the head's LDAP sources ([`SourceTrust`]): with the
 //! trusted revision's connection settings, or not at all (`config::trust` decides).

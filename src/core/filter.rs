@@ -398,6 +398,26 @@ impl Filter {
         out
     }
 
+    /// [`Filter::attributes`] less those read only under a negation `(!…)`, where an
+    /// attribute that no entry holds is the point (`(!(disabled=TRUE))`).
+    pub fn asserted_attributes(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        self.collect_asserted(&mut out);
+        out
+    }
+
+    fn collect_asserted<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Filter::And(filters) | Filter::Or(filters) => {
+                for filter in filters {
+                    filter.collect_asserted(out);
+                }
+            }
+            Filter::Not(_) => {}
+            _ => self.collect_attributes(out),
+        }
+    }
+
     fn collect_attributes<'a>(&'a self, out: &mut Vec<&'a str>) {
         let attribute = match self {
             Filter::And(filters) | Filter::Or(filters) => {
@@ -1288,6 +1308,8 @@ mod tests {
             parse("(&(mail=*)(|(CN=a)(cn;lang-fr=b))(!(Mail=x))(uac:1.2.840.113556.1.4.803:=2))");
         assert_eq!(f.attributes(), ["mail", "CN", "cn;lang-fr", "uac"]);
         assert!(parse("(&)").attributes().is_empty());
+        let f = parse("(&(objectClass=group)(!(disabled=TRUE))(|(mail=*)(!(cn=x))))");
+        assert_eq!(f.asserted_attributes(), ["objectClass", "mail"]);
     }
 
     #[test]

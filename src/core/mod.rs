@@ -14,6 +14,7 @@ pub mod entry;
 pub mod filter;
 pub mod interner;
 pub mod join;
+pub mod matched;
 pub mod model;
 pub mod plan;
 pub mod quote;

@@ -19,9 +19,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::core::desired::{
-    Claim, Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, SkipCounts, Warning, WarningKind,
+    mapping_bit, Claim, Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, SkipCounts,
+    Warning, WarningKind,
 };
 use crate::core::dn::normalize_dn;
+use crate::core::matched::{Matched, Watch};
 use crate::core::model::{
     im_name_key, is_own_im_name_key, Departure, GroupKind, Profile, ProfileField, Rules,
 };
@@ -73,6 +75,10 @@ pub struct Plan {
     /// keeps when the plan is applied. Filled in by the caller, like `revision`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<SourceImport>,
+    /// Entries read per source, entries each rule matched, and per source the entries
+    /// holding each attribute the rules read ([`crate::core::matched`]).
+    #[serde(default, skip_serializing_if = "Matched::is_empty")]
+    pub sources: Matched,
 }
 
 /// What a plan read from one `ldif` source: its content file and every change file
@@ -339,6 +345,35 @@ fn departure_reason(in_config: bool, disabled: bool) -> &'static str {
     }
 }
 
+/// Why a mapping (`owner`) no longer claims a name for an account still in the directory
+/// (`account`): the entry no longer passes the mapping's `when` filter, its source is not
+/// among the mapping's sources, or the template gives another value or none.
+fn lost_claim_reason(rules: &Rules, owner: &str, account: Option<&DesiredAccount>) -> String {
+    let general = format!("no longer produced by mapping {owner}");
+    let Some(account) = account else {
+        return general;
+    };
+    let Some(index) = rules.mappings.iter().position(|m| m.name == owner) else {
+        return general; // a renamed mapping: the rename is what happened
+    };
+    if !rules.mappings[index].reads(&account.source) {
+        return format!(
+            "entry's source {} is not among mapping {owner}'s sources",
+            account.source
+        );
+    }
+    let Some(bit) = mapping_bit(index) else {
+        return general;
+    };
+    if account.rejected_by & bit != 0 {
+        format!("entry no longer matches mapping {owner}'s filter")
+    } else if account.produced_by & bit != 0 {
+        format!("mapping {owner} now produces another value for the entry")
+    } else {
+        format!("mapping {owner} produces no value for the entry")
+    }
+}
+
 /// Each distinct reason allocated once, however many changes give it.
 #[derive(Default)]
 struct Reasons(BTreeMap<String, Arc<str>>);
@@ -367,7 +402,21 @@ pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, Plan
         state,
     )?;
     let managed = managed_rows(state);
-    Ok(plan_rows(rules, desired, state, managed))
+    let mut plan = plan_rows(rules, desired, state, managed);
+    add_unheld_warnings(rules, &mut plan);
+    Ok(plan)
+}
+
+/// Adds to `plan` a warning for every attribute a template or filter reads that no entry
+/// of its source holds, from the plan's totals (`plan.sources`).
+pub(crate) fn add_unheld_warnings(rules: &Rules, plan: &mut Plan) {
+    let unheld = Watch::new(rules).unheld_warnings(rules, &plan.sources);
+    if unheld.is_empty() {
+        return;
+    }
+    plan.warnings.extend(unheld);
+    plan.warnings.sort();
+    plan.warnings.dedup();
 }
 
 /// The managed rows `state` holds (accounts with a source, registrations and groups with
@@ -407,6 +456,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         frozen_groups,
         group_skipped,
         warnings,
+        matched,
     } = desired;
 
     // Sized for the worst case up front: growing a vector of a million changes by
@@ -674,7 +724,11 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                             None if wanted_account(&row.account).is_some_and(|a| a.protected) => {
                                 reasons.get("protected principal")
                             }
-                            None => reasons.get(&format!("no longer produced by mapping {owner}")),
+                            None => reasons.get(&lost_claim_reason(
+                                rules,
+                                owner,
+                                wanted_account(&row.account),
+                            )),
                         };
                         changes.push(Change {
                             mapping: Some(owner.into()),
@@ -910,6 +964,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         skipped,
         group_skipped,
         imports: Vec::new(),
+        sources: matched,
     }
 }
 
@@ -958,10 +1013,13 @@ fn plan_groups(
             excluded += 1;
             continue;
         }
-        let reason = if group_rules.contains(owner) {
-            "group no longer in directory"
-        } else {
+        // True whether the group's entry left the directory or the rule's filter: which
+        // of the two would take the entries outside a delta plan's region to tell, and a
+        // delta plan must say what a full one says.
+        let reason = if !group_rules.contains(owner) {
             "group rule removed"
+        } else {
+            "no entry the rule's filter selects gives this group any more"
         };
         let group: Arc<str> = name.as_str().into();
         for member in &row.members {
@@ -1376,14 +1434,100 @@ mod tests {
     }
 
     #[test]
-    fn a_group_gone_from_the_directory_says_so() {
+    fn a_group_no_selected_entry_gives_says_so_whatever_became_of_its_entry() {
+        // Gone from the directory or out of the rule's filter: one reason, true of both,
+        // that a delta plan gives as a full one does.
         let rules = rules(&["{cn}"]);
         let mut state = State::default();
         state.groups.extend([row("old-team", Some("{cn}"), &[])]);
         let plan = plan(&rules, Desired::default(), &state).unwrap();
         assert_eq!(
             plan.changes[0].reason.as_deref(),
-            Some("group no longer in directory")
+            Some("no entry the rule's filter selects gives this group any more")
+        );
+    }
+
+    #[test]
+    fn a_registration_lost_by_an_entry_still_there_says_why() {
+        use crate::core::desired::{desired, SourceEntries};
+        use crate::core::entry::Entry;
+        use crate::core::filter::Filter;
+        use crate::core::model::Mapping;
+        use crate::core::state::{RegistrationSource, StateRegistration};
+        let mut rules = rules(&[]);
+        rules.sources.push(SourceRule {
+            name: "partners".to_string(),
+            anchor: crate::core::model::Anchor::Dn,
+            allow_empty: true,
+        });
+        let mapping =
+            |name: &str, value: &str, when: Option<&str>, sources: Option<&str>| Mapping {
+                name: name.to_string(),
+                protocol: name.to_string(),
+                value: Template::parse(value).unwrap(),
+                when: when.map(|f| Filter::parse(f).unwrap()),
+                sources: sources.map(|s| vec![s.to_string()]),
+                renamed_from: Vec::new(),
+            };
+        rules.mappings = vec![
+            mapping("filtered", "{cn}", Some("(dept=sales)"), None),
+            mapping("elsewhere", "{cn}", None, Some("partners")),
+            mapping("changed", "{mail}", None, None),
+            mapping("emptied", "{nick}", None, None),
+        ];
+        let entry = Entry::new("cn=a,dc=x")
+            .with("objectClass", &["top", "person"])
+            .with("cn", &["a"])
+            .with("dept", &["it"])
+            .with("mail", &["new"]);
+        let wanted = desired(
+            &rules,
+            &[SourceEntries {
+                source: "hr".to_string(),
+                entries: vec![entry],
+            }],
+        );
+        let anchor = "cn=a,dc=x";
+        let mut state = State::default();
+        let mut stored = state_account(anchor);
+        stored.dn = anchor.to_string();
+        state.accounts.insert(anchor.into(), stored);
+        for protocol in ["filtered", "elsewhere", "changed", "emptied"] {
+            state.registrations.insert(
+                registration_key(protocol, "old"),
+                StateRegistration {
+                    protocol: protocol.into(),
+                    im_name: "old".into(),
+                    account: anchor.into(),
+                    source: RegistrationSource::Ldap,
+                    owner: Some(protocol.into()),
+                },
+            );
+        }
+        let plan = plan(&rules, wanted, &state).unwrap();
+        let removals: Vec<(&str, &str)> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Remove)
+            .map(|c| (c.mapping.as_deref().unwrap(), c.reason.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            removals,
+            [
+                (
+                    "changed",
+                    "mapping changed now produces another value for the entry"
+                ),
+                (
+                    "elsewhere",
+                    "entry's source hr is not among mapping elsewhere's sources"
+                ),
+                ("emptied", "mapping emptied produces no value for the entry"),
+                (
+                    "filtered",
+                    "entry no longer matches mapping filtered's filter"
+                ),
+            ]
         );
     }
 

@@ -18,7 +18,8 @@
 //! before the change and as it is after. [`plan_region`] plans the region twice against
 //! the same rows, once with the entries before and once after: the changes are the
 //! second plan's, and every total is the standing total less the first plan's share plus
-//! the second's. Whatever the region sees wrongly for lack of the rest of the directory
+//! the second's (the `sources` figures too; the warnings they give are worked out from
+//! the totals). Whatever the region sees wrongly for lack of the rest of the directory
 //! (the other names of an entry that was pulled in) it sees the same way both times, and
 //! it cancels.
 //!
@@ -32,8 +33,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::core::desired::{Desired, GroupSkipCounts, SkipCounts, Warning, WarningKind};
+use crate::core::matched::Matched;
 use crate::core::model::Rules;
-use crate::core::plan::{deletion_threshold, plan_rows, Plan};
+use crate::core::plan::{add_unheld_warnings, deletion_threshold, plan_rows, Plan};
 use crate::core::state::{RegistrationKey, State};
 
 /// What [`StandingFacts`] count: 2 added the disabled users skipped per mapping.
@@ -53,6 +55,11 @@ pub struct StandingFacts {
     pub group_skipped: BTreeMap<String, GroupSkipCounts>,
     /// Objects left untouched because of exclusions (`summary.excluded`).
     pub excluded: u64,
+    /// The plan's `sources` block (entries read, matched, attribute holders); `None` in
+    /// facts a store kept before it existed, which a region cannot shift (the caller
+    /// then reads every kept entry).
+    #[serde(default)]
+    pub sources: Option<Box<Matched>>,
 }
 
 impl StandingFacts {
@@ -60,10 +67,17 @@ impl StandingFacts {
     pub fn of(plan: &Plan) -> Self {
         StandingFacts {
             version: STANDING_FACTS_VERSION,
-            warnings: plan.warnings.clone(),
+            // Worked out again from the shifted `sources`.
+            warnings: plan
+                .warnings
+                .iter()
+                .filter(|w| w.kind != WarningKind::UnheldAttribute)
+                .cloned()
+                .collect(),
             skipped: plan.skipped.clone(),
             group_skipped: plan.group_skipped.clone(),
             excluded: plan.summary.excluded,
+            sources: (!plan.sources.is_empty()).then(|| Box::new(plan.sources.clone())),
         }
     }
 }
@@ -107,6 +121,7 @@ pub fn plan_region(
         desired.retain_claims_on(&names);
         desired.retain_members_among(&members);
     }
+    let standing_sources = standing.sources.as_ref()?;
     let was = plan_rows(rules, before, &state, 0);
     let mut plan = plan_rows(rules, after, &state, 0);
 
@@ -131,6 +146,13 @@ pub fn plan_region(
         &was.group_skipped,
         std::mem::take(&mut plan.group_skipped),
     )?;
+
+    plan.sources = Matched::shift(
+        standing_sources,
+        &was.sources,
+        &std::mem::take(&mut plan.sources),
+    )?;
+    add_unheld_warnings(rules, &mut plan);
 
     let summary = &mut plan.summary;
     summary.excluded = u64::try_from(
@@ -229,4 +251,31 @@ fn shift<T: Tally>(
         shifted.insert(key, T::from_tally(tally));
     }
     Some(shifted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Standing facts a store kept before the `sources` figures existed still load, and a
+    /// region cannot shift them: the caller reads every kept entry instead.
+    #[test]
+    fn standing_facts_without_sources_figures_load_and_plan_no_region() {
+        let old = r#"{"warnings": [], "skipped": {}, "group_skipped": {}, "excluded": 0}"#;
+        let standing: StandingFacts = serde_json::from_str(old).unwrap();
+        assert_eq!(standing.sources, None);
+        let rules = Rules::default();
+        assert!(plan_region(&rules, Region::default(), &standing, || 0).is_none());
+
+        let plan = plan_region(
+            &rules,
+            Region::default(),
+            &StandingFacts {
+                sources: Some(Box::default()),
+                ..standing
+            },
+            || 0,
+        );
+        assert!(plan.is_some());
+    }
 }

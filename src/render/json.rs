@@ -10,7 +10,7 @@
 //!   million users: 0.99 GB, against 1.2 GB with one field a line);
 //! - the header comes first: `format_version`, `revision`, `state_serial`, the digests,
 //!   `summary`, `imports` and `revision_dirty`, then `changes`, then `warnings`, `skipped`,
-//!   `group_skipped`, `connection_trust` and `effect`; a reader streaming the file knows
+//!   `group_skipped`, `sources`, `connection_trust` and `effect`; a reader streaming the file knows
 //!   the header before the first change. (Key order is not part of the JSON contract: readers must not depend
 //!   on it, and `app/saved_plan.rs` does not.)
 //!
@@ -66,6 +66,10 @@ pub(super) fn write_document(document: &PlanDocument<'_>, out: &mut dyn Write) -
     if !plan.group_skipped.is_empty() {
         json.key(1, "group_skipped")?;
         json.serde(1, &plan.group_skipped)?;
+    }
+    if !plan.sources.is_empty() {
+        json.key(1, "sources")?;
+        json.serde(1, &plan.sources)?;
     }
     if !document.connection_trust.is_empty() {
         json.key(1, "connection_trust")?;
@@ -447,6 +451,7 @@ mod tests {
     use super::*;
     use crate::core::desired::{GroupSkipCounts, SkipCounts, Warning, WarningKind};
     use crate::core::effect::{FileDiff, FileStatus, SourceTrust, TrustedReading};
+    use crate::core::matched::Matched;
     use crate::core::model::{GroupKind, Profile};
     use crate::core::plan::{
         FieldChange, ImportedFile, Plan, SourceImport, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER,
@@ -465,11 +470,12 @@ mod tests {
     ];
 
     /// The top-level keys after the header, in the order they are written.
-    const AFTER_HEADER: [&str; 6] = [
+    const AFTER_HEADER: [&str; 7] = [
         "changes",
         "warnings",
         "skipped",
         "group_skipped",
+        "sources",
         "connection_trust",
         "effect",
     ];
@@ -719,6 +725,31 @@ mod tests {
                     digest: "sha256:02".to_string(),
                 }],
             }],
+            sources: matched(),
+        }
+    }
+
+    /// A `sources` block with every part filled, names needing escapes.
+    fn matched() -> Matched {
+        let counts = |names: &[&str]| -> BTreeMap<String, u64> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(count, name)| (name.to_string(), count as u64))
+                .collect()
+        };
+        Matched {
+            entries_read: counts(&["hr", "co\rp"]),
+            mappings: counts(&["aol", "ma\"il", "x"]),
+            group_rules: counts(&["{cn}"]),
+            exclusions: counts(&["vip\tpeople"]),
+            disabled_when: Some(3),
+            attribute_holders: [
+                ("hr".to_string(), counts(&["mail", "objectClas"])),
+                ("co\rp".to_string(), BTreeMap::new()),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -728,6 +759,7 @@ mod tests {
         plan.warnings.clear();
         plan.skipped.clear();
         plan.group_skipped.clear();
+        plan.sources = Matched::default();
         plan.revision = None;
         plan.imports.clear();
         plan.config_digest.clear();
@@ -791,6 +823,9 @@ mod tests {
         if !plan.group_skipped.is_empty() {
             let block = serde_json::to_string_pretty(&plan.group_skipped);
             blocks.push(("group_skipped", block));
+        }
+        if !plan.sources.is_empty() {
+            blocks.push(("sources", serde_json::to_string_pretty(&plan.sources)));
         }
         if !plan.imports.is_empty() {
             blocks.push(("imports", serde_json::to_string_pretty(&plan.imports)));

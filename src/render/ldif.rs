@@ -479,6 +479,7 @@ mod tests {
             skipped: BTreeMap::new(),
             group_skipped: BTreeMap::new(),
             imports: Vec::new(),
+            sources: Default::default(),
         }
     }
 

@@ -15,6 +15,7 @@ mod drift;
 pub use drift::{drift_html, drift_markdown, drift_summary_line, drift_text};
 
 use crate::core::effect::{Effect, FileStatus, SourceTrust};
+use crate::core::matched::Matched;
 use crate::core::plan::{Action, Change, Kind, Plan, Summary};
 use crate::core::quote::{printable, push_printable_str};
 
@@ -545,6 +546,13 @@ pub fn write_text(
             writeln!(out, "  {line}")?;
         }
     }
+    let sources = sources_lines(&plan.sources);
+    if !sources.is_empty() {
+        writeln!(out, "\nsources")?;
+        for line in sources {
+            writeln!(out, "  {}", printable(&line))?;
+        }
+    }
     let s = &plan.summary;
     writeln!(out)?;
     let mut notes = Vec::new();
@@ -570,6 +578,35 @@ pub fn write_text(
         )?;
     }
     writeln!(out, "{}", summary_line(s))
+}
+
+/// The `sources` block as lines: entries read per source, then entries matched per
+/// mapping, group rule, exclusion and `disabled_when` ([`crate::core::matched`] says
+/// what each counts).
+fn sources_lines(matched: &Matched) -> Vec<String> {
+    let entries = |count: u64| if count == 1 { "entry" } else { "entries" };
+    let mut lines: Vec<String> = matched
+        .entries_read
+        .iter()
+        .map(|(source, count)| format!("source {source}: {count} {} read", entries(*count)))
+        .collect();
+    let rules = [
+        ("mapping", &matched.mappings, "matched"),
+        ("group rule", &matched.group_rules, "matched"),
+        ("exclusion", &matched.exclusions, "frozen"),
+    ];
+    for (kind, counts, verb) in rules {
+        for (name, count) in counts {
+            lines.push(format!("{kind} {name}: {count} {} {verb}", entries(*count)));
+        }
+    }
+    if let Some(count) = matched.disabled_when {
+        lines.push(format!(
+            "disabled_when: {count} {} disabled",
+            if count == 1 { "user" } else { "users" }
+        ));
+    }
+    lines
 }
 
 /// `text` as Markdown (GitHub's included) shows it, inline or in a table cell: control
@@ -752,6 +789,19 @@ pub fn markdown(plan: &Plan, effect: Option<&Effect>, connection_trust: &[Source
         }
         let _ = writeln!(out, "</details>");
     }
+    let sources = sources_lines(&plan.sources);
+    if !sources.is_empty() {
+        let read: u64 = plan.sources.entries_read.values().sum();
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Sources: {read} {} read, and what each rule matched</summary>\n",
+            if read == 1 { "entry" } else { "entries" }
+        );
+        for line in sources {
+            let _ = writeln!(out, "- {}", escape_markdown(&line));
+        }
+        let _ = writeln!(out, "\n</details>");
+    }
     if let Some(effect) = effect.filter(|e| !e.files.is_empty()) {
         let count = effect.files.len();
         let _ = writeln!(
@@ -929,6 +979,7 @@ mod tests {
             skipped: BTreeMap::new(),
             group_skipped: BTreeMap::new(),
             imports: Vec::new(),
+            sources: Default::default(),
         };
         let hostile = [
             "<details>",
@@ -992,6 +1043,7 @@ mod tests {
             skipped: BTreeMap::new(),
             group_skipped: BTreeMap::new(),
             imports: Vec::new(),
+            sources: Default::default(),
         };
         for i in 0..5000 {
             plan.changes.push(Change {
