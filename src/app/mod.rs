@@ -45,6 +45,7 @@ pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
 pub use run::{run_command, RunOptions};
+pub use saved_plan::read_whole_plan;
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@
 //! This reads; whether the plan may be applied is decided by the sink.
 
 use std::fmt;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -50,9 +50,40 @@ pub(super) fn read_plan(
         message,
     };
     let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
+    read_plan_from(BufReader::with_capacity(1 << 20, file), sink).map_err(error)
+}
+
+/// Reads a whole saved plan from `input`, its changes collected into the plan, with
+/// whether it was made from a dirty working tree. The reading [`read_plan`] does, for the
+/// fuzzing harness (`fuzz/`); the error is the message `apply --plan` shows after the
+/// file's path.
+pub fn read_whole_plan(input: impl Read) -> Result<(Plan, bool), String> {
+    /// Takes every change, in order.
+    struct Collect(Vec<Change>);
+    impl PlanSink for Collect {
+        fn head(&mut self, _: &Plan, _: bool) -> bool {
+            true
+        }
+        fn changes(&mut self, batch: Vec<Change>) -> bool {
+            self.0.extend(batch);
+            true
+        }
+    }
+    let mut sink = Collect(Vec::new());
+    let (mut plan, dirty) =
+        read_plan_from(input, &mut sink)?.expect("the collecting sink never stops");
+    plan.changes = sink.0;
+    Ok((plan, dirty))
+}
+
+/// [`read_plan`] from any reader; the error is the message that follows the path.
+fn read_plan_from(
+    input: impl Read,
+    sink: &mut dyn PlanSink,
+) -> Result<Option<(Plan, bool)>, String> {
     let mut unsupported = None;
     let mut stopped = false;
-    let mut reader = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let mut reader = serde_json::Deserializer::from_reader(input);
     let read = DocumentSeed {
         unsupported: &mut unsupported,
         stopped: &mut stopped,
@@ -61,15 +92,15 @@ pub(super) fn read_plan(
     .deserialize(&mut reader)
     .and_then(|document| reader.end().map(|()| document));
     if let Some(version) = unsupported {
-        return Err(error(format!(
+        return Err(format!(
             "plan format_version {version} is not supported (this build reads {PLAN_FORMAT_VERSION})"
-        )));
+        ));
     }
     match read {
         _ if stopped => Ok(None),
         Ok(document) => Ok(Some(document)),
-        Err(e) if e.is_io() => Err(error(format!("cannot read plan: {e}"))),
-        Err(e) => Err(error(format!("not a registrar plan: {e}"))),
+        Err(e) if e.is_io() => Err(format!("cannot read plan: {e}")),
+        Err(e) => Err(format!("not a registrar plan: {e}")),
     }
 }
 

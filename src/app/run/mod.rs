@@ -13,7 +13,7 @@
 //! `apply` would do at that commit, plus the history record.
 
 mod follow;
-mod http;
+pub mod http;
 mod lock;
 pub mod scheduler;
 pub mod telemetry;
