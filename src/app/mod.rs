@@ -51,6 +51,7 @@ pub use drift::{drift_command, drift_report, DriftFormat};
 pub use export::{export_source, ExportFormat};
 pub use register::{AllowProtected, UnmanagedRegistration};
 pub use run::{run_command, RunOptions};
+pub use saved_plan::read_whole_plan;
 pub use show::{show_plan, ShowFormat};
 
 /// Everything that can stop a command.

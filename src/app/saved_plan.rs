@@ -15,7 +15,7 @@
 //! This reads; whether the plan may be applied is decided by the sink.
 
 use std::fmt;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,17 +51,20 @@ pub(super) fn read_plan(
 }
 
 /// What a saved plan holds besides the plan, for showing it (`registrar show`).
-#[derive(Debug, Default)]
-pub(super) struct ReviewParts {
+#[derive(Debug, Default, PartialEq)]
+pub struct ReviewParts {
     /// `plan --base`: the effect of the change.
     pub effect: Option<Effect>,
     /// A review's notes on how it read the head's LDAP sources.
     pub connection_trust: Vec<SourceTrust>,
 }
 
-/// Reads the whole saved plan at `path`, to show it: the plan with its changes, whether
-/// it was made from a dirty working tree, and its review parts.
-pub(super) fn read_whole_plan(path: &Path) -> Result<(Plan, bool, ReviewParts), AppError> {
+/// Reads a whole saved plan from `input`, to show it (`registrar show`, and the fuzzing
+/// harness in `fuzz/`): the plan with its changes, whether it was made from a dirty
+/// working tree, and its review parts. The error is the message that follows the file's
+/// path.
+pub fn read_whole_plan(input: impl Read) -> Result<(Plan, bool, ReviewParts), String> {
+    /// Takes every change, in order.
     struct Collect(Vec<Change>);
     impl PlanSink for Collect {
         fn head(&mut self, _: &Plan, _: bool) -> bool {
@@ -72,14 +75,11 @@ pub(super) fn read_whole_plan(path: &Path) -> Result<(Plan, bool, ReviewParts), 
             true
         }
     }
-    let mut changes = Collect(Vec::new());
+    let mut sink = Collect(Vec::new());
     let mut review = ReviewParts::default();
-    let read = read_document(path, &mut changes, Some(&mut review))?;
-    let (mut plan, dirty) = read.ok_or_else(|| AppError::File {
-        path: path.to_path_buf(),
-        message: "the plan could not be read whole".to_string(),
-    })?;
-    plan.changes = changes.0;
+    let read = read_plan_from(input, &mut sink, Some(&mut review))?;
+    let (mut plan, dirty) = read.ok_or("the plan could not be read whole")?;
+    plan.changes = sink.0;
     Ok((plan, dirty, review))
 }
 
@@ -95,9 +95,18 @@ fn read_document(
         message,
     };
     let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
+    read_plan_from(BufReader::with_capacity(1 << 20, file), sink, review).map_err(error)
+}
+
+/// [`read_document`] from any reader; the error is the message that follows the path.
+fn read_plan_from(
+    input: impl Read,
+    sink: &mut dyn PlanSink,
+    review: Option<&mut ReviewParts>,
+) -> Result<Option<(Plan, bool)>, String> {
     let mut unsupported = None;
     let mut stopped = false;
-    let mut reader = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let mut reader = serde_json::Deserializer::from_reader(input);
     let read = DocumentSeed {
         unsupported: &mut unsupported,
         stopped: &mut stopped,
@@ -107,15 +116,15 @@ fn read_document(
     .deserialize(&mut reader)
     .and_then(|document| reader.end().map(|()| document));
     if let Some(version) = unsupported {
-        return Err(error(format!(
+        return Err(format!(
             "plan format_version {version} is not supported (this build reads {PLAN_FORMAT_VERSION})"
-        )));
+        ));
     }
     match read {
         _ if stopped => Ok(None),
         Ok(document) => Ok(Some(document)),
-        Err(e) if e.is_io() => Err(error(format!("cannot read plan: {e}"))),
-        Err(e) => Err(error(format!("not a registrar plan: {e}"))),
+        Err(e) if e.is_io() => Err(format!("cannot read plan: {e}")),
+        Err(e) => Err(format!("not a registrar plan: {e}")),
     }
 }
 

@@ -18,7 +18,14 @@ pub enum ShowFormat {
 
 /// `registrar show PLANFILE`.
 pub fn show_plan(context: &Context, path: &Path, format: ShowFormat) -> Result<Outcome, AppError> {
-    let (plan, dirty, review) = saved_plan::read_whole_plan(path)?;
+    let error = |message: String| AppError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
+    let (plan, dirty, review) =
+        saved_plan::read_whole_plan(std::io::BufReader::with_capacity(1 << 20, file))
+            .map_err(error)?;
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     let written = match format {
         ShowFormat::Text => render::write_trust_text(&review.connection_trust, &mut stdout)

@@ -96,8 +96,9 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// The whole HTTP response to the request `head`.
-fn respond(head: &[u8], telemetry: &Mutex<Telemetry>) -> Vec<u8> {
+/// The whole HTTP response to the request `head` (the bytes up to the blank line, at
+/// most [`MAX_HEAD`], whatever the client sent). Public for the fuzzing harness (`fuzz/`).
+pub fn respond(head: &[u8], telemetry: &Mutex<Telemetry>) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
     let mut parts = text.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));

@@ -14,7 +14,7 @@
 //! asks: the schedule in the reviewed config is the approval.
 
 mod follow;
-mod http;
+pub mod http;
 mod lock;
 pub mod scheduler;
 pub mod telemetry;
