@@ -965,9 +965,9 @@ mod tests {
         assert_eq!(code_span("a\nb"), "`a\\nb`");
     }
 
-    #[test]
-    fn a_plan_in_markdown_shows_hostile_names_as_text() {
-        let mut plan = Plan {
+    /// A plan of nothing, for the tests to fill.
+    fn empty_plan() -> Plan {
+        Plan {
             format_version: 1,
             revision: None,
             state_serial: 0,
@@ -980,7 +980,12 @@ mod tests {
             group_skipped: BTreeMap::new(),
             imports: Vec::new(),
             sources: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_plan_in_markdown_shows_hostile_names_as_text() {
+        let mut plan = empty_plan();
         let hostile = [
             "<details>",
             "@team",
@@ -1031,20 +1036,7 @@ mod tests {
 
     #[test]
     fn markdown_output_with_a_huge_plan_stays_under_the_limit() {
-        let mut plan = Plan {
-            format_version: 1,
-            revision: None,
-            state_serial: 0,
-            inputs_digest: String::new(),
-            config_digest: String::new(),
-            summary: Summary::default(),
-            changes: Vec::new(),
-            warnings: Vec::new(),
-            skipped: BTreeMap::new(),
-            group_skipped: BTreeMap::new(),
-            imports: Vec::new(),
-            sources: Default::default(),
-        };
+        let mut plan = empty_plan();
         for i in 0..5000 {
             plan.changes.push(Change {
                 protocol: Some("aol".into()),
