@@ -654,6 +654,26 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         }
     };
 
+    // A claimant denied a name another account holds: `held` says how it is held.
+    let denied = |protocol: &str,
+                  name_key: &str,
+                  im_name: &str,
+                  claimant: &str,
+                  holder: &str,
+                  held: String| {
+        conflict(
+            protocol,
+            name_key,
+            claimant,
+            Some(holder),
+            format!(
+                "{protocol} name {} wanted for {} is {held}; skipped",
+                quote_for_message(im_name),
+                person(claimant)
+            ),
+        )
+    };
+
     // Registrations, walking the claims and the stored rows side by side, name by name.
     let same_person = |row_account: &str, desired_anchor: &str| -> bool {
         row_account == desired_anchor
@@ -763,15 +783,13 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         if frozen_registration(&protocol, &name_key, row) {
             if let Some(row) = row {
                 for claimant in claimants.iter().filter(|c| ***c != *row.account) {
-                    warnings.push(conflict(
+                    warnings.push(denied(
                         &protocol,
                         &name_key,
+                        &row.im_name,
                         claimant,
-                        Some(&row.account),
-                        format!(
-                        "{protocol} name {} wanted for {} is held by excluded account {}; skipped",
-                        quote_for_message(&*row.im_name), person(claimant), person(&row.account)
-                    ),
+                        &row.account,
+                        format!("held by excluded account {}", person(&row.account)),
                     ));
                 }
             }
@@ -804,27 +822,31 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                             ),
                         });
                     } else {
-                        warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                            "{protocol} name {} wanted for {} is held by a {} registration of {}; skipped",
-                            quote_for_message(&*claim.im_name), person(claimant), row.source.name(), person(&row.account)
-                        )));
+                        warnings.push(denied(
+                            &protocol,
+                            &name_key,
+                            &claim.im_name,
+                            claimant,
+                            &row.account,
+                            format!(
+                                "held by a {} registration of {}",
+                                row.source.name(),
+                                person(&row.account)
+                            ),
+                        ));
                     }
                 }
             }
             Some(row) if claimants.contains(&&*row.account) => {
                 let owner = row.owner.as_deref().unwrap_or_default();
                 for claimant in claimants.iter().filter(|c| ***c != *row.account) {
-                    warnings.push(conflict(
+                    warnings.push(denied(
                         &protocol,
                         &name_key,
+                        &row.im_name,
                         claimant,
-                        Some(&row.account),
-                        format!(
-                            "{protocol} name {} wanted for {} is already held by {}; skipped",
-                            quote_for_message(&*row.im_name),
-                            person(claimant),
-                            person(&row.account)
-                        ),
+                        &row.account,
+                        format!("already held by {}", person(&row.account)),
                     ));
                 }
                 // The row's account's own claims on the name (walked, not collected).
@@ -883,10 +905,14 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
                 let kept = keeps_registrations && departing.contains_key(&*row.account);
                 if kept {
                     for claimant in &claimants {
-                        warnings.push(conflict(&protocol, &name_key, claimant, Some(&row.account), format!(
-                            "{protocol} name {} wanted for {} is kept by departed account {}; skipped",
-                            quote_for_message(&*row.im_name), person(claimant), person(&row.account)
-                        )));
+                        warnings.push(denied(
+                            &protocol,
+                            &name_key,
+                            &row.im_name,
+                            claimant,
+                            &row.account,
+                            format!("kept by departed account {}", person(&row.account)),
+                        ));
                     }
                 } else {
                     // The removal is planned above with the row.
