@@ -91,7 +91,7 @@ pub enum Command {
         trust_head: bool,
         /// With --format ldif: the DN under which the LDIF places the store's tree
         /// (ou=accounts, ou=registrations, ou=groups); its first RDN is ou=, o= or dc=.
-        #[arg(long, value_name = "DN", default_value = crate::render::LdifBase::DEFAULT)]
+        #[arg(long, value_name = "DN", default_value = crate::adapters::render::LdifBase::DEFAULT)]
         ldif_base: String,
         /// How ldif sources are read: full reads every file again; delta applies only the
         /// change files not yet imported to the snapshot the store kept at the last apply.

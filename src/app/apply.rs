@@ -16,12 +16,12 @@ use super::{
     config, head_files, now, progress, reconcile, region, render, saved_plan, AppError, Context,
     ImportMode, InputsDigest, Outcome, Started,
 };
-use crate::core::drift::{self, WrittenRows};
-use crate::core::plan::{Change, Plan, Summary};
-use crate::core::region::StandingFacts;
-use crate::git::{GitError, Repo};
-use crate::store::{RunRecord, Store, StoreError};
-use crate::tree::Tree;
+use crate::adapters::git::{GitError, Repo};
+use crate::adapters::store::{RunRecord, Store, StoreError};
+use crate::adapters::tree::Tree;
+use registrar_core::drift::{self, WrittenRows};
+use registrar_core::plan::{Change, Plan, Summary};
+use registrar_core::region::StandingFacts;
 
 /// Whether `apply` without a saved plan may go ahead once it has shown its plan
 /// (DESIGN.md, "Apply asks first").

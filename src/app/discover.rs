@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 
 use super::sources::{find_source, read_source, InputsDigest};
 use super::{head_files, print_stdout, read_config, AppError, Context, Outcome, StateFormat};
-use crate::core::discover::{printable, starter, yaml_scalar, Discovery, Report, StarterContext};
+use registrar_core::discover::{
+    printable, starter, yaml_scalar, Discovery, Report, StarterContext,
+};
 
 /// `registrar discover --source NAME`.
 pub fn discover(

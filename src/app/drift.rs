@@ -8,9 +8,9 @@ use std::path::Path;
 
 use super::output::OutputFile;
 use super::{head_files, read_config, reconcile, AppError, Context, ImportMode, Outcome};
-use crate::core::drift::{self, DriftReport, PendingChanges};
-use crate::render;
-use crate::store::Store;
+use crate::adapters::render;
+use crate::adapters::store::Store;
+use registrar_core::drift::{self, DriftReport, PendingChanges};
 
 /// Output formats of `drift`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

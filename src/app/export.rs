@@ -17,8 +17,8 @@ use base64::Engine;
 use super::output::OutputFile;
 use super::sources::{find_source, read_source, InputsDigest};
 use super::{head_files, read_config, AppError, Context, Outcome};
-use crate::core::entry::Entry;
-use crate::ldif;
+use crate::adapters::ldif;
+use registrar_core::entry::Entry;
 
 /// Output formats of `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -12,21 +12,21 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::SystemTime;
 
+use crate::adapters::git::GitError;
+use crate::adapters::render::{self, Color, PlanDocument};
+use crate::adapters::store::{KeptSnapshot, RunRecord, Store, StoreError};
+use crate::adapters::tree::{Tree, TreeError};
 use crate::config::trust;
 use crate::config::{self, Config, ConfigError, ConfigText, SourceLocation};
-use crate::core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
-use crate::core::effect::SourceTrust;
-use crate::core::effect::{self, Effect, FileDiff, FileStatus};
-use crate::core::entry::Entry;
-use crate::core::join::Join;
-use crate::core::plan::{plan, Plan, PlanError, SourceImport};
-use crate::core::state::State;
-use crate::git::GitError;
-use crate::render::{self, Color, PlanDocument};
-use crate::store::{KeptSnapshot, RunRecord, Store, StoreError};
-use crate::tree::{Tree, TreeError};
 use output::OutputFile;
 use region::ByRegion;
+use registrar_core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
+use registrar_core::effect::SourceTrust;
+use registrar_core::effect::{self, Effect, FileDiff, FileStatus};
+use registrar_core::entry::Entry;
+use registrar_core::join::Join;
+use registrar_core::plan::{plan, Plan, PlanError, SourceImport};
+use registrar_core::state::State;
 use sources::InputsDigest;
 
 mod apply;
@@ -275,7 +275,7 @@ impl<'c> Feeder<'c> {
     fn add(&mut self, entry: Entry) {
         self.batch.push(self.preparer.prepare(self.source, &entry));
         // The LDIF reader fills the entry's buffers again with the next record.
-        crate::ldif::recycle([entry]);
+        crate::adapters::ldif::recycle([entry]);
         if self.batch.len() == BATCH_ENTRIES {
             self.flush();
         }
@@ -991,11 +991,11 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
                 let source = a.source.as_deref().unwrap_or("unmanaged");
                 let name = a
                     .profile
-                    .get(crate::core::model::ProfileField::DisplayName)
+                    .get(registrar_core::model::ProfileField::DisplayName)
                     .map(|n| format!(" {n:?}"))
                     .unwrap_or_default();
                 // Opaque anchors (entryUUID, objectGUID) are shown with the DN.
-                let dn = if *a.anchor == *crate::core::dn::normalize_dn(&a.dn) {
+                let dn = if *a.anchor == *registrar_core::dn::normalize_dn(&a.dn) {
                     String::new()
                 } else {
                     format!(" ({})", a.dn)
@@ -1069,7 +1069,7 @@ pub fn state_register(
     let account = registration.account_dn.trim();
     let anchor = &registered.anchor;
     // The anchor helps where it is not the DN's own normal form.
-    let anchor = if *anchor == crate::core::dn::normalize_dn(account) {
+    let anchor = if *anchor == registrar_core::dn::normalize_dn(account) {
         String::new()
     } else {
         format!(", anchor {anchor}")
@@ -1140,7 +1140,7 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                     "name": name, "cron": cron, "action": action, "next": next,
                 })).collect::<Vec<_>>(),
                 "kept_snapshots": kept.values().map(|snapshot| {
-                    let file = |file: &crate::store::KeptFile| serde_json::json!({
+                    let file = |file: &crate::adapters::store::KeptFile| serde_json::json!({
                         "path": file.path, "digest": file.digest, "serial": file.serial,
                     });
                     serde_json::json!({

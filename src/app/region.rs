@@ -18,16 +18,16 @@ use std::sync::Arc;
 use super::snapshots::{kept_entry, open_delta, unreadable, Delta};
 use super::sources::{source_error, InputsDigest};
 use super::{AppError, SourcesRead};
+use crate::adapters::ldif::parse_entry_record;
+use crate::adapters::store::{Store, StoreError};
+use crate::adapters::tree::Tree;
 use crate::config::{Config, SourceLocation};
-use crate::core::desired::{Desired, DesiredBuilder, EntryFootprint, EntryPreparer};
-use crate::core::entry::{Attribute, Entry};
-use crate::core::model::{ExclusionSelector, GroupSelector};
-use crate::core::plan::Plan;
-use crate::core::region::{plan_region, Region, STANDING_FACTS_VERSION};
-use crate::core::state::{RegistrationKey, State};
-use crate::ldif::parse_entry_record;
-use crate::store::{Store, StoreError};
-use crate::tree::Tree;
+use registrar_core::desired::{Desired, DesiredBuilder, EntryFootprint, EntryPreparer};
+use registrar_core::entry::{Attribute, Entry};
+use registrar_core::model::{ExclusionSelector, GroupSelector};
+use registrar_core::plan::Plan;
+use registrar_core::region::{plan_region, Region, STANDING_FACTS_VERSION};
+use registrar_core::state::{RegistrationKey, State};
 
 /// Why no delta plan by region can be made under `config`, if none can.
 pub(super) fn blocker(config: &Config) -> Option<String> {
@@ -508,7 +508,7 @@ impl<'c> RegionEntries<'c> {
     fn relevant_members(&self) -> Option<BTreeMap<&str, BTreeSet<&str>>> {
         let reads_members = |attributes: Vec<&str>| {
             attributes.iter().any(|attribute| {
-                let base = crate::core::entry::base_name(attribute);
+                let base = registrar_core::entry::base_name(attribute);
                 base.eq_ignore_ascii_case("member") || base.eq_ignore_ascii_case("uniqueMember")
             })
         };
@@ -570,7 +570,7 @@ impl<'c> RegionEntries<'c> {
 /// `keep` (normalised DNs, which read back as themselves) and no other member attribute.
 fn pruned_group(entry: &Entry, print: &EntryFootprint, keep: Option<&BTreeSet<&str>>) -> Entry {
     let is_member = |description: &str| {
-        let base = crate::core::entry::base_name(description);
+        let base = registrar_core::entry::base_name(description);
         base.eq_ignore_ascii_case("member") || base.eq_ignore_ascii_case("uniqueMember")
     };
     let mut pruned = Entry {

@@ -7,9 +7,9 @@
 //! administrator who truly needs it passes `AllowProtected::Record`, and the run
 //! history says so.
 
+use crate::adapters::store::{RunRecord, Store};
 use crate::config::Config;
-use crate::core::state::RegistrationSource;
-use crate::store::{RunRecord, Store};
+use registrar_core::state::RegistrationSource;
 
 use super::AppError;
 

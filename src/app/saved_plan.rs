@@ -22,9 +22,9 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::AppError;
-use crate::core::effect::{Effect, SourceTrust, TrustedReading};
-use crate::core::interner::Interner;
-use crate::core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER};
+use registrar_core::effect::{Effect, SourceTrust, TrustedReading};
+use registrar_core::interner::Interner;
+use registrar_core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER};
 
 /// Changes handed to a [`PlanSink`] at a time.
 const CHANGES_PER_BATCH: usize = 4096;

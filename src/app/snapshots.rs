@@ -19,22 +19,22 @@ use super::sources::{
 };
 use super::writeback::Writeback;
 use super::AppError;
-use crate::config::{SourceLocation, SourceSettings};
-use crate::core::desired::EntryPreparer;
-use crate::core::dn::normalize_dn;
-use crate::core::drift::WrittenRow;
-use crate::core::entry::Entry;
-use crate::core::model::Rules;
-use crate::core::plan::{Change, ImportedFile, Plan, SourceImport};
-use crate::core::region::StandingFacts;
-use crate::ldif::{
+use crate::adapters::ldif::{
     self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
 };
-use crate::store::{
+use crate::adapters::store::{
     ChangeWriter, KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing,
     Store,
 };
-use crate::tree::Tree;
+use crate::adapters::tree::Tree;
+use crate::config::{SourceLocation, SourceSettings};
+use registrar_core::desired::EntryPreparer;
+use registrar_core::dn::normalize_dn;
+use registrar_core::drift::WrittenRow;
+use registrar_core::entry::Entry;
+use registrar_core::model::Rules;
+use registrar_core::plan::{Change, ImportedFile, Plan, SourceImport};
+use registrar_core::region::StandingFacts;
 
 /// The kept snapshot of one source as the base of an overlay.
 struct KeptBase<'s> {

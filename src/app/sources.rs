@@ -13,15 +13,17 @@ use sha2::{Digest, Sha256};
 
 use super::progress::Progress;
 use super::AppError;
+use crate::adapters::ldap::{self, Credentials, Password};
+use crate::adapters::ldif::{
+    self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase,
+};
+use crate::adapters::tree::Tree;
 use crate::config::{
     Config, ConfigText, LdapBind, LdapSettings, PasswordFrom, SourceLocation, SourceSettings,
 };
-use crate::core::entry::Entry;
-use crate::core::plan::{ImportedFile, SourceImport};
-use crate::core::quote::quote_for_message;
-use crate::ldap::{self, Credentials, Password};
-use crate::ldif::{self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase};
-use crate::tree::Tree;
+use registrar_core::entry::Entry;
+use registrar_core::plan::{ImportedFile, SourceImport};
+use registrar_core::quote::quote_for_message;
 
 /// The digest of everything a plan read: config files, then each source's files (the
 /// path and digest of each LDIF file) or entries (LDAP). Full and delta reads of the same

@@ -19,15 +19,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 
-use crate::core::dn::{normalize_dn, Dn};
-use crate::core::model::{
+use crate::adapters::tree::{Tree, TreeError};
+use raw::{ConfigFile, LdapSpec};
+use registrar_core::dn::{normalize_dn, Dn};
+use registrar_core::model::{
     AccountRules, Anchor, Exclusion, ExclusionSelector, GroupRule, GroupSelector, Mapping,
     ObjectTypes, Policy, ProfileField, ProtocolRule, Rules, SourceRule, DEFAULT_MAX_DELETES,
     DEFAULT_MAX_IM_NAME_LENGTH,
 };
-use crate::core::quote::{printable, quote_for_message, shown_for_message, QUOTE_CHARS};
-use crate::tree::{Tree, TreeError};
-use raw::{ConfigFile, LdapSpec};
+use registrar_core::quote::{printable, quote_for_message, shown_for_message, QUOTE_CHARS};
 use yaml_bounds::{Outline, Pair, Span};
 
 /// A place in a config file, 1-based.
@@ -833,7 +833,7 @@ fn check(
                         changes: ldif.changes.as_ref().map(|c| base_dir.join(c)),
                         max_value_bytes: ldif
                             .max_value_bytes
-                            .map_or(crate::ldif::DEFAULT_MAX_VALUE_BYTES, |bytes| {
+                            .map_or(crate::adapters::ldif::DEFAULT_MAX_VALUE_BYTES, |bytes| {
                                 usize::try_from(bytes).unwrap_or(usize::MAX)
                             }),
                     })

@@ -12,12 +12,12 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
-use crate::core::attribute_name::first_secret;
-use crate::core::filter::Filter;
-use crate::core::model::Departure;
-pub use crate::core::model::GroupKind;
-use crate::core::quote::quote_for_message;
-use crate::core::template::Template;
+use registrar_core::attribute_name::first_secret;
+use registrar_core::filter::Filter;
+use registrar_core::model::Departure;
+pub use registrar_core::model::GroupKind;
+use registrar_core::quote::quote_for_message;
+use registrar_core::template::Template;
 
 /// One YAML file of the config directory. Every section is optional; the files of a
 /// directory are merged.

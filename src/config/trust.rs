@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use super::{Config, LdapSettings, SourceLocation};
-pub use crate::core::effect::{SourceTrust, TrustedReading};
+pub use registrar_core::effect::{SourceTrust, TrustedReading};
 
 /// Replaces the connection settings of every LDAP source of `head` with those of the
 /// same-named LDAP source of `trusted` (`None`: the trusted revision has no config

@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::adapters::git::{GitError, Repo, Upstream};
+use crate::adapters::tree::Tree;
 use crate::app::AppError;
-use crate::git::{GitError, Repo, Upstream};
-use crate::tree::Tree;
 
 /// How long one `git fetch` may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);

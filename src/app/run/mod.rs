@@ -29,9 +29,9 @@ use tokio::sync::watch;
 
 use super::apply::{apply_recorded, recorded_revision, Imported};
 use super::{read_config, reconcile_with, AppError, Context, Outcome, Reconciled, Started};
+use crate::adapters::store::{ManagedCounts, RunRecord, Store};
 use crate::config::raw::ScheduleAction;
 use crate::config::Schedule;
-use crate::store::{ManagedCounts, RunRecord, Store};
 use follow::{FetchError, Follow};
 use scheduler::{Backoff, Hooks, Ran, Scheduler, SystemClock};
 use telemetry::Telemetry;
@@ -510,7 +510,7 @@ impl Controller {
                 } else {
                     RunOutcome::NoDrift
                 };
-                report.note(crate::render::drift_summary_line(&drift));
+                report.note(crate::adapters::render::drift_summary_line(&drift));
             }
             ScheduleAction::Plan => {
                 let reconciled =

@@ -14,7 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::scheduler::Scheduler;
 use super::{RunOutcome, RunReport};
-use crate::store::ManagedCounts;
+use crate::adapters::store::ManagedCounts;
 
 /// One schedule's health.
 #[derive(Debug, Clone, Default)]

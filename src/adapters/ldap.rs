@@ -1,0 +1,597 @@
+//! The LDAP adapter: reads one source's entries from a directory server (Active
+//! Directory, OpenLDAP, …) through `ldap3` on a tokio runtime of its own.
+//!
+//! - Connection: `ldap://`, `ldaps://`, or `ldap://` upgraded with StartTLS; TLS is rustls
+//!   (never OpenSSL) with the certificate verified against the system's roots or a given
+//!   CA file, unless the source turns verification off by name.
+//! - Bind: simple bind with a password the caller fetched, or anonymous when asked for.
+//! - Search: base, scope, filter and attributes, with Simple Paged Results (RFC 2696) so
+//!   that every entry arrives even where the server's size limit is below the result.
+//!   Entries stream to a callback as they arrive: nothing is held here.
+//! - Failure is total: a refused connection, a failed bind, a timeout, an error result on
+//!   any page, or the connection lost mid-search is an error, never a short result.
+//!
+//! The password lives in [`Password`], which never prints.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::adapters::{Adapter, PagedResults};
+use ldap3::asn1::StructureTag;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope as LdapScope};
+
+use crate::config::raw::Scope;
+use crate::config::{LdapBind, LdapSettings};
+use registrar_core::entry::{Attribute, Entry};
+
+/// A bind password. `Debug` and `Display` print a placeholder, so that no error, log
+/// line or plan can carry it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(secret: String) -> Self {
+        Password(secret)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// What is needed to open one LDAP source, beyond its settings: secrets and files the
+/// caller read.
+pub struct Credentials {
+    /// The bind password; `None` for an anonymous bind.
+    pub password: Option<Password>,
+    /// PEM text of the certificate authorities from `ca_file`.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// Why reading an LDAP source failed. Messages name the server, what was being done and
+/// the server's answer; never the password.
+#[derive(Debug, thiserror::Error)]
+pub enum LdapReadError {
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("ca_file: {0}")]
+    CaFile(String),
+    #[error("bind as {who} failed: {reason}")]
+    Bind { who: String, reason: String },
+    #[error("search of {base:?} failed after {entries} entries: {reason}")]
+    Search {
+        base: String,
+        entries: u64,
+        reason: String,
+    },
+}
+
+/// What a finished search saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchSummary {
+    pub entries: u64,
+    /// Continuation references (referrals to other naming contexts), not followed.
+    pub referrals: u64,
+}
+
+/// Reads every entry `settings` selects and hands each to `on_entry`, in the order the
+/// server sends them. Returns only when the server reported success for the last page.
+pub fn read_entries(
+    settings: &LdapSettings,
+    credentials: &Credentials,
+    on_entry: &mut dyn FnMut(Entry),
+) -> Result<SearchSummary, LdapReadError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LdapReadError::Connect {
+            url: settings.url.clone(),
+            reason: format!("cannot start the network runtime: {e}"),
+        })?;
+    runtime.block_on(read_entries_async(settings, credentials, on_entry))
+}
+
+async fn read_entries_async(
+    settings: &LdapSettings,
+    credentials: &Credentials,
+    on_entry: &mut dyn FnMut(Entry),
+) -> Result<SearchSummary, LdapReadError> {
+    let connect_error = |reason: String| LdapReadError::Connect {
+        url: settings.url.clone(),
+        reason,
+    };
+    let mut connection = LdapConnSettings::new()
+        .set_conn_timeout(settings.connect_timeout)
+        .set_starttls(settings.starttls)
+        .set_no_tls_verify(settings.insecure_skip_tls_verify);
+    if let Some(pem) = &credentials.ca_pem {
+        connection = connection.set_config(tls_config(pem)?);
+    }
+    let (conn, mut ldap) = LdapConnAsync::with_settings(connection, &settings.url)
+        .await
+        .map_err(|e| {
+            connect_error(describe(
+                &e,
+                settings.connect_timeout,
+                "connect_timeout_seconds",
+            ))
+        })?;
+    // The connection's driver ends with the runtime, when this function returns.
+    tokio::spawn(async move {
+        let _ = conn.drive().await;
+    });
+
+    match (&settings.bind, &credentials.password) {
+        (LdapBind::Simple { dn, .. }, Some(Password(secret))) => {
+            let who = dn.clone();
+            let result = ldap
+                .with_timeout(settings.timeout)
+                .simple_bind(dn, secret)
+                .await
+                .map_err(|e| LdapReadError::Bind {
+                    who: who.clone(),
+                    reason: describe(&e, settings.timeout, "timeout_seconds"),
+                })?;
+            if result.rc != 0 {
+                return Err(LdapReadError::Bind {
+                    who,
+                    reason: result_text(&result),
+                });
+            }
+        }
+        (LdapBind::Simple { dn, .. }, None) => {
+            return Err(LdapReadError::Bind {
+                who: dn.clone(),
+                reason: "no password".to_string(),
+            })
+        }
+        // An anonymous bind is the state of a fresh connection: nothing to send.
+        (LdapBind::Anonymous, _) => {}
+    }
+
+    let scope = match settings.scope {
+        Scope::Base => LdapScope::Base,
+        Scope::One => LdapScope::OneLevel,
+        Scope::Subtree => LdapScope::Subtree,
+    };
+    let attributes: Vec<&str> = settings.attributes.iter().map(String::as_str).collect();
+    let mut summary = SearchSummary::default();
+    let search_error = |summary: &SearchSummary, reason: String| LdapReadError::Search {
+        base: settings.base_dn.clone(),
+        entries: summary.entries,
+        reason,
+    };
+    // A second handle on the connection, for the searches that complete ranged values
+    // while the paged search goes on.
+    let mut ranges = ldap.clone();
+    let pager: Box<dyn Adapter<_, _>> = Box::new(PagedResults::new(settings.page_size as i32));
+    let mut stream = ldap
+        .with_timeout(settings.timeout)
+        .streaming_search_with(
+            vec![pager],
+            &settings.base_dn,
+            scope,
+            &settings.filter,
+            attributes,
+        )
+        .await
+        .map_err(|e| search_error(&summary, describe(&e, settings.timeout, "timeout_seconds")))?;
+    loop {
+        match stream.next().await {
+            Ok(Some(item)) if item.is_ref() => summary.referrals += 1,
+            Ok(Some(item)) if item.is_intermediate() => {}
+            Ok(Some(item)) => {
+                let mut entry =
+                    entry_from_tag(item.0).map_err(|reason| search_error(&summary, reason))?;
+                complete_ranged_values(&mut ranges, &mut entry, settings.timeout)
+                    .await
+                    .map_err(|reason| search_error(&summary, reason))?;
+                summary.entries += 1;
+                on_entry(entry);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(search_error(
+                    &summary,
+                    describe(&e, settings.timeout, "timeout_seconds"),
+                ))
+            }
+        }
+    }
+    let result = stream.finish().await;
+    if result.rc != 0 {
+        return Err(search_error(&summary, result_text(&result)));
+    }
+    let _ = ldap.unbind().await;
+    Ok(summary)
+}
+
+/// Active Directory sends at most `MaxValRange` (1,500) values of an attribute per entry
+/// and marks a cut with a range option: `member;range=0-1499`. This reads the rest with
+/// base searches of the entry (`member;range=1500-*`, …) until the server answers with
+/// a range ending in `*`, and leaves the attribute under its plain name with every
+/// value, so that a large group arrives whole (or the read fails: never a short list).
+async fn complete_ranged_values(
+    ldap: &mut Ldap,
+    entry: &mut Entry,
+    timeout: Duration,
+) -> Result<(), String> {
+    while let Some((index, wanted)) = next_range(entry) {
+        let answer = ldap
+            .with_timeout(timeout)
+            .search(
+                &entry.dn,
+                LdapScope::Base,
+                "(objectClass=*)",
+                vec![wanted.as_str()],
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "reading {wanted} of {}: {}",
+                    entry.dn,
+                    describe(&e, timeout, "timeout_seconds")
+                )
+            })?;
+        if answer.1.rc != 0 {
+            return Err(format!(
+                "reading {wanted} of {}: {}",
+                entry.dn,
+                result_text(&answer.1)
+            ));
+        }
+        let more = match answer.0.into_iter().find(|item| !item.is_ref()) {
+            Some(item) => entry_from_tag(item.0)?,
+            None => {
+                return Err(format!(
+                    "reading {wanted} of {}: the entry is gone",
+                    entry.dn
+                ))
+            }
+        };
+        merge_range(&mut entry.attributes[index], more)
+            .map_err(|problem| format!("reading {wanted} of {}: {problem}", entry.dn))?;
+    }
+    for attribute in &mut entry.attributes {
+        if let Some((plain, _, None)) = range_of(&attribute.description) {
+            attribute.description = plain;
+        }
+    }
+    Ok(())
+}
+
+/// The first attribute of `entry` cut short by a range, and the attribute description
+/// that asks for the rest.
+fn next_range(entry: &Entry) -> Option<(usize, String)> {
+    entry
+        .attributes
+        .iter()
+        .enumerate()
+        .find_map(
+            |(index, attribute)| match range_of(&attribute.description)? {
+                (plain, _, Some(high)) => Some((index, format!("{plain};range={}-*", high + 1))),
+                (_, _, None) => None,
+            },
+        )
+}
+
+/// Adds the values of the range `more` holds to `cut`, whose description becomes the
+/// range both cover (`member;range=0-2999`, or `member;range=0-*` at the end).
+fn merge_range(cut: &mut Attribute, more: Entry) -> Result<(), String> {
+    let (plain, low, high) = range_of(&cut.description).ok_or("not a ranged attribute")?;
+    let expected_low = high.map_or(0, |h| h + 1);
+    let next = more
+        .attributes
+        .into_iter()
+        .find(|a| range_of(&a.description).is_some_and(|(p, _, _)| p.eq_ignore_ascii_case(&plain)))
+        .ok_or_else(|| format!("the server sent no {plain};range=… values"))?;
+    let (_, next_low, next_high) = range_of(&next.description).expect("found by its range");
+    if next_low != expected_low {
+        return Err(format!(
+            "asked for values from {expected_low}, the server sent {}",
+            next.description
+        ));
+    }
+    if next_high.is_some() && next.values.is_empty() {
+        return Err(format!("{} holds no value", next.description));
+    }
+    cut.values.extend(next.values);
+    cut.description = match next_high {
+        Some(high) => format!("{plain};range={low}-{high}"),
+        None => format!("{plain};range={low}-*"),
+    };
+    Ok(())
+}
+
+/// The description without its range option, and the range: `member;range=0-1499` is
+/// `("member", 0, Some(1499))`, `member;range=1500-*` is `("member", 1500, None)`.
+fn range_of(description: &str) -> Option<(String, u64, Option<u64>)> {
+    let mut options = description.split(';');
+    let mut plain = options.next()?.to_string();
+    let mut range = None;
+    for option in options {
+        match option.get(..6) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("range=") => {
+                let (low, high) = option[6..].split_once('-')?;
+                let high = match high {
+                    "*" => None,
+                    high => Some(high.parse().ok()?),
+                };
+                range = Some((low.parse().ok()?, high));
+            }
+            _ => {
+                plain.push(';');
+                plain.push_str(option);
+            }
+        }
+    }
+    range.map(|(low, high)| (plain, low, high))
+}
+
+/// The rustls configuration trusting exactly the certificate authorities in `pem`.
+fn tls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, LdapReadError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        let certificate = certificate
+            .map_err(|e| LdapReadError::CaFile(format!("not a PEM certificate: {e}")))?;
+        roots
+            .add(certificate)
+            .map_err(|e| LdapReadError::CaFile(format!("unusable certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(LdapReadError::CaFile(
+            "holds no PEM certificate".to_string(),
+        ));
+    }
+    Ok(Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// An ldap3 error as a short reason, naming the setting behind a timeout.
+fn describe(error: &LdapError, limit: Duration, setting: &str) -> String {
+    match error {
+        LdapError::Timeout { .. } => {
+            format!("no reply within {} s ({setting})", limit.as_secs())
+        }
+        LdapError::EndOfStream | LdapError::ResultRecv { .. } | LdapError::OpSend { .. } => {
+            "the server closed the connection".to_string()
+        }
+        LdapError::LdapResult { result } => result_text(result),
+        LdapError::Io { source } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// An LDAP result code with its name and the server's diagnostic text.
+fn result_text(result: &LdapResult) -> String {
+    let name = result_code_name(result.rc);
+    let text = result.text.trim();
+    if text.is_empty() {
+        format!("{name} (result code {})", result.rc)
+    } else {
+        format!("{name} (result code {}): {text}", result.rc)
+    }
+}
+
+/// The RFC 4511 name of an LDAP result code.
+fn result_code_name(rc: u32) -> &'static str {
+    match rc {
+        0 => "success",
+        1 => "operationsError",
+        2 => "protocolError",
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        7 => "authMethodNotSupported",
+        8 => "strongerAuthRequired",
+        10 => "referral",
+        11 => "adminLimitExceeded",
+        12 => "unavailableCriticalExtension",
+        13 => "confidentialityRequired",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        80 => "other",
+        _ => "error",
+    }
+}
+
+/// An entry from a SearchResultEntry's BER structure, keeping attribute order and bytes.
+fn entry_from_tag(tag: StructureTag) -> Result<Entry, String> {
+    let malformed = |what: &str| format!("malformed search result entry from the server ({what})");
+    let mut parts = tag
+        .expect_constructed()
+        .ok_or_else(|| malformed("not a sequence"))?
+        .into_iter();
+    let dn = parts
+        .next()
+        .and_then(StructureTag::expect_primitive)
+        .ok_or_else(|| malformed("no DN"))?;
+    let dn = String::from_utf8(dn).map_err(|_| malformed("DN not UTF-8"))?;
+    let mut entry = Entry::new(dn);
+    let attributes = parts
+        .next()
+        .and_then(StructureTag::expect_constructed)
+        .ok_or_else(|| malformed("no attribute list"))?;
+    for attribute in attributes {
+        let mut attribute = attribute
+            .expect_constructed()
+            .ok_or_else(|| malformed("attribute not a sequence"))?
+            .into_iter();
+        let description = attribute
+            .next()
+            .and_then(StructureTag::expect_primitive)
+            .and_then(|name| String::from_utf8(name).ok())
+            .ok_or_else(|| malformed("attribute name"))?;
+        let values = attribute
+            .next()
+            .and_then(StructureTag::expect_constructed)
+            .ok_or_else(|| malformed("attribute values"))?;
+        for value in values {
+            let value = value
+                .expect_primitive()
+                .ok_or_else(|| malformed("attribute value"))?;
+            entry.push_value(&description, value);
+        }
+    }
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldap3::asn1::{ASNTag, OctetString, Sequence, Set, Tag};
+
+    fn octets(bytes: &[u8]) -> Tag {
+        Tag::OctetString(OctetString {
+            inner: bytes.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    fn sequence(inner: Vec<Tag>) -> Tag {
+        Tag::Sequence(Sequence {
+            inner,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn entries_keep_attribute_order_and_binary_values() {
+        let guid = [0x01u8, 0x02, 0xff, 0x00, 0x80];
+        let tag = sequence(vec![
+            octets(b"uid=a,dc=example"),
+            sequence(vec![
+                sequence(vec![
+                    octets(b"uid"),
+                    Tag::Set(Set {
+                        inner: vec![octets(b"a")],
+                        ..Default::default()
+                    }),
+                ]),
+                sequence(vec![
+                    octets(b"objectGUID"),
+                    Tag::Set(Set {
+                        inner: vec![octets(&guid)],
+                        ..Default::default()
+                    }),
+                ]),
+            ]),
+        ])
+        .into_structure();
+        let entry = entry_from_tag(tag).unwrap();
+        assert_eq!(entry.dn, "uid=a,dc=example");
+        let names: Vec<_> = entry
+            .attributes
+            .iter()
+            .map(|a| a.description.as_str())
+            .collect();
+        assert_eq!(names, ["uid", "objectGUID"]);
+        assert_eq!(entry.values("objectGUID").next(), Some(&guid[..]));
+    }
+
+    #[test]
+    fn a_malformed_entry_is_an_error_not_a_panic() {
+        let tag = sequence(vec![octets(b"uid=a")]).into_structure();
+        assert!(entry_from_tag(tag)
+            .unwrap_err()
+            .contains("no attribute list"));
+        let tag = octets(b"x").into_structure();
+        assert!(entry_from_tag(tag).is_err());
+    }
+
+    #[test]
+    fn ranged_attribute_descriptions_parse() {
+        assert_eq!(
+            range_of("member;range=0-1499"),
+            Some(("member".into(), 0, Some(1499)))
+        );
+        assert_eq!(
+            range_of("member;Range=1500-*"),
+            Some(("member".into(), 1500, None))
+        );
+        assert_eq!(
+            range_of("cn;lang-fr;range=3-4"),
+            Some(("cn;lang-fr".into(), 3, Some(4)))
+        );
+        assert_eq!(range_of("member"), None);
+        assert_eq!(range_of("member;range=x-1"), None);
+    }
+
+    #[test]
+    fn ranges_merge_in_order_and_end_under_the_plain_name() {
+        let values = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
+            range.map(|n| format!("cn=u{n}").into_bytes()).collect()
+        };
+        let mut entry = Entry::new("cn=big");
+        entry.attributes.push(Attribute {
+            description: "member;range=0-1499".into(),
+            values: values(0..1500),
+        });
+        assert_eq!(
+            next_range(&entry),
+            Some((0, "member;range=1500-*".to_string()))
+        );
+        let answer = |description: &str, range| {
+            let mut more = Entry::new("cn=big");
+            more.attributes.push(Attribute {
+                description: description.into(),
+                values: values(range),
+            });
+            more
+        };
+        merge_range(
+            &mut entry.attributes[0],
+            answer("member;range=1500-2999", 1500..3000),
+        )
+        .unwrap();
+        assert_eq!(
+            next_range(&entry),
+            Some((0, "member;range=3000-*".to_string()))
+        );
+        // A range that does not follow on is refused, not merged.
+        let mut copy = entry.attributes[0].clone();
+        assert!(merge_range(&mut copy, answer("member;range=4000-*", 4000..4001)).is_err());
+        merge_range(
+            &mut entry.attributes[0],
+            answer("member;range=3000-*", 3000..3100),
+        )
+        .unwrap();
+        assert_eq!(next_range(&entry), None);
+        assert_eq!(entry.attributes[0].description, "member;range=0-*");
+        assert_eq!(entry.attributes[0].values, values(0..3100));
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let password = Password::new("hunter2".to_string());
+        assert!(!format!("{password:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn result_codes_are_named() {
+        let result = LdapResult {
+            rc: 49,
+            matched: String::new(),
+            text: "bad".to_string(),
+            refs: vec![],
+            ctrls: vec![],
+        };
+        assert_eq!(
+            result_text(&result),
+            "invalidCredentials (result code 49): bad"
+        );
+    }
+}

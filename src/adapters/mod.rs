@@ -1,0 +1,16 @@
+//! The adapters around the pure core: each turns one outside thing into the core's types
+//! or back. None of them decides anything the core decides.
+//!
+//! - [`ldif`]: the LDIF reader and writer (RFC 2849), and the snapshots of LDIF sources.
+//! - [`ldap`]: LDAP searches (ldap3 over rustls), paged.
+//! - [`git`]: revisions, blobs and the working tree's status, through libgit2.
+//! - [`tree`]: the working tree's confinement: every file a config names stays inside.
+//! - [`store`]: the SQLite registration store: schema, reads and the apply's writer.
+//! - [`render`]: plans and drift reports as text, Markdown, JSON and LDIF.
+
+pub mod git;
+pub mod ldap;
+pub mod ldif;
+pub mod render;
+pub mod store;
+pub mod tree;

@@ -1,0 +1,1146 @@
+//! Kept snapshots: per `ldif` source, the directory it was last imported as (one LDIF
+//! content record per entry, keyed by normalised DN) and the files it came from
+//! (content file and change files, with their digests and the serial that imported
+//! them). Delta import reads them; an apply writes them in its own transaction.
+//!
+//! Like the rest of the store, this carries out what it is given: which rows to write is
+//! decided by the caller ([`SnapshotWrite`]). It only checks that an update lands on the
+//! kept snapshot it was computed from.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Statement};
+
+use super::bulk::{self, Bulk, BulkRow};
+use super::{Store, StoreError};
+use crate::adapters::ldif::{below_range, tree_key};
+use registrar_core::desired::EntryFootprint;
+use registrar_core::plan::{ImportedFile, SourceImport};
+use registrar_core::region::StandingFacts;
+use registrar_core::state::RegistrationKey;
+
+/// One file of a kept snapshot, and the state serial of the apply that imported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFile {
+    /// Relative to the config directory, as in [`ImportedFile`].
+    pub path: String,
+    pub digest: String,
+    pub serial: i64,
+}
+
+impl KeptFile {
+    /// Whether this is the file `file` names, with the same bytes.
+    pub fn is(&self, file: &ImportedFile) -> bool {
+        self.path == file.path && self.digest == file.digest
+    }
+}
+
+/// What the store keeps of one source's last import (without its entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSnapshot {
+    pub source: String,
+    pub content: KeptFile,
+    /// In the order they were applied.
+    pub changes: Vec<KeptFile>,
+}
+
+impl KeptSnapshot {
+    /// Whether `import`, read from the same content file, applies the change files this
+    /// snapshot has seen first, in the same order, each with the same bytes: then the
+    /// snapshot plus `import`'s remaining change files is what `import` reads.
+    pub fn is_start_of(&self, import: &SourceImport) -> bool {
+        self.source == import.source
+            && self.content.is(&import.content)
+            && self.changes.len() <= import.changes.len()
+            && self
+                .changes
+                .iter()
+                .zip(&import.changes)
+                .all(|(kept, file)| kept.is(file))
+    }
+}
+
+/// An entry row: its normalised DN and its LDIF content record.
+pub type EntryRow = (String, Vec<u8>);
+
+/// A kept entry's LDIF content record and its footprint (`None`: it has none, or its
+/// lists do not read).
+pub type KeptRecord = (Vec<u8>, Option<EntryFootprint>);
+
+/// An entry to keep: its normalised DN, its LDIF content record and, when the store keeps
+/// footprints (see [`Standing`]), its footprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptEntry {
+    pub key: String,
+    pub record: Vec<u8>,
+    pub footprint: Option<EntryFootprint>,
+    /// The footprint's lists as the row keeps them (JSON; `None` when empty), made with
+    /// the entry on the thread that reads it: the writing thread has work enough.
+    lists: Option<String>,
+}
+
+impl KeptEntry {
+    pub fn new(
+        key: String,
+        record: Vec<u8>,
+        footprint: Option<EntryFootprint>,
+    ) -> Result<KeptEntry, serde_json::Error> {
+        let lists = footprint
+            .as_ref()
+            .map(FootprintLists::of)
+            .filter(|lists| !lists.is_empty())
+            .map(|lists| serde_json::to_string(&lists))
+            .transpose()?;
+        Ok(KeptEntry {
+            key,
+            record,
+            footprint,
+            lists,
+        })
+    }
+}
+
+/// The standing facts an apply leaves: the totals of the plan it applied, valid for the
+/// config with this digest and the serial the apply gives the store. The kept entries'
+/// footprints are that config's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub config_digest: String,
+    pub facts: StandingFacts,
+}
+
+/// What an apply keeps besides its changes: the snapshot writes, and the standing facts
+/// (none forgets them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptWrites {
+    pub snapshots: Vec<SnapshotWrite>,
+    pub standing: Option<Standing>,
+}
+
+/// Standing facts as the store has them: valid while the store is at `serial`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptStanding {
+    pub serial: i64,
+    pub config_digest: String,
+    pub facts: StandingFacts,
+}
+
+/// A change to the kept snapshots, written by [`Store::apply_keeping`] in the apply's
+/// transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotWrite {
+    /// Keep no snapshot of `source` (it cannot be kept, or the source is gone).
+    Forget { source: String },
+    /// Keep `entries` as the whole snapshot `import` read.
+    Replace {
+        import: SourceImport,
+        entries: Vec<KeptEntry>,
+    },
+    /// Bring the kept snapshot, which has seen the first `base_changes` change files of
+    /// `import`, to what `import` read: write `put`, delete `remove`.
+    Update {
+        import: SourceImport,
+        base_changes: usize,
+        put: Vec<KeptEntry>,
+        remove: Vec<String>,
+    },
+}
+
+impl Store {
+    /// The kept snapshots by source, without their entries.
+    pub fn kept_snapshots(&self) -> Result<BTreeMap<String, KeptSnapshot>, StoreError> {
+        let mut kept = BTreeMap::new();
+        let mut statement = self
+            .connection
+            .prepare("SELECT source, content_path, content_digest, imported_serial FROM snapshots")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(KeptSnapshot {
+                    source: row.get(0)?,
+                    content: KeptFile {
+                        path: row.get(1)?,
+                        digest: row.get(2)?,
+                        serial: row.get(3)?,
+                    },
+                    changes: Vec::new(),
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        for snapshot in rows {
+            let snapshot = snapshot.map_err(|e| self.error(e))?;
+            kept.insert(snapshot.source.clone(), snapshot);
+        }
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT source, path, digest, imported_serial FROM snapshot_change_files \
+                 ORDER BY source, position",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    KeptFile {
+                        path: row.get(1)?,
+                        digest: row.get(2)?,
+                        serial: row.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for file in rows {
+            let (source, file) = file.map_err(|e| self.error(e))?;
+            if let Some(snapshot) = kept.get_mut(&source) {
+                snapshot.changes.push(file);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The record of the kept entry of `source` whose normalised DN is `key`, if any.
+    pub fn kept_entry(&self, source: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection
+            .prepare_cached("SELECT record FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![source, key], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// The kept entries of `source` strictly below the normalised DN `key`, as
+    /// `ldif::Snapshot` finds them (through `ldif::tree_key`).
+    pub fn kept_below(&self, source: &str, key: &str) -> Result<Vec<EntryRow>, StoreError> {
+        let (after, before) = below_range(&tree_key(key));
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT dn_key, record FROM snapshot_entries \
+                 WHERE source = ?1 AND tree > ?2 AND tree < ?3 ORDER BY dn_key",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![source, after, before], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// The standing facts, if an apply left some.
+    pub fn kept_standing(&self) -> Result<Option<KeptStanding>, StoreError> {
+        let row: Option<(i64, String, String)> = self
+            .connection
+            .query_row(
+                "SELECT serial, config_digest, facts FROM standing_facts WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let Some((serial, config_digest, facts)) = row else {
+            return Ok(None);
+        };
+        // Unreadable facts (an older or edited store) are no facts: plans are made in full.
+        Ok(serde_json::from_str(&facts).ok().map(|facts| KeptStanding {
+            serial,
+            config_digest,
+            facts,
+        }))
+    }
+
+    /// The kept entries (source, normalised DN) whose footprint has `anchor`.
+    pub fn kept_on_anchor(&self, anchor: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_entries WHERE anchor = ?1",
+            [anchor],
+        )
+    }
+
+    /// The kept entries (source, normalised DN) whose footprint produces `name`.
+    pub fn kept_producing(
+        &self,
+        name: &RegistrationKey,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_names WHERE protocol = ?1 AND name_key = ?2",
+            [&name.protocol, &name.name_key],
+        )
+    }
+
+    /// The kept entry `key` of `source` with the footprint kept beside it (`None`: the
+    /// entry has no footprint, or its lists do not read).
+    pub fn kept_entry_with_footprint(
+        &self,
+        source: &str,
+        key: &str,
+    ) -> Result<Option<KeptRecord>, StoreError> {
+        type Row = (Vec<u8>, Option<String>, bool, Option<String>);
+        let row: Option<Row> = self
+            .connection
+            .prepare_cached(
+                "SELECT record, anchor, yields, footprint FROM snapshot_entries \
+                 WHERE source = ?1 AND dn_key = ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![source, key], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()
+            })
+            .map_err(|e| self.error(e))?;
+        Ok(row.map(|(record, anchor, yields, lists)| {
+            let lists = match lists.as_deref() {
+                None => Some(FootprintLists::default()),
+                Some(text) => serde_json::from_str::<FootprintLists>(text).ok(),
+            };
+            let footprint = lists.map(|lists| EntryFootprint {
+                anchor: anchor.map(Into::into),
+                yields_account: yields,
+                names: lists
+                    .names
+                    .into_iter()
+                    .map(|[protocol, name_key]| RegistrationKey {
+                        protocol: protocol.into(),
+                        name_key: name_key.into(),
+                    })
+                    .collect(),
+                groups: lists.groups.into_iter().map(|g| g.into_owned()).collect(),
+                members: lists.members.into_iter().map(|m| m.into_owned()).collect(),
+            });
+            (record, footprint)
+        }))
+    }
+
+    /// The kept entries (source, normalised DN) whose footprint gives the group `name`.
+    pub fn kept_giving_group(&self, name: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_groups WHERE name = ?1",
+            [name],
+        )
+    }
+
+    /// The kept group entries of `source` (normalised DNs) that list `member` (a
+    /// normalised DN) as a member.
+    pub fn kept_listing(&self, source: &str, member: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.kept_keys(
+            "SELECT source, dn_key FROM snapshot_members WHERE source = ?1 AND member = ?2",
+            [source, member],
+        )?;
+        Ok(rows.into_iter().map(|(_, key)| key).collect())
+    }
+
+    fn kept_keys<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        parameters: P,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(sql)
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(parameters, |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Whether `source` keeps an entry that makes an account, other than those in
+    /// `except` (normalised DNs): whether the source yields an account outside a region.
+    pub fn kept_yielding_beyond(
+        &self,
+        source: &str,
+        except: &BTreeSet<String>,
+    ) -> Result<bool, StoreError> {
+        // The first `except.len() + 1` such entries settle it.
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT dn_key FROM snapshot_entries WHERE source = ?1 AND yields = 1 LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let keys = statement
+            .query_map(params![source, except.len() as i64 + 1], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        Ok(keys.iter().any(|key| !except.contains(key)))
+    }
+
+    /// Calls `each` with every kept entry of `source` (normalised DN, record), in DN
+    /// order. `each` may stop the walk with an error, which is returned as is.
+    pub fn for_each_kept_entry<E: From<StoreError>>(
+        &self,
+        source: &str,
+        mut each: impl FnMut(&str, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT dn_key, record FROM snapshot_entries WHERE source = ?1 ORDER BY dn_key",
+            )
+            .map_err(|e| self.error(e))?;
+        let mut rows = statement.query([source]).map_err(|e| self.error(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let key = row.get_ref(0).and_then(|v| Ok(v.as_str()?));
+            let record = row.get_ref(1).and_then(|v| Ok(v.as_blob()?));
+            match (key, record) {
+                (Ok(key), Ok(record)) => each(key, record)?,
+                (Err(e), _) | (_, Err(e)) => return Err(self.error(e).into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a snapshot write does not land: the kept snapshot is not the one it was computed
+/// from (another apply came between).
+fn stale(source: &str) -> String {
+    format!("the kept snapshot of source {source} changed since this apply read it; run again")
+}
+
+/// The snapshot writes of one apply, inside its transaction (see
+/// [`Store::apply_keeping`]). Each write that lands moves the store's serial.
+pub struct SnapshotWriter<'t> {
+    connection: &'t Connection,
+    path: &'t Path,
+    /// The serial the apply gives the store if anything is written.
+    serial: i64,
+    wrote: bool,
+    /// The secondary indexes of the entries were dropped, to be built again whole.
+    indexes_dropped: bool,
+}
+
+/// The indexes of `snapshot_entries` whose keys come in no useful order while a
+/// snapshot is read (`tree` reverses the DN), exactly as migrations 4 and 5 make them.
+/// A first import builds them after its rows (one sort each) instead of inserting into
+/// them row by row: at a million entries, most of the time of writing the snapshot.
+const ENTRY_INDEXES: [(&str, &str); 2] = [
+    (
+        "snapshot_entries_by_tree",
+        "CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree)",
+    ),
+    (
+        "snapshot_entries_by_anchor",
+        "CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL",
+    ),
+];
+
+impl<'t> SnapshotWriter<'t> {
+    pub(super) fn new(connection: &'t Connection, path: &'t Path, serial: i64) -> Self {
+        SnapshotWriter {
+            connection,
+            path,
+            serial,
+            wrote: false,
+            indexes_dropped: false,
+        }
+    }
+
+    /// Ends the writes: builds again the indexes a first import dropped.
+    pub(super) fn finish(self) -> Result<(), StoreError> {
+        if self.indexes_dropped {
+            bulk::create_indexes(self.connection, &ENTRY_INDEXES).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether anything was written.
+    pub(super) fn wrote(&self) -> bool {
+        self.wrote
+    }
+
+    fn fail(&self, error: rusqlite::Error) -> StoreError {
+        super::store_error(self.path, error)
+    }
+
+    /// Carries out `write`; refuses an update whose base is not the kept snapshot.
+    pub fn write(&mut self, write: &SnapshotWrite) -> Result<(), StoreError> {
+        self.wrote = true;
+        match write {
+            SnapshotWrite::Forget { source } => self.forget(source),
+            SnapshotWrite::Replace { import, entries } => {
+                self.begin(import)?;
+                insert_entries(self.connection, &import.source, entries, Existing::Replace)
+                    .map_err(|e| self.fail(e))?;
+                Ok(())
+            }
+            SnapshotWrite::Update {
+                import,
+                base_changes,
+                put,
+                remove,
+            } => update(
+                self.connection,
+                import,
+                *base_changes,
+                put,
+                remove,
+                self.serial,
+            )
+            .map_err(|e| self.fail(e))?
+            .map_err(StoreError::StaleSnapshot),
+        }
+    }
+
+    /// Keeps no snapshot of `source`.
+    pub fn forget(&mut self, source: &str) -> Result<(), StoreError> {
+        self.wrote = true;
+        let forget = || {
+            self.connection
+                .execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+            forget_source_footprints(self.connection, source)
+        };
+        forget().map_err(|e| self.fail(e))
+    }
+
+    /// Starts the whole snapshot `import` read, without entries: [`SnapshotWriter::add`]
+    /// brings them.
+    pub fn begin(&mut self, import: &SourceImport) -> Result<(), StoreError> {
+        self.forget(&import.source)?;
+        let drop_indexes = || -> rusqlite::Result<bool> {
+            let empty: bool = self.connection.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM snapshot_entries)",
+                [],
+                |row| row.get(0),
+            )?;
+            if empty && !self.indexes_dropped {
+                bulk::drop_indexes(self.connection, &ENTRY_INDEXES)?;
+            }
+            Ok(empty)
+        };
+        if drop_indexes().map_err(|e| self.fail(e))? {
+            self.indexes_dropped = true;
+        }
+        let begin = || {
+            self.connection.execute(
+                "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    import.source,
+                    import.content.path,
+                    import.content.digest,
+                    self.serial
+                ],
+            )?;
+            insert_change_files(self.connection, import, 0, self.serial)
+        };
+        begin().map_err(|e| self.fail(e))
+    }
+
+    /// Adds `entries` to the snapshot of `source` begun with [`SnapshotWriter::begin`].
+    /// `false` when one of them has the DN of an entry already kept (two entries share a
+    /// DN: the snapshot cannot be kept by DN, and the caller forgets it).
+    pub fn add(&mut self, source: &str, entries: &[KeptEntry]) -> Result<bool, StoreError> {
+        insert_entries(self.connection, source, entries, Existing::Refuse).map_err(|e| self.fail(e))
+    }
+}
+
+/// Brings the kept snapshot of `import`'s source, which has seen `base_changes` of its
+/// change files, to what `import` read; `serial` is the serial the apply gives the store.
+/// `Err(problem)` when the kept snapshot is not the update's base.
+fn update(
+    connection: &Connection,
+    import: &SourceImport,
+    base_changes: usize,
+    put: &[KeptEntry],
+    remove: &[String],
+    serial: i64,
+) -> Result<Result<(), String>, rusqlite::Error> {
+    let source = &import.source;
+    let content: Option<(String, String)> = connection
+        .query_row(
+            "SELECT content_path, content_digest FROM snapshots WHERE source = ?1",
+            [source],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let mut statement = connection.prepare_cached(
+        "SELECT path, digest FROM snapshot_change_files WHERE source = ?1 ORDER BY position",
+    )?;
+    let seen = statement
+        .query_map([source], |row| {
+            Ok(ImportedFile {
+                path: row.get(0)?,
+                digest: row.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let base = import.changes.get(..base_changes);
+    if content != Some((import.content.path.clone(), import.content.digest.clone()))
+        || base != Some(seen.as_slice())
+    {
+        return Ok(Err(stale(source)));
+    }
+    insert_change_files(connection, import, base_changes, serial)?;
+    for entry in put {
+        forget_footprint(connection, source, &entry.key)?;
+    }
+    insert_entries(connection, source, put, Existing::Replace)?;
+    let mut delete = connection
+        .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
+    for key in remove {
+        forget_footprint(connection, source, key)?;
+        delete.execute(params![source, key])?;
+    }
+    Ok(Ok(()))
+}
+
+/// What becomes of an entry whose DN the snapshot already keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// The new row replaces it.
+    Replace,
+    /// Nothing more is written, and the insert answers `false`.
+    Refuse,
+}
+
+/// An entry row.
+struct EntryInsert<'e> {
+    source: &'e str,
+    entry: &'e KeptEntry,
+}
+
+impl BulkRow for EntryInsert<'_> {
+    const COLUMNS: usize = 7;
+    fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        let footprint = self.entry.footprint.as_ref();
+        bulk::bind(statement, first, self.source)?;
+        bulk::bind(statement, first + 1, &self.entry.key)?;
+        bulk::bind(statement, first + 2, tree_key(&self.entry.key))?;
+        bulk::bind(statement, first + 3, &self.entry.record)?;
+        bulk::bind(
+            statement,
+            first + 4,
+            footprint.and_then(|f| f.anchor.as_deref()),
+        )?;
+        bulk::bind(
+            statement,
+            first + 5,
+            footprint.is_some_and(|f| f.yields_account),
+        )?;
+        bulk::bind(statement, first + 6, self.entry.lists.as_deref())
+    }
+}
+
+/// A row of a footprint index: its leading values, then the entry's source and DN (the
+/// order of `snapshot_names`; `snapshot_members` puts the source first).
+struct IndexRow<'e, const N: usize>([&'e str; N]);
+
+impl<const N: usize> BulkRow for IndexRow<'_, N> {
+    const COLUMNS: usize = N;
+    fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        for (offset, value) in self.0.iter().enumerate() {
+            bulk::bind(statement, first + offset, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes entry rows of `source` with their footprints (the caller has forgotten those
+/// of rows replaced). Rows go in bulk; a batch that meets a kept DN is written again row
+/// by row, replacing it or stopping there (`false`) as `existing` says.
+fn insert_entries(
+    connection: &Connection,
+    source: &str,
+    entries: &[KeptEntry],
+    existing: Existing,
+) -> rusqlite::Result<bool> {
+    let mut rows = Bulk::new(
+        "INSERT INTO snapshot_entries (source, dn_key, tree, record, anchor, yields, footprint) \
+         VALUES",
+    );
+    let mut names = Bulk::new(
+        "INSERT OR IGNORE INTO snapshot_names (protocol, name_key, source, dn_key) VALUES",
+    );
+    let mut groups =
+        Bulk::new("INSERT OR IGNORE INTO snapshot_groups (name, source, dn_key) VALUES");
+    let mut members =
+        Bulk::new("INSERT OR IGNORE INTO snapshot_members (source, member, dn_key) VALUES");
+    for entry in entries {
+        let key = entry.key.as_str();
+        let footprint = entry.footprint.as_ref();
+        if let Some(footprint) = footprint {
+            for name in &footprint.names {
+                names.push(
+                    connection,
+                    IndexRow([&name.protocol, &name.name_key, source, key]),
+                )?;
+            }
+            for name in &footprint.groups {
+                groups.push(connection, IndexRow([name, source, key]))?;
+            }
+            for member in &footprint.members {
+                members.push(connection, IndexRow([source, member, key]))?;
+            }
+        }
+        let row = EntryInsert { source, entry };
+        if rows.push(connection, row).is_err()
+            && !insert_one_by_one(connection, rows.take(), existing)?
+        {
+            return Ok(false);
+        }
+    }
+    if rows.flush(connection).is_err() && !insert_one_by_one(connection, rows.take(), existing)? {
+        return Ok(false);
+    }
+    names.flush(connection)?;
+    groups.flush(connection)?;
+    members.flush(connection)?;
+    Ok(true)
+}
+
+/// Entry rows of a batch the database refused, written one by one (see
+/// [`insert_entries`]).
+fn insert_one_by_one(
+    connection: &Connection,
+    rows: Vec<EntryInsert<'_>>,
+    existing: Existing,
+) -> rusqlite::Result<bool> {
+    const INSERT: &str = "INSERT INTO snapshot_entries \
+         (source, dn_key, tree, record, anchor, yields, footprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    for row in rows {
+        let mut insert = connection.prepare_cached(INSERT)?;
+        row.bind(&mut insert, 1)?;
+        match insert.raw_execute() {
+            Ok(_) => {}
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                if existing == Existing::Refuse {
+                    return Ok(false);
+                }
+                let mut replace = connection.prepare_cached(&INSERT.replacen(
+                    "INSERT",
+                    "INSERT OR REPLACE",
+                    1,
+                ))?;
+                row.bind(&mut replace, 1)?;
+                replace.raw_execute()?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// The lists of a footprint, as the entry row keeps them (JSON) to forget them by key.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct FootprintLists<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    names: Vec<[std::borrow::Cow<'a, str>; 2]>,
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    members: Vec<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> FootprintLists<'a> {
+    fn of(footprint: &'a EntryFootprint) -> Self {
+        FootprintLists {
+            names: footprint
+                .names
+                .iter()
+                .map(|name| [(*name.protocol).into(), (*name.name_key).into()])
+                .collect(),
+            groups: footprint.groups.iter().map(|g| g.as_str().into()).collect(),
+            members: footprint
+                .members
+                .iter()
+                .map(|m| m.as_str().into())
+                .collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.groups.is_empty() && self.members.is_empty()
+    }
+}
+
+/// Forgets the footprint lists of the kept entry `key` of `source`, by the lists its row
+/// keeps.
+fn forget_footprint(connection: &Connection, source: &str, key: &str) -> rusqlite::Result<()> {
+    let text: Option<String> = connection
+        .prepare_cached("SELECT footprint FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?
+        .query_row(params![source, key], |row| row.get(0))
+        .optional()?
+        .flatten();
+    // Lists that do not read (the row edited outside registrar) are left behind: a list
+    // whose entry no longer has it only brings that entry into a delta region for
+    // nothing (it is the same before and after).
+    let Some(lists) = text
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<FootprintLists>(text).ok())
+    else {
+        return Ok(());
+    };
+    let mut forget_name = connection.prepare_cached(
+        "DELETE FROM snapshot_names WHERE protocol = ?1 AND name_key = ?2 AND source = ?3 AND dn_key = ?4",
+    )?;
+    for [protocol, name_key] in &lists.names {
+        forget_name.execute(params![protocol, name_key, source, key])?;
+    }
+    let mut forget_group = connection.prepare_cached(
+        "DELETE FROM snapshot_groups WHERE name = ?1 AND source = ?2 AND dn_key = ?3",
+    )?;
+    for name in &lists.groups {
+        forget_group.execute(params![name, source, key])?;
+    }
+    let mut forget_member = connection.prepare_cached(
+        "DELETE FROM snapshot_members WHERE source = ?1 AND member = ?2 AND dn_key = ?3",
+    )?;
+    for member in &lists.members {
+        forget_member.execute(params![source, member, key])?;
+    }
+    Ok(())
+}
+
+/// Forgets every footprint list of `source`'s kept entries.
+fn forget_source_footprints(connection: &Connection, source: &str) -> rusqlite::Result<()> {
+    connection.execute("DELETE FROM snapshot_names WHERE source = ?1", [source])?;
+    connection.execute("DELETE FROM snapshot_groups WHERE source = ?1", [source])?;
+    connection.execute("DELETE FROM snapshot_members WHERE source = ?1", [source])?;
+    Ok(())
+}
+
+/// Keeps `standing` as the standing facts at `serial`, or forgets them.
+pub(super) fn write_standing(
+    connection: &Connection,
+    standing: Option<&Standing>,
+    serial: i64,
+) -> rusqlite::Result<()> {
+    connection.execute("DELETE FROM standing_facts", [])?;
+    if let Some(standing) = standing {
+        let facts = serde_json::to_string(&standing.facts)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        connection.execute(
+            "INSERT INTO standing_facts (id, serial, config_digest, facts) VALUES (1, ?1, ?2, ?3)",
+            params![serial, standing.config_digest, facts],
+        )?;
+    }
+    Ok(())
+}
+
+/// Records the change files of `import` from position `from` on as imported at `serial`.
+fn insert_change_files(
+    connection: &Connection,
+    import: &SourceImport,
+    from: usize,
+    serial: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO snapshot_change_files (source, position, path, digest, imported_serial) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (position, file) in import.changes.iter().enumerate().skip(from) {
+        insert.execute(params![
+            import.source,
+            position as i64,
+            file.path,
+            file.digest,
+            serial
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::store::RunRecord;
+    use registrar_core::plan::Plan;
+    use registrar_core::state::State;
+    use std::collections::BTreeSet;
+
+    fn file(path: &str, digest: &str) -> ImportedFile {
+        ImportedFile {
+            path: path.to_string(),
+            digest: digest.to_string(),
+        }
+    }
+
+    fn empty_plan(serial: i64) -> Plan {
+        let mut plan =
+            registrar_core::plan::plan(&Default::default(), Default::default(), &State::default())
+                .unwrap();
+        plan.state_serial = serial;
+        plan
+    }
+
+    fn only(snapshots: Vec<SnapshotWrite>) -> KeptWrites {
+        KeptWrites {
+            snapshots,
+            standing: None,
+        }
+    }
+
+    fn footprint(anchor: &str, names: &[&str]) -> EntryFootprint {
+        EntryFootprint {
+            anchor: Some(anchor.into()),
+            yields_account: true,
+            names: names
+                .iter()
+                .map(|name| {
+                    let (protocol, name_key) = name.split_once('/').unwrap();
+                    RegistrationKey {
+                        protocol: protocol.into(),
+                        name_key: name_key.into(),
+                    }
+                })
+                .collect(),
+            ..EntryFootprint::default()
+        }
+    }
+
+    fn group(names: &[&str], members: &[&str]) -> EntryFootprint {
+        EntryFootprint {
+            groups: names.iter().map(|n| n.to_string()).collect(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            ..EntryFootprint::default()
+        }
+    }
+
+    fn row(key: &str, footprint: Option<EntryFootprint>) -> KeptEntry {
+        KeptEntry::new(
+            key.to_string(),
+            format!("dn: {key}\n\n").into_bytes(),
+            footprint,
+        )
+        .unwrap()
+    }
+
+    fn producing(store: &Store, name: &str) -> Vec<String> {
+        let name = &footprint("-", &[name]).names[0];
+        let rows = store.kept_producing(name).unwrap();
+        rows.into_iter().map(|(_, key)| key).collect()
+    }
+
+    #[test]
+    fn footprints_follow_the_entries_and_standing_facts_the_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: Vec::new(),
+        };
+        let standing = Standing {
+            config_digest: "sha256:cfg".to_string(),
+            facts: StandingFacts {
+                excluded: 3,
+                ..StandingFacts::default()
+            },
+        };
+        let serial = store
+            .apply_with_snapshots(
+                &empty_plan(0),
+                RunRecord::new("t", "t"),
+                &KeptWrites {
+                    snapshots: vec![SnapshotWrite::Replace {
+                        import: import.clone(),
+                        entries: vec![
+                            row("a", Some(footprint("u1", &["aol/al"]))),
+                            row("b", Some(footprint("u2", &["aol/al", "lcs/b"]))),
+                            row("c", None),
+                            row("g", Some(group(&["staff"], &["a", "b"]))),
+                        ],
+                    }],
+                    standing: Some(standing.clone()),
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        let kept = store.kept_standing().unwrap().unwrap();
+        assert_eq!((kept.serial, kept.facts), (serial, standing.facts.clone()));
+        assert_eq!(producing(&store, "aol/al"), ["a", "b"]);
+        assert_eq!(store.kept_on_anchor("u2").unwrap().len(), 1);
+        assert_eq!(store.kept_listing("hr", "a").unwrap(), ["g"]);
+        assert_eq!(store.kept_giving_group("staff").unwrap().len(), 1);
+        let none = BTreeSet::new();
+        assert!(store.kept_yielding_beyond("hr", &none).unwrap());
+        let both = BTreeSet::from(["a".to_string(), "b".to_string()]);
+        assert!(
+            !store.kept_yielding_beyond("hr", &both).unwrap(),
+            "c yields nothing"
+        );
+
+        // An update replaces the footprint of what it puts and drops what it removes.
+        let mut next = import.clone();
+        next.changes.push(file("c/1.ldif", "sha256:1"));
+        store
+            .apply_with_snapshots(
+                &empty_plan(serial),
+                RunRecord::new("t", "t"),
+                &KeptWrites {
+                    snapshots: vec![SnapshotWrite::Update {
+                        import: next,
+                        base_changes: 0,
+                        put: vec![
+                            row("b", Some(footprint("u2", &["lcs/b"]))),
+                            row("g", Some(group(&["all"], &["b"]))),
+                        ],
+                        remove: vec!["a".to_string()],
+                    }],
+                    standing: None,
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(producing(&store, "aol/al").is_empty());
+        assert_eq!(producing(&store, "lcs/b"), ["b"]);
+        assert!(store.kept_on_anchor("u1").unwrap().is_empty());
+        assert!(store.kept_listing("hr", "a").unwrap().is_empty());
+        assert_eq!(store.kept_listing("hr", "b").unwrap(), ["g"]);
+        assert!(store.kept_giving_group("staff").unwrap().is_empty());
+        assert_eq!(store.kept_giving_group("all").unwrap().len(), 1);
+        assert_eq!(
+            store.kept_standing().unwrap(),
+            None,
+            "an apply without them forgets them"
+        );
+
+        // Forgetting the snapshot forgets its footprints.
+        store
+            .apply_with_snapshots(
+                &empty_plan(serial + 1),
+                RunRecord::new("t", "t"),
+                &only(vec![SnapshotWrite::Forget {
+                    source: "hr".to_string(),
+                }]),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(producing(&store, "lcs/b").is_empty());
+        assert!(store.kept_on_anchor("u2").unwrap().is_empty());
+        assert!(store.kept_giving_group("all").unwrap().is_empty());
+        assert!(store.kept_listing("hr", "b").unwrap().is_empty());
+    }
+
+    fn schema(store: &Store) -> Vec<(String, Option<String>)> {
+        let mut statement = store
+            .connection
+            .prepare("SELECT name, sql FROM sqlite_schema ORDER BY name")
+            .unwrap();
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_first_import_builds_the_entry_indexes_again_as_the_migrations_made_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let fresh = schema(&store);
+        assert!(fresh.iter().any(|(name, _)| name == ENTRY_INDEXES[0].0));
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: Vec::new(),
+        };
+        let replace = SnapshotWrite::Replace {
+            import,
+            entries: vec![
+                row("b", Some(footprint("u2", &["aol/b"]))),
+                row("a", Some(footprint("u1", &["aol/a"]))),
+            ],
+        };
+        store
+            .apply_with_snapshots(
+                &empty_plan(0),
+                RunRecord::new("t", "t"),
+                &only(vec![replace]),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(schema(&store), fresh);
+        assert_eq!(store.kept_on_anchor("u2").unwrap().len(), 1);
+        assert!(store.kept_entry("hr", "a").unwrap().is_some());
+    }
+
+    #[test]
+    fn an_update_lands_only_on_the_snapshot_it_was_computed_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let import = SourceImport {
+            source: "hr".to_string(),
+            content: file("hr.ldif", "sha256:c"),
+            changes: vec![file("c/1.ldif", "sha256:1")],
+        };
+        let replace = SnapshotWrite::Replace {
+            import: import.clone(),
+            entries: vec![row("a", Some(footprint("u1", &["aol/al"])))],
+        };
+        let serial = store
+            .apply_with_snapshots(
+                &empty_plan(0),
+                RunRecord::new("t", "t"),
+                &only(vec![replace]),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(serial, 1, "keeping a snapshot moves the serial");
+
+        let mut next = import.clone();
+        next.changes.push(file("c/2.ldif", "sha256:2"));
+        let update = |base_changes| SnapshotWrite::Update {
+            import: next.clone(),
+            base_changes,
+            put: vec![row("x,b", Some(footprint("u1", &["aol/al", "aol/x"])))],
+            remove: vec!["a".to_string()],
+        };
+        // Computed from a snapshot that had seen no change file: not this one.
+        let error = store
+            .apply_with_snapshots(
+                &empty_plan(1),
+                RunRecord::new("t", "t"),
+                &only(vec![update(0)]),
+                &mut |_| {},
+            )
+            .unwrap_err();
+        assert!(matches!(error, StoreError::StaleSnapshot(_)), "{error}");
+        assert_eq!(store.serial().unwrap(), 1);
+        assert_eq!(
+            store.kept_entry("hr", "a").unwrap(),
+            Some(b"dn: a\n\n".to_vec())
+        );
+
+        store
+            .apply_with_snapshots(
+                &empty_plan(1),
+                RunRecord::new("t", "t"),
+                &only(vec![update(1)]),
+                &mut |_| {},
+            )
+            .unwrap();
+        let kept = &store.kept_snapshots().unwrap()["hr"];
+        assert!(kept.is_start_of(&next) && kept.changes.len() == 2);
+        assert_eq!(
+            kept.changes.iter().map(|f| f.serial).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(store.kept_entry("hr", "a").unwrap(), None);
+        assert_eq!(store.kept_below("hr", "b").unwrap().len(), 1);
+        assert_eq!(store.kept_below("hr", "x,b").unwrap().len(), 0);
+
+        store
+            .apply_with_snapshots(
+                &empty_plan(2),
+                RunRecord::new("t", "t"),
+                &only(vec![SnapshotWrite::Forget {
+                    source: "hr".to_string(),
+                }]),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(store.kept_snapshots().unwrap().is_empty());
+        assert!(store.kept_below("hr", "b").unwrap().is_empty());
+    }
+}
