@@ -3,7 +3,9 @@
 //! `--mappings 3` (XMPP from the uid).
 //!
 //! With `--changes N` it also writes, for a delta import, `OUT_DIR/delta/` (the same
-//! config whose source also reads `changes/*.ldif`, an empty directory yet) and
+//! config whose source also reads `changes/*.ldif`, an empty directory yet, and whose
+//! `directory.ldif` is a hard link to the one above: a config reads only files inside
+//! its own directory) and
 //! `OUT_DIR/changes.ldif`: N change records spread over the directory, per ten records
 //! seven modifies (title and mail), one delete, one rename and one hire (move it into
 //! `delta/changes/` to import it).
@@ -98,12 +100,7 @@ fn main() -> std::io::Result<()> {
         std::fs::create_dir_all(out.join("delta/changes"))?;
         std::fs::write(
             out.join("delta/registrar.yaml"),
-            config(
-                "../directory.ldif",
-                Some("changes/*.ldif"),
-                mappings,
-                groups,
-            ),
+            config("directory.ldif", Some("changes/*.ldif"), mappings, groups),
         )?;
         write_changes(&out.join("changes.ldif"), users, count)?;
     }
@@ -180,6 +177,12 @@ fn main() -> std::io::Result<()> {
         writeln!(ldif)?;
     }
     ldif.flush()?;
+    drop(ldif);
+    if changes.is_some() {
+        let linked = out.join("delta/directory.ldif");
+        let _ = std::fs::remove_file(&linked);
+        std::fs::hard_link(out.join("directory.ldif"), linked)?;
+    }
     eprintln!("wrote {users} users to {}", out.display());
     Ok(())
 }
