@@ -31,11 +31,7 @@ pub(super) fn parse_part<T: serde::de::DeserializeOwned>(
             1 => (1, l.column().saturating_sub(indent).max(1)),
             line => (line, l.column()),
         });
-        let message = error.to_string();
-        let message = match message.rfind(" at line ") {
-            Some(at) => message[..at].to_string(),
-            None => message,
-        };
+        let message = message_of(&error);
         let message = match path {
             Some(path) => within(path, &message),
             None => message,
@@ -61,6 +57,38 @@ pub(super) fn parse_part<T: serde::de::DeserializeOwned>(
             message,
         }
     })
+}
+
+/// serde_yaml's message for `error` without the position it prints, which
+/// [`serde_yaml::Error::location`] gives. serde_yaml writes the message, then ` at line L
+/// column C` for that location (except at line 1 column 1, where it writes none), then,
+/// for a libyaml syntax error, libyaml's context (`, while parsing a block mapping`),
+/// with the context's own position when it differs. A context with a position of its
+/// own is kept, after the problem's position, up to that second position; a context
+/// without one goes with the problem's position. The position is found from where
+/// serde_yaml says it is, not by searching the message for the words ` at line `, which
+/// a quoted value or key may hold.
+fn message_of(error: &serde_yaml::Error) -> String {
+    let display = error.to_string();
+    let Some(location) = error
+        .location()
+        .filter(|l| (l.line(), l.column()) != (1, 1))
+    else {
+        return display;
+    };
+    let position = format!(" at line {} column {}", location.line(), location.column());
+    // The last: the message before it may quote anything; libyaml's context after it
+    // never repeats the problem's position.
+    let Some(at) = display.rfind(&position) else {
+        return display;
+    };
+    let context = &display[at + position.len()..];
+    // libyaml's context is one of its own fixed phrases (no user text), its position
+    // written last.
+    match context.rfind(" at line ") {
+        Some(context_position) => display[..at + position.len() + context_position].to_string(),
+        None => display[..at].to_string(),
+    }
 }
 
 /// A serde_yaml message about a part read on its own, as it reads in the whole file:
@@ -282,6 +310,46 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The position serde_yaml prints is cut where serde_yaml put it: a key or value that
+    /// holds the words ` at line ` keeps them.
+    #[test]
+    fn only_the_position_serde_yaml_printed_is_cut_from_its_message() {
+        let file = |text: &str| ConfigText {
+            path: PathBuf::from("f.yaml"),
+            text: text.to_string(),
+        };
+        let read = parse_file(&file("x at line 9: 1\n"));
+        assert_eq!(read.problems.len(), 1);
+        assert!(
+            read.problems[0]
+                .message
+                .starts_with("unknown field `x at line 9`, expected one of `sources`"),
+            "{}",
+            read.problems[0].message
+        );
+        let read = parse_file(&file("policy:\n  max_deletes: \"3 at line 7\"\n"));
+        assert_eq!(
+            read.problems[0].to_string(),
+            "f.yaml:2:17: policy.max_deletes: invalid type: string \"3 at line 7\", expected u64"
+        );
+        // A syntax error keeps the shape it always had: libyaml's context goes with the
+        // problem's position, or is kept up to its own position when it has one.
+        for text in [
+            "a:\n  - b\n c: d\n",
+            "top:\n  a: 1\n  b: [x\n  c: d\n",
+            "top:\n  - {a: 1\n  - b\n",
+            "k: \"open\n",
+        ] {
+            let error = serde_yaml::from_str::<serde_yaml::Value>(text).unwrap_err();
+            let display = error.to_string();
+            assert_eq!(
+                message_of(&error),
+                &display[..display.rfind(" at line ").unwrap()],
+                "{display}"
+            );
         }
     }
 
