@@ -166,3 +166,60 @@ pub(super) fn ldap_settings(
         )?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    fn refusal(yaml: &str) -> LdapSettingsError {
+        let spec: LdapSpec = serde_yaml::from_str(yaml).unwrap();
+        ldap_settings(&spec, &Anchor::Dn, Path::new("cfg")).unwrap_err()
+    }
+
+    #[test]
+    fn a_bad_dn_is_refused_with_the_parse_error_as_its_source() {
+        let error = refusal("url: ldaps://h\nbase_dn: dc=x\nbind_dn: nodn\npassword_env: P\n");
+        assert!(matches!(&error, LdapSettingsError::BindDn { dn, .. } if dn == "nodn"));
+        let source = error.source().map(ToString::to_string);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "bind_dn \"nodn\" is not a DN: {}",
+                source.unwrap_or_default()
+            )
+        );
+    }
+
+    #[test]
+    fn each_refusal_says_what_is_wrong() {
+        for (yaml, message) in [
+            (
+                "url: http://h\nbase_dn: dc=x\nanonymous: true\n",
+                "url \"http://h\" must start with ldap:// or ldaps://",
+            ),
+            (
+                "url: ldaps://h\nbase_dn: dc=x\nanonymous: true\npage_size: 0\n",
+                "page_size must be between 1 and 2147483647, not 0",
+            ),
+            (
+                "url: ldaps://h\nbase_dn: dc=x\nanonymous: true\ntimeout_seconds: 0\n",
+                "timeout_seconds must be at least 1",
+            ),
+            (
+                "url: ldaps://h\nbase_dn: dc=x\nbind_dn: cn=a\n",
+                "bind_dn needs password_env or password_file (passwords never live in YAML)",
+            ),
+        ] {
+            assert_eq!(refusal(yaml).to_string(), message, "{yaml}");
+        }
+        let secret = refusal(
+            "url: ldaps://h\nbase_dn: dc=x\nanonymous: true\nattributes: [cn, userPassword]\n",
+        );
+        let LdapSettingsError::SecretAttribute(source) = &secret else {
+            panic!("{secret:?}");
+        };
+        assert_eq!(source.attribute, "userPassword");
+        assert_eq!(secret.to_string(), format!("attributes {source}"));
+    }
+}
