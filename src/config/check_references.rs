@@ -88,3 +88,37 @@ fn renamed_twice(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::config::{load_texts, ConfigError, ConfigText};
+
+    #[test]
+    fn a_name_two_mappings_rename_is_reported_where_the_second_is_defined() {
+        let file = |path: &str, text: &str| ConfigText {
+            path: PathBuf::from(path),
+            text: text.to_string(),
+        };
+        let files = vec![
+            file(
+                "a.yaml",
+                "mappings:\n  - name: m1\n    protocol: aol\n    value: \"{x}\"\n    renamed_from: [old]\n",
+            ),
+            file(
+                "b.yaml",
+                "# b\nmappings:\n  - name: m0\n    protocol: aol\n    value: \"{x}\"\n  \
+                 - name: m2\n    protocol: aol\n    value: \"{x}\"\n    renamed_from: [old]\n",
+            ),
+        ];
+        let Err(ConfigError::Invalid { problems }) = load_texts(files, &|_: &Path| Ok(())) else {
+            panic!("the config should be refused");
+        };
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            ["b.yaml:6:5: mappings m1 and m2 both list \"old\" under renamed_from"]
+        );
+    }
+}
