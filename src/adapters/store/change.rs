@@ -85,13 +85,18 @@ fn query_row<T>(
 
 pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
     match change.kind {
-        Kind::Group => return apply_group_change(connection, change),
-        Kind::GroupMember => return apply_member_change(connection, change),
-        Kind::Account | Kind::Registration => {}
+        Kind::Group => apply_group_change(connection, change),
+        Kind::GroupMember => apply_member_change(connection, change),
+        Kind::Account => apply_account_change(connection, change),
+        Kind::Registration => apply_registration_change(connection, change),
     }
+}
+
+/// Adds, updates, deactivates, reactivates or removes a managed account row.
+fn apply_account_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
     let account = required(&change.account, "account")?;
-    match (change.kind, change.action) {
-        (Kind::Account, Action::Add) => {
+    match change.action {
+        Action::Add => {
             let dn = required(&change.dn, "dn")?;
             let profile = change.profile.clone().unwrap_or_default();
             let value = |field| profile.get(field);
@@ -114,7 +119,7 @@ pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(
             )?;
             expect_one(inserted, "the account already exists")
         }
-        (Kind::Account, Action::Update) => {
+        Action::Update => {
             for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
                 let column = match field.as_str() {
                     "dn" => "dn",
@@ -140,7 +145,7 @@ pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(
             }
             Ok(())
         }
-        (Kind::Account, Action::Deactivate | Action::Reactivate) => {
+        Action::Deactivate | Action::Reactivate => {
             let status = if change.action == Action::Deactivate {
                 AccountStatus::Deactivated
             } else {
@@ -153,7 +158,7 @@ pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(
             )?;
             expect_one(rows, "the managed account does not exist")
         }
-        (Kind::Account, Action::Remove) => {
+        Action::Remove => {
             let rows = execute(
                 connection,
                 "DELETE FROM accounts WHERE anchor = ?1 AND source IS NOT NULL",
@@ -161,60 +166,66 @@ pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(
             )?;
             expect_one(rows, "the managed account does not exist")
         }
-        (Kind::Registration, action) => {
-            let protocol = required(&change.protocol, "protocol")?;
-            let im_name = required(&change.im_name, "IM name")?;
-            let key = change.name_key();
-            let key = key.as_ref();
-            match action {
-                Action::Add => {
-                    let mapping = required(&change.mapping, "mapping")?;
-                    let rows = execute(
-                connection,
-                        "INSERT OR IGNORE INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
-                         VALUES (?1, ?2, ?3, ?4, 'ldap', ?5)",
-                        params![protocol, key, im_name, account, mapping],
-                    )?;
-                    expect_one(rows, "the name is already registered")
-                }
-                Action::Remove => {
-                    let rows = execute(
-                connection,
-                        "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
-                        params![protocol, key, account],
-                    )?;
-                    expect_one(
-                        rows,
-                        "no managed registration of that name for that account",
-                    )
-                }
-                Action::Update => {
-                    for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
-                        let column = match field.as_str() {
-                            "im_name" => "im_name",
-                            "mapping" => "owner",
-                            other => {
-                                return Err(ChangeFailure::Refused(format!(
-                                    "unknown registration field {other:?}"
-                                )))
-                            }
-                        };
-                        let sql = format!(
-                            "UPDATE registrations SET {column} = ?1 WHERE protocol = ?2 AND im_name_key = ?3 AND account = ?4 AND owner IS NOT NULL"
-                        );
-                        expect_one(
-                            execute(connection, &sql, params![new, protocol, key, account])?,
-                            "no managed registration of that name for that account",
-                        )?;
-                    }
-                    Ok(())
-                }
-                Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
-                    "registrations cannot be deactivated".to_string(),
-                )),
-            }
+    }
+}
+
+/// Adds, updates or removes a managed registration row (a registration is never
+/// deactivated).
+fn apply_registration_change(
+    connection: &Connection,
+    change: &Change,
+) -> Result<(), ChangeFailure> {
+    let account = required(&change.account, "account")?;
+    let protocol = required(&change.protocol, "protocol")?;
+    let im_name = required(&change.im_name, "IM name")?;
+    let key = change.name_key();
+    let key = key.as_ref();
+    match change.action {
+        Action::Add => {
+            let mapping = required(&change.mapping, "mapping")?;
+            let rows = execute(
+        connection,
+                "INSERT OR IGNORE INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
+                 VALUES (?1, ?2, ?3, ?4, 'ldap', ?5)",
+                params![protocol, key, im_name, account, mapping],
+            )?;
+            expect_one(rows, "the name is already registered")
         }
-        (Kind::Group | Kind::GroupMember, _) => unreachable!("handled above"),
+        Action::Remove => {
+            let rows = execute(
+        connection,
+                "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
+                params![protocol, key, account],
+            )?;
+            expect_one(
+                rows,
+                "no managed registration of that name for that account",
+            )
+        }
+        Action::Update => {
+            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+                let column = match field.as_str() {
+                    "im_name" => "im_name",
+                    "mapping" => "owner",
+                    other => {
+                        return Err(ChangeFailure::Refused(format!(
+                            "unknown registration field {other:?}"
+                        )))
+                    }
+                };
+                let sql = format!(
+                    "UPDATE registrations SET {column} = ?1 WHERE protocol = ?2 AND im_name_key = ?3 AND account = ?4 AND owner IS NOT NULL"
+                );
+                expect_one(
+                    execute(connection, &sql, params![new, protocol, key, account])?,
+                    "no managed registration of that name for that account",
+                )?;
+            }
+            Ok(())
+        }
+        Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
+            "registrations cannot be deactivated".to_string(),
+        )),
     }
 }
 
