@@ -93,7 +93,9 @@ fn renamed_twice(
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use crate::config::{load_texts, ConfigError, ConfigText};
+    use crate::config::load::load_texts;
+    use crate::config::problem::ConfigError;
+    use crate::config::settings::ConfigText;
 
     #[test]
     fn a_name_two_mappings_rename_is_reported_where_the_second_is_defined() {
