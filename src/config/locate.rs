@@ -10,7 +10,8 @@ use super::settings::ConfigText;
 /// keeps no positions for values).
 pub(super) struct Locator<'a> {
     pub(super) file: &'a ConfigText,
-    /// Where each item read of a list stands in the file's list (see [`ParsedFile`]).
+    /// Where each item read of a list stands in the file's list (see
+    /// [`ParsedFile`](super::parse::ParsedFile)).
     pub(super) kept: &'a BTreeMap<&'static str, Vec<usize>>,
 }
 

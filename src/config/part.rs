@@ -114,6 +114,8 @@ fn within(path: &str, message: &str) -> String {
 /// (through [`quote_for_message`], so perhaps only its start) and often a column within
 /// it (`invalid filter "(a=*": column 4: …`); point at that character when the quoted text
 /// appears on one line at or after the reported one.
+///
+/// [`quote_for_message`]: registrar_core::quote::quote_for_message
 fn refine_value_position(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
     let Some(quoted_start) = message
         .find("invalid ")

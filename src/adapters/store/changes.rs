@@ -79,7 +79,7 @@ const CHANGE_INDEXES: [(&str, &str); 2] = [
 ];
 
 /// Writes a plan's changes in an apply's transaction, in plan order, as many at a time
-/// as the caller has (see [`Store::apply_keeping`]).
+/// as the caller has (see [`Store::apply_keeping`](super::open::Store::apply_keeping)).
 pub struct ChangeWriter<'t> {
     connection: &'t Connection,
     path: &'t Path,
