@@ -13,11 +13,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
 use registrar_core::attribute_name::first_secret;
-use registrar_core::filter::Filter;
+use registrar_core::filter::{Filter, FilterError};
 use registrar_core::model::Departure;
 pub use registrar_core::model::GroupKind;
 use registrar_core::quote::quote_for_message;
-use registrar_core::template::Template;
+use registrar_core::template::{Template, TemplateError};
 
 /// One YAML file of the config directory. Every section is optional; the files of a
 /// directory are merged.
@@ -412,7 +412,7 @@ macro_rules! parsed_text {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(deserializer)?;
-                let parse: fn(&str) -> Result<$parsed, String> = $parse;
+                let parse: fn(&str) -> Result<$parsed, ValueError> = $parse;
                 match parse(&text) {
                     Ok(parsed) => Ok($name(text, parsed)),
                     Err(message) => Err(serde::de::Error::custom(format!(
@@ -432,7 +432,7 @@ parsed_text!(
     Filter,
     "filter",
     |text| {
-        let filter = Filter::parse(text).map_err(|e| e.to_string())?;
+        let filter = Filter::parse(text)?;
         refuse_secrets(filter.attributes())?;
         Ok(filter)
     }
@@ -443,7 +443,7 @@ parsed_text!(
     Template,
     "template",
     |text| {
-        let template = Template::parse(text).map_err(|e| e.to_string())?;
+        let template = Template::parse(text)?;
         refuse_secrets(template.attributes())?;
         Ok(template)
     }
@@ -452,11 +452,39 @@ parsed_text!(
 /// Refuses a filter or template that reads a secret attribute (`userPassword`,
 /// `unicodePwd`, …): what a revision's config reads can end up in a plan posted on a
 /// pull request, and credentials stay in the directory (DESIGN.md, "Trust").
-pub fn refuse_secrets<'a>(attributes: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+pub fn refuse_secrets<'a>(
+    attributes: impl IntoIterator<Item = &'a str>,
+) -> Result<(), SecretAttribute> {
     match first_secret(attributes) {
-        Some(secret) => Err(secret_message(secret)),
+        Some(secret) => Err(SecretAttribute {
+            attribute: secret.to_string(),
+        }),
         None => Ok(()),
     }
+}
+
+/// A config that reads a secret attribute: its message is [`secret_message`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", secret_message(attribute))]
+pub struct SecretAttribute {
+    pub attribute: String,
+}
+
+/// Why a filter, template, cron expression or regular expression in the config was
+/// refused while it was read (serde_yaml carries it on as the text of its error).
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Secret(#[from] SecretAttribute),
+    #[error(transparent)]
+    Cron(#[from] croner::errors::CronError),
+    /// Its message on one line (the regex crate's spans several).
+    #[error("{}", .0.to_string().replace('\n', " "))]
+    Regex(#[from] regex::Error),
 }
 
 /// Why the config may not read the attribute `secret`.
@@ -471,24 +499,23 @@ parsed_text!(
     CronText,
     croner::Cron,
     "cron expression",
-    parse_cron
+    |text| Ok(parse_cron(text)?)
 );
 
 /// Parses a cron expression as the config reads it: 5 fields (`*/15 * * * *`, at second
 /// 0), or 6 with seconds first (`*/10 * * * * *`).
-pub fn parse_cron(text: &str) -> Result<croner::Cron, String> {
+pub fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
         .build()
         .parse(text)
-        .map_err(|e| e.to_string())
 }
 parsed_text!(
     /// A regular expression (Rust `regex` syntax).
     RegexText,
     regex::Regex,
     "regular expression",
-    |text| regex::Regex::new(text).map_err(|e| e.to_string().replace('\n', " "))
+    |text| Ok(regex::Regex::new(text)?)
 );
 
 /// The JSON Schema of a config file, pretty-printed with a final newline.

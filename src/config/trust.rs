@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use super::{Config, LdapSettings, SourceLocation};
+use super::settings::{Config, LdapSettings, SourceLocation};
 pub use registrar_core::effect::{SourceTrust, TrustedReading};
 
 /// Replaces the connection settings of every LDAP source of `head` with those of the
@@ -87,7 +87,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::config::{load_texts, ConfigText, LdapBind, PasswordFrom};
+    use crate::config::load::load_texts;
+    use crate::config::settings::{ConfigText, LdapBind, PasswordFrom};
 
     fn config(yaml: &str) -> Config {
         load_texts(

@@ -4,9 +4,17 @@
 //! commits rather than row by row (so that a table can be rebuilt), and records itself
 //! in `schema_migrations`.
 //! Once shipped, a migration is never edited: a change is a new migration at the end.
+//! [`Store::migrate`] runs the ones a store lacks when it is opened.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::error::{store_error, StoreError};
+use super::open::Store;
+use super::read::load_state;
+use registrar_core::drift::{self, RowHashes};
 
 /// The migrations in order; the index plus one is the migration number.
-pub const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: accounts, registrations, groups, serial and run history.
     r#"
     CREATE TABLE meta (
@@ -216,5 +224,439 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// The migration after which the managed rows' hashes are computed (in Rust: SQLite has
-/// no SHA-256) for stores that already hold rows.
-pub const HASHES_MIGRATION: usize = 3;
+/// no SHA-256) for stores that already hold rows. Unlike the SQL above, this runs today's
+/// code, [`drift::managed_hashes`], on an old store: the hashes it writes are pinned by
+/// the version 1 upgrade test, as the hashes every apply writes must stay the same.
+pub(super) const HASHES_MIGRATION: usize = 3;
+
+impl Store {
+    /// Brings the schema up to date: runs, each in its own transaction, the migrations the
+    /// store has not had; refuses a store a newer registrar wrote.
+    pub(super) fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let fail = |e| store_error(&path, e);
+        self.connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY);",
+            )
+            .map_err(fail)?;
+        let applied: usize = self
+            .connection
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
+                row.get(0)
+            })
+            .map_err(fail)?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: applied,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let transaction = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            // Another process may have run it while this one waited for the lock.
+            let done: bool = transaction
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM schema_migrations WHERE version = ?1",
+                    [index as i64 + 1],
+                    |row| row.get(0),
+                )
+                .map_err(fail)?;
+            if done {
+                continue;
+            }
+            transaction.execute_batch(sql).map_err(fail)?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version) VALUES (?1)",
+                    [index as i64 + 1],
+                )
+                .map_err(fail)?;
+            if index + 1 == HASHES_MIGRATION {
+                let state = load_state(&transaction).map_err(fail)?;
+                write_hashes_at_migration_3(&transaction, &drift::managed_hashes(&state))
+                    .map_err(fail)?;
+            }
+            // Foreign keys are off while migrating (they cannot be turned off inside a
+            // transaction, and a rebuilt table is briefly missing): checked here whole.
+            let broken: Option<String> = transaction
+                .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+                .optional()
+                .map_err(fail)?;
+            if let Some(table) = broken {
+                return Err(StoreError::Migration {
+                    path: self.path.clone(),
+                    version: index + 1,
+                    problem: format!("table {table} has rows whose reference is missing"),
+                });
+            }
+            transaction.commit().map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Records `hashes` in the table as migration 3 made it (kind names, hex hashes), right
+/// after that migration (migration 6 converts them).
+fn write_hashes_at_migration_3(
+    connection: &Connection,
+    hashes: &RowHashes,
+) -> rusqlite::Result<()> {
+    let mut insert = connection
+        .prepare("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES (?1, ?2, ?3)")?;
+    for (id, hash) in hashes {
+        let hex: String = hash.iter().map(|byte| format!("{byte:02x}")).collect();
+        insert.execute(params![id.kind.name(), id.key, hex])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::store::history::RunRecord;
+    use registrar_core::desired::{Claim, Desired, DesiredAccount, DesiredGroup};
+    use registrar_core::drift::{RowHash, RowId, RowKind};
+    use registrar_core::model::{GroupKind, Profile, Rules};
+    use registrar_core::plan::plan;
+    use registrar_core::state::RegistrationSource;
+
+    /// The schema exactly as version 1 created it (commit 8362c75, `src/store/migrations.rs`,
+    /// migration 1, which was then the only one): a store that release made, rebuilt here
+    /// without today's code.
+    const VERSION_1_SCHEMA: &str = r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('serial', '0');
+
+    CREATE TABLE accounts (
+        anchor       TEXT PRIMARY KEY,
+        dn           TEXT NOT NULL,
+        dn_key       TEXT NOT NULL,
+        source       TEXT,
+        status       TEXT NOT NULL CHECK (status IN ('active', 'deactivated')),
+        display_name TEXT,
+        department   TEXT,
+        title        TEXT,
+        telephone    TEXT,
+        location     TEXT,
+        mail         TEXT
+    );
+
+    CREATE INDEX accounts_by_dn ON accounts (dn_key);
+
+    CREATE TABLE registrations (
+        protocol    TEXT NOT NULL,
+        im_name_key TEXT NOT NULL,
+        im_name     TEXT NOT NULL,
+        account     TEXT NOT NULL REFERENCES accounts (anchor),
+        source      TEXT NOT NULL CHECK (source IN ('ldap', 'manual', 'self')),
+        owner       TEXT,
+        PRIMARY KEY (protocol, im_name_key),
+        CHECK ((source = 'ldap') = (owner IS NOT NULL))
+    );
+    CREATE INDEX registrations_by_account ON registrations (account);
+
+    CREATE TABLE groups (
+        name   TEXT PRIMARY KEY,
+        kind   TEXT NOT NULL,
+        source TEXT,
+        owner  TEXT
+    );
+    CREATE TABLE group_members (
+        group_name TEXT NOT NULL REFERENCES groups (name),
+        member     TEXT NOT NULL,
+        PRIMARY KEY (group_name, member)
+    );
+
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY,
+        started_at    TEXT NOT NULL,
+        finished_at   TEXT NOT NULL,
+        command       TEXT NOT NULL,
+        revision      TEXT,
+        serial_before INTEGER NOT NULL,
+        serial_after  INTEGER NOT NULL,
+        added         INTEGER NOT NULL,
+        updated       INTEGER NOT NULL,
+        removed       INTEGER NOT NULL,
+        deactivated   INTEGER NOT NULL,
+        reactivated   INTEGER NOT NULL,
+        outcome       TEXT NOT NULL,
+        message       TEXT
+    );
+    "#;
+
+    /// A store as version 1 left it: its schema, `schema_migrations` at 1, the page size of
+    /// the time, and one row of every kind it held: managed accounts (one deactivated, one
+    /// with a profile), an unmanaged account, a managed, a manual and a self registration,
+    /// a managed group with members, an unmanaged group, and a run.
+    fn version_1_store(path: &std::path::Path) {
+        let connection = Connection::open(path).unwrap();
+        connection
+            .execute_batch(
+                "PRAGMA page_size = 4096; PRAGMA foreign_keys = ON; \
+                 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);",
+            )
+            .unwrap();
+        connection.execute_batch(VERSION_1_SCHEMA).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO schema_migrations (version) VALUES (1); \
+                 INSERT INTO accounts VALUES ('a', 'cn=Ann,dc=x', 'cn=ann,dc=x', 'hr', 'active', \
+                   'Ann', 'Sales', NULL, '+1 555', NULL, 'ann@x'); \
+                 INSERT INTO accounts VALUES ('b', 'cn=Bob,dc=x', 'cn=bob,dc=x', 'hr', \
+                   'deactivated', NULL, NULL, NULL, NULL, NULL, NULL); \
+                 INSERT INTO accounts VALUES ('cn=m,dc=x', 'cn=M,dc=x', 'cn=m,dc=x', NULL, \
+                   'active', NULL, NULL, NULL, NULL, NULL, NULL); \
+                 INSERT INTO registrations VALUES ('aol', 'ann', 'Ann', 'a', 'ldap', 'aol-names'); \
+                 INSERT INTO registrations VALUES ('aol', 'mm', 'M M', 'cn=m,dc=x', 'manual', NULL); \
+                 INSERT INTO registrations VALUES ('icq', '1234', '1234', 'a', 'self', NULL); \
+                 INSERT INTO groups VALUES ('staff', 'org_unit', 'hr', 'staff'); \
+                 INSERT INTO groups VALUES ('team', 'team', NULL, NULL); \
+                 INSERT INTO group_members VALUES ('staff', 'a'); \
+                 INSERT INTO group_members VALUES ('staff', 'b'); \
+                 INSERT INTO group_members VALUES ('team', 'cn=m,dc=x'); \
+                 INSERT INTO runs (started_at, finished_at, command, revision, serial_before, \
+                   serial_after, added, updated, removed, deactivated, reactivated, outcome, \
+                   message) VALUES ('2024-01-02T03:04:05Z', '2024-01-02T03:04:06Z', 'apply', \
+                   'abc123', 2, 3, 5, 0, 0, 1, 0, 'applied', NULL); \
+                 UPDATE meta SET value = '3' WHERE key = 'serial';",
+            )
+            .unwrap();
+    }
+
+    /// The desired state a config equal to the version 1 store asks for: `a` with its
+    /// profile and its name, `b` deactivated, `staff` with both.
+    fn desired_equal_to_version_1() -> Desired {
+        let mut desired = Desired::default();
+        let mut ann = DesiredAccount::new("a", "cn=Ann,dc=x", "hr");
+        ann.profile = Profile::from_values([
+            Some("Ann"),
+            Some("Sales"),
+            None,
+            Some("+1 555"),
+            None,
+            Some("ann@x"),
+        ]);
+        desired.insert_account(ann);
+        let mut bob = DesiredAccount::new("b", "cn=Bob,dc=x", "hr");
+        bob.enabled = false;
+        desired.insert_account(bob);
+        desired.claims.push(Claim {
+            protocol: "aol".into(),
+            name_key: "ann".into(),
+            account: 0,
+            mapping: "aol-names".into(),
+            im_name: "Ann".into(),
+        });
+        desired.accounts_per_source.insert("hr".to_string(), 2);
+        desired.groups.insert(
+            "staff".to_string(),
+            DesiredGroup {
+                name: "staff".to_string(),
+                kind: GroupKind::OrgUnit,
+                source: "hr".to_string(),
+                rule: "staff".to_string(),
+                members: vec!["a".to_string(), "b".to_string()],
+            },
+        );
+        desired
+    }
+
+    /// Migration 1 is never edited once shipped: today's is the one version 1 ran.
+    #[test]
+    fn migration_1_is_the_schema_version_1_created() {
+        assert_eq!(MIGRATIONS[0], VERSION_1_SCHEMA);
+    }
+
+    #[test]
+    fn a_version_1_store_upgrades_with_its_rows_hashes_and_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        version_1_store(&path);
+        let before = load_state(&Connection::open(&path).unwrap()).unwrap();
+        let store = Store::open(&path).unwrap();
+
+        let versions: Vec<i64> = store
+            .connection
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, (1..=MIGRATIONS.len() as i64).collect::<Vec<_>>());
+
+        // Every row as version 1 held it, manual and self registrations included.
+        let state = store.load().unwrap();
+        assert_eq!(state, before);
+        assert_eq!(state.serial, 3);
+        assert_eq!(state.accounts.len(), 3);
+        let sources: Vec<(&str, RegistrationSource, Option<&str>)> = state
+            .registrations
+            .iter()
+            .map(|(key, row)| (&*key.name_key, row.source, row.owner.as_deref()))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("ann", RegistrationSource::Ldap, Some("aol-names")),
+                ("mm", RegistrationSource::Manual, None),
+                ("1234", RegistrationSource::SelfService, None),
+            ]
+        );
+        assert_eq!(state.groups["staff"].members, ["a", "b"]);
+        assert_eq!(state.groups["team"].owner, None);
+
+        // Migration 3 hashed the managed rows with today's `drift` code, and migration 6
+        // kept them as bytes. Pinned: if the hashing changes, every store upgraded (or
+        // applied) before would read as edited outside registrar, and this fails.
+        let hashes: Vec<(RowId, String)> = store
+            .managed_hashes()
+            .unwrap()
+            .into_iter()
+            .map(|(id, hash)| (id, hash.iter().map(|b| format!("{b:02x}")).collect()))
+            .collect();
+        let pinned = [
+            (RowId::account("a"), "1e830c0755853fcae2877de88969364d"),
+            (RowId::account("b"), "ecb2f5cb3b4edb43a85739bc5f310793"),
+            (
+                RowId {
+                    kind: RowKind::Registration,
+                    key: "aol:ann".into(),
+                },
+                "917c3d87defa42a9f6bde01a0b7b3489",
+            ),
+            (
+                RowId {
+                    kind: RowKind::Group,
+                    key: "staff".into(),
+                },
+                "cc29a63c995d9e2eba4daa7b00bdccab",
+            ),
+        ]
+        .map(|(id, hex)| (id, hex.to_string()));
+        assert_eq!(hashes, pinned);
+        assert_eq!(
+            store.managed_hashes().unwrap(),
+            drift::managed_hashes(&state)
+        );
+
+        // The history keeps its run; version 1 kept no duration.
+        let runs = store.runs(10).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (
+                runs[0].serial_before,
+                runs[0].serial_after,
+                runs[0].duration_ms
+            ),
+            (2, 3, None)
+        );
+        assert_eq!(store.applied_revision().unwrap().as_deref(), Some("abc123"));
+    }
+
+    #[test]
+    fn a_plan_equal_to_an_upgraded_version_1_store_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        version_1_store(&path);
+        let mut store = Store::open(&path).unwrap();
+        let state = store.load().unwrap();
+        let plan = plan(&Rules::default(), desired_equal_to_version_1(), &state).unwrap();
+        assert_eq!(plan.changes, []);
+        assert_eq!(plan.state_serial, 3);
+        // Applying it moves nothing: the serial stays, the manual and self rows too.
+        let serial = store.apply(&plan, RunRecord::new("apply", "t")).unwrap();
+        assert_eq!(serial, 3);
+        assert_eq!(store.load().unwrap(), state);
+    }
+
+    #[test]
+    fn a_store_made_before_migration_5_keeps_its_rows_in_the_rebuilt_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A store as the release before migration 5 left it, holding one row of each
+            // kind (and a manual registration on an unmanaged account).
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "PRAGMA page_size = 4096; \
+                     CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);",
+                )
+                .unwrap();
+            for (index, sql) in MIGRATIONS[..4].iter().enumerate() {
+                connection.execute_batch(sql).unwrap();
+                connection
+                    .execute("INSERT INTO schema_migrations VALUES (?1)", [index + 1])
+                    .unwrap();
+            }
+            connection
+                .execute_batch(
+                    "INSERT INTO accounts VALUES ('a', 'cn=A,dc=x', 'cn=a,dc=x', 'hr', 'active', \
+                       'A', NULL, 'T', NULL, NULL, 'a@x'); \
+                     INSERT INTO accounts VALUES ('cn=m,dc=x', 'cn=m,dc=x', 'cn=m,dc=x', NULL, \
+                       'deactivated', NULL, NULL, NULL, NULL, NULL, NULL); \
+                     INSERT INTO registrations VALUES ('aol', 'al', 'Al', 'a', 'ldap', 'aol-m'); \
+                     INSERT INTO registrations VALUES ('aol', 'm', 'M', 'cn=m,dc=x', 'manual', NULL); \
+                     INSERT INTO groups VALUES ('staff', 'org_unit', 'hr', 'staff'); \
+                     INSERT INTO group_members VALUES ('staff', 'a'); \
+                     INSERT INTO managed_hashes VALUES ('account', 'a', \
+                       '000102030405060708090a0b0c0d0e0f'); \
+                     INSERT INTO managed_hashes VALUES ('registration', 'aol:al', 'h2'); \
+                     UPDATE meta SET value = '7' WHERE key = 'serial';",
+                )
+                .unwrap();
+        }
+        let reference = Connection::open(&path).unwrap();
+        let before = load_state(&reference).unwrap();
+        drop(reference);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), before);
+        assert_eq!(store.serial().unwrap(), 7);
+        // Migration 6 keeps each hash as its bytes; one that was never a hash of 16 bytes
+        // matches nothing, so it is left out.
+        let hashes: Vec<(RowId, RowHash)> = store.managed_hashes().unwrap().into_iter().collect();
+        assert_eq!(
+            hashes,
+            [(RowId::account("a"), std::array::from_fn(|i| i as u8))]
+        );
+        let kept: (i64, usize) = store
+            .connection
+            .query_row(
+                "SELECT kind, length(hash) FROM managed_hashes WHERE key = 'aol:al'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (2, 2));
+        for table in ["accounts", "registrations", "managed_hashes"] {
+            let sql: String = store
+                .connection
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
+        }
+        // The references still hold: a registration of an unknown account is refused.
+        let error = store
+            .connection
+            .execute(
+                "INSERT INTO registrations VALUES ('aol', 'x', 'X', 'nobody', 'manual', NULL)",
+                [],
+            )
+            .unwrap_err();
+        assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
+    }
+}

@@ -1,0 +1,335 @@
+//! One change of a plan written to its row, or refused with the reason (the row is not
+//! as the plan expects): the store's half of "carry out a plan exactly, or refuse it".
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use registrar_core::dn::normalize_dn;
+use registrar_core::model::ProfileField;
+use registrar_core::plan::{Action, Change, Kind};
+use registrar_core::state::AccountStatus;
+
+pub(super) enum ChangeFailure {
+    Sqlite(rusqlite::Error),
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for ChangeFailure {
+    fn from(error: rusqlite::Error) -> Self {
+        ChangeFailure::Sqlite(error)
+    }
+}
+
+/// A short description of a change for error messages.
+pub(super) fn describe(change: &Change) -> String {
+    let action = format!("{:?}", change.action).to_lowercase();
+    match change.kind {
+        Kind::Registration => format!(
+            "{action} of {} name {:?} for {}",
+            change.protocol.as_deref().unwrap_or("?"),
+            change.im_name.as_deref().unwrap_or("?"),
+            change.account.as_deref().unwrap_or("?")
+        ),
+        Kind::Group => format!(
+            "{action} of group {:?}",
+            change.group.as_deref().unwrap_or("?")
+        ),
+        Kind::GroupMember => format!(
+            "{action} of member {} of group {:?}",
+            change.member.as_deref().unwrap_or("?"),
+            change.group.as_deref().unwrap_or("?")
+        ),
+        _ => format!(
+            "{action} of {:?} {}",
+            change.kind,
+            change.account.as_deref().unwrap_or("?")
+        )
+        .to_lowercase(),
+    }
+}
+
+fn required<'a>(value: &'a Option<Arc<str>>, what: &str) -> Result<&'a str, ChangeFailure> {
+    value
+        .as_deref()
+        .ok_or_else(|| ChangeFailure::Refused(format!("the plan gives no {what}")))
+}
+
+fn expect_one(rows: usize, problem: &str) -> Result<(), ChangeFailure> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(ChangeFailure::Refused(problem.to_string()))
+    }
+}
+
+/// Runs `sql` through the connection's statement cache: an apply runs the same few
+/// statements millions of times, and parsing each again would cost a third of it.
+fn execute(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    connection.prepare_cached(sql)?.execute(params)
+}
+
+/// [`execute`] for a query of one row.
+fn query_row<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    connection.prepare_cached(sql)?.query_row(params, row)
+}
+
+pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    match change.kind {
+        Kind::Group => apply_group_change(connection, change),
+        Kind::GroupMember => apply_member_change(connection, change),
+        Kind::Account => apply_account_change(connection, change),
+        Kind::Registration => apply_registration_change(connection, change),
+    }
+}
+
+/// Adds, updates, deactivates, reactivates or removes a managed account row.
+fn apply_account_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    let account = required(&change.account, "account")?;
+    match change.action {
+        Action::Add => {
+            let dn = required(&change.dn, "dn")?;
+            let profile = change.profile.clone().unwrap_or_default();
+            let value = |field| profile.get(field);
+            let inserted = execute(
+                connection,
+                "INSERT OR IGNORE INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    account,
+                    dn,
+                    normalize_dn(dn),
+                    change.source,
+                    value(ProfileField::DisplayName),
+                    value(ProfileField::Department),
+                    value(ProfileField::Title),
+                    value(ProfileField::Telephone),
+                    value(ProfileField::Location),
+                    value(ProfileField::Mail),
+                ],
+            )?;
+            expect_one(inserted, "the account already exists")
+        }
+        Action::Update => {
+            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+                let column = match field.as_str() {
+                    "dn" => "dn",
+                    "source" => "source",
+                    other => ProfileField::from_name(other)
+                        .map(ProfileField::name)
+                        .ok_or_else(|| {
+                            ChangeFailure::Refused(format!("unknown account field {other:?}"))
+                        })?,
+                };
+                let sql = format!("UPDATE accounts SET {column} = ?1 WHERE anchor = ?2");
+                expect_one(
+                    execute(connection, &sql, params![new, account])?,
+                    "the account does not exist",
+                )?;
+                if column == "dn" {
+                    execute(
+                        connection,
+                        "UPDATE accounts SET dn_key = ?1 WHERE anchor = ?2",
+                        params![new.as_deref().map(normalize_dn), account],
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Action::Deactivate | Action::Reactivate => {
+            let status = if change.action == Action::Deactivate {
+                AccountStatus::Deactivated
+            } else {
+                AccountStatus::Active
+            };
+            let rows = execute(
+                connection,
+                "UPDATE accounts SET status = ?1 WHERE anchor = ?2 AND source IS NOT NULL",
+                params![status.name(), account],
+            )?;
+            expect_one(rows, "the managed account does not exist")
+        }
+        Action::Remove => {
+            let rows = execute(
+                connection,
+                "DELETE FROM accounts WHERE anchor = ?1 AND source IS NOT NULL",
+                params![account],
+            )?;
+            expect_one(rows, "the managed account does not exist")
+        }
+    }
+}
+
+/// Adds, updates or removes a managed registration row (a registration is never
+/// deactivated).
+fn apply_registration_change(
+    connection: &Connection,
+    change: &Change,
+) -> Result<(), ChangeFailure> {
+    let account = required(&change.account, "account")?;
+    let protocol = required(&change.protocol, "protocol")?;
+    let im_name = required(&change.im_name, "IM name")?;
+    let key = change.name_key();
+    let key = key.as_ref();
+    match change.action {
+        Action::Add => {
+            let mapping = required(&change.mapping, "mapping")?;
+            let rows = execute(
+        connection,
+                "INSERT OR IGNORE INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
+                 VALUES (?1, ?2, ?3, ?4, 'ldap', ?5)",
+                params![protocol, key, im_name, account, mapping],
+            )?;
+            expect_one(rows, "the name is already registered")
+        }
+        Action::Remove => {
+            let rows = execute(
+        connection,
+                "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
+                params![protocol, key, account],
+            )?;
+            expect_one(
+                rows,
+                "no managed registration of that name for that account",
+            )
+        }
+        Action::Update => {
+            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+                let column = match field.as_str() {
+                    "im_name" => "im_name",
+                    "mapping" => "owner",
+                    other => {
+                        return Err(ChangeFailure::Refused(format!(
+                            "unknown registration field {other:?}"
+                        )))
+                    }
+                };
+                let sql = format!(
+                    "UPDATE registrations SET {column} = ?1 WHERE protocol = ?2 AND im_name_key = ?3 AND account = ?4 AND owner IS NOT NULL"
+                );
+                expect_one(
+                    execute(connection, &sql, params![new, protocol, key, account])?,
+                    "no managed registration of that name for that account",
+                )?;
+            }
+            Ok(())
+        }
+        Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
+            "registrations cannot be deactivated".to_string(),
+        )),
+    }
+}
+
+/// Adds, updates or removes a managed group row. Unmanaged groups are never written.
+fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    let group = required(&change.group, "group")?;
+    match change.action {
+        Action::Add => {
+            let rule = required(&change.group_rule, "group rule")?;
+            let kind = change.group_kind.ok_or_else(|| {
+                ChangeFailure::Refused("the plan gives no group kind".to_string())
+            })?;
+            let rows = execute(
+                connection,
+                "INSERT OR IGNORE INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4)",
+                params![group, kind.name(), change.source, rule],
+            )?;
+            expect_one(rows, "the group already exists")
+        }
+        Action::Update => {
+            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+                let column = match field.as_str() {
+                    "group_rule" => "owner",
+                    "kind" => "kind",
+                    "source" => "source",
+                    other => {
+                        return Err(ChangeFailure::Refused(format!(
+                            "unknown group field {other:?}"
+                        )))
+                    }
+                };
+                if new.is_none() && column != "source" {
+                    return Err(ChangeFailure::Refused(format!("the plan clears {field}")));
+                }
+                let sql = format!(
+                    "UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL"
+                );
+                expect_one(
+                    execute(connection, &sql, params![new, group])?,
+                    "the managed group does not exist",
+                )?;
+            }
+            Ok(())
+        }
+        Action::Remove => {
+            let members: i64 = query_row(
+                connection,
+                "SELECT COUNT(*) FROM group_members WHERE group_name = ?1",
+                [group],
+                |row| row.get(0),
+            )?;
+            if members > 0 {
+                return Err(ChangeFailure::Refused(format!(
+                    "the group still has {members} member(s)"
+                )));
+            }
+            let rows = execute(
+                connection,
+                "DELETE FROM groups WHERE name = ?1 AND owner IS NOT NULL",
+                [group],
+            )?;
+            expect_one(rows, "the managed group does not exist")
+        }
+        Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
+            "groups cannot be deactivated".to_string(),
+        )),
+    }
+}
+
+/// Adds or removes a member of a managed group.
+fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+    let group = required(&change.group, "group")?;
+    let member = required(&change.member, "member")?;
+    let managed: Option<bool> = connection
+        .query_row(
+            "SELECT owner IS NOT NULL FROM groups WHERE name = ?1",
+            [group],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if managed != Some(true) {
+        return Err(ChangeFailure::Refused(
+            "the managed group does not exist".to_string(),
+        ));
+    }
+    match change.action {
+        Action::Add => {
+            let rows = execute(
+                connection,
+                "INSERT OR IGNORE INTO group_members (group_name, member) VALUES (?1, ?2)",
+                params![group, member],
+            )?;
+            expect_one(rows, "the account is already a member")
+        }
+        Action::Remove => {
+            let rows = execute(
+                connection,
+                "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
+                params![group, member],
+            )?;
+            expect_one(rows, "the account is not a member")
+        }
+        Action::Update | Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
+            "memberships can only be added or removed".to_string(),
+        )),
+    }
+}

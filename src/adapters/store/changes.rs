@@ -1,0 +1,265 @@
+//! Writing a plan's changes in an apply's transaction, in plan order: [`ChangeWriter`],
+//! with account and registration adds written in bulk (`bulk.rs`) and every other change
+//! one at a time (`change.rs`). On a first import the secondary indexes are built after
+//! the rows.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::bulk::{self, Bulk, BulkRow};
+use super::change::{apply_change, describe, ChangeFailure};
+use super::error::{store_error, StoreError};
+use registrar_core::dn::normalize_dn;
+use registrar_core::model::ProfileField;
+use registrar_core::plan::{Action, Change, Kind};
+use registrar_core::state::{AccountStatus, RegistrationSource};
+
+/// An account add written in bulk: the row `apply_change` inserts for it.
+struct AccountAdd<'p> {
+    change: &'p Change,
+    anchor: &'p str,
+    dn: &'p str,
+}
+
+impl BulkRow for AccountAdd<'_> {
+    const COLUMNS: usize = 11;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.anchor)?;
+        bulk::bind(statement, first + 1, self.dn)?;
+        bulk::bind(statement, first + 2, normalize_dn(self.dn))?;
+        bulk::bind(statement, first + 3, self.change.source.as_deref())?;
+        bulk::bind(statement, first + 4, AccountStatus::Active.name())?;
+        let profile = self.change.profile.as_deref();
+        for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
+            bulk::bind(
+                statement,
+                first + 5 + offset,
+                profile.and_then(|p| p.get(field)),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A registration add written in bulk: the row `apply_change` inserts for it.
+struct RegistrationAdd<'p> {
+    change: &'p Change,
+    protocol: &'p str,
+    im_name: &'p str,
+    account: &'p str,
+    mapping: &'p str,
+}
+
+impl BulkRow for RegistrationAdd<'_> {
+    const COLUMNS: usize = 6;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.protocol)?;
+        bulk::bind(statement, first + 1, self.change.name_key().as_ref())?;
+        bulk::bind(statement, first + 2, self.im_name)?;
+        bulk::bind(statement, first + 3, self.account)?;
+        bulk::bind(statement, first + 4, RegistrationSource::Ldap.name())?;
+        bulk::bind(statement, first + 5, self.mapping)
+    }
+}
+
+/// The indexes of `accounts` and `registrations` besides their primary keys, exactly as
+/// migration 5 makes them. Their keys come in no useful order in a plan (accounts are
+/// in anchor order, registrations in name order): a first import builds them after its
+/// rows (one sort each) instead of inserting into them row by row.
+const CHANGE_INDEXES: [(&str, &str); 2] = [
+    (
+        "accounts_by_dn",
+        "CREATE INDEX accounts_by_dn ON accounts (dn_key)",
+    ),
+    (
+        "registrations_by_account",
+        "CREATE INDEX registrations_by_account ON registrations (account)",
+    ),
+];
+
+/// Writes a plan's changes in an apply's transaction, in plan order, as many at a time
+/// as the caller has (see [`Store::apply_keeping`](super::open::Store::apply_keeping)).
+pub struct ChangeWriter<'t> {
+    connection: &'t Connection,
+    path: &'t Path,
+    /// How many changes are written.
+    done: u64,
+    /// The secondary indexes were dropped (the store held no account), to be built
+    /// again whole.
+    indexes_dropped: bool,
+}
+
+impl<'t> ChangeWriter<'t> {
+    pub(super) fn new(connection: &'t Connection, path: &'t Path) -> Result<Self, StoreError> {
+        let fail = |e| store_error(path, e);
+        let first_import = !connection
+            .query_row("SELECT EXISTS (SELECT 1 FROM accounts)", [], |row| {
+                row.get::<_, bool>(0)
+            })
+            .map_err(fail)?;
+        if first_import {
+            bulk::drop_indexes(connection, &CHANGE_INDEXES).map_err(fail)?;
+        }
+        Ok(ChangeWriter {
+            connection,
+            path,
+            done: 0,
+            indexes_dropped: first_import,
+        })
+    }
+
+    /// Writes `changes`, the next ones of the plan, in order; `progress` hears how many
+    /// of the plan's changes are done as it goes. A change the store refuses fails with
+    /// a conflict naming it.
+    pub fn write(
+        &mut self,
+        changes: &[Change],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), StoreError> {
+        let connection = self.connection;
+        let refused = |(problem, change): (ChangeFailure, &Change)| match problem {
+            ChangeFailure::Sqlite(e) => store_error(self.path, e),
+            ChangeFailure::Refused(problem) => StoreError::Conflict {
+                path: self.path.to_path_buf(),
+                change: describe(change),
+                problem,
+            },
+        };
+        let mut adds = Adds::new();
+        for change in changes {
+            progress(self.done);
+            self.done += 1;
+            if adds.queue(connection, change).map_err(refused)? {
+                continue;
+            }
+            adds.flush(connection).map_err(refused)?;
+            apply_change(connection, change).map_err(|problem| refused((problem, change)))?;
+        }
+        adds.flush(connection).map_err(refused)
+    }
+
+    /// Ends the changes: builds again the indexes a first import dropped. Returns whether
+    /// any change was written.
+    pub(super) fn finish(self) -> Result<bool, StoreError> {
+        if self.indexes_dropped {
+            bulk::create_indexes(self.connection, &CHANGE_INDEXES)
+                .map_err(|e| store_error(self.path, e))?;
+        }
+        Ok(self.done > 0)
+    }
+}
+
+/// The account and registration adds of a plan, written in bulk in plan order. A batch
+/// the database refuses is written again change by change through [`apply_change`], so
+/// that the change at fault fails as it would alone.
+struct Adds<'p> {
+    accounts: Bulk<AccountAdd<'p>>,
+    registrations: Bulk<RegistrationAdd<'p>>,
+}
+
+type Failed<'p> = (ChangeFailure, &'p Change);
+
+impl<'p> Adds<'p> {
+    fn new() -> Self {
+        Adds {
+            accounts: Bulk::new(
+                "INSERT INTO accounts (anchor, dn, dn_key, source, status, display_name, \
+                 department, title, telephone, location, mail) VALUES",
+            ),
+            registrations: Bulk::new(
+                "INSERT INTO registrations (protocol, im_name_key, im_name, account, source, \
+                 owner) VALUES",
+            ),
+        }
+    }
+
+    /// Queues `change` when it is an add written in bulk (with every value it needs);
+    /// `false` leaves it to the caller, after [`Adds::flush`].
+    fn queue(&mut self, connection: &Connection, change: &'p Change) -> Result<bool, Failed<'p>> {
+        if change.action != Action::Add {
+            return Ok(false);
+        }
+        match (change.kind, change.account.as_deref()) {
+            (Kind::Account, Some(anchor)) => {
+                let Some(dn) = change.dn.as_deref() else {
+                    return Ok(false);
+                };
+                self.flush_registrations(connection)?;
+                let row = AccountAdd { change, anchor, dn };
+                if self.accounts.push(connection, row).is_err() {
+                    return rewrite(connection, self.accounts.take()).map(|()| true);
+                }
+                Ok(true)
+            }
+            (Kind::Registration, Some(account)) => {
+                let (Some(protocol), Some(im_name), Some(mapping)) = (
+                    change.protocol.as_deref(),
+                    change.im_name.as_deref(),
+                    change.mapping.as_deref(),
+                ) else {
+                    return Ok(false);
+                };
+                self.flush_accounts(connection)?;
+                let row = RegistrationAdd {
+                    change,
+                    protocol,
+                    im_name,
+                    account,
+                    mapping,
+                };
+                if self.registrations.push(connection, row).is_err() {
+                    return rewrite(connection, self.registrations.take()).map(|()| true);
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Writes every queued add.
+    fn flush(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        self.flush_accounts(connection)?;
+        self.flush_registrations(connection)
+    }
+
+    fn flush_accounts(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        if self.accounts.flush(connection).is_err() {
+            rewrite(connection, self.accounts.take())?;
+        }
+        Ok(())
+    }
+
+    fn flush_registrations(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+        if self.registrations.flush(connection).is_err() {
+            rewrite(connection, self.registrations.take())?;
+        }
+        Ok(())
+    }
+}
+
+/// The changes of a refused batch, written one by one.
+fn rewrite<'p, R: Queued<'p>>(connection: &Connection, rows: Vec<R>) -> Result<(), Failed<'p>> {
+    for row in rows {
+        let change = row.change();
+        apply_change(connection, change).map_err(|problem| (problem, change))?;
+    }
+    Ok(())
+}
+
+/// A queued add and the change it comes from.
+trait Queued<'p> {
+    fn change(&self) -> &'p Change;
+}
+
+impl<'p> Queued<'p> for AccountAdd<'p> {
+    fn change(&self) -> &'p Change {
+        self.change
+    }
+}
+
+impl<'p> Queued<'p> for RegistrationAdd<'p> {
+    fn change(&self) -> &'p Change {
+        self.change
+    }
+}

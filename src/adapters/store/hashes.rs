@@ -1,0 +1,125 @@
+//! The content hash of every managed row as the last apply left it (for drift): read
+//! back whole, and refreshed for the rows an apply wrote.
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::bulk::{self, Bulk, BulkRow};
+use super::error::StoreError;
+use super::open::Store;
+use super::read::{
+    account_from_row, group_from_row, registration_from_row, SELECT_ACCOUNTS, SELECT_GROUPS,
+    SELECT_REGISTRATIONS,
+};
+use registrar_core::drift::{self, RowAfter, RowHash, RowHashes, RowId, RowKind, WrittenRow};
+use registrar_core::interner::Interner;
+
+impl Store {
+    /// The content hashes of the managed rows as the applies left them.
+    pub fn managed_hashes(&self) -> Result<RowHashes, StoreError> {
+        let read = || -> rusqlite::Result<RowHashes> {
+            let mut statement = self
+                .connection
+                .prepare("SELECT kind, key, hash FROM managed_hashes")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            let mut hashes = RowHashes::new();
+            for row in rows {
+                let (kind, key, hash) = row?;
+                // A hash of another length (none an apply wrote) matches no row: left
+                // out, its row reads as one no apply wrote.
+                if let (Some(kind), Ok(hash)) = (RowKind::from_number(kind), hash.try_into()) {
+                    hashes.insert(RowId { kind, key }, hash);
+                }
+            }
+            Ok(hashes)
+        };
+        read().map_err(|e| self.error(e))
+    }
+}
+
+/// A `managed_hashes` row written in bulk.
+struct HashRow {
+    kind: RowKind,
+    key: Arc<str>,
+    hash: RowHash,
+}
+
+impl BulkRow for HashRow {
+    const COLUMNS: usize = 3;
+    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bulk::bind(statement, first, self.kind.number())?;
+        bulk::bind(statement, first + 1, self.key.as_ref())?;
+        bulk::bind(statement, first + 2, &self.hash[..])
+    }
+}
+
+/// Records the hashes of the managed rows a plan's changes wrote (`rows`, from
+/// [`drift::written_rows`]): adds from the change, other rows read back as they now are;
+/// a row that is gone or no longer managed loses its hash.
+pub(super) fn refresh_hashes(
+    connection: &Connection,
+    rows: Vec<WrittenRow>,
+) -> rusqlite::Result<()> {
+    let mut account = connection.prepare(&format!(
+        "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
+    ))?;
+    let mut registration = connection.prepare(&format!(
+        "{SELECT_REGISTRATIONS} WHERE protocol = ?1 AND im_name_key = ?2 AND owner IS NOT NULL"
+    ))?;
+    let mut group = connection.prepare(&format!(
+        "{SELECT_GROUPS} WHERE name = ?1 AND owner IS NOT NULL"
+    ))?;
+    let mut members = connection
+        .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")?;
+    let mut upsert = Bulk::new("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES");
+    let mut delete =
+        connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
+    for WrittenRow { kind, key, after } in rows {
+        let hash = match after {
+            RowAfter::Hash(hash) => Some(hash),
+            RowAfter::Gone => None,
+            RowAfter::Reread => match kind {
+                RowKind::Account => account
+                    .query_row([key.as_ref()], |row| {
+                        account_from_row(row, &mut Interner::default())
+                    })
+                    .optional()?
+                    .map(|row| drift::account_hash(&row)),
+                RowKind::Registration => {
+                    let (protocol, name_key) = key.split_once(':').unwrap_or((&key, ""));
+                    registration
+                        .query_row([protocol, name_key], |row| {
+                            registration_from_row(row, &mut Interner::default())
+                        })
+                        .optional()?
+                        .map(|(_, row)| drift::registration_hash(&row))
+                }
+                RowKind::Group => {
+                    match group.query_row([key.as_ref()], group_from_row).optional()? {
+                        None => None,
+                        Some(mut row) => {
+                            row.members = members
+                                .query_map([key.as_ref()], |r| r.get(0))?
+                                .collect::<Result<_, _>>()?;
+                            Some(drift::group_hash(&row))
+                        }
+                    }
+                }
+            },
+        };
+        match hash {
+            Some(hash) => upsert.push(connection, HashRow { kind, key, hash })?,
+            None => {
+                delete.execute(params![kind.number(), key.as_ref()])?;
+            }
+        }
+    }
+    upsert.flush(connection)
+}

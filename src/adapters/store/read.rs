@@ -1,0 +1,314 @@
+//! Reads of the state: the whole of it ([`Store::load`], and `load_state` inside a
+//! transaction), the rows a delta plan asks for by key, and the managed rows' counts. The
+//! row readers here are the only code that turns a table row into a core state row.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::error::StoreError;
+use super::open::Store;
+use super::serial::read_serial;
+use registrar_core::interner::Interner;
+use registrar_core::model::Profile;
+use registrar_core::state::{
+    AccountStatus, GroupRow, RegistrationKey, RegistrationSource, SortedMap, State, StateAccount,
+    StateRegistration,
+};
+
+/// The rows `registrar` manages, by kind (the kinds of the plan JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ManagedCounts {
+    pub accounts: u64,
+    pub registrations: u64,
+    pub groups: u64,
+    pub group_members: u64,
+}
+
+impl Store {
+    /// The whole state.
+    pub fn load(&self) -> Result<State, StoreError> {
+        load_state(&self.connection).map_err(|e| self.error(e))
+    }
+
+    /// The accounts with these anchors (those the store has).
+    pub fn accounts_with(
+        &self,
+        anchors: &BTreeSet<String>,
+    ) -> Result<Vec<StateAccount>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<StateAccount>> {
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!("{SELECT_ACCOUNTS} WHERE anchor = ?1"))?;
+            let mut accounts = Vec::with_capacity(anchors.len());
+            let mut names = Interner::default();
+            for anchor in anchors {
+                let account = statement
+                    .query_row([anchor], |row| account_from_row(row, &mut names))
+                    .optional()?;
+                if let Some(account) = account {
+                    accounts.push(account);
+                }
+            }
+            Ok(accounts)
+        };
+        read().map_err(|e| self.error(e))
+    }
+
+    /// The registrations on these names (those the store has).
+    pub fn registrations_on(
+        &self,
+        names: &BTreeSet<RegistrationKey>,
+    ) -> Result<Vec<(RegistrationKey, StateRegistration)>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<(RegistrationKey, StateRegistration)>> {
+            let mut statement = self.connection.prepare_cached(&format!(
+                "{SELECT_REGISTRATIONS} WHERE protocol = ?1 AND im_name_key = ?2"
+            ))?;
+            let mut rows = Vec::with_capacity(names.len());
+            let mut shared = Interner::default();
+            for name in names {
+                if let Some(row) = statement
+                    .query_row(params![name.protocol, name.name_key], |row| {
+                        registration_from_row(row, &mut shared)
+                    })
+                    .optional()?
+                {
+                    rows.push(row);
+                }
+            }
+            Ok(rows)
+        };
+        read().map_err(|e| self.error(e))
+    }
+
+    /// The groups with these names (those the store has), with only their members among
+    /// `members`.
+    pub fn groups_among(
+        &self,
+        names: &BTreeSet<String>,
+        members: &BTreeSet<String>,
+    ) -> Result<Vec<GroupRow>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<GroupRow>> {
+            let mut group = self
+                .connection
+                .prepare_cached(&format!("{SELECT_GROUPS} WHERE name = ?1"))?;
+            let mut member = self.connection.prepare_cached(
+                "SELECT 1 FROM group_members WHERE group_name = ?1 AND member = ?2",
+            )?;
+            let mut all_members = self.connection.prepare_cached(
+                "SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member",
+            )?;
+            let mut rows = Vec::new();
+            for name in names {
+                let Some(mut row) = group.query_row([name], group_from_row).optional()? else {
+                    continue;
+                };
+                // A few members are looked up one by one; many, read with the group.
+                if members.len() <= 64 {
+                    for anchor in members {
+                        if member.exists(params![name, anchor])? {
+                            row.members.push(anchor.clone());
+                        }
+                    }
+                } else {
+                    for anchor in all_members.query_map([name], |r| r.get::<_, String>(0))? {
+                        let anchor = anchor?;
+                        if members.contains(&anchor) {
+                            row.members.push(anchor);
+                        }
+                    }
+                }
+                rows.push(row);
+            }
+            Ok(rows)
+        };
+        read().map_err(|e| self.error(e))
+    }
+
+    /// The names the account `anchor` holds, managed or not.
+    pub fn names_held_by(&self, anchor: &str) -> Result<Vec<RegistrationKey>, StoreError> {
+        let read = || -> rusqlite::Result<Vec<RegistrationKey>> {
+            let mut statement = self.connection.prepare_cached(
+                "SELECT protocol, im_name_key FROM registrations WHERE account = ?1",
+            )?;
+            let rows = statement.query_map([anchor], |row| {
+                Ok(RegistrationKey {
+                    protocol: row.get(0)?,
+                    name_key: row.get(1)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| self.error(e))
+    }
+
+    /// The current state serial.
+    pub fn serial(&self) -> Result<i64, StoreError> {
+        read_serial(&self.connection).map_err(|e| self.error(e))
+    }
+
+    /// How many rows `registrar` manages (they have an owner or a source), by kind.
+    pub fn managed_counts(&self) -> Result<ManagedCounts, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM accounts WHERE source IS NOT NULL), \
+                 (SELECT COUNT(*) FROM registrations WHERE owner IS NOT NULL), \
+                 (SELECT COUNT(*) FROM groups WHERE owner IS NOT NULL), \
+                 (SELECT COUNT(*) FROM group_members JOIN groups ON groups.name = group_members.group_name \
+                  WHERE groups.owner IS NOT NULL)",
+                [],
+                |row| {
+                    Ok(ManagedCounts {
+                        accounts: row.get::<_, i64>(0)? as u64,
+                        registrations: row.get::<_, i64>(1)? as u64,
+                        groups: row.get::<_, i64>(2)? as u64,
+                        group_members: row.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.error(e))
+    }
+}
+
+pub(super) const SELECT_ACCOUNTS: &str =
+    "SELECT anchor, dn, source, status, display_name, department, \
+     title, telephone, location, mail FROM accounts";
+pub(super) const SELECT_REGISTRATIONS: &str =
+    "SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations";
+pub(super) const SELECT_GROUPS: &str = "SELECT name, kind, source, owner FROM groups";
+
+pub(super) fn account_from_row(
+    row: &rusqlite::Row<'_>,
+    names: &mut Interner,
+) -> rusqlite::Result<StateAccount> {
+    let mut values: [Option<String>; 6] = Default::default();
+    for (offset, value) in values.iter_mut().enumerate() {
+        *value = row.get(4 + offset)?;
+    }
+    let profile = Profile::from_values(values);
+    let status = row.get_ref(3)?.as_str()?;
+    Ok(StateAccount {
+        anchor: names.get(row.get_ref(0)?.as_str()?),
+        dn: row.get(1)?,
+        status: AccountStatus::from_name(status).unwrap_or(AccountStatus::Active),
+        source: names.get_optional(row.get_ref(2)?.as_str_or_null()?),
+        profile,
+    })
+}
+
+/// A registration row, its protocol, owner and account shared through `names` (an
+/// account's anchor is the one its row gave) and its name key shared with its name
+/// when they are equal, as they mostly are.
+pub(super) fn registration_from_row(
+    row: &rusqlite::Row<'_>,
+    names: &mut Interner,
+) -> rusqlite::Result<(RegistrationKey, StateRegistration)> {
+    let source = row.get_ref(4)?.as_str()?;
+    let protocol = names.get(row.get_ref(0)?.as_str()?);
+    let im_name: Arc<str> = row.get_ref(2)?.as_str()?.into();
+    let name_key = row.get_ref(1)?.as_str()?;
+    let name_key = if name_key == &*im_name {
+        im_name.clone()
+    } else {
+        name_key.into()
+    };
+    Ok((
+        RegistrationKey {
+            protocol: protocol.clone(),
+            name_key,
+        },
+        StateRegistration {
+            protocol,
+            im_name,
+            account: names.get(row.get_ref(3)?.as_str()?),
+            source: RegistrationSource::from_name(source).unwrap_or(RegistrationSource::Manual),
+            owner: names.get_optional(row.get_ref(5)?.as_str_or_null()?),
+        },
+    ))
+}
+
+pub(super) fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        name: row.get(0)?,
+        kind: row.get(1)?,
+        source: row.get(2)?,
+        owner: row.get(3)?,
+        members: Vec::new(),
+    })
+}
+
+/// The rows `table` holds (it can change before they are read: only a size to reserve).
+fn count_rows(connection: &Connection, table: &str) -> rusqlite::Result<usize> {
+    connection
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(|count| usize::try_from(count).unwrap_or(0))
+}
+
+/// Every row `select` returns, made by `from_row`, into a vector with room for
+/// `expected` rows: a vector of millions grown by doubling would write (and make the
+/// kernel zero) twice the memory its rows take.
+fn collect_rows<T>(
+    connection: &Connection,
+    select: &str,
+    expected: usize,
+    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut statement = connection.prepare(select)?;
+    let mut rows = statement.query([])?;
+    let mut items = Vec::with_capacity(expected);
+    while let Some(row) = rows.next()? {
+        items.push(from_row(row)?);
+    }
+    Ok(items)
+}
+
+/// The whole state, read through `connection` (a transaction or not).
+pub(super) fn load_state(connection: &Connection) -> rusqlite::Result<State> {
+    let mut state = State {
+        serial: read_serial(connection)?,
+        ..State::default()
+    };
+    // Repeated names (protocols, mappings, sources, the anchor of an account's every
+    // registration) are read into one shared string each.
+    let account_count = count_rows(connection, "accounts")?;
+    let mut names = Interner::with_capacity(account_count + 64);
+    // A table clustered on its key is read in key order: the vectors read are the
+    // state's sorted maps as they are (`from_sorted` sorts any that are not).
+    let accounts = collect_rows(connection, SELECT_ACCOUNTS, account_count, |row| {
+        account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a))
+    })?;
+    state.accounts = SortedMap::from_sorted(accounts);
+    let registrations = collect_rows(
+        connection,
+        SELECT_REGISTRATIONS,
+        count_rows(connection, "registrations")?,
+        |row| registration_from_row(row, &mut names),
+    )?;
+    drop(names);
+    state.registrations = SortedMap::from_sorted(registrations);
+    for group in connection
+        .prepare(SELECT_GROUPS)?
+        .query_map([], group_from_row)?
+    {
+        let group = group?;
+        state.groups.insert(group.name.clone(), group);
+    }
+    // Ordered by the primary key, so each group's members arrive sorted. (SQLite's
+    // default BINARY collation orders like Rust's `str`.)
+    let mut statement = connection
+        .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })?;
+    for member in rows {
+        let (group, member) = member?;
+        if let Some(group) = state.groups.get_mut(&group) {
+            group.members.push(member);
+        }
+    }
+    Ok(state)
+}
