@@ -11,14 +11,19 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender};
 
+use super::clock::{now, Started};
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::reading::head_files;
+use super::reconcile::reconcile;
 use super::snapshots::{self, HandedOver, ToWriter, ToWriterChannel};
-use super::{
-    config, head_files, now, progress, reconcile, region, render, saved_plan, AppError, Context,
-    ImportMode, InputsDigest, Outcome, Started,
-};
+use super::sources::InputsDigest;
+use super::{progress, region, saved_plan};
 use crate::adapters::git::{GitError, Repo};
+use crate::adapters::render;
 use crate::adapters::store::{RunRecord, Store, StoreError};
 use crate::adapters::tree::Tree;
+use crate::config::{self, raw::ImportMode};
 use registrar_core::drift::{self, WrittenRows};
 use registrar_core::plan::{Change, Plan, Summary};
 use registrar_core::region::StandingFacts;

@@ -10,8 +10,12 @@
 
 use std::fmt::Write as _;
 
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::output::print_stdout;
+use super::reading::{head_files, read_config};
 use super::sources::{find_source, read_source, InputsDigest};
-use super::{head_files, print_stdout, read_config, AppError, Context, Outcome, StateFormat};
+use super::state::StateFormat;
 use registrar_core::discover::{
     printable, starter, yaml_scalar, Discovery, Report, StarterContext,
 };

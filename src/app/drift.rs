@@ -6,10 +6,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::output::OutputFile;
-use super::{head_files, read_config, reconcile, AppError, Context, ImportMode, Outcome};
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::output::{print_stdout, OutputFile};
+use super::reading::{head_files, read_config};
+use super::reconcile::reconcile;
 use crate::adapters::render;
 use crate::adapters::store::Store;
+use crate::config::raw::ImportMode;
 use registrar_core::drift::{self, DriftReport, PendingChanges};
 
 /// Output formats of `drift`.
@@ -88,7 +92,7 @@ pub fn drift_command(
                 path: path.to_path_buf(),
                 message: format!("cannot write drift report: {e}"),
             })?,
-        None => super::print_stdout(&text),
+        None => print_stdout(&text),
     }
     Ok(if detailed_exitcode && report.has_drift() {
         Outcome::Changes

@@ -15,6 +15,8 @@
 //!
 //! It does not buffer (wrap it in a `BufWriter`) and does not name what it writes: callers
 //! add that to their errors.
+//!
+//! Without `--out`, commands print through [`print_stdout`], which ignores a closed pipe.
 
 use std::fs::{self, File, Metadata, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -195,4 +197,11 @@ fn through(named: &Path, target: &Path, error: io::Error) -> io::Error {
     } else {
         io::Error::new(error.kind(), format!("{}: {error}", target.display()))
     }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`registrar plan | head`).
+pub(super) fn print_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }

@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::error::AppError;
+use super::reading::SourcesRead;
 use super::snapshots::{kept_entry, open_delta, unreadable, Delta};
 use super::sources::{source_error, InputsDigest};
-use super::{AppError, SourcesRead};
 use crate::adapters::ldif::parse_entry_record;
 use crate::adapters::store::{Store, StoreError};
 use crate::adapters::tree::Tree;

@@ -11,7 +11,7 @@ use crate::adapters::store::{RunRecord, Store};
 use crate::config::Config;
 use registrar_core::state::RegistrationSource;
 
-use super::AppError;
+use super::error::AppError;
 
 /// One manual or self registration to record.
 #[derive(Debug, Clone, Copy)]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::AppError;
+use super::error::AppError;
 use registrar_core::effect::{Effect, SourceTrust, TrustedReading};
 use registrar_core::interner::Interner;
 use registrar_core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER};

@@ -6,7 +6,9 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::{saved_plan, AppError, Context, Outcome};
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::saved_plan;
 use crate::adapters::render;
 
 /// Output formats of `show`.

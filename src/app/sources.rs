@@ -11,8 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::error::AppError;
 use super::progress::Progress;
-use super::AppError;
 use crate::adapters::ldap::{self, Credentials, Password};
 use crate::adapters::ldif::{
     self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase,

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use crate::adapters::git::{GitError, Repo, Upstream};
 use crate::adapters::tree::Tree;
-use crate::app::AppError;
+use crate::app::error::AppError;
 
 /// How long one `git fetch` may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::telemetry::Telemetry;
-use crate::app::AppError;
+use crate::app::error::AppError;
 
 /// How long a client has to send its request head.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);

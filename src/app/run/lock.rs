@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::app::AppError;
+use crate::app::error::AppError;
 
 /// The held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]

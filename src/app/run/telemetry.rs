@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
+use super::report::{RunOutcome, RunReport};
 use super::scheduler::Scheduler;
-use super::{RunOutcome, RunReport};
 use crate::adapters::store::ManagedCounts;
+use crate::app::clock::rfc3339;
 
 /// One schedule's health.
 #[derive(Debug, Clone, Default)]
@@ -423,14 +424,10 @@ fn seconds(at: Option<DateTime<Utc>>) -> String {
     })
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::run::Counts;
+    use crate::app::run::report::Counts;
 
     fn report(outcome: RunOutcome, message: Option<&str>) -> RunReport {
         RunReport {
