@@ -16,9 +16,10 @@ use super::context::{Context, Outcome};
 use super::error::AppError;
 use super::reading::head_files;
 use super::reconcile::reconcile;
+use super::saved_plan::{self, SavedPlanError};
 use super::snapshots::{self, HandedOver, ToWriter, ToWriterChannel};
 use super::sources::InputsDigest;
-use super::{progress, region, saved_plan};
+use super::{progress, region};
 use crate::adapters::git::{GitError, Repo};
 use crate::adapters::render;
 use crate::adapters::store::{RunRecord, Store, StoreError};
@@ -94,11 +95,7 @@ pub fn apply_command(
                     match error {
                         // No plan was saved: what happened is a race with another writer.
                         AppError::Store(StoreError::StalePlan { planned, actual }) => {
-                            AppError::Refused(format!(
-                                "the store changed while this apply was planning (another apply \
-                             or registration moved it from serial {planned} to {actual}); \
-                             nothing was applied: run apply again to plan against it"
-                            ))
+                            AppError::StoreChangedWhileApplying { planned, actual }
                         }
                         other => other,
                     }
@@ -124,35 +121,28 @@ pub fn apply_command(
 /// exactly `yes`; without a terminal there is nobody to ask, and it refuses.
 fn ask_approval() -> Result<(), AppError> {
     if !std::io::stdin().is_terminal() {
-        return Err(AppError::Refused(
-            "apply asks before it changes the store, and standard input is not a terminal: \
-             rerun with --auto-approve to apply the plan above, or apply a reviewed plan \
-             with `apply --plan FILE`; nothing was applied"
-                .to_string(),
-        ));
+        return Err(AppError::NoTerminalToAsk);
     }
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "\n{APPROVAL_QUESTION}").and_then(|_| stdout.flush());
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(|e| {
-        AppError::Refused(format!("cannot read the answer: {e}; nothing was applied"))
-    })?;
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(AppError::AnswerUnreadable)?;
     let _ = writeln!(stdout);
     if answer.trim_end_matches(['\r', '\n']) == "yes" {
         Ok(())
     } else {
-        Err(AppError::Refused(
-            "apply cancelled: only 'yes' approves the plan; nothing was applied".to_string(),
-        ))
+        Err(AppError::ApplyCancelled)
     }
 }
 
 /// Refuses a plan the deletion threshold blocks, unless deletes are allowed.
 fn refuse_blocked(plan: &Plan, allow_deletes: bool) -> Result<(), AppError> {
     match &plan.summary.blocked_reason {
-        Some(reason) if !allow_deletes => Err(AppError::Refused(format!(
-            "plan is blocked: {reason}; nothing was applied (rerun with --allow-deletes if this is intended)"
-        ))),
+        Some(reason) if !allow_deletes => Err(AppError::PlanBlocked {
+            reason: reason.clone(),
+        }),
         _ => Ok(()),
     }
 }
@@ -186,9 +176,9 @@ fn apply_saved(
         let Ok((head, dirty)) = head.recv() else {
             // The reading ended before the plan's header: it says why.
             let (read, _) = join();
-            return Err(read.err().unwrap_or_else(|| AppError::File {
+            return Err(read.err().unwrap_or_else(|| AppError::SavedPlan {
                 path: path.to_path_buf(),
-                message: "not a registrar plan".to_string(),
+                error: SavedPlanError::NoHeader,
             }));
         };
         if let Some(rev) = &context.rev {
@@ -281,10 +271,12 @@ fn check_plan_revision(
     })?;
     let commit = repo.resolve(rev)?.to_string();
     let refuse = |why: String| {
-        Err(AppError::Refused(format!(
-            "plan {} {why}, not at --rev {rev} ({commit}); nothing was applied (make the plan with `plan --rev {rev} --out FILE`)",
-            path.display()
-        )))
+        Err(AppError::PlanNotAtRevision {
+            path: path.to_path_buf(),
+            why,
+            rev: rev.to_string(),
+            commit: commit.clone(),
+        })
     };
     match saved.revision.as_deref() {
         None => refuse("records no revision".to_string()),

@@ -30,10 +30,9 @@ pub enum DriftFormat {
 /// revision of the last apply that landed (the working tree when none was recorded).
 pub fn drift_report(context: &Context) -> Result<DriftReport, AppError> {
     let Some(store) = Store::open_if_exists(&context.state_path)? else {
-        return Err(AppError::Refused(format!(
-            "state file {} does not exist: nothing was applied, so nothing can drift (run plan)",
-            context.state_path.display()
-        )));
+        return Err(AppError::NoStateToDrift {
+            state_path: context.state_path.clone(),
+        });
     };
     let revision = match &context.rev {
         Some(rev) => Some(rev.clone()),
@@ -88,9 +87,10 @@ pub fn drift_command(
                 file.write_all(text.as_bytes())?;
                 file.finish()
             })
-            .map_err(|e| AppError::File {
+            .map_err(|error| AppError::File {
                 path: path.to_path_buf(),
-                message: format!("cannot write drift report: {e}"),
+                action: "cannot write drift report",
+                error,
             })?,
         None => print_stdout(&text),
     }

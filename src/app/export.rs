@@ -73,9 +73,9 @@ pub fn export_source(
 }
 
 fn write_error(path: &Path, error: io::Error) -> AppError {
-    AppError::File {
+    AppError::Output {
         path: path.to_path_buf(),
-        message: error.to_string(),
+        error,
     }
 }
 

@@ -106,7 +106,7 @@ pub fn plan_command(
             match written {
                 // A closed pipe (`registrar plan | head`) is not an error.
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    return Err(AppError::Refused(e.to_string()))
+                    return Err(AppError::PlanOutput(e))
                 }
                 _ => {}
             }
@@ -159,6 +159,7 @@ fn finish_plan_file(out: &Path, writer: BufWriter<OutputFile>) -> Result<(), App
 fn cannot_write_plan(out: &Path, error: std::io::Error) -> AppError {
     AppError::File {
         path: out.to_path_buf(),
-        message: format!("cannot write plan: {error}"),
+        action: "cannot write plan",
+        error,
     }
 }

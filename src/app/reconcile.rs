@@ -120,7 +120,11 @@ impl BaseRevision {
     fn trust_connections(&self, head: &mut Config) -> Result<Vec<SourceTrust>, AppError> {
         let read = |path: &Path| self.files.read(path).map_err(|e| e.to_string());
         let notes = trust::use_trusted_connections(head, self.config.as_ref(), &read);
-        at_revision(&self.files, "trusted ", notes.map_err(AppError::Refused))
+        at_revision(
+            &self.files,
+            "trusted ",
+            notes.map_err(AppError::UntrustedConnections),
+        )
     }
 }
 
@@ -198,10 +202,7 @@ pub(super) fn reconcile_with(
     // same answer before and after means the entries read were those of one snapshot.
     if let Some(store) = reading.store {
         if store.kept_snapshots()? != reading.kept {
-            return Err(AppError::Refused(
-                "the kept snapshots changed while this plan read them (another apply ran); plan again"
-                    .to_string(),
-            ));
+            return Err(AppError::KeptSnapshotsChanged);
         }
     }
     let effect = match base {

@@ -157,9 +157,7 @@ pub(super) fn plan_by_region(
         return why_not("the standing facts do not add up with the store".to_string());
     };
     if store.serial()? != serial || store.kept_snapshots()? != kept {
-        return Err(AppError::Refused(
-            "the store changed while this plan read it (another apply ran); plan again".to_string(),
-        ));
+        return Err(AppError::StoreChangedWhilePlanning);
     }
     Ok(ByRegion::Planned(
         Box::new(plan),

@@ -55,11 +55,11 @@ pub fn validate(context: &Context, read_ldap: &[String]) -> Result<Outcome, AppE
                     source.name
                 ));
             }
-            Err(error) => problems.push(error.to_string()),
+            Err(error) => problems.push(error),
         }
     }
     if !problems.is_empty() {
-        return Err(AppError::Refused(problems.join("\n")));
+        return Err(AppError::SourcesUnreadable { problems });
     }
     println!(
         "{}{at}: valid ({} files, {} sources, {} mappings, {} exclusions)",

@@ -48,7 +48,7 @@ pub fn run_command(context: &Context, options: RunOptions) -> Result<Outcome, Ap
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| AppError::Refused(format!("cannot start the controller: {e}")))?;
+        .map_err(AppError::ControllerStart)?;
     let controller = Arc::new(Controller {
         telemetry: Arc::new(Mutex::new(Telemetry::new(
             follow.remote().map(str::to_string),
@@ -99,10 +99,10 @@ impl Controller {
                 .label()
                 .map(|label| format!(" at revision {label}"))
                 .unwrap_or_default();
-            return Err(AppError::Refused(format!(
-                "no schedules in {}{at}: add a `schedules:` entry (name, cron, action: plan, apply or drift) for the controller to run",
-                self.context.config_dir.display()
-            )));
+            return Err(AppError::NoSchedules {
+                config_dir: self.context.config_dir.clone(),
+                at,
+            });
         }
         if let Ok(Some(store)) = Store::open_if_exists(&self.context.state_path) {
             if let (Ok(managed), Ok(serial)) = (store.managed_counts(), store.serial()) {
@@ -166,10 +166,10 @@ impl Controller {
             }
         }
         if bad > 0 {
-            return Err(AppError::Refused(format!(
-                "{bad} of {} schedule runs failed or were blocked (see above)",
-                schedules.len()
-            )));
+            return Err(AppError::SchedulesFailed {
+                failed: bad,
+                total: schedules.len(),
+            });
         }
         Ok(Outcome::Success)
     }
@@ -445,9 +445,7 @@ fn watch_signals(
     telemetry: Arc<Mutex<Telemetry>>,
 ) -> Result<(), AppError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let listen = |kind: SignalKind| {
-        signal(kind).map_err(|e| AppError::Refused(format!("cannot watch signals: {e}")))
-    };
+    let listen = |kind: SignalKind| signal(kind).map_err(AppError::SignalsUnwatched);
     let mut terminate = listen(SignalKind::terminate())?;
     let mut interrupt = listen(SignalKind::interrupt())?;
     tokio::spawn(async move {
