@@ -19,6 +19,7 @@ use super::reconcile::reconcile;
 use super::saved_plan::{self, SavedPlanError};
 use super::snapshots::{self, HandedOver, ToWriter, ToWriterChannel};
 use super::sources::InputsDigest;
+use super::threads::{self, spawn_scoped};
 use super::{progress, region};
 use crate::adapters::git::{GitError, Repo};
 use crate::adapters::render;
@@ -164,15 +165,11 @@ fn apply_saved(
         written: WrittenRows::default(),
     };
     std::thread::scope(|scope| {
-        let reading = scope.spawn(move || {
+        let reading = spawn_scoped(scope, move || {
             let read = saved_plan::read_plan(path, &mut sink);
             (read, sink.written)
-        });
-        let join = || {
-            reading
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        };
+        })?;
+        let join = || threads::join(reading);
         let Ok((head, dirty)) = head.recv() else {
             // The reading ended before the plan's header: it says why.
             let (read, _) = join();
@@ -300,6 +297,16 @@ pub(super) fn recorded_revision(plan: &Plan, dirty: bool) -> Option<String> {
     })
 }
 
+/// The first 12 characters of a revision (all of a shorter one), as the history and
+/// the log show a commit. Characters, not bytes: a hand-edited run history may hold any
+/// text.
+pub(super) fn short_revision(revision: &str) -> &str {
+    revision
+        .char_indices()
+        .nth(12)
+        .map_or(revision, |(end, _)| &revision[..end])
+}
+
 /// Applies `plan`, just made by [`reconcile`] with `context`, to the store in one
 /// transaction, keeping the snapshots it imported, and records the run with the plan's
 /// revision. Returns the new state serial.
@@ -420,5 +427,19 @@ fn with_counts(run: RunRecord, summary: &Summary) -> RunRecord {
         deactivated: summary.deactivate,
         reactivated: summary.reactivate,
         ..run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_revision;
+
+    #[test]
+    fn a_short_revision_is_its_first_twelve_characters() {
+        assert_eq!(short_revision("3f2a1c9d0b1e77aa01"), "3f2a1c9d0b1e");
+        assert_eq!(short_revision("3f2a"), "3f2a");
+        assert_eq!(short_revision(""), "");
+        // A hand-edited history: never cut inside a character.
+        assert_eq!(short_revision("ééééééééééééé"), "éééééééééééé");
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::context::{Context, Outcome};
 use super::error::AppError;
-use super::output::{print_stdout, OutputFile};
+use super::output::{pretty_json, print_stdout, OutputFile};
 use super::reading::{head_files, read_config};
 use super::reconcile::reconcile;
 use crate::adapters::render;
@@ -73,11 +73,7 @@ pub fn drift_command(
     let report = drift_report(context)?;
     let text = match format {
         DriftFormat::Text => render::drift_text(&report, context.color),
-        DriftFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&report).expect("serialisable");
-            json.push('\n');
-            json
-        }
+        DriftFormat::Json => pretty_json(&report)?,
         DriftFormat::Markdown => render::drift_markdown(&report),
         DriftFormat::Html => render::drift_html(&report),
     };

@@ -185,6 +185,12 @@ pub enum AppError {
     /// SIGTERM/SIGINT could not be watched.
     #[error("cannot watch signals: {0}")]
     SignalsUnwatched(#[source] io::Error),
+    /// A `--format json` document that cannot be written as JSON.
+    #[error("cannot write JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The system could not start a thread.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] io::Error),
     /// `run --listen ADDRESS` could not bind.
     #[error("cannot listen on {address}: {error}")]
     Listen {

@@ -29,6 +29,7 @@ mod show;
 mod snapshots;
 mod sources;
 mod state;
+mod threads;
 mod validate;
 mod writeback;
 

@@ -24,6 +24,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::error::AppError;
+
 /// How many symlinks a dangling chain may hold before it is refused (Linux's `ELOOP`).
 const MAX_LINKS: usize = 40;
 
@@ -204,4 +206,11 @@ pub(super) fn print_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+}
+
+/// `value` as pretty-printed JSON with a final newline (`--format json`).
+pub(super) fn pretty_json(value: &impl serde::Serialize) -> Result<String, AppError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(AppError::Json)?;
+    text.push('\n');
+    Ok(text)
 }

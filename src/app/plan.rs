@@ -11,6 +11,7 @@ use super::context::{Context, Outcome};
 use super::error::AppError;
 use super::output::{print_stdout, OutputFile};
 use super::reconcile::{reconcile, Reconciled, Review};
+use super::threads::{join, spawn_scoped};
 use crate::adapters::render;
 use crate::config::raw::ImportMode;
 
@@ -52,7 +53,9 @@ pub fn plan_command(
             let saving = match out {
                 Some(out) => {
                     let file = create_plan_file(out)?;
-                    Some(scope.spawn(|| save_plan_to(&reconciled, out, file)))
+                    Some(spawn_scoped(scope, || {
+                        save_plan_to(&reconciled, out, file)
+                    })?)
                 }
                 None => None,
             };
@@ -73,11 +76,7 @@ pub fn plan_command(
                     )
                 })
                 .and_then(|_| stdout.flush());
-            saving.map_or(Ok(()), |saving| {
-                saving
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
+            saving.map_or(Ok(()), join)
         })?,
         PlanFormat::Json => {
             let mut stdout = BufWriter::new(std::io::stdout().lock());

@@ -13,13 +13,13 @@ use super::context::Context;
 use super::error::AppError;
 use super::snapshots;
 use super::sources::{self, InputsDigest};
+use super::threads::{join, spawn_scoped, Threads};
 use crate::adapters::store::{KeptSnapshot, Store};
 use crate::adapters::tree::Tree;
 use crate::config::raw::ImportMode;
 use crate::config::{self, Config, SourceLocation};
 use registrar_core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
 use registrar_core::entry::Entry;
-use registrar_core::join::Join;
 use registrar_core::plan::SourceImport;
 use registrar_core::state::State;
 
@@ -72,7 +72,7 @@ pub(super) fn read_desired(
     let builder = DesiredBuilder::new(&config.rules);
     let preparer = builder.preparer().clone();
     std::thread::scope(|scope| {
-        let builder = scope.spawn(move || {
+        let builder = spawn_scoped(scope, move || {
             let mut builder = builder;
             for feed in receiver {
                 match feed {
@@ -86,39 +86,16 @@ pub(super) fn read_desired(
                 }
             }
             builder.finish_with(&Threads)
-        });
+        })?;
         let read = read_sources(
             config,
             files,
             reading,
             Feeder::new(sender, returned, preparer),
         );
-        let desired = builder
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let desired = join(builder);
         Ok((desired, read?))
     })
-}
-
-/// The core's two-halves steps ([`Join`]) on two threads: the second half on a scoped
-/// thread of its own, the first on the caller's.
-struct Threads;
-
-impl Join for Threads {
-    fn join<A: Send, B: Send>(
-        &self,
-        first: impl FnOnce() -> A + Send,
-        second: impl FnOnce() -> B + Send,
-    ) -> (A, B) {
-        std::thread::scope(|scope| {
-            let second = scope.spawn(second);
-            let first = first();
-            let second = second
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (first, second)
-        })
-    }
 }
 
 /// Entries per batch sent to the builder thread, and batches waiting at most.

@@ -17,6 +17,7 @@ use super::reading::{
 };
 use super::region::{self, ByRegion};
 use super::sources::InputsDigest;
+use super::threads::{join, spawn_scoped};
 use crate::adapters::render::PlanDocument;
 use crate::adapters::store::Store;
 use crate::adapters::tree::{Tree, TreeError};
@@ -186,13 +187,10 @@ pub(super) fn reconcile_with(
     };
     // The store loads on a second core while the sources stream through the builder.
     let (read, state) = std::thread::scope(|scope| {
-        let loader = scope.spawn(|| load_state(&context.state_path));
+        let loader = spawn_scoped(scope, || load_state(&context.state_path))?;
         let read = read_desired(&config, files, &reading);
-        let state = loader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (read, state)
-    });
+        Ok::<_, AppError>((read, join(loader)))
+    })?;
     let (wanted, read) = at_revision(files, "", read)?;
     let state = state?;
     if let Some(why) = read_everything {
@@ -221,7 +219,8 @@ pub(super) fn reconcile_with(
     reconciled.connection_trust = connection_trust;
     // Freeing a large directory's worth of values takes as long as building them; let
     // another thread do it while the caller renders the plan.
-    std::thread::spawn(move || drop((state, config)));
+    // A thread the system cannot start drops them here instead.
+    let _ = std::thread::Builder::new().spawn(move || drop((state, config)));
     Ok(reconciled)
 }
 

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use super::apply::short_revision;
 use super::clock::now;
 use super::context::{Context, Outcome};
 use super::error::AppError;
-use super::output::print_stdout;
+use super::output::{pretty_json, print_stdout};
 use super::reading::{head_files, load_state, read_config};
 use super::register::{self, AllowProtected, UnmanagedRegistration};
 use crate::adapters::store::{RunRecord, Store};
@@ -59,9 +60,7 @@ pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, App
                 "registrations": registrations,
                 "groups": groups,
             });
-            let mut text = serde_json::to_string_pretty(&document).expect("serialisable");
-            text.push('\n');
-            print_stdout(&text);
+            print_stdout(&pretty_json(&document)?);
         }
         StateFormat::Text => {
             let mut out = format!("state serial {}\n", state.serial);
@@ -229,9 +228,7 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                     })
                 }).collect::<Vec<_>>(),
             });
-            let mut text = serde_json::to_string_pretty(&document).expect("serialisable");
-            text.push('\n');
-            print_stdout(&text);
+            print_stdout(&pretty_json(&document)?);
         }
         StateFormat::Text => {
             let mut out = format!(
@@ -254,7 +251,7 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
                     run.reactivated,
                     run.revision
                         .as_deref()
-                        .map(|r| format!(" at {}", &r[..r.len().min(12)]))
+                        .map(|r| format!(" at {}", short_revision(r)))
                         .unwrap_or_default(),
                     run.duration_ms
                         .map(|ms| format!(" in {:.2}s", ms as f64 / 1000.0))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::adapters::store::{ManagedCounts, RunRecord};
-use crate::app::apply::recorded_revision;
+use crate::app::apply::{recorded_revision, short_revision};
 use crate::app::clock::{rfc3339, Started};
 use crate::app::reconcile::Reconciled;
 use crate::config::Schedule;
@@ -157,8 +157,8 @@ impl RunReport {
         );
         if let Some(revision) = &self.revision {
             let short = match revision.strip_suffix("-dirty") {
-                Some(commit) => format!("{}-dirty", &commit[..commit.len().min(12)]),
-                None => revision[..revision.len().min(12)].to_string(),
+                Some(commit) => format!("{}-dirty", short_revision(commit)),
+                None => short_revision(revision).to_string(),
             };
             line.push_str(&format!(" at {short}"));
         }
