@@ -514,3 +514,48 @@ fn fetch_password(from: &PasswordFrom) -> Result<Password, PasswordError> {
     }
     Ok(Password::new(secret))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_file_that_is_empty_or_missing_is_refused_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let error = fetch_password(&PasswordFrom::File(empty.clone())).err();
+        assert_eq!(
+            error.map(|e| e.to_string()),
+            Some(format!(
+                "password_file {} holds an empty password (an unauthenticated bind); refusing",
+                empty.display()
+            ))
+        );
+        let missing = dir.path().join("missing");
+        let Some(error) = fetch_password(&PasswordFrom::File(missing.clone())).err() else {
+            panic!("a missing password file was read");
+        };
+        let prefix = format!("password_file {}: cannot read: ", missing.display());
+        assert!(error.to_string().starts_with(&prefix), "{error}");
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn a_source_error_names_the_source_and_keeps_its_cause() {
+        let error = AppError::Source {
+            source_name: "hr".to_string(),
+            error: Box::new(SourceError::ContentInChangeFile {
+                path: PathBuf::from("changes/1.ldif"),
+                line: 4,
+                dn: "cn=a,dc=x".to_string(),
+            }),
+        };
+        assert_eq!(
+            error.to_string(),
+            "source hr: changes/1.ldif:4: content record for \"cn=a,dc=x\" in a change file; \
+             change files hold change records (changetype: …)"
+        );
+        assert!(std::error::Error::source(&error).is_some());
+    }
+}
