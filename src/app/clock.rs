@@ -12,7 +12,7 @@ use crate::adapters::store::RunRecord;
 /// (for its duration).
 #[derive(Debug, Clone)]
 pub(crate) struct Started {
-    pub(crate) at: String,
+    at: String,
     clock: std::time::Instant,
 }
 
@@ -22,6 +22,11 @@ impl Started {
             at: now(),
             clock: std::time::Instant::now(),
         }
+    }
+
+    /// When the command started, as RFC 3339 UTC.
+    pub(crate) fn at(&self) -> &str {
+        &self.at
     }
 
     pub(crate) fn elapsed(&self) -> std::time::Duration {
@@ -43,7 +48,7 @@ impl Started {
 }
 
 /// The current time as RFC 3339 UTC, e.g. `2026-11-22T01:39:10Z`.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     rfc3339(Utc::now())
 }
 

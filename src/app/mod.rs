@@ -35,7 +35,6 @@ mod writeback;
 
 pub use crate::config::raw::ImportMode;
 pub use apply::{apply_command, apply_plan, Approval, APPROVAL_QUESTION};
-pub use clock::now;
 pub use context::{Context, Outcome};
 pub use discover::discover;
 pub use drift::{drift_command, drift_report, DriftFormat};

@@ -36,6 +36,8 @@ impl Join for Threads {
         first: impl FnOnce() -> A + Send,
         second: impl FnOnce() -> B + Send,
     ) -> (A, B) {
+        // `Join` has no room for an error: a thread the system cannot start panics here,
+        // as `Scope::spawn` does, and the panic reaches `main` like any other.
         std::thread::scope(|scope| {
             let second = scope.spawn(second);
             let first = first();

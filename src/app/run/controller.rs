@@ -86,7 +86,8 @@ impl Controller {
             Ok(()) if self.follow.remote().is_some() => {
                 self.telemetry().fetched(Ok(()), Utc::now());
             }
-            Err(FetchError::Failed(message)) => {
+            Err(error @ FetchError::Failed { .. }) => {
+                let message = error.to_string();
                 log(&format!("{message}; starting from the last fetched commit"));
                 self.telemetry().fetched(Err(&message), Utc::now());
             }
@@ -190,7 +191,8 @@ impl Controller {
             }
             // The blocking part sees the stop and records the run as cancelled.
             Err(FetchError::Stopped) => None,
-            Err(FetchError::Failed(message)) => {
+            Err(error @ FetchError::Failed { .. }) => {
+                let message = error.to_string();
                 self.telemetry().fetched(Err(&message), Utc::now());
                 Some(format!("{message}; read the last fetched commit"))
             }

@@ -142,7 +142,7 @@ impl RunReport {
             message: self.message.clone(),
             ..RunRecord::new(
                 format!("run {}: {}", self.schedule, self.action),
-                started.at.clone(),
+                started.at().to_string(),
             )
         }
     }
