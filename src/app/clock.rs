@@ -1,8 +1,10 @@
-//! The wall clock, read here only: the current time as RFC 3339 UTC for the run history,
-//! logs and metrics ([`now`], [`rfc3339`]), and when a command started ([`Started`]).
+//! Times as the app writes them: RFC 3339 UTC in whole seconds, e.g.
+//! `2026-11-22T01:39:10Z` ([`rfc3339`], [`now`]), for the run history, `status`, the
+//! controller's log and `/healthz`; and when a command started ([`Started`]), for the
+//! history and a run's duration.
 //!
-//! One formatter serves the whole app: whole seconds, `Z` for UTC, e.g.
-//! `2026-11-22T01:39:10Z`.
+//! Invariant: this is the app's one RFC 3339 formatter (on chrono); nothing else formats
+//! a time.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

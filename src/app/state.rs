@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::apply::short_revision;
-use super::clock::now;
+use super::clock::{now, rfc3339};
 use super::context::{Context, Outcome};
 use super::error::AppError;
 use super::output::{pretty_json, print_stdout};
@@ -197,9 +197,7 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
     let next: Vec<(String, String, String, Option<String>)> = schedules
         .iter()
         .map(|schedule| {
-            let next = schedule
-                .next_after(now)
-                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let next = schedule.next_after(now).map(rfc3339);
             (
                 schedule.name.clone(),
                 schedule.cron_text.clone(),
