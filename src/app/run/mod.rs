@@ -2,12 +2,13 @@
 //! the config again (from the followed git branch, fetched first when it has a remote)
 //! before every run, and records every run in the store's run history.
 //!
-//! The parts: [`lock`] keeps it to one controller per state file; [`follow`] gets the
+//! The parts: `lock.rs` keeps it to one controller per state file; `follow.rs` gets the
 //! followed branch's newest commit; [`scheduler`] decides when runs happen (one at a
-//! time, coalescing fires, backing off after failures); [`telemetry`] and [`http`] show
-//! health and metrics. This module wires them: it runs one pass of the schedule's
-//! action (`plan`, `apply` or `drift`) through the same `reconcile` and apply as the
-//! commands, in `spawn_blocking`, and turns SIGTERM/SIGINT into a clean stop.
+//! time, coalescing fires, backing off after failures); `report.rs` says what one run
+//! did; [`telemetry`] and [`http`] show health and metrics. `controller.rs` wires them:
+//! it runs one pass of the schedule's action (`plan`, `apply` or `drift`) through the
+//! same `reconcile` and apply as the commands, in `spawn_blocking`, and turns
+//! SIGTERM/SIGINT into a clean stop. This file only declares and re-exports.
 //!
 //! It must not do a second reconcile of its own: a run is exactly what `plan` or
 //! `apply --auto-approve` would do at that commit, plus the history record. It never
