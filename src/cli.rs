@@ -194,13 +194,23 @@ pub enum Command {
     Schema,
 }
 
+/// A `--listen` value that is not an address.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not HOST:PORT or PORT (e.g. 127.0.0.1:9187, [::1]:9187, 9187)")]
+pub struct ListenAddressError {
+    text: String,
+    #[source]
+    error: std::net::AddrParseError,
+}
+
 /// `--listen`: `HOST:PORT`, `[v6]:PORT`, or a bare port on loopback.
-fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+fn parse_listen(text: &str) -> Result<SocketAddr, ListenAddressError> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    text.parse().map_err(|_| {
-        format!("{text:?} is not HOST:PORT or PORT (e.g. 127.0.0.1:9187, [::1]:9187, 9187)")
+    text.parse().map_err(|error| ListenAddressError {
+        text: text.to_string(),
+        error,
     })
 }
 

@@ -11,14 +11,21 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender};
 
+use super::clock::{now, Started};
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::reading::head_files;
+use super::reconcile::reconcile;
+use super::saved_plan::{self, SavedPlanError};
 use super::snapshots::{self, HandedOver, ToWriter, ToWriterChannel};
-use super::{
-    config, head_files, now, progress, reconcile, region, render, saved_plan, AppError, Context,
-    ImportMode, InputsDigest, Outcome, Started,
-};
+use super::sources::InputsDigest;
+use super::threads::{self, spawn_scoped};
+use super::{progress, region};
 use crate::adapters::git::{GitError, Repo};
+use crate::adapters::render;
 use crate::adapters::store::{RunRecord, Store, StoreError};
 use crate::adapters::tree::Tree;
+use crate::config::{self, raw::ImportMode};
 use registrar_core::drift::{self, WrittenRows};
 use registrar_core::plan::{Change, Plan, Summary};
 use registrar_core::region::StandingFacts;
@@ -89,11 +96,7 @@ pub fn apply_command(
                     match error {
                         // No plan was saved: what happened is a race with another writer.
                         AppError::Store(StoreError::StalePlan { planned, actual }) => {
-                            AppError::Refused(format!(
-                                "the store changed while this apply was planning (another apply \
-                             or registration moved it from serial {planned} to {actual}); \
-                             nothing was applied: run apply again to plan against it"
-                            ))
+                            AppError::StoreChangedWhileApplying { planned, actual }
                         }
                         other => other,
                     }
@@ -119,35 +122,28 @@ pub fn apply_command(
 /// exactly `yes`; without a terminal there is nobody to ask, and it refuses.
 fn ask_approval() -> Result<(), AppError> {
     if !std::io::stdin().is_terminal() {
-        return Err(AppError::Refused(
-            "apply asks before it changes the store, and standard input is not a terminal: \
-             rerun with --auto-approve to apply the plan above, or apply a reviewed plan \
-             with `apply --plan FILE`; nothing was applied"
-                .to_string(),
-        ));
+        return Err(AppError::NoTerminalToAsk);
     }
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "\n{APPROVAL_QUESTION}").and_then(|_| stdout.flush());
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(|e| {
-        AppError::Refused(format!("cannot read the answer: {e}; nothing was applied"))
-    })?;
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(AppError::AnswerUnreadable)?;
     let _ = writeln!(stdout);
     if answer.trim_end_matches(['\r', '\n']) == "yes" {
         Ok(())
     } else {
-        Err(AppError::Refused(
-            "apply cancelled: only 'yes' approves the plan; nothing was applied".to_string(),
-        ))
+        Err(AppError::ApplyCancelled)
     }
 }
 
 /// Refuses a plan the deletion threshold blocks, unless deletes are allowed.
 fn refuse_blocked(plan: &Plan, allow_deletes: bool) -> Result<(), AppError> {
     match &plan.summary.blocked_reason {
-        Some(reason) if !allow_deletes => Err(AppError::Refused(format!(
-            "plan is blocked: {reason}; nothing was applied (rerun with --allow-deletes if this is intended)"
-        ))),
+        Some(reason) if !allow_deletes => Err(AppError::PlanBlocked {
+            reason: reason.clone(),
+        }),
         _ => Ok(()),
     }
 }
@@ -169,21 +165,17 @@ fn apply_saved(
         written: WrittenRows::default(),
     };
     std::thread::scope(|scope| {
-        let reading = scope.spawn(move || {
+        let reading = spawn_scoped(scope, move || {
             let read = saved_plan::read_plan(path, &mut sink);
             (read, sink.written)
-        });
-        let join = || {
-            reading
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        };
+        })?;
+        let join = || threads::join(reading);
         let Ok((head, dirty)) = head.recv() else {
             // The reading ended before the plan's header: it says why.
             let (read, _) = join();
-            return Err(read.err().unwrap_or_else(|| AppError::File {
+            return Err(read.err().unwrap_or_else(|| AppError::SavedPlan {
                 path: path.to_path_buf(),
-                message: "not a registrar plan".to_string(),
+                error: SavedPlanError::NoHeader,
             }));
         };
         if let Some(rev) = &context.rev {
@@ -276,10 +268,12 @@ fn check_plan_revision(
     })?;
     let commit = repo.resolve(rev)?.to_string();
     let refuse = |why: String| {
-        Err(AppError::Refused(format!(
-            "plan {} {why}, not at --rev {rev} ({commit}); nothing was applied (make the plan with `plan --rev {rev} --out FILE`)",
-            path.display()
-        )))
+        Err(AppError::PlanNotAtRevision {
+            path: path.to_path_buf(),
+            why,
+            rev: rev.to_string(),
+            commit: commit.clone(),
+        })
     };
     match saved.revision.as_deref() {
         None => refuse("records no revision".to_string()),
@@ -301,6 +295,16 @@ pub(super) fn recorded_revision(plan: &Plan, dirty: bool) -> Option<String> {
             commit.clone()
         }
     })
+}
+
+/// The first 12 characters of a revision (all of a shorter one), as the history and
+/// the log show a commit. Characters, not bytes: a hand-edited run history may hold any
+/// text.
+pub(super) fn short_revision(revision: &str) -> &str {
+    revision
+        .char_indices()
+        .nth(12)
+        .map_or(revision, |(end, _)| &revision[..end])
 }
 
 /// Applies `plan`, just made by [`reconcile`] with `context`, to the store in one
@@ -423,5 +427,19 @@ fn with_counts(run: RunRecord, summary: &Summary) -> RunRecord {
         deactivated: summary.deactivate,
         reactivated: summary.reactivate,
         ..run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_revision;
+
+    #[test]
+    fn a_short_revision_is_its_first_twelve_characters() {
+        assert_eq!(short_revision("3f2a1c9d0b1e77aa01"), "3f2a1c9d0b1e");
+        assert_eq!(short_revision("3f2a"), "3f2a");
+        assert_eq!(short_revision(""), "");
+        // A hand-edited history: never cut inside a character.
+        assert_eq!(short_revision("ééééééééééééé"), "éééééééééééé");
     }
 }

@@ -10,8 +10,12 @@
 
 use std::fmt::Write as _;
 
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::output::{pretty_json, print_stdout};
+use super::reading::{head_files, read_config};
 use super::sources::{find_source, read_source, InputsDigest};
-use super::{head_files, print_stdout, read_config, AppError, Context, Outcome, StateFormat};
+use super::state::StateFormat;
 use registrar_core::discover::{
     printable, starter, yaml_scalar, Discovery, Report, StarterContext,
 };
@@ -49,12 +53,10 @@ pub fn discover(
     match format {
         StateFormat::Text => print_stdout(&text(&source.name, &report, &starter.yaml)),
         StateFormat::Json => {
-            let mut document = serde_json::to_value(&report).expect("serialisable");
+            let mut document = serde_json::to_value(&report).map_err(AppError::Json)?;
             document["source"] = source.name.clone().into();
             document["starter"] = starter.yaml.into();
-            let mut text = serde_json::to_string_pretty(&document).expect("serialisable");
-            text.push('\n');
-            print_stdout(&text);
+            print_stdout(&pretty_json(&document)?);
         }
     }
     Ok(Outcome::Success)

@@ -6,10 +6,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::output::OutputFile;
-use super::{head_files, read_config, reconcile, AppError, Context, ImportMode, Outcome};
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::output::{pretty_json, print_stdout, OutputFile};
+use super::reading::{head_files, read_config};
+use super::reconcile::reconcile;
 use crate::adapters::render;
 use crate::adapters::store::Store;
+use crate::config::raw::ImportMode;
 use registrar_core::drift::{self, DriftReport, PendingChanges};
 
 /// Output formats of `drift`.
@@ -26,10 +30,9 @@ pub enum DriftFormat {
 /// revision of the last apply that landed (the working tree when none was recorded).
 pub fn drift_report(context: &Context) -> Result<DriftReport, AppError> {
     let Some(store) = Store::open_if_exists(&context.state_path)? else {
-        return Err(AppError::Refused(format!(
-            "state file {} does not exist: nothing was applied, so nothing can drift (run plan)",
-            context.state_path.display()
-        )));
+        return Err(AppError::NoStateToDrift {
+            state_path: context.state_path.clone(),
+        });
     };
     let revision = match &context.rev {
         Some(rev) => Some(rev.clone()),
@@ -70,11 +73,7 @@ pub fn drift_command(
     let report = drift_report(context)?;
     let text = match format {
         DriftFormat::Text => render::drift_text(&report, context.color),
-        DriftFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&report).expect("serialisable");
-            json.push('\n');
-            json
-        }
+        DriftFormat::Json => pretty_json(&report)?,
         DriftFormat::Markdown => render::drift_markdown(&report),
         DriftFormat::Html => render::drift_html(&report),
     };
@@ -84,11 +83,12 @@ pub fn drift_command(
                 file.write_all(text.as_bytes())?;
                 file.finish()
             })
-            .map_err(|e| AppError::File {
+            .map_err(|error| AppError::File {
                 path: path.to_path_buf(),
-                message: format!("cannot write drift report: {e}"),
+                action: "cannot write drift report",
+                error,
             })?,
-        None => super::print_stdout(&text),
+        None => print_stdout(&text),
     }
     Ok(if detailed_exitcode && report.has_drift() {
         Outcome::Changes

@@ -14,9 +14,11 @@ use std::path::Path;
 
 use base64::Engine;
 
+use super::context::{Context, Outcome};
+use super::error::AppError;
 use super::output::OutputFile;
+use super::reading::{head_files, read_config};
 use super::sources::{find_source, read_source, InputsDigest};
-use super::{head_files, read_config, AppError, Context, Outcome};
 use crate::adapters::ldif;
 use registrar_core::entry::Entry;
 
@@ -71,9 +73,9 @@ pub fn export_source(
 }
 
 fn write_error(path: &Path, error: io::Error) -> AppError {
-    AppError::File {
+    AppError::Output {
         path: path.to_path_buf(),
-        message: error.to_string(),
+        error,
     }
 }
 

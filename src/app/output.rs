@@ -15,12 +15,16 @@
 //!
 //! It does not buffer (wrap it in a `BufWriter`) and does not name what it writes: callers
 //! add that to their errors.
+//!
+//! Without `--out`, commands print through [`print_stdout`], which ignores a closed pipe.
 
 use std::fs::{self, File, Metadata, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::error::AppError;
 
 /// How many symlinks a dangling chain may hold before it is refused (Linux's `ELOOP`).
 const MAX_LINKS: usize = 40;
@@ -195,4 +199,18 @@ fn through(named: &Path, target: &Path, error: io::Error) -> io::Error {
     } else {
         io::Error::new(error.kind(), format!("{}: {error}", target.display()))
     }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`registrar plan | head`).
+pub(super) fn print_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// `value` as pretty-printed JSON with a final newline (`--format json`).
+pub(super) fn pretty_json(value: &impl serde::Serialize) -> Result<String, AppError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(AppError::Json)?;
+    text.push('\n');
+    Ok(text)
 }

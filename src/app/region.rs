@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::error::AppError;
+use super::reading::SourcesRead;
 use super::snapshots::{kept_entry, open_delta, unreadable, Delta};
 use super::sources::{source_error, InputsDigest};
-use super::{AppError, SourcesRead};
 use crate::adapters::ldif::parse_entry_record;
 use crate::adapters::store::{Store, StoreError};
 use crate::adapters::tree::Tree;
@@ -156,9 +157,7 @@ pub(super) fn plan_by_region(
         return why_not("the standing facts do not add up with the store".to_string());
     };
     if store.serial()? != serial || store.kept_snapshots()? != kept {
-        return Err(AppError::Refused(
-            "the store changed while this plan read it (another apply ran); plan again".to_string(),
-        ));
+        return Err(AppError::StoreChangedWhilePlanning);
     }
     Ok(ByRegion::Planned(
         Box::new(plan),

@@ -11,7 +11,7 @@ use crate::adapters::store::{RunRecord, Store};
 use crate::config::Config;
 use registrar_core::state::RegistrationSource;
 
-use super::AppError;
+use super::error::AppError;
 
 /// One manual or self registration to record.
 #[derive(Debug, Clone, Copy)]
@@ -56,15 +56,11 @@ pub fn register_unmanaged(
     mut run: RunRecord,
 ) -> Result<Registered, AppError> {
     if registration.source == RegistrationSource::Ldap {
-        return Err(AppError::Refused(
-            "--source must be manual or self: ldap registrations are made by mappings".to_string(),
-        ));
+        return Err(AppError::RegistrationFromLdap);
     }
     let (im_name, account_dn) = (registration.im_name.trim(), registration.account_dn.trim());
     if im_name.is_empty() || account_dn.is_empty() {
-        return Err(AppError::Refused(
-            "--im-name and --account must not be empty".to_string(),
-        ));
+        return Err(AppError::EmptyRegistration);
     }
     let protected = config.protected_principal(account_dn);
     if let (Some(rule), AllowProtected::Refuse) = (&protected, allow) {

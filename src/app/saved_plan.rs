@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::AppError;
+use super::error::AppError;
 use registrar_core::effect::{Effect, SourceTrust, TrustedReading};
 use registrar_core::interner::Interner;
 use registrar_core::plan::{Action, Change, Kind, Plan, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER};
@@ -59,11 +59,36 @@ pub struct ReviewParts {
     pub connection_trust: Vec<SourceTrust>,
 }
 
+/// Why a saved plan cannot be read (the message that follows the file's path).
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    /// The file cannot be opened.
+    #[error("cannot read plan: {0}")]
+    Open(#[source] std::io::Error),
+    /// Reading the file failed part way.
+    #[error("cannot read plan: {0}")]
+    Read(#[source] serde_json::Error),
+    /// The file is not a plan JSON document.
+    #[error("not a registrar plan: {0}")]
+    NotAPlan(#[source] serde_json::Error),
+    /// The reading stopped before the plan's header.
+    #[error("not a registrar plan")]
+    NoHeader,
+    /// A plan of a format this build does not read.
+    #[error(
+        "plan format_version {version} is not supported (this build reads {PLAN_FORMAT_VERSION})"
+    )]
+    Unsupported { version: u64 },
+    /// The reading stopped before the plan's end.
+    #[error("the plan could not be read whole")]
+    NotWhole,
+}
+
 /// Reads a whole saved plan from `input`, to show it (`registrar show`, and the fuzzing
 /// harness in `fuzz/`): the plan with its changes, whether it was made from a dirty
 /// working tree, and its review parts. The error is the message that follows the file's
 /// path.
-pub fn read_whole_plan(input: impl Read) -> Result<(Plan, bool, ReviewParts), String> {
+pub fn read_whole_plan(input: impl Read) -> Result<(Plan, bool, ReviewParts), SavedPlanError> {
     /// Takes every change, in order.
     struct Collect(Vec<Change>);
     impl PlanSink for Collect {
@@ -78,7 +103,7 @@ pub fn read_whole_plan(input: impl Read) -> Result<(Plan, bool, ReviewParts), St
     let mut sink = Collect(Vec::new());
     let mut review = ReviewParts::default();
     let read = read_plan_from(input, &mut sink, Some(&mut review))?;
-    let (mut plan, dirty) = read.ok_or("the plan could not be read whole")?;
+    let (mut plan, dirty) = read.ok_or(SavedPlanError::NotWhole)?;
     plan.changes = sink.0;
     Ok((plan, dirty, review))
 }
@@ -90,11 +115,11 @@ fn read_document(
     sink: &mut dyn PlanSink,
     review: Option<&mut ReviewParts>,
 ) -> Result<Option<(Plan, bool)>, AppError> {
-    let error = |message: String| AppError::File {
+    let error = |error: SavedPlanError| AppError::SavedPlan {
         path: path.to_path_buf(),
-        message,
+        error,
     };
-    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| error(SavedPlanError::Open(e)))?;
     read_plan_from(BufReader::with_capacity(1 << 20, file), sink, review).map_err(error)
 }
 
@@ -103,7 +128,7 @@ fn read_plan_from(
     input: impl Read,
     sink: &mut dyn PlanSink,
     review: Option<&mut ReviewParts>,
-) -> Result<Option<(Plan, bool)>, String> {
+) -> Result<Option<(Plan, bool)>, SavedPlanError> {
     let mut unsupported = None;
     let mut stopped = false;
     let mut reader = serde_json::Deserializer::from_reader(input);
@@ -116,15 +141,13 @@ fn read_plan_from(
     .deserialize(&mut reader)
     .and_then(|document| reader.end().map(|()| document));
     if let Some(version) = unsupported {
-        return Err(format!(
-            "plan format_version {version} is not supported (this build reads {PLAN_FORMAT_VERSION})"
-        ));
+        return Err(SavedPlanError::Unsupported { version });
     }
     match read {
         _ if stopped => Ok(None),
         Ok(document) => Ok(Some(document)),
-        Err(e) if e.is_io() => Err(format!("cannot read plan: {e}")),
-        Err(e) => Err(format!("not a registrar plan: {e}")),
+        Err(e) if e.is_io() => Err(SavedPlanError::Read(e)),
+        Err(e) => Err(SavedPlanError::NotAPlan(e)),
     }
 }
 

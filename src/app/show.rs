@@ -6,7 +6,9 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::{saved_plan, AppError, Context, Outcome};
+use super::context::{Context, Outcome};
+use super::error::AppError;
+use super::saved_plan::{self, SavedPlanError};
 use crate::adapters::render;
 
 /// Output formats of `show`.
@@ -18,11 +20,11 @@ pub enum ShowFormat {
 
 /// `registrar show PLANFILE`.
 pub fn show_plan(context: &Context, path: &Path, format: ShowFormat) -> Result<Outcome, AppError> {
-    let error = |message: String| AppError::File {
+    let error = |error: SavedPlanError| AppError::SavedPlan {
         path: path.to_path_buf(),
-        message,
+        error,
     };
-    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read plan: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| error(SavedPlanError::Open(e)))?;
     let (plan, dirty, review) =
         saved_plan::read_whole_plan(std::io::BufReader::with_capacity(1 << 20, file))
             .map_err(error)?;

@@ -13,12 +13,12 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
+use super::error::AppError;
 use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
-    source_error, InputsDigest,
+    source_error, InputsDigest, SourceError,
 };
 use super::writeback::Writeback;
-use super::AppError;
 use crate::adapters::ldif::{
     self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
 };
@@ -149,8 +149,8 @@ pub(super) fn open_delta(
     else {
         unreachable!("only ldif sources keep snapshots")
     };
-    let error = |message: String| source_error(source, message);
-    let refuse = |why: String| error(format!("{why}; run with --mode full"));
+    let error = |error: SourceError| source_error(source, error);
+    let refuse = |why: String| error(format!("{why}; run with --mode full").into());
     let content_path = import_path(config_dir, path);
     if content_path != kept.content.path {
         return Err(refuse(format!(
@@ -326,11 +326,11 @@ pub(super) fn keeping<'r>(
 
 /// Why an apply refuses to keep the snapshot `import` read.
 fn refuse(plan_name: &str, import: &SourceImport, message: String) -> AppError {
-    AppError::Refused(format!(
-        "cannot keep the snapshot {plan_name} imported from source {}: {message}; \
-         nothing was applied (plan again from the files as they are now)",
-        import.source
-    ))
+    AppError::SnapshotNotKept {
+        plan_name: plan_name.to_string(),
+        source_name: import.source.clone(),
+        reason: message,
+    }
 }
 
 /// Kept entries per message to the writing thread, and messages waiting at most.
@@ -414,10 +414,8 @@ pub(super) fn apply_keeping<'p>(
             // after the store's connection (see `Writeback`).
             let _writeback = Writeback::start(store.path());
             let mut store = store;
-            let unfinished = || {
-                AppError::Refused(format!(
-                    "{plan_name} was not read to the end; nothing was applied"
-                ))
+            let unfinished = || AppError::PlanNotReadToEnd {
+                plan_name: plan_name.to_string(),
             };
             let changes = |writer: &mut ChangeWriter<'_>| loop {
                 match receiver.recv() {
@@ -579,7 +577,9 @@ fn check_change_files(
     config_dir: &Path,
 ) -> Result<(), String> {
     for file in changes {
-        check_digest(file, &file_digest(files, &import_file(config_dir, file))?)?;
+        let digest =
+            file_digest(files, &import_file(config_dir, file)).map_err(|e| e.to_string())?;
+        check_digest(file, &digest)?;
     }
     Ok(())
 }
@@ -609,7 +609,8 @@ fn update(
             REREAD_MAX_VALUE_BYTES,
             &mut overlay,
             Some(&mut base),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         check_digest(file, &hex_digest(now))?;
     }
     let (mut put, mut remove) = (Vec::new(), Vec::new());
@@ -677,7 +678,8 @@ fn read_whole(
             // The reader fills the entry's buffers again with the next record.
             ldif::recycle([entry]);
         },
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     if listening && !rows.is_empty() {
         send(rows);
     }

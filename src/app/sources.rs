@@ -11,19 +11,98 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::error::AppError;
 use super::progress::Progress;
-use super::AppError;
-use crate::adapters::ldap::{self, Credentials, Password};
+use crate::adapters::ldap::{self, Credentials, LdapReadError, Password};
 use crate::adapters::ldif::{
-    self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase,
+    self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase, SnapshotError,
 };
-use crate::adapters::tree::Tree;
+use crate::adapters::tree::{Tree, TreeError};
 use crate::config::{
     Config, ConfigText, LdapBind, LdapSettings, PasswordFrom, SourceLocation, SourceSettings,
 };
 use registrar_core::entry::Entry;
 use registrar_core::plan::{ImportedFile, SourceImport};
 use registrar_core::quote::quote_for_message;
+
+/// Why reading a source failed (the message that follows `source NAME: `).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A file of the source cannot be found or opened (working tree or git revision).
+    #[error(transparent)]
+    Files(#[from] TreeError),
+    /// An LDIF file that cannot be read or parsed.
+    #[error(transparent)]
+    Ldif(#[from] LdifFileError),
+    /// The content file holds two entries with the same DN.
+    #[error("{}: {error}", path.display())]
+    Content {
+        path: PathBuf,
+        #[source]
+        error: SnapshotError,
+    },
+    /// A change record that does not apply to the entries before it.
+    #[error("{}:{line}: change does not apply: {error}", path.display())]
+    ChangeDoesNotApply {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        error: SnapshotError,
+    },
+    /// A content record where change records belong.
+    #[error(
+        "{}:{line}: content record for {} in a change file; change files hold change \
+         records (changetype: …)",
+        path.display(),
+        quote_for_message(dn)
+    )]
+    ContentInChangeFile {
+        path: PathBuf,
+        line: usize,
+        dn: String,
+    },
+    /// An LDAP source's connection, bind or search.
+    #[error(transparent)]
+    Ldap(#[from] LdapReadError),
+    /// An LDAP source's bind password.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// An LDAP source's `ca_file`.
+    #[error("ca_file {}: {error}", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        error: TreeError,
+    },
+    /// What the kept snapshot's side (`snapshots.rs`, `region.rs`, the snapshot base)
+    /// says, as its text.
+    #[error("{0}")]
+    Kept(String),
+}
+
+impl From<String> for SourceError {
+    fn from(message: String) -> Self {
+        SourceError::Kept(message)
+    }
+}
+
+/// Why an LDAP source's bind password cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("environment variable {variable} (password_env) is not set")]
+    EnvUnset { variable: String },
+    #[error("environment variable {variable} (password_env) is not valid UTF-8")]
+    EnvNotUnicode { variable: String },
+    #[error("password_file {}: cannot read: {error}", path.display())]
+    FileUnreadable {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    /// `origin` names where it came from: `environment variable X` or `password_file P`.
+    #[error("{origin} holds an empty password (an unauthenticated bind); refusing")]
+    Empty { origin: String },
+}
 
 /// The digest of everything a plan read: config files, then each source's files (the
 /// path and digest of each LDIF file) or entries (LDAP). Full and delta reads of the same
@@ -100,15 +179,11 @@ pub(crate) fn find_source<'c>(
     name: &str,
 ) -> Result<&'c SourceSettings, AppError> {
     config.source(name).ok_or_else(|| {
-        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-        AppError::Refused(format!(
-            "no source named {name:?} (sources: {})",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ))
+        let known = config.sources.iter().map(|s| s.name.clone()).collect();
+        AppError::NoSuchSource {
+            name: name.to_string(),
+            known,
+        }
     })
 }
 
@@ -164,11 +239,11 @@ pub(crate) fn read_source(
             };
             read()
                 .map(Some)
-                .map_err(|message| source_error(source, message))
+                .map_err(|error| source_error(source, error))
         }
         SourceLocation::Ldap(settings) => {
             let credentials =
-                credentials(settings, files).map_err(|message| source_error(source, message))?;
+                credentials(settings, files).map_err(|error| source_error(source, error))?;
             if settings.insecure_skip_tls_verify {
                 eprintln!(
                     "warning: source {}: TLS certificate verification is off (insecure_skip_tls_verify)",
@@ -180,17 +255,17 @@ pub(crate) fn read_source(
                 progress.tick();
                 on_entry(entry);
             })
-            .map_err(|e| source_error(source, e.to_string()))?;
+            .map_err(|error| source_error(source, error))?;
             Ok(None)
         }
     }
 }
 
 /// An error reading `source`: `source NAME: message`.
-pub(super) fn source_error(source: &SourceSettings, message: String) -> AppError {
+pub(super) fn source_error(source: &SourceSettings, error: impl Into<SourceError>) -> AppError {
     AppError::Source {
         source_name: source.name.clone(),
-        message,
+        error: Box::new(error.into()),
     }
 }
 
@@ -205,13 +280,10 @@ pub(super) fn read_ldif(
     max_value_bytes: usize,
     digest: &mut InputsDigest,
     on_entry: &mut dyn FnMut(Entry),
-) -> Result<SourceImport, String> {
-    let located = |error: LdifError, file: &Path| {
-        LdifFileError::Parse {
-            path: file.to_path_buf(),
-            error,
-        }
-        .to_string()
+) -> Result<SourceImport, SourceError> {
+    let located = |error: LdifError, file: &Path| LdifFileError::Parse {
+        path: file.to_path_buf(),
+        error,
     };
     let mut content_digest = Sha256::new();
     let reader = open_ldif(files, path, max_value_bytes, &mut content_digest)?;
@@ -228,8 +300,10 @@ pub(super) fn read_ldif(
     let mut entries = Vec::new();
     ldif::for_each_entry(reader, |entry| entries.push(entry)).map_err(|e| located(e, path))?;
     let content = imported(config_dir, path, content_digest, digest);
-    let mut snapshot =
-        Snapshot::from_entries(entries).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut snapshot = Snapshot::from_entries(entries).map_err(|error| SourceError::Content {
+        path: path.to_path_buf(),
+        error,
+    })?;
     let mut imported_changes = Vec::new();
     for change_file in changes {
         let file_digest =
@@ -245,8 +319,8 @@ pub(super) fn read_ldif(
 }
 
 /// The change files `pattern` matches, in the order they apply (name order).
-pub(super) fn change_files(files: &Tree, pattern: &Path) -> Result<Vec<PathBuf>, String> {
-    files.matching(pattern).map_err(|e| e.to_string())
+pub(super) fn change_files(files: &Tree, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    Ok(files.matching(pattern)?)
 }
 
 /// The record of an LDIF file read, its digest also fed into the inputs digest.
@@ -274,37 +348,36 @@ pub(super) fn apply_change_file(
     max_value_bytes: usize,
     snapshot: &mut Snapshot,
     mut base: Option<&mut dyn SnapshotBase>,
-) -> Result<Sha256, String> {
+) -> Result<Sha256, SourceError> {
     let mut file_digest = Sha256::new();
     let mut reader = open_ldif(files, change_file, max_value_bytes, &mut file_digest)?;
     while let Some(record) = reader.next() {
         let line = reader.record_line();
-        let located = |error| {
-            LdifFileError::Parse {
-                path: change_file.to_path_buf(),
-                error,
-            }
-            .to_string()
+        let located = |error| LdifFileError::Parse {
+            path: change_file.to_path_buf(),
+            error,
         };
         match record.map_err(located)? {
             Record::Change(change) => {
                 if let Some(base) = base.as_deref_mut() {
-                    snapshot.load_for(&change, base)?;
+                    snapshot
+                        .load_for(&change, base)
+                        .map_err(SourceError::Kept)?;
                 }
-                snapshot.apply(&change).map_err(|e| {
-                    format!(
-                        "{}:{line}: change does not apply: {e}",
-                        change_file.display()
-                    )
-                })?
+                snapshot
+                    .apply(&change)
+                    .map_err(|error| SourceError::ChangeDoesNotApply {
+                        path: change_file.to_path_buf(),
+                        line,
+                        error,
+                    })?
             }
             Record::Content(entry) => {
-                return Err(format!(
-                    "{}:{line}: content record for {} in a change file; \
-                     change files hold change records (changetype: …)",
-                    change_file.display(),
-                    quote_for_message(&entry.dn)
-                ))
+                return Err(SourceError::ContentInChangeFile {
+                    path: change_file.to_path_buf(),
+                    line,
+                    dn: entry.dn.to_string(),
+                })
             }
         }
     }
@@ -313,11 +386,13 @@ pub(super) fn apply_change_file(
 }
 
 /// `sha256:…` of the bytes of the file at `path`, without parsing it.
-pub(super) fn file_digest(files: &Tree, path: &Path) -> Result<String, String> {
-    let mut file = files.open(path).map_err(|e| e.to_string())?;
+pub(super) fn file_digest(files: &Tree, path: &Path) -> Result<String, SourceError> {
+    let mut file = files.open(path)?;
     let mut digest = Sha256::new();
-    std::io::copy(&mut file, &mut digest)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    std::io::copy(&mut file, &mut digest).map_err(|source| LdifFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(hex_digest(digest))
 }
 
@@ -367,10 +442,10 @@ fn open_ldif<'d>(
     path: &Path,
     max_value_bytes: usize,
     file_digest: &'d mut Sha256,
-) -> Result<DigestingLdifReader<'d>, String> {
-    let file = files.open(path).map_err(|e| e.to_string())?;
+) -> Result<DigestingLdifReader<'d>, SourceError> {
+    let file = files.open(path)?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut urls = files.url_resolver(base_dir).map_err(|e| e.to_string())?;
+    let mut urls = files.url_resolver(base_dir)?;
     let input = BufReader::with_capacity(
         1 << 16,
         DigestingReader {
@@ -386,7 +461,7 @@ fn open_ldif<'d>(
 /// The password and CA certificates an LDAP source needs. The password comes from the
 /// environment or a file on disk (never from git, never from YAML); the CA file from
 /// the same files as the config, so that `--rev` reads the committed one.
-fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, String> {
+fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, SourceError> {
     let password = match &settings.bind {
         LdapBind::Anonymous => None,
         LdapBind::Simple { password, .. } => Some(fetch_password(password)?),
@@ -394,11 +469,10 @@ fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, Str
     let ca_pem = match (&settings.ca_pem, &settings.ca_file) {
         (Some(trusted), _) => Some(trusted.clone()),
         (None, None) => None,
-        (None, Some(path)) => Some(
-            files
-                .read(path)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?,
-        ),
+        (None, Some(path)) => Some(files.read(path).map_err(|error| SourceError::CaFile {
+            path: path.to_path_buf(),
+            error,
+        })?),
     };
     Ok(Credentials { password, ca_pem })
 }
@@ -406,24 +480,27 @@ fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, Str
 /// Reads a bind password. An empty one is refused: RFC 4513 makes a simple bind with an
 /// empty password an unauthenticated bind that servers accept, which would read the
 /// directory with anonymous rights while looking authenticated.
-fn fetch_password(from: &PasswordFrom) -> Result<Password, String> {
+fn fetch_password(from: &PasswordFrom) -> Result<Password, PasswordError> {
     let (secret, origin) = match from {
         PasswordFrom::Env(variable) => match std::env::var(variable) {
             Ok(value) => (value, format!("environment variable {variable}")),
             Err(std::env::VarError::NotPresent) => {
-                return Err(format!(
-                    "environment variable {variable} (password_env) is not set"
-                ))
+                return Err(PasswordError::EnvUnset {
+                    variable: variable.clone(),
+                })
             }
             Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(format!(
-                    "environment variable {variable} (password_env) is not valid UTF-8"
-                ))
+                return Err(PasswordError::EnvNotUnicode {
+                    variable: variable.clone(),
+                })
             }
         },
         PasswordFrom::File(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("password_file {}: cannot read: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|error| PasswordError::FileUnreadable {
+                    path: path.clone(),
+                    error,
+                })?;
             let text = text
                 .strip_suffix('\n')
                 .map(|t| t.strip_suffix('\r').unwrap_or(t))
@@ -433,9 +510,52 @@ fn fetch_password(from: &PasswordFrom) -> Result<Password, String> {
         }
     };
     if secret.is_empty() {
-        return Err(format!(
-            "{origin} holds an empty password (an unauthenticated bind); refusing"
-        ));
+        return Err(PasswordError::Empty { origin });
     }
     Ok(Password::new(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_file_that_is_empty_or_missing_is_refused_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let error = fetch_password(&PasswordFrom::File(empty.clone())).err();
+        assert_eq!(
+            error.map(|e| e.to_string()),
+            Some(format!(
+                "password_file {} holds an empty password (an unauthenticated bind); refusing",
+                empty.display()
+            ))
+        );
+        let missing = dir.path().join("missing");
+        let Some(error) = fetch_password(&PasswordFrom::File(missing.clone())).err() else {
+            panic!("a missing password file was read");
+        };
+        let prefix = format!("password_file {}: cannot read: ", missing.display());
+        assert!(error.to_string().starts_with(&prefix), "{error}");
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn a_source_error_names_the_source_and_keeps_its_cause() {
+        let error = AppError::Source {
+            source_name: "hr".to_string(),
+            error: Box::new(SourceError::ContentInChangeFile {
+                path: PathBuf::from("changes/1.ldif"),
+                line: 4,
+                dn: "cn=a,dc=x".to_string(),
+            }),
+        };
+        assert_eq!(
+            error.to_string(),
+            "source hr: changes/1.ldif:4: content record for \"cn=a,dc=x\" in a change file; \
+             change files hold change records (changetype: …)"
+        );
+        assert!(std::error::Error::source(&error).is_some());
+    }
 }

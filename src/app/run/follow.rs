@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use crate::adapters::git::{GitError, Repo, Upstream};
 use crate::adapters::tree::Tree;
-use crate::app::AppError;
+use crate::app::error::AppError;
 
 /// How long one `git fetch` may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,12 +49,32 @@ enum Target {
 }
 
 /// Why a fetch did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// A stop was requested while fetching.
+    #[error("a stop was requested while fetching")]
     Stopped,
-    /// One line saying what failed.
-    Failed(String),
+    /// `git fetch` failed; the message is one line.
+    #[error("git fetch {remote} failed: {failure}")]
+    Failed {
+        remote: String,
+        #[source]
+        failure: FetchFailure,
+    },
+}
+
+/// What went wrong with `git fetch`.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchFailure {
+    #[error("cannot run git ({0}); install git, or follow a branch without a remote")]
+    NoGit(#[source] std::io::Error),
+    #[error("no answer in {seconds}s")]
+    NoAnswer { seconds: u64 },
+    #[error("{0}")]
+    Wait(#[source] std::io::Error),
+    /// What git said on stderr, on one line, or its exit status when it said nothing.
+    #[error("{0}")]
+    Git(String),
 }
 
 impl Follow {
@@ -138,19 +158,24 @@ impl Follow {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let failed = |why: String| FetchError::Failed(format!("git fetch {remote} failed: {why}"));
-        let child = command.spawn().map_err(|e| {
-            failed(format!(
-                "cannot run git ({e}); install git, or follow a branch without a remote"
-            ))
-        })?;
+        let failed = |failure| FetchError::Failed {
+            remote: remote.clone(),
+            failure,
+        };
+        let child = command
+            .spawn()
+            .map_err(|e| failed(FetchFailure::NoGit(e)))?;
         let output = tokio::select! {
             output = tokio::time::timeout(FETCH_TIMEOUT, child.wait_with_output()) => output,
             _ = stop.wait_for(|stop| *stop) => return Err(FetchError::Stopped),
         };
         let output = output
-            .map_err(|_| failed(format!("no answer in {}s", FETCH_TIMEOUT.as_secs())))?
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|_| {
+                failed(FetchFailure::NoAnswer {
+                    seconds: FETCH_TIMEOUT.as_secs(),
+                })
+            })?
+            .map_err(|e| failed(FetchFailure::Wait(e)))?;
         if output.status.success() {
             return Ok(());
         }
@@ -161,11 +186,11 @@ impl Follow {
             .filter(|line| !line.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        Err(failed(if why.is_empty() {
+        Err(failed(FetchFailure::Git(if why.is_empty() {
             output.status.to_string()
         } else {
             why
-        }))
+        })))
     }
 
     /// The files of this run: the followed revision's commit as it is now (the

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::telemetry::Telemetry;
-use crate::app::AppError;
+use crate::app::error::AppError;
 
 /// How long a client has to send its request head.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,7 +32,7 @@ pub const MAX_CONNECTIONS: usize = 16;
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(address)
         .await
-        .map_err(|e| AppError::Refused(format!("cannot listen on {address}: {e}")))
+        .map_err(|error| AppError::Listen { address, error })
 }
 
 /// Serves `listener` until the task is dropped.

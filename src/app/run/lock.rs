@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::app::AppError;
+use crate::app::error::AppError;
 
 /// The held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]
@@ -41,9 +41,10 @@ pub fn lock_path(state_path: &Path) -> PathBuf {
 /// Takes the controller lock of `state_path`, or refuses naming the holder's pid.
 pub fn acquire(state_path: &Path) -> Result<ControllerLock, AppError> {
     let path = lock_path(state_path);
-    let file_error = |message: String| AppError::File {
+    let file_error = |action: &'static str, error: std::io::Error| AppError::File {
         path: path.clone(),
-        message,
+        action,
+        error,
     };
     let mut file = OpenOptions::new()
         .read(true)
@@ -51,25 +52,20 @@ pub fn acquire(state_path: &Path) -> Result<ControllerLock, AppError> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| file_error(format!("cannot open the controller lock file: {e}")))?;
+        .map_err(|e| file_error("cannot open the controller lock file", e))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            let pid = match text.trim() {
+            let holder = match text.trim() {
                 "" => "pid unknown".to_string(),
                 pid => format!("pid {pid}"),
             };
-            return Err(AppError::Refused(format!(
-                "another registrar run holds {} ({pid}); only one controller may run per state file: stop that one first, or give this one its own --state",
-                path.display()
-            )));
+            return Err(AppError::ControllerRunning { path, holder });
         }
         Err(TryLockError::Error(e)) => {
-            return Err(file_error(format!(
-                "cannot lock the controller lock file: {e}"
-            )))
+            return Err(file_error("cannot lock the controller lock file", e))
         }
     }
     let written = file
@@ -77,7 +73,7 @@ pub fn acquire(state_path: &Path) -> Result<ControllerLock, AppError> {
         .and_then(|_| file.seek(SeekFrom::Start(0)))
         .and_then(|_| writeln!(file, "{}", std::process::id()))
         .and_then(|_| file.flush());
-    written.map_err(|e| file_error(format!("cannot write the controller lock file: {e}")))?;
+    written.map_err(|e| file_error("cannot write the controller lock file", e))?;
     Ok(ControllerLock { _file: file, path })
 }
 

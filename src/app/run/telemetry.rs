@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
+use super::report::{RunOutcome, RunReport};
 use super::scheduler::Scheduler;
-use super::{RunOutcome, RunReport};
 use crate::adapters::store::ManagedCounts;
+use crate::app::clock::rfc3339;
 
 /// One schedule's health.
 #[derive(Debug, Clone, Default)]
@@ -235,22 +236,24 @@ impl Telemetry {
 
     /// `/metrics`, in the Prometheus text format, at `now`.
     pub fn prometheus(&self, now: DateTime<Utc>) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let plain = |value: String| vec![(String::new(), value)];
-        metric(
+        let mut out = Metrics::default();
+        self.process_metrics(&mut out);
+        self.run_metrics(&mut out, now);
+        self.store_metrics(&mut out);
+        self.schedule_metrics(&mut out);
+        self.fetch_metrics(&mut out);
+        out.text
+    }
+
+    /// The controller itself: up, and its version.
+    fn process_metrics(&self, out: &mut Metrics) {
+        out.metric(
             "registrar_up",
             "gauge",
             "1 while the controller runs, 0 once it is stopping.",
             &plain(u8::from(!self.stopping).to_string()),
         );
-        metric(
+        out.metric(
             "registrar_build_info",
             "gauge",
             "The running version, as a label.",
@@ -259,6 +262,10 @@ impl Telemetry {
                 "1".to_string(),
             )],
         );
+    }
+
+    /// The runs: counts by action and outcome, changes applied, when and how long.
+    fn run_metrics(&self, out: &mut Metrics, now: DateTime<Utc>) {
         let runs: Vec<_> = self
             .runs
             .iter()
@@ -269,7 +276,7 @@ impl Telemetry {
                 )
             })
             .collect();
-        metric(
+        out.metric(
             "registrar_runs_total",
             "counter",
             "Runs by action (plan, apply, drift) and outcome (applied, planned, blocked, failed, skipped, cancelled).",
@@ -280,25 +287,25 @@ impl Telemetry {
             .iter()
             .map(|(action, count)| (labels(&[("action", action)]), count.to_string()))
             .collect();
-        metric(
+        out.metric(
             "registrar_changes_applied_total",
             "counter",
             "Changes applied to the store, by change action.",
             &changes,
         );
-        metric(
+        out.metric(
             "registrar_last_success_timestamp_seconds",
             "gauge",
             "When the last run that succeeded (applied or planned) ended, in Unix seconds; 0 before any.",
             &plain(seconds(self.last_success)),
         );
-        metric(
+        out.metric(
             "registrar_last_run_timestamp_seconds",
             "gauge",
             "When the last run ended, whatever its outcome, in Unix seconds; 0 before any.",
             &plain(seconds(self.last_run)),
         );
-        metric(
+        out.metric(
             "registrar_last_run_duration_seconds",
             "gauge",
             "How long the last run took.",
@@ -307,7 +314,7 @@ impl Telemetry {
                     .map_or("0".to_string(), |d| d.as_secs_f64().to_string()),
             ),
         );
-        metric(
+        out.metric(
             "registrar_run_in_progress_seconds",
             "gauge",
             "How long the run in flight has been going; 0 when none is.",
@@ -319,6 +326,10 @@ impl Telemetry {
                     }),
             ),
         );
+    }
+
+    /// The store, once a run has read it: managed rows by kind, and the serial.
+    fn store_metrics(&self, out: &mut Metrics) {
         if let Some(managed) = &self.managed {
             let kinds = [
                 ("account", managed.accounts),
@@ -330,7 +341,7 @@ impl Telemetry {
                 .iter()
                 .map(|(kind, count)| (labels(&[("kind", kind)]), count.to_string()))
                 .collect();
-            metric(
+            out.metric(
                 "registrar_managed_objects",
                 "gauge",
                 "Rows of the store that registrar manages, by kind.",
@@ -338,67 +349,88 @@ impl Telemetry {
             );
         }
         if let Some(serial) = self.serial {
-            metric(
+            out.metric(
                 "registrar_state_serial",
                 "gauge",
                 "The store's serial: it goes up by one with every apply that changes something.",
                 &plain(serial.to_string()),
             );
         }
-        metric(
+    }
+
+    /// The schedules: fires coalesced, each one's next fire and failures in a row.
+    fn schedule_metrics(&self, out: &mut Metrics) {
+        out.metric(
             "registrar_ticks_coalesced_total",
             "counter",
             "Schedule fires merged into one already waiting, because a run was in flight.",
             &plain(self.coalesced.to_string()),
         );
-        let next: Vec<_> = self
-            .schedules
-            .iter()
-            .map(|(name, health)| {
-                (
-                    labels(&[("schedule", name), ("action", health.action)]),
-                    seconds(health.next),
-                )
-            })
-            .collect();
-        metric(
+        let by_schedule = |value: &dyn Fn(&ScheduleHealth) -> String| -> Vec<_> {
+            self.schedules
+                .iter()
+                .map(|(name, health)| {
+                    (
+                        labels(&[("schedule", name), ("action", health.action)]),
+                        value(health),
+                    )
+                })
+                .collect()
+        };
+        out.metric(
             "registrar_schedule_next_run_timestamp_seconds",
             "gauge",
             "When each schedule fires next (a retry after a failure counts), in Unix seconds; 0 for never.",
-            &next,
+            &by_schedule(&|health| seconds(health.next)),
         );
-        let failures: Vec<_> = self
-            .schedules
-            .iter()
-            .map(|(name, health)| {
-                (
-                    labels(&[("schedule", name), ("action", health.action)]),
-                    health.failures.to_string(),
-                )
-            })
-            .collect();
-        metric(
+        out.metric(
             "registrar_schedule_consecutive_failures",
             "gauge",
             "Failed runs in a row, by schedule; 0 after a run that did not fail.",
-            &failures,
+            &by_schedule(&|health| health.failures.to_string()),
         );
+    }
+
+    /// Fetching the followed branch's remote, when there is one.
+    fn fetch_metrics(&self, out: &mut Metrics) {
         if self.remote.is_some() {
-            metric(
+            out.metric(
                 "registrar_git_fetch_failures_total",
                 "counter",
                 "Fetches of the followed branch's remote that failed (the run then reads the last fetched commit).",
                 &plain(self.fetch_failures.to_string()),
             );
-            metric(
+            out.metric(
                 "registrar_last_git_fetch_success_timestamp_seconds",
                 "gauge",
                 "When a fetch last succeeded, in Unix seconds; 0 before any.",
                 &plain(seconds(self.last_fetch_success)),
             );
         }
-        out
     }
+}
+
+/// The text of `/metrics` as it is written, one metric at a time.
+#[derive(Default)]
+struct Metrics {
+    text: String,
+}
+
+impl Metrics {
+    /// One metric: its help and type lines, then a line per sample (labels, value).
+    fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+        let out = &mut self.text;
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    }
+}
+
+/// The one sample of a metric without labels.
+fn plain(value: String) -> Vec<(String, String)> {
+    vec![(String::new(), value)]
 }
 
 /// `{a="x",b="y"}` with the values escaped as the text format wants.
@@ -423,14 +455,10 @@ fn seconds(at: Option<DateTime<Utc>>) -> String {
     })
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::run::Counts;
+    use crate::app::run::report::Counts;
 
     fn report(outcome: RunOutcome, message: Option<&str>) -> RunReport {
         RunReport {
@@ -493,6 +521,48 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line:?} missing in:\n{text}");
         }
         assert!(!text.contains("git_fetch"), "{text}");
+    }
+
+    #[test]
+    fn metrics_come_in_one_order_each_with_help_and_type_first() {
+        let mut telemetry = with_schedule();
+        telemetry.remote = Some("origin".to_string());
+        telemetry.run_finished(&report(RunOutcome::Applied, None));
+        let text = telemetry.prometheus(DateTime::from_timestamp(1_800_000_001, 0).unwrap());
+        let types: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "registrar_up gauge",
+                "registrar_build_info gauge",
+                "registrar_runs_total counter",
+                "registrar_changes_applied_total counter",
+                "registrar_last_success_timestamp_seconds gauge",
+                "registrar_last_run_timestamp_seconds gauge",
+                "registrar_last_run_duration_seconds gauge",
+                "registrar_run_in_progress_seconds gauge",
+                "registrar_managed_objects gauge",
+                "registrar_state_serial gauge",
+                "registrar_ticks_coalesced_total counter",
+                "registrar_schedule_next_run_timestamp_seconds gauge",
+                "registrar_schedule_consecutive_failures gauge",
+                "registrar_git_fetch_failures_total counter",
+                "registrar_last_git_fetch_success_timestamp_seconds gauge",
+            ]
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            if let Some(name) = line.strip_prefix("# TYPE ") {
+                let name = name.split(' ').next().unwrap_or_default();
+                assert!(lines[index - 1].starts_with(&format!("# HELP {name} ")));
+            }
+        }
+        assert!(lines.contains(
+            &"registrar_schedule_consecutive_failures{schedule=\"every-minute\",action=\"apply\"} 0"
+        ));
     }
 
     #[test]

@@ -1,0 +1,266 @@
+//! Reading a pass's inputs: the config at `--rev` or in the working tree, every source's
+//! entries streamed through the desired-state builder (on two threads, see
+//! [`read_desired`]), and the state in the store.
+//!
+//! Errors read at a git revision are prefixed with it ([`at_revision`]). Nothing here
+//! plans: `reconcile.rs` puts the pieces together.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+
+use super::context::Context;
+use super::error::AppError;
+use super::snapshots;
+use super::sources::{self, InputsDigest};
+use super::threads::{join, spawn_scoped, Threads};
+use crate::adapters::store::{KeptSnapshot, Store};
+use crate::adapters::tree::Tree;
+use crate::config::raw::ImportMode;
+use crate::config::{self, Config, SourceLocation};
+use registrar_core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
+use registrar_core::entry::Entry;
+use registrar_core::plan::SourceImport;
+use registrar_core::state::State;
+
+/// How sources are read: in full, or in delta over the snapshots a store kept.
+pub(super) struct Reading<'a> {
+    pub(super) config_dir: &'a Path,
+    pub(super) mode: ImportMode,
+    /// The store holding the kept snapshots (delta mode, when the state file exists).
+    pub(super) store: Option<&'a Store>,
+    /// The snapshots it keeps, by source.
+    pub(super) kept: BTreeMap<String, KeptSnapshot>,
+}
+
+impl<'a> Reading<'a> {
+    /// Every source read in full.
+    pub(super) fn full(config_dir: &'a Path) -> Self {
+        Reading {
+            config_dir,
+            mode: ImportMode::Full,
+            store: None,
+            kept: BTreeMap::new(),
+        }
+    }
+}
+
+/// What reading the sources gave besides the desired state.
+pub(super) struct SourcesRead {
+    pub(super) inputs_digest: String,
+    pub(super) imports: Vec<SourceImport>,
+}
+
+/// Streams every source's entries from `files` through the desired-state builder,
+/// digesting the inputs (config files and source data) on the way. No directory is held
+/// in memory beyond what the snapshot holds (one blob at a time at a git revision).
+///
+/// Two threads share the work: this one reads and parses the files and prepares each
+/// entry as soon as it is read, while the entry is still in this core's cache (the
+/// per-entry step is pure); a second one takes the prepared entries in reading order and
+/// builds the desired state. Entries never cross to the other core: moving a parsed
+/// entry between cores costs more than preparing it.
+pub(super) fn read_desired(
+    config: &Config,
+    files: &Tree,
+    reading: &Reading,
+) -> Result<(Desired, SourcesRead), AppError> {
+    let (sender, receiver) = mpsc::sync_channel::<Feed>(BATCHES_IN_FLIGHT);
+    // Emptied batches go back to be filled again: a batch is too large an allocation to
+    // free on one core and make again on the other, a few thousand times over.
+    let (returns, returned) = mpsc::channel::<Vec<PreparedEntry>>();
+    let builder = DesiredBuilder::new(&config.rules);
+    let preparer = builder.preparer().clone();
+    std::thread::scope(|scope| {
+        let builder = spawn_scoped(scope, move || {
+            let mut builder = builder;
+            for feed in receiver {
+                match feed {
+                    Feed::Source(source) => builder.begin_source(source),
+                    Feed::Prepared(mut prepared) => {
+                        for entry in prepared.drain(..) {
+                            builder.add_prepared(entry);
+                        }
+                        let _ = returns.send(prepared);
+                    }
+                }
+            }
+            builder.finish_with(&Threads)
+        })?;
+        let read = read_sources(
+            config,
+            files,
+            reading,
+            Feeder::new(sender, returned, preparer),
+        );
+        let desired = join(builder);
+        Ok((desired, read?))
+    })
+}
+
+/// Entries per batch sent to the builder thread, and batches waiting at most.
+const BATCH_ENTRIES: usize = 256;
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// What the reading thread sends the builder thread.
+enum Feed<'c> {
+    /// A source was opened (it may yield no entry).
+    Source(&'c str),
+    /// Prepared entries, in reading order.
+    Prepared(Vec<PreparedEntry>),
+}
+
+/// The reading thread's end of the channel: prepares entries and sends them in batches.
+struct Feeder<'c> {
+    sender: SyncSender<Feed<'c>>,
+    /// Batches the builder thread has emptied, to fill again.
+    returned: Receiver<Vec<PreparedEntry>>,
+    preparer: EntryPreparer<'c>,
+    source: &'c str,
+    batch: Vec<PreparedEntry>,
+}
+
+impl<'c> Feeder<'c> {
+    fn new(
+        sender: SyncSender<Feed<'c>>,
+        returned: Receiver<Vec<PreparedEntry>>,
+        preparer: EntryPreparer<'c>,
+    ) -> Self {
+        Feeder {
+            sender,
+            returned,
+            preparer,
+            source: "",
+            batch: Vec::with_capacity(BATCH_ENTRIES),
+        }
+    }
+
+    // A send fails only when the builder thread panicked; joining it re-raises that.
+    fn begin_source(&mut self, source: &'c str) {
+        self.flush();
+        self.source = source;
+        let _ = self.sender.send(Feed::Source(source));
+    }
+
+    fn add(&mut self, entry: Entry) {
+        self.batch.push(self.preparer.prepare(self.source, &entry));
+        // The LDIF reader fills the entry's buffers again with the next record.
+        crate::adapters::ldif::recycle([entry]);
+        if self.batch.len() == BATCH_ENTRIES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let next = self
+                .returned
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH_ENTRIES));
+            let batch = std::mem::replace(&mut self.batch, next);
+            let _ = self.sender.send(Feed::Prepared(batch));
+        }
+    }
+}
+
+/// Reads every source of `config` into `feeder`: in full, or in delta for the `ldif`
+/// sources whose snapshot the store kept (a source without one is read in full, with a
+/// note). Returns the inputs digest and what each `ldif` source imported.
+fn read_sources<'c>(
+    config: &'c Config,
+    files: &Tree,
+    reading: &Reading,
+    mut feeder: Feeder<'c>,
+) -> Result<SourcesRead, AppError> {
+    let mut digest = InputsDigest::of_config(&config.files);
+    let mut imports = Vec::new();
+    for source in &config.sources {
+        feeder.begin_source(&source.name);
+        let on_entry = &mut |entry| feeder.add(entry);
+        let delta = reading.mode == ImportMode::Delta
+            && matches!(source.location, SourceLocation::Ldif { .. });
+        let import = match reading.store.zip(reading.kept.get(&source.name)) {
+            Some((store, kept)) if delta => Some(snapshots::read_delta(
+                source,
+                kept,
+                store,
+                files,
+                reading.config_dir,
+                &mut digest,
+                on_entry,
+            )?),
+            _ => {
+                if delta {
+                    eprintln!(
+                        "note: source {} has no kept snapshot yet, so it is read in full; \
+                         applying keeps one for the next --mode delta",
+                        source.name
+                    );
+                }
+                sources::read_source(source, files, reading.config_dir, &mut digest, on_entry)?
+            }
+        };
+        imports.extend(import);
+    }
+    feeder.flush();
+    Ok(SourcesRead {
+        inputs_digest: digest.finish(),
+        imports,
+    })
+}
+
+/// The files config and sources are read from: `--rev`, or the working tree.
+pub(super) fn head_files(context: &Context) -> Result<Tree, AppError> {
+    Ok(match &context.rev {
+        Some(rev) => Tree::at_revision(&context.config_dir, rev)?,
+        None => Tree::working_tree(&context.config_dir),
+    })
+}
+
+/// `result`, its error naming the revision of `files` (`role` is "" or "base ").
+pub(super) fn at_revision<T>(
+    files: &Tree,
+    role: &str,
+    result: Result<T, AppError>,
+) -> Result<T, AppError> {
+    result.map_err(|error| match files.label() {
+        Some(label) => AppError::AtRevision {
+            at: format!("{role}revision {label}"),
+            inner: Box::new(error),
+        },
+        None => error,
+    })
+}
+
+/// The config directory at `files`, checked, with every source's desired state and the
+/// inputs digest.
+pub(super) fn read_config(context: &Context, files: &Tree, role: &str) -> Result<Config, AppError> {
+    at_revision(
+        files,
+        role,
+        config::load(files, &context.config_dir).map_err(AppError::from),
+    )
+}
+
+/// The files a plan read: the config files and each LDIF file it imported.
+pub(super) fn files_read(
+    config: &Config,
+    config_dir: &Path,
+    imports: &[SourceImport],
+) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = config.files.iter().map(|f| f.path.clone()).collect();
+    for import in imports {
+        for file in std::iter::once(&import.content).chain(&import.changes) {
+            paths.push(config_dir.join(&file.path));
+        }
+    }
+    paths
+}
+
+/// Loads the state, or an empty one at serial 0 when the file does not exist yet.
+pub(super) fn load_state(path: &Path) -> Result<State, AppError> {
+    match Store::open_if_exists(path)? {
+        Some(store) => Ok(store.load()?),
+        None => Ok(State::default()),
+    }
+}
