@@ -80,7 +80,10 @@ fn architecture_md_names_every_module_in_its_folders_section() {
         let folder = format!("{}/", file.parent().unwrap().display());
         let name = file.file_name().unwrap().to_str().unwrap();
         let Some(section) = sections.get(&folder) else {
-            missing.push(format!("no section `### `{folder}`` (for {})", file.display()));
+            missing.push(format!(
+                "no section `### `{folder}`` (for {})",
+                file.display()
+            ));
             continue;
         };
         if name != "mod.rs" && name != "lib.rs" && !section.contains(&format!("`{name}`")) {
@@ -114,12 +117,22 @@ fn dependency_names(manifest: &str) -> Vec<String> {
 /// or file crate can be named by core code, because the core cannot link one.
 #[test]
 fn the_core_crate_admits_no_io_crate() {
-    const PURE: [&str; 6] = ["foldhash", "regex", "schemars", "serde", "sha2", "thiserror"];
+    const PURE: [&str; 6] = [
+        "foldhash",
+        "regex",
+        "schemars",
+        "serde",
+        "sha2",
+        "thiserror",
+    ];
     let manifest =
         std::fs::read_to_string(root().join("crates/registrar-core/Cargo.toml")).unwrap();
     let names = dependency_names(&manifest);
     assert!(names.contains(&"serde".to_string()), "{names:?}");
-    let admitted: Vec<&String> = names.iter().filter(|n| !PURE.contains(&n.as_str())).collect();
+    let admitted: Vec<&String> = names
+        .iter()
+        .filter(|n| !PURE.contains(&n.as_str()))
+        .collect();
     assert!(
         admitted.is_empty(),
         "registrar-core depends on {admitted:?}: the core is pure; an I/O crate belongs to an \
@@ -161,7 +174,15 @@ fn the_core_names_no_io_part_of_std() {
 #[test]
 fn a_mod_rs_only_declares_and_re_exports() {
     const ITEM_KEYWORDS: [&str; 9] = [
-        "fn ", "struct ", "enum ", "impl", "const ", "static ", "type ", "trait ", "macro_rules!",
+        "fn ",
+        "struct ",
+        "enum ",
+        "impl",
+        "const ",
+        "static ",
+        "type ",
+        "trait ",
+        "macro_rules!",
     ];
     let mut found = Vec::new();
     for file in all_rust_files() {
@@ -179,7 +200,10 @@ fn a_mod_rs_only_declares_and_re_exports() {
                 .trim_start_matches("pub ")
                 .trim_start_matches("async ")
                 .trim_start_matches("unsafe ");
-            if ITEM_KEYWORDS.iter().any(|keyword| item.starts_with(keyword)) {
+            if ITEM_KEYWORDS
+                .iter()
+                .any(|keyword| item.starts_with(keyword))
+            {
                 found.push(format!("{}:{}: {line}", file.display(), number + 1));
             }
         }
