@@ -1,6 +1,6 @@
 //! `registrar` on a state file edited by hand into values no registrar writes (an unknown
-//! account status or registration source, a serial that is no integer, a drift hash of
-//! another length): each is refused in one line naming the table, the row and the value,
+//! account status or registration source, a serial that is no integer, a member of no
+//! group, a drift hash of another length): each is refused in one line naming the table, the row and the value,
 //! exit 1, and the file is left byte for byte as it was, rather than read as some default.
 
 mod common;
@@ -75,6 +75,19 @@ fn plan_refuses_a_serial_that_is_no_integer() {
         &ws,
         &["plan"],
         &["table meta, key \"serial\": value \"seven\" is not an integer"],
+    );
+}
+
+#[test]
+fn plan_refuses_a_member_of_no_group() {
+    let ws = applied_then_edited(
+        "PRAGMA foreign_keys = OFF; \
+         INSERT INTO group_members (group_name, member) VALUES ('gone', 'someone');",
+    );
+    assert_refused_unchanged(
+        &ws,
+        &["plan"],
+        &["table group_members, group_name \"gone\", member \"someone\": group_name \"gone\" names no row of table groups"],
     );
 }
 

@@ -84,6 +84,8 @@ pub enum ValueProblem {
     NoneOf(Vec<String>),
     NotAnInteger,
     Negative,
+    /// A reference to a row the named table does not hold.
+    NamesNoRowOf(&'static str),
     /// A blob of another length than the column's values have.
     Length {
         found: usize,
@@ -97,6 +99,7 @@ impl std::fmt::Display for ValueProblem {
             ValueProblem::NoneOf(allowed) => write!(f, "is none of {}", allowed.join(", ")),
             ValueProblem::NotAnInteger => f.write_str("is not an integer"),
             ValueProblem::Negative => f.write_str("is negative"),
+            ValueProblem::NamesNoRowOf(table) => write!(f, "names no row of table {table}"),
             ValueProblem::Length { found, expected } => {
                 write!(f, "is {found} bytes long, not {expected}")
             }

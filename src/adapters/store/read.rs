@@ -344,9 +344,19 @@ pub(super) fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     })?;
     for member in rows {
         let (group, member) = member?;
-        if let Some(group) = state.groups.get_mut(&group) {
-            group.members.push(member);
-        }
+        // The reference holds in a store registrar wrote: a member of no group is a hand
+        // edit, refused rather than left out.
+        let Some(row) = state.groups.get_mut(&group) else {
+            return Err(UnreadableValue {
+                table: "group_members",
+                row: format!("group_name {}, member {}", quoted(&group), quoted(&member)),
+                column: "group_name",
+                found: quoted(&group),
+                problem: ValueProblem::NamesNoRowOf("groups"),
+            }
+            .into_sqlite(0));
+        };
+        row.members.push(member);
     }
     Ok(state)
 }
@@ -408,6 +418,26 @@ mod tests {
         }]);
         let error = store.registrations_on(&names).unwrap_err();
         assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_member_of_no_group_is_refused_not_left_out() {
+        let (_dir, store) = store_with_one_registration();
+        corrupt(
+            &store,
+            "PRAGMA foreign_keys = OFF; \
+             INSERT INTO group_members (group_name, member) VALUES ('gone', 'cn=bob,dc=x'); \
+             PRAGMA foreign_keys = ON;",
+        );
+        let error = store.load().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table group_members, group_name \"gone\", member \"cn=bob,dc=x\": \
+                 group_name \"gone\" names no row of table groups",
+                store.path().display()
+            )
+        );
     }
 
     #[test]
