@@ -40,7 +40,7 @@ fn assert_refused_unchanged(ws: &Workspace, args: &[&str], needles: &[&str]) {
 }
 
 #[test]
-fn plan_refuses_an_account_status_no_registrar_writes() {
+fn plan_and_apply_refuse_an_account_status_no_registrar_writes() {
     let ws = applied_then_edited(
         "UPDATE accounts SET status = 'frozen' \
          WHERE anchor = (SELECT min(anchor) FROM accounts)",
@@ -48,6 +48,14 @@ fn plan_refuses_an_account_status_no_registrar_writes() {
     assert_refused_unchanged(
         &ws,
         &["plan"],
+        &[
+            "table accounts, anchor \"",
+            "status \"frozen\" is none of active, deactivated",
+        ],
+    );
+    assert_refused_unchanged(
+        &ws,
+        &["apply", "--auto-approve"],
         &[
             "table accounts, anchor \"",
             "status \"frozen\" is none of active, deactivated",
@@ -108,8 +116,19 @@ fn drift_refuses_a_hash_of_another_length() {
 }
 
 #[test]
-fn the_store_as_applied_plans_as_before() {
+fn the_store_as_applied_plans_and_drifts_as_before() {
     let ws = applied_then_edited("");
-    let output = ws.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // No change planned and no drift (exit 0 with --detailed-exitcode): every row read.
+    for args in [
+        &["plan", "--detailed-exitcode"][..],
+        &["drift", "--detailed-exitcode"],
+    ] {
+        let output = ws.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
 }

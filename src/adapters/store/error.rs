@@ -110,8 +110,8 @@ impl std::fmt::Display for ValueProblem {
 impl UnreadableValue {
     /// The value as a SQLite error, so a row reader (which returns `rusqlite::Result`,
     /// as `query_map` and `query_row` need) can refuse it: it travels as rusqlite's own
-    /// conversion failure, and [`store_error`] turns it back into
-    /// [`StoreError::Unreadable`].
+    /// conversion failure (its column `column`; the SQL type it names is not read), and
+    /// [`store_error`] turns it back into [`StoreError::Unreadable`].
     pub(super) fn into_sqlite(self, column: usize) -> rusqlite::Error {
         rusqlite::Error::FromSqlConversionFailure(
             column,

@@ -42,7 +42,7 @@ impl Store {
 }
 
 /// A `managed_hashes` row's kind and hash; a kind or a hash length no apply writes is
-/// refused ([`UnreadableValue`]): skipped, its row would read as one no apply wrote.
+/// refused ([`UnreadableValue`]): left out, its row would read as one no apply wrote.
 fn hash_row(kind: i64, key: &str, hash: Vec<u8>) -> rusqlite::Result<(RowKind, RowHash)> {
     let unreadable = |row: String, column, found, problem| UnreadableValue {
         table: "managed_hashes",
