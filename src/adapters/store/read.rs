@@ -1,6 +1,8 @@
 //! Reads of the state: the whole of it ([`Store::load`], and `load_state` inside a
 //! transaction), the rows a delta plan asks for by key, and the managed rows' counts. The
-//! row readers here are the only code that turns a table row into a core state row.
+//! row readers here are the only code that turns a table row into a core state row; a
+//! value no registrar writes (an unknown status or source, a member of no group) they
+//! refuse as [`StoreError::Unreadable`], never read as a default.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
