@@ -1,5 +1,6 @@
 //! Why the store refused or failed: [`StoreError`], and the one mapping of a SQLite error
-//! to it ("locked" when another writer holds the file past [`LOCK_WAIT`]).
+//! to it ("locked" when another writer holds the file past [`LOCK_WAIT`]; a value no
+//! registrar writes, [`UnreadableValue`], when a row reader found one).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,12 +46,90 @@ pub enum StoreError {
         version: usize,
         problem: String,
     },
+    /// A row holds a value no registrar writes (a hand-edited store, or one whose CHECK
+    /// constraints were dropped): refused rather than read as some default.
+    #[error("state file {}: {value}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        /// Boxed: a value names its row, and `StoreError` stays small.
+        #[source]
+        value: Box<UnreadableValue>,
+    },
     #[error("state file {} was written by a newer registrar (schema {found}, this build knows {known})", path.display())]
     TooNew {
         path: PathBuf,
         found: usize,
         known: usize,
     },
+}
+
+/// A value in a store row that no registrar writes, and where it is: e.g. `table accounts,
+/// anchor "u1": status "frozen" is none of active, deactivated`.
+#[derive(Debug, thiserror::Error)]
+#[error("table {table}, {row}: {column} {found} {problem}")]
+pub struct UnreadableValue {
+    pub table: &'static str,
+    /// The row's key as the user would look it up, e.g. `anchor "u1"`.
+    pub row: String,
+    pub column: &'static str,
+    /// The value as the row holds it: a quoted text, a number, or a blob as `x'…'`.
+    pub found: String,
+    pub problem: ValueProblem,
+}
+
+/// What is wrong with an [`UnreadableValue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueProblem {
+    /// Not one of the names (or numbers) the column may hold.
+    NoneOf(Vec<String>),
+    NotAnInteger,
+    Negative,
+    /// A reference to a row the named table does not hold.
+    NamesNoRowOf(&'static str),
+    /// A blob of another length than the column's values have.
+    Length {
+        found: usize,
+        expected: usize,
+    },
+}
+
+impl std::fmt::Display for ValueProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueProblem::NoneOf(allowed) => write!(f, "is none of {}", allowed.join(", ")),
+            ValueProblem::NotAnInteger => f.write_str("is not an integer"),
+            ValueProblem::Negative => f.write_str("is negative"),
+            ValueProblem::NamesNoRowOf(table) => write!(f, "names no row of table {table}"),
+            ValueProblem::Length { found, expected } => {
+                write!(f, "is {found} bytes long, not {expected}")
+            }
+        }
+    }
+}
+
+impl UnreadableValue {
+    /// The value as a SQLite error, so a row reader (which returns `rusqlite::Result`,
+    /// as `query_map` and `query_row` need) can refuse it: it travels as rusqlite's own
+    /// conversion failure (its column `column`; the SQL type it names is not read), and
+    /// [`store_error`] turns it back into [`StoreError::Unreadable`].
+    pub(super) fn into_sqlite(self, column: usize) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            Box::new(self),
+        )
+    }
+}
+
+/// A text as an [`UnreadableValue`] shows it: quoted, as Rust quotes a string.
+pub(super) fn quoted(text: &str) -> String {
+    format!("{text:?}")
+}
+
+/// A blob as an [`UnreadableValue`] shows it: a SQL blob literal, `x'00ff'`.
+pub(super) fn blob_literal(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("x'{hex}'")
 }
 
 pub(super) fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
@@ -61,8 +140,23 @@ pub(super) fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
 }
 
 /// A SQLite error as the user should read it: "locked" when another writer holds the
-/// store past [`LOCK_WAIT`], the SQLite message with the path otherwise.
+/// store past [`LOCK_WAIT`], the value a row reader refused
+/// ([`UnreadableValue::into_sqlite`]), the SQLite message with the path otherwise.
 pub(super) fn store_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    let source = match source {
+        rusqlite::Error::FromSqlConversionFailure(column, kind, inner) => {
+            match inner.downcast::<UnreadableValue>() {
+                Ok(value) => {
+                    return StoreError::Unreadable {
+                        path: path.to_path_buf(),
+                        value,
+                    }
+                }
+                Err(inner) => rusqlite::Error::FromSqlConversionFailure(column, kind, inner),
+            }
+        }
+        other => other,
+    };
     if is_busy(&source) {
         StoreError::Locked {
             path: path.to_path_buf(),

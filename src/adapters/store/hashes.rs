@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::bulk::{self, Bulk, BulkRow};
-use super::error::StoreError;
+use super::error::{blob_literal, quoted, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
 use super::read::{
     account_from_row, group_from_row, registration_from_row, SELECT_ACCOUNTS, SELECT_GROUPS,
@@ -32,16 +32,40 @@ impl Store {
             let mut hashes = RowHashes::new();
             for row in rows {
                 let (kind, key, hash) = row?;
-                // A hash of another length (none an apply wrote) matches no row: left
-                // out, its row reads as one no apply wrote.
-                if let (Some(kind), Ok(hash)) = (RowKind::from_number(kind), hash.try_into()) {
-                    hashes.insert(RowId { kind, key }, hash);
-                }
+                let (kind, hash) = hash_row(kind, &key, hash)?;
+                hashes.insert(RowId { kind, key }, hash);
             }
             Ok(hashes)
         };
         read().map_err(|e| self.error(e))
     }
+}
+
+/// A `managed_hashes` row's kind and hash; a kind or a hash length no apply writes is
+/// refused ([`UnreadableValue`]): left out, its row would read as one no apply wrote.
+fn hash_row(kind: i64, key: &str, hash: Vec<u8>) -> rusqlite::Result<(RowKind, RowHash)> {
+    let unreadable = |row: String, column, found, problem| UnreadableValue {
+        table: "managed_hashes",
+        row,
+        column,
+        found,
+        problem,
+    };
+    let Some(row_kind) = RowKind::from_number(kind) else {
+        let kinds = [RowKind::Account, RowKind::Registration, RowKind::Group];
+        let problem = ValueProblem::NoneOf(kinds.map(|k| k.number().to_string()).to_vec());
+        let row = format!("key {}", quoted(key));
+        return Err(unreadable(row, "kind", kind.to_string(), problem).into_sqlite(0));
+    };
+    let expected = std::mem::size_of::<RowHash>();
+    let found = hash.len();
+    hash.try_into()
+        .map(|hash| (row_kind, hash))
+        .map_err(|hash: Vec<u8>| {
+            let row = format!("kind {kind}, key {}", quoted(key));
+            let problem = ValueProblem::Length { found, expected };
+            unreadable(row, "hash", blob_literal(&hash), problem).into_sqlite(2)
+        })
 }
 
 /// A `managed_hashes` row written in bulk.
@@ -122,4 +146,73 @@ pub(super) fn refresh_hashes(
         }
     }
     upsert.flush(connection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::{StoreError, ValueProblem};
+    use super::super::history::RunRecord;
+    use super::super::register::{corrupt, store_with_one_registration};
+    use registrar_core::desired::{Desired, DesiredAccount};
+    use registrar_core::drift::RowId;
+    use registrar_core::model::Rules;
+    use registrar_core::plan::plan;
+
+    /// The store with one registration, and one managed account `a` applied (so its hash
+    /// is kept).
+    fn store_with_a_kept_hash() -> (tempfile::TempDir, super::Store) {
+        let (dir, mut store) = store_with_one_registration();
+        let mut desired = Desired::default();
+        desired.insert_account(DesiredAccount::new("a", "cn=a,dc=x", "hr"));
+        let state = store.load().unwrap();
+        let plan = plan(&Rules::default(), desired, &state).unwrap();
+        store.apply(&plan, RunRecord::new("apply", "t")).unwrap();
+        assert!(store
+            .managed_hashes()
+            .unwrap()
+            .contains_key(&RowId::account("a")));
+        (dir, store)
+    }
+
+    #[test]
+    fn a_hash_of_another_length_is_refused_not_left_out() {
+        let (_dir, store) = store_with_a_kept_hash();
+        corrupt(
+            &store,
+            "UPDATE managed_hashes SET hash = x'0102' WHERE key = 'a'",
+        );
+        let error = store.managed_hashes().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table managed_hashes, kind 1, key \"a\": hash x'0102' is 2 bytes \
+                 long, not 16",
+                store.path().display()
+            )
+        );
+        let StoreError::Unreadable { value, .. } = error else {
+            panic!("not an unreadable value: {error}");
+        };
+        assert_eq!(
+            value.problem,
+            ValueProblem::Length {
+                found: 2,
+                expected: 16
+            }
+        );
+    }
+
+    #[test]
+    fn a_row_kind_no_registrar_writes_is_refused_not_left_out() {
+        let (_dir, store) = store_with_a_kept_hash();
+        corrupt(&store, "UPDATE managed_hashes SET kind = 7 WHERE key = 'a'");
+        let error = store.managed_hashes().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table managed_hashes, key \"a\": kind 7 is none of 1, 2, 3",
+                store.path().display()
+            )
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use super::error::{store_error, StoreError};
+use super::error::{store_error, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
 use super::serial::read_serial;
 
@@ -52,6 +52,23 @@ impl RunRecord {
     }
 }
 
+/// A count (or a duration) of a `runs` row read by [`Store::runs`], whose column 14 is
+/// the run's id; a negative one (none a run records) is refused ([`UnreadableValue`]).
+fn run_count(row: &rusqlite::Row<'_>, index: usize, column: &'static str) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value).map_err(|_| match row.get::<_, i64>(14) {
+        Ok(id) => UnreadableValue {
+            table: "runs",
+            row: format!("id {id}"),
+            column,
+            found: value.to_string(),
+            problem: ValueProblem::Negative,
+        }
+        .into_sqlite(index),
+        Err(error) => error,
+    })
+}
+
 impl Store {
     /// The run history, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
@@ -59,8 +76,8 @@ impl Store {
             .connection
             .prepare(
                 "SELECT started_at, finished_at, command, revision, serial_before, serial_after, \
-                 added, updated, removed, deactivated, reactivated, outcome, message, duration_ms \
-                 FROM runs ORDER BY id DESC LIMIT ?1",
+                 added, updated, removed, deactivated, reactivated, outcome, message, duration_ms, \
+                 id FROM runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(|e| self.error(e))?;
         let runs = statement
@@ -72,14 +89,17 @@ impl Store {
                     revision: row.get(3)?,
                     serial_before: row.get(4)?,
                     serial_after: row.get(5)?,
-                    added: row.get::<_, i64>(6)? as u64,
-                    updated: row.get::<_, i64>(7)? as u64,
-                    removed: row.get::<_, i64>(8)? as u64,
-                    deactivated: row.get::<_, i64>(9)? as u64,
-                    reactivated: row.get::<_, i64>(10)? as u64,
+                    added: run_count(row, 6, "added")?,
+                    updated: run_count(row, 7, "updated")?,
+                    removed: run_count(row, 8, "removed")?,
+                    deactivated: run_count(row, 9, "deactivated")?,
+                    reactivated: run_count(row, 10, "reactivated")?,
                     outcome: row.get(11)?,
                     message: row.get(12)?,
-                    duration_ms: row.get::<_, Option<i64>>(13)?.map(|ms| ms.max(0) as u64),
+                    duration_ms: match row.get::<_, Option<i64>>(13)? {
+                        None => None,
+                        Some(_) => Some(run_count(row, 13, "duration_ms")?),
+                    },
                 })
             })
             .map_err(|e| self.error(e))?
@@ -154,4 +174,42 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::{StoreError, ValueProblem};
+    use super::super::register::{corrupt, store_with_one_registration};
+
+    #[test]
+    fn a_negative_count_in_a_run_is_refused_naming_the_run() {
+        let (_dir, store) = store_with_one_registration();
+        assert_eq!(store.runs(10).unwrap()[0].added, 0);
+        corrupt(&store, "UPDATE runs SET added = -3");
+        let error = store.runs(10).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table runs, id 1: added -3 is negative",
+                store.path().display()
+            )
+        );
+        let StoreError::Unreadable { value, .. } = error else {
+            panic!("not an unreadable value: {error}");
+        };
+        assert_eq!(value.problem, ValueProblem::Negative);
+    }
+
+    #[test]
+    fn a_negative_duration_is_refused_not_read_as_zero() {
+        let (_dir, store) = store_with_one_registration();
+        corrupt(&store, "UPDATE runs SET duration_ms = -5");
+        let error = store.runs(10).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("table runs, id 1: duration_ms -5 is negative"),
+            "{error}"
+        );
+    }
 }

@@ -622,12 +622,15 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.load().unwrap(), before);
         assert_eq!(store.serial().unwrap(), 7);
-        // Migration 6 keeps each hash as its bytes; one that was never a hash of 16 bytes
-        // matches nothing, so it is left out.
-        let hashes: Vec<(RowId, RowHash)> = store.managed_hashes().unwrap().into_iter().collect();
-        assert_eq!(
-            hashes,
-            [(RowId::account("a"), std::array::from_fn(|i| i as u8))]
+        // Migration 6 keeps each hash as its bytes, even one that was never a hash of 16
+        // bytes (a hand edit: no registrar writes one); reading it back refuses it, naming
+        // the row, rather than reading its row as one no apply wrote.
+        let error = store.managed_hashes().unwrap_err();
+        assert!(
+            error.to_string().ends_with(
+                "table managed_hashes, kind 2, key \"aol:al\": hash x'6832' is 2 bytes long, not 16"
+            ),
+            "{error}"
         );
         let kept: (i64, usize) = store
             .connection
@@ -638,6 +641,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(kept, (2, 2));
+        store
+            .connection
+            .execute("DELETE FROM managed_hashes WHERE key = 'aol:al'", [])
+            .unwrap();
+        let hashes: Vec<(RowId, RowHash)> = store.managed_hashes().unwrap().into_iter().collect();
+        assert_eq!(
+            hashes,
+            [(RowId::account("a"), std::array::from_fn(|i| i as u8))]
+        );
         for table in ["accounts", "registrations", "managed_hashes"] {
             let sql: String = store
                 .connection

@@ -29,7 +29,7 @@ mod snapshots;
 
 pub use allocator::configure_sqlite;
 pub use changes::ChangeWriter;
-pub use error::{StoreError, LOCK_WAIT};
+pub use error::{StoreError, UnreadableValue, ValueProblem, LOCK_WAIT};
 pub use history::RunRecord;
 pub use open::Store;
 pub use read::ManagedCounts;

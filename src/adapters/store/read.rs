@@ -1,6 +1,8 @@
 //! Reads of the state: the whole of it ([`Store::load`], and `load_state` inside a
 //! transaction), the rows a delta plan asks for by key, and the managed rows' counts. The
-//! row readers here are the only code that turns a table row into a core state row.
+//! row readers here are the only code that turns a table row into a core state row; a
+//! value no registrar writes (an unknown status or source, a member of no group) they
+//! refuse as [`StoreError::Unreadable`], never read as a default.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::error::StoreError;
+use super::error::{quoted, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
 use super::serial::read_serial;
 use registrar_core::interner::Interner;
@@ -188,11 +190,22 @@ pub(super) fn account_from_row(
         *value = row.get(4 + offset)?;
     }
     let profile = Profile::from_values(values);
+    let anchor = row.get_ref(0)?.as_str()?;
     let status = row.get_ref(3)?.as_str()?;
+    let status = AccountStatus::from_name(status).ok_or_else(|| {
+        UnreadableValue {
+            table: "accounts",
+            row: format!("anchor {}", quoted(anchor)),
+            column: "status",
+            found: quoted(status),
+            problem: none_of([AccountStatus::Active, AccountStatus::Deactivated].map(|s| s.name())),
+        }
+        .into_sqlite(3)
+    })?;
     Ok(StateAccount {
-        anchor: names.get(row.get_ref(0)?.as_str()?),
+        anchor: names.get(anchor),
         dn: row.get(1)?,
-        status: AccountStatus::from_name(status).unwrap_or(AccountStatus::Active),
+        status,
         source: names.get_optional(row.get_ref(2)?.as_str_or_null()?),
         profile,
     })
@@ -205,10 +218,32 @@ pub(super) fn registration_from_row(
     row: &rusqlite::Row<'_>,
     names: &mut Interner,
 ) -> rusqlite::Result<(RegistrationKey, StateRegistration)> {
-    let source = row.get_ref(4)?.as_str()?;
-    let protocol = names.get(row.get_ref(0)?.as_str()?);
-    let im_name: Arc<str> = row.get_ref(2)?.as_str()?.into();
+    let protocol = row.get_ref(0)?.as_str()?;
     let name_key = row.get_ref(1)?.as_str()?;
+    let source = row.get_ref(4)?.as_str()?;
+    let source = RegistrationSource::from_name(source).ok_or_else(|| {
+        UnreadableValue {
+            table: "registrations",
+            row: format!(
+                "protocol {}, im_name_key {}",
+                quoted(protocol),
+                quoted(name_key)
+            ),
+            column: "source",
+            found: quoted(source),
+            problem: none_of(
+                [
+                    RegistrationSource::Ldap,
+                    RegistrationSource::Manual,
+                    RegistrationSource::SelfService,
+                ]
+                .map(|s| s.name()),
+            ),
+        }
+        .into_sqlite(4)
+    })?;
+    let protocol = names.get(protocol);
+    let im_name: Arc<str> = row.get_ref(2)?.as_str()?.into();
     let name_key = if name_key == &*im_name {
         im_name.clone()
     } else {
@@ -223,10 +258,15 @@ pub(super) fn registration_from_row(
             protocol,
             im_name,
             account: names.get(row.get_ref(3)?.as_str()?),
-            source: RegistrationSource::from_name(source).unwrap_or(RegistrationSource::Manual),
+            source,
             owner: names.get_optional(row.get_ref(5)?.as_str_or_null()?),
         },
     ))
+}
+
+/// A column's values: what an [`UnreadableValue`] says the column may hold.
+fn none_of<const N: usize>(names: [&str; N]) -> ValueProblem {
+    ValueProblem::NoneOf(names.map(str::to_string).to_vec())
 }
 
 pub(super) fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
@@ -306,9 +346,108 @@ pub(super) fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     })?;
     for member in rows {
         let (group, member) = member?;
-        if let Some(group) = state.groups.get_mut(&group) {
-            group.members.push(member);
-        }
+        // The reference holds in a store registrar wrote: a member of no group is a hand
+        // edit, refused rather than left out.
+        let Some(row) = state.groups.get_mut(&group) else {
+            return Err(UnreadableValue {
+                table: "group_members",
+                row: format!("group_name {}, member {}", quoted(&group), quoted(&member)),
+                column: "group_name",
+                found: quoted(&group),
+                problem: ValueProblem::NamesNoRowOf("groups"),
+            }
+            .into_sqlite(0));
+        };
+        row.members.push(member);
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::super::error::{StoreError, ValueProblem};
+    use super::super::register::{corrupt, store_with_one_registration};
+    use registrar_core::state::RegistrationKey;
+
+    #[test]
+    fn an_account_status_no_registrar_writes_is_refused_naming_the_row() {
+        let (_dir, store) = store_with_one_registration();
+        corrupt(&store, "UPDATE accounts SET status = 'frozen'");
+        let error = store.load().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table accounts, anchor \"cn=bob,dc=x\": status \"frozen\" is \
+                 none of active, deactivated",
+                store.path().display()
+            )
+        );
+        let StoreError::Unreadable { value, .. } = error else {
+            panic!("not an unreadable value: {error}");
+        };
+        assert_eq!((value.table, value.column), ("accounts", "status"));
+        // A delta plan's read by key refuses it too.
+        let anchors = BTreeSet::from(["cn=bob,dc=x".to_string()]);
+        let error = store.accounts_with(&anchors).unwrap_err();
+        assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_registration_source_no_registrar_writes_is_refused_naming_the_row() {
+        let (_dir, store) = store_with_one_registration();
+        corrupt(&store, "UPDATE registrations SET source = 'imported'");
+        let error = store.load().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table registrations, protocol \"xmpp\", im_name_key \"bob\": \
+                 source \"imported\" is none of ldap, manual, self",
+                store.path().display()
+            )
+        );
+        let StoreError::Unreadable { value, .. } = error else {
+            panic!("not an unreadable value: {error}");
+        };
+        assert_eq!(
+            value.problem,
+            ValueProblem::NoneOf(vec!["ldap".into(), "manual".into(), "self".into()])
+        );
+        let names = BTreeSet::from([RegistrationKey {
+            protocol: "xmpp".into(),
+            name_key: "bob".into(),
+        }]);
+        let error = store.registrations_on(&names).unwrap_err();
+        assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_member_of_no_group_is_refused_not_left_out() {
+        let (_dir, store) = store_with_one_registration();
+        corrupt(
+            &store,
+            "PRAGMA foreign_keys = OFF; \
+             INSERT INTO group_members (group_name, member) VALUES ('gone', 'cn=bob,dc=x'); \
+             PRAGMA foreign_keys = ON;",
+        );
+        let error = store.load().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table group_members, group_name \"gone\", member \"cn=bob,dc=x\": \
+                 group_name \"gone\" names no row of table groups",
+                store.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn the_rows_as_registrar_wrote_them_load() {
+        let (_dir, store) = store_with_one_registration();
+        let state = store.load().unwrap();
+        assert_eq!(state.accounts.len(), 1);
+        assert_eq!(state.registrations.len(), 1);
+        assert_eq!(state.serial, 1);
+    }
 }

@@ -3,12 +3,24 @@
 
 use rusqlite::Connection;
 
+use super::error::{quoted, UnreadableValue, ValueProblem};
+
+/// The serial; a value that is no integer is refused ([`UnreadableValue`]), not read as 0.
 pub(super) fn read_serial(connection: &Connection) -> rusqlite::Result<i64> {
     let text: String =
         connection.query_row("SELECT value FROM meta WHERE key = 'serial'", [], |row| {
             row.get(0)
         })?;
-    Ok(text.parse().unwrap_or(0))
+    text.parse().map_err(|_| {
+        UnreadableValue {
+            table: "meta",
+            row: format!("key {}", quoted("serial")),
+            column: "value",
+            found: quoted(&text),
+            problem: ValueProblem::NotAnInteger,
+        }
+        .into_sqlite(0)
+    })
 }
 
 pub(super) fn write_serial(connection: &Connection, serial: i64) -> rusqlite::Result<()> {
@@ -17,4 +29,52 @@ pub(super) fn write_serial(connection: &Connection, serial: i64) -> rusqlite::Re
         [serial.to_string()],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::StoreError;
+    use super::super::history::RunRecord;
+    use super::super::register::{corrupt, store_with_one_registration};
+    use registrar_core::state::RegistrationSource;
+
+    #[test]
+    fn a_serial_that_is_no_integer_is_refused_not_read_as_zero() {
+        let (_dir, mut store) = store_with_one_registration();
+        corrupt(
+            &store,
+            "UPDATE meta SET value = 'seven' WHERE key = 'serial'",
+        );
+        let error = store.serial().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state file {}: table meta, key \"serial\": value \"seven\" is not an integer",
+                store.path().display()
+            )
+        );
+        assert!(matches!(store.load(), Err(StoreError::Unreadable { .. })));
+        // A write that moves the serial is refused whole: its rows are not recorded.
+        let error = store
+            .register(
+                ("xmpp", "carol"),
+                "carol",
+                "cn=carol,dc=x",
+                RegistrationSource::Manual,
+                RunRecord::new("register", "t"),
+            )
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
+        let registrations: i64 = store
+            .connection
+            .query_row("SELECT count(*) FROM registrations", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(registrations, 1);
+    }
+
+    #[test]
+    fn a_serial_as_registrar_wrote_it_reads_back() {
+        let (_dir, store) = store_with_one_registration();
+        assert_eq!(store.serial().unwrap(), 1);
+    }
 }
