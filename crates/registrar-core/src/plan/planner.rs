@@ -31,6 +31,52 @@ pub enum PlanError {
 ///
 /// The desired state is consumed: its strings move into the changes instead of being
 /// copied, which halves the memory a large first import needs.
+///
+/// ```
+/// use registrar_core::desired::{desired, SourceEntries};
+/// use registrar_core::entry::Entry;
+/// use registrar_core::model::{Anchor, Mapping, Rules, SourceRule};
+/// use registrar_core::plan::{plan, Action, Kind};
+/// use registrar_core::state::State;
+/// use registrar_core::template::Template;
+///
+/// let rules = Rules {
+///     sources: vec![SourceRule {
+///         name: "hr".to_string(),
+///         anchor: Anchor::Dn,
+///         allow_empty: false,
+///     }],
+///     mappings: vec![Mapping {
+///         name: "aim-from-uid".to_string(),
+///         protocol: "aim".to_string(),
+///         value: Template::parse("{uid|lower}").unwrap(),
+///         when: None,
+///         sources: None,
+///         renamed_from: Vec::new(),
+///     }],
+///     ..Rules::default()
+/// };
+/// let alice = Entry::new("cn=Alice,ou=people,dc=example")
+///     .with("objectClass", &["top", "person"])
+///     .with("uid", &["ALiddell"]);
+/// let wanted = desired(&rules, &[SourceEntries {
+///     source: "hr".to_string(),
+///     entries: vec![alice],
+/// }]);
+///
+/// // Against an empty store: the account comes first, then its name.
+/// let plan = plan(&rules, wanted, &State::default()).unwrap();
+/// let steps: Vec<(Action, Kind, Option<&str>)> = plan
+///     .changes
+///     .iter()
+///     .map(|change| (change.action, change.kind, change.im_name.as_deref()))
+///     .collect();
+/// assert_eq!(steps, [
+///     (Action::Add, Kind::Account, None),
+///     (Action::Add, Kind::Registration, Some("aliddell")),
+/// ]);
+/// assert_eq!(plan.summary.add, 2);
+/// ```
 pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, PlanError> {
     check_empty_sources(
         rules,
