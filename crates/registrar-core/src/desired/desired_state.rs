@@ -66,7 +66,7 @@ impl DesiredAccount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub protocol: Arc<str>,
-    /// The IM name normalised for the protocol ([`im_name_key`]): with the protocol, the
+    /// The IM name normalised for the protocol ([`im_name_key`](crate::model::im_name_key)): with the protocol, the
     /// identity of the registration.
     pub name_key: Arc<str>,
     /// The claiming account: an index into [`Desired::accounts`].

@@ -73,7 +73,7 @@ impl Names {
 
 /// The per-entry step of building the desired state: what one entry contributes, worked
 /// out from the entry and the rules alone. It holds no state, so several threads can
-/// prepare entries while one [`DesiredBuilder`] takes the results in reading order.
+/// prepare entries while one [`DesiredBuilder`](crate::desired::DesiredBuilder) takes the results in reading order.
 #[derive(Debug, Clone)]
 pub struct EntryPreparer<'r> {
     pub(super) rules: &'r Rules,
@@ -101,7 +101,8 @@ pub struct EntryFootprint {
     pub members: Vec<String>,
 }
 
-/// What [`EntryPreparer::prepare`] made of one entry, for [`DesiredBuilder::add_prepared`],
+/// What [`EntryPreparer::prepare`] made of one entry, for
+/// [`DesiredBuilder::add_prepared`](crate::desired::DesiredBuilder::add_prepared),
 /// with the figures it adds to (its source's entries read, the rules it matched, the
 /// watched attributes it holds: [`crate::matched`]).
 #[derive(Debug)]
