@@ -12,17 +12,20 @@
 //! of the configuration (object types, existing mappings) is passed in.
 //!
 //! `sample` says what of a value may be shown; `count` is the counting ([`Discovery`],
-//! [`Report`]); `heuristics` builds the [`Starter`] from the report; `yaml` writes it.
+//! [`Report`]); `suggestions` holds what a [`Starter`] is; `heuristics` builds one from
+//! the report, and `yaml` writes its text.
 
 mod count;
 mod heuristics;
 mod sample;
+mod suggestions;
 #[cfg(test)]
 mod tests;
 mod yaml;
 
 pub use crate::quote::printable;
 pub use count::{AttributeCount, ChainCount, Discovery, Report, Shape, TypeAttribute, TypeCount};
-pub use heuristics::{starter, Starter, StarterContext, Suggestion};
+pub use heuristics::starter;
 pub use sample::{is_secret, Sample, SAMPLE_CHARS};
+pub use suggestions::{Starter, StarterContext, Suggestion};
 pub use yaml::{yaml_quoted, yaml_scalar};

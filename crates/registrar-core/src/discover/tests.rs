@@ -1,8 +1,9 @@
 //! Unit tests of discovery: counting, samples, the starter and its YAML.
 
 use super::count::{AttributeCount, Discovery, FrequentValues, Report, Shape, DOMAIN_SLOTS};
-use super::heuristics::{starter, StarterContext};
+use super::heuristics::starter;
 use super::sample::{is_secret, Sample, SAMPLE_CHARS};
+use super::suggestions::StarterContext;
 use super::yaml::{yaml_quoted, yaml_scalar};
 use crate::entry::{Attribute, Entry};
 use crate::filter::Filter;

@@ -8,7 +8,7 @@ use crate::model::USER_TYPE;
 use crate::quote::printable;
 
 use super::count::{ChainCount, Report};
-use super::heuristics::{StarterContext, Suggestion};
+use super::suggestions::{StarterContext, Suggestion};
 
 /// The starter as YAML: comments say where everything comes from; every scalar from the
 /// directory is quoted by [`yaml_scalar`].
