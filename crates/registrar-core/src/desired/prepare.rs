@@ -338,21 +338,18 @@ impl<'r> EntryPreparer<'r> {
                 group_dn: reads_groups.then_some(normalized_dn),
             };
         }
-        let candidate = self.prepare_user(source_index, entry, anchor, &normalized_dn, hits);
-        Prepared::User(Candidate {
-            group_dn: reads_groups.then_some(normalized_dn),
-            ..candidate
-        })
+        let dn = (normalized_dn, reads_groups);
+        Prepared::User(self.prepare_user(source_index, entry, anchor, dn, hits))
     }
 
-    /// A user entry with its `anchor`, not frozen: its candidate account and claims (the
-    /// caller sets `group_dn`).
+    /// A user entry with its `anchor`, not frozen: its candidate account and claims.
+    /// `normalized_dn` is kept as the candidate's `group_dn` when `reads_groups`.
     fn prepare_user(
         &self,
         source_index: usize,
         entry: &Entry,
         anchor: String,
-        normalized_dn: &str,
+        (normalized_dn, reads_groups): (String, bool),
         hits: &mut Hits,
     ) -> Candidate {
         let rules = self.rules;
@@ -366,7 +363,7 @@ impl<'r> EntryPreparer<'r> {
             hits.set(self.watch.disabled_bit());
         }
         let protected = !rules.policy.protected_principals.is_empty()
-            && rules.policy.protected_principals.contains(normalized_dn);
+            && rules.policy.protected_principals.contains(&normalized_dn);
         let mut values: [Option<String>; 6] = Default::default();
         for (field, template) in &rules.accounts.profile {
             values[field.index()] = template.render_first(entry);
@@ -403,7 +400,7 @@ impl<'r> EntryPreparer<'r> {
             },
             source: source_index,
             claims: mapped.claims,
-            group_dn: None,
+            group_dn: reads_groups.then_some(normalized_dn),
             effects: has_effects.then(|| Box::new(effects)),
         }
     }

@@ -30,6 +30,7 @@ impl Reasons {
 /// Which side of a merge walk over two sorted sequences comes next, from their heads:
 /// `Less` the left's alone, `Greater` the right's alone, `Equal` both together (`cmp`
 /// says which); `None` once both are done.
+#[inline]
 pub(super) fn merge_order<L, R>(
     left: Option<L>,
     right: Option<R>,
@@ -80,6 +81,7 @@ impl<'a> Frozen<'a> {
     }
 
     /// Whether the account `anchor` is frozen: by the desired state, or by its stored DN.
+    #[inline]
     pub(super) fn account(&self, anchor: &str) -> bool {
         self.accounts.contains(anchor)
             || (self.has_dn_rules
@@ -119,6 +121,7 @@ pub(super) struct People<'a> {
 
 impl<'a> People<'a> {
     /// The desired account `anchor`.
+    #[inline]
     pub(super) fn wanted(&self, anchor: &str) -> Option<&'a DesiredAccount> {
         self.accounts
             .binary_search_by(|account| (*account.anchor).cmp(anchor))
@@ -127,6 +130,7 @@ impl<'a> People<'a> {
     }
 
     /// The anchor of the desired account at `index`.
+    #[inline]
     pub(super) fn anchor_of(&self, index: usize) -> &'a str {
         &self.accounts[index].anchor
     }
