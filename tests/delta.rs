@@ -486,3 +486,24 @@ fn with_group_rules_a_delta_plan_is_still_made_by_region() {
     assert_eq!(stderr(&output), "");
     assert_eq!(stdout(&output), full);
 }
+
+#[test]
+fn a_kept_entry_of_a_source_the_config_lacks_is_an_error_not_a_panic() {
+    let ws = Workspace::with_one_change_applied();
+    ws.write("changes/0002-rename.ldif", RENAME);
+    // A hand edit: the store says an entry of a source the config does not have
+    // produces the name the change claims.
+    let connection = rusqlite::Connection::open(ws.path("state.db")).unwrap();
+    connection
+        .execute(
+            "INSERT INTO snapshot_names (protocol, name_key, source, dn_key) \
+             VALUES ('aol', 'ann.kim', 'ghost', 'cn=ghost,dc=example,dc=com')",
+            [],
+        )
+        .unwrap();
+    drop(connection);
+    ws.refused(&[
+        "source ghost: the kept snapshot holds an entry of a source the config does not have",
+        "the state file was changed outside registrar",
+    ]);
+}

@@ -311,6 +311,16 @@ fn push_escaped(out: &mut String, value: &str) {
 
 /// The normal form of `dn` when it parses; otherwise (DNs from files can be odd) the
 /// trimmed, lowercased text, itself normalised if that parses. Idempotent.
+///
+/// ```
+/// use registrar_core::dn::normalize_dn;
+///
+/// let normal = normalize_dn("CN=Alice Liddell, OU=People,DC=Example");
+/// assert_eq!(normal, "cn=alice liddell,ou=people,dc=example");
+/// assert_eq!(normalize_dn(&normal), normal);
+/// // Escapes read as the characters they stand for.
+/// assert_eq!(normalize_dn(r"cn=Smith\2C John,dc=x"), normalize_dn(r"cn=smith\, john,dc=x"));
+/// ```
 pub fn normalize_dn(dn: &str) -> String {
     if let Some(normal) = plain_normal_form(dn) {
         return normal;

@@ -714,7 +714,7 @@ mod tests {
     #[test]
     fn hashes_change_with_every_field() {
         let state = state();
-        let account = &state.accounts["a"];
+        let account = state.accounts.get("a").unwrap();
         let mut other = account.clone();
         other.status = AccountStatus::Deactivated;
         assert_ne!(account_hash(account), account_hash(&other));

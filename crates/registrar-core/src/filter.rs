@@ -315,6 +315,24 @@ fn write_value(out: &mut fmt::Formatter<'_>, raw: &[u8]) -> fmt::Result {
 impl Filter {
     /// Parses an RFC 4515 filter string. See the module documentation for what is
     /// accepted.
+    ///
+    /// ```
+    /// use registrar_core::entry::Entry;
+    /// use registrar_core::filter::Filter;
+    ///
+    /// let staff = Filter::parse("(&(objectClass=person)(!(title=Contractor*)))").unwrap();
+    /// let alice = Entry::new("cn=Alice,dc=example")
+    ///     .with("objectClass", &["top", "person"])
+    ///     .with("title", &["Director"]);
+    /// let bob = Entry::new("cn=Bob,dc=example")
+    ///     .with("objectClass", &["top", "person"])
+    ///     .with("title", &["contractor (3 months)"]);
+    /// assert!(staff.matches(&alice));
+    /// assert!(!staff.matches(&bob)); // values compare ignoring case
+    ///
+    /// let error = Filter::parse("(cn=a))").unwrap_err();
+    /// assert!(error.to_string().contains("unbalanced parenthesis"));
+    /// ```
     pub fn parse(input: &str) -> Result<Filter, FilterError> {
         // Trailing whitespace never belongs to a filter; dropping it up front lets a bare
         // `title=Director* ` end where it appears to. Leading whitespace is skipped below,

@@ -263,15 +263,6 @@ impl<K, V> IntoIterator for SortedMap<K, V> {
     }
 }
 
-impl<K: Ord + Borrow<Q>, Q: Ord + ?Sized, V> std::ops::Index<&Q> for SortedMap<K, V> {
-    type Output = V;
-
-    /// The value of `key`; panics when there is none, like a map's index.
-    fn index(&self, key: &Q) -> &V {
-        self.get(key).expect("no entry for the key")
-    }
-}
-
 /// A group row with its members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRow {
@@ -371,7 +362,7 @@ mod tests {
             ["a", "b", "c"]
         );
         assert_eq!(accounts.get("b"), Some(&2));
-        assert_eq!(accounts["c"], 3);
+        assert_eq!(accounts.get("c"), Some(&3));
         assert!(accounts.contains_key("a") && !accounts.contains_key("z"));
         *accounts.get_mut("a").unwrap() = 10;
         assert_eq!(accounts.remove("b"), Some(2));

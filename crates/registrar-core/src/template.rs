@@ -137,6 +137,24 @@ impl RenderOutcome {
 
 impl Template {
     /// Parses a template. See the module documentation for the syntax.
+    ///
+    /// ```
+    /// use registrar_core::entry::Entry;
+    /// use registrar_core::template::{RenderOutcome, Template};
+    ///
+    /// let aim = Template::parse("{mail|lower|local_part}").unwrap();
+    /// let entry = Entry::new("cn=Alice,dc=example")
+    ///     .with("mail", &["Alice.Liddell@Example.org", "al@example.org"]);
+    /// assert_eq!(aim.render(&entry), ["alice.liddell", "al"]);
+    /// assert_eq!(aim.attributes(), ["mail"]);
+    ///
+    /// // Nothing to render, and why.
+    /// let bare = Entry::new("cn=Bob,dc=example");
+    /// assert!(aim.render(&bare).is_empty());
+    /// assert!(matches!(aim.render_outcome(&bare), RenderOutcome::MissingAttribute(_)));
+    ///
+    /// assert!(Template::parse("{mail|shout}").is_err());
+    /// ```
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
         let mut parser = Parser {
             cursor: Cursor::new(source),

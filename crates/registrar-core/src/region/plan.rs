@@ -1,36 +1,7 @@
-//! A delta plan by region: the plan of a small change to a large directory, computed from
-//! the entries the change can affect and what the store says of the rest.
-//!
-//! Right after an apply, a full plan of the same inputs has no changes, and its warnings,
-//! skip counts and exclusion count are those of the plan that was applied (the standing
-//! facts, kept by the store; the case folders check that an apply leaves them as they
-//! were). A change to some entries can only change what those entries take part in:
-//!
-//! - their anchors (entries sharing an anchor settle together, and an exclusion freezes
-//!   an anchor whole),
-//! - the names they claim before or after the change, and the names their accounts hold
-//!   (a name goes to the one account that holds it, or to its only claimant), and
-//! - the groups that reach them (and, for a group entry, the accounts it reaches).
-//!
-//! The caller gathers the region: every entry on those anchors, every entry claiming
-//! those names, the entries on the anchors of those (to know which of them wins its
-//! anchor), the store's rows for those anchors and names. Each entry comes as it was
-//! before the change and as it is after. [`plan_region`] plans the region twice against
-//! the same rows, once with the entries before and once after: the changes are the
-//! second plan's, and every total is the standing total less the first plan's share plus
-//! the second's (the `sources` figures too; the warnings they give are worked out from
-//! the totals). Whatever the region sees wrongly for lack of the rest of the directory
-//! (the other names of an entry that was pulled in) it sees the same way both times, and
-//! it cancels.
-//!
-//! Groups follow the same rule: the region holds whole the memberships of some accounts
-//! (`Region::members`: the stored groups' members in the region's rows are only those),
-//! and the caller brings in every group entry that reaches them; other memberships are
-//! left out on both sides. Pure, like the planner it runs.
+//! Planning a region: the plan of the whole directory after a change, from the region
+//! it can affect (planned twice, before and after) and the standing facts of the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use serde::{Deserialize, Serialize};
 
 use crate::desired::{Desired, GroupSkipCounts, SkipCounts, Warning, WarningKind};
 use crate::matched::Matched;
@@ -38,49 +9,7 @@ use crate::model::Rules;
 use crate::plan::{add_unheld_warnings, deletion_threshold, plan_rows, Plan};
 use crate::state::{RegistrationKey, State};
 
-/// What [`StandingFacts`] count: 2 added the disabled users skipped per mapping.
-pub const STANDING_FACTS_VERSION: u32 = 2;
-
-/// The totals of the plan last applied, which a full plan against the store it left
-/// would give again.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StandingFacts {
-    /// What these facts count ([`STANDING_FACTS_VERSION`]): facts kept by an older
-    /// release count less, and a delta plan by region cannot start from them.
-    #[serde(default)]
-    pub version: u32,
-    pub warnings: Vec<Warning>,
-    pub skipped: BTreeMap<String, SkipCounts>,
-    #[serde(default)]
-    pub group_skipped: BTreeMap<String, GroupSkipCounts>,
-    /// Objects left untouched because of exclusions (`summary.excluded`).
-    pub excluded: u64,
-    /// The plan's `sources` block (entries read, matched, attribute holders); `None` in
-    /// facts a store kept before it existed, which a region cannot shift (the caller
-    /// then reads every kept entry).
-    #[serde(default)]
-    pub sources: Option<Box<Matched>>,
-}
-
-impl StandingFacts {
-    /// The totals of `plan`.
-    pub fn of(plan: &Plan) -> Self {
-        StandingFacts {
-            version: STANDING_FACTS_VERSION,
-            // Worked out again from the shifted `sources`.
-            warnings: plan
-                .warnings
-                .iter()
-                .filter(|w| w.kind != WarningKind::UnheldAttribute)
-                .cloned()
-                .collect(),
-            skipped: plan.skipped.clone(),
-            group_skipped: plan.group_skipped.clone(),
-            excluded: plan.summary.excluded,
-            sources: (!plan.sources.is_empty()).then(|| Box::new(plan.sources.clone())),
-        }
-    }
-}
+use super::facts::StandingFacts;
 
 /// What a change can affect, before and after it.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,308 @@
+//! The plan as data, which is also the saved-plan format: the plan, its summary, its
+//! changes (each an action on an account, registration, group or membership) and the
+//! order apply carries them out in.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::desired::{GroupSkipCounts, SkipCounts, Warning};
+use crate::matched::Matched;
+use crate::model::{im_name_key, is_own_im_name_key, GroupKind, Profile};
+
+/// The version of the plan JSON format.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// The fields of a plan's header, in the order the plan JSON gives them before `changes`
+/// (`render/json.rs`): a reader streaming a saved plan has the whole header once it has
+/// read `revision_dirty`.
+pub const PLAN_HEADER: [&str; 8] = [
+    "format_version",
+    "revision",
+    "state_serial",
+    "inputs_digest",
+    "config_digest",
+    "summary",
+    "imports",
+    "revision_dirty",
+];
+
+/// A computed plan; also the saved-plan file format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    /// The config revision (a git commit) the plan was made from, when known.
+    pub revision: Option<String>,
+    /// The store serial the plan was computed against; apply refuses any other.
+    pub state_serial: i64,
+    /// SHA-256 over the config files and source data the plan was computed from.
+    #[serde(default)]
+    pub inputs_digest: String,
+    /// SHA-256 over the config files alone: the rules the plan was made with. An apply
+    /// keeps the plan's totals for delta plans only under the same config.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config_digest: String,
+    pub summary: Summary,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<Warning>,
+    /// Per mapping: entries and values that produced no registration, and why.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, SkipCounts>,
+    /// Per group: member DNs that did not become members, and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_skipped: BTreeMap<String, GroupSkipCounts>,
+    /// Per ldif source, the files its directory was read from: the snapshot the store
+    /// keeps when the plan is applied. Filled in by the caller, like `revision`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<SourceImport>,
+    /// Entries read per source, entries each rule matched, and per source the entries
+    /// holding each attribute the rules read ([`crate::matched`]).
+    #[serde(default, skip_serializing_if = "Matched::is_empty")]
+    pub sources: Matched,
+}
+
+/// What a plan read from one `ldif` source: its content file and every change file
+/// applied to it, in order. Applying the plan keeps the snapshot these files give.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceImport {
+    pub source: String,
+    pub content: ImportedFile,
+    #[serde(default)]
+    pub changes: Vec<ImportedFile>,
+}
+
+/// One file of an import: its path relative to the config directory, as the YAML names
+/// it, and `sha256:` with the hex digest of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedFile {
+    pub path: String,
+    pub digest: String,
+}
+
+/// Counts of the plan's changes and findings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: u64,
+    pub update: u64,
+    pub remove: u64,
+    pub deactivate: u64,
+    pub reactivate: u64,
+    pub conflicts: u64,
+    /// Objects (accounts, registrations and groups) left untouched because of exclusions.
+    pub excluded: u64,
+    /// Whether the deletion threshold blocks this plan.
+    pub blocked: bool,
+    /// Why the plan is blocked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blocked_reason: Option<String>,
+}
+
+impl Summary {
+    /// How many changes the plan has (each counts under its action).
+    pub fn changes(&self) -> u64 {
+        [
+            self.add,
+            self.update,
+            self.remove,
+            self.deactivate,
+            self.reactivate,
+        ]
+        .iter()
+        .fold(0, |sum, n| sum.saturating_add(*n))
+    }
+}
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Add,
+    Update,
+    Remove,
+    Deactivate,
+    Reactivate,
+}
+
+/// What a change acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Account,
+    Registration,
+    Group,
+    GroupMember,
+}
+
+/// A field's old and new value.
+pub type FieldChange = (Option<String>, Option<String>);
+
+/// One change. Fields that do not apply to a kind are absent from the JSON. Strings are
+/// shared (`Arc<str>`): the changes of one account carry one copy of its anchor and DN,
+/// and every change of a mapping one copy of its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub action: Action,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub protocol: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub im_name: Option<Arc<str>>,
+    /// For registrations: the name key the row is stored under, when it is not the
+    /// default one (`im_name` trimmed and lowercased): a case-sensitive protocol's name
+    /// with capitals. See [`Change::name_key`].
+    #[serde(
+        rename = "im_name_key",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub name_key: Option<Arc<str>>,
+    /// The account's anchor value.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub account: Option<Arc<str>>,
+    /// For registrations: the owning mapping (after the change, for updates).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mapping: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<Arc<str>>,
+    /// For updates: field → [old, new]. (Boxed, like `profile`, to keep the common
+    /// registration change small: plans can hold millions.)
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fields: Option<Box<BTreeMap<String, FieldChange>>>,
+    /// The account's DN (for account adds, the DN to record; for group members, the
+    /// member's).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dn: Option<Arc<str>>,
+    /// For account and group adds: the config source that manages the row.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<Arc<str>>,
+    /// For account adds: the profile.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub profile: Option<Box<Profile>>,
+    /// For groups and group members: the group's name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group: Option<Arc<str>>,
+    /// For group members: the member account's anchor.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub member: Option<Arc<str>>,
+    /// For groups: the group rule owning the group (after the change, for updates).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group_rule: Option<Arc<str>>,
+    /// For group adds: the kind of group to record.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group_kind: Option<GroupKind>,
+}
+
+impl Change {
+    /// A change with only its action and kind; set the other fields with `..`.
+    pub fn new(action: Action, kind: Kind) -> Self {
+        Change {
+            action,
+            kind,
+            protocol: None,
+            im_name: None,
+            name_key: None,
+            account: None,
+            mapping: None,
+            reason: None,
+            fields: None,
+            dn: None,
+            source: None,
+            profile: None,
+            group: None,
+            member: None,
+            group_rule: None,
+            group_kind: None,
+        }
+    }
+
+    /// A change to the registration of `im_name`, stored under `name_key`.
+    pub(super) fn registration(
+        action: Action,
+        (protocol, name_key): (Arc<str>, &Arc<str>),
+        im_name: Arc<str>,
+        account: Arc<str>,
+    ) -> Self {
+        let mut change = Change {
+            protocol: Some(protocol),
+            im_name: Some(im_name),
+            account: Some(account),
+            ..Change::new(action, Kind::Registration)
+        };
+        // Carried only when the default one (see `name_key`) is not it.
+        if *change.name_key() != **name_key {
+            change.name_key = Some(name_key.clone());
+        }
+        change
+    }
+
+    pub(super) fn account(action: Action, account: Arc<str>, dn: Option<Arc<str>>) -> Self {
+        Change {
+            account: Some(account),
+            dn,
+            ..Change::new(action, Kind::Account)
+        }
+    }
+
+    pub(super) fn group(action: Action, group: &Arc<str>) -> Self {
+        Change {
+            group: Some(group.clone()),
+            ..Change::new(action, Kind::Group)
+        }
+    }
+
+    pub(super) fn group_member(action: Action, group: &Arc<str>, member: Arc<str>) -> Self {
+        Change {
+            group: Some(group.clone()),
+            member: Some(member),
+            ..Change::new(action, Kind::GroupMember)
+        }
+    }
+
+    /// Where the change falls in apply order: accounts appear before their names and
+    /// memberships, names are freed before they are given again, members leave a group
+    /// before it goes and join it after it comes, accounts go last.
+    fn phase(&self) -> u8 {
+        match (self.kind, self.action) {
+            (Kind::Account, Action::Add) => 0,
+            (Kind::Account, Action::Update | Action::Reactivate) => 1,
+            (Kind::Registration, Action::Remove) => 2,
+            (Kind::Registration, Action::Update) => 3,
+            (Kind::Registration, _) => 4,
+            (Kind::GroupMember, Action::Remove) => 5,
+            (Kind::Group, Action::Remove) => 6,
+            (Kind::Group, _) => 7,
+            (Kind::GroupMember, _) => 8,
+            (Kind::Account, Action::Deactivate) => 9,
+            (Kind::Account, Action::Remove) => 10,
+        }
+    }
+
+    /// A registration change's name key: the one it carries, else the default
+    /// normalisation of its IM name; empty without a protocol and a name.
+    pub fn name_key(&self) -> Cow<'_, str> {
+        match (&self.protocol, &self.name_key, &self.im_name) {
+            (Some(_), Some(key), _) => Cow::Borrowed(&**key),
+            (Some(_), None, Some(name)) if is_own_im_name_key(name) => Cow::Borrowed(&**name),
+            (Some(_), None, Some(name)) => Cow::Owned(im_name_key(name)),
+            _ => Cow::Borrowed(""),
+        }
+    }
+
+    /// The total order of changes in a plan: phase, protocol, name key, group, account,
+    /// member.
+    pub(super) fn order(&self, other: &Change) -> Ordering {
+        fn text(value: &Option<Arc<str>>) -> &str {
+            value.as_deref().unwrap_or("")
+        }
+        self.phase()
+            .cmp(&other.phase())
+            .then_with(|| text(&self.protocol).cmp(text(&other.protocol)))
+            .then_with(|| self.name_key().cmp(&other.name_key()))
+            .then_with(|| text(&self.group).cmp(text(&other.group)))
+            .then_with(|| text(&self.account).cmp(text(&other.account)))
+            .then_with(|| text(&self.member).cmp(text(&other.member)))
+    }
+}
