@@ -44,6 +44,13 @@ pub enum AppError {
         #[source]
         error: Box<SourceError>,
     },
+    /// The store's kept snapshot holds an entry of a source the config lacks: the state
+    /// file was edited by hand (a kept snapshot is forgotten when its source goes).
+    #[error(
+        "source {source_name}: the kept snapshot holds an entry of a source the config does \
+         not have; the state file was changed outside registrar"
+    )]
+    KeptSourceUnknown { source_name: String },
     /// A file a command writes (or the controller's lock file): `action` says what it
     /// was doing, e.g. "cannot write plan".
     #[error("{}: {action}: {error}", path.display())]

@@ -178,12 +178,12 @@ impl KeptDirectory for StoreDirectory<'_> {
         source: &str,
         key: &str,
     ) -> Result<Option<(Entry, Option<EntryFootprint>)>, AppError> {
-        let settings = self.config.source(source).ok_or_else(|| AppError::Source {
-            source_name: source.to_string(),
-            message: "the kept snapshot holds an entry of a source the config does not have; \
-                      the state file was changed outside registrar"
-                .to_string(),
-        })?;
+        let settings = self
+            .config
+            .source(source)
+            .ok_or_else(|| AppError::KeptSourceUnknown {
+                source_name: source.to_string(),
+            })?;
         let Some((record, kept_print)) = self.store.kept_entry_with_footprint(source, key)? else {
             return Ok(None);
         };
