@@ -1,10 +1,10 @@
-//! The streaming LDIF (RFC 2849) reader: bytes in, one [`Record`](crate::adapters::ldif::Record) at a time out.
+//! The streaming LDIF (RFC 2849) reader: bytes in, one [`Record`] at a time out.
 //!
 //! The reader holds one record's bytes at a time (memory follows the largest record, not
 //! the file) and reuses its buffers from record to record. It checks LDIF syntax and the
 //! shape of change records. It must not validate DN syntax, schema or duplicate DNs
 //! (that is for whoever builds a directory from the records), must not apply change
-//! records, and must not fetch URL values itself: its [`UrlResolver`](crate::adapters::ldif::UrlResolver) does.
+//! records, and must not fetch URL values itself: its [`UrlResolver`] does.
 //!
 //! Leniencies, as in OpenLDAP's tools (and python-ldap, where it reads the same
 //! thing): `version: 1` may be left out; raw UTF-8 (non-ASCII) text is accepted in values
@@ -29,6 +29,9 @@
 //! [`line`] splits one into `attr` and value, [`decode`] turns the value into bytes,
 //! [`assemble`] and [`change`] build the record, [`pool`] recycles entries between
 //! records, and [`stream`] drives it all as an iterator.
+//!
+//! [`Record`]: crate::adapters::ldif::Record
+//! [`UrlResolver`]: crate::adapters::ldif::UrlResolver
 
 mod assemble;
 mod change;
