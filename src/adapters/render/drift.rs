@@ -304,6 +304,17 @@ pub fn drift_html(report: &DriftReport) -> String {
         if drift { "bad" } else { "ok" },
         h(&drift_summary_line(report)),
     );
+    html_cards(&mut out, report);
+    if !report.hashes_recorded {
+        out.push_str("<p>No content hashes recorded yet: outside edits are detected from the next apply.</p>");
+    }
+    html_sections(&mut out, report);
+    out.push_str("</main></body></html>\n");
+    out
+}
+
+/// The summary cards, one per finding, each linking to its section.
+fn html_cards(out: &mut String, report: &DriftReport) {
     let cards = [
         (
             "outside-edits",
@@ -343,11 +354,12 @@ pub fn drift_html(report: &DriftReport) -> String {
         );
     }
     out.push_str("</div>");
-    if !report.hashes_recorded {
-        out.push_str("<p>No content hashes recorded yet: outside edits are detected from the next apply.</p>");
-    }
+}
+
+/// One section per finding, with its table of rows.
+fn html_sections(out: &mut String, report: &DriftReport) {
     html_section(
-        &mut out,
+        out,
         "outside-edits",
         "Managed rows changed outside registrar",
         &["kind", "key", "change"],
@@ -365,7 +377,7 @@ pub fn drift_html(report: &DriftReport) -> String {
         "Every managed row is as the last apply left it.",
     );
     html_section(
-        &mut out,
+        out,
         "protected",
         "Registrations held by protected principals",
         &["protocol", "name", "account", "source"],
@@ -377,7 +389,7 @@ pub fn drift_html(report: &DriftReport) -> String {
         "No protected principal holds a registration.",
     );
     html_section(
-        &mut out,
+        out,
         "orphans",
         "Managed rows whose owner is not in the configuration",
         &["kind", "key", "owner"],
@@ -391,7 +403,7 @@ pub fn drift_html(report: &DriftReport) -> String {
     let mut description = Description::default();
     let listed = report.pending.changes.len().min(LISTED_CHANGES);
     html_section(
-        &mut out,
+        out,
         "pending",
         "Pending changes",
         &["", "change"],
@@ -420,7 +432,7 @@ pub fn drift_html(report: &DriftReport) -> String {
         );
     }
     html_section(
-        &mut out,
+        out,
         "unmanaged",
         "Unmanaged registrations (manual and self; not drift)",
         &["protocol", "name", "account", "source"],
@@ -438,8 +450,6 @@ pub fn drift_html(report: &DriftReport) -> String {
             .collect(),
         "None.",
     );
-    out.push_str("</main></body></html>\n");
-    out
 }
 
 #[cfg(test)]
