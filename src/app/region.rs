@@ -100,7 +100,7 @@ pub(super) fn plan_by_region(
             open_delta(source, kept, store, files, config_dir, &mut digest)?;
         for (key, after) in overlay.touched() {
             let before = kept_entry(store, &source.name, key)
-                .map_err(|message| source_error(source, message))?;
+                .map_err(|e| source_error(source, e.to_string()))?;
             region.insert(&source.name, key, before, after.cloned());
         }
         imports.push(import);
@@ -280,8 +280,8 @@ impl<'c> RegionEntries<'c> {
         let Some((record, kept_print)) = self.store.kept_entry_with_footprint(source, key)? else {
             return Ok(false);
         };
-        let entry =
-            parse_entry_record(&record).map_err(|e| source_error(settings, unreadable(e)))?;
+        let entry = parse_entry_record(&record)
+            .map_err(|e| source_error(settings, unreadable(e).to_string()))?;
         // The kept footprint is this config's (the standing facts say so): reading it
         // spares preparing the entry again, which for a large group is most of the cost.
         let print = match kept_print {

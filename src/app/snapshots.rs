@@ -20,11 +20,12 @@ use super::sources::{
 use super::writeback::Writeback;
 use super::AppError;
 use crate::adapters::ldif::{
-    self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
+    self, entry_record, parse_entry_record, BaseError, LdifError, LdifReader, Snapshot,
+    SnapshotBase,
 };
 use crate::adapters::store::{
     ChangeWriter, KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing,
-    Store,
+    Store, StoreError,
 };
 use crate::adapters::tree::Tree;
 use crate::config::{SourceLocation, SourceSettings};
@@ -42,33 +43,47 @@ struct KeptBase<'s> {
     source: &'s str,
 }
 
-/// Why a kept record cannot be read back (errors are prefixed with the source).
-pub(super) fn unreadable(error: LdifError) -> String {
-    format!(
-        "the kept snapshot holds an unreadable entry ({error}); \
+/// Why a kept entry cannot be had from the store (errors are prefixed with the source).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeptReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The kept record does not read back as an entry.
+    #[error(
+        "the kept snapshot holds an unreadable entry ({source}); \
          the state file was changed outside registrar"
-    )
+    )]
+    Unreadable { source: LdifError },
 }
 
-impl SnapshotBase for KeptBase<'_> {
-    fn entry(&mut self, key: &str) -> Result<Option<Entry>, String> {
-        let record = self
-            .store
-            .kept_entry(self.source, key)
-            .map_err(|e| e.to_string())?;
+/// Why a kept record cannot be read back.
+pub(super) fn unreadable(source: LdifError) -> KeptReadError {
+    KeptReadError::Unreadable { source }
+}
+
+impl KeptBase<'_> {
+    fn kept_entry(&self, key: &str) -> Result<Option<Entry>, KeptReadError> {
+        let record = self.store.kept_entry(self.source, key)?;
         record
             .map(|record| parse_entry_record(&record).map_err(unreadable))
             .transpose()
     }
 
-    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
-        let rows = self
-            .store
-            .kept_below(self.source, key)
-            .map_err(|e| e.to_string())?;
+    fn kept_below(&self, key: &str) -> Result<Vec<(String, Entry)>, KeptReadError> {
+        let rows = self.store.kept_below(self.source, key)?;
         rows.into_iter()
             .map(|(key, record)| Ok((key, parse_entry_record(&record).map_err(unreadable)?)))
             .collect()
+    }
+}
+
+impl SnapshotBase for KeptBase<'_> {
+    fn entry(&mut self, key: &str) -> Result<Option<Entry>, BaseError> {
+        self.kept_entry(key).map_err(BaseError::new)
+    }
+
+    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, BaseError> {
+        self.kept_below(key).map_err(BaseError::new)
     }
 }
 
@@ -106,7 +121,8 @@ pub(super) fn read_delta(
     let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
     let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
         let reader = LdifReader::new(&batch[..]).with_max_value_bytes(REREAD_MAX_VALUE_BYTES);
-        ldif::for_each_entry(reader, &mut *on_entry).map_err(|e| error(unreadable(e)))?;
+        ldif::for_each_entry(reader, &mut *on_entry)
+            .map_err(|e| error(unreadable(e).to_string()))?;
         batch.clear();
         Ok(())
     };
@@ -239,8 +255,42 @@ pub(super) fn open_delta(
 }
 
 /// The kept entry `key` of `source`, read back.
-pub(super) fn kept_entry(store: &Store, source: &str, key: &str) -> Result<Option<Entry>, String> {
-    KeptBase { store, source }.entry(key)
+pub(super) fn kept_entry(
+    store: &Store,
+    source: &str,
+    key: &str,
+) -> Result<Option<Entry>, KeptReadError> {
+    KeptBase { store, source }.kept_entry(key)
+}
+
+/// Why an apply cannot keep the snapshot its plan imported: the files are not the ones
+/// the plan read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RereadError {
+    /// A file's digest now is not the one the plan recorded.
+    #[error("{path} has changed since it was planned ({then} then, {now} now)")]
+    Changed {
+        path: String,
+        then: String,
+        now: String,
+    },
+    /// An entry the change files leave cannot be kept as a row.
+    #[error(transparent)]
+    Unkeepable(#[from] UnkeepableEntry),
+    /// Reading the files or applying the change files failed, as `app/sources.rs` tells
+    /// it (in text, for now).
+    #[error("{0}")]
+    Read(String),
+}
+
+/// Why an entry cannot be kept as a row: it cannot be written as an LDIF record, or its
+/// footprint cannot be stored.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum UnkeepableEntry {
+    #[error(transparent)]
+    Record(#[from] std::io::Error),
+    #[error(transparent)]
+    Footprint(#[from] serde_json::Error),
 }
 
 /// What an apply keeps, worked out before its transaction (see [`keeping`]).
@@ -298,7 +348,7 @@ pub(super) fn keeping<'r>(
             Some(kept) if kept.is_start_of(import) && !refootprint => {
                 if kept.changes.len() < import.changes.len() {
                     let write = update(store, kept, import, files, config_dir, preparer.as_ref())
-                        .map_err(|message| refuse(plan_name, import, message))?;
+                        .map_err(|error| refuse(plan_name, import, error.to_string()))?;
                     writes.push(Keep::Ready(write));
                 }
             }
@@ -348,7 +398,7 @@ pub(super) enum ToWriter<'p> {
     Rows(Vec<KeptEntry>),
     /// The snapshot is read: `Ok(Some(why))` when it cannot be kept, `Err` when its
     /// files are not the ones the plan imported.
-    End(Result<Option<String>, String>),
+    End(Result<Option<UnkeepableEntry>, RereadError>),
     Written(Vec<WrittenRow>),
 }
 
@@ -515,9 +565,12 @@ fn write_kept(
                 }
                 Ok(ToWriter::End(Ok(unwritable))) => {
                     break unwritable
+                        .map(|why| why.to_string())
                         .or_else(|| shared_dn.then(|| "two entries share a DN".to_string()))
                 }
-                Ok(ToWriter::End(Err(message))) => return Err(refuse(plan_name, import, message)),
+                Ok(ToWriter::End(Err(error))) => {
+                    return Err(refuse(plan_name, import, error.to_string()))
+                }
                 _ => {
                     let message = "it was not read to the end".to_string();
                     return Err(refuse(plan_name, import, message));
@@ -544,13 +597,12 @@ fn kept_entry_row(
     key: String,
     entry: &Entry,
     preparer: Option<&EntryPreparer>,
-) -> Result<KeptEntry, String> {
-    KeptEntry::new(
+) -> Result<KeptEntry, UnkeepableEntry> {
+    Ok(KeptEntry::new(
         key,
-        entry_record(entry).map_err(|e| e.to_string())?,
+        entry_record(entry)?,
         preparer.map(|p| p.footprint(&p.prepare(source, entry))),
-    )
-    .map_err(|e| e.to_string())
+    )?)
 }
 
 /// The file `file` of an import, where `files` has it.
@@ -559,14 +611,15 @@ fn import_file(config_dir: &Path, file: &ImportedFile) -> PathBuf {
 }
 
 /// The digest of a file read now against the one a plan recorded.
-fn check_digest(file: &ImportedFile, now: &str) -> Result<(), String> {
+fn check_digest(file: &ImportedFile, now: &str) -> Result<(), RereadError> {
     if now == file.digest {
         Ok(())
     } else {
-        Err(format!(
-            "{} has changed since it was planned ({} then, {now} now)",
-            file.path, file.digest
-        ))
+        Err(RereadError::Changed {
+            path: file.path.clone(),
+            then: file.digest.clone(),
+            now: now.to_string(),
+        })
     }
 }
 
@@ -577,9 +630,10 @@ fn check_change_files(
     changes: &[ImportedFile],
     files: &Tree,
     config_dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), RereadError> {
     for file in changes {
-        check_digest(file, &file_digest(files, &import_file(config_dir, file))?)?;
+        let now = file_digest(files, &import_file(config_dir, file)).map_err(RereadError::Read)?;
+        check_digest(file, &now)?;
     }
     Ok(())
 }
@@ -593,7 +647,7 @@ fn update(
     files: &Tree,
     config_dir: &Path,
     preparer: Option<&EntryPreparer>,
-) -> Result<SnapshotWrite, String> {
+) -> Result<SnapshotWrite, RereadError> {
     let mut overlay = Snapshot::overlay();
     let mut base = KeptBase {
         store,
@@ -609,7 +663,8 @@ fn update(
             REREAD_MAX_VALUE_BYTES,
             &mut overlay,
             Some(&mut base),
-        )?;
+        )
+        .map_err(RereadError::Read)?;
         check_digest(file, &hex_digest(now))?;
     }
     let (mut put, mut remove) = (Vec::new(), Vec::new());
@@ -641,7 +696,7 @@ fn read_whole(
     config_dir: &Path,
     preparer: Option<&EntryPreparer>,
     send: &mut dyn FnMut(Vec<KeptEntry>) -> bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<UnkeepableEntry>, RereadError> {
     check_change_files(&import.changes, files, config_dir)?;
     let content = import_file(config_dir, &import.content);
     let changes: Vec<PathBuf> = import
@@ -677,7 +732,8 @@ fn read_whole(
             // The reader fills the entry's buffers again with the next record.
             ldif::recycle([entry]);
         },
-    )?;
+    )
+    .map_err(RereadError::Read)?;
     if listening && !rows.is_empty() {
         send(rows);
     }

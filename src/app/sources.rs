@@ -289,7 +289,9 @@ pub(super) fn apply_change_file(
         match record.map_err(located)? {
             Record::Change(change) => {
                 if let Some(base) = base.as_deref_mut() {
-                    snapshot.load_for(&change, base)?;
+                    snapshot
+                        .load_for(&change, base)
+                        .map_err(|e| e.to_string())?;
                 }
                 snapshot.apply(&change).map_err(|e| {
                     format!(
@@ -370,7 +372,7 @@ fn open_ldif<'d>(
 ) -> Result<DigestingLdifReader<'d>, String> {
     let file = files.open(path).map_err(|e| e.to_string())?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut urls = files.url_resolver(base_dir).map_err(|e| e.to_string())?;
+    let urls = files.url_resolver(base_dir).map_err(|e| e.to_string())?;
     let input = BufReader::with_capacity(
         1 << 16,
         DigestingReader {
@@ -380,7 +382,7 @@ fn open_ldif<'d>(
     );
     Ok(LdifReader::new(input)
         .with_max_value_bytes(max_value_bytes)
-        .with_resolver(move |url: &str, max_bytes: usize| urls.resolve(url, max_bytes)))
+        .with_boxed_resolver(urls))
 }
 
 /// The password and CA certificates an LDAP source needs. The password comes from the

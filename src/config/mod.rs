@@ -250,7 +250,11 @@ pub fn load(files: &Tree, dir: &Path) -> Result<Config, ConfigError> {
             }
         }
     }
-    load_all(texts, not_text, &|path: &Path| files.check_file(path))
+    load_all(texts, not_text, &|path: &Path| {
+        files
+            .check_file(path)
+            .map_err(|problem| problem.to_string())
+    })
 }
 
 /// Parses and checks config texts. `check_file` tells why a data file the config names

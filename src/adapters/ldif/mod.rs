@@ -23,8 +23,10 @@ pub use error::{LdifError, LdifFileError};
 pub use reader::{recycle, LdifReader, DEFAULT_MAX_VALUE_BYTES};
 pub use record::RenameKeyword;
 pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
-pub use snapshot::{below_range, tree_key, Snapshot, SnapshotBase, SnapshotError};
-pub use url::{read_bounded, too_large as url_too_large, FileUrls, UrlResolver};
+pub use snapshot::{
+    below_range, tree_key, BaseError, ChangeProblem, Snapshot, SnapshotBase, SnapshotError,
+};
+pub use url::{read_bounded, FileUrls, UrlError, UrlResolver};
 pub use writer::{write_change, write_entry, write_version};
 
 use registrar_core::entry::Entry;

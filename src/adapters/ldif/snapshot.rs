@@ -23,17 +23,66 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use crate::adapters::ldif::{Change, ChangeRecord, ModOp, ModRdn};
-use registrar_core::dn::{normalize_dn, AttributeValue, Dn};
+use registrar_core::dn::{normalize_dn, AttributeValue, Dn, DnError};
 use registrar_core::entry::{Attribute, Entry};
 use registrar_core::quote::{quote_for_message, shown_for_message};
 
 /// Why a change record does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {message}", shown_for_message(dn))]
+#[error("{}: {problem}", shown_for_message(dn))]
 pub struct SnapshotError {
     /// The DN of the record, as written.
     pub dn: String,
-    pub message: String,
+    /// What is wrong with it.
+    #[source]
+    pub problem: ChangeProblem,
+}
+
+/// What keeps a change record from applying, as a directory server would refuse it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeProblem {
+    /// Two entries of a complete snapshot have the same DN.
+    #[error("entry already exists")]
+    Duplicate,
+    #[error("cannot add: the entry already exists")]
+    AddExisting,
+    #[error("cannot delete: the entry has children")]
+    DeleteWithChildren,
+    #[error("cannot delete: no such entry")]
+    DeleteMissing,
+    #[error("cannot modify: no such entry")]
+    ModifyMissing,
+    #[error("cannot rename: no such entry")]
+    RenameMissing,
+    #[error("cannot rename: {new_dn} already exists")]
+    RenameOnto { new_dn: String },
+    #[error("cannot move an entry below itself")]
+    MoveBelowItself,
+    /// An entry's DN (the record's, or a descendant's) does not parse.
+    #[error("invalid DN: {0}")]
+    InvalidDn(#[source] DnError),
+    #[error("invalid newrdn {}: {source}", quote_for_message(new_rdn))]
+    InvalidNewRdn { new_rdn: String, source: DnError },
+    #[error("newrdn {} must be a single RDN", quote_for_message(new_rdn))]
+    NewRdnNotSingle { new_rdn: String },
+    #[error("add: {attribute} gives no value")]
+    AddNoValue { attribute: String },
+    #[error("add: {attribute} already has the value {}", quote_for_message(value))]
+    AddPresent { attribute: String, value: Vec<u8> },
+    #[error("delete: the entry has no attribute {attribute}")]
+    DeleteNoAttribute { attribute: String },
+    #[error("delete: {attribute} has no value {}", quote_for_message(value))]
+    DeleteAbsent { attribute: String, value: Vec<u8> },
+    #[error("increment: {attribute} needs exactly one value")]
+    IncrementArity { attribute: String },
+    #[error("increment: {attribute} by a value that is not an integer")]
+    IncrementByNonInteger { attribute: String },
+    #[error("increment: the entry has no attribute {attribute}")]
+    IncrementNoAttribute { attribute: String },
+    #[error("increment: {attribute} holds a value that is not an integer")]
+    IncrementNonInteger { attribute: String },
+    #[error("increment: {attribute} overflows")]
+    IncrementOverflow { attribute: String },
 }
 
 /// The tree key of a normalised DN `key`: its bytes reversed. The tree key of `a`
@@ -66,13 +115,27 @@ fn below(key: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 }
 
 /// Where the entries an overlay snapshot does not hold come from. Keys are normalised
-/// DNs; errors are one-line messages.
+/// DNs.
 pub trait SnapshotBase {
     /// The entry at `key`, if the base has one.
-    fn entry(&mut self, key: &str) -> Result<Option<Entry>, String>;
+    fn entry(&mut self, key: &str) -> Result<Option<Entry>, BaseError>;
     /// Every entry strictly below `key` (their [`tree_key`]s in the [`below_range`] of
     /// its tree key), with its key.
-    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String>;
+    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, BaseError>;
+}
+
+/// Why a [`SnapshotBase`] could not give what an overlay asked for: the base's own
+/// error (a store's, say), which this module does not know. It reads as that error and
+/// keeps it as the cause.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BaseError(Box<dyn std::error::Error + Send + Sync>);
+
+impl BaseError {
+    /// The base's own `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BaseError(Box::new(error))
+    }
 }
 
 /// Entries by normalised DN: all of them, or those an overlay has loaded or written.
@@ -88,10 +151,10 @@ pub struct Snapshot {
     touched: BTreeSet<String>,
 }
 
-fn fail(dn: &str, message: impl Into<String>) -> SnapshotError {
+fn fail(dn: &str, problem: ChangeProblem) -> SnapshotError {
     SnapshotError {
         dn: dn.to_string(),
-        message: message.into(),
+        problem,
     }
 }
 
@@ -108,7 +171,7 @@ impl Snapshot {
         for entry in entries {
             let key = normalize_dn(&entry.dn);
             if snapshot.entries.contains_key(&key) {
-                return Err(fail(&entry.dn, "entry already exists"));
+                return Err(fail(&entry.dn, ChangeProblem::Duplicate));
             }
             snapshot.hold(key, entry);
         }
@@ -175,7 +238,7 @@ impl Snapshot {
         &mut self,
         record: &ChangeRecord,
         base: &mut dyn SnapshotBase,
-    ) -> Result<(), String> {
+    ) -> Result<(), BaseError> {
         let key = normalize_dn(&record.dn);
         self.load(&key, base)?;
         match &record.change {
@@ -195,7 +258,7 @@ impl Snapshot {
         Ok(())
     }
 
-    fn load(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), String> {
+    fn load(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), BaseError> {
         if !self.is_settled(key) {
             if let Some(entry) = base.entry(key)? {
                 self.hold(key.to_string(), entry);
@@ -205,7 +268,7 @@ impl Snapshot {
         Ok(())
     }
 
-    fn load_below(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), String> {
+    fn load_below(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), BaseError> {
         for (child, entry) in base.below(key)? {
             if !self.is_settled(&child) {
                 self.settled.insert(child.clone());
@@ -247,7 +310,7 @@ impl Snapshot {
         match &record.change {
             Change::Add(attributes) => {
                 if self.entries.contains_key(&key) {
-                    return Err(fail(dn, "cannot add: the entry already exists"));
+                    return Err(fail(dn, ChangeProblem::AddExisting));
                 }
                 let mut entry = Entry::new(dn);
                 for attribute in attributes {
@@ -260,10 +323,10 @@ impl Snapshot {
             }
             Change::Delete => {
                 if self.keys_below(&key).next().is_some() {
-                    return Err(fail(dn, "cannot delete: the entry has children"));
+                    return Err(fail(dn, ChangeProblem::DeleteWithChildren));
                 }
                 if !self.entries.contains_key(&key) {
-                    return Err(fail(dn, "cannot delete: no such entry"));
+                    return Err(fail(dn, ChangeProblem::DeleteMissing));
                 }
                 self.take(&key);
                 Ok(())
@@ -272,7 +335,7 @@ impl Snapshot {
                 let entry = self
                     .entries
                     .get(&key)
-                    .ok_or_else(|| fail(dn, "cannot modify: no such entry"))?;
+                    .ok_or_else(|| fail(dn, ChangeProblem::ModifyMissing))?;
                 let mut changed = entry.clone();
                 for modification in modifications {
                     modify(
@@ -281,7 +344,7 @@ impl Snapshot {
                         &modification.attribute,
                         &modification.values,
                     )
-                    .map_err(|message| fail(dn, message))?;
+                    .map_err(|problem| fail(dn, problem))?;
                 }
                 self.put(key, changed);
                 Ok(())
@@ -293,15 +356,15 @@ impl Snapshot {
     /// `modrdn`/`moddn`: gives the entry a new RDN and/or parent; descendants move along.
     fn rename(&mut self, dn: &str, key: &str, rename: &ModRdn) -> Result<(), SnapshotError> {
         let Some(entry) = self.entries.get(key) else {
-            return Err(fail(dn, "cannot rename: no such entry"));
+            return Err(fail(dn, ChangeProblem::RenameMissing));
         };
         let (new_dn, old, new_rdn) = renamed_dn(&entry.dn, rename).map_err(|m| fail(dn, m))?;
         let new_key = normalize_dn(&new_dn);
         if new_key != key && self.entries.contains_key(&new_key) {
-            return Err(fail(dn, format!("cannot rename: {new_dn} already exists")));
+            return Err(fail(dn, ChangeProblem::RenameOnto { new_dn }));
         }
         if is_below(&tree_key(&new_key), &tree_key(key)) {
-            return Err(fail(dn, "cannot move an entry below itself"));
+            return Err(fail(dn, ChangeProblem::MoveBelowItself));
         }
 
         // The entry itself: old RDN values out (when asked), new RDN values in.
@@ -337,7 +400,7 @@ impl Snapshot {
         for child_key in &descendants {
             let mut child = self.entries[child_key].clone();
             let child_dn =
-                Dn::parse(&child.dn).map_err(|e| fail(&child.dn, format!("invalid DN: {e}")))?;
+                Dn::parse(&child.dn).map_err(|e| fail(&child.dn, ChangeProblem::InvalidDn(e)))?;
             let relative = &child_dn.rdns()[..child_dn.rdns().len() - old_depth];
             let prefix: Vec<String> = relative.iter().map(|r| r.to_string()).collect();
             child.dn = format!("{},{new_dn}", prefix.join(","));
@@ -356,15 +419,16 @@ impl Snapshot {
 }
 
 /// The DN an entry called `dn` gets from `rename`, with its old DN and new RDN parsed.
-fn renamed_dn(dn: &str, rename: &ModRdn) -> Result<(String, Dn, Dn), String> {
-    let old = Dn::parse(dn).map_err(|e| format!("invalid DN: {e}"))?;
-    let new_rdn = Dn::parse(&rename.new_rdn)
-        .map_err(|e| format!("invalid newrdn {}: {e}", quote_for_message(&rename.new_rdn)))?;
+fn renamed_dn(dn: &str, rename: &ModRdn) -> Result<(String, Dn, Dn), ChangeProblem> {
+    let old = Dn::parse(dn).map_err(ChangeProblem::InvalidDn)?;
+    let new_rdn = Dn::parse(&rename.new_rdn).map_err(|source| ChangeProblem::InvalidNewRdn {
+        new_rdn: rename.new_rdn.clone(),
+        source,
+    })?;
     if new_rdn.rdns().len() != 1 {
-        return Err(format!(
-            "newrdn {} must be a single RDN",
-            quote_for_message(&rename.new_rdn)
-        ));
+        return Err(ChangeProblem::NewRdnNotSingle {
+            new_rdn: rename.new_rdn.clone(),
+        });
     }
     let parent = match &rename.new_superior {
         Some(superior) => superior.clone(),
@@ -413,11 +477,14 @@ fn modify(
     op: ModOp,
     description: &str,
     values: &[Vec<u8>],
-) -> Result<(), String> {
+) -> Result<(), ChangeProblem> {
+    let attribute = || description.to_string();
     match op {
         ModOp::Add => {
             if values.is_empty() {
-                return Err(format!("add: {description} gives no value"));
+                return Err(ChangeProblem::AddNoValue {
+                    attribute: attribute(),
+                });
             }
             for value in values {
                 let exists = position(entry, description).is_some_and(|i| {
@@ -427,10 +494,10 @@ fn modify(
                         .any(|v| same_value(v, value))
                 });
                 if exists {
-                    return Err(format!(
-                        "add: {description} already has the value {}",
-                        quote_for_message(value)
-                    ));
+                    return Err(ChangeProblem::AddPresent {
+                        attribute: attribute(),
+                        value: value.clone(),
+                    });
                 }
                 entry.push_value(description, value.clone());
             }
@@ -441,15 +508,17 @@ fn modify(
                 entry.attributes.remove(index);
                 Ok(())
             }
-            None => Err(format!("delete: the entry has no attribute {description}")),
+            None => Err(ChangeProblem::DeleteNoAttribute {
+                attribute: attribute(),
+            }),
         },
         ModOp::Delete => {
             for value in values {
                 if !remove_value(entry, description, value) {
-                    return Err(format!(
-                        "delete: {description} has no value {}",
-                        quote_for_message(value)
-                    ));
+                    return Err(ChangeProblem::DeleteAbsent {
+                        attribute: attribute(),
+                        value: value.clone(),
+                    });
                 }
             }
             Ok(())
@@ -470,26 +539,34 @@ fn modify(
         }
         ModOp::Increment => {
             let [by] = values else {
-                return Err(format!("increment: {description} needs exactly one value"));
+                return Err(ChangeProblem::IncrementArity {
+                    attribute: attribute(),
+                });
             };
             let by: i64 = std::str::from_utf8(by)
                 .ok()
                 .and_then(|t| t.trim().parse().ok())
-                .ok_or_else(|| {
-                    format!("increment: {description} by a value that is not an integer")
+                .ok_or_else(|| ChangeProblem::IncrementByNonInteger {
+                    attribute: attribute(),
                 })?;
-            let index = position(entry, description)
-                .ok_or_else(|| format!("increment: the entry has no attribute {description}"))?;
+            let index = position(entry, description).ok_or_else(|| {
+                ChangeProblem::IncrementNoAttribute {
+                    attribute: attribute(),
+                }
+            })?;
             for value in &mut entry.attributes[index].values {
                 let current: i64 = std::str::from_utf8(value)
                     .ok()
                     .and_then(|t| t.trim().parse().ok())
-                    .ok_or_else(|| {
-                        format!("increment: {description} holds a value that is not an integer")
+                    .ok_or_else(|| ChangeProblem::IncrementNonInteger {
+                        attribute: attribute(),
                     })?;
-                let next = current
-                    .checked_add(by)
-                    .ok_or_else(|| format!("increment: {description} overflows"))?;
+                let next =
+                    current
+                        .checked_add(by)
+                        .ok_or_else(|| ChangeProblem::IncrementOverflow {
+                            attribute: attribute(),
+                        })?;
                 *value = next.to_string().into_bytes();
             }
             Ok(())
@@ -591,11 +668,11 @@ mod tests {
     struct MapBase(Snapshot);
 
     impl SnapshotBase for MapBase {
-        fn entry(&mut self, key: &str) -> Result<Option<Entry>, String> {
+        fn entry(&mut self, key: &str) -> Result<Option<Entry>, BaseError> {
             Ok(self.0.entries.get(key).cloned())
         }
 
-        fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
+        fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, BaseError> {
             Ok(self
                 .0
                 .keys_below(key)

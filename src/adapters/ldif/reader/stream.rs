@@ -64,6 +64,12 @@ impl<R: BufRead> LdifReader<R> {
         self
     }
 
+    /// Uses `resolver`, already boxed, for `attr:< URL` values.
+    pub fn with_boxed_resolver(mut self, resolver: Box<dyn UrlResolver>) -> Self {
+        self.decoder.resolver = resolver;
+        self
+    }
+
     /// Refuses values larger than `max_value_bytes` (decoded) instead of the default
     /// [`DEFAULT_MAX_VALUE_BYTES`].
     pub fn with_max_value_bytes(mut self, max_value_bytes: usize) -> Self {
