@@ -558,6 +558,30 @@ mod tests {
     }
 
     #[test]
+    fn a_range_that_does_not_continue_is_a_typed_error() {
+        let mut cut = Attribute {
+            description: "member;range=0-1".to_string(),
+            values: vec![b"a".to_vec(), b"b".to_vec()],
+        };
+        let mut more = Entry::new("cn=g,dc=x");
+        more.push_value("member;range=5-*", b"f".to_vec());
+        let error = merge_range(&mut cut, more).unwrap_err();
+        assert!(
+            matches!(&error, RangeError::WrongStart { expected_low: 2, sent } if sent == "member;range=5-*"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "asked for values from 2, the server sent member;range=5-*"
+        );
+        let error = merge_range(&mut cut, Entry::new("cn=g,dc=x")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the server sent no member;range=… values"
+        );
+    }
+
+    #[test]
     fn a_malformed_entry_is_an_error_not_a_panic() {
         let tag = sequence(vec![octets(b"uid=a")]).into_structure();
         assert!(entry_from_tag(tag)

@@ -22,7 +22,7 @@ use git2::Oid;
 use crate::adapters::git::{absolute, normalize_within, GitError, Repo};
 use crate::adapters::ldif::{read_bounded, FileUrls, UrlError, UrlResolver};
 
-/// Why a file could not be had from a snapshot.
+/// Why a file could not be had from the tree (the working tree or a revision).
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     #[error(transparent)]
@@ -294,7 +294,7 @@ impl Tree {
     }
 
     /// What resolves the `attr:< URL` values of an LDIF file in `base_dir`: files of
-    /// this same snapshot (the policy of [`FileUrls`]: local paths and `file:` URLs),
+    /// this same tree (the policy of [`FileUrls`]: local paths and `file:` URLs),
     /// confined as every other file read.
     pub fn url_resolver(&self, base_dir: PathBuf) -> Result<Box<dyn UrlResolver>, TreeError> {
         let urls = FileUrls::relative_to(base_dir);

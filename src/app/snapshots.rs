@@ -20,8 +20,8 @@ use super::sources::{
 use super::writeback::Writeback;
 use super::AppError;
 use crate::adapters::ldif::{
-    self, entry_record, parse_entry_record, BaseError, LdifError, LdifReader, Snapshot,
-    SnapshotBase,
+    self, entry_record, parse_entry_record, BaseError, Directory, DirectoryBase, LdifError,
+    LdifReader,
 };
 use crate::adapters::store::{
     ChangeWriter, KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing,
@@ -77,7 +77,7 @@ impl KeptBase<'_> {
     }
 }
 
-impl SnapshotBase for KeptBase<'_> {
+impl DirectoryBase for KeptBase<'_> {
     fn entry(&mut self, key: &str) -> Result<Option<Entry>, BaseError> {
         self.kept_entry(key).map_err(BaseError::new)
     }
@@ -143,7 +143,7 @@ pub(super) fn read_delta(
 /// A delta read before its entries are streamed: the unseen change files applied to an
 /// overlay over the kept snapshot, and what the read imports.
 pub(super) struct Delta {
-    pub(super) overlay: Snapshot,
+    pub(super) overlay: Directory,
     pub(super) import: SourceImport,
 }
 
@@ -216,7 +216,7 @@ pub(super) fn open_delta(
         }
     }
 
-    let mut overlay = Snapshot::overlay();
+    let mut overlay = Directory::overlay();
     let mut base = KeptBase {
         store,
         source: &source.name,
@@ -648,7 +648,7 @@ fn update(
     config_dir: &Path,
     preparer: Option<&EntryPreparer>,
 ) -> Result<SnapshotWrite, RereadError> {
-    let mut overlay = Snapshot::overlay();
+    let mut overlay = Directory::overlay();
     let mut base = KeptBase {
         store,
         source: &import.source,

@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::AppError;
 use crate::adapters::ldap::{self, Credentials, Password};
 use crate::adapters::ldif::{
-    self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase,
+    self, Directory, DirectoryBase, LdifError, LdifFileError, LdifReader, Record,
 };
 use crate::adapters::tree::Tree;
 use crate::config::{
@@ -229,7 +229,7 @@ pub(super) fn read_ldif(
     ldif::for_each_entry(reader, |entry| entries.push(entry)).map_err(|e| located(e, path))?;
     let content = imported(config_dir, path, content_digest, digest);
     let mut snapshot =
-        Snapshot::from_entries(entries).map_err(|e| format!("{}: {e}", path.display()))?;
+        Directory::from_entries(entries).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut imported_changes = Vec::new();
     for change_file in changes {
         let file_digest =
@@ -272,8 +272,8 @@ pub(super) fn apply_change_file(
     files: &Tree,
     change_file: &Path,
     max_value_bytes: usize,
-    snapshot: &mut Snapshot,
-    mut base: Option<&mut dyn SnapshotBase>,
+    snapshot: &mut Directory,
+    mut base: Option<&mut dyn DirectoryBase>,
 ) -> Result<Sha256, String> {
     let mut file_digest = Sha256::new();
     let mut reader = open_ldif(files, change_file, max_value_bytes, &mut file_digest)?;

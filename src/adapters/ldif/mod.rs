@@ -1,17 +1,18 @@
 //! LDIF (RFC 2849): the adapter between LDIF files and the core's [`Entry`] values.
 //!
 //! [`LdifReader`] streams [`Record`]s out of any `BufRead`; [`read_content_file`] reads an
-//! `ldif` source's snapshot; [`write_entry`] and [`write_change`] write entries and change
-//! records back out; [`Snapshot`] applies change records to a directory, whole or as an
-//! overlay over a kept one; [`entry_record`] and [`parse_entry_record`] turn one entry into
-//! one LDIF record and back, the form in which the store keeps snapshots. This module must
+//! `ldif` source's content file; [`write_entry`] and [`write_change`] write entries and
+//! change records back out; a [`Directory`] holds entries by DN and applies change records
+//! to them, whole or as an overlay over a [`DirectoryBase`] (the store's kept snapshot);
+//! [`entry_record`] and [`parse_entry_record`] turn one entry into one LDIF record and
+//! back, the form in which the store keeps its snapshots. This module must
 //! not know about sources or the store, or fetch anything over the network: `attr:< URL`
 //! values are only read from local files (see [`FileUrls`]).
 
+mod directory;
 mod error;
 mod reader;
 mod record;
-mod snapshot;
 mod url;
 mod writer;
 
@@ -19,13 +20,15 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
+/// [`Directory`] under its old name, which the tests still use.
+pub use directory::Directory as Snapshot;
+pub use directory::{
+    below_range, tree_key, BaseError, ChangeError, ChangeProblem, Directory, DirectoryBase,
+};
 pub use error::{LdifError, LdifFileError};
 pub use reader::{recycle, LdifReader, DEFAULT_MAX_VALUE_BYTES};
 pub use record::RenameKeyword;
 pub use record::{Change, ChangeRecord, Control, ModOp, ModRdn, Modification, Record};
-pub use snapshot::{
-    below_range, tree_key, BaseError, ChangeProblem, Snapshot, SnapshotBase, SnapshotError,
-};
 pub use url::{read_bounded, FileUrls, UrlError, UrlResolver};
 pub use writer::{write_change, write_entry, write_version};
 

@@ -214,7 +214,7 @@ impl Store {
     }
 
     /// The kept entries of `source` strictly below the normalised DN `key`, as
-    /// `ldif::Snapshot` finds them (through `ldif::tree_key`).
+    /// `ldif::Directory` finds them (through `ldif::tree_key`).
     pub fn kept_below(&self, source: &str, key: &str) -> Result<Vec<EntryRow>, StoreError> {
         let (after, before) = below_range(&tree_key(key));
         let mut statement = self

@@ -461,3 +461,21 @@ fn iteration_stops_after_an_error() {
     assert!(reader.next().unwrap().is_err());
     assert!(reader.next().is_none());
 }
+
+#[test]
+fn version_may_follow_a_block_of_comments_but_not_a_record() {
+    let after_comments = "# exported\n# by hand\n\nversion: 1\n\ndn: cn=a,dc=x\ncn: a\n";
+    assert_eq!(entries(after_comments)[0].dn, "cn=a,dc=x");
+    // On the first record's own block, `version:` is its first line.
+    assert_eq!(
+        entries("version: 1\ndn: cn=a,dc=x\ncn: a\n")[0].dn,
+        "cn=a,dc=x"
+    );
+    // A first record without `version:` is read from its first line.
+    assert_eq!(entries("dn: cn=a,dc=x\ncn: a\n")[0].dn, "cn=a,dc=x");
+    assert_eq!(
+        error("dn: cn=a,dc=x\ncn: a\n\nversion: 1\n"),
+        "line 4: record has no \"dn:\" line: it starts with \"version:\"; every record \
+         starts with \"dn:\", and a blank line ends a record"
+    );
+}
