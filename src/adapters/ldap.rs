@@ -334,14 +334,16 @@ fn next_range(entry: &Entry) -> Option<(usize, String)> {
 fn merge_range(cut: &mut Attribute, more: Entry) -> Result<(), RangeError> {
     let (plain, low, high) = range_of(&cut.description).ok_or(RangeError::NotRanged)?;
     let expected_low = high.map_or(0, |h| h + 1);
-    let next = more
+    let (next, next_low, next_high) = more
         .attributes
         .into_iter()
-        .find(|a| range_of(&a.description).is_some_and(|(p, _, _)| p.eq_ignore_ascii_case(&plain)))
+        .find_map(|a| match range_of(&a.description) {
+            Some((p, low, high)) if p.eq_ignore_ascii_case(&plain) => Some((a, low, high)),
+            _ => None,
+        })
         .ok_or_else(|| RangeError::NoValues {
             plain: plain.clone(),
         })?;
-    let (_, next_low, next_high) = range_of(&next.description).expect("found by its range");
     if next_low != expected_low {
         return Err(RangeError::WrongStart {
             expected_low,
