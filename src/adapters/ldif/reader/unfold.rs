@@ -107,8 +107,9 @@ impl<'b> LogicalLines<'b> {
         self.next = position;
     }
 
-    /// The next logical line, split into `attr` and value.
-    #[inline]
+    /// The next logical line, split into `attr` and value. Always inlined, as the macro
+    /// it replaced was: called once per line, its result is large to pass back.
+    #[inline(always)]
     pub(super) fn next_line(&mut self) -> Result<Option<(Span, Line<'_>)>, LdifError> {
         let block = self.block;
         match self.next_text()? {
@@ -121,7 +122,7 @@ impl<'b> LogicalLines<'b> {
     }
 
     /// The next logical line, unfolded.
-    #[inline]
+    #[inline(always)]
     pub(super) fn next_text(&mut self) -> Result<Option<(Span, &[u8])>, LdifError> {
         match self.next_span()? {
             Some(span) => Ok(Some((span, self.block.text(span, self.scratch)))),
