@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use crate::adapters::ldif::{Change, ChangeRecord, ModOp, ModRdn};
+use super::record::{Change, ChangeRecord, ModOp, ModRdn};
 use registrar_core::dn::{normalize_dn, AttributeValue, Dn, DnError};
 use registrar_core::entry::{Attribute, Entry};
 use registrar_core::quote::{quote_for_message, shown_for_message};

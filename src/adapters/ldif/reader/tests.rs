@@ -1,7 +1,8 @@
 //! The reader's unit tests: records, errors and their positions, limits, recycling.
 
+use super::pool::recycle;
 use super::pool::{MAX_RECYCLED_VALUES, SPARE_ENTRIES};
-use super::{recycle, LdifReader};
+use super::stream::LdifReader;
 use crate::adapters::ldif::error::LdifError;
 use crate::adapters::ldif::record::{
     Change, ChangeRecord, Control, ModOp, ModRdn, Record, RenameKeyword,
