@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::{describe, escape_markdown, summary_line, symbol, write_sections, Color, Description};
+use super::describe::{describe, summary_line, symbol, Color, Description};
+use super::markdown::escape_markdown;
+use super::text::write_sections;
 use registrar_core::drift::{DriftReport, OutsideChange};
 
 /// Pending changes listed in Markdown and HTML at most (the JSON has them all).

@@ -25,7 +25,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::PlanDocument;
+use super::document::PlanDocument;
 use registrar_core::effect::Effect;
 use registrar_core::plan::{Action, Change, Kind};
 
