@@ -230,3 +230,69 @@ pub(super) fn find_newline(haystack: &[u8]) -> Option<usize> {
         .position(|&b| b == b'\n')
         .map(|i| offset + i)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{find_newline, Block};
+    use std::io::BufReader;
+
+    #[test]
+    fn find_newline_finds_the_first_line_feed_at_any_offset() {
+        for length in 0..20 {
+            for at in 0..=length {
+                let mut haystack = vec![b'x'; length];
+                if at < length {
+                    haystack[at] = b'\n';
+                    // A second one after it must not be the answer.
+                    if at + 3 < length {
+                        haystack[at + 3] = b'\n';
+                    }
+                }
+                let naive = haystack.iter().position(|&b| b == b'\n');
+                assert_eq!(find_newline(&haystack), naive, "{length} {at}");
+            }
+        }
+    }
+
+    /// The blocks of `input` read through a buffer of `capacity` bytes: each block's
+    /// first line number and lines.
+    fn blocks(input: &[u8], capacity: usize) -> Vec<(usize, Vec<Vec<u8>>)> {
+        let mut reader = BufReader::with_capacity(capacity, input);
+        let mut block = Block::default();
+        let mut next_line = 1;
+        let mut out = Vec::new();
+        while block
+            .read(&mut reader, &mut next_line, usize::MAX)
+            .is_ok_and(|read| read)
+        {
+            let lines = (0..block.lines.len())
+                .map(|i| block.physical(i).to_vec())
+                .collect();
+            out.push((block.first_line, lines));
+        }
+        out
+    }
+
+    #[test]
+    fn blocks_are_the_same_whatever_the_buffer_size() {
+        let input = b"\n\nversion: 1\r\n\r\ndn: cn=a\n cont\nsn: b\n\n\n# c\ndn: cn=b\r\nx: y";
+        let whole = blocks(input, 1 << 16);
+        assert_eq!(
+            whole,
+            vec![
+                (3, vec![b"version: 1".to_vec()]),
+                (
+                    5,
+                    vec![b"dn: cn=a".to_vec(), b" cont".to_vec(), b"sn: b".to_vec()]
+                ),
+                (
+                    10,
+                    vec![b"# c".to_vec(), b"dn: cn=b".to_vec(), b"x: y".to_vec()]
+                ),
+            ]
+        );
+        for capacity in 1..12 {
+            assert_eq!(blocks(input, capacity), whole, "buffer of {capacity}");
+        }
+    }
+}

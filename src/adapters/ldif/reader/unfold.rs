@@ -176,3 +176,41 @@ impl<'b> LogicalLines<'b> {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Block, LogicalLines};
+
+    fn block(input: &[u8]) -> Block {
+        let mut block = Block::default();
+        let mut next_line = 7;
+        assert!(block
+            .read(&mut &input[..], &mut next_line, usize::MAX)
+            .is_ok_and(|read| read));
+        block
+    }
+
+    #[test]
+    fn folded_lines_unfold_and_positions_point_into_the_physical_lines() {
+        let block = block(b"# note\n #  folded note\ncn: ab\n cd\n  e\nsn: x\n");
+        let mut scratch = Vec::new();
+        let mut lines = LogicalLines::new(&block, &mut scratch);
+        let (span, text) = lines.next_text().unwrap().unwrap();
+        assert_eq!(text, b"cn: abcd e");
+        assert_eq!(
+            block.line_of(span),
+            9,
+            "the comment and its fold are skipped"
+        );
+        // "d" (offset 7) is on the second physical line, " e" starts the third.
+        assert_eq!(block.locate(span, 7), (10, 3));
+        assert_eq!(block.locate(span, 8), (11, 2));
+        let start = lines.position();
+        let (_, line) = lines.next_line().unwrap().unwrap();
+        assert!(line.is("SN"));
+        lines.rewind(start);
+        let (_, again) = lines.next_line().unwrap().unwrap();
+        assert_eq!(again.raw_value(), b"x");
+        assert!(lines.next_line().unwrap().is_none());
+    }
+}
