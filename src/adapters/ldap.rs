@@ -67,6 +67,51 @@ pub enum LdapReadError {
         entries: u64,
         reason: String,
     },
+    /// An entry the server sent could not be read whole.
+    #[error("search of {base:?} failed after {entries} entries: {source}")]
+    Entry {
+        base: String,
+        entries: u64,
+        source: EntryError,
+    },
+}
+
+/// Why an entry the server sent could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// Its BER structure is not a search result entry's.
+    #[error("malformed search result entry from the server ({what})")]
+    Malformed { what: &'static str },
+    /// A search for the rest of a ranged attribute failed, or the server refused it.
+    #[error("reading {wanted} of {dn}: {reason}")]
+    RangeSearch {
+        wanted: String,
+        dn: String,
+        reason: String,
+    },
+    /// The entry went away between the search and the search for its ranged values.
+    #[error("reading {wanted} of {dn}: the entry is gone")]
+    Gone { wanted: String, dn: String },
+    /// The rest of a ranged attribute is not what was asked for.
+    #[error("reading {wanted} of {dn}: {source}")]
+    Range {
+        wanted: String,
+        dn: String,
+        source: RangeError,
+    },
+}
+
+/// Why the values of a range do not continue a ranged attribute.
+#[derive(Debug, thiserror::Error)]
+pub enum RangeError {
+    #[error("not a ranged attribute")]
+    NotRanged,
+    #[error("the server sent no {plain};range=… values")]
+    NoValues { plain: String },
+    #[error("asked for values from {expected_low}, the server sent {sent}")]
+    WrongStart { expected_low: u64, sent: String },
+    #[error("{description} holds no value")]
+    Empty { description: String },
 }
 
 /// What a finished search saw.
@@ -102,6 +147,11 @@ async fn read_entries_async(
     let connect_error = |reason: String| LdapReadError::Connect {
         url: settings.url.clone(),
         reason,
+    };
+    let entry_error = |summary: &SearchSummary, source: EntryError| LdapReadError::Entry {
+        base: settings.base_dn.clone(),
+        entries: summary.entries,
+        source,
     };
     let mut connection = LdapConnSettings::new()
         .set_conn_timeout(settings.connect_timeout)
@@ -185,10 +235,10 @@ async fn read_entries_async(
             Ok(Some(item)) if item.is_intermediate() => {}
             Ok(Some(item)) => {
                 let mut entry =
-                    entry_from_tag(item.0).map_err(|reason| search_error(&summary, reason))?;
+                    entry_from_tag(item.0).map_err(|source| entry_error(&summary, source))?;
                 complete_ranged_values(&mut ranges, &mut entry, settings.timeout)
                     .await
-                    .map_err(|reason| search_error(&summary, reason))?;
+                    .map_err(|source| entry_error(&summary, source))?;
                 summary.entries += 1;
                 on_entry(entry);
             }
@@ -218,7 +268,7 @@ async fn complete_ranged_values(
     ldap: &mut Ldap,
     entry: &mut Entry,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), EntryError> {
     while let Some((index, wanted)) = next_range(entry) {
         let answer = ldap
             .with_timeout(timeout)
@@ -229,31 +279,32 @@ async fn complete_ranged_values(
                 vec![wanted.as_str()],
             )
             .await
-            .map_err(|e| {
-                format!(
-                    "reading {wanted} of {}: {}",
-                    entry.dn,
-                    describe(&e, timeout, "timeout_seconds")
-                )
+            .map_err(|e| EntryError::RangeSearch {
+                wanted: wanted.clone(),
+                dn: entry.dn.clone(),
+                reason: describe(&e, timeout, "timeout_seconds"),
             })?;
         if answer.1.rc != 0 {
-            return Err(format!(
-                "reading {wanted} of {}: {}",
-                entry.dn,
-                result_text(&answer.1)
-            ));
+            return Err(EntryError::RangeSearch {
+                wanted,
+                dn: entry.dn.clone(),
+                reason: result_text(&answer.1),
+            });
         }
         let more = match answer.0.into_iter().find(|item| !item.is_ref()) {
             Some(item) => entry_from_tag(item.0)?,
             None => {
-                return Err(format!(
-                    "reading {wanted} of {}: the entry is gone",
-                    entry.dn
-                ))
+                return Err(EntryError::Gone {
+                    wanted,
+                    dn: entry.dn.clone(),
+                })
             }
         };
-        merge_range(&mut entry.attributes[index], more)
-            .map_err(|problem| format!("reading {wanted} of {}: {problem}", entry.dn))?;
+        merge_range(&mut entry.attributes[index], more).map_err(|source| EntryError::Range {
+            wanted,
+            dn: entry.dn.clone(),
+            source,
+        })?;
     }
     for attribute in &mut entry.attributes {
         if let Some((plain, _, None)) = range_of(&attribute.description) {
@@ -280,23 +331,29 @@ fn next_range(entry: &Entry) -> Option<(usize, String)> {
 
 /// Adds the values of the range `more` holds to `cut`, whose description becomes the
 /// range both cover (`member;range=0-2999`, or `member;range=0-*` at the end).
-fn merge_range(cut: &mut Attribute, more: Entry) -> Result<(), String> {
-    let (plain, low, high) = range_of(&cut.description).ok_or("not a ranged attribute")?;
+fn merge_range(cut: &mut Attribute, more: Entry) -> Result<(), RangeError> {
+    let (plain, low, high) = range_of(&cut.description).ok_or(RangeError::NotRanged)?;
     let expected_low = high.map_or(0, |h| h + 1);
-    let next = more
+    let (next, next_low, next_high) = more
         .attributes
         .into_iter()
-        .find(|a| range_of(&a.description).is_some_and(|(p, _, _)| p.eq_ignore_ascii_case(&plain)))
-        .ok_or_else(|| format!("the server sent no {plain};range=… values"))?;
-    let (_, next_low, next_high) = range_of(&next.description).expect("found by its range");
+        .find_map(|a| match range_of(&a.description) {
+            Some((p, low, high)) if p.eq_ignore_ascii_case(&plain) => Some((a, low, high)),
+            _ => None,
+        })
+        .ok_or_else(|| RangeError::NoValues {
+            plain: plain.clone(),
+        })?;
     if next_low != expected_low {
-        return Err(format!(
-            "asked for values from {expected_low}, the server sent {}",
-            next.description
-        ));
+        return Err(RangeError::WrongStart {
+            expected_low,
+            sent: next.description,
+        });
     }
     if next_high.is_some() && next.values.is_empty() {
-        return Err(format!("{} holds no value", next.description));
+        return Err(RangeError::Empty {
+            description: next.description,
+        });
     }
     cut.values.extend(next.values);
     cut.description = match next_high {
@@ -409,8 +466,8 @@ fn result_code_name(rc: u32) -> &'static str {
 }
 
 /// An entry from a SearchResultEntry's BER structure, keeping attribute order and bytes.
-fn entry_from_tag(tag: StructureTag) -> Result<Entry, String> {
-    let malformed = |what: &str| format!("malformed search result entry from the server ({what})");
+fn entry_from_tag(tag: StructureTag) -> Result<Entry, EntryError> {
+    let malformed = |what: &'static str| EntryError::Malformed { what };
     let mut parts = tag
         .expect_constructed()
         .ok_or_else(|| malformed("not a sequence"))?
@@ -503,10 +560,35 @@ mod tests {
     }
 
     #[test]
+    fn a_range_that_does_not_continue_is_a_typed_error() {
+        let mut cut = Attribute {
+            description: "member;range=0-1".to_string(),
+            values: vec![b"a".to_vec(), b"b".to_vec()],
+        };
+        let mut more = Entry::new("cn=g,dc=x");
+        more.push_value("member;range=5-*", b"f".to_vec());
+        let error = merge_range(&mut cut, more).unwrap_err();
+        assert!(
+            matches!(&error, RangeError::WrongStart { expected_low: 2, sent } if sent == "member;range=5-*"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "asked for values from 2, the server sent member;range=5-*"
+        );
+        let error = merge_range(&mut cut, Entry::new("cn=g,dc=x")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the server sent no member;range=… values"
+        );
+    }
+
+    #[test]
     fn a_malformed_entry_is_an_error_not_a_panic() {
         let tag = sequence(vec![octets(b"uid=a")]).into_structure();
         assert!(entry_from_tag(tag)
             .unwrap_err()
+            .to_string()
             .contains("no attribute list"));
         let tag = octets(b"x").into_structure();
         assert!(entry_from_tag(tag).is_err());

@@ -1,7 +1,8 @@
 //! The adapters around the pure core: each turns one outside thing into the core's types
 //! or back. None of them decides anything the core decides.
 //!
-//! - [`ldif`]: the LDIF reader and writer (RFC 2849), and the snapshots of LDIF sources.
+//! - [`ldif`]: the LDIF reader and writer (RFC 2849), and the in-memory directory that
+//!   change files apply to.
 //! - [`ldap`]: LDAP searches (ldap3 over rustls), paged.
 //! - [`git`]: revisions, blobs and the working tree's status, through libgit2.
 //! - [`tree`]: the working tree's confinement: every file a config names stays inside.

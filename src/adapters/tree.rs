@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use git2::Oid;
 
 use crate::adapters::git::{absolute, normalize_within, GitError, Repo};
-use crate::adapters::ldif::{FileUrls, UrlResolver};
+use crate::adapters::ldif::{read_bounded, FileUrls, UrlError, UrlResolver};
 
-/// Why a file could not be had from a snapshot.
+/// Why a file could not be had from the tree (the working tree or a revision).
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     #[error(transparent)]
@@ -59,6 +59,40 @@ pub enum TreeError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// Why a file the config names cannot be read, as [`Tree::check_file`] finds it. It
+/// reads after the path: `not found (looked for …)`.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProblem {
+    /// No such file in the working tree.
+    #[error("not found (looked for {})", path.display())]
+    NotFound {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A working-tree path that resolves (symlinks followed) outside the root.
+    #[error("resolves to {}, outside {} (the config may only name files inside it)", resolved.display(), root.display())]
+    Outside { resolved: PathBuf, root: PathBuf },
+    /// Not a regular file (see [`TreeError::NotAFile`]).
+    #[error("is {what}, not a regular file; it is never read")]
+    NotAFile { what: &'static str },
+    /// Any other reason the working-tree file cannot be had.
+    #[error(transparent)]
+    Unreadable(Box<TreeError>),
+    /// A path outside the repository, at a revision.
+    #[error("escapes the git repository {} (looked for {})", repo.display(), path.display())]
+    Escapes {
+        repo: PathBuf,
+        path: PathBuf,
+        source: Box<TreeError>,
+    },
+    /// No such file in the revision's commit.
+    #[error("not found (looked for {} in the commit)", in_repo.display())]
+    NotInCommit { in_repo: PathBuf },
+    /// The repository could not be read.
+    #[error(transparent)]
+    Git(GitError),
 }
 
 /// One git revision's files.
@@ -260,78 +294,56 @@ impl Tree {
     }
 
     /// What resolves the `attr:< URL` values of an LDIF file in `base_dir`: files of
-    /// this same snapshot (the policy of [`FileUrls`]: local paths and `file:` URLs),
+    /// this same tree (the policy of [`FileUrls`]: local paths and `file:` URLs),
     /// confined as every other file read.
     pub fn url_resolver(&self, base_dir: PathBuf) -> Result<Box<dyn UrlResolver>, TreeError> {
         let urls = FileUrls::relative_to(base_dir);
         Ok(match self {
-            Tree::WorkingTree { root, .. } => {
-                let root = root.clone();
-                Box::new(
-                    move |url: &str, max_bytes: usize| -> Result<Vec<u8>, String> {
-                        let path =
-                            confine(&root, &urls.path_of(url)?).map_err(|e| e.to_string())?;
-                        crate::adapters::ldif::read_bounded(&path, max_bytes)
-                    },
-                )
-            }
-            Tree::Revision(revision) => {
-                // The reader owns its resolver: give it its own handle on the repository.
-                let revision = revision.reopen()?;
-                Box::new(
-                    move |url: &str, max_bytes: usize| -> Result<Vec<u8>, String> {
-                        let path = urls.path_of(url)?;
-                        let value = revision.read(&path).map_err(|e| e.to_string())?;
-                        if value.len() > max_bytes {
-                            return Err(crate::adapters::ldif::url_too_large(
-                                value.len() as u64,
-                                max_bytes,
-                            ));
-                        }
-                        Ok(value)
-                    },
-                )
-            }
+            Tree::WorkingTree { root, .. } => Box::new(WorkingTreeUrls {
+                root: root.clone(),
+                urls,
+            }),
+            // The reader owns its resolver: give it its own handle on the repository.
+            Tree::Revision(revision) => Box::new(RevisionUrls {
+                revision: revision.reopen()?,
+                urls,
+            }),
         })
     }
 
     /// Why `path` cannot be read as a file, if it cannot: the config checks use this
     /// for the files the YAML names. The reason reads after the path, e.g.
     /// `not found (looked for …)`.
-    pub fn check_file(&self, path: &Path) -> Result<(), String> {
+    pub fn check_file(&self, path: &Path) -> Result<(), FileProblem> {
         match self {
             Tree::WorkingTree { root, .. } => match confine(root, path) {
                 Ok(_) => Ok(()),
                 Err(TreeError::ReadFile { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
-                    Err(format!("not found (looked for {})", path.display()))
+                    Err(FileProblem::NotFound {
+                        path: path.to_path_buf(),
+                        source,
+                    })
                 }
-                Err(TreeError::Outside { resolved, root, .. }) => Err(format!(
-                    "resolves to {}, outside {} (the config may only name files inside it)",
-                    resolved.display(),
-                    root.display()
-                )),
-                Err(TreeError::NotAFile { what, .. }) => {
-                    Err(format!("is {what}, not a regular file; it is never read"))
+                Err(TreeError::Outside { resolved, root, .. }) => {
+                    Err(FileProblem::Outside { resolved, root })
                 }
-                Err(other) => Err(other.to_string()),
+                Err(TreeError::NotAFile { what, .. }) => Err(FileProblem::NotAFile { what }),
+                Err(other) => Err(FileProblem::Unreadable(Box::new(other))),
             },
             Tree::Revision(revision) => {
-                let in_repo = revision.locate(path).map_err(|_| {
-                    format!(
-                        "escapes the git repository {} (looked for {})",
-                        revision.repo.root().display(),
-                        path.display()
-                    )
-                })?;
+                let in_repo = revision
+                    .locate(path)
+                    .map_err(|source| FileProblem::Escapes {
+                        repo: revision.repo.root().to_path_buf(),
+                        path: path.to_path_buf(),
+                        source: Box::new(source),
+                    })?;
                 match revision.repo.is_file(revision.commit, &in_repo) {
                     Ok(true) => Ok(()),
-                    Ok(false) => Err(format!(
-                        "not found (looked for {} in the commit)",
-                        in_repo.display()
-                    )),
-                    Err(e) => Err(e.to_string()),
+                    Ok(false) => Err(FileProblem::NotInCommit { in_repo }),
+                    Err(e) => Err(FileProblem::Git(e)),
                 }
             }
         }
@@ -533,6 +545,44 @@ fn wildcard_match(pattern: &str, name: &str) -> bool {
         }
     }
     pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// The URL values of a working-tree LDIF file: files under `root`, confined as every
+/// other file read.
+struct WorkingTreeUrls {
+    root: PathBuf,
+    urls: FileUrls,
+}
+
+impl UrlResolver for WorkingTreeUrls {
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, UrlError> {
+        let path = confine(&self.root, &self.urls.path_of(url)?)
+            .map_err(|e| UrlError::Refused(Box::new(e)))?;
+        read_bounded(&path, max_bytes)
+    }
+}
+
+/// The URL values of an LDIF file at a revision: blobs of the same commit.
+struct RevisionUrls {
+    revision: Revision,
+    urls: FileUrls,
+}
+
+impl UrlResolver for RevisionUrls {
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, UrlError> {
+        let path = self.urls.path_of(url)?;
+        let value = self
+            .revision
+            .read(&path)
+            .map_err(|e| UrlError::Refused(Box::new(e)))?;
+        if value.len() > max_bytes {
+            return Err(UrlError::TooLarge {
+                size: value.len() as u64,
+                max_bytes,
+            });
+        }
+        Ok(value)
+    }
 }
 
 #[cfg(test)]

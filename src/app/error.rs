@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::saved_plan::SavedPlanError;
+use super::snapshots::RereadError;
 use super::sources::SourceError;
 
 use crate::adapters::git::GitError;
@@ -161,7 +162,8 @@ pub enum AppError {
     SnapshotNotKept {
         plan_name: String,
         source_name: String,
-        reason: String,
+        #[source]
+        reason: RereadError,
     },
     /// The saved plan being applied stopped before its end.
     #[error("{plan_name} was not read to the end; nothing was applied")]
@@ -296,9 +298,10 @@ mod tests {
                 AppError::SnapshotNotKept {
                     plan_name: "the plan".to_string(),
                     source_name: "hr".to_string(),
-                    reason: "it changed".to_string(),
+                    reason: RereadError::NotReadToEnd,
                 },
-                "cannot keep the snapshot the plan imported from source hr: it changed; \
+                "cannot keep the snapshot the plan imported from source hr: it was not read \
+                 to the end; \
                  nothing was applied (plan again from the files as they are now)",
             ),
             (

@@ -13,18 +13,19 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
-use super::error::AppError;
 use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
     source_error, InputsDigest, SourceError,
 };
 use super::writeback::Writeback;
+use super::AppError;
 use crate::adapters::ldif::{
-    self, entry_record, parse_entry_record, LdifError, LdifReader, Snapshot, SnapshotBase,
+    self, entry_record, parse_entry_record, BaseError, Directory, DirectoryBase, LdifError,
+    LdifReader,
 };
 use crate::adapters::store::{
     ChangeWriter, KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing,
-    Store,
+    Store, StoreError,
 };
 use crate::adapters::tree::Tree;
 use crate::config::{SourceLocation, SourceSettings};
@@ -42,33 +43,47 @@ struct KeptBase<'s> {
     source: &'s str,
 }
 
-/// Why a kept record cannot be read back (errors are prefixed with the source).
-pub(super) fn unreadable(error: LdifError) -> String {
-    format!(
-        "the kept snapshot holds an unreadable entry ({error}); \
+/// Why a kept entry cannot be had from the store (errors are prefixed with the source).
+#[derive(Debug, thiserror::Error)]
+pub enum KeptReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The kept record does not read back as an entry.
+    #[error(
+        "the kept snapshot holds an unreadable entry ({source}); \
          the state file was changed outside registrar"
-    )
+    )]
+    Unreadable { source: LdifError },
 }
 
-impl SnapshotBase for KeptBase<'_> {
-    fn entry(&mut self, key: &str) -> Result<Option<Entry>, String> {
-        let record = self
-            .store
-            .kept_entry(self.source, key)
-            .map_err(|e| e.to_string())?;
+/// Why a kept record cannot be read back.
+pub(super) fn unreadable(source: LdifError) -> KeptReadError {
+    KeptReadError::Unreadable { source }
+}
+
+impl KeptBase<'_> {
+    fn kept_entry(&self, key: &str) -> Result<Option<Entry>, KeptReadError> {
+        let record = self.store.kept_entry(self.source, key)?;
         record
             .map(|record| parse_entry_record(&record).map_err(unreadable))
             .transpose()
     }
 
-    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
-        let rows = self
-            .store
-            .kept_below(self.source, key)
-            .map_err(|e| e.to_string())?;
+    fn kept_below(&self, key: &str) -> Result<Vec<(String, Entry)>, KeptReadError> {
+        let rows = self.store.kept_below(self.source, key)?;
         rows.into_iter()
             .map(|(key, record)| Ok((key, parse_entry_record(&record).map_err(unreadable)?)))
             .collect()
+    }
+}
+
+impl DirectoryBase for KeptBase<'_> {
+    fn entry(&mut self, key: &str) -> Result<Option<Entry>, BaseError> {
+        self.kept_entry(key).map_err(BaseError::new)
+    }
+
+    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, BaseError> {
+        self.kept_below(key).map_err(BaseError::new)
     }
 }
 
@@ -106,7 +121,8 @@ pub(super) fn read_delta(
     let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
     let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
         let reader = LdifReader::new(&batch[..]).with_max_value_bytes(REREAD_MAX_VALUE_BYTES);
-        ldif::for_each_entry(reader, &mut *on_entry).map_err(|e| error(unreadable(e)))?;
+        ldif::for_each_entry(reader, &mut *on_entry)
+            .map_err(|e| error(unreadable(e).to_string()))?;
         batch.clear();
         Ok(())
     };
@@ -127,7 +143,7 @@ pub(super) fn read_delta(
 /// A delta read before its entries are streamed: the unseen change files applied to an
 /// overlay over the kept snapshot, and what the read imports.
 pub(super) struct Delta {
-    pub(super) overlay: Snapshot,
+    pub(super) overlay: Directory,
     pub(super) import: SourceImport,
 }
 
@@ -150,7 +166,7 @@ pub(super) fn open_delta(
         unreachable!("only ldif sources keep snapshots")
     };
     let error = |error: SourceError| source_error(source, error);
-    let refuse = |why: String| error(format!("{why}; run with --mode full").into());
+    let refuse = |why: String| error(SourceError::from(format!("{why}; run with --mode full")));
     let content_path = import_path(config_dir, path);
     if content_path != kept.content.path {
         return Err(refuse(format!(
@@ -200,7 +216,7 @@ pub(super) fn open_delta(
         }
     }
 
-    let mut overlay = Snapshot::overlay();
+    let mut overlay = Directory::overlay();
     let mut base = KeptBase {
         store,
         source: &source.name,
@@ -239,8 +255,50 @@ pub(super) fn open_delta(
 }
 
 /// The kept entry `key` of `source`, read back.
-pub(super) fn kept_entry(store: &Store, source: &str, key: &str) -> Result<Option<Entry>, String> {
-    KeptBase { store, source }.entry(key)
+pub(super) fn kept_entry(
+    store: &Store,
+    source: &str,
+    key: &str,
+) -> Result<Option<Entry>, KeptReadError> {
+    KeptBase { store, source }.kept_entry(key)
+}
+
+/// Why an apply cannot keep the snapshot its plan imported: the files are not the ones
+/// the plan read.
+#[derive(Debug, thiserror::Error)]
+pub enum RereadError {
+    /// A file's digest now is not the one the plan recorded.
+    #[error("{path} has changed since it was planned ({then} then, {now} now)")]
+    Changed {
+        path: String,
+        then: String,
+        now: String,
+    },
+    /// An entry the change files leave cannot be kept as a row.
+    #[error(transparent)]
+    Unkeepable(#[from] UnkeepableEntry),
+    /// Reading the files or applying the change files failed.
+    #[error(transparent)]
+    Read(Box<SourceError>),
+    /// The files were not read to their end.
+    #[error("it was not read to the end")]
+    NotReadToEnd,
+}
+
+/// Why an entry cannot be kept as a row: it cannot be written as an LDIF record, or its
+/// footprint cannot be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum UnkeepableEntry {
+    #[error(transparent)]
+    Record(#[from] std::io::Error),
+    #[error(transparent)]
+    Footprint(#[from] serde_json::Error),
+}
+
+impl From<SourceError> for RereadError {
+    fn from(error: SourceError) -> Self {
+        RereadError::Read(Box::new(error))
+    }
 }
 
 /// What an apply keeps, worked out before its transaction (see [`keeping`]).
@@ -298,7 +356,7 @@ pub(super) fn keeping<'r>(
             Some(kept) if kept.is_start_of(import) && !refootprint => {
                 if kept.changes.len() < import.changes.len() {
                     let write = update(store, kept, import, files, config_dir, preparer.as_ref())
-                        .map_err(|message| refuse(plan_name, import, message))?;
+                        .map_err(|error| refuse(plan_name, import, error))?;
                     writes.push(Keep::Ready(write));
                 }
             }
@@ -325,11 +383,11 @@ pub(super) fn keeping<'r>(
 }
 
 /// Why an apply refuses to keep the snapshot `import` read.
-fn refuse(plan_name: &str, import: &SourceImport, message: String) -> AppError {
+fn refuse(plan_name: &str, import: &SourceImport, reason: RereadError) -> AppError {
     AppError::SnapshotNotKept {
         plan_name: plan_name.to_string(),
         source_name: import.source.clone(),
-        reason: message,
+        reason,
     }
 }
 
@@ -348,7 +406,7 @@ pub(super) enum ToWriter<'p> {
     Rows(Vec<KeptEntry>),
     /// The snapshot is read: `Ok(Some(why))` when it cannot be kept, `Err` when its
     /// files are not the ones the plan imported.
-    End(Result<Option<String>, String>),
+    End(Result<Option<UnkeepableEntry>, RereadError>),
     Written(Vec<WrittenRow>),
 }
 
@@ -513,13 +571,11 @@ fn write_kept(
                 }
                 Ok(ToWriter::End(Ok(unwritable))) => {
                     break unwritable
+                        .map(|why| why.to_string())
                         .or_else(|| shared_dn.then(|| "two entries share a DN".to_string()))
                 }
-                Ok(ToWriter::End(Err(message))) => return Err(refuse(plan_name, import, message)),
-                _ => {
-                    let message = "it was not read to the end".to_string();
-                    return Err(refuse(plan_name, import, message));
-                }
+                Ok(ToWriter::End(Err(error))) => return Err(refuse(plan_name, import, error)),
+                _ => return Err(refuse(plan_name, import, RereadError::NotReadToEnd)),
             }
         };
         // A directory with two entries of one DN cannot be kept by DN: its snapshot is
@@ -542,13 +598,12 @@ fn kept_entry_row(
     key: String,
     entry: &Entry,
     preparer: Option<&EntryPreparer>,
-) -> Result<KeptEntry, String> {
-    KeptEntry::new(
+) -> Result<KeptEntry, UnkeepableEntry> {
+    Ok(KeptEntry::new(
         key,
-        entry_record(entry).map_err(|e| e.to_string())?,
+        entry_record(entry)?,
         preparer.map(|p| p.footprint(&p.prepare(source, entry))),
-    )
-    .map_err(|e| e.to_string())
+    )?)
 }
 
 /// The file `file` of an import, where `files` has it.
@@ -557,14 +612,15 @@ fn import_file(config_dir: &Path, file: &ImportedFile) -> PathBuf {
 }
 
 /// The digest of a file read now against the one a plan recorded.
-fn check_digest(file: &ImportedFile, now: &str) -> Result<(), String> {
+fn check_digest(file: &ImportedFile, now: &str) -> Result<(), RereadError> {
     if now == file.digest {
         Ok(())
     } else {
-        Err(format!(
-            "{} has changed since it was planned ({} then, {now} now)",
-            file.path, file.digest
-        ))
+        Err(RereadError::Changed {
+            path: file.path.clone(),
+            then: file.digest.clone(),
+            now: now.to_string(),
+        })
     }
 }
 
@@ -575,11 +631,10 @@ fn check_change_files(
     changes: &[ImportedFile],
     files: &Tree,
     config_dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), RereadError> {
     for file in changes {
-        let digest =
-            file_digest(files, &import_file(config_dir, file)).map_err(|e| e.to_string())?;
-        check_digest(file, &digest)?;
+        let now = file_digest(files, &import_file(config_dir, file))?;
+        check_digest(file, &now)?;
     }
     Ok(())
 }
@@ -593,8 +648,8 @@ fn update(
     files: &Tree,
     config_dir: &Path,
     preparer: Option<&EntryPreparer>,
-) -> Result<SnapshotWrite, String> {
-    let mut overlay = Snapshot::overlay();
+) -> Result<SnapshotWrite, RereadError> {
+    let mut overlay = Directory::overlay();
     let mut base = KeptBase {
         store,
         source: &import.source,
@@ -609,8 +664,7 @@ fn update(
             REREAD_MAX_VALUE_BYTES,
             &mut overlay,
             Some(&mut base),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         check_digest(file, &hex_digest(now))?;
     }
     let (mut put, mut remove) = (Vec::new(), Vec::new());
@@ -642,7 +696,7 @@ fn read_whole(
     config_dir: &Path,
     preparer: Option<&EntryPreparer>,
     send: &mut dyn FnMut(Vec<KeptEntry>) -> bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<UnkeepableEntry>, RereadError> {
     check_change_files(&import.changes, files, config_dir)?;
     let content = import_file(config_dir, &import.content);
     let changes: Vec<PathBuf> = import
@@ -678,8 +732,7 @@ fn read_whole(
             // The reader fills the entry's buffers again with the next record.
             ldif::recycle([entry]);
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if listening && !rows.is_empty() {
         send(rows);
     }

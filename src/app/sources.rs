@@ -13,9 +13,11 @@ use sha2::{Digest, Sha256};
 
 use super::error::AppError;
 use super::progress::Progress;
+use super::snapshots::KeptReadError;
 use crate::adapters::ldap::{self, Credentials, LdapReadError, Password};
 use crate::adapters::ldif::{
-    self, LdifError, LdifFileError, LdifReader, Record, Snapshot, SnapshotBase, SnapshotError,
+    self, BaseError, ChangeError, Directory, DirectoryBase, LdifError, LdifFileError, LdifReader,
+    Record,
 };
 use crate::adapters::tree::{Tree, TreeError};
 use crate::config::{
@@ -39,7 +41,7 @@ pub enum SourceError {
     Content {
         path: PathBuf,
         #[source]
-        error: SnapshotError,
+        error: ChangeError,
     },
     /// A change record that does not apply to the entries before it.
     #[error("{}:{line}: change does not apply: {error}", path.display())]
@@ -47,7 +49,7 @@ pub enum SourceError {
         path: PathBuf,
         line: usize,
         #[source]
-        error: SnapshotError,
+        error: ChangeError,
     },
     /// A content record where change records belong.
     #[error(
@@ -74,6 +76,12 @@ pub enum SourceError {
         #[source]
         error: TreeError,
     },
+    /// A kept entry could not be had from the store.
+    #[error(transparent)]
+    KeptRead(#[from] KeptReadError),
+    /// The kept snapshot could not give an entry a change record reads.
+    #[error(transparent)]
+    KeptBase(#[from] BaseError),
     /// What the kept snapshot's side (`snapshots.rs`, `region.rs`, the snapshot base)
     /// says, as its text.
     #[error("{0}")]
@@ -300,7 +308,7 @@ pub(super) fn read_ldif(
     let mut entries = Vec::new();
     ldif::for_each_entry(reader, |entry| entries.push(entry)).map_err(|e| located(e, path))?;
     let content = imported(config_dir, path, content_digest, digest);
-    let mut snapshot = Snapshot::from_entries(entries).map_err(|error| SourceError::Content {
+    let mut snapshot = Directory::from_entries(entries).map_err(|error| SourceError::Content {
         path: path.to_path_buf(),
         error,
     })?;
@@ -346,8 +354,8 @@ pub(super) fn apply_change_file(
     files: &Tree,
     change_file: &Path,
     max_value_bytes: usize,
-    snapshot: &mut Snapshot,
-    mut base: Option<&mut dyn SnapshotBase>,
+    snapshot: &mut Directory,
+    mut base: Option<&mut dyn DirectoryBase>,
 ) -> Result<Sha256, SourceError> {
     let mut file_digest = Sha256::new();
     let mut reader = open_ldif(files, change_file, max_value_bytes, &mut file_digest)?;
@@ -360,9 +368,7 @@ pub(super) fn apply_change_file(
         match record.map_err(located)? {
             Record::Change(change) => {
                 if let Some(base) = base.as_deref_mut() {
-                    snapshot
-                        .load_for(&change, base)
-                        .map_err(SourceError::Kept)?;
+                    snapshot.load_for(&change, base)?;
                 }
                 snapshot
                     .apply(&change)
@@ -445,7 +451,7 @@ fn open_ldif<'d>(
 ) -> Result<DigestingLdifReader<'d>, SourceError> {
     let file = files.open(path)?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut urls = files.url_resolver(base_dir)?;
+    let urls = files.url_resolver(base_dir)?;
     let input = BufReader::with_capacity(
         1 << 16,
         DigestingReader {
@@ -455,7 +461,7 @@ fn open_ldif<'d>(
     );
     Ok(LdifReader::new(input)
         .with_max_value_bytes(max_value_bytes)
-        .with_resolver(move |url: &str, max_bytes: usize| urls.resolve(url, max_bytes)))
+        .with_boxed_resolver(urls))
 }
 
 /// The password and CA certificates an LDAP source needs. The password comes from the

@@ -56,9 +56,9 @@ pub fn load(files: &Tree, dir: &Path) -> Result<Config, ConfigError> {
         }
     }
     load_all(texts, not_text, &|path: &Path| {
-        files
-            .check_file(path)
-            .map_err(|reason| UnreadableFile { reason })
+        files.check_file(path).map_err(|problem| UnreadableFile {
+            reason: problem.to_string(),
+        })
     })
 }
 

@@ -8,32 +8,67 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+/// Why a URL value could not be had. Its text is a reason: the reader adds the line, the
+/// attribute and the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// A `file://host/...` URL naming a host other than `localhost`.
+    #[error("file URLs naming a host (\"{host}\") are not supported; use file:///absolute/path")]
+    HostNamed { host: String },
+    /// A scheme other than `file:`.
+    #[error("unsupported URL scheme \"{scheme}\": only file: URLs and paths can be read")]
+    UnsupportedScheme { scheme: String },
+    /// A URL with an empty path.
+    #[error("the URL names no file")]
+    NoFile,
+    /// A relative path where there is no base directory to resolve it against.
+    #[error(
+        "relative path \"{}\" needs a base directory; use file:///absolute/path",
+        path.display()
+    )]
+    NeedsBase { path: PathBuf },
+    /// A `%` not followed by two hex digits.
+    #[error("bad %-escape in \"{text}\"")]
+    BadEscape { text: String },
+    /// `%XX` escapes that decode to bytes that are not UTF-8.
+    #[error("\"{text}\" decodes to a path that is not UTF-8")]
+    NotUtf8 { text: String },
+    /// The file cannot be opened or read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The value is larger than the limit.
+    #[error(
+        "it holds {size} bytes, more than the limit of {max_bytes} bytes (max_value_bytes of \
+         the source)"
+    )]
+    TooLarge { size: u64, max_bytes: usize },
+    /// A resolver's own reason: a closure's, or the confinement of the files a config
+    /// may read.
+    #[error(transparent)]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Turns the URL of an `attr:< URL` value into the value's bytes.
 ///
-/// Closures `FnMut(&str, usize) -> Result<Vec<u8>, String>` are resolvers too. The error
-/// is a reason; the reader adds the line and the URL.
+/// Closures `FnMut(&str, usize) -> Result<Vec<u8>, String>` are resolvers too; their
+/// reason becomes [`UrlError::Refused`].
 pub trait UrlResolver {
     /// The bytes `url` (as written, spaces around it removed) stands for; more than
-    /// `max_bytes` of them is an error (see [`too_large`]), found before they are read
-    /// where the resolver can.
-    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, String>;
+    /// `max_bytes` of them is an error ([`UrlError::TooLarge`]), found before they are
+    /// read where the resolver can.
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, UrlError>;
 }
 
 impl<F> UrlResolver for F
 where
     F: FnMut(&str, usize) -> Result<Vec<u8>, String>,
 {
-    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-        self(url, max_bytes)
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, UrlError> {
+        self(url, max_bytes).map_err(|reason| UrlError::Refused(reason.into()))
     }
-}
-
-/// The reason a resolver gives for a value of `size` bytes, more than `max_bytes`.
-pub fn too_large(size: u64, max_bytes: usize) -> String {
-    format!(
-        "it holds {size} bytes, more than the limit of {max_bytes} bytes (max_value_bytes of \
-         the source)"
-    )
 }
 
 /// The default policy: read `file:` URLs and paths from the local file system.
@@ -62,7 +97,7 @@ impl FileUrls {
     }
 
     /// The file a URL names, without reading it.
-    pub fn path_of(&self, url: &str) -> Result<PathBuf, String> {
+    pub fn path_of(&self, url: &str) -> Result<PathBuf, UrlError> {
         let path = if let Some(rest) = strip_prefix_ignore_case(url, "file:") {
             let path = if let Some(authority_and_path) = rest.strip_prefix("//") {
                 let slash = authority_and_path
@@ -70,10 +105,9 @@ impl FileUrls {
                     .unwrap_or(authority_and_path.len());
                 let host = &authority_and_path[..slash];
                 if !(host.is_empty() || host.eq_ignore_ascii_case("localhost")) {
-                    return Err(format!(
-                        "file URLs naming a host (\"{host}\") are not supported; \
-                         use file:///absolute/path"
-                    ));
+                    return Err(UrlError::HostNamed {
+                        host: host.to_string(),
+                    });
                 }
                 &authority_and_path[slash..]
             } else {
@@ -81,42 +115,42 @@ impl FileUrls {
             };
             PathBuf::from(percent_decode(path)?)
         } else if let Some(scheme) = scheme_of(url) {
-            return Err(format!(
-                "unsupported URL scheme \"{scheme}\": only file: URLs and paths can be read"
-            ));
+            return Err(UrlError::UnsupportedScheme {
+                scheme: scheme.to_string(),
+            });
         } else {
             PathBuf::from(url)
         };
         if path.as_os_str().is_empty() {
-            return Err("the URL names no file".to_string());
+            return Err(UrlError::NoFile);
         }
         if path.is_absolute() {
             return Ok(path);
         }
         match &self.base_dir {
             Some(base) => Ok(base.join(path)),
-            None => Err(format!(
-                "relative path \"{}\" needs a base directory; use file:///absolute/path",
-                path.display()
-            )),
+            None => Err(UrlError::NeedsBase { path }),
         }
     }
 }
 
 impl UrlResolver for FileUrls {
-    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+    fn resolve(&mut self, url: &str, max_bytes: usize) -> Result<Vec<u8>, UrlError> {
         read_bounded(&self.path_of(url)?, max_bytes)
     }
 }
 
-/// The bytes of the file at `path`, refused (see [`too_large`]) when they are more than
-/// `max_bytes`, without reading more than one byte past the limit.
-pub fn read_bounded(path: &Path, max_bytes: usize) -> Result<Vec<u8>, String> {
-    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+/// The bytes of the file at `path`, refused ([`UrlError::TooLarge`]) when they are more
+/// than `max_bytes`, without reading more than one byte past the limit.
+pub fn read_bounded(path: &Path, max_bytes: usize) -> Result<Vec<u8>, UrlError> {
+    let cannot_read = |source| UrlError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(cannot_read)?;
     let size = file.metadata().map_err(cannot_read)?.len();
     if size > max_bytes as u64 {
-        return Err(too_large(size, max_bytes));
+        return Err(UrlError::TooLarge { size, max_bytes });
     }
     // The size a file claims (0 for many special files) bounds nothing: read one byte
     // past the limit at most.
@@ -125,7 +159,10 @@ pub fn read_bounded(path: &Path, max_bytes: usize) -> Result<Vec<u8>, String> {
         .read_to_end(&mut value)
         .map_err(cannot_read)?;
     if value.len() > max_bytes {
-        return Err(too_large(value.len() as u64, max_bytes));
+        return Err(UrlError::TooLarge {
+            size: value.len() as u64,
+            max_bytes,
+        });
     }
     Ok(value)
 }
@@ -148,7 +185,7 @@ fn scheme_of(url: &str) -> Option<&str> {
     .then_some(scheme)
 }
 
-fn percent_decode(text: &str) -> Result<String, String> {
+fn percent_decode(text: &str) -> Result<String, UrlError> {
     if !text.contains('%') {
         return Ok(text.to_string());
     }
@@ -161,7 +198,9 @@ fn percent_decode(text: &str) -> Result<String, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad %-escape in \"{text}\""))?;
+                .ok_or_else(|| UrlError::BadEscape {
+                    text: text.to_string(),
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -169,7 +208,9 @@ fn percent_decode(text: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("\"{text}\" decodes to a path that is not UTF-8"))
+    String::from_utf8(out).map_err(|_| UrlError::NotUtf8 {
+        text: text.to_string(),
+    })
 }
 
 /// The directory relative URLs in `file` are resolved against.
@@ -209,13 +250,22 @@ mod tests {
     #[test]
     fn refuses_other_schemes_hosts_and_unbased_relative_paths() {
         let urls = FileUrls::relative_to("/data");
-        let err = urls.path_of("http://example.com/x").unwrap_err();
+        let err = urls
+            .path_of("http://example.com/x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unsupported URL scheme \"http\""), "{err}");
-        let err = urls.path_of("file://server/share/x").unwrap_err();
+        let err = urls
+            .path_of("file://server/share/x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("naming a host"), "{err}");
-        let err = urls.path_of("file:///a%2").unwrap_err();
+        let err = urls.path_of("file:///a%2").unwrap_err().to_string();
         assert!(err.contains("bad %-escape"), "{err}");
-        let err = FileUrls::absolute_only().path_of("rel.jpg").unwrap_err();
+        let err = FileUrls::absolute_only()
+            .path_of("rel.jpg")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("needs a base directory"), "{err}");
     }
 
@@ -226,8 +276,26 @@ mod tests {
         let mut urls = FileUrls::relative_to(dir.path());
         assert_eq!(urls.resolve("photo.jpg", 7).unwrap(), b"\xff\xd8bytes");
         let err = urls.resolve("missing.jpg", 7).unwrap_err();
+        // The I/O error is kept as the cause, not only as text.
+        assert!(
+            std::error::Error::source(&err)
+                .is_some_and(|cause| cause.downcast_ref::<std::io::Error>().is_some()),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(err.starts_with("cannot read "), "{err}");
         let err = urls.resolve("photo.jpg", 6).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                UrlError::TooLarge {
+                    size: 7,
+                    max_bytes: 6
+                }
+            ),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(
             err.starts_with("it holds 7 bytes, more than the limit of 6 bytes"),
             "{err}"

@@ -1,13 +1,11 @@
-//! The plan JSON document: `PlanDocument` (the plan, `revision_dirty`, the effect and the
-//! review's connection notes) and its entry points, [`json`] and [`write_json`]; the
-//! writer itself is `json.rs`.
+//! The saved-plan document: a plan with its effect and review notes, as JSON (the
+//! format `plan --out` saves and `show`/`apply` read back).
 
 use serde::Serialize;
 
+use super::json::write_document;
 use registrar_core::effect::{Effect, SourceTrust};
 use registrar_core::plan::Plan;
-
-use super::json as json_writer;
 
 /// The plan JSON document (and saved plan): the plan's fields, `revision_dirty`, and
 /// `effect` with `plan --base`. Its serde form is the document's value; `json.rs` writes
@@ -51,6 +49,6 @@ pub fn write_json(
     document: &PlanDocument<'_>,
     out: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
-    json_writer::write_document(document, out)?;
+    write_document(document, out)?;
     out.write_all(b"\n")
 }

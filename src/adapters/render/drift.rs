@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
+use super::describe::{describe, summary_line, symbol, Color, Description};
 use super::markdown::escape_markdown;
-use super::text::{write_sections, Color};
-use super::words::{describe, summary_line, symbol, Description};
+use super::text::write_sections;
 use registrar_core::drift::{DriftReport, OutsideChange};
 
 /// Pending changes listed in Markdown and HTML at most (the JSON has them all).
@@ -306,6 +306,17 @@ pub fn drift_html(report: &DriftReport) -> String {
         if drift { "bad" } else { "ok" },
         h(&drift_summary_line(report)),
     );
+    html_cards(&mut out, report);
+    if !report.hashes_recorded {
+        out.push_str("<p>No content hashes recorded yet: outside edits are detected from the next apply.</p>");
+    }
+    html_sections(&mut out, report);
+    out.push_str("</main></body></html>\n");
+    out
+}
+
+/// The summary cards, one per finding, each linking to its section.
+fn html_cards(out: &mut String, report: &DriftReport) {
     let cards = [
         (
             "outside-edits",
@@ -345,11 +356,12 @@ pub fn drift_html(report: &DriftReport) -> String {
         );
     }
     out.push_str("</div>");
-    if !report.hashes_recorded {
-        out.push_str("<p>No content hashes recorded yet: outside edits are detected from the next apply.</p>");
-    }
+}
+
+/// One section per finding, with its table of rows.
+fn html_sections(out: &mut String, report: &DriftReport) {
     html_section(
-        &mut out,
+        out,
         "outside-edits",
         "Managed rows changed outside registrar",
         &["kind", "key", "change"],
@@ -367,7 +379,7 @@ pub fn drift_html(report: &DriftReport) -> String {
         "Every managed row is as the last apply left it.",
     );
     html_section(
-        &mut out,
+        out,
         "protected",
         "Registrations held by protected principals",
         &["protocol", "name", "account", "source"],
@@ -379,7 +391,7 @@ pub fn drift_html(report: &DriftReport) -> String {
         "No protected principal holds a registration.",
     );
     html_section(
-        &mut out,
+        out,
         "orphans",
         "Managed rows whose owner is not in the configuration",
         &["kind", "key", "owner"],
@@ -393,7 +405,7 @@ pub fn drift_html(report: &DriftReport) -> String {
     let mut description = Description::default();
     let listed = report.pending.changes.len().min(LISTED_CHANGES);
     html_section(
-        &mut out,
+        out,
         "pending",
         "Pending changes",
         &["", "change"],
@@ -422,7 +434,7 @@ pub fn drift_html(report: &DriftReport) -> String {
         );
     }
     html_section(
-        &mut out,
+        out,
         "unmanaged",
         "Unmanaged registrations (manual and self; not drift)",
         &["protocol", "name", "account", "source"],
@@ -440,8 +452,6 @@ pub fn drift_html(report: &DriftReport) -> String {
             .collect(),
         "None.",
     );
-    out.push_str("</main></body></html>\n");
-    out
 }
 
 #[cfg(test)]

@@ -461,7 +461,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::adapters::ldif::{Change as LdifChange, LdifReader, Record, Snapshot};
+    use crate::adapters::ldif::{Change as LdifChange, Directory, LdifReader, Record};
     use registrar_core::entry::Entry;
     use registrar_core::model::{GroupKind, Profile};
     use registrar_core::plan::{FieldChange, Summary};
@@ -944,7 +944,7 @@ mod tests {
                 },
             ],
         );
-        let mut tree = Snapshot::default();
+        let mut tree = Directory::default();
         for plan in [&first, &second] {
             for record in read_back(plan, &base) {
                 tree.apply(&record).unwrap_or_else(|e| panic!("{e}"));

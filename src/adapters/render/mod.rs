@@ -6,21 +6,23 @@
 //! Rendering is pure: a plan in, a string out, the same bytes for the same plan. It never
 //! decides anything about the plan's content.
 //!
-//! One job per file: `document.rs` (the plan JSON document) and `json.rs` (its writer),
-//! `text.rs`, `markdown.rs`, `words.rs` (a change in words, for text, Markdown and
-//! drift), `ldif.rs` (LDIF change records), `drift.rs` (the drift report).
+//! One file per format: `text`, `markdown`, `document` (the saved plan, with `json`
+//! underneath), `ldif`, and `drift` reports; `describe` holds what they share.
 
+mod describe;
 mod document;
 mod drift;
 mod json;
 mod ldif;
 mod markdown;
 mod text;
-mod words;
+
+#[cfg(test)]
+mod tests;
 
 pub use self::ldif::{profile_attribute, write_ldif, LdifBase, LdifBaseError};
+pub use describe::{summary_line, Color};
 pub use document::{json, write_json, PlanDocument};
 pub use drift::{drift_html, drift_markdown, drift_summary_line, drift_text};
 pub use markdown::{fit_markdown, markdown, MARKDOWN_LIMIT};
-pub use text::{text, write_effect_text, write_text, write_trust_text, Color};
-pub use words::summary_line;
+pub use text::{text, write_effect_text, write_text, write_trust_text};

@@ -1,47 +1,13 @@
-//! The plan as Terraform-like text for a terminal or a CI log: the changes grouped by
-//! accounts, mapping and groups, with colours on a terminal, the effect of a change since
-//! `--base`, the review's connection notes, warnings, what the sources matched, and the
-//! summary line.
+//! The Terraform-like text plan, for people at a terminal: the changes in sections, the
+//! effect since a base revision, and the review notes.
 
 use std::fmt::Write as _;
 
-use registrar_core::effect::{Effect, SourceTrust};
-use registrar_core::plan::{Action, Change, Plan};
+use super::describe::{describe, paint, sections, summary_line, symbol, Color, Description};
+use registrar_core::effect::{Effect, FileStatus, SourceTrust};
+use registrar_core::matched::Matched;
+use registrar_core::plan::{Change, Plan};
 use registrar_core::quote::printable;
-
-use super::words::{
-    describe, head_name, sections, short, sources_lines, status_name, summary_line, symbol,
-    Description,
-};
-
-/// Whether text output uses ANSI colours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Color {
-    On,
-    Off,
-}
-
-pub(super) fn paint(color: Color, action: Action, text: &str) -> Painted<'_> {
-    Painted(color, action, text)
-}
-
-/// `text` in the colour of `action` (when colour is on), written without allocating.
-pub(super) struct Painted<'a>(Color, Action, &'a str);
-
-impl std::fmt::Display for Painted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Painted(color, action, text) = *self;
-        if color == Color::Off {
-            return f.write_str(text);
-        }
-        let code = match action {
-            Action::Add => "32",
-            Action::Remove => "31",
-            Action::Update | Action::Deactivate | Action::Reactivate => "33",
-        };
-        write!(f, "\x1b[{code}m{text}\x1b[0m")
-    }
-}
 
 /// Terraform-like text: changes grouped by mapping, warnings, skipped counts, and the
 /// `Plan: …` line last.
@@ -117,6 +83,20 @@ pub(super) fn write_sections(
     Ok(())
 }
 
+/// The first 12 characters of a commit id.
+pub(super) fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// `def456… (dirty)` or `working tree` for the head of an effect.
+pub(super) fn head_name(effect: &Effect) -> String {
+    match &effect.head {
+        Some(head) if effect.head_dirty => format!("{} + uncommitted changes", short(head)),
+        Some(head) => short(head).to_string(),
+        None => "working tree".to_string(),
+    }
+}
+
 /// The effect of a change in text: what the head's desired state changes compared with
 /// the base's, grouped like a plan, with the changed config files and an `Effect: …`
 /// line.
@@ -153,6 +133,14 @@ pub fn write_effect_text(
         s.remove,
         s.deactivate
     )
+}
+
+pub(super) fn status_name(status: FileStatus) -> &'static str {
+    match status {
+        FileStatus::Added => "added",
+        FileStatus::Removed => "removed",
+        FileStatus::Modified => "modified",
+    }
 }
 
 /// Streams [`text`]'s output into `out`, for large plans.
@@ -264,6 +252,35 @@ pub fn write_text(
         )?;
     }
     writeln!(out, "{}", summary_line(s))
+}
+
+/// The `sources` block as lines: entries read per source, then entries matched per
+/// mapping, group rule, exclusion and `disabled_when` ([`registrar_core::matched`] says
+/// what each counts).
+pub(super) fn sources_lines(matched: &Matched) -> Vec<String> {
+    let entries = |count: u64| if count == 1 { "entry" } else { "entries" };
+    let mut lines: Vec<String> = matched
+        .entries_read
+        .iter()
+        .map(|(source, count)| format!("source {source}: {count} {} read", entries(*count)))
+        .collect();
+    let rules = [
+        ("mapping", &matched.mappings, "matched"),
+        ("group rule", &matched.group_rules, "matched"),
+        ("exclusion", &matched.exclusions, "frozen"),
+    ];
+    for (kind, counts, verb) in rules {
+        for (name, count) in counts {
+            lines.push(format!("{kind} {name}: {count} {} {verb}", entries(*count)));
+        }
+    }
+    if let Some(count) = matched.disabled_when {
+        lines.push(format!(
+            "disabled_when: {count} {} disabled",
+            if count == 1 { "user" } else { "users" }
+        ));
+    }
+    lines
 }
 
 /// The notes of a review on how the head's LDAP sources were read, one line each and a

@@ -214,7 +214,7 @@ impl Store {
     }
 
     /// The kept entries of `source` strictly below the normalised DN `key`, as
-    /// `ldif::Snapshot` finds them (through `ldif::tree_key`).
+    /// `ldif::Directory` finds them (through `ldif::tree_key`).
     pub fn kept_below(&self, source: &str, key: &str) -> Result<Vec<EntryRow>, StoreError> {
         let (after, before) = below_range(&tree_key(key));
         let mut statement = self
@@ -478,7 +478,7 @@ impl<'t> SnapshotWriter<'t> {
                 base_changes,
                 put,
                 remove,
-            } => update(
+            } => match update(
                 self.connection,
                 import,
                 *base_changes,
@@ -487,7 +487,10 @@ impl<'t> SnapshotWriter<'t> {
                 self.serial,
             )
             .map_err(|e| self.fail(e))?
-            .map_err(StoreError::StaleSnapshot),
+            {
+                Updated::Landed => Ok(()),
+                Updated::Stale => Err(StoreError::StaleSnapshot(stale(&import.source))),
+            },
         }
     }
 
@@ -546,7 +549,7 @@ impl<'t> SnapshotWriter<'t> {
 
 /// Brings the kept snapshot of `import`'s source, which has seen `base_changes` of its
 /// change files, to what `import` read; `serial` is the serial the apply gives the store.
-/// `Err(problem)` when the kept snapshot is not the update's base.
+/// [`Updated::Stale`], writing nothing, when the kept snapshot is not the update's base.
 fn update(
     connection: &Connection,
     import: &SourceImport,
@@ -554,7 +557,7 @@ fn update(
     put: &[KeptEntry],
     remove: &[String],
     serial: i64,
-) -> Result<Result<(), String>, rusqlite::Error> {
+) -> Result<Updated, rusqlite::Error> {
     let source = &import.source;
     let content: Option<(String, String)> = connection
         .query_row(
@@ -578,7 +581,7 @@ fn update(
     if content != Some((import.content.path.clone(), import.content.digest.clone()))
         || base != Some(seen.as_slice())
     {
-        return Ok(Err(stale(source)));
+        return Ok(Updated::Stale);
     }
     insert_change_files(connection, import, base_changes, serial)?;
     for entry in put {
@@ -591,7 +594,15 @@ fn update(
         forget_footprint(connection, source, key)?;
         delete.execute(params![source, key])?;
     }
-    Ok(Ok(()))
+    Ok(Updated::Landed)
+}
+
+/// What [`update`] found: the kept snapshot was its base and the update landed, or
+/// another apply came between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Updated {
+    Landed,
+    Stale,
 }
 
 /// What becomes of an entry whose DN the snapshot already keeps.

@@ -1,16 +1,17 @@
-//! A directory snapshot kept by DN, and the application of LDIF change records to it
+//! A directory in memory: entries kept by DN, and the application of LDIF change records
+//! to them
 //! (RFC 2849 `add`, `delete`, `modify`, `modrdn`/`moddn`), as delta import needs.
 //!
 //! Pure: no I/O. Applying is strict, like a directory server: a change that does not
 //! apply (adding an entry that exists, changing one that does not, deleting a value that
-//! is absent) is an error and leaves the snapshot as it was before that record.
+//! is absent) is an error and leaves the directory as it was before that record.
 //!
-//! A snapshot is either complete (every entry in memory) or an overlay over a
-//! [`SnapshotBase`] that holds the rest, such as the snapshot the store kept of the last
-//! import: [`Snapshot::load_for`] fetches from the base what a record reads (its entry,
+//! A directory is either complete (every entry in memory) or an overlay over a
+//! [`DirectoryBase`] that holds the rest, such as the snapshot the store kept of the last
+//! import: [`Directory::load_for`] fetches from the base what a record reads (its entry,
 //! the target of a rename, the subtree below it), so applying a change file costs what the
 //! changes touch, not what the directory holds. The keys a change wrote are
-//! [`Snapshot::touched`], which is what a store must write back.
+//! [`Directory::touched`], which is what a store must write back.
 //!
 //! Entries are keyed by their normalised DN ([`normalize_dn`]) and come out in that
 //! order. Subtrees are found through [`tree_key`], the same key with its bytes reversed,
@@ -22,18 +23,67 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use crate::adapters::ldif::{Change, ChangeRecord, ModOp, ModRdn};
-use registrar_core::dn::{normalize_dn, AttributeValue, Dn};
+use super::record::{Change, ChangeRecord, ModOp, ModRdn};
+use registrar_core::dn::{normalize_dn, AttributeValue, Dn, DnError};
 use registrar_core::entry::{Attribute, Entry};
 use registrar_core::quote::{quote_for_message, shown_for_message};
 
 /// Why a change record does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {message}", shown_for_message(dn))]
-pub struct SnapshotError {
+#[error("{}: {problem}", shown_for_message(dn))]
+pub struct ChangeError {
     /// The DN of the record, as written.
     pub dn: String,
-    pub message: String,
+    /// What is wrong with it.
+    #[source]
+    pub problem: ChangeProblem,
+}
+
+/// What keeps a change record from applying, as a directory server would refuse it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeProblem {
+    /// Two entries of a complete directory have the same DN.
+    #[error("entry already exists")]
+    Duplicate,
+    #[error("cannot add: the entry already exists")]
+    AddExisting,
+    #[error("cannot delete: the entry has children")]
+    DeleteWithChildren,
+    #[error("cannot delete: no such entry")]
+    DeleteMissing,
+    #[error("cannot modify: no such entry")]
+    ModifyMissing,
+    #[error("cannot rename: no such entry")]
+    RenameMissing,
+    #[error("cannot rename: {new_dn} already exists")]
+    RenameOnto { new_dn: String },
+    #[error("cannot move an entry below itself")]
+    MoveBelowItself,
+    /// An entry's DN (the record's, or a descendant's) does not parse.
+    #[error("invalid DN: {0}")]
+    InvalidDn(#[source] DnError),
+    #[error("invalid newrdn {}: {source}", quote_for_message(new_rdn))]
+    InvalidNewRdn { new_rdn: String, source: DnError },
+    #[error("newrdn {} must be a single RDN", quote_for_message(new_rdn))]
+    NewRdnNotSingle { new_rdn: String },
+    #[error("add: {attribute} gives no value")]
+    AddNoValue { attribute: String },
+    #[error("add: {attribute} already has the value {}", quote_for_message(value))]
+    AddPresent { attribute: String, value: Vec<u8> },
+    #[error("delete: the entry has no attribute {attribute}")]
+    DeleteNoAttribute { attribute: String },
+    #[error("delete: {attribute} has no value {}", quote_for_message(value))]
+    DeleteAbsent { attribute: String, value: Vec<u8> },
+    #[error("increment: {attribute} needs exactly one value")]
+    IncrementArity { attribute: String },
+    #[error("increment: {attribute} by a value that is not an integer")]
+    IncrementByNonInteger { attribute: String },
+    #[error("increment: the entry has no attribute {attribute}")]
+    IncrementNoAttribute { attribute: String },
+    #[error("increment: {attribute} holds a value that is not an integer")]
+    IncrementNonInteger { attribute: String },
+    #[error("increment: {attribute} overflows")]
+    IncrementOverflow { attribute: String },
 }
 
 /// The tree key of a normalised DN `key`: its bytes reversed. The tree key of `a`
@@ -65,33 +115,47 @@ fn below(key: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     (Bound::Excluded(after), Bound::Excluded(before))
 }
 
-/// Where the entries an overlay snapshot does not hold come from. Keys are normalised
-/// DNs; errors are one-line messages.
-pub trait SnapshotBase {
+/// Where the entries an overlay directory does not hold come from. Keys are normalised
+/// DNs.
+pub trait DirectoryBase {
     /// The entry at `key`, if the base has one.
-    fn entry(&mut self, key: &str) -> Result<Option<Entry>, String>;
+    fn entry(&mut self, key: &str) -> Result<Option<Entry>, BaseError>;
     /// Every entry strictly below `key` (their [`tree_key`]s in the [`below_range`] of
     /// its tree key), with its key.
-    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String>;
+    fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, BaseError>;
+}
+
+/// Why a [`DirectoryBase`] could not give what an overlay asked for: the base's own
+/// error (a store's, say), which this module does not know. It reads as that error and
+/// keeps it as the cause.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BaseError(Box<dyn std::error::Error + Send + Sync>);
+
+impl BaseError {
+    /// The base's own `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BaseError(Box::new(error))
+    }
 }
 
 /// Entries by normalised DN: all of them, or those an overlay has loaded or written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
+pub struct Directory {
     entries: BTreeMap<String, Entry>,
     /// The [`tree_key`] of every key of `entries`.
     tree: BTreeSet<Vec<u8>>,
-    /// Keys whose entry (or absence) this snapshot decides: loaded from the base, or
+    /// Keys whose entry (or absence) this directory decides: loaded from the base, or
     /// written by a change. The base is not asked about them again.
     settled: BTreeSet<String>,
     /// Keys written (added, changed, removed) by the changes applied.
     touched: BTreeSet<String>,
 }
 
-fn fail(dn: &str, message: impl Into<String>) -> SnapshotError {
-    SnapshotError {
+fn fail(dn: &str, problem: ChangeProblem) -> ChangeError {
+    ChangeError {
         dn: dn.to_string(),
-        message: message.into(),
+        problem,
     }
 }
 
@@ -99,26 +163,26 @@ fn same_value(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-impl Snapshot {
-    /// A complete snapshot of `entries`; two entries with the same DN are an error.
+impl Directory {
+    /// A complete directory of `entries`; two entries with the same DN are an error.
     pub fn from_entries(
         entries: impl IntoIterator<Item = Entry>,
-    ) -> Result<Snapshot, SnapshotError> {
-        let mut snapshot = Snapshot::default();
+    ) -> Result<Directory, ChangeError> {
+        let mut directory = Directory::default();
         for entry in entries {
             let key = normalize_dn(&entry.dn);
-            if snapshot.entries.contains_key(&key) {
-                return Err(fail(&entry.dn, "entry already exists"));
+            if directory.entries.contains_key(&key) {
+                return Err(fail(&entry.dn, ChangeProblem::Duplicate));
             }
-            snapshot.hold(key, entry);
+            directory.hold(key, entry);
         }
-        Ok(snapshot)
+        Ok(directory)
     }
 
     /// An empty overlay: change records applied to it read their entries from a base
-    /// through [`Snapshot::load_for`].
-    pub fn overlay() -> Snapshot {
-        Snapshot::default()
+    /// through [`Directory::load_for`].
+    pub fn overlay() -> Directory {
+        Directory::default()
     }
 
     /// The number of entries held.
@@ -126,7 +190,7 @@ impl Snapshot {
         self.entries.len()
     }
 
-    /// Whether the snapshot holds no entry.
+    /// Whether the directory holds no entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -153,7 +217,7 @@ impl Snapshot {
         self.entries.get(&normalize_dn(dn))
     }
 
-    /// Whether this snapshot decides the entry at `key`: an overlay's base entry at a
+    /// Whether this directory decides the entry at `key`: an overlay's base entry at a
     /// settled key is superseded (changed, moved away or deleted).
     pub fn is_settled(&self, key: &str) -> bool {
         self.settled.contains(key) || self.touched.contains(key)
@@ -167,15 +231,15 @@ impl Snapshot {
             .map(|key| (key.as_str(), self.entries.get(key)))
     }
 
-    /// Loads from `base` what applying `record` reads, so that [`Snapshot::apply`] gives
+    /// Loads from `base` what applying `record` reads, so that [`Directory::apply`] gives
     /// the result it would give on the whole directory: the record's entry, the entries
     /// below it (for a delete or a rename) and the rename's target. Keys already settled
-    /// are not asked for again. A complete snapshot has nothing to load.
+    /// are not asked for again. A complete directory has nothing to load.
     pub fn load_for(
         &mut self,
         record: &ChangeRecord,
-        base: &mut dyn SnapshotBase,
-    ) -> Result<(), String> {
+        base: &mut dyn DirectoryBase,
+    ) -> Result<(), BaseError> {
         let key = normalize_dn(&record.dn);
         self.load(&key, base)?;
         match &record.change {
@@ -195,7 +259,7 @@ impl Snapshot {
         Ok(())
     }
 
-    fn load(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), String> {
+    fn load(&mut self, key: &str, base: &mut dyn DirectoryBase) -> Result<(), BaseError> {
         if !self.is_settled(key) {
             if let Some(entry) = base.entry(key)? {
                 self.hold(key.to_string(), entry);
@@ -205,7 +269,7 @@ impl Snapshot {
         Ok(())
     }
 
-    fn load_below(&mut self, key: &str, base: &mut dyn SnapshotBase) -> Result<(), String> {
+    fn load_below(&mut self, key: &str, base: &mut dyn DirectoryBase) -> Result<(), BaseError> {
         for (child, entry) in base.below(key)? {
             if !self.is_settled(&child) {
                 self.settled.insert(child.clone());
@@ -239,15 +303,15 @@ impl Snapshot {
         self.tree.range(below(&tree_key(key))).map(|k| key_of(k))
     }
 
-    /// Applies one change record. On error the snapshot is unchanged. An overlay must
-    /// have loaded what the record reads first ([`Snapshot::load_for`]).
-    pub fn apply(&mut self, record: &ChangeRecord) -> Result<(), SnapshotError> {
+    /// Applies one change record. On error the directory is unchanged. An overlay must
+    /// have loaded what the record reads first ([`Directory::load_for`]).
+    pub fn apply(&mut self, record: &ChangeRecord) -> Result<(), ChangeError> {
         let dn = record.dn.as_str();
         let key = normalize_dn(dn);
         match &record.change {
             Change::Add(attributes) => {
                 if self.entries.contains_key(&key) {
-                    return Err(fail(dn, "cannot add: the entry already exists"));
+                    return Err(fail(dn, ChangeProblem::AddExisting));
                 }
                 let mut entry = Entry::new(dn);
                 for attribute in attributes {
@@ -260,10 +324,10 @@ impl Snapshot {
             }
             Change::Delete => {
                 if self.keys_below(&key).next().is_some() {
-                    return Err(fail(dn, "cannot delete: the entry has children"));
+                    return Err(fail(dn, ChangeProblem::DeleteWithChildren));
                 }
                 if !self.entries.contains_key(&key) {
-                    return Err(fail(dn, "cannot delete: no such entry"));
+                    return Err(fail(dn, ChangeProblem::DeleteMissing));
                 }
                 self.take(&key);
                 Ok(())
@@ -272,7 +336,7 @@ impl Snapshot {
                 let entry = self
                     .entries
                     .get(&key)
-                    .ok_or_else(|| fail(dn, "cannot modify: no such entry"))?;
+                    .ok_or_else(|| fail(dn, ChangeProblem::ModifyMissing))?;
                 let mut changed = entry.clone();
                 for modification in modifications {
                     modify(
@@ -281,7 +345,7 @@ impl Snapshot {
                         &modification.attribute,
                         &modification.values,
                     )
-                    .map_err(|message| fail(dn, message))?;
+                    .map_err(|problem| fail(dn, problem))?;
                 }
                 self.put(key, changed);
                 Ok(())
@@ -291,17 +355,17 @@ impl Snapshot {
     }
 
     /// `modrdn`/`moddn`: gives the entry a new RDN and/or parent; descendants move along.
-    fn rename(&mut self, dn: &str, key: &str, rename: &ModRdn) -> Result<(), SnapshotError> {
+    fn rename(&mut self, dn: &str, key: &str, rename: &ModRdn) -> Result<(), ChangeError> {
         let Some(entry) = self.entries.get(key) else {
-            return Err(fail(dn, "cannot rename: no such entry"));
+            return Err(fail(dn, ChangeProblem::RenameMissing));
         };
         let (new_dn, old, new_rdn) = renamed_dn(&entry.dn, rename).map_err(|m| fail(dn, m))?;
         let new_key = normalize_dn(&new_dn);
         if new_key != key && self.entries.contains_key(&new_key) {
-            return Err(fail(dn, format!("cannot rename: {new_dn} already exists")));
+            return Err(fail(dn, ChangeProblem::RenameOnto { new_dn }));
         }
         if is_below(&tree_key(&new_key), &tree_key(key)) {
-            return Err(fail(dn, "cannot move an entry below itself"));
+            return Err(fail(dn, ChangeProblem::MoveBelowItself));
         }
 
         // The entry itself: old RDN values out (when asked), new RDN values in.
@@ -337,7 +401,7 @@ impl Snapshot {
         for child_key in &descendants {
             let mut child = self.entries[child_key].clone();
             let child_dn =
-                Dn::parse(&child.dn).map_err(|e| fail(&child.dn, format!("invalid DN: {e}")))?;
+                Dn::parse(&child.dn).map_err(|e| fail(&child.dn, ChangeProblem::InvalidDn(e)))?;
             let relative = &child_dn.rdns()[..child_dn.rdns().len() - old_depth];
             let prefix: Vec<String> = relative.iter().map(|r| r.to_string()).collect();
             child.dn = format!("{},{new_dn}", prefix.join(","));
@@ -356,15 +420,16 @@ impl Snapshot {
 }
 
 /// The DN an entry called `dn` gets from `rename`, with its old DN and new RDN parsed.
-fn renamed_dn(dn: &str, rename: &ModRdn) -> Result<(String, Dn, Dn), String> {
-    let old = Dn::parse(dn).map_err(|e| format!("invalid DN: {e}"))?;
-    let new_rdn = Dn::parse(&rename.new_rdn)
-        .map_err(|e| format!("invalid newrdn {}: {e}", quote_for_message(&rename.new_rdn)))?;
+fn renamed_dn(dn: &str, rename: &ModRdn) -> Result<(String, Dn, Dn), ChangeProblem> {
+    let old = Dn::parse(dn).map_err(ChangeProblem::InvalidDn)?;
+    let new_rdn = Dn::parse(&rename.new_rdn).map_err(|source| ChangeProblem::InvalidNewRdn {
+        new_rdn: rename.new_rdn.clone(),
+        source,
+    })?;
     if new_rdn.rdns().len() != 1 {
-        return Err(format!(
-            "newrdn {} must be a single RDN",
-            quote_for_message(&rename.new_rdn)
-        ));
+        return Err(ChangeProblem::NewRdnNotSingle {
+            new_rdn: rename.new_rdn.clone(),
+        });
     }
     let parent = match &rename.new_superior {
         Some(superior) => superior.clone(),
@@ -413,11 +478,14 @@ fn modify(
     op: ModOp,
     description: &str,
     values: &[Vec<u8>],
-) -> Result<(), String> {
+) -> Result<(), ChangeProblem> {
+    let attribute = || description.to_string();
     match op {
         ModOp::Add => {
             if values.is_empty() {
-                return Err(format!("add: {description} gives no value"));
+                return Err(ChangeProblem::AddNoValue {
+                    attribute: attribute(),
+                });
             }
             for value in values {
                 let exists = position(entry, description).is_some_and(|i| {
@@ -427,10 +495,10 @@ fn modify(
                         .any(|v| same_value(v, value))
                 });
                 if exists {
-                    return Err(format!(
-                        "add: {description} already has the value {}",
-                        quote_for_message(value)
-                    ));
+                    return Err(ChangeProblem::AddPresent {
+                        attribute: attribute(),
+                        value: value.clone(),
+                    });
                 }
                 entry.push_value(description, value.clone());
             }
@@ -441,15 +509,17 @@ fn modify(
                 entry.attributes.remove(index);
                 Ok(())
             }
-            None => Err(format!("delete: the entry has no attribute {description}")),
+            None => Err(ChangeProblem::DeleteNoAttribute {
+                attribute: attribute(),
+            }),
         },
         ModOp::Delete => {
             for value in values {
                 if !remove_value(entry, description, value) {
-                    return Err(format!(
-                        "delete: {description} has no value {}",
-                        quote_for_message(value)
-                    ));
+                    return Err(ChangeProblem::DeleteAbsent {
+                        attribute: attribute(),
+                        value: value.clone(),
+                    });
                 }
             }
             Ok(())
@@ -470,26 +540,34 @@ fn modify(
         }
         ModOp::Increment => {
             let [by] = values else {
-                return Err(format!("increment: {description} needs exactly one value"));
+                return Err(ChangeProblem::IncrementArity {
+                    attribute: attribute(),
+                });
             };
             let by: i64 = std::str::from_utf8(by)
                 .ok()
                 .and_then(|t| t.trim().parse().ok())
-                .ok_or_else(|| {
-                    format!("increment: {description} by a value that is not an integer")
+                .ok_or_else(|| ChangeProblem::IncrementByNonInteger {
+                    attribute: attribute(),
                 })?;
-            let index = position(entry, description)
-                .ok_or_else(|| format!("increment: the entry has no attribute {description}"))?;
+            let index = position(entry, description).ok_or_else(|| {
+                ChangeProblem::IncrementNoAttribute {
+                    attribute: attribute(),
+                }
+            })?;
             for value in &mut entry.attributes[index].values {
                 let current: i64 = std::str::from_utf8(value)
                     .ok()
                     .and_then(|t| t.trim().parse().ok())
-                    .ok_or_else(|| {
-                        format!("increment: {description} holds a value that is not an integer")
+                    .ok_or_else(|| ChangeProblem::IncrementNonInteger {
+                        attribute: attribute(),
                     })?;
-                let next = current
-                    .checked_add(by)
-                    .ok_or_else(|| format!("increment: {description} overflows"))?;
+                let next =
+                    current
+                        .checked_add(by)
+                        .ok_or_else(|| ChangeProblem::IncrementOverflow {
+                            attribute: attribute(),
+                        })?;
                 *value = next.to_string().into_bytes();
             }
             Ok(())
@@ -503,8 +581,8 @@ mod tests {
     use crate::adapters::ldif::{parse_content, LdifReader, Record};
     use std::path::Path;
 
-    fn snapshot(text: &str) -> Snapshot {
-        Snapshot::from_entries(parse_content(text.as_bytes(), Path::new(".")).unwrap()).unwrap()
+    fn directory(text: &str) -> Directory {
+        Directory::from_entries(parse_content(text.as_bytes(), Path::new(".")).unwrap()).unwrap()
     }
 
     fn changes(text: &str) -> Vec<ChangeRecord> {
@@ -522,28 +600,28 @@ mod tests {
 
     #[test]
     fn add_modify_delete_follow_ldap_semantics() {
-        let mut snap = snapshot(BASE);
+        let mut directory = directory(BASE);
         for change in changes(
             "dn: cn=Cy,ou=People,dc=x\nchangetype: add\nobjectClass: person\ncn: Cy\n\n\
              dn: cn=Ann,ou=People,dc=x\nchangetype: modify\nadd: mail\nmail: a2@x\n-\n\
              delete: mail\nmail: ANN@X\n-\nreplace: title\ntitle: Boss\n-\nincrement: logins\nlogins: 2\n\n\
              dn: cn=Bob,ou=People,dc=x\nchangetype: delete\n",
         ) {
-            snap.apply(&change).unwrap();
+            directory.apply(&change).unwrap();
         }
-        let ann = snap.get("CN=Ann, OU=People, DC=x").unwrap();
+        let ann = directory.get("CN=Ann, OU=People, DC=x").unwrap();
         let mail: Vec<_> = ann.text_values("mail").collect();
         assert_eq!(mail, ["a2@x"]);
         assert_eq!(ann.first_text("title").as_deref(), Some("Boss"));
         assert_eq!(ann.first_text("logins").as_deref(), Some("3"));
-        assert!(snap.get("cn=Bob,ou=People,dc=x").is_none());
-        assert!(snap.get("cn=Cy,ou=People,dc=x").is_some());
-        assert_eq!(snap.len(), 3);
+        assert!(directory.get("cn=Bob,ou=People,dc=x").is_none());
+        assert!(directory.get("cn=Cy,ou=People,dc=x").is_some());
+        assert_eq!(directory.len(), 3);
     }
 
     #[test]
     fn records_that_do_not_apply_are_errors_and_change_nothing() {
-        let before = snapshot(BASE);
+        let before = directory(BASE);
         let cases = [
             ("dn: cn=Ann,ou=People,dc=x\nchangetype: add\ncn: Ann\n", "already exists"),
             ("dn: cn=Zed,ou=People,dc=x\nchangetype: modify\nreplace: cn\ncn: Z\n", "no such entry"),
@@ -554,48 +632,78 @@ mod tests {
             ("dn: cn=Ann,ou=People,dc=x\nchangetype: modrdn\nnewrdn: cn=Bob\ndeleteoldrdn: 1\n", "already exists"),
         ];
         for (text, expected) in cases {
-            let mut snap = before.clone();
-            let error = snap.apply(&changes(text)[0]).unwrap_err();
+            let mut directory = before.clone();
+            let error = directory.apply(&changes(text)[0]).unwrap_err();
             assert!(error.to_string().contains(expected), "{text}: {error}");
-            assert_eq!(snap, before, "{text} changed the snapshot");
+            assert_eq!(directory, before, "{text} changed the directory");
         }
     }
 
     #[test]
+    fn a_refusal_says_what_was_refused_and_reads_as_before() {
+        let mut directory = directory(BASE);
+        let text = "dn: cn=Ann,ou=People,dc=x\nchangetype: modify\nadd: mail\nmail: ann@x\n-\n";
+        let error = directory.apply(&changes(text)[0]).unwrap_err();
+        assert_eq!(
+            error.problem,
+            ChangeProblem::AddPresent {
+                attribute: "mail".to_string(),
+                value: b"ann@x".to_vec(),
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "cn=Ann,ou=People,dc=x: add: mail already has the value \"ann@x\""
+        );
+        assert!(std::error::Error::source(&error).is_some());
+        let text = "dn: cn=Ann,ou=People,dc=x\nchangetype: modrdn\nnewrdn: cn=A+sn=B,cn=C\n\
+            deleteoldrdn: 1\n";
+        let error = directory.apply(&changes(text)[0]).unwrap_err();
+        assert!(
+            matches!(&error.problem, ChangeProblem::NewRdnNotSingle { new_rdn } if new_rdn == "cn=A+sn=B,cn=C"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "cn=Ann,ou=People,dc=x: newrdn \"cn=A+sn=B,cn=C\" must be a single RDN"
+        );
+    }
+
+    #[test]
     fn rename_and_move_carry_descendants_and_rdn_values() {
-        let mut snap = snapshot(BASE);
+        let mut directory = directory(BASE);
         for change in changes(
             "dn: cn=Ann,ou=People,dc=x\nchangetype: modrdn\nnewrdn: cn=Anne\ndeleteoldrdn: 1\n\n\
              dn: ou=People,dc=x\nchangetype: moddn\nnewrdn: ou=Staff\ndeleteoldrdn: 0\nnewsuperior: o=Corp,dc=x\n",
         ) {
-            snap.apply(&change).unwrap();
+            directory.apply(&change).unwrap();
         }
-        let anne = snap
+        let anne = directory
             .get("cn=Anne,ou=Staff,o=Corp,dc=x")
             .expect("moved with its parent");
         let cns: Vec<_> = anne.text_values("cn").collect();
         assert_eq!(cns, ["Anne"]);
         assert_eq!(anne.dn, "cn=Anne,ou=Staff,o=Corp,dc=x");
-        let staff = snap.get("ou=Staff,o=Corp,dc=x").unwrap();
+        let staff = directory.get("ou=Staff,o=Corp,dc=x").unwrap();
         let ous: Vec<_> = staff.text_values("ou").collect();
         assert_eq!(
             ous,
             ["People", "Staff"],
             "deleteoldrdn: 0 keeps the old value"
         );
-        assert!(snap.get("cn=Bob,ou=Staff,o=Corp,dc=x").is_some());
-        assert_eq!(snap.len(), 3);
+        assert!(directory.get("cn=Bob,ou=Staff,o=Corp,dc=x").is_some());
+        assert_eq!(directory.len(), 3);
     }
 
-    /// A base over a complete snapshot.
-    struct MapBase(Snapshot);
+    /// A base over a complete directory.
+    struct MapBase(Directory);
 
-    impl SnapshotBase for MapBase {
-        fn entry(&mut self, key: &str) -> Result<Option<Entry>, String> {
+    impl DirectoryBase for MapBase {
+        fn entry(&mut self, key: &str) -> Result<Option<Entry>, BaseError> {
             Ok(self.0.entries.get(key).cloned())
         }
 
-        fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, String> {
+        fn below(&mut self, key: &str) -> Result<Vec<(String, Entry)>, BaseError> {
             Ok(self
                 .0
                 .keys_below(key)
@@ -605,16 +713,16 @@ mod tests {
     }
 
     #[test]
-    fn an_overlay_gives_what_the_complete_snapshot_gives() {
+    fn an_overlay_gives_what_the_complete_directory_gives() {
         let text = "dn: cn=Cy,ou=People,dc=x\nchangetype: add\nobjectClass: person\ncn: Cy\n\n\
              dn: cn=Ann,ou=People,dc=x\nchangetype: modify\nreplace: title\ntitle: Boss\n-\n\n\
              dn: cn=Bob,ou=People,dc=x\nchangetype: delete\n\n\
              dn: cn=Bob,ou=People,dc=x\nchangetype: add\ncn: Bob\n\n\
              dn: ou=People,dc=x\nchangetype: moddn\nnewrdn: ou=Staff\ndeleteoldrdn: 1\n\n\
              dn: cn=Ann,ou=Staff,dc=x\nchangetype: modify\nadd: mail\nmail: a@x\n-\n";
-        let mut complete = snapshot(&format!("{BASE}\ndn: dc=x\nobjectClass: domain\n"));
+        let mut complete = directory(&format!("{BASE}\ndn: dc=x\nobjectClass: domain\n"));
         let mut base = MapBase(complete.clone());
-        let mut overlay = Snapshot::overlay();
+        let mut overlay = Directory::overlay();
         for change in changes(text) {
             complete.apply(&change).unwrap();
             overlay.load_for(&change, &mut base).unwrap();
@@ -649,8 +757,10 @@ mod tests {
 
     #[test]
     fn subtrees_are_tree_key_ranges() {
-        let snap = snapshot(BASE);
-        let mut below: Vec<_> = snap.keys_below(&normalize_dn("OU=people, DC=x")).collect();
+        let directory = directory(BASE);
+        let mut below: Vec<_> = directory
+            .keys_below(&normalize_dn("OU=people, DC=x"))
+            .collect();
         below.sort();
         assert_eq!(below, ["cn=ann,ou=people,dc=x", "cn=bob,ou=people,dc=x"]);
         assert!(!is_below(

@@ -1,15 +1,18 @@
-//! One change in words, shared by every human-readable renderer (text, Markdown and the
-//! drift reports): its symbol and line with details (`Description`), the changes grouped
-//! for display (`sections`), the summary line, commit and file-status names, and the
-//! sources block's lines.
+//! What every plan format shares: the one-line description of a change, its symbol
+//! (`+`, `-`, `~`) and colour, the summary line, and the changes grouped into sections.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use registrar_core::effect::{Effect, FileStatus};
-use registrar_core::matched::Matched;
 use registrar_core::plan::{Action, Change, Kind, Summary};
 use registrar_core::quote::push_printable_str;
+
+/// Whether text output uses ANSI colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    On,
+    Off,
+}
 
 /// The final summary line, as Terraform prints it.
 pub fn summary_line(summary: &Summary) -> String {
@@ -98,6 +101,28 @@ pub(super) fn symbol(action: Action) -> &'static str {
     }
 }
 
+pub(super) fn paint(color: Color, action: Action, text: &str) -> Painted<'_> {
+    Painted(color, action, text)
+}
+
+/// `text` in the colour of `action` (when colour is on), written without allocating.
+pub(super) struct Painted<'a>(Color, Action, &'a str);
+
+impl std::fmt::Display for Painted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Painted(color, action, text) = *self;
+        if color == Color::Off {
+            return f.write_str(text);
+        }
+        let code = match action {
+            Action::Add => "32",
+            Action::Remove => "31",
+            Action::Update | Action::Deactivate | Action::Reactivate => "33",
+        };
+        write!(f, "\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
 /// `value` as `{:?}` prints it, or `(none)`.
 pub(super) fn push_shown(into: &mut String, value: &Option<String>) {
     match value {
@@ -136,8 +161,8 @@ pub(super) fn push_reason(into: &mut String, reason: Option<&str>) {
 pub(super) struct Description {
     pub(super) line: String,
     /// Buffers for detail lines; the first `used` hold this change's.
-    details: Vec<String>,
-    used: usize,
+    pub(super) details: Vec<String>,
+    pub(super) used: usize,
 }
 
 impl Description {
@@ -146,7 +171,7 @@ impl Description {
     }
 
     /// A new, empty detail line to write.
-    pub(super) fn detail(&mut self) -> &mut String {
+    fn detail(&mut self) -> &mut String {
         if self.used == self.details.len() {
             self.details.push(String::new());
         }
@@ -241,55 +266,4 @@ pub(super) fn describe(change: &Change, into: &mut Description) {
             push_reason(line, reason);
         }
     }
-}
-
-/// The first 12 characters of a commit id.
-pub(super) fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
-}
-
-/// `def456… (dirty)` or `working tree` for the head of an effect.
-pub(super) fn head_name(effect: &Effect) -> String {
-    match &effect.head {
-        Some(head) if effect.head_dirty => format!("{} + uncommitted changes", short(head)),
-        Some(head) => short(head).to_string(),
-        None => "working tree".to_string(),
-    }
-}
-
-pub(super) fn status_name(status: FileStatus) -> &'static str {
-    match status {
-        FileStatus::Added => "added",
-        FileStatus::Removed => "removed",
-        FileStatus::Modified => "modified",
-    }
-}
-
-/// The `sources` block as lines: entries read per source, then entries matched per
-/// mapping, group rule, exclusion and `disabled_when` ([`registrar_core::matched`] says
-/// what each counts).
-pub(super) fn sources_lines(matched: &Matched) -> Vec<String> {
-    let entries = |count: u64| if count == 1 { "entry" } else { "entries" };
-    let mut lines: Vec<String> = matched
-        .entries_read
-        .iter()
-        .map(|(source, count)| format!("source {source}: {count} {} read", entries(*count)))
-        .collect();
-    let rules = [
-        ("mapping", &matched.mappings, "matched"),
-        ("group rule", &matched.group_rules, "matched"),
-        ("exclusion", &matched.exclusions, "frozen"),
-    ];
-    for (kind, counts, verb) in rules {
-        for (name, count) in counts {
-            lines.push(format!("{kind} {name}: {count} {} {verb}", entries(*count)));
-        }
-    }
-    if let Some(count) = matched.disabled_when {
-        lines.push(format!(
-            "disabled_when: {count} {} disabled",
-            if count == 1 { "user" } else { "users" }
-        ));
-    }
-    lines
 }
