@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use registrar::config::{load_texts, ConfigText};
+use registrar::config::{load_texts, ConfigText, UnreadableFile};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
@@ -14,7 +14,11 @@ fn main() {
             path: PathBuf::from("registrar.yaml"),
             text: text.to_string(),
         }];
-        let refuse = |_: &Path| Err("not read while fuzzing".to_string());
+        let refuse = |_: &Path| {
+            Err(UnreadableFile {
+                reason: "not read while fuzzing".to_string(),
+            })
+        };
         if let Err(e) = load_texts(files, &refuse) {
             assert!(!e.to_string().is_empty());
         }
