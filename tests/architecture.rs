@@ -2,6 +2,8 @@
 //! crate admits no I/O crate and no I/O module of `std`, and a `mod.rs` only declares and
 //! re-exports. Each test fails with the list of what breaks the rule.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -15,20 +17,10 @@ const SOURCE_ROOTS: [&str; 2] = ["crates/registrar-core/src", "src"];
 
 /// Every `.rs` file under `dir`, as paths relative to the repository root, sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path.strip_prefix(root()).unwrap().to_path_buf());
-            }
-        }
-    }
-    files.sort();
-    files
+    common::files_under(dir, "rs")
+        .into_iter()
+        .map(|path| path.strip_prefix(root()).unwrap().to_path_buf())
+        .collect()
 }
 
 fn all_rust_files() -> Vec<PathBuf> {

@@ -7,6 +7,8 @@
 //! Where this reader departs from the reference on purpose, the departure is spelled out
 //! below with the reason.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
@@ -84,7 +86,7 @@ fn every_corpus_file_matches_its_reference() {
          this clone (ci/test leaves this test out, with a note, when it is missing and CI \
          is not true)"
     );
-    let files = ldif_files(corpus);
+    let files = common::files_under(corpus, "ldif");
     assert_eq!(
         files.len(),
         CORPUS_FILES,
@@ -128,24 +130,6 @@ enum Outcome {
     Content,
     Change,
     Rejected,
-}
-
-/// Every `*.ldif` under `dir`, sorted.
-fn ldif_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "ldif") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 fn check_file(name: &str, path: &Path) -> Result<Outcome, Vec<String>> {

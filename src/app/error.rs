@@ -15,6 +15,7 @@ use crate::adapters::git::GitError;
 use crate::adapters::render;
 use crate::adapters::store::StoreError;
 use crate::adapters::tree::TreeError;
+use crate::config::trust::TrustedFileError;
 use crate::config::ConfigError;
 use registrar_core::plan::PlanError;
 
@@ -106,8 +107,8 @@ pub enum AppError {
     EmptyRegistration,
     /// A review's trusted revision cannot lend the head its connection settings
     /// (`config::trust` says why).
-    #[error("{0}")]
-    UntrustedConnections(String),
+    #[error(transparent)]
+    UntrustedConnections(TrustedFileError),
     /// The kept snapshots changed while a delta plan read them.
     #[error(
         "the kept snapshots changed while this plan read them (another apply ran); plan again"

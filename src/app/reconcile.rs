@@ -119,7 +119,7 @@ impl BaseRevision {
     /// Reads the head's LDAP sources with this revision's connection settings (see
     /// `config::trust`).
     fn trust_connections(&self, head: &mut Config) -> Result<Vec<SourceTrust>, AppError> {
-        let read = |path: &Path| self.files.read(path).map_err(|e| e.to_string());
+        let read = |path: &Path| self.files.read(path);
         let notes = trust::use_trusted_connections(head, self.config.as_ref(), &read);
         at_revision(
             &self.files,

@@ -11,21 +11,33 @@
 //! [`use_trusted_connections`] works on loaded configs only: it opens no connection and
 //! reads no file but the trusted revision's CA files, through the caller's closure.
 
-use std::path::Path;
+use std::error::Error;
+use std::path::{Path, PathBuf};
 
 use super::settings::{Config, LdapSettings, SourceLocation};
 pub use registrar_core::effect::{SourceTrust, TrustedReading};
+
+/// A source's CA file cannot be read at the trusted revision: the review cannot connect
+/// as the trusted config says, so it does not connect at all.
+#[derive(Debug, thiserror::Error)]
+#[error("source {source_name}: ca_file {} at the trusted revision: {reason}", path.display())]
+pub struct TrustedFileError {
+    pub source_name: String,
+    pub path: PathBuf,
+    #[source]
+    pub reason: Box<dyn Error + Send + Sync>,
+}
 
 /// Replaces the connection settings of every LDAP source of `head` with those of the
 /// same-named LDAP source of `trusted` (`None`: the trusted revision has no config
 /// directory), and drops the LDAP sources `trusted` does not have, so that they are not
 /// read. `read_trusted_file` reads a file of the trusted revision (a CA file). Returns
 /// one note per source whose reading differs from the head's config, in name order.
-pub fn use_trusted_connections(
+pub fn use_trusted_connections<E: Error + Send + Sync + 'static>(
     head: &mut Config,
     trusted: Option<&Config>,
-    read_trusted_file: &dyn Fn(&Path) -> Result<Vec<u8>, String>,
-) -> Result<Vec<SourceTrust>, String> {
+    read_trusted_file: &dyn Fn(&Path) -> Result<Vec<u8>, E>,
+) -> Result<Vec<SourceTrust>, TrustedFileError> {
     let mut notes = Vec::new();
     let mut kept = Vec::with_capacity(head.sources.len());
     for mut source in std::mem::take(&mut head.sources) {
@@ -58,12 +70,10 @@ pub fn use_trusted_connections(
         settings.bind = trusted_settings.bind.clone();
         settings.ca_file = trusted_settings.ca_file.clone();
         settings.ca_pem = match &trusted_settings.ca_file {
-            Some(path) => Some(read_trusted_file(path).map_err(|reason| {
-                format!(
-                    "source {}: ca_file {} at the trusted revision: {reason}",
-                    source.name,
-                    path.display()
-                )
+            Some(path) => Some(read_trusted_file(path).map_err(|reason| TrustedFileError {
+                source_name: source.name.clone(),
+                path: path.clone(),
+                reason: Box::new(reason),
             })?),
             None => None,
         };
@@ -115,8 +125,11 @@ mod tests {
         }
     }
 
-    fn no_files(path: &Path) -> Result<Vec<u8>, String> {
-        Err(format!("unexpected read of {}", path.display()))
+    fn no_files(path: &Path) -> Result<Vec<u8>, std::io::Error> {
+        Err(std::io::Error::other(format!(
+            "unexpected read of {}",
+            path.display()
+        )))
     }
 
     #[test]
@@ -239,7 +252,7 @@ mod tests {
         ));
         let read = |path: &Path| {
             assert_eq!(path, Path::new("registrar/ca.pem"));
-            Ok(b"trusted CA".to_vec())
+            Ok::<_, std::io::Error>(b"trusted CA".to_vec())
         };
         let notes = use_trusted_connections(&mut head, Some(&trusted), &read).unwrap();
         assert!(notes.is_empty());
@@ -247,11 +260,12 @@ mod tests {
             settings(&head, "corp").ca_pem.as_deref(),
             Some(&b"trusted CA"[..])
         );
-        let failing = |_: &Path| Err("not found".to_string());
+        let failing = |_: &Path| Err(std::io::Error::other("not found"));
         let error = use_trusted_connections(&mut head, Some(&trusted), &failing).unwrap_err();
-        assert!(
-            error.contains("source corp: ca_file registrar/ca.pem"),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "source corp: ca_file registrar/ca.pem at the trusted revision: not found"
         );
+        assert_eq!(error.reason.to_string(), "not found");
     }
 }
