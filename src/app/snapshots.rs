@@ -114,15 +114,13 @@ pub(super) fn read_delta(
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<SourceImport, AppError> {
     let Delta { overlay, import } = open_delta(source, kept, store, files, config_dir, digest)?;
-    let error = |message: String| source_error(source, message);
-
     // The directory: the kept entries the changes did not settle, then the overlay's.
     // Records are parsed a batch at a time by one reader, which reuses its buffers.
     let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
     let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
         let reader = LdifReader::new(&batch[..]).with_max_value_bytes(REREAD_MAX_VALUE_BYTES);
         ldif::for_each_entry(reader, &mut *on_entry)
-            .map_err(|e| error(unreadable(e).to_string()))?;
+            .map_err(|e| source_error(source, unreadable(e)))?;
         batch.clear();
         Ok(())
     };
@@ -147,6 +145,45 @@ pub(super) struct Delta {
     pub(super) import: SourceImport,
 }
 
+/// Why a delta read cannot use a source's kept snapshot: a file it came from is no
+/// longer what it was. Each says to read the source in full instead.
+#[derive(Debug, thiserror::Error)]
+pub enum StaleSnapshot {
+    #[error(
+        "its path is now {now}, but the kept snapshot was imported from {kept} at serial \
+         {serial}; run with --mode full"
+    )]
+    ContentMoved {
+        now: String,
+        kept: String,
+        serial: i64,
+    },
+    #[error(
+        "content file {path} was imported at serial {serial} and has since been edited; \
+         run with --mode full"
+    )]
+    ContentEdited { path: String, serial: i64 },
+    #[error(
+        "change file {path} was imported at serial {serial} and has since been edited; run \
+         with --mode full"
+    )]
+    ChangeEdited { path: String, serial: i64 },
+    #[error(
+        "change file {path} is new but sorts before {before}, which was imported at serial \
+         {serial}; run with --mode full"
+    )]
+    ChangeSortsBefore {
+        path: String,
+        before: String,
+        serial: i64,
+    },
+    #[error(
+        "change file {path} was imported at serial {serial} and has since been removed (or \
+         no longer matches the source's changes); run with --mode full"
+    )]
+    ChangeRemoved { path: String, serial: i64 },
+}
+
 /// The checks and the change files of [`read_delta`], without reading the kept entries
 /// the changes do not touch (a delta plan by region reads only those it needs).
 pub(super) fn open_delta(
@@ -166,20 +203,21 @@ pub(super) fn open_delta(
         unreachable!("only ldif sources keep snapshots")
     };
     let error = |error: SourceError| source_error(source, error);
-    let refuse = |why: String| error(SourceError::from(format!("{why}; run with --mode full")));
+    let refuse = |why: StaleSnapshot| source_error(source, why);
     let content_path = import_path(config_dir, path);
     if content_path != kept.content.path {
-        return Err(refuse(format!(
-            "its path is now {content_path}, but the kept snapshot was imported from {} at serial {}",
-            kept.content.path, kept.content.serial
-        )));
+        return Err(refuse(StaleSnapshot::ContentMoved {
+            now: content_path,
+            kept: kept.content.path.clone(),
+            serial: kept.content.serial,
+        }));
     }
     let content_digest = file_digest(files, path).map_err(error)?;
     if content_digest != kept.content.digest {
-        return Err(refuse(format!(
-            "content file {content_path} was imported at serial {} and has since been edited",
-            kept.content.serial
-        )));
+        return Err(refuse(StaleSnapshot::ContentEdited {
+            path: content_path,
+            serial: kept.content.serial,
+        }));
     }
     digest.file(path, &content_digest);
     let current: Vec<PathBuf> = match changes {
@@ -192,26 +230,25 @@ pub(super) fn open_delta(
             Some(name) if *name == seen.path => {
                 let file_digest = file_digest(files, &current[index]).map_err(error)?;
                 if file_digest != seen.digest {
-                    return Err(refuse(format!(
-                        "change file {name} was imported at serial {} and has since been edited",
-                        seen.serial
-                    )));
+                    return Err(refuse(StaleSnapshot::ChangeEdited {
+                        path: name.clone(),
+                        serial: seen.serial,
+                    }));
                 }
                 digest.file(&current[index], &file_digest);
             }
             Some(name) if names.contains(&seen.path) => {
-                let (before, serial) = (&seen.path, seen.serial);
-                return Err(refuse(format!(
-                    "change file {name} is new but sorts before {before}, \
-                     which was imported at serial {serial}"
-                )));
+                return Err(refuse(StaleSnapshot::ChangeSortsBefore {
+                    path: name.clone(),
+                    before: seen.path.clone(),
+                    serial: seen.serial,
+                }));
             }
             _ => {
-                return Err(refuse(format!(
-                    "change file {} was imported at serial {} and has since been removed \
-                     (or no longer matches the source's changes)",
-                    seen.path, seen.serial
-                )))
+                return Err(refuse(StaleSnapshot::ChangeRemoved {
+                    path: seen.path.clone(),
+                    serial: seen.serial,
+                }))
             }
         }
     }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::AppError;
 use super::progress::Progress;
-use super::snapshots::KeptReadError;
+use super::snapshots::{KeptReadError, StaleSnapshot};
 use crate::adapters::ldap::{self, Credentials, LdapReadError, Password};
 use crate::adapters::ldif::{
     self, BaseError, ChangeError, Directory, DirectoryBase, LdifError, LdifFileError, LdifReader,
@@ -82,16 +82,9 @@ pub enum SourceError {
     /// The kept snapshot could not give an entry a change record reads.
     #[error(transparent)]
     KeptBase(#[from] BaseError),
-    /// What the kept snapshot's side (`snapshots.rs`, `region.rs`, the snapshot base)
-    /// says, as its text.
-    #[error("{0}")]
-    Kept(String),
-}
-
-impl From<String> for SourceError {
-    fn from(message: String) -> Self {
-        SourceError::Kept(message)
-    }
+    /// The kept snapshot is not what its files now give (`--mode delta`).
+    #[error(transparent)]
+    Stale(#[from] StaleSnapshot),
 }
 
 /// Why an LDAP source's bind password cannot be had.
