@@ -1,6 +1,6 @@
 //! `registrar`: a declarative GitOps reconciliation controller for IM name registrations.
 //!
-//! Three layers, imported one way (`cli` → `app` → `config`, `adapters` → core):
+//! Three layers, imported one way (`cli` → `app` → `config` and `adapters` → core):
 //! - the pure core, its own crate [`registrar_core`] (re-exported here as [`core`]):
 //!   entries, filters, templates, desired state and plan;
 //! - [`adapters`] around it: LDIF, LDAP, git, the working tree, the SQLite store and the

@@ -90,14 +90,16 @@ fn architecture_md_names_every_module_in_its_folders_section() {
     );
 }
 
-/// The dependency keys of a Cargo.toml's `[dependencies]` table (the plain form this
-/// repository writes: one `name = …` line each).
+/// The dependency keys of every table of a Cargo.toml that links into the crate:
+/// `[dependencies]`, `[build-dependencies]` and `[target.….dependencies]` (not
+/// `[dev-dependencies]`), in the plain form this repository writes: one `name = …` line
+/// each.
 fn dependency_names(manifest: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut in_dependencies = false;
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
-            in_dependencies = line == "[dependencies]";
+            in_dependencies = line.ends_with("dependencies]") && line != "[dev-dependencies]";
         } else if in_dependencies && !line.is_empty() && !line.starts_with('#') {
             names.push(line.split('=').next().unwrap().trim().to_string());
         }
@@ -204,5 +206,107 @@ fn a_mod_rs_only_declares_and_re_exports() {
         found.is_empty(),
         "a mod.rs holds items (move them to a file of their own):\n{}",
         found.join("\n")
+    );
+}
+
+/// The names a top-level `use super::…;` statement starts from: `use super::a::b;` gives
+/// `a`, `use super::{a, b::c};` gives `a` and `b`.
+fn first_segments_after_super(statement: &str) -> Vec<String> {
+    let rest = statement
+        .trim_start_matches("pub(crate) ")
+        .trim_start_matches("pub(super) ")
+        .trim_start_matches("pub ")
+        .trim_start_matches("use super::")
+        .trim_end_matches(';')
+        .trim();
+    let parts: Vec<String> = match rest.strip_prefix('{') {
+        Some(inner) => {
+            let inner = inner.strip_suffix('}').unwrap_or(inner);
+            let mut parts = Vec::new();
+            let (mut depth, mut start) = (0usize, 0usize);
+            for (index, character) in inner.char_indices() {
+                match character {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        parts.push(inner[start..index].to_string());
+                        start = index + 1;
+                    }
+                    _ => {}
+                }
+            }
+            parts.push(inner[start..].to_string());
+            parts
+        }
+        None => vec![rest.to_string()],
+    };
+    parts
+        .iter()
+        .map(|part| part.trim().split("::").next().unwrap())
+        .map(|segment| segment.split_whitespace().next().unwrap_or("").to_string())
+        .filter(|segment| !segment.is_empty())
+        .collect()
+}
+
+/// No child module imports an item of its parent: a file's top-level `use super::…`
+/// names a sibling module (`use super::error::AppError`), never something the parent
+/// declares or re-exports (`use super::AppError`). The `tests.rs` of a folder, which tests
+/// the folder through its parent's paths, is the exception.
+#[test]
+fn no_child_imports_from_its_parent() {
+    let mut found = Vec::new();
+    for file in all_rust_files() {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let folder = root().join(file.parent().unwrap());
+        if matches!(name, "mod.rs" | "lib.rs" | "main.rs" | "tests.rs")
+            || !(folder.join("mod.rs").exists() || folder.join("lib.rs").exists())
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(root().join(&file)).unwrap();
+        let mut lines = text.lines().enumerate();
+        while let Some((number, line)) = lines.next() {
+            let visible = line
+                .trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub(super) ")
+                .trim_start_matches("pub ");
+            if !visible.starts_with("use super::") {
+                continue;
+            }
+            let mut statement = line.to_string();
+            while !statement.trim_end().ends_with(';') {
+                let Some((_, next)) = lines.next() else { break };
+                statement.push_str(next.trim());
+            }
+            for segment in first_segments_after_super(&statement) {
+                let sibling = segment == "super"
+                    || folder.join(format!("{segment}.rs")).exists()
+                    || folder.join(&segment).join("mod.rs").exists();
+                if !sibling {
+                    found.push(format!("{}:{}: `{segment}`", file.display(), number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a child imports from its parent (import from the sibling that defines it):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_first_segments_of_a_use_statement_are_found() {
+    assert_eq!(
+        first_segments_after_super("use super::error::AppError;"),
+        ["error"]
+    );
+    assert_eq!(
+        first_segments_after_super("use super::{open::Store, error::{store_error, StoreError}};"),
+        ["open", "error"]
+    );
+    assert_eq!(
+        first_segments_after_super("pub use super::AppError;"),
+        ["AppError"]
     );
 }

@@ -5,7 +5,8 @@
 //!   change files apply to.
 //! - [`ldap`]: LDAP searches (ldap3 over rustls), paged.
 //! - [`git`]: revisions, blobs and the working tree's status, through libgit2.
-//! - [`tree`]: the working tree's confinement: every file a config names stays inside.
+//! - [`tree`]: where every file comes from, the working tree or one commit; in the working
+//!   tree every file a config names stays inside it.
 //! - [`store`]: the SQLite registration store: schema, reads and the apply's writer.
 //! - [`render`]: plans and drift reports as text, Markdown, JSON and LDIF.
 

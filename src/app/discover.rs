@@ -16,9 +16,8 @@ use super::output::{pretty_json, print_stdout};
 use super::reading::{head_files, read_config};
 use super::sources::{find_source, read_source, InputsDigest};
 use super::state::StateFormat;
-use registrar_core::discover::{
-    printable, starter, yaml_scalar, Discovery, Report, StarterContext,
-};
+use registrar_core::discover::{starter, yaml_scalar, Discovery, Report, StarterContext};
+use registrar_core::quote::printable;
 
 /// `registrar discover --source NAME`.
 pub fn discover(

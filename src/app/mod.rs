@@ -3,8 +3,9 @@
 //! one reconcile pass, `reconcile()`, which reads sources in full or, with
 //! `--mode delta`, from the snapshots the store kept (`snapshots.rs`).
 //!
-//! This is the only layer that reads the clock or the environment. It returns errors to
-//! `main`, which prints them as one line each and exits 1.
+//! This is the only layer that reads the clock, starts threads or reads a source's
+//! password from the environment. It returns typed errors to `main`, which prints each as
+//! one line and exits 1.
 //!
 //! This file only declares the modules and re-exports what `cli.rs`, `main.rs` and the
 //! tests name: one job per file, and no child imports from here.
@@ -44,8 +45,9 @@ pub use plan::{plan_command, PlanFormat};
 pub use reconcile::{reconcile, Reconciled, Review};
 pub use register::{AllowProtected, UnmanagedRegistration};
 pub use run::{run_command, RunOptions};
-pub use saved_plan::{read_whole_plan, SavedPlanError};
+pub use saved_plan::{read_whole_plan, ReviewParts, SavedPlanError};
 pub use show::{show_plan, ShowFormat};
+pub use snapshots::{KeptReadError, RereadError, StaleSnapshot, UnkeepableEntry};
 pub use sources::{PasswordError, SourceError};
 pub use state::{state_register, state_show, status, StateFormat};
 pub use validate::{schema, validate};

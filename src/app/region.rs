@@ -136,9 +136,7 @@ pub(super) fn plan_by_region(
         },
         &standing.facts,
         || match store.managed_counts() {
-            Ok(counts) => {
-                counts.accounts + counts.registrations + counts.groups + counts.group_members
-            }
+            Ok(counts) => counts.total(),
             Err(e) => {
                 counting = Some(e);
                 0

@@ -13,12 +13,12 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
+use super::error::AppError;
 use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
     source_error, InputsDigest, SourceError,
 };
 use super::writeback::Writeback;
-use super::AppError;
 use crate::adapters::ldif::{
     self, entry_record, parse_entry_record, BaseError, Directory, DirectoryBase, LdifError,
     LdifReader,

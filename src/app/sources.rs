@@ -1,7 +1,7 @@
 //! Reading one source's entries, whatever it is: an LDIF file (with its change files
-//! applied in name order) or an LDAP server. `plan`, `apply`, `export` and `discover` all
-//! read sources through [`read_source`], which streams entries to a callback and feeds
-//! the inputs digest on the way.
+//! applied in name order) or an LDAP server. `plan`, `apply`, `validate`, `export` and
+//! `discover` read sources through [`read_source`], which streams entries to a callback
+//! and feeds the inputs digest on the way.
 //!
 //! This is where an LDAP source's password is fetched (environment or file), since the
 //! app layer is the only one that reads the environment.

@@ -1,7 +1,7 @@
 //! The records an LDIF file holds: content records (entries) and change records.
 //!
 //! This module is only the data model: it must not parse, read files or apply changes.
-//! Applying a change record to a snapshot belongs to whoever keeps the snapshot.
+//! Applying a change record is [`Directory`](super::Directory)'s job (`directory.rs`).
 
 use registrar_core::entry::{Attribute, Entry};
 

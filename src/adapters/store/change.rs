@@ -12,7 +12,34 @@ use registrar_core::state::AccountStatus;
 
 pub(super) enum ChangeFailure {
     Sqlite(rusqlite::Error),
-    Refused(String),
+    Refused(ChangeConflict),
+}
+
+/// Why the store refuses one change of a plan: the plan does not say enough, or the row
+/// it writes is not as the plan expects (someone wrote the store since it was made).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeConflict {
+    /// A field the change needs is missing from the plan.
+    #[error("the plan gives no {0}")]
+    Missing(&'static str),
+    /// The row is not as the plan expects, e.g. "the account already exists".
+    #[error("{0}")]
+    UnexpectedRow(&'static str),
+    /// An update names a field the kind of row does not have.
+    #[error("unknown {kind} field {field:?}")]
+    UnknownField { kind: &'static str, field: String },
+    /// An update would clear a field that must have a value.
+    #[error("the plan clears {0}")]
+    Clears(String),
+    /// A group to remove still has members.
+    #[error("the group still has {0} member(s)")]
+    GroupHasMembers(i64),
+    /// Only accounts are deactivated and reactivated.
+    #[error("{0} cannot be deactivated")]
+    CannotDeactivate(&'static str),
+    /// Group memberships are added or removed, never updated.
+    #[error("memberships can only be added or removed")]
+    MembershipUpdate,
 }
 
 impl From<rusqlite::Error> for ChangeFailure {
@@ -49,17 +76,19 @@ pub(super) fn describe(change: &Change) -> String {
     }
 }
 
-fn required<'a>(value: &'a Option<Arc<str>>, what: &str) -> Result<&'a str, ChangeFailure> {
+fn required<'a>(value: &'a Option<Arc<str>>, what: &'static str) -> Result<&'a str, ChangeFailure> {
     value
         .as_deref()
-        .ok_or_else(|| ChangeFailure::Refused(format!("the plan gives no {what}")))
+        .ok_or(ChangeFailure::Refused(ChangeConflict::Missing(what)))
 }
 
-fn expect_one(rows: usize, problem: &str) -> Result<(), ChangeFailure> {
+fn expect_one(rows: usize, problem: &'static str) -> Result<(), ChangeFailure> {
     if rows == 1 {
         Ok(())
     } else {
-        Err(ChangeFailure::Refused(problem.to_string()))
+        Err(ChangeFailure::Refused(ChangeConflict::UnexpectedRow(
+            problem,
+        )))
     }
 }
 
@@ -127,7 +156,10 @@ fn apply_account_change(connection: &Connection, change: &Change) -> Result<(), 
                     other => ProfileField::from_name(other)
                         .map(ProfileField::name)
                         .ok_or_else(|| {
-                            ChangeFailure::Refused(format!("unknown account field {other:?}"))
+                            ChangeFailure::Refused(ChangeConflict::UnknownField {
+                                kind: "account",
+                                field: other.to_string(),
+                            })
                         })?,
                 };
                 let sql = format!("UPDATE accounts SET {column} = ?1 WHERE anchor = ?2");
@@ -208,9 +240,10 @@ fn apply_registration_change(
                     "im_name" => "im_name",
                     "mapping" => "owner",
                     other => {
-                        return Err(ChangeFailure::Refused(format!(
-                            "unknown registration field {other:?}"
-                        )))
+                        return Err(ChangeFailure::Refused(ChangeConflict::UnknownField {
+                            kind: "registration",
+                            field: other.to_string(),
+                        }))
                     }
                 };
                 let sql = format!(
@@ -224,7 +257,7 @@ fn apply_registration_change(
             Ok(())
         }
         Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
-            "registrations cannot be deactivated".to_string(),
+            ChangeConflict::CannotDeactivate("registrations"),
         )),
     }
 }
@@ -235,9 +268,9 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
     match change.action {
         Action::Add => {
             let rule = required(&change.group_rule, "group rule")?;
-            let kind = change.group_kind.ok_or_else(|| {
-                ChangeFailure::Refused("the plan gives no group kind".to_string())
-            })?;
+            let kind = change
+                .group_kind
+                .ok_or_else(|| ChangeFailure::Refused(ChangeConflict::Missing("group kind")))?;
             let rows = execute(
                 connection,
                 "INSERT OR IGNORE INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4)",
@@ -252,13 +285,16 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                     "kind" => "kind",
                     "source" => "source",
                     other => {
-                        return Err(ChangeFailure::Refused(format!(
-                            "unknown group field {other:?}"
-                        )))
+                        return Err(ChangeFailure::Refused(ChangeConflict::UnknownField {
+                            kind: "group",
+                            field: other.to_string(),
+                        }))
                     }
                 };
                 if new.is_none() && column != "source" {
-                    return Err(ChangeFailure::Refused(format!("the plan clears {field}")));
+                    return Err(ChangeFailure::Refused(ChangeConflict::Clears(
+                        field.to_string(),
+                    )));
                 }
                 let sql = format!(
                     "UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL"
@@ -278,8 +314,8 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                 |row| row.get(0),
             )?;
             if members > 0 {
-                return Err(ChangeFailure::Refused(format!(
-                    "the group still has {members} member(s)"
+                return Err(ChangeFailure::Refused(ChangeConflict::GroupHasMembers(
+                    members,
                 )));
             }
             let rows = execute(
@@ -290,7 +326,7 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
             expect_one(rows, "the managed group does not exist")
         }
         Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
-            "groups cannot be deactivated".to_string(),
+            ChangeConflict::CannotDeactivate("groups"),
         )),
     }
 }
@@ -307,9 +343,9 @@ fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), C
         )
         .optional()?;
     if managed != Some(true) {
-        return Err(ChangeFailure::Refused(
-            "the managed group does not exist".to_string(),
-        ));
+        return Err(ChangeFailure::Refused(ChangeConflict::UnexpectedRow(
+            "the managed group does not exist",
+        )));
     }
     match change.action {
         Action::Add => {
@@ -328,8 +364,54 @@ fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), C
             )?;
             expect_one(rows, "the account is not a member")
         }
-        Action::Update | Action::Deactivate | Action::Reactivate => Err(ChangeFailure::Refused(
-            "memberships can only be added or removed".to_string(),
-        )),
+        Action::Update | Action::Deactivate | Action::Reactivate => {
+            Err(ChangeFailure::Refused(ChangeConflict::MembershipUpdate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each refusal prints the words the store's conflict line has always carried.
+    #[test]
+    fn each_conflict_says_what_is_not_as_the_plan_expects() {
+        let cases = [
+            (
+                ChangeConflict::Missing("IM name"),
+                "the plan gives no IM name",
+            ),
+            (
+                ChangeConflict::UnexpectedRow("the account already exists"),
+                "the account already exists",
+            ),
+            (
+                ChangeConflict::UnknownField {
+                    kind: "account",
+                    field: "shoe".to_string(),
+                },
+                "unknown account field \"shoe\"",
+            ),
+            (
+                ChangeConflict::Clears("kind".to_string()),
+                "the plan clears kind",
+            ),
+            (
+                ChangeConflict::GroupHasMembers(3),
+                "the group still has 3 member(s)",
+            ),
+            (
+                ChangeConflict::CannotDeactivate("groups"),
+                "groups cannot be deactivated",
+            ),
+            (
+                ChangeConflict::MembershipUpdate,
+                "memberships can only be added or removed",
+            ),
+        ];
+        for (conflict, message) in cases {
+            assert_eq!(conflict.to_string(), message);
+        }
     }
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::change::ChangeConflict;
+
 /// How long a writer waits for another one to finish before giving up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
@@ -29,7 +31,8 @@ pub enum StoreError {
     Conflict {
         path: PathBuf,
         change: String,
-        problem: String,
+        #[source]
+        problem: ChangeConflict,
     },
     #[error("{protocol} name {im_name:?} is already registered to {account} ({held_by}); nothing was recorded")]
     AlreadyRegistered {
@@ -38,8 +41,13 @@ pub enum StoreError {
         account: String,
         held_by: String,
     },
-    #[error("{0}; nothing was applied")]
-    StaleSnapshot(String),
+    /// A snapshot write does not land: the kept snapshot of `source` is not the one it was
+    /// computed from (another apply came between).
+    #[error(
+        "the kept snapshot of source {source_name} changed since this apply read it; run \
+         again; nothing was applied"
+    )]
+    StaleSnapshot { source_name: String },
     #[error("state file {}: cannot migrate to schema {version}: {problem}; that migration was not applied", path.display())]
     Migration {
         path: PathBuf,

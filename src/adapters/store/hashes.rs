@@ -152,7 +152,7 @@ pub(super) fn refresh_hashes(
 mod tests {
     use super::super::error::{StoreError, ValueProblem};
     use super::super::history::RunRecord;
-    use super::super::register::{corrupt, store_with_one_registration};
+    use super::super::test_support::{corrupt, store_with_one_registration};
     use registrar_core::desired::{Desired, DesiredAccount};
     use registrar_core::drift::RowId;
     use registrar_core::model::Rules;

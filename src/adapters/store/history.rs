@@ -179,7 +179,7 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
 #[cfg(test)]
 mod tests {
     use super::super::error::{StoreError, ValueProblem};
-    use super::super::register::{corrupt, store_with_one_registration};
+    use super::super::test_support::{corrupt, store_with_one_registration};
 
     #[test]
     fn a_negative_count_in_a_run_is_refused_naming_the_run() {

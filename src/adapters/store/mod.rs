@@ -26,8 +26,11 @@ mod read;
 mod register;
 mod serial;
 mod snapshots;
+#[cfg(test)]
+mod test_support;
 
 pub use allocator::configure_sqlite;
+pub use change::ChangeConflict;
 pub use changes::ChangeWriter;
 pub use error::{StoreError, UnreadableValue, ValueProblem, LOCK_WAIT};
 pub use history::RunRecord;
@@ -37,6 +40,3 @@ pub use snapshots::{
     EntryRow, KeptEntry, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite,
     SnapshotWriter, Standing,
 };
-
-// For `snapshots.rs`, which names the store's error mapping through its parent.
-use error::store_error;

@@ -29,6 +29,15 @@ pub struct ManagedCounts {
     pub group_members: u64,
 }
 
+impl ManagedCounts {
+    /// The managed rows in all: what `policy.max_delete_percent` is a share of. The store's
+    /// count of what `registrar_core::plan::managed_rows` counts on a loaded state (a
+    /// delta by region has no loaded state); the two must agree for delta to equal full.
+    pub fn total(&self) -> u64 {
+        self.accounts + self.registrations + self.groups + self.group_members
+    }
+}
+
 impl Store {
     /// The whole state.
     pub fn load(&self) -> Result<State, StoreError> {
@@ -368,7 +377,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::super::error::{StoreError, ValueProblem};
-    use super::super::register::{corrupt, store_with_one_registration};
+    use super::super::test_support::{corrupt, store_with_one_registration};
     use registrar_core::state::RegistrationKey;
 
     #[test]

@@ -35,7 +35,7 @@ pub(super) fn write_serial(connection: &Connection, serial: i64) -> rusqlite::Re
 mod tests {
     use super::super::error::StoreError;
     use super::super::history::RunRecord;
-    use super::super::register::{corrupt, store_with_one_registration};
+    use super::super::test_support::{corrupt, store_with_one_registration};
     use registrar_core::state::RegistrationSource;
 
     #[test]

@@ -14,7 +14,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension, Statement};
 
 use super::bulk::{self, Bulk, BulkRow};
-use super::{Store, StoreError};
+use super::error::{store_error, StoreError};
+use super::open::Store;
 use crate::adapters::ldif::{below_range, tree_key};
 use registrar_core::desired::EntryFootprint;
 use registrar_core::plan::{ImportedFile, SourceImport};
@@ -401,12 +402,6 @@ impl Store {
     }
 }
 
-/// Why a snapshot write does not land: the kept snapshot is not the one it was computed
-/// from (another apply came between).
-fn stale(source: &str) -> String {
-    format!("the kept snapshot of source {source} changed since this apply read it; run again")
-}
-
 /// The snapshot writes of one apply, inside its transaction (see
 /// [`Store::apply_keeping`]). Each write that lands moves the store's serial.
 pub struct SnapshotWriter<'t> {
@@ -459,7 +454,7 @@ impl<'t> SnapshotWriter<'t> {
     }
 
     fn fail(&self, error: rusqlite::Error) -> StoreError {
-        super::store_error(self.path, error)
+        store_error(self.path, error)
     }
 
     /// Carries out `write`; refuses an update whose base is not the kept snapshot.
@@ -489,7 +484,9 @@ impl<'t> SnapshotWriter<'t> {
             .map_err(|e| self.fail(e))?
             {
                 Updated::Landed => Ok(()),
-                Updated::Stale => Err(StoreError::StaleSnapshot(stale(&import.source))),
+                Updated::Stale => Err(StoreError::StaleSnapshot {
+                    source_name: import.source.clone(),
+                }),
             },
         }
     }
@@ -1116,7 +1113,12 @@ mod tests {
                 &mut |_| {},
             )
             .unwrap_err();
-        assert!(matches!(error, StoreError::StaleSnapshot(_)), "{error}");
+        assert!(matches!(error, StoreError::StaleSnapshot { .. }), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "the kept snapshot of source hr changed since this apply read it; run again; \
+             nothing was applied"
+        );
         assert_eq!(store.serial().unwrap(), 1);
         assert_eq!(
             store.kept_entry("hr", "a").unwrap(),

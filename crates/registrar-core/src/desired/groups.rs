@@ -13,6 +13,10 @@ use super::desired_state::{
     Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, Warning, WarningKind,
 };
 
+/// The attributes whose values list a group's members (DNs). The builder reads them, and
+/// a delta by region prunes them: both from this one list, so that delta equals full.
+pub const MEMBER_ATTRIBUTES: [&str; 2] = ["member", "uniqueMember"];
+
 /// What groups need of one source, as normalised DNs.
 #[derive(Debug, Default)]
 pub(super) struct GroupFacts {

@@ -34,4 +34,5 @@ pub use desired_state::{
     mapping_bit, Claim, Desired, DesiredAccount, DesiredGroup, GroupSkipCounts, SkipCounts,
     SourceEntries, Warning, WarningKind, MAPPING_BITS,
 };
+pub use groups::MEMBER_ATTRIBUTES;
 pub use prepare::{EntryFootprint, EntryPreparer, PreparedEntry};

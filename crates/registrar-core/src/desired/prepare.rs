@@ -17,7 +17,7 @@ use crate::state::RegistrationKey;
 use crate::template::RenderOutcome;
 
 use super::desired_state::{mapping_bit, DesiredAccount, SkipCounts, Warning, WarningKind};
-use super::groups::{member_dn, valid_group_name};
+use super::groups::{member_dn, valid_group_name, MEMBER_ATTRIBUTES};
 
 /// The names the builder hands out, each allocated once.
 #[derive(Debug, Clone)]
@@ -588,9 +588,9 @@ impl<'r> EntryPreparer<'r> {
         let members = if frozen {
             Vec::new()
         } else {
-            entry
-                .values("member")
-                .chain(entry.values("uniqueMember"))
+            MEMBER_ATTRIBUTES
+                .iter()
+                .flat_map(|attribute| entry.values(attribute))
                 .map(member_dn)
                 .collect()
         };

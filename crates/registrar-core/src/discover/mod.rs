@@ -23,7 +23,6 @@ mod suggestions;
 mod tests;
 mod yaml;
 
-pub use crate::quote::printable;
 pub use count::{AttributeCount, ChainCount, Discovery, Report, Shape, TypeAttribute, TypeCount};
 pub use heuristics::starter;
 pub use sample::{is_secret, Sample, SAMPLE_CHARS};

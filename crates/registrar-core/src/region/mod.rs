@@ -12,7 +12,7 @@
 //!   (a name goes to the one account that holds it, or to its only claimant), and
 //! - the groups that reach them (and, for a group entry, the accounts it reaches).
 //!
-//! The caller gathers the region: every entry on those anchors, every entry claiming
+//! `closure` gathers the region, asking a `KeptDirectory` what the store holds: every entry on those anchors, every entry claiming
 //! those names, the entries on the anchors of those (to know which of them wins its
 //! anchor), the store's rows for those anchors and names. Each entry comes as it was
 //! before the change and as it is after. [`plan_region`] plans the region twice against
@@ -25,7 +25,7 @@
 //!
 //! Groups follow the same rule: the region holds whole the memberships of some accounts
 //! (`Region::members`: the stored groups' members in the region's rows are only those),
-//! and the caller brings in every group entry that reaches them; other memberships are
+//! and the closure brings in every group entry that reaches them; other memberships are
 //! left out on both sides. Pure, like the planner it runs.
 //!
 //! `closure` gathers the region (the rules of which entries it holds, asking a

@@ -5,16 +5,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::desired::EntryFootprint;
+use crate::desired::{EntryFootprint, MEMBER_ATTRIBUTES};
 use crate::entry::{base_name, Attribute, Entry};
 use crate::model::{ExclusionSelector, GroupSelector, Rules};
 
 use super::closure::{EntryKey, Versions};
 
-/// Whether the attribute `description` is a member attribute (`member`, `uniqueMember`).
+/// Whether the attribute `description` is one of the [`MEMBER_ATTRIBUTES`].
 fn is_member_attribute(description: &str) -> bool {
     let base = base_name(description);
-    base.eq_ignore_ascii_case("member") || base.eq_ignore_ascii_case("uniqueMember")
+    MEMBER_ATTRIBUTES
+        .iter()
+        .any(|member| base.eq_ignore_ascii_case(member))
 }
 
 /// Per source, the member DNs a group entry the region passes through must keep: the
