@@ -120,11 +120,6 @@ impl Dn {
         Dn { rdns: Vec::new() }
     }
 
-    /// Whether this is the root DN.
-    pub fn is_root(&self) -> bool {
-        self.rdns.is_empty()
-    }
-
     /// The RDNs, the entry's own first.
     pub fn rdns(&self) -> &[Rdn] {
         &self.rdns
@@ -814,7 +809,7 @@ mod tests {
     #[test]
     fn root_parent_rdn_and_is_within() {
         let root = dn("");
-        assert!(root.is_root());
+        assert!(root.rdns().is_empty());
         assert_eq!(dn("   "), root);
         assert_eq!(root.parent(), None);
         assert_eq!(root.rdn(), None);

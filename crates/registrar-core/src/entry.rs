@@ -47,7 +47,7 @@ pub fn base_name(description: &str) -> &str {
 /// Whether `actual` (say `cn;lang-fr`) is described by `wanted` (say `cn`): same base
 /// name, ignoring case, and every option of `wanted` present in `actual`.
 #[inline]
-pub fn description_matches(actual: &str, wanted: &str) -> bool {
+pub(crate) fn description_matches(actual: &str, wanted: &str) -> bool {
     // Most lookups compare different names: the first byte tells, without a call.
     match (actual.as_bytes().first(), wanted.as_bytes().first()) {
         (Some(a), Some(w)) if a.eq_ignore_ascii_case(w) => same_description(actual, wanted),

@@ -33,12 +33,12 @@ impl Join for Sequential {
 
 /// Work smaller than this many items is done whole: a second thread would cost more than
 /// it saves.
-pub const WORTH_SPLITTING: usize = 1 << 16;
+pub(crate) const WORTH_SPLITTING: usize = 1 << 16;
 
 /// Sorts `items` by `compare` like `slice::sort_unstable_by` (equal items in any order),
 /// its two halves at once through `join` when it is large and `join` splits: then one
 /// stable sort merges the two sorted runs.
-pub fn sort_unstable_by<T: Send, J: Join>(
+pub(crate) fn sort_unstable_by<T: Send, J: Join>(
     join: &J,
     items: &mut [T],
     compare: impl Fn(&T, &T) -> std::cmp::Ordering + Sync,

@@ -225,22 +225,22 @@ impl Watch {
     }
 
     /// The bit counting mapping `index`.
-    pub fn mapping_bit(&self, index: usize) -> usize {
+    pub(crate) fn mapping_bit(&self, index: usize) -> usize {
         index
     }
 
     /// The bit counting group rule `index`.
-    pub fn group_bit(&self, index: usize) -> usize {
+    pub(crate) fn group_bit(&self, index: usize) -> usize {
         self.mappings + index
     }
 
     /// The bit counting exclusion `index`.
-    pub fn exclusion_bit(&self, index: usize) -> usize {
+    pub(crate) fn exclusion_bit(&self, index: usize) -> usize {
         self.mappings + self.groups + index
     }
 
     /// The bit counting `disabled_when`.
-    pub fn disabled_bit(&self) -> usize {
+    pub(crate) fn disabled_bit(&self) -> usize {
         self.mappings + self.groups + self.exclusions
     }
 
@@ -250,7 +250,7 @@ impl Watch {
 
     /// Sets, in `hits`, the bits of the watched attributes of `source` that `entry`
     /// holds.
-    pub fn count_attributes(&self, source: usize, entry: &Entry, hits: &mut Hits) {
+    pub(crate) fn count_attributes(&self, source: usize, entry: &Entry, hits: &mut Hits) {
         let from = self.attributes_from();
         for (index, attribute) in self.attributes[source].iter().enumerate() {
             if entry.has(attribute) {
@@ -260,7 +260,7 @@ impl Watch {
     }
 
     /// A tally with every rule and watched attribute at zero.
-    pub fn tally(&self) -> Tally {
+    pub(crate) fn tally(&self) -> Tally {
         Tally {
             entries_read: vec![None; self.attributes.len()],
             counts: vec![0; self.attributes_from()],
@@ -270,7 +270,7 @@ impl Watch {
 
     /// One warning for every attribute a template or filter reads that no entry of its
     /// source holds, in a source that yielded entries.
-    pub fn unheld_warnings(&self, rules: &Rules, matched: &Matched) -> Vec<Warning> {
+    pub(crate) fn unheld_warnings(&self, rules: &Rules, matched: &Matched) -> Vec<Warning> {
         let mut warnings = Vec::new();
         for reader in &self.readers {
             let source = rules.sources[reader.source].name.as_str();

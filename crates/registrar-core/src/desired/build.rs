@@ -138,7 +138,7 @@ impl<'r> DesiredBuilder<'r> {
 
     /// Adds one entry of `source`: [`EntryPreparer::prepare`], then
     /// [`DesiredBuilder::add_prepared`].
-    pub fn add_entry(&mut self, source_name: &str, entry: &Entry) {
+    pub(crate) fn add_entry(&mut self, source_name: &str, entry: &Entry) {
         let prepared = self.preparer.prepare(source_name, entry);
         self.add_prepared(prepared);
     }

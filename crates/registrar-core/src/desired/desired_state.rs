@@ -234,19 +234,19 @@ impl Desired {
 
     /// The claims name by name: each slice holds every claim on one (protocol, name
     /// key), in name order.
-    pub fn claims_by_name(&self) -> impl Iterator<Item = &[Claim]> {
+    pub(crate) fn claims_by_name(&self) -> impl Iterator<Item = &[Claim]> {
         self.claims
             .chunk_by(|a, b| a.protocol == b.protocol && a.name_key == b.name_key)
     }
 
     /// Keeps only the claims on `names` (a delta plan looks at no other name).
-    pub fn retain_claims_on(&mut self, names: &BTreeSet<RegistrationKey>) {
+    pub(crate) fn retain_claims_on(&mut self, names: &BTreeSet<RegistrationKey>) {
         self.claims.retain(|claim| names.contains(&claim.key()));
     }
 
     /// Keeps only the group members among `anchors` (a delta plan looks at no other
     /// membership).
-    pub fn retain_members_among(&mut self, anchors: &BTreeSet<String>) {
+    pub(crate) fn retain_members_among(&mut self, anchors: &BTreeSet<String>) {
         for group in self.groups.values_mut() {
             group.members.retain(|member| anchors.contains(member));
         }

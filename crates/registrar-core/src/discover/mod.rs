@@ -25,6 +25,6 @@ mod yaml;
 
 pub use count::{AttributeCount, ChainCount, Discovery, Report, Shape, TypeAttribute, TypeCount};
 pub use heuristics::starter;
-pub use sample::{is_secret, Sample, SAMPLE_CHARS};
+pub use sample::Sample;
 pub use suggestions::{Starter, StarterContext, Suggestion};
-pub use yaml::{yaml_quoted, yaml_scalar};
+pub use yaml::yaml_scalar;

@@ -10,7 +10,7 @@ use crate::entry::base_name;
 use crate::quote::printable;
 
 /// The longest sample shown, in characters; a longer value is cut and ends with `…`.
-pub const SAMPLE_CHARS: usize = 40;
+pub(crate) const SAMPLE_CHARS: usize = 40;
 
 /// Substrings of attribute names (lowercased, options removed) whose values are not
 /// shown as samples, beyond the secrets the config may not read: a sample errs on the
@@ -21,7 +21,7 @@ pub(super) const HIDDEN_PARTS: &[&str] = &["pwd", "secret", "privatekey"];
 /// of [`is_secret_attribute`] (passwords and their hashes, `unicodePwd`,
 /// `krbPrincipalKey`, trust secrets), and anything whose name contains `pwd`, `secret`
 /// or `privatekey`.
-pub fn is_secret(description: &str) -> bool {
+pub(crate) fn is_secret(description: &str) -> bool {
     if is_secret_attribute(description) {
         return true;
     }

@@ -174,7 +174,7 @@ pub fn yaml_scalar(text: &str) -> String {
 /// `text` as a double-quoted YAML scalar. Characters YAML does not allow raw, or reads
 /// as line breaks (`U+0085`, `U+2028`, `U+2029`), are escaped, as are the invisible ones
 /// [`printable`] escapes.
-pub fn yaml_quoted(text: &str) -> String {
+pub(crate) fn yaml_quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
