@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use registrar::app::{self, Context, ImportMode};
 use registrar::core::entry::Entry;
 use registrar::core::plan::Plan;
-use registrar::ldif::{self, write_entry, Record, Snapshot};
+use registrar::ldif::{self, write_entry, Directory, Record};
 use registrar::render::Color;
 
 const CONFIG: &str = r#"
@@ -142,7 +142,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 /// The directory as the steps leave it, with the counter that keeps new ids fresh.
 struct Model {
-    snapshot: Snapshot,
+    snapshot: Directory,
     next_id: usize,
 }
 
@@ -404,7 +404,7 @@ proptest! {
         let config = if with_groups { CONFIG.to_string() } else { config_without_groups() };
         std::fs::write(dir.join("config/registrar.yaml"), config).unwrap();
 
-        let mut model = Model { snapshot: Snapshot::default(), next_id: users.len() };
+        let mut model = Model { snapshot: Directory::default(), next_id: users.len() };
         let mut entries = vec![
             container("dc=example,dc=com", "domain", "dc", "example"),
             container(PEOPLE, "organizationalUnit", "ou", "People"),
@@ -412,7 +412,7 @@ proptest! {
             container(ALUMNI, "organizationalUnit", "ou", "Alumni"),
             container(GROUPS, "organizationalUnit", "ou", "Groups"),
         ];
-        model.snapshot = Snapshot::from_entries(entries.clone()).unwrap();
+        model.snapshot = Directory::from_entries(entries.clone()).unwrap();
         for (id, user) in users.iter().enumerate() {
             entries.push(user_entry(&model, id, user));
         }
@@ -426,7 +426,7 @@ proptest! {
                 .collect();
             entries.push(group_entry(id, *mail, &members));
         }
-        model.snapshot = Snapshot::from_entries(entries).unwrap();
+        model.snapshot = Directory::from_entries(entries).unwrap();
         write_directory(dir, &model);
 
         let delta = context(dir, "delta.db");

@@ -1,5 +1,5 @@
 //! `plan --format ldif` end to end: the built binary's LDIF, fed to a real slapd with
-//! `ldapmodify` (and to our own strict `ldif::Snapshot`) after each apply, keeps an LDAP
+//! `ldapmodify` (and to our own strict `ldif::Directory`) after each apply, keeps an LDAP
 //! mirror equal to `state show --format json`, over three config and directory changes
 //! that between them make every kind of change, with hostile values (filter syntax,
 //! commas, `+`, leading `#` and spaces, non-ASCII, newlines) in anchors, DNs, IM names,
@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use registrar::core::dn::{AttributeValue, Dn};
 use registrar::core::entry::Entry;
 use registrar::core::model::ProfileField;
-use registrar::ldif::{write_entry, write_version, LdifReader, Record, Snapshot};
+use registrar::ldif::{write_entry, write_version, Directory, LdifReader, Record};
 use registrar::render::profile_attribute;
 use serde_json::{json, Value};
 
@@ -402,7 +402,7 @@ fn ldapmodify_of_every_plan_keeps_slapd_mirroring_the_store() {
     let slapd = Slapd::start(Options::default().schema(schema));
     slapd.load_ldif(&base_ldif());
     let workspace = Workspace::new();
-    let mut snapshot = Snapshot::default();
+    let mut snapshot = Directory::default();
     let mut seen = BTreeSet::new();
     for step in 1..=3 {
         workspace.write_config(&config(step));

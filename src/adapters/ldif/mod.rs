@@ -19,8 +19,6 @@ mod record;
 mod url;
 mod writer;
 
-/// [`Directory`] under its old name, which the tests still use.
-pub use directory::Directory as Snapshot;
 pub use directory::{
     below_range, tree_key, BaseError, ChangeError, ChangeProblem, Directory, DirectoryBase,
 };
