@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::adapters::store::StoreLocation;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{DriftFormat, ExportFormat, ImportMode, PlanFormat, ShowFormat, StateFormat};
@@ -24,15 +26,18 @@ pub struct CommonArgs {
     /// The config directory: every *.yaml in it is read.
     #[arg(long, global = true, value_name = "DIR", default_value = "registrar")]
     pub config: PathBuf,
-    /// The SQLite state file.
+    /// The state store: a SQLite file, or a PostgreSQL database as a
+    /// `postgres://USER@HOST:PORT/DB` URL (the password from PGPASSWORD or ~/.pgpass,
+    /// never in the URL).
     #[arg(
         long,
         global = true,
-        value_name = "FILE",
+        value_name = "FILE|URL",
         env = "REGISTRAR_STATE",
-        default_value = "registrar.db"
+        default_value = "registrar.db",
+        value_parser = parse_store_location
     )]
-    pub state: PathBuf,
+    pub state: StoreLocation,
     /// Read the config directory and every file it names from this git revision (a
     /// branch, tag, sha, HEAD~1, …) instead of the working tree; no checkout is made.
     /// For validate, plan, apply, status, export, discover, drift and run (`run --rev
@@ -242,4 +247,9 @@ pub enum StateCommand {
         #[arg(long)]
         allow_protected: bool,
     },
+}
+
+/// `--state`: a `postgres://` URL or a file path.
+fn parse_store_location(argument: &str) -> Result<StoreLocation, String> {
+    Ok(StoreLocation::parse(argument))
 }

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     }
     let context = Context {
         config_dir: cli.common.config,
-        state_path: cli.common.state,
+        state: cli.common.state,
         color,
         rev: cli.common.rev,
     };

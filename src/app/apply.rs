@@ -57,7 +57,7 @@ pub fn apply_command(
     mode: ImportMode,
     approval: Approval,
 ) -> Result<Outcome, AppError> {
-    let no_store = !context.state_path.exists();
+    let no_store = context.state.file().is_some_and(|path| !path.exists());
     let started = Started::now();
     let rev_flag = context
         .rev
@@ -106,8 +106,8 @@ pub fn apply_command(
     };
     if no_store {
         eprintln!(
-            "note: state file {} did not exist: created it",
-            context.state_path.display()
+            "note: {} did not exist: created it",
+            context.state
         );
     }
     let s = &summary;
@@ -367,7 +367,7 @@ fn apply_handed_over<'p>(
     channel: ToWriterChannel<'p>,
     hand_over: impl FnOnce(&SyncSender<ToWriter<'p>>) -> Result<Option<HandedOver>, AppError>,
 ) -> Result<i64, AppError> {
-    let store = Store::open(&context.state_path)?;
+    let store = Store::open(&context.state)?;
     // Checked again inside the transaction; here so that a stale plan is told as such
     // before its files are read again.
     let serial = store.serial()?;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::adapters::render::Color;
+use crate::adapters::store::StoreLocation;
 
 /// What a finished command asks `main` to exit with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +19,8 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Context {
     pub config_dir: PathBuf,
-    pub state_path: PathBuf,
+    /// `--state`: where the store is.
+    pub state: StoreLocation,
     pub color: Color,
     /// `--rev REV`: read config and sources from this git revision instead of the
     /// working tree.

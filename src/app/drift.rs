@@ -29,9 +29,9 @@ pub enum DriftFormat {
 /// Computes the drift report: against `--rev` when given, otherwise against the
 /// revision of the last apply that landed (the working tree when none was recorded).
 pub fn drift_report(context: &Context) -> Result<DriftReport, AppError> {
-    let Some(store) = Store::open_if_exists(&context.state_path)? else {
+    let Some(store) = Store::open_if_exists(&context.state)? else {
         return Err(AppError::NoStateToDrift {
-            state_path: context.state_path.clone(),
+            state: context.state.clone(),
         });
     };
     let revision = match &context.rev {

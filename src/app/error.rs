@@ -13,7 +13,7 @@ use super::sources::SourceError;
 
 use crate::adapters::git::GitError;
 use crate::adapters::render;
-use crate::adapters::store::StoreError;
+use crate::adapters::store::{StoreError, StoreLocation};
 use crate::adapters::tree::TreeError;
 use crate::config::trust::TrustedFileError;
 use crate::config::ConfigError;
@@ -93,12 +93,9 @@ pub enum AppError {
     /// `validate`: sources that could not be read, one message each.
     #[error("{}", lines(problems))]
     SourcesUnreadable { problems: Vec<AppError> },
-    /// `drift` without a state file.
-    #[error(
-        "state file {} does not exist: nothing was applied, so nothing can drift (run plan)",
-        state_path.display()
-    )]
-    NoStateToDrift { state_path: PathBuf },
+    /// `drift` without a store.
+    #[error("{state} does not exist: nothing was applied, so nothing can drift (run plan)")]
+    NoStateToDrift { state: StoreLocation },
     /// `state register --source ldap`.
     #[error("--source must be manual or self: ldap registrations are made by mappings")]
     RegistrationFromLdap,

@@ -37,7 +37,7 @@ pub fn plan_command(
 ) -> Result<Outcome, AppError> {
     // A bad base is a usage error: refuse it before reading anything.
     let ldif_base = render::LdifBase::parse(ldif_base)?;
-    let no_store = !context.state_path.exists();
+    let no_store = context.state.file().is_some_and(|path| !path.exists());
     let reconciled = reconcile(context, review, mode)?;
     let computed = &reconciled.plan;
     // With `--out`, stdout keeps the plan for people: JSON goes to the file only.
@@ -114,8 +114,8 @@ pub fn plan_command(
     if no_store {
         // A mistyped --state would otherwise plan against nothing without a word.
         eprintln!(
-            "note: state file {} does not exist: planning against an empty store",
-            context.state_path.display()
+            "note: {} does not exist: planning against an empty store",
+            context.state
         );
     }
     Ok(if detailed_exitcode && !computed.changes.is_empty() {

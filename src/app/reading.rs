@@ -14,7 +14,7 @@ use super::error::AppError;
 use super::snapshots;
 use super::sources::{self, InputsDigest};
 use super::threads::{join, spawn_scoped, Threads};
-use crate::adapters::store::{KeptSnapshot, Store};
+use crate::adapters::store::{KeptSnapshot, Store, StoreLocation};
 use crate::adapters::tree::Tree;
 use crate::config::raw::ImportMode;
 use crate::config::{self, Config, SourceLocation};
@@ -258,8 +258,8 @@ pub(super) fn files_read(
 }
 
 /// Loads the state, or an empty one at serial 0 when the file does not exist yet.
-pub(super) fn load_state(path: &Path) -> Result<State, AppError> {
-    match Store::open_if_exists(path)? {
+pub(super) fn load_state(location: &StoreLocation) -> Result<State, AppError> {
+    match Store::open_if_exists(location)? {
         Some(store) => Ok(store.load()?),
         None => Ok(State::default()),
     }

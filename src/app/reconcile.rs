@@ -160,7 +160,7 @@ pub(super) fn reconcile_with(
     // the loader thread opens its own.
     let store = match mode {
         ImportMode::Full => None,
-        ImportMode::Delta => Store::open_if_exists(&context.state_path)?,
+        ImportMode::Delta => Store::open_if_exists(&context.state)?,
     };
     // Why a delta plan reads every kept entry, told once that read went well.
     let mut read_everything = None;
@@ -187,7 +187,7 @@ pub(super) fn reconcile_with(
     };
     // The store loads on a second core while the sources stream through the builder.
     let (read, state) = std::thread::scope(|scope| {
-        let loader = spawn_scoped(scope, || load_state(&context.state_path))?;
+        let loader = spawn_scoped(scope, || load_state(&context.state))?;
         let read = read_desired(&config, files, &reading);
         Ok::<_, AppError>((read, join(loader)))
     })?;

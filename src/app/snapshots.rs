@@ -507,7 +507,7 @@ pub(super) fn apply_keeping<'p>(
         let writing = scope.spawn(move || {
             // Declared first, so dropped last: its handle on the store file must close
             // after the store's connection (see `Writeback`).
-            let _writeback = Writeback::start(store.path());
+            let _writeback = store.path().map(Writeback::start);
             let mut store = store;
             let unfinished = || AppError::PlanNotReadToEnd {
                 plan_name: plan_name.to_string(),

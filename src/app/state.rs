@@ -22,7 +22,7 @@ pub enum StateFormat {
 
 /// `registrar state show`.
 pub fn state_show(context: &Context, format: StateFormat) -> Result<Outcome, AppError> {
-    let state = load_state(&context.state_path)?;
+    let state = load_state(&context.state)?;
     // `State` keeps groups by name, so they come out in name order.
     let groups: Vec<_> = state.groups.values().collect();
     match format {
@@ -126,7 +126,7 @@ pub fn state_register(
     };
     let config = read_config(context, &head_files(context)?, "")?;
     let started_at = now();
-    let mut store = Store::open(&context.state_path)?;
+    let mut store = Store::open(&context.state)?;
     let allowed = if allow == AllowProtected::Record {
         " --allow-protected"
     } else {
@@ -180,7 +180,7 @@ pub fn status(context: &Context, format: StateFormat) -> Result<Outcome, AppErro
     } else {
         Vec::new()
     };
-    let store = Store::open_if_exists(&context.state_path)?;
+    let store = Store::open_if_exists(&context.state)?;
     let (serial, runs, kept) = match &store {
         Some(store) => (
             store.serial()?,

@@ -4,9 +4,9 @@
 
 use registrar_core::drift::{self, WrittenRow};
 use registrar_core::plan::Plan;
-use rusqlite::TransactionBehavior;
 
 use super::changes::ChangeWriter;
+use super::database::Backend;
 use super::error::{store_error, StoreError};
 use super::hashes::refresh_hashes;
 use super::history::{insert_run, RunRecord};
@@ -68,20 +68,19 @@ impl Store {
         keep: impl FnOnce(&mut SnapshotWriter<'_>) -> Result<Option<Standing>, E>,
         written: impl FnOnce() -> Result<Vec<WrittenRow>, E>,
     ) -> Result<i64, E> {
-        let path = self.path.clone();
-        let fail = |e| store_error(&path, e);
+        let location = self.location.clone();
+        let fail = |e| store_error(&location, e);
         // A large plan writes rows all over the indexes: a page cache of up to 64 MiB
         // (SQLite's default is 2 MiB) keeps their hot pages in memory for the
         // transaction. (More is slower: a first import of a million users, into a store
         // of 2.5 GB, takes longer with 256 MiB or 1 GiB, page faults and all.) Multi-row
         // statements keep a statement journal, in memory rather than in a temporary file.
-        self.connection
-            .execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
-            .map_err(fail)?;
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
+        if self.connection.backend() == Backend::Sqlite {
+            self.connection
+                .execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
+                .map_err(fail)?;
+        }
+        let transaction = self.connection.begin_write().map_err(fail)?;
         let serial = read_serial(&transaction).map_err(fail)?;
         if serial != planned {
             return Err(StoreError::StalePlan {
@@ -90,10 +89,10 @@ impl Store {
             }
             .into());
         }
-        let mut change_writer = ChangeWriter::new(&transaction, &path)?;
+        let mut change_writer = ChangeWriter::new(&transaction, &location)?;
         changes(&mut change_writer)?;
         let wrote_changes = change_writer.finish()?;
-        let mut writer = SnapshotWriter::new(&transaction, &path, serial + 1);
+        let mut writer = SnapshotWriter::new(&transaction, &location, serial + 1);
         let standing = keep(&mut writer)?;
         let wrote_snapshots = writer.wrote();
         writer.finish()?;
@@ -116,6 +115,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::store::database::params;
     use crate::adapters::store::history::RunRecord;
     use crate::adapters::store::read::ManagedCounts;
     use registrar_core::desired::{Desired, DesiredAccount, DesiredGroup};
@@ -172,7 +172,7 @@ mod tests {
             .connection
             .execute(
                 "INSERT INTO groups (name, kind, source, owner) VALUES ('staff', 'team', NULL, NULL)",
-                [],
+                params![],
             )
             .unwrap();
         let error = store.apply(&plan, RunRecord::new("test", "t")).unwrap_err();

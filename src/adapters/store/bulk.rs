@@ -11,31 +11,24 @@
 //! row by row (SQLite undoes the whole statement first), so that the row at fault is told
 //! as it would be alone.
 
-use rusqlite::{Connection, Statement, ToSql};
+use super::database::{Backend, Database, Param, SqlResult};
 
 /// Rows per statement: large enough that the statement overhead vanishes, small enough
 /// to stay far below SQLite's parameter limit with the widest table.
 pub(super) const BATCH: usize = 64;
 
-/// A row a bulk insert writes: binds its `COLUMNS` values from parameter `first` on.
+/// A row a bulk insert writes: its `COLUMNS` values, in column order.
 pub(super) trait BulkRow {
     const COLUMNS: usize;
-    fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()>;
-}
-
-/// Binds `value` to the 1-based parameter `index` of `statement`.
-pub(super) fn bind(
-    statement: &mut Statement<'_>,
-    index: usize,
-    value: impl ToSql,
-) -> rusqlite::Result<()> {
-    statement.raw_bind_parameter(index, value)
+    fn values<'r>(&'r self, out: &mut Vec<Param<'r>>);
 }
 
 /// The rows waiting for one INSERT into one table.
 pub(super) struct Bulk<R: BulkRow> {
     /// `INSERT … INTO table (columns) VALUES`, without the rows.
     head: &'static str,
+    /// What follows the rows (an `ON CONFLICT` clause), or nothing.
+    tail: &'static str,
     /// The statement text for a full batch, made once.
     full: String,
     rows: Vec<R>,
@@ -43,15 +36,21 @@ pub(super) struct Bulk<R: BulkRow> {
 
 impl<R: BulkRow> Bulk<R> {
     pub(super) fn new(head: &'static str) -> Self {
+        Bulk::with_tail(head, "")
+    }
+
+    /// Rows inserted by `head`, the rows, then `tail` (e.g. `ON CONFLICT DO NOTHING`).
+    pub(super) fn with_tail(head: &'static str, tail: &'static str) -> Self {
         Bulk {
             head,
-            full: statement_text(head, R::COLUMNS, BATCH),
+            tail,
+            full: statement_text(head, tail, R::COLUMNS, BATCH),
             rows: Vec::with_capacity(BATCH),
         }
     }
 
     /// Queues `row`; a full batch is written at once.
-    pub(super) fn push(&mut self, connection: &Connection, row: R) -> rusqlite::Result<()> {
+    pub(super) fn push(&mut self, connection: &Database, row: R) -> SqlResult<()> {
         self.rows.push(row);
         if self.rows.len() == BATCH {
             self.flush(connection)?;
@@ -59,9 +58,10 @@ impl<R: BulkRow> Bulk<R> {
         Ok(())
     }
 
-    /// Writes the waiting rows in one statement. On error the statement wrote nothing,
+    /// Writes the waiting rows in one statement. On error the statement wrote nothing
+    /// (on PostgreSQL it runs in a savepoint, so the transaction goes on as on SQLite),
     /// and the rows are left waiting (see [`Bulk::take`]).
-    pub(super) fn flush(&mut self, connection: &Connection) -> rusqlite::Result<()> {
+    pub(super) fn flush(&mut self, connection: &Database) -> SqlResult<()> {
         if self.rows.is_empty() {
             return Ok(());
         }
@@ -69,14 +69,18 @@ impl<R: BulkRow> Bulk<R> {
         let sql = if self.rows.len() == BATCH {
             &self.full
         } else {
-            partial = statement_text(self.head, R::COLUMNS, self.rows.len());
+            partial = statement_text(self.head, self.tail, R::COLUMNS, self.rows.len());
             &partial
         };
-        let mut statement = connection.prepare_cached(sql)?;
-        for (index, row) in self.rows.iter().enumerate() {
-            row.bind(&mut statement, index * R::COLUMNS + 1)?;
+        let mut values = Vec::with_capacity(self.rows.len() * R::COLUMNS);
+        for row in &self.rows {
+            row.values(&mut values);
         }
-        statement.raw_execute()?;
+        match connection.backend() {
+            Backend::Sqlite => connection.execute(sql, &values)?,
+            Backend::Postgres => connection.savepoint(|db| db.execute(sql, &values))?,
+        };
+        drop(values);
         self.rows.clear();
         Ok(())
     }
@@ -92,7 +96,7 @@ impl<R: BulkRow> Bulk<R> {
 pub(super) type Indexes = [(&'static str, &'static str)];
 
 /// Drops `indexes` (in the caller's transaction, which puts them back if it rolls back).
-pub(super) fn drop_indexes(connection: &Connection, indexes: &Indexes) -> rusqlite::Result<()> {
+pub(super) fn drop_indexes(connection: &Database, indexes: &Indexes) -> SqlResult<()> {
     for (name, _) in indexes {
         connection.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
     }
@@ -100,15 +104,15 @@ pub(super) fn drop_indexes(connection: &Connection, indexes: &Indexes) -> rusqli
 }
 
 /// Builds `indexes` again, after the rows.
-pub(super) fn create_indexes(connection: &Connection, indexes: &Indexes) -> rusqlite::Result<()> {
+pub(super) fn create_indexes(connection: &Database, indexes: &Indexes) -> SqlResult<()> {
     for (_, create) in indexes {
         connection.execute_batch(create)?;
     }
     Ok(())
 }
 
-/// `head` followed by `rows` groups of `columns` parameters.
-fn statement_text(head: &str, columns: usize, rows: usize) -> String {
+/// `head` followed by `rows` groups of `columns` parameters, then `tail`.
+fn statement_text(head: &str, tail: &str, columns: usize, rows: usize) -> String {
     let group = format!("({})", vec!["?"; columns].join(", "));
     let mut sql = String::with_capacity(head.len() + rows * (group.len() + 2));
     sql.push_str(head);
@@ -116,56 +120,80 @@ fn statement_text(head: &str, columns: usize, rows: usize) -> String {
         sql.push_str(if row == 0 { " " } else { ", " });
         sql.push_str(&group);
     }
+    if !tail.is_empty() {
+        sql.push(' ');
+        sql.push_str(tail);
+    }
     sql
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::store::database::params;
 
     struct Pair(i64, &'static str);
 
     impl BulkRow for Pair {
         const COLUMNS: usize = 2;
-        fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
-            bind(statement, first, self.0)?;
-            bind(statement, first + 1, self.1)
+        fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
+            out.push(self.0.into());
+            out.push(self.1.into());
         }
+    }
+
+    fn table() -> Database {
+        let database = Database::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        database
+            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, s TEXT NOT NULL)")
+            .unwrap();
+        database
+    }
+
+    fn count(database: &Database) -> i64 {
+        database
+            .query_row("SELECT COUNT(*) FROM t", params![], |r| r.get(0))
+            .unwrap()
     }
 
     #[test]
     fn full_and_partial_batches_write_every_row_in_order() {
-        let connection = Connection::open_in_memory().unwrap();
-        connection
-            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, s TEXT NOT NULL)")
-            .unwrap();
+        let database = table();
         let mut bulk = Bulk::new("INSERT INTO t (n, s) VALUES");
         for n in 0..(BATCH as i64 * 2 + 5) {
-            bulk.push(&connection, Pair(n, "x")).unwrap();
+            bulk.push(&database, Pair(n, "x")).unwrap();
         }
-        bulk.flush(&connection).unwrap();
-        let count: i64 = connection
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, BATCH as i64 * 2 + 5);
+        bulk.flush(&database).unwrap();
+        assert_eq!(count(&database), BATCH as i64 * 2 + 5);
     }
 
     #[test]
     fn a_refused_batch_writes_nothing_and_keeps_its_rows() {
-        let connection = Connection::open_in_memory().unwrap();
-        connection
-            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, s TEXT NOT NULL)")
-            .unwrap();
+        let database = table();
         let mut bulk = Bulk::new("INSERT INTO t (n, s) VALUES");
-        bulk.push(&connection, Pair(1, "a")).unwrap();
-        bulk.push(&connection, Pair(2, "b")).unwrap();
-        bulk.push(&connection, Pair(1, "c")).unwrap();
-        assert!(bulk.flush(&connection).is_err());
-        let count: i64 = connection
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 0);
+        bulk.push(&database, Pair(1, "a")).unwrap();
+        bulk.push(&database, Pair(2, "b")).unwrap();
+        bulk.push(&database, Pair(1, "c")).unwrap();
+        assert!(bulk.flush(&database).is_err());
+        assert_eq!(count(&database), 0);
         assert_eq!(bulk.take().len(), 3);
         assert!(bulk.take().is_empty());
+    }
+
+    #[test]
+    fn a_tail_settles_conflicts_in_the_statement() {
+        let database = table();
+        let mut bulk = Bulk::with_tail(
+            "INSERT INTO t (n, s) VALUES",
+            "ON CONFLICT (n) DO UPDATE SET s = excluded.s",
+        );
+        bulk.push(&database, Pair(1, "a")).unwrap();
+        bulk.flush(&database).unwrap();
+        bulk.push(&database, Pair(1, "b")).unwrap();
+        bulk.flush(&database).unwrap();
+        let s: String = database
+            .query_row("SELECT s FROM t WHERE n = 1", params![], |r| r.get(0))
+            .unwrap();
+        assert_eq!(s, "b");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::database::{params, Database, OptionalRow, SqlError};
 
 use registrar_core::dn::normalize_dn;
 use registrar_core::model::ProfileField;
@@ -11,7 +11,7 @@ use registrar_core::plan::{Action, Change, Kind};
 use registrar_core::state::AccountStatus;
 
 pub(super) enum ChangeFailure {
-    Sqlite(rusqlite::Error),
+    Database(SqlError),
     Refused(ChangeConflict),
 }
 
@@ -42,9 +42,9 @@ pub enum ChangeConflict {
     MembershipUpdate,
 }
 
-impl From<rusqlite::Error> for ChangeFailure {
-    fn from(error: rusqlite::Error) -> Self {
-        ChangeFailure::Sqlite(error)
+impl From<SqlError> for ChangeFailure {
+    fn from(error: SqlError) -> Self {
+        ChangeFailure::Database(error)
     }
 }
 
@@ -92,27 +92,7 @@ fn expect_one(rows: usize, problem: &'static str) -> Result<(), ChangeFailure> {
     }
 }
 
-/// Runs `sql` through the connection's statement cache: an apply runs the same few
-/// statements millions of times, and parsing each again would cost a third of it.
-fn execute(
-    connection: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<usize> {
-    connection.prepare_cached(sql)?.execute(params)
-}
-
-/// [`execute`] for a query of one row.
-fn query_row<T>(
-    connection: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    connection.prepare_cached(sql)?.query_row(params, row)
-}
-
-pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+pub(super) fn apply_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
     match change.kind {
         Kind::Group => apply_group_change(connection, change),
         Kind::GroupMember => apply_member_change(connection, change),
@@ -122,17 +102,15 @@ pub(super) fn apply_change(connection: &Connection, change: &Change) -> Result<(
 }
 
 /// Adds, updates, deactivates, reactivates or removes a managed account row.
-fn apply_account_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+fn apply_account_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
     let account = required(&change.account, "account")?;
     match change.action {
         Action::Add => {
             let dn = required(&change.dn, "dn")?;
             let profile = change.profile.clone().unwrap_or_default();
             let value = |field| profile.get(field);
-            let inserted = execute(
-                connection,
-                "INSERT OR IGNORE INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
-                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)",
+            let inserted = connection.execute("INSERT INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                 params![
                     account,
                     dn,
@@ -164,12 +142,11 @@ fn apply_account_change(connection: &Connection, change: &Change) -> Result<(), 
                 };
                 let sql = format!("UPDATE accounts SET {column} = ?1 WHERE anchor = ?2");
                 expect_one(
-                    execute(connection, &sql, params![new, account])?,
+                    connection.execute(&sql, params![new, account])?,
                     "the account does not exist",
                 )?;
                 if column == "dn" {
-                    execute(
-                        connection,
+                    connection.execute(
                         "UPDATE accounts SET dn_key = ?1 WHERE anchor = ?2",
                         params![new.as_deref().map(normalize_dn), account],
                     )?;
@@ -183,16 +160,14 @@ fn apply_account_change(connection: &Connection, change: &Change) -> Result<(), 
             } else {
                 AccountStatus::Active
             };
-            let rows = execute(
-                connection,
+            let rows = connection.execute(
                 "UPDATE accounts SET status = ?1 WHERE anchor = ?2 AND source IS NOT NULL",
                 params![status.name(), account],
             )?;
             expect_one(rows, "the managed account does not exist")
         }
         Action::Remove => {
-            let rows = execute(
-                connection,
+            let rows = connection.execute(
                 "DELETE FROM accounts WHERE anchor = ?1 AND source IS NOT NULL",
                 params![account],
             )?;
@@ -203,10 +178,7 @@ fn apply_account_change(connection: &Connection, change: &Change) -> Result<(), 
 
 /// Adds, updates or removes a managed registration row (a registration is never
 /// deactivated).
-fn apply_registration_change(
-    connection: &Connection,
-    change: &Change,
-) -> Result<(), ChangeFailure> {
+fn apply_registration_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
     let account = required(&change.account, "account")?;
     let protocol = required(&change.protocol, "protocol")?;
     let im_name = required(&change.im_name, "IM name")?;
@@ -215,18 +187,14 @@ fn apply_registration_change(
     match change.action {
         Action::Add => {
             let mapping = required(&change.mapping, "mapping")?;
-            let rows = execute(
-        connection,
-                "INSERT OR IGNORE INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
-                 VALUES (?1, ?2, ?3, ?4, 'ldap', ?5)",
+            let rows = connection.execute("INSERT INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
+                 VALUES (?1, ?2, ?3, ?4, 'ldap', ?5) ON CONFLICT DO NOTHING",
                 params![protocol, key, im_name, account, mapping],
             )?;
             expect_one(rows, "the name is already registered")
         }
         Action::Remove => {
-            let rows = execute(
-        connection,
-                "DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
+            let rows = connection.execute("DELETE FROM registrations WHERE protocol = ?1 AND im_name_key = ?2 AND account = ?3 AND owner IS NOT NULL",
                 params![protocol, key, account],
             )?;
             expect_one(
@@ -250,7 +218,7 @@ fn apply_registration_change(
                     "UPDATE registrations SET {column} = ?1 WHERE protocol = ?2 AND im_name_key = ?3 AND account = ?4 AND owner IS NOT NULL"
                 );
                 expect_one(
-                    execute(connection, &sql, params![new, protocol, key, account])?,
+                    connection.execute(&sql, params![new, protocol, key, account])?,
                     "no managed registration of that name for that account",
                 )?;
             }
@@ -263,7 +231,7 @@ fn apply_registration_change(
 }
 
 /// Adds, updates or removes a managed group row. Unmanaged groups are never written.
-fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+fn apply_group_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
     let group = required(&change.group, "group")?;
     match change.action {
         Action::Add => {
@@ -271,9 +239,9 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
             let kind = change
                 .group_kind
                 .ok_or_else(|| ChangeFailure::Refused(ChangeConflict::Missing("group kind")))?;
-            let rows = execute(
-                connection,
-                "INSERT OR IGNORE INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4)",
+            let rows = connection.execute(
+                "INSERT INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT DO NOTHING",
                 params![group, kind.name(), change.source, rule],
             )?;
             expect_one(rows, "the group already exists")
@@ -300,17 +268,16 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                     "UPDATE groups SET {column} = ?1 WHERE name = ?2 AND owner IS NOT NULL"
                 );
                 expect_one(
-                    execute(connection, &sql, params![new, group])?,
+                    connection.execute(&sql, params![new, group])?,
                     "the managed group does not exist",
                 )?;
             }
             Ok(())
         }
         Action::Remove => {
-            let members: i64 = query_row(
-                connection,
+            let members: i64 = connection.query_row(
                 "SELECT COUNT(*) FROM group_members WHERE group_name = ?1",
-                [group],
+                params![group],
                 |row| row.get(0),
             )?;
             if members > 0 {
@@ -318,10 +285,9 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
                     members,
                 )));
             }
-            let rows = execute(
-                connection,
+            let rows = connection.execute(
                 "DELETE FROM groups WHERE name = ?1 AND owner IS NOT NULL",
-                [group],
+                params![group],
             )?;
             expect_one(rows, "the managed group does not exist")
         }
@@ -332,13 +298,13 @@ fn apply_group_change(connection: &Connection, change: &Change) -> Result<(), Ch
 }
 
 /// Adds or removes a member of a managed group.
-fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), ChangeFailure> {
+fn apply_member_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
     let group = required(&change.group, "group")?;
     let member = required(&change.member, "member")?;
     let managed: Option<bool> = connection
         .query_row(
             "SELECT owner IS NOT NULL FROM groups WHERE name = ?1",
-            [group],
+            params![group],
             |row| row.get(0),
         )
         .optional()?;
@@ -349,16 +315,13 @@ fn apply_member_change(connection: &Connection, change: &Change) -> Result<(), C
     }
     match change.action {
         Action::Add => {
-            let rows = execute(
-                connection,
-                "INSERT OR IGNORE INTO group_members (group_name, member) VALUES (?1, ?2)",
+            let rows = connection.execute("INSERT INTO group_members (group_name, member) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![group, member],
             )?;
             expect_one(rows, "the account is already a member")
         }
         Action::Remove => {
-            let rows = execute(
-                connection,
+            let rows = connection.execute(
                 "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
                 params![group, member],
             )?;

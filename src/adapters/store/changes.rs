@@ -3,13 +3,12 @@
 //! one at a time (`change.rs`). On a first import the secondary indexes are built after
 //! the rows.
 
-use std::path::Path;
-
-use rusqlite::Connection;
+use super::database::{params, Database, Param};
 
 use super::bulk::{self, Bulk, BulkRow};
 use super::change::{apply_change, describe, ChangeFailure};
 use super::error::{store_error, StoreError};
+use super::location::StoreLocation;
 use registrar_core::dn::normalize_dn;
 use registrar_core::model::ProfileField;
 use registrar_core::plan::{Action, Change, Kind};
@@ -24,21 +23,16 @@ struct AccountAdd<'p> {
 
 impl BulkRow for AccountAdd<'_> {
     const COLUMNS: usize = 11;
-    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
-        bulk::bind(statement, first, self.anchor)?;
-        bulk::bind(statement, first + 1, self.dn)?;
-        bulk::bind(statement, first + 2, normalize_dn(self.dn))?;
-        bulk::bind(statement, first + 3, self.change.source.as_deref())?;
-        bulk::bind(statement, first + 4, AccountStatus::Active.name())?;
+    fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
+        out.push(Param::from(self.anchor));
+        out.push(Param::from(self.dn));
+        out.push(Param::from(normalize_dn(self.dn)));
+        out.push(Param::from(self.change.source.as_deref()));
+        out.push(Param::from(AccountStatus::Active.name()));
         let profile = self.change.profile.as_deref();
-        for (offset, field) in ProfileField::ALL.into_iter().enumerate() {
-            bulk::bind(
-                statement,
-                first + 5 + offset,
-                profile.and_then(|p| p.get(field)),
-            )?;
+        for (_offset, field) in ProfileField::ALL.into_iter().enumerate() {
+            out.push(Param::from(profile.and_then(|p| p.get(field))));
         }
-        Ok(())
     }
 }
 
@@ -53,13 +47,13 @@ struct RegistrationAdd<'p> {
 
 impl BulkRow for RegistrationAdd<'_> {
     const COLUMNS: usize = 6;
-    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
-        bulk::bind(statement, first, self.protocol)?;
-        bulk::bind(statement, first + 1, self.change.name_key().as_ref())?;
-        bulk::bind(statement, first + 2, self.im_name)?;
-        bulk::bind(statement, first + 3, self.account)?;
-        bulk::bind(statement, first + 4, RegistrationSource::Ldap.name())?;
-        bulk::bind(statement, first + 5, self.mapping)
+    fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
+        out.push(Param::from(self.protocol));
+        out.push(Param::from(self.change.name_key().into_owned()));
+        out.push(Param::from(self.im_name));
+        out.push(Param::from(self.account));
+        out.push(Param::from(RegistrationSource::Ldap.name()));
+        out.push(Param::from(self.mapping));
     }
 }
 
@@ -81,8 +75,8 @@ const CHANGE_INDEXES: [(&str, &str); 2] = [
 /// Writes a plan's changes in an apply's transaction, in plan order, as many at a time
 /// as the caller has (see [`Store::apply_keeping`](super::open::Store::apply_keeping)).
 pub struct ChangeWriter<'t> {
-    connection: &'t Connection,
-    path: &'t Path,
+    connection: &'t Database,
+    location: &'t StoreLocation,
     /// How many changes are written.
     done: u64,
     /// The secondary indexes were dropped (the store held no account), to be built
@@ -91,11 +85,14 @@ pub struct ChangeWriter<'t> {
 }
 
 impl<'t> ChangeWriter<'t> {
-    pub(super) fn new(connection: &'t Connection, path: &'t Path) -> Result<Self, StoreError> {
-        let fail = |e| store_error(path, e);
+    pub(super) fn new(
+        connection: &'t Database,
+        location: &'t StoreLocation,
+    ) -> Result<Self, StoreError> {
+        let fail = |e| store_error(location, e);
         let first_import = !connection
-            .query_row("SELECT EXISTS (SELECT 1 FROM accounts)", [], |row| {
-                row.get::<_, bool>(0)
+            .query_row("SELECT EXISTS (SELECT 1 FROM accounts)", params![], |row| {
+                row.get::<bool>(0)
             })
             .map_err(fail)?;
         if first_import {
@@ -103,7 +100,7 @@ impl<'t> ChangeWriter<'t> {
         }
         Ok(ChangeWriter {
             connection,
-            path,
+            location,
             done: 0,
             indexes_dropped: first_import,
         })
@@ -119,9 +116,9 @@ impl<'t> ChangeWriter<'t> {
     ) -> Result<(), StoreError> {
         let connection = self.connection;
         let refused = |(problem, change): (ChangeFailure, &Change)| match problem {
-            ChangeFailure::Sqlite(e) => store_error(self.path, e),
+            ChangeFailure::Database(e) => store_error(self.location, e),
             ChangeFailure::Refused(problem) => StoreError::Conflict {
-                path: self.path.to_path_buf(),
+                store: self.location.clone(),
                 change: describe(change),
                 problem,
             },
@@ -144,7 +141,7 @@ impl<'t> ChangeWriter<'t> {
     pub(super) fn finish(self) -> Result<bool, StoreError> {
         if self.indexes_dropped {
             bulk::create_indexes(self.connection, &CHANGE_INDEXES)
-                .map_err(|e| store_error(self.path, e))?;
+                .map_err(|e| store_error(self.location, e))?;
         }
         Ok(self.done > 0)
     }
@@ -176,7 +173,7 @@ impl<'p> Adds<'p> {
 
     /// Queues `change` when it is an add written in bulk (with every value it needs);
     /// `false` leaves it to the caller, after [`Adds::flush`].
-    fn queue(&mut self, connection: &Connection, change: &'p Change) -> Result<bool, Failed<'p>> {
+    fn queue(&mut self, connection: &Database, change: &'p Change) -> Result<bool, Failed<'p>> {
         if change.action != Action::Add {
             return Ok(false);
         }
@@ -218,19 +215,19 @@ impl<'p> Adds<'p> {
     }
 
     /// Writes every queued add.
-    fn flush(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+    fn flush(&mut self, connection: &Database) -> Result<(), Failed<'p>> {
         self.flush_accounts(connection)?;
         self.flush_registrations(connection)
     }
 
-    fn flush_accounts(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+    fn flush_accounts(&mut self, connection: &Database) -> Result<(), Failed<'p>> {
         if self.accounts.flush(connection).is_err() {
             rewrite(connection, self.accounts.take())?;
         }
         Ok(())
     }
 
-    fn flush_registrations(&mut self, connection: &Connection) -> Result<(), Failed<'p>> {
+    fn flush_registrations(&mut self, connection: &Database) -> Result<(), Failed<'p>> {
         if self.registrations.flush(connection).is_err() {
             rewrite(connection, self.registrations.take())?;
         }
@@ -239,7 +236,7 @@ impl<'p> Adds<'p> {
 }
 
 /// The changes of a refused batch, written one by one.
-fn rewrite<'p, R: Queued<'p>>(connection: &Connection, rows: Vec<R>) -> Result<(), Failed<'p>> {
+fn rewrite<'p, R: Queued<'p>>(connection: &Database, rows: Vec<R>) -> Result<(), Failed<'p>> {
     for row in rows {
         let change = row.change();
         apply_change(connection, change).map_err(|problem| (problem, change))?;

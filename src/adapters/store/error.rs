@@ -1,11 +1,12 @@
-//! Why the store refused or failed: [`StoreError`], and the one mapping of a SQLite error
-//! to it ("locked" when another writer holds the file past [`LOCK_WAIT`]; a value no
-//! registrar writes, [`UnreadableValue`], when a row reader found one).
+//! Why the store refused or failed: [`StoreError`], and the one mapping of a database
+//! error to it ("locked" when another writer holds the store past [`LOCK_WAIT`]; a value
+//! no registrar writes, [`UnreadableValue`], when a row reader found one).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::change::ChangeConflict;
+use super::database::SqlError;
+use super::location::StoreLocation;
 
 /// How long a writer waits for another one to finish before giving up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -13,23 +14,30 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state file {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
+    #[error("{store}: {source}")]
+    Database {
+        store: StoreLocation,
+        source: SqlError,
+    },
+    /// The store cannot be reached at all (a PostgreSQL server down, refusing, or
+    /// refusing this login).
+    #[error("{store}: {reason}")]
+    Unreachable {
+        store: StoreLocation,
+        reason: String,
     },
     #[error(
-        "state file {} is locked by another apply or registration; waited {}s, try again when it has finished",
-        path.display(), LOCK_WAIT.as_secs()
+        "{store} is locked by another apply or registration; waited {}s, try again when it has finished",
+        LOCK_WAIT.as_secs()
     )]
-    Locked { path: PathBuf },
+    Locked { store: StoreLocation },
     #[error(
         "saved plan is stale: it was made at state serial {planned}, the store is at serial {actual}; run plan again"
     )]
     StalePlan { planned: i64, actual: i64 },
-    #[error("state file {}: cannot apply {change}: {problem}; nothing was applied", path.display())]
+    #[error("{store}: cannot apply {change}: {problem}; nothing was applied")]
     Conflict {
-        path: PathBuf,
+        store: StoreLocation,
         change: String,
         #[source]
         problem: ChangeConflict,
@@ -48,24 +56,26 @@ pub enum StoreError {
          again; nothing was applied"
     )]
     StaleSnapshot { source_name: String },
-    #[error("state file {}: cannot migrate to schema {version}: {problem}; that migration was not applied", path.display())]
+    #[error(
+        "{store}: cannot migrate to schema {version}: {problem}; that migration was not applied"
+    )]
     Migration {
-        path: PathBuf,
+        store: StoreLocation,
         version: usize,
         problem: String,
     },
     /// A row holds a value no registrar writes (a hand-edited store, or one whose CHECK
     /// constraints were dropped): refused rather than read as some default.
-    #[error("state file {}: {value}", path.display())]
+    #[error("{store}: {value}")]
     Unreadable {
-        path: PathBuf,
+        store: StoreLocation,
         /// Boxed: a value names its row, and `StoreError` stays small.
         #[source]
         value: Box<UnreadableValue>,
     },
-    #[error("state file {} was written by a newer registrar (schema {found}, this build knows {known})", path.display())]
+    #[error("{store} was written by a newer registrar (schema {found}, this build knows {known})")]
     TooNew {
-        path: PathBuf,
+        store: StoreLocation,
         found: usize,
         known: usize,
     },
@@ -116,16 +126,11 @@ impl std::fmt::Display for ValueProblem {
 }
 
 impl UnreadableValue {
-    /// The value as a SQLite error, so a row reader (which returns `rusqlite::Result`,
-    /// as `query_map` and `query_row` need) can refuse it: it travels as rusqlite's own
-    /// conversion failure (its column `column`; the SQL type it names is not read), and
-    /// [`store_error`] turns it back into [`StoreError::Unreadable`].
-    pub(super) fn into_sqlite(self, column: usize) -> rusqlite::Error {
-        rusqlite::Error::FromSqlConversionFailure(
-            column,
-            rusqlite::types::Type::Text,
-            Box::new(self),
-        )
+    /// The value as a database error, so a row reader (which returns a `SqlResult`) can
+    /// refuse it: it travels as a column conversion failure, and [`store_error`] turns it
+    /// back into [`StoreError::Unreadable`].
+    pub(super) fn into_sql(self, column: usize) -> SqlError {
+        SqlError::conversion(column, self)
     }
 }
 
@@ -140,43 +145,30 @@ pub(super) fn blob_literal(bytes: &[u8]) -> String {
     format!("x'{hex}'")
 }
 
-pub(super) fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
-    StoreError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// A SQLite error as the user should read it: "locked" when another writer holds the
+/// A database error as the user should read it: "locked" when another writer holds the
 /// store past [`LOCK_WAIT`], the value a row reader refused
-/// ([`UnreadableValue::into_sqlite`]), the SQLite message with the path otherwise.
-pub(super) fn store_error(path: &Path, source: rusqlite::Error) -> StoreError {
+/// ([`UnreadableValue::into_sql`]), the database's message with the store otherwise.
+pub(super) fn store_error(store: &StoreLocation, source: SqlError) -> StoreError {
     let source = match source {
-        rusqlite::Error::FromSqlConversionFailure(column, kind, inner) => {
-            match inner.downcast::<UnreadableValue>() {
-                Ok(value) => {
-                    return StoreError::Unreadable {
-                        path: path.to_path_buf(),
-                        value,
-                    }
+        SqlError::Conversion { column, value } => match value.downcast::<UnreadableValue>() {
+            Ok(value) => {
+                return StoreError::Unreadable {
+                    store: store.clone(),
+                    value,
                 }
-                Err(inner) => rusqlite::Error::FromSqlConversionFailure(column, kind, inner),
             }
-        }
+            Err(value) => SqlError::Conversion { column, value },
+        },
         other => other,
     };
-    if is_busy(&source) {
+    if source.is_busy() {
         StoreError::Locked {
-            path: path.to_path_buf(),
+            store: store.clone(),
         }
     } else {
-        sqlite(path, source)
+        StoreError::Database {
+            store: store.clone(),
+            source,
+        }
     }
-}
-
-fn is_busy(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::database::{params, Database, OptionalRow, Param, SqlResult};
 
-use super::bulk::{self, Bulk, BulkRow};
+use super::bulk::{Bulk, BulkRow};
 use super::error::{blob_literal, quoted, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
 use super::read::{
@@ -18,20 +18,19 @@ use registrar_core::interner::Interner;
 impl Store {
     /// The content hashes of the managed rows as the applies left them.
     pub fn managed_hashes(&self) -> Result<RowHashes, StoreError> {
-        let read = || -> rusqlite::Result<RowHashes> {
+        let read = || -> SqlResult<RowHashes> {
             let mut statement = self
                 .connection
                 .prepare("SELECT kind, key, hash FROM managed_hashes")?;
-            let rows = statement.query_map([], |row| {
+            let rows = statement.query_map(params![], |row| {
                 Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<i64>(0)?,
+                    row.get::<String>(1)?,
+                    row.get::<Vec<u8>>(2)?,
                 ))
             })?;
             let mut hashes = RowHashes::new();
-            for row in rows {
-                let (kind, key, hash) = row?;
+            for (kind, key, hash) in rows {
                 let (kind, hash) = hash_row(kind, &key, hash)?;
                 hashes.insert(RowId { kind, key }, hash);
             }
@@ -43,7 +42,7 @@ impl Store {
 
 /// A `managed_hashes` row's kind and hash; a kind or a hash length no apply writes is
 /// refused ([`UnreadableValue`]): left out, its row would read as one no apply wrote.
-fn hash_row(kind: i64, key: &str, hash: Vec<u8>) -> rusqlite::Result<(RowKind, RowHash)> {
+fn hash_row(kind: i64, key: &str, hash: Vec<u8>) -> SqlResult<(RowKind, RowHash)> {
     let unreadable = |row: String, column, found, problem| UnreadableValue {
         table: "managed_hashes",
         row,
@@ -55,7 +54,7 @@ fn hash_row(kind: i64, key: &str, hash: Vec<u8>) -> rusqlite::Result<(RowKind, R
         let kinds = [RowKind::Account, RowKind::Registration, RowKind::Group];
         let problem = ValueProblem::NoneOf(kinds.map(|k| k.number().to_string()).to_vec());
         let row = format!("key {}", quoted(key));
-        return Err(unreadable(row, "kind", kind.to_string(), problem).into_sqlite(0));
+        return Err(unreadable(row, "kind", kind.to_string(), problem).into_sql(0));
     };
     let expected = std::mem::size_of::<RowHash>();
     let found = hash.len();
@@ -64,7 +63,7 @@ fn hash_row(kind: i64, key: &str, hash: Vec<u8>) -> rusqlite::Result<(RowKind, R
         .map_err(|hash: Vec<u8>| {
             let row = format!("kind {kind}, key {}", quoted(key));
             let problem = ValueProblem::Length { found, expected };
-            unreadable(row, "hash", blob_literal(&hash), problem).into_sqlite(2)
+            unreadable(row, "hash", blob_literal(&hash), problem).into_sql(2)
         })
 }
 
@@ -77,20 +76,17 @@ struct HashRow {
 
 impl BulkRow for HashRow {
     const COLUMNS: usize = 3;
-    fn bind(&self, statement: &mut rusqlite::Statement<'_>, first: usize) -> rusqlite::Result<()> {
-        bulk::bind(statement, first, self.kind.number())?;
-        bulk::bind(statement, first + 1, self.key.as_ref())?;
-        bulk::bind(statement, first + 2, &self.hash[..])
+    fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
+        out.push(Param::from(i64::from(self.kind.number())));
+        out.push(Param::from(self.key.as_ref()));
+        out.push(Param::from(&self.hash[..]));
     }
 }
 
 /// Records the hashes of the managed rows a plan's changes wrote (`rows`, from
 /// [`drift::written_rows`]): adds from the change, other rows read back as they now are;
 /// a row that is gone or no longer managed loses its hash.
-pub(super) fn refresh_hashes(
-    connection: &Connection,
-    rows: Vec<WrittenRow>,
-) -> rusqlite::Result<()> {
+pub(super) fn refresh_hashes(connection: &Database, rows: Vec<WrittenRow>) -> SqlResult<()> {
     let mut account = connection.prepare(&format!(
         "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
     ))?;
@@ -102,7 +98,10 @@ pub(super) fn refresh_hashes(
     ))?;
     let mut members = connection
         .prepare("SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member")?;
-    let mut upsert = Bulk::new("INSERT OR REPLACE INTO managed_hashes (kind, key, hash) VALUES");
+    let mut upsert = Bulk::with_tail(
+        "INSERT INTO managed_hashes (kind, key, hash) VALUES",
+        "ON CONFLICT (kind, key) DO UPDATE SET hash = excluded.hash",
+    );
     let mut delete =
         connection.prepare("DELETE FROM managed_hashes WHERE kind = ?1 AND key = ?2")?;
     for WrittenRow { kind, key, after } in rows {
@@ -111,7 +110,7 @@ pub(super) fn refresh_hashes(
             RowAfter::Gone => None,
             RowAfter::Reread => match kind {
                 RowKind::Account => account
-                    .query_row([key.as_ref()], |row| {
+                    .query_row(params![key.as_ref()], |row| {
                         account_from_row(row, &mut Interner::default())
                     })
                     .optional()?
@@ -119,19 +118,20 @@ pub(super) fn refresh_hashes(
                 RowKind::Registration => {
                     let (protocol, name_key) = key.split_once(':').unwrap_or((&key, ""));
                     registration
-                        .query_row([protocol, name_key], |row| {
+                        .query_row(params![protocol, name_key], |row| {
                             registration_from_row(row, &mut Interner::default())
                         })
                         .optional()?
                         .map(|(_, row)| drift::registration_hash(&row))
                 }
                 RowKind::Group => {
-                    match group.query_row([key.as_ref()], group_from_row).optional()? {
+                    match group
+                        .query_row(params![key.as_ref()], group_from_row)
+                        .optional()?
+                    {
                         None => None,
                         Some(mut row) => {
-                            row.members = members
-                                .query_map([key.as_ref()], |r| r.get(0))?
-                                .collect::<Result<_, _>>()?;
+                            row.members = members.query_map(params![key.as_ref()], |r| r.get(0))?;
                             Some(drift::group_hash(&row))
                         }
                     }
@@ -185,9 +185,9 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "state file {}: table managed_hashes, kind 1, key \"a\": hash x'0102' is 2 bytes \
+                "{}: table managed_hashes, kind 1, key \"a\": hash x'0102' is 2 bytes \
                  long, not 16",
-                store.path().display()
+                store.location()
             )
         );
         let StoreError::Unreadable { value, .. } = error else {
@@ -210,8 +210,8 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "state file {}: table managed_hashes, key \"a\": kind 7 is none of 1, 2, 3",
-                store.path().display()
+                "{}: table managed_hashes, key \"a\": kind 7 is none of 1, 2, 3",
+                store.location()
             )
         );
     }

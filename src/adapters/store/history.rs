@@ -1,7 +1,7 @@
 //! The run history: one [`RunRecord`] per apply, registration or plan, with the serials
 //! before and after; read newest first, and pruned of the runs that changed nothing.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use super::database::{params, Database, OptionalRow, Row, SqlResult};
 use serde::Serialize;
 
 use super::error::{store_error, StoreError, UnreadableValue, ValueProblem};
@@ -54,9 +54,9 @@ impl RunRecord {
 
 /// A count (or a duration) of a `runs` row read by [`Store::runs`], whose column 14 is
 /// the run's id; a negative one (none a run records) is refused ([`UnreadableValue`]).
-fn run_count(row: &rusqlite::Row<'_>, index: usize, column: &'static str) -> rusqlite::Result<u64> {
+fn run_count(row: &Row<'_>, index: usize, column: &'static str) -> SqlResult<u64> {
     let value: i64 = row.get(index)?;
-    u64::try_from(value).map_err(|_| match row.get::<_, i64>(14) {
+    u64::try_from(value).map_err(|_| match row.get::<i64>(14) {
         Ok(id) => UnreadableValue {
             table: "runs",
             row: format!("id {id}"),
@@ -64,7 +64,7 @@ fn run_count(row: &rusqlite::Row<'_>, index: usize, column: &'static str) -> rus
             found: value.to_string(),
             problem: ValueProblem::Negative,
         }
-        .into_sqlite(index),
+        .into_sql(index),
         Err(error) => error,
     })
 }
@@ -81,7 +81,7 @@ impl Store {
             )
             .map_err(|e| self.error(e))?;
         let runs = statement
-            .query_map([limit as i64], |row| {
+            .query_map(params![limit as i64], |row| {
                 Ok(RunRecord {
                     started_at: row.get(0)?,
                     finished_at: row.get(1)?,
@@ -96,14 +96,12 @@ impl Store {
                     reactivated: run_count(row, 10, "reactivated")?,
                     outcome: row.get(11)?,
                     message: row.get(12)?,
-                    duration_ms: match row.get::<_, Option<i64>>(13)? {
+                    duration_ms: match row.get::<Option<i64>>(13)? {
                         None => None,
                         Some(_) => Some(run_count(row, 13, "duration_ms")?),
                     },
                 })
             })
-            .map_err(|e| self.error(e))?
-            .collect::<Result<_, _>>()
             .map_err(|e| self.error(e))?;
         Ok(runs)
     }
@@ -115,7 +113,7 @@ impl Store {
             .query_row(
                 "SELECT revision FROM runs WHERE outcome = 'applied' AND revision IS NOT NULL \
                  AND (command LIKE 'apply%' OR command LIKE 'run %') ORDER BY id DESC LIMIT 1",
-                [],
+                params![],
                 |row| row.get(0),
             )
             .optional()
@@ -125,12 +123,9 @@ impl Store {
     /// Records a run that wrote nothing else (a plan, a refused or failed apply), at the
     /// current serial.
     pub fn record_run(&mut self, mut run: RunRecord) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let fail = |e| store_error(&path, e);
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
+        let location = self.location.clone();
+        let fail = |e| store_error(&location, e);
+        let transaction = self.connection.begin_write().map_err(fail)?;
         let serial = read_serial(&transaction).map_err(fail)?;
         run.serial_before = serial;
         run.serial_after = serial;
@@ -145,13 +140,13 @@ impl Store {
             .execute(
                 "DELETE FROM runs WHERE serial_before = serial_after \
                  AND id <= (SELECT MAX(id) FROM runs) - ?1",
-                [keep as i64],
+                params![keep as i64],
             )
             .map_err(|e| self.error(e))
     }
 }
 
-pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
+pub(super) fn insert_run(connection: &Database, run: &RunRecord) -> SqlResult<()> {
     connection.execute(
         "INSERT INTO runs (started_at, finished_at, command, revision, serial_before, serial_after, \
          added, updated, removed, deactivated, reactivated, outcome, message, duration_ms) \
@@ -190,8 +185,8 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "state file {}: table runs, id 1: added -3 is negative",
-                store.path().display()
+                "{}: table runs, id 1: added -3 is negative",
+                store.location()
             )
         );
         let StoreError::Unreadable { value, .. } = error else {

@@ -1,12 +1,14 @@
-//! The registration store on SQLite: load the state, apply a plan in one transaction,
+//! The registration store, on SQLite (a file, the embedded default) or PostgreSQL: load
+//! the state, apply a plan in one transaction,
 //! record manual and self registrations, keep the run history, the content hash of
 //! every managed row as the last apply left it (for drift) and, per `ldif` source, the
 //! snapshot it was last imported as (`snapshots.rs`).
 //!
-//! This adapter is the only code that touches the database file. It never decides what
+//! This adapter is the only code that touches the database. It never decides what
 //! to change: it carries out a plan exactly, or refuses it whole.
 //!
-//! One job per file: `open.rs` (the connection), `migrations.rs` (the schema and its
+//! One job per file: `database.rs` (the one SQL connection, either backend),
+//! `location.rs` (where a store is), `open.rs` (opening it), `migrations.rs` (the schema and its
 //! upgrades), `read.rs` (state rows), `serial.rs`, `history.rs` (runs), `apply.rs` (the
 //! apply transaction), `changes.rs` and `change.rs` (writing a plan's changes),
 //! `hashes.rs` (drift hashes), `register.rs`, `snapshots.rs`, `bulk.rs` (multi-row
@@ -17,9 +19,11 @@ mod apply;
 mod bulk;
 mod change;
 mod changes;
+mod database;
 mod error;
 mod hashes;
 mod history;
+mod location;
 mod migrations;
 mod open;
 mod read;
@@ -32,8 +36,10 @@ mod test_support;
 pub use allocator::configure_sqlite;
 pub use change::ChangeConflict;
 pub use changes::ChangeWriter;
+pub use database::Backend;
 pub use error::{StoreError, UnreadableValue, ValueProblem, LOCK_WAIT};
 pub use history::RunRecord;
+pub use location::StoreLocation;
 pub use open::Store;
 pub use read::ManagedCounts;
 pub use snapshots::{

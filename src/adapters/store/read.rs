@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::database::{params, Database, OptionalRow, Row, SqlResult};
 use serde::Serialize;
 
 use super::error::{quoted, StoreError, UnreadableValue, ValueProblem};
@@ -49,15 +49,15 @@ impl Store {
         &self,
         anchors: &BTreeSet<String>,
     ) -> Result<Vec<StateAccount>, StoreError> {
-        let read = || -> rusqlite::Result<Vec<StateAccount>> {
+        let read = || -> SqlResult<Vec<StateAccount>> {
             let mut statement = self
                 .connection
-                .prepare_cached(&format!("{SELECT_ACCOUNTS} WHERE anchor = ?1"))?;
+                .prepare(&format!("{SELECT_ACCOUNTS} WHERE anchor = ?1"))?;
             let mut accounts = Vec::with_capacity(anchors.len());
             let mut names = Interner::default();
             for anchor in anchors {
                 let account = statement
-                    .query_row([anchor], |row| account_from_row(row, &mut names))
+                    .query_row(params![anchor], |row| account_from_row(row, &mut names))
                     .optional()?;
                 if let Some(account) = account {
                     accounts.push(account);
@@ -73,8 +73,8 @@ impl Store {
         &self,
         names: &BTreeSet<RegistrationKey>,
     ) -> Result<Vec<(RegistrationKey, StateRegistration)>, StoreError> {
-        let read = || -> rusqlite::Result<Vec<(RegistrationKey, StateRegistration)>> {
-            let mut statement = self.connection.prepare_cached(&format!(
+        let read = || -> SqlResult<Vec<(RegistrationKey, StateRegistration)>> {
+            let mut statement = self.connection.prepare(&format!(
                 "{SELECT_REGISTRATIONS} WHERE protocol = ?1 AND im_name_key = ?2"
             ))?;
             let mut rows = Vec::with_capacity(names.len());
@@ -101,19 +101,20 @@ impl Store {
         names: &BTreeSet<String>,
         members: &BTreeSet<String>,
     ) -> Result<Vec<GroupRow>, StoreError> {
-        let read = || -> rusqlite::Result<Vec<GroupRow>> {
+        let read = || -> SqlResult<Vec<GroupRow>> {
             let mut group = self
                 .connection
-                .prepare_cached(&format!("{SELECT_GROUPS} WHERE name = ?1"))?;
-            let mut member = self.connection.prepare_cached(
-                "SELECT 1 FROM group_members WHERE group_name = ?1 AND member = ?2",
-            )?;
-            let mut all_members = self.connection.prepare_cached(
+                .prepare(&format!("{SELECT_GROUPS} WHERE name = ?1"))?;
+            let mut member = self
+                .connection
+                .prepare("SELECT 1 FROM group_members WHERE group_name = ?1 AND member = ?2")?;
+            let mut all_members = self.connection.prepare(
                 "SELECT member FROM group_members WHERE group_name = ?1 ORDER BY member",
             )?;
             let mut rows = Vec::new();
             for name in names {
-                let Some(mut row) = group.query_row([name], group_from_row).optional()? else {
+                let Some(mut row) = group.query_row(params![name], group_from_row).optional()?
+                else {
                     continue;
                 };
                 // A few members are looked up one by one; many, read with the group.
@@ -124,8 +125,7 @@ impl Store {
                         }
                     }
                 } else {
-                    for anchor in all_members.query_map([name], |r| r.get::<_, String>(0))? {
-                        let anchor = anchor?;
+                    for anchor in all_members.query_map(params![name], |r| r.get::<String>(0))? {
                         if members.contains(&anchor) {
                             row.members.push(anchor);
                         }
@@ -140,17 +140,17 @@ impl Store {
 
     /// The names the account `anchor` holds, managed or not.
     pub fn names_held_by(&self, anchor: &str) -> Result<Vec<RegistrationKey>, StoreError> {
-        let read = || -> rusqlite::Result<Vec<RegistrationKey>> {
-            let mut statement = self.connection.prepare_cached(
-                "SELECT protocol, im_name_key FROM registrations WHERE account = ?1",
-            )?;
-            let rows = statement.query_map([anchor], |row| {
+        let read = || -> SqlResult<Vec<RegistrationKey>> {
+            let mut statement = self
+                .connection
+                .prepare("SELECT protocol, im_name_key FROM registrations WHERE account = ?1")?;
+            let rows = statement.query_map(params![anchor], |row| {
                 Ok(RegistrationKey {
                     protocol: row.get(0)?,
                     name_key: row.get(1)?,
                 })
             })?;
-            rows.collect()
+            Ok(rows)
         };
         read().map_err(|e| self.error(e))
     }
@@ -169,13 +169,13 @@ impl Store {
                  (SELECT COUNT(*) FROM groups WHERE owner IS NOT NULL), \
                  (SELECT COUNT(*) FROM group_members JOIN groups ON groups.name = group_members.group_name \
                   WHERE groups.owner IS NOT NULL)",
-                [],
+                params![],
                 |row| {
                     Ok(ManagedCounts {
-                        accounts: row.get::<_, i64>(0)? as u64,
-                        registrations: row.get::<_, i64>(1)? as u64,
-                        groups: row.get::<_, i64>(2)? as u64,
-                        group_members: row.get::<_, i64>(3)? as u64,
+                        accounts: row.get::<i64>(0)? as u64,
+                        registrations: row.get::<i64>(1)? as u64,
+                        groups: row.get::<i64>(2)? as u64,
+                        group_members: row.get::<i64>(3)? as u64,
                     })
                 },
             )
@@ -190,17 +190,14 @@ pub(super) const SELECT_REGISTRATIONS: &str =
     "SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations";
 pub(super) const SELECT_GROUPS: &str = "SELECT name, kind, source, owner FROM groups";
 
-pub(super) fn account_from_row(
-    row: &rusqlite::Row<'_>,
-    names: &mut Interner,
-) -> rusqlite::Result<StateAccount> {
+pub(super) fn account_from_row(row: &Row<'_>, names: &mut Interner) -> SqlResult<StateAccount> {
     let mut values: [Option<String>; 6] = Default::default();
     for (offset, value) in values.iter_mut().enumerate() {
         *value = row.get(4 + offset)?;
     }
     let profile = Profile::from_values(values);
-    let anchor = row.get_ref(0)?.as_str()?;
-    let status = row.get_ref(3)?.as_str()?;
+    let anchor = row.get_str(0)?;
+    let status = row.get_str(3)?;
     let status = AccountStatus::from_name(status).ok_or_else(|| {
         UnreadableValue {
             table: "accounts",
@@ -209,13 +206,13 @@ pub(super) fn account_from_row(
             found: quoted(status),
             problem: none_of([AccountStatus::Active, AccountStatus::Deactivated].map(|s| s.name())),
         }
-        .into_sqlite(3)
+        .into_sql(3)
     })?;
     Ok(StateAccount {
         anchor: names.get(anchor),
         dn: row.get(1)?,
         status,
-        source: names.get_optional(row.get_ref(2)?.as_str_or_null()?),
+        source: names.get_optional(row.get_optional_str(2)?),
         profile,
     })
 }
@@ -224,12 +221,12 @@ pub(super) fn account_from_row(
 /// account's anchor is the one its row gave) and its name key shared with its name
 /// when they are equal, as they mostly are.
 pub(super) fn registration_from_row(
-    row: &rusqlite::Row<'_>,
+    row: &Row<'_>,
     names: &mut Interner,
-) -> rusqlite::Result<(RegistrationKey, StateRegistration)> {
-    let protocol = row.get_ref(0)?.as_str()?;
-    let name_key = row.get_ref(1)?.as_str()?;
-    let source = row.get_ref(4)?.as_str()?;
+) -> SqlResult<(RegistrationKey, StateRegistration)> {
+    let protocol = row.get_str(0)?;
+    let name_key = row.get_str(1)?;
+    let source = row.get_str(4)?;
     let source = RegistrationSource::from_name(source).ok_or_else(|| {
         UnreadableValue {
             table: "registrations",
@@ -249,10 +246,10 @@ pub(super) fn registration_from_row(
                 .map(|s| s.name()),
             ),
         }
-        .into_sqlite(4)
+        .into_sql(4)
     })?;
     let protocol = names.get(protocol);
-    let im_name: Arc<str> = row.get_ref(2)?.as_str()?.into();
+    let im_name: Arc<str> = row.get_str(2)?.into();
     let name_key = if name_key == &*im_name {
         im_name.clone()
     } else {
@@ -266,9 +263,9 @@ pub(super) fn registration_from_row(
         StateRegistration {
             protocol,
             im_name,
-            account: names.get(row.get_ref(3)?.as_str()?),
+            account: names.get(row.get_str(3)?),
             source,
-            owner: names.get_optional(row.get_ref(5)?.as_str_or_null()?),
+            owner: names.get_optional(row.get_optional_str(5)?),
         },
     ))
 }
@@ -278,7 +275,7 @@ fn none_of<const N: usize>(names: [&str; N]) -> ValueProblem {
     ValueProblem::NoneOf(names.map(str::to_string).to_vec())
 }
 
-pub(super) fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
+pub(super) fn group_from_row(row: &Row<'_>) -> SqlResult<GroupRow> {
     Ok(GroupRow {
         name: row.get(0)?,
         kind: row.get(1)?,
@@ -289,10 +286,10 @@ pub(super) fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupR
 }
 
 /// The rows `table` holds (it can change before they are read: only a size to reserve).
-fn count_rows(connection: &Connection, table: &str) -> rusqlite::Result<usize> {
+fn count_rows(connection: &Database, table: &str) -> SqlResult<usize> {
     connection
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get::<_, i64>(0)
+        .query_row(&format!("SELECT count(*) FROM {table}"), params![], |row| {
+            row.get::<i64>(0)
         })
         .map(|count| usize::try_from(count).unwrap_or(0))
 }
@@ -301,22 +298,21 @@ fn count_rows(connection: &Connection, table: &str) -> rusqlite::Result<usize> {
 /// `expected` rows: a vector of millions grown by doubling would write (and make the
 /// kernel zero) twice the memory its rows take.
 fn collect_rows<T>(
-    connection: &Connection,
+    connection: &Database,
     select: &str,
     expected: usize,
-    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Vec<T>> {
-    let mut statement = connection.prepare(select)?;
-    let mut rows = statement.query([])?;
+    mut from_row: impl FnMut(&Row<'_>) -> SqlResult<T>,
+) -> SqlResult<Vec<T>> {
     let mut items = Vec::with_capacity(expected);
-    while let Some(row) = rows.next()? {
+    connection.prepare(select)?.for_each_row(params![], |row| {
         items.push(from_row(row)?);
-    }
+        Ok(())
+    })?;
     Ok(items)
 }
 
 /// The whole state, read through `connection` (a transaction or not).
-pub(super) fn load_state(connection: &Connection) -> rusqlite::Result<State> {
+pub(super) fn load_state(connection: &Database) -> SqlResult<State> {
     let mut state = State {
         serial: read_serial(connection)?,
         ..State::default()
@@ -325,15 +321,19 @@ pub(super) fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     // registration) are read into one shared string each.
     let account_count = count_rows(connection, "accounts")?;
     let mut names = Interner::with_capacity(account_count + 64);
-    // A table clustered on its key is read in key order: the vectors read are the
-    // state's sorted maps as they are (`from_sorted` sorts any that are not).
-    let accounts = collect_rows(connection, SELECT_ACCOUNTS, account_count, |row| {
-        account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a))
-    })?;
+    // Read in key order (on SQLite, where the tables are clustered on their keys, at no
+    // cost): the vectors read are the state's sorted maps as they are (`from_sorted`
+    // sorts any that are not).
+    let accounts = collect_rows(
+        connection,
+        &format!("{SELECT_ACCOUNTS} ORDER BY anchor"),
+        account_count,
+        |row| account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a)),
+    )?;
     state.accounts = SortedMap::from_sorted(accounts);
     let registrations = collect_rows(
         connection,
-        SELECT_REGISTRATIONS,
+        &format!("{SELECT_REGISTRATIONS} ORDER BY protocol, im_name_key"),
         count_rows(connection, "registrations")?,
         |row| registration_from_row(row, &mut names),
     )?;
@@ -341,20 +341,19 @@ pub(super) fn load_state(connection: &Connection) -> rusqlite::Result<State> {
     state.registrations = SortedMap::from_sorted(registrations);
     for group in connection
         .prepare(SELECT_GROUPS)?
-        .query_map([], group_from_row)?
+        .query_map(params![], group_from_row)?
     {
-        let group = group?;
         state.groups.insert(group.name.clone(), group);
     }
     // Ordered by the primary key, so each group's members arrive sorted. (SQLite's
-    // default BINARY collation orders like Rust's `str`.)
+    // default BINARY collation, and the "C" collation of PostgreSQL's text columns,
+    // order like Rust's `str`.)
     let mut statement = connection
         .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")?;
-    let rows = statement.query_map([], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    let rows = statement.query_map(params![], |row| {
+        Ok((row.get::<String>(0)?, row.get::<String>(1)?))
     })?;
-    for member in rows {
-        let (group, member) = member?;
+    for (group, member) in rows {
         // The reference holds in a store registrar wrote: a member of no group is a hand
         // edit, refused rather than left out.
         let Some(row) = state.groups.get_mut(&group) else {
@@ -365,7 +364,7 @@ pub(super) fn load_state(connection: &Connection) -> rusqlite::Result<State> {
                 found: quoted(&group),
                 problem: ValueProblem::NamesNoRowOf("groups"),
             }
-            .into_sqlite(0));
+            .into_sql(0));
         };
         row.members.push(member);
     }
@@ -388,9 +387,9 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "state file {}: table accounts, anchor \"cn=bob,dc=x\": status \"frozen\" is \
+                "{}: table accounts, anchor \"cn=bob,dc=x\": status \"frozen\" is \
                  none of active, deactivated",
-                store.path().display()
+                store.location()
             )
         );
         let StoreError::Unreadable { value, .. } = error else {
@@ -411,9 +410,9 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "state file {}: table registrations, protocol \"xmpp\", im_name_key \"bob\": \
+                "{}: table registrations, protocol \"xmpp\", im_name_key \"bob\": \
                  source \"imported\" is none of ldap, manual, self",
-                store.path().display()
+                store.location()
             )
         );
         let StoreError::Unreadable { value, .. } = error else {
@@ -444,9 +443,9 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "state file {}: table group_members, group_name \"gone\", member \"cn=bob,dc=x\": \
+                "{}: table group_members, group_name \"gone\", member \"cn=bob,dc=x\": \
                  group_name \"gone\" names no row of table groups",
-                store.path().display()
+                store.location()
             )
         );
     }

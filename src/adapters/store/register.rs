@@ -1,7 +1,7 @@
 //! Recording a manual or self registration, refused when the name is held: the one write
 //! to the store that no plan makes.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use super::database::{params, OptionalRow};
 
 use super::error::{store_error, StoreError};
 use super::history::{insert_run, RunRecord};
@@ -22,12 +22,9 @@ impl Store {
         source: RegistrationSource,
         mut run: RunRecord,
     ) -> Result<String, StoreError> {
-        let path = self.path.clone();
-        let fail = |e| store_error(&path, e);
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
+        let location = self.location.clone();
+        let fail = |e| store_error(&location, e);
+        let transaction = self.connection.begin_write().map_err(fail)?;
         let dn_key = normalize_dn(account_dn);
         if let Some((account, dn, held_source)) = transaction
             .query_row(
@@ -37,9 +34,9 @@ impl Store {
                 params![protocol, name_key],
                 |row| {
                     Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, Option<String>>(1)?,
-                        row.get::<_, String>(2)?,
+                        row.get::<String>(0)?,
+                        row.get::<Option<String>>(1)?,
+                        row.get::<String>(2)?,
                     ))
                 },
             )
@@ -62,7 +59,7 @@ impl Store {
         let existing: Option<String> = transaction
             .query_row(
                 "SELECT anchor FROM accounts WHERE dn_key = ?1 ORDER BY source IS NULL, anchor LIMIT 1",
-                [&dn_key],
+                params![dn_key],
                 |row| row.get(0),
             )
             .optional()

@@ -1,16 +1,17 @@
 //! The state serial, kept in the `meta` table: it moves with every apply that writes
 //! and every registration, so a saved plan made at another serial is stale.
 
-use rusqlite::Connection;
+use super::database::{params, Database, SqlResult};
 
 use super::error::{quoted, UnreadableValue, ValueProblem};
 
 /// The serial; a value that is no integer is refused ([`UnreadableValue`]), not read as 0.
-pub(super) fn read_serial(connection: &Connection) -> rusqlite::Result<i64> {
-    let text: String =
-        connection.query_row("SELECT value FROM meta WHERE key = 'serial'", [], |row| {
-            row.get(0)
-        })?;
+pub(super) fn read_serial(connection: &Database) -> SqlResult<i64> {
+    let text: String = connection.query_row(
+        "SELECT value FROM meta WHERE key = 'serial'",
+        params![],
+        |row| row.get(0),
+    )?;
     text.parse().map_err(|_| {
         UnreadableValue {
             table: "meta",
@@ -19,20 +20,21 @@ pub(super) fn read_serial(connection: &Connection) -> rusqlite::Result<i64> {
             found: quoted(&text),
             problem: ValueProblem::NotAnInteger,
         }
-        .into_sqlite(0)
+        .into_sql(0)
     })
 }
 
-pub(super) fn write_serial(connection: &Connection, serial: i64) -> rusqlite::Result<()> {
+pub(super) fn write_serial(connection: &Database, serial: i64) -> SqlResult<()> {
     connection.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'serial'",
-        [serial.to_string()],
+        params![serial.to_string()],
     )?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::database::params;
     use super::super::error::StoreError;
     use super::super::history::RunRecord;
     use super::super::test_support::{corrupt, store_with_one_registration};
@@ -49,8 +51,8 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "state file {}: table meta, key \"serial\": value \"seven\" is not an integer",
-                store.path().display()
+                "{}: table meta, key \"serial\": value \"seven\" is not an integer",
+                store.location()
             )
         );
         assert!(matches!(store.load(), Err(StoreError::Unreadable { .. })));
@@ -67,7 +69,9 @@ mod tests {
         assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
         let registrations: i64 = store
             .connection
-            .query_row("SELECT count(*) FROM registrations", [], |row| row.get(0))
+            .query_row("SELECT count(*) FROM registrations", params![], |row| {
+                row.get(0)
+            })
             .unwrap();
         assert_eq!(registrations, 1);
     }

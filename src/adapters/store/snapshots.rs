@@ -9,12 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::path::Path;
-
-use rusqlite::{params, Connection, OptionalExtension, Statement};
+use super::database::{params, Database, OptionalRow, Param, SqlError, SqlResult};
 
 use super::bulk::{self, Bulk, BulkRow};
 use super::error::{store_error, StoreError};
+use super::location::StoreLocation;
 use super::open::Store;
 use crate::adapters::ldif::{below_range, tree_key};
 use registrar_core::desired::EntryFootprint;
@@ -158,7 +157,7 @@ impl Store {
             .prepare("SELECT source, content_path, content_digest, imported_serial FROM snapshots")
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([], |row| {
+            .query_map(params![], |row| {
                 Ok(KeptSnapshot {
                     source: row.get(0)?,
                     content: KeptFile {
@@ -171,7 +170,6 @@ impl Store {
             })
             .map_err(|e| self.error(e))?;
         for snapshot in rows {
-            let snapshot = snapshot.map_err(|e| self.error(e))?;
             kept.insert(snapshot.source.clone(), snapshot);
         }
         let mut statement = self
@@ -182,9 +180,9 @@ impl Store {
             )
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([], |row| {
+            .query_map(params![], |row| {
                 Ok((
-                    row.get::<_, String>(0)?,
+                    row.get::<String>(0)?,
                     KeptFile {
                         path: row.get(1)?,
                         digest: row.get(2)?,
@@ -193,8 +191,7 @@ impl Store {
                 ))
             })
             .map_err(|e| self.error(e))?;
-        for file in rows {
-            let (source, file) = file.map_err(|e| self.error(e))?;
+        for (source, file) in rows {
             if let Some(snapshot) = kept.get_mut(&source) {
                 snapshot.changes.push(file);
             }
@@ -205,7 +202,7 @@ impl Store {
     /// The record of the kept entry of `source` whose normalised DN is `key`, if any.
     pub fn kept_entry(&self, source: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.connection
-            .prepare_cached("SELECT record FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")
+            .prepare("SELECT record FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")
             .and_then(|mut statement| {
                 statement
                     .query_row(params![source, key], |row| row.get(0))
@@ -220,17 +217,16 @@ impl Store {
         let (after, before) = below_range(&tree_key(key));
         let mut statement = self
             .connection
-            .prepare_cached(
+            .prepare(
                 "SELECT dn_key, record FROM snapshot_entries \
                  WHERE source = ?1 AND tree > ?2 AND tree < ?3 ORDER BY dn_key",
             )
             .map_err(|e| self.error(e))?;
-        let rows = statement
+        statement
             .query_map(params![source, after, before], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))
     }
 
     /// The standing facts, if an apply left some.
@@ -239,7 +235,7 @@ impl Store {
             .connection
             .query_row(
                 "SELECT serial, config_digest, facts FROM standing_facts WHERE id = 1",
-                [],
+                params![],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()
@@ -259,7 +255,7 @@ impl Store {
     pub fn kept_on_anchor(&self, anchor: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.kept_keys(
             "SELECT source, dn_key FROM snapshot_entries WHERE anchor = ?1",
-            [anchor],
+            params![anchor],
         )
     }
 
@@ -270,7 +266,7 @@ impl Store {
     ) -> Result<Vec<(String, String)>, StoreError> {
         self.kept_keys(
             "SELECT source, dn_key FROM snapshot_names WHERE protocol = ?1 AND name_key = ?2",
-            [&name.protocol, &name.name_key],
+            params![name.protocol, name.name_key],
         )
     }
 
@@ -284,7 +280,7 @@ impl Store {
         type Row = (Vec<u8>, Option<String>, bool, Option<String>);
         let row: Option<Row> = self
             .connection
-            .prepare_cached(
+            .prepare(
                 "SELECT record, anchor, yields, footprint FROM snapshot_entries \
                  WHERE source = ?1 AND dn_key = ?2",
             )
@@ -323,7 +319,7 @@ impl Store {
     pub fn kept_giving_group(&self, name: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.kept_keys(
             "SELECT source, dn_key FROM snapshot_groups WHERE name = ?1",
-            [name],
+            params![name],
         )
     }
 
@@ -332,24 +328,19 @@ impl Store {
     pub fn kept_listing(&self, source: &str, member: &str) -> Result<Vec<String>, StoreError> {
         let rows = self.kept_keys(
             "SELECT source, dn_key FROM snapshot_members WHERE source = ?1 AND member = ?2",
-            [source, member],
+            params![source, member],
         )?;
         Ok(rows.into_iter().map(|(_, key)| key).collect())
     }
 
-    fn kept_keys<P: rusqlite::Params>(
+    fn kept_keys(
         &self,
         sql: &str,
-        parameters: P,
+        parameters: &[Param<'_>],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut statement = self
-            .connection
-            .prepare_cached(sql)
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map(parameters, |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+        self.connection
+            .query_map(sql, parameters, |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.error(e))
     }
 
     /// Whether `source` keeps an entry that makes an account, other than those in
@@ -362,16 +353,14 @@ impl Store {
         // The first `except.len() + 1` such entries settle it.
         let mut statement = self
             .connection
-            .prepare_cached(
+            .prepare(
                 "SELECT dn_key FROM snapshot_entries WHERE source = ?1 AND yields = 1 LIMIT ?2",
             )
             .map_err(|e| self.error(e))?;
         let keys = statement
             .query_map(params![source, except.len() as i64 + 1], |row| {
-                row.get::<_, String>(0)
+                row.get::<String>(0)
             })
-            .map_err(|e| self.error(e))?
-            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.error(e))?;
         Ok(keys.iter().any(|key| !except.contains(key)))
     }
@@ -389,24 +378,31 @@ impl Store {
                 "SELECT dn_key, record FROM snapshot_entries WHERE source = ?1 ORDER BY dn_key",
             )
             .map_err(|e| self.error(e))?;
-        let mut rows = statement.query([source]).map_err(|e| self.error(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
-            let key = row.get_ref(0).and_then(|v| Ok(v.as_str()?));
-            let record = row.get_ref(1).and_then(|v| Ok(v.as_blob()?));
-            match (key, record) {
-                (Ok(key), Ok(record)) => each(key, record)?,
-                (Err(e), _) | (_, Err(e)) => return Err(self.error(e).into()),
+        // `each`'s own error stops the walk and is kept here, as the walk can only carry
+        // a database error.
+        let mut stopped = None;
+        let walked = statement.for_each_row(params![source], |row| {
+            let (key, record) = (row.get_str(0)?, row.get_bytes(1)?);
+            match each(key, record) {
+                Ok(()) => Ok(()),
+                Err(error) => {
+                    stopped = Some(error);
+                    Err(SqlError::NoRow)
+                }
             }
+        });
+        match (stopped, walked) {
+            (Some(error), _) => Err(error),
+            (None, walked) => walked.map_err(|e| self.error(e).into()),
         }
-        Ok(())
     }
 }
 
 /// The snapshot writes of one apply, inside its transaction (see
 /// [`Store::apply_keeping`]). Each write that lands moves the store's serial.
 pub struct SnapshotWriter<'t> {
-    connection: &'t Connection,
-    path: &'t Path,
+    connection: &'t Database,
+    location: &'t StoreLocation,
     /// The serial the apply gives the store if anything is written.
     serial: i64,
     wrote: bool,
@@ -430,10 +426,10 @@ const ENTRY_INDEXES: [(&str, &str); 2] = [
 ];
 
 impl<'t> SnapshotWriter<'t> {
-    pub(super) fn new(connection: &'t Connection, path: &'t Path, serial: i64) -> Self {
+    pub(super) fn new(connection: &'t Database, location: &'t StoreLocation, serial: i64) -> Self {
         SnapshotWriter {
             connection,
-            path,
+            location,
             serial,
             wrote: false,
             indexes_dropped: false,
@@ -453,8 +449,8 @@ impl<'t> SnapshotWriter<'t> {
         self.wrote
     }
 
-    fn fail(&self, error: rusqlite::Error) -> StoreError {
-        store_error(self.path, error)
+    fn fail(&self, error: SqlError) -> StoreError {
+        store_error(self.location, error)
     }
 
     /// Carries out `write`; refuses an update whose base is not the kept snapshot.
@@ -496,7 +492,7 @@ impl<'t> SnapshotWriter<'t> {
         self.wrote = true;
         let forget = || {
             self.connection
-                .execute("DELETE FROM snapshots WHERE source = ?1", [source])?;
+                .execute("DELETE FROM snapshots WHERE source = ?1", params![source])?;
             forget_source_footprints(self.connection, source)
         };
         forget().map_err(|e| self.fail(e))
@@ -506,10 +502,10 @@ impl<'t> SnapshotWriter<'t> {
     /// brings them.
     pub fn begin(&mut self, import: &SourceImport) -> Result<(), StoreError> {
         self.forget(&import.source)?;
-        let drop_indexes = || -> rusqlite::Result<bool> {
+        let drop_indexes = || -> SqlResult<bool> {
             let empty: bool = self.connection.query_row(
                 "SELECT NOT EXISTS (SELECT 1 FROM snapshot_entries)",
-                [],
+                params![],
                 |row| row.get(0),
             )?;
             if empty && !self.indexes_dropped {
@@ -548,32 +544,30 @@ impl<'t> SnapshotWriter<'t> {
 /// change files, to what `import` read; `serial` is the serial the apply gives the store.
 /// [`Updated::Stale`], writing nothing, when the kept snapshot is not the update's base.
 fn update(
-    connection: &Connection,
+    connection: &Database,
     import: &SourceImport,
     base_changes: usize,
     put: &[KeptEntry],
     remove: &[String],
     serial: i64,
-) -> Result<Updated, rusqlite::Error> {
+) -> SqlResult<Updated> {
     let source = &import.source;
     let content: Option<(String, String)> = connection
         .query_row(
             "SELECT content_path, content_digest FROM snapshots WHERE source = ?1",
-            [source],
+            params![source],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    let mut statement = connection.prepare_cached(
+    let mut statement = connection.prepare(
         "SELECT path, digest FROM snapshot_change_files WHERE source = ?1 ORDER BY position",
     )?;
-    let seen = statement
-        .query_map([source], |row| {
-            Ok(ImportedFile {
-                path: row.get(0)?,
-                digest: row.get(1)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let seen = statement.query_map(params![source], |row| {
+        Ok(ImportedFile {
+            path: row.get(0)?,
+            digest: row.get(1)?,
+        })
+    })?;
     let base = import.changes.get(..base_changes);
     if content != Some((import.content.path.clone(), import.content.digest.clone()))
         || base != Some(seen.as_slice())
@@ -585,8 +579,8 @@ fn update(
         forget_footprint(connection, source, &entry.key)?;
     }
     insert_entries(connection, source, put, Existing::Replace)?;
-    let mut delete = connection
-        .prepare_cached("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
+    let mut delete =
+        connection.prepare("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
     for key in remove {
         forget_footprint(connection, source, key)?;
         delete.execute(params![source, key])?;
@@ -619,23 +613,15 @@ struct EntryInsert<'e> {
 
 impl BulkRow for EntryInsert<'_> {
     const COLUMNS: usize = 7;
-    fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+    fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
         let footprint = self.entry.footprint.as_ref();
-        bulk::bind(statement, first, self.source)?;
-        bulk::bind(statement, first + 1, &self.entry.key)?;
-        bulk::bind(statement, first + 2, tree_key(&self.entry.key))?;
-        bulk::bind(statement, first + 3, &self.entry.record)?;
-        bulk::bind(
-            statement,
-            first + 4,
-            footprint.and_then(|f| f.anchor.as_deref()),
-        )?;
-        bulk::bind(
-            statement,
-            first + 5,
-            footprint.is_some_and(|f| f.yields_account),
-        )?;
-        bulk::bind(statement, first + 6, self.entry.lists.as_deref())
+        out.push(Param::from(self.source));
+        out.push(Param::from(&self.entry.key));
+        out.push(Param::from(tree_key(&self.entry.key)));
+        out.push(Param::from(&self.entry.record));
+        out.push(Param::from(footprint.and_then(|f| f.anchor.as_deref())));
+        out.push(Param::from(footprint.is_some_and(|f| f.yields_account)));
+        out.push(Param::from(self.entry.lists.as_deref()));
     }
 }
 
@@ -645,11 +631,10 @@ struct IndexRow<'e, const N: usize>([&'e str; N]);
 
 impl<const N: usize> BulkRow for IndexRow<'_, N> {
     const COLUMNS: usize = N;
-    fn bind(&self, statement: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
-        for (offset, value) in self.0.iter().enumerate() {
-            bulk::bind(statement, first + offset, value)?;
+    fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
+        for value in self.0 {
+            out.push(Param::from(value));
         }
-        Ok(())
     }
 }
 
@@ -657,22 +642,27 @@ impl<const N: usize> BulkRow for IndexRow<'_, N> {
 /// of rows replaced). Rows go in bulk; a batch that meets a kept DN is written again row
 /// by row, replacing it or stopping there (`false`) as `existing` says.
 fn insert_entries(
-    connection: &Connection,
+    connection: &Database,
     source: &str,
     entries: &[KeptEntry],
     existing: Existing,
-) -> rusqlite::Result<bool> {
+) -> SqlResult<bool> {
     let mut rows = Bulk::new(
         "INSERT INTO snapshot_entries (source, dn_key, tree, record, anchor, yields, footprint) \
          VALUES",
     );
-    let mut names = Bulk::new(
-        "INSERT OR IGNORE INTO snapshot_names (protocol, name_key, source, dn_key) VALUES",
+    let mut names = Bulk::with_tail(
+        "INSERT INTO snapshot_names (protocol, name_key, source, dn_key) VALUES",
+        "ON CONFLICT DO NOTHING",
     );
-    let mut groups =
-        Bulk::new("INSERT OR IGNORE INTO snapshot_groups (name, source, dn_key) VALUES");
-    let mut members =
-        Bulk::new("INSERT OR IGNORE INTO snapshot_members (source, member, dn_key) VALUES");
+    let mut groups = Bulk::with_tail(
+        "INSERT INTO snapshot_groups (name, source, dn_key) VALUES",
+        "ON CONFLICT DO NOTHING",
+    );
+    let mut members = Bulk::with_tail(
+        "INSERT INTO snapshot_members (source, member, dn_key) VALUES",
+        "ON CONFLICT DO NOTHING",
+    );
     for entry in entries {
         let key = entry.key.as_str();
         let footprint = entry.footprint.as_ref();
@@ -709,29 +699,30 @@ fn insert_entries(
 /// Entry rows of a batch the database refused, written one by one (see
 /// [`insert_entries`]).
 fn insert_one_by_one(
-    connection: &Connection,
+    connection: &Database,
     rows: Vec<EntryInsert<'_>>,
     existing: Existing,
-) -> rusqlite::Result<bool> {
+) -> SqlResult<bool> {
     const INSERT: &str = "INSERT INTO snapshot_entries \
          (source, dn_key, tree, record, anchor, yields, footprint) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    const REPLACE: &str = "INSERT INTO snapshot_entries \
+         (source, dn_key, tree, record, anchor, yields, footprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (source, dn_key) DO UPDATE SET tree = excluded.tree, \
+         record = excluded.record, anchor = excluded.anchor, yields = excluded.yields, \
+         footprint = excluded.footprint";
     for row in rows {
-        let mut insert = connection.prepare_cached(INSERT)?;
-        row.bind(&mut insert, 1)?;
-        match insert.raw_execute() {
+        let mut values = Vec::with_capacity(EntryInsert::COLUMNS);
+        row.values(&mut values);
+        // In a savepoint: the kept DN it may meet must leave the transaction going.
+        match connection.savepoint(|db| db.execute(INSERT, &values)) {
             Ok(_) => {}
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(e) if e.is_constraint_violation() => {
                 if existing == Existing::Refuse {
                     return Ok(false);
                 }
-                let mut replace = connection.prepare_cached(&INSERT.replacen(
-                    "INSERT",
-                    "INSERT OR REPLACE",
-                    1,
-                ))?;
-                row.bind(&mut replace, 1)?;
-                replace.raw_execute()?;
+                connection.execute(REPLACE, &values)?;
             }
             Err(e) => return Err(e),
         }
@@ -774,9 +765,9 @@ impl<'a> FootprintLists<'a> {
 
 /// Forgets the footprint lists of the kept entry `key` of `source`, by the lists its row
 /// keeps.
-fn forget_footprint(connection: &Connection, source: &str, key: &str) -> rusqlite::Result<()> {
+fn forget_footprint(connection: &Database, source: &str, key: &str) -> SqlResult<()> {
     let text: Option<String> = connection
-        .prepare_cached("SELECT footprint FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?
+        .prepare("SELECT footprint FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?
         .query_row(params![source, key], |row| row.get(0))
         .optional()?
         .flatten();
@@ -789,19 +780,18 @@ fn forget_footprint(connection: &Connection, source: &str, key: &str) -> rusqlit
     else {
         return Ok(());
     };
-    let mut forget_name = connection.prepare_cached(
+    let mut forget_name = connection.prepare(
         "DELETE FROM snapshot_names WHERE protocol = ?1 AND name_key = ?2 AND source = ?3 AND dn_key = ?4",
     )?;
     for [protocol, name_key] in &lists.names {
         forget_name.execute(params![protocol, name_key, source, key])?;
     }
-    let mut forget_group = connection.prepare_cached(
-        "DELETE FROM snapshot_groups WHERE name = ?1 AND source = ?2 AND dn_key = ?3",
-    )?;
+    let mut forget_group = connection
+        .prepare("DELETE FROM snapshot_groups WHERE name = ?1 AND source = ?2 AND dn_key = ?3")?;
     for name in &lists.groups {
         forget_group.execute(params![name, source, key])?;
     }
-    let mut forget_member = connection.prepare_cached(
+    let mut forget_member = connection.prepare(
         "DELETE FROM snapshot_members WHERE source = ?1 AND member = ?2 AND dn_key = ?3",
     )?;
     for member in &lists.members {
@@ -811,23 +801,32 @@ fn forget_footprint(connection: &Connection, source: &str, key: &str) -> rusqlit
 }
 
 /// Forgets every footprint list of `source`'s kept entries.
-fn forget_source_footprints(connection: &Connection, source: &str) -> rusqlite::Result<()> {
-    connection.execute("DELETE FROM snapshot_names WHERE source = ?1", [source])?;
-    connection.execute("DELETE FROM snapshot_groups WHERE source = ?1", [source])?;
-    connection.execute("DELETE FROM snapshot_members WHERE source = ?1", [source])?;
+fn forget_source_footprints(connection: &Database, source: &str) -> SqlResult<()> {
+    connection.execute(
+        "DELETE FROM snapshot_names WHERE source = ?1",
+        params![source],
+    )?;
+    connection.execute(
+        "DELETE FROM snapshot_groups WHERE source = ?1",
+        params![source],
+    )?;
+    connection.execute(
+        "DELETE FROM snapshot_members WHERE source = ?1",
+        params![source],
+    )?;
     Ok(())
 }
 
 /// Keeps `standing` as the standing facts at `serial`, or forgets them.
 pub(super) fn write_standing(
-    connection: &Connection,
+    connection: &Database,
     standing: Option<&Standing>,
     serial: i64,
-) -> rusqlite::Result<()> {
-    connection.execute("DELETE FROM standing_facts", [])?;
+) -> SqlResult<()> {
+    connection.execute("DELETE FROM standing_facts", params![])?;
     if let Some(standing) = standing {
-        let facts = serde_json::to_string(&standing.facts)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let facts =
+            serde_json::to_string(&standing.facts).map_err(|e| SqlError::conversion(2, e))?;
         connection.execute(
             "INSERT INTO standing_facts (id, serial, config_digest, facts) VALUES (1, ?1, ?2, ?3)",
             params![serial, standing.config_digest, facts],
@@ -838,12 +837,12 @@ pub(super) fn write_standing(
 
 /// Records the change files of `import` from position `from` on as imported at `serial`.
 fn insert_change_files(
-    connection: &Connection,
+    connection: &Database,
     import: &SourceImport,
     from: usize,
     serial: i64,
-) -> rusqlite::Result<()> {
-    let mut insert = connection.prepare_cached(
+) -> SqlResult<()> {
+    let mut insert = connection.prepare(
         "INSERT INTO snapshot_change_files (source, position, path, digest, imported_serial) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -1036,10 +1035,9 @@ mod tests {
             .connection
             .prepare("SELECT name, sql FROM sqlite_schema ORDER BY name")
             .unwrap();
-        let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .unwrap();
-        rows.collect::<Result<_, _>>().unwrap()
+        statement
+            .query_map(params![], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
     }
 
     #[test]

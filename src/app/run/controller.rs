@@ -43,7 +43,9 @@ pub struct RunOptions {
 /// `registrar run`: takes the controller lock, then runs the schedules until SIGTERM or
 /// SIGINT (exit 0), or with `--once` runs each schedule's action once.
 pub fn run_command(context: &Context, options: RunOptions) -> Result<Outcome, AppError> {
-    let lock = lock::acquire(&context.state_path)?;
+    // One controller per SQLite file: its lock file beside it. (On PostgreSQL, several
+    // controllers share the store and one leads.)
+    let lock = context.state.file().map(lock::acquire).transpose()?;
     let follow = Follow::new(&context.config_dir, context.rev.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,7 +58,7 @@ pub fn run_command(context: &Context, options: RunOptions) -> Result<Outcome, Ap
         context: context.clone(),
         follow,
     });
-    let result = runtime.block_on(controller.main(options, lock.path()));
+    let result = runtime.block_on(controller.main(options, lock.as_ref().map(|l| l.path())));
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
     result
@@ -76,7 +78,11 @@ impl Controller {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn main(self: Arc<Self>, options: RunOptions, lock: &Path) -> Result<Outcome, AppError> {
+    async fn main(
+        self: Arc<Self>,
+        options: RunOptions,
+        lock: Option<&Path>,
+    ) -> Result<Outcome, AppError> {
         let (stop_sender, stop) = watch::channel(false);
         watch_signals(stop_sender, self.telemetry.clone())?;
 
@@ -105,16 +111,17 @@ impl Controller {
                 at,
             });
         }
-        if let Ok(Some(store)) = Store::open_if_exists(&self.context.state_path) {
+        if let Ok(Some(store)) = Store::open_if_exists(&self.context.state) {
             if let (Ok(managed), Ok(serial)) = (store.managed_counts(), store.serial()) {
                 self.telemetry().set_store(managed, serial);
             }
         }
         log(&format!(
-            "registrar run {}: state {} (lock {}), following {}",
+            "registrar run {}: {}{}, following {}",
             env!("CARGO_PKG_VERSION"),
-            self.context.state_path.display(),
-            lock.display(),
+            self.context.state,
+            lock.map(|lock| format!(" (lock {})", lock.display()))
+                .unwrap_or_default(),
             self.follow.describe()
         ));
         if options.once {
@@ -255,7 +262,7 @@ impl Controller {
                 ));
             }
         }
-        if let Ok(Some(mut store)) = Store::open_if_exists(&self.context.state_path) {
+        if let Ok(Some(mut store)) = Store::open_if_exists(&self.context.state) {
             let _ = store.prune_runs(RUNS_KEPT);
             report.managed = store.managed_counts().ok();
             report.state_serial = store.serial().ok();
@@ -371,7 +378,7 @@ impl Controller {
 
     /// Records a run that wrote nothing else.
     fn record(&self, report: &RunReport, started: &Started) -> Result<(), AppError> {
-        let mut store = Store::open(&self.context.state_path)?;
+        let mut store = Store::open(&self.context.state)?;
         Ok(store.record_run(report.record(started))?)
     }
 }
