@@ -10,9 +10,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use registrar::postgres::{
-    PasswordSources, PostgresConnectError, PostgresUrl, PostgresWarning,
-};
+use registrar::postgres::{PasswordSources, PostgresConnectError, PostgresUrl, PostgresWarning};
 use throwaway_postgres::{shared, Cluster, PASSWORD, PASSWORD_ROLE};
 
 fn url(text: &str) -> PostgresUrl {
@@ -59,7 +57,10 @@ fn the_trusted_superuser_logs_in() {
     let (client, warnings) = connect(&url(&database.url()), &no_password());
     let (user, ssl) = current_user_and_ssl(&mut client.unwrap());
     assert_eq!(user, "registrar_test");
-    assert!(!ssl, "the shared cluster has no TLS: prefer falls back to plain");
+    assert!(
+        !ssl,
+        "the shared cluster has no TLS: prefer falls back to plain"
+    );
     assert!(warnings.is_empty(), "{warnings:?}");
 }
 
@@ -227,7 +228,10 @@ fn require_refuses_a_server_without_tls() {
         &no_password(),
     );
     let error = client.err().unwrap();
-    assert!(matches!(error, PostgresConnectError::Tls { .. }), "{error:?}");
+    assert!(
+        matches!(error, PostgresConnectError::Tls { .. }),
+        "{error:?}"
+    );
     assert!(
         error.to_string().contains("server does not support TLS"),
         "{error}"
@@ -298,7 +302,10 @@ fn tls_url(host: &str, params: &str) -> PostgresUrl {
 fn verify_full_connects_with_the_right_ca_and_name() {
     let ca = tls_cluster().ca_file.display().to_string();
     let (client, _) = connect(
-        &tls_url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")),
+        &tls_url(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
         &no_password(),
     );
     let (user, ssl) = current_user_and_ssl(&mut client.unwrap());
@@ -310,11 +317,17 @@ fn verify_full_refuses_a_wrong_host_name_and_verify_ca_does_not_check_it() {
     let ca = tls_cluster().ca_file.display().to_string();
     // The certificate names 127.0.0.1, not localhost.
     let (client, _) = connect(
-        &tls_url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}")),
+        &tls_url(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
         &no_password(),
     );
     let error = client.err().unwrap();
-    assert!(matches!(error, PostgresConnectError::Tls { .. }), "{error:?}");
+    assert!(
+        matches!(error, PostgresConnectError::Tls { .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(
         message.starts_with(&format!(
@@ -345,7 +358,10 @@ fn verify_full_refuses_a_server_from_another_ca() {
             matches!(error, PostgresConnectError::Tls { .. }),
             "{mode}: {error:?}"
         );
-        assert!(error.to_string().contains("UnknownIssuer"), "{mode}: {error}");
+        assert!(
+            error.to_string().contains("UnknownIssuer"),
+            "{mode}: {error}"
+        );
     }
 }
 

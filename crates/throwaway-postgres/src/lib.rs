@@ -216,10 +216,16 @@ impl Cluster {
 
     fn initdb(&self) -> Result<(), ClusterError> {
         let mut command = self.server_command("initdb");
-        command
-            .arg("-D")
-            .arg(self.data_dir())
-            .args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        command.arg("-D").arg(self.data_dir()).args([
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         run(command, "initdb")
     }
 
@@ -340,7 +346,11 @@ impl Cluster {
 impl Drop for Cluster {
     /// A private cluster stops at once (`immediate`) and its temp dir goes.
     fn drop(&mut self) {
-        let watchdog = self.watchdog.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let watchdog = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(mut watchdog) = watchdog {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
@@ -367,7 +377,10 @@ impl TestDatabase {
 
     /// The superuser's URL: `postgres://registrar_test@127.0.0.1:PORT/NAME`.
     pub fn url(&self) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{}", self.port, self.name)
+        format!(
+            "postgres://{SUPERUSER}@127.0.0.1:{}/{}",
+            self.port, self.name
+        )
     }
 
     /// A connection as the superuser, without TLS.

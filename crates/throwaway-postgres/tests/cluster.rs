@@ -18,9 +18,10 @@ fn database_exists(name: &str) -> bool {
 #[test]
 fn the_shared_cluster_answers_on_loopback() {
     let database = shared().database().unwrap();
-    assert!(database
-        .url()
-        .starts_with(&format!("postgres://registrar_test@127.0.0.1:{}/", shared().port())));
+    assert!(database.url().starts_with(&format!(
+        "postgres://registrar_test@127.0.0.1:{}/",
+        shared().port()
+    )));
     let mut client = database.client().unwrap();
     let row = client.query_one("SELECT current_database(), current_user, pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()", &[]).unwrap();
     assert_eq!(row.get::<_, String>(0), database.name());
@@ -41,7 +42,10 @@ fn two_databases_are_distinct_and_dropped() {
     let seen = second
         .client()
         .unwrap()
-        .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 'only_here'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'only_here'",
+            &[],
+        )
         .unwrap()
         .get::<_, i64>(0);
     assert_eq!(seen, 0);

@@ -12,8 +12,7 @@ pub mod url;
 
 pub use connect::{PostgresConnectError, DEFAULT_CONNECT_TIMEOUT};
 pub use password::{
-    find_password, passfile_lookup, FoundPassword, PasswordOrigin, PasswordSources,
-    PostgresWarning,
+    find_password, passfile_lookup, FoundPassword, PasswordOrigin, PasswordSources, PostgresWarning,
 };
 pub use tls::{PostgresTlsError, TlsPlan, Verification};
 pub use url::{is_postgres_url, PostgresHost, PostgresUrl, PostgresUrlError, SslMode};

@@ -44,7 +44,10 @@ impl PasswordSources {
 impl fmt::Debug for PasswordSources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PasswordSources")
-            .field("pgpassword", &self.pgpassword.as_ref().map(|_| "<redacted>"))
+            .field(
+                "pgpassword",
+                &self.pgpassword.as_ref().map(|_| "<redacted>"),
+            )
             .field("passfile", &self.passfile)
             .finish()
     }
@@ -111,11 +114,9 @@ impl fmt::Display for PostgresWarning {
                  permissions should be u=rw (0600) or less",
                 path.display()
             ),
-            PostgresWarning::PassfileUnreadable { path, reason } => write!(
-                f,
-                "password file {} is ignored: {reason}",
-                path.display()
-            ),
+            PostgresWarning::PassfileUnreadable { path, reason } => {
+                write!(f, "password file {} is ignored: {reason}", path.display())
+            }
         }
     }
 }
@@ -279,7 +280,10 @@ db.example.org:5432:registrar:reg:first
             Some("escaped:colon\\back")
         );
         assert_eq!(lookup("h", 1, "d", "u").as_deref(), Some("wildcard"));
-        assert_eq!(lookup("db.example.org", 5432, "other", "reg").as_deref(), Some("wildcard"));
+        assert_eq!(
+            lookup("db.example.org", 5432, "other", "reg").as_deref(),
+            Some("wildcard")
+        );
     }
 
     #[test]
@@ -365,7 +369,10 @@ db.example.org:5432:registrar:reg:first
             pgpassword: None,
             passfile: Some(dir.path().join("absent")),
         };
-        assert_eq!(find_password(&url("postgres://u@h/d"), &missing), (None, vec![]));
+        assert_eq!(
+            find_password(&url("postgres://u@h/d"), &missing),
+            (None, vec![])
+        );
         let directory = PasswordSources {
             pgpassword: None,
             passfile: Some(dir.path().to_path_buf()),
@@ -390,7 +397,10 @@ db.example.org:5432:registrar:reg:first
         let target = url("postgres://u@[::1]/d");
         assert_eq!(find_password(&target, &sources(&path)).0, None);
         assert_eq!(
-            find_password(&target, &sources(&escaped)).0.unwrap().secret(),
+            find_password(&target, &sources(&escaped))
+                .0
+                .unwrap()
+                .secret(),
             "six"
         );
     }

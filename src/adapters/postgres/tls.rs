@@ -291,7 +291,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = ca_file(dir.path());
         let no_home = None;
-        assert_eq!(verification(plan("postgres://u@h/d?sslmode=disable", no_home)), None);
+        assert_eq!(
+            verification(plan("postgres://u@h/d?sslmode=disable", no_home)),
+            None
+        );
         assert_eq!(
             verification(plan("postgres://u@h/d", no_home)),
             Some((Verification::None, false))
@@ -350,7 +353,10 @@ mod tests {
             path.display()
         );
         let error = plan(&url, None).err().unwrap().to_string();
-        assert!(error.contains("not-pem.txt") && error.contains("no PEM"), "{error}");
+        assert!(
+            error.contains("not-pem.txt") && error.contains("no PEM"),
+            "{error}"
+        );
         let error = plan("postgres://u@h/d?sslmode=verify-ca", None)
             .err()
             .unwrap()

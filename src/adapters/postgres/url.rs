@@ -92,7 +92,9 @@ pub enum PostgresUrlError {
     UnknownParameter(String),
     #[error("PostgreSQL URL: parameter {0:?} is given twice")]
     RepeatedParameter(String),
-    #[error("PostgreSQL URL: bad sslmode {0:?} (disable, prefer, require, verify-ca or verify-full)")]
+    #[error(
+        "PostgreSQL URL: bad sslmode {0:?} (disable, prefer, require, verify-ca or verify-full)"
+    )]
     BadSslMode(String),
     #[error("PostgreSQL URL: bad connect_timeout {0:?} (whole seconds)")]
     BadConnectTimeout(String),
@@ -278,10 +280,7 @@ impl fmt::Debug for PostgresUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresUrl")
             .field("url", &self.to_string())
-            .field(
-                "password",
-                &self.password.as_ref().map(|_| "<redacted>"),
-            )
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_root_cert", &self.ssl_root_cert)
             .field("connect_timeout", &self.connect_timeout)
@@ -374,7 +373,10 @@ mod tests {
         assert_eq!(url.ssl_root_cert(), None);
         assert_eq!(url.connect_timeout(), None);
         assert!(!url.password_in_url());
-        assert_eq!(url.to_string(), "postgres://registrar@db.example.org:5432/registrar");
+        assert_eq!(
+            url.to_string(),
+            "postgres://registrar@db.example.org:5432/registrar"
+        );
     }
 
     #[test]
@@ -388,10 +390,16 @@ mod tests {
         assert_eq!(url.port(), 6543);
         assert_eq!(url.database(), "im store");
         assert_eq!(url.ssl_mode(), SslMode::VerifyFull);
-        assert_eq!(url.ssl_root_cert(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert_eq!(
+            url.ssl_root_cert(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
         assert_eq!(url.connect_timeout(), Some(Duration::from_secs(3)));
         assert_eq!(url.application_name(), Some("registrar run"));
-        assert_eq!(url.to_string(), "postgres://reg@corp@10.0.0.7:6543/im store");
+        assert_eq!(
+            url.to_string(),
+            "postgres://reg@corp@10.0.0.7:6543/im store"
+        );
     }
 
     #[test]
@@ -448,7 +456,10 @@ mod tests {
             ("postgres://h/d", PostgresUrlError::NoUser),
             ("postgres://u@/d", PostgresUrlError::NoHost),
             ("postgres://u@h:0/d", PostgresUrlError::BadPort("0".into())),
-            ("postgres://u@h:99999/d", PostgresUrlError::BadPort("99999".into())),
+            (
+                "postgres://u@h:99999/d",
+                PostgresUrlError::BadPort("99999".into()),
+            ),
             ("postgres://u@h:x/d", PostgresUrlError::BadPort("x".into())),
             (
                 "postgres://u@a,b/d",
