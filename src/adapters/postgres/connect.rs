@@ -162,7 +162,7 @@ impl PostgresUrl {
                 } else {
                     postgres::config::SslMode::Prefer
                 });
-                config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config))
+                config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(*tls_config))
             }
         };
         let origin = match password.as_ref().map(|p| p.origin()) {

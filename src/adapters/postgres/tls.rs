@@ -29,7 +29,7 @@ pub enum TlsPlan {
     /// TLS with this configuration; `required` is false for `prefer` (plain when the
     /// server does not offer TLS).
     Tls {
-        config: ClientConfig,
+        config: Box<ClientConfig>,
         required: bool,
         verification: Verification,
     },
@@ -110,7 +110,7 @@ pub fn tls_plan(url: &PostgresUrl, home: Option<&Path>) -> Result<TlsPlan, Postg
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Ok(TlsPlan::Tls {
-        config,
+        config: Box::new(config),
         required: mode != SslMode::Prefer,
         verification,
     })
