@@ -16,5 +16,5 @@ pub mod config;
 
 /// The library's public paths. The tests, examples and fuzz targets name the core and the
 /// adapters as `registrar::core`, `registrar::ldif` and so on.
-pub use adapters::{git, ldap, ldif, render, store, tree};
+pub use adapters::{git, ldap, ldif, postgres, render, store, tree};
 pub use registrar_core as core;

@@ -12,8 +12,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The folders holding Rust modules: the core crate's and the app's.
-const SOURCE_ROOTS: [&str; 2] = ["crates/registrar-core/src", "src"];
+/// The folders holding Rust modules: the core crate's, the test cluster crate's and the app's.
+const SOURCE_ROOTS: [&str; 3] = [
+    "crates/registrar-core/src",
+    "crates/throwaway-postgres/src",
+    "src",
+];
 
 /// Every `.rs` file under `dir`, as paths relative to the repository root, sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {

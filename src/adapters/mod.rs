@@ -8,11 +8,14 @@
 //! - [`tree`]: where every file comes from, the working tree or one commit; in the working
 //!   tree every file a config names stays inside it.
 //! - [`store`]: the SQLite registration store: schema, reads and the apply's writer.
+//! - [`postgres`]: connecting to the store's PostgreSQL with libpq's conventions (URL,
+//!   password file, `sslmode` through rustls).
 //! - [`render`]: plans and drift reports as text, Markdown, JSON and LDIF.
 
 pub mod git;
 pub mod ldap;
 pub mod ldif;
+pub mod postgres;
 pub mod render;
 pub mod store;
 pub mod tree;
