@@ -251,5 +251,5 @@ pub enum StateCommand {
 
 /// `--state`: a `postgres://` URL or a file path.
 fn parse_store_location(argument: &str) -> Result<StoreLocation, String> {
-    Ok(StoreLocation::parse(argument))
+    StoreLocation::parse(argument).map_err(|e| e.to_string())
 }

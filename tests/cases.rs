@@ -21,7 +21,7 @@ use registrar::app::{self, Context, ImportMode};
 use registrar::core::region::StandingFacts;
 use registrar::core::state::RegistrationSource;
 use registrar::render::{self, Color};
-use registrar::store::{RunRecord, Store};
+use registrar::store::{RunRecord, Store, StoreLocation};
 use registrar::tree::Tree;
 
 fn cases_dir() -> PathBuf {
@@ -31,7 +31,7 @@ fn cases_dir() -> PathBuf {
 fn context(config_dir: PathBuf, state_path: &Path) -> Context {
     Context {
         config_dir,
-        state_path: state_path.to_path_buf(),
+        state: StoreLocation::from(state_path),
         color: Color::Off,
         rev: None,
     }

@@ -23,6 +23,7 @@ use registrar::core::entry::Entry;
 use registrar::core::plan::Plan;
 use registrar::ldif::{self, write_entry, Directory, Record};
 use registrar::render::Color;
+use registrar::store::StoreLocation;
 
 const CONFIG: &str = r#"
 sources:
@@ -317,7 +318,7 @@ fn record(model: &mut Model, op: &Op) -> Option<String> {
 fn context(dir: &Path, state: &str) -> Context {
     Context {
         config_dir: dir.join("config"),
-        state_path: dir.join(state),
+        state: StoreLocation::File(dir.join(state)),
         color: Color::Off,
         rev: None,
     }
@@ -462,18 +463,18 @@ proptest! {
         let last = plan(&delta, ImportMode::Delta);
         apply(&delta, &last);
         apply(&full, &plan(&full, ImportMode::Full));
-        prop_assert_eq!(dump(&delta.state_path, true, STATE_TABLES), dump(&full.state_path, true, STATE_TABLES));
+        prop_assert_eq!(dump(&delta.state.file().unwrap(), true, STATE_TABLES), dump(&full.state.file().unwrap(), true, STATE_TABLES));
 
         // A fresh store keeps, written whole, the snapshot the delta store updated.
         let fresh = context(dir, "fresh.db");
         apply(&fresh, &plan(&fresh, ImportMode::Full));
         prop_assert_eq!(
-            dump(&fresh.state_path, false, SNAPSHOT_TABLES),
-            dump(&delta.state_path, false, SNAPSHOT_TABLES)
+            dump(&fresh.state.file().unwrap(), false, SNAPSHOT_TABLES),
+            dump(&delta.state.file().unwrap(), false, SNAPSHOT_TABLES)
         );
         // And what it keeps is the directory the steps made.
         let kept: Vec<Entry> = {
-            let connection = rusqlite::Connection::open(&fresh.state_path).unwrap();
+            let connection = rusqlite::Connection::open(&fresh.state.file().unwrap()).unwrap();
             let mut statement = connection.prepare("SELECT record FROM snapshot_entries ORDER BY dn_key").unwrap();
             let records = statement.query_map([], |row| row.get::<_, Vec<u8>>(0)).unwrap();
             records.map(|r| ldif::parse_entry_record(&r.unwrap()).unwrap()).collect()

@@ -105,10 +105,7 @@ pub fn apply_command(
         }
     };
     if no_store {
-        eprintln!(
-            "note: {} did not exist: created it",
-            context.state
-        );
+        eprintln!("note: {} did not exist: created it", context.state);
     }
     let s = &summary;
     println!(

@@ -12,8 +12,15 @@
 //!   loop that stops the server and removes the temp dir once the test process is gone.
 //!   A private cluster's `Drop` stops it at once.
 //!
+//! - [`TestStore`] is the store a registrar test runs on: SQLite or PostgreSQL, as
+//!   `REGISTRAR_TEST_STORE` says.
+//!
 //! It must not: listen anywhere but 127.0.0.1 (and its socket in the temp dir), touch a
 //! system cluster, or make durable writes (`fsync=off`: the data is thrown away).
+
+mod test_store;
+
+pub use test_store::{Backend, TestStore, BACKEND_VARIABLE};
 
 use std::fs;
 use std::io::Write;

@@ -151,8 +151,7 @@ mod tests {
 
     #[test]
     fn a_saved_plan_with_groups_applies_and_loads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
         let plan = staff_plan();
         let saved: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
         store.apply(&saved, RunRecord::new("test", "t")).unwrap();
@@ -165,8 +164,7 @@ mod tests {
 
     #[test]
     fn member_changes_to_an_unmanaged_group_are_refused_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
         let plan = staff_plan();
         store
             .connection
@@ -188,8 +186,7 @@ mod tests {
 
     #[test]
     fn the_history_keeps_changing_runs_and_prunes_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
         let plan = staff_plan();
         let applied = RunRecord {
             revision: Some("abc".to_string()),

@@ -20,12 +20,9 @@ pub enum StoreError {
         source: SqlError,
     },
     /// The store cannot be reached at all (a PostgreSQL server down, refusing, or
-    /// refusing this login).
-    #[error("{store}: {reason}")]
-    Unreachable {
-        store: StoreLocation,
-        reason: String,
-    },
+    /// refusing this login): the message names the server and the URL.
+    #[error(transparent)]
+    Unreachable(#[from] crate::adapters::postgres::PostgresConnectError),
     #[error(
         "{store} is locked by another apply or registration; waited {}s, try again when it has finished",
         LOCK_WAIT.as_secs()

@@ -160,7 +160,7 @@ mod tests {
 
     /// The store with one registration, and one managed account `a` applied (so its hash
     /// is kept).
-    fn store_with_a_kept_hash() -> (tempfile::TempDir, super::Store) {
+    fn store_with_a_kept_hash() -> (throwaway_postgres::TestStore, super::Store) {
         let (dir, mut store) = store_with_one_registration();
         let mut desired = Desired::default();
         desired.insert_account(DesiredAccount::new("a", "cn=a,dc=x", "hr"));

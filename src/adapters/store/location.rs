@@ -6,22 +6,24 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::adapters::postgres::{is_postgres_url, PostgresUrl, PostgresUrlError};
+
 /// A store's location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// A SQLite file.
     File(PathBuf),
     /// A PostgreSQL database.
-    Postgres(String),
+    Postgres(PostgresUrl),
 }
 
 impl StoreLocation {
     /// `--state` as given: a `postgres://` (or `postgresql://`) URL, else a file path.
-    pub fn parse(argument: &str) -> StoreLocation {
-        if argument.starts_with("postgres://") || argument.starts_with("postgresql://") {
-            StoreLocation::Postgres(argument.to_string())
+    pub fn parse(argument: &str) -> Result<StoreLocation, PostgresUrlError> {
+        if is_postgres_url(argument) {
+            PostgresUrl::parse(argument).map(StoreLocation::Postgres)
         } else {
-            StoreLocation::File(PathBuf::from(argument))
+            Ok(StoreLocation::File(PathBuf::from(argument)))
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::database::{params, Database, OptionalRow, SqlError};
 use super::error::{store_error, StoreError, LOCK_WAIT};
 use super::location::StoreLocation;
+use crate::adapters::postgres::{PasswordSources, PostgresUrl};
 
 /// An open store.
 pub struct Store {
@@ -105,12 +106,10 @@ fn open_sqlite(path: &Path) -> Result<Database, SqlError> {
 
 /// A PostgreSQL session with the store's settings: a writer waits for another at most
 /// [`LOCK_WAIT`], and the server's notices stay quiet.
-fn open_postgres(url: &str, location: &StoreLocation) -> Result<Database, StoreError> {
-    let client =
-        postgres::Client::connect(url, postgres::NoTls).map_err(|e| StoreError::Unreachable {
-            store: location.clone(),
-            reason: SqlError::from(e).to_string(),
-        })?;
+fn open_postgres(url: &PostgresUrl, location: &StoreLocation) -> Result<Database, StoreError> {
+    let client = url
+        .connect(&PasswordSources::from_environment())
+        .map_err(StoreError::Unreachable)?;
     let database = Database::postgres(client);
     database
         .execute_batch(&format!(

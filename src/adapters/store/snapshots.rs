@@ -931,8 +931,7 @@ mod tests {
 
     #[test]
     fn footprints_follow_the_entries_and_standing_facts_the_applies() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
         let import = SourceImport {
             source: "hr".to_string(),
             content: file("hr.ldif", "sha256:c"),
@@ -1030,20 +1029,28 @@ mod tests {
         assert!(store.kept_listing("hr", "b").unwrap().is_empty());
     }
 
+    /// Every table and index with its definition, as the database keeps them.
     fn schema(store: &Store) -> Vec<(String, Option<String>)> {
-        let mut statement = store
+        let sql = match store.connection.backend() {
+            crate::adapters::store::Backend::Sqlite => {
+                "SELECT name, sql FROM sqlite_schema ORDER BY name"
+            }
+            crate::adapters::store::Backend::Postgres => {
+                "SELECT indexname, indexdef FROM pg_indexes \
+                 WHERE schemaname = current_schema() \
+                 UNION ALL SELECT tablename, NULL FROM pg_tables \
+                 WHERE schemaname = current_schema() ORDER BY 1"
+            }
+        };
+        store
             .connection
-            .prepare("SELECT name, sql FROM sqlite_schema ORDER BY name")
-            .unwrap();
-        statement
-            .query_map(params![], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_map(sql, params![], |row| Ok((row.get(0)?, row.get(1)?)))
             .unwrap()
     }
 
     #[test]
     fn a_first_import_builds_the_entry_indexes_again_as_the_migrations_made_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
         let fresh = schema(&store);
         assert!(fresh.iter().any(|(name, _)| name == ENTRY_INDEXES[0].0));
         let import = SourceImport {
@@ -1073,8 +1080,7 @@ mod tests {
 
     #[test]
     fn an_update_lands_only_on_the_snapshot_it_was_computed_from() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
         let import = SourceImport {
             source: "hr".to_string(),
             content: file("hr.ldif", "sha256:c"),

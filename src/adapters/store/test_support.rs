@@ -1,18 +1,33 @@
-//! Fixtures the store's unit tests share: a real store holding one registration, and
-//! the hand edit (plain SQL, CHECK constraints set aside) the row readers' tests corrupt
-//! it with.
+//! Fixtures the store's unit tests share: an empty store on the backend of the run
+//! ([`fresh_store`]: SQLite, or PostgreSQL under `REGISTRAR_TEST_STORE=postgres`), a real
+//! store holding one registration, and the hand edit (plain SQL, CHECK constraints set
+//! aside) the row readers' tests corrupt it with.
 
 use registrar_core::state::RegistrationSource;
+use throwaway_postgres::{Backend, TestStore};
 
 use super::history::RunRecord;
+use super::location::StoreLocation;
 use super::open::Store;
 
-/// A store in a temp dir holding one manual registration, made by [`Store::register`]:
-/// `xmpp` name `bob` on the account `cn=bob,dc=x` (anchor `cn=bob,dc=x`), at serial 1 with
-/// one run. The tests of the row readers corrupt it with plain SQL.
-pub(super) fn store_with_one_registration() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+/// An empty store on the backend of this run, open, and what keeps it (its temp dir or
+/// database) until dropped.
+pub(crate) fn fresh_store() -> (TestStore, Store) {
+    let test_store = TestStore::fresh();
+    let store = Store::open(location(&test_store)).unwrap();
+    (test_store, store)
+}
+
+/// Where `test_store` is, as the store takes it.
+pub(crate) fn location(test_store: &TestStore) -> StoreLocation {
+    StoreLocation::parse(&test_store.argument()).unwrap()
+}
+
+/// A store holding one manual registration, made by [`Store::register`]: `xmpp` name
+/// `bob` on the account `cn=bob,dc=x` (anchor `cn=bob,dc=x`), at serial 1 with one run.
+/// The tests of the row readers corrupt it with plain SQL.
+pub(super) fn store_with_one_registration() -> (TestStore, Store) {
+    let (test_store, mut store) = fresh_store();
     store
         .register(
             ("xmpp", "bob"),
@@ -22,13 +37,41 @@ pub(super) fn store_with_one_registration() -> (tempfile::TempDir, Store) {
             RunRecord::new("register", "t"),
         )
         .unwrap();
-    (dir, store)
+    (test_store, store)
 }
 
-/// Edits the store as a hand with sqlite3 could, its CHECK constraints set aside.
+/// Edits the store as a hand with a SQL client could, its CHECK constraints set aside
+/// (dropped, on PostgreSQL, which cannot ignore them).
 pub(super) fn corrupt(store: &Store, sql: &str) {
-    store
-        .connection
-        .execute_batch(&format!("PRAGMA ignore_check_constraints = ON; {sql}"))
-        .unwrap();
+    let sql = match store.connection.backend() {
+        super::database::Backend::Sqlite => {
+            format!("PRAGMA ignore_check_constraints = ON; {sql}")
+        }
+        super::database::Backend::Postgres => format!(
+            "DO $$ DECLARE c record; BEGIN \
+               FOR c IN SELECT conrelid::regclass AS t, conname FROM pg_constraint \
+                 WHERE contype IN ('c', 'f') AND connamespace = current_schema()::regnamespace \
+               LOOP EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', c.t, c.conname); \
+               END LOOP; END $$; {}",
+            blob_literals_as_bytea(
+                &sql.replace("PRAGMA foreign_keys = OFF;", "")
+                    .replace("PRAGMA foreign_keys = ON;", "")
+            )
+        ),
+    };
+    store.connection.execute_batch(&sql).unwrap();
+}
+
+/// SQLite's blob literals (`x'0102'`) as PostgreSQL's (`'\x0102'::bytea`).
+fn blob_literals_as_bytea(sql: &str) -> String {
+    regex::Regex::new(r"x'([0-9a-fA-F]*)'")
+        .unwrap()
+        .replace_all(sql, r"'\x$1'::bytea")
+        .into_owned()
+}
+
+/// Whether this run's stores are PostgreSQL's.
+#[allow(dead_code)]
+pub(crate) fn on_postgres() -> bool {
+    Backend::of_this_run() == Backend::Postgres
 }
