@@ -20,6 +20,10 @@ fn main() -> ExitCode {
     // SAFETY: the program has one thread yet, and nothing has used SQLite.
     unsafe { registrar::store::configure_sqlite() };
     let cli = Cli::parse();
+    // Said once, before anything reads the store.
+    for warning in cli.common.state.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let color = match cli.common.color {
         ColorChoice::Always => Color::On,
         ColorChoice::Never => Color::Off,

@@ -1,6 +1,10 @@
-//! Multi-row INSERTs: the rows an apply adds by the million (accounts, registrations,
-//! their hashes, kept entries and their footprints) go in [`BATCH`] rows per statement,
-//! through one cached prepared statement per batch size, instead of one statement each.
+//! Bulk writes: the rows an apply adds by the million (accounts, registrations, their
+//! hashes, kept entries and their footprints) go in batches instead of one statement
+//! each. On SQLite a batch is one multi-row INSERT of [`BATCH`] rows, through one cached
+//! prepared statement per batch size. On PostgreSQL a batch is [`COPY_BATCH`] rows sent
+//! with `COPY`, straight into the table, or, for an insert that settles conflicts (an
+//! `ON CONFLICT` tail), into a temporary table of the same shape first and then inserted
+//! from it with that tail.
 //!
 //! A first import into empty tables also builds their secondary indexes after its rows
 //! ([`drop_indexes`], then [`create_indexes`]): one sort each instead of an insert per
@@ -8,14 +12,18 @@
 //!
 //! This only batches what it is given, in order. It never decides what to write, and it
 //! does not settle conflicts: a batch the database refuses is the caller's to write again
-//! row by row (SQLite undoes the whole statement first), so that the row at fault is told
-//! as it would be alone.
+//! row by row (SQLite undoes the whole statement first; on PostgreSQL each batch runs in
+//! a savepoint), so that the row at fault is told as it would be alone.
 
 use super::database::{Backend, Database, Param, SqlResult};
 
-/// Rows per statement: large enough that the statement overhead vanishes, small enough
-/// to stay far below SQLite's parameter limit with the widest table.
+/// Rows per statement on SQLite: large enough that the statement overhead vanishes, small
+/// enough to stay far below SQLite's parameter limit with the widest table.
 pub(super) const BATCH: usize = 64;
+
+/// Rows per `COPY` on PostgreSQL: a round trip and a savepoint per batch vanish beside
+/// them, and a refused batch written again row by row stays short.
+pub(super) const COPY_BATCH: usize = 4096;
 
 /// A row a bulk insert writes: its `COLUMNS` values, in column order.
 pub(super) trait BulkRow {
@@ -52,7 +60,11 @@ impl<R: BulkRow> Bulk<R> {
     /// Queues `row`; a full batch is written at once.
     pub(super) fn push(&mut self, connection: &Database, row: R) -> SqlResult<()> {
         self.rows.push(row);
-        if self.rows.len() == BATCH {
+        let batch = match connection.backend() {
+            Backend::Sqlite => BATCH,
+            Backend::Postgres => COPY_BATCH,
+        };
+        if self.rows.len() >= batch {
             self.flush(connection)?;
         }
         Ok(())
@@ -63,6 +75,11 @@ impl<R: BulkRow> Bulk<R> {
     /// and the rows are left waiting (see [`Bulk::take`]).
     pub(super) fn flush(&mut self, connection: &Database) -> SqlResult<()> {
         if self.rows.is_empty() {
+            return Ok(());
+        }
+        if connection.backend() == Backend::Postgres {
+            connection.savepoint(|db| self.copy(db))?;
+            self.rows.clear();
             return Ok(());
         }
         let partial;
@@ -76,13 +93,29 @@ impl<R: BulkRow> Bulk<R> {
         for row in &self.rows {
             row.values(&mut values);
         }
-        match connection.backend() {
-            Backend::Sqlite => connection.execute(sql, &values)?,
-            Backend::Postgres => connection.savepoint(|db| db.execute(sql, &values))?,
-        };
+        connection.execute(sql, &values)?;
         drop(values);
         self.rows.clear();
         Ok(())
+    }
+
+    /// The waiting rows sent with `COPY` (PostgreSQL): into the table, or with a tail,
+    /// into a temporary table like it, then inserted from there with the tail.
+    fn copy(&self, connection: &Database) -> SqlResult<()> {
+        let (table, columns) = table_and_columns(self.head);
+        if self.tail.is_empty() {
+            return copy_rows(connection, table, columns, &self.rows);
+        }
+        let staging = format!("registrar_bulk_{table}");
+        connection.execute_batch(&format!(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS {staging} \
+             (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP; TRUNCATE {staging}"
+        ))?;
+        copy_rows(connection, &staging, columns, &self.rows)?;
+        connection.execute_batch(&format!(
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} {}",
+            self.tail
+        ))
     }
 
     /// The waiting rows, taken out (after a failed flush, to write them one by one).
@@ -111,6 +144,32 @@ pub(super) fn create_indexes(connection: &Database, indexes: &Indexes) -> SqlRes
     Ok(())
 }
 
+/// `rows` sent with `COPY` into `table`'s `columns`.
+fn copy_rows<'r, R: BulkRow>(
+    connection: &Database,
+    table: &str,
+    columns: &str,
+    rows: &'r [R],
+) -> SqlResult<()> {
+    let mut values = |index: usize, out: &mut Vec<Param<'r>>| rows[index].values(out);
+    connection
+        .copy_in(table, columns, rows.len(), &mut values)
+        .unwrap_or(Ok(0))?;
+    Ok(())
+}
+
+/// The table and the column list of an `INSERT INTO table (columns) VALUES` head.
+fn table_and_columns(head: &str) -> (&str, &str) {
+    let rest = head.trim_start_matches("INSERT INTO ").trim();
+    let (table, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let columns = rest
+        .trim()
+        .strip_prefix('(')
+        .and_then(|rest| rest.split_once(')'))
+        .map_or("", |(columns, _)| columns);
+    (table, columns)
+}
+
 /// `head` followed by `rows` groups of `columns` parameters, then `tail`.
 fn statement_text(head: &str, tail: &str, columns: usize, rows: usize) -> String {
     let group = format!("({})", vec!["?"; columns].join(", "));
@@ -131,6 +190,7 @@ fn statement_text(head: &str, tail: &str, columns: usize, rows: usize) -> String
 mod tests {
     use super::*;
     use crate::adapters::store::database::params;
+    use throwaway_postgres::TestStore;
 
     struct Pair(i64, &'static str);
 
@@ -142,12 +202,17 @@ mod tests {
         }
     }
 
-    fn table() -> Database {
-        let database = Database::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+    /// A database of the run's backend with an empty table `t`, and what keeps it.
+    fn table() -> (TestStore, Database) {
+        let test_store = TestStore::fresh();
+        let database = match test_store.database() {
+            Some(database) => Database::postgres(database.client().unwrap()),
+            None => Database::sqlite(rusqlite::Connection::open(test_store.file()).unwrap()),
+        };
         database
-            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, s TEXT NOT NULL)")
+            .execute_batch("CREATE TABLE t (n BIGINT PRIMARY KEY, s TEXT NOT NULL)")
             .unwrap();
-        database
+        (test_store, database)
     }
 
     fn count(database: &Database) -> i64 {
@@ -158,42 +223,69 @@ mod tests {
 
     #[test]
     fn full_and_partial_batches_write_every_row_in_order() {
-        let database = table();
+        let (_store, database) = table();
+        let transaction = database.begin_write().unwrap();
         let mut bulk = Bulk::new("INSERT INTO t (n, s) VALUES");
-        for n in 0..(BATCH as i64 * 2 + 5) {
-            bulk.push(&database, Pair(n, "x")).unwrap();
+        let rows = COPY_BATCH as i64 * 2 + 5;
+        for n in 0..rows {
+            bulk.push(&transaction, Pair(n, "x")).unwrap();
         }
-        bulk.flush(&database).unwrap();
-        assert_eq!(count(&database), BATCH as i64 * 2 + 5);
+        bulk.flush(&transaction).unwrap();
+        transaction.commit().unwrap();
+        assert_eq!(count(&database), rows);
+        let last: i64 = database
+            .query_row("SELECT MAX(n) FROM t", params![], |r| r.get(0))
+            .unwrap();
+        assert_eq!(last, rows - 1);
     }
 
     #[test]
-    fn a_refused_batch_writes_nothing_and_keeps_its_rows() {
-        let database = table();
+    fn a_refused_batch_writes_nothing_and_keeps_its_rows_and_the_transaction() {
+        let (_store, database) = table();
+        let transaction = database.begin_write().unwrap();
         let mut bulk = Bulk::new("INSERT INTO t (n, s) VALUES");
-        bulk.push(&database, Pair(1, "a")).unwrap();
-        bulk.push(&database, Pair(2, "b")).unwrap();
-        bulk.push(&database, Pair(1, "c")).unwrap();
-        assert!(bulk.flush(&database).is_err());
-        assert_eq!(count(&database), 0);
+        bulk.push(&transaction, Pair(1, "a")).unwrap();
+        bulk.push(&transaction, Pair(2, "b")).unwrap();
+        bulk.push(&transaction, Pair(1, "c")).unwrap();
+        let error = bulk.flush(&transaction).unwrap_err();
+        assert!(error.is_constraint_violation(), "{error}");
+        assert_eq!(count(&transaction), 0);
         assert_eq!(bulk.take().len(), 3);
         assert!(bulk.take().is_empty());
+        // The transaction goes on: the rows written one by one land.
+        bulk.push(&transaction, Pair(1, "a")).unwrap();
+        bulk.flush(&transaction).unwrap();
+        transaction.commit().unwrap();
+        assert_eq!(count(&database), 1);
     }
 
     #[test]
     fn a_tail_settles_conflicts_in_the_statement() {
-        let database = table();
+        let (_store, database) = table();
+        let transaction = database.begin_write().unwrap();
         let mut bulk = Bulk::with_tail(
             "INSERT INTO t (n, s) VALUES",
             "ON CONFLICT (n) DO UPDATE SET s = excluded.s",
         );
-        bulk.push(&database, Pair(1, "a")).unwrap();
-        bulk.flush(&database).unwrap();
-        bulk.push(&database, Pair(1, "b")).unwrap();
-        bulk.flush(&database).unwrap();
-        let s: String = database
-            .query_row("SELECT s FROM t WHERE n = 1", params![], |r| r.get(0))
+        bulk.push(&transaction, Pair(1, "a")).unwrap();
+        bulk.push(&transaction, Pair(2, "a")).unwrap();
+        bulk.flush(&transaction).unwrap();
+        bulk.push(&transaction, Pair(1, "b")).unwrap();
+        bulk.flush(&transaction).unwrap();
+        transaction.commit().unwrap();
+        let rows = database
+            .query_map("SELECT n, s FROM t ORDER BY n", params![], |r| {
+                Ok((r.get::<i64>(0)?, r.get::<String>(1)?))
+            })
             .unwrap();
-        assert_eq!(s, "b");
+        assert_eq!(rows, [(1, "b".to_string()), (2, "a".to_string())]);
+    }
+
+    #[test]
+    fn the_table_and_columns_of_a_head_are_read_from_it() {
+        assert_eq!(
+            table_and_columns("INSERT INTO managed_hashes (kind, key, hash) VALUES"),
+            ("managed_hashes", "kind, key, hash")
+        );
     }
 }

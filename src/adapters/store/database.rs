@@ -65,6 +65,10 @@ pub enum SqlError {
     Postgres(#[from] postgres::Error),
     #[error("the query returned no row")]
     NoRow,
+    /// A statement was started while the session was still reading another's rows
+    /// (a row reader that queried the store): a bug, refused rather than deadlocked.
+    #[error("the PostgreSQL session is still reading the rows of another query")]
+    SessionInUse,
     /// A column held a value of another type than the reader asked for; or a row reader
     /// refused its value (`value`, e.g. an [`UnreadableValue`](super::UnreadableValue)).
     #[error("column {column}: {value}")]
@@ -116,6 +120,11 @@ impl SqlError {
             value: Box::new(value),
         }
     }
+}
+
+/// The session, for one call: refused (not a panic) while another call holds it.
+fn session(cell: &RefCell<PostgresSession>) -> SqlResult<std::cell::RefMut<'_, PostgresSession>> {
+    cell.try_borrow_mut().map_err(|_| SqlError::SessionInUse)
 }
 
 /// PostgreSQL's own words: the server's message (with its detail) rather than the
@@ -536,19 +545,11 @@ impl Database {
         }
     }
 
-    /// The SQLite connection, for what only SQLite has (its settings, its schema table).
-    pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
-        match &self.connection {
-            Connection::Sqlite(connection) => Some(connection),
-            Connection::Postgres(_) => None,
-        }
-    }
-
     /// Runs `sql`, any number of statements without parameters.
     pub fn execute_batch(&self, sql: &str) -> SqlResult<()> {
         match &self.connection {
             Connection::Sqlite(connection) => Ok(connection.execute_batch(sql)?),
-            Connection::Postgres(session) => Ok(session.borrow_mut().client.batch_execute(sql)?),
+            Connection::Postgres(cell) => Ok(session(cell)?.client.batch_execute(sql)?),
         }
     }
 
@@ -584,7 +585,7 @@ impl Database {
                 statement: StatementOf::Sqlite(connection.prepare_cached(sql)?),
             }),
             Connection::Postgres(cell) => {
-                let mut session = cell.borrow_mut();
+                let mut session = session(cell)?;
                 let statement = match session.statements.get(sql) {
                     Some(statement) => statement.clone(),
                     None => {
@@ -664,31 +665,48 @@ impl Database {
         }
     }
 
-    /// Copies rows into `table`'s `columns` with PostgreSQL's `COPY … FROM STDIN
-    /// (FORMAT binary)`, each row's values in column order, of the given `types`.
-    /// `None` on SQLite, which has no `COPY`: the caller inserts instead.
-    pub fn copy_in(
+    /// Copies rows into `table`'s `columns` (a comma-separated list) with PostgreSQL's
+    /// `COPY … FROM STDIN (FORMAT binary)`: `values` gives each row's values in column
+    /// order, `rows` of them. The column types are the table's own. `None` on SQLite,
+    /// which has no `COPY`: the caller inserts instead.
+    pub fn copy_in<'v>(
         &self,
         table: &str,
-        columns: &[&str],
-        types: &[Type],
-        rows: &mut dyn Iterator<Item = Vec<Param<'_>>>,
+        columns: &str,
+        rows: usize,
+        values: &mut dyn FnMut(usize, &mut Vec<Param<'v>>),
     ) -> Option<SqlResult<u64>> {
-        let Connection::Postgres(cell) = &self.connection else {
+        if self.backend() != Backend::Postgres {
             return None;
-        };
-        let mut session = cell.borrow_mut();
-        let copy = || -> SqlResult<u64> {
-            let sql = format!(
-                "COPY {table} ({}) FROM STDIN (FORMAT binary)",
-                columns.join(", ")
-            );
-            let sink = session.client.copy_in(&sql)?;
-            let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, types);
-            for row in rows {
-                let values: Vec<&(dyn ToSql + Sync)> =
+        }
+        let mut copy = || -> SqlResult<u64> {
+            // The statement's result columns are the table's, typed as it keeps them.
+            let types: Vec<Type> = match &self
+                .prepare(&format!("SELECT {columns} FROM {table} LIMIT 0"))?
+                .statement
+            {
+                StatementOf::Postgres { statement, .. } => statement
+                    .columns()
+                    .iter()
+                    .map(|c| c.type_().clone())
+                    .collect(),
+                StatementOf::Sqlite(_) => unreachable!("checked: a PostgreSQL session"),
+            };
+            let Connection::Postgres(cell) = &self.connection else {
+                unreachable!("checked: a PostgreSQL session");
+            };
+            let mut session = session(cell)?;
+            let sink = session.client.copy_in(&format!(
+                "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+            ))?;
+            let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+            let mut row = Vec::with_capacity(types.len());
+            for index in 0..rows {
+                row.clear();
+                values(index, &mut row);
+                let refs: Vec<&(dyn ToSql + Sync)> =
                     row.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                writer.write(&values)?;
+                writer.write(&refs)?;
             }
             Ok(writer.finish()?)
         };
@@ -720,9 +738,11 @@ impl Statement<'_> {
             StatementOf::Sqlite(statement) => {
                 Ok(statement.execute(rusqlite::params_from_iter(params.iter()))?)
             }
-            StatementOf::Postgres { session, statement } => {
-                let changed = session
-                    .borrow_mut()
+            StatementOf::Postgres {
+                session: cell,
+                statement,
+            } => {
+                let changed = session(cell)?
                     .client
                     .execute(&*statement, &postgres_params(params))?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
@@ -798,8 +818,11 @@ impl Statement<'_> {
                 }
                 Ok(())
             }
-            StatementOf::Postgres { session, statement } => {
-                let mut session = session.borrow_mut();
+            StatementOf::Postgres {
+                session: cell,
+                statement,
+            } => {
+                let mut session = session(cell)?;
                 let mut rows = session
                     .client
                     .query_raw(&*statement, postgres_params(params))?;

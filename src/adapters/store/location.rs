@@ -6,7 +6,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::adapters::postgres::{is_postgres_url, PostgresUrl, PostgresUrlError};
+use crate::adapters::postgres::{
+    find_password, is_postgres_url, PasswordSources, PostgresUrl, PostgresUrlError, PostgresWarning,
+};
 
 /// A store's location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,17 @@ impl StoreLocation {
             PostgresUrl::parse(argument).map(StoreLocation::Postgres)
         } else {
             Ok(StoreLocation::File(PathBuf::from(argument)))
+        }
+    }
+
+    /// What the user should hear before the store is used: a password in the URL (which
+    /// `ps` shows), a password file others can read (ignored). None for a file.
+    pub fn warnings(&self) -> Vec<PostgresWarning> {
+        match self {
+            StoreLocation::File(_) => Vec::new(),
+            StoreLocation::Postgres(url) => {
+                find_password(url, &PasswordSources::from_environment()).1
+            }
         }
     }
 

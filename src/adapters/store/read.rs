@@ -41,7 +41,14 @@ impl ManagedCounts {
 impl Store {
     /// The whole state.
     pub fn load(&self) -> Result<State, StoreError> {
-        load_state(&self.connection).map_err(|e| self.error(e))
+        // One consistent view across the tables' queries, even while a writer commits.
+        let read = || {
+            let transaction = self.connection.begin_read()?;
+            let state = load_state(&transaction)?;
+            transaction.commit()?;
+            Ok(state)
+        };
+        read().map_err(|e| self.error(e))
     }
 
     /// The accounts with these anchors (those the store has).
