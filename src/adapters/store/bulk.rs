@@ -112,8 +112,21 @@ impl<R: BulkRow> Bulk<R> {
              (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP; TRUNCATE {staging}"
         ))?;
         copy_rows(connection, &staging, columns, &self.rows)?;
+        // A batch may name a key twice: one statement may not update a row twice on
+        // PostgreSQL, so each key's row is the one SQLite's statement would leave (the
+        // last for an update, the first for DO NOTHING), in the staging table's order.
+        let rows = match conflict_key(self.tail) {
+            Some(key) => {
+                let order = if self.tail.contains("DO UPDATE") { "DESC" } else { "ASC" };
+                format!(
+                    "SELECT DISTINCT ON ({key}) {columns} FROM {staging} \
+                     ORDER BY {key}, ctid {order}"
+                )
+            }
+            None => format!("SELECT {columns} FROM {staging}"),
+        };
         connection.execute_batch(&format!(
-            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} {}",
+            "INSERT INTO {table} ({columns}) {rows} {}",
             self.tail
         ))
     }
@@ -156,6 +169,13 @@ fn copy_rows<'r, R: BulkRow>(
         .copy_in(table, columns, rows.len(), &mut values)
         .unwrap_or(Ok(0))?;
     Ok(())
+}
+
+/// The key columns of an `ON CONFLICT (key) …` tail.
+fn conflict_key(tail: &str) -> Option<&str> {
+    tail.strip_prefix("ON CONFLICT (")
+        .and_then(|rest| rest.split_once(')'))
+        .map(|(key, _)| key)
 }
 
 /// The table and the column list of an `INSERT INTO table (columns) VALUES` head.
@@ -282,7 +302,30 @@ mod tests {
     }
 
     #[test]
+    fn a_key_twice_in_one_batch_ends_as_the_last_update_left_it() {
+        let (_store, database) = table();
+        let transaction = database.begin_write().unwrap();
+        let mut bulk = Bulk::with_tail(
+            "INSERT INTO t (n, s) VALUES",
+            "ON CONFLICT (n) DO UPDATE SET s = excluded.s",
+        );
+        for (n, s) in [(1, "a"), (2, "a"), (1, "b"), (1, "c")] {
+            bulk.push(&transaction, Pair(n, s)).unwrap();
+        }
+        bulk.flush(&transaction).unwrap();
+        transaction.commit().unwrap();
+        let rows = database
+            .query_map("SELECT n, s FROM t ORDER BY n", params![], |r| {
+                Ok((r.get::<i64>(0)?, r.get::<String>(1)?))
+            })
+            .unwrap();
+        assert_eq!(rows, [(1, "c".to_string()), (2, "a".to_string())]);
+    }
+
+    #[test]
     fn the_table_and_columns_of_a_head_are_read_from_it() {
+        assert_eq!(conflict_key("ON CONFLICT (kind, key) DO NOTHING"), Some("kind, key"));
+        assert_eq!(conflict_key("ON CONFLICT DO NOTHING"), None);
         assert_eq!(
             table_and_columns("INSERT INTO managed_hashes (kind, key, hash) VALUES"),
             ("managed_hashes", "kind, key, hash")

@@ -3,7 +3,7 @@
 //! one at a time (`change.rs`). On a first import the secondary indexes are built after
 //! the rows.
 
-use super::database::{params, Database, Param};
+use super::database::{params, Backend, Database, Param};
 
 use super::bulk::{self, Bulk, BulkRow};
 use super::change::{apply_change, describe, ChangeFailure};
@@ -72,6 +72,10 @@ const CHANGE_INDEXES: [(&str, &str); 2] = [
     ),
 ];
 
+/// The reference from a registration to its account on PostgreSQL, as migration 1 names
+/// it there.
+const REGISTRATION_ACCOUNT: &str = "registrations_account_fkey";
+
 /// Writes a plan's changes in an apply's transaction, in plan order, as many at a time
 /// as the caller has (see [`Store::apply_keeping`](super::open::Store::apply_keeping)).
 pub struct ChangeWriter<'t> {
@@ -97,6 +101,15 @@ impl<'t> ChangeWriter<'t> {
             .map_err(fail)?;
         if first_import {
             bulk::drop_indexes(connection, &CHANGE_INDEXES).map_err(fail)?;
+            if connection.backend() == Backend::Postgres {
+                // PostgreSQL checks a reference row by row: a first import checks it
+                // once, whole, when the constraint is added back (`finish`).
+                connection
+                    .execute_batch(&format!(
+                        "ALTER TABLE registrations DROP CONSTRAINT {REGISTRATION_ACCOUNT}"
+                    ))
+                    .map_err(fail)?;
+            }
         }
         Ok(ChangeWriter {
             connection,
@@ -140,8 +153,16 @@ impl<'t> ChangeWriter<'t> {
     /// any change was written.
     pub(super) fn finish(self) -> Result<bool, StoreError> {
         if self.indexes_dropped {
-            bulk::create_indexes(self.connection, &CHANGE_INDEXES)
-                .map_err(|e| store_error(self.location, e))?;
+            let fail = |e| store_error(self.location, e);
+            bulk::create_indexes(self.connection, &CHANGE_INDEXES).map_err(fail)?;
+            if self.connection.backend() == Backend::Postgres {
+                self.connection
+                    .execute_batch(&format!(
+                        "ALTER TABLE registrations ADD CONSTRAINT {REGISTRATION_ACCOUNT} \
+                         FOREIGN KEY (account) REFERENCES accounts (anchor)"
+                    ))
+                    .map_err(fail)?;
+            }
         }
         Ok(self.done > 0)
     }
