@@ -155,7 +155,7 @@ fn a_wrong_password_fails_clearly_without_showing_it() {
     let message = error.to_string();
     assert!(
         message.contains("password authentication failed")
-            && message.contains("PGPASSWORD")
+            && message.contains("password from PGPASSWORD")
             && message.contains(&format!("127.0.0.1:{}", shared().port())),
         "{message}"
     );
@@ -196,6 +196,28 @@ fn a_server_that_is_down_is_one_line() {
              (postgres://registrar_test@127.0.0.1:{port}/store)"
         )
     );
+}
+
+#[test]
+fn a_server_that_does_not_answer_times_out() {
+    // The kernel accepts the connection into the backlog; nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let (client, _) = connect(
+        &url(&format!(
+            "postgres://registrar_test@127.0.0.1:{port}/store?connect_timeout=1"
+        )),
+        &no_password(),
+    );
+    assert_eq!(
+        client.err().unwrap().to_string(),
+        format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}: no answer within 1 s \
+             (postgres://registrar_test@127.0.0.1:{port}/store)"
+        )
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[test]
