@@ -176,7 +176,7 @@ impl PostgresUrl {
         };
         match result {
             Attempt::Done(result) => {
-                result.map_err(|error| self.classify(&error, timeout, &origin, sources))
+                (*result).map_err(|error| self.classify(&error, timeout, &origin, sources))
             }
             Attempt::TimedOut => Err(PostgresConnectError::Timeout {
                 server: self.host_and_port(),
@@ -289,7 +289,7 @@ impl PostgresUrl {
 
 /// How a connection attempt with a deadline ended.
 enum Attempt {
-    Done(Result<postgres::Client, postgres::Error>),
+    Done(Box<Result<postgres::Client, postgres::Error>>),
     /// No connection within the deadline (libpq's `connect_timeout` covers the whole
     /// start-up, not only the TCP connect as the driver's does).
     TimedOut,
@@ -319,7 +319,7 @@ where
         return Attempt::Failed(format!("cannot start the connecting thread: {error}"));
     }
     match receiver.recv_timeout(deadline) {
-        Ok(result) => Attempt::Done(result),
+        Ok(result) => Attempt::Done(Box::new(result)),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Attempt::TimedOut,
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
             Attempt::Failed("the connection attempt ended without a result".to_string())
