@@ -53,7 +53,7 @@ fn assert_one_line_without(error: &str, secrets: &[&str]) {
 
 #[test]
 fn the_trusted_superuser_logs_in() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let (client, warnings) = connect(&url(&database.url()), &no_password());
     let (user, ssl) = current_user_and_ssl(&mut client.unwrap());
     assert_eq!(user, "registrar_test");
@@ -73,7 +73,7 @@ fn password_role_url(database: &str, params: &str) -> PostgresUrl {
 
 #[test]
 fn the_password_comes_from_pgpassword() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let sources = PasswordSources {
         pgpassword: Some(PASSWORD.to_string()),
         passfile: None,
@@ -93,7 +93,7 @@ fn write_passfile(dir: &Path, text: &str, mode: u32) -> PathBuf {
 
 #[test]
 fn the_password_comes_from_a_passfile() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "# registrar's store\nelsewhere:*:*:*:not-this-one\n127.0.0.1:{}:*:{PASSWORD_ROLE}:{PASSWORD}\n",
@@ -110,7 +110,7 @@ fn the_password_comes_from_a_passfile() {
 
 #[test]
 fn a_passfile_others_can_read_is_ignored_and_no_password_is_said_so() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let dir = tempfile::tempdir().unwrap();
     let text = format!("*:*:*:*:{PASSWORD}\n");
     let path = write_passfile(dir.path(), &text, 0o644);
@@ -141,7 +141,7 @@ fn a_passfile_others_can_read_is_ignored_and_no_password_is_said_so() {
 
 #[test]
 fn a_wrong_password_fails_clearly_without_showing_it() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let sources = PasswordSources {
         pgpassword: Some("wrong-secret-4711".to_string()),
         passfile: None,
@@ -244,7 +244,7 @@ fn a_database_that_does_not_exist_is_named() {
 
 #[test]
 fn require_refuses_a_server_without_tls() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let (client, _) = connect(
         &url(&format!("{}?sslmode=require", database.url())),
         &no_password(),

@@ -114,8 +114,18 @@ impl Cluster {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// A fresh, empty database with a name no other call in this process gets.
-    pub fn database(&self) -> Result<TestDatabase, ClusterError> {
+    /// A fresh, empty database with a name no other call in this process gets. A failure
+    /// panics with the server's own words (a test cannot go on without its database);
+    /// [`Cluster::try_database`] returns it instead.
+    pub fn database(&self) -> TestDatabase {
+        match self.try_database() {
+            Ok(database) => database,
+            Err(error) => panic!("cannot create a test database: {error}"),
+        }
+    }
+
+    /// [`Cluster::database`], returning the failure.
+    pub fn try_database(&self) -> Result<TestDatabase, ClusterError> {
         let number = DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("test_{}_{number}", std::process::id());
         let mut client = superuser_client(self.port, "postgres")?;
