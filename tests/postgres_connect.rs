@@ -55,13 +55,27 @@ fn assert_one_line_without(error: &str, secrets: &[&str]) {
 fn the_trusted_superuser_logs_in() {
     let database = shared().database();
     let (client, warnings) = connect(&url(&database.url()), &no_password());
-    let (user, ssl) = current_user_and_ssl(&mut client.unwrap());
+    let mut client = client.unwrap();
+    let (user, ssl) = current_user_and_ssl(&mut client);
     assert_eq!(user, "registrar_test");
     assert!(
         !ssl,
         "the shared cluster has no TLS: prefer falls back to plain"
     );
     assert!(warnings.is_empty(), "{warnings:?}");
+    let application_name = |client: &mut postgres::Client| -> String {
+        client
+            .query_one("SELECT current_setting('application_name')", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(application_name(&mut client), "registrar");
+    let named = url(&format!(
+        "{}?application_name=registrar%20run",
+        database.url()
+    ));
+    let mut client = connect(&named, &no_password()).0.unwrap();
+    assert_eq!(application_name(&mut client), "registrar run");
 }
 
 fn password_role_url(database: &str, params: &str) -> PostgresUrl {

@@ -339,6 +339,31 @@ fn io_kind(error: &postgres::Error) -> Option<std::io::ErrorKind> {
     None
 }
 
+/// What the server or the TLS library said, made inert for a one-line message (as the
+/// directory's values are): whitespace runs as one space, invisible characters escaped,
+/// cut after `QUOTE_CHARS` characters.
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let printable = registrar_core::quote::printable(&joined);
+    match printable
+        .char_indices()
+        .nth(registrar_core::quote::QUOTE_CHARS)
+    {
+        Some((cut, _)) => format!("{}…", &printable[..cut]),
+        None => printable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn what_the_server_says_is_one_inert_line() {
+        assert_eq!(one_line("FATAL:\n  no\tway\n"), "FATAL: no way");
+        assert_eq!(one_line("bell\u{7}\u{202e}"), "bell\\u{7}\\u{202e}");
+        let long = one_line(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), registrar_core::quote::QUOTE_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
 }
