@@ -53,15 +53,29 @@ fn assert_one_line_without(error: &str, secrets: &[&str]) {
 
 #[test]
 fn the_trusted_superuser_logs_in() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let (client, warnings) = connect(&url(&database.url()), &no_password());
-    let (user, ssl) = current_user_and_ssl(&mut client.unwrap());
+    let mut client = client.unwrap();
+    let (user, ssl) = current_user_and_ssl(&mut client);
     assert_eq!(user, "registrar_test");
     assert!(
         !ssl,
         "the shared cluster has no TLS: prefer falls back to plain"
     );
     assert!(warnings.is_empty(), "{warnings:?}");
+    let application_name = |client: &mut postgres::Client| -> String {
+        client
+            .query_one("SELECT current_setting('application_name')", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(application_name(&mut client), "registrar");
+    let named = url(&format!(
+        "{}?application_name=registrar%20run",
+        database.url()
+    ));
+    let mut client = connect(&named, &no_password()).0.unwrap();
+    assert_eq!(application_name(&mut client), "registrar run");
 }
 
 fn password_role_url(database: &str, params: &str) -> PostgresUrl {
@@ -73,7 +87,7 @@ fn password_role_url(database: &str, params: &str) -> PostgresUrl {
 
 #[test]
 fn the_password_comes_from_pgpassword() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let sources = PasswordSources {
         pgpassword: Some(PASSWORD.to_string()),
         passfile: None,
@@ -93,7 +107,7 @@ fn write_passfile(dir: &Path, text: &str, mode: u32) -> PathBuf {
 
 #[test]
 fn the_password_comes_from_a_passfile() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "# registrar's store\nelsewhere:*:*:*:not-this-one\n127.0.0.1:{}:*:{PASSWORD_ROLE}:{PASSWORD}\n",
@@ -110,7 +124,7 @@ fn the_password_comes_from_a_passfile() {
 
 #[test]
 fn a_passfile_others_can_read_is_ignored_and_no_password_is_said_so() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let dir = tempfile::tempdir().unwrap();
     let text = format!("*:*:*:*:{PASSWORD}\n");
     let path = write_passfile(dir.path(), &text, 0o644);
@@ -141,7 +155,7 @@ fn a_passfile_others_can_read_is_ignored_and_no_password_is_said_so() {
 
 #[test]
 fn a_wrong_password_fails_clearly_without_showing_it() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let sources = PasswordSources {
         pgpassword: Some("wrong-secret-4711".to_string()),
         passfile: None,
@@ -155,7 +169,7 @@ fn a_wrong_password_fails_clearly_without_showing_it() {
     let message = error.to_string();
     assert!(
         message.contains("password authentication failed")
-            && message.contains("PGPASSWORD")
+            && message.contains("password from PGPASSWORD")
             && message.contains(&format!("127.0.0.1:{}", shared().port())),
         "{message}"
     );
@@ -199,6 +213,28 @@ fn a_server_that_is_down_is_one_line() {
 }
 
 #[test]
+fn a_server_that_does_not_answer_times_out() {
+    // The kernel accepts the connection into the backlog; nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let (client, _) = connect(
+        &url(&format!(
+            "postgres://registrar_test@127.0.0.1:{port}/store?connect_timeout=1"
+        )),
+        &no_password(),
+    );
+    assert_eq!(
+        client.err().unwrap().to_string(),
+        format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}: no answer within 1 s \
+             (postgres://registrar_test@127.0.0.1:{port}/store)"
+        )
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
 fn a_database_that_does_not_exist_is_named() {
     let (client, _) = connect(
         &url(&format!(
@@ -222,7 +258,7 @@ fn a_database_that_does_not_exist_is_named() {
 
 #[test]
 fn require_refuses_a_server_without_tls() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let (client, _) = connect(
         &url(&format!("{}?sslmode=require", database.url())),
         &no_password(),

@@ -121,8 +121,18 @@ impl Cluster {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// A fresh, empty database with a name no other call in this process gets.
-    pub fn database(&self) -> Result<TestDatabase, ClusterError> {
+    /// A fresh, empty database with a name no other call in this process gets. A failure
+    /// panics with the server's own words (a test cannot go on without its database);
+    /// [`Cluster::try_database`] returns it instead.
+    pub fn database(&self) -> TestDatabase {
+        match self.try_database() {
+            Ok(database) => database,
+            Err(error) => panic!("cannot create a test database: {error}"),
+        }
+    }
+
+    /// [`Cluster::database`], returning the failure.
+    pub fn try_database(&self) -> Result<TestDatabase, ClusterError> {
         let number = DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("test_{}_{number}", std::process::id());
         let mut client = superuser_client(self.port, "postgres")?;
@@ -165,16 +175,16 @@ impl Cluster {
         cluster.give_to_server_user(&cluster.root.clone())?;
         cluster.initdb()?;
         cluster.configure(tls)?;
+        // A free port can be taken between our probe and the server's bind: try another.
         let mut attempts = 0;
         loop {
             cluster.port = free_loopback_port()?;
             cluster.write_port()?;
+            // The log of this attempt alone says whether the port was taken.
+            let _ = fs::remove_file(cluster.log_file());
             match cluster.pg_ctl_start() {
                 Ok(()) => break,
-                Err(error) if attempts < 5 && cluster.port_was_taken() => {
-                    attempts += 1;
-                    let _ = error;
-                }
+                Err(_) if attempts < 5 && cluster.port_was_taken() => attempts += 1,
                 Err(error) => return Err(error),
             }
         }
@@ -514,5 +524,30 @@ fn io_error(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error
         what,
         path: path.into(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_command_says_which_and_what_it_printed_on_one_line() {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "echo 'initdb: error: cannot create' >&2; echo '  data dir' >&2; exit 3",
+        ]);
+        let error = run(command, "initdb").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "initdb failed (exit status: 3): initdb: error: cannot create data dir"
+        );
+    }
+
+    #[test]
+    fn the_server_binaries_are_found() {
+        let bin = server_bin_dir().unwrap();
+        assert!(bin.join("initdb").is_file() && bin.join("pg_ctl").is_file());
     }
 }

@@ -4,7 +4,7 @@
 use throwaway_postgres::{shared, Cluster, PASSWORD, PASSWORD_ROLE};
 
 fn database_exists(name: &str) -> bool {
-    let admin = shared().database().unwrap();
+    let admin = shared().database();
     let mut client = admin.client().unwrap();
     let row = client
         .query_one(
@@ -17,7 +17,7 @@ fn database_exists(name: &str) -> bool {
 
 #[test]
 fn the_shared_cluster_answers_on_loopback() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     assert!(database.url().starts_with(&format!(
         "postgres://registrar_test@127.0.0.1:{}/",
         shared().port()
@@ -31,8 +31,8 @@ fn the_shared_cluster_answers_on_loopback() {
 
 #[test]
 fn two_databases_are_distinct_and_dropped() {
-    let first = shared().database().unwrap();
-    let second = shared().database().unwrap();
+    let first = shared().database();
+    let second = shared().database();
     assert_ne!(first.name(), second.name());
     first
         .client()
@@ -60,7 +60,7 @@ fn two_databases_are_distinct_and_dropped() {
 
 #[test]
 fn the_password_role_needs_its_password() {
-    let database = shared().database().unwrap();
+    let database = shared().database();
     let mut config = postgres::Config::new();
     config
         .host("127.0.0.1")
@@ -76,7 +76,7 @@ fn the_password_role_needs_its_password() {
 fn a_restart_keeps_the_data_and_a_stopped_cluster_refuses() {
     let cluster = Cluster::start().unwrap();
     let port = cluster.port();
-    let database = cluster.database().unwrap();
+    let database = cluster.database();
     database
         .client()
         .unwrap()

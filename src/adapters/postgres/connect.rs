@@ -43,10 +43,7 @@ pub enum PostgresConnectError {
         reason: String,
         url: String,
     },
-    #[error(
-        "PostgreSQL at {server} refused role \"{user}\": {reason} \
-         (password from {origin}) ({url})"
-    )]
+    #[error("PostgreSQL at {server} refused role \"{user}\": {reason}; {origin} ({url})")]
     AuthenticationFailed {
         server: String,
         user: String,
@@ -56,7 +53,7 @@ pub enum PostgresConnectError {
     },
     #[error(
         "PostgreSQL at {server} asks a password for role \"{user}\": none in PGPASSWORD or \
-         the password file {passfile} ({url})"
+         {passfile} ({url})"
     )]
     NoPassword {
         server: String,
@@ -150,7 +147,7 @@ impl PostgresUrl {
         let result = match plan {
             TlsPlan::Plain => {
                 config.ssl_mode(postgres::config::SslMode::Disable);
-                config.connect(postgres::NoTls)
+                connect_within(config, postgres::NoTls, timeout)
             }
             TlsPlan::Tls {
                 config: tls_config,
@@ -162,16 +159,36 @@ impl PostgresUrl {
                 } else {
                     postgres::config::SslMode::Prefer
                 });
-                config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(*tls_config))
+                connect_within(
+                    config,
+                    tokio_postgres_rustls::MakeRustlsConnect::new(*tls_config),
+                    timeout,
+                )
             }
         };
         let origin = match password.as_ref().map(|p| p.origin()) {
-            None => "nowhere".to_string(),
-            Some(PasswordOrigin::Url) => "the URL".to_string(),
-            Some(PasswordOrigin::Pgpassword) => "PGPASSWORD".to_string(),
-            Some(PasswordOrigin::Passfile(path)) => path.display().to_string(),
+            None => "no password given".to_string(),
+            Some(PasswordOrigin::Url) => "password from the URL".to_string(),
+            Some(PasswordOrigin::Pgpassword) => "password from PGPASSWORD".to_string(),
+            Some(PasswordOrigin::Passfile(path)) => {
+                format!("password from the password file {}", path.display())
+            }
         };
-        result.map_err(|error| self.classify(&error, timeout, &origin, sources))
+        match result {
+            Attempt::Done(result) => {
+                (*result).map_err(|error| self.classify(&error, timeout, &origin, sources))
+            }
+            Attempt::TimedOut => Err(PostgresConnectError::Timeout {
+                server: self.host_and_port(),
+                seconds: timeout.as_secs(),
+                url: self.to_string(),
+            }),
+            Attempt::Failed(reason) => Err(PostgresConnectError::Unreachable {
+                server: self.host_and_port(),
+                reason,
+                url: self.to_string(),
+            }),
+        }
     }
 
     /// The one-line error for a failed connection attempt.
@@ -222,8 +239,10 @@ impl PostgresUrl {
                 passfile: sources
                     .passfile
                     .as_ref()
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_else(|| "(none)".to_string()),
+                    .map(|path| format!("the password file {}", path.display()))
+                    .unwrap_or_else(|| {
+                        "a password file (neither PGPASSFILE nor HOME is set)".to_string()
+                    }),
                 url,
             };
         }
@@ -268,6 +287,46 @@ impl PostgresUrl {
     }
 }
 
+/// How a connection attempt with a deadline ended.
+enum Attempt {
+    Done(Box<Result<postgres::Client, postgres::Error>>),
+    /// No connection within the deadline (libpq's `connect_timeout` covers the whole
+    /// start-up, not only the TCP connect as the driver's does).
+    TimedOut,
+    /// The attempt could not run (no thread) or ended without a result.
+    Failed(String),
+}
+
+/// `config.connect(tls)` on a thread of its own, waited for until `deadline`: a server
+/// that accepts the TCP connection but never answers the start-up cannot hang the caller.
+/// A thread left behind ends when the driver's socket fails (the keepalives notice a dead
+/// peer) or the server answers.
+fn connect_within<T>(config: postgres::Config, tls: T, deadline: Duration) -> Attempt
+where
+    T: postgres::tls::MakeTlsConnect<postgres::Socket> + 'static + Send,
+    T::TlsConnect: Send,
+    T::Stream: Send,
+    <T::TlsConnect as postgres::tls::TlsConnect<postgres::Socket>>::Future: Send,
+{
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("postgres-connect".to_string())
+        .spawn(move || {
+            // The receiver is gone only after the deadline: the late result is dropped.
+            let _ = sender.send(config.connect(tls));
+        });
+    if let Err(error) = spawned {
+        return Attempt::Failed(format!("cannot start the connecting thread: {error}"));
+    }
+    match receiver.recv_timeout(deadline) {
+        Ok(result) => Attempt::Done(Box::new(result)),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Attempt::TimedOut,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Attempt::Failed("the connection attempt ended without a result".to_string())
+        }
+    }
+}
+
 /// The kind of the first `io::Error` in the error's chain of sources.
 fn io_kind(error: &postgres::Error) -> Option<std::io::ErrorKind> {
     let mut source = std::error::Error::source(error);
@@ -280,6 +339,31 @@ fn io_kind(error: &postgres::Error) -> Option<std::io::ErrorKind> {
     None
 }
 
+/// What the server or the TLS library said, made inert for a one-line message (as the
+/// directory's values are): whitespace runs as one space, invisible characters escaped,
+/// cut after `QUOTE_CHARS` characters.
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let printable = registrar_core::quote::printable(&joined);
+    match printable
+        .char_indices()
+        .nth(registrar_core::quote::QUOTE_CHARS)
+    {
+        Some((cut, _)) => format!("{}…", &printable[..cut]),
+        None => printable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn what_the_server_says_is_one_inert_line() {
+        assert_eq!(one_line("FATAL:\n  no\tway\n"), "FATAL: no way");
+        assert_eq!(one_line("bell\u{7}\u{202e}"), "bell\\u{7}\\u{202e}");
+        let long = one_line(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), registrar_core::quote::QUOTE_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
 }

@@ -270,7 +270,10 @@ impl fmt::Display for PostgresUrl {
         write!(
             f,
             "postgres://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
+            encode(&self.user),
+            self.host,
+            self.port,
+            encode(&self.database)
         )
     }
 }
@@ -330,6 +333,20 @@ fn parse_host_port(text: &str) -> Result<(PostgresHost, u16), PostgresUrlError> 
             .ok_or_else(|| PostgresUrlError::BadPort(port.to_string()))?,
     };
     Ok((host, port))
+}
+
+/// Percent-encodes every byte of `text` but the unreserved ones (RFC 3986), so the
+/// redacted URL reads back as the same user and database.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Percent-decodes `text` (UTF-8), naming `part` of the URL on error.
@@ -398,7 +415,7 @@ mod tests {
         assert_eq!(url.application_name(), Some("registrar run"));
         assert_eq!(
             url.to_string(),
-            "postgres://reg@corp@10.0.0.7:6543/im store"
+            "postgres://reg%40corp@10.0.0.7:6543/im%20store"
         );
     }
 
@@ -505,6 +522,23 @@ mod tests {
         assert!(!is_postgres_url("/var/lib/registrar/state.db"));
         assert!(!is_postgres_url("postgres:/x"));
         assert!(!is_postgres_url("é"));
+    }
+
+    #[test]
+    fn the_redacted_url_reads_back_as_the_same_server() {
+        for text in [
+            "postgres://r%C3%A9g%3Aa@db/%2Fodd%3Fname?sslmode=require",
+            "postgres://u:pw@[::1]:6000/d",
+            "postgresql://u@h",
+        ] {
+            let url = parse(text);
+            let again = parse(&url.to_string());
+            assert_eq!(again.user(), url.user());
+            assert_eq!(again.host(), url.host());
+            assert_eq!(again.port(), url.port());
+            assert_eq!(again.database(), url.database());
+            assert!(!again.password_in_url());
+        }
     }
 
     #[test]
