@@ -14,7 +14,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let database = match cluster.database() {
+    let database = match cluster.try_database() {
         Ok(database) => database,
         Err(error) => {
             eprintln!("error: {error}");

@@ -48,11 +48,7 @@ impl TestStore {
         let dir = tempfile::tempdir().expect("a temp dir for the test store");
         let database = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(
-                crate::shared()
-                    .database()
-                    .unwrap_or_else(|error| panic!("a test database: {error}")),
-            ),
+            Backend::Postgres => Some(crate::shared().database()),
         };
         TestStore { dir, database }
     }
