@@ -1,10 +1,10 @@
 //! Bulk writes: the rows an apply adds by the million (accounts, registrations, their
 //! hashes, kept entries and their footprints) go in batches instead of one statement
 //! each. On SQLite a batch is one multi-row INSERT of [`BATCH`] rows, through one cached
-//! prepared statement per batch size. On PostgreSQL a batch is [`COPY_BATCH`] rows sent
-//! with `COPY`, straight into the table, or, for an insert that settles conflicts (an
-//! `ON CONFLICT` tail), into a temporary table of the same shape first and then inserted
-//! from it with that tail.
+//! prepared statement per batch size. On PostgreSQL a batch is up to [`COPY_BATCH`] rows
+//! sent with `COPY`, or, for an insert that settles conflicts (an `ON CONFLICT` tail),
+//! one `INSERT … SELECT … FROM unnest(…)` of the batch's values as one array per column,
+//! with that tail.
 //!
 //! A first import into empty tables also builds their secondary indexes after its rows
 //! ([`drop_indexes`], then [`create_indexes`]): one sort each instead of an insert per
@@ -99,36 +99,18 @@ impl<R: BulkRow> Bulk<R> {
         Ok(())
     }
 
-    /// The waiting rows sent with `COPY` (PostgreSQL): into the table, or with a tail,
-    /// into a temporary table like it, then inserted from there with the tail.
+    /// The waiting rows written on PostgreSQL: with `COPY`, or with a tail, in one
+    /// statement of arrays (`COPY` cannot settle a conflict).
     fn copy(&self, connection: &Database) -> SqlResult<()> {
         let (table, columns) = table_and_columns(self.head);
         if self.tail.is_empty() {
             return copy_rows(connection, table, columns, &self.rows);
         }
-        let staging = format!("registrar_bulk_{table}");
-        connection.execute_batch(&format!(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS {staging} \
-             (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP; TRUNCATE {staging}"
-        ))?;
-        copy_rows(connection, &staging, columns, &self.rows)?;
         // A batch may name a key twice: one statement may not update a row twice on
         // PostgreSQL, so each key's row is the one SQLite's statement would leave (the
-        // last for an update, the first for DO NOTHING), in the staging table's order.
-        let rows = match conflict_key(self.tail) {
-            Some(key) => {
-                let order = if self.tail.contains("DO UPDATE") { "DESC" } else { "ASC" };
-                format!(
-                    "SELECT DISTINCT ON ({key}) {columns} FROM {staging} \
-                     ORDER BY {key}, ctid {order}"
-                )
-            }
-            None => format!("SELECT {columns} FROM {staging}"),
-        };
-        connection.execute_batch(&format!(
-            "INSERT INTO {table} ({columns}) {rows} {}",
-            self.tail
-        ))
+        // last for an update, the first for DO NOTHING).
+        let distinct = conflict_key(self.tail).map(|key| (key, self.tail.contains("DO UPDATE")));
+        insert_rows(connection, table, columns, &self.rows, distinct, self.tail)
     }
 
     /// The waiting rows, taken out (after a failed flush, to write them one by one).
@@ -169,6 +151,21 @@ fn copy_rows<'r, R: BulkRow>(
         .copy_in(table, columns, rows.len(), &mut values)
         .unwrap_or(Ok(0))?;
     Ok(())
+}
+
+/// `rows` inserted into `table`'s `columns` in one statement, then `tail`.
+fn insert_rows<'r, R: BulkRow>(
+    connection: &Database,
+    table: &str,
+    columns: &str,
+    rows: &'r [R],
+    distinct: Option<(&str, bool)>,
+    tail: &str,
+) -> SqlResult<()> {
+    let mut values = |index: usize, out: &mut Vec<Param<'r>>| rows[index].values(out);
+    connection
+        .insert_arrays(table, columns, rows.len(), &mut values, distinct, tail)
+        .unwrap_or(Ok(()))
 }
 
 /// The key columns of an `ON CONFLICT (key) …` tail.
@@ -324,7 +321,10 @@ mod tests {
 
     #[test]
     fn the_table_and_columns_of_a_head_are_read_from_it() {
-        assert_eq!(conflict_key("ON CONFLICT (kind, key) DO NOTHING"), Some("kind, key"));
+        assert_eq!(
+            conflict_key("ON CONFLICT (kind, key) DO NOTHING"),
+            Some("kind, key")
+        );
         assert_eq!(conflict_key("ON CONFLICT DO NOTHING"), None);
         assert_eq!(
             table_and_columns("INSERT INTO managed_hashes (kind, key, hash) VALUES"),

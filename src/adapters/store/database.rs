@@ -665,6 +665,91 @@ impl Database {
         }
     }
 
+    /// The types `table` keeps `columns` (a comma-separated list) as, on PostgreSQL.
+    fn column_types(&self, table: &str, columns: &str) -> SqlResult<Vec<Type>> {
+        // The statement's result columns are the table's, typed as it keeps them.
+        match &self
+            .prepare(&format!("SELECT {columns} FROM {table} LIMIT 0"))?
+            .statement
+        {
+            StatementOf::Postgres { statement, .. } => Ok(statement
+                .columns()
+                .iter()
+                .map(|c| c.type_().clone())
+                .collect()),
+            StatementOf::Sqlite(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Inserts `rows` rows into `table`'s `columns` with one statement on PostgreSQL,
+    /// each column's values sent as one array (`unnest`), then `tail` (an `ON CONFLICT`
+    /// clause). With `distinct`, `(key, keep_last)`, one row per key goes in: the last
+    /// of the rows with that key, or the first, as SQLite's one multi-row statement
+    /// would leave it. `None` on SQLite.
+    pub fn insert_arrays<'v>(
+        &self,
+        table: &str,
+        columns: &str,
+        rows: usize,
+        values: &mut dyn FnMut(usize, &mut Vec<Param<'v>>),
+        distinct: Option<(&str, bool)>,
+        tail: &str,
+    ) -> Option<SqlResult<()>> {
+        if self.backend() != Backend::Postgres {
+            return None;
+        }
+        let mut insert = || -> SqlResult<()> {
+            let types = self.column_types(table, columns)?;
+            let width = types.len();
+            let mut all = Vec::with_capacity(rows * width);
+            for index in 0..rows {
+                values(index, &mut all);
+            }
+            let arrays: Vec<ColumnArray<'_>> = (0..width)
+                .map(|column| {
+                    ColumnArray::of(&types[column], all.iter().skip(column).step_by(width))
+                })
+                .collect::<SqlResult<_>>()?;
+            let unnest: Vec<String> = arrays
+                .iter()
+                .enumerate()
+                .map(|(index, array)| format!("${}::{}[]", index + 1, array.element_type()))
+                .collect();
+            let (select, order) = match distinct {
+                Some((key, keep_last)) => (
+                    format!("DISTINCT ON ({key}) {columns}"),
+                    format!(
+                        "ORDER BY {key}, registrar_position {}",
+                        if keep_last { "DESC" } else { "ASC" }
+                    ),
+                ),
+                None => (columns.to_string(), String::new()),
+            };
+            let sql = format!(
+                "INSERT INTO {table} ({columns}) SELECT {select} FROM unnest({}) \
+                 WITH ORDINALITY AS registrar_rows ({columns}, registrar_position) {order} {tail}",
+                unnest.join(", ")
+            );
+            let Connection::Postgres(cell) = &self.connection else {
+                unreachable!("checked: a PostgreSQL session");
+            };
+            let mut session = session(cell)?;
+            let statement = match session.statements.get(&sql) {
+                Some(statement) => statement.clone(),
+                None => {
+                    let statement = session.client.prepare(&sql)?;
+                    session.statements.insert(sql, statement.clone());
+                    statement
+                }
+            };
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+            session.client.execute(&statement, &refs)?;
+            Ok(())
+        };
+        Some(insert())
+    }
+
     /// Copies rows into `table`'s `columns` (a comma-separated list) with PostgreSQL's
     /// `COPY … FROM STDIN (FORMAT binary)`: `values` gives each row's values in column
     /// order, `rows` of them. The column types are the table's own. `None` on SQLite,
@@ -680,18 +765,7 @@ impl Database {
             return None;
         }
         let mut copy = || -> SqlResult<u64> {
-            // The statement's result columns are the table's, typed as it keeps them.
-            let types: Vec<Type> = match &self
-                .prepare(&format!("SELECT {columns} FROM {table} LIMIT 0"))?
-                .statement
-            {
-                StatementOf::Postgres { statement, .. } => statement
-                    .columns()
-                    .iter()
-                    .map(|c| c.type_().clone())
-                    .collect(),
-                StatementOf::Sqlite(_) => unreachable!("checked: a PostgreSQL session"),
-            };
+            let types = self.column_types(table, columns)?;
             let Connection::Postgres(cell) = &self.connection else {
                 unreachable!("checked: a PostgreSQL session");
             };
@@ -712,6 +786,84 @@ impl Database {
         };
         Some(copy())
     }
+}
+
+/// One column's values of a batch, as the PostgreSQL array `unnest` reads.
+#[derive(Debug)]
+enum ColumnArray<'p> {
+    Integer(Vec<Option<i64>>),
+    Text(Vec<Option<&'p str>>),
+    Bytes(Vec<Option<&'p [u8]>>),
+}
+
+impl<'p> ColumnArray<'p> {
+    /// The values of a column of type `ty`.
+    fn of(ty: &Type, values: impl Iterator<Item = &'p Param<'p>>) -> SqlResult<Self> {
+        let mismatch = |value: &Param<'_>| {
+            SqlError::conversion(
+                0,
+                ColumnProblem(format!("{value:?} is not a value of type {ty}")),
+            )
+        };
+        Ok(match *ty {
+            Type::INT2 | Type::INT4 | Type::INT8 | Type::BOOL => ColumnArray::Integer(
+                values
+                    .map(|value| match value {
+                        Param::Null => Ok(None),
+                        Param::Integer(n) => Ok(Some(*n)),
+                        other => Err(mismatch(other)),
+                    })
+                    .collect::<SqlResult<_>>()?,
+            ),
+            Type::BYTEA => ColumnArray::Bytes(
+                values
+                    .map(|value| match value {
+                        Param::Null => Ok(None),
+                        Param::Bytes(bytes) => Ok(Some(&**bytes)),
+                        other => Err(mismatch(other)),
+                    })
+                    .collect::<SqlResult<_>>()?,
+            ),
+            _ => ColumnArray::Text(
+                values
+                    .map(|value| match value {
+                        Param::Null => Ok(None),
+                        Param::Text(text) => Ok(Some(&**text)),
+                        other => Err(mismatch(other)),
+                    })
+                    .collect::<SqlResult<_>>()?,
+            ),
+        })
+    }
+
+    /// The array's element type, as SQL names it.
+    fn element_type(&self) -> &'static str {
+        match self {
+            ColumnArray::Integer(_) => "int8",
+            ColumnArray::Text(_) => "text",
+            ColumnArray::Bytes(_) => "bytea",
+        }
+    }
+}
+
+impl ToSql for ColumnArray<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            ColumnArray::Integer(values) => values.to_sql(ty, out),
+            ColumnArray::Text(values) => values.to_sql(ty, out),
+            ColumnArray::Bytes(values) => values.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
 }
 
 /// A prepared statement of a [`Database`].
