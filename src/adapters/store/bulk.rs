@@ -221,11 +221,7 @@ mod tests {
 
     /// A database of the run's backend with an empty table `t`, and what keeps it.
     fn table() -> (TestStore, Database) {
-        let test_store = TestStore::fresh();
-        let database = match test_store.database() {
-            Some(database) => Database::postgres(database.client().unwrap()),
-            None => Database::sqlite(rusqlite::Connection::open(test_store.file()).unwrap()),
-        };
+        let (test_store, database) = crate::adapters::store::test_support::fresh_database();
         database
             .execute_batch("CREATE TABLE t (n BIGINT PRIMARY KEY, s TEXT NOT NULL)")
             .unwrap();

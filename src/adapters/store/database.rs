@@ -1094,11 +1094,26 @@ mod tests {
         );
     }
 
+    fn fresh() -> (throwaway_postgres::TestStore, Database) {
+        crate::adapters::store::test_support::fresh_database()
+    }
+
     #[test]
-    fn sqlite_rows_read_as_the_column_types() {
-        let database = Database::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+    fn rows_read_as_the_column_types() {
+        let (_store, database) = fresh();
         database
-            .execute_batch("CREATE TABLE t (n INTEGER, s TEXT, b BLOB)")
+            .execute_batch(
+                "CREATE TABLE t (n BIGINT, s TEXT, b BYTEA)"
+                    .replace(
+                        "BYTEA",
+                        if database.backend() == Backend::Sqlite {
+                            "BLOB"
+                        } else {
+                            "BYTEA"
+                        },
+                    )
+                    .as_str(),
+            )
             .unwrap();
         database
             .execute(
@@ -1126,6 +1141,11 @@ mod tests {
                 (None, None, None)
             ]
         );
+        // A count is an integer on both, whatever width the server gives it.
+        let count: i64 = database
+            .query_row("SELECT COUNT(*) FROM t", params![], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 2);
         let missing = database
             .query_row("SELECT n FROM t WHERE n = 8", params![], |row| {
                 row.get::<i64>(0)
@@ -1146,10 +1166,8 @@ mod tests {
 
     #[test]
     fn a_dropped_transaction_is_rolled_back_and_a_committed_one_kept() {
-        let database = Database::sqlite(rusqlite::Connection::open_in_memory().unwrap());
-        database
-            .execute_batch("CREATE TABLE t (n INTEGER)")
-            .unwrap();
+        let (_store, database) = fresh();
+        database.execute_batch("CREATE TABLE t (n BIGINT)").unwrap();
         {
             let transaction = database.begin_write().unwrap();
             transaction
@@ -1169,9 +1187,9 @@ mod tests {
 
     #[test]
     fn a_failed_savepoint_undoes_only_its_own_writes() {
-        let database = Database::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        let (_store, database) = fresh();
         database
-            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute_batch("CREATE TABLE t (n BIGINT PRIMARY KEY)")
             .unwrap();
         let transaction = database.begin_write().unwrap();
         transaction
@@ -1187,5 +1205,29 @@ mod tests {
             .query_map("SELECT n FROM t", params![], |row| row.get::<i64>(0))
             .unwrap();
         assert_eq!(all, [1]);
+    }
+
+    #[test]
+    fn a_second_writer_waits_then_is_told_the_store_is_busy() {
+        let (store, first) = fresh();
+        first.execute_batch("CREATE TABLE t (n BIGINT)").unwrap();
+        let second = match store.database() {
+            Some(database) => Database::postgres(database.client().unwrap()),
+            None => {
+                let connection = rusqlite::Connection::open(store.file()).unwrap();
+                connection
+                    .busy_timeout(std::time::Duration::from_millis(200))
+                    .unwrap();
+                Database::sqlite(connection)
+            }
+        };
+        if second.backend() == Backend::Postgres {
+            second.execute_batch("SET lock_timeout = '200ms'").unwrap();
+        }
+        let holding = first.begin_write().unwrap();
+        let error = second.begin_write().map(|_| ()).unwrap_err();
+        assert!(error.is_busy(), "{error}");
+        holding.commit().unwrap();
+        second.begin_write().unwrap().commit().unwrap();
     }
 }

@@ -6,6 +6,7 @@
 use registrar_core::state::RegistrationSource;
 use throwaway_postgres::{Backend, TestStore};
 
+use super::database::Database;
 use super::history::RunRecord;
 use super::location::StoreLocation;
 use super::open::Store;
@@ -16,6 +17,16 @@ pub(crate) fn fresh_store() -> (TestStore, Store) {
     let test_store = TestStore::fresh();
     let store = Store::open(location(&test_store)).unwrap();
     (test_store, store)
+}
+
+/// An empty database (no store schema) on the backend of this run, and what keeps it.
+pub(crate) fn fresh_database() -> (TestStore, Database) {
+    let test_store = TestStore::fresh();
+    let database = match test_store.database() {
+        Some(database) => Database::postgres(database.client().unwrap()),
+        None => Database::sqlite(rusqlite::Connection::open(test_store.file()).unwrap()),
+    };
+    (test_store, database)
 }
 
 /// Where `test_store` is, as the store takes it.
