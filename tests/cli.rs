@@ -590,8 +590,10 @@ fn a_second_apply_while_one_holds_the_store_fails_clearly() {
         .code(),
         Some(0)
     );
-    let holder = WriterLockHolder::hold(&ws.store);
+    // (Read before holding: on SQLite, a file this process opens and closes would drop
+    // the holder's POSIX locks.)
     let before = ws.fingerprint();
+    let holder = WriterLockHolder::hold(&ws.store);
     let started = std::time::Instant::now();
     let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(&output, &["locked", "try again"]);

@@ -27,7 +27,7 @@ use registrar::render::Color;
 
 mod common;
 
-use common::store::{self, TestStore};
+use common::store::{self, Backend, TestStore};
 
 const CONFIG: &str = r#"
 sources:
@@ -380,8 +380,17 @@ fn change_file(dir: &Path, step: usize) -> PathBuf {
     dir.join(format!("config/changes/{step:04}.ldif"))
 }
 
+/// 40 generated histories on SQLite; 16 on PostgreSQL, where each case's three fresh
+/// databases and its applies cost several times more (`ci/test` runs both).
+fn cases() -> u32 {
+    match Backend::of_this_run() {
+        Backend::Sqlite => 40,
+        Backend::Postgres => 16,
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn full_and_delta_import_give_the_same_plan_and_store(

@@ -160,7 +160,9 @@ pub fn remove(store: &TestStore) {
 
 /// Another session holding the store's writer lock, as a second writer would, until
 /// [`WriterLockHolder::release`]: on SQLite an open `BEGIN IMMEDIATE` transaction; on
-/// PostgreSQL a transaction holding the advisory lock [`WRITER_LOCK`].
+/// PostgreSQL a transaction holding the advisory lock [`WRITER_LOCK`]. While it holds,
+/// nothing else in the test process may open and close the SQLite file (closing any
+/// descriptor of it drops the process's POSIX locks, the holder's too).
 pub enum WriterLockHolder {
     Sqlite(rusqlite::Connection),
     Postgres(postgres::Client),
