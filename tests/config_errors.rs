@@ -22,7 +22,7 @@ fn validate(files: &[(&str, &[u8])]) -> (Option<i32>, String, String) {
         std::fs::write(config.join(name), text).unwrap();
     }
     let state = TestStore::fresh();
-    let output = registrar(&config, state.argument())
+    let output = registrar(&config, &state.argument())
         .arg("validate")
         .output()
         .unwrap();

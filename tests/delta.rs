@@ -108,7 +108,7 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        registrar(&self.path("config"), self.store.argument())
+        registrar(&self.path("config"), &self.store.argument())
             .args(args)
             .output()
             .unwrap()
@@ -404,7 +404,7 @@ fn a_delta_plan_is_made_by_region_only_while_the_store_is_what_the_last_apply_le
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stderr(&output), "");
     assert_eq!(stdout(&output), full);
-    let relative = registrar(&PathBuf::from("config"), ws.store.argument())
+    let relative = registrar(&PathBuf::from("config"), &ws.store.argument())
         .current_dir(ws.dir.path())
         .args(["plan", "--mode", "delta"])
         .output()

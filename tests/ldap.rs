@@ -82,7 +82,7 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut command = registrar(&self.config(), self.store.argument());
+        let mut command = registrar(&self.config(), &self.store.argument());
         command.args(args);
         match &self.password {
             Some(password) => command.env(PASSWORD_ENV, password),

@@ -52,7 +52,7 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        registrar(&self.path("config"), self.store.argument())
+        registrar(&self.path("config"), &self.store.argument())
             .args(args)
             .output()
             .unwrap()

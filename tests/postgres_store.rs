@@ -66,7 +66,7 @@ policy:
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = registrar(&self.config(), self.database.url());
+        let mut command = registrar(&self.config(), &self.database.url());
         command.args(args);
         command
     }

@@ -61,7 +61,7 @@ impl Plain {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        registrar(&self.config(), self.store.argument())
+        registrar(&self.config(), &self.store.argument())
             .args(args)
             .env("REGISTRAR_TEST_CANARY", CANARY)
             .output()
@@ -214,7 +214,7 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str], password: &str) -> Output {
-        registrar(&self.config(), self.store.argument())
+        registrar(&self.config(), &self.store.argument())
             .args(args)
             .env(PASSWORD_ENV, password)
             .env("REGISTRAR_TEST_CANARY", CANARY)

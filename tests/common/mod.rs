@@ -80,7 +80,7 @@ pub fn commit_all(repo: &git2::Repository, message: &str) -> git2::Oid {
 
 /// The built binary with `--config` and `--state` (a file or a `postgres://` URL) set,
 /// `REGISTRAR_STATE` cleared and colour off: add the arguments and run it.
-pub fn registrar(config: &Path, state: impl AsRef<OsStr>) -> Command {
+pub fn registrar(config: &Path, state: &(impl AsRef<OsStr> + ?Sized)) -> Command {
     let mut command = Command::new(BIN);
     command
         .arg("--config")

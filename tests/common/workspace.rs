@@ -56,7 +56,7 @@ impl Workspace {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        super::registrar(&self.config(), self.state())
+        super::registrar(&self.config(), &self.state())
             .args(args)
             .output()
             .unwrap()
