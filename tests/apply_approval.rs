@@ -2,7 +2,8 @@
 //! plan and applies it only when the terminal answers exactly `yes`, or with
 //! `--auto-approve`; without a terminal it refuses with one line and changes nothing.
 //! A saved plan is never asked about, and a plan without changes needs no answer. The
-//! terminal is a real pseudo-terminal, made by util-linux's `script`.
+//! terminal is a real pseudo-terminal, made by util-linux's `script`. The store is on the
+//! backend of the run (`REGISTRAR_TEST_STORE`).
 
 use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
@@ -20,7 +21,7 @@ fn apply_on_a_terminal(ws: &Workspace) -> Child {
         "{} --config {} --state {} --color never apply",
         quote(BIN),
         quote(ws.config().to_str().unwrap()),
-        quote(ws.state().to_str().unwrap())
+        quote(&ws.state())
     );
     Command::new("script")
         .args(["--quiet", "--return", "--command", &command, "/dev/null"])
@@ -65,7 +66,7 @@ fn without_a_terminal_apply_shows_the_plan_and_refuses() {
         "{}",
         stdout(&output)
     );
-    assert_eq!(ws.state_bytes(), None, "a refused apply wrote the store");
+    assert_eq!(ws.fingerprint(), None, "a refused apply wrote the store");
     // --auto-approve applies the same plan.
     let output = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -88,7 +89,7 @@ fn on_a_terminal_only_yes_applies() {
             "{text}"
         );
         assert!(text.contains("apply cancelled"), "{answer:?}: {text}");
-        assert_eq!(ws.state_bytes(), None, "{answer:?} applied");
+        assert_eq!(ws.fingerprint(), None, "{answer:?} applied");
     }
     let ws = Workspace::new();
     let output = apply_on_terminal(&ws, "yes");
@@ -107,7 +108,7 @@ fn a_saved_plan_is_applied_without_a_question() {
     assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
     let output = Command::new(BIN)
         .args(["--config", ws.config().to_str().unwrap()])
-        .args(["--state", ws.state().to_str().unwrap()])
+        .args(["--state", &ws.state()])
         .args(["apply", "--plan", saved.to_str().unwrap()])
         .env_remove("REGISTRAR_STATE")
         .stdin(Stdio::null())

@@ -30,7 +30,7 @@ fn a_yaml_alias_bomb_is_refused_at_the_first_alias() {
             &["bomb.yaml:3:5: YAML aliases (*bomb) are not allowed in registrar config"],
         );
     }
-    assert!(ws.state_bytes().is_none());
+    assert!(ws.fingerprint().is_none());
 }
 
 /// An alias where a config would use one, to repeat a list: refused, not expanded.
@@ -146,7 +146,7 @@ fn an_ldif_value_over_the_configured_limit_is_one_located_line() {
             ],
         );
     }
-    assert!(ws.state_bytes().is_none());
+    assert!(ws.fingerprint().is_none());
 
     let ldif = std::fs::read_to_string(ws.config().join("corp.ldif")).unwrap();
     let base64 = "YWFh".repeat(1366); // 4098 bytes

@@ -1,5 +1,6 @@
 //! Data-driven reconciliation cases: one folder per case under `tests/cases/`, run by
-//! one helper against a real SQLite file.
+//! one helper against a real store: a SQLite file, or a PostgreSQL database under
+//! `REGISTRAR_TEST_STORE=postgres`.
 //!
 //! A case folder holds:
 //! - `before/`, `before-2/`, … (optional): config directories planned and applied first,
@@ -24,14 +25,18 @@ use registrar::render::{self, Color};
 use registrar::store::{RunRecord, Store, StoreLocation};
 use registrar::tree::Tree;
 
+mod common;
+
+use common::store::{self, TestStore};
+
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
 }
 
-fn context(config_dir: PathBuf, state_path: &Path) -> Context {
+fn context(config_dir: PathBuf, state: &StoreLocation) -> Context {
     Context {
         config_dir,
-        state: StoreLocation::from(state_path),
+        state: state.clone(),
         color: Color::Off,
         rev: None,
     }
@@ -43,8 +48,8 @@ fn run_record() -> RunRecord {
 
 /// Runs one case; returns a description of the mismatch, if any.
 fn run_case(case: &Path) -> Result<(), String> {
-    let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let state_path = temp.path().join("state.db");
+    let test_store = TestStore::fresh();
+    let state = store::location(&test_store);
 
     let mut befores: Vec<PathBuf> = std::fs::read_dir(case)
         .map_err(|e| e.to_string())?
@@ -59,7 +64,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     befores.sort();
     for before in befores {
         let name = before.display().to_string();
-        let before = context(before, &state_path);
+        let before = context(before, &state);
         let plan = app::reconcile(&before, None, ImportMode::Full)
             .map_err(|e| format!("planning {name} failed: {e}"))?
             .plan;
@@ -68,7 +73,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     }
     let registrations = case.join("registrations.txt");
     if registrations.is_file() {
-        let mut store = Store::open(&state_path).map_err(|e| e.to_string())?;
+        let mut store = Store::open(&state).map_err(|e| e.to_string())?;
         // Names are kept under the keys the case's config gives them.
         let config_dir = case.join("config");
         let config = registrar::config::load(&Tree::working_tree(&config_dir), &config_dir)
@@ -98,7 +103,7 @@ fn run_case(case: &Path) -> Result<(), String> {
         }
     }
 
-    let under_test = context(case.join("config"), &state_path);
+    let under_test = context(case.join("config"), &state);
     let full = app::reconcile(&under_test, None, ImportMode::Full);
     match (&full, app::reconcile(&under_test, None, ImportMode::Delta)) {
         (Ok(full), Ok(delta)) if full.plan != delta.plan => {
@@ -156,7 +161,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     }
     app::apply_plan(&under_test, &plan, "test", "test".to_string())
         .map_err(|e| format!("applying the plan failed: {e}"))?;
-    let store = Store::open(&state_path).map_err(|e| e.to_string())?;
+    let store = Store::open(&state).map_err(|e| e.to_string())?;
     let kept = store.managed_hashes().map_err(|e| e.to_string())?;
     let rows = store.load().map_err(|e| e.to_string())?;
     if kept != registrar::core::drift::managed_hashes(&rows) {

@@ -1,11 +1,13 @@
 //! The built binary end to end: exit codes, stdout formats, one-line errors on stderr,
-//! and a state file left unchanged by every failure. Real SQLite files in temp dirs.
+//! and a store left unchanged by every failure. Each store is a real SQLite file in a temp
+//! dir or a real PostgreSQL database, as `REGISTRAR_TEST_STORE` says.
 
 use std::path::Path;
 use std::process::Command;
 
 mod common;
 
+use common::store::{self, WriterLockHolder};
 use common::workspace::Workspace;
 use common::{assert_one_line_error, stderr, stdout, BIN};
 
@@ -32,10 +34,7 @@ fn quickstart_plans_adds_and_detailed_exitcode_follows_changes() {
     assert!(add > 0, "{text}");
     assert_eq!((update, remove, deactivate), (0, 0, 0), "{text}");
     assert!(text.contains("mapping aol-from-mail (aol)"), "{text}");
-    assert!(
-        ws.state_bytes().is_none(),
-        "plan must not create the state file"
-    );
+    assert!(ws.fingerprint().is_none(), "plan must not create the store");
 
     let applied = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
@@ -124,13 +123,13 @@ fn saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     assert_eq!(state["serial"], 1);
 
     // The same plan again: the serial moved on, so it is stale.
-    let before = ws.state_bytes();
+    let before = ws.fingerprint();
     let stale = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
     assert_one_line_error(&stale, &["stale", "serial 0", "serial 1"]);
     assert_eq!(
-        ws.state_bytes(),
+        ws.fingerprint(),
         before,
-        "a refused apply changed the state file"
+        "a refused apply changed the store"
     );
 }
 
@@ -209,23 +208,23 @@ fn a_saved_plan_is_written_as_it_is_read_and_a_break_in_it_applies_nothing() {
     // A conflict late in the plan (a name registered behind registrar's back, past the
     // first batches) fails the apply with that change named, and nothing of it lands.
     let late = format!("user{}@im.example.com", users - 10);
-    let connection = rusqlite::Connection::open(ws.state()).unwrap();
-    connection
-        .execute_batch(&format!(
+    store::execute(
+        &ws.store,
+        &format!(
             "INSERT INTO accounts (anchor, dn, dn_key, source, status) \
                VALUES ('x', 'cn=x', 'cn=x', NULL, 'active'); \
              INSERT INTO registrations VALUES ('xmpp', '{late}', '{late}', 'x', 'manual', NULL);"
-        ))
-        .unwrap();
+        ),
+    );
     let conflict = ws.run(&["apply", "--plan", plan_path.to_str().unwrap()]);
     assert_one_line_error(&conflict, &[&late]);
     let state = ws.state_json();
     assert_eq!(state["accounts"].as_array().unwrap().len(), 1);
     assert_eq!(state["registrations"].as_array().unwrap().len(), 1);
-    connection
-        .execute_batch("DELETE FROM registrations; DELETE FROM accounts;")
-        .unwrap();
-    drop(connection);
+    store::execute(
+        &ws.store,
+        "DELETE FROM registrations; DELETE FROM accounts;",
+    );
 
     // The plan whole applies; so does the same plan with its keys in another order
     // (changes first: read whole, then written), to the same store.
@@ -383,7 +382,7 @@ fn a_plan_file_that_cannot_be_written_fails_before_any_output() {
             stdout(&output)
         );
     }
-    assert!(ws.state_bytes().is_none());
+    assert!(ws.fingerprint().is_none());
 }
 
 #[test]
@@ -463,17 +462,17 @@ fn state_register_records_unmanaged_rows_and_refuses_a_taken_name() {
     );
     assert_eq!(state["accounts"][0]["managed"], false);
 
-    let before = ws.state_bytes();
+    let before = ws.fingerprint();
     let taken = ws.run(&args);
     assert_one_line_error(&taken, &["already registered", "Helpdesk"]);
-    assert_eq!(ws.state_bytes(), before);
+    assert_eq!(ws.fingerprint(), before);
 }
 
 #[test]
 fn broken_yaml_is_one_located_line_and_leaves_the_state_alone() {
     let ws = Workspace::new();
     assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
-    let before = ws.state_bytes();
+    let before = ws.fingerprint();
     ws.write_config(
         "broken.yaml",
         "mappings:\n  - name: x\n    protocol: aol\n    value: [unclosed\n",
@@ -495,7 +494,7 @@ fn broken_yaml_is_one_located_line_and_leaves_the_state_alone() {
         "mappings:\n  - name: x\n    protocol: aol\n    value: \"{mail}\"\n    when: \"(mail=*\"\n",
     );
     assert_one_line_error(&ws.run(&["plan"]), &["broken.yaml:5:", "invalid filter"]);
-    assert_eq!(ws.state_bytes(), before);
+    assert_eq!(ws.fingerprint(), before);
 }
 
 #[test]
@@ -518,21 +517,21 @@ fn unknown_source_and_duplicate_names_name_the_files() {
             "mappings.yaml:",
         ],
     );
-    assert!(ws.state_bytes().is_none());
+    assert!(ws.fingerprint().is_none());
 }
 
 #[test]
 fn broken_ldif_names_file_and_line_and_applies_nothing() {
     let ws = Workspace::new();
     assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
-    let before = ws.state_bytes();
+    let before = ws.fingerprint();
     let ldif = ws.config().join("corp.ldif");
     let mut text = std::fs::read_to_string(&ldif).unwrap();
     text.push_str("\ndn: cn=Broken,ou=People,dc=example,dc=com\nobjectClass: person\nthis line has no colon\n");
     std::fs::write(&ldif, text).unwrap();
     let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(&output, &["source corp", "corp.ldif:"]);
-    assert_eq!(ws.state_bytes(), before);
+    assert_eq!(ws.fingerprint(), before);
 }
 
 #[test]
@@ -544,7 +543,7 @@ fn a_blocked_plan_needs_allow_deletes() {
         "mappings.yaml",
         "mappings:\n  - name: aol-renamed\n    protocol: aol\n    value: \"{mail|lower|local_part}\"\n    when: \"(mail=*@example.com)\"\npolicy:\n  max_deletes: 1\n",
     );
-    let before = ws.state_bytes();
+    let before = ws.fingerprint();
     let plan = ws.run(&["plan"]);
     assert!(stdout(&plan).contains("BLOCKED"), "{}", stdout(&plan));
     let refused = ws.run(&["apply", "--auto-approve"]);
@@ -554,7 +553,7 @@ fn a_blocked_plan_needs_allow_deletes() {
         "{}",
         stderr(&refused)
     );
-    assert_eq!(ws.state_bytes(), before);
+    assert_eq!(ws.fingerprint(), before);
     let allowed = ws.run(&["apply", "--auto-approve", "--allow-deletes"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
     let state = ws.state_json();
@@ -591,10 +590,10 @@ fn a_second_apply_while_one_holds_the_store_fails_clearly() {
         .code(),
         Some(0)
     );
-    let holder = rusqlite::Connection::open(ws.state()).unwrap();
-    holder
-        .execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'serial';")
-        .unwrap();
+    // (Read before holding: on SQLite, a file this process opens and closes would drop
+    // the holder's POSIX locks.)
+    let before = ws.fingerprint();
+    let holder = WriterLockHolder::hold(&ws.store);
     let started = std::time::Instant::now();
     let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(&output, &["locked", "try again"]);
@@ -602,7 +601,12 @@ fn a_second_apply_while_one_holds_the_store_fails_clearly() {
         started.elapsed() >= std::time::Duration::from_secs(1),
         "it should wait briefly first"
     );
-    holder.execute_batch("ROLLBACK;").unwrap();
+    holder.release();
+    assert_eq!(
+        ws.fingerprint(),
+        before,
+        "a locked-out apply changed the store"
+    );
     assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));
 }
 
@@ -638,8 +642,7 @@ fn schema_command_prints_the_committed_schema() {
 fn missing_config_directory_is_a_clear_error() {
     let ws = Workspace::new();
     let output = Command::new(BIN)
-        .args(["--config", "/nonexistent/registrar", "--state"])
-        .arg(ws.state())
+        .args(["--config", "/nonexistent/registrar", "--state", &ws.state()])
         .arg("plan")
         .output()
         .unwrap();
@@ -710,7 +713,7 @@ fn group_and_protocol_rules_are_checked_with_their_location() {
         ws.write_config("extra.yaml", yaml);
         assert_one_line_error(&ws.run(&["validate"]), needles);
     }
-    assert!(ws.state_bytes().is_none());
+    assert!(ws.fingerprint().is_none());
 }
 
 #[test]
@@ -752,8 +755,8 @@ fn status_shows_runs_and_when_schedules_fire_next() {
     let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
     assert_eq!(before["runs"].as_array().unwrap().len(), 0);
     assert!(
-        ws.state_bytes().is_none(),
-        "status must not create the state file"
+        ws.fingerprint().is_none(),
+        "status must not create the store"
     );
 
     assert_eq!(ws.run(&["apply", "--auto-approve"]).status.code(), Some(0));

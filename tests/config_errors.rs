@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
+use common::store::{self, TestStore};
 use common::{registrar, stderr, stdout};
 
 /// Writes `files` into a fresh `config` directory beside the quickstart's LDIF and runs
@@ -22,14 +21,12 @@ fn validate(files: &[(&str, &[u8])]) -> (Option<i32>, String, String) {
     for (name, text) in files {
         std::fs::write(config.join(name), text).unwrap();
     }
-    let output = registrar(&config, &dir.path().join("state.db"))
+    let state = TestStore::fresh();
+    let output = registrar(&config, &state.argument())
         .arg("validate")
         .output()
         .unwrap();
-    assert!(
-        !Path::new(&dir.path().join("state.db")).exists(),
-        "validate writes no state"
-    );
+    assert_eq!(store::fingerprint(&state), None, "validate writes no state");
     let prefix = format!("{}/", config.display());
     (
         output.status.code(),

@@ -3,16 +3,17 @@
 //! first delta run without a kept snapshot,
 //! and each refusal (an imported file edited, removed or passed in name order, the
 //! content file edited or swapped, a change that does not apply, a saved plan whose
-//! files changed before apply): one line on stderr, exit 1, the state file unchanged.
+//! files changed before apply): one line on stderr, exit 1, the store unchanged.
 //! Also when a delta plan is made by region (quietly) and when it reads every kept entry
 //! instead (with a note): the store written since the last apply, standing facts
-//! unreadable.
+//! unreadable. The store is on the backend of the run (`REGISTRAR_TEST_STORE`).
 
 use std::path::PathBuf;
 use std::process::Output;
 
 mod common;
 
+use common::store::{self, TestStore};
 use common::{assert_one_line_error, registrar, stderr, stdout};
 
 const PEOPLE: &str = "\
@@ -75,9 +76,10 @@ mail: ann.kim@example.com
 -
 ";
 
-/// A config directory beside `people.ldif` and `changes/`, and a state file.
+/// A config directory beside `people.ldif` and `changes/`, and a store.
 struct Workspace {
     dir: tempfile::TempDir,
+    store: TestStore,
 }
 
 impl Workspace {
@@ -91,7 +93,10 @@ impl Workspace {
         std::fs::create_dir_all(dir.path().join("changes")).unwrap();
         std::fs::write(dir.path().join("config/registrar.yaml"), CONFIG).unwrap();
         std::fs::write(dir.path().join("people.ldif"), PEOPLE).unwrap();
-        Workspace { dir }
+        Workspace {
+            dir,
+            store: TestStore::fresh(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -103,7 +108,7 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        registrar(&self.path("config"), &self.path("state.db"))
+        registrar(&self.path("config"), &self.store.argument())
             .args(args)
             .output()
             .unwrap()
@@ -120,8 +125,9 @@ impl Workspace {
         stdout(&output)
     }
 
-    fn state_bytes(&self) -> Vec<u8> {
-        std::fs::read(self.path("state.db")).unwrap()
+    /// What the store holds ([`store::fingerprint`]), None when there is none.
+    fn fingerprint(&self) -> Option<Vec<u8>> {
+        store::fingerprint(&self.store)
     }
 
     /// A first full apply, then a change file seen by a delta apply.
@@ -133,15 +139,15 @@ impl Workspace {
         ws
     }
 
-    /// Runs a delta plan that must be refused; the state file must not change.
+    /// Runs a delta plan that must be refused; the store must not change.
     fn refused(&self, needles: &[&str]) {
-        let before = self.state_bytes();
+        let before = self.fingerprint();
         let output = self.run(&["plan", "--mode", "delta"]);
         assert_one_line_error(&output, needles);
         let output = self.run(&["apply", "--auto-approve", "--mode", "delta"]);
         assert_one_line_error(&output, needles);
         assert_eq!(
-            self.state_bytes(),
+            self.fingerprint(),
             before,
             "a refused delta changed the store"
         );
@@ -199,10 +205,7 @@ fn without_a_kept_snapshot_delta_reads_in_full_with_a_note() {
         "{}",
         stdout(&output)
     );
-    assert!(
-        !ws.path("state.db").exists(),
-        "planning created the state file"
-    );
+    assert_eq!(ws.fingerprint(), None, "planning created the store");
     ws.ok(&["apply", "--auto-approve", "--mode", "delta"]);
     let output = ws.run(&["plan", "--mode", "delta"]);
     assert_eq!(stderr(&output), "");
@@ -232,7 +235,7 @@ fn a_saved_plan_whose_change_file_changed_before_apply_is_refused() {
         "changes/0002-rename.ldif",
         &RENAME.replace("ann.kim", "annk"),
     );
-    let before = ws.state_bytes();
+    let before = ws.fingerprint();
     let output = ws.run(&["apply", "--plan", plan.to_str().unwrap()]);
     assert_one_line_error(
         &output,
@@ -243,7 +246,7 @@ fn a_saved_plan_whose_change_file_changed_before_apply_is_refused() {
             "nothing was applied",
         ],
     );
-    assert_eq!(ws.state_bytes(), before);
+    assert_eq!(ws.fingerprint(), before);
     // A full plan saved before the content file changes is refused the same way.
     ws.write("changes/0002-rename.ldif", RENAME);
     let fresh = Workspace::new();
@@ -256,9 +259,7 @@ fn a_saved_plan_whose_change_file_changed_before_apply_is_refused() {
         &output,
         &["../people.ldif has changed since it was planned"],
     );
-    assert!(
-        !fresh.path("state.db").exists() || fresh.ok(&["state", "show"]).contains("accounts (0)")
-    );
+    assert!(fresh.fingerprint().is_none() || fresh.ok(&["state", "show"]).contains("accounts (0)"));
 }
 
 #[test]
@@ -403,7 +404,7 @@ fn a_delta_plan_is_made_by_region_only_while_the_store_is_what_the_last_apply_le
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stderr(&output), "");
     assert_eq!(stdout(&output), full);
-    let relative = registrar(&PathBuf::from("config"), &ws.path("state.db"))
+    let relative = registrar(&PathBuf::from("config"), &ws.store.argument())
         .current_dir(ws.dir.path())
         .args(["plan", "--mode", "delta"])
         .output()
@@ -456,11 +457,7 @@ fn a_delta_plan_is_made_by_region_only_while_the_store_is_what_the_last_apply_le
     assert_eq!(stdout(&output), full);
 
     // Standing facts edited into nonsense are no standing facts.
-    let connection = rusqlite::Connection::open(ws.path("state.db")).unwrap();
-    connection
-        .execute("UPDATE standing_facts SET facts = 'not json'", [])
-        .unwrap();
-    drop(connection);
+    store::execute(&ws.store, "UPDATE standing_facts SET facts = 'not json'");
     let output = ws.run(&["plan", "--format", "json", "--mode", "delta"]);
     assert!(
         stderr(&output).contains("the store keeps no standing facts"),
@@ -493,15 +490,11 @@ fn a_kept_entry_of_a_source_the_config_lacks_is_an_error_not_a_panic() {
     ws.write("changes/0002-rename.ldif", RENAME);
     // A hand edit: the store says an entry of a source the config does not have
     // produces the name the change claims.
-    let connection = rusqlite::Connection::open(ws.path("state.db")).unwrap();
-    connection
-        .execute(
-            "INSERT INTO snapshot_names (protocol, name_key, source, dn_key) \
-             VALUES ('aol', 'ann.kim', 'ghost', 'cn=ghost,dc=example,dc=com')",
-            [],
-        )
-        .unwrap();
-    drop(connection);
+    store::execute(
+        &ws.store,
+        "INSERT INTO snapshot_names (protocol, name_key, source, dn_key) \
+         VALUES ('aol', 'ann.kim', 'ghost', 'cn=ghost,dc=example,dc=com')",
+    );
     ws.refused(&[
         "source ghost: the kept snapshot holds an entry of a source the config does not have",
         "the state file was changed outside registrar",

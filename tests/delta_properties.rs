@@ -12,7 +12,8 @@
 //! imports and inputs digest included); at the end the `delta` and `full` stores hold
 //! the same rows (kept snapshots included) and the `fresh` store keeps the same snapshot,
 //! written whole rather than updated. Everything goes through the app layer, on real
-//! files and real SQLite files.
+//! files and real stores (SQLite files, or PostgreSQL databases under
+//! `REGISTRAR_TEST_STORE=postgres`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,10 @@ use registrar::core::entry::Entry;
 use registrar::core::plan::Plan;
 use registrar::ldif::{self, write_entry, Directory, Record};
 use registrar::render::Color;
-use registrar::store::StoreLocation;
+
+mod common;
+
+use common::store::{self, Backend, TestStore};
 
 const CONFIG: &str = r#"
 sources:
@@ -315,10 +319,10 @@ fn record(model: &mut Model, op: &Op) -> Option<String> {
     Some(text)
 }
 
-fn context(dir: &Path, state: &str) -> Context {
+fn context(dir: &Path, state: &TestStore) -> Context {
     Context {
         config_dir: dir.join("config"),
-        state: StoreLocation::File(dir.join(state)),
+        state: store::location(state),
         color: Color::Off,
         rev: None,
     }
@@ -339,29 +343,16 @@ fn apply(context: &Context, plan: &Plan) {
 
 /// Every row of the store's tables, as text, in a fixed order; `serials: false` leaves
 /// out the serial that imported each snapshot file.
-fn dump(path: &Path, serials: bool, tables: &[&str]) -> Vec<String> {
-    let connection = rusqlite::Connection::open(path).unwrap();
-    let mut rows = Vec::new();
-    for table in tables {
-        let columns = match (*table, serials) {
-            ("snapshots", false) => "source, content_path, content_digest",
-            ("snapshot_change_files", false) => "source, position, path, digest",
-            _ => "*",
-        };
-        let mut statement = connection
-            .prepare(&format!("SELECT {columns} FROM {table}"))
-            .unwrap();
-        let count = statement.column_count();
-        let mut query = statement.query([]).unwrap();
-        while let Some(row) = query.next().unwrap() {
-            let values: Vec<String> = (0..count)
-                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
-                .collect();
-            rows.push(format!("{table}: {}", values.join(" | ")));
-        }
-    }
-    rows.sort();
-    rows
+fn dump(test_store: &TestStore, serials: bool, tables: &[&str]) -> Vec<String> {
+    let selections: Vec<(&str, &str)> = tables
+        .iter()
+        .map(|table| match (*table, serials) {
+            ("snapshots", false) => (*table, "source, content_path, content_digest"),
+            ("snapshot_change_files", false) => (*table, "source, position, path, digest"),
+            _ => (*table, "*"),
+        })
+        .collect();
+    store::dump(test_store, &selections)
 }
 
 const STATE_TABLES: &[&str] = &[
@@ -389,8 +380,17 @@ fn change_file(dir: &Path, step: usize) -> PathBuf {
     dir.join(format!("config/changes/{step:04}.ldif"))
 }
 
+/// 40 generated histories on SQLite; 16 on PostgreSQL, where each case's three fresh
+/// databases and its applies cost several times more (`ci/test` runs both).
+fn cases() -> u32 {
+    match Backend::of_this_run() {
+        Backend::Sqlite => 40,
+        Backend::Postgres => 16,
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn full_and_delta_import_give_the_same_plan_and_store(
@@ -430,8 +430,9 @@ proptest! {
         model.snapshot = Directory::from_entries(entries).unwrap();
         write_directory(dir, &model);
 
-        let delta = context(dir, "delta.db");
-        let full = context(dir, "full.db");
+        let (delta_store, full_store) = (TestStore::fresh(), TestStore::fresh());
+        let delta = context(dir, &delta_store);
+        let full = context(dir, &full_store);
         // The first import keeps the snapshot both modes start from.
         for context in [&delta, &full] {
             let first = plan(context, ImportMode::Full);
@@ -463,22 +464,21 @@ proptest! {
         let last = plan(&delta, ImportMode::Delta);
         apply(&delta, &last);
         apply(&full, &plan(&full, ImportMode::Full));
-        prop_assert_eq!(dump(&delta.state.file().unwrap(), true, STATE_TABLES), dump(&full.state.file().unwrap(), true, STATE_TABLES));
+        prop_assert_eq!(dump(&delta_store, true, STATE_TABLES), dump(&full_store, true, STATE_TABLES));
 
         // A fresh store keeps, written whole, the snapshot the delta store updated.
-        let fresh = context(dir, "fresh.db");
+        let fresh_store = TestStore::fresh();
+        let fresh = context(dir, &fresh_store);
         apply(&fresh, &plan(&fresh, ImportMode::Full));
         prop_assert_eq!(
-            dump(&fresh.state.file().unwrap(), false, SNAPSHOT_TABLES),
-            dump(&delta.state.file().unwrap(), false, SNAPSHOT_TABLES)
+            dump(&fresh_store, false, SNAPSHOT_TABLES),
+            dump(&delta_store, false, SNAPSHOT_TABLES)
         );
         // And what it keeps is the directory the steps made.
-        let kept: Vec<Entry> = {
-            let connection = rusqlite::Connection::open(&fresh.state.file().unwrap()).unwrap();
-            let mut statement = connection.prepare("SELECT record FROM snapshot_entries ORDER BY dn_key").unwrap();
-            let records = statement.query_map([], |row| row.get::<_, Vec<u8>>(0)).unwrap();
-            records.map(|r| ldif::parse_entry_record(&r.unwrap()).unwrap()).collect()
-        };
+        let kept: Vec<Entry> = store::column_bytes(&fresh_store, "SELECT record FROM snapshot_entries ORDER BY dn_key")
+            .iter()
+            .map(|record| ldif::parse_entry_record(record).unwrap())
+            .collect();
         let expected: Vec<Entry> = model.snapshot.entries().cloned().collect();
         prop_assert_eq!(kept, expected);
     }

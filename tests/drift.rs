@@ -1,4 +1,5 @@
-//! `registrar drift` on real SQLite files edited behind `registrar`'s back: outside
+//! `registrar drift` on real stores (SQLite files or PostgreSQL databases, as
+//! `REGISTRAR_TEST_STORE` says) edited behind `registrar`'s back: outside
 //! edits, deletions and forged rows, protected principals' registrations, orphans,
 //! pending directory changes, the detailed exit code, and the HTML report as headless
 //! Chromium renders it.
@@ -8,6 +9,7 @@ use std::process::{Command, Output};
 
 mod common;
 
+use common::store;
 use common::workspace::Workspace;
 use common::{assert_one_line_error, json, stderr, stdout};
 
@@ -19,10 +21,9 @@ fn applied() -> Workspace {
     ws
 }
 
-/// Runs SQL on the state file directly, as an admin with sqlite3 would.
+/// Runs SQL on the store directly, as an admin with a SQL client would.
 fn sql(ws: &Workspace, sql: &str) {
-    let connection = rusqlite::Connection::open(ws.state()).unwrap();
-    connection.execute_batch(sql).unwrap();
+    store::execute(&ws.store, sql);
 }
 
 fn report(ws: &Workspace) -> serde_json::Value {
@@ -207,10 +208,10 @@ fn directory_changes_since_the_last_apply_are_pending() {
 #[test]
 fn drift_without_a_state_file_is_one_clear_line() {
     let ws = applied();
-    std::fs::remove_file(ws.state()).unwrap();
+    store::remove(&ws.store);
     assert_one_line_error(
         &ws.run(&["drift"]),
-        &["does not exist", "nothing was applied"],
+        &[&ws.state_named(), "does not exist", "nothing was applied"],
     );
 }
 

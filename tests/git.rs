@@ -3,6 +3,7 @@
 //! plans and in the run history, `plan --base` for review, apply at a merge commit, a
 //! plan from another revision refused, and the bad inputs (unknown revision, config
 //! directory missing at a revision, a path escaping the repository, no repository).
+//! The store is on the backend of the run (`REGISTRAR_TEST_STORE`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,6 +12,7 @@ use git2::{Oid, Repository, Signature};
 
 mod common;
 
+use common::store::{self, TestStore};
 use common::{assert_one_line_error, json, stderr, stdout, BIN};
 
 const PEOPLE: &str = "\
@@ -36,10 +38,11 @@ fn config(mapping: &str, template: &str) -> String {
     )
 }
 
-/// A git repository in a temp dir, with the state file beside it (outside the tree).
+/// A git repository in a temp dir, and a store (outside the tree).
 struct Repo {
     dir: tempfile::TempDir,
     repo: Repository,
+    store: TestStore,
 }
 
 impl Repo {
@@ -48,15 +51,20 @@ impl Repo {
         std::fs::create_dir(dir.path().join("work")).unwrap();
         let repo = Repository::init(dir.path().join("work")).unwrap();
         repo.set_head("refs/heads/main").unwrap();
-        Repo { dir, repo }
+        Repo {
+            dir,
+            repo,
+            store: TestStore::fresh(),
+        }
     }
 
     fn root(&self) -> PathBuf {
         self.dir.path().join("work")
     }
 
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
+    /// What `--state` takes.
+    fn state(&self) -> String {
+        self.store.argument()
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -131,8 +139,9 @@ impl Repo {
         run_in(&self.root(), &self.state(), args)
     }
 
-    fn state_bytes(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.state()).ok()
+    /// What the store holds ([`store::fingerprint`]), None when there is none.
+    fn fingerprint(&self) -> Option<Vec<u8>> {
+        store::fingerprint(&self.store)
     }
 
     /// (owner, im_name) of every registration in the store.
@@ -157,12 +166,12 @@ impl Repo {
 
     /// The revision recorded by the latest run in the history.
     fn last_run_revision(&self) -> Option<String> {
-        let store = registrar::store::Store::open(&self.state()).unwrap();
+        let store = registrar::store::Store::open(store::location(&self.store)).unwrap();
         store.runs(1).unwrap()[0].revision.clone()
     }
 }
 
-fn run_in(dir: &Path, state: &Path, args: &[&str]) -> Output {
+fn run_in(dir: &Path, state: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .current_dir(dir)
         .args(["--config", "registrar", "--state"])
@@ -344,7 +353,7 @@ fn review_merge_apply_at_the_merge_commit_and_refuse_an_old_plan() {
     assert!(stdout(&again).contains("No changes"), "{}", stdout(&again));
 
     // The plan saved at the old commit is refused, naming both commits.
-    let before = repo.state_bytes();
+    let before = repo.fingerprint();
     let refused = repo.run(&[
         "apply",
         "--plan",
@@ -360,7 +369,7 @@ fn review_merge_apply_at_the_merge_commit_and_refuse_an_old_plan() {
             "nothing was applied",
         ],
     );
-    assert_eq!(repo.state_bytes(), before);
+    assert_eq!(repo.fingerprint(), before);
 }
 
 #[test]
@@ -444,7 +453,7 @@ fn a_working_tree_plan_records_head_and_whether_it_was_dirty() {
         serde_json::from_str(&std::fs::read_to_string(&dirty_plan).unwrap()).unwrap();
     assert_eq!(dirty["revision"], first.to_string());
     assert_eq!(dirty["revision_dirty"], true);
-    let before = repo.state_bytes();
+    let before = repo.fingerprint();
     assert_one_line_error(
         &repo.run(&[
             "apply",
@@ -455,7 +464,7 @@ fn a_working_tree_plan_records_head_and_whether_it_was_dirty() {
         ]),
         &["uncommitted changes", &first.to_string()],
     );
-    assert_eq!(repo.state_bytes(), before);
+    assert_eq!(repo.fingerprint(), before);
 
     // A modified source file does too, and the run history says so.
     std::fs::remove_file(repo.root().join("registrar/extra.yaml")).unwrap();
@@ -509,7 +518,7 @@ fn bad_revisions_and_paths_are_one_clear_line_and_apply_nothing() {
         repo.run(&["apply", "--auto-approve"]).status.code(),
         Some(0)
     );
-    let before = repo.state_bytes();
+    let before = repo.fingerprint();
     assert!(before.is_some());
 
     // Unknown revision.
@@ -551,7 +560,7 @@ fn bad_revisions_and_paths_are_one_clear_line_and_apply_nothing() {
             ],
         );
     }
-    assert_eq!(repo.state_bytes(), before);
+    assert_eq!(repo.fingerprint(), before);
 
     // A config directory that is not in a git repository.
     let plain = tempfile::tempdir().unwrap();
@@ -562,19 +571,23 @@ fn bad_revisions_and_paths_are_one_clear_line_and_apply_nothing() {
     )
     .unwrap();
     std::fs::write(plain.path().join("registrar/people.ldif"), PEOPLE).unwrap();
-    let state = plain.path().join("state.db");
+    let state = TestStore::fresh();
     let output = run_in(
         plain.path(),
-        &state,
+        &state.argument(),
         &["apply", "--auto-approve", "--rev", "main"],
     );
     assert_one_line_error(
         &output,
         &["revision main", "registrar is not inside a git repository"],
     );
-    assert!(!state.exists());
+    assert_eq!(store::fingerprint(&state), None);
     // Without --rev the same directory works, with no revision.
-    let plan = json(&run_in(plain.path(), &state, &["plan", "--format", "json"]));
+    let plan = json(&run_in(
+        plain.path(),
+        &state.argument(),
+        &["plan", "--format", "json"],
+    ));
     assert!(plan["revision"].is_null());
     assert_eq!(plan["revision_dirty"], false);
 }

@@ -1,12 +1,14 @@
 //! LDAP sources against a real OpenLDAP `slapd` on loopback (see `common/slapd.rs`): the
 //! built binary reads the server through `ldap3`, and every failure (wrong password,
 //! server down, server killed mid-search, silence, untrusted certificate) is one line on
-//! stderr, exit 1, the store untouched, the password nowhere.
+//! stderr, exit 1, the store untouched, the password nowhere. The store is on the backend
+//! of the run (`REGISTRAR_TEST_STORE`).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Output;
+use std::rc::Rc;
 use std::thread;
 use std::time::Duration;
 
@@ -16,14 +18,17 @@ use common::slapd::{
     base_ldif, people_ldif, users_ldif, Options, Slapd, PEOPLE_DN, ROOT_DN, ROOT_PASSWORD,
     SERVICE_DN, SERVICE_PASSWORD,
 };
+use common::store::{self, TestStore};
 use common::{assert_one_line_error, json, registrar, stderr, stdout};
 
 /// The environment variable the test configs name in `password_env`.
 const PASSWORD_ENV: &str = "REGISTRAR_TEST_LDAP_PASSWORD";
 
-/// A config dir with one `people` source and one mapping, plus a state path.
+/// A config dir with one `people` source and one mapping, plus a store (which another
+/// workspace may share).
 struct Workspace {
     dir: tempfile::TempDir,
+    store: Rc<TestStore>,
     password: Option<String>,
 }
 
@@ -63,6 +68,7 @@ impl Workspace {
         std::fs::create_dir(dir.path().join("config")).unwrap();
         Workspace {
             dir,
+            store: Rc::new(TestStore::fresh()),
             password: Some(SERVICE_PASSWORD.to_string()),
         }
     }
@@ -71,16 +77,12 @@ impl Workspace {
         self.dir.path().join("config")
     }
 
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
-    }
-
     fn write(&self, name: &str, text: &str) {
         std::fs::write(self.config().join(name), text).unwrap();
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut command = registrar(&self.config(), &self.state());
+        let mut command = registrar(&self.config(), &self.store.argument());
         command.args(args);
         match &self.password {
             Some(password) => command.env(PASSWORD_ENV, password),
@@ -94,8 +96,9 @@ impl Workspace {
         json(&self.run(&["plan", "--format", "json"]))
     }
 
-    fn state_bytes(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.state()).ok()
+    /// What the store holds ([`store::fingerprint`]), None when there is none.
+    fn fingerprint(&self) -> Option<Vec<u8>> {
+        store::fingerprint(&self.store)
     }
 }
 
@@ -257,7 +260,7 @@ fn a_paged_search_the_server_cuts_short_is_an_error_not_a_short_read() {
             "sizeLimitExceeded",
         ],
     );
-    assert_eq!(ws.state_bytes(), None);
+    assert_eq!(ws.fingerprint(), None);
     // A page larger than the limit, where the server lets paging past it, gets them all.
     let slapd = server_with(700, Options::default().size_limit(500));
     let ws = Workspace::ldap("dn", &service_bind(&slapd.url(), "page_size: 1000"));
@@ -309,7 +312,7 @@ fn a_wrong_password_fails_cleanly_and_is_never_printed() {
     let all = format!("{}{}", stdout(&output), stderr(&output));
     assert!(!all.contains("not-the-password-8e1f"), "{all}");
     assert_eq!(
-        ws.state_bytes(),
+        ws.fingerprint(),
         None,
         "a failed read must not create the store"
     );
@@ -350,7 +353,7 @@ fn the_password_is_in_no_output_of_a_successful_run() {
             "{args:?} printed the password"
         );
     }
-    let store = std::fs::read(ws.state()).unwrap();
+    let store = ws.fingerprint().unwrap();
     assert!(!String::from_utf8_lossy(&store).contains(SERVICE_PASSWORD));
 }
 
@@ -399,7 +402,7 @@ fn a_server_that_is_down_is_a_clear_error() {
         &output,
         &["source people", "cannot connect", &port.to_string()],
     );
-    assert_eq!(ws.state_bytes(), None);
+    assert_eq!(ws.fingerprint(), None);
 }
 
 #[test]
@@ -431,7 +434,7 @@ fn a_server_killed_mid_search_fails_the_run_and_leaves_the_store_alone() {
     let direct = Workspace::ldap("dn", &service_bind(&slapd.url(), "page_size: 100"));
     let applied = direct.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
-    let before = direct.state_bytes().unwrap();
+    let before = direct.fingerprint().unwrap();
 
     // A relay between registrar and slapd that, once some pages have passed, kills the
     // server (SIGKILL) and so cuts the connection mid-search.
@@ -467,15 +470,15 @@ fn a_server_killed_mid_search_fails_the_run_and_leaves_the_store_alone() {
         }
         let _ = client_out.shutdown(Shutdown::Both);
     });
-    let ws = Workspace::ldap(
+    let mut ws = Workspace::ldap(
         "dn",
         &service_bind(&format!("ldap://127.0.0.1:{relay_port}"), "page_size: 100"),
     );
-    std::fs::copy(direct.state(), ws.state()).unwrap();
+    ws.store = Rc::clone(&direct.store);
     let output = ws.run(&["apply", "--auto-approve"]);
     assert_one_line_error(&output, &["source people", "search of", "failed after"]);
     assert_eq!(
-        ws.state_bytes().unwrap(),
+        ws.fingerprint().unwrap(),
         before,
         "the store must be untouched"
     );

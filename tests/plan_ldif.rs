@@ -3,7 +3,8 @@
 //! mirror equal to `state show --format json`, over three config and directory changes
 //! that between them make every kind of change, with hostile values (filter syntax,
 //! commas, `+`, leading `#` and spaces, non-ASCII, newlines) in anchors, DNs, IM names,
-//! group names and profile fields.
+//! group names and profile fields. The store is on the backend of the run
+//! (`REGISTRAR_TEST_STORE`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,15 +20,17 @@ use serde_json::{json, Value};
 mod common;
 
 use common::slapd::{base_ldif, Options, Slapd, ROOT_DN, ROOT_PASSWORD, SUFFIX};
+use common::store::{self, TestStore};
 use common::{assert_one_line_error, registrar, stderr};
 
 fn base() -> String {
     format!("ou=registrar,{SUFFIX}")
 }
 
-/// A config dir, its directory files and a state file in a temp dir.
+/// A config dir and its directory files in a temp dir, and a store.
 struct Workspace {
     dir: tempfile::TempDir,
+    store: TestStore,
 }
 
 impl Workspace {
@@ -38,7 +41,10 @@ impl Workspace {
         // config may name no file outside it.
         git2::Repository::init(dir.path()).unwrap();
         std::fs::create_dir(dir.path().join("config")).unwrap();
-        Workspace { dir }
+        Workspace {
+            dir,
+            store: TestStore::fresh(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -46,7 +52,7 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        registrar(&self.path("config"), &self.path("state.db"))
+        registrar(&self.path("config"), &self.store.argument())
             .args(args)
             .output()
             .unwrap()
@@ -492,5 +498,5 @@ fn a_bad_ldif_base_is_one_line_and_reads_nothing() {
         assert_one_line_error(&output, &["--ldif-base", needle]);
         assert!(output.stdout.is_empty());
     }
-    assert!(!workspace.path("state.db").exists());
+    assert_eq!(store::fingerprint(&workspace.store), None);
 }

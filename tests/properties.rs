@@ -5,7 +5,8 @@
 //!
 //! Directories hold users and a few groups (nested, cyclic, with unknown members);
 //! configurations hold distribution-list and org-unit rules, so every property covers
-//! group membership too. Plans are applied to a real SQLite file, as `apply` does.
+//! group membership too. Plans are applied to a real store, as `apply` does: a SQLite
+//! file, or a PostgreSQL database under `REGISTRAR_TEST_STORE=postgres`.
 
 use proptest::prelude::*;
 
@@ -21,6 +22,10 @@ use registrar::core::plan::{plan, Kind};
 use registrar::core::state::RegistrationSource;
 use registrar::core::template::Template;
 use registrar::store::{RunRecord, Store};
+
+mod common;
+
+use common::store::{self, TestStore};
 
 /// A generated user: index, mail local part and domain picks, disabled flag, department.
 #[derive(Debug, Clone)]
@@ -278,16 +283,14 @@ fn sources(users: &[User], groups: &[Group]) -> Vec<SourceEntries> {
 }
 
 /// Groups made by hand (no owner), one of them with a name the rules also produce.
-fn add_unmanaged_groups(path: &std::path::Path) {
-    let connection = rusqlite::Connection::open(path).unwrap();
-    connection
-        .execute_batch(
-            "INSERT INTO groups (name, kind, source, owner) VALUES ('g2', 'distribution_list', NULL, NULL);
+fn add_unmanaged_groups(test_store: &TestStore) {
+    store::execute(
+        test_store,
+        "INSERT INTO groups (name, kind, source, owner) VALUES ('g2', 'distribution_list', NULL, NULL);
              INSERT INTO group_members (group_name, member) VALUES ('g2', 'uuid-1');
              INSERT INTO groups (name, kind, source, owner) VALUES ('handmade', 'team', NULL, NULL);
              INSERT INTO group_members (group_name, member) VALUES ('handmade', 'uuid-0');",
-        )
-        .unwrap();
+    );
 }
 
 proptest! {
@@ -300,10 +303,9 @@ proptest! {
         steps in proptest::collection::vec((directory_strategy(), groups_strategy(), 0u8..4), 1..4),
         manual in proptest::collection::vec((0u8..6, 0usize..12, proptest::bool::ANY), 0..4),
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let mut store = Store::open(&path).unwrap();
-        add_unmanaged_groups(&path);
+        let test_store = TestStore::fresh();
+        let mut store = Store::open(store::location(&test_store)).unwrap();
+        add_unmanaged_groups(&test_store);
         let unmanaged_groups: Vec<_> = store.load().unwrap().groups.into_values().filter(|g| g.owner.is_none()).collect();
         prop_assert_eq!(unmanaged_groups.len(), 2);
         for (name, owner, self_service) in &manual {

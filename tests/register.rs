@@ -58,7 +58,7 @@ fn protected_principals_are_refused_for_manual_and_self_and_the_store_is_unchang
     // A store with something in it, so that "unchanged" means something.
     let ok = register(&ws, "cn=Someone,ou=People,dc=example,dc=com", "manual", &[]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
-    let before = ws.state_bytes().unwrap();
+    let before = ws.fingerprint().unwrap();
     for (account, rule) in [
         (POLICY_PRINCIPAL, "(policy.protected_principals)"),
         // Another spelling of the same DN is the same principal.
@@ -80,7 +80,7 @@ fn protected_principals_are_refused_for_manual_and_self_and_the_store_is_unchang
                     "--allow-protected",
                 ],
             );
-            assert_eq!(ws.state_bytes().unwrap(), before, "{account} {source}");
+            assert_eq!(ws.fingerprint().unwrap(), before, "{account} {source}");
         }
     }
 }

@@ -3,11 +3,12 @@
 //! Files stay inside the repository (working tree and `--rev` alike), the head's LDAP
 //! sources connect with the trusted revision's settings (a loopback listener records
 //! that no head-chosen server is ever contacted), the config may not read secret
-//! attributes, and no command prints the bind password in any form.
+//! attributes, and no command prints the bind password in any form. The store is on the
+//! backend of the run (`REGISTRAR_TEST_STORE`).
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use git2::Repository;
 mod common;
 
 use common::slapd::{users_ldif, Options, Slapd, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD};
+use common::store::{self, TestStore};
 use common::{assert_one_line_error, json, registrar, stderr, stdout};
 
 /// What the process environment holds in these tests, and must never be printed.
@@ -31,17 +33,20 @@ const MAPPING: &str = r#"mappings:
     value: "{description|lower}"
 "#;
 
-/// A config directory outside git (its root is the directory itself), with the state
-/// beside it.
+/// A config directory outside git (its root is the directory itself), and a store.
 struct Plain {
     dir: tempfile::TempDir,
+    store: TestStore,
 }
 
 impl Plain {
     fn new(sources_yaml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("config")).unwrap();
-        let plain = Plain { dir };
+        let plain = Plain {
+            dir,
+            store: TestStore::fresh(),
+        };
         plain.write("sources.yaml", sources_yaml);
         plain.write("mappings.yaml", MAPPING);
         plain
@@ -56,7 +61,7 @@ impl Plain {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        registrar(&self.config(), &self.dir.path().join("state.db"))
+        registrar(&self.config(), &self.store.argument())
             .args(args)
             .env("REGISTRAR_TEST_CANARY", CANARY)
             .output()
@@ -170,10 +175,11 @@ fn config_paths_outside_the_root_devices_and_fifos_are_refused_with_their_place(
     assert_one_line_error(&output, &["outside"]);
 }
 
-/// A git repository in a temp dir: `registrar/` holds the config.
+/// A git repository in a temp dir: `registrar/` holds the config; and a store.
 struct Repo {
     dir: tempfile::TempDir,
     repo: Repository,
+    store: TestStore,
 }
 
 impl Repo {
@@ -182,7 +188,11 @@ impl Repo {
         std::fs::create_dir(dir.path().join("work")).unwrap();
         let repo = Repository::init(dir.path().join("work")).unwrap();
         repo.set_head("refs/heads/main").unwrap();
-        Repo { dir, repo }
+        Repo {
+            dir,
+            repo,
+            store: TestStore::fresh(),
+        }
     }
 
     fn root(&self) -> PathBuf {
@@ -191,10 +201,6 @@ impl Repo {
 
     fn config(&self) -> PathBuf {
         self.root().join("registrar")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
     }
 
     fn write(&self, path: &str, text: &str) {
@@ -208,7 +214,7 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str], password: &str) -> Output {
-        registrar(&self.config(), &self.state())
+        registrar(&self.config(), &self.store.argument())
             .args(args)
             .env(PASSWORD_ENV, password)
             .env("REGISTRAR_TEST_CANARY", CANARY)
@@ -605,13 +611,17 @@ fn no_command_prints_or_stores_the_bind_password_in_any_form() {
             &[output.stdout, output.stderr].concat(),
         );
     }
-    // Nor does it land in any file the commands wrote.
-    for file in [repo.state(), dir.join("plan.json"), dir.join("drift.html")] {
+    // Nor does it land in the store, or in any file the commands wrote.
+    let kept = store::fingerprint(&repo.store).expect("the commands applied");
+    assert_free_of(PASSWORD, &store::named(&repo.store), &kept);
+    for file in [dir.join("plan.json"), dir.join("drift.html")] {
         let bytes = std::fs::read(&file).unwrap();
         assert_free_of(PASSWORD, &file.display().to_string(), &bytes);
     }
-    let sidecars: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
+    // The SQLite file's sidecars (journal, WAL) too, in the store's own dir.
+    let sidecars: Vec<PathBuf> = [dir, repo.store.dir()]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
@@ -622,5 +632,4 @@ fn no_command_prints_or_stores_the_bind_password_in_any_form() {
             &std::fs::read(&file).unwrap(),
         );
     }
-    assert!(Path::new(&repo.state()).exists());
 }

@@ -1,14 +1,16 @@
 //! Helpers the binary-level test files share: the built binary, its output as text, the
-//! check that a failure is one clear line on stderr, and a real slapd (`slapd`) loaded with
-//! the test directory (`ldap_fixture`).
+//! check that a failure is one clear line on stderr, a real slapd (`slapd`) loaded with
+//! the test directory (`ldap_fixture`), and the store on the backend of the run (`store`).
 
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod ldap_fixture;
 pub mod slapd;
+pub mod store;
 pub mod workspace;
 
 /// The `registrar` binary cargo built for these tests.
@@ -76,9 +78,9 @@ pub fn commit_all(repo: &git2::Repository, message: &str) -> git2::Oid {
     .unwrap()
 }
 
-/// The built binary with `--config` and `--state` set, `REGISTRAR_STATE` cleared and
-/// colour off: add the arguments and run it.
-pub fn registrar(config: &Path, state: &Path) -> Command {
+/// The built binary with `--config` and `--state` (a file or a `postgres://` URL) set,
+/// `REGISTRAR_STATE` cleared and colour off: add the arguments and run it.
+pub fn registrar(config: &Path, state: &(impl AsRef<OsStr> + ?Sized)) -> Command {
     let mut command = Command::new(BIN);
     command
         .arg("--config")

@@ -1,23 +1,33 @@
 //! A workspace for binary-level tests: a temp dir with a copy of the quickstart config
-//! (so a test may edit it) and a state path beside it.
+//! (so a test may edit it), and a fresh store on the backend of the run
+//! ([`TestStore::fresh`](super::store::TestStore::fresh)).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use super::stderr;
+use super::store::{self, Backend, TestStore};
 
 pub fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
 }
 
-/// A temp dir holding a copy of the quickstart config (so tests may edit it) and a
-/// state path.
+/// A temp dir holding a copy of the quickstart config (so tests may edit it), and a
+/// store.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    pub store: TestStore,
 }
 
 impl Workspace {
+    /// A workspace whose store is on the backend of the run.
     pub fn new() -> Self {
+        Workspace::on(Backend::of_this_run())
+    }
+
+    /// A workspace whose store is on `backend`, for the tests that are about one
+    /// backend's own storage.
+    pub fn on(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir(&config).unwrap();
@@ -25,15 +35,24 @@ impl Workspace {
             let path = entry.unwrap().path();
             std::fs::copy(&path, config.join(path.file_name().unwrap())).unwrap();
         }
-        Workspace { dir }
+        Workspace {
+            dir,
+            store: TestStore::on(backend),
+        }
     }
 
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("config")
     }
 
-    pub fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
+    /// What `--state` takes: the SQLite file's path or the PostgreSQL database's URL.
+    pub fn state(&self) -> String {
+        self.store.argument()
+    }
+
+    /// How the binary names the store in its messages.
+    pub fn state_named(&self) -> String {
+        store::named(&self.store)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -47,9 +66,9 @@ impl Workspace {
         std::fs::write(self.config().join(name), text).unwrap();
     }
 
-    /// The state file's bytes, or None when there is none.
-    pub fn state_bytes(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.state()).ok()
+    /// What the store holds ([`store::fingerprint`]), None when there is none.
+    pub fn fingerprint(&self) -> Option<Vec<u8>> {
+        store::fingerprint(&self.store)
     }
 
     pub fn state_json(&self) -> serde_json::Value {
