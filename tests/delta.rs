@@ -497,6 +497,6 @@ fn a_kept_entry_of_a_source_the_config_lacks_is_an_error_not_a_panic() {
     );
     ws.refused(&[
         "source ghost: the kept snapshot holds an entry of a source the config does not have",
-        "the state file was changed outside registrar",
+        "the store was changed outside registrar",
     ]);
 }

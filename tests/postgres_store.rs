@@ -32,7 +32,7 @@ impl Workspace {
         let dir = tempfile::tempdir().unwrap();
         let workspace = Workspace {
             dir,
-            database: cluster.database().unwrap(),
+            database: cluster.database(),
         };
         std::fs::create_dir(workspace.config()).unwrap();
         workspace.write("directory.ldif", &ldap_fixture::users_ldif(users));

@@ -57,7 +57,7 @@ pub fn apply_command(
     mode: ImportMode,
     approval: Approval,
 ) -> Result<Outcome, AppError> {
-    let no_store = context.state.file().is_some_and(|path| !path.exists());
+    let no_store = !Store::exists(&context.state)?;
     let started = Started::now();
     let rev_flag = context
         .rev

@@ -50,7 +50,7 @@ pub enum AppError {
     /// file was edited by hand (a kept snapshot is forgotten when its source goes).
     #[error(
         "source {source_name}: the kept snapshot holds an entry of a source the config does \
-         not have; the state file was changed outside registrar"
+         not have; the store was changed outside registrar"
     )]
     KeptSourceUnknown { source_name: String },
     /// A file a command writes (or the controller's lock file): `action` says what it

@@ -13,6 +13,7 @@ use super::output::{print_stdout, OutputFile};
 use super::reconcile::{reconcile, Reconciled, Review};
 use super::threads::{join, spawn_scoped};
 use crate::adapters::render;
+use crate::adapters::store::Store;
 use crate::config::raw::ImportMode;
 
 /// Output formats of `plan`.
@@ -37,7 +38,7 @@ pub fn plan_command(
 ) -> Result<Outcome, AppError> {
     // A bad base is a usage error: refuse it before reading anything.
     let ldif_base = render::LdifBase::parse(ldif_base)?;
-    let no_store = context.state.file().is_some_and(|path| !path.exists());
+    let no_store = !Store::exists(&context.state)?;
     let reconciled = reconcile(context, review, mode)?;
     let computed = &reconciled.plan;
     // With `--out`, stdout keeps the plan for people: JSON goes to the file only.

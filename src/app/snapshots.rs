@@ -51,7 +51,7 @@ pub enum KeptReadError {
     /// The kept record does not read back as an entry.
     #[error(
         "the kept snapshot holds an unreadable entry ({source}); \
-         the state file was changed outside registrar"
+         the store was changed outside registrar"
     )]
     Unreadable { source: LdifError },
 }

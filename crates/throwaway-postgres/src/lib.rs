@@ -136,8 +136,13 @@ impl Cluster {
         let number = DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("test_{}_{number}", std::process::id());
         let mut client = superuser_client(self.port, "postgres")?;
+        // Copying the files of the empty template0 is a tenth of the time of the WAL-logged
+        // copy PostgreSQL 15 makes by default; older servers know only the file copy.
         client
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .batch_execute(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE template0 STRATEGY FILE_COPY"
+            ))
+            .or_else(|_| client.batch_execute(&format!("CREATE DATABASE \"{name}\"")))
             .map_err(|error| sql_error(self.port, format!("CREATE DATABASE {name}"), &error))?;
         Ok(TestDatabase {
             name,

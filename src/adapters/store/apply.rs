@@ -114,7 +114,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    
+
     use crate::adapters::store::database::params;
     use crate::adapters::store::history::RunRecord;
     use crate::adapters::store::read::ManagedCounts;

@@ -30,7 +30,7 @@ impl BulkRow for AccountAdd<'_> {
         out.push(Param::from(self.change.source.as_deref()));
         out.push(Param::from(AccountStatus::Active.name()));
         let profile = self.change.profile.as_deref();
-        for (_offset, field) in ProfileField::ALL.into_iter().enumerate() {
+        for field in ProfileField::ALL {
             out.push(Param::from(profile.and_then(|p| p.get(field))));
         }
     }

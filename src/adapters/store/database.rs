@@ -47,7 +47,7 @@ enum Connection {
     /// A session is used by one thread at a time, through `&self` as SQLite's is: the
     /// `RefCell` holds it for one call at a time (no call hands out a borrow that
     /// outlives it).
-    Postgres(RefCell<PostgresSession>),
+    Postgres(Box<RefCell<PostgresSession>>),
 }
 
 struct PostgresSession {
@@ -531,10 +531,10 @@ impl Database {
 
     pub fn postgres(client: postgres::Client) -> Self {
         Database {
-            connection: Connection::Postgres(RefCell::new(PostgresSession {
+            connection: Connection::Postgres(Box::new(RefCell::new(PostgresSession {
                 client,
                 statements: HashMap::new(),
-            })),
+            }))),
         }
     }
 

@@ -77,7 +77,7 @@ struct HashRow {
 impl BulkRow for HashRow {
     const COLUMNS: usize = 3;
     fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
-        out.push(Param::from(i64::from(self.kind.number())));
+        out.push(Param::from(self.kind.number()));
         out.push(Param::from(self.key.as_ref()));
         out.push(Param::from(&self.hash[..]));
     }

@@ -15,15 +15,15 @@ use crate::adapters::postgres::{
 pub enum StoreLocation {
     /// A SQLite file.
     File(PathBuf),
-    /// A PostgreSQL database.
-    Postgres(PostgresUrl),
+    /// A PostgreSQL database (boxed: every store error names its store, and stays small).
+    Postgres(Box<PostgresUrl>),
 }
 
 impl StoreLocation {
     /// `--state` as given: a `postgres://` (or `postgresql://`) URL, else a file path.
     pub fn parse(argument: &str) -> Result<StoreLocation, PostgresUrlError> {
         if is_postgres_url(argument) {
-            PostgresUrl::parse(argument).map(StoreLocation::Postgres)
+            PostgresUrl::parse(argument).map(|url| StoreLocation::Postgres(Box::new(url)))
         } else {
             Ok(StoreLocation::File(PathBuf::from(argument)))
         }

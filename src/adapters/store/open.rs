@@ -63,17 +63,7 @@ impl Store {
             }
             StoreLocation::Postgres(url) => {
                 let connection = open_postgres(url, &location)?;
-                let exists = connection
-                    .query_row(
-                        "SELECT 1 FROM information_schema.tables \
-                         WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
-                        params![],
-                        |_| Ok(()),
-                    )
-                    .optional()
-                    .map_err(|e| store_error(&location, e))?
-                    .is_some();
-                if !exists {
+                if !holds_a_store(&connection).map_err(|e| store_error(&location, e))? {
                     return Ok(None);
                 }
                 let mut store = Store {
@@ -86,9 +76,34 @@ impl Store {
         }
     }
 
+    /// Whether the store exists (a SQLite file; a PostgreSQL database holding the
+    /// schema), without creating it.
+    pub fn exists(location: &StoreLocation) -> Result<bool, StoreError> {
+        match location {
+            StoreLocation::File(path) => Ok(path.exists()),
+            StoreLocation::Postgres(url) => {
+                let connection = open_postgres(url, location)?;
+                holds_a_store(&connection).map_err(|e| store_error(location, e))
+            }
+        }
+    }
+
     pub(super) fn error(&self, source: SqlError) -> StoreError {
         store_error(&self.location, source)
     }
+}
+
+/// Whether a PostgreSQL database holds a store: its `schema_migrations` table.
+fn holds_a_store(connection: &Database) -> Result<bool, SqlError> {
+    Ok(connection
+        .query_row(
+            "SELECT 1 FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
+            params![],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// A SQLite connection with the store's settings.
