@@ -40,6 +40,9 @@ pub(super) struct Bulk<R: BulkRow> {
     /// The statement text for a full batch, made once.
     full: String,
     rows: Vec<R>,
+    /// On PostgreSQL, with a tail: no batch has met a conflict yet, so the next one is
+    /// tried with `COPY` first (a batch that meets none ends the same either way).
+    copy_first: bool,
 }
 
 impl<R: BulkRow> Bulk<R> {
@@ -54,6 +57,7 @@ impl<R: BulkRow> Bulk<R> {
             tail,
             full: statement_text(head, tail, R::COLUMNS, BATCH),
             rows: Vec::with_capacity(BATCH),
+            copy_first: true,
         }
     }
 
@@ -101,10 +105,20 @@ impl<R: BulkRow> Bulk<R> {
 
     /// The waiting rows written on PostgreSQL: with `COPY`, or with a tail, in one
     /// statement of arrays (`COPY` cannot settle a conflict).
-    fn copy(&self, connection: &Database) -> SqlResult<()> {
+    fn copy(&mut self, connection: &Database) -> SqlResult<()> {
         let (table, columns) = table_and_columns(self.head);
         if self.tail.is_empty() {
             return copy_rows(connection, table, columns, &self.rows);
+        }
+        if self.copy_first {
+            // Most batches of a first import meet no row: `COPY` writes them at a third
+            // of the cost. One that meets a row (or names a key twice) is undone whole and
+            // written again below, and the ones after it go there straight.
+            match connection.savepoint(|db| copy_rows(db, table, columns, &self.rows)) {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_constraint_violation() => self.copy_first = false,
+                Err(error) => return Err(error),
+            }
         }
         // A batch may name a key twice: one statement may not update a row twice on
         // PostgreSQL, so each key's row is the one SQLite's statement would leave (the
