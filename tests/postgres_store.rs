@@ -6,7 +6,8 @@
 //!   the server, exit 1;
 //! - a second writer (another session holding the writer lock) is refused with "locked
 //!   … try again", the store unchanged;
-//! - a saved plan made stale by a write since is refused, the store unchanged.
+//! - a saved plan made stale by a write since is refused, the store unchanged;
+//! - a password in the URL works, is warned about, and is shown nowhere.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -270,4 +271,38 @@ fn a_stale_saved_plan_is_refused() {
     // A fresh plan applies.
     ws.ok(&["apply", "--auto-approve"]);
     assert!(ws.ok(&["plan"]).contains("No changes"));
+}
+
+#[test]
+fn a_password_in_the_url_works_but_is_warned_about_and_never_shown() {
+    let cluster = Cluster::start().unwrap();
+    let workspace = Workspace::new(&cluster, 3);
+    // The superuser logs in without a password (trust): the URL's is sent and ignored.
+    let url = workspace
+        .database
+        .url()
+        .replacen("registrar_test@", "registrar_test:s3cret-Pw@", 1);
+    let output = registrar(&workspace.config(), &url)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(
+        err.contains("holds a password, which any user can see in `ps`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "postgres://registrar_test@{}/",
+            Workspace::server(&cluster)
+        )),
+        "the warning names the store without its password: {err}"
+    );
+    for text in [&out, &err] {
+        assert!(!text.contains("s3cret"), "the password was shown: {text}");
+    }
+    // What the apply recorded holds no password either.
+    let dump = workspace.fingerprint().expect("the apply made a store");
+    assert!(!String::from_utf8_lossy(&dump).contains("s3cret"));
 }
