@@ -10,6 +10,7 @@
 
 use super::database::{params, Backend, Database, OptionalRow, SqlResult};
 use super::error::{store_error, StoreError};
+use super::open::holds_a_store;
 use super::open::Store;
 use super::read::load_state;
 use registrar_core::drift::{self, RowHashes};
@@ -531,20 +532,8 @@ impl Store {
             self.connection.execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY);",
             )?;
-        } else {
-            let exists = self
-                .connection
-                .query_row(
-                    "SELECT 1 FROM information_schema.tables \
-                     WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
-                    params![],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !exists {
-                return Ok(0);
-            }
+        } else if !holds_a_store(&self.connection)? {
+            return Ok(0);
         }
         self.connection
             .query_row("SELECT COUNT(*) FROM schema_migrations", params![], |row| {

@@ -94,7 +94,7 @@ impl Store {
 }
 
 /// Whether a PostgreSQL database holds a store: its `schema_migrations` table.
-fn holds_a_store(connection: &Database) -> Result<bool, SqlError> {
+pub(super) fn holds_a_store(connection: &Database) -> Result<bool, SqlError> {
     Ok(connection
         .query_row(
             "SELECT 1 FROM information_schema.tables \
