@@ -62,7 +62,16 @@ pub fn run_command(context: &Context, options: RunOptions) -> Result<Outcome, Ap
         context: context.clone(),
         follow,
     });
-    let result = runtime.block_on(controller.main(options, lock.as_ref().map(|l| l.path())));
+    let result = runtime.block_on(async {
+        let result = controller
+            .clone()
+            .main(options, lock.as_ref().map(|l| l.path()))
+            .await;
+        // A PostgreSQL session closes blocking: on a blocking thread, not the runtime's.
+        let lead = controller.lead.clone();
+        let _ = tokio::task::spawn_blocking(move || lead.release()).await;
+        result
+    });
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
     result
@@ -119,11 +128,22 @@ impl Controller {
         }
         // On PostgreSQL: the controller's own session, leading or not. A store that cannot
         // be opened stops the controller here.
-        let leads = self.lead.start()?;
-        if let Ok(Some(store)) = Store::open_if_exists(&self.context.state) {
-            if let (Ok(managed), Ok(serial)) = (store.managed_counts(), store.serial()) {
-                self.telemetry().set_store(managed, serial);
+        // The store is used on blocking threads (a PostgreSQL session blocks on its own).
+        let this = self.clone();
+        let leads = blocking(move || {
+            let leads = this.lead.start()?;
+            if let Ok(Some(store)) = Store::open_if_exists(&this.context.state) {
+                if let (Ok(managed), Ok(serial)) = (store.managed_counts(), store.serial()) {
+                    this.telemetry().set_store(managed, serial);
+                }
             }
+            Ok::<_, AppError>(leads)
+        })
+        .await?;
+        if options.once && !leads {
+            return Err(AppError::OnceStandby {
+                store: self.context.state.clone(),
+            });
         }
         log(&format!(
             "registrar run {}: {}{}, following {}",
@@ -135,11 +155,6 @@ impl Controller {
         ));
         self.lead.announce(leads);
         if options.once {
-            if !leads {
-                return Err(AppError::OnceStandby {
-                    store: self.context.state.clone(),
-                });
-            }
             return self.once(config.schedules, stop).await;
         }
         tokio::spawn(self.lead.clone().keep(stop.clone()));
@@ -246,16 +261,17 @@ impl Controller {
         };
         let this = self.clone();
         let (fired, begun) = (schedule.clone(), started.clone());
-        let blocking =
+        let pass =
             tokio::task::spawn_blocking(move || this.execute(&fired, &begun, &stop, fetch_note));
-        match blocking.await {
+        match pass.await {
             Ok(ran) => ran,
             Err(error) => {
                 let mut report = RunReport::new(&schedule);
                 report.note(format!("the run ended abnormally: {error}"));
                 report.duration = started.elapsed();
                 report.finished_at = Utc::now();
-                let _ = self.record(&report, &started);
+                let (this, record, begun) = (self.clone(), report.clone(), started.clone());
+                let _ = blocking(move || this.record(&record, &begun)).await;
                 Ran {
                     failed: true,
                     schedules: None,
@@ -498,6 +514,13 @@ impl Hooks<RunReport> for LogHooks {
             log_schedules(scheduler);
         }
     }
+}
+
+/// `work` on a blocking thread; its panic goes on here.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
 }
 
 /// Resolves when `value` is `wanted` (at once if it is), or its sender is gone.

@@ -143,6 +143,12 @@ impl Lead {
         }
     }
 
+    /// Closes the session (releasing the lead), on a blocking thread: the controller is
+    /// done.
+    pub(super) fn release(&self) {
+        self.session().take();
+    }
+
     /// Every [`POLL`] until `stop`: a standby tries to take the lead, a leader checks it
     /// still has it. Nothing to do on SQLite.
     pub(super) async fn keep(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
