@@ -750,3 +750,37 @@ fn a_postgres_server_that_is_down_stops_run_with_one_line() {
         &[&format!("127.0.0.1:{port}"), "connection refused"],
     );
 }
+
+#[test]
+fn a_leader_whose_session_is_ended_stands_by_and_leads_again_on_a_new_session() {
+    let database = throwaway_postgres::shared().database().unwrap();
+    let (ws, _) = Workspace::on_postgres(EVERY_TWO_SECONDS_APPLY, &database.url());
+    let mut controller = ws.start(&ws.config(), &["--rev", "main"], "alone");
+    controller.wait_for_line(&["every-two apply at", "serial 0→1"]);
+    // The server ends the session that holds the leader lock (as a restart or an
+    // administrator would).
+    let mut client = database.client().unwrap();
+    let ended = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+             AND ((classid::bigint << 32) | objid::bigint) = $1",
+            &[&registrar::store::LEADER_LOCK],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(ended, 1);
+    controller.wait_for_line(&["lost the lead of state store postgres://", "standing by"]);
+    wait_until("the lead taken again", || {
+        let log = controller.stderr();
+        let lost = log.find("lost the lead").unwrap();
+        log[lost..].contains("leading: this controller holds the leader lock")
+    });
+    // It applies again, on the new session.
+    change_aol_mapping_to_im_name(&ws.config());
+    ws.commit("aol names from imName");
+    controller.wait_for_line(&["every-two apply at", "serial 1→2"]);
+    let (code, log) = controller.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -126,9 +126,9 @@ impl Controller {
                 at,
             });
         }
-        // On PostgreSQL: the controller's own session, leading or not. A store that cannot
-        // be opened stops the controller here.
-        // The store is used on blocking threads (a PostgreSQL session blocks on its own).
+        // On PostgreSQL: the controller's own session, leading or not; a store that cannot
+        // be opened stops the controller here. The store is used on blocking threads only
+        // (a PostgreSQL session blocks on a runtime of its own).
         let this = self.clone();
         let leads = blocking(move || {
             let leads = this.lead.start()?;
