@@ -7,6 +7,10 @@
 //! run; a branch with a remote is fetched before each run; SIGTERM and SIGINT stop it
 //! cleanly (exit 0) with every run in the history; a second controller on the same
 //! state is refused; a failing run is recorded and turns `/healthz` to 503; `--once`.
+//! On PostgreSQL (a throwaway cluster on loopback): two controllers share a store, one
+//! leads and the other stands by (`/healthz`, `registrar_leader`); killed with SIGKILL,
+//! the leader's place is taken and the next run applied within 15 s, with no serial
+//! applied twice and no partial apply; a server that is down stops `run` with one line.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -30,13 +34,25 @@ const EVERY_SECOND_APPLY: &str =
 /// dir, with the state file and the controller's stderr beside it.
 struct Workspace {
     dir: tempfile::TempDir,
+    /// What `--state` gets: the SQLite file beside the repository, or a PostgreSQL URL.
+    state: PathBuf,
 }
 
 impl Workspace {
     /// The quickstart config plus `schedules`, committed on `main`.
     fn new(schedules: &str) -> (Workspace, Oid) {
         let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace { dir };
+        let state = dir.path().join("state.db");
+        Workspace::with_state(schedules, dir, state)
+    }
+
+    /// [`Workspace::new`] on the store at `url`.
+    fn on_postgres(schedules: &str, url: &str) -> (Workspace, Oid) {
+        Workspace::with_state(schedules, tempfile::tempdir().unwrap(), PathBuf::from(url))
+    }
+
+    fn with_state(schedules: &str, dir: tempfile::TempDir, state: PathBuf) -> (Workspace, Oid) {
+        let ws = Workspace { dir, state };
         let repo = Repository::init(ws.root()).unwrap();
         repo.set_head("refs/heads/main").unwrap();
         let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
@@ -59,7 +75,7 @@ impl Workspace {
     }
 
     fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
+        self.state.clone()
     }
 
     fn write(&self, name: &str, text: &str) {
@@ -255,6 +271,8 @@ fn a_mapping_change_committed_while_it_runs_is_applied_and_sigterm_exits_cleanly
     let (code, metrics) = get(&address, "/metrics");
     assert_eq!(code, 200);
     assert_eq!(sample(&metrics, "registrar_up"), 1.0);
+    // On SQLite the one controller always leads.
+    assert_eq!(sample(&metrics, "registrar_leader"), 1.0);
     assert!(
         sample(
             &metrics,
@@ -575,4 +593,194 @@ fn sigterm_during_a_run_waits_for_it_and_records_it() {
         runs[0]["duration_ms"].as_u64().unwrap() >= 1900,
         "{history:#}"
     );
+}
+
+/// A schedule that applies every 2 s.
+const EVERY_TWO_SECONDS_APPLY: &str =
+    "schedules:\n  - name: every-two\n    cron: \"*/2 * * * * *\"\n    action: apply\n";
+
+/// The longest the standby may take, from the leader's death to its own first apply.
+const TAKEOVER: Duration = Duration::from_secs(15);
+
+/// A run of the history: (serial before, serial after, outcome, changes counted).
+type HistoryRun = (i64, i64, String, i64);
+
+/// The store's run history, oldest first, read with SQL.
+fn history(database: &throwaway_postgres::TestDatabase) -> Vec<HistoryRun> {
+    let mut client = database.client().unwrap();
+    client
+        .query(
+            "SELECT serial_before, serial_after, outcome, \
+             added + updated + removed + deactivated + reactivated FROM runs ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect()
+}
+
+#[test]
+fn two_controllers_on_postgres_one_leads_and_the_standby_takes_over_when_it_is_killed() {
+    let database = throwaway_postgres::shared().database().unwrap();
+    let (ws, _) = Workspace::on_postgres(EVERY_TWO_SECONDS_APPLY, &database.url());
+    let args = ["--rev", "main", "--listen", "127.0.0.1:0"];
+    let mut leader = ws.start(&ws.config(), &args, "leader");
+    let leader_address = leader.address();
+    leader.wait_for_line(&["leading: this controller holds the leader lock of state store"]);
+    leader.wait_for_line(&["every-two apply at", "applied +11", "serial 0→1"]);
+
+    let mut standby = ws.start(&ws.config(), &args, "standby");
+    let standby_address = standby.address();
+    standby.wait_for_line(&["standing by: another controller leads state store postgres://"]);
+    assert_eq!(
+        get(&standby_address, "/healthz"),
+        (200, "standby\n".to_string())
+    );
+    assert_eq!(
+        sample(&get(&standby_address, "/metrics").1, "registrar_leader"),
+        0.0
+    );
+    assert_eq!(get(&leader_address, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(
+        sample(&get(&leader_address, "/metrics").1, "registrar_leader"),
+        1.0
+    );
+    // `--once` beside a leader would be a second writer of the schedules: refused.
+    assert_one_line_error(
+        &ws.output(&["run", "--once", "--rev", "main"]),
+        &[
+            "another registrar run leads state store postgres://",
+            "--once",
+        ],
+    );
+
+    // A change is applied by the leader, never by the standby.
+    change_aol_mapping_to_im_name(&ws.config());
+    ws.commit("aol names from imName");
+    leader.wait_for_line(&["every-two apply at", "serial 1→2"]);
+    // Back again, and the leader killed as the schedule goes on (maybe mid-run).
+    let mapping = ws.config().join("mappings.yaml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(
+        &mapping,
+        text.replace("{imName|lower}", "{mail|lower|local_part}"),
+    )
+    .unwrap();
+    let reverted = ws.commit("aol names from mail again");
+    leader.signal("KILL");
+    let killed = Instant::now();
+    let _ = leader.child.wait();
+    let leader_log = leader.stderr();
+
+    let short = &reverted.to_string()[..12];
+    let deadline = killed + TAKEOVER;
+    let taken_over = loop {
+        let log = standby.stderr();
+        if let Some(line) = log
+            .lines()
+            .find(|line| line.contains(&format!("every-two apply at {short}: applied")))
+        {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not apply within {TAKEOVER:?} of the leader's death:\n{log}\n\
+             the leader's log:\n{leader_log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = standby.stderr();
+    let leading = log.find("leading: this controller holds").expect(&log);
+    assert!(leading < log.find(&taken_over).unwrap(), "{log}");
+    // Before the takeover the standby ran nothing.
+    assert!(
+        !log[..leading].contains("every-two apply"),
+        "a standby ran a schedule:\n{log}"
+    );
+    assert_eq!(get(&standby_address, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(
+        sample(&get(&standby_address, "/metrics").1, "registrar_leader"),
+        1.0
+    );
+    let (code, log) = standby.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+
+    // The history: every change applied once, serials consecutive, no apply half there.
+    let runs = history(&database);
+    let changing: Vec<&HistoryRun> = runs.iter().filter(|run| run.1 != run.0).collect();
+    let befores: Vec<i64> = changing.iter().map(|run| run.0).collect();
+    assert_eq!(
+        befores,
+        (0..changing.len() as i64).collect::<Vec<_>>(),
+        "{runs:?}"
+    );
+    for (before, after, outcome, changes) in &runs {
+        if outcome == "applied" {
+            // An apply that counted changes moved the serial by one; one that did not
+            // left it.
+            assert_eq!(*after - *before, i64::from(*changes > 0), "{runs:?}");
+        } else {
+            assert_eq!(before, after, "{runs:?}");
+        }
+    }
+    assert!(changing.len() >= 3, "{runs:?}");
+    let status = ws.json(&["status", "--format", "json"]);
+    assert_eq!(status["state_serial"], changing.len());
+    assert_eq!(status["applied_revision"], reverted.to_string());
+    let registrations = ws.registrations();
+    assert!(registrations.contains(&"aol bjohnson".to_string()));
+    assert!(!registrations.contains(&"aol barry.j".to_string()));
+    // All of the last commit is there: planning it again changes nothing.
+    let plan = ws.output(&["plan", "--rev", "main", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+}
+
+#[test]
+fn a_postgres_server_that_is_down_stops_run_with_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://registrar_test@127.0.0.1:{port}/nowhere");
+    let (ws, _) = Workspace::on_postgres(EVERY_TWO_SECONDS_APPLY, &url);
+    assert_one_line_error(
+        &ws.output(&["run", "--rev", "main"]),
+        &[&format!("127.0.0.1:{port}"), "connection refused"],
+    );
+}
+
+#[test]
+fn a_leader_whose_session_is_ended_stands_by_and_leads_again_on_a_new_session() {
+    let database = throwaway_postgres::shared().database().unwrap();
+    let (ws, _) = Workspace::on_postgres(EVERY_TWO_SECONDS_APPLY, &database.url());
+    let mut controller = ws.start(&ws.config(), &["--rev", "main"], "alone");
+    controller.wait_for_line(&["every-two apply at", "serial 0→1"]);
+    // The server ends the session that holds the leader lock (as a restart or an
+    // administrator would).
+    let mut client = database.client().unwrap();
+    let ended = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+             AND ((classid::bigint << 32) | objid::bigint) = $1",
+            &[&registrar::store::LEADER_LOCK],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(ended, 1);
+    controller.wait_for_line(&["lost the lead of state store postgres://", "standing by"]);
+    wait_until("the lead taken again", || {
+        let log = controller.stderr();
+        let lost = log.find("lost the lead").unwrap();
+        log[lost..].contains("leading: this controller holds the leader lock")
+    });
+    // It applies again, on the new session.
+    change_aol_mapping_to_im_name(&ws.config());
+    ws.commit("aol names from imName");
+    controller.wait_for_line(&["every-two apply at", "serial 1→2"]);
+    let (code, log) = controller.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
 }

@@ -6,7 +6,7 @@
 //! them. A first import of a million users is a gigabyte of JSON; its rows start landing
 //! as soon as the plan's header is read and checked, not after the whole file.
 
-use std::borrow::Cow;
+use std::borrow::{BorrowMut, Cow};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender};
@@ -91,8 +91,8 @@ pub fn apply_command(
                 files: &files,
                 plan_name: "the plan",
             };
-            let serial =
-                apply_recorded(context, plan, imported, run, Some(&started)).map_err(|error| {
+            let serial = apply_recorded(context, None, plan, imported, run, Some(&started))
+                .map_err(|error| {
                     match error {
                         // No plan was saved: what happened is a race with another writer.
                         AppError::Store(StoreError::StalePlan { planned, actual }) => {
@@ -198,6 +198,7 @@ fn apply_saved(
         };
         let serial = apply_handed_over(
             context,
+            Store::open(&context.state)?,
             &head,
             imported,
             run,
@@ -322,13 +323,15 @@ pub fn apply_plan(
         files: &files,
         plan_name: "the plan",
     };
-    apply_recorded(context, plan, imported, run, None)
+    apply_recorded(context, None, plan, imported, run, None)
 }
 
 /// Applies `plan`, held whole in memory, and records `run` with the plan's counts,
-/// finished now; with `started`, its duration runs up to here.
+/// finished now; with `started`, its duration runs up to here. It writes through `held`
+/// when given (a leading controller's session), else through a store opened for it.
 pub(super) fn apply_recorded<'p>(
     context: &Context,
+    held: Option<&mut Store>,
     plan: &'p Plan,
     imported: Imported,
     run: RunRecord,
@@ -348,15 +351,31 @@ pub(super) fn apply_recorded<'p>(
         }))
     };
     let channel = ToWriterChannel::new();
-    apply_handed_over(context, plan, imported, run, started, channel, hand_over)
+    match held {
+        Some(store) => apply_handed_over(
+            context, store, plan, imported, run, started, channel, hand_over,
+        ),
+        None => apply_handed_over(
+            context,
+            Store::open(&context.state)?,
+            plan,
+            imported,
+            run,
+            started,
+            channel,
+            hand_over,
+        ),
+    }
 }
 
-/// Applies the plan whose header is `head` (its changes, warnings and skip counts come
+/// Applies the plan whose header is `head` to `store` (its changes, warnings and skip counts come
 /// through `hand_over`, see [`snapshots::apply_keeping`]) and records `run` with the
 /// plan's counts, finished now; with `started`, its duration runs up to here. Returns
 /// the new state serial.
+#[allow(clippy::too_many_arguments)]
 fn apply_handed_over<'p>(
     context: &Context,
+    store: impl BorrowMut<Store> + Send,
     head: &Plan,
     imported: Imported,
     run: RunRecord,
@@ -364,10 +383,9 @@ fn apply_handed_over<'p>(
     channel: ToWriterChannel<'p>,
     hand_over: impl FnOnce(&SyncSender<ToWriter<'p>>) -> Result<Option<HandedOver>, AppError>,
 ) -> Result<i64, AppError> {
-    let store = Store::open(&context.state)?;
     // Checked again inside the transaction; here so that a stale plan is told as such
     // before its files are read again.
-    let serial = store.serial()?;
+    let serial = store.borrow().serial()?;
     if serial != head.state_serial {
         return Err(StoreError::StalePlan {
             planned: head.state_serial,
@@ -389,7 +407,7 @@ fn apply_handed_over<'p>(
         imported.plan_name,
         imported.files,
         &context.config_dir,
-        &store,
+        store.borrow(),
         config.as_ref().map(|config| &config.rules),
     )?;
     let run = with_counts(

@@ -176,6 +176,12 @@ pub enum AppError {
         path.display()
     )]
     ControllerRunning { path: PathBuf, holder: String },
+    /// `run --once` on a shared store another controller leads.
+    #[error(
+        "another registrar run leads {store}; run --once runs only as the leader: stop that \
+         one first, or let it run the schedules"
+    )]
+    OnceStandby { store: StoreLocation },
     /// The controller's runtime could not start.
     #[error("cannot start the controller: {0}")]
     ControllerStart(#[source] io::Error),

@@ -9,7 +9,7 @@
 //! footprints of the kept entries and the standing facts a delta plan by region reads
 //! (`app/region.rs`).
 
-use std::borrow::Cow;
+use std::borrow::{BorrowMut, Cow};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
@@ -474,8 +474,8 @@ pub(super) struct HandedOver {
     pub(super) written: Vec<WrittenRow>,
 }
 
-/// Applies a plan made at store serial `planned` to `store` in one transaction, with what
-/// `keeping` keeps. Two threads share the work: this one reads, the other writes. Here
+/// Applies a plan made at store serial `planned` to `store` (opened for it, or a leading
+/// controller's own session, lent) in one transaction, with what `keeping` keeps. Two threads share the work: this one reads, the other writes. Here
 /// `hand_over` sends the plan's changes ([`ToWriter::Changes`], as many at a time as it
 /// likes, possibly from another thread) and answers what it worked out of them (`None`
 /// when the writing thread stopped listening); then the whole snapshots are read again
@@ -486,7 +486,7 @@ pub(super) struct HandedOver {
 /// own.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn apply_keeping<'p>(
-    store: Store,
+    store: impl BorrowMut<Store> + Send,
     planned: i64,
     run: RunRecord,
     keeping: Keeping<'_>,
@@ -507,8 +507,9 @@ pub(super) fn apply_keeping<'p>(
         let writing = scope.spawn(move || {
             // Declared first, so dropped last: its handle on the store file must close
             // after the store's connection (see `Writeback`).
-            let _writeback = store.path().map(Writeback::start);
+            let _writeback = store.borrow().path().map(Writeback::start);
             let mut store = store;
+            let store = store.borrow_mut();
             let unfinished = || AppError::PlanNotReadToEnd {
                 plan_name: plan_name.to_string(),
             };

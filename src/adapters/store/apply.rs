@@ -81,6 +81,8 @@ impl Store {
                 .map_err(fail)?;
         }
         let transaction = self.connection.begin_write().map_err(fail)?;
+        // A leader applies only while its session holds the lead, checked on it here.
+        self.confirm_lead(&transaction)?;
         let serial = read_serial(&transaction).map_err(fail)?;
         if serial != planned {
             return Err(StoreError::StalePlan {

@@ -28,6 +28,11 @@ pub enum StoreError {
         LOCK_WAIT.as_secs()
     )]
     Locked { store: StoreLocation },
+    /// A leading controller's session no longer holds the leader lock (`leadership.rs`).
+    #[error(
+        "{store}: this controller no longer holds the lead (its session lost the leader lock); nothing was applied"
+    )]
+    LeadLost { store: StoreLocation },
     #[error(
         "saved plan is stale: it was made at state serial {planned}, the store is at serial {actual}; run plan again"
     )]

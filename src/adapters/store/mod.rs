@@ -11,7 +11,7 @@
 //! `location.rs` (where a store is), `open.rs` (opening it), `migrations.rs` (the schema and its
 //! upgrades), `read.rs` (state rows), `serial.rs`, `history.rs` (runs), `apply.rs` (the
 //! apply transaction), `changes.rs` and `change.rs` (writing a plan's changes),
-//! `hashes.rs` (drift hashes), `register.rs`, `snapshots.rs`, `bulk.rs` (multi-row
+//! `hashes.rs` (drift hashes), `leadership.rs` (which controller leads), `register.rs`, `snapshots.rs`, `bulk.rs` (multi-row
 //! inserts), `error.rs`, and `allocator.rs` (SQLite over mimalloc, the only unsafe).
 
 mod allocator;
@@ -23,6 +23,7 @@ mod database;
 mod error;
 mod hashes;
 mod history;
+mod leadership;
 mod location;
 mod migrations;
 mod open;
@@ -39,6 +40,7 @@ pub use changes::ChangeWriter;
 pub use database::Backend;
 pub use error::{StoreError, UnreadableValue, ValueProblem, LOCK_WAIT};
 pub use history::RunRecord;
+pub use leadership::LEADER_LOCK;
 pub use location::StoreLocation;
 pub use open::Store;
 pub use read::ManagedCounts;

@@ -13,6 +13,9 @@ use crate::adapters::postgres::{PasswordSources, PostgresUrl};
 pub struct Store {
     pub(super) connection: Database,
     pub(super) location: StoreLocation,
+    /// This session took the controllers' lead (`leadership.rs`): every apply confirms,
+    /// in its transaction, that it still holds it.
+    pub(super) leads: bool,
 }
 
 impl Store {
@@ -38,6 +41,7 @@ impl Store {
         let mut store = Store {
             connection,
             location,
+            leads: false,
         };
         store.migrate()?;
         if store.connection.backend() == super::database::Backend::Sqlite {
@@ -69,6 +73,7 @@ impl Store {
                 let mut store = Store {
                     connection,
                     location,
+                    leads: false,
                 };
                 store.migrate()?;
                 Ok(Some(store))

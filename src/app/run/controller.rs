@@ -1,7 +1,8 @@
-//! The controller itself (`registrar run`): it takes the lock, follows the branch,
-//! drives the scheduler, runs each pass through the same `reconcile` and apply as the
-//! commands (in `spawn_blocking`), records it, logs it, and stops cleanly on SIGTERM or
-//! SIGINT.
+//! The controller itself (`registrar run`): it takes the lock (SQLite) or its seat
+//! (`lead.rs`, PostgreSQL), follows the branch, drives the scheduler while it leads, runs
+//! each pass through the same `reconcile` and apply as the commands (in `spawn_blocking`),
+//! records it, logs it, and stops cleanly on SIGTERM or SIGINT. A leader's writes go
+//! through its own leading session; a standby runs nothing.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::follow::{FetchError, Follow};
+use super::lead::Lead;
 use super::report::{RunOutcome, RunReport};
 use super::scheduler::{Backoff, Hooks, Ran, Scheduler, SystemClock};
 use super::telemetry::Telemetry;
@@ -51,14 +53,25 @@ pub fn run_command(context: &Context, options: RunOptions) -> Result<Outcome, Ap
         .enable_all()
         .build()
         .map_err(AppError::ControllerStart)?;
+    let telemetry = Arc::new(Mutex::new(Telemetry::new(
+        follow.remote().map(str::to_string),
+    )));
     let controller = Arc::new(Controller {
-        telemetry: Arc::new(Mutex::new(Telemetry::new(
-            follow.remote().map(str::to_string),
-        ))),
+        lead: Arc::new(Lead::new(&context.state, telemetry.clone())),
+        telemetry,
         context: context.clone(),
         follow,
     });
-    let result = runtime.block_on(controller.main(options, lock.as_ref().map(|l| l.path())));
+    let result = runtime.block_on(async {
+        let result = controller
+            .clone()
+            .main(options, lock.as_ref().map(|l| l.path()))
+            .await;
+        // A PostgreSQL session closes blocking: on a blocking thread, not the runtime's.
+        let lead = controller.lead.clone();
+        let _ = tokio::task::spawn_blocking(move || lead.release()).await;
+        result
+    });
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
     result
@@ -69,6 +82,8 @@ struct Controller {
     context: Context,
     follow: Follow,
     telemetry: Arc<Mutex<Telemetry>>,
+    /// Leading or standing by, and the leader's session (PostgreSQL).
+    lead: Arc<Lead>,
 }
 
 impl Controller {
@@ -111,10 +126,24 @@ impl Controller {
                 at,
             });
         }
-        if let Ok(Some(store)) = Store::open_if_exists(&self.context.state) {
-            if let (Ok(managed), Ok(serial)) = (store.managed_counts(), store.serial()) {
-                self.telemetry().set_store(managed, serial);
+        // On PostgreSQL: the controller's own session, leading or not; a store that cannot
+        // be opened stops the controller here. The store is used on blocking threads only
+        // (a PostgreSQL session blocks on a runtime of its own).
+        let this = self.clone();
+        let leads = blocking(move || {
+            let leads = this.lead.start()?;
+            if let Ok(Some(store)) = Store::open_if_exists(&this.context.state) {
+                if let (Ok(managed), Ok(serial)) = (store.managed_counts(), store.serial()) {
+                    this.telemetry().set_store(managed, serial);
+                }
             }
+            Ok::<_, AppError>(leads)
+        })
+        .await?;
+        if options.once && !leads {
+            return Err(AppError::OnceStandby {
+                store: self.context.state.clone(),
+            });
         }
         log(&format!(
             "registrar run {}: {}{}, following {}",
@@ -124,9 +153,11 @@ impl Controller {
                 .unwrap_or_default(),
             self.follow.describe()
         ));
+        self.lead.announce(leads);
         if options.once {
             return self.once(config.schedules, stop).await;
         }
+        tokio::spawn(self.lead.clone().keep(stop.clone()));
 
         let mut scheduler = Scheduler::new(&config.schedules, Backoff::DEFAULT, Utc::now());
         log_schedules(&scheduler);
@@ -141,16 +172,40 @@ impl Controller {
         let mut hooks = LogHooks {
             telemetry: self.telemetry.clone(),
         };
-        let jobs = self.clone();
-        let job_stop = stop.clone();
-        scheduler::drive(
-            &mut scheduler,
-            &SystemClock,
-            move |schedule| jobs.clone().job(schedule, job_stop.clone()),
-            &mut hooks,
-            stop,
-        )
-        .await;
+        let (mut leading, mut stopping) = (self.lead.leading(), stop.clone());
+        // The scheduler runs while this controller leads (on SQLite, always). A standby
+        // does not tick it: fires it missed while standing by collapse into one run as
+        // soon as it takes over.
+        loop {
+            tokio::select! {
+                biased;
+                _ = became(&mut stopping, true) => break,
+                _ = became(&mut leading, true) => {}
+            }
+            let (pause, paused) = watch::channel(false);
+            let (mut stopped, mut lost) = (stop.clone(), leading.clone());
+            let pausing = tokio::spawn(async move {
+                tokio::select! {
+                    _ = became(&mut stopped, true) => {}
+                    _ = became(&mut lost, false) => {}
+                }
+                let _ = pause.send(true);
+            });
+            let jobs = self.clone();
+            let job_stop = stop.clone();
+            scheduler::drive(
+                &mut scheduler,
+                &SystemClock,
+                move |schedule| jobs.clone().job(schedule, job_stop.clone()),
+                &mut hooks,
+                paused,
+            )
+            .await;
+            pausing.abort();
+            if *stop.borrow() {
+                break;
+            }
+        }
         log("stopped");
         Ok(Outcome::Success)
     }
@@ -206,16 +261,17 @@ impl Controller {
         };
         let this = self.clone();
         let (fired, begun) = (schedule.clone(), started.clone());
-        let blocking =
+        let pass =
             tokio::task::spawn_blocking(move || this.execute(&fired, &begun, &stop, fetch_note));
-        match blocking.await {
+        match pass.await {
             Ok(ran) => ran,
             Err(error) => {
                 let mut report = RunReport::new(&schedule);
                 report.note(format!("the run ended abnormally: {error}"));
                 report.duration = started.elapsed();
                 report.finished_at = Utc::now();
-                let _ = self.record(&report, &started);
+                let (this, record, begun) = (self.clone(), report.clone(), started.clone());
+                let _ = blocking(move || this.record(&record, &begun)).await;
                 Ran {
                     failed: true,
                     schedules: None,
@@ -262,11 +318,22 @@ impl Controller {
                 ));
             }
         }
-        if let Ok(Some(mut store)) = Store::open_if_exists(&self.context.state) {
+        let mut tidy = |store: &mut Store| {
             let _ = store.prune_runs(RUNS_KEPT);
             report.managed = store.managed_counts().ok();
             report.state_serial = store.serial().ok();
-        }
+        };
+        let _ = self.lead.write(|held| {
+            match held {
+                Some(store) => tidy(store),
+                None => {
+                    if let Some(mut store) = Store::open_if_exists(&self.context.state)? {
+                        tidy(&mut store);
+                    }
+                }
+            }
+            Ok(())
+        });
         Ran {
             failed: report.outcome == RunOutcome::Failed,
             schedules: pass.schedules,
@@ -362,13 +429,10 @@ impl Controller {
                     files: &files,
                     plan_name: "the plan",
                 };
-                let serial = apply_recorded(
-                    &self.context,
-                    plan,
-                    imported,
-                    report.record(started),
-                    Some(started),
-                )?;
+                let record = report.record(started);
+                let serial = self.lead.write(|held| {
+                    apply_recorded(&self.context, held, plan, imported, record, Some(started))
+                })?;
                 report.serial = Some((plan.state_serial, serial));
                 pass.recorded = true;
             }
@@ -378,8 +442,13 @@ impl Controller {
 
     /// Records a run that wrote nothing else.
     fn record(&self, report: &RunReport, started: &Started) -> Result<(), AppError> {
-        let mut store = Store::open(&self.context.state)?;
-        Ok(store.record_run(report.record(started))?)
+        self.lead.write(|held| {
+            let record = report.record(started);
+            match held {
+                Some(store) => Ok(store.record_run(record)?),
+                None => Ok(Store::open(&self.context.state)?.record_run(record)?),
+            }
+        })
     }
 }
 
@@ -447,6 +516,20 @@ impl Hooks<RunReport> for LogHooks {
     }
 }
 
+/// `work` on a blocking thread; its panic goes on here.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
+}
+
+/// Resolves when `value` is `wanted` (at once if it is), or its sender is gone.
+async fn became(value: &mut watch::Receiver<bool>, wanted: bool) {
+    if value.wait_for(|value| *value == wanted).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// SIGTERM or SIGINT: stop scheduling, let the run in flight finish, exit 0. A second
 /// one exits at once (a transaction in flight then rolls back, as SQLite guarantees).
 fn watch_signals(
@@ -500,7 +583,7 @@ fn log_schedules(scheduler: &Scheduler) {
 }
 
 /// One line on stderr, after the time.
-fn log(message: &str) {
+pub(super) fn log(message: &str) {
     log_line(&format!("{} {message}", rfc3339(Utc::now())));
 }
 
@@ -511,7 +594,7 @@ fn log_line(line: &str) {
 }
 
 /// A message of several lines as one.
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())

@@ -2,7 +2,8 @@
 //! the config again (from the followed git branch, fetched first when it has a remote)
 //! before every run, and records every run in the store's run history.
 //!
-//! The parts: `lock.rs` keeps it to one controller per state file; `follow.rs` gets the
+//! The parts: `lock.rs` keeps it to one controller per state file (SQLite); `lead.rs`
+//! lets several share a PostgreSQL store, one leading and the others standing by; `follow.rs` gets the
 //! followed branch's newest commit; [`scheduler`] decides when runs happen (one at a
 //! time, coalescing fires, backing off after failures); `report.rs` says what one run
 //! did; [`telemetry`] and [`http`] show health and metrics. `controller.rs` wires them:
@@ -17,6 +18,7 @@
 mod controller;
 mod follow;
 pub mod http;
+mod lead;
 mod lock;
 mod report;
 pub mod scheduler;

@@ -31,6 +31,10 @@ struct ScheduleHealth {
 #[derive(Debug, Clone, Default)]
 pub struct Telemetry {
     stopping: bool,
+    /// Whether this controller leads (always on SQLite); a standby runs nothing.
+    leader: bool,
+    /// Why a standby could not even try to lead (the store unreachable), if so.
+    standby_problem: Option<String>,
     /// The remote fetched before each run, if any.
     remote: Option<String>,
     runs: BTreeMap<(&'static str, &'static str), u64>,
@@ -57,6 +61,7 @@ impl Telemetry {
     pub fn new(remote: Option<String>) -> Telemetry {
         Telemetry {
             remote,
+            leader: true,
             changes: CHANGE_ACTIONS.iter().map(|action| (*action, 0)).collect(),
             ..Telemetry::default()
         }
@@ -182,11 +187,25 @@ impl Telemetry {
         self.stopping = true;
     }
 
+    /// Whether this controller leads; a standby that could not even try says why.
+    pub fn set_leader(&mut self, leader: bool, problem: Option<String>) {
+        self.leader = leader;
+        self.standby_problem = if leader { None } else { problem };
+    }
+
     /// `/healthz`: healthy, and the text to answer. Unhealthy while stopping, when a
-    /// schedule's last run failed or was blocked, or while fetching fails.
+    /// schedule's last run failed or was blocked, or while fetching fails. A standby is
+    /// healthy and says `standby` (it runs nothing, so has nothing else to tell), unless
+    /// it cannot reach the store to take over.
     pub fn health(&self) -> (bool, String) {
         if self.stopping {
             return (false, "stopping\n".to_string());
+        }
+        if !self.leader {
+            return match &self.standby_problem {
+                None => (true, "standby\n".to_string()),
+                Some(problem) => (false, format!("standby: {problem}\n")),
+            };
         }
         let mut problems = String::new();
         for (name, health) in &self.schedules {
@@ -245,13 +264,19 @@ impl Telemetry {
         out.text
     }
 
-    /// The controller itself: up, and its version.
+    /// The controller itself: up, leading, and its version.
     fn process_metrics(&self, out: &mut Metrics) {
         out.metric(
             "registrar_up",
             "gauge",
             "1 while the controller runs, 0 once it is stopping.",
             &plain(u8::from(!self.stopping).to_string()),
+        );
+        out.metric(
+            "registrar_leader",
+            "gauge",
+            "1 while this controller leads and runs the schedules (always on SQLite), 0 while it stands by.",
+            &plain(u8::from(self.leader).to_string()),
         );
         out.metric(
             "registrar_build_info",
@@ -516,6 +541,7 @@ mod tests {
             "registrar_managed_objects{kind=\"registration\"} 12",
             "registrar_state_serial 5",
             "registrar_up 1",
+            "registrar_leader 1",
             "registrar_schedule_next_run_timestamp_seconds{schedule=\"every-minute\",action=\"apply\"} 1800000060",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing in:\n{text}");
@@ -537,6 +563,7 @@ mod tests {
             types,
             [
                 "registrar_up gauge",
+                "registrar_leader gauge",
                 "registrar_build_info gauge",
                 "registrar_runs_total counter",
                 "registrar_changes_applied_total counter",
@@ -587,6 +614,30 @@ mod tests {
             .1
             .contains("git fetch origin failed: no route"));
         telemetry.fetched(Ok(()), Utc::now());
+        telemetry.stopping();
+        assert_eq!(telemetry.health(), (false, "stopping\n".to_string()));
+    }
+
+    #[test]
+    fn a_standby_is_healthy_and_says_so_unless_it_cannot_reach_the_store() {
+        let mut telemetry = with_schedule();
+        telemetry.set_leader(false, None);
+        assert_eq!(telemetry.health(), (true, "standby\n".to_string()));
+        let now = DateTime::from_timestamp(1_800_000_001, 0).unwrap();
+        let text = telemetry.prometheus(now);
+        assert!(text.lines().any(|l| l == "registrar_leader 0"), "{text}");
+        telemetry.set_leader(false, Some("cannot connect to PostgreSQL".to_string()));
+        assert_eq!(
+            telemetry.health(),
+            (false, "standby: cannot connect to PostgreSQL\n".to_string())
+        );
+        telemetry.set_leader(true, Some("ignored".to_string()));
+        assert_eq!(telemetry.health(), (true, "ok\n".to_string()));
+        assert!(telemetry
+            .prometheus(now)
+            .lines()
+            .any(|l| l == "registrar_leader 1"));
+        telemetry.set_leader(false, None);
         telemetry.stopping();
         assert_eq!(telemetry.health(), (false, "stopping\n".to_string()));
     }
