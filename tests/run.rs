@@ -622,7 +622,7 @@ fn history(database: &throwaway_postgres::TestDatabase) -> Vec<HistoryRun> {
 
 #[test]
 fn two_controllers_on_postgres_one_leads_and_the_standby_takes_over_when_it_is_killed() {
-    let database = throwaway_postgres::shared().database().unwrap();
+    let database = throwaway_postgres::shared().database();
     let (ws, _) = Workspace::on_postgres(EVERY_TWO_SECONDS_APPLY, &database.url());
     let args = ["--rev", "main", "--listen", "127.0.0.1:0"];
     let mut leader = ws.start(&ws.config(), &args, "leader");
@@ -753,7 +753,7 @@ fn a_postgres_server_that_is_down_stops_run_with_one_line() {
 
 #[test]
 fn a_leader_whose_session_is_ended_stands_by_and_leads_again_on_a_new_session() {
-    let database = throwaway_postgres::shared().database().unwrap();
+    let database = throwaway_postgres::shared().database();
     let (ws, _) = Workspace::on_postgres(EVERY_TWO_SECONDS_APPLY, &database.url());
     let mut controller = ws.start(&ws.config(), &["--rev", "main"], "alone");
     controller.wait_for_line(&["every-two apply at", "serial 0→1"]);
