@@ -12,13 +12,15 @@
 //! upgrades), `read.rs` (state rows), `serial.rs`, `history.rs` (runs), `apply.rs` (the
 //! apply transaction), `changes.rs` and `change.rs` (writing a plan's changes),
 //! `hashes.rs` (drift hashes), `register.rs`, `snapshots.rs`, `bulk.rs` (multi-row
-//! inserts), `error.rs`, and `allocator.rs` (SQLite over mimalloc, the only unsafe).
+//! inserts), `copy.rs` (a whole store into an empty one, and table digests), `error.rs`,
+//! and `allocator.rs` (SQLite over mimalloc, the only unsafe).
 
 mod allocator;
 mod apply;
 mod bulk;
 mod change;
 mod changes;
+mod copy;
 mod database;
 mod error;
 mod hashes;
@@ -36,7 +38,8 @@ mod test_support;
 pub use allocator::configure_sqlite;
 pub use change::ChangeConflict;
 pub use changes::ChangeWriter;
-pub use database::Backend;
+pub use copy::{CopyError, Table, TableDigest, TABLES};
+pub use database::{Backend, ColumnKind};
 pub use error::{StoreError, UnreadableValue, ValueProblem, LOCK_WAIT};
 pub use history::RunRecord;
 pub use location::StoreLocation;
