@@ -168,12 +168,7 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         name: "standing_facts",
-        columns: &[
-            ("id", I),
-            ("serial", I),
-            ("config_digest", T),
-            ("facts", T),
-        ],
+        columns: &[("id", I), ("serial", I), ("config_digest", T), ("facts", T)],
         key: "id",
     },
 ];
@@ -196,7 +191,10 @@ pub struct TableDigest {
 impl TableDigest {
     /// The digest as 64 hex digits.
     pub fn hex(&self) -> String {
-        self.sha256.iter().map(|byte| format!("{byte:02x}")).collect()
+        self.sha256
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 }
 
@@ -314,9 +312,12 @@ impl Store {
     }
 }
 
-/// The first table holding a row, the serial 0 of a new store aside.
+/// The first table holding a row, the serial 0 of a new store aside (the serial is
+/// looked at last: the table of rows is the better news).
 fn first_table_with_rows(database: &Database) -> SqlResult<Option<&'static str>> {
-    for table in TABLES {
+    let (meta, rows): (Vec<&Table>, Vec<&Table>) =
+        TABLES.iter().partition(|table| table.name == "meta");
+    for table in rows.into_iter().chain(meta) {
         let sql = if table.name == "meta" {
             "SELECT 1 FROM meta WHERE NOT (key = 'serial' AND value = '0')".to_string()
         } else {
@@ -349,7 +350,9 @@ fn read_row(row: &Row<'_>, table: &Table) -> SqlResult<Vec<Param<'static>>> {
     let mut values = Vec::with_capacity(table.columns.len());
     for (index, (_, kind)) in table.columns.iter().enumerate() {
         values.push(match kind {
-            ColumnKind::Integer => row.get::<Option<i64>>(index)?.map_or(Param::Null, Param::from),
+            ColumnKind::Integer => row
+                .get::<Option<i64>>(index)?
+                .map_or(Param::Null, Param::from),
             ColumnKind::Text => row
                 .get_optional_str(index)?
                 .map_or(Param::Null, |text| Param::Text(Cow::Owned(text.to_owned()))),
@@ -411,7 +414,10 @@ impl RowDigest {
 }
 
 /// Every table's digest, as `database` sees it (in the caller's transaction).
-fn digests_of(database: &Database, location: &StoreLocation) -> Result<Vec<TableDigest>, CopyError> {
+fn digests_of(
+    database: &Database,
+    location: &StoreLocation,
+) -> Result<Vec<TableDigest>, CopyError> {
     TABLES
         .iter()
         .map(|table| {
@@ -605,7 +611,9 @@ mod tests {
 
         let error = source.copy_into(&target).unwrap_err();
         assert!(
-            error.to_string().contains("is not empty (table meta has rows)"),
+            error
+                .to_string()
+                .contains("is not empty (table accounts has rows)"),
             "{error}"
         );
         assert_eq!(target.table_digests().unwrap(), copied);
