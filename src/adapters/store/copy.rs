@@ -619,6 +619,39 @@ mod tests {
         assert_eq!(target.table_digests().unwrap(), copied);
     }
 
+    /// A target that changes what it is given (a trigger here; a faulty disk or driver
+    /// in life) is caught by the read-back: the copy rolls back and names the table.
+    #[test]
+    fn a_table_read_back_unlike_its_source_rolls_the_copy_back() {
+        let (_source_store, source) = store_with_one_registration();
+        let (_target_store, target) = fresh_store();
+        target
+            .connection
+            .execute_batch(match target.connection.backend() {
+                Backend::Sqlite => {
+                    "CREATE TRIGGER garble AFTER INSERT ON registrations BEGIN \
+                       UPDATE registrations SET im_name = 'garbled' \
+                       WHERE protocol = new.protocol AND im_name_key = new.im_name_key; END;"
+                }
+                Backend::Postgres => {
+                    "CREATE FUNCTION garble() RETURNS trigger LANGUAGE plpgsql AS \
+                       $$ BEGIN NEW.im_name := 'garbled'; RETURN NEW; END $$; \
+                     CREATE TRIGGER garble BEFORE INSERT ON registrations \
+                       FOR EACH ROW EXECUTE FUNCTION garble();"
+                }
+            })
+            .unwrap();
+        let before = target.table_digests().unwrap();
+        let error = source.copy_into(&target).unwrap_err().to_string();
+        assert!(
+            error.contains(", table registrations: the copy holds 1 rows with digest ")
+                && error.ends_with("; nothing was copied"),
+            "{error}"
+        );
+        assert_eq!(target.table_digests().unwrap(), before);
+        assert_eq!(target.serial().unwrap(), 0);
+    }
+
     /// SQLite to PostgreSQL and back: the same digests at each hop, whatever the run's
     /// backend.
     #[test]
