@@ -26,9 +26,10 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// `state migrate`: the copy failed or was refused; the target is as it was.
+    /// `state migrate`: the copy failed or was refused; the target is as it was. Boxed:
+    /// it names two stores, and `AppError` stays the size it was.
     #[error(transparent)]
-    Copy(#[from] CopyError),
+    Copy(Box<CopyError>),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]

@@ -30,9 +30,11 @@ pub fn state_migrate(context: &Context, to: &StoreLocation) -> Result<Outcome, A
         state: from.clone(),
     })?;
     let created = to.file().filter(|path| !path.exists());
-    let copied = Store::open(to)
-        .map_err(AppError::from)
-        .and_then(|target| Ok(source.copy_into(&target)?));
+    let copied = Store::open(to).map_err(AppError::from).and_then(|target| {
+        source
+            .copy_into(&target)
+            .map_err(|error| AppError::Copy(Box::new(error)))
+    });
     let copied = match copied {
         Ok(copied) => copied,
         Err(error) => {

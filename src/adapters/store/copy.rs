@@ -237,10 +237,10 @@ pub enum CopyError {
     )]
     Mismatch {
         target: StoreLocation,
-        /// The table as read from the source.
-        read: TableDigest,
+        /// The table as read from the source (boxed, as the next: the error stays small).
+        read: Box<TableDigest>,
         /// The table as read back from the target.
-        copied: TableDigest,
+        copied: Box<TableDigest>,
     },
 }
 
@@ -316,8 +316,8 @@ impl Store {
             if *read != copied {
                 return Err(CopyError::Mismatch {
                     target: target.location.clone(),
-                    read: read.clone(),
-                    copied,
+                    read: Box::new(read.clone()),
+                    copied: Box::new(copied),
                 });
             }
         }
