@@ -135,7 +135,7 @@ pub enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
-    /// Read or record rows of the registration store.
+    /// Read or record rows of the registration store, or copy it elsewhere.
     #[command(subcommand)]
     State(StateCommand),
     /// Show the last runs, the revision last applied, when each schedule fires next and
@@ -246,6 +246,15 @@ pub enum StateCommand {
         /// `drift` say so.
         #[arg(long)]
         allow_protected: bool,
+    },
+    /// Copy the whole store (accounts, registrations, groups, run history, drift hashes,
+    /// kept snapshots) into an empty store: SQLite to PostgreSQL and back, or file to
+    /// file. One transaction on the target, committed only when every table's rows and
+    /// SHA-256 digest match the source's; a target holding any row is refused.
+    Migrate {
+        /// The target: a SQLite file (created if missing) or a `postgres://` URL.
+        #[arg(long, value_name = "FILE|URL", value_parser = parse_store_location)]
+        to: StoreLocation,
     },
 }
 

@@ -127,6 +127,7 @@ fn main() -> ExitCode {
             };
             app::state_register(&context, registration, allow)
         }
+        Command::State(StateCommand::Migrate { to }) => app::state_migrate(&context, &to),
         Command::Status { format } => app::status(&context, format),
         Command::Export {
             source,

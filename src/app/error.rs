@@ -13,7 +13,7 @@ use super::sources::SourceError;
 
 use crate::adapters::git::GitError;
 use crate::adapters::render;
-use crate::adapters::store::{StoreError, StoreLocation};
+use crate::adapters::store::{CopyError, StoreError, StoreLocation};
 use crate::adapters::tree::TreeError;
 use crate::config::trust::TrustedFileError;
 use crate::config::ConfigError;
@@ -26,6 +26,10 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `state migrate`: the copy failed or was refused; the target is as it was. Boxed:
+    /// it names two stores, and `AppError` stays the size it was.
+    #[error(transparent)]
+    Copy(Box<CopyError>),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -96,6 +100,12 @@ pub enum AppError {
     /// `drift` without a store.
     #[error("{state} does not exist: nothing was applied, so nothing can drift (run plan)")]
     NoStateToDrift { state: StoreLocation },
+    /// `state migrate` without a store to copy.
+    #[error("{state} does not exist: there is no store to migrate")]
+    NoStateToMigrate { state: StoreLocation },
+    /// `state migrate --to` naming the `--state` store itself.
+    #[error("--to names {state}, the store being migrated: give another file or URL")]
+    MigrateOntoItself { state: StoreLocation },
     /// `state register --source ldap`.
     #[error("--source must be manual or self: ldap registrations are made by mappings")]
     RegistrationFromLdap,

@@ -61,7 +61,7 @@ impl BulkRow for RegistrationAdd<'_> {
 /// migration 5 makes them. Their keys come in no useful order in a plan (accounts are
 /// in anchor order, registrations in name order): a first import builds them after its
 /// rows (one sort each) instead of inserting into them row by row.
-const CHANGE_INDEXES: [(&str, &str); 2] = [
+pub(super) const CHANGE_INDEXES: [(&str, &str); 2] = [
     (
         "accounts_by_dn",
         "CREATE INDEX accounts_by_dn ON accounts (dn_key)",

@@ -332,6 +332,26 @@ impl ToSql for Param<'_> {
     postgres::types::to_sql_checked!();
 }
 
+/// The kind of value a column of the store holds, as a table copy reads and writes it
+/// without naming a driver: [`ColumnKind::postgres_type`] is its type for
+/// [`Database::copy_in`] (the store's integers are all `BIGINT` on PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Integer,
+    Text,
+    Bytes,
+}
+
+impl ColumnKind {
+    pub fn postgres_type(self) -> Type {
+        match self {
+            ColumnKind::Integer => Type::INT8,
+            ColumnKind::Text => Type::TEXT,
+            ColumnKind::Bytes => Type::BYTEA,
+        }
+    }
+}
+
 /// A Rust type a column reads as.
 pub trait Column: Sized {
     fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self, String>;

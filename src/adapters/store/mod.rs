@@ -11,14 +11,17 @@
 //! `location.rs` (where a store is), `open.rs` (opening it), `migrations.rs` (the schema and its
 //! upgrades), `read.rs` (state rows), `serial.rs`, `history.rs` (runs), `apply.rs` (the
 //! apply transaction), `changes.rs` and `change.rs` (writing a plan's changes),
-//! `hashes.rs` (drift hashes), `leadership.rs` (which controller leads), `register.rs`, `snapshots.rs`, `bulk.rs` (multi-row
-//! inserts), `error.rs`, and `allocator.rs` (SQLite over mimalloc, the only unsafe).
+//! `hashes.rs` (drift hashes), `leadership.rs` (which controller leads), `register.rs`,
+//! `snapshots.rs`, `bulk.rs` (bulk writes), `copy.rs` (a whole store into an empty one,
+//! and table digests), `error.rs`, and `allocator.rs` (SQLite over mimalloc, the only
+//! unsafe).
 
 mod allocator;
 mod apply;
 mod bulk;
 mod change;
 mod changes;
+mod copy;
 mod database;
 mod error;
 mod hashes;
@@ -37,7 +40,8 @@ mod test_support;
 pub use allocator::configure_sqlite;
 pub use change::ChangeConflict;
 pub use changes::ChangeWriter;
-pub use database::Backend;
+pub use copy::{CopyError, Table, TableDigest, TABLES};
+pub use database::{Backend, ColumnKind};
 pub use error::{StoreError, UnreadableValue, ValueProblem, LOCK_WAIT};
 pub use history::RunRecord;
 pub use leadership::LEADER_LOCK;

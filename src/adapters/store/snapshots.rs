@@ -414,7 +414,7 @@ pub struct SnapshotWriter<'t> {
 /// snapshot is read (`tree` reverses the DN), exactly as migrations 4 and 5 make them.
 /// A first import builds them after its rows (one sort each) instead of inserting into
 /// them row by row: at a million entries, most of the time of writing the snapshot.
-const ENTRY_INDEXES: [(&str, &str); 2] = [
+pub(super) const ENTRY_INDEXES: [(&str, &str); 2] = [
     (
         "snapshot_entries_by_tree",
         "CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree)",
