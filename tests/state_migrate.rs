@@ -68,7 +68,7 @@ fn ok(config: &Path, state: &str, args: &[&str]) -> String {
 /// The quickstart with a group rule and a change-file glob, applied in full, then a hire
 /// applied by a delta, then a manual registration: a row in every table.
 fn populated() -> Workspace {
-    let ws = Workspace::new();
+    let ws = Workspace::on(throwaway_postgres::Backend::Sqlite);
     let config = std::fs::read_to_string(ws.config().join("registrar.yaml")).unwrap();
     let config = config.replace(
         "      path: corp.ldif\n",
@@ -76,7 +76,7 @@ fn populated() -> Workspace {
     );
     ws.write_config("registrar.yaml", &format!("{config}{GROUPS}"));
     std::fs::create_dir(ws.config().join("changes")).unwrap();
-    let state = ws.state().display().to_string();
+    let state = ws.state();
     ok(&ws.config(), &state, &["apply", "--auto-approve"]);
     ws.write_config("changes/0001-hire.ldif", HIRE);
     ok(
@@ -136,7 +136,7 @@ fn closed_port() -> u16 {
 fn a_store_goes_to_postgres_and_back_with_every_row() {
     let ws = populated();
     let config = ws.config();
-    let source = ws.state().display().to_string();
+    let source = ws.state();
     let original = digests(&source);
     assert_eq!(original.len(), TABLES.len());
     for table in &original {
@@ -213,11 +213,11 @@ fn a_store_goes_to_postgres_and_back_with_every_row() {
 fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
     let ws = populated();
     let config = ws.config();
-    let source = ws.state().display().to_string();
+    let source = ws.state();
 
     // A PostgreSQL store some apply wrote to.
     let postgres = TestStore::on(Backend::Postgres);
-    let other = Workspace::new();
+    let other = Workspace::on(throwaway_postgres::Backend::Sqlite);
     ok(
         &other.config(),
         &postgres.argument(),
@@ -283,7 +283,7 @@ fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
 
 #[test]
 fn a_missing_source_is_refused_and_no_target_is_made() {
-    let ws = Workspace::new();
+    let ws = Workspace::on(throwaway_postgres::Backend::Sqlite);
     let config = ws.config();
     let missing = ws.dir.path().join("missing.db").display().to_string();
     let target = ws.dir.path().join("target.db");
@@ -315,7 +315,7 @@ fn a_missing_source_is_refused_and_no_target_is_made() {
 #[test]
 fn an_unreachable_target_is_one_line_and_the_source_is_untouched() {
     let ws = populated();
-    let source = ws.state().display().to_string();
+    let source = ws.state();
     let bytes = std::fs::read(ws.state()).unwrap();
     let url = format!(
         "postgres://registrar_test@127.0.0.1:{}/nowhere",

@@ -515,14 +515,13 @@ impl<'t> Batch<'t> {
         let names: Vec<&str> = self.table.columns.iter().map(|(name, _)| *name).collect();
         match target.backend() {
             Backend::Postgres => {
-                let types: Vec<_> = self
-                    .table
-                    .columns
-                    .iter()
-                    .map(|(_, kind)| kind.postgres_type())
-                    .collect();
-                let mut rows = self.rows.drain(..);
-                if let Some(copied) = target.copy_in(self.table.name, &names, &types, &mut rows) {
+                let rows = &self.rows;
+                let mut values = |index: usize, out: &mut Vec<Param<'_>>| {
+                    out.extend(rows[index].iter().cloned());
+                };
+                if let Some(copied) =
+                    target.copy_in(self.table.name, &names.join(", "), rows.len(), &mut values)
+                {
                     copied?;
                 }
             }

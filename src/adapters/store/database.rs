@@ -332,24 +332,13 @@ impl ToSql for Param<'_> {
     postgres::types::to_sql_checked!();
 }
 
-/// The kind of value a column of the store holds, as a table copy reads and writes it
-/// without naming a driver: [`ColumnKind::postgres_type`] is its type for
-/// [`Database::copy_in`] (the store's integers are all `BIGINT` on PostgreSQL).
+/// The kind of value a column of the store holds, as a table copy reads and hashes it
+/// without naming a driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
     Integer,
     Text,
     Bytes,
-}
-
-impl ColumnKind {
-    pub fn postgres_type(self) -> Type {
-        match self {
-            ColumnKind::Integer => Type::INT8,
-            ColumnKind::Text => Type::TEXT,
-            ColumnKind::Bytes => Type::BYTEA,
-        }
-    }
 }
 
 /// A Rust type a column reads as.
