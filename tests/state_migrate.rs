@@ -271,11 +271,14 @@ fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
             "state",
             "migrate",
             "--to",
-            &format!(
-                "{}/../{}/state.db",
-                ws.dir.path().display(),
-                ws.dir.path().file_name().unwrap().to_string_lossy()
-            ),
+            &{
+                let dir = std::path::Path::new(&source).parent().unwrap();
+                format!(
+                    "{}/../{}/state.db",
+                    dir.display(),
+                    dir.file_name().unwrap().to_string_lossy()
+                )
+            },
         ],
     );
     assert_one_line_error(&output, &["the store being migrated"]);
