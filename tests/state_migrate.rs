@@ -267,19 +267,14 @@ fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
     let output = registrar(
         &config,
         &source,
-        &[
-            "state",
-            "migrate",
-            "--to",
-            &{
-                let dir = std::path::Path::new(&source).parent().unwrap();
-                format!(
-                    "{}/../{}/state.db",
-                    dir.display(),
-                    dir.file_name().unwrap().to_string_lossy()
-                )
-            },
-        ],
+        &["state", "migrate", "--to", &{
+            let dir = std::path::Path::new(&source).parent().unwrap();
+            format!(
+                "{}/../{}/state.db",
+                dir.display(),
+                dir.file_name().unwrap().to_string_lossy()
+            )
+        }],
     );
     assert_one_line_error(&output, &["the store being migrated"]);
 }
