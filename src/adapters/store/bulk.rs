@@ -6,9 +6,9 @@
 //! one `INSERT … SELECT … FROM unnest(…)` of the batch's values as one array per column,
 //! with that tail.
 //!
-//! A first import into empty tables also builds their secondary indexes after its rows
-//! ([`drop_indexes`], then [`create_indexes`]): one sort each instead of an insert per
-//! row in no useful order.
+//! A first import into empty tables also builds their secondary indexes (and on
+//! PostgreSQL their keys and references) after its rows ([`Deferred`]): one sort each
+//! instead of an insert or a check per row.
 //!
 //! This only batches what it is given, in order. It never decides what to write, and it
 //! does not settle conflicts: a batch the database refuses is the caller's to write again
@@ -137,20 +137,68 @@ impl<R: BulkRow> Bulk<R> {
 /// migrations make it.
 pub(super) type Indexes = [(&'static str, &'static str)];
 
-/// Drops `indexes` (in the caller's transaction, which puts them back if it rolls back).
-pub(super) fn drop_indexes(connection: &Database, indexes: &Indexes) -> SqlResult<()> {
-    for (name, _) in indexes {
-        connection.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
-    }
-    Ok(())
+/// A key or a reference of a table on PostgreSQL, by the name the migrations give it,
+/// with the definition that makes it again.
+pub(super) struct Constraint {
+    pub table: &'static str,
+    pub name: &'static str,
+    pub definition: &'static str,
 }
 
-/// Builds `indexes` again, after the rows.
-pub(super) fn create_indexes(connection: &Database, indexes: &Indexes) -> SqlResult<()> {
-    for (_, create) in indexes {
-        connection.execute_batch(create)?;
+/// What a first write into empty tables takes away before its rows and builds again
+/// after them: secondary indexes on both backends, and on PostgreSQL keys and
+/// references too (SQLite cannot drop a key; PostgreSQL checks a key or a reference row
+/// by row, and one sort or one join after the rows costs a fraction of it). The rows
+/// written meanwhile must not meet a key they would break: a duplicate is caught when
+/// the key is built again, and fails the whole transaction.
+pub(super) struct Deferred {
+    pub indexes: &'static Indexes,
+    /// In the order they are dropped (a reference before the key it names); built again
+    /// in the reverse order.
+    pub constraints: &'static [Constraint],
+}
+
+/// Memory PostgreSQL may take to sort the rows of one key or index built again: a
+/// million users' rows sort in memory instead of in temporary files.
+const REBUILD_MEMORY: &str = "256MB";
+
+impl Deferred {
+    /// Drops what is deferred (in the caller's transaction, which puts it back if it
+    /// rolls back).
+    pub(super) fn drop_all(&self, connection: &Database) -> SqlResult<()> {
+        for (name, _) in self.indexes {
+            connection.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
+        if connection.backend() == Backend::Postgres {
+            for Constraint { table, name, .. } in self.constraints {
+                connection.execute_batch(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Builds again what [`Deferred::drop_all`] dropped, after the rows.
+    pub(super) fn rebuild_all(&self, connection: &Database) -> SqlResult<()> {
+        if connection.backend() == Backend::Postgres {
+            connection.execute_batch(&format!(
+                "SET LOCAL maintenance_work_mem = '{REBUILD_MEMORY}'"
+            ))?;
+            for constraint in self.constraints.iter().rev() {
+                let Constraint {
+                    table,
+                    name,
+                    definition,
+                } = constraint;
+                connection.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                ))?;
+            }
+        }
+        for (_, create) in self.indexes {
+            connection.execute_batch(create)?;
+        }
+        Ok(())
+    }
 }
 
 /// `rows` sent with `COPY` into `table`'s `columns`.

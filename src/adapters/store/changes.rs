@@ -1,11 +1,11 @@
 //! Writing a plan's changes in an apply's transaction, in plan order: [`ChangeWriter`],
 //! with account and registration adds written in bulk (`bulk.rs`) and every other change
-//! one at a time (`change.rs`). On a first import the secondary indexes are built after
-//! the rows.
+//! one at a time (`change.rs`). On a first import the secondary indexes (and on
+//! PostgreSQL the keys) are built after the rows.
 
-use super::database::{params, Backend, Database, Param};
+use super::database::{params, Database, Param};
 
-use super::bulk::{self, Bulk, BulkRow};
+use super::bulk::{Bulk, BulkRow, Constraint, Deferred};
 use super::change::{apply_change, describe, ChangeFailure};
 use super::error::{store_error, StoreError};
 use super::location::StoreLocation;
@@ -57,24 +57,40 @@ impl BulkRow for RegistrationAdd<'_> {
     }
 }
 
-/// The indexes of `accounts` and `registrations` besides their primary keys, exactly as
-/// migration 5 makes them. Their keys come in no useful order in a plan (accounts are
-/// in anchor order, registrations in name order): a first import builds them after its
-/// rows (one sort each) instead of inserting into them row by row.
-pub(super) const CHANGE_INDEXES: [(&str, &str); 2] = [
-    (
-        "accounts_by_dn",
-        "CREATE INDEX accounts_by_dn ON accounts (dn_key)",
-    ),
-    (
-        "registrations_by_account",
-        "CREATE INDEX registrations_by_account ON registrations (account)",
-    ),
-];
-
-/// The reference from a registration to its account on PostgreSQL, as migration 1 names
-/// it there.
-const REGISTRATION_ACCOUNT: &str = "registrations_account_fkey";
+/// What a first import into an empty store builds after its accounts and registrations
+/// ([`Deferred`]): the secondary indexes, whose keys come in no useful order in a plan
+/// (accounts are in anchor order, registrations in name order), and on PostgreSQL the
+/// keys and the reference from a registration to its account, all exactly as the
+/// migrations make them. A plan against an empty store adds each row once.
+pub(super) const CHANGE_DEFERRED: Deferred = Deferred {
+    indexes: &[
+        (
+            "accounts_by_dn",
+            "CREATE INDEX accounts_by_dn ON accounts (dn_key)",
+        ),
+        (
+            "registrations_by_account",
+            "CREATE INDEX registrations_by_account ON registrations (account)",
+        ),
+    ],
+    constraints: &[
+        Constraint {
+            table: "registrations",
+            name: "registrations_account_fkey",
+            definition: "FOREIGN KEY (account) REFERENCES accounts (anchor)",
+        },
+        Constraint {
+            table: "registrations",
+            name: "registrations_pkey",
+            definition: "PRIMARY KEY (protocol, im_name_key)",
+        },
+        Constraint {
+            table: "accounts",
+            name: "accounts_pkey",
+            definition: "PRIMARY KEY (anchor)",
+        },
+    ],
+};
 
 /// Writes a plan's changes in an apply's transaction, in plan order, as many at a time
 /// as the caller has (see [`Store::apply_keeping`](super::open::Store::apply_keeping)).
@@ -83,9 +99,9 @@ pub struct ChangeWriter<'t> {
     location: &'t StoreLocation,
     /// How many changes are written.
     done: u64,
-    /// The secondary indexes were dropped (the store held no account), to be built
-    /// again whole.
-    indexes_dropped: bool,
+    /// [`CHANGE_DEFERRED`] was dropped (the store held no account), to be built again
+    /// whole.
+    deferred: bool,
 }
 
 impl<'t> ChangeWriter<'t> {
@@ -100,22 +116,13 @@ impl<'t> ChangeWriter<'t> {
             })
             .map_err(fail)?;
         if first_import {
-            bulk::drop_indexes(connection, &CHANGE_INDEXES).map_err(fail)?;
-            if connection.backend() == Backend::Postgres {
-                // PostgreSQL checks a reference row by row: a first import checks it
-                // once, whole, when the constraint is added back (`finish`).
-                connection
-                    .execute_batch(&format!(
-                        "ALTER TABLE registrations DROP CONSTRAINT {REGISTRATION_ACCOUNT}"
-                    ))
-                    .map_err(fail)?;
-            }
+            CHANGE_DEFERRED.drop_all(connection).map_err(fail)?;
         }
         Ok(ChangeWriter {
             connection,
             location,
             done: 0,
-            indexes_dropped: first_import,
+            deferred: first_import,
         })
     }
 
@@ -149,20 +156,13 @@ impl<'t> ChangeWriter<'t> {
         adds.flush(connection).map_err(refused)
     }
 
-    /// Ends the changes: builds again the indexes a first import dropped. Returns whether
-    /// any change was written.
+    /// Ends the changes: builds again what a first import dropped. Returns whether any
+    /// change was written.
     pub(super) fn finish(self) -> Result<bool, StoreError> {
-        if self.indexes_dropped {
-            let fail = |e| store_error(self.location, e);
-            bulk::create_indexes(self.connection, &CHANGE_INDEXES).map_err(fail)?;
-            if self.connection.backend() == Backend::Postgres {
-                self.connection
-                    .execute_batch(&format!(
-                        "ALTER TABLE registrations ADD CONSTRAINT {REGISTRATION_ACCOUNT} \
-                         FOREIGN KEY (account) REFERENCES accounts (anchor)"
-                    ))
-                    .map_err(fail)?;
-            }
+        if self.deferred {
+            CHANGE_DEFERRED
+                .rebuild_all(self.connection)
+                .map_err(|e| store_error(self.location, e))?;
         }
         Ok(self.done > 0)
     }

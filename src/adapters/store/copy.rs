@@ -22,13 +22,14 @@ use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
 
-use super::bulk::{self, Indexes};
-use super::changes::CHANGE_INDEXES;
+use super::bulk::Deferred;
+use super::changes::CHANGE_DEFERRED;
 use super::database::{params, Backend, ColumnKind, Database, Param, Row, SqlError, SqlResult};
 use super::error::StoreError;
+use super::hashes::HASH_DEFERRED;
 use super::location::StoreLocation;
 use super::open::Store;
-use super::snapshots::ENTRY_INDEXES;
+use super::snapshots::ENTRY_DEFERRED;
 
 use ColumnKind::{Bytes as B, Integer as I, Text as T};
 
@@ -176,11 +177,11 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
-/// The secondary indexes whose keys come in no useful order in a table's key order:
-/// dropped on the target before the rows and built after them (one sort each instead of
-/// an insert per row: at a million users, most of a copy into SQLite). The transaction
-/// puts them back if it rolls back.
-const UNORDERED_INDEXES: [&Indexes; 2] = [&CHANGE_INDEXES, &ENTRY_INDEXES];
+/// What a first write into empty tables builds after its rows ([`Deferred`]): dropped on
+/// the target before the rows and built after them (one sort each instead of an insert
+/// or a check per row: at a million users, most of a copy). The transaction puts them
+/// back if it rolls back.
+const DEFERRED: [&Deferred; 3] = [&CHANGE_DEFERRED, &ENTRY_DEFERRED, &HASH_DEFERRED];
 
 /// Rows a copy holds before writing them (one `COPY`, or as many inserts), unless
 /// [`BATCH_BYTES`] comes first.
@@ -279,8 +280,8 @@ impl Store {
         write
             .execute("DELETE FROM meta", params![])
             .map_err(|e| target.error(e))?;
-        for indexes in UNORDERED_INDEXES {
-            bulk::drop_indexes(&write, indexes).map_err(|e| target.error(e))?;
+        for deferred in DEFERRED {
+            deferred.drop_all(&write).map_err(|e| target.error(e))?;
         }
         let mut copied = Vec::with_capacity(TABLES.len());
         for table in TABLES {
@@ -297,8 +298,8 @@ impl Store {
             })?;
             copied.push(digest);
         }
-        for indexes in UNORDERED_INDEXES {
-            bulk::create_indexes(&write, indexes).map_err(|e| target.error(e))?;
+        for deferred in DEFERRED {
+            deferred.rebuild_all(&write).map_err(|e| target.error(e))?;
         }
         if write.backend() == Backend::Postgres {
             // The runs came with their ids: the next run takes the one after the last.
@@ -557,7 +558,7 @@ fn value_size(value: &Param<'_>) -> usize {
 mod tests {
     use super::*;
     use crate::adapters::store::test_support::{
-        fresh_store, location, store_with_one_registration,
+        self, fresh_store, location, store_with_one_registration,
     };
     use throwaway_postgres::{Backend as TestBackend, TestStore};
 
@@ -615,6 +616,7 @@ mod tests {
         let (_source_store, source) = store_with_one_registration();
         let (_target_store, target) = fresh_store();
         let empty = target.table_digests().unwrap();
+        let schema = test_support::schema(&target.connection);
         let copied = source.copy_into(&target).unwrap();
         assert_eq!(copied, source.table_digests().unwrap());
         assert_eq!(target.table_digests().unwrap(), copied);
@@ -622,20 +624,8 @@ mod tests {
         assert_eq!((rows("registrations"), rows("runs")), (1, 1));
         assert_ne!(empty, copied);
         assert_eq!(target.load().unwrap(), source.load().unwrap());
-        // The indexes dropped for the copy are back.
-        let sql = match target.connection.backend() {
-            Backend::Sqlite => "SELECT name FROM sqlite_schema WHERE type = 'index'",
-            Backend::Postgres => {
-                "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema()"
-            }
-        };
-        let names: Vec<String> = target
-            .connection
-            .query_map(sql, params![], |row| row.get(0))
-            .unwrap();
-        for (name, _) in UNORDERED_INDEXES.into_iter().flatten() {
-            assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
-        }
+        // What the copy dropped is back, as the migrations made it.
+        assert_eq!(test_support::schema(&target.connection), schema);
 
         let error = source.copy_into(&target).unwrap_err();
         assert!(

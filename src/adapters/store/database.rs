@@ -779,22 +779,76 @@ impl Database {
                 unreachable!("checked: a PostgreSQL session");
             };
             let mut session = session(cell)?;
-            let sink = session.client.copy_in(&format!(
+            let mut sink = session.client.copy_in(&format!(
                 "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
             ))?;
-            let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+            // The binary format, encoded here and sent a chunk at a time: the client's
+            // own writer hands the connection every 4 KiB, a wakeup of its thread each.
+            let mut chunk = BytesMut::with_capacity(COPY_CHUNK_BYTES + COPY_CHUNK_BYTES / 4);
+            chunk.extend_from_slice(COPY_BINARY_HEADER);
             let mut row = Vec::with_capacity(types.len());
             for index in 0..rows {
                 row.clear();
                 values(index, &mut row);
-                let refs: Vec<&(dyn ToSql + Sync)> =
-                    row.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                writer.write(&refs)?;
+                encode_copy_row(&row, &types, &mut chunk)?;
+                if chunk.len() >= COPY_CHUNK_BYTES {
+                    send_copy_chunk(&mut sink, &mut chunk)?;
+                }
             }
-            Ok(writer.finish()?)
+            chunk.extend_from_slice(&(-1i16).to_be_bytes());
+            send_copy_chunk(&mut sink, &mut chunk)?;
+            Ok(sink.finish()?)
         };
         Some(copy())
     }
+}
+
+/// Bytes of `COPY` data sent to the server at a time.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// The start of `COPY … (FORMAT binary)` data: the signature, no flags, no extension.
+const COPY_BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Appends one row of `COPY` binary data: the field count, then each value's length
+/// (-1 for NULL) and bytes, encoded as its column's type.
+fn encode_copy_row(row: &[Param<'_>], types: &[Type], out: &mut BytesMut) -> SqlResult<()> {
+    let fields = i16::try_from(types.len()).map_err(|e| SqlError::conversion(0, e))?;
+    out.extend_from_slice(&fields.to_be_bytes());
+    for (index, (value, ty)) in row.iter().zip(types).enumerate() {
+        let start = out.len();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        let length = match value
+            .to_sql_checked(ty, out)
+            .map_err(|e| SqlError::conversion(index, ColumnProblem(e.to_string())))?
+        {
+            IsNull::Yes => -1,
+            IsNull::No => {
+                i32::try_from(out.len() - start - 4).map_err(|e| SqlError::conversion(index, e))?
+            }
+        };
+        out[start..start + 4].copy_from_slice(&length.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// Sends `chunk` whole as `COPY` data, leaving it empty.
+fn send_copy_chunk(sink: &mut postgres::CopyInWriter<'_>, chunk: &mut BytesMut) -> SqlResult<()> {
+    use std::io::Write;
+    // The writer keeps what it is given and sends it at the next flush: one message.
+    let sent = sink.write_all(chunk).and_then(|()| sink.flush());
+    chunk.clear();
+    // The writer wraps the client's error (the server refused the copy, the connection
+    // broke) in an I/O error: the client's error comes out as it is.
+    sent.map_err(|error| {
+        match error
+            .into_inner()
+            .map(|inner| inner.downcast::<postgres::Error>())
+        {
+            Some(Ok(error)) => SqlError::from(*error),
+            Some(Err(other)) => SqlError::conversion(0, ColumnProblem(other.to_string())),
+            None => SqlError::conversion(0, ColumnProblem("the copy stopped".to_string())),
+        }
+    })
 }
 
 /// One column's values of a batch, as the PostgreSQL array `unnest` reads.

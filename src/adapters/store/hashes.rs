@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::database::{params, Database, OptionalRow, Param, SqlResult};
 
-use super::bulk::{Bulk, BulkRow};
+use super::bulk::{Bulk, BulkRow, Constraint, Deferred};
 use super::error::{blob_literal, quoted, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
 use super::read::{
@@ -83,10 +83,32 @@ impl BulkRow for HashRow {
     }
 }
 
+/// What the first hashes a store keeps build after their rows ([`Deferred`]): on
+/// PostgreSQL the key, exactly as migration 8 makes it.
+pub(super) const HASH_DEFERRED: Deferred = Deferred {
+    indexes: &[],
+    constraints: &[Constraint {
+        table: "managed_hashes",
+        name: "managed_hashes_pkey",
+        definition: "PRIMARY KEY (key, kind)",
+    }],
+};
+
 /// Records the hashes of the managed rows a plan's changes wrote (`rows`, from
 /// [`drift::written_rows`]): adds from the change, other rows read back as they now are;
 /// a row that is gone or no longer managed loses its hash.
 pub(super) fn refresh_hashes(connection: &Database, rows: Vec<WrittenRow>) -> SqlResult<()> {
+    // Into a store that keeps no hash, `rows` (each row once) only adds: the key is built
+    // after them.
+    let first_hashes = !rows.iter().any(|row| matches!(row.after, RowAfter::Gone))
+        && connection.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM managed_hashes)",
+            params![],
+            |row| row.get::<bool>(0),
+        )?;
+    if first_hashes {
+        HASH_DEFERRED.drop_all(connection)?;
+    }
     let mut account = connection.prepare(&format!(
         "{SELECT_ACCOUNTS} WHERE anchor = ?1 AND source IS NOT NULL"
     ))?;
@@ -145,7 +167,11 @@ pub(super) fn refresh_hashes(connection: &Database, rows: Vec<WrittenRow>) -> Sq
             }
         }
     }
-    upsert.flush(connection)
+    upsert.flush(connection)?;
+    if first_hashes {
+        HASH_DEFERRED.rebuild_all(connection)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::database::{params, Database, OptionalRow, Param, SqlError, SqlResult};
 
-use super::bulk::{self, Bulk, BulkRow};
+use super::bulk::{Bulk, BulkRow, Constraint, Deferred};
 use super::error::{store_error, StoreError};
 use super::location::StoreLocation;
 use super::open::Store;
@@ -406,24 +406,41 @@ pub struct SnapshotWriter<'t> {
     /// The serial the apply gives the store if anything is written.
     serial: i64,
     wrote: bool,
-    /// The secondary indexes of the entries were dropped, to be built again whole.
-    indexes_dropped: bool,
+    /// [`ENTRY_DEFERRED`] was dropped (the store kept no snapshot), to be built again
+    /// whole.
+    deferred: bool,
 }
 
-/// The indexes of `snapshot_entries` whose keys come in no useful order while a
-/// snapshot is read (`tree` reverses the DN), exactly as migrations 4 and 5 make them.
-/// A first import builds them after its rows (one sort each) instead of inserting into
-/// them row by row: at a million entries, most of the time of writing the snapshot.
-pub(super) const ENTRY_INDEXES: [(&str, &str); 2] = [
-    (
-        "snapshot_entries_by_tree",
-        "CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree)",
-    ),
-    (
-        "snapshot_entries_by_anchor",
-        "CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL",
-    ),
-];
+/// What a first import into a store that keeps no snapshot builds after its entries
+/// ([`Deferred`]): the indexes of `snapshot_entries` whose keys come in no useful order
+/// while a snapshot is read (`tree` reverses the DN), and on PostgreSQL the key of
+/// `snapshot_names` and the reference from an entry to its snapshot, all exactly as the
+/// migrations make them. At a million entries, most of the time of writing a snapshot.
+/// The entries' key by DN stays: it is how a DN read twice is caught.
+pub(super) const ENTRY_DEFERRED: Deferred = Deferred {
+    indexes: &[
+        (
+            "snapshot_entries_by_tree",
+            "CREATE INDEX snapshot_entries_by_tree ON snapshot_entries (source, tree)",
+        ),
+        (
+            "snapshot_entries_by_anchor",
+            "CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL",
+        ),
+    ],
+    constraints: &[
+        Constraint {
+            table: "snapshot_entries",
+            name: "snapshot_entries_source_fkey",
+            definition: "FOREIGN KEY (source) REFERENCES snapshots (source) ON DELETE CASCADE",
+        },
+        Constraint {
+            table: "snapshot_names",
+            name: "snapshot_names_pkey",
+            definition: "PRIMARY KEY (name_key, protocol, source, dn_key)",
+        },
+    ],
+};
 
 impl<'t> SnapshotWriter<'t> {
     pub(super) fn new(connection: &'t Database, location: &'t StoreLocation, serial: i64) -> Self {
@@ -432,14 +449,16 @@ impl<'t> SnapshotWriter<'t> {
             location,
             serial,
             wrote: false,
-            indexes_dropped: false,
+            deferred: false,
         }
     }
 
-    /// Ends the writes: builds again the indexes a first import dropped.
+    /// Ends the writes: builds again what a first import dropped.
     pub(super) fn finish(self) -> Result<(), StoreError> {
-        if self.indexes_dropped {
-            bulk::create_indexes(self.connection, &ENTRY_INDEXES).map_err(|e| self.fail(e))?;
+        if self.deferred {
+            ENTRY_DEFERRED
+                .rebuild_all(self.connection)
+                .map_err(|e| self.fail(e))?;
         }
         Ok(())
     }
@@ -491,6 +510,12 @@ impl<'t> SnapshotWriter<'t> {
     pub fn forget(&mut self, source: &str) -> Result<(), StoreError> {
         self.wrote = true;
         let forget = || {
+            // The entries go by name too: a first import drops the reference that
+            // deletes them with their snapshot (`ENTRY_DEFERRED`).
+            self.connection.execute(
+                "DELETE FROM snapshot_entries WHERE source = ?1",
+                params![source],
+            )?;
             self.connection
                 .execute("DELETE FROM snapshots WHERE source = ?1", params![source])?;
             forget_source_footprints(self.connection, source)
@@ -501,21 +526,21 @@ impl<'t> SnapshotWriter<'t> {
     /// Starts the whole snapshot `import` read, without entries: [`SnapshotWriter::add`]
     /// brings them.
     pub fn begin(&mut self, import: &SourceImport) -> Result<(), StoreError> {
-        self.forget(&import.source)?;
-        let drop_indexes = || -> SqlResult<bool> {
-            let empty: bool = self.connection.query_row(
-                "SELECT NOT EXISTS (SELECT 1 FROM snapshot_entries)",
+        let first_import = || -> SqlResult<bool> {
+            let none_kept: bool = self.connection.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM snapshots)",
                 params![],
                 |row| row.get(0),
             )?;
-            if empty && !self.indexes_dropped {
-                bulk::drop_indexes(self.connection, &ENTRY_INDEXES)?;
+            if none_kept {
+                ENTRY_DEFERRED.drop_all(self.connection)?;
             }
-            Ok(empty)
+            Ok(none_kept)
         };
-        if drop_indexes().map_err(|e| self.fail(e))? {
-            self.indexes_dropped = true;
+        if !self.deferred && first_import().map_err(|e| self.fail(e))? {
+            self.deferred = true;
         }
+        self.forget(&import.source)?;
         let begin = || {
             self.connection.execute(
                 "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
@@ -667,7 +692,12 @@ fn insert_entries(
         let key = entry.key.as_str();
         let footprint = entry.footprint.as_ref();
         if let Some(footprint) = footprint {
-            for name in &footprint.names {
+            for (index, name) in footprint.names.iter().enumerate() {
+                // A name an entry gives twice is kept once, without leaning on the key
+                // (a first import builds it after the rows: `ENTRY_DEFERRED`).
+                if footprint.names[..index].contains(name) {
+                    continue;
+                }
                 names.push(
                     connection,
                     IndexRow([&name.protocol, &name.name_key, source, key]),
@@ -861,7 +891,12 @@ fn insert_change_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::store::changes::CHANGE_DEFERRED;
+    use crate::adapters::store::hashes::HASH_DEFERRED;
+    use crate::adapters::store::test_support;
     use crate::adapters::store::RunRecord;
+    use registrar_core::desired::{Desired, DesiredAccount};
+    use registrar_core::model::Rules;
     use registrar_core::plan::Plan;
     use registrar_core::state::State;
     use std::collections::BTreeSet;
@@ -1029,30 +1064,21 @@ mod tests {
         assert!(store.kept_listing("hr", "b").unwrap().is_empty());
     }
 
-    /// Every table and index with its definition, as the database keeps them.
-    fn schema(store: &Store) -> Vec<(String, Option<String>)> {
-        let sql = match store.connection.backend() {
-            crate::adapters::store::Backend::Sqlite => {
-                "SELECT name, sql FROM sqlite_schema ORDER BY name"
-            }
-            crate::adapters::store::Backend::Postgres => {
-                "SELECT indexname, indexdef FROM pg_indexes \
-                 WHERE schemaname = current_schema() \
-                 UNION ALL SELECT tablename, NULL FROM pg_tables \
-                 WHERE schemaname = current_schema() ORDER BY 1"
-            }
-        };
-        store
-            .connection
-            .query_map(sql, params![], |row| Ok((row.get(0)?, row.get(1)?)))
-            .unwrap()
-    }
-
     #[test]
-    fn a_first_import_builds_the_entry_indexes_again_as_the_migrations_made_them() {
+    fn a_first_import_builds_what_it_dropped_again_as_the_migrations_made_it() {
         let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
-        let fresh = schema(&store);
-        assert!(fresh.iter().any(|(name, _)| name == ENTRY_INDEXES[0].0));
+        let fresh = test_support::schema(&store.connection);
+        for deferred in [&ENTRY_DEFERRED, &CHANGE_DEFERRED, &HASH_DEFERRED] {
+            for (name, _) in deferred.indexes {
+                assert!(fresh.iter().any(|(n, _)| n == name), "{name} in {fresh:?}");
+            }
+            if store.connection.backend() == crate::adapters::store::Backend::Postgres {
+                for constraint in deferred.constraints {
+                    let name = constraint.name;
+                    assert!(fresh.iter().any(|(n, _)| n == name), "{name} in {fresh:?}");
+                }
+            }
+        }
         let import = SourceImport {
             source: "hr".to_string(),
             content: file("hr.ldif", "sha256:c"),
@@ -1061,21 +1087,30 @@ mod tests {
         let replace = SnapshotWrite::Replace {
             import,
             entries: vec![
-                row("b", Some(footprint("u2", &["aol/b"]))),
+                row("b", Some(footprint("u2", &["aol/b", "aol/b"]))),
                 row("a", Some(footprint("u1", &["aol/a"]))),
             ],
         };
+        let mut desired = Desired::default();
+        desired.insert_account(DesiredAccount::new("u1", "a", "hr"));
+        desired.insert_account(DesiredAccount::new("u2", "b", "hr"));
+        let plan =
+            registrar_core::plan::plan(&Rules::default(), desired, &State::default()).unwrap();
         store
             .apply_with_snapshots(
-                &empty_plan(0),
+                &plan,
                 RunRecord::new("t", "t"),
                 &only(vec![replace]),
                 &mut |_| {},
             )
             .unwrap();
-        assert_eq!(schema(&store), fresh);
+        assert_eq!(test_support::schema(&store.connection), fresh);
         assert_eq!(store.kept_on_anchor("u2").unwrap().len(), 1);
         assert!(store.kept_entry("hr", "a").unwrap().is_some());
+        // The name entry b gave twice is kept once.
+        assert_eq!(producing(&store, "aol/b"), ["b"]);
+        assert_eq!(store.load().unwrap().accounts.len(), 2);
+        assert_eq!(store.managed_hashes().unwrap().len(), 2);
     }
 
     #[test]

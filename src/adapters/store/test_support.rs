@@ -86,3 +86,25 @@ fn blob_literals_as_bytea(sql: &str) -> String {
 pub(crate) fn on_postgres() -> bool {
     Backend::of_this_run() == Backend::Postgres
 }
+
+/// Every table, index and (on PostgreSQL) constraint of `database`, by name, with its
+/// definition as the database keeps it, in name order.
+pub(crate) fn schema(database: &Database) -> Vec<(String, Option<String>)> {
+    let sql = match database.backend() {
+        super::database::Backend::Sqlite => "SELECT name, sql FROM sqlite_schema ORDER BY name",
+        super::database::Backend::Postgres => {
+            "SELECT indexname::text, indexdef FROM pg_indexes \
+             WHERE schemaname = current_schema() \
+             UNION ALL SELECT tablename::text, NULL FROM pg_tables \
+             WHERE schemaname = current_schema() \
+             UNION ALL SELECT conname::text, conrelid::regclass::text || ' ' || \
+             pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2"
+        }
+    };
+    database
+        .query_map(sql, super::database::params![], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap()
+}
