@@ -609,3 +609,30 @@ fn discover_reads_a_live_directory_and_never_shows_a_password() {
     let plan = ws.plan_json();
     assert_eq!(changes_of(&plan, "registration").len(), 30, "{text}");
 }
+
+#[test]
+fn a_referral_in_the_subtree_fails_the_read_unless_the_domain_scope_control_is_asked_for() {
+    let slapd = server_with(3, Options::default());
+    slapd.load_ldif(&format!(
+        "dn: ou=elsewhere,{PEOPLE_DN}\nobjectClass: referral\nobjectClass: extensibleObject\n\
+         ou: elsewhere\nref: ldap://other.example/ou=elsewhere,dc=example,dc=com\n"
+    ));
+    let ws = Workspace::ldap("dn", &service_bind(&slapd.url(), ""));
+    let before = ws.fingerprint();
+    let output = ws.run(&["apply", "--auto-approve"]);
+    assert_one_line_error(
+        &output,
+        &[
+            "source people",
+            "continuation reference to \"ldap://other.example/ou=elsewhere,dc=example,dc=com??sub\"",
+            "referrals are not followed",
+        ],
+    );
+    assert_eq!(ws.fingerprint(), before, "nothing applied");
+
+    // slapd implements Active Directory's domain scope control too: asked for, it sends
+    // no reference, and the users of this naming context are read.
+    let scoped = Workspace::ldap("dn", &service_bind(&slapd.url(), "domain_scope: true"));
+    let plan = scoped.plan_json();
+    assert_eq!(changes_of(&plan, "account").len(), 3, "{plan:#}");
+}

@@ -10,6 +10,11 @@
 //!   Entries stream to a callback as they arrive: nothing is held here.
 //! - Failure is total: a refused connection, a failed bind, a timeout, an error result on
 //!   any page, or the connection lost mid-search is an error, never a short result.
+//! - Referrals are not followed: a continuation reference (RFC 4511 §4.5.3, the entries
+//!   of another naming context) fails the read, naming where it points. Following it
+//!   would bind with this source's credentials to a server the config does not name.
+//!   Active Directory's domain scope control (`domain_scope: true`) asks the server to
+//!   send none, the source then reading its own domain's naming context only.
 //!
 //! The password lives in [`Password`], which never prints.
 
@@ -18,12 +23,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, PagedResults};
-use ldap3::asn1::StructureTag;
+use ldap3::asn1::{StructureTag, PL};
+use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope as LdapScope};
 
 use crate::config::raw::Scope;
 use crate::config::{LdapBind, LdapSettings};
 use registrar_core::entry::{Attribute, Entry};
+use registrar_core::quote::quote_for_message;
 
 /// A bind password. `Debug` and `Display` print a placeholder, so that no error, log
 /// line or plan can carry it.
@@ -74,6 +81,20 @@ pub enum LdapReadError {
         entries: u64,
         source: EntryError,
     },
+    /// The server sent a continuation reference: part of the subtree lives in another
+    /// naming context, which this read does not follow.
+    #[error(
+        "search of {base:?} returned a continuation reference to {} after {entries} entries: \
+         referrals are not followed (they would take this source's bind to a server its config \
+         does not name); read that naming context as a source of its own, or on Active \
+         Directory set domain_scope: true to read this domain only",
+        quote_for_message(url)
+    )]
+    Referral {
+        base: String,
+        entries: u64,
+        url: String,
+    },
 }
 
 /// Why an entry the server sent could not be read whole.
@@ -118,9 +139,13 @@ pub enum RangeError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SearchSummary {
     pub entries: u64,
-    /// Continuation references (referrals to other naming contexts), not followed.
-    pub referrals: u64,
 }
+
+/// Active Directory's LDAP_SERVER_DOMAIN_SCOPE_OID: no continuation references to other
+/// naming contexts (the configuration partition, DNS application partitions, child
+/// domains). Sent critical, so that a server without it refuses the search instead of
+/// sending references anyway.
+const DOMAIN_SCOPE_CONTROL: &str = "1.2.840.113556.1.4.1339";
 
 /// Reads every entry `settings` selects and hands each to `on_entry`, in the order the
 /// server sends them. Returns only when the server reported success for the last page.
@@ -218,6 +243,13 @@ async fn read_entries_async(
     // while the paged search goes on.
     let mut ranges = ldap.clone();
     let pager: Box<dyn Adapter<_, _>> = Box::new(PagedResults::new(settings.page_size as i32));
+    if settings.domain_scope {
+        ldap.with_controls(RawControl {
+            ctype: DOMAIN_SCOPE_CONTROL.to_string(),
+            crit: true,
+            val: None,
+        });
+    }
     let mut stream = ldap
         .with_timeout(settings.timeout)
         .streaming_search_with(
@@ -231,7 +263,13 @@ async fn read_entries_async(
         .map_err(|e| search_error(&summary, describe(&e, settings.timeout, "timeout_seconds")))?;
     loop {
         match stream.next().await {
-            Ok(Some(item)) if item.is_ref() => summary.referrals += 1,
+            Ok(Some(item)) if item.is_ref() => {
+                return Err(LdapReadError::Referral {
+                    base: settings.base_dn.clone(),
+                    entries: summary.entries,
+                    url: first_reference(item.0),
+                })
+            }
             Ok(Some(item)) if item.is_intermediate() => {}
             Ok(Some(item)) => {
                 let mut entry =
@@ -312,6 +350,21 @@ async fn complete_ranged_values(
         }
     }
     Ok(())
+}
+
+/// The first URL of a continuation reference (a SEQUENCE OF LDAPURL), as sent: a
+/// reference whose form is not that still fails the read, shown as `(unreadable)`.
+fn first_reference(tag: StructureTag) -> String {
+    match tag.payload {
+        PL::C(urls) => urls
+            .into_iter()
+            .find_map(|url| match url.payload {
+                PL::P(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                PL::C(_) => None,
+            })
+            .unwrap_or_else(|| "(unreadable)".to_string()),
+        PL::P(_) => "(unreadable)".to_string(),
+    }
 }
 
 /// The first attribute of `entry` cut short by a range, and the attribute description
@@ -592,6 +645,40 @@ mod tests {
             .contains("no attribute list"));
         let tag = octets(b"x").into_structure();
         assert!(entry_from_tag(tag).is_err());
+    }
+
+    #[test]
+    fn a_continuation_reference_names_its_first_url_and_a_malformed_one_does_not_panic() {
+        let tag = sequence(vec![
+            octets(b"ldap://dc1.corp.example/CN=Configuration,DC=corp,DC=example"),
+            octets(b"ldap://dc2.corp.example/"),
+        ])
+        .into_structure();
+        assert_eq!(
+            first_reference(tag),
+            "ldap://dc1.corp.example/CN=Configuration,DC=corp,DC=example"
+        );
+        assert_eq!(
+            first_reference(sequence(vec![]).into_structure()),
+            "(unreadable)"
+        );
+        assert_eq!(
+            first_reference(octets(b"x").into_structure()),
+            "(unreadable)"
+        );
+        let error = LdapReadError::Referral {
+            base: "DC=corp,DC=example".to_string(),
+            entries: 12,
+            url: "ldap://x/\u{202e}".to_string(),
+        }
+        .to_string();
+        assert!(
+            error.starts_with(
+                "search of \"DC=corp,DC=example\" returned a continuation reference to \
+                 \"ldap://x/\\u{202e}\" after 12 entries: referrals are not followed"
+            ),
+            "{error}"
+        );
     }
 
     #[test]

@@ -148,6 +148,7 @@ pub(super) fn ldap_settings(
         bind,
         base_dn: ldap.base_dn.clone(),
         scope: ldap.scope,
+        domain_scope: ldap.domain_scope,
         filter: ldap
             .filter
             .as_ref()

@@ -139,6 +139,12 @@ pub struct LdapSpec {
     /// Search scope.
     #[serde(default)]
     pub scope: Scope,
+    /// Active Directory: send the domain scope control, so that the server sends no
+    /// continuation references to other naming contexts (the configuration partition,
+    /// DNS zones, child domains) and the source reads this domain's naming context only.
+    /// Without it, a continuation reference fails the read: referrals are never followed.
+    #[serde(default)]
+    pub domain_scope: bool,
     /// RFC 4515 search filter (default `(objectClass=*)`).
     #[serde(default)]
     pub filter: Option<FilterText>,

@@ -46,6 +46,8 @@ pub struct LdapSettings {
     pub bind: LdapBind,
     pub base_dn: String,
     pub scope: raw::Scope,
+    /// Send Active Directory's domain scope control: no continuation references.
+    pub domain_scope: bool,
     /// The filter in canonical RFC 4515 form.
     pub filter: String,
     /// The attributes to request (`*`: every user attribute), with `objectClass` and the

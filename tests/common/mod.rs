@@ -1,6 +1,7 @@
 //! Helpers the binary-level test files share: the built binary, its output as text, the
 //! check that a failure is one clear line on stderr, a real slapd (`slapd`) loaded with
-//! the test directory (`ldap_fixture`), and the store on the backend of the run (`store`).
+//! the test directory (`ldap_fixture`), a real Active Directory (`samba`), and the store on
+//! the backend of the run (`store`).
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod ldap_fixture;
+pub mod samba;
 pub mod slapd;
 pub mod store;
 pub mod workspace;

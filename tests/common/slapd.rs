@@ -358,8 +358,9 @@ fn config(dir: &Path, options: &Options) -> String {
 }
 
 /// Writes `ca.pem` (a fresh test CA), and `server.pem` with `server.key` (a certificate
-/// for 127.0.0.1 and localhost signed by it; ECDSA P-256, PKCS#8 key) into `dir`.
-fn write_certificates(dir: &Path) {
+/// for 127.0.0.1 and localhost signed by it; ECDSA P-256, PKCS#8 key) into `dir`. The
+/// Samba harness serves the same kind of certificate.
+pub fn write_certificates(dir: &Path) {
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca.distinguished_name
         .push(DnType::CommonName, "registrar test CA");
@@ -401,7 +402,7 @@ fn free_ports<const N: usize>() -> [u16; N] {
 }
 
 /// `name` on `PATH`, or the first of `also` that exists (slapd lives in sbin).
-fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
+pub fn find_program(name: &str, also: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
