@@ -3,7 +3,8 @@
 //!
 //! - [`ldif`]: the LDIF reader and writer (RFC 2849), and the in-memory directory that
 //!   change files apply to.
-//! - [`ldap`]: LDAP searches (ldap3 over rustls), paged.
+//! - [`ldap`]: LDAP searches (ldap3 over rustls), paged, and the change feeds
+//!   (content synchronization, DirSync).
 //! - [`git`]: revisions, blobs and the working tree's status, through libgit2.
 //! - [`tree`]: where every file comes from, the working tree or one commit; in the working
 //!   tree every file a config names stays inside it.

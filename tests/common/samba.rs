@@ -44,6 +44,9 @@ pub const SERVICE_PASSWORD: &str = "Svc-Passw0rd!";
 pub const NOT_INSTALLED: &str = "Samba's AD DC not found: install it with \
      apt-get install -y samba samba-ad-dc ldap-utils (ci/test does this)";
 
+/// How long the harness waits for port 389 to be free (another test binary's DC
+/// stopping) before it gives up.
+const PORT_WAIT: Duration = Duration::from_secs(15);
 /// How long the harness waits for the server to answer after starting it.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -80,11 +83,16 @@ impl SambaDc {
         for tool in ["ldapadd", "ldapmodify", "ldapsearch"] {
             find_program(tool, &[]).unwrap_or_else(|| panic!("{NOT_INSTALLED}"));
         }
-        if TcpStream::connect(("127.0.0.1", 389)).is_ok() {
-            panic!(
-                "something already listens on 127.0.0.1:389: Samba's AD DC needs ports 389, 636 \
-                 and 3268 on loopback, and has no setting to move them"
-            );
+        // The previous test binary's DC stops within a few seconds of its process.
+        let waited = Instant::now();
+        while TcpStream::connect(("127.0.0.1", 389)).is_ok() {
+            if waited.elapsed() > PORT_WAIT {
+                panic!(
+                    "something listens on 127.0.0.1:389: Samba's AD DC needs ports 389, 636 \
+                     and 3268 on loopback, and has no setting to move them"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
         let dir = tempfile::Builder::new()
             .prefix("samba-dc-")

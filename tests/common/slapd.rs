@@ -55,6 +55,17 @@ pub struct Options {
     /// Schema files (slapd.conf syntax) to include after OpenLDAP's core, cosine,
     /// inetorgperson and nis.
     pub schemas: Vec<PathBuf>,
+    /// Serve RFC 4533 content synchronization (the syncprov overlay).
+    pub sync_provider: Option<SyncProvider>,
+}
+
+/// How the syncprov overlay remembers deletions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncProvider {
+    /// `syncprov-sessionlog`: the last this many deletions are sent as such to a
+    /// consumer whose cookie they follow. `None`, or a cookie older than the log: the
+    /// consumer learns of deletions from the entries still present (the present phase).
+    pub session_log: Option<u32>,
 }
 
 impl Options {
@@ -74,6 +85,12 @@ impl Options {
     /// Sets [`Options::tls`].
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Sets [`Options::sync_provider`].
+    pub fn sync_provider(mut self, provider: SyncProvider) -> Self {
+        self.sync_provider = Some(provider);
         self
     }
 
@@ -195,26 +212,36 @@ impl Slapd {
     /// Adds the entries of `ldif` as the rootdn (`ldapadd`); panics with ldapadd's
     /// output when any fails.
     pub fn load_ldif(&self, ldif: &str) {
+        self.as_root("ldapadd", ldif);
+    }
+
+    /// Applies the change records of `ldif` (modify, modrdn, delete, add) as the rootdn
+    /// (`ldapmodify`); panics with its output when any fails.
+    pub fn modify(&self, ldif: &str) {
+        self.as_root("ldapmodify", ldif);
+    }
+
+    fn as_root(&self, tool: &str, ldif: &str) {
         use std::io::Write;
-        let mut child = Command::new("ldapadd")
+        let mut child = Command::new(tool)
             .args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("running ldapadd");
-        let mut stdin = child.stdin.take().expect("ldapadd's stdin");
-        // Written from a thread so a large LDIF cannot deadlock against ldapadd's output.
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        let mut stdin = child.stdin.take().expect("the tool's stdin");
+        // Written from a thread so a large LDIF cannot deadlock against the tool's output.
         let ldif = ldif.to_owned();
         let writer = std::thread::spawn(move || stdin.write_all(ldif.as_bytes()));
-        let output = child.wait_with_output().expect("waiting for ldapadd");
+        let output = child.wait_with_output().expect("waiting for the tool");
         writer
             .join()
             .expect("the LDIF writer")
-            .expect("writing LDIF to ldapadd");
+            .expect("writing LDIF to the tool");
         assert!(
             output.status.success(),
-            "ldapadd failed ({}):\n{}\n{}",
+            "{tool} failed ({}):\n{}\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr),
             String::from_utf8_lossy(&output.stdout)
@@ -325,6 +352,9 @@ fn config(dir: &Path, options: &Options) -> String {
     // Debian builds the backends as modules; elsewhere mdb may be built in.
     if Path::new("/usr/lib/ldap/back_mdb.la").exists() {
         conf.push_str("modulepath /usr/lib/ldap\nmoduleload back_mdb\n");
+        if options.sync_provider.is_some() {
+            conf.push_str("moduleload syncprov\n");
+        }
     }
     if options.tls {
         conf.push_str(&format!(
@@ -353,6 +383,12 @@ fn config(dir: &Path, options: &Options) -> String {
         )),
         // slapd's own default is 500, paged or not.
         None => conf.push_str("sizelimit unlimited\n"),
+    }
+    if let Some(provider) = options.sync_provider {
+        conf.push_str("index entryCSN,entryUUID eq\noverlay syncprov\n");
+        if let Some(size) = provider.session_log {
+            conf.push_str(&format!("syncprov-sessionlog {size}\n"));
+        }
     }
     conf
 }

@@ -1,139 +1,28 @@
-//! The LDAP adapter: reads one source's entries from a directory server (Active
-//! Directory, OpenLDAP, …) through `ldap3` on a tokio runtime of its own.
+//! The full read of an LDAP source: base, scope, filter and attributes, with Simple Paged
+//! Results (RFC 2696) so that every entry arrives even where the server's size limit is
+//! below the result. Entries stream to a callback as they arrive: nothing is held here.
 //!
-//! - Connection: `ldap://`, `ldaps://`, or `ldap://` upgraded with StartTLS; TLS is rustls
-//!   (never OpenSSL) with the certificate verified against the system's roots or a given
-//!   CA file, unless the source turns verification off by name.
-//! - Bind: simple bind with a password the caller fetched, or anonymous when asked for.
-//! - Search: base, scope, filter and attributes, with Simple Paged Results (RFC 2696) so
-//!   that every entry arrives even where the server's size limit is below the result.
-//!   Entries stream to a callback as they arrive: nothing is held here.
-//! - Failure is total: a refused connection, a failed bind, a timeout, an error result on
-//!   any page, or the connection lost mid-search is an error, never a short result.
+//! - Failure is total: an error result on any page, or the connection lost mid-search is
+//!   an error, never a short result.
+//! - Active Directory's ranged values (`member;range=0-1499`) are read to the end.
 //! - Referrals are not followed: a continuation reference (RFC 4511 §4.5.3, the entries
 //!   of another naming context) fails the read, naming where it points. Following it
 //!   would bind with this source's credentials to a server the config does not name.
 //!   Active Directory's domain scope control (`domain_scope: true`) asks the server to
 //!   send none, the source then reading its own domain's naming context only.
-//!
-//! The password lives in [`Password`], which never prints.
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::asn1::{StructureTag, PL};
 use ldap3::controls::RawControl;
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope as LdapScope};
+use ldap3::{Ldap, Scope as LdapScope};
 
+use super::error::{EntryError, LdapReadError, RangeError};
+use super::session::{self, describe, result_text, Credentials};
 use crate::config::raw::Scope;
-use crate::config::{LdapBind, LdapSettings};
+use crate::config::LdapSettings;
 use registrar_core::entry::{Attribute, Entry};
-use registrar_core::quote::quote_for_message;
-
-/// A bind password. `Debug` and `Display` print a placeholder, so that no error, log
-/// line or plan can carry it.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(secret: String) -> Self {
-        Password(secret)
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
-/// What is needed to open one LDAP source, beyond its settings: secrets and files the
-/// caller read.
-pub struct Credentials {
-    /// The bind password; `None` for an anonymous bind.
-    pub password: Option<Password>,
-    /// PEM text of the certificate authorities from `ca_file`.
-    pub ca_pem: Option<Vec<u8>>,
-}
-
-/// Why reading an LDAP source failed. Messages name the server, what was being done and
-/// the server's answer; never the password.
-#[derive(Debug, thiserror::Error)]
-pub enum LdapReadError {
-    #[error("cannot connect to {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("ca_file: {0}")]
-    CaFile(String),
-    #[error("bind as {who} failed: {reason}")]
-    Bind { who: String, reason: String },
-    #[error("search of {base:?} failed after {entries} entries: {reason}")]
-    Search {
-        base: String,
-        entries: u64,
-        reason: String,
-    },
-    /// An entry the server sent could not be read whole.
-    #[error("search of {base:?} failed after {entries} entries: {source}")]
-    Entry {
-        base: String,
-        entries: u64,
-        source: EntryError,
-    },
-    /// The server sent a continuation reference: part of the subtree lives in another
-    /// naming context, which this read does not follow.
-    #[error(
-        "search of {base:?} returned a continuation reference to {} after {entries} entries: \
-         referrals are not followed (they would take this source's bind to a server its config \
-         does not name); read that naming context as a source of its own, or on Active \
-         Directory set domain_scope: true to read this domain only",
-        quote_for_message(url)
-    )]
-    Referral {
-        base: String,
-        entries: u64,
-        url: String,
-    },
-}
-
-/// Why an entry the server sent could not be read whole.
-#[derive(Debug, thiserror::Error)]
-pub enum EntryError {
-    /// Its BER structure is not a search result entry's.
-    #[error("malformed search result entry from the server ({what})")]
-    Malformed { what: &'static str },
-    /// A search for the rest of a ranged attribute failed, or the server refused it.
-    #[error("reading {wanted} of {dn}: {reason}")]
-    RangeSearch {
-        wanted: String,
-        dn: String,
-        reason: String,
-    },
-    /// The entry went away between the search and the search for its ranged values.
-    #[error("reading {wanted} of {dn}: the entry is gone")]
-    Gone { wanted: String, dn: String },
-    /// The rest of a ranged attribute is not what was asked for.
-    #[error("reading {wanted} of {dn}: {source}")]
-    Range {
-        wanted: String,
-        dn: String,
-        source: RangeError,
-    },
-}
-
-/// Why the values of a range do not continue a ranged attribute.
-#[derive(Debug, thiserror::Error)]
-pub enum RangeError {
-    #[error("not a ranged attribute")]
-    NotRanged,
-    #[error("the server sent no {plain};range=… values")]
-    NoValues { plain: String },
-    #[error("asked for values from {expected_low}, the server sent {sent}")]
-    WrongStart { expected_low: u64, sent: String },
-    #[error("{description} holds no value")]
-    Empty { description: String },
-}
 
 /// What a finished search saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,13 +43,7 @@ pub fn read_entries(
     credentials: &Credentials,
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<SearchSummary, LdapReadError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| LdapReadError::Connect {
-            url: settings.url.clone(),
-            reason: format!("cannot start the network runtime: {e}"),
-        })?;
+    let runtime = session::runtime(settings)?;
     runtime.block_on(read_entries_async(settings, credentials, on_entry))
 }
 
@@ -169,69 +52,14 @@ async fn read_entries_async(
     credentials: &Credentials,
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<SearchSummary, LdapReadError> {
-    let connect_error = |reason: String| LdapReadError::Connect {
-        url: settings.url.clone(),
-        reason,
-    };
     let entry_error = |summary: &SearchSummary, source: EntryError| LdapReadError::Entry {
         base: settings.base_dn.clone(),
         entries: summary.entries,
         source,
     };
-    let mut connection = LdapConnSettings::new()
-        .set_conn_timeout(settings.connect_timeout)
-        .set_starttls(settings.starttls)
-        .set_no_tls_verify(settings.insecure_skip_tls_verify);
-    if let Some(pem) = &credentials.ca_pem {
-        connection = connection.set_config(tls_config(pem)?);
-    }
-    let (conn, mut ldap) = LdapConnAsync::with_settings(connection, &settings.url)
-        .await
-        .map_err(|e| {
-            connect_error(describe(
-                &e,
-                settings.connect_timeout,
-                "connect_timeout_seconds",
-            ))
-        })?;
-    // The connection's driver ends with the runtime, when this function returns.
-    tokio::spawn(async move {
-        let _ = conn.drive().await;
-    });
+    let mut ldap = session::open(settings, credentials).await?;
 
-    match (&settings.bind, &credentials.password) {
-        (LdapBind::Simple { dn, .. }, Some(Password(secret))) => {
-            let who = dn.clone();
-            let result = ldap
-                .with_timeout(settings.timeout)
-                .simple_bind(dn, secret)
-                .await
-                .map_err(|e| LdapReadError::Bind {
-                    who: who.clone(),
-                    reason: describe(&e, settings.timeout, "timeout_seconds"),
-                })?;
-            if result.rc != 0 {
-                return Err(LdapReadError::Bind {
-                    who,
-                    reason: result_text(&result),
-                });
-            }
-        }
-        (LdapBind::Simple { dn, .. }, None) => {
-            return Err(LdapReadError::Bind {
-                who: dn.clone(),
-                reason: "no password".to_string(),
-            })
-        }
-        // An anonymous bind is the state of a fresh connection: nothing to send.
-        (LdapBind::Anonymous, _) => {}
-    }
-
-    let scope = match settings.scope {
-        Scope::Base => LdapScope::Base,
-        Scope::One => LdapScope::OneLevel,
-        Scope::Subtree => LdapScope::Subtree,
-    };
+    let scope = ldap_scope(settings.scope);
     let attributes: Vec<&str> = settings.attributes.iter().map(String::as_str).collect();
     let mut summary = SearchSummary::default();
     let search_error = |summary: &SearchSummary, reason: String| LdapReadError::Search {
@@ -297,6 +125,15 @@ async fn read_entries_async(
     Ok(summary)
 }
 
+/// The search scope as ldap3 names it.
+pub(super) fn ldap_scope(scope: Scope) -> LdapScope {
+    match scope {
+        Scope::Base => LdapScope::Base,
+        Scope::One => LdapScope::OneLevel,
+        Scope::Subtree => LdapScope::Subtree,
+    }
+}
+
 /// Active Directory sends at most `MaxValRange` (1,500) values of an attribute per entry
 /// and marks a cut with a range option: `member;range=0-1499`. This reads the rest with
 /// base searches of the entry (`member;range=1500-*`, …) until the server answers with
@@ -354,7 +191,7 @@ async fn complete_ranged_values(
 
 /// The first URL of a continuation reference (a SEQUENCE OF LDAPURL), as sent: a
 /// reference whose form is not that still fails the read, shown as `(unreadable)`.
-fn first_reference(tag: StructureTag) -> String {
+pub(super) fn first_reference(tag: StructureTag) -> String {
     match tag.payload {
         PL::C(urls) => urls
             .into_iter()
@@ -441,85 +278,8 @@ fn range_of(description: &str) -> Option<(String, u64, Option<u64>)> {
     range.map(|(low, high)| (plain, low, high))
 }
 
-/// The rustls configuration trusting exactly the certificate authorities in `pem`.
-fn tls_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, LdapReadError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(pem) {
-        let certificate = certificate
-            .map_err(|e| LdapReadError::CaFile(format!("not a PEM certificate: {e}")))?;
-        roots
-            .add(certificate)
-            .map_err(|e| LdapReadError::CaFile(format!("unusable certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(LdapReadError::CaFile(
-            "holds no PEM certificate".to_string(),
-        ));
-    }
-    Ok(Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
-}
-
-/// An ldap3 error as a short reason, naming the setting behind a timeout.
-fn describe(error: &LdapError, limit: Duration, setting: &str) -> String {
-    match error {
-        LdapError::Timeout { .. } => {
-            format!("no reply within {} s ({setting})", limit.as_secs())
-        }
-        LdapError::EndOfStream | LdapError::ResultRecv { .. } | LdapError::OpSend { .. } => {
-            "the server closed the connection".to_string()
-        }
-        LdapError::LdapResult { result } => result_text(result),
-        LdapError::Io { source } => source.to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// An LDAP result code with its name and the server's diagnostic text.
-fn result_text(result: &LdapResult) -> String {
-    let name = result_code_name(result.rc);
-    let text = result.text.trim();
-    if text.is_empty() {
-        format!("{name} (result code {})", result.rc)
-    } else {
-        format!("{name} (result code {}): {text}", result.rc)
-    }
-}
-
-/// The RFC 4511 name of an LDAP result code.
-fn result_code_name(rc: u32) -> &'static str {
-    match rc {
-        0 => "success",
-        1 => "operationsError",
-        2 => "protocolError",
-        3 => "timeLimitExceeded",
-        4 => "sizeLimitExceeded",
-        7 => "authMethodNotSupported",
-        8 => "strongerAuthRequired",
-        10 => "referral",
-        11 => "adminLimitExceeded",
-        12 => "unavailableCriticalExtension",
-        13 => "confidentialityRequired",
-        32 => "noSuchObject",
-        34 => "invalidDNSyntax",
-        48 => "inappropriateAuthentication",
-        49 => "invalidCredentials",
-        50 => "insufficientAccessRights",
-        51 => "busy",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        80 => "other",
-        _ => "error",
-    }
-}
-
 /// An entry from a SearchResultEntry's BER structure, keeping attribute order and bytes.
-fn entry_from_tag(tag: StructureTag) -> Result<Entry, EntryError> {
+pub(super) fn entry_from_tag(tag: StructureTag) -> Result<Entry, EntryError> {
     let malformed = |what: &'static str| EntryError::Malformed { what };
     let mut parts = tag
         .expect_constructed()
@@ -741,26 +501,5 @@ mod tests {
         assert_eq!(next_range(&entry), None);
         assert_eq!(entry.attributes[0].description, "member;range=0-*");
         assert_eq!(entry.attributes[0].values, values(0..3100));
-    }
-
-    #[test]
-    fn passwords_never_print() {
-        let password = Password::new("hunter2".to_string());
-        assert!(!format!("{password:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn result_codes_are_named() {
-        let result = LdapResult {
-            rc: 49,
-            matched: String::new(),
-            text: "bad".to_string(),
-            refs: vec![],
-            ctrls: vec![],
-        };
-        assert_eq!(
-            result_text(&result),
-            "invalidCredentials (result code 49): bad"
-        );
     }
 }

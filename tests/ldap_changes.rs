@@ -1,0 +1,295 @@
+//! The LDAP change feeds (`registrar::ldap::changes_since`) against real servers: RFC 4533
+//! content synchronization on OpenLDAP's syncprov overlay (with and without a session
+//! log, a cookie the log no longer covers, a cookie the server does not know), and
+//! DirSync on Samba's AD DC. Each test
+//! makes known changes (modify, rename, move, delete, add) after taking a cookie and
+//! checks that the feed names exactly those entries, by identity, with their DN now or
+//! none.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+mod common;
+
+use common::samba::{value_of, SambaDc, ADMIN_DN, ADMIN_PASSWORD};
+use common::slapd::{
+    people_ldif, users_ldif, Options, Slapd, SyncProvider, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD,
+    SUFFIX,
+};
+use registrar::config::raw::Scope;
+use registrar::config::{LdapBind, LdapSettings, PasswordFrom};
+use registrar::ldap::{
+    changes_since, server_features, Changes, Credentials, Deletions, Feed, FeedOutcome, Password,
+};
+
+/// A source's settings: `base` on `url`, bound as `bind_dn`.
+fn settings(url: &str, bind_dn: &str, base: &str) -> LdapSettings {
+    LdapSettings {
+        url: url.to_string(),
+        starttls: false,
+        ca_file: None,
+        ca_pem: None,
+        insecure_skip_tls_verify: false,
+        bind: LdapBind::Simple {
+            dn: bind_dn.to_string(),
+            password: PasswordFrom::Env("UNUSED".to_string()),
+        },
+        base_dn: base.to_string(),
+        scope: Scope::Subtree,
+        domain_scope: false,
+        filter: "(objectClass=*)".to_string(),
+        attributes: vec!["*".to_string()],
+        page_size: 1000,
+        connect_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(60),
+    }
+}
+
+fn credentials(password: &str) -> Credentials {
+    Credentials {
+        password: Some(Password::new(password.to_string())),
+        ca_pem: None,
+    }
+}
+
+fn changes(outcome: FeedOutcome) -> Changes {
+    match outcome {
+        FeedOutcome::Changes(changes) => changes,
+        FeedOutcome::Refused { reason } => panic!("the feed was refused: {reason}"),
+    }
+}
+
+/// What the feed says of each entry, by identity: its DN now (lowercased) or none. The
+/// last word on an entry wins, as a reader applying them in order would see.
+fn by_id(changes: &Changes) -> BTreeMap<[u8; 16], Option<String>> {
+    changes
+        .changed
+        .iter()
+        .map(|change| {
+            (
+                change.id,
+                change.dn.as_ref().map(|dn| dn.to_ascii_lowercase()),
+            )
+        })
+        .collect()
+}
+
+/// An `entryUUID` as its 16 bytes.
+fn uuid_of(slapd: &Slapd, dn: &str) -> [u8; 16] {
+    let output = slapd.ldapsearch(&["-b", dn, "-s", "base", "(objectClass=*)", "entryUUID"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix("entryUUID: "))
+        .unwrap_or_else(|| panic!("no entryUUID for {dn}: {text}"));
+    let hex: String = value.chars().filter(|c| *c != '-').collect();
+    std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+}
+
+fn user(n: usize) -> String {
+    format!("uid=user{n},{PEOPLE_DN}")
+}
+
+fn syncprov(session_log: Option<u32>) -> Slapd {
+    let slapd = Slapd::start(Options::default().sync_provider(SyncProvider { session_log }));
+    slapd.load_ldif(&users_ldif(6));
+    slapd
+}
+
+/// user1 modified, user2 renamed, user3 deleted, user4 moved out of the base, user7
+/// added.
+fn make_changes(slapd: &Slapd) {
+    slapd.modify(&format!(
+        "dn: {u1}\nchangetype: modify\nreplace: mail\nmail: one@example.com\n\n\
+         dn: {u2}\nchangetype: modrdn\nnewrdn: uid=user2b\ndeleteoldrdn: 1\n\n\
+         dn: {u3}\nchangetype: delete\n\n\
+         dn: {u4}\nchangetype: modrdn\nnewrdn: uid=user4\ndeleteoldrdn: 1\n\
+         newsuperior: ou=groups,{SUFFIX}\n",
+        u1 = user(1),
+        u2 = user(2),
+        u3 = user(3),
+        u4 = user(4),
+    ));
+    slapd.load_ldif(&people_ldif(7..=7));
+}
+
+#[test]
+fn syncrepl_names_what_changed_since_the_cookie_and_nothing_else() {
+    let slapd = syncprov(Some(100));
+    let source = settings(&slapd.url(), SERVICE_DN, PEOPLE_DN);
+    let login = credentials(SERVICE_PASSWORD);
+    let features = server_features(&source, &login).unwrap();
+    assert_eq!(features.feeds, [Feed::ContentSync]);
+
+    let start = changes(changes_since(&source, &login, Feed::ContentSync, None).unwrap());
+    assert!(start.changed.is_empty(), "{start:?}");
+    let ids: Vec<[u8; 16]> = (1..=4).map(|n| uuid_of(&slapd, &user(n))).collect();
+    make_changes(&slapd);
+    let added = uuid_of(&slapd, &user(7));
+
+    let since =
+        changes(changes_since(&source, &login, Feed::ContentSync, Some(&start.cookie)).unwrap());
+    assert_eq!(
+        since.deletions,
+        Deletions::Listed,
+        "the session log covers it"
+    );
+    let expected: BTreeMap<[u8; 16], Option<String>> = [
+        (ids[0], Some(user(1))),
+        (ids[1], Some(format!("uid=user2b,{PEOPLE_DN}"))),
+        (ids[2], None),
+        (ids[3], None),
+        (added, Some(user(7))),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(by_id(&since), expected, "{since:?}");
+    assert_ne!(since.cookie, start.cookie);
+
+    // From the new cookie, nothing changed.
+    let again =
+        changes(changes_since(&source, &login, Feed::ContentSync, Some(&since.cookie)).unwrap());
+    assert!(again.changed.is_empty(), "{again:?}");
+    assert_eq!(again.deletions, Deletions::Listed);
+}
+
+#[test]
+fn without_a_session_log_deletions_come_as_the_entries_still_present() {
+    let slapd = syncprov(None);
+    let source = settings(&slapd.url(), SERVICE_DN, PEOPLE_DN);
+    let login = credentials(SERVICE_PASSWORD);
+    let start = changes(changes_since(&source, &login, Feed::ContentSync, None).unwrap());
+    let kept: Vec<[u8; 16]> = (1..=6).map(|n| uuid_of(&slapd, &user(n))).collect();
+    slapd.modify(&format!("dn: {}\nchangetype: delete\n", user(3)));
+
+    let since =
+        changes(changes_since(&source, &login, Feed::ContentSync, Some(&start.cookie)).unwrap());
+    let Deletions::AllBut(present) = &since.deletions else {
+        panic!("expected the present phase: {since:?}");
+    };
+    let changed: HashSet<[u8; 16]> = since.changed.iter().map(|c| c.id).collect();
+    // Every entry left is present or changed; the deleted one is neither.
+    for (n, id) in kept.iter().enumerate() {
+        let there = present.contains(id) || changed.contains(id);
+        assert_eq!(there, n + 1 != 3, "user{}", n + 1);
+    }
+}
+
+#[test]
+fn past_its_session_log_the_server_falls_back_to_the_present_phase_and_is_still_exact() {
+    let slapd = syncprov(Some(1));
+    let source = settings(&slapd.url(), SERVICE_DN, PEOPLE_DN);
+    let login = credentials(SERVICE_PASSWORD);
+    let start = changes(changes_since(&source, &login, Feed::ContentSync, None).unwrap());
+    let left: HashSet<[u8; 16]> = [PEOPLE_DN.to_string(), user(4), user(5), user(6)]
+        .iter()
+        .map(|dn| uuid_of(&slapd, dn))
+        .collect();
+    for n in 1..=3 {
+        slapd.modify(&format!("dn: {}\nchangetype: delete\n", user(n)));
+    }
+    let since =
+        changes(changes_since(&source, &login, Feed::ContentSync, Some(&start.cookie)).unwrap());
+    assert!(since.changed.is_empty(), "{since:?}");
+    assert_eq!(since.deletions, Deletions::AllBut(left));
+}
+
+#[test]
+fn a_cookie_the_server_does_not_know_is_refused_so_the_source_is_read_in_full() {
+    let slapd = syncprov(Some(100));
+    let source = settings(&slapd.url(), SERVICE_DN, PEOPLE_DN);
+    let login = credentials(SERVICE_PASSWORD);
+    let answer = changes_since(&source, &login, Feed::ContentSync, Some(b"not a cookie"));
+    assert!(
+        matches!(answer, Ok(FeedOutcome::Refused { ref reason }) if reason.contains("no cookie")),
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn dirsync_names_what_changed_in_the_domain_by_guid() {
+    let dc = SambaDc::shared();
+    let unit = dc.unit("dirsync");
+    dc.add(&format!(
+        "dn: OU=Moved,{dn}\nobjectClass: organizationalUnit\n\n{users}",
+        dn = unit.dn,
+        users = ["alice", "bob", "carol", "dave"]
+            .iter()
+            .map(|cn| format!(
+                "dn: CN={cn},{dn}\nobjectClass: user\nsAMAccountName: {tag}-{cn}\n\
+                 mail: {cn}@ad.registrar.test\nuserAccountControl: 514\n\n",
+                dn = unit.dn,
+                tag = unit.tag
+            ))
+            .collect::<String>()
+    ));
+    // On Samba only an administrator sees deleted objects through DirSync (Windows
+    // shows them to any account with Replicating Directory Changes).
+    let source = settings(dc.url(), ADMIN_DN, &unit.dn);
+    let login = credentials(ADMIN_PASSWORD);
+    let features = server_features(&source, &login).unwrap();
+    assert!(features.feeds.contains(&Feed::DirSync), "{features:?}");
+    assert!(!features.feeds.contains(&Feed::ContentSync), "{features:?}");
+
+    let guid = |dn: &str| -> [u8; 16] {
+        let entry = dc.search(dn, "(objectClass=*)", &["objectGUID"]);
+        value_of(&entry, "objectGUID").unwrap().try_into().unwrap()
+    };
+    let ids: Vec<[u8; 16]> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|cn| guid(&format!("CN={cn},{}", unit.dn)))
+        .collect();
+    let start = changes(changes_since(&source, &login, Feed::DirSync, None).unwrap());
+    assert!(start.changed.is_empty(), "{start:?}");
+
+    dc.modify(&format!(
+        "dn: CN=alice,{dn}\nchangetype: modify\nreplace: mail\nmail: alice2@ad.registrar.test\n\n\
+         dn: CN=bob,{dn}\nchangetype: modrdn\nnewrdn: CN=bobby\ndeleteoldrdn: 1\n\n\
+         dn: CN=carol,{dn}\nchangetype: delete\n\n\
+         dn: CN=dave,{dn}\nchangetype: modrdn\nnewrdn: CN=dave\ndeleteoldrdn: 1\n\
+         newsuperior: OU=Moved,{dn}\n",
+        dn = unit.dn
+    ));
+    dc.add(&format!(
+        "dn: CN=erin,{dn}\nobjectClass: user\nsAMAccountName: {tag}-erin\n\
+         userAccountControl: 514\n",
+        dn = unit.dn,
+        tag = unit.tag
+    ));
+    let erin = guid(&format!("CN=erin,{}", unit.dn));
+
+    let since =
+        changes(changes_since(&source, &login, Feed::DirSync, Some(&start.cookie)).unwrap());
+    assert_eq!(since.deletions, Deletions::Listed);
+    let unit_dn = unit.dn.to_ascii_lowercase();
+    let ours: BTreeMap<[u8; 16], Option<String>> = by_id(&since)
+        .into_iter()
+        .filter(|(id, _)| ids.contains(id) || *id == erin)
+        .collect();
+    let expected: BTreeMap<[u8; 16], Option<String>> = [
+        (ids[0], Some(format!("cn=alice,{unit_dn}"))),
+        (ids[1], Some(format!("cn=bobby,{unit_dn}"))),
+        (ids[2], None),
+        (ids[3], Some(format!("cn=dave,ou=moved,{unit_dn}"))),
+        (erin, Some(format!("cn=erin,{unit_dn}"))),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(ours, expected, "{since:?}");
+
+    let again =
+        changes(changes_since(&source, &login, Feed::DirSync, Some(&since.cookie)).unwrap());
+    assert!(
+        again
+            .changed
+            .iter()
+            .all(|c| !ids.contains(&c.id) && c.id != erin),
+        "{again:?}"
+    );
+    // A cookie the server cannot read is refused: the caller reads in full.
+    let refused = changes_since(&source, &login, Feed::DirSync, Some(b"not a cookie")).unwrap();
+    assert!(
+        matches!(refused, FeedOutcome::Refused { .. }),
+        "{refused:?}"
+    );
+}
