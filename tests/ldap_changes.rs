@@ -293,3 +293,159 @@ fn dirsync_names_what_changed_in_the_domain_by_guid() {
         "{refused:?}"
     );
 }
+
+/// One generated change to the directory, on the user numbered `.1` of the pool (an op
+/// that cannot apply to that user as things stand is skipped).
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Modify,
+    Rename,
+    MoveOut,
+    MoveIn,
+    Delete,
+    Add,
+}
+
+fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, usize)> {
+    use proptest::prelude::*;
+    (
+        prop_oneof![
+            3 => Just(Op::Modify),
+            1 => Just(Op::Rename),
+            1 => Just(Op::MoveOut),
+            1 => Just(Op::MoveIn),
+            1 => Just(Op::Delete),
+            1 => Just(Op::Add),
+        ],
+        0usize..POOL,
+    )
+}
+
+/// The users a property case works on: `uid=pN-…` in `ou=people` (the base) or
+/// `ou=groups` (outside it).
+const POOL: usize = 8;
+
+/// Where each user of the pool is: `None` when it does not exist.
+struct Pool {
+    dns: Vec<Option<String>>,
+    serial: usize,
+}
+
+impl Pool {
+    /// The LDIF change record of `op` on user `n`, and the pool after it; `None` when
+    /// the op does not apply.
+    fn change(&mut self, (op, n): (Op, usize)) -> Option<String> {
+        self.serial += 1;
+        let serial = self.serial;
+        let people = PEOPLE_DN;
+        let outside = format!("ou=groups,{SUFFIX}");
+        match (op, self.dns[n].clone()) {
+            (Op::Add, None) => {
+                let dn = format!("uid=p{n}-{serial},{people}");
+                self.dns[n] = Some(dn.clone());
+                Some(format!(
+                    "dn: {dn}\nchangetype: add\nobjectClass: inetOrgPerson\ncn: p{n}\nsn: p\n\
+                     mail: p{n}-{serial}@example.com\n"
+                ))
+            }
+            (Op::Modify, Some(dn)) => Some(format!(
+                "dn: {dn}\nchangetype: modify\nreplace: mail\nmail: p{n}-{serial}@example.com\n"
+            )),
+            (Op::Rename, Some(dn)) => {
+                let parent = dn.split_once(',').map(|(_, parent)| parent.to_string())?;
+                self.dns[n] = Some(format!("uid=p{n}-{serial},{parent}"));
+                Some(format!(
+                    "dn: {dn}\nchangetype: modrdn\nnewrdn: uid=p{n}-{serial}\ndeleteoldrdn: 1\n"
+                ))
+            }
+            (Op::MoveOut | Op::MoveIn, Some(dn)) => {
+                let (rdn, parent) = dn.split_once(',')?;
+                let target = if matches!(op, Op::MoveOut) {
+                    outside.as_str()
+                } else {
+                    people
+                };
+                if parent == target {
+                    return None;
+                }
+                self.dns[n] = Some(format!("{rdn},{target}"));
+                Some(format!(
+                    "dn: {dn}\nchangetype: modrdn\nnewrdn: {rdn}\ndeleteoldrdn: 1\nnewsuperior: {target}\n"
+                ))
+            }
+            (Op::Delete, Some(dn)) => {
+                self.dns[n] = None;
+                Some(format!("dn: {dn}\nchangetype: delete\n"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A full read of the source: each entry's DN (lowercased) and content, by entryUUID.
+fn full_read(source: &LdapSettings, login: &Credentials) -> BTreeMap<[u8; 16], (String, String)> {
+    let mut entries = BTreeMap::new();
+    registrar::ldap::read_entries(source, login, &mut |entry| {
+        let text = String::from_utf8_lossy(entry.values("entryUUID").next().unwrap()).into_owned();
+        let hex: String = text.chars().filter(|c| *c != '-').collect();
+        let id: [u8; 16] =
+            std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap());
+        let content = format!("{:?}", entry.values("mail").collect::<Vec<_>>());
+        entries.insert(id, (entry.dn.to_ascii_lowercase(), content));
+    })
+    .unwrap();
+    entries
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Whatever happened since the cookie, the snapshot a full read gave then, brought
+    /// forward by the feed, has the entries (by identity, at their DN) a full read gives
+    /// now, and every entry whose content changed is among those the feed names: what a
+    /// delta read needs to be exact. With and without a session log.
+    #[test]
+    fn the_feed_brings_a_full_read_forward_to_the_next_one(
+        batches in proptest::collection::vec(proptest::collection::vec(op_strategy(), 0..8), 1..4),
+        session_log in proptest::bool::ANY,
+    ) {
+        let slapd = syncprov(session_log.then_some(100));
+        let mut source = settings(&slapd.url(), SERVICE_DN, PEOPLE_DN);
+        source.attributes = vec!["*".to_string(), "entryUUID".to_string()];
+        let login = credentials(SERVICE_PASSWORD);
+        let mut pool = Pool { dns: vec![None; POOL], serial: 0 };
+        let mut cookie =
+            changes(changes_since(&source, &login, Feed::ContentSync, None).unwrap()).cookie;
+        let mut before = full_read(&source, &login);
+        for batch in batches {
+            let records: Vec<String> = batch.into_iter().filter_map(|op| pool.change(op)).collect();
+            if !records.is_empty() {
+                slapd.modify(&records.join("\n"));
+            }
+            let feed = changes(changes_since(&source, &login, Feed::ContentSync, Some(&cookie)).unwrap());
+            let after = full_read(&source, &login);
+            let named: HashSet<[u8; 16]> = feed.changed.iter().map(|c| c.id).collect();
+            let mut brought: BTreeMap<[u8; 16], String> =
+                before.iter().map(|(id, (dn, _))| (*id, dn.clone())).collect();
+            if let Deletions::AllBut(present) = &feed.deletions {
+                brought.retain(|id, _| present.contains(id) || named.contains(id));
+            }
+            for change in &feed.changed {
+                match &change.dn {
+                    Some(dn) => brought.insert(change.id, dn.to_ascii_lowercase()),
+                    None => brought.remove(&change.id),
+                };
+            }
+            let now: BTreeMap<[u8; 16], String> =
+                after.iter().map(|(id, (dn, _))| (*id, dn.clone())).collect();
+            proptest::prop_assert_eq!(&brought, &now, "records: {:?}", records);
+            for (id, (_, content)) in &after {
+                if before.get(id).map(|(_, old)| old) != Some(content) {
+                    proptest::prop_assert!(named.contains(id), "changed but not named: {:?}", after[id]);
+                }
+            }
+            cookie = feed.cookie;
+            before = after;
+        }
+    }
+}
