@@ -6,9 +6,8 @@
 //! in `REGISTRAR_BENCH_PASSWORD`. Prints one line: `changed N deleted N present N
 //! seconds S`, or `refused: REASON`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use registrar::config::raw::Scope;
 use registrar::config::{LdapBind, LdapSettings, PasswordFrom};
 use registrar::ldap::{changes_since, Credentials, Deletions, Feed, FeedOutcome, Password};
 
@@ -27,25 +26,11 @@ fn main() {
         }
     };
     let password = std::env::var("REGISTRAR_BENCH_PASSWORD").unwrap_or_default();
-    let settings = LdapSettings {
-        url: url.clone(),
-        starttls: false,
-        ca_file: None,
-        ca_pem: None,
-        insecure_skip_tls_verify: false,
-        bind: LdapBind::Simple {
-            dn: bind_dn.clone(),
-            password: PasswordFrom::Env("REGISTRAR_BENCH_PASSWORD".to_string()),
-        },
-        base_dn: base_dn.clone(),
-        scope: Scope::Subtree,
-        domain_scope: false,
-        filter: "(objectClass=*)".to_string(),
-        attributes: vec!["*".to_string()],
-        page_size: 1000,
-        connect_timeout: Duration::from_secs(10),
-        timeout: Duration::from_secs(120),
+    let bind = LdapBind::Simple {
+        dn: bind_dn.clone(),
+        password: PasswordFrom::Env("REGISTRAR_BENCH_PASSWORD".to_string()),
     };
+    let settings = LdapSettings::plain(url, bind, base_dn);
     let credentials = Credentials {
         password: Some(Password::new(password)),
         ca_pem: None,

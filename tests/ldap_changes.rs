@@ -7,7 +7,6 @@
 //! none.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 mod common;
 
@@ -16,7 +15,6 @@ use common::slapd::{
     people_ldif, users_ldif, Options, Slapd, SyncProvider, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD,
     SUFFIX,
 };
-use registrar::config::raw::Scope;
 use registrar::config::{LdapBind, LdapSettings, PasswordFrom};
 use registrar::ldap::{
     changes_since, server_features, Changes, Credentials, Deletions, Feed, FeedOutcome, Password,
@@ -24,25 +22,11 @@ use registrar::ldap::{
 
 /// A source's settings: `base` on `url`, bound as `bind_dn`.
 fn settings(url: &str, bind_dn: &str, base: &str) -> LdapSettings {
-    LdapSettings {
-        url: url.to_string(),
-        starttls: false,
-        ca_file: None,
-        ca_pem: None,
-        insecure_skip_tls_verify: false,
-        bind: LdapBind::Simple {
-            dn: bind_dn.to_string(),
-            password: PasswordFrom::Env("UNUSED".to_string()),
-        },
-        base_dn: base.to_string(),
-        scope: Scope::Subtree,
-        domain_scope: false,
-        filter: "(objectClass=*)".to_string(),
-        attributes: vec!["*".to_string()],
-        page_size: 1000,
-        connect_timeout: Duration::from_secs(10),
-        timeout: Duration::from_secs(60),
-    }
+    let bind = LdapBind::Simple {
+        dn: bind_dn.to_string(),
+        password: PasswordFrom::Env("UNUSED".to_string()),
+    };
+    LdapSettings::plain(url, bind, base)
 }
 
 fn credentials(password: &str) -> Credentials {

@@ -58,6 +58,30 @@ pub struct LdapSettings {
     pub timeout: Duration,
 }
 
+impl LdapSettings {
+    /// A search of the whole subtree of `base_dn` on `url`, bound as `bind`, with what a
+    /// source that sets nothing else gets: every entry and user attribute, pages of
+    /// 1000, the default timeouts, no TLS. For programs that search without a config.
+    pub fn plain(url: &str, bind: LdapBind, base_dn: &str) -> LdapSettings {
+        LdapSettings {
+            url: url.to_string(),
+            starttls: false,
+            ca_file: None,
+            ca_pem: None,
+            insecure_skip_tls_verify: false,
+            bind,
+            base_dn: base_dn.to_string(),
+            scope: raw::Scope::Subtree,
+            domain_scope: false,
+            filter: "(objectClass=*)".to_string(),
+            attributes: vec!["*".to_string()],
+            page_size: DEFAULT_PAGE_SIZE,
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECONDS.into()),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECONDS.into()),
+        }
+    }
+}
+
 /// How an LDAP source authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LdapBind {

@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub mod ldap_fixture;
 pub mod samba;
@@ -110,4 +110,26 @@ pub fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
     }
     files.sort();
     files
+}
+
+/// Runs `command` with `input` on its stdin, and its output. The input is written from a
+/// thread, so a large LDIF cannot deadlock against the program's output.
+pub fn output_with_input(mut command: Command, input: &str) -> Output {
+    use std::io::Write;
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let mut stdin = child.stdin.take().expect("the program's stdin");
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().expect("waiting for the program");
+    writer
+        .join()
+        .expect("the input's writer")
+        .unwrap_or_else(|e| panic!("writing to {program}: {e}"));
+    output
 }

@@ -15,7 +15,6 @@
 //! shell stops the server and removes its directory once the test process is gone (test
 //! processes run no static destructors).
 
-use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -282,7 +281,8 @@ impl SambaDc {
     }
 
     fn ldap_tool(&self, tool: &str, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(tool)
+        let mut command = Command::new(tool);
+        command
             .args([
                 "-x",
                 "-H",
@@ -294,19 +294,8 @@ impl SambaDc {
             ])
             .args(args)
             .env("LDAPTLS_CACERT", self.ca_file())
-            .env("LDAPTLS_REQCERT", "demand")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-        let mut input = child.stdin.take().expect("the tool's stdin");
-        // Written from a thread so a large LDIF cannot deadlock against the tool's output.
-        let text = stdin.to_owned();
-        let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
-        let output = child.wait_with_output().expect("waiting for the tool");
-        let _ = writer.join();
-        output
+            .env("LDAPTLS_REQCERT", "demand");
+        super::output_with_input(command, stdin)
     }
 }
 

@@ -222,23 +222,9 @@ impl Slapd {
     }
 
     fn as_root(&self, tool: &str, ldif: &str) {
-        use std::io::Write;
-        let mut child = Command::new(tool)
-            .args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-        let mut stdin = child.stdin.take().expect("the tool's stdin");
-        // Written from a thread so a large LDIF cannot deadlock against the tool's output.
-        let ldif = ldif.to_owned();
-        let writer = std::thread::spawn(move || stdin.write_all(ldif.as_bytes()));
-        let output = child.wait_with_output().expect("waiting for the tool");
-        writer
-            .join()
-            .expect("the LDIF writer")
-            .expect("writing LDIF to the tool");
+        let mut command = Command::new(tool);
+        command.args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD]);
+        let output = super::output_with_input(command, ldif);
         assert!(
             output.status.success(),
             "{tool} failed ({}):\n{}\n{}",

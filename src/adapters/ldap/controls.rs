@@ -291,24 +291,31 @@ pub fn parse_dirsync(value: &[u8]) -> Result<DirSyncResponse, Malformed> {
     Ok(DirSyncResponse { more, cookie })
 }
 
+/// BER values for the adapter's unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ldap3::asn1::{Boolean, ExplicitTag, Set};
+pub(super) mod test_tags {
+    use ldap3::asn1::{OctetString, Sequence, Tag};
 
-    fn octets(bytes: &[u8]) -> Tag {
+    pub fn octets(bytes: &[u8]) -> Tag {
         Tag::OctetString(OctetString {
             inner: bytes.to_vec(),
             ..Default::default()
         })
     }
 
-    fn sequence(inner: Vec<Tag>) -> Tag {
+    pub fn sequence(inner: Vec<Tag>) -> Tag {
         Tag::Sequence(Sequence {
             inner,
             ..Default::default()
         })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_tags::{octets, sequence};
+    use super::*;
+    use ldap3::asn1::{Boolean, ExplicitTag, Set};
 
     fn boolean_tag(value: bool) -> Tag {
         Tag::Boolean(Boolean {

@@ -322,21 +322,8 @@ pub(super) fn entry_from_tag(tag: StructureTag) -> Result<Entry, EntryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ldap3::asn1::{ASNTag, OctetString, Sequence, Set, Tag};
-
-    fn octets(bytes: &[u8]) -> Tag {
-        Tag::OctetString(OctetString {
-            inner: bytes.to_vec(),
-            ..Default::default()
-        })
-    }
-
-    fn sequence(inner: Vec<Tag>) -> Tag {
-        Tag::Sequence(Sequence {
-            inner,
-            ..Default::default()
-        })
-    }
+    use crate::adapters::ldap::controls::test_tags::{octets, sequence};
+    use ldap3::asn1::{ASNTag, Set, Tag};
 
     #[test]
     fn entries_keep_attribute_order_and_binary_values() {
