@@ -433,3 +433,103 @@ proptest::proptest! {
         }
     }
 }
+
+/// A full read of an AD source: each object's DN (lowercased) and mail, by objectGUID.
+fn full_read_ad(
+    source: &LdapSettings,
+    login: &Credentials,
+) -> BTreeMap<[u8; 16], (String, String)> {
+    let mut entries = BTreeMap::new();
+    registrar::ldap::read_entries(source, login, &mut |entry| {
+        let id: [u8; 16] = entry
+            .values("objectGUID")
+            .next()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let content = format!("{:?}", entry.values("mail").collect::<Vec<_>>());
+        entries.insert(id, (entry.dn.to_ascii_lowercase(), content));
+    })
+    .unwrap();
+    entries
+}
+
+#[test]
+fn dirsync_brings_a_full_read_of_an_ou_forward_through_moves_in_and_out() {
+    let dc = SambaDc::shared();
+    let unit = dc.unit("forward");
+    let outside = dc.unit("outside");
+    let user = |cn: &str, parent: &str| {
+        format!(
+            "dn: CN={cn},{parent}\nchangetype: add\nobjectClass: user\n\
+             sAMAccountName: {tag}-{cn}\nmail: {cn}@ad.registrar.test\nuserAccountControl: 514\n",
+            tag = unit.tag
+        )
+    };
+    let mut people: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|cn| user(cn, &unit.dn))
+        .collect();
+    people.push(user("g", &outside.dn));
+    dc.modify(&people.join("\n"));
+
+    let source = settings(dc.url(), ADMIN_DN, &unit.dn);
+    let login = credentials(ADMIN_PASSWORD);
+    let base = unit.dn.to_ascii_lowercase();
+    let mut cookie = changes(changes_since(&source, &login, Feed::DirSync, None).unwrap()).cookie;
+    let mut before = full_read_ad(&source, &login);
+    let (u, o) = (&unit.dn, &outside.dn);
+    let steps = [
+        format!(
+            "dn: CN=a,{u}\nchangetype: modify\nreplace: mail\nmail: a2@ad.registrar.test\n\n{}",
+            user("h", u)
+        ),
+        format!(
+            "dn: CN=b,{u}\nchangetype: modrdn\nnewrdn: CN=b2\ndeleteoldrdn: 1\n\n\
+             dn: CN=c,{u}\nchangetype: modrdn\nnewrdn: CN=c\ndeleteoldrdn: 1\nnewsuperior: {o}\n\n\
+             dn: CN=g,{o}\nchangetype: modrdn\nnewrdn: CN=g\ndeleteoldrdn: 1\nnewsuperior: {u}\n"
+        ),
+        format!(
+            "dn: CN=d,{u}\nchangetype: delete\n\n\
+             dn: CN=e,{u}\nchangetype: modify\nreplace: mail\nmail: e2@ad.registrar.test\n\n\
+             dn: CN=h,{u}\nchangetype: delete\n"
+        ),
+        format!(
+            "dn: CN=c,{o}\nchangetype: modrdn\nnewrdn: CN=c3\ndeleteoldrdn: 1\nnewsuperior: {u}\n\n\
+             dn: CN=c3,{u}\nchangetype: modify\nreplace: mail\nmail: c3@ad.registrar.test\n"
+        ),
+    ];
+    for step in steps {
+        dc.modify(&step);
+        let feed = changes(changes_since(&source, &login, Feed::DirSync, Some(&cookie)).unwrap());
+        assert_eq!(feed.deletions, Deletions::Listed);
+        let after = full_read_ad(&source, &login);
+        let named: HashSet<[u8; 16]> = feed.changed.iter().map(|c| c.id).collect();
+        let mut brought: BTreeMap<[u8; 16], String> = before
+            .iter()
+            .map(|(id, (dn, _))| (*id, dn.clone()))
+            .collect();
+        for change in &feed.changed {
+            // DirSync speaks for the whole domain: an object now outside the base has
+            // left the source.
+            match change.dn.as_ref().map(|dn| dn.to_ascii_lowercase()) {
+                Some(dn) if dn == base || dn.ends_with(&format!(",{base}")) => {
+                    brought.insert(change.id, dn)
+                }
+                _ => brought.remove(&change.id),
+            };
+        }
+        let now: BTreeMap<[u8; 16], String> = after
+            .iter()
+            .map(|(id, (dn, _))| (*id, dn.clone()))
+            .collect();
+        assert_eq!(brought, now, "after:\n{step}");
+        for (id, (dn, content)) in &after {
+            if before.get(id).map(|(_, old)| old) != Some(content) {
+                assert!(named.contains(id), "{dn} changed but was not named");
+            }
+        }
+        cookie = feed.cookie;
+        before = after;
+    }
+}
