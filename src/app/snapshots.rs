@@ -428,9 +428,11 @@ fn refuse(plan_name: &str, import: &SourceImport, reason: RereadError) -> AppErr
     }
 }
 
-/// Kept entries per message to the writing thread, and messages waiting at most.
-const ROWS_PER_BATCH: usize = 1024;
-const BATCHES_IN_FLIGHT: usize = 8;
+/// Kept entries per message to the writing thread, and messages waiting at most: large
+/// messages (each one `COPY` on PostgreSQL, whose fixed cost fades at this size), and few
+/// of them waiting, so that at most 16k entries are read ahead of the writer.
+const ROWS_PER_BATCH: usize = 8192;
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// What an apply's reading side hands its writing thread, in this order: the plan's
 /// changes in order, `ChangesEnd`, the standing facts the apply leaves, each whole
