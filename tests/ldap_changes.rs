@@ -138,6 +138,38 @@ fn syncrepl_names_what_changed_since_the_cookie_and_nothing_else() {
 }
 
 #[test]
+fn the_feed_keeps_to_the_subtree_the_full_read_keeps_to() {
+    let slapd = syncprov(Some(100));
+    slapd.load_ldif(&format!(
+        "dn: ou=elsewhere,{PEOPLE_DN}\nobjectClass: referral\nobjectClass: extensibleObject\n\
+         ou: elsewhere\nref: ldap://other.example/ou=elsewhere,dc=example,dc=com\n"
+    ));
+    let mut source = settings(&slapd.url(), SERVICE_DN, PEOPLE_DN);
+    let login = credentials(SERVICE_PASSWORD);
+    // Without domain_scope the full read fails on the reference, and so does the feed.
+    let refused = changes_since(&source, &login, Feed::ContentSync, None);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("continuation reference")),
+        "{refused:?}"
+    );
+    // With it, neither meets the reference.
+    source.domain_scope = true;
+    let start = changes(changes_since(&source, &login, Feed::ContentSync, None).unwrap());
+    slapd.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: mail\nmail: one@example.com\n",
+        user(1)
+    ));
+    let since =
+        changes(changes_since(&source, &login, Feed::ContentSync, Some(&start.cookie)).unwrap());
+    let expected: BTreeMap<[u8; 16], Option<String>> = [(uuid_of(&slapd, &user(1)), Some(user(1)))]
+        .into_iter()
+        .collect();
+    assert_eq!(by_id(&since), expected, "{since:?}");
+}
+
+#[test]
 fn without_a_session_log_deletions_come_as_the_entries_still_present() {
     let slapd = syncprov(None);
     let source = settings(&slapd.url(), SERVICE_DN, PEOPLE_DN);

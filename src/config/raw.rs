@@ -139,10 +139,11 @@ pub struct LdapSpec {
     /// Search scope.
     #[serde(default)]
     pub scope: Scope,
-    /// Active Directory: send the domain scope control, so that the server sends no
-    /// continuation references to other naming contexts (the configuration partition,
-    /// DNS zones, child domains) and the source reads this domain's naming context only.
-    /// Without it, a continuation reference fails the read: referrals are never followed.
+    /// Send the domain scope control (Active Directory's; OpenLDAP honours it too), so
+    /// that the server sends no continuation references to other naming contexts (the
+    /// configuration partition, DNS zones, child domains) and the source reads this
+    /// naming context only. Without it, a continuation reference fails the read:
+    /// referrals are never followed.
     #[serde(default)]
     pub domain_scope: bool,
     /// RFC 4515 search filter (default `(objectClass=*)`).

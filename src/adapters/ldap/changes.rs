@@ -26,7 +26,7 @@ use super::controls::{
     sync_request, EntryState, Malformed, SyncInfo,
 };
 use super::error::LdapReadError;
-use super::read::{entry_from_tag, first_reference, ldap_scope};
+use super::read::{entry_from_tag, first_reference, ldap_scope, scope_controls};
 use super::session::{self, describe, result_text, Credentials};
 use crate::config::LdapSettings;
 use registrar_core::dn::normalize_dn;
@@ -109,9 +109,14 @@ pub struct ServerFeatures {
 const DIRSYNC_FLAGS: i64 = 0;
 /// The most a DirSync answer holds before the server says there is more.
 const DIRSYNC_MAX_BYTES: i64 = 1 << 20;
-/// A filter no entry matches: asked without a cookie, a feed sends nothing but its
-/// cookie.
-const NOTHING: &str = "(!(objectClass=*))";
+/// The filter of a feed's search: every entry (one that left the source's filter changed
+/// too), or without a cookie none, so that the feed sends nothing but its cookie.
+fn feed_filter(cookie: Option<&[u8]>) -> &'static str {
+    match cookie {
+        Some(_) => "(objectClass=*)",
+        None => "(!(objectClass=*))",
+    }
+}
 /// Where the server says a cookie is too old (RFC 4533 §2.6, e-syncRefreshRequired).
 const SYNC_REFRESH_REQUIRED: u32 = 4096;
 
@@ -198,24 +203,21 @@ async fn root_dse(
     Ok(features)
 }
 
-/// RFC 4533 refreshOnly from `cookie`, over the whole subtree (every entry, not only
-/// those the source's filter selects: one that left the filter changed too).
+/// RFC 4533 refreshOnly from `cookie`, over the source's whole subtree as the full read
+/// bounds it (`domain_scope`), every entry (not only those the source's filter selects).
 async fn content_sync(
     ldap: &mut Ldap,
     settings: &LdapSettings,
     cookie: Option<&[u8]>,
 ) -> Result<FeedOutcome, LdapReadError> {
     let feed = Feed::ContentSync;
-    let from_start = cookie.is_none();
     let fail = |reason: String| feed_error(feed, settings, reason);
     let broken = |error: Malformed| feed_error(feed, settings, error.to_string());
-    let filter = if cookie.is_some() {
-        "(objectClass=*)"
-    } else {
-        NOTHING
-    };
+    let filter = feed_filter(cookie);
+    let mut controls = scope_controls(settings);
+    controls.push(sync_request(cookie));
     let mut stream = ldap
-        .with_controls(sync_request(cookie))
+        .with_controls(controls)
         .with_timeout(settings.timeout)
         .streaming_search(
             &settings.base_dn,
@@ -299,18 +301,18 @@ async fn content_sync(
     let refresh_deletes = done.as_ref().is_some_and(|done| done.refresh_deletes);
     // A server that does not know the cookie it was given answers with none (OpenLDAP
     // sends an empty one): nothing to continue from, so read in full.
-    let Some(cookie) = done
+    let Some(next_cookie) = done
         .and_then(|done| done.cookie)
         .or(latest_cookie)
         .or_else(|| cookie.map(<[u8]>::to_vec))
-        .filter(|cookie| !cookie.is_empty())
+        .filter(|next| !next.is_empty())
     else {
         return Ok(FeedOutcome::Refused {
             reason: "the server sent no cookie to continue from".to_string(),
         });
     };
     // Without a cookie nothing was asked for but the cookie of now.
-    let deletions = if refresh_deletes || from_start {
+    let deletions = if refresh_deletes || cookie.is_none() {
         Deletions::Listed
     } else {
         Deletions::AllBut(present)
@@ -318,7 +320,7 @@ async fn content_sync(
     Ok(FeedOutcome::Changes(Changes {
         changed,
         deletions,
-        cookie,
+        cookie: next_cookie,
     }))
 }
 
@@ -342,11 +344,7 @@ async fn dirsync(
             ),
         });
     };
-    let filter = if cookie.is_some() {
-        "(objectClass=*)"
-    } else {
-        NOTHING
-    };
+    let filter = feed_filter(cookie);
     // What the source reads, and what says an object moved or went.
     let mut attributes: Vec<&str> = settings.attributes.iter().map(String::as_str).collect();
     for wanted in ["objectGUID", "name", "isDeleted"] {

@@ -36,6 +36,20 @@ pub struct SearchSummary {
 /// sending references anyway.
 const DOMAIN_SCOPE_CONTROL: &str = "1.2.840.113556.1.4.1339";
 
+/// The controls that bound a search of the source's subtree (`domain_scope`), the full
+/// read's and a change feed's alike, so that both see the same entries.
+pub(super) fn scope_controls(settings: &LdapSettings) -> Vec<RawControl> {
+    let mut controls = Vec::new();
+    if settings.domain_scope {
+        controls.push(RawControl {
+            ctype: DOMAIN_SCOPE_CONTROL.to_string(),
+            crit: true,
+            val: None,
+        });
+    }
+    controls
+}
+
 /// Reads every entry `settings` selects and hands each to `on_entry`, in the order the
 /// server sends them. Returns only when the server reported success for the last page.
 pub fn read_entries(
@@ -71,12 +85,9 @@ async fn read_entries_async(
     // while the paged search goes on.
     let mut ranges = ldap.clone();
     let pager: Box<dyn Adapter<_, _>> = Box::new(PagedResults::new(settings.page_size as i32));
-    if settings.domain_scope {
-        ldap.with_controls(RawControl {
-            ctype: DOMAIN_SCOPE_CONTROL.to_string(),
-            crit: true,
-            val: None,
-        });
+    let controls = scope_controls(settings);
+    if !controls.is_empty() {
+        ldap.with_controls(controls);
     }
     let mut stream = ldap
         .with_timeout(settings.timeout)
