@@ -14,8 +14,9 @@ use std::sync::mpsc::{self, SyncSender};
 use super::clock::{now, Started};
 use super::context::{Context, Outcome};
 use super::error::AppError;
+use super::feeds::FeedKeep;
 use super::reading::head_files;
-use super::reconcile::reconcile;
+use super::reconcile::{reconcile_for, Purpose};
 use super::saved_plan::{self, SavedPlanError};
 use super::snapshots::{self, HandedOver, ToWriter, ToWriterChannel};
 use super::sources::InputsDigest;
@@ -67,7 +68,7 @@ pub fn apply_command(
     let (summary, serial) = match saved_plan {
         Some(path) => apply_saved(context, path, allow_deletes, &started, &rev_flag)?,
         None => {
-            let reconciled = reconcile(context, None, mode)?;
+            let mut reconciled = reconcile_for(context, None, (mode, Purpose::Apply))?;
             let plan = &reconciled.plan;
             let mut stdout = std::io::stdout().lock();
             // A closed pipe is not an error: the apply goes on.
@@ -90,6 +91,7 @@ pub fn apply_command(
             let imported = Imported {
                 files: &files,
                 plan_name: "the plan",
+                feeds: std::mem::take(&mut reconciled.feeds),
             };
             let serial = apply_recorded(context, None, plan, imported, run, Some(&started))
                 .map_err(|error| {
@@ -188,6 +190,7 @@ fn apply_saved(
         let imported = Imported {
             files: &files,
             plan_name: &plan_name,
+            feeds: Vec::new(),
         };
         let hand_over = |_: &SyncSender<ToWriter<'_>>| {
             let (read, written) = join();
@@ -235,6 +238,9 @@ impl saved_plan::PlanSink for ChangesToWriter<'_> {
 pub(super) struct Imported<'a> {
     pub(super) files: &'a Tree,
     pub(super) plan_name: &'a str,
+    /// What the pass that made the plan read of LDAP sources through their change
+    /// feeds, for the store to keep (none for a saved plan: see `feeds.rs`).
+    pub(super) feeds: Vec<FeedKeep>,
 }
 
 /// The files a saved plan's imports are read again from: `--rev`'s commit (checked to
@@ -322,6 +328,7 @@ pub fn apply_plan(
     let imported = Imported {
         files: &files,
         plan_name: "the plan",
+        feeds: Vec::new(),
     };
     apply_recorded(context, None, plan, imported, run, None)
 }
@@ -409,6 +416,7 @@ fn apply_handed_over<'p>(
         &context.config_dir,
         store.borrow(),
         config.as_ref().map(|config| &config.rules),
+        imported.feeds,
     )?;
     let run = with_counts(
         RunRecord {

@@ -1,7 +1,8 @@
 //! The commands: each one wires the adapters (config, files from the working tree or a
 //! git revision, LDIF, store, renderers) around the pure core. `plan` and `apply` share
 //! one reconcile pass, `reconcile()`, which reads sources in full or, with
-//! `--mode delta`, from the snapshots the store kept (`snapshots.rs`).
+//! `--mode delta`, from the snapshots the store kept (`snapshots.rs`; an LDAP source's
+//! through its server's change feed, `feeds.rs`).
 //!
 //! This is the only layer that reads the clock, starts threads or reads a source's
 //! password from the environment. It returns typed errors to `main`, which prints each as
@@ -17,6 +18,7 @@ mod discover;
 mod drift;
 mod error;
 mod export;
+mod feeds;
 mod migrate;
 mod output;
 mod plan;

@@ -11,13 +11,14 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use super::context::Context;
 use super::error::AppError;
+use super::feeds::{self, FeedDelta, FeedKeep};
 use super::snapshots;
 use super::sources::{self, InputsDigest};
 use super::threads::{join, spawn_scoped, Threads};
 use crate::adapters::store::{KeptSnapshot, Store, StoreLocation};
 use crate::adapters::tree::Tree;
-use crate::config::raw::ImportMode;
-use crate::config::{self, Config, SourceLocation};
+use crate::config::raw::{DeltaFeed, ImportMode};
+use crate::config::{self, Config, LdapSettings, SourceLocation, SourceSettings};
 use registrar_core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
 use registrar_core::entry::Entry;
 use registrar_core::plan::SourceImport;
@@ -31,6 +32,9 @@ pub(super) struct Reading<'a> {
     pub(super) store: Option<&'a Store>,
     /// The snapshots it keeps, by source.
     pub(super) kept: BTreeMap<String, KeptSnapshot>,
+    /// The pass applies what it reads: an LDAP source read through a change feed is
+    /// spooled for the store to keep ([`FeedKeep`]).
+    pub(super) keep_feeds: bool,
 }
 
 impl<'a> Reading<'a> {
@@ -41,6 +45,7 @@ impl<'a> Reading<'a> {
             mode: ImportMode::Full,
             store: None,
             kept: BTreeMap::new(),
+            keep_feeds: false,
         }
     }
 }
@@ -49,6 +54,8 @@ impl<'a> Reading<'a> {
 pub(super) struct SourcesRead {
     pub(super) inputs_digest: String,
     pub(super) imports: Vec<SourceImport>,
+    /// What an apply keeps of the LDAP sources read through their change feeds.
+    pub(super) feeds: Vec<FeedKeep>,
 }
 
 /// Streams every source's entries from `files` through the desired-state builder,
@@ -163,9 +170,10 @@ impl<'c> Feeder<'c> {
     }
 }
 
-/// Reads every source of `config` into `feeder`: in full, or in delta for the `ldif`
-/// sources whose snapshot the store kept (a source without one is read in full, with a
-/// note). Returns the inputs digest and what each `ldif` source imported.
+/// Reads every source of `config` into `feeder`: in full, or in delta for the sources
+/// whose snapshot the store kept (a source without one is read in full, with a note).
+/// Returns the inputs digest, what each `ldif` source imported and what an apply keeps
+/// of each LDAP source.
 fn read_sources<'c>(
     config: &'c Config,
     files: &Tree,
@@ -174,11 +182,22 @@ fn read_sources<'c>(
 ) -> Result<SourcesRead, AppError> {
     let mut digest = InputsDigest::of_config(&config.files);
     let mut imports = Vec::new();
+    let mut feeds = Vec::new();
     for source in &config.sources {
         feeder.begin_source(&source.name);
         let on_entry = &mut |entry| feeder.add(entry);
-        let delta = reading.mode == ImportMode::Delta
-            && matches!(source.location, SourceLocation::Ldif { .. });
+        if let SourceLocation::Ldap(settings) = &source.location {
+            feeds.extend(read_ldap_source(
+                source,
+                settings,
+                files,
+                reading,
+                &mut digest,
+                on_entry,
+            )?);
+            continue;
+        }
+        let delta = reading.mode == ImportMode::Delta;
         let import = match reading.store.zip(reading.kept.get(&source.name)) {
             Some((store, kept)) if delta => Some(snapshots::read_delta(
                 source,
@@ -206,7 +225,55 @@ fn read_sources<'c>(
     Ok(SourcesRead {
         inputs_digest: digest.finish(),
         imports,
+        feeds,
     })
+}
+
+/// Reads the LDAP source `source`: in delta through its change feed from the kept
+/// snapshot's cookie, or in full (a delta that cannot be had says why in a note).
+fn read_ldap_source(
+    source: &SourceSettings,
+    settings: &LdapSettings,
+    files: &Tree,
+    reading: &Reading,
+    digest: &mut InputsDigest,
+    on_entry: &mut dyn FnMut(Entry),
+) -> Result<Option<FeedKeep>, AppError> {
+    let delta = reading.mode == ImportMode::Delta && settings.delta != DeltaFeed::None;
+    if delta {
+        match reading.store.zip(reading.kept.get(&source.name)) {
+            Some((store, kept)) => {
+                match feeds::open_feed_delta(source, settings, files, kept, store)? {
+                    FeedDelta::Changed(changes) => {
+                        return feeds::stream_feed_delta(
+                            source,
+                            changes,
+                            store,
+                            reading.keep_feeds,
+                            digest,
+                            on_entry,
+                        )
+                    }
+                    FeedDelta::ReadInFull(why) => {
+                        eprintln!("note: source {} is read in full: {why}", source.name)
+                    }
+                }
+            }
+            None => eprintln!(
+                "note: source {} has no kept snapshot yet, so it is read in full; \
+                 applying keeps one for the next --mode delta",
+                source.name
+            ),
+        }
+    }
+    feeds::read_in_full(
+        source,
+        settings,
+        files,
+        (reading.keep_feeds, delta),
+        digest,
+        on_entry,
+    )
 }
 
 /// The files config and sources are read from: `--rev`, or the working tree.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::context::Context;
 use super::error::AppError;
+use super::feeds::FeedKeep;
 use super::reading::{
     at_revision, files_read, head_files, load_state, read_config, read_desired, Reading,
     SourcesRead,
@@ -43,6 +44,16 @@ pub struct Reconciled {
     /// A review: the head's LDAP sources read with a trusted revision's connection
     /// settings, or not read (one note per source whose reading differs from its config).
     pub connection_trust: Vec<SourceTrust>,
+    /// What an apply keeps of the LDAP sources read through their change feeds.
+    pub(super) feeds: Vec<FeedKeep>,
+}
+
+/// What a reconcile pass is for: an apply also keeps what it read of the LDAP sources
+/// with a change feed (the cookie taken first, every entry spooled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Plan,
+    Apply,
 }
 
 impl Reconciled {
@@ -78,9 +89,18 @@ pub fn reconcile(
     review: Option<&Review>,
     mode: ImportMode,
 ) -> Result<Reconciled, AppError> {
+    reconcile_for(context, review, (mode, Purpose::Plan))
+}
+
+/// [`reconcile`] for `purpose`.
+pub(super) fn reconcile_for(
+    context: &Context,
+    review: Option<&Review>,
+    (mode, purpose): (ImportMode, Purpose),
+) -> Result<Reconciled, AppError> {
     let files = head_files(context)?;
     let config = read_config(context, &files, "")?;
-    reconcile_with(context, &files, config, review, mode)
+    reconcile_with(context, &files, config, review, (mode, purpose))
 }
 
 /// A git revision's config, read in full: the base of a review, or the revision trusted
@@ -136,7 +156,7 @@ pub(super) fn reconcile_with(
     files: &Tree,
     mut config: Config,
     review: Option<&Review>,
-    mode: ImportMode,
+    (mode, purpose): (ImportMode, Purpose),
 ) -> Result<Reconciled, AppError> {
     let review = review.copied().unwrap_or_default();
     let base = review
@@ -184,6 +204,7 @@ pub(super) fn reconcile_with(
             Some(store) => store.kept_snapshots()?,
             None => BTreeMap::new(),
         },
+        keep_feeds: purpose == Purpose::Apply,
     };
     // The store loads on a second core while the sources stream through the builder.
     let (read, state) = std::thread::scope(|scope| {
@@ -253,6 +274,7 @@ fn finish_reconcile(
         effect,
         region_entries: None,
         connection_trust: Vec::new(),
+        feeds: read.feeds,
     }
 }
 

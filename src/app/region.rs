@@ -17,12 +17,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::AppError;
+use super::feeds::{open_feed_delta, FeedDelta};
 use super::reading::SourcesRead;
 use super::snapshots::{kept_entry, open_delta, unreadable, Delta};
 use super::sources::{source_error, InputsDigest};
 use crate::adapters::ldif::parse_entry_record;
 use crate::adapters::store::{Store, StoreError};
 use crate::adapters::tree::Tree;
+use crate::config::raw::DeltaFeed;
 use crate::config::{Config, SourceLocation};
 use registrar_core::desired::EntryFootprint;
 use registrar_core::entry::Entry;
@@ -35,14 +37,16 @@ use registrar_core::state::{RegistrationKey, State};
 
 /// Why no delta plan by region can be made under `config`, if none can.
 pub(super) fn blocker(config: &Config) -> Option<String> {
-    if let Some(source) = config
+    config
         .sources
         .iter()
-        .find(|source| !matches!(source.location, SourceLocation::Ldif { .. }))
-    {
-        return Some(format!("source {} is not an ldif source", source.name));
-    }
-    None
+        .find_map(|source| match &source.location {
+            SourceLocation::Ldap(settings) if settings.delta == DeltaFeed::None => Some(format!(
+                "source {} is read in full every run (delta: none)",
+                source.name
+            )),
+            _ => None,
+        })
 }
 
 /// What became of a delta plan by region.
@@ -95,11 +99,30 @@ pub(super) fn plan_by_region(
     let kept = store.kept_snapshots()?;
     let mut digest = InputsDigest::of_config(&config.files);
     let mut imports = Vec::with_capacity(config.sources.len());
+    let mut feeds = Vec::new();
     let mut region = RegionEntries::new(&config.rules);
     for source in &config.sources {
         let Some(kept) = kept.get(&source.name) else {
             return Ok(ByRegion::ReadEverything(None)); // the full read says why
         };
+        if let SourceLocation::Ldap(settings) = &source.location {
+            let changes = match open_feed_delta(source, settings, files, kept, store)? {
+                FeedDelta::Changed(changes) => changes,
+                // The full read that follows says why.
+                FeedDelta::ReadInFull(_) => return Ok(ByRegion::ReadEverything(None)),
+            };
+            let mut before = Vec::new();
+            for (key, after) in &changes.touched {
+                let was = kept_entry(store, &source.name, key)
+                    .map_err(|message| source_error(source, message))?;
+                before.extend(was.clone());
+                let after = after.as_ref().map(|(entry, _)| entry.clone());
+                region.insert(&source.name, key, was, after);
+            }
+            digest.entries(&changes.entries_sum(&before));
+            feeds.push(changes.advance(&source.name, &before));
+            continue;
+        }
         let Delta { overlay, import } =
             open_delta(source, kept, store, files, config_dir, &mut digest)?;
         for (key, after) in overlay.touched() {
@@ -157,6 +180,7 @@ pub(super) fn plan_by_region(
         SourcesRead {
             inputs_digest: digest.finish(),
             imports,
+            feeds,
         },
         entries,
     ))

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use super::error::AppError;
+use super::feeds::{FeedKeep, Spool};
 use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
     source_error, InputsDigest, SourceError,
@@ -24,8 +25,8 @@ use crate::adapters::ldif::{
     LdifReader,
 };
 use crate::adapters::store::{
-    ChangeWriter, KeptEntry, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter, Standing,
-    Store, StoreError,
+    ChangeWriter, KeptEntry, KeptFeed, KeptSnapshot, RunRecord, SnapshotWrite, SnapshotWriter,
+    Standing, Store, StoreError,
 };
 use crate::adapters::tree::Tree;
 use crate::config::{SourceLocation, SourceSettings};
@@ -115,27 +116,50 @@ pub(super) fn read_delta(
 ) -> Result<SourceImport, AppError> {
     let Delta { overlay, import } = open_delta(source, kept, store, files, config_dir, digest)?;
     // The directory: the kept entries the changes did not settle, then the overlay's.
-    // Records are parsed a batch at a time by one reader, which reuses its buffers.
+    stream_kept(
+        store,
+        source,
+        &|key| overlay.is_settled(key),
+        &mut |entry, _| on_entry(entry),
+    )?;
+    overlay.into_entries().for_each(on_entry);
+    Ok(import)
+}
+
+/// Streams the kept entries of `source` but those `settled` says a delta settled, with
+/// their identities (an LDAP source's), in DN order. Records are parsed a batch at a
+/// time by one reader, which reuses its buffers.
+pub(super) fn stream_kept(
+    store: &Store,
+    source: &SourceSettings,
+    settled: &dyn Fn(&str) -> bool,
+    on_entry: &mut dyn FnMut(Entry, Option<[u8; 16]>),
+) -> Result<(), AppError> {
     let mut batch = Vec::with_capacity(KEPT_BATCH_BYTES + 4096);
-    let mut parse = |batch: &mut Vec<u8>| -> Result<(), AppError> {
+    let mut identities = std::collections::VecDeque::new();
+    let mut parse = |batch: &mut Vec<u8>,
+                     identities: &mut std::collections::VecDeque<Option<[u8; 16]>>|
+     -> Result<(), AppError> {
         let reader = LdifReader::new(&batch[..]).with_max_value_bytes(REREAD_MAX_VALUE_BYTES);
-        ldif::for_each_entry(reader, &mut *on_entry)
-            .map_err(|e| source_error(source, unreadable(e)))?;
+        ldif::for_each_entry(reader, &mut |entry| {
+            on_entry(entry, identities.pop_front().flatten())
+        })
+        .map_err(|e| source_error(source, unreadable(e)))?;
         batch.clear();
+        identities.clear();
         Ok(())
     };
-    store.for_each_kept_entry(&source.name, |key, record| {
-        if !overlay.is_settled(key) {
+    store.for_each_kept_entry(&source.name, |key, record, identity| {
+        if !settled(key) {
             batch.extend_from_slice(record);
+            identities.push_back(identity.and_then(|id| <[u8; 16]>::try_from(id).ok()));
             if batch.len() >= KEPT_BATCH_BYTES {
-                parse(&mut batch)?;
+                parse(&mut batch, &mut identities)?;
             }
         }
         Ok::<_, AppError>(())
     })?;
-    parse(&mut batch)?;
-    overlay.into_entries().for_each(on_entry);
-    Ok(import)
+    parse(&mut batch, &mut identities)
 }
 
 /// A delta read before its entries are streamed: the unseen change files applied to an
@@ -320,6 +344,9 @@ pub enum RereadError {
     /// The files were not read to their end.
     #[error("it was not read to the end")]
     NotReadToEnd,
+    /// An LDAP source's entries, spooled as they were read, could not be read back.
+    #[error("its entries spooled while it was read cannot be read back: {0}")]
+    Spool(std::io::Error),
 }
 
 /// Why an entry cannot be kept as a row: it cannot be written as an LDIF record, or its
@@ -343,6 +370,8 @@ pub(super) struct Keeping<'r> {
     /// In order: writes ready to go, and whole snapshots to read again as they are
     /// written.
     writes: Vec<Keep>,
+    /// The spooled entries of each [`Keep::Fed`], in the same order.
+    spools: Vec<Spool>,
     /// The config digest of the standing facts the apply leaves (when every snapshot is
     /// kept); the facts are the plan's totals, known once the plan is read.
     standing: Option<String>,
@@ -354,6 +383,9 @@ enum Keep {
     Ready(SnapshotWrite),
     /// Keep the whole snapshot this import read, read again in the transaction.
     Whole(SourceImport),
+    /// Keep the whole snapshot of an LDAP source (its search as the import's content)
+    /// with the feed's cookie, from the entries spooled as it was read.
+    Fed(SourceImport, KeptFeed),
 }
 
 /// What an apply of `plan` keeps besides its changes: the snapshot writes that make
@@ -372,6 +404,10 @@ enum Keep {
 /// entry gets its footprint and the plan's totals stand; when the kept footprints were
 /// worked out by another config, every snapshot is read again to work them out anew.
 /// Without, the standing facts are forgotten.
+///
+/// `feeds` is what the pass read of LDAP sources through their change feeds: a whole
+/// snapshot spooled, or the kept one brought forward (forgotten instead when its
+/// footprints are another config's).
 pub(super) fn keeping<'r>(
     plan: &Plan,
     plan_name: &str,
@@ -379,6 +415,7 @@ pub(super) fn keeping<'r>(
     config_dir: &Path,
     store: &Store,
     rules: Option<&'r Rules>,
+    feeds: Vec<FeedKeep>,
 ) -> Result<Keeping<'r>, AppError> {
     let kept = store.kept_snapshots()?;
     let preparer = rules.map(EntryPreparer::new);
@@ -400,8 +437,58 @@ pub(super) fn keeping<'r>(
             _ => writes.push(Keep::Whole(import.clone())),
         }
     }
+    let fed: Vec<String> = feeds.iter().map(|f| f.source().to_string()).collect();
+    let mut spools = Vec::new();
+    for feed in feeds {
+        writes.push(match feed {
+            FeedKeep::Whole {
+                source,
+                search,
+                feed,
+                spool,
+            } => {
+                spools.push(spool);
+                let import = SourceImport {
+                    source,
+                    content: search,
+                    changes: Vec::new(),
+                };
+                Keep::Fed(import, feed)
+            }
+            FeedKeep::Advance { source, .. } if refootprint => {
+                Keep::Ready(SnapshotWrite::Forget { source })
+            }
+            FeedKeep::Advance {
+                source,
+                search,
+                from,
+                to,
+                put,
+                remove,
+            } => {
+                let rows: Result<Vec<KeptEntry>, UnkeepableEntry> = put
+                    .into_iter()
+                    .map(|(key, entry, identity)| {
+                        kept_entry_row(&source, key, &entry, preparer.as_ref())
+                            .map(|row| row.with_identity(identity))
+                    })
+                    .collect();
+                match rows {
+                    Ok(put) => Keep::Ready(SnapshotWrite::Advance {
+                        source,
+                        search,
+                        from,
+                        to,
+                        put,
+                        remove,
+                    }),
+                    Err(_) => Keep::Ready(SnapshotWrite::Forget { source }),
+                }
+            }
+        });
+    }
     for source in kept.keys() {
-        if !plan.imports.iter().any(|import| import.source == *source) {
+        if !plan.imports.iter().any(|import| import.source == *source) && !fed.contains(source) {
             writes.push(Keep::Ready(SnapshotWrite::Forget {
                 source: source.clone(),
             }));
@@ -414,6 +501,7 @@ pub(super) fn keeping<'r>(
     let standing = (rules.is_some() && all_kept).then(|| plan.config_digest.clone());
     Ok(Keeping {
         writes,
+        spools,
         standing,
         preparer,
     })
@@ -501,6 +589,7 @@ pub(super) fn apply_keeping<'p>(
     let ToWriterChannel { sender, receiver } = channel;
     let Keeping {
         writes,
+        spools,
         standing,
         preparer,
     } = keeping;
@@ -538,7 +627,7 @@ pub(super) fn apply_keeping<'p>(
             &sender,
             hand_over,
             standing,
-            writes,
+            (writes, spools),
             (files, config_dir),
             preparer.as_ref(),
         );
@@ -556,7 +645,7 @@ fn read_side<'p>(
     sender: &SyncSender<ToWriter<'p>>,
     hand_over: impl FnOnce(&SyncSender<ToWriter<'p>>) -> Result<Option<HandedOver>, AppError>,
     standing: Option<String>,
-    writes: &[Keep],
+    (writes, spools): (&[Keep], Vec<Spool>),
     (files, config_dir): (&Tree, &Path),
     preparer: Option<&EntryPreparer>,
 ) -> Result<(), AppError> {
@@ -571,13 +660,19 @@ fn read_side<'p>(
     if !send(ToWriter::ChangesEnd) || !send(ToWriter::Standing(standing)) {
         return Ok(());
     }
+    let mut spools = spools.into_iter();
     for keep in writes {
-        if let Keep::Whole(import) = keep {
-            let mut send_rows = |rows| send(ToWriter::Rows(rows));
-            let end = read_whole(import, files, config_dir, preparer, &mut send_rows);
-            if !send(ToWriter::End(end)) {
-                return Ok(());
-            }
+        let mut send_rows = |rows| send(ToWriter::Rows(rows));
+        let end = match keep {
+            Keep::Ready(_) => continue,
+            Keep::Whole(import) => read_whole(import, files, config_dir, preparer, &mut send_rows),
+            Keep::Fed(import, _) => match spools.next() {
+                Some(spool) => read_spool(&import.source, spool, preparer, &mut send_rows),
+                None => Err(RereadError::NotReadToEnd),
+            },
+        };
+        if !send(ToWriter::End(end)) {
+            return Ok(());
         }
     }
     send(ToWriter::Written(written));
@@ -595,14 +690,15 @@ fn write_kept(
     plan_name: &str,
 ) -> Result<Option<Standing>, AppError> {
     for keep in writes {
-        let import = match keep {
+        let (import, feed) = match keep {
             Keep::Ready(write) => {
                 writer.write(write)?;
                 continue;
             }
-            Keep::Whole(import) => import,
+            Keep::Whole(import) => (import, None),
+            Keep::Fed(import, feed) => (import, Some(feed)),
         };
-        writer.begin(import)?;
+        writer.begin(import, feed)?;
         let mut shared_dn = false;
         let unkept = loop {
             match receiver.recv() {
@@ -644,6 +740,51 @@ fn kept_entry_row(
         entry_record(entry)?,
         preparer.map(|p| p.footprint(&p.prepare(source, entry))),
     )?)
+}
+
+/// The entries of an LDAP source spooled as they were read, as rows to keep (see
+/// [`read_whole`]).
+fn read_spool(
+    source: &str,
+    spool: Spool,
+    preparer: Option<&EntryPreparer>,
+    send: &mut dyn FnMut(Vec<KeptEntry>) -> bool,
+) -> Result<Option<UnkeepableEntry>, RereadError> {
+    let mut rows: Vec<KeptEntry> = Vec::with_capacity(ROWS_PER_BATCH);
+    let mut failed = None;
+    let mut listening = true;
+    spool
+        .read(&mut |identity, record| {
+            let row = parse_entry_record(&record)
+                .map_err(|e| RereadError::Spool(std::io::Error::other(e.to_string())))
+                .and_then(|entry| {
+                    let footprint = preparer.map(|p| p.footprint(&p.prepare(source, &entry)));
+                    KeptEntry::new(normalize_dn(&entry.dn), record, footprint)
+                        .map_err(|e| UnkeepableEntry::from(e).into())
+                });
+            match row {
+                Ok(row) => rows.push(row.with_identity(identity)),
+                Err(error) => {
+                    failed = Some(error);
+                    return false;
+                }
+            }
+            if rows.len() == ROWS_PER_BATCH {
+                let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_BATCH));
+                listening = send(full);
+            }
+            listening
+        })
+        .map_err(RereadError::Spool)?;
+    match failed {
+        Some(RereadError::Unkeepable(why)) => return Ok(Some(why)),
+        Some(error) => return Err(error),
+        None => {}
+    }
+    if listening && !rows.is_empty() {
+        send(rows);
+    }
+    Ok(None)
 }
 
 /// The file `file` of an import, where `files` has it.

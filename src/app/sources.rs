@@ -85,6 +85,13 @@ pub enum SourceError {
     /// The kept snapshot is not what its files now give (`--mode delta`).
     #[error(transparent)]
     Stale(#[from] StaleSnapshot),
+    /// An entry read for a change feed holds no identity.
+    #[error(
+        "entry {} holds no {attribute} (the identity its change feed names it by); \
+         set `delta: none` on the source to read it without one",
+        quote_for_message(dn)
+    )]
+    NoIdentity { dn: String, attribute: &'static str },
 }
 
 /// Why an LDAP source's bind password cannot be had.
@@ -143,19 +150,10 @@ impl InputsDigest {
         InputsDigest(Sha256::new())
     }
 
-    fn entry(&mut self, entry: &Entry) {
-        let digest = &mut self.0;
-        digest.update(entry.dn.as_bytes());
-        digest.update([0]);
-        for attribute in &entry.attributes {
-            for value in &attribute.values {
-                digest.update(attribute.description.as_bytes());
-                digest.update([1]);
-                digest.update((value.len() as u64).to_le_bytes());
-                digest.update(value);
-            }
-        }
-        digest.update([2]);
+    /// An LDAP source's entries, by their [`EntrySum`].
+    pub(super) fn entries(&mut self, sum: &EntrySum) {
+        self.0.update(sum.to_text().as_bytes());
+        self.0.update([0]);
     }
 
     /// An LDIF file read, by its path and the digest of its bytes.
@@ -170,6 +168,77 @@ impl InputsDigest {
     /// `sha256:` and the hex digest.
     pub(crate) fn finish(self) -> String {
         hex_digest(self.0)
+    }
+}
+
+/// The digest of a set of entries, the same whatever order they come in (a server sends
+/// them in no set order, and a delta read streams kept entries by DN): their number, and
+/// in each of four 64-bit lanes the sum of each entry's SHA-256. An entry can be taken
+/// out again ([`EntrySum::remove`]), so that a kept snapshot's sum is brought forward by
+/// what changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EntrySum {
+    count: u64,
+    lanes: [u64; 4],
+}
+
+impl EntrySum {
+    pub(crate) fn add(&mut self, entry: &Entry) {
+        let hash = Self::hash(entry);
+        self.count = self.count.wrapping_add(1);
+        for (lane, part) in self.lanes.iter_mut().zip(hash) {
+            *lane = lane.wrapping_add(part);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, entry: &Entry) {
+        let hash = Self::hash(entry);
+        self.count = self.count.wrapping_sub(1);
+        for (lane, part) in self.lanes.iter_mut().zip(hash) {
+            *lane = lane.wrapping_sub(part);
+        }
+    }
+
+    fn hash(entry: &Entry) -> [u64; 4] {
+        let mut digest = Sha256::new();
+        digest.update(entry.dn.as_bytes());
+        digest.update([0]);
+        for attribute in &entry.attributes {
+            for value in &attribute.values {
+                digest.update(attribute.description.as_bytes());
+                digest.update([1]);
+                digest.update((value.len() as u64).to_le_bytes());
+                digest.update(value);
+            }
+        }
+        let bytes = digest.finalize();
+        std::array::from_fn(|lane| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[lane * 8..lane * 8 + 8]);
+            u64::from_le_bytes(word)
+        })
+    }
+
+    /// `COUNT:` and the four lanes in hex, as the store keeps it.
+    pub(crate) fn to_text(self) -> String {
+        let lanes: String = self.lanes.iter().map(|l| format!("{l:016x}")).collect();
+        format!("{}:{lanes}", self.count)
+    }
+
+    /// The sum [`EntrySum::to_text`] wrote; `None` for any other text.
+    pub(crate) fn parse(text: &str) -> Option<EntrySum> {
+        let (count, lanes) = text.split_once(':')?;
+        if lanes.len() != 64 || !lanes.is_ascii() {
+            return None;
+        }
+        let mut sum = EntrySum {
+            count: count.parse().ok()?,
+            lanes: [0; 4],
+        };
+        for (lane, hex) in sum.lanes.iter_mut().zip(lanes.as_bytes().chunks(16)) {
+            *lane = u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+        }
+        Some(sum)
     }
 }
 
@@ -243,23 +312,48 @@ pub(crate) fn read_source(
                 .map_err(|error| source_error(source, error))
         }
         SourceLocation::Ldap(settings) => {
-            let credentials =
-                credentials(settings, files).map_err(|error| source_error(source, error))?;
-            if settings.insecure_skip_tls_verify {
-                eprintln!(
-                    "warning: source {}: TLS certificate verification is off (insecure_skip_tls_verify)",
-                    source.name
-                );
-            }
-            ldap::read_entries(settings, &credentials, &mut |entry| {
-                digest.entry(&entry);
-                progress.tick();
+            let credentials = ldap_credentials(source, settings, files)?;
+            let mut sum = EntrySum::default();
+            read_ldap(source, settings, &credentials, &mut |entry| {
+                sum.add(&entry);
                 on_entry(entry);
-            })
-            .map_err(|error| source_error(source, error))?;
+            })?;
+            digest.entries(&sum);
             Ok(None)
         }
     }
+}
+
+/// The LDAP source `source` read in full with `settings` (its own, or with the identity
+/// a change feed names entries by), every entry to `on_entry` as the server sends it.
+pub(super) fn read_ldap(
+    source: &SourceSettings,
+    settings: &LdapSettings,
+    credentials: &Credentials,
+    on_entry: &mut dyn FnMut(Entry),
+) -> Result<(), AppError> {
+    let mut progress = Progress::new(format!("source {}", source.name), "entries", None);
+    if settings.insecure_skip_tls_verify {
+        eprintln!(
+            "warning: source {}: TLS certificate verification is off (insecure_skip_tls_verify)",
+            source.name
+        );
+    }
+    ldap::read_entries(settings, credentials, &mut |entry| {
+        progress.tick();
+        on_entry(entry);
+    })
+    .map_err(|error| source_error(source, error))?;
+    Ok(())
+}
+
+/// The password and CA certificates the LDAP source `source` binds with.
+pub(super) fn ldap_credentials(
+    source: &SourceSettings,
+    settings: &LdapSettings,
+    files: &Tree,
+) -> Result<Credentials, AppError> {
+    credentials(settings, files).map_err(|error| source_error(source, error))
 }
 
 /// An error reading `source`: `source NAME: message`.

@@ -149,6 +149,7 @@ pub(super) fn ldap_settings(
         base_dn: ldap.base_dn.clone(),
         scope: ldap.scope,
         domain_scope: ldap.domain_scope,
+        delta: ldap.delta,
         filter: ldap
             .filter
             .as_ref()

@@ -146,6 +146,12 @@ pub struct LdapSpec {
     /// referrals are never followed.
     #[serde(default)]
     pub domain_scope: bool,
+    /// How `--mode delta` reads this source: through the server's change feed from the
+    /// cookie the last apply kept (`auto`, the default: DirSync on Active Directory,
+    /// `syncrepl` where OpenLDAP's syncprov serves RFC 4533, whichever the server
+    /// offers), or in full every run (`none`).
+    #[serde(default)]
+    pub delta: DeltaFeed,
     /// RFC 4515 search filter (default `(objectClass=*)`).
     #[serde(default)]
     pub filter: Option<FilterText>,
@@ -163,6 +169,33 @@ pub struct LdapSpec {
     /// failing (default 120).
     #[serde(default)]
     pub timeout_seconds: Option<u32>,
+}
+
+/// The change feed an LDAP source's delta read asks the server for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeltaFeed {
+    /// Whichever the server's `supportedControl` offers (none: read in full).
+    #[default]
+    Auto,
+    /// Active Directory's DirSync control (1.2.840.113556.1.4.841).
+    Dirsync,
+    /// RFC 4533 content synchronization, refreshOnly (OpenLDAP's syncprov).
+    Syncrepl,
+    /// No feed: every run reads the source in full, and no snapshot is kept.
+    None,
+}
+
+impl DeltaFeed {
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeltaFeed::Auto => "auto",
+            DeltaFeed::Dirsync => "dirsync",
+            DeltaFeed::Syncrepl => "syncrepl",
+            DeltaFeed::None => "none",
+        }
+    }
 }
 
 /// LDAP search scope.

@@ -48,6 +48,8 @@ pub struct LdapSettings {
     pub scope: raw::Scope,
     /// Send Active Directory's domain scope control: no continuation references.
     pub domain_scope: bool,
+    /// The change feed a delta read asks for.
+    pub delta: raw::DeltaFeed,
     /// The filter in canonical RFC 4515 form.
     pub filter: String,
     /// The attributes to request (`*`: every user attribute), with `objectClass` and the
@@ -73,6 +75,7 @@ impl LdapSettings {
             base_dn: base_dn.to_string(),
             scope: raw::Scope::Subtree,
             domain_scope: false,
+            delta: raw::DeltaFeed::Auto,
             filter: "(objectClass=*)".to_string(),
             attributes: vec!["*".to_string()],
             page_size: DEFAULT_PAGE_SIZE,

@@ -31,6 +31,7 @@ use super::session::{self, describe, result_text, Credentials};
 use crate::config::LdapSettings;
 use registrar_core::dn::normalize_dn;
 use registrar_core::entry::Entry;
+use registrar_core::filter::Filter;
 
 /// A change feed a server may offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,33 @@ impl Feed {
         match self {
             Feed::ContentSync => "syncrepl",
             Feed::DirSync => "dirsync",
+        }
+    }
+
+    /// The feed the config names (`syncrepl`, `dirsync`).
+    pub fn named(name: &str) -> Option<Feed> {
+        [Feed::ContentSync, Feed::DirSync]
+            .into_iter()
+            .find(|feed| feed.name() == name)
+    }
+
+    /// The attribute holding an entry's identity as this feed names it: `entryUUID`
+    /// (RFC 4530) for content synchronization, `objectGUID` on Active Directory.
+    pub fn identity_attribute(self) -> &'static str {
+        match self {
+            Feed::ContentSync => "entryUUID",
+            Feed::DirSync => "objectGUID",
+        }
+    }
+
+    /// The identity of `entry` as this feed names it, from [`Feed::identity_attribute`]:
+    /// an `entryUUID`'s 36-character text as its 16 bytes (RFC 4530), an `objectGUID`'s
+    /// 16 bytes as they are. `None` when the entry holds no such value.
+    pub fn identity_of(self, entry: &Entry) -> Option<[u8; 16]> {
+        let value = entry.values(self.identity_attribute()).next()?;
+        match self {
+            Feed::DirSync => <[u8; 16]>::try_from(value).ok(),
+            Feed::ContentSync => uuid_bytes(value),
         }
     }
 
@@ -345,9 +373,17 @@ async fn dirsync(
         });
     };
     let filter = feed_filter(cookie);
-    // What the source reads, and what says an object moved or went.
-    let mut attributes: Vec<&str> = settings.attributes.iter().map(String::as_str).collect();
-    for wanted in ["objectGUID", "name", "isDeleted"] {
+    // DirSync sends an object when one of the attributes asked for changed: what the
+    // source reads, what its filter tests (an object that enters or leaves it), and what
+    // says an object moved or went.
+    let source_filter = Filter::parse(&settings.filter).ok();
+    let tested = source_filter.iter().flat_map(Filter::attributes);
+    let mut attributes: Vec<&str> = Vec::new();
+    let reads = settings.attributes.iter().map(String::as_str);
+    for wanted in reads
+        .chain(tested)
+        .chain(["objectGUID", "name", "isDeleted"])
+    {
         if !attributes.iter().any(|a| a.eq_ignore_ascii_case(wanted)) {
             attributes.push(wanted);
         }
@@ -415,6 +451,20 @@ fn changed_object(entry: Entry) -> Result<ChangedEntry, Malformed> {
     })
 }
 
+/// The 16 bytes of a UUID written as RFC 4122 text (`8-4-4-4-12` hex digits).
+fn uuid_bytes(text: &[u8]) -> Option<[u8; 16]> {
+    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&dash| text[dash] != b'-') {
+        return None;
+    }
+    let digits: Vec<u8> = text.iter().copied().filter(|&c| c != b'-').collect();
+    let mut bytes = [0u8; 16];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(bytes)
+}
+
 /// The longest of `naming_contexts` at or above `base`.
 fn naming_context_of(base: &str, naming_contexts: &[String]) -> Option<String> {
     let base = normalize_dn(base);
@@ -468,6 +518,38 @@ mod tests {
         );
         assert_eq!(naming_context_of("DC=other,DC=example", &contexts), None);
         assert_eq!(naming_context_of("DC=xcorp,DC=example", &contexts), None);
+    }
+
+    #[test]
+    fn an_identity_is_the_16_bytes_of_an_entry_uuid_or_an_object_guid() {
+        let mut entry = Entry::new("cn=a,dc=x".to_string());
+        entry.push_value(
+            "entryUUID",
+            b"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".to_vec(),
+        );
+        assert_eq!(
+            Feed::ContentSync.identity_of(&entry),
+            Some([
+                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+                0xe1, 0xf0
+            ])
+        );
+        assert_eq!(Feed::DirSync.identity_of(&entry), None);
+        for broken in [
+            &b"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f"[..],
+            b"0f1e2d3c-4b5a-6978-8796+a5b4c3d2e1f0",
+            b"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1é".as_bytes(),
+        ] {
+            let mut entry = Entry::new("cn=b,dc=x".to_string());
+            entry.push_value("entryUUID", broken.to_vec());
+            assert_eq!(Feed::ContentSync.identity_of(&entry), None, "{broken:?}");
+        }
+        let mut guid = Entry::new("CN=c,DC=x".to_string());
+        guid.push_value("objectGUID", vec![9; 16]);
+        assert_eq!(Feed::DirSync.identity_of(&guid), Some([9; 16]));
+        assert_eq!(Feed::named("dirsync"), Some(Feed::DirSync));
+        assert_eq!(Feed::named("auto"), None);
     }
 
     #[test]

@@ -19,5 +19,5 @@ pub use changes::{
     ServerFeatures,
 };
 pub use error::{EntryError, LdapReadError, RangeError};
-pub use read::{read_entries, SearchSummary};
+pub use read::{read_each, read_entries, SearchSummary};
 pub use session::{Credentials, Password};

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::asn1::{StructureTag, PL};
 use ldap3::controls::RawControl;
-use ldap3::{Ldap, Scope as LdapScope};
+use ldap3::{Ldap, Scope as LdapScope, SearchResult};
 
 use super::error::{EntryError, LdapReadError, RangeError};
 use super::session::{self, describe, result_text, Credentials};
@@ -134,6 +134,90 @@ async fn read_entries_async(
     }
     let _ = ldap.unbind().await;
     Ok(summary)
+}
+
+/// Reads again the entries at `dns` (a change feed named them), each with a base search
+/// under the source's filter, attributes and scope controls, on one connection, and hands
+/// `on_entry` its index in `dns` with the entry, or `None` when there is no such entry
+/// any more or it no longer matches the filter. Ranged values are read to the end, as in
+/// the full read, so that both give the same entry.
+pub fn read_each(
+    settings: &LdapSettings,
+    credentials: &Credentials,
+    dns: &[String],
+    on_entry: &mut dyn FnMut(usize, Option<Entry>),
+) -> Result<(), LdapReadError> {
+    let runtime = session::runtime(settings)?;
+    runtime.block_on(async {
+        let mut ldap = session::open(settings, credentials).await?;
+        let mut ranges = ldap.clone();
+        let attributes: Vec<&str> = settings.attributes.iter().map(String::as_str).collect();
+        for (index, dn) in dns.iter().enumerate() {
+            let entry = read_one(&mut ldap, &mut ranges, settings, dn, &attributes).await?;
+            on_entry(index, entry);
+        }
+        let _ = ldap.unbind().await;
+        Ok(())
+    })
+}
+
+/// LDAP's noSuchObject result code.
+const NO_SUCH_OBJECT: u32 = 32;
+
+/// One entry of [`read_each`].
+async fn read_one(
+    ldap: &mut Ldap,
+    ranges: &mut Ldap,
+    settings: &LdapSettings,
+    dn: &str,
+    attributes: &[&str],
+) -> Result<Option<Entry>, LdapReadError> {
+    let search_error = |reason: String| LdapReadError::Search {
+        base: dn.to_string(),
+        entries: 0,
+        reason,
+    };
+    let controls = scope_controls(settings);
+    if !controls.is_empty() {
+        ldap.with_controls(controls);
+    }
+    let SearchResult(items, result) = ldap
+        .with_timeout(settings.timeout)
+        .search(dn, LdapScope::Base, &settings.filter, attributes.to_vec())
+        .await
+        .map_err(|e| search_error(describe(&e, settings.timeout, "timeout_seconds")))?;
+    if result.rc == NO_SUCH_OBJECT {
+        return Ok(None);
+    }
+    if result.rc != 0 {
+        return Err(search_error(result_text(&result)));
+    }
+    let mut found = None;
+    for item in items {
+        if item.is_ref() {
+            return Err(LdapReadError::Referral {
+                base: dn.to_string(),
+                entries: 0,
+                url: first_reference(item.0),
+            });
+        }
+        if !item.is_intermediate() && found.is_none() {
+            found = Some(item);
+        }
+    }
+    let Some(item) = found else {
+        return Ok(None);
+    };
+    let entry_error = |source: EntryError| LdapReadError::Entry {
+        base: dn.to_string(),
+        entries: 0,
+        source,
+    };
+    let mut entry = entry_from_tag(item.0).map_err(entry_error)?;
+    complete_ranged_values(ranges, &mut entry, settings.timeout)
+        .await
+        .map_err(entry_error)?;
+    Ok(Some(entry))
 }
 
 /// The search scope as ldap3 names it.

@@ -64,7 +64,34 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: POSTGRES_8,
     },
+    Migration {
+        sqlite: SQLITE_9,
+        postgres: POSTGRES_9,
+    },
 ];
+
+/// Migration 9, the kept snapshots of LDAP sources read through a change feed: the feed
+/// (`syncrepl`, `dirsync`), the cookie to ask it with next and the digest of the entries
+/// kept (an `EntrySum`), and each kept entry's 16-byte identity (`entryUUID`,
+/// `objectGUID`), by which the feed names deletions. All are NULL for an `ldif` source.
+const SQLITE_9: &str = r#"
+    ALTER TABLE snapshots ADD COLUMN feed TEXT;
+    ALTER TABLE snapshots ADD COLUMN cookie BLOB;
+    ALTER TABLE snapshots ADD COLUMN entries_digest TEXT;
+    ALTER TABLE snapshot_entries ADD COLUMN identity BLOB;
+    CREATE INDEX snapshot_entries_by_identity ON snapshot_entries (source, identity)
+        WHERE identity IS NOT NULL;
+"#;
+
+/// Migration 9 on PostgreSQL.
+const POSTGRES_9: &str = r#"
+    ALTER TABLE snapshots ADD COLUMN feed TEXT COLLATE "C";
+    ALTER TABLE snapshots ADD COLUMN cookie BYTEA;
+    ALTER TABLE snapshots ADD COLUMN entries_digest TEXT COLLATE "C";
+    ALTER TABLE snapshot_entries ADD COLUMN identity BYTEA;
+    CREATE INDEX snapshot_entries_by_identity ON snapshot_entries (source, identity)
+        WHERE identity IS NOT NULL;
+"#;
 
 /// Migration 8, PostgreSQL's keys of `snapshot_names` and `managed_hashes` with their
 /// most varied column first (a name, a row's key) instead of one of three protocols or

@@ -49,6 +49,6 @@ pub use location::StoreLocation;
 pub use open::Store;
 pub use read::ManagedCounts;
 pub use snapshots::{
-    EntryRow, KeptEntry, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite,
+    EntryRow, KeptEntry, KeptFeed, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite,
     SnapshotWriter, Standing,
 };

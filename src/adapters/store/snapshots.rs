@@ -1,7 +1,9 @@
 //! Kept snapshots: per `ldif` source, the directory it was last imported as (one LDIF
 //! content record per entry, keyed by normalised DN) and the files it came from
 //! (content file and change files, with their digests and the serial that imported
-//! them). Delta import reads them; an apply writes them in its own transaction.
+//! them); per LDAP source read through a change feed, the entries it was last read as
+//! (each with its 16-byte identity), the digest of its search and the feed's cookie.
+//! Delta import reads them; an apply writes them in its own transaction.
 //!
 //! Like the rest of the store, this carries out what it is given: which rows to write is
 //! decided by the caller ([`SnapshotWrite`]). It only checks that an update lands on the
@@ -12,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::database::{params, Database, OptionalRow, Param, SqlError, SqlResult};
 
 use super::bulk::{Bulk, BulkRow, Constraint, Deferred};
-use super::error::{store_error, StoreError};
+use super::error::{blob_literal, store_error, StoreError, UnreadableValue, ValueProblem};
 use super::location::StoreLocation;
 use super::open::Store;
 use crate::adapters::ldif::{below_range, tree_key};
@@ -41,9 +43,23 @@ impl KeptFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeptSnapshot {
     pub source: String,
+    /// An `ldif` source's content file; an LDAP source's search (its description, and
+    /// the digest of what it asks).
     pub content: KeptFile,
     /// In the order they were applied.
     pub changes: Vec<KeptFile>,
+    /// An LDAP source's change feed and the cookie to ask it with (`None`: an `ldif`
+    /// source).
+    pub feed: Option<KeptFeed>,
+}
+
+/// A change feed's position: the feed (`syncrepl`, `dirsync`), the cookie the server
+/// gave with the entries kept, and the digest of those entries (the app's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFeed {
+    pub feed: String,
+    pub cookie: Vec<u8>,
+    pub entries_digest: String,
 }
 
 impl KeptSnapshot {
@@ -76,6 +92,8 @@ pub struct KeptEntry {
     pub key: String,
     pub record: Vec<u8>,
     pub footprint: Option<EntryFootprint>,
+    /// An LDAP entry's identity (`entryUUID`, `objectGUID`), by which a feed names it.
+    pub identity: Option<[u8; 16]>,
     /// The footprint's lists as the row keeps them (JSON; `None` when empty), made with
     /// the entry on the thread that reads it: the writing thread has work enough.
     lists: Option<String>,
@@ -97,8 +115,17 @@ impl KeptEntry {
             key,
             record,
             footprint,
+            identity: None,
             lists,
         })
+    }
+
+    /// This entry with the identity a change feed names it by.
+    pub fn with_identity(self, identity: [u8; 16]) -> KeptEntry {
+        KeptEntry {
+            identity: Some(identity),
+            ..self
+        }
     }
 }
 
@@ -146,6 +173,17 @@ pub enum SnapshotWrite {
         put: Vec<KeptEntry>,
         remove: Vec<String>,
     },
+    /// Bring the kept snapshot of an LDAP source, kept from the search `search` with the
+    /// cookie `from`, to what its feed said since: write `put`, delete `remove`, and keep
+    /// the cookie `to`.
+    Advance {
+        source: String,
+        search: ImportedFile,
+        from: Vec<u8>,
+        to: KeptFeed,
+        put: Vec<KeptEntry>,
+        remove: Vec<String>,
+    },
 }
 
 impl Store {
@@ -154,7 +192,10 @@ impl Store {
         let mut kept = BTreeMap::new();
         let mut statement = self
             .connection
-            .prepare("SELECT source, content_path, content_digest, imported_serial FROM snapshots")
+            .prepare(
+                "SELECT source, content_path, content_digest, imported_serial, feed, cookie, \
+                 entries_digest FROM snapshots",
+            )
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map(params![], |row| {
@@ -166,6 +207,14 @@ impl Store {
                         serial: row.get(3)?,
                     },
                     changes: Vec::new(),
+                    feed: match (row.get::<Option<String>>(4)?, row.get(5)?, row.get(6)?) {
+                        (Some(feed), Some(cookie), Some(entries_digest)) => Some(KeptFeed {
+                            feed,
+                            cookie,
+                            entries_digest,
+                        }),
+                        _ => None,
+                    },
                 })
             })
             .map_err(|e| self.error(e))?;
@@ -207,6 +256,54 @@ impl Store {
                 statement
                     .query_row(params![source, key], |row| row.get(0))
                     .optional()
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// The normalised DN of the kept entry of `source` with the identity `identity`, if
+    /// any (an LDAP source read through a change feed).
+    pub fn kept_key_of(
+        &self,
+        source: &str,
+        identity: &[u8; 16],
+    ) -> Result<Option<String>, StoreError> {
+        self.connection
+            .prepare("SELECT dn_key FROM snapshot_entries WHERE source = ?1 AND identity = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![source, &identity[..]], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every kept entry of `source` that has an identity: the identity and the
+    /// normalised DN.
+    pub fn kept_identities(&self, source: &str) -> Result<Vec<([u8; 16], String)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT identity, dn_key FROM snapshot_entries \
+                 WHERE source = ?1 AND identity IS NOT NULL",
+            )
+            .map_err(|e| self.error(e))?;
+        statement
+            .query_map(params![source], |row| {
+                let (identity, key) = (row.get::<Vec<u8>>(0)?, row.get::<String>(1)?);
+                match <[u8; 16]>::try_from(identity.as_slice()) {
+                    Ok(identity) => Ok((identity, key)),
+                    Err(_) => Err(UnreadableValue {
+                        table: "snapshot_entries",
+                        row: format!("source {source:?} dn_key {key:?}"),
+                        column: "identity",
+                        found: blob_literal(&identity),
+                        problem: ValueProblem::Length {
+                            found: identity.len(),
+                            expected: 16,
+                        },
+                    }
+                    .into_sql(0)),
+                }
             })
             .map_err(|e| self.error(e))
     }
@@ -365,17 +462,18 @@ impl Store {
         Ok(keys.iter().any(|key| !except.contains(key)))
     }
 
-    /// Calls `each` with every kept entry of `source` (normalised DN, record), in DN
-    /// order. `each` may stop the walk with an error, which is returned as is.
+    /// Calls `each` with every kept entry of `source` (normalised DN, record, identity),
+    /// in DN order. `each` may stop the walk with an error, which is returned as is.
     pub fn for_each_kept_entry<E: From<StoreError>>(
         &self,
         source: &str,
-        mut each: impl FnMut(&str, &[u8]) -> Result<(), E>,
+        mut each: impl FnMut(&str, &[u8], Option<Vec<u8>>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT dn_key, record FROM snapshot_entries WHERE source = ?1 ORDER BY dn_key",
+                "SELECT dn_key, record, identity FROM snapshot_entries WHERE source = ?1 \
+                 ORDER BY dn_key",
             )
             .map_err(|e| self.error(e))?;
         // `each`'s own error stops the walk and is kept here, as the walk can only carry
@@ -383,7 +481,7 @@ impl Store {
         let mut stopped = None;
         let walked = statement.for_each_row(params![source], |row| {
             let (key, record) = (row.get_str(0)?, row.get_bytes(1)?);
-            match each(key, record) {
+            match each(key, record, row.get(2)?) {
                 Ok(()) => Ok(()),
                 Err(error) => {
                     stopped = Some(error);
@@ -426,6 +524,10 @@ pub(super) const ENTRY_DEFERRED: Deferred = Deferred {
         (
             "snapshot_entries_by_anchor",
             "CREATE INDEX snapshot_entries_by_anchor ON snapshot_entries (anchor) WHERE anchor IS NOT NULL",
+        ),
+        (
+            "snapshot_entries_by_identity",
+            "CREATE INDEX snapshot_entries_by_identity ON snapshot_entries (source, identity)\n        WHERE identity IS NOT NULL",
         ),
     ],
     constraints: &[
@@ -478,7 +580,7 @@ impl<'t> SnapshotWriter<'t> {
         match write {
             SnapshotWrite::Forget { source } => self.forget(source),
             SnapshotWrite::Replace { import, entries } => {
-                self.begin(import)?;
+                self.begin(import, None)?;
                 insert_entries(self.connection, &import.source, entries, Existing::Replace)
                     .map_err(|e| self.fail(e))?;
                 Ok(())
@@ -503,6 +605,21 @@ impl<'t> SnapshotWriter<'t> {
                     source_name: import.source.clone(),
                 }),
             },
+            SnapshotWrite::Advance {
+                source,
+                search,
+                from,
+                to,
+                put,
+                remove,
+            } => match advance(self.connection, source, search, (from, to), put, remove)
+                .map_err(|e| self.fail(e))?
+            {
+                Updated::Landed => Ok(()),
+                Updated::Stale => Err(StoreError::StaleSnapshot {
+                    source_name: source.clone(),
+                }),
+            },
         }
     }
 
@@ -523,9 +640,13 @@ impl<'t> SnapshotWriter<'t> {
         forget().map_err(|e| self.fail(e))
     }
 
-    /// Starts the whole snapshot `import` read, without entries: [`SnapshotWriter::add`]
-    /// brings them.
-    pub fn begin(&mut self, import: &SourceImport) -> Result<(), StoreError> {
+    /// Starts the whole snapshot `import` read (an LDAP source's with its `feed`), without
+    /// entries: [`SnapshotWriter::add`] brings them.
+    pub fn begin(
+        &mut self,
+        import: &SourceImport,
+        feed: Option<&KeptFeed>,
+    ) -> Result<(), StoreError> {
         let first_import = || -> SqlResult<bool> {
             let none_kept: bool = self.connection.query_row(
                 "SELECT NOT EXISTS (SELECT 1 FROM snapshots)",
@@ -543,13 +664,17 @@ impl<'t> SnapshotWriter<'t> {
         self.forget(&import.source)?;
         let begin = || {
             self.connection.execute(
-                "INSERT INTO snapshots (source, content_path, content_digest, imported_serial) \
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO snapshots (source, content_path, content_digest, \
+                 imported_serial, feed, cookie, entries_digest) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     import.source,
                     import.content.path,
                     import.content.digest,
-                    self.serial
+                    self.serial,
+                    feed.map(|feed| feed.feed.as_str()),
+                    feed.map(|feed| feed.cookie.as_slice()),
+                    feed.map(|feed| feed.entries_digest.as_str())
                 ],
             )?;
             insert_change_files(self.connection, import, 0, self.serial)
@@ -613,6 +738,56 @@ fn update(
     Ok(Updated::Landed)
 }
 
+/// Brings the kept snapshot of the LDAP source `source`, kept from `search` with the
+/// cookie `from`, to the cookie `to` with the entries its feed changed.
+/// [`Updated::Stale`], writing nothing, when the kept snapshot is not the one the delta
+/// was read from.
+fn advance(
+    connection: &Database,
+    source: &str,
+    search: &ImportedFile,
+    (from, to): (&[u8], &KeptFeed),
+    put: &[KeptEntry],
+    remove: &[String],
+) -> SqlResult<Updated> {
+    let kept: Option<(String, String, Option<Vec<u8>>)> = connection
+        .query_row(
+            "SELECT content_path, content_digest, cookie FROM snapshots WHERE source = ?1",
+            params![source],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    if kept
+        != Some((
+            search.path.clone(),
+            search.digest.clone(),
+            Some(from.to_vec()),
+        ))
+    {
+        return Ok(Updated::Stale);
+    }
+    connection.execute(
+        "UPDATE snapshots SET feed = ?2, cookie = ?3, entries_digest = ?4 WHERE source = ?1",
+        params![
+            source,
+            to.feed.as_str(),
+            to.cookie.as_slice(),
+            to.entries_digest.as_str()
+        ],
+    )?;
+    let mut delete =
+        connection.prepare("DELETE FROM snapshot_entries WHERE source = ?1 AND dn_key = ?2")?;
+    for key in remove {
+        forget_footprint(connection, source, key)?;
+        delete.execute(params![source, key])?;
+    }
+    for entry in put {
+        forget_footprint(connection, source, &entry.key)?;
+    }
+    insert_entries(connection, source, put, Existing::Replace)?;
+    Ok(Updated::Landed)
+}
+
 /// What [`update`] found: the kept snapshot was its base and the update landed, or
 /// another apply came between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -637,7 +812,7 @@ struct EntryInsert<'e> {
 }
 
 impl BulkRow for EntryInsert<'_> {
-    const COLUMNS: usize = 7;
+    const COLUMNS: usize = 8;
     fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
         let footprint = self.entry.footprint.as_ref();
         out.push(Param::from(self.source));
@@ -647,6 +822,7 @@ impl BulkRow for EntryInsert<'_> {
         out.push(Param::from(footprint.and_then(|f| f.anchor.as_deref())));
         out.push(Param::from(footprint.is_some_and(|f| f.yields_account)));
         out.push(Param::from(self.entry.lists.as_deref()));
+        out.push(Param::from(self.entry.identity.as_ref().map(|id| &id[..])));
     }
 }
 
@@ -673,8 +849,8 @@ fn insert_entries(
     existing: Existing,
 ) -> SqlResult<bool> {
     let mut rows = Bulk::new(
-        "INSERT INTO snapshot_entries (source, dn_key, tree, record, anchor, yields, footprint) \
-         VALUES",
+        "INSERT INTO snapshot_entries \
+         (source, dn_key, tree, record, anchor, yields, footprint, identity) VALUES",
     );
     let mut names = Bulk::with_tail(
         "INSERT INTO snapshot_names (protocol, name_key, source, dn_key) VALUES",
@@ -734,14 +910,14 @@ fn insert_one_by_one(
     existing: Existing,
 ) -> SqlResult<bool> {
     const INSERT: &str = "INSERT INTO snapshot_entries \
-         (source, dn_key, tree, record, anchor, yields, footprint) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+         (source, dn_key, tree, record, anchor, yields, footprint, identity) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     const REPLACE: &str = "INSERT INTO snapshot_entries \
-         (source, dn_key, tree, record, anchor, yields, footprint) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         (source, dn_key, tree, record, anchor, yields, footprint, identity) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (source, dn_key) DO UPDATE SET tree = excluded.tree, \
          record = excluded.record, anchor = excluded.anchor, yields = excluded.yields, \
-         footprint = excluded.footprint";
+         footprint = excluded.footprint, identity = excluded.identity";
     for row in rows {
         let mut values = Vec::with_capacity(EntryInsert::COLUMNS);
         row.values(&mut values);

@@ -25,7 +25,7 @@ use crate::app::context::{Context, Outcome};
 use crate::app::drift::drift_report;
 use crate::app::error::AppError;
 use crate::app::reading::read_config;
-use crate::app::reconcile::reconcile_with;
+use crate::app::reconcile::{reconcile_with, Purpose};
 use crate::config::raw::ScheduleAction;
 use crate::config::Schedule;
 
@@ -399,8 +399,13 @@ impl Controller {
                 report.note(crate::adapters::render::drift_summary_line(&drift));
             }
             ScheduleAction::Plan => {
-                let reconciled =
-                    reconcile_with(&self.context, &files, config, None, schedule.mode)?;
+                let reconciled = reconcile_with(
+                    &self.context,
+                    &files,
+                    config,
+                    None,
+                    (schedule.mode, Purpose::Plan),
+                )?;
                 report.set_plan(&reconciled);
                 report.outcome = RunOutcome::Planned;
                 if let Some(reason) = &reconciled.plan.summary.blocked_reason {
@@ -408,8 +413,13 @@ impl Controller {
                 }
             }
             ScheduleAction::Apply => {
-                let reconciled =
-                    reconcile_with(&self.context, &files, config, None, schedule.mode)?;
+                let mut reconciled = reconcile_with(
+                    &self.context,
+                    &files,
+                    config,
+                    None,
+                    (schedule.mode, Purpose::Apply),
+                )?;
                 report.set_plan(&reconciled);
                 if let Some(reason) = &reconciled.plan.summary.blocked_reason {
                     report.outcome = RunOutcome::Blocked;
@@ -428,6 +438,7 @@ impl Controller {
                 let imported = Imported {
                     files: &files,
                     plan_name: "the plan",
+                    feeds: std::mem::take(&mut reconciled.feeds),
                 };
                 let record = report.record(started);
                 let serial = self.lead.write(|held| {

@@ -1,0 +1,380 @@
+//! `--mode delta` on LDAP sources through the binary, against a real slapd with the
+//! syncprov overlay: after any sequence of directory changes (applied with ldapmodify),
+//! a delta plan is the full plan and a delta apply leaves the store a full apply leaves
+//! (property test, with and without a session log); a cookie the server refuses, a
+//! search that changed, a store written in between and a saved plan each make the next
+//! delta read in full or every kept entry, with one note, and still plan exactly.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+mod common;
+
+use common::ldap_fixture::{users_ldif, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, SUFFIX};
+use common::slapd::{Options, Slapd, SyncProvider};
+use common::store::{self, TestStore};
+use common::{json, registrar, stderr};
+
+/// The environment variable the configs name in `password_env`.
+const PASSWORD_ENV: &str = "REGISTRAR_TEST_LDAP_PASSWORD";
+
+/// One config directory over a slapd, with two stores: one only ever applied in full,
+/// one in delta.
+struct Pair {
+    dir: tempfile::TempDir,
+    full: TestStore,
+    delta: TestStore,
+}
+
+impl Pair {
+    fn new(slapd: &Slapd, anchor: &str) -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("config")).unwrap();
+        let pair = Pair {
+            dir,
+            full: TestStore::fresh(),
+            delta: TestStore::fresh(),
+        };
+        pair.write_sources(slapd, anchor, FILTER);
+        std::fs::write(pair.config().join("rules.yaml"), RULES).unwrap();
+        pair
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn write_sources(&self, slapd: &Slapd, anchor: &str, filter: &str) {
+        let sources = format!(
+            "sources:\n  - name: people\n    anchor: {anchor}\n    ldap:\n      url: {url}\n      \
+             bind_dn: {SERVICE_DN}\n      password_env: {PASSWORD_ENV}\n      \
+             base_dn: {PEOPLE_DN}\n      filter: \"{filter}\"\n",
+            url = slapd.url()
+        );
+        std::fs::write(self.config().join("sources.yaml"), sources).unwrap();
+    }
+
+    fn run(&self, store: &TestStore, args: &[&str]) -> Output {
+        registrar(&self.config(), &store.argument())
+            .args(args)
+            .env(PASSWORD_ENV, SERVICE_PASSWORD)
+            .output()
+            .unwrap()
+    }
+
+    /// `plan --mode MODE --format json` on `store`, and its stderr.
+    fn plan(&self, store: &TestStore, mode: &str) -> (serde_json::Value, String) {
+        let output = self.run(store, &["plan", "--mode", mode, "--format", "json"]);
+        (json(&output), stderr(&output))
+    }
+
+    /// `apply --mode MODE --auto-approve` on `store`, and its stderr.
+    fn apply(&self, store: &TestStore, mode: &str) -> String {
+        let output = self.run(store, &["apply", "--mode", mode, "--auto-approve"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stderr(&output)
+    }
+
+    /// The cookie the delta store keeps for the source (none: no snapshot).
+    fn cookie(&self) -> Option<Vec<u8>> {
+        store::column_bytes(
+            &self.delta,
+            "SELECT cookie FROM snapshots WHERE source = 'people'",
+        )
+        .pop()
+    }
+
+    fn state(&self, store: &TestStore) -> serde_json::Value {
+        json(&self.run(store, &["state", "show", "--format", "json"]))
+    }
+
+    /// Both stores applied (one in full, one in delta) and compared: the same plan, and
+    /// the same state after. Returns the delta plan's stderr.
+    fn step(&self) -> String {
+        let (full_plan, _) = self.plan(&self.full, "full");
+        let (delta_plan, delta_notes) = self.plan(&self.delta, "delta");
+        assert_eq!(delta_plan, full_plan, "delta notes: {delta_notes}");
+        self.apply(&self.full, "full");
+        self.apply(&self.delta, "delta");
+        assert_eq!(self.state(&self.delta), self.state(&self.full));
+        delta_notes
+    }
+}
+
+/// The source's filter: a user with `description: hidden` leaves it.
+const FILTER: &str = "(&(objectClass=inetOrgPerson)(!(description=hidden)))";
+
+const RULES: &str = r#"mappings:
+  - name: aol-from-mail
+    protocol: aol
+    value: "{mail|lower|local_part}"
+    when: "(mail=*@example.com)"
+accounts:
+  profile:
+    display_name: "{cn}"
+    mail: "{mail}"
+groups:
+  - name: staff
+    kind: org_unit
+    source: people
+    dn: ou=people,dc=example,dc=com
+"#;
+
+fn syncprov(session_log: Option<u32>) -> Slapd {
+    let slapd = Slapd::start(Options::default().sync_provider(SyncProvider { session_log }));
+    slapd.load_ldif(&users_ldif(4));
+    slapd
+}
+
+/// One generated change to the directory, on the user numbered `.1` of the pool (an op
+/// that cannot apply to that user as things stand is skipped).
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Modify,
+    /// Makes the user leave the source's filter (`description: hidden`), or enter it
+    /// again.
+    Reclass,
+    Rename,
+    MoveOut,
+    MoveIn,
+    Delete,
+    Add,
+}
+
+const POOL: usize = 6;
+
+fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, usize)> {
+    use proptest::prelude::*;
+    (
+        prop_oneof![
+            3 => Just(Op::Modify),
+            1 => Just(Op::Reclass),
+            1 => Just(Op::Rename),
+            1 => Just(Op::MoveOut),
+            1 => Just(Op::MoveIn),
+            1 => Just(Op::Delete),
+            2 => Just(Op::Add),
+        ],
+        0usize..POOL,
+    )
+}
+
+/// Where each user of the pool is (`None`: it does not exist), and whether the source's
+/// filter selects it.
+struct Pool {
+    users: Vec<Option<(String, bool)>>,
+    serial: usize,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        Pool {
+            users: vec![None; POOL],
+            serial: 0,
+        }
+    }
+
+    /// The LDIF change record of `op` on user `n`, and the pool after it; `None` when
+    /// the op does not apply.
+    fn change(&mut self, (op, n): (Op, usize)) -> Option<String> {
+        self.serial += 1;
+        let serial = self.serial;
+        let outside = format!("ou=groups,{SUFFIX}");
+        match (op, self.users[n].clone()) {
+            (Op::Add, None) => {
+                let dn = format!("uid=p{n}-{serial},{PEOPLE_DN}");
+                self.users[n] = Some((dn.clone(), true));
+                Some(format!(
+                    "dn: {dn}\nchangetype: add\nobjectClass: inetOrgPerson\ncn: p{n}\nsn: p\n\
+                     mail: p{n}-{serial}@example.com\n"
+                ))
+            }
+            (Op::Modify, Some((dn, _))) => Some(format!(
+                "dn: {dn}\nchangetype: modify\nreplace: mail\nmail: p{n}-{serial}@example.com\n\
+                 -\nreplace: cn\ncn: p{n} {serial}\n"
+            )),
+            (Op::Reclass, Some((dn, selected))) => {
+                self.users[n] = Some((dn.clone(), !selected));
+                Some(if selected {
+                    format!(
+                        "dn: {dn}\nchangetype: modify\nreplace: description\ndescription: hidden\n"
+                    )
+                } else {
+                    format!("dn: {dn}\nchangetype: modify\ndelete: description\n")
+                })
+            }
+            (Op::Rename, Some((dn, person))) => {
+                let parent = dn.split_once(',').map(|(_, parent)| parent.to_string())?;
+                self.users[n] = Some((format!("uid=p{n}-{serial},{parent}"), person));
+                Some(format!(
+                    "dn: {dn}\nchangetype: modrdn\nnewrdn: uid=p{n}-{serial}\ndeleteoldrdn: 1\n"
+                ))
+            }
+            (Op::MoveOut | Op::MoveIn, Some((dn, person))) => {
+                let (rdn, parent) = dn.split_once(',')?;
+                let target = match op {
+                    Op::MoveOut => outside.as_str(),
+                    _ => PEOPLE_DN,
+                };
+                if parent == target {
+                    return None;
+                }
+                self.users[n] = Some((format!("{rdn},{target}"), person));
+                Some(format!(
+                    "dn: {dn}\nchangetype: modrdn\nnewrdn: {rdn}\ndeleteoldrdn: 1\nnewsuperior: {target}\n"
+                ))
+            }
+            (Op::Delete, Some((dn, _))) => {
+                self.users[n] = None;
+                Some(format!("dn: {dn}\nchangetype: delete\n"))
+            }
+            _ => None,
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 10, ..Default::default() })]
+
+    /// Whatever happened in the directory, `--mode delta` through the feed plans what
+    /// `--mode full` plans, byte for byte (inputs digest included), and its apply leaves
+    /// the same state; the delta is quiet (a plan by region from the cookie), never a
+    /// full read. Anchored on `entryUUID` (which the config asks for) and on `uid`
+    /// (where the feed's identity is asked for and taken out again).
+    #[test]
+    fn a_delta_through_the_feed_plans_and_applies_what_a_full_read_does(
+        batches in proptest::collection::vec(proptest::collection::vec(op_strategy(), 0..8), 1..4),
+        session_log in proptest::bool::ANY,
+        anchor in proptest::sample::select(vec!["entryUUID", "uid"]),
+    ) {
+        let slapd = syncprov(session_log.then_some(100));
+        let pair = Pair::new(&slapd, anchor);
+        pair.apply(&pair.full, "full");
+        pair.apply(&pair.delta, "full");
+        let mut cookie = pair.cookie();
+        proptest::prop_assert!(cookie.is_some(), "a full apply keeps the cookie");
+        let mut pool = Pool::new();
+        for batch in batches {
+            let records: Vec<String> = batch.into_iter().filter_map(|op| pool.change(op)).collect();
+            if !records.is_empty() {
+                slapd.modify(&records.join("\n"));
+            }
+            let notes = pair.step();
+            proptest::prop_assert!(notes.is_empty(), "records {:?}: {}", records, notes);
+            let kept = pair.cookie();
+            proptest::prop_assert!(kept.is_some());
+            if !records.is_empty() {
+                proptest::prop_assert_ne!(&kept, &cookie, "the apply keeps the new cookie");
+            }
+            cookie = kept;
+        }
+    }
+}
+
+/// The delta store's kept cookie replaced by one the server cannot read.
+fn spoil_cookie(store: &TestStore) {
+    let cast = match store.backend() {
+        throwaway_postgres::Backend::Sqlite => "CAST('garbage' AS BLOB)",
+        throwaway_postgres::Backend::Postgres => "CAST('garbage' AS BYTEA)",
+    };
+    store::execute(store, &format!("UPDATE snapshots SET cookie = {cast}"));
+}
+
+/// Each way a delta cannot go through the feed from the kept snapshot says so in one
+/// note, plans exactly, and its apply keeps what the next delta goes through quietly
+/// again: a cookie the server refuses, a search that changed, a store written in between
+/// (every kept entry is read), a saved plan applied (it keeps no LDAP snapshot).
+#[test]
+fn a_delta_that_cannot_go_through_the_feed_says_why_and_plans_exactly() {
+    let slapd = syncprov(Some(100));
+    let pair = Pair::new(&slapd, "entryUUID");
+    pair.apply(&pair.full, "full");
+    pair.apply(&pair.delta, "full");
+    let mut pool = Pool::new();
+    let mut change = |slapd: &Slapd, op| {
+        let record = pool.change(op).expect("the op applies");
+        slapd.modify(&record);
+    };
+
+    change(&slapd, (Op::Add, 0));
+    spoil_cookie(&pair.delta);
+    let notes = pair.step();
+    assert_eq!(
+        notes.lines().collect::<Vec<_>>(),
+        [
+            "note: source people is read in full: the server no longer honours its syncrepl \
+          cookie (the server sent no cookie to continue from)"
+        ],
+        "{notes}"
+    );
+    change(&slapd, (Op::Modify, 0));
+    assert_eq!(
+        pair.step(),
+        "",
+        "the apply kept a cookie the server honours"
+    );
+
+    pair.write_sources(&slapd, "entryUUID", "(objectClass=inetOrgPerson)");
+    change(&slapd, (Op::Reclass, 0));
+    let notes = pair.step();
+    assert_eq!(
+        notes.lines().collect::<Vec<_>>(),
+        [
+            "note: source people is read in full: its search (url, bind_dn, base_dn, scope, \
+             domain_scope, filter or attributes) changed since its snapshot was kept",
+            "note: --mode delta read every kept entry: the config changed since the last apply"
+        ],
+        "{notes}"
+    );
+    assert_eq!(pair.step(), "");
+
+    for store in [&pair.full, &pair.delta] {
+        let output = pair.run(
+            store,
+            &[
+                "state",
+                "register",
+                "--protocol",
+                "aol",
+                "--im-name",
+                "by-hand",
+                "--account",
+                &format!("uid=user1,{PEOPLE_DN}"),
+                "--source",
+                "manual",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    }
+    change(&slapd, (Op::Rename, 0));
+    let notes = pair.step();
+    assert!(
+        notes.starts_with(
+            "note: --mode delta read every kept entry: the store was written at serial"
+        ) && notes.lines().count() == 1,
+        "{notes}"
+    );
+    change(&slapd, (Op::MoveOut, 0));
+    assert_eq!(
+        pair.step(),
+        "",
+        "reading every kept entry kept them all again"
+    );
+
+    let saved = pair.dir.path().join("saved.json");
+    let saved = saved.to_str().unwrap();
+    change(&slapd, (Op::MoveIn, 0));
+    let output = pair.run(&pair.delta, &["plan", "--mode", "delta", "--out", saved]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = pair.run(&pair.delta, &["apply", "--plan", saved]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(pair.cookie(), None, "a saved plan keeps no LDAP snapshot");
+    pair.apply(&pair.full, "full");
+    change(&slapd, (Op::Delete, 0));
+    let notes = pair.step();
+    assert!(
+        notes.starts_with("note: source people has no kept snapshot yet, so it is read in full"),
+        "{notes}"
+    );
+    assert_eq!(pair.step(), "");
+}
