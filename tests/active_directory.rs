@@ -12,7 +12,8 @@ use std::process::Output;
 mod common;
 
 use common::samba::{
-    guid_text, unicode_password, value_of, SambaDc, Unit, DOMAIN_DN, SERVICE_DN, SERVICE_PASSWORD,
+    guid_text, unicode_password, value_of, SambaDc, Unit, ADMIN_DN, ADMIN_PASSWORD, DOMAIN_DN,
+    SERVICE_DN, SERVICE_PASSWORD,
 };
 use common::store::TestStore;
 use common::{assert_one_line_error, json, registrar, stderr};
@@ -66,16 +67,28 @@ fn people_ldif(unit: &Unit) -> String {
     ldif
 }
 
-/// A config dir reading `base_dn` of the shared DC as the service account, and a store.
+/// A config dir reading `base_dn` of the shared DC (as the service account unless
+/// said), and a store.
 struct Workspace {
     dir: tempfile::TempDir,
     store: TestStore,
+    password: &'static str,
 }
 
 impl Workspace {
     /// The source `corp-ad` on `base_dn` with the `ldap:` lines `extra` added, anchored
     /// on `objectGUID`, with the mappings, account rules and group rule AD users write.
     fn new(url: &str, base_dn: &str, extra: &str) -> Self {
+        Workspace::bound_as((SERVICE_DN, SERVICE_PASSWORD), url, base_dn, extra)
+    }
+
+    /// [`Workspace::new`], bound as `bind_dn` with `password`.
+    fn bound_as(
+        (bind_dn, password): (&str, &'static str),
+        url: &str,
+        base_dn: &str,
+        extra: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir(&config).unwrap();
@@ -87,7 +100,7 @@ impl Workspace {
             config.join("sources.yaml"),
             format!(
                 "sources:\n  - name: corp-ad\n    anchor: objectGUID\n    ldap:\n\
-                 \x20     url: {url}\n      bind_dn: {SERVICE_DN}\n\
+                 \x20     url: {url}\n      bind_dn: {bind_dn}\n\
                  \x20     password_env: {PASSWORD_ENV}\n      base_dn: {base_dn}\n\
                  \x20     filter: (|(&(objectCategory=person)(objectClass=user))(objectClass=group))\n\
                  {extra}"
@@ -98,6 +111,7 @@ impl Workspace {
         Workspace {
             dir,
             store: TestStore::fresh(),
+            password,
         }
     }
 
@@ -106,9 +120,14 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        registrar(&self.config(), &self.store.argument())
+        self.run_on(&self.store, args)
+    }
+
+    /// `args` run with this config on another store.
+    fn run_on(&self, store: &TestStore, args: &[&str]) -> Output {
+        registrar(&self.config(), &store.argument())
             .args(args)
-            .env(PASSWORD_ENV, SERVICE_PASSWORD)
+            .env(PASSWORD_ENV, self.password)
             .output()
             .unwrap()
     }
@@ -120,6 +139,23 @@ impl Workspace {
     fn apply(&self) {
         let applied = self.run(&["apply", "--auto-approve"]);
         assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    }
+
+    /// `plan --mode MODE --format json` on `store`, and its stderr.
+    fn plan_in(&self, store: &TestStore, mode: &str) -> (serde_json::Value, String) {
+        let output = self.run_on(store, &["plan", "--mode", mode, "--format", "json"]);
+        (json(&output), stderr(&output))
+    }
+
+    /// `apply --mode MODE --auto-approve` on `store`, and its stderr.
+    fn apply_in(&self, store: &TestStore, mode: &str) -> String {
+        let applied = self.run_on(store, &["apply", "--mode", mode, "--auto-approve"]);
+        assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+        stderr(&applied)
+    }
+
+    fn state(&self, store: &TestStore) -> serde_json::Value {
+        json(&self.run_on(store, &["state", "show", "--format", "json"]))
     }
 }
 
@@ -410,4 +446,82 @@ fn ldaps_verifies_the_dc_with_its_ca_file() {
     let output = untrusted.run(&["plan"]);
     assert_one_line_error(&output, &["source corp-ad", "ldaps://127.0.0.1:636"]);
     assert!(!stderr(&output).contains(SERVICE_PASSWORD));
+}
+
+/// `--mode delta` through DirSync plans what a full read plans, and its apply leaves the
+/// same store, through a scripted sequence: attributes changed, a rename, a move inside
+/// the base and one out of it, an account disabled, a deletion, an addition, a group's
+/// members changed. Bound as the domain's administrator: DirSync needs the "Replicating
+/// Directory Changes" right, and Samba shows deleted objects to administrators only.
+/// Bound as an ordinary account, the server refuses the feed and the source is read in
+/// full every run, with a note.
+#[test]
+fn a_delta_through_dirsync_plans_and_applies_what_a_full_read_does() {
+    let dc = SambaDc::shared();
+    let unit = dc.unit("delta");
+    dc.add(&people_ldif(&unit));
+    let dn = &unit.dn;
+    // One config over two stores: one only ever applied in full, one in delta.
+    let ws = Workspace::bound_as((ADMIN_DN, ADMIN_PASSWORD), dc.url(), dn, "");
+    let (full, delta) = (&ws.store, &TestStore::fresh());
+    ws.apply_in(full, "full");
+    let first = ws.apply_in(delta, "full");
+    assert!(
+        !first.contains("feed"),
+        "the apply kept a DirSync cookie: {first}"
+    );
+    let steps = [
+        format!(
+            "dn: CN=alice,OU=Sales,{dn}\nchangetype: modify\nreplace: displayName\n\
+             displayName: Alice Ashdown\n-\nreplace: mail\nmail: aa@ad.registrar.test\n"
+        ),
+        format!("dn: CN=bob,OU=Engineering,{dn}\nchangetype: modrdn\nnewrdn: CN=robert\ndeleteoldrdn: 1\n"),
+        format!(
+            "dn: CN=dave,OU=Sales,{dn}\nchangetype: modrdn\nnewrdn: CN=dave\ndeleteoldrdn: 1\n\
+             newsuperior: OU=Engineering,{dn}\n"
+        ),
+        format!(
+            "dn: CN=zoe,OU=Engineering,{dn}\nchangetype: modify\nreplace: userAccountControl\n\
+             userAccountControl: 514\n"
+        ),
+        format!("dn: CN=carol,OU=Sales,{dn}\nchangetype: delete\n"),
+        format!(
+            "dn: CN=erin,OU=Sales,{dn}\nchangetype: add\nobjectClass: user\n\
+             sAMAccountName: {tag}-erin\nmail: erin@ad.registrar.test\ndisplayName: Erin\n\
+             userAccountControl: 514\n",
+            tag = unit.tag
+        ),
+        format!(
+            "dn: CN=leads,{dn}\nchangetype: modify\nadd: member\nmember: CN=erin,OU=Sales,{dn}\n\
+             -\ndelete: member\nmember: CN=robert,OU=Engineering,{dn}\n"
+        ),
+        format!(
+            "dn: CN=dave,OU=Engineering,{dn}\nchangetype: modrdn\nnewrdn: CN=dave\n\
+             deleteoldrdn: 1\nnewsuperior: CN=Users,{DOMAIN_DN}\n"
+        ),
+    ];
+    let mut changing_steps = 0;
+    for step in &steps {
+        dc.modify(step);
+        let (full_plan, _) = ws.plan_in(full, "full");
+        let (delta_plan, notes) = ws.plan_in(delta, "delta");
+        assert_eq!(delta_plan, full_plan, "after {step}");
+        assert!(notes.is_empty(), "after {step}: {notes}");
+        changing_steps += usize::from(!full_plan["changes"].as_array().unwrap().is_empty());
+        ws.apply_in(full, "full");
+        assert_eq!(ws.apply_in(delta, "delta"), "", "after {step}");
+        assert_eq!(ws.state(delta), ws.state(full), "after {step}");
+    }
+    assert!(
+        changing_steps >= 6,
+        "{changing_steps} steps changed anything"
+    );
+
+    // An ordinary account: the feed is refused, and the source read in full.
+    let ordinary = Workspace::new(dc.url(), dn, "");
+    let notes = ordinary.apply_in(&ordinary.store, "delta");
+    assert!(
+        notes.contains("note: source corp-ad: the server refused its dirsync feed"),
+        "{notes}"
+    );
 }

@@ -26,7 +26,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use sha2::{Digest, Sha256};
 
 use super::error::AppError;
-use super::snapshots::stream_kept;
+use super::snapshots::{kept_entry, stream_kept};
 use super::sources::{
     hex_digest, ldap_credentials, read_ldap, source_error, EntrySum, InputsDigest, SourceError,
 };
@@ -408,6 +408,59 @@ pub(super) fn open_feed_delta(
     let mut touched: BTreeMap<String, Option<(Entry, [u8; 16])>> =
         gone.into_iter().map(|key| (key, None)).collect();
     touched.extend(now.into_iter().map(|(key, entry)| (key, Some(entry))));
+
+    // Entries whose values name a touched entry can read differently with no change of
+    // their own that a feed reports: Active Directory renders a group's `member` with
+    // its member's DN now, and keeps `memberOf` and `directReports` (back links, never
+    // replicated) on the other side of each link. Each DN a touched entry named before
+    // or names now, that it does not name both times (or every one, when the entry
+    // moved or went), is read again too.
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
+    for (key, after) in &touched {
+        let before =
+            kept_entry(store, &source.name, key).map_err(|error| source_error(source, error))?;
+        let after = after.as_ref().map(|(entry, _)| entry);
+        let names = |entry: Option<&Entry>| dn_values(entry, base.as_ref(), settings.scope);
+        let (then, now) = (names(before.as_ref()), names(after));
+        let moved =
+            before.as_ref().map(|b| normalize_dn(&b.dn)) != after.map(|a| normalize_dn(&a.dn));
+        for dn in then
+            .symmetric_difference(&now)
+            .chain(then.intersection(&now).filter(|_| moved))
+        {
+            referenced.insert(dn.clone());
+        }
+    }
+    referenced.retain(|key| !touched.contains_key(key));
+    let dns: Vec<String> = referenced.into_iter().collect();
+    let mut reread = Vec::new();
+    ldap::read_each(&read_settings, &credentials, &dns, &mut |index, entry| {
+        reread.push((index, entry));
+    })
+    .map_err(fail)?;
+    for (index, entry) in reread {
+        let key = &dns[index];
+        match entry {
+            Some(mut entry) => {
+                let Some(identity) = feed.identity_of(&entry) else {
+                    return Err(source_error(
+                        source,
+                        SourceError::NoIdentity {
+                            dn: entry.dn,
+                            attribute: feed.identity_attribute(),
+                        },
+                    ));
+                };
+                strip_identity(&mut entry, feed, added);
+                touched.insert(normalize_dn(&entry.dn), Some((entry, identity)));
+            }
+            None => {
+                if store.kept_entry(&source.name, key)?.is_some() {
+                    touched.insert(key.clone(), None);
+                }
+            }
+        }
+    }
     Ok(FeedDelta::Changed(FeedChanges {
         touched,
         search,
@@ -416,6 +469,28 @@ pub(super) fn open_feed_delta(
         feed,
         cookie: changes.cookie,
     }))
+}
+
+/// The normalised DNs among the values of `entry` that the source's search reaches.
+fn dn_values(entry: Option<&Entry>, base: Option<&Dn>, scope: Scope) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let Some(entry) = entry else { return names };
+    for attribute in &entry.attributes {
+        for value in &attribute.values {
+            let Ok(text) = std::str::from_utf8(value) else {
+                continue;
+            };
+            if !text.contains('=') {
+                continue;
+            }
+            if let (Ok(dn), Some(_)) = (Dn::parse(text), base) {
+                if !dn.rdns().is_empty() && in_scope(text, base, scope) {
+                    names.insert(dn.normalized());
+                }
+            }
+        }
+    }
+    names
 }
 
 /// Whether the entry at `dn` is one the source's search reaches (a DN that does not
