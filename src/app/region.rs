@@ -7,7 +7,8 @@
 //!
 //! Used when the store can answer for the rest of the directory: its standing facts were
 //! left by the last write to it (their serial is the store's) under this very config,
-//! and every source is an `ldif` source with a kept snapshot. Otherwise, and when the
+//! and every source has a kept snapshot (an LDAP source's brought forward through its
+//! change feed, `feeds.rs`). Otherwise, and when the
 //! region cannot settle the plan (a source left with no account, standing facts that do
 //! not add up), the delta read streams every kept entry instead, with a note that says
 //! why. Either way the plan is the one `--mode full` makes.
