@@ -226,6 +226,27 @@ pub(super) fn read_in_full(
         sum.add(&entry);
         on_entry(entry);
     })?;
+    let search = search_of(settings);
+    whole_keep(
+        source,
+        (feed, cookie, search),
+        missing,
+        sum,
+        Some(spool),
+        digest,
+    )
+}
+
+/// What an apply keeps of a source read whole through `feed` (its cookie, its search)
+/// into `spool`: refused when an entry (`missing`) came without its identity.
+fn whole_keep(
+    source: &SourceSettings,
+    (feed, cookie, search): (Feed, Vec<u8>, ImportedFile),
+    missing: Option<String>,
+    sum: EntrySum,
+    spool: Option<Spool>,
+    digest: &mut InputsDigest,
+) -> Result<Option<FeedKeep>, AppError> {
     if let Some(dn) = missing {
         return Err(source_error(
             source,
@@ -236,9 +257,10 @@ pub(super) fn read_in_full(
         ));
     }
     digest.entries(&sum);
-    Ok(spool.finish(&source.name).map(|spool| FeedKeep::Whole {
+    let spool = spool.and_then(|spool| spool.finish(&source.name));
+    Ok(spool.map(|spool| FeedKeep::Whole {
         source: source.name.clone(),
-        search: search_of(settings),
+        search,
         feed: KeptFeed {
             feed: feed.name().to_string(),
             cookie,
@@ -542,27 +564,14 @@ pub(super) fn stream_feed_delta(
     for (entry, identity) in touched.into_values().flatten() {
         each(entry, Some(identity));
     }
-    if let Some(dn) = unidentified {
-        return Err(source_error(
-            source,
-            SourceError::NoIdentity {
-                dn,
-                attribute: feed.identity_attribute(),
-            },
-        ));
-    }
-    digest.entries(&sum);
-    let spool = spool.and_then(|spool| spool.finish(&source.name));
-    Ok(spool.map(|spool| FeedKeep::Whole {
-        source: source.name.clone(),
-        search,
-        feed: KeptFeed {
-            feed: feed.name().to_string(),
-            cookie,
-            entries_digest: sum.to_text(),
-        },
+    whole_keep(
+        source,
+        (feed, cookie, search),
+        unidentified,
+        sum,
         spool,
-    }))
+        digest,
+    )
 }
 
 /// Entries spooled to an unnamed temporary file while a source is read, for the apply
