@@ -378,3 +378,64 @@ fn a_delta_that_cannot_go_through_the_feed_says_why_and_plans_exactly() {
     );
     assert_eq!(pair.step(), "");
 }
+
+/// A source whose rules read a back link (`memberOf`, which the server keeps on the
+/// other side of a group's `member` and no feed reports) is never read through a feed:
+/// `--mode delta` reads it in full every run, says why once, and keeps no snapshot.
+#[test]
+fn a_source_whose_rules_read_a_back_link_is_read_in_full_every_run() {
+    let slapd = syncprov(Some(100));
+    let pair = Pair::new(&slapd, "entryUUID");
+    std::fs::write(
+        pair.config().join("rules.yaml"),
+        RULES.replace(
+            "    mail: \"{mail}\"\n",
+            "    mail: \"{mail}\"\n    department: \"{memberOf}\"\n",
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let notes = pair.apply(&pair.delta, "delta");
+        let notes: Vec<&str> = notes.lines().filter(|l| l.contains("people")).collect();
+        assert_eq!(
+            notes,
+            [
+                "note: source people: its filter or rules read memberOf, a back link no change \
+              feed reports; --mode delta reads it in full every run"
+            ],
+        );
+        assert_eq!(pair.cookie(), None);
+    }
+}
+
+/// A server without a change feed (slapd without syncprov) keeps no snapshot: `--mode
+/// delta` reads it in full every run and says why; with `delta: none` the note says the
+/// config asks for it.
+#[test]
+fn a_server_without_a_feed_is_read_in_full_every_run() {
+    let slapd = Slapd::start(Options::default());
+    slapd.load_ldif(&users_ldif(3));
+    let pair = Pair::new(&slapd, "entryUUID");
+    let notes = pair.apply(&pair.delta, "delta");
+    assert!(
+        notes.contains(
+            "note: source people: the server offers no change feed (DirSync, syncprov); \
+             --mode delta reads it in full every run"
+        ),
+        "{notes}"
+    );
+    assert_eq!(pair.cookie(), None);
+    let sources = std::fs::read_to_string(pair.config().join("sources.yaml")).unwrap();
+    std::fs::write(
+        pair.config().join("sources.yaml"),
+        format!("{sources}      delta: none\n"),
+    )
+    .unwrap();
+    let (plan, notes) = pair.plan(&pair.delta, "delta");
+    assert_eq!(
+        notes,
+        "note: --mode delta read every kept entry: source people is read in full every run \
+         (delta: none)\n"
+    );
+    assert_eq!(plan["summary"]["add"], 0, "{plan:#}");
+}

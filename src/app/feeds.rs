@@ -38,6 +38,9 @@ use crate::config::raw::{DeltaFeed, Scope};
 use crate::config::{LdapBind, LdapSettings, SourceSettings};
 use registrar_core::dn::{normalize_dn, Dn};
 use registrar_core::entry::Entry;
+use registrar_core::filter::Filter;
+use registrar_core::matched::Watch;
+use registrar_core::model::Rules;
 use registrar_core::plan::ImportedFile;
 
 /// What an apply keeps of an LDAP source read through its change feed.
@@ -136,6 +139,63 @@ fn strip_identity(entry: &mut Entry, feed: Feed, added: bool) {
     }
 }
 
+/// Attributes a server keeps as the other side of a link (Active Directory's back links,
+/// never replicated; OpenLDAP's `memberOf` as dynlist computes it): a change feed never
+/// names an entry whose back link changed. Active Directory names the others of their
+/// kind with the suffix `BL`.
+const BACK_LINKS: [&str; 5] = [
+    "memberOf",
+    "directReports",
+    "managedObjects",
+    "masteredBy",
+    "isMemberOfPartialAttributeSet",
+];
+
+/// The back link (see [`BACK_LINKS`]) the source's filter tests, its attribute list
+/// names or the rules read, if any: then no feed can keep its snapshot true.
+pub(super) fn back_link_read(
+    rules: &Rules,
+    source: &SourceSettings,
+    settings: &LdapSettings,
+) -> Option<String> {
+    let filter = Filter::parse(&settings.filter).ok();
+    let tested = filter.iter().flat_map(Filter::attributes);
+    let listed = settings.attributes.iter().map(String::as_str);
+    let watch = Watch::new(rules);
+    let read = rules
+        .sources
+        .iter()
+        .position(|rule| rule.name == source.name)
+        .map(|index| watch.attributes_of(index))
+        .unwrap_or_default()
+        .iter()
+        .map(String::as_str);
+    let back_link = |name: &&str| {
+        let plain = name.split(';').next().unwrap_or(name);
+        BACK_LINKS
+            .iter()
+            .any(|link| link.eq_ignore_ascii_case(plain))
+            || plain.ends_with("BL")
+    };
+    tested
+        .chain(listed)
+        .chain(read)
+        .find(back_link)
+        .map(str::to_string)
+}
+
+/// Why `settings` cannot be read through a feed under `rules` although `delta:` allows
+/// one, if it cannot.
+pub(super) fn feedless(
+    rules: &Rules,
+    source: &SourceSettings,
+    settings: &LdapSettings,
+) -> Option<String> {
+    back_link_read(rules, source, settings).map(|attribute| {
+        format!("its filter or rules read {attribute}, a back link no change feed reports")
+    })
+}
+
 /// The feed an apply keeps `settings`' snapshot through: the one `delta:` names, or
 /// with `auto` the one the server offers (`None`: it offers none).
 fn chosen_feed(
@@ -163,8 +223,7 @@ fn chosen_feed(
 /// entry spooled with its identity: the snapshot an apply keeps. `delta` says whether
 /// the run reads in delta (then a source that cannot keep one gets a note).
 pub(super) fn read_in_full(
-    source: &SourceSettings,
-    settings: &LdapSettings,
+    (rules, source, settings): (&Rules, &SourceSettings, &LdapSettings),
     files: &Tree,
     (keep, delta): (bool, bool),
     digest: &mut InputsDigest,
@@ -179,10 +238,22 @@ pub(super) fn read_in_full(
             );
         }
     };
-    let feed = match keep {
-        true => chosen_feed(source, settings, &credentials)?,
-        false => None,
+    let feedless = match settings.delta {
+        DeltaFeed::None => None,
+        _ => feedless(rules, source, settings),
     };
+    let chosen = match feedless {
+        Some(why) => {
+            note(why);
+            None
+        }
+        None if keep => Some(chosen_feed(source, settings, &credentials)?),
+        None => None,
+    };
+    if chosen == Some(None) && settings.delta == DeltaFeed::Auto {
+        note("the server offers no change feed (DirSync, syncprov)".to_string());
+    }
+    let feed = chosen.flatten();
     let cookie = match feed {
         Some(feed) => match ldap::changes_since(settings, &credentials, feed, None)
             .map_err(|error| source_error(source, error))?
@@ -196,12 +267,7 @@ pub(super) fn read_in_full(
                 None
             }
         },
-        None => {
-            if keep && settings.delta == DeltaFeed::Auto {
-                note("the server offers no change feed (DirSync, syncprov)".to_string());
-            }
-            None
-        }
+        None => None,
     };
     let mut sum = EntrySum::default();
     let Some((feed, cookie)) = cookie else {
@@ -340,8 +406,7 @@ pub(super) enum FeedDelta {
 /// What the feed of the LDAP source `source` changed since the cookie of its kept
 /// snapshot `kept` in `store`, each touched entry read again.
 pub(super) fn open_feed_delta(
-    source: &SourceSettings,
-    settings: &LdapSettings,
+    (rules, source, settings): (&Rules, &SourceSettings, &LdapSettings),
     files: &Tree,
     kept: &KeptSnapshot,
     store: &Store,
@@ -349,6 +414,9 @@ pub(super) fn open_feed_delta(
     let read_in_full = |why: String| Ok(FeedDelta::ReadInFull(why));
     if settings.delta == DeltaFeed::None {
         return read_in_full("delta: none".to_string());
+    }
+    if let Some(why) = feedless(rules, source, settings) {
+        return read_in_full(why);
     }
     let Some(from) = &kept.feed else {
         return read_in_full("its kept snapshot was not read through a change feed".to_string());

@@ -21,6 +21,7 @@ use crate::config::raw::{DeltaFeed, ImportMode};
 use crate::config::{self, Config, LdapSettings, SourceLocation, SourceSettings};
 use registrar_core::desired::{Desired, DesiredBuilder, EntryPreparer, PreparedEntry};
 use registrar_core::entry::Entry;
+use registrar_core::model::Rules;
 use registrar_core::plan::SourceImport;
 use registrar_core::state::State;
 
@@ -188,6 +189,7 @@ fn read_sources<'c>(
         let on_entry = &mut |entry| feeder.add(entry);
         if let SourceLocation::Ldap(settings) = &source.location {
             feeds.extend(read_ldap_source(
+                &config.rules,
                 source,
                 settings,
                 files,
@@ -232,6 +234,7 @@ fn read_sources<'c>(
 /// Reads the LDAP source `source`: in delta through its change feed from the kept
 /// snapshot's cookie, or in full (a delta that cannot be had says why in a note).
 fn read_ldap_source(
+    rules: &Rules,
     source: &SourceSettings,
     settings: &LdapSettings,
     files: &Tree,
@@ -240,10 +243,11 @@ fn read_ldap_source(
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<Option<FeedKeep>, AppError> {
     let delta = reading.mode == ImportMode::Delta && settings.delta != DeltaFeed::None;
-    if delta {
+    // A source no feed can keep true says so once, in the full read.
+    if delta && feeds::feedless(rules, source, settings).is_none() {
         match reading.store.zip(reading.kept.get(&source.name)) {
             Some((store, kept)) => {
-                match feeds::open_feed_delta(source, settings, files, kept, store)? {
+                match feeds::open_feed_delta((rules, source, settings), files, kept, store)? {
                     FeedDelta::Changed(changes) => {
                         return feeds::stream_feed_delta(
                             source,
@@ -267,8 +271,7 @@ fn read_ldap_source(
         }
     }
     feeds::read_in_full(
-        source,
-        settings,
+        (rules, source, settings),
         files,
         (reading.keep_feeds, delta),
         digest,

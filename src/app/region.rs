@@ -107,7 +107,8 @@ pub(super) fn plan_by_region(
             return Ok(ByRegion::ReadEverything(None)); // the full read says why
         };
         if let SourceLocation::Ldap(settings) = &source.location {
-            let changes = match open_feed_delta(source, settings, files, kept, store)? {
+            let read = (&config.rules, source, settings);
+            let changes = match open_feed_delta(read, files, kept, store)? {
                 FeedDelta::Changed(changes) => changes,
                 // The full read that follows says why.
                 FeedDelta::ReadInFull(_) => return Ok(ByRegion::ReadEverything(None)),

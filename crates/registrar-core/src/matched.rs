@@ -190,6 +190,12 @@ impl Watch {
         watch
     }
 
+    /// The attribute descriptions the rules read of the source at `source` (its index in
+    /// `Rules::sources`), distinct ignoring case.
+    pub fn attributes_of(&self, source: usize) -> &[String] {
+        self.attributes.get(source).map_or(&[], Vec::as_slice)
+    }
+
     fn template(&mut self, source: usize, who: &str, template: &Template, mapping: Option<String>) {
         let what = format!("{who}: template {}", shown_for_message(template.as_str()));
         for attribute in template.attributes() {
