@@ -437,38 +437,46 @@ fn a_server_killed_mid_search_fails_the_run_and_leaves_the_store_alone() {
     let before = direct.fingerprint().unwrap();
 
     // A relay between registrar and slapd that, once some pages have passed, kills the
-    // server (SIGKILL) and so cuts the connection mid-search.
+    // server (SIGKILL) and so cuts the connection mid-search. It relays every connection
+    // (the apply asks the root DSE which change feed the server offers before it reads).
     let relay = TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_port = relay.local_addr().unwrap().port();
     let server_port = slapd.port();
     let slapd = std::sync::Arc::new(slapd);
-    let killer = std::sync::Arc::clone(&slapd);
+    let passed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     thread::spawn(move || {
-        let (client, _) = relay.accept().unwrap();
-        let server = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
-        let (mut client_in, mut server_out) =
-            (client.try_clone().unwrap(), server.try_clone().unwrap());
-        thread::spawn(move || {
-            let _ = std::io::copy(&mut client_in, &mut server_out);
-        });
-        let (mut server_in, mut client_out) = (server, client);
-        let mut buffer = [0u8; 16 * 1024];
-        let mut passed = 0usize;
-        loop {
-            let read = match server_in.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => read,
+        for client in relay.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", server_port)) else {
+                break;
             };
-            if client_out.write_all(&buffer[..read]).is_err() {
-                break;
-            }
-            passed += read;
-            if passed > 100 * 1024 {
-                killer.kill();
-                break;
-            }
+            let killer = std::sync::Arc::clone(&slapd);
+            let passed = std::sync::Arc::clone(&passed);
+            thread::spawn(move || {
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_in, &mut server_out);
+                });
+                let (mut server_in, mut client_out) = (server, client);
+                let mut buffer = [0u8; 16 * 1024];
+                loop {
+                    let read = match server_in.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => read,
+                    };
+                    if client_out.write_all(&buffer[..read]).is_err() {
+                        break;
+                    }
+                    let total = passed.fetch_add(read, std::sync::atomic::Ordering::SeqCst);
+                    if total + read > 100 * 1024 {
+                        killer.kill();
+                        break;
+                    }
+                }
+                let _ = client_out.shutdown(Shutdown::Both);
+            });
         }
-        let _ = client_out.shutdown(Shutdown::Both);
     });
     let mut ws = Workspace::ldap(
         "dn",
