@@ -439,3 +439,42 @@ fn a_server_without_a_feed_is_read_in_full_every_run() {
     );
     assert_eq!(plan["summary"]["add"], 0, "{plan:#}");
 }
+
+/// The controller's `mode: delta` schedules read LDAP sources through the feed too: its
+/// first run keeps the snapshot and cookie, the next applies what changed since, quietly,
+/// and leaves the store a full apply leaves.
+#[test]
+fn the_controller_applies_what_changed_through_the_feed() {
+    let slapd = syncprov(Some(100));
+    let pair = Pair::new(&slapd, "entryUUID");
+    std::fs::write(
+        pair.config().join("schedules.yaml"),
+        "schedules:\n  - name: sync\n    cron: \"*/15 * * * *\"\n    mode: delta\n    action: apply\n",
+    )
+    .unwrap();
+    let once = || {
+        let output = pair.run(&pair.delta, &["run", "--once"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stderr(&output)
+    };
+    once();
+    let kept = pair.cookie();
+    assert!(kept.is_some(), "the first run keeps a cookie");
+    let mut pool = Pool::new();
+    let records: Vec<String> = [(Op::Add, 0), (Op::Add, 1), (Op::Modify, 0)]
+        .into_iter()
+        .filter_map(|op| pool.change(op))
+        .collect();
+    slapd.modify(&records.join("\n"));
+    let notes = once();
+    assert!(!notes.contains("note: source"), "{notes}");
+    assert_ne!(pair.cookie(), kept);
+    pair.apply(&pair.full, "full");
+    // The controller's store took two applies, the other one: all but the serial agree.
+    let rows = |store| {
+        let mut state = pair.state(store);
+        state.as_object_mut().unwrap().remove("serial");
+        state
+    };
+    assert_eq!(rows(&pair.delta), rows(&pair.full));
+}
