@@ -457,12 +457,28 @@ fn ldaps_verifies_the_dc_with_its_ca_file() {
 /// full every run, with a note.
 #[test]
 fn a_delta_through_dirsync_plans_and_applies_what_a_full_read_does() {
+    // Every attribute (back links included), and a list without them, where the group
+    // entries listing a renamed or deleted member are found by the kept footprints.
+    for (name, extra) in [
+        ("delta", ""),
+        (
+            "delta-listed",
+            "attributes: [cn, mail, displayName, member, userAccountControl]",
+        ),
+    ] {
+        delta_through_dirsync(name, extra);
+    }
+}
+
+/// [`a_delta_through_dirsync_plans_and_applies_what_a_full_read_does`] in the unit
+/// `name`, the source's `ldap:` block with `extra`.
+fn delta_through_dirsync(name: &str, extra: &str) {
     let dc = SambaDc::shared();
-    let unit = dc.unit("delta");
+    let unit = dc.unit(name);
     dc.add(&people_ldif(&unit));
     let dn = &unit.dn;
     // One config over two stores: one only ever applied in full, one in delta.
-    let ws = Workspace::bound_as((ADMIN_DN, ADMIN_PASSWORD), dc.url(), dn, "");
+    let ws = Workspace::bound_as((ADMIN_DN, ADMIN_PASSWORD), dc.url(), dn, extra);
     let (full, delta) = (&ws.store, &TestStore::fresh());
     ws.apply_in(full, "full");
     let first = ws.apply_in(delta, "full");
@@ -496,8 +512,9 @@ fn a_delta_through_dirsync_plans_and_applies_what_a_full_read_does() {
              -\ndelete: member\nmember: CN=robert,OU=Engineering,{dn}\n"
         ),
         format!(
-            "dn: CN=dave,OU=Engineering,{dn}\nchangetype: modrdn\nnewrdn: CN=dave\n\
-             deleteoldrdn: 1\nnewsuperior: CN=Users,{DOMAIN_DN}\n"
+            "dn: CN=dave,OU=Engineering,{dn}\nchangetype: modrdn\nnewrdn: CN=dave-{tag}\n\
+             deleteoldrdn: 1\nnewsuperior: CN=Users,{DOMAIN_DN}\n",
+            tag = unit.tag
         ),
     ];
     let mut changing_steps = 0;

@@ -28,9 +28,9 @@ use sha2::{Digest, Sha256};
 use super::error::AppError;
 use super::snapshots::{kept_entry, stream_kept};
 use super::sources::{
-    hex_digest, ldap_credentials, read_ldap, source_error, EntrySum, InputsDigest, SourceError,
+    hex_digest, ldap_credentials, read_ldap, source_error, EntrySum, InputsDigest,
 };
-use crate::adapters::ldap::{self, Credentials, Deletions, Feed, FeedOutcome};
+use crate::adapters::ldap::{self, ChangedEntry, Credentials, Deletions, Feed, FeedOutcome};
 use crate::adapters::ldif::entry_record;
 use crate::adapters::store::{KeptFeed, KeptSnapshot, Store};
 use crate::adapters::tree::Tree;
@@ -42,6 +42,7 @@ use registrar_core::filter::Filter;
 use registrar_core::matched::Watch;
 use registrar_core::model::Rules;
 use registrar_core::plan::ImportedFile;
+use registrar_core::quote::quote_for_message;
 
 /// What an apply keeps of an LDAP source read through its change feed.
 #[derive(Debug)]
@@ -304,7 +305,8 @@ pub(super) fn read_in_full(
 }
 
 /// What an apply keeps of a source read whole through `feed` (its cookie, its search)
-/// into `spool`: refused when an entry (`missing`) came without its identity.
+/// into `spool`: nothing, with a note, when an entry (`missing`) came without its
+/// identity (the bind account may not read it, say).
 fn whole_keep(
     source: &SourceSettings,
     (feed, cookie, search): (Feed, Vec<u8>, ImportedFile),
@@ -313,16 +315,18 @@ fn whole_keep(
     spool: Option<Spool>,
     digest: &mut InputsDigest,
 ) -> Result<Option<FeedKeep>, AppError> {
-    if let Some(dn) = missing {
-        return Err(source_error(
-            source,
-            SourceError::NoIdentity {
-                dn,
-                attribute: feed.identity_attribute(),
-            },
-        ));
-    }
     digest.entries(&sum);
+    if let Some(dn) = missing {
+        eprintln!(
+            "note: source {}: entry {} holds no {} (the identity its {} feed names it by), \
+             so no snapshot is kept and --mode delta reads it in full",
+            source.name,
+            quote_for_message(&dn),
+            feed.identity_attribute(),
+            feed.name()
+        );
+        return Ok(None);
+    }
     let spool = spool.and_then(|spool| spool.finish(&source.name));
     Ok(spool.map(|spool| FeedKeep::Whole {
         source: source.name.clone(),
@@ -358,15 +362,11 @@ impl FeedChanges {
     /// What an apply keeps of a delta plan by region, from the touched entries as the
     /// kept snapshot had them (`before`, to bring the entries' digest forward).
     pub(super) fn advance(self, source: &str, before: &[Entry]) -> FeedKeep {
-        let mut sum = self.kept_sum;
-        before.iter().for_each(|entry| sum.remove(entry));
+        let sum = self.entries_sum(before);
         let (mut put, mut remove) = (Vec::new(), Vec::new());
         for (key, now) in self.touched {
             match now {
-                Some((entry, identity)) => {
-                    sum.add(&entry);
-                    put.push((key, entry, identity));
-                }
+                Some((entry, identity)) => put.push((key, entry, identity)),
                 None => remove.push(key),
             }
         }
@@ -458,98 +458,17 @@ pub(super) fn open_feed_delta(
             ))
         }
     };
-    // The last word on each entry the feed named.
-    let mut last: BTreeMap<[u8; 16], Option<String>> = BTreeMap::new();
-    for change in changes.changed {
-        last.insert(change.id, change.dn);
-    }
-    let mut gone: BTreeSet<String> = BTreeSet::new();
-    if let Deletions::AllBut(present) = &changes.deletions {
-        for (identity, key) in store.kept_identities(&source.name)? {
-            if !present.contains(&identity) && !last.contains_key(&identity) {
-                gone.insert(key);
-            }
-        }
-    }
-    let base = Dn::parse(&settings.base_dn).ok();
-    let mut to_read: Vec<([u8; 16], Option<String>)> = Vec::new();
-    let mut dns = Vec::new();
-    for (identity, dn) in last {
-        let was = store.kept_key_of(&source.name, &identity)?;
-        match dn.filter(|dn| in_scope(dn, base.as_ref(), settings.scope)) {
-            Some(dn) => {
-                to_read.push((identity, was));
-                dns.push(dn);
-            }
-            None => gone.extend(was),
-        }
-    }
-    let (read_settings, added) = with_identity(settings, feed);
-    let mut now: HashMap<String, (Entry, [u8; 16])> = HashMap::new();
-    ldap::read_each(&read_settings, &credentials, &dns, &mut |index, entry| {
-        let (identity, was) = &to_read[index];
-        gone.extend(was.clone());
-        if let Some(mut entry) = entry {
-            strip_identity(&mut entry, feed, added);
-            now.insert(normalize_dn(&entry.dn), (entry, *identity));
-        }
-    })
-    .map_err(fail)?;
-    let mut touched: BTreeMap<String, Option<(Entry, [u8; 16])>> =
-        gone.into_iter().map(|key| (key, None)).collect();
-    touched.extend(now.into_iter().map(|(key, entry)| (key, Some(entry))));
-
-    // Entries whose values name a touched entry can read differently with no change of
-    // their own that a feed reports: Active Directory renders a group's `member` with
-    // its member's DN now, and keeps `memberOf` and `directReports` (back links, never
-    // replicated) on the other side of each link. Each DN a touched entry named before
-    // or names now, that it does not name both times (or every one, when the entry
-    // moved or went), is read again too.
-    let mut referenced: BTreeSet<String> = BTreeSet::new();
-    for (key, after) in &touched {
-        let before =
-            kept_entry(store, &source.name, key).map_err(|error| source_error(source, error))?;
-        let after = after.as_ref().map(|(entry, _)| entry);
-        let names = |entry: Option<&Entry>| dn_values(entry, base.as_ref(), settings.scope);
-        let (then, now) = (names(before.as_ref()), names(after));
-        let moved =
-            before.as_ref().map(|b| normalize_dn(&b.dn)) != after.map(|a| normalize_dn(&a.dn));
-        for dn in then
-            .symmetric_difference(&now)
-            .chain(then.intersection(&now).filter(|_| moved))
-        {
-            referenced.insert(dn.clone());
-        }
-    }
-    referenced.retain(|key| !touched.contains_key(key));
-    let dns: Vec<String> = referenced.into_iter().collect();
-    let mut reread = Vec::new();
-    ldap::read_each(&read_settings, &credentials, &dns, &mut |index, entry| {
-        reread.push((index, entry));
-    })
-    .map_err(fail)?;
-    for (index, entry) in reread {
-        let key = &dns[index];
-        match entry {
-            Some(mut entry) => {
-                let Some(identity) = feed.identity_of(&entry) else {
-                    return Err(source_error(
-                        source,
-                        SourceError::NoIdentity {
-                            dn: entry.dn,
-                            attribute: feed.identity_attribute(),
-                        },
-                    ));
-                };
-                strip_identity(&mut entry, feed, added);
-                touched.insert(normalize_dn(&entry.dn), Some((entry, identity)));
-            }
-            None => {
-                if store.kept_entry(&source.name, key)?.is_some() {
-                    touched.insert(key.clone(), None);
-                }
-            }
-        }
+    let reading = ReadAgain {
+        source,
+        settings,
+        credentials: &credentials,
+        store,
+        feed,
+        base: Dn::parse(&settings.base_dn).ok(),
+    };
+    let mut touched = reading.changed(changes.changed, &changes.deletions)?;
+    if let Err(why) = reading.referenced(&mut touched)? {
+        return read_in_full(why);
     }
     Ok(FeedDelta::Changed(FeedChanges {
         touched,
@@ -559,6 +478,154 @@ pub(super) fn open_feed_delta(
         feed,
         cookie: changes.cookie,
     }))
+}
+
+/// Touched entries: by normalised DN, each entry now with its identity, or `None`.
+type Touched = BTreeMap<String, Option<(Entry, [u8; 16])>>;
+
+/// An entry read again and the identity it holds, or `None` when it is gone or out of
+/// the filter.
+type ReadBack = Option<(Entry, Option<[u8; 16]>)>;
+
+/// What a delta read reads again, with the source's own search.
+struct ReadAgain<'r> {
+    source: &'r SourceSettings,
+    settings: &'r LdapSettings,
+    credentials: &'r Credentials,
+    store: &'r Store,
+    feed: Feed,
+    base: Option<Dn>,
+}
+
+impl ReadAgain<'_> {
+    /// The entries the feed named, read again: each by its DN now if the search reaches
+    /// it, the kept entry of its identity gone when it moved or went.
+    fn changed(
+        &self,
+        changed: Vec<ChangedEntry>,
+        deletions: &Deletions,
+    ) -> Result<Touched, AppError> {
+        let (source, settings, store) = (self.source, self.settings, self.store);
+        // The last word on each entry the feed named.
+        let mut last: BTreeMap<[u8; 16], Option<String>> = BTreeMap::new();
+        for change in changed {
+            last.insert(change.id, change.dn);
+        }
+        let mut gone: BTreeSet<String> = BTreeSet::new();
+        if let Deletions::AllBut(present) = deletions {
+            for (identity, key) in store.kept_identities(&source.name)? {
+                if !present.contains(&identity) && !last.contains_key(&identity) {
+                    gone.insert(key);
+                }
+            }
+        }
+        let mut to_read: Vec<([u8; 16], Option<String>)> = Vec::new();
+        let mut dns = Vec::new();
+        for (identity, dn) in last {
+            let was = store.kept_key_of(&source.name, &identity)?;
+            match dn.filter(|dn| in_scope(dn, self.base.as_ref(), settings.scope)) {
+                Some(dn) => {
+                    to_read.push((identity, was));
+                    dns.push(dn);
+                }
+                None => gone.extend(was),
+            }
+        }
+        let mut now: HashMap<String, (Entry, [u8; 16])> = HashMap::new();
+        self.read(&dns, &mut |index, entry| {
+            let (identity, was) = &to_read[index];
+            gone.extend(was.clone());
+            if let Some((entry, _)) = entry {
+                now.insert(normalize_dn(&entry.dn), (entry, *identity));
+            }
+        })?;
+        let mut touched: Touched = gone.into_iter().map(|key| (key, None)).collect();
+        touched.extend(now.into_iter().map(|(key, entry)| (key, Some(entry))));
+        Ok(touched)
+    }
+
+    /// Entries whose values name a touched entry can read differently with no change of
+    /// their own that a feed reports: Active Directory renders a group's `member` with
+    /// its member's DN now (and drops a deleted one), and keeps `memberOf` and
+    /// `directReports` (back links, never replicated) on the other side of each link.
+    /// These are read again into `touched`: each DN a touched entry named before or names
+    /// now, that it does not name both times (or every one, when the entry moved or
+    /// went), and the kept group entries listing one that moved or went.
+    /// `Ok(Err(why))` when one cannot be kept (it holds no identity).
+    fn referenced(&self, touched: &mut Touched) -> Result<Result<(), String>, AppError> {
+        let (source, settings, store) = (self.source, self.settings, self.store);
+        let mut referenced: BTreeSet<String> = BTreeSet::new();
+        for (key, after) in touched.iter() {
+            let before = kept_entry(store, &source.name, key)
+                .map_err(|error| source_error(source, error))?;
+            let after = after.as_ref().map(|(entry, _)| entry);
+            let names =
+                |entry: Option<&Entry>| dn_values(entry, self.base.as_ref(), settings.scope);
+            let (then, now) = (names(before.as_ref()), names(after));
+            let moved =
+                before.as_ref().map(|b| normalize_dn(&b.dn)) != after.map(|a| normalize_dn(&a.dn));
+            for dn in then
+                .symmetric_difference(&now)
+                .chain(then.intersection(&now).filter(|_| moved))
+            {
+                referenced.insert(dn.clone());
+            }
+            if moved && before.is_some() {
+                referenced.extend(store.kept_listing(&source.name, key)?);
+            }
+        }
+        referenced.retain(|key| !touched.contains_key(key));
+        let dns: Vec<String> = referenced.into_iter().collect();
+        let mut reread = Vec::new();
+        self.read(&dns, &mut |index, entry| reread.push((index, entry)))?;
+        for (index, entry) in reread {
+            let key = &dns[index];
+            match entry {
+                Some((entry, Some(identity))) => {
+                    touched.insert(normalize_dn(&entry.dn), Some((entry, identity)));
+                }
+                Some((entry, None)) => {
+                    return Ok(Err(format!(
+                        "entry {} holds no {}",
+                        quote_for_message(&entry.dn),
+                        self.feed.identity_attribute()
+                    )))
+                }
+                None => {
+                    if store.kept_entry(&source.name, key)?.is_some() {
+                        touched.insert(key.clone(), None);
+                    }
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The entries at `dns`, read again with the source's search: each as a full read
+    /// gives it, with the identity the feed names it by (`None` when it holds none).
+    fn read(
+        &self,
+        dns: &[String],
+        on_entry: &mut dyn FnMut(usize, ReadBack),
+    ) -> Result<(), AppError> {
+        let (read_settings, added) = with_identity(self.settings, self.feed);
+        ldap::read_each(
+            &read_settings,
+            self.credentials,
+            dns,
+            &mut |index, entry| {
+                on_entry(
+                    index,
+                    entry.map(|mut entry| {
+                        let identity = self.feed.identity_of(&entry);
+                        strip_identity(&mut entry, self.feed, added);
+                        (entry, identity)
+                    }),
+                )
+            },
+        )
+        .map_err(|error| source_error(self.source, error))
+    }
 }
 
 /// The normalised DNs among the values of `entry` that the source's search reaches.

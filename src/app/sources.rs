@@ -85,13 +85,6 @@ pub enum SourceError {
     /// The kept snapshot is not what its files now give (`--mode delta`).
     #[error(transparent)]
     Stale(#[from] StaleSnapshot),
-    /// An entry read for a change feed holds no identity.
-    #[error(
-        "entry {} holds no {attribute} (the identity its change feed names it by); \
-         set `delta: none` on the source to read it without one",
-        quote_for_message(dn)
-    )]
-    NoIdentity { dn: String, attribute: &'static str },
 }
 
 /// Why an LDAP source's bind password cannot be had.
