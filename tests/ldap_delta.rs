@@ -102,7 +102,11 @@ impl Pair {
 }
 
 /// The source's filter: a user with `description: hidden` leaves it.
-const FILTER: &str = "(&(objectClass=inetOrgPerson)(!(description=hidden)))";
+const FILTER: &str =
+    "(|(&(objectClass=inetOrgPerson)(!(description=hidden)))(objectClass=groupOfNames))";
+
+/// The group the pool's users join and leave (in the base, a distribution list).
+const TEAM: &str = "cn=team,ou=people,dc=example,dc=com";
 
 const RULES: &str = r#"mappings:
   - name: aol-from-mail
@@ -118,11 +122,18 @@ groups:
     kind: org_unit
     source: people
     dn: ou=people,dc=example,dc=com
+  - name: "{cn}"
+    kind: distribution_list
+    source: people
+    filter: "(objectClass=groupOfNames)"
 "#;
 
 fn syncprov(session_log: Option<u32>) -> Slapd {
     let slapd = Slapd::start(Options::default().sync_provider(SyncProvider { session_log }));
     slapd.load_ldif(&users_ldif(4));
+    slapd.load_ldif(&format!(
+        "dn: {TEAM}\nobjectClass: groupOfNames\ncn: team\nmember: uid=user1,{PEOPLE_DN}\n"
+    ));
     slapd
 }
 
@@ -139,6 +150,11 @@ enum Op {
     MoveIn,
     Delete,
     Add,
+    /// The user joins the team (by its DN now).
+    Join,
+    /// A member value of the team goes (the `.1`-th but the first, which stays: a
+    /// groupOfNames needs one).
+    Leave,
 }
 
 const POOL: usize = 6;
@@ -154,6 +170,8 @@ fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, usize)> {
             1 => Just(Op::MoveIn),
             1 => Just(Op::Delete),
             2 => Just(Op::Add),
+            1 => Just(Op::Join),
+            1 => Just(Op::Leave),
         ],
         0usize..POOL,
     )
@@ -163,6 +181,8 @@ fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, usize)> {
 /// filter selects it.
 struct Pool {
     users: Vec<Option<(String, bool)>>,
+    /// The team's member values, as written (a member renamed since keeps its old DN).
+    team: Vec<String>,
     serial: usize,
 }
 
@@ -170,6 +190,7 @@ impl Pool {
     fn new() -> Pool {
         Pool {
             users: vec![None; POOL],
+            team: vec![format!("uid=user1,{PEOPLE_DN}")],
             serial: 0,
         }
     }
@@ -228,6 +249,18 @@ impl Pool {
                 self.users[n] = None;
                 Some(format!("dn: {dn}\nchangetype: delete\n"))
             }
+            (Op::Join, Some((dn, _))) if !self.team.contains(&dn) => {
+                self.team.push(dn.clone());
+                Some(format!(
+                    "dn: {TEAM}\nchangetype: modify\nadd: member\nmember: {dn}\n"
+                ))
+            }
+            (Op::Leave, _) if self.team.len() > 1 => {
+                let value = self.team.remove(1 + n % (self.team.len() - 1));
+                Some(format!(
+                    "dn: {TEAM}\nchangetype: modify\ndelete: member\nmember: {value}\n"
+                ))
+            }
             _ => None,
         }
     }
@@ -253,6 +286,8 @@ proptest::proptest! {
         pair.apply(&pair.delta, "full");
         let mut cookie = pair.cookie();
         proptest::prop_assert!(cookie.is_some(), "a full apply keeps the cookie");
+        let groups = pair.state(&pair.delta)["groups"].to_string();
+        proptest::prop_assert!(groups.contains("\"team\""), "{}", groups);
         let mut pool = Pool::new();
         for batch in batches {
             let records: Vec<String> = batch.into_iter().filter_map(|op| pool.change(op)).collect();
