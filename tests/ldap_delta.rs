@@ -513,3 +513,34 @@ fn the_controller_applies_what_changed_through_the_feed() {
     };
     assert_eq!(rows(&pair.delta), rows(&pair.full));
 }
+
+/// A store moved to the other backend (`state migrate`) keeps the LDAP snapshot, its
+/// identities and its cookie: the next delta there goes through the feed, quietly, and
+/// plans what a full read does.
+#[test]
+fn a_migrated_store_goes_on_through_the_feed() {
+    use throwaway_postgres::Backend;
+    let slapd = syncprov(Some(100));
+    let pair = Pair::new(&slapd, "uid");
+    pair.apply(&pair.full, "full");
+    pair.apply(&pair.delta, "full");
+    let other = match pair.delta.backend() {
+        Backend::Sqlite => TestStore::on(Backend::Postgres),
+        Backend::Postgres => TestStore::on(Backend::Sqlite),
+    };
+    let output = pair.run(
+        &pair.delta,
+        &["state", "migrate", "--to", &other.argument()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let mut pool = Pool::new();
+    let records: Vec<String> = [(Op::Add, 0), (Op::Join, 0), (Op::Modify, 0)]
+        .into_iter()
+        .filter_map(|op| pool.change(op))
+        .collect();
+    slapd.modify(&records.join("\n"));
+    let (full_plan, _) = pair.plan(&pair.full, "full");
+    let (delta_plan, notes) = pair.plan(&other, "delta");
+    assert_eq!(notes, "");
+    assert_eq!(delta_plan, full_plan);
+}
