@@ -628,6 +628,41 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_sum_is_the_same_in_any_order_and_takes_an_entry_out_again() {
+        let entry = |dn: &str, cn: &str| {
+            let mut entry = Entry::new(dn.to_string());
+            entry.push_value("cn", cn.as_bytes().to_vec());
+            entry
+        };
+        let (a, b, c) = (
+            entry("cn=a,dc=x", "a"),
+            entry("cn=b,dc=x", "b"),
+            entry("cn=c,dc=x", "c"),
+        );
+        let sum_of = |entries: &[&Entry]| {
+            let mut sum = EntrySum::default();
+            entries.iter().for_each(|e| sum.add(e));
+            sum
+        };
+        assert_eq!(sum_of(&[&a, &b, &c]), sum_of(&[&c, &a, &b]));
+        assert_ne!(sum_of(&[&a, &b]), sum_of(&[&a, &c]));
+        assert_ne!(sum_of(&[&a]), sum_of(&[&a, &a]));
+        let mut brought = sum_of(&[&a, &b]);
+        brought.remove(&b);
+        brought.add(&c);
+        assert_eq!(brought, sum_of(&[&c, &a]));
+        // A value that moves to another attribute is another entry.
+        let mut moved = Entry::new("cn=a,dc=x".to_string());
+        moved.push_value("sn", b"a".to_vec());
+        assert_ne!(sum_of(&[&moved]), sum_of(&[&a]));
+        let text = brought.to_text();
+        assert_eq!(EntrySum::parse(&text), Some(brought));
+        assert_eq!(EntrySum::parse("2:00"), None);
+        assert_eq!(EntrySum::parse(&text.replace(':', ";")), None);
+        assert_eq!(EntrySum::parse(&format!("x{text}")), None);
+    }
+
+    #[test]
     fn a_source_error_names_the_source_and_keeps_its_cause() {
         let error = AppError::Source {
             source_name: "hr".to_string(),

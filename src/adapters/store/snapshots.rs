@@ -160,9 +160,11 @@ pub struct KeptStanding {
 pub enum SnapshotWrite {
     /// Keep no snapshot of `source` (it cannot be kept, or the source is gone).
     Forget { source: String },
-    /// Keep `entries` as the whole snapshot `import` read.
+    /// Keep `entries` as the whole snapshot `import` read (an LDAP source's through
+    /// `feed`).
     Replace {
         import: SourceImport,
+        feed: Option<KeptFeed>,
         entries: Vec<KeptEntry>,
     },
     /// Bring the kept snapshot, which has seen the first `base_changes` change files of
@@ -579,8 +581,12 @@ impl<'t> SnapshotWriter<'t> {
         self.wrote = true;
         match write {
             SnapshotWrite::Forget { source } => self.forget(source),
-            SnapshotWrite::Replace { import, entries } => {
-                self.begin(import, None)?;
+            SnapshotWrite::Replace {
+                import,
+                feed,
+                entries,
+            } => {
+                self.begin(import, feed.as_ref())?;
                 insert_entries(self.connection, &import.source, entries, Existing::Replace)
                     .map_err(|e| self.fail(e))?;
                 Ok(())
@@ -1162,6 +1168,7 @@ mod tests {
                 &KeptWrites {
                     snapshots: vec![SnapshotWrite::Replace {
                         import: import.clone(),
+                        feed: None,
                         entries: vec![
                             row("a", Some(footprint("u1", &["aol/al"]))),
                             row("b", Some(footprint("u2", &["aol/al", "lcs/b"]))),
@@ -1262,6 +1269,7 @@ mod tests {
         };
         let replace = SnapshotWrite::Replace {
             import,
+            feed: None,
             entries: vec![
                 row("b", Some(footprint("u2", &["aol/b", "aol/b"]))),
                 row("a", Some(footprint("u1", &["aol/a"]))),
@@ -1290,6 +1298,93 @@ mod tests {
     }
 
     #[test]
+    fn an_ldap_snapshot_keeps_its_cookie_and_identities_and_advances_only_from_its_cookie() {
+        let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
+        let search = file("ldap://127.0.0.1 dc=x", "sha256:s");
+        let feed = |cookie: &str| KeptFeed {
+            feed: "syncrepl".to_string(),
+            cookie: cookie.as_bytes().to_vec(),
+            entries_digest: format!("digest of {cookie}"),
+        };
+        let replace = SnapshotWrite::Replace {
+            import: SourceImport {
+                source: "people".to_string(),
+                content: search.clone(),
+                changes: Vec::new(),
+            },
+            feed: Some(feed("c1")),
+            entries: vec![
+                row("a", Some(footprint("u1", &["aol/a"]))).with_identity([1; 16]),
+                row("b", Some(footprint("u2", &["aol/b"]))).with_identity([2; 16]),
+            ],
+        };
+        let apply = |store: &mut Store, serial, write: SnapshotWrite| {
+            store.apply_with_snapshots(
+                &empty_plan(serial),
+                RunRecord::new("t", "t"),
+                &only(vec![write]),
+                &mut |_| {},
+            )
+        };
+        apply(&mut store, 0, replace).unwrap();
+        let kept = &store.kept_snapshots().unwrap()["people"];
+        assert_eq!(kept.feed, Some(feed("c1")));
+        assert!(kept.content.path == search.path && kept.content.digest == search.digest);
+        assert_eq!(
+            store.kept_key_of("people", &[2; 16]).unwrap().as_deref(),
+            Some("b")
+        );
+        assert_eq!(store.kept_key_of("people", &[3; 16]).unwrap(), None);
+        assert_eq!(
+            store.kept_identities("people").unwrap(),
+            [([1; 16], "a".to_string()), ([2; 16], "b".to_string())]
+        );
+
+        let advance = |from: &str| SnapshotWrite::Advance {
+            source: "people".to_string(),
+            search: search.clone(),
+            from: from.as_bytes().to_vec(),
+            to: feed("c2"),
+            put: vec![row("c", Some(footprint("u3", &["aol/c"]))).with_identity([2; 16])],
+            remove: vec!["b".to_string()],
+        };
+        // From a cookie the store does not keep: another apply came between.
+        let error = apply(&mut store, 1, advance("c0")).unwrap_err();
+        assert!(matches!(error, StoreError::StaleSnapshot { .. }), "{error}");
+        assert_eq!(
+            store.kept_key_of("people", &[2; 16]).unwrap().as_deref(),
+            Some("b")
+        );
+
+        apply(&mut store, 1, advance("c1")).unwrap();
+        assert_eq!(
+            store.kept_snapshots().unwrap()["people"].feed,
+            Some(feed("c2"))
+        );
+        assert_eq!(
+            store.kept_key_of("people", &[2; 16]).unwrap().as_deref(),
+            Some("c")
+        );
+        assert_eq!(store.kept_entry("people", "b").unwrap(), None);
+        assert_eq!(producing(&store, "aol/b"), Vec::<String>::new());
+        assert_eq!(producing(&store, "aol/c"), ["c"]);
+        let mut walked = Vec::new();
+        store
+            .for_each_kept_entry("people", |key, _, identity| {
+                walked.push((key.to_string(), identity));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(
+            walked,
+            [
+                ("a".to_string(), Some(vec![1; 16])),
+                ("c".to_string(), Some(vec![2; 16]))
+            ]
+        );
+    }
+
+    #[test]
     fn an_update_lands_only_on_the_snapshot_it_was_computed_from() {
         let (_test_store, mut store) = crate::adapters::store::test_support::fresh_store();
         let import = SourceImport {
@@ -1299,6 +1394,7 @@ mod tests {
         };
         let replace = SnapshotWrite::Replace {
             import: import.clone(),
+            feed: None,
             entries: vec![row("a", Some(footprint("u1", &["aol/al"])))],
         };
         let serial = store
