@@ -544,3 +544,51 @@ fn a_migrated_store_goes_on_through_the_feed() {
     assert_eq!(notes, "");
     assert_eq!(delta_plan, full_plan);
 }
+
+/// An LDIF source beside the LDAP one: a delta plan by region brings both forward at
+/// once (a new change file, the feed's changes), quietly, to the full plan.
+#[test]
+fn an_ldif_source_and_an_ldap_source_go_forward_together() {
+    let slapd = syncprov(Some(100));
+    let pair = Pair::new(&slapd, "entryUUID");
+    let config = pair.config();
+    std::fs::create_dir(config.join("changes")).unwrap();
+    std::fs::write(
+        config.join("partners.ldif"),
+        "dn: uid=pat,ou=partners,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: pat\n\
+         cn: Pat\nsn: P\nmail: pat@example.com\nentryUUID: 00000000-0000-0000-0000-0000000000aa\n",
+    )
+    .unwrap();
+    let sources = std::fs::read_to_string(config.join("sources.yaml")).unwrap();
+    std::fs::write(
+        config.join("sources.yaml"),
+        format!(
+            "{sources}  - name: partners\n    anchor: entryUUID\n    ldif:\n      \
+             path: partners.ldif\n      changes: changes/*.ldif\n"
+        ),
+    )
+    .unwrap();
+    pair.apply(&pair.full, "full");
+    pair.apply(&pair.delta, "full");
+    std::fs::write(
+        config.join("changes/0001.ldif"),
+        "dn: uid=pia,ou=partners,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\n\
+         uid: pia\ncn: Pia\nsn: P\nmail: pia@example.com\n\
+         entryUUID: 00000000-0000-0000-0000-0000000000bb\n",
+    )
+    .unwrap();
+    let mut pool = Pool::new();
+    let records: Vec<String> = [(Op::Add, 0), (Op::Add, 1), (Op::Join, 1)]
+        .into_iter()
+        .filter_map(|op| pool.change(op))
+        .collect();
+    slapd.modify(&records.join("\n"));
+    assert_eq!(pair.step(), "");
+    let state = pair.state(&pair.delta).to_string();
+    assert!(
+        state.contains("\"pia\"") && state.contains("\"p1-2\""),
+        "{state}"
+    );
+    slapd.modify(&pool.change((Op::Delete, 0)).unwrap());
+    assert_eq!(pair.step(), "");
+}
