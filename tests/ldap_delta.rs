@@ -592,3 +592,38 @@ fn an_ldif_source_and_an_ldap_source_go_forward_together() {
     slapd.modify(&pool.change((Op::Delete, 0)).unwrap());
     assert_eq!(pair.step(), "");
 }
+
+/// Entries the bind account may not read the identity of (an ACL hides `entryUUID`)
+/// cannot be kept by it: the apply says so, keeps no snapshot, and still applies; the
+/// next delta reads in full.
+#[test]
+fn entries_without_their_identity_keep_no_snapshot_and_the_apply_goes_on() {
+    let slapd = Slapd::start(
+        Options::default()
+            .sync_provider(SyncProvider {
+                session_log: Some(100),
+            })
+            .hide_from_service("entryUUID"),
+    );
+    slapd.load_ldif(&users_ldif(3));
+    let pair = Pair::new(&slapd, "uid");
+    let notes = pair.apply(&pair.delta, "full");
+    assert!(
+        notes.contains(&format!(
+            "note: source people: entry \"uid=user1,{PEOPLE_DN}\" holds no entryUUID (the \
+             identity its syncrepl feed names it by), so no snapshot is kept and --mode \
+             delta reads it in full"
+        )),
+        "{notes}"
+    );
+    assert_eq!(pair.cookie(), None);
+    assert_eq!(
+        pair.state(&pair.delta)["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (_, notes) = pair.plan(&pair.delta, "delta");
+    assert!(notes.contains("has no kept snapshot yet"), "{notes}");
+}

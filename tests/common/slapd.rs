@@ -57,6 +57,8 @@ pub struct Options {
     pub schemas: Vec<PathBuf>,
     /// Serve RFC 4533 content synchronization (the syncprov overlay).
     pub sync_provider: Option<SyncProvider>,
+    /// Attributes the service account may not read (an `access` rule before the others).
+    pub hidden_from_service: Vec<&'static str>,
 }
 
 /// How the syncprov overlay remembers deletions.
@@ -91,6 +93,12 @@ impl Options {
     /// Sets [`Options::sync_provider`].
     pub fn sync_provider(mut self, provider: SyncProvider) -> Self {
         self.sync_provider = Some(provider);
+        self
+    }
+
+    /// Adds `attribute` to [`Options::hidden_from_service`].
+    pub fn hide_from_service(mut self, attribute: &'static str) -> Self {
+        self.hidden_from_service.push(attribute);
         self
     }
 
@@ -346,6 +354,11 @@ fn config(dir: &Path, options: &Options) -> String {
         conf.push_str(&format!(
             "TLSCACertificateFile {dir}/ca.pem\nTLSCertificateFile {dir}/server.pem\n\
              TLSCertificateKeyFile {dir}/server.key\n"
+        ));
+    }
+    for attribute in &options.hidden_from_service {
+        conf.push_str(&format!(
+            "access to attrs={attribute}\n  by dn.exact=\"{SERVICE_DN}\" none\n  by * read\n"
         ));
     }
     // Everyone may read everything, anonymous included, except passwords: those only
