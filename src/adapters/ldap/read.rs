@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::asn1::{StructureTag, PL};
 use ldap3::controls::RawControl;
@@ -137,7 +138,8 @@ async fn read_entries_async(
 }
 
 /// Reads again the entries at `dns` (a change feed named them), each with a base search
-/// under the source's filter, attributes and scope controls, on one connection, and hands
+/// under the source's filter, attributes and scope controls, on one connection (32 in
+/// flight at a time), and hands
 /// `on_entry` its index in `dns` with the entry, or `None` when there is no such entry
 /// any more or it no longer matches the filter. Ranged values are read to the end, as in
 /// the full read, so that both give the same entry.
@@ -150,16 +152,27 @@ pub fn read_each(
     let runtime = session::runtime(settings)?;
     runtime.block_on(async {
         let mut ldap = session::open(settings, credentials).await?;
-        let mut ranges = ldap.clone();
         let attributes: Vec<&str> = settings.attributes.iter().map(String::as_str).collect();
-        for (index, dn) in dns.iter().enumerate() {
-            let entry = read_one(&mut ldap, &mut ranges, settings, dn, &attributes).await?;
-            on_entry(index, entry);
+        let attributes = attributes.as_slice();
+        for (window, dns) in dns.chunks(SEARCHES_IN_FLIGHT).enumerate() {
+            // The window's searches go out together on the one connection (each on a
+            // handle of its own), and come back in order.
+            let reads = dns.iter().map(|dn| {
+                let (mut search, mut ranges) = (ldap.clone(), ldap.clone());
+                async move { read_one(&mut search, &mut ranges, settings, dn, attributes).await }
+            });
+            for (offset, entry) in join_all(reads).await.into_iter().enumerate() {
+                on_entry(window * SEARCHES_IN_FLIGHT + offset, entry?);
+            }
         }
         let _ = ldap.unbind().await;
         Ok(())
     })
 }
+
+/// Base searches of [`read_each`] in flight at once: enough to hide the round trips, few
+/// enough not to queue behind a slow server's other work.
+const SEARCHES_IN_FLIGHT: usize = 32;
 
 /// LDAP's noSuchObject result code.
 const NO_SUCH_OBJECT: u32 = 32;
