@@ -7,7 +7,9 @@
 //! entry with its identity (`entryUUID`, `objectGUID`), spooling each to a temporary file
 //! as it passes, and keeps that snapshot with the cookie in its transaction
 //! ([`FeedKeep::Whole`]). A delta read asks the feed what changed since the kept cookie
-//! and reads those entries again with the source's own search ([`ldap::read_each`]):
+//! and reads those entries again with the source's own search ([`ldap::read_each`]),
+//! with the entries whose values name them (`ReadAgain`: Active Directory re-renders a
+//! group's `member` and keeps `memberOf` as back links, changes no feed reports):
 //! then either every kept entry it did not touch streams with them (and an apply keeps
 //! the whole snapshot again), or a delta plan by region reads only the touched ones and
 //! an apply writes only those ([`FeedKeep::Advance`]). The cookie is taken before the
@@ -17,7 +19,8 @@
 //! A delta read falls back to a full read, with one note, when the kept snapshot was read
 //! with another search (URL, bind DN, base, scope, filter, attributes, `domain_scope`),
 //! through another feed than `delta:` names now, or when the server no longer honours the
-//! cookie.
+//! cookie. A source whose filter or rules read a back link is never fed
+//! ([`back_link_read`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
