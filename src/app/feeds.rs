@@ -348,6 +348,8 @@ pub(super) struct FeedChanges {
     /// By normalised DN, every entry the changes touched: what it is now, with its
     /// identity, or `None` when it is gone (deleted, moved away, out of the filter).
     pub(super) touched: BTreeMap<String, Option<(Entry, [u8; 16])>>,
+    /// The kept entry of each touched key, as the kept snapshot has it (`None`: none).
+    before: BTreeMap<String, Option<Entry>>,
     search: ImportedFile,
     from: KeptFeed,
     /// The digest of the kept entries, `from`'s.
@@ -362,10 +364,14 @@ impl FeedChanges {
         self.touched.contains_key(key)
     }
 
-    /// What an apply keeps of a delta plan by region, from the touched entries as the
-    /// kept snapshot had them (`before`, to bring the entries' digest forward).
-    pub(super) fn advance(self, source: &str, before: &[Entry]) -> FeedKeep {
-        let sum = self.entries_sum(before);
+    /// The kept entry of the touched key `key`, if the kept snapshot has one.
+    pub(super) fn before(&self, key: &str) -> Option<&Entry> {
+        self.before.get(key).and_then(Option::as_ref)
+    }
+
+    /// What an apply keeps of a delta plan by region, the entries' digest now being
+    /// `sum` ([`FeedChanges::entries_sum`]).
+    pub(super) fn advance(self, source: &str, sum: EntrySum) -> FeedKeep {
         let (mut put, mut remove) = (Vec::new(), Vec::new());
         for (key, now) in self.touched {
             match now {
@@ -388,10 +394,13 @@ impl FeedChanges {
     }
 
     /// The digest of the entries the delta reads, from the kept one: the kept entries
-    /// it touched (`before`) out, the touched entries now in.
-    pub(super) fn entries_sum(&self, before: &[Entry]) -> EntrySum {
+    /// it touched out, the touched entries now in.
+    pub(super) fn entries_sum(&self) -> EntrySum {
         let mut sum = self.kept_sum;
-        before.iter().for_each(|entry| sum.remove(entry));
+        self.before
+            .values()
+            .flatten()
+            .for_each(|entry| sum.remove(entry));
         for (entry, _) in self.touched.values().flatten() {
             sum.add(entry);
         }
@@ -401,7 +410,7 @@ impl FeedChanges {
 
 /// How a delta read of an LDAP source went.
 pub(super) enum FeedDelta {
-    Changed(FeedChanges),
+    Changed(Box<FeedChanges>),
     /// The kept snapshot cannot be brought forward: read in full, for this reason.
     ReadInFull(String),
 }
@@ -470,21 +479,26 @@ pub(super) fn open_feed_delta(
         base: Dn::parse(&settings.base_dn).ok(),
     };
     let mut touched = reading.changed(changes.changed, &changes.deletions)?;
-    if let Err(why) = reading.referenced(&mut touched)? {
-        return read_in_full(why);
-    }
-    Ok(FeedDelta::Changed(FeedChanges {
+    let before = match reading.referenced(&mut touched)? {
+        Ok(before) => before,
+        Err(why) => return read_in_full(why),
+    };
+    Ok(FeedDelta::Changed(Box::new(FeedChanges {
         touched,
+        before,
         search,
         from: from.clone(),
         kept_sum,
         feed,
         cookie: changes.cookie,
-    }))
+    })))
 }
 
 /// Touched entries: by normalised DN, each entry now with its identity, or `None`.
 type Touched = BTreeMap<String, Option<(Entry, [u8; 16])>>;
+
+/// Kept entries: by normalised DN, each as the kept snapshot has it, or `None`.
+type Kept = BTreeMap<String, Option<Entry>>;
 
 /// An entry read again and the identity it holds, or `None` when it is gone or out of
 /// the filter.
@@ -554,13 +568,17 @@ impl ReadAgain<'_> {
     /// These are read again into `touched`: each DN a touched entry named before or names
     /// now, that it does not name both times (or every one, when the entry moved or
     /// went), and the kept group entries listing one that moved or went.
-    /// `Ok(Err(why))` when one cannot be kept (it holds no identity).
-    fn referenced(&self, touched: &mut Touched) -> Result<Result<(), String>, AppError> {
+    /// Answers the kept entry of every touched key, read on the way; `Ok(Err(why))` when
+    /// one cannot be kept (it holds no identity).
+    fn referenced(&self, touched: &mut Touched) -> Result<Result<Kept, String>, AppError> {
         let (source, settings, store) = (self.source, self.settings, self.store);
+        let kept = |key: &str| {
+            kept_entry(store, &source.name, key).map_err(|error| source_error(source, error))
+        };
         let mut referenced: BTreeSet<String> = BTreeSet::new();
+        let mut befores = Kept::new();
         for (key, after) in touched.iter() {
-            let before = kept_entry(store, &source.name, key)
-                .map_err(|error| source_error(source, error))?;
+            let before = kept(key)?;
             let after = after.as_ref().map(|(entry, _)| entry);
             let names =
                 |entry: Option<&Entry>| dn_values(entry, self.base.as_ref(), settings.scope);
@@ -576,16 +594,21 @@ impl ReadAgain<'_> {
             if moved && before.is_some() {
                 referenced.extend(store.kept_listing(&source.name, key)?);
             }
+            befores.insert(key.clone(), before);
         }
         referenced.retain(|key| !touched.contains_key(key));
         let dns: Vec<String> = referenced.into_iter().collect();
         let mut reread = Vec::new();
         self.read(&dns, &mut |index, entry| reread.push((index, entry)))?;
         for (index, entry) in reread {
-            let key = &dns[index];
+            let key = match &entry {
+                Some((entry, _)) => normalize_dn(&entry.dn),
+                None => dns[index].clone(),
+            };
+            let before = kept(&key)?;
             match entry {
                 Some((entry, Some(identity))) => {
-                    touched.insert(normalize_dn(&entry.dn), Some((entry, identity)));
+                    touched.insert(key.clone(), Some((entry, identity)));
                 }
                 Some((entry, None)) => {
                     return Ok(Err(format!(
@@ -594,14 +617,14 @@ impl ReadAgain<'_> {
                         self.feed.identity_attribute()
                     )))
                 }
-                None => {
-                    if store.kept_entry(&source.name, key)?.is_some() {
-                        touched.insert(key.clone(), None);
-                    }
+                None if before.is_some() => {
+                    touched.insert(key.clone(), None);
                 }
+                None => continue,
             }
+            befores.insert(key, before);
         }
-        Ok(Ok(()))
+        Ok(Ok(befores))
     }
 
     /// The entries at `dns`, read again with the source's search: each as a full read

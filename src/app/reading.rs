@@ -251,7 +251,7 @@ fn read_ldap_source(
                     FeedDelta::Changed(changes) => {
                         return feeds::stream_feed_delta(
                             source,
-                            changes,
+                            *changes,
                             store,
                             reading.keep_feeds,
                             digest,

@@ -113,16 +113,14 @@ pub(super) fn plan_by_region(
                 // The full read that follows says why.
                 FeedDelta::ReadInFull(_) => return Ok(ByRegion::ReadEverything(None)),
             };
-            let mut before = Vec::new();
             for (key, after) in &changes.touched {
-                let was = kept_entry(store, &source.name, key)
-                    .map_err(|message| source_error(source, message))?;
-                before.extend(was.clone());
+                let was = changes.before(key).cloned();
                 let after = after.as_ref().map(|(entry, _)| entry.clone());
                 region.insert(&source.name, key, was, after);
             }
-            digest.entries(&changes.entries_sum(&before));
-            feeds.push(changes.advance(&source.name, &before));
+            let sum = changes.entries_sum();
+            digest.entries(&sum);
+            feeds.push(changes.advance(&source.name, sum));
             continue;
         }
         let Delta { overlay, import } =

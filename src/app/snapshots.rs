@@ -735,11 +735,19 @@ fn kept_entry_row(
     entry: &Entry,
     preparer: Option<&EntryPreparer>,
 ) -> Result<KeptEntry, UnkeepableEntry> {
-    Ok(KeptEntry::new(
-        key,
-        entry_record(entry)?,
-        preparer.map(|p| p.footprint(&p.prepare(source, entry))),
-    )?)
+    kept_record_row(source, key, entry_record(entry)?, entry, preparer)
+}
+
+/// `entry` of `source` as a row to keep, `record` being its LDIF record.
+fn kept_record_row(
+    source: &str,
+    key: String,
+    record: Vec<u8>,
+    entry: &Entry,
+    preparer: Option<&EntryPreparer>,
+) -> Result<KeptEntry, UnkeepableEntry> {
+    let footprint = preparer.map(|p| p.footprint(&p.prepare(source, entry)));
+    Ok(KeptEntry::new(key, record, footprint)?)
 }
 
 /// The entries of an LDAP source spooled as they were read, as rows to keep (see
@@ -758,9 +766,8 @@ fn read_spool(
             let row = parse_entry_record(&record)
                 .map_err(|e| RereadError::Spool(std::io::Error::other(e.to_string())))
                 .and_then(|entry| {
-                    let footprint = preparer.map(|p| p.footprint(&p.prepare(source, &entry)));
-                    KeptEntry::new(normalize_dn(&entry.dn), record, footprint)
-                        .map_err(|e| UnkeepableEntry::from(e).into())
+                    let key = normalize_dn(&entry.dn);
+                    kept_record_row(source, key, record, &entry, preparer).map_err(Into::into)
                 });
             match row {
                 Ok(row) => rows.push(row.with_identity(identity)),
