@@ -185,6 +185,21 @@ pub enum Command {
         #[arg(long, conflicts_with = "listen")]
         once: bool,
     },
+    /// The employees' self-registration page and the lookup API, from the config's
+    /// `self_service` section and the store, until SIGTERM or SIGINT. Also serves
+    /// /livez, /healthz and /metrics.
+    Serve {
+        /// Where to listen: HOST:PORT, or a bare PORT for 127.0.0.1:PORT.
+        #[arg(long, value_name = "ADDRESS", value_parser = parse_listen)]
+        listen: SocketAddr,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key); cookies are
+        /// then `Secure`.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
     /// Show a plan saved by `plan --out` as text or Markdown (like `terraform show`):
     /// reads the file only.
     Show {

@@ -46,11 +46,12 @@ fn main() -> ExitCode {
             | Command::Drift { .. }
             | Command::Discover { .. }
             | Command::Run { .. }
+            | Command::Serve { .. }
     );
     if let (Some(rev), false) = (&cli.common.rev, takes_rev) {
         eprintln!(
-            "error: --rev {rev}: only validate, plan, apply, status, export, discover, drift \
-             and run read a revision"
+            "error: --rev {rev}: only validate, plan, apply, status, export, discover, drift, \
+             run and serve read a revision"
         );
         return ExitCode::FAILURE;
     }
@@ -119,6 +120,7 @@ fn main() -> ExitCode {
                 im_name: &im_name,
                 account_dn: &account,
                 source,
+                per_account: None,
             };
             let allow = if allow_protected {
                 app::AllowProtected::Record
@@ -143,6 +145,17 @@ fn main() -> ExitCode {
         Command::Run { listen, once } => {
             app::run_command(&context, app::RunOptions { listen, once })
         }
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => app::serve_command(
+            &context,
+            app::ServeOptions {
+                listen,
+                tls: tls_cert.zip(tls_key),
+            },
+        ),
         Command::Show { plan, format } => app::show_plan(&context, &plan, format),
         Command::Schema => app::schema(),
     };

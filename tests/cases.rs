@@ -96,7 +96,7 @@ fn run_case(case: &Path) -> Result<(), String> {
                     (protocol, &config.rules.protocol(protocol).name_key(name)),
                     name,
                     dn,
-                    source,
+                    (source, None),
                     run_record(),
                 )
                 .map_err(|e| e.to_string())?;

@@ -143,3 +143,50 @@ fn a_broken_source_is_reported_once_and_its_references_are_not_unknown() {
     assert_eq!(code, Some(1));
     assert_eq!(out, "");
 }
+
+#[test]
+fn every_problem_of_a_self_service_section_is_located() {
+    let ldap = "sources:\n  - name: people\n    ldap:\n      url: ldap://127.0.0.1:1\n      \
+                anonymous: true\n      base_dn: dc=example,dc=com\n";
+    let section = "self_service:\n  source: corp\n  login_attribute: userPassword\n  \
+                   protocols: []\n  max_per_account: 0\n  idle_timeout_minutes: 9999\n  \
+                   trusted_header:\n    name: \"X Remote\"\n    proxies: [\"10.0.0.300\"]\n";
+    let (code, stdout, stderr) = validate(&[
+        ("sources.yaml", SOURCES.as_bytes()),
+        ("ldap.yaml", ldap.as_bytes()),
+        ("self.yaml", section.as_bytes()),
+    ]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let expected = [
+        "self.yaml:2:3: self_service.source corp is an LDIF source: people sign in by binding to an LDAP source",
+        "self.yaml:3:3: self_service.login_attribute \"userPassword\" is not an attribute people sign in with (an attribute name, not a secret one)",
+        "self.yaml:4:3: self_service.protocols names no protocol: list those people may register names for",
+        "self.yaml:5:3: self_service.max_per_account must be 1 to 1000, not 0",
+        "self.yaml:6:3: self_service.idle_timeout_minutes must be 1 to 1440, not 9999",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "{line:?} not in:\n{stderr}");
+    }
+    assert!(
+        stderr.contains(
+            "self.yaml:7:3: self_service.trusted_header.name \"X Remote\" is not a header name"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("self.yaml:9:5: self_service.trusted_header.proxies: \"10.0.0.300\" is not an IP address"), "{stderr}");
+    // A second file setting the section, and a source nobody defined.
+    let other = section.replace("source: corp", "source: nowhere");
+    let (_, _, stderr) = validate(&[
+        ("sources.yaml", SOURCES.as_bytes()),
+        ("a.yaml", other.as_bytes()),
+        ("b.yaml", section.as_bytes()),
+    ]);
+    assert!(
+        stderr.contains("self_service.source nowhere is not a source of the config"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("section self_service is set in more than one file"),
+        "{stderr}"
+    );
+}

@@ -311,7 +311,7 @@ proptest! {
         for (name, owner, self_service) in &manual {
             let source = if *self_service { RegistrationSource::SelfService } else { RegistrationSource::Manual };
             let local = LOCALS[*name as usize];
-            let _ = store.register(("aol", &im_name_key(local)), local, &format!("uid=u{owner},ou=People,dc=example,dc=com"), source, run());
+            let _ = store.register(("aol", &im_name_key(local)), local, &format!("uid=u{owner},ou=People,dc=example,dc=com"), (source, None), run());
         }
         let unmanaged_before: Vec<_> = store.load().unwrap().registrations.into_iter().filter(|(_, r)| r.owner.is_none()).collect();
         for (users, groups, variant) in steps {

@@ -3,7 +3,7 @@
 
 LDIF files and YAML configs from tests/cases and examples are taken whole; filters,
 templates and DNs are the YAML's string values (and the LDIF's `dn:` lines) that look
-like one, and the string literals of their modules' unit tests. The hand-written seeds (http_head, saved_plan, some LDIF change records) are
+like one, and the string literals of their modules' unit tests. The hand-written seeds (web_input, saved_plan, some LDIF change records) are
 kept as they are. Run from anywhere; rerun when the test inputs change much.
 """
 import hashlib

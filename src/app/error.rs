@@ -214,7 +214,18 @@ pub enum AppError {
     /// The system could not start a thread.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),
-    /// `run --listen ADDRESS` could not bind.
+    /// `serve` without a usable `self_service` section.
+    #[error(
+        "registrar serve needs a self_service section naming an LDAP source (see the README, \"registrar serve\")"
+    )]
+    NoSelfService,
+    /// `serve`: the API's tokens file cannot be used.
+    #[error(transparent)]
+    TokensFile(#[from] super::serve::TokensFileError),
+    /// `serve --tls-cert/--tls-key`: the certificate or key cannot be used.
+    #[error("--tls-cert/--tls-key: {0}")]
+    Tls(#[from] super::web::listener::TlsFileError),
+    /// `run --listen` or `serve --listen ADDRESS` could not bind.
     #[error("cannot listen on {address}: {error}")]
     Listen {
         address: SocketAddr,

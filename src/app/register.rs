@@ -24,6 +24,9 @@ pub struct UnmanagedRegistration<'a> {
     pub account_dn: &'a str,
     /// `Manual` or `Self_`: never `Ldap`, which only mappings write.
     pub source: RegistrationSource,
+    /// The most registrations of `source` the account may hold (self-service's
+    /// `max_per_account`); `None`: no limit.
+    pub per_account: Option<u32>,
 }
 
 /// What to do when the account is a protected principal.
@@ -84,7 +87,7 @@ pub fn register_unmanaged(
         (registration.protocol, &name_key),
         im_name,
         account_dn,
-        registration.source,
+        (registration.source, registration.per_account),
         run,
     )?;
     Ok(Registered { anchor, protected })

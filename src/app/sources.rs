@@ -547,7 +547,10 @@ fn open_ldif<'d>(
 /// The password and CA certificates an LDAP source needs. The password comes from the
 /// environment or a file on disk (never from git, never from YAML); the CA file from
 /// the same files as the config, so that `--rev` reads the committed one.
-fn credentials(settings: &LdapSettings, files: &Tree) -> Result<Credentials, SourceError> {
+pub(super) fn credentials(
+    settings: &LdapSettings,
+    files: &Tree,
+) -> Result<Credentials, SourceError> {
     let password = match &settings.bind {
         LdapBind::Anonymous => None,
         LdapBind::Simple { password, .. } => Some(fetch_password(password)?),

@@ -10,7 +10,7 @@ use super::check_references::check_references;
 use super::locate::Locator;
 use super::parse::{ParsedFile, UnreadSources};
 use super::problem::{ConfigProblem, Location, UnreadableFile};
-use super::settings::{LdapBind, LdapSettings, SourceLocation, SourceSettings};
+use super::settings::{LdapBind, LdapSettings, SelfService, SourceLocation, SourceSettings};
 use registrar_core::dn::normalize_dn;
 use registrar_core::model::Rules;
 
@@ -24,10 +24,11 @@ pub(super) fn check(
     unread: &UnreadSources,
     check_file: DataFileCheck<'_>,
     problems: &mut Vec<ConfigProblem>,
-) -> (Rules, Vec<SourceSettings>) {
+) -> Checked {
     let mut checker = Checker {
         rules: Rules::default(),
         settings: Vec::new(),
+        self_service: None,
         names: BTreeMap::new(),
         sections: BTreeMap::new(),
         problems,
@@ -44,7 +45,9 @@ pub(super) fn check(
         checker.policy(config.policy.as_ref(), &locate);
         checker.protocols(&config.protocols, &locate);
         checker.schedules(&config.schedules, &locate);
+        checker.self_service(config.self_service.as_ref(), &locate);
     }
+    checker.self_service_source();
     check_references(
         parsed,
         unread,
@@ -55,10 +58,19 @@ pub(super) fn check(
     checker.finish()
 }
 
+/// What the checks make of every file together.
+pub(super) struct Checked {
+    pub(super) rules: Rules,
+    pub(super) sources: Vec<SourceSettings>,
+    pub(super) self_service: Option<SelfService>,
+}
+
 /// What the checks have gathered so far, over every file.
 pub(super) struct Checker<'p> {
     pub(super) rules: Rules,
     pub(super) settings: Vec<SourceSettings>,
+    /// The `self_service` section and where its `source` is, once a file set it.
+    pub(super) self_service: Option<(SelfService, Location)>,
     /// Where each (kind, name) was first defined: names are unique per kind.
     pub(super) names: BTreeMap<(&'static str, String), Location>,
     /// Where each section that only one file may set was set.
@@ -97,10 +109,11 @@ impl Checker<'_> {
 
     /// The rules and settings, every file in: each LDAP source's bind DN made a protected
     /// principal (DESIGN rule 9), and everything in name order.
-    fn finish(self) -> (Rules, Vec<SourceSettings>) {
+    fn finish(self) -> Checked {
         let Checker {
             mut rules,
             mut settings,
+            self_service,
             ..
         } = self;
         for source in &settings {
@@ -116,6 +129,10 @@ impl Checker<'_> {
         rules.mappings.sort_by(|a, b| a.name.cmp(&b.name));
         rules.groups.sort_by(|a, b| a.owner.cmp(&b.owner));
         settings.sort_by(|a, b| a.name.cmp(&b.name));
-        (rules, settings)
+        Checked {
+            rules,
+            sources: settings,
+            self_service: self_service.map(|(section, _)| section),
+        }
     }
 }

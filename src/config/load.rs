@@ -121,7 +121,7 @@ fn load_all(
             None => unread.some_unnamed |= has_sources_section(file),
         }
     }
-    let (rules, sources) = check(&parsed, &unread, check_file, &mut problems);
+    let checked = check(&parsed, &unread, check_file, &mut problems);
     let mut schedules: Vec<Schedule> = parsed
         .iter()
         .flat_map(|parsed| &parsed.config.schedules)
@@ -141,11 +141,12 @@ fn load_all(
     drop(parsed);
     if problems.is_empty() {
         Ok(Config {
-            rules,
-            sources,
+            rules: checked.rules,
+            sources: checked.sources,
             files,
             schedules,
             object_types_file,
+            self_service: checked.self_service,
         })
     } else {
         problems.sort();

@@ -16,6 +16,7 @@ mod check;
 mod check_lists;
 mod check_references;
 mod check_sections;
+mod check_self_service;
 mod check_sources;
 mod ldap_settings;
 mod load;
@@ -33,6 +34,7 @@ pub use ldap_settings::LdapSettingsError;
 pub use load::{load, load_dir, load_texts};
 pub use problem::{ConfigError, ConfigProblem, Location, UnreadableFile};
 pub use settings::{
-    Config, ConfigText, LdapBind, LdapSettings, PasswordFrom, Schedule, SourceLocation,
-    SourceSettings, DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT_SECONDS,
+    Config, ConfigText, LdapBind, LdapSettings, PasswordFrom, Schedule, SelfService,
+    SourceLocation, SourceSettings, TrustedHeader, DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT_SECONDS,
 };

@@ -54,6 +54,10 @@ pub struct ConfigFile {
     /// When `registrar run` reconciles.
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
+    /// The employees' self-registration page and the lookup API (`registrar serve`).
+    /// At most one file may set it.
+    #[serde(default)]
+    pub self_service: Option<SelfServiceSpec>,
 }
 
 impl ConfigFile {
@@ -69,6 +73,7 @@ impl ConfigFile {
             policy,
             protocols,
             schedules,
+            self_service,
         } = part;
         self.sources.extend(sources);
         self.object_types = object_types.or(self.object_types.take());
@@ -79,6 +84,7 @@ impl ConfigFile {
         self.policy = policy.or(self.policy.take());
         self.protocols.extend(protocols);
         self.schedules.extend(schedules);
+        self.self_service = self_service.or(self.self_service.take());
     }
 }
 
@@ -351,6 +357,49 @@ pub struct PolicySpec {
     #[serde(default)]
     #[schemars(range(min = 0.0, max = 100.0))]
     pub max_delete_percent: Option<f64>,
+}
+
+/// The employees' self-registration page and the lookup API (`registrar serve`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfServiceSpec {
+    /// The LDAP source people sign in against: its connection and bind find the person's
+    /// entry under its base, scope and filter, then `serve` binds as that entry with the
+    /// password given.
+    pub source: Name,
+    /// The attribute a person signs in with, e.g. `uid` or `sAMAccountName`.
+    pub login_attribute: String,
+    /// The protocols people may register names for themselves.
+    pub protocols: Vec<Name>,
+    /// The most self registrations one account may hold (default 5).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_per_account: Option<u32>,
+    /// Minutes without a request after which a session ends (default 30).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1440))]
+    pub idle_timeout_minutes: Option<u32>,
+    /// Sign-in by a header a reverse proxy sets after its own authentication, instead of
+    /// the password form. Only the listed proxy addresses may send it.
+    #[serde(default)]
+    pub trusted_header: Option<TrustedHeaderSpec>,
+    /// A file listing the lookup API's bearer tokens by their SHA-256 (64 hex digits a
+    /// line, `#` comments); outside git, like `password_file`. Without it, the API is off.
+    #[serde(default)]
+    pub api_tokens_file: Option<String>,
+}
+
+/// Sign-in by a reverse proxy's header.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedHeaderSpec {
+    /// The header carrying the signed-in person's login (the `login_attribute` value);
+    /// default `X-Remote-User`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The proxies' addresses (IPv4 or IPv6, no ranges); a request with the header from
+    /// any other address is refused (403).
+    pub proxies: Vec<String>,
 }
 
 /// A controller schedule.

@@ -124,7 +124,38 @@ pub struct Config {
     pub schedules: Vec<Schedule>,
     /// The file that sets `object_types`, if one does (the defaults apply otherwise).
     pub object_types_file: Option<PathBuf>,
+    /// The `self_service` section, checked; `None` when no file sets it.
+    pub self_service: Option<SelfService>,
 }
+
+/// The checked `self_service` section (`registrar serve`).
+#[derive(Debug, Clone)]
+pub struct SelfService {
+    /// An LDAP source of the config.
+    pub source: String,
+    pub login_attribute: String,
+    /// Lowercase, sorted, each once.
+    pub protocols: Vec<String>,
+    pub max_per_account: u32,
+    pub idle_timeout: Duration,
+    pub trusted_header: Option<TrustedHeader>,
+    pub api_tokens_file: Option<PathBuf>,
+}
+
+/// Sign-in by a reverse proxy's header.
+#[derive(Debug, Clone)]
+pub struct TrustedHeader {
+    /// The header's name, lowercase.
+    pub name: String,
+    pub proxies: Vec<std::net::IpAddr>,
+}
+
+/// `self_service.max_per_account` when unset.
+pub const DEFAULT_MAX_SELF_REGISTRATIONS: u32 = 5;
+/// `self_service.idle_timeout_minutes` when unset.
+pub const DEFAULT_IDLE_TIMEOUT_MINUTES: u32 = 30;
+/// `self_service.trusted_header.name` when unset.
+pub const DEFAULT_TRUSTED_HEADER: &str = "x-remote-user";
 
 /// A controller schedule, its cron expression parsed.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 //! - [`changes`]: the change feeds (RFC 4533 content synchronization, DirSync): which
 //!   entries changed since a cookie.
 //! - [`controls`]: the BER of the feeds' controls, decoded without panics.
+//! - [`sign_in`]: proving who a person is, by login and password (`registrar serve`).
 //! - [`error`]: what failed, never with the password.
 
 mod changes;
@@ -13,6 +14,7 @@ mod controls;
 mod error;
 mod read;
 mod session;
+mod sign_in;
 
 pub use changes::{
     changes_since, server_features, ChangedEntry, Changes, Deletions, Feed, FeedOutcome,
@@ -21,3 +23,4 @@ pub use changes::{
 pub use error::{EntryError, LdapReadError, RangeError};
 pub use read::{read_each, read_entries, SearchSummary};
 pub use session::{Credentials, Password};
+pub use sign_in::{find_person, password_matches, DirectoryPerson, Found};

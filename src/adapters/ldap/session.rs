@@ -25,6 +25,16 @@ impl Password {
     pub fn new(secret: String) -> Self {
         Password(secret)
     }
+
+    /// Whether the password is empty (a bind with it would be anonymous).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The secret itself, for the one call that sends it (a bind).
+    pub(super) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Password {

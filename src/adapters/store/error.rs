@@ -51,6 +51,23 @@ pub enum StoreError {
         account: String,
         held_by: String,
     },
+    /// The account holds as many registrations of this source as it may
+    /// (`self_service.max_per_account`).
+    #[error("{account} already holds {limit} {kind} registrations, the most it may; nothing was recorded")]
+    RegistrationLimit {
+        account: String,
+        kind: &'static str,
+        limit: u32,
+    },
+    /// The registration to remove is not one the account registered itself (or is gone).
+    #[error(
+        "{protocol} name {im_name:?} is not a self registration of {account}; nothing was removed"
+    )]
+    NotOwnRegistration {
+        protocol: String,
+        im_name: String,
+        account: String,
+    },
     /// A snapshot write does not land: the kept snapshot of `source` is not the one it was
     /// computed from (another apply came between).
     #[error(

@@ -12,6 +12,7 @@
 //! upgrades), `read.rs` (state rows), `serial.rs`, `history.rs` (runs), `apply.rs` (the
 //! apply transaction), `changes.rs` and `change.rs` (writing a plan's changes),
 //! `hashes.rs` (drift hashes), `leadership.rs` (which controller leads), `register.rs`,
+//! `self_service.rs` (what `serve` reads and removes),
 //! `snapshots.rs`, `bulk.rs` (bulk writes), `copy.rs` (a whole store into an empty one,
 //! and table digests), `error.rs`, and `allocator.rs` (SQLite over mimalloc, the only
 //! unsafe).
@@ -32,6 +33,7 @@ mod migrations;
 mod open;
 mod read;
 mod register;
+mod self_service;
 mod serial;
 mod snapshots;
 #[cfg(test)]
@@ -48,6 +50,7 @@ pub use leadership::LEADER_LOCK;
 pub use location::StoreLocation;
 pub use open::Store;
 pub use read::ManagedCounts;
+pub use self_service::{HeldName, Holder};
 pub use snapshots::{
     EntryRow, KeptEntry, KeptFeed, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite,
     SnapshotWriter, Standing,

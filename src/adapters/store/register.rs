@@ -13,13 +13,16 @@ use registrar_core::state::RegistrationSource;
 impl Store {
     /// Records a manual or self registration of `im_name` on `protocol`, under its
     /// `name_key` (see [`registrar_core::model::ProtocolRule::name_key`]). An account DN the
-    /// store does not know becomes an unmanaged account. Returns the account's anchor.
+    /// store does not know becomes an unmanaged account. With `per_account`, refused
+    /// when the account (every anchor of its DN) already holds that many registrations of
+    /// `source`: counted in the same transaction, so two at once cannot both pass. Returns
+    /// the account's anchor.
     pub fn register(
         &mut self,
         (protocol, name_key): (&str, &str),
         im_name: &str,
         account_dn: &str,
-        source: RegistrationSource,
+        (source, per_account): (RegistrationSource, Option<u32>),
         mut run: RunRecord,
     ) -> Result<String, StoreError> {
         let location = self.location.clone();
@@ -55,6 +58,23 @@ impl Store {
                 account,
                 held_by: held_source,
             });
+        }
+        if let Some(limit) = per_account {
+            let held: i64 = transaction
+                .query_row(
+                    "SELECT COUNT(*) FROM registrations r JOIN accounts a ON a.anchor = r.account \
+                     WHERE a.dn_key = ?1 AND r.source = ?2",
+                    params![dn_key, source.name()],
+                    |row| row.get(0),
+                )
+                .map_err(fail)?;
+            if held >= i64::from(limit) {
+                return Err(StoreError::RegistrationLimit {
+                    account: account_dn.to_string(),
+                    kind: source.name(),
+                    limit,
+                });
+            }
         }
         let existing: Option<String> = transaction
             .query_row(

@@ -62,7 +62,7 @@ mod tests {
                 ("xmpp", "carol"),
                 "carol",
                 "cn=carol,dc=x",
-                RegistrationSource::Manual,
+                (RegistrationSource::Manual, None),
                 RunRecord::new("register", "t"),
             )
             .unwrap_err();

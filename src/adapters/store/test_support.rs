@@ -44,7 +44,7 @@ pub(super) fn store_with_one_registration() -> (TestStore, Store) {
             ("xmpp", "bob"),
             "bob",
             "cn=bob,dc=x",
-            RegistrationSource::Manual,
+            (RegistrationSource::Manual, None),
             RunRecord::new("register", "t"),
         )
         .unwrap();

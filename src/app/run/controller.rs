@@ -17,7 +17,7 @@ use super::lead::Lead;
 use super::report::{RunOutcome, RunReport};
 use super::scheduler::{Backoff, Hooks, Ran, Scheduler, SystemClock};
 use super::telemetry::Telemetry;
-use super::{http, lock, scheduler};
+use super::{lock, scheduler};
 use crate::adapters::store::Store;
 use crate::app::apply::{apply_recorded, Imported};
 use crate::app::clock::{rfc3339, Started};
@@ -26,8 +26,16 @@ use crate::app::drift::drift_report;
 use crate::app::error::AppError;
 use crate::app::reading::read_config;
 use crate::app::reconcile::{reconcile_with, Purpose};
+use crate::app::web::health::health_routes;
+use crate::app::web::{guards, listener};
 use crate::config::raw::ScheduleAction;
 use crate::config::Schedule;
+
+/// What the health listener allows: a few connections, each quick.
+const HEALTH_LIMITS: listener::Limits = listener::Limits {
+    connections: 16,
+    head_timeout: Duration::from_secs(5),
+};
 
 /// Runs that changed nothing stay in the history until this many newer runs exist;
 /// runs that changed the store stay for good.
@@ -162,12 +170,19 @@ impl Controller {
         let mut scheduler = Scheduler::new(&config.schedules, Backoff::DEFAULT, Utc::now());
         log_schedules(&scheduler);
         if let Some(address) = options.listen {
-            let listener = http::bind(address).await?;
+            let listener = listener::bind(address).await?;
             let bound = listener.local_addr().unwrap_or(address);
             log(&format!(
                 "listening on http://{bound} (/healthz, /livez, /metrics)"
             ));
-            tokio::spawn(http::serve(listener, self.telemetry.clone()));
+            let routes = guards::guarded(health_routes(self.telemetry.clone()), false, 0);
+            tokio::spawn(listener::serve(
+                listener,
+                None,
+                routes,
+                HEALTH_LIMITS,
+                std::future::pending(),
+            ));
         }
         let mut hooks = LogHooks {
             telemetry: self.telemetry.clone(),

@@ -6,7 +6,8 @@
 //! lets several share a PostgreSQL store, one leading and the others standing by; `follow.rs` gets the
 //! followed branch's newest commit; [`scheduler`] decides when runs happen (one at a
 //! time, coalescing fires, backing off after failures); `report.rs` says what one run
-//! did; [`telemetry`] and [`http`] show health and metrics. `controller.rs` wires them:
+//! did; [`telemetry`] keeps health and metrics, which `run --listen` serves through the
+//! shared HTTP stack (`app/web/`). `controller.rs` wires them:
 //! it runs one pass of the schedule's action (`plan`, `apply` or `drift`) through the
 //! same `reconcile` and apply as the commands, in `spawn_blocking`, and turns
 //! SIGTERM/SIGINT into a clean stop. This file only declares and re-exports.
@@ -17,7 +18,6 @@
 
 mod controller;
 mod follow;
-pub mod http;
 mod lead;
 mod lock;
 mod report;
