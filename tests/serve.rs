@@ -366,6 +366,15 @@ fn behind_a_proxy_only_the_proxys_header_names_anyone() {
         let response = request(&site.address, "GET", "/", &headers, "");
         assert_eq!(response.status, 401, "{headers:?}: {}", response.body);
     }
+    // The header twice (a proxy that adds its own beside the client's): nobody.
+    let twice = request(
+        &site.address,
+        "GET",
+        "/",
+        &[("X-Remote-User", "user1"), ("X-Remote-User", "user2")],
+        "",
+    );
+    assert_eq!(twice.status, 401, "{}", twice.body);
     let form = request(
         &site.address,
         "POST",
@@ -686,8 +695,9 @@ fn sign_in_proves_exactly_one_person_or_nobody() {
     assert!(
         session.starts_with("registrar_session=") && session.contains("HttpOnly; SameSite=Strict")
     );
-    // A login that is a filter (`*` matches everyone unless escaped) proves nobody.
-    let wildcard = sign_in_by_http(&site, "*", &password_of("user1"), None);
+    // A login that is a filter proves nobody: unescaped, `user1*` would match user1 alone
+    // and sign in with user1's password.
+    let wildcard = sign_in_by_http(&site, "user1*", &password_of("user1"), None);
     assert_eq!(wildcard.status, 401);
     assert!(wildcard.body.contains("Wrong login or password."));
     // Another site's form (no matching token) signs nobody in, even with the password.
@@ -722,4 +732,22 @@ fn sign_in_proves_exactly_one_person_or_nobody() {
         "{log}"
     );
     assert!(!log.contains(&password_of("user2")) && !log.contains(&password_of("user1")));
+}
+
+#[test]
+fn sign_ins_sent_at_once_are_counted_before_the_directory_answers() {
+    let site = Site::start("");
+    let refusals: Vec<u16> = std::thread::scope(|scope| {
+        let attempts: Vec<_> = (0..12)
+            .map(|_| scope.spawn(|| sign_in_by_http(&site, "user2", "guess", None).status))
+            .collect();
+        attempts.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    let wrong = refusals.iter().filter(|&&status| status == 401).count();
+    let locked = refusals.iter().filter(|&&status| status == 429).count();
+    assert_eq!((wrong, locked), (5, 7), "{refusals:?}");
+    // The right password now meets the lock too.
+    let late = sign_in_by_http(&site, "user2", &password_of("user2"), None);
+    assert_eq!(late.status, 429);
+    assert!(late.body.contains("Sign-in locked"));
 }

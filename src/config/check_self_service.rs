@@ -122,7 +122,7 @@ impl Checker<'_> {
         let mut proxies = Vec::with_capacity(spec.proxies.len());
         for proxy in &spec.proxies {
             match proxy.trim().parse::<IpAddr>() {
-                Ok(address) => proxies.push(address),
+                Ok(address) => proxies.push(address.to_canonical()),
                 Err(_) => self.problem(
                     locate.token_after(at, "proxies"),
                     format!(

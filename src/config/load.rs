@@ -192,7 +192,7 @@ mod tests {
                 "a.yaml:5:38: mappings[1]: invalid template \"{x\": column 1: unclosed '{': missing '}' (write '{{' for a literal '{')",
                 "a.yaml:6:54: unknown source \"nope\" (known: corp)",
                 "a.yaml:7:5: duplicate mapping name \"c\" (first defined at a.yaml:6:5)",
-                "a.yaml:8:1: unknown field `colour`, expected one of `sources`, `object_types`, `accounts`, `mappings`, `groups`, `exclusions`, `policy`, `protocols`, `schedules`",
+                "a.yaml:8:1: unknown field `colour`, expected one of `sources`, `object_types`, `accounts`, `mappings`, `groups`, `exclusions`, `policy`, `protocols`, `schedules`, `self_service`",
                 "b.yaml:2:1: did not find expected node content",
             ]
         );

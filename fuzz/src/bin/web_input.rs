@@ -21,7 +21,7 @@ fn main() {
                 assert!(sessions.resume(value, Instant::now()).is_none());
                 sessions.end(value);
                 let token = String::from_utf8_lossy(rest);
-                assert!(!sessions.sign_in_token_matches(value, &token));
+                assert!(!sessions.sign_in_token_matches(value, &token, Instant::now()));
             }
         }
         match Tokens::parse(rest) {

@@ -146,30 +146,7 @@ pub(super) async fn open(
     settings: &LdapSettings,
     credentials: &Credentials,
 ) -> Result<Ldap, LdapReadError> {
-    let connect_error = |reason: String| LdapReadError::Connect {
-        url: settings.url.clone(),
-        reason,
-    };
-    let mut connection = LdapConnSettings::new()
-        .set_conn_timeout(settings.connect_timeout)
-        .set_starttls(settings.starttls)
-        .set_no_tls_verify(settings.insecure_skip_tls_verify);
-    if let Some(pem) = &credentials.ca_pem {
-        connection = connection.set_config(tls_config(pem)?);
-    }
-    let (conn, mut ldap) = LdapConnAsync::with_settings(connection, &settings.url)
-        .await
-        .map_err(|e| {
-            connect_error(describe(
-                &e,
-                settings.connect_timeout,
-                "connect_timeout_seconds",
-            ))
-        })?;
-    tokio::spawn(async move {
-        let _ = conn.drive().await;
-    });
-
+    let mut ldap = connect(settings, credentials.ca_pem.as_deref()).await?;
     match (&settings.bind, &credentials.password) {
         (LdapBind::Simple { dn, .. }, Some(Password(secret))) => {
             let who = dn.clone();
@@ -197,6 +174,32 @@ pub(super) async fn open(
         // An anonymous bind is the state of a fresh connection: nothing to send.
         (LdapBind::Anonymous, _) => {}
     }
+    Ok(ldap)
+}
+
+/// Connects to the source's server (`ldap://`, `ldaps://` or StartTLS, verified against
+/// `ca_pem` when given), without binding: a fresh connection is anonymous. The
+/// connection's driver runs on the current runtime until the connection closes.
+pub(super) async fn connect(
+    settings: &LdapSettings,
+    ca_pem: Option<&[u8]>,
+) -> Result<Ldap, LdapReadError> {
+    let mut connection = LdapConnSettings::new()
+        .set_conn_timeout(settings.connect_timeout)
+        .set_starttls(settings.starttls)
+        .set_no_tls_verify(settings.insecure_skip_tls_verify);
+    if let Some(pem) = ca_pem {
+        connection = connection.set_config(tls_config(pem)?);
+    }
+    let (conn, ldap) = LdapConnAsync::with_settings(connection, &settings.url)
+        .await
+        .map_err(|e| LdapReadError::Connect {
+            url: settings.url.clone(),
+            reason: describe(&e, settings.connect_timeout, "connect_timeout_seconds"),
+        })?;
+    tokio::spawn(async move {
+        let _ = conn.drive().await;
+    });
     Ok(ldap)
 }
 

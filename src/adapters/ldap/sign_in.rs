@@ -7,11 +7,11 @@
 //! The login is put into the filter through [`escape_value`], so `*` or `)` in it match
 //! themselves. A login that matches no entry, or more than one, proves nobody.
 
-use ldap3::{LdapConnAsync, LdapConnSettings, SearchEntry};
+use ldap3::SearchEntry;
 
 use super::error::LdapReadError;
 use super::read::{ldap_scope, scope_controls};
-use super::session::{self, describe, result_text, tls_config, Credentials, Password};
+use super::session::{self, describe, result_text, Credentials, Password};
 use crate::config::LdapSettings;
 use registrar_core::filter::escape_value;
 
@@ -107,22 +107,7 @@ pub async fn password_matches(
     if secret.is_empty() {
         return Ok(false);
     }
-    let mut connection = LdapConnSettings::new()
-        .set_conn_timeout(settings.connect_timeout)
-        .set_starttls(settings.starttls)
-        .set_no_tls_verify(settings.insecure_skip_tls_verify);
-    if let Some(pem) = ca_pem {
-        connection = connection.set_config(tls_config(pem)?);
-    }
-    let (conn, mut ldap) = LdapConnAsync::with_settings(connection, &settings.url)
-        .await
-        .map_err(|e| LdapReadError::Connect {
-            url: settings.url.clone(),
-            reason: describe(&e, settings.connect_timeout, "connect_timeout_seconds"),
-        })?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.drive().await;
-    });
+    let mut ldap = session::connect(settings, ca_pem).await?;
     let bound = ldap
         .with_timeout(settings.timeout)
         .simple_bind(dn, secret)
@@ -132,7 +117,6 @@ pub async fn password_matches(
             reason: describe(&e, settings.timeout, "timeout_seconds"),
         });
     let _ = ldap.unbind().await;
-    driver.abort();
     let result = bound?;
     match result.rc {
         0 => Ok(true),

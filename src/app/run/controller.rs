@@ -35,6 +35,7 @@ use crate::config::Schedule;
 const HEALTH_LIMITS: listener::Limits = listener::Limits {
     connections: 16,
     head_timeout: Duration::from_secs(5),
+    request_timeout: Duration::from_secs(10),
 };
 
 /// Runs that changed nothing stay in the history until this many newer runs exist;

@@ -31,10 +31,12 @@ pub struct ServeOptions {
 }
 
 /// What the site's listener allows: enough connections for an IM system's lookups, each
-/// request head within 10 s.
+/// request head within 10 s, each request answered within 30 s (a sign-in waits on the
+/// directory at most that long).
 const SITE_LIMITS: listener::Limits = listener::Limits {
     connections: 512,
     head_timeout: Duration::from_secs(10),
+    request_timeout: Duration::from_secs(30),
 };
 
 /// The largest form a page posts (a name, a protocol, a token; a login and password).

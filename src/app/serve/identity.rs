@@ -38,20 +38,22 @@ pub async fn sign_in_with_password(
     password: Password,
     address: IpAddr,
 ) -> Result<Principal, Refusal> {
-    let now = Instant::now();
-    if let Some(left) = site.throttle.locked(login, address, now) {
-        site.counters.count(&site.counters.lockouts);
-        return Err(Refusal::Locked(left));
-    }
     if password.is_empty() {
         return Err(Refusal::EmptyPassword);
     }
+    if let Err(left) = site.throttle.attempt(login, address, Instant::now()) {
+        site.counters.count(&site.counters.lockouts);
+        return Err(Refusal::Locked(left));
+    }
     let fail = |refusal: Refusal| {
-        site.throttle.failed(login, address, Instant::now());
-        site.counters.count(&site.counters.sign_ins_failed);
+        if refusal == Refusal::DirectoryDown {
+            site.throttle.withdrawn(login, address);
+        } else {
+            site.counters.count(&site.counters.sign_ins_failed);
+        }
         refusal
     };
-    let person = match find(site, login).await? {
+    let person = match find(site, login).await.map_err(fail)? {
         Some(person) => person,
         None => return Err(fail(Refusal::WrongCredentials)),
     };
@@ -71,10 +73,10 @@ pub async fn sign_in_with_password(
                 "registrar serve: sign-in of {}: {error}",
                 quote_for_message(login)
             );
-            return Err(Refusal::DirectoryDown);
+            return Err(fail(Refusal::DirectoryDown));
         }
     }
-    site.throttle.succeeded(login);
+    site.throttle.succeeded(login, address);
     site.counters.count(&site.counters.sign_ins);
     Ok(principal(site, login, person).await)
 }
@@ -88,11 +90,17 @@ pub async fn principal_from_header(
     let Some(trusted) = &site.self_service.trusted_header else {
         return Err(Refusal::NoIdentity);
     };
-    if !trusted.proxies.contains(&address) {
+    if !trusted.proxies.contains(&address.to_canonical()) {
         return Err(Refusal::UntrustedSender);
     }
-    let login = headers
-        .get(trusted.name.as_str())
+    // One value, or none: a proxy that adds its header beside the client's own must not
+    // let the client's be the one read.
+    let mut values = headers.get_all(trusted.name.as_str()).iter();
+    let (value, more) = (values.next(), values.next());
+    if more.is_some() {
+        return Err(Refusal::NoIdentity);
+    }
+    let login = value
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|login| !login.is_empty())

@@ -4,7 +4,7 @@
 //!
 //! Every page but sign-in needs a principal ([`identity`](super::identity)); without one,
 //! the sign-in page (or, behind a proxy, a refusal). Every form posts its CSRF token,
-//! checked before anything else. Every change is one store transaction with the serial,
+//! checked before anything changes. Every change is one store transaction with the serial,
 //! recorded in the run history with who, when, what and the client address.
 
 use std::net::SocketAddr;
@@ -259,7 +259,7 @@ async fn sign_in_page(State(site): State<Site>) -> Response {
 }
 
 fn sign_in_form(site: &Site, login: &str, refused: Option<&str>, code: StatusCode) -> Response {
-    let (nonce, token) = site.sessions.sign_in_form();
+    let (nonce, token) = site.sessions.sign_in_form(Instant::now());
     let mut response = (code, html(pages::sign_in(&token, login, refused))).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -287,7 +287,10 @@ async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let nonce = cookie_in(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if !site.sessions.sign_in_token_matches(nonce, &form.token) {
+    if !site
+        .sessions
+        .sign_in_token_matches(nonce, &form.token, Instant::now())
+    {
         return sign_in_form(
             &site,
             "",
@@ -637,7 +640,14 @@ async fn healthz(State(site): State<Site>) -> Response {
     .await;
     match serial {
         Ok(Ok(_)) => text(StatusCode::OK, "ok\n".to_string()),
-        Ok(Err(error)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store: {error}\n")),
+        Ok(Err(error)) => {
+            // The cause (a path, a server) is for the log, not for whoever asks.
+            eprintln!("registrar serve: /healthz: {error}");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable\n".to_string(),
+            )
+        }
         Err(_) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "store: the check failed\n".to_string(),

@@ -9,8 +9,12 @@
 //!   The sign-in form, before any session, carries the HMAC of a random nonce that its
 //!   own signed cookie holds (a signed double submit), so that another site cannot sign a
 //!   visitor in as someone else.
-//! - **Bounded.** At most [`MAX_SESSIONS`] live at once; past that, idle ones are swept
-//!   and, if still full, the new sign-in is refused rather than an old session dropped.
+//!   The nonce carries the time it was drawn: a form older than [`SIGN_IN_FORM_LIFE`] is
+//!   refused.
+//! - **Bounded.** One person holds at most [`SESSIONS_PER_PERSON`] sessions (a new one
+//!   ends their oldest), and at most [`MAX_SESSIONS`] live at once; past that, idle ones
+//!   are swept and, if still full, the new sign-in is refused rather than someone else's
+//!   session dropped.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +31,10 @@ pub const SESSION_COOKIE: &str = "registrar_session";
 pub const SIGN_IN_COOKIE: &str = "registrar_sign_in";
 /// The most sessions kept at once.
 pub const MAX_SESSIONS: usize = 100_000;
+/// The most sessions one person (one DN) holds at once.
+pub const SESSIONS_PER_PERSON: usize = 8;
+/// How long a sign-in form may be posted after it was served.
+pub const SIGN_IN_FORM_LIFE: Duration = Duration::from_secs(3600);
 
 /// A person proven by a sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +62,8 @@ pub struct Session {
 /// Every live session, and the key their cookies are signed with.
 pub struct Sessions {
     key: hmac::Key,
+    /// When the sessions began: sign-in nonces carry their age from it.
+    epoch: Instant,
     random: SystemRandom,
     idle: Duration,
     live: Mutex<HashMap<[u8; 32], Session>>,
@@ -67,6 +77,7 @@ impl Sessions {
             .expect("the system's random source works");
         Sessions {
             key,
+            epoch: Instant::now(),
             random,
             idle,
             live: Mutex::new(HashMap::new()),
@@ -83,6 +94,17 @@ impl Sessions {
             last_used: now,
         };
         let mut live = self.lock();
+        let mut own: Vec<([u8; 32], Instant)> = live
+            .iter()
+            .filter(|(_, other)| other.principal.dn == session.principal.dn)
+            .map(|(id, other)| (*id, other.last_used))
+            .collect();
+        if own.len() >= SESSIONS_PER_PERSON {
+            own.sort_by_key(|(_, last_used)| *last_used);
+            for (id, _) in &own[..=own.len() - SESSIONS_PER_PERSON] {
+                live.remove(id);
+            }
+        }
         if live.len() >= MAX_SESSIONS {
             let idle = self.idle;
             live.retain(|_, session| now.duration_since(session.last_used) < idle);
@@ -115,18 +137,28 @@ impl Sessions {
         }
     }
 
-    /// A fresh sign-in form's nonce cookie value and the token its form carries.
-    pub fn sign_in_form(&self) -> (String, String) {
-        let nonce: [u8; 32] = self.random_bytes();
+    /// A fresh sign-in form's nonce cookie value and the token its form carries, for a
+    /// form served at `now`. The nonce is the form's age in seconds since the sessions
+    /// began, then random bytes.
+    pub fn sign_in_form(&self, now: Instant) -> (String, String) {
+        let mut nonce: [u8; 32] = self.random_bytes();
+        let served = now.saturating_duration_since(self.epoch).as_secs();
+        nonce[..8].copy_from_slice(&served.to_be_bytes());
         (self.signed(&nonce), self.sign_in_token(&nonce))
     }
 
-    /// Whether `token` is the sign-in form token for the nonce cookie `cookie`.
-    pub fn sign_in_token_matches(&self, cookie: &str, token: &str) -> bool {
-        match self.verified(cookie) {
-            Some(nonce) => same(&self.sign_in_token(&nonce), token),
-            None => false,
-        }
+    /// Whether `token` is the sign-in form token for the nonce cookie `cookie`, posted at
+    /// `now` within [`SIGN_IN_FORM_LIFE`] of the form.
+    pub fn sign_in_token_matches(&self, cookie: &str, token: &str, now: Instant) -> bool {
+        let Some(nonce) = self.verified(cookie) else {
+            return false;
+        };
+        let served = u64::from_be_bytes(nonce[..8].try_into().expect("8 bytes"));
+        let age = now
+            .saturating_duration_since(self.epoch)
+            .as_secs()
+            .saturating_sub(served);
+        age <= SIGN_IN_FORM_LIFE.as_secs() && same(&self.sign_in_token(&nonce), token)
     }
 
     fn sign_in_token(&self, nonce: &[u8; 32]) -> String {
@@ -241,14 +273,48 @@ mod tests {
     }
 
     #[test]
-    fn the_sign_in_token_goes_with_its_own_nonce_only() {
+    fn the_sign_in_token_goes_with_its_own_fresh_nonce_only() {
         let sessions = Sessions::new(Duration::from_secs(60));
-        let (cookie, token) = sessions.sign_in_form();
-        let (other_cookie, other_token) = sessions.sign_in_form();
-        assert!(sessions.sign_in_token_matches(&cookie, &token));
-        assert!(!sessions.sign_in_token_matches(&cookie, &other_token));
-        assert!(!sessions.sign_in_token_matches(&other_cookie, &token));
-        assert!(!sessions.sign_in_token_matches("", ""));
+        let now = Instant::now();
+        let (cookie, token) = sessions.sign_in_form(now);
+        let (other_cookie, other_token) = sessions.sign_in_form(now);
+        assert!(sessions.sign_in_token_matches(&cookie, &token, now));
+        assert!(!sessions.sign_in_token_matches(&cookie, &other_token, now));
+        assert!(!sessions.sign_in_token_matches(&other_cookie, &token, now));
+        assert!(!sessions.sign_in_token_matches("", "", now));
+        let late = now + SIGN_IN_FORM_LIFE + Duration::from_secs(2);
+        assert!(!sessions.sign_in_token_matches(&cookie, &token, late));
+    }
+
+    #[test]
+    fn one_person_holds_a_few_sessions_and_a_new_one_ends_the_oldest() {
+        let sessions = Sessions::new(Duration::from_secs(600));
+        let start = Instant::now();
+        let cookies: Vec<String> = (0..SESSIONS_PER_PERSON as u64 + 2)
+            .map(|n| {
+                sessions
+                    .start(principal(), start + Duration::from_secs(n))
+                    .unwrap()
+            })
+            .collect();
+        let later = start + Duration::from_secs(60);
+        let live: Vec<bool> = cookies
+            .iter()
+            .map(|cookie| sessions.resume(cookie, later).is_some())
+            .collect();
+        assert_eq!(
+            live.iter().filter(|live| **live).count(),
+            SESSIONS_PER_PERSON
+        );
+        assert!(!live[0] && !live[1] && live[2] && live[SESSIONS_PER_PERSON + 1]);
+        // Someone else's session is not touched by it.
+        let other = Principal {
+            dn: "uid=bob,dc=x".to_string(),
+            ..principal()
+        };
+        let bob = sessions.start(other, start).unwrap();
+        sessions.start(principal(), later).unwrap();
+        assert!(sessions.resume(&bob, later).is_some());
     }
 
     #[test]

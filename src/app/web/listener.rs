@@ -4,7 +4,10 @@
 //! What a hostile or slow client can cost is bounded here, before any route runs: at
 //! most [`Limits::connections`] connections are served at once (more wait in the
 //! kernel's backlog), a TLS handshake and every request head must arrive within
-//! [`Limits::head_timeout`], and a request head may not exceed [`MAX_HEAD_BYTES`]. Each
+//! [`Limits::head_timeout`], a request head may not exceed [`MAX_HEAD_BYTES`], and a
+//! request (its body read and its answer made) gets [`Limits::request_timeout`], then a
+//! 408 and the connection closed, so a body sent a byte at a time holds no connection
+//! for long. Each
 //! request carries its client's address as axum's [`ConnectInfo`], the address the
 //! connection came from (never a header's word).
 
@@ -35,6 +38,8 @@ pub struct Limits {
     pub connections: usize,
     /// How long a client has for its TLS handshake, and for each request head.
     pub head_timeout: Duration,
+    /// How long one request may take from its head to its answer.
+    pub request_timeout: Duration,
 }
 
 /// Binds the listener (port 0 picks a free port; [`TcpListener::local_addr`] tells).
@@ -142,7 +147,13 @@ where
 {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().call(request)
+        let answer = router.clone().call(request);
+        async move {
+            match tokio::time::timeout(limits.request_timeout, answer).await {
+                Ok(answered) => answered,
+                Err(_) => Ok(timed_out()),
+            }
+        }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -150,4 +161,98 @@ where
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service)
         .await;
+}
+
+/// The answer to a request that took longer than [`Limits::request_timeout`].
+fn timed_out() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        [
+            (axum::http::header::CONNECTION, "close"),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            ),
+        ],
+        "the request took too long\n",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A listener on loopback whose one route echoes the posted body's length, with
+    /// `limits`; its address.
+    async fn start(limits: Limits) -> SocketAddr {
+        let router = Router::new().route(
+            "/",
+            axum::routing::post(|body: String| async move { body.len().to_string() }),
+        );
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(
+            listener,
+            None,
+            router,
+            limits,
+            std::future::pending(),
+        ));
+        address
+    }
+
+    async fn exchange(address: SocketAddr, request: &[u8]) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    const LIMITS: Limits = Limits {
+        connections: 4,
+        head_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(300),
+    };
+
+    #[tokio::test]
+    async fn a_request_is_answered_and_a_dribbled_body_or_head_is_cut_off() {
+        let address = start(LIMITS).await;
+        let whole = exchange(
+            address,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        )
+        .await;
+        assert!(
+            whole.starts_with("HTTP/1.1 200 OK\r\n") && whole.ends_with("\r\n\r\n5"),
+            "{whole}"
+        );
+        // A body that never finishes: 408 once the request's time is up.
+        let slow_body = exchange(
+            address,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly this",
+        )
+        .await;
+        assert!(slow_body.starts_with("HTTP/1.1 408 "), "{slow_body}");
+        // A head that never finishes: the connection is closed.
+        let slow_head = exchange(address, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+        assert!(!slow_head.contains(" 200 "), "{slow_head}");
+    }
+
+    #[tokio::test]
+    async fn a_head_past_the_limit_is_refused() {
+        let address = start(LIMITS).await;
+        let long = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD_BYTES * 2)
+        );
+        let answer = exchange(address, long.as_bytes()).await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431 "),
+            "{answer}"
+        );
+    }
 }
