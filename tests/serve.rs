@@ -9,6 +9,7 @@ mod common;
 #[path = "common/site.rs"]
 mod site;
 
+use fantoccini::key::Key;
 use fantoccini::Locator;
 
 use common::{assert_one_line_error, stderr};
@@ -23,6 +24,32 @@ fn in_browser<F: std::future::Future<Output = ()>>(steps: F) {
         .build()
         .unwrap()
         .block_on(steps)
+}
+
+/// Checks that every visible field and button of the page can be named by assistive
+/// technology: a field by its `<label for>`, a button by its text or `aria-label`.
+async fn assert_labelled(browser: &Browser) {
+    let client = &browser.client;
+    let fields = client
+        .find_all(Locator::Css("input:not([type=hidden]), select"))
+        .await
+        .unwrap();
+    assert!(!fields.is_empty());
+    for field in fields {
+        let id = field.attr("id").await.unwrap().expect("a field with an id");
+        let label = client
+            .find(Locator::Css(&format!("label[for='{id}']")))
+            .await;
+        assert!(label.is_ok(), "field #{id} has no label");
+    }
+    for button in client.find_all(Locator::Css("button")).await.unwrap() {
+        let named = button.text().await.unwrap();
+        let aria = button.attr("aria-label").await.unwrap().unwrap_or_default();
+        assert!(
+            !named.trim().is_empty() || !aria.is_empty(),
+            "a button without a name"
+        );
+    }
 }
 
 /// Signs `login` in through the form.
@@ -116,9 +143,31 @@ fn an_employee_signs_in_registers_a_name_sees_it_everywhere_and_removes_it() {
             1.0
         );
 
+        // Every field has its label, and the form works from the keyboard alone: the
+        // login has the focus, Tab goes to the password, Enter signs in.
+        client.goto(&site.url("/sign-in")).await.unwrap();
+        assert_labelled(&browser).await;
+        let typed = format!("user1{}{}{}", Key::Tab, password_of("user1"), Key::Enter);
+        let old_root = client.find(Locator::Css("html")).await.unwrap();
+        client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&typed)
+            .await
+            .unwrap();
+        while old_root.tag_name().await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        client
+            .wait()
+            .for_element(Locator::Css("main"))
+            .await
+            .unwrap();
+
         // Signed in: whose account it is stands above the forms, with the mapped name.
-        sign_in(&browser, &site, "user1", &password_of("user1")).await;
         assert_eq!(client.current_url().await.unwrap().path(), "/");
+        assert_labelled(&browser).await;
         let text = browser.text().await;
         assert!(
             text.contains(&format!(
