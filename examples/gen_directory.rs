@@ -11,13 +11,15 @@
 //! `delta/changes/` to import it).
 //!
 //! With `--groups` the directory also has a distribution list per department
-//! (`cn=dept-NAME,ou=Groups`, listing every user of the department) and one nesting them
-//! all (`cn=dept-all`), and the configs have a group rule for them and an org-unit group
-//! `staff` over `ou=People`.
+//! (`cn=dept-NAME,ou=Groups`, listing every user of the department: at 1,000,000 users,
+//! 8 groups of 125,000 members) and one nesting them all (`cn=dept-all`), and the configs
+//! have a group rule for them and an org-unit group `staff` over `ou=People`. With
+//! `--groups-unread` the directory has the same groups but the configs no group rule: the
+//! shape of a real directory whose large groups no rule reads.
 //!
 //! Usage: `cargo run --release --example gen_directory -- USERS OUT_DIR [--mappings 2|3]
-//! [--changes N] [--groups]`. The output is deterministic: the same arguments give the
-//! same bytes.
+//! [--changes N] [--groups | --groups-unread]`. The output is deterministic: the same
+//! arguments give the same bytes.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -78,10 +80,13 @@ fn main() -> std::io::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| usage());
     let out = PathBuf::from(args.next().unwrap_or_else(|| usage()));
-    let (mut mappings, mut changes, mut groups) = (2usize, None::<usize>, false);
+    let (mut mappings, mut changes) = (2usize, None::<usize>);
+    // Whether the directory has the department groups, and whether the config reads them.
+    let (mut groups, mut group_rules) = (false, false);
     while let Some(flag) = args.next() {
-        if flag == "--groups" {
+        if flag == "--groups" || flag == "--groups-unread" {
             groups = true;
+            group_rules = flag == "--groups";
             continue;
         }
         let number = args.next().and_then(|n| n.parse().ok());
@@ -94,13 +99,18 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&out)?;
     std::fs::write(
         out.join("registrar.yaml"),
-        config("directory.ldif", None, mappings, groups),
+        config("directory.ldif", None, mappings, group_rules),
     )?;
     if let Some(count) = changes {
         std::fs::create_dir_all(out.join("delta/changes"))?;
         std::fs::write(
             out.join("delta/registrar.yaml"),
-            config("directory.ldif", Some("changes/*.ldif"), mappings, groups),
+            config(
+                "directory.ldif",
+                Some("changes/*.ldif"),
+                mappings,
+                group_rules,
+            ),
         )?;
         write_changes(&out.join("changes.ldif"), users, count)?;
     }
@@ -222,6 +232,8 @@ fn write_changes(path: &std::path::Path, users: usize, count: usize) -> std::io:
 }
 
 fn usage() -> ! {
-    eprintln!("usage: gen_directory USERS OUT_DIR [--mappings 2|3] [--changes N] [--groups]");
+    eprintln!(
+        "usage: gen_directory USERS OUT_DIR [--mappings 2|3] [--changes N] [--groups | --groups-unread]"
+    );
     std::process::exit(2)
 }
