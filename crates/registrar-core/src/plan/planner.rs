@@ -142,10 +142,21 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         matched,
     } = desired;
 
-    // Sized for the worst case up front: growing a vector of a million changes by
-    // doubling would briefly hold two copies.
+    // Sized for the worst case up front, group members included (a group change is one
+    // per member): growing a vector of a million changes by doubling would briefly hold
+    // two copies. Capacity never written costs no memory.
+    let group_rows: usize = groups.values().map(|g| g.members.len() + 1).sum::<usize>()
+        + state
+            .groups
+            .values()
+            .map(|g| g.members.len() + 1)
+            .sum::<usize>();
     let mut changes: Vec<Change> = Vec::with_capacity(
-        2 * accounts.len() + claims.len() + state.accounts.len() + state.registrations.len(),
+        2 * accounts.len()
+            + claims.len()
+            + state.accounts.len()
+            + state.registrations.len()
+            + group_rows,
     );
     let mut warnings = warnings;
     let mut reasons = Reasons::default();
