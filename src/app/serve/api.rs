@@ -155,28 +155,23 @@ pub async fn lookup(
     }
     let protocol = protocol.to_ascii_lowercase();
     let name_key = site.config.rules.protocol(&protocol).name_key(&im_name);
-    let store = site.store.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        store.holder_of(&protocol, &name_key)
-    })
-    .await;
+    let found = site
+        .with_store(move |store| store.holder_of(&protocol, &name_key))
+        .await;
     match found {
-        Ok(Ok(Some(holder))) => {
+        Some(Ok(Some(holder))) => {
             site.counters.count(&site.counters.lookups_found);
             Json::<Holder>(holder).into_response()
         }
-        Ok(Ok(None)) => {
+        Some(Ok(None)) => {
             site.counters.count(&site.counters.lookups_missing);
             problem(StatusCode::NOT_FOUND, "nobody holds that name")
         }
-        Ok(Err(error)) => {
+        Some(Err(error)) => {
             eprintln!("registrar serve: lookup failed: {error}");
             problem(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read")
         }
-        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "the lookup failed"),
+        None => problem(StatusCode::INTERNAL_SERVER_ERROR, "the lookup failed"),
     }
 }
 

@@ -144,18 +144,12 @@ async fn find(site: &Site, login: &str) -> Result<Option<DirectoryPerson>, Refus
 /// The principal for `person`: the store's display name first (what the IM systems show),
 /// then the directory's, then the DN; and whether the account is a protected principal.
 async fn principal(site: &Site, login: &str, person: DirectoryPerson) -> Principal {
-    let store = site.store.clone();
     let dn = person.dn.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        store.display_name_of(&dn)
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .flatten();
+    let stored = site
+        .with_store(move |store| store.display_name_of(&dn))
+        .await
+        .and_then(Result::ok)
+        .flatten();
     Principal {
         login: login.trim().to_string(),
         display_name: stored

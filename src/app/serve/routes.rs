@@ -212,19 +212,14 @@ async fn render_account(
     notice: Option<Notice>,
     code: StatusCode,
 ) -> Response {
-    let store = site.store.clone();
     let dn = session.principal.dn.clone();
-    let names = tokio::task::spawn_blocking(move || {
-        let store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        store.names_of_account(&dn)
-    })
-    .await;
+    let names = site
+        .with_store(move |store| store.names_of_account(&dn))
+        .await;
     let names = match names {
-        Ok(Ok(names)) => names,
-        Ok(Err(error)) => return store_down(&error),
-        Err(_) => {
+        Some(Ok(names)) => names,
+        Some(Err(error)) => return store_down(&error),
+        None => {
             return stop(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Error",
@@ -417,13 +412,7 @@ async fn register(
         render_account(&site, &session, Some(Notice::Refused(why)), code)
     };
     if let Some(rule) = &session.principal.protected {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "This account is a protected principal ({rule}): no name may be registered to it."
-            ),
-        )
-        .await;
+        return refuse(StatusCode::FORBIDDEN, protected_refusal(rule)).await;
     }
     let protocol = form.protocol.trim().to_ascii_lowercase();
     if !site.self_service.protocols.contains(&protocol) {
@@ -448,62 +437,52 @@ async fn register(
         &im_name,
         address,
     );
-    let (config, store, dn) = (
-        site.config.clone(),
-        site.store.clone(),
-        session.principal.dn.clone(),
-    );
+    let (config, dn) = (site.config.clone(), session.principal.dn.clone());
     let limit = site.self_service.max_per_account;
     let (protocol_key, name) = (protocol.clone(), im_name.clone());
-    let written = tokio::task::spawn_blocking(move || {
-        let mut store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let registration = UnmanagedRegistration {
-            protocol: &protocol_key,
-            im_name: &name,
-            account_dn: &dn,
-            source: RegistrationSource::SelfService,
-            per_account: Some(limit),
-        };
-        register_unmanaged(
-            &config,
-            &mut store,
-            registration,
-            AllowProtected::Refuse,
-            run,
-        )
-    })
-    .await;
+    let written = site
+        .with_store(move |store| {
+            let registration = UnmanagedRegistration {
+                protocol: &protocol_key,
+                im_name: &name,
+                account_dn: &dn,
+                source: RegistrationSource::SelfService,
+                per_account: Some(limit),
+            };
+            register_unmanaged(&config, store, registration, AllowProtected::Refuse, run)
+        })
+        .await;
     match written {
-        Ok(Ok(_)) => {
+        Some(Ok(_)) => {
             site.counters.count(&site.counters.registrations);
             Redirect::to("/?done=registered").into_response()
         }
-        Ok(Err(AppError::Store(StoreError::AlreadyRegistered { .. }))) => {
+        Some(Err(AppError::Store(StoreError::AlreadyRegistered { .. }))) => {
             refuse(
                 StatusCode::CONFLICT,
                 format!("The {protocol} name {} is already taken.", quote_for_message(&im_name)),
             )
             .await
         }
-        Ok(Err(AppError::Store(StoreError::RegistrationLimit { limit, .. }))) => {
+        Some(Err(AppError::Store(StoreError::RegistrationLimit { limit, .. }))) => {
             refuse(
                 StatusCode::CONFLICT,
                 format!("You already hold {limit} names you registered yourself, the most allowed. Remove one first."),
             )
             .await
         }
-        Ok(Err(AppError::ProtectedPrincipal { rule, .. })) => {
-            refuse(
-                StatusCode::FORBIDDEN,
-                format!("This account is a protected principal ({rule}): no name may be registered to it."),
-            )
-            .await
+        Some(Err(AppError::ProtectedPrincipal { rule, .. })) => {
+            refuse(StatusCode::FORBIDDEN, protected_refusal(&rule)).await
         }
-        Ok(Err(error)) => store_down(&error),
-        Err(_) => stop(StatusCode::INTERNAL_SERVER_ERROR, "Error", "The registration failed; nothing was recorded."),
+        Some(Err(error)) => store_down(&error),
+        None => stop(StatusCode::INTERNAL_SERVER_ERROR, "Error", "The registration failed; nothing was recorded."),
     }
+}
+
+/// Why nothing may be registered to a protected principal's account (`rule` says which
+/// rule protects it): the page's refusal, whether the page or the store refused.
+fn protected_refusal(rule: &str) -> String {
+    format!("This account is a protected principal ({rule}): no name may be registered to it.")
 }
 
 /// Why `im_name` cannot be registered on `protocol`, if it cannot: the protocol's name
@@ -583,21 +562,17 @@ async fn remove(
         &im_name,
         address,
     );
-    let (store, dn) = (site.store.clone(), session.principal.dn.clone());
+    let dn = session.principal.dn.clone();
     let key = protocol.clone();
-    let removed = tokio::task::spawn_blocking(move || {
-        let mut store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        store.unregister_own((&key, &name_key), &dn, run)
-    })
-    .await;
+    let removed = site
+        .with_store(move |store| store.unregister_own((&key, &name_key), &dn, run))
+        .await;
     match removed {
-        Ok(Ok(())) => {
+        Some(Ok(())) => {
             site.counters.count(&site.counters.removals);
             Redirect::to("/?done=removed").into_response()
         }
-        Ok(Err(StoreError::NotOwnRegistration { .. })) => {
+        Some(Err(StoreError::NotOwnRegistration { .. })) => {
             site.counters.count(&site.counters.refusals);
             let why = format!(
                 "The {protocol} name {} is not one you registered yourself; nothing was removed.",
@@ -611,8 +586,8 @@ async fn remove(
             )
             .await
         }
-        Ok(Err(error)) => store_down(&error),
-        Err(_) => stop(
+        Some(Err(error)) => store_down(&error),
+        None => stop(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Error",
             "The removal failed; nothing was removed.",
@@ -630,17 +605,10 @@ async fn stylesheet() -> Response {
 
 /// `GET /healthz`: the store answers.
 async fn healthz(State(site): State<Site>) -> Response {
-    let store = site.store.clone();
-    let serial = tokio::task::spawn_blocking(move || {
-        let store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        store.serial()
-    })
-    .await;
+    let serial = site.with_store(|store| store.serial()).await;
     match serial {
-        Ok(Ok(_)) => text(StatusCode::OK, "ok\n".to_string()),
-        Ok(Err(error)) => {
+        Some(Ok(_)) => text(StatusCode::OK, "ok\n".to_string()),
+        Some(Err(error)) => {
             // The cause (a path, a server) is for the log, not for whoever asks.
             eprintln!("registrar serve: /healthz: {error}");
             text(
@@ -648,7 +616,7 @@ async fn healthz(State(site): State<Site>) -> Response {
                 "store unavailable\n".to_string(),
             )
         }
-        Err(_) => text(
+        None => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "store: the check failed\n".to_string(),
         ),

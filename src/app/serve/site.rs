@@ -10,6 +10,26 @@ use super::sessions::Sessions;
 use super::throttle::Throttle;
 use crate::adapters::ldap::Credentials;
 use crate::adapters::store::Store;
+
+impl Site {
+    /// Runs `work` on the store on a blocking thread (a store call blocks, and a
+    /// PostgreSQL session blocks on a runtime of its own), one call at a time; `None` when
+    /// that thread failed.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut store)
+        })
+        .await
+        .ok()
+    }
+}
 use crate::config::{Config, LdapSettings, SelfService};
 
 /// The LDAP source people sign in against, with its credentials.
