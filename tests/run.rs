@@ -22,7 +22,7 @@ use git2::{Oid, Repository};
 
 mod common;
 
-use common::{assert_one_line_error, commit_all, registrar, stderr};
+use common::{assert_one_line_error, commit_all, registrar, sample, stderr};
 
 /// How long any wait in these tests may take before it fails.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -226,16 +226,6 @@ fn get(address: &str, path: &str) -> (u16, String) {
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (code, body.to_string())
-}
-
-/// The value of the sample `series` (name and labels exactly) in metrics text.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
-        .parse()
-        .unwrap()
 }
 
 /// Waits until `check` holds.

@@ -103,13 +103,10 @@ fn self_names(site: &Site, dn: &str) -> Vec<String> {
 
 /// The value of the sample `series` in `/metrics`.
 fn metric(site: &Site, series: &str) -> f64 {
-    let metrics = request(&site.address, "GET", "/metrics", &[], "").body;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
-        .parse()
-        .unwrap()
+    common::sample(
+        &request(&site.address, "GET", "/metrics", &[], "").body,
+        series,
+    )
 }
 
 #[test]

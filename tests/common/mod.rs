@@ -1,7 +1,7 @@
 //! Helpers the binary-level test files share: the built binary, its output as text, the
 //! check that a failure is one clear line on stderr, a real slapd (`slapd`) loaded with
 //! the test directory (`ldap_fixture`), a real Active Directory (`samba`), and the store on
-//! the backend of the run (`store`).
+//! the backend of the run (`store`), and a metric read from Prometheus text (`sample`).
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -132,4 +132,14 @@ pub fn output_with_input(mut command: Command, input: &str) -> Output {
         .expect("the input's writer")
         .unwrap_or_else(|e| panic!("writing to {program}: {e}"));
     output
+}
+
+/// The value of the sample `series` (name and labels exactly) in metrics text.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+        .parse()
+        .unwrap()
 }
