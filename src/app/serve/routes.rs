@@ -28,7 +28,7 @@ use crate::adapters::store::{RunRecord, StoreError};
 use crate::app::clock::now;
 use crate::app::error::AppError;
 use crate::app::register::{register_unmanaged, AllowProtected, UnmanagedRegistration};
-use crate::app::web::health::{prometheus, text};
+use crate::app::web::health::{alive, prometheus, text};
 use registrar_core::quote::quote_for_message;
 use registrar_core::state::RegistrationSource;
 
@@ -52,10 +52,7 @@ pub fn site_routes(site: Site) -> Router {
             "/api/v1/registrations/{protocol}/{im_name}",
             get(api::lookup),
         )
-        .route(
-            "/livez",
-            get(|| async { text(StatusCode::OK, "alive\n".to_string()) }),
-        )
+        .route("/livez", get(alive))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { stop(StatusCode::NOT_FOUND, "Not found", "There is no such page.") })
@@ -139,42 +136,52 @@ fn busy() -> Response {
 
 /// The page for a sign-in that proved nobody.
 fn refused(refusal: &Refusal) -> Response {
-    match refusal {
-        Refusal::Locked(left) => stop(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Sign-in locked",
-            &format!(
-                "Too many failed sign-ins for this login or from this address. Sign-in is \
-                 locked for {} more minutes.",
-                left.as_secs().div_ceil(60)
-            ),
-        ),
-        Refusal::EmptyPassword => stop(
+    let (code, title, message) = refusal_text(refusal);
+    stop(code, title, &message)
+}
+
+/// A refusal's status, title and message: the whole page's, or (a wrong or empty
+/// password) the sign-in form's.
+fn refusal_text(refusal: &Refusal) -> (StatusCode, &'static str, String) {
+    let (code, title, message) = match refusal {
+        Refusal::Locked(left) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Sign-in locked",
+                format!(
+                    "Too many failed sign-ins for this login or from this address. Sign-in \
+                     is locked for {} more minutes.",
+                    left.as_secs().div_ceil(60)
+                ),
+            )
+        }
+        Refusal::EmptyPassword => (
             StatusCode::UNAUTHORIZED,
             "Password required",
             "Enter your password: an empty one proves nobody.",
         ),
-        Refusal::WrongCredentials => stop(
+        Refusal::WrongCredentials => (
             StatusCode::UNAUTHORIZED,
             "Sign-in failed",
             "Wrong login or password.",
         ),
-        Refusal::DirectoryDown => stop(
+        Refusal::DirectoryDown => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Directory unavailable",
             "The directory cannot be reached right now; try again in a few minutes.",
         ),
-        Refusal::UntrustedSender => stop(
+        Refusal::UntrustedSender => (
             StatusCode::FORBIDDEN,
             "Not allowed",
             "This site accepts requests only through its sign-in proxy.",
         ),
-        Refusal::NoIdentity => stop(
+        Refusal::NoIdentity => (
             StatusCode::UNAUTHORIZED,
             "Not signed in",
             "The sign-in proxy named no account this directory knows.",
         ),
-    }
+    };
+    (code, title, message.to_string())
 }
 
 #[derive(Deserialize)]
@@ -305,22 +312,10 @@ async fn sign_in(
     let password = Password::new(form.password);
     let principal = match sign_in_with_password(&site, &login, password, address.ip()).await {
         Ok(principal) => principal,
-        Err(Refusal::Locked(left)) => return refused(&Refusal::Locked(left)),
-        Err(Refusal::EmptyPassword) => {
-            return sign_in_form(
-                &site,
-                &login,
-                Some("Enter your password: an empty one proves nobody."),
-                StatusCode::UNAUTHORIZED,
-            )
-        }
-        Err(Refusal::WrongCredentials) => {
-            return sign_in_form(
-                &site,
-                &login,
-                Some("Wrong login or password."),
-                StatusCode::UNAUTHORIZED,
-            )
+        // Told on the form itself, so the person can try again.
+        Err(refusal @ (Refusal::EmptyPassword | Refusal::WrongCredentials)) => {
+            let (code, _, message) = refusal_text(&refusal);
+            return sign_in_form(&site, &login, Some(&message), code);
         }
         Err(other) => return refused(&other),
     };

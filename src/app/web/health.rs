@@ -30,10 +30,7 @@ pub fn health_routes(telemetry: Arc<Mutex<Telemetry>>) -> Router {
                 text(code, body)
             }),
         )
-        .route(
-            "/livez",
-            get(|| async { text(StatusCode::OK, "alive\n".to_string()) }),
-        )
+        .route("/livez", get(alive))
         .route(
             "/metrics",
             get(move || async move {
@@ -53,6 +50,11 @@ fn lock(telemetry: &Mutex<Telemetry>) -> std::sync::MutexGuard<'_, Telemetry> {
     telemetry
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `/livez`: the process answers.
+pub async fn alive() -> Response {
+    text(StatusCode::OK, "alive\n".to_string())
 }
 
 /// A plain-text response.
