@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::error::{store_error, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
-use super::serial::read_serial;
+use super::serial::{read_serial, write_serial};
 
 /// One run of an apply or a registration, for the history.
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +144,17 @@ impl Store {
             )
             .map_err(|e| self.error(e))
     }
+}
+
+/// Moves the serial on by one and records `run` with the serials before and after: the
+/// end of a write that is one change (a registration recorded or removed), inside its
+/// transaction.
+pub(super) fn record_one_change(connection: &Database, mut run: RunRecord) -> SqlResult<()> {
+    let serial = read_serial(connection)?;
+    write_serial(connection, serial + 1)?;
+    run.serial_before = serial;
+    run.serial_after = serial + 1;
+    insert_run(connection, &run)
 }
 
 pub(super) fn insert_run(connection: &Database, run: &RunRecord) -> SqlResult<()> {

@@ -4,9 +4,8 @@
 use super::database::{params, OptionalRow};
 
 use super::error::{store_error, StoreError};
-use super::history::{insert_run, RunRecord};
+use super::history::{record_one_change, RunRecord};
 use super::open::Store;
-use super::serial::{read_serial, write_serial};
 use registrar_core::dn::normalize_dn;
 use registrar_core::state::RegistrationSource;
 
@@ -23,7 +22,7 @@ impl Store {
         im_name: &str,
         account_dn: &str,
         (source, per_account): (RegistrationSource, Option<u32>),
-        mut run: RunRecord,
+        run: RunRecord,
     ) -> Result<String, StoreError> {
         let location = self.location.clone();
         let fail = |e| store_error(&location, e);
@@ -103,11 +102,7 @@ impl Store {
                 params![protocol, name_key, im_name, anchor, source.name()],
             )
             .map_err(fail)?;
-        let serial = read_serial(&transaction).map_err(fail)?;
-        write_serial(&transaction, serial + 1).map_err(fail)?;
-        run.serial_before = serial;
-        run.serial_after = serial + 1;
-        insert_run(&transaction, &run).map_err(fail)?;
+        record_one_change(&transaction, run).map_err(fail)?;
         transaction.commit().map_err(fail)?;
         Ok(anchor)
     }

@@ -7,9 +7,8 @@ use serde::Serialize;
 
 use super::database::{params, OptionalRow, Row, SqlResult};
 use super::error::{store_error, StoreError};
-use super::history::{insert_run, RunRecord};
+use super::history::{record_one_change, RunRecord};
 use super::open::Store;
-use super::serial::{read_serial, write_serial};
 use registrar_core::dn::normalize_dn;
 
 /// One registration of an account, as the page lists it.
@@ -98,7 +97,7 @@ impl Store {
         &mut self,
         (protocol, name_key): (&str, &str),
         account_dn: &str,
-        mut run: RunRecord,
+        run: RunRecord,
     ) -> Result<(), StoreError> {
         let location = self.location.clone();
         let fail = |e| store_error(&location, e);
@@ -118,11 +117,7 @@ impl Store {
                 account: account_dn.to_string(),
             });
         }
-        let serial = read_serial(&transaction).map_err(fail)?;
-        write_serial(&transaction, serial + 1).map_err(fail)?;
-        run.serial_before = serial;
-        run.serial_after = serial + 1;
-        insert_run(&transaction, &run).map_err(fail)?;
+        record_one_change(&transaction, run).map_err(fail)?;
         transaction.commit().map_err(fail)
     }
 }
