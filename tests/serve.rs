@@ -145,22 +145,12 @@ fn an_employee_signs_in_registers_a_name_sees_it_everywhere_and_removes_it() {
         client.goto(&site.url("/sign-in")).await.unwrap();
         assert_labelled(&browser).await;
         let typed = format!("user1{}{}{}", Key::Tab, password_of("user1"), Key::Enter);
-        let old_root = client.find(Locator::Css("html")).await.unwrap();
-        client
-            .active_element()
-            .await
-            .unwrap()
-            .send_keys(&typed)
-            .await
-            .unwrap();
-        while old_root.tag_name().await.is_ok() {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        client
-            .wait()
-            .for_element(Locator::Css("main"))
-            .await
-            .unwrap();
+        browser
+            .navigate("the sign-in typed", async {
+                let focused = client.active_element().await.unwrap();
+                focused.send_keys(&typed).await.unwrap();
+            })
+            .await;
 
         // Signed in: whose account it is stands above the forms, with the mapped name.
         assert_eq!(client.current_url().await.unwrap().path(), "/");

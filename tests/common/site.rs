@@ -374,23 +374,31 @@ impl Browser {
         }
     }
 
-    /// Clicks the button matching the CSS `selector` and waits for the next page: until
-    /// the old page's root is gone and the new one has a body.
+    /// Clicks the button matching the CSS `selector` and waits for the next page.
     pub async fn click(&self, selector: &str) {
         let button = self
             .client
             .find(fantoccini::Locator::Css(selector))
             .await
             .unwrap_or_else(|e| panic!("no {selector}: {e}"));
+        self.navigate(selector, async {
+            button.click().await.unwrap();
+        })
+        .await;
+    }
+
+    /// Does `action` (a click, keys typed: `what`) and waits for the page it leads to:
+    /// until the old page's root is gone and the new one has a body.
+    pub async fn navigate(&self, what: &str, action: impl std::future::Future<Output = ()>) {
         let old_root = self
             .client
             .find(fantoccini::Locator::Css("html"))
             .await
             .unwrap();
-        button.click().await.unwrap();
+        action.await;
         let deadline = Instant::now() + PATIENCE;
         while old_root.tag_name().await.is_ok() {
-            assert!(Instant::now() < deadline, "{selector}: no new page");
+            assert!(Instant::now() < deadline, "{what}: no new page");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.client
