@@ -12,13 +12,16 @@ use registrar::core::state::RegistrationSource;
 use registrar::render::Color;
 
 /// mimalloc: a plan over a large directory allocates millions of small strings, and the
-/// system allocator spends a quarter of the run on them.
+/// system allocator spends a quarter of the run on them. The `system-allocator` feature
+/// turns it off, for heap profilers.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // SAFETY: the program has one thread yet, and nothing has used SQLite.
     unsafe { registrar::store::configure_sqlite() };
+    registrar::store::return_freed_memory_promptly();
     let cli = Cli::parse();
     // Said once, before anything reads the store.
     for warning in cli.common.state.warnings() {

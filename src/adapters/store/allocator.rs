@@ -1,5 +1,24 @@
-//! SQLite's process-wide settings, and its memory routines over mimalloc: the store's
-//! only unsafe code (a foreign function interface), kept here whole.
+//! SQLite's process-wide settings, its memory routines over mimalloc, and mimalloc's
+//! own settings: the store's only unsafe code (a foreign function interface), kept here
+//! whole.
+
+/// mimalloc's `mi_option_purge_delay`, number 15 in `mimalloc.h`'s `mi_option_e` (v2 and
+/// v3 alike): the libmimalloc-sys crate names no constant for it. A test checks its
+/// default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Has mimalloc give pages it no longer uses back to the system at once, not 10 ms
+/// later: a plan frees the directory's parsed entries while it builds the changes, and
+/// with the delay both stay resident, for a peak a quarter higher (228 MB against
+/// 166 MB for a full plan of 100k users) at no gain in time. `MIMALLOC_PURGE_DELAY` in
+/// the environment, mimalloc's own setting, still wins.
+pub fn return_freed_memory_promptly() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: `mi_option_set` takes any option and value, from any thread, at any
+        // time.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    }
+}
 
 /// Settings SQLite takes once per process, before anything uses it: its memory comes
 /// from mimalloc, like the rest of the program's (the system allocator costs a large
@@ -81,4 +100,22 @@ mod sqlite_memory {
     }
 
     pub(super) unsafe extern "C" fn shutdown(_: *mut c_void) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MI_OPTION_PURGE_DELAY;
+
+    /// The constant names the option it means: the purge delay is the option whose
+    /// default is 10 (ms) and that the environment variable `MIMALLOC_PURGE_DELAY` sets.
+    #[test]
+    fn the_purge_delay_option_is_the_one_named() {
+        // SAFETY: reads an option.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(10);
+        assert_eq!(delay, expected);
+    }
 }

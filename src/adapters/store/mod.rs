@@ -14,8 +14,8 @@
 //! `hashes.rs` (drift hashes), `leadership.rs` (which controller leads), `register.rs`,
 //! `self_service.rs` (what `serve` reads and removes),
 //! `snapshots.rs`, `bulk.rs` (bulk writes), `copy.rs` (a whole store into an empty one,
-//! and table digests), `error.rs`, and `allocator.rs` (SQLite over mimalloc, the only
-//! unsafe).
+//! and table digests), `error.rs`, and `allocator.rs` (SQLite over mimalloc, and
+//! mimalloc's purge delay: the only unsafe).
 
 mod allocator;
 mod apply;
@@ -39,7 +39,7 @@ mod snapshots;
 #[cfg(test)]
 mod test_support;
 
-pub use allocator::configure_sqlite;
+pub use allocator::{configure_sqlite, return_freed_memory_promptly};
 pub use change::ChangeConflict;
 pub use changes::ChangeWriter;
 pub use copy::{CopyError, Table, TableDigest, TABLES};

@@ -306,3 +306,37 @@ impl Change {
             .then_with(|| text(&self.member).cmp(text(&other.member)))
     }
 }
+
+/// Puts `changes` in apply order ([`Change::order`]), ties in the order they came: what a
+/// stable sort gives. A stable sort of the changes themselves would take a scratch copy
+/// of half of them (400 MB for a first import of a million accounts); this sorts their
+/// 4-byte positions instead, then moves each change into place along the permutation's
+/// cycles. Each walk already gives its changes in order, so the sort mostly merges runs.
+pub(super) fn sort_in_apply_order(changes: &mut [Change]) {
+    let in_order = |a: &Change, b: &Change| a.order(b) != Ordering::Greater;
+    if changes.is_sorted_by(in_order) {
+        return;
+    }
+    let Ok(count) = u32::try_from(changes.len()) else {
+        changes.sort_by(Change::order);
+        return;
+    };
+    // `order[k]`: the position of the change that belongs at `k`.
+    let mut order: Vec<u32> = (0..count).collect();
+    order.sort_by(|&a, &b| changes[a as usize].order(&changes[b as usize]));
+    for start in 0..changes.len() {
+        // Carry the change at `start` along its cycle: each position in turn takes the
+        // change that belongs there, and hands the carried one on. A position done is
+        // marked by pointing at itself.
+        let mut here = start;
+        loop {
+            let from = order[here] as usize;
+            order[here] = here as u32;
+            if from == start || from == here {
+                break;
+            }
+            changes.swap(here, from);
+            here = from;
+        }
+    }
+}

@@ -11,7 +11,7 @@ use crate::model::{Departure, Rules};
 use crate::state::{RegistrationKey, State};
 
 use super::accounts::plan_accounts;
-use super::change::{Action, Change, Plan, Summary, PLAN_FORMAT_VERSION};
+use super::change::{sort_in_apply_order, Action, Change, Plan, Summary, PLAN_FORMAT_VERSION};
 use super::context::{Frozen, People, Reasons};
 use super::groups::{plan_groups, GroupContext};
 use super::registrations::{RegistrationWalk, Written};
@@ -219,8 +219,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
             }
         }
     }
-    // Mostly in order already (each part above walks sorted data): the sort merges runs.
-    changes.sort_by(Change::order);
+    sort_in_apply_order(&mut changes);
     warnings.sort();
     warnings.dedup();
     let excluded =

@@ -1,7 +1,7 @@
 //! The planner's unit tests: apply order, group and membership changes, the reasons a
 //! registration goes.
 
-use super::change::{Action, Kind, Plan};
+use super::change::{sort_in_apply_order, Action, Change, Kind, Plan};
 use super::context::registration_key;
 use super::planner::plan;
 use crate::desired::{Desired, DesiredAccount, DesiredGroup};
@@ -321,4 +321,48 @@ fn frozen_accounts_keep_their_memberships() {
         .extend([row("staff", Some("staff"), &["boss"])]);
     let plan = plan(&rules, desired, &state).unwrap();
     assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+}
+
+proptest::proptest! {
+    /// Sorting positions and then moving the changes along the permutation gives what a
+    /// stable sort of the changes gives, ties (here, many) included.
+    #[test]
+    fn apply_order_is_what_a_stable_sort_gives(
+        picks in proptest::collection::vec((0usize..11, 0u8..4, 0u8..4, 0u8..3), 0..300),
+    ) {
+        const ACTIONS: [(Action, Kind); 11] = [
+            (Action::Add, Kind::Account),
+            (Action::Update, Kind::Account),
+            (Action::Reactivate, Kind::Account),
+            (Action::Remove, Kind::Registration),
+            (Action::Update, Kind::Registration),
+            (Action::Add, Kind::Registration),
+            (Action::Remove, Kind::GroupMember),
+            (Action::Remove, Kind::Group),
+            (Action::Add, Kind::GroupMember),
+            (Action::Deactivate, Kind::Account),
+            (Action::Remove, Kind::Account),
+        ];
+        let changes: Vec<Change> = picks
+            .iter()
+            .enumerate()
+            .map(|(serial, &(pick, name, account, group))| {
+                let (action, kind) = ACTIONS[pick];
+                Change {
+                    protocol: (kind == Kind::Registration).then(|| "aim".into()),
+                    im_name: (kind == Kind::Registration).then(|| format!("n{name}").into()),
+                    account: Some(format!("a{account}").into()),
+                    group: (group > 0).then(|| format!("g{group}").into()),
+                    // Tells apart changes the order ties.
+                    reason: Some(serial.to_string().into()),
+                    ..Change::new(action, kind)
+                }
+            })
+            .collect();
+        let mut stable = changes.clone();
+        stable.sort_by(Change::order);
+        let mut ours = changes;
+        sort_in_apply_order(&mut ours);
+        proptest::prop_assert_eq!(ours, stable);
+    }
 }
