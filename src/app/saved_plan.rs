@@ -421,20 +421,22 @@ impl<'de> Visitor<'de> for ChangeSeed<'_> {
                 // copy goes with its change once the change is written.
                 Field::ImName => change.im_name = map.next_value_seed(Text { strings: None })?,
                 Field::ImNameKey => {
-                    change.name_key = map.next_value_seed(Text { strings: None })?
+                    change.detail_mut().name_key = map.next_value_seed(Text { strings: None })?
                 }
                 Field::Account => change.account = map.next_value_seed(Text { strings: None })?,
                 Field::Dn => change.dn = map.next_value_seed(Text { strings: None })?,
                 Field::Protocol => change.protocol = shared(&mut map, self.strings)?,
                 Field::Mapping => change.mapping = shared(&mut map, self.strings)?,
                 Field::Reason => change.reason = shared(&mut map, self.strings)?,
-                Field::Source => change.source = shared(&mut map, self.strings)?,
+                Field::Source => change.detail_mut().source = shared(&mut map, self.strings)?,
                 Field::Group => change.group = shared(&mut map, self.strings)?,
                 Field::Member => change.member = shared(&mut map, self.strings)?,
-                Field::GroupRule => change.group_rule = shared(&mut map, self.strings)?,
-                Field::Fields => change.fields = map.next_value()?,
-                Field::Profile => change.profile = map.next_value()?,
-                Field::GroupKind => change.group_kind = map.next_value()?,
+                Field::GroupRule => {
+                    change.detail_mut().group_rule = shared(&mut map, self.strings)?
+                }
+                Field::Fields => change.detail_mut().fields = map.next_value()?,
+                Field::Profile => change.detail_mut().profile = map.next_value()?,
+                Field::GroupKind => change.detail_mut().group_kind = map.next_value()?,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -442,7 +444,11 @@ impl<'de> Visitor<'de> for ChangeSeed<'_> {
         }
         change.action = action.ok_or_else(|| de::Error::missing_field("action"))?;
         change.kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
-        Ok(change)
+        // A rare field given as `null` leaves no empty box behind.
+        Ok(match change.detail.take() {
+            Some(detail) => change.with_detail(*detail),
+            None => change,
+        })
     }
 }
 
@@ -623,8 +629,8 @@ mod tests {
         // Names from the config (sources, protocols, mappings) are shared.
         let (account, group) = (&plan.changes[0], &plan.changes[3]);
         assert!(Arc::ptr_eq(
-            account.source.as_ref().unwrap(),
-            group.source.as_ref().unwrap()
+            account.source().unwrap(),
+            group.source().unwrap()
         ));
     }
 

@@ -208,9 +208,9 @@ fn row_after(change: &Change) -> RowAfter {
                 account_hash(&StateAccount {
                     anchor: change.account.clone().unwrap_or_default(),
                     dn: change.dn.as_deref().unwrap_or_default().to_string(),
-                    source: change.source.clone(),
+                    source: change.source().cloned(),
                     status: AccountStatus::Active,
-                    profile: change.profile.as_deref().cloned().unwrap_or_default(),
+                    profile: change.profile().cloned().unwrap_or_default(),
                 })
             });
             after(added)
@@ -539,7 +539,7 @@ mod tests {
             change(Action::Add, Kind::Account, &|c| {
                 c.account = Some("a".into());
                 c.dn = Some("uid=a,dc=x".into());
-                c.source = Some("corp".into());
+                c.detail_mut().source = Some("corp".into());
             }),
             change(Action::Add, Kind::Registration, &|c| {
                 c.protocol = Some("aol".into());

@@ -191,7 +191,7 @@ pub(super) fn describe(change: &Change, into: &mut Description) {
         .as_deref()
         .or(change.account.as_deref())
         .unwrap_or("?");
-    for (field, (old, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+    for (field, (old, new)) in change.fields().into_iter().flatten() {
         let detail = into.detail();
         detail.push_str(field);
         detail.push_str(": ");
@@ -202,7 +202,7 @@ pub(super) fn describe(change: &Change, into: &mut Description) {
     let reason = change.reason.as_deref();
     match (change.kind, change.action) {
         (Kind::Account, Action::Add) => {
-            for (field, value) in change.profile.iter().flat_map(|p| p.iter()) {
+            for (field, value) in change.profile().into_iter().flat_map(|p| p.iter()) {
                 let detail = into.detail();
                 detail.push_str(field.name());
                 detail.push_str(": ");
@@ -212,7 +212,7 @@ pub(super) fn describe(change: &Change, into: &mut Description) {
             line.push_str("account ");
             push_printable_str(line, account);
             line.push_str(" (source ");
-            line.push_str(change.source.as_deref().unwrap_or("?"));
+            line.push_str(change.source().map(|source| &**source).unwrap_or("?"));
             line.push(')');
         }
         (Kind::Account, action) => {
@@ -238,13 +238,13 @@ pub(super) fn describe(change: &Change, into: &mut Description) {
         (Kind::Group, _) => {
             let group = change.group.as_deref().unwrap_or("?");
             if change.action == Action::Add {
-                if let Some(kind) = change.group_kind {
+                if let Some(kind) = change.group_kind() {
                     let _ = write!(into.detail(), "kind: {}", kind.name());
                 }
-                if let Some(rule) = &change.group_rule {
+                if let Some(rule) = change.group_rule() {
                     let _ = write!(into.detail(), "rule: {rule}");
                 }
-                if let Some(source) = &change.source {
+                if let Some(source) = change.source() {
                     let _ = write!(into.detail(), "source: {source}");
                 }
             }

@@ -281,12 +281,12 @@ impl<'o> Json<'o> {
             .extend_from_slice(kind_name(change.kind).as_bytes());
         self.buffer.push(b'"');
         let texts = [
-            ("protocol", &change.protocol),
-            ("im_name", &change.im_name),
-            ("im_name_key", &change.name_key),
-            ("account", &change.account),
-            ("mapping", &change.mapping),
-            ("reason", &change.reason),
+            ("protocol", change.protocol.as_ref()),
+            ("im_name", change.im_name.as_ref()),
+            ("im_name_key", change.stored_name_key()),
+            ("account", change.account.as_ref()),
+            ("mapping", change.mapping.as_ref()),
+            ("reason", change.reason.as_ref()),
         ];
         for (name, value) in texts {
             if let Some(value) = value {
@@ -294,7 +294,7 @@ impl<'o> Json<'o> {
                 self.string(value);
             }
         }
-        if let Some(fields) = &change.fields {
+        if let Some(fields) = change.fields() {
             self.inline_key("fields");
             self.buffer.push(b'{');
             for (index, (field, (old, new))) in fields.iter().enumerate() {
@@ -310,13 +310,13 @@ impl<'o> Json<'o> {
             }
             self.buffer.push(b'}');
         }
-        for (name, value) in [("dn", &change.dn), ("source", &change.source)] {
+        for (name, value) in [("dn", change.dn.as_ref()), ("source", change.source())] {
             if let Some(value) = value {
                 self.inline_key(name);
                 self.string(value);
             }
         }
-        if let Some(profile) = &change.profile {
+        if let Some(profile) = change.profile() {
             self.inline_key("profile");
             self.buffer.push(b'{');
             for (index, (field, value)) in profile.iter().enumerate() {
@@ -330,9 +330,9 @@ impl<'o> Json<'o> {
             self.buffer.push(b'}');
         }
         let texts = [
-            ("group", &change.group),
-            ("member", &change.member),
-            ("group_rule", &change.group_rule),
+            ("group", change.group.as_ref()),
+            ("member", change.member.as_ref()),
+            ("group_rule", change.group_rule()),
         ];
         for (name, value) in texts {
             if let Some(value) = value {
@@ -340,7 +340,7 @@ impl<'o> Json<'o> {
                 self.string(value);
             }
         }
-        if let Some(kind) = change.group_kind {
+        if let Some(kind) = change.group_kind() {
             self.inline_key("group_kind");
             self.string(kind.name());
         }
@@ -454,7 +454,8 @@ mod tests {
     use registrar_core::matched::Matched;
     use registrar_core::model::{GroupKind, Profile};
     use registrar_core::plan::{
-        FieldChange, ImportedFile, Plan, SourceImport, Summary, PLAN_FORMAT_VERSION, PLAN_HEADER,
+        Detail, FieldChange, ImportedFile, Plan, SourceImport, Summary, PLAN_FORMAT_VERSION,
+        PLAN_HEADER,
     };
 
     /// Strings that need every kind of escape, and some that need none (JSON leaves DEL,
@@ -508,34 +509,39 @@ mod tests {
                 ),
             );
             fields.insert("dn".to_string(), (None, None));
-            changes.push(Change {
-                protocol: some(1),
-                im_name: some(2),
-                name_key: some(3),
-                account: some(1),
-                mapping: some(3),
-                reason: some(2),
-                fields: (i % 2 == 1).then(|| Box::new(fields)),
-                dn: some(1),
-                source: some(2),
-                profile: Some(Box::new(Profile::from_values([
-                    Some(*text),
-                    None,
-                    (i % 2 == 0).then_some("x"),
-                    None,
-                    None,
-                    Some("mail"),
-                ]))),
-                group: some(3),
-                member: some(2),
-                group_rule: some(1),
-                group_kind: [
-                    None,
-                    Some(GroupKind::OrgUnit),
-                    Some(GroupKind::DistributionList),
-                ][i % 3],
-                ..Change::new(actions[i % actions.len()], kinds[i % kinds.len()])
-            });
+            changes.push(
+                Change {
+                    protocol: some(1),
+                    im_name: some(2),
+                    account: some(1),
+                    mapping: some(3),
+                    reason: some(2),
+                    dn: some(1),
+                    group: some(3),
+                    member: some(2),
+                    ..Change::new(actions[i % actions.len()], kinds[i % kinds.len()])
+                }
+                .with_detail(Detail {
+                    name_key: some(3),
+                    fields: (i % 2 == 1).then_some(fields),
+                    source: some(2),
+                    profile: Some(Profile::from_values([
+                        Some(*text),
+                        None,
+                        (i % 2 == 0).then_some("x"),
+                        None,
+                        None,
+                        Some("mail"),
+                    ])),
+                    group_rule: some(1),
+                    group_kind: [
+                        None,
+                        Some(GroupKind::OrgUnit),
+                        Some(GroupKind::DistributionList),
+                    ][i % 3],
+                    ..Detail::default()
+                }),
+            );
         }
         changes
     }
@@ -570,26 +576,28 @@ mod tests {
             Change {
                 account: anchor.clone(),
                 dn: dn.clone(),
+                ..Change::new(Action::Add, Kind::Account)
+            }
+            .with_detail(Detail {
                 source: text("corp"),
-                profile: Some(Box::new(Profile::from_values([
+                profile: Some(Profile::from_values([
                     Some("Barry \"BJ\" Johnson"),
                     Some("Accounting"),
                     Some("Engineer"),
                     Some("+1 408 555 0001"),
                     Some("Zürich"),
                     Some("bj@example.com"),
-                ]))),
-                ..Change::new(Action::Add, Kind::Account)
-            },
+                ])),
+                ..Detail::default()
+            }),
             Change {
                 account: anchor.clone(),
-                fields: Some(Box::new(field(
-                    "department",
-                    Some("Accounting"),
-                    Some("Finance"),
-                ))),
                 ..Change::new(Action::Update, Kind::Account)
-            },
+            }
+            .with_detail(Detail {
+                fields: Some(field("department", Some("Accounting"), Some("Finance"))),
+                ..Detail::default()
+            }),
             Change {
                 account: anchor.clone(),
                 reason: text("disabled"),
@@ -603,9 +611,12 @@ mod tests {
             registration(Action::Add, "user1@im.example.com"),
             Change {
                 protocol: text("irc"),
-                name_key: text("BJohnson"),
                 ..registration(Action::Add, " BJohnson")
-            },
+            }
+            .with_detail(Detail {
+                name_key: text("BJohnson"),
+                ..Detail::default()
+            }),
             Change {
                 reason: text("mapping removed"),
                 ..registration(Action::Remove, "barry")
@@ -613,27 +624,32 @@ mod tests {
             Change {
                 mapping: text("xmpp-mail"),
                 reason: text("mapping renamed"),
-                fields: Some(Box::new(field(
-                    "mapping",
-                    Some("xmpp-uid"),
-                    Some("xmpp-mail"),
-                ))),
                 ..registration(Action::Update, "user1@im.example.com")
-            },
+            }
+            .with_detail(Detail {
+                fields: Some(field("mapping", Some("xmpp-uid"), Some("xmpp-mail"))),
+                ..Detail::default()
+            }),
             Change {
                 group: text("sales"),
+                ..Change::new(Action::Add, Kind::Group)
+            }
+            .with_detail(Detail {
                 source: text("corp"),
                 group_rule: text("departments"),
                 group_kind: Some(GroupKind::DistributionList),
-                ..Change::new(Action::Add, Kind::Group)
-            },
+                ..Detail::default()
+            }),
             Change {
                 group: text("sales"),
-                group_rule: text("departments"),
                 reason: text("now produced by another group rule"),
-                fields: Some(Box::new(field("source", None, Some("corp")))),
                 ..Change::new(Action::Update, Kind::Group)
-            },
+            }
+            .with_detail(Detail {
+                group_rule: text("departments"),
+                fields: Some(field("source", None, Some("corp"))),
+                ..Detail::default()
+            }),
             Change {
                 group: text("sales"),
                 member: anchor.clone(),
@@ -647,10 +663,13 @@ mod tests {
                 ..Change::new(Action::Remove, Kind::GroupMember)
             },
             Change {
-                fields: Some(Box::default()),
-                profile: Some(Box::default()),
                 ..Change::new(Action::Update, Kind::Account)
-            },
+            }
+            .with_detail(Detail {
+                fields: Some(Default::default()),
+                profile: Some(Default::default()),
+                ..Detail::default()
+            }),
             Change::new(Action::Remove, Kind::GroupMember),
         ];
         changes.extend(changes_of(&TEXTS));
@@ -935,13 +954,12 @@ mod tests {
             },
             Change {
                 account,
-                fields: Some(Box::new(field(
-                    "department",
-                    Some("Accounting"),
-                    Some("Finance"),
-                ))),
                 ..Change::new(Action::Update, Kind::Account)
-            },
+            }
+            .with_detail(Detail {
+                fields: Some(field("department", Some("Accounting"), Some("Finance"))),
+                ..Detail::default()
+            }),
         ];
         plan.warnings = vec![Warning {
             protocol: Some("aol".to_string()),

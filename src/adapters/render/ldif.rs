@@ -296,11 +296,11 @@ fn refuse(change: &Change, message: &str) -> io::Error {
 
 fn required<'a>(
     change: &Change,
-    value: &'a Option<std::sync::Arc<str>>,
+    value: Option<&'a std::sync::Arc<str>>,
     what: &str,
 ) -> io::Result<&'a str> {
     value
-        .as_deref()
+        .map(|value| &**value)
         .ok_or_else(|| refuse(change, &format!("the plan gives no {what}")))
 }
 
@@ -311,8 +311,7 @@ fn update(
     attribute_of: impl Fn(&str) -> Option<&'static str>,
 ) -> io::Result<ChangeRecord> {
     let fields = change
-        .fields
-        .as_deref()
+        .fields()
         .filter(|fields| !fields.is_empty())
         .ok_or_else(|| refuse(change, "the plan gives no changed field"))?;
     let mut modifications = Vec::with_capacity(fields.len());
@@ -328,7 +327,7 @@ fn update(
 pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecord> {
     match change.kind {
         Kind::Account => {
-            let anchor = required(change, &change.account, "account")?;
+            let anchor = required(change, change.account.as_ref(), "account")?;
             let dn = base.account_dn(anchor);
             match change.action {
                 Action::Add => {
@@ -337,14 +336,14 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
                         ("registrarAnchor", anchor.to_string()),
                         (
                             "registrarEntryDn",
-                            required(change, &change.dn, "dn")?.to_string(),
+                            required(change, change.dn.as_ref(), "dn")?.to_string(),
                         ),
                         ("registrarActive", "TRUE".to_string()),
                     ];
-                    if let Some(source) = &change.source {
+                    if let Some(source) = change.source() {
                         attributes.push(("registrarSource", source.to_string()));
                     }
-                    for (field, value) in change.profile.iter().flat_map(|p| p.iter()) {
+                    for (field, value) in change.profile().into_iter().flat_map(|p| p.iter()) {
                         attributes.push((profile_attribute(field), value.to_string()));
                     }
                     Ok(add(&dn, attributes))
@@ -364,8 +363,8 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
             }
         }
         Kind::Registration => {
-            let protocol = required(change, &change.protocol, "protocol")?;
-            let im_name = required(change, &change.im_name, "IM name")?;
+            let protocol = required(change, change.protocol.as_ref(), "protocol")?;
+            let im_name = required(change, change.im_name.as_ref(), "IM name")?;
             let name_key = change.name_key();
             let dn = base.registration_dn(protocol, &name_key);
             match change.action {
@@ -378,12 +377,12 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
                         ("registrarImName", im_name.to_string()),
                         (
                             "registrarAnchor",
-                            required(change, &change.account, "account")?.to_string(),
+                            required(change, change.account.as_ref(), "account")?.to_string(),
                         ),
                         ("registrarSource", "ldap".to_string()),
                         (
                             "registrarOwner",
-                            required(change, &change.mapping, "mapping")?.to_string(),
+                            required(change, change.mapping.as_ref(), "mapping")?.to_string(),
                         ),
                     ],
                 )),
@@ -399,26 +398,26 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
             }
         }
         Kind::Group => {
-            let dn = base.group_dn(required(change, &change.group, "group")?);
+            let dn = base.group_dn(required(change, change.group.as_ref(), "group")?);
             match change.action {
                 Action::Add => {
                     let kind = change
-                        .group_kind
+                        .group_kind()
                         .ok_or_else(|| refuse(change, "the plan gives no group kind"))?;
                     let mut attributes = vec![
                         ("objectClass", "registrarGroup".to_string()),
                         (
                             "registrarGroupName",
-                            required(change, &change.group, "group")?.to_string(),
+                            required(change, change.group.as_ref(), "group")?.to_string(),
                         ),
                         ("registrarGroupKind", kind.name().to_string()),
                     ];
-                    if let Some(source) = &change.source {
+                    if let Some(source) = change.source() {
                         attributes.push(("registrarSource", source.to_string()));
                     }
                     attributes.push((
                         "registrarOwner",
-                        required(change, &change.group_rule, "group rule")?.to_string(),
+                        required(change, change.group_rule(), "group rule")?.to_string(),
                     ));
                     Ok(add(&dn, attributes))
                 }
@@ -435,8 +434,8 @@ pub fn change_record(change: &Change, base: &LdifBase) -> io::Result<ChangeRecor
             }
         }
         Kind::GroupMember => {
-            let dn = base.group_dn(required(change, &change.group, "group")?);
-            let member = base.account_dn(required(change, &change.member, "member")?);
+            let dn = base.group_dn(required(change, change.group.as_ref(), "group")?);
+            let member = base.account_dn(required(change, change.member.as_ref(), "member")?);
             let op = match change.action {
                 Action::Add => ModOp::Add,
                 Action::Remove => ModOp::Delete,
@@ -464,7 +463,7 @@ mod tests {
     use crate::adapters::ldif::{Change as LdifChange, Directory, LdifReader, Record};
     use registrar_core::entry::Entry;
     use registrar_core::model::{GroupKind, Profile};
-    use registrar_core::plan::{FieldChange, Summary};
+    use registrar_core::plan::{Detail, FieldChange, Summary};
 
     fn plan(serial: i64, changes: Vec<Change>) -> Plan {
         Plan {
@@ -511,10 +510,13 @@ mod tests {
         Change {
             account: Some(anchor.into()),
             dn: Some(dn.into()),
-            source: Some("hr".into()),
-            profile: Some(Box::new(p)),
             ..Change::new(Action::Add, Kind::Account)
         }
+        .with_detail(Detail {
+            source: Some("hr".into()),
+            profile: Some(p),
+            ..Detail::default()
+        })
     }
 
     fn registration(action: Action, protocol: &str, name: &str, anchor: &str) -> Change {
@@ -530,11 +532,14 @@ mod tests {
     fn group_add(name: &str) -> Change {
         Change {
             group: Some(name.into()),
+            ..Change::new(Action::Add, Kind::Group)
+        }
+        .with_detail(Detail {
             group_rule: Some("lists".into()),
             group_kind: Some(GroupKind::DistributionList),
             source: Some("hr".into()),
-            ..Change::new(Action::Add, Kind::Group)
-        }
+            ..Detail::default()
+        })
     }
 
     fn member(action: Action, group: &str, anchor: &str) -> Change {
@@ -712,27 +717,33 @@ mod tests {
                 ],
             ),
             Change {
-                fields: Some(Box::new(fields(&[
+                account: Some("a2".into()),
+                ..Change::new(Action::Update, Kind::Account)
+            }
+            .with_detail(Detail {
+                fields: Some(fields(&[
                     ("department", Some("Sales"), Some("Finance")),
                     ("title", Some("Boss"), None),
                     ("dn", Some("cn=B,dc=x"), Some("cn=B,ou=new,dc=x")),
                     ("source", None, Some("hr")),
-                ]))),
-                account: Some("a2".into()),
-                ..Change::new(Action::Update, Kind::Account)
-            },
+                ])),
+                ..Detail::default()
+            }),
             Change {
                 account: Some("a3".into()),
                 ..Change::new(Action::Reactivate, Kind::Account)
             },
             registration(Action::Remove, "aol", "Old", "a2"),
             Change {
-                fields: Some(Box::new(fields(&[
+                ..registration(Action::Update, "aol", "bob", "a2")
+            }
+            .with_detail(Detail {
+                fields: Some(fields(&[
                     ("im_name", Some("bob"), Some("Bob")),
                     ("mapping", Some("aol-old"), Some("aol-mail")),
-                ]))),
-                ..registration(Action::Update, "aol", "bob", "a2")
-            },
+                ])),
+                ..Detail::default()
+            }),
             registration(Action::Add, "aol", "Alice", "a1"),
             member(Action::Remove, "old-list", "a2"),
             Change {
@@ -742,12 +753,15 @@ mod tests {
             group_add("sales"),
             Change {
                 group: Some("ops".into()),
-                fields: Some(Box::new(fields(&[
+                ..Change::new(Action::Update, Kind::Group)
+            }
+            .with_detail(Detail {
+                fields: Some(fields(&[
                     ("group_rule", Some("old"), Some("lists")),
                     ("source", Some("hr"), None),
-                ]))),
-                ..Change::new(Action::Update, Kind::Group)
-            },
+                ])),
+                ..Detail::default()
+            }),
             member(Action::Add, "sales", "a1"),
             Change {
                 account: Some("a4".into()),
@@ -921,21 +935,23 @@ mod tests {
             vec![
                 Change {
                     account: Some("a1".into()),
-                    fields: Some(Box::new(fields(&[
+                    ..Change::new(Action::Update, Kind::Account)
+                }
+                .with_detail(Detail {
+                    fields: Some(fields(&[
                         ("title", Some("Boss"), None),
                         ("department", None, Some("Ops")),
-                    ]))),
-                    ..Change::new(Action::Update, Kind::Account)
-                },
+                    ])),
+                    ..Detail::default()
+                }),
                 registration(Action::Remove, "aol", "bob", "a2"),
                 Change {
-                    fields: Some(Box::new(fields(&[(
-                        "im_name",
-                        Some("Alice"),
-                        Some("ALICE"),
-                    )]))),
                     ..registration(Action::Update, "aol", "alice", "a1")
-                },
+                }
+                .with_detail(Detail {
+                    fields: Some(fields(&[("im_name", Some("Alice"), Some("ALICE"))])),
+                    ..Detail::default()
+                }),
                 registration(Action::Add, "aol", "Bob", "a1"),
                 member(Action::Remove, "sales", "a2"),
                 Change {
@@ -1017,9 +1033,12 @@ mod tests {
             (
                 Change {
                     account: Some("a".into()),
-                    fields: Some(Box::new(fields(&[("shoe_size", None, Some("9"))]))),
                     ..Change::new(Action::Update, Kind::Account)
-                },
+                }
+                .with_detail(Detail {
+                    fields: Some(fields(&[("shoe_size", None, Some("9"))])),
+                    ..Detail::default()
+                }),
                 "unknown field \"shoe_size\"",
             ),
             (

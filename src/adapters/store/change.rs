@@ -76,9 +76,9 @@ pub(super) fn describe(change: &Change) -> String {
     }
 }
 
-fn required<'a>(value: &'a Option<Arc<str>>, what: &'static str) -> Result<&'a str, ChangeFailure> {
+fn required<'a>(value: Option<&'a Arc<str>>, what: &'static str) -> Result<&'a str, ChangeFailure> {
     value
-        .as_deref()
+        .map(|value| &**value)
         .ok_or(ChangeFailure::Refused(ChangeConflict::Missing(what)))
 }
 
@@ -103,19 +103,18 @@ pub(super) fn apply_change(connection: &Database, change: &Change) -> Result<(),
 
 /// Adds, updates, deactivates, reactivates or removes a managed account row.
 fn apply_account_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
-    let account = required(&change.account, "account")?;
+    let account = required(change.account.as_ref(), "account")?;
     match change.action {
         Action::Add => {
-            let dn = required(&change.dn, "dn")?;
-            let profile = change.profile.clone().unwrap_or_default();
-            let value = |field| profile.get(field);
+            let dn = required(change.dn.as_ref(), "dn")?;
+            let value = |field| change.profile().and_then(|profile| profile.get(field));
             let inserted = connection.execute("INSERT INTO accounts (anchor, dn, dn_key, source, status, display_name, department, title, telephone, location, mail) \
                  VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                 params![
                     account,
                     dn,
                     normalize_dn(dn),
-                    change.source,
+                    change.source(),
                     value(ProfileField::DisplayName),
                     value(ProfileField::Department),
                     value(ProfileField::Title),
@@ -127,7 +126,7 @@ fn apply_account_change(connection: &Database, change: &Change) -> Result<(), Ch
             expect_one(inserted, "the account already exists")
         }
         Action::Update => {
-            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+            for (field, (_, new)) in change.fields().into_iter().flatten() {
                 let column = match field.as_str() {
                     "dn" => "dn",
                     "source" => "source",
@@ -179,14 +178,14 @@ fn apply_account_change(connection: &Database, change: &Change) -> Result<(), Ch
 /// Adds, updates or removes a managed registration row (a registration is never
 /// deactivated).
 fn apply_registration_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
-    let account = required(&change.account, "account")?;
-    let protocol = required(&change.protocol, "protocol")?;
-    let im_name = required(&change.im_name, "IM name")?;
+    let account = required(change.account.as_ref(), "account")?;
+    let protocol = required(change.protocol.as_ref(), "protocol")?;
+    let im_name = required(change.im_name.as_ref(), "IM name")?;
     let key = change.name_key();
     let key = key.as_ref();
     match change.action {
         Action::Add => {
-            let mapping = required(&change.mapping, "mapping")?;
+            let mapping = required(change.mapping.as_ref(), "mapping")?;
             let rows = connection.execute("INSERT INTO registrations (protocol, im_name_key, im_name, account, source, owner) \
                  VALUES (?1, ?2, ?3, ?4, 'ldap', ?5) ON CONFLICT DO NOTHING",
                 params![protocol, key, im_name, account, mapping],
@@ -203,7 +202,7 @@ fn apply_registration_change(connection: &Database, change: &Change) -> Result<(
             )
         }
         Action::Update => {
-            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+            for (field, (_, new)) in change.fields().into_iter().flatten() {
                 let column = match field.as_str() {
                     "im_name" => "im_name",
                     "mapping" => "owner",
@@ -232,22 +231,22 @@ fn apply_registration_change(connection: &Database, change: &Change) -> Result<(
 
 /// Adds, updates or removes a managed group row. Unmanaged groups are never written.
 fn apply_group_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
-    let group = required(&change.group, "group")?;
+    let group = required(change.group.as_ref(), "group")?;
     match change.action {
         Action::Add => {
-            let rule = required(&change.group_rule, "group rule")?;
+            let rule = required(change.group_rule(), "group rule")?;
             let kind = change
-                .group_kind
+                .group_kind()
                 .ok_or_else(|| ChangeFailure::Refused(ChangeConflict::Missing("group kind")))?;
             let rows = connection.execute(
                 "INSERT INTO groups (name, kind, source, owner) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT DO NOTHING",
-                params![group, kind.name(), change.source, rule],
+                params![group, kind.name(), change.source(), rule],
             )?;
             expect_one(rows, "the group already exists")
         }
         Action::Update => {
-            for (field, (_, new)) in change.fields.iter().flat_map(|f| f.iter()) {
+            for (field, (_, new)) in change.fields().into_iter().flatten() {
                 let column = match field.as_str() {
                     "group_rule" => "owner",
                     "kind" => "kind",
@@ -299,8 +298,8 @@ fn apply_group_change(connection: &Database, change: &Change) -> Result<(), Chan
 
 /// Adds or removes a member of a managed group.
 fn apply_member_change(connection: &Database, change: &Change) -> Result<(), ChangeFailure> {
-    let group = required(&change.group, "group")?;
-    let member = required(&change.member, "member")?;
+    let group = required(change.group.as_ref(), "group")?;
+    let member = required(change.member.as_ref(), "member")?;
     let managed: Option<bool> = connection
         .query_row(
             "SELECT owner IS NOT NULL FROM groups WHERE name = ?1",

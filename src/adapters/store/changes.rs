@@ -27,9 +27,9 @@ impl BulkRow for AccountAdd<'_> {
         out.push(Param::from(self.anchor));
         out.push(Param::from(self.dn));
         out.push(Param::from(normalize_dn(self.dn)));
-        out.push(Param::from(self.change.source.as_deref()));
+        out.push(Param::from(self.change.source().map(|source| &**source)));
         out.push(Param::from(AccountStatus::Active.name()));
-        let profile = self.change.profile.as_deref();
+        let profile = self.change.profile();
         for field in ProfileField::ALL {
             out.push(Param::from(profile.and_then(|p| p.get(field))));
         }

@@ -9,7 +9,7 @@ use crate::desired::DesiredAccount;
 use crate::model::{Departure, ProfileField, Rules};
 use crate::state::{AccountStatus, State, StateAccount};
 
-use super::change::{Action, Change};
+use super::change::{Action, Change, Detail};
 use super::context::{merge_order, Frozen, Reasons};
 
 /// Why a managed row loses its place.
@@ -131,11 +131,13 @@ impl<'a> AccountWalk<'a, '_> {
     /// A desired account the store does not hold: added when enabled.
     fn wanted_only(&mut self, wanted: &mut DesiredAccount) {
         if wanted.enabled {
-            self.changes.push(Change {
+            let account =
+                Change::account(Action::Add, wanted.anchor.clone(), Some(wanted.dn.clone()));
+            self.changes.push(account.with_detail(Detail {
                 source: Some(wanted.source.clone()),
-                profile: Some(Box::new(std::mem::take(&mut wanted.profile))),
-                ..Change::account(Action::Add, wanted.anchor.clone(), Some(wanted.dn.clone()))
-            });
+                profile: Some(std::mem::take(&mut wanted.profile)),
+                ..Detail::default()
+            }));
         }
     }
 
@@ -175,10 +177,10 @@ impl<'a> AccountWalk<'a, '_> {
             )
         };
         if !fields.is_empty() {
-            self.changes.push(Change {
-                fields: Some(Box::new(fields)),
-                ..account()
-            });
+            self.changes.push(account().with_detail(Detail {
+                fields: Some(fields),
+                ..Detail::default()
+            }));
         }
         match (wanted.enabled, actual.status) {
             (true, AccountStatus::Deactivated) => self.changes.push(Change {

@@ -10,7 +10,7 @@ use crate::desired::{DesiredGroup, Warning, WarningKind};
 use crate::model::Rules;
 use crate::state::State;
 
-use super::change::{Action, Change};
+use super::change::{Action, Change, Detail};
 use super::context::{merge_order, Frozen, Reasons};
 
 /// What group planning needs from the account planning before it.
@@ -66,11 +66,16 @@ pub(super) fn plan_groups(
                 ..Change::group_member(Action::Remove, &group, member.as_str().into())
             });
         }
-        changes.push(Change {
-            group_rule: Some(owner.into()),
-            reason: Some(reasons.get(reason)),
-            ..Change::group(Action::Remove, &group)
-        });
+        changes.push(
+            Change {
+                reason: Some(reasons.get(reason)),
+                ..Change::group(Action::Remove, &group)
+            }
+            .with_detail(Detail {
+                group_rule: Some(owner.into()),
+                ..Detail::default()
+            }),
+        );
     }
     for (name, wanted) in groups {
         if context.frozen_groups.contains(&name) {
@@ -86,12 +91,12 @@ pub(super) fn plan_groups(
         } = wanted;
         let group: Arc<str> = name.as_str().into();
         let Some(row) = state.groups.get(&name) else {
-            changes.push(Change {
+            changes.push(Change::group(Action::Add, &group).with_detail(Detail {
                 source: Some(source.into()),
                 group_rule: Some(rule.into()),
                 group_kind: Some(kind),
-                ..Change::group(Action::Add, &group)
-            });
+                ..Detail::default()
+            }));
             for member in members {
                 changes.push(Change::group_member(Action::Add, &group, member.into()));
             }
@@ -126,12 +131,17 @@ pub(super) fn plan_groups(
             fields.insert("source".to_string(), (row.source.clone(), Some(source)));
         }
         if !fields.is_empty() {
-            changes.push(Change {
-                group_rule: Some(rule.into()),
-                reason: Some(reasons.get("now produced by another group rule")),
-                fields: Some(Box::new(fields)),
-                ..Change::group(Action::Update, &group)
-            });
+            changes.push(
+                Change {
+                    reason: Some(reasons.get("now produced by another group rule")),
+                    ..Change::group(Action::Update, &group)
+                }
+                .with_detail(Detail {
+                    group_rule: Some(rule.into()),
+                    fields: Some(fields),
+                    ..Detail::default()
+                }),
+            );
         }
         // Both lists are sorted: one merge walk finds who leaves and who joins.
         let (mut have, mut want) = (

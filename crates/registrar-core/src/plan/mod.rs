@@ -24,7 +24,7 @@ mod registrations;
 mod tests;
 
 pub use change::{
-    Action, Change, FieldChange, ImportedFile, Kind, Plan, SourceImport, Summary,
+    Action, Change, Detail, FieldChange, ImportedFile, Kind, Plan, SourceImport, Summary,
     PLAN_FORMAT_VERSION, PLAN_HEADER,
 };
 pub(crate) use planner::{add_unheld_warnings, deletion_threshold, plan_rows};

@@ -308,10 +308,9 @@ impl RegistrationWalk<'_> {
             } else {
                 "name changed case"
             };
-        out.changes.push(Change {
+        let mut change = Change {
             mapping: Some(keeper.mapping.clone()),
             reason: Some(out.reasons.get(reason)),
-            fields: Some(Box::new(fields)),
             dn: self.people.dn_of(&row.account),
             ..Change::registration(
                 Action::Update,
@@ -319,7 +318,9 @@ impl RegistrationWalk<'_> {
                 row.im_name.clone(),
                 row.account.clone(),
             )
-        });
+        };
+        change.detail_mut().fields = Some(fields);
+        out.changes.push(change);
     }
 
     /// A claimant denied a name another account holds: `held` says how it is held.

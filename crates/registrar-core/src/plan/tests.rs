@@ -112,8 +112,8 @@ fn apply_order_creates_accounts_then_groups_then_members() {
     let member = &plan.changes[2];
     assert_eq!(member.dn.as_deref(), Some("cn=new,dc=x"));
     let group = &plan.changes[1];
-    assert_eq!(group.group_rule.as_deref(), Some("staff"));
-    assert_eq!(group.group_kind, Some(GroupKind::OrgUnit));
+    assert_eq!(group.group_rule().map(|rule| &**rule), Some("staff"));
+    assert_eq!(group.group_kind(), Some(GroupKind::OrgUnit));
     assert_eq!(plan.summary.add, 3);
 }
 
@@ -301,7 +301,7 @@ fn membership_changes_are_a_diff_and_a_new_owner_is_an_update() {
             ),
         ]
     );
-    let fields = plan.changes[1].fields.as_ref().unwrap();
+    let fields = plan.changes[1].fields().unwrap();
     assert_eq!(
         fields["group_rule"],
         (Some("staff".to_string()), Some("{cn}".to_string()))
