@@ -15,7 +15,7 @@ use super::feeds::{self, FeedDelta, FeedKeep};
 use super::snapshots;
 use super::sources::{self, InputsDigest};
 use super::threads::{join, spawn_scoped, Threads};
-use crate::adapters::store::{KeptSnapshot, Store, StoreLocation};
+use crate::adapters::store::{KeptSnapshot, RegistrationBatch, StateHead, Store, StoreLocation};
 use crate::adapters::tree::Tree;
 use crate::config::raw::{DeltaFeed, ImportMode};
 use crate::config::{self, Config, LdapSettings, SourceLocation, SourceSettings};
@@ -332,5 +332,63 @@ pub(super) fn load_state(location: &StoreLocation) -> Result<State, AppError> {
     match Store::open_if_exists(location)? {
         Some(store) => Ok(store.load()?),
         None => Ok(State::default()),
+    }
+}
+
+/// Registration batches the store reads ahead of the planner at most.
+const ROW_BATCHES_AHEAD: usize = 8;
+
+/// The state streamed from the store at `location` ([`Store::stream_state`]), as a
+/// [`reconcile`](super::reconcile) pass reads it: run `stream_state` on a thread of its
+/// own; the head (or why there is none) comes first, then the registration batches,
+/// until the store is read or no one listens. An empty store when the file does not
+/// exist yet. The loader's result says whether every row was read: a plan made from
+/// rows a failed read cut short is not a plan.
+pub(super) struct StateStream {
+    pub(super) head: Receiver<Result<StateHead, AppError>>,
+    pub(super) batches: Receiver<RegistrationBatch>,
+}
+
+impl StateStream {
+    /// The stream's two ends: the loader's work to run, and what the planner reads.
+    pub(super) fn open(
+        location: &StoreLocation,
+    ) -> (
+        impl FnOnce() -> Result<(), AppError> + Send + '_,
+        StateStream,
+    ) {
+        let (head_sender, head) = mpsc::sync_channel(1);
+        let (batch_sender, batches) = mpsc::sync_channel(ROW_BATCHES_AHEAD);
+        let load = move || {
+            let store = match Store::open_if_exists(location) {
+                Ok(Some(store)) => store,
+                Ok(None) => {
+                    let _ = head_sender.send(Ok(StateHead::empty()));
+                    return Ok(());
+                }
+                Err(error) => {
+                    let _ = head_sender.send(Err(error.into()));
+                    return Ok(());
+                }
+            };
+            let mut head_sender = Some(head_sender);
+            let streamed = store.stream_state(
+                |head| {
+                    head_sender
+                        .take()
+                        .is_some_and(|sender| sender.send(Ok(head)).is_ok())
+                },
+                |batch| batch_sender.send(batch).is_ok(),
+            );
+            match (streamed, head_sender) {
+                // Failed before the head: told in its place.
+                (Err(error), Some(sender)) => {
+                    let _ = sender.send(Err(error.into()));
+                    Ok(())
+                }
+                (streamed, _) => Ok(streamed?),
+            }
+        };
+        (load, StateStream { head, batches })
     }
 }

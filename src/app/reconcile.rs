@@ -13,14 +13,14 @@ use super::context::Context;
 use super::error::AppError;
 use super::feeds::FeedKeep;
 use super::reading::{
-    at_revision, files_read, head_files, load_state, read_config, read_desired, Reading,
-    SourcesRead,
+    at_revision, files_read, head_files, read_config, read_desired, Reading, SourcesRead,
+    StateStream,
 };
 use super::region::{self, ByRegion};
 use super::sources::InputsDigest;
 use super::threads::{join, spawn_scoped};
 use crate::adapters::render::PlanDocument;
-use crate::adapters::store::Store;
+use crate::adapters::store::{Store, StreamedRows};
 use crate::adapters::tree::{Tree, TreeError};
 use crate::config::raw::ImportMode;
 use crate::config::trust;
@@ -28,7 +28,7 @@ use crate::config::{Config, ConfigText};
 use registrar_core::desired::Desired;
 use registrar_core::effect::SourceTrust;
 use registrar_core::effect::{self, Effect, FileDiff, FileStatus};
-use registrar_core::plan::{plan, Plan, PlanError};
+use registrar_core::plan::{plan_with_rows, Plan, PlanError};
 
 /// What one reconcile pass produced.
 #[derive(Debug)]
@@ -206,36 +206,49 @@ pub(super) fn reconcile_with(
         },
         keep_feeds: purpose == Purpose::Apply,
     };
-    // The store loads on a second core while the sources stream through the builder.
-    let (read, state) = std::thread::scope(|scope| {
-        let loader = spawn_scoped(scope, || load_state(&context.state))?;
+    // The store loads on a second core while the sources stream through the builder;
+    // its registrations then stream to the planner as its walk reaches them.
+    let (computed, read, effect, state) = std::thread::scope(|scope| {
+        let (load, stream) = StateStream::open(&context.state);
+        let loader = spawn_scoped(scope, load)?;
         let read = read_desired(&config, files, &reading);
-        Ok::<_, AppError>((read, join(loader)))
-    })?;
-    let (wanted, read) = at_revision(files, "", read)?;
-    let state = state?;
-    if let Some(why) = read_everything {
-        eprintln!("note: --mode delta read every kept entry: {why}");
-    }
-    // Every snapshot write changes what `kept_snapshots` returns (files and serials): the
-    // same answer before and after means the entries read were those of one snapshot.
-    if let Some(store) = reading.store {
-        if store.kept_snapshots()? != reading.kept {
-            return Err(AppError::KeptSnapshotsChanged);
+        let (wanted, read) = at_revision(files, "", read)?;
+        let Ok(head) = stream.head.recv() else {
+            join(loader)?;
+            return Err(AppError::Thread(std::io::Error::other(
+                "the store's reader stopped before the state",
+            )));
+        };
+        let mut head = head?;
+        if let Some(why) = read_everything {
+            eprintln!("note: --mode delta read every kept entry: {why}");
         }
-    }
-    let effect = match base {
-        Some(base) => Some(effect_since(
-            context,
-            base,
-            &config,
-            &wanted,
-            files.commit(),
-            revision_dirty(context, files, &config, &read),
-        )?),
-        None => None,
-    };
-    let computed = plan(&config.rules, wanted, &state)?;
+        // Every snapshot write changes what `kept_snapshots` returns (files and
+        // serials): the same answer before and after means the entries read were those
+        // of one snapshot.
+        if let Some(store) = reading.store {
+            if store.kept_snapshots()? != reading.kept {
+                return Err(AppError::KeptSnapshotsChanged);
+            }
+        }
+        let effect = match base {
+            Some(base) => Some(effect_since(
+                context,
+                base,
+                &config,
+                &wanted,
+                files.commit(),
+                revision_dirty(context, files, &config, &read),
+            )?),
+            None => None,
+        };
+        let rows = StreamedRows::new(stream.batches.into_iter());
+        let registrations = head.registrations(rows);
+        let computed = plan_with_rows(&config.rules, wanted, &head.state, registrations);
+        // Every row was read, or the plan is not one.
+        join(loader)?;
+        Ok((computed?, read, effect, head.state))
+    })?;
     let mut reconciled = finish_reconcile(context, files, &config, computed, read, effect);
     reconciled.connection_trust = connection_trust;
     // Freeing a large directory's worth of values takes as long as building them; let

@@ -21,6 +21,11 @@ impl Interner {
         ))
     }
 
+    /// Room for `strings` more distinct strings.
+    pub fn reserve(&mut self, strings: usize) {
+        self.0.reserve(strings);
+    }
+
     /// The shared string equal to `text`, made on first sight.
     pub fn get(&mut self, text: &str) -> Arc<str> {
         if let Some(shared) = self.0.get(text) {

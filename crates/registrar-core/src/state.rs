@@ -2,11 +2,13 @@
 //! groups, each managed (with an owner rule) or unmanaged (manual and self registrations,
 //! groups made by hand).
 //!
-//! The SQLite adapter loads this value; the planner compares it with the desired state.
-//! Pure data: no I/O.
+//! The store adapter loads this value; the planner compares it with the desired state.
+//! The registrations, the store's largest table, the planner can also read as a stream
+//! of rows in key order ([`RegistrationRows`], [`StoredRegistrations`]), which the
+//! adapter fills from the store as the planner walks them. Pure data: no I/O.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -260,6 +262,105 @@ impl<K, V> IntoIterator for SortedMap<K, V> {
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
+    }
+}
+
+/// A stored registration as the planner walks it, borrowed: from a loaded [`State`], or
+/// from the rows the store streams to the planner in key order (see
+/// [`StoredRegistrations`]), which then never become [`StateRegistration`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationRow<'r> {
+    pub protocol: &'r str,
+    /// The IM name normalised for the protocol.
+    pub name_key: &'r str,
+    /// The IM name as registered (display form).
+    pub im_name: &'r str,
+    /// The anchor of the account holding it.
+    pub account: &'r str,
+    pub source: RegistrationSource,
+    /// The mapping that produced it; `None` for unmanaged rows.
+    pub owner: Option<&'r str>,
+}
+
+impl RegistrationRow<'_> {
+    /// Whether a `registrar` rule owns this row.
+    pub fn is_managed(&self) -> bool {
+        self.owner.is_some()
+    }
+}
+
+impl StateRegistration {
+    /// The row as the planner walks it, stored under `key`.
+    pub fn row<'r>(&'r self, key: &'r RegistrationKey) -> RegistrationRow<'r> {
+        RegistrationRow {
+            protocol: &key.protocol,
+            name_key: &key.name_key,
+            im_name: &self.im_name,
+            account: &self.account,
+            source: self.source,
+            owner: self.owner.as_deref(),
+        }
+    }
+}
+
+/// Stored registration rows in increasing key order (protocol, then name key, compared
+/// as bytes), one at a time: what the planner's registration walk reads, from a loaded
+/// state ([`LoadedRows`]) or from a stream out of the store.
+pub trait RegistrationRows {
+    /// The row at the front; `None` once every row is passed.
+    fn current(&self) -> Option<RegistrationRow<'_>>;
+    /// Passes the row at the front.
+    fn advance(&mut self);
+}
+
+/// The rows of a loaded state's registrations.
+pub struct LoadedRows<'s> {
+    rows: &'s [(RegistrationKey, StateRegistration)],
+}
+
+impl<'s> LoadedRows<'s> {
+    pub fn new(registrations: &'s Registrations) -> Self {
+        LoadedRows {
+            rows: &registrations.0,
+        }
+    }
+}
+
+impl RegistrationRows for LoadedRows<'_> {
+    fn current(&self) -> Option<RegistrationRow<'_>> {
+        self.rows.first().map(|(key, row)| row.row(key))
+    }
+
+    fn advance(&mut self) {
+        if let Some((_, rest)) = self.rows.split_first() {
+            self.rows = rest;
+        }
+    }
+}
+
+/// The store's registrations as the planner reads them: the rows, walked once in key
+/// order, and what the planner needs to know of them before it walks them.
+pub struct StoredRegistrations<R> {
+    pub rows: R,
+    /// How many rows there are (a size to reserve for the changes).
+    pub count: usize,
+    /// The accounts holding unmanaged rows: a departing account that holds one is
+    /// deactivated, never deleted.
+    pub unmanaged_holders: BTreeSet<String>,
+}
+
+impl<'s> StoredRegistrations<LoadedRows<'s>> {
+    /// The registrations of a loaded state.
+    pub fn loaded(registrations: &'s Registrations) -> Self {
+        StoredRegistrations {
+            rows: LoadedRows::new(registrations),
+            count: registrations.len(),
+            unmanaged_holders: registrations
+                .values()
+                .filter(|r| !r.is_managed())
+                .map(|r| r.account.to_string())
+                .collect(),
+        }
     }
 }
 

@@ -539,7 +539,6 @@ mod tests {
                         Some(GroupKind::OrgUnit),
                         Some(GroupKind::DistributionList),
                     ][i % 3],
-                    ..Detail::default()
                 }),
             );
         }

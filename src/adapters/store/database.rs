@@ -1016,7 +1016,7 @@ impl Statement<'_> {
     }
 
     /// Rows to `visit` while it answers `true`.
-    fn for_each_row_until(
+    pub(super) fn for_each_row_until(
         &mut self,
         params: &[Param<'_>],
         visit: &mut dyn FnMut(&Row<'_>) -> SqlResult<bool>,

@@ -128,6 +128,9 @@ pub enum ValueProblem {
         found: usize,
         expected: usize,
     },
+    /// A key read in key order that does not come after the one read before it: the
+    /// table does not order its keys as bytes (a hand-changed collation).
+    OutOfKeyOrder,
 }
 
 impl std::fmt::Display for ValueProblem {
@@ -139,6 +142,9 @@ impl std::fmt::Display for ValueProblem {
             ValueProblem::NamesNoRowOf(table) => write!(f, "names no row of table {table}"),
             ValueProblem::Length { found, expected } => {
                 write!(f, "is {found} bytes long, not {expected}")
+            }
+            ValueProblem::OutOfKeyOrder => {
+                f.write_str("comes out of key order: keys must sort as bytes (collation \"C\")")
             }
         }
     }

@@ -9,8 +9,8 @@ use super::bulk::{Bulk, BulkRow, Constraint, Deferred};
 use super::error::{blob_literal, quoted, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
 use super::read::{
-    account_from_row, group_from_row, registration_from_row, SELECT_ACCOUNTS, SELECT_GROUPS,
-    SELECT_REGISTRATIONS,
+    account_from_row, group_from_row, registration_from_row, Anchors, SELECT_ACCOUNTS,
+    SELECT_GROUPS, SELECT_REGISTRATIONS,
 };
 use registrar_core::drift::{self, RowAfter, RowHash, RowHashes, RowId, RowKind, WrittenRow};
 use registrar_core::interner::Interner;
@@ -133,7 +133,7 @@ pub(super) fn refresh_hashes(connection: &Database, rows: Vec<WrittenRow>) -> Sq
             RowAfter::Reread => match kind {
                 RowKind::Account => account
                     .query_row(params![key.as_ref()], |row| {
-                        account_from_row(row, &mut Interner::default())
+                        account_from_row(row, &mut Interner::default(), Anchors::Own)
                     })
                     .optional()?
                     .map(|row| drift::account_hash(&row)),

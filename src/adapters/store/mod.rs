@@ -36,6 +36,7 @@ mod register;
 mod self_service;
 mod serial;
 mod snapshots;
+mod stream;
 #[cfg(test)]
 mod test_support;
 
@@ -55,3 +56,4 @@ pub use snapshots::{
     EntryRow, KeptEntry, KeptFeed, KeptFile, KeptSnapshot, KeptStanding, KeptWrites, SnapshotWrite,
     SnapshotWriter, Standing,
 };
+pub use stream::{RegistrationBatch, StateHead, StreamedRows};

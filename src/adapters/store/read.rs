@@ -64,7 +64,9 @@ impl Store {
             let mut names = Interner::default();
             for anchor in anchors {
                 let account = statement
-                    .query_row(params![anchor], |row| account_from_row(row, &mut names))
+                    .query_row(params![anchor], |row| {
+                        account_from_row(row, &mut names, Anchors::Own)
+                    })
                     .optional()?;
                 if let Some(account) = account {
                     accounts.push(account);
@@ -197,7 +199,19 @@ pub(super) const SELECT_REGISTRATIONS: &str =
     "SELECT protocol, im_name_key, im_name, account, source, owner FROM registrations";
 pub(super) const SELECT_GROUPS: &str = "SELECT name, kind, source, owner FROM groups";
 
-pub(super) fn account_from_row(row: &Row<'_>, names: &mut Interner) -> SqlResult<StateAccount> {
+/// Whether accounts' anchors go through the interner, for registrations read next to
+/// share (a million accounts' anchors cost a hash and a lookup each), or are their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Anchors {
+    Shared,
+    Own,
+}
+
+pub(super) fn account_from_row(
+    row: &Row<'_>,
+    names: &mut Interner,
+    anchors: Anchors,
+) -> SqlResult<StateAccount> {
     let mut values: [Option<String>; 6] = Default::default();
     for (offset, value) in values.iter_mut().enumerate() {
         *value = row.get(4 + offset)?;
@@ -216,7 +230,10 @@ pub(super) fn account_from_row(row: &Row<'_>, names: &mut Interner) -> SqlResult
         .into_sql(3)
     })?;
     Ok(StateAccount {
-        anchor: names.get(anchor),
+        anchor: match anchors {
+            Anchors::Shared => names.get(anchor),
+            Anchors::Own => anchor.into(),
+        },
         dn: row.get(1)?,
         status,
         source: names.get_optional(row.get_optional_str(2)?),
@@ -233,28 +250,7 @@ pub(super) fn registration_from_row(
 ) -> SqlResult<(RegistrationKey, StateRegistration)> {
     let protocol = row.get_str(0)?;
     let name_key = row.get_str(1)?;
-    let source = row.get_str(4)?;
-    let source = RegistrationSource::from_name(source).ok_or_else(|| {
-        UnreadableValue {
-            table: "registrations",
-            row: format!(
-                "protocol {}, im_name_key {}",
-                quoted(protocol),
-                quoted(name_key)
-            ),
-            column: "source",
-            found: quoted(source),
-            problem: none_of(
-                [
-                    RegistrationSource::Ldap,
-                    RegistrationSource::Manual,
-                    RegistrationSource::SelfService,
-                ]
-                .map(|s| s.name()),
-            ),
-        }
-        .into_sql(4)
-    })?;
+    let source = registration_source(row, protocol, name_key)?;
     let protocol = names.get(protocol);
     let im_name: Arc<str> = row.get_str(2)?.into();
     let name_key = if name_key == &*im_name {
@@ -275,6 +271,37 @@ pub(super) fn registration_from_row(
             owner: names.get_optional(row.get_optional_str(5)?),
         },
     ))
+}
+
+/// The source column of a registration row (of `SELECT_REGISTRATIONS`) keyed
+/// `protocol`, `name_key`: one registrar writes, or refused.
+pub(super) fn registration_source(
+    row: &Row<'_>,
+    protocol: &str,
+    name_key: &str,
+) -> SqlResult<RegistrationSource> {
+    let source = row.get_str(4)?;
+    RegistrationSource::from_name(source).ok_or_else(|| {
+        UnreadableValue {
+            table: "registrations",
+            row: format!(
+                "protocol {}, im_name_key {}",
+                quoted(protocol),
+                quoted(name_key)
+            ),
+            column: "source",
+            found: quoted(source),
+            problem: none_of(
+                [
+                    RegistrationSource::Ldap,
+                    RegistrationSource::Manual,
+                    RegistrationSource::SelfService,
+                ]
+                .map(|s| s.name()),
+            ),
+        }
+        .into_sql(4)
+    })
 }
 
 /// A column's values: what an [`UnreadableValue`] says the column may hold.
@@ -320,14 +347,37 @@ fn collect_rows<T>(
 
 /// The whole state, read through `connection` (a transaction or not).
 pub(super) fn load_state(connection: &Database) -> SqlResult<State> {
+    let mut names = Interner::default();
+    let mut state = read_state(connection, &mut names, Anchors::Shared)?;
+    // The anchor of an account's every registration is the account's own.
+    let registrations = collect_rows(
+        connection,
+        &format!("{SELECT_REGISTRATIONS} ORDER BY protocol, im_name_key"),
+        count_rows(connection, "registrations")?,
+        |row| registration_from_row(row, &mut names),
+    )?;
+    state.registrations = SortedMap::from_sorted(registrations);
+    Ok(state)
+}
+
+/// The state but for its registrations (left empty), read through `connection`: what a
+/// streamed state loads whole ([`super::stream`]).
+pub(super) fn load_state_but_registrations(connection: &Database) -> SqlResult<State> {
+    read_state(connection, &mut Interner::default(), Anchors::Own)
+}
+
+/// The state but for its registrations, its repeated names (sources, and with
+/// [`Anchors::Shared`] the accounts' anchors) read into one shared string each through
+/// `names`.
+fn read_state(connection: &Database, names: &mut Interner, anchors: Anchors) -> SqlResult<State> {
     let mut state = State {
         serial: read_serial(connection)?,
         ..State::default()
     };
-    // Repeated names (protocols, mappings, sources, the anchor of an account's every
-    // registration) are read into one shared string each.
     let account_count = count_rows(connection, "accounts")?;
-    let mut names = Interner::with_capacity(account_count + 64);
+    if anchors == Anchors::Shared {
+        names.reserve(account_count + 64);
+    }
     // Read in key order (on SQLite, where the tables are clustered on their keys, at no
     // cost): the vectors read are the state's sorted maps as they are (`from_sorted`
     // sorts any that are not).
@@ -335,17 +385,9 @@ pub(super) fn load_state(connection: &Database) -> SqlResult<State> {
         connection,
         &format!("{SELECT_ACCOUNTS} ORDER BY anchor"),
         account_count,
-        |row| account_from_row(row, &mut names).map(|a| (a.anchor.clone(), a)),
+        |row| account_from_row(row, names, anchors).map(|a| (a.anchor.clone(), a)),
     )?;
     state.accounts = SortedMap::from_sorted(accounts);
-    let registrations = collect_rows(
-        connection,
-        &format!("{SELECT_REGISTRATIONS} ORDER BY protocol, im_name_key"),
-        count_rows(connection, "registrations")?,
-        |row| registration_from_row(row, &mut names),
-    )?;
-    drop(names);
-    state.registrations = SortedMap::from_sorted(registrations);
     for group in connection
         .prepare(SELECT_GROUPS)?
         .query_map(params![], group_from_row)?

@@ -29,7 +29,7 @@ struct AccountWalk<'a, 'o> {
     source_names: BTreeSet<&'a str>,
     on_departure: Departure,
     /// Accounts holding unmanaged registrations.
-    unmanaged_holders: BTreeSet<&'a str>,
+    unmanaged_holders: &'a BTreeSet<String>,
     reasons: &'o mut Reasons,
     changes: &'o mut Vec<Change>,
     /// Managed accounts that give up their managed registrations, with the reason.
@@ -38,12 +38,13 @@ struct AccountWalk<'a, 'o> {
 }
 
 /// Plans the account changes of `accounts` (sorted by anchor; their profiles move into
-/// the adds) against `state`. Adds frozen stored accounts to `excluded`; returns the
+/// the adds) against the accounts of `state`, of which `unmanaged_holders` hold
+/// unmanaged registrations. Adds frozen stored accounts to `excluded`; returns the
 /// managed accounts that give up their managed registrations, with the reason.
 pub(super) fn plan_accounts<'a>(
     rules: &'a Rules,
     accounts: &mut [DesiredAccount],
-    state: &'a State,
+    (state, unmanaged_holders): (&'a State, &'a BTreeSet<String>),
     frozen: &'a Frozen<'a>,
     excluded: &mut BTreeSet<&'a str>,
     reasons: &mut Reasons,
@@ -53,12 +54,7 @@ pub(super) fn plan_accounts<'a>(
         frozen,
         source_names: rules.sources.iter().map(|s| s.name.as_str()).collect(),
         on_departure: rules.accounts.on_departure,
-        unmanaged_holders: state
-            .registrations
-            .values()
-            .filter(|r| !r.is_managed())
-            .map(|r| &*r.account)
-            .collect(),
+        unmanaged_holders,
         reasons,
         changes,
         departing: BTreeMap::new(),

@@ -343,7 +343,7 @@ impl Change {
     /// A change to the registration of `im_name`, stored under `name_key`.
     pub(super) fn registration(
         action: Action,
-        (protocol, name_key): (Arc<str>, &Arc<str>),
+        (protocol, name_key): (Arc<str>, &str),
         im_name: Arc<str>,
         account: Arc<str>,
     ) -> Self {
@@ -354,8 +354,8 @@ impl Change {
             ..Change::new(action, Kind::Registration)
         };
         // Carried only when the default one (see `name_key`) is not it.
-        if *change.name_key() != **name_key {
-            change.detail_mut().name_key = Some(name_key.clone());
+        if *change.name_key() != *name_key {
+            change.detail_mut().name_key = Some(name_key.into());
         }
         change
     }

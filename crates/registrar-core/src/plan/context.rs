@@ -10,7 +10,7 @@ use crate::desired::DesiredAccount;
 use crate::dn::normalize_dn;
 use crate::model::Rules;
 use crate::quote::shown_for_message;
-use crate::state::{RegistrationKey, State, StateRegistration};
+use crate::state::{RegistrationKey, RegistrationRow, State};
 
 /// Each distinct reason allocated once, however many changes give it.
 #[derive(Default)]
@@ -96,7 +96,7 @@ impl<'a> Frozen<'a> {
         &self,
         protocol: &str,
         name_key: &str,
-        row: Option<&StateRegistration>,
+        row: Option<RegistrationRow<'_>>,
     ) -> bool {
         (!self.registrations.is_empty()
             && self
@@ -108,7 +108,7 @@ impl<'a> Frozen<'a> {
                     .exclusions
                     .iter()
                     .any(|e| e.freezes_registration(protocol, name_key)))
-            || row.is_some_and(|r| self.account(&r.account))
+            || row.is_some_and(|r| self.account(r.account))
     }
 }
 
@@ -144,6 +144,18 @@ impl<'a> People<'a> {
                 .get(anchor)
                 .map(|a| a.dn.as_str().into())
         })
+    }
+
+    /// The shared anchor `anchor`: the desired account's or the stored one's, so that a
+    /// change made from a stored row costs no copy of it.
+    pub(super) fn shared_anchor(&self, anchor: &str) -> Arc<str> {
+        match self.wanted(anchor) {
+            Some(account) => account.anchor.clone(),
+            None => match self.state.accounts.get(anchor) {
+                Some(account) => account.anchor.clone(),
+                None => anchor.into(),
+            },
+        }
     }
 
     /// An account as a warning names it: its DN, with the anchor where the anchor is not

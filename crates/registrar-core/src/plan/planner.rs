@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::desired::{Desired, WarningKind};
+use crate::interner::Interner;
 use crate::matched::Watch;
 use crate::model::{Departure, Rules};
-use crate::state::{RegistrationKey, State};
+use crate::state::{RegistrationKey, RegistrationRows, State, StoredRegistrations};
 
 use super::accounts::plan_accounts;
 use super::change::{sort_in_apply_order, Action, Change, Plan, Summary, PLAN_FORMAT_VERSION};
@@ -78,14 +79,28 @@ pub enum PlanError {
 /// assert_eq!(plan.summary.add, 2);
 /// ```
 pub fn plan(rules: &Rules, desired: Desired, state: &State) -> Result<Plan, PlanError> {
+    let registrations = StoredRegistrations::loaded(&state.registrations);
+    plan_with_rows(rules, desired, state, registrations)
+}
+
+/// [`plan`], with the store's registrations read from `registrations` as the walk goes,
+/// not from `state` (whose `registrations` are not read): the store streams them, and
+/// the largest table of a large store is never held whole. The plan is the one [`plan`]
+/// makes of the state that holds those rows.
+pub fn plan_with_rows(
+    rules: &Rules,
+    desired: Desired,
+    state: &State,
+    registrations: StoredRegistrations<impl RegistrationRows>,
+) -> Result<Plan, PlanError> {
     check_empty_sources(
         rules,
         &desired.accounts_per_source,
         &desired.frozen_accounts,
         state,
     )?;
-    let managed = managed_rows(state);
-    let mut plan = plan_rows(rules, desired, state, managed);
+    let managed = managed_besides_registrations(state);
+    let mut plan = plan_rows(rules, desired, state, registrations, managed);
     add_unheld_warnings(rules, &mut plan);
     Ok(plan)
 }
@@ -106,16 +121,21 @@ pub(crate) fn add_unheld_warnings(rules: &Rules, plan: &mut Plan) {
 /// an owner, and the members of those groups): what `policy.max_delete_percent` is a
 /// share of.
 pub fn managed_rows(state: &State) -> u64 {
-    (state
+    state
         .registrations
         .values()
         .filter(|r| r.is_managed())
+        .count() as u64
+        + managed_besides_registrations(state)
+}
+
+/// [`managed_rows`] but for the registrations (the registration walk counts those).
+fn managed_besides_registrations(state: &State) -> u64 {
+    (state
+        .accounts
+        .values()
+        .filter(|a| a.source.is_some())
         .count()
-        + state
-            .accounts
-            .values()
-            .filter(|a| a.source.is_some())
-            .count()
         + state
             .groups
             .values()
@@ -124,10 +144,21 @@ pub fn managed_rows(state: &State) -> u64 {
             .sum::<usize>()) as u64
 }
 
-/// [`plan`] without the empty-source rule (rule 7), which the caller has settled: the
-/// changes, warnings and summary, with the deletion threshold taken against `managed`
-/// rows.
-pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed: u64) -> Plan {
+/// [`plan_with_rows`] without the empty-source rule (rule 7), which the caller has
+/// settled: the changes, warnings and summary, with the deletion threshold taken against
+/// the managed registrations the walk passes and `managed` other rows.
+pub(crate) fn plan_rows(
+    rules: &Rules,
+    desired: Desired,
+    state: &State,
+    registrations: StoredRegistrations<impl RegistrationRows>,
+    managed: u64,
+) -> Plan {
+    let StoredRegistrations {
+        mut rows,
+        count: stored_registrations,
+        unmanaged_holders,
+    } = registrations;
     let Desired {
         mut accounts,
         claims,
@@ -155,7 +186,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         2 * accounts.len()
             + claims.len()
             + state.accounts.len()
-            + state.registrations.len()
+            + stored_registrations
             + group_rows,
     );
     let mut warnings = warnings;
@@ -168,7 +199,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
     let departing = plan_accounts(
         rules,
         &mut accounts,
-        state,
+        (state, &unmanaged_holders),
         &frozen,
         &mut excluded_accounts,
         &mut reasons,
@@ -179,7 +210,7 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         state,
     };
     let keeps_registrations = rules.accounts.on_departure == Departure::Keep;
-    RegistrationWalk {
+    let managed_registrations = RegistrationWalk {
         rules,
         people: &people,
         frozen: &frozen,
@@ -188,9 +219,10 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
     }
     .plan(
         claims,
-        state,
+        &mut rows,
         &mut Written {
             reasons: &mut reasons,
+            names: &mut Interner::default(),
             changes: &mut changes,
             warnings: &mut warnings,
             excluded: &mut excluded_registrations,
@@ -230,7 +262,13 @@ pub(crate) fn plan_rows(rules: &Rules, desired: Desired, state: &State, managed:
         state_serial: state.serial,
         inputs_digest: String::new(),
         config_digest: String::new(),
-        summary: summarise(rules, &changes, &warnings, excluded, managed),
+        summary: summarise(
+            rules,
+            &changes,
+            &warnings,
+            excluded,
+            managed + managed_registrations,
+        ),
         changes,
         warnings,
         skipped,

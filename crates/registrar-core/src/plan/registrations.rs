@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::desired::{mapping_bit, Claim, DesiredAccount, Warning, WarningKind};
+use crate::interner::Interner;
 use crate::model::Rules;
 use crate::quote::quote_for_message;
-use crate::state::{RegistrationKey, State, StateRegistration};
+use crate::state::{RegistrationKey, RegistrationRow, RegistrationRows};
 
 use super::change::{Action, Change};
 use super::context::{merge_order, registration_key, Frozen, People, Reasons};
@@ -30,14 +31,23 @@ pub(super) struct Written<'o> {
     pub(super) reasons: &'o mut Reasons,
     pub(super) changes: &'o mut Vec<Change>,
     pub(super) warnings: &'o mut Vec<Warning>,
+    /// The protocol names of changes made from stored rows, one allocation each.
+    pub(super) names: &'o mut Interner,
     /// Names left untouched because of exclusions.
     pub(super) excluded: &'o mut BTreeSet<RegistrationKey>,
 }
 
 impl RegistrationWalk<'_> {
     /// Plans the registration changes of `claims` (sorted by protocol, name key, account,
-    /// mapping and IM name) against the stored rows of `state`.
-    pub(super) fn plan(&self, claims: Vec<Claim>, state: &State, out: &mut Written<'_>) {
+    /// mapping and IM name) against the stored `rows` (in the same order), each read
+    /// once, as it comes. Returns how many of the rows are managed.
+    pub(super) fn plan(
+        &self,
+        claims: Vec<Claim>,
+        rows: &mut impl RegistrationRows,
+        out: &mut Written<'_>,
+    ) -> u64 {
+        let mut managed_rows = 0;
         let mapping_names: BTreeSet<&str> = self
             .rules
             .mappings
@@ -45,19 +55,18 @@ impl RegistrationWalk<'_> {
             .map(|m| m.name.as_str())
             .collect();
         let mut claims = claims.into_iter().peekable();
-        let mut rows = state.registrations.iter().peekable();
         // The claims on the current name, in (account, mapping, IM name) order, and their
         // claimants (buffers reused from name to name: millions of names, no allocation
         // each).
         let mut on_name: Vec<Claim> = Vec::new();
         let mut claimants: Vec<&str> = Vec::new();
-        while let Some(order) = merge_order(rows.peek(), claims.peek(), |(key, _), claim| {
-            (&*key.protocol, &*key.name_key).cmp(&(&*claim.protocol, &*claim.name_key))
+        while let Some(order) = merge_order(rows.current(), claims.peek(), |row, claim| {
+            (row.protocol, row.name_key).cmp(&(&*claim.protocol, &*claim.name_key))
         }) {
             let row = if order == Ordering::Greater {
                 None
             } else {
-                rows.next()
+                rows.current()
             };
             on_name.clear();
             if order != Ordering::Less {
@@ -70,22 +79,26 @@ impl RegistrationWalk<'_> {
                     on_name.insert(0, first);
                 }
             }
-            if let Some((key, row)) = row {
-                self.unwanted_row(key, row, &on_name, &mapping_names, out);
+            if let Some(row) = row {
+                managed_rows += u64::from(row.is_managed());
+                self.unwanted_row(row, &on_name, &mapping_names, out);
             }
-            if on_name.is_empty() {
-                continue;
-            }
-            // Claimants in anchor order, each once (claims come in account order).
-            claimants.clear();
-            for claim in &on_name {
-                let anchor = self.people.anchor_of(claim.account);
-                if claimants.last() != Some(&anchor) {
-                    claimants.push(anchor);
+            if !on_name.is_empty() {
+                // Claimants in anchor order, each once (claims come in account order).
+                claimants.clear();
+                for claim in &on_name {
+                    let anchor = self.people.anchor_of(claim.account);
+                    if claimants.last() != Some(&anchor) {
+                        claimants.push(anchor);
+                    }
                 }
+                self.claimed(&mut on_name, &claimants, row, out);
             }
-            self.claimed(&mut on_name, &claimants, row.map(|(_, row)| row), out);
+            if row.is_some() {
+                rows.advance();
+            }
         }
+        managed_rows
     }
 
     /// Which mapping took over the rows of the mapping once called `old`.
@@ -101,34 +114,34 @@ impl RegistrationWalk<'_> {
     /// unless frozen or kept by its departed account.
     fn unwanted_row(
         &self,
-        key: &RegistrationKey,
-        row: &StateRegistration,
+        row: RegistrationRow<'_>,
         on_name: &[Claim],
         mapping_names: &BTreeSet<&str>,
         out: &mut Written<'_>,
     ) {
-        let Some(owner) = row.owner.as_deref() else {
+        let Some(owner) = row.owner else {
             return;
         };
         let still_wanted = on_name
             .iter()
-            .any(|c| *self.people.anchor_of(c.account) == *row.account);
+            .any(|c| self.people.anchor_of(c.account) == row.account);
         if still_wanted {
             return;
         }
-        let departure = self.departing.get(&*row.account).copied();
+        let departure = self.departing.get(row.account).copied();
         if self
             .frozen
-            .registration(&key.protocol, &key.name_key, Some(row))
+            .registration(row.protocol, row.name_key, Some(row))
         {
-            out.excluded.insert(key.clone());
+            out.excluded
+                .insert(registration_key(row.protocol, row.name_key));
             return;
         }
         if departure.is_some() && self.keeps_registrations {
             return;
         }
         let owner_known = mapping_names.contains(owner) || self.renamed_to(owner).is_some();
-        let wanted = || self.people.wanted(&row.account);
+        let wanted = || self.people.wanted(row.account);
         let reason = match departure {
             Some(reason) => out.reasons.get(reason),
             None if !owner_known => out.reasons.get("mapping removed"),
@@ -140,12 +153,12 @@ impl RegistrationWalk<'_> {
         out.changes.push(Change {
             mapping: Some(owner.into()),
             reason: Some(reason),
-            dn: self.people.dn_of(&row.account),
+            dn: self.people.dn_of(row.account),
             ..Change::registration(
                 Action::Remove,
-                (key.protocol.clone(), &key.name_key),
-                row.im_name.clone(),
-                row.account.clone(),
+                (out.names.get(row.protocol), row.name_key),
+                row.im_name.into(),
+                self.people.shared_anchor(row.account),
             )
         });
     }
@@ -156,21 +169,21 @@ impl RegistrationWalk<'_> {
         &self,
         on_name: &mut Vec<Claim>,
         claimants: &[&str],
-        row: Option<&StateRegistration>,
+        row: Option<RegistrationRow<'_>>,
         out: &mut Written<'_>,
     ) {
         let first = &on_name[0];
         let (protocol, name_key) = (first.protocol.clone(), first.name_key.clone());
         if self.frozen.registration(&protocol, &name_key, row) {
             if let Some(row) = row {
-                for claimant in claimants.iter().filter(|c| ***c != *row.account) {
+                for claimant in claimants.iter().filter(|c| **c != row.account) {
                     out.warnings.push(self.denied(
-                        (&protocol, &name_key, &row.im_name),
+                        (&protocol, &name_key, row.im_name),
                         claimant,
-                        &row.account,
+                        row.account,
                         format!(
                             "held by excluded account {}",
-                            self.people.person(&row.account)
+                            self.people.person(row.account)
                         ),
                     ));
                 }
@@ -183,21 +196,21 @@ impl RegistrationWalk<'_> {
             Some(row) if !row.is_managed() => {
                 self.held_unmanaged(on_name, (&protocol, &name_key), row, out)
             }
-            Some(row) if claimants.contains(&&*row.account) => {
+            Some(row) if claimants.contains(&row.account) => {
                 self.held_by_claimant(on_name, claimants, (protocol, &name_key), row, out)
             }
             Some(row) => {
                 // Held by a managed row of an account that no longer wants it.
-                let kept = self.keeps_registrations && self.departing.contains_key(&*row.account);
+                let kept = self.keeps_registrations && self.departing.contains_key(row.account);
                 if kept {
                     for claimant in claimants {
                         out.warnings.push(self.denied(
-                            (&protocol, &name_key, &row.im_name),
+                            (&protocol, &name_key, row.im_name),
                             claimant,
-                            &row.account,
+                            row.account,
                             format!(
                                 "kept by departed account {}",
-                                self.people.person(&row.account)
+                                self.people.person(row.account)
                             ),
                         ));
                     }
@@ -215,12 +228,12 @@ impl RegistrationWalk<'_> {
         &self,
         on_name: &[Claim],
         (protocol, name_key): (&str, &str),
-        row: &StateRegistration,
+        row: RegistrationRow<'_>,
         out: &mut Written<'_>,
     ) {
         for claim in on_name {
             let claimant = self.people.anchor_of(claim.account);
-            if self.people.same_person(&row.account, claimant) {
+            if self.people.same_person(row.account, claimant) {
                 out.warnings.push(Warning {
                     kind: WarningKind::AlreadyRegistered,
                     protocol: Some(protocol.to_string()),
@@ -231,18 +244,18 @@ impl RegistrationWalk<'_> {
                     group: None,
                     message: format!(
                         "{protocol} name {} is already registered to {} by a {} registration; left as it is",
-                        quote_for_message(&*row.im_name), self.people.person(claimant), row.source.name()
+                        quote_for_message(row.im_name), self.people.person(claimant), row.source.name()
                     ),
                 });
             } else {
                 out.warnings.push(self.denied(
                     (protocol, name_key, &claim.im_name),
                     claimant,
-                    &row.account,
+                    row.account,
                     format!(
                         "held by a {} registration of {}",
                         row.source.name(),
-                        self.people.person(&row.account)
+                        self.people.person(row.account)
                     ),
                 ));
             }
@@ -255,24 +268,24 @@ impl RegistrationWalk<'_> {
         &self,
         on_name: &[Claim],
         claimants: &[&str],
-        (protocol, name_key): (Arc<str>, &Arc<str>),
-        row: &StateRegistration,
+        (protocol, name_key): (Arc<str>, &str),
+        row: RegistrationRow<'_>,
         out: &mut Written<'_>,
     ) {
-        let owner = row.owner.as_deref().unwrap_or_default();
-        for claimant in claimants.iter().filter(|c| ***c != *row.account) {
+        let owner = row.owner.unwrap_or_default();
+        for claimant in claimants.iter().filter(|c| **c != row.account) {
             out.warnings.push(self.denied(
-                (&protocol, name_key, &row.im_name),
+                (&protocol, name_key, row.im_name),
                 claimant,
-                &row.account,
-                format!("already held by {}", self.people.person(&row.account)),
+                row.account,
+                format!("already held by {}", self.people.person(row.account)),
             ));
         }
         // The row's account's own claims on the name (walked, not collected).
         let own = || {
             on_name
                 .iter()
-                .filter(|c| *self.people.anchor_of(c.account) == *row.account)
+                .filter(|c| self.people.anchor_of(c.account) == row.account)
         };
         let Some(keeper) = own()
             .find(|c| *c.mapping == *owner)
@@ -311,12 +324,12 @@ impl RegistrationWalk<'_> {
         let mut change = Change {
             mapping: Some(keeper.mapping.clone()),
             reason: Some(out.reasons.get(reason)),
-            dn: self.people.dn_of(&row.account),
+            dn: self.people.dn_of(row.account),
             ..Change::registration(
                 Action::Update,
                 (protocol, name_key),
-                row.im_name.clone(),
-                row.account.clone(),
+                row.im_name.into(),
+                self.people.shared_anchor(row.account),
             )
         };
         change.detail_mut().fields = Some(fields);

@@ -7,7 +7,7 @@ use crate::desired::{Desired, GroupSkipCounts, SkipCounts, Warning, WarningKind}
 use crate::matched::Matched;
 use crate::model::Rules;
 use crate::plan::{add_unheld_warnings, deletion_threshold, plan_rows, Plan};
-use crate::state::{RegistrationKey, State};
+use crate::state::{RegistrationKey, State, StoredRegistrations};
 
 use super::facts::StandingFacts;
 
@@ -51,8 +51,9 @@ pub fn plan_region(
         desired.retain_members_among(&members);
     }
     let standing_sources = standing.sources.as_ref()?;
-    let was = plan_rows(rules, before, &state, 0);
-    let mut plan = plan_rows(rules, after, &state, 0);
+    let stored = || StoredRegistrations::loaded(&state.registrations);
+    let was = plan_rows(rules, before, &state, stored(), 0);
+    let mut plan = plan_rows(rules, after, &state, stored(), 0);
 
     // Warnings: a set, each about one entry, anchor or name, so the region's share is
     // exactly what it produces.
