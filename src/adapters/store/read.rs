@@ -273,6 +273,15 @@ pub(super) fn registration_from_row(
     ))
 }
 
+/// A registration row as an [`UnreadableValue`] names it: by its key.
+pub(super) fn registration_named(protocol: &str, name_key: &str) -> String {
+    format!(
+        "protocol {}, im_name_key {}",
+        quoted(protocol),
+        quoted(name_key)
+    )
+}
+
 /// The source column of a registration row (of `SELECT_REGISTRATIONS`) keyed
 /// `protocol`, `name_key`: one registrar writes, or refused.
 pub(super) fn registration_source(
@@ -284,11 +293,7 @@ pub(super) fn registration_source(
     RegistrationSource::from_name(source).ok_or_else(|| {
         UnreadableValue {
             table: "registrations",
-            row: format!(
-                "protocol {}, im_name_key {}",
-                quoted(protocol),
-                quoted(name_key)
-            ),
+            row: registration_named(protocol, name_key),
             column: "source",
             found: quoted(source),
             problem: none_of(

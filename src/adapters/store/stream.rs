@@ -16,7 +16,9 @@ use registrar_core::state::{
 use super::database::{params, Database, SqlError, SqlResult};
 use super::error::{quoted, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
-use super::read::{load_state_but_registrations, registration_source, SELECT_REGISTRATIONS};
+use super::read::{
+    load_state_but_registrations, registration_named, registration_source, SELECT_REGISTRATIONS,
+};
 
 /// Rows a batch holds at most: enough that passing batches between threads costs
 /// nothing next to reading them, few enough that the batches in flight stay small.
@@ -253,11 +255,7 @@ fn stream_registrations(
 fn out_of_key_order(protocol: &str, name_key: &str) -> SqlError {
     UnreadableValue {
         table: "registrations",
-        row: format!(
-            "protocol {}, im_name_key {}",
-            quoted(protocol),
-            quoted(name_key)
-        ),
+        row: registration_named(protocol, name_key),
         column: "im_name_key",
         found: quoted(name_key),
         problem: ValueProblem::OutOfKeyOrder,
@@ -271,7 +269,7 @@ mod tests {
 
     use super::super::location::StoreLocation;
     use super::super::open::Store;
-    use super::super::test_support::{corrupt, store_with_one_registration};
+    use super::super::test_support::{corrupt, register_bob, store_with_one_registration};
     use super::*;
 
     /// Every row `rows` gives, in order, owned.
@@ -371,15 +369,7 @@ mod tests {
         let path = dir.path().join("state.db");
         let location = StoreLocation::parse(path.to_str().unwrap()).unwrap();
         let mut store = Store::open(location).unwrap();
-        store
-            .register(
-                ("xmpp", "bob"),
-                "bob",
-                "cn=bob,dc=x",
-                (RegistrationSource::Manual, None),
-                super::super::history::RunRecord::new("register", "t"),
-            )
-            .unwrap();
+        register_bob(&mut store);
         corrupt(
             &store,
             "PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON; \

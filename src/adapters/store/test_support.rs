@@ -39,6 +39,12 @@ pub(crate) fn location(test_store: &TestStore) -> StoreLocation {
 /// The tests of the row readers corrupt it with plain SQL.
 pub(super) fn store_with_one_registration() -> (TestStore, Store) {
     let (test_store, mut store) = fresh_store();
+    register_bob(&mut store);
+    (test_store, store)
+}
+
+/// Registers [`store_with_one_registration`]'s one name in `store`.
+pub(super) fn register_bob(store: &mut Store) {
     store
         .register(
             ("xmpp", "bob"),
@@ -48,7 +54,6 @@ pub(super) fn store_with_one_registration() -> (TestStore, Store) {
             RunRecord::new("register", "t"),
         )
         .unwrap();
-    (test_store, store)
 }
 
 /// Edits the store as a hand with a SQL client could, its CHECK constraints set aside

@@ -146,6 +146,45 @@ impl<'a> People<'a> {
         })
     }
 
+    /// [`People::dn_of`] for anchors that mostly come in increasing order, as a group's
+    /// members do: the search starts at `from` (where the last anchor was found) and
+    /// gallops forward, so that a run of members costs a few comparisons each, on
+    /// accounts next to each other, not a search of them all. `from` moves to `anchor`.
+    pub(super) fn dn_of_from(&self, anchor: &str, from: &mut usize) -> Option<Arc<str>> {
+        let accounts = self.accounts;
+        let below = |index: usize| *accounts[index].anchor <= *anchor;
+        let found = if *from < accounts.len() && below(*from) {
+            // accounts[low] <= anchor; the answer is in low..high.
+            let (mut low, mut step) = (*from, 1);
+            let mut high = low + 1;
+            while high < accounts.len() && below(high) {
+                low = high;
+                step *= 2;
+                high = low + step;
+            }
+            let high = high.min(accounts.len());
+            accounts[low..high]
+                .binary_search_by(|account| (*account.anchor).cmp(anchor))
+                .map(|index| low + index)
+                .map_err(|index| low + index)
+        } else {
+            accounts.binary_search_by(|account| (*account.anchor).cmp(anchor))
+        };
+        match found {
+            Ok(index) => {
+                *from = index;
+                Some(accounts[index].dn.clone())
+            }
+            Err(index) => {
+                *from = index;
+                self.state
+                    .accounts
+                    .get(anchor)
+                    .map(|account| account.dn.as_str().into())
+            }
+        }
+    }
+
     /// The shared anchor `anchor`: the desired account's or the stored one's, so that a
     /// change made from a stored row costs no copy of it.
     pub(super) fn shared_anchor(&self, anchor: &str) -> Arc<str> {

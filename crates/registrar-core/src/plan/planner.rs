@@ -243,11 +243,12 @@ pub(crate) fn plan_rows(
         &mut warnings,
     );
 
-    // Group members are named by their DN too.
+    // Group members are named by their DN too (a group's in anchor order).
+    let mut near = 0;
     for change in &mut changes {
         if change.dn.is_none() {
             if let Some(anchor) = change.account.as_deref().or(change.member.as_deref()) {
-                change.dn = people.dn_of(anchor);
+                change.dn = people.dn_of_from(anchor, &mut near);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! registration goes.
 
 use super::change::{sort_in_apply_order, Action, Change, Kind, Plan};
-use super::context::registration_key;
+use super::context::{registration_key, People};
 use super::planner::plan;
 use crate::desired::{Desired, DesiredAccount, DesiredGroup};
 use crate::model::{Departure, GroupKind, GroupRule, GroupSelector, Profile, Rules, SourceRule};
@@ -364,5 +364,33 @@ proptest::proptest! {
         let mut ours = changes;
         sort_in_apply_order(&mut ours);
         proptest::prop_assert_eq!(ours, stable);
+    }
+}
+
+proptest::proptest! {
+    /// The galloping search finds what the plain one finds, whatever order the anchors
+    /// are asked in (runs upward, jumps back, anchors only the store has, or no one has).
+    #[test]
+    fn dn_of_from_finds_what_dn_of_finds(
+        wanted in proptest::collection::btree_set(0u16..400, 0..120),
+        stored in proptest::collection::btree_set(0u16..400, 0..40),
+        asked in proptest::collection::vec(0u16..400, 0..200),
+    ) {
+        let anchor = |n: &u16| format!("a{n:03}");
+        let accounts: Vec<DesiredAccount> = wanted.iter().map(|n| account(&anchor(n))).collect();
+        let mut state = State::default();
+        for n in &stored {
+            let row = StateAccount {
+                dn: format!("cn=stored {n},dc=x"),
+                ..state_account(&anchor(n))
+            };
+            state.accounts.insert(row.anchor.clone(), row);
+        }
+        let people = People { accounts: &accounts, state: &state };
+        let mut near = 0;
+        for n in &asked {
+            let anchor = anchor(n);
+            proptest::prop_assert_eq!(people.dn_of_from(&anchor, &mut near), people.dn_of(&anchor));
+        }
     }
 }
