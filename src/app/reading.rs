@@ -339,13 +339,13 @@ pub(super) fn load_state(location: &StoreLocation) -> Result<State, AppError> {
 const ROW_BATCHES_AHEAD: usize = 8;
 
 /// The state streamed from the store at `location` ([`Store::stream_state`]), as a
-/// [`reconcile`](super::reconcile) pass reads it: run `stream_state` on a thread of its
-/// own; the head (or why there is none) comes first, then the registration batches,
-/// until the store is read or no one listens. An empty store when the file does not
-/// exist yet. The loader's result says whether every row was read: a plan made from
-/// rows a failed read cut short is not a plan.
+/// [`reconcile`](super::reconcile) pass reads it: run `stream_state`'s work on a thread
+/// of its own; the head comes first, then the registration batches, until the store is
+/// read or no one listens. An empty store when the file does not exist yet. The
+/// loader's result says why no head came, and whether every row was read: a plan made
+/// from rows a failed read cut short is not a plan.
 pub(super) struct StateStream {
-    pub(super) head: Receiver<Result<StateHead, AppError>>,
+    pub(super) head: Receiver<StateHead>,
     pub(super) batches: Receiver<RegistrationBatch>,
 }
 
@@ -360,34 +360,16 @@ impl StateStream {
         let (head_sender, head) = mpsc::sync_channel(1);
         let (batch_sender, batches) = mpsc::sync_channel(ROW_BATCHES_AHEAD);
         let load = move || {
-            let store = match Store::open_if_exists(location) {
-                Ok(Some(store)) => store,
-                Ok(None) => {
-                    let _ = head_sender.send(Ok(StateHead::empty()));
-                    return Ok(());
+            match Store::open_if_exists(location)? {
+                Some(store) => store.stream_state(
+                    |head| head_sender.send(head).is_ok(),
+                    |batch| batch_sender.send(batch).is_ok(),
+                )?,
+                None => {
+                    let _ = head_sender.send(StateHead::default());
                 }
-                Err(error) => {
-                    let _ = head_sender.send(Err(error.into()));
-                    return Ok(());
-                }
-            };
-            let mut head_sender = Some(head_sender);
-            let streamed = store.stream_state(
-                |head| {
-                    head_sender
-                        .take()
-                        .is_some_and(|sender| sender.send(Ok(head)).is_ok())
-                },
-                |batch| batch_sender.send(batch).is_ok(),
-            );
-            match (streamed, head_sender) {
-                // Failed before the head: told in its place.
-                (Err(error), Some(sender)) => {
-                    let _ = sender.send(Err(error.into()));
-                    Ok(())
-                }
-                (streamed, _) => Ok(streamed?),
             }
+            Ok(())
         };
         (load, StateStream { head, batches })
     }

@@ -214,12 +214,12 @@ pub(super) fn reconcile_with(
         let read = read_desired(&config, files, &reading);
         let (wanted, read) = at_revision(files, "", read)?;
         let Ok(head) = stream.head.recv() else {
+            // The loader stopped before the state: its error says why.
             join(loader)?;
             return Err(AppError::Thread(std::io::Error::other(
                 "the store's reader stopped before the state",
             )));
         };
-        let mut head = head?;
         if let Some(why) = read_everything {
             eprintln!("note: --mode delta read every kept entry: {why}");
         }
@@ -243,7 +243,7 @@ pub(super) fn reconcile_with(
             None => None,
         };
         let rows = StreamedRows::new(stream.batches.into_iter());
-        let registrations = head.registrations(rows);
+        let registrations = head.registrations.with_rows(rows);
         let computed = plan_with_rows(&config.rules, wanted, &head.state, registrations);
         // Every row was read, or the plan is not one.
         join(loader)?;

@@ -340,6 +340,8 @@ impl RegistrationRows for LoadedRows<'_> {
 
 /// The store's registrations as the planner reads them: the rows, walked once in key
 /// order, and what the planner needs to know of them before it walks them.
+/// `StoredRegistrations<()>` is that knowledge before the rows come.
+#[derive(Debug, Default)]
 pub struct StoredRegistrations<R> {
     pub rows: R,
     /// How many rows there are (a size to reserve for the changes).
@@ -347,6 +349,17 @@ pub struct StoredRegistrations<R> {
     /// The accounts holding unmanaged rows: a departing account that holds one is
     /// deactivated, never deleted.
     pub unmanaged_holders: BTreeSet<String>,
+}
+
+impl<R> StoredRegistrations<R> {
+    /// The same registrations, their rows read from `rows`.
+    pub fn with_rows<S: RegistrationRows>(self, rows: S) -> StoredRegistrations<S> {
+        StoredRegistrations {
+            rows,
+            count: self.count,
+            unmanaged_holders: self.unmanaged_holders,
+        }
+    }
 }
 
 impl<'s> StoredRegistrations<LoadedRows<'s>> {

@@ -31,8 +31,9 @@ pub struct ManagedCounts {
 
 impl ManagedCounts {
     /// The managed rows in all: what `policy.max_delete_percent` is a share of. The store's
-    /// count of what `registrar_core::plan::managed_rows` counts on a loaded state (a
-    /// delta by region has no loaded state); the two must agree for delta to equal full.
+    /// count of what a full plan counts (the managed registrations its walk passes, and
+    /// the other managed rows of the state; a delta by region has no loaded state): the
+    /// two must agree for delta to equal full.
     pub fn total(&self) -> u64 {
         self.accounts + self.registrations + self.groups + self.group_members
     }
@@ -325,7 +326,7 @@ pub(super) fn group_from_row(row: &Row<'_>) -> SqlResult<GroupRow> {
 }
 
 /// The rows `table` holds (it can change before they are read: only a size to reserve).
-fn count_rows(connection: &Database, table: &str) -> SqlResult<usize> {
+pub(super) fn count_rows(connection: &Database, table: &str) -> SqlResult<usize> {
     connection
         .query_row(&format!("SELECT count(*) FROM {table}"), params![], |row| {
             row.get::<i64>(0)

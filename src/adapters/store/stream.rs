@@ -17,43 +17,21 @@ use super::database::{params, Database, SqlError, SqlResult};
 use super::error::{quoted, StoreError, UnreadableValue, ValueProblem};
 use super::open::Store;
 use super::read::{
-    load_state_but_registrations, registration_named, registration_source, SELECT_REGISTRATIONS,
+    count_rows, load_state_but_registrations, registration_named, registration_source,
+    SELECT_REGISTRATIONS,
 };
 
 /// Rows a batch holds at most: enough that passing batches between threads costs
 /// nothing next to reading them, few enough that the batches in flight stay small.
 const BATCH_ROWS: usize = 4096;
 
-/// The state without its registrations, and what the planner must know of them before
-/// it walks them: the head of a streamed state.
+/// The head of a streamed state: the state without its registrations, and what the
+/// planner must know of them before their rows follow. An empty store's is the default.
+#[derive(Debug, Default)]
 pub struct StateHead {
     /// `registrations` empty: they follow as batches.
     pub state: State,
-    /// How many registration rows follow.
-    pub count: usize,
-    /// The accounts holding unmanaged registrations.
-    pub unmanaged_holders: BTreeSet<String>,
-}
-
-impl StateHead {
-    /// The head of an empty store, with no rows to follow.
-    pub fn empty() -> Self {
-        StateHead {
-            state: State::default(),
-            count: 0,
-            unmanaged_holders: BTreeSet::new(),
-        }
-    }
-
-    /// The stored registrations the planner reads: `rows`, with what this head knows of
-    /// them.
-    pub fn registrations<R: RegistrationRows>(&mut self, rows: R) -> StoredRegistrations<R> {
-        StoredRegistrations {
-            rows,
-            count: self.count,
-            unmanaged_holders: std::mem::take(&mut self.unmanaged_holders),
-        }
-    }
+    pub registrations: StoredRegistrations<()>,
 }
 
 /// Registration rows packed into one text buffer, in key order: a batch of the stream.
@@ -175,11 +153,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let read = || -> SqlResult<()> {
             let transaction = self.connection.begin_read()?;
-            let state = load_state_but_registrations(&transaction)?;
             let loaded = StateHead {
-                state,
-                count: count_registrations(&transaction)?,
-                unmanaged_holders: unmanaged_holders(&transaction)?,
+                state: load_state_but_registrations(&transaction)?,
+                registrations: StoredRegistrations {
+                    rows: (),
+                    count: count_rows(&transaction, "registrations")?,
+                    unmanaged_holders: unmanaged_holders(&transaction)?,
+                },
             };
             if head(loaded) {
                 stream_registrations(&transaction, &mut batch)?;
@@ -188,14 +168,6 @@ impl Store {
         };
         read().map_err(|e| self.error(e))
     }
-}
-
-fn count_registrations(connection: &Database) -> SqlResult<usize> {
-    connection
-        .query_row("SELECT count(*) FROM registrations", params![], |row| {
-            row.get::<i64>(0)
-        })
-        .map(|count| usize::try_from(count).unwrap_or(0))
 }
 
 /// The accounts holding unmanaged rows. (Not `DISTINCT`: SQLite would walk the account
@@ -328,7 +300,7 @@ mod tests {
             )
             .unwrap();
         let loaded = store.load().unwrap();
-        let (mut head, batches) = stream(&store);
+        let (head, batches) = stream(&store);
 
         assert!(batches.len() >= 3, "{} batches", batches.len());
         assert!(batches.iter().all(|batch| batch.len() <= BATCH_ROWS));
@@ -337,7 +309,7 @@ mod tests {
         assert_eq!(streamed, walk(LoadedRows::new(&loaded.registrations)));
 
         let expected = StoredRegistrations::loaded(&loaded.registrations);
-        let registrations = head.registrations(LoadedRows::new(&loaded.registrations));
+        let registrations = head.registrations;
         assert_eq!(registrations.count, expected.count);
         assert_eq!(registrations.unmanaged_holders, expected.unmanaged_holders);
         assert!(!registrations.unmanaged_holders.is_empty());

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::desired::DesiredAccount;
+use crate::interner::Interner;
 use crate::model::{Departure, ProfileField, Rules};
 use crate::state::{AccountStatus, State, StateAccount};
 
 use super::change::{Action, Change, Detail};
-use super::context::{merge_order, Frozen, Reasons};
+use super::context::{merge_order, Frozen};
 
 /// Why a managed row loses its place.
 pub(super) fn departure_reason(in_config: bool, disabled: bool) -> &'static str {
@@ -30,7 +31,7 @@ struct AccountWalk<'a, 'o> {
     on_departure: Departure,
     /// Accounts holding unmanaged registrations.
     unmanaged_holders: &'a BTreeSet<String>,
-    reasons: &'o mut Reasons,
+    shared: &'o mut Interner,
     changes: &'o mut Vec<Change>,
     /// Managed accounts that give up their managed registrations, with the reason.
     departing: BTreeMap<&'a str, &'static str>,
@@ -47,7 +48,7 @@ pub(super) fn plan_accounts<'a>(
     (state, unmanaged_holders): (&'a State, &'a BTreeSet<String>),
     frozen: &'a Frozen<'a>,
     excluded: &mut BTreeSet<&'a str>,
-    reasons: &mut Reasons,
+    shared: &mut Interner,
     changes: &mut Vec<Change>,
 ) -> BTreeMap<&'a str, &'static str> {
     let mut walk = AccountWalk {
@@ -55,7 +56,7 @@ pub(super) fn plan_accounts<'a>(
         source_names: rules.sources.iter().map(|s| s.name.as_str()).collect(),
         on_departure: rules.accounts.on_departure,
         unmanaged_holders,
-        reasons,
+        shared,
         changes,
         departing: BTreeMap::new(),
         excluded,
@@ -119,7 +120,7 @@ impl<'a> AccountWalk<'a, '_> {
                 Some(actual.dn.as_str().into()),
             ),
             actual.status,
-            self.reasons.get(short),
+            self.shared.get(short),
             self.unmanaged_holders.contains(&**anchor),
         );
     }
@@ -181,7 +182,7 @@ impl<'a> AccountWalk<'a, '_> {
         match (wanted.enabled, actual.status) {
             (true, AccountStatus::Deactivated) => self.changes.push(Change {
                 action: Action::Reactivate,
-                reason: Some(self.reasons.get("enabled in the directory")),
+                reason: Some(self.shared.get("enabled in the directory")),
                 ..account()
             }),
             (false, _) => {
@@ -192,7 +193,7 @@ impl<'a> AccountWalk<'a, '_> {
                     self.on_departure,
                     account(),
                     actual.status,
-                    self.reasons.get("disabled"),
+                    self.shared.get("disabled"),
                     self.unmanaged_holders.contains(stored_anchor),
                 );
             }

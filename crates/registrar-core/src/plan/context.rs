@@ -1,9 +1,8 @@
-//! What the planner's walks share: the reasons they give (each allocated once), what
-//! exclusions freeze, how an account is named in a change or a warning, and the step of
+//! What the planner's walks share: what exclusions freeze, how an account is named in a change or a warning, and the step of
 //! a merge walk over two sorted sequences.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::desired::DesiredAccount;
@@ -11,21 +10,6 @@ use crate::dn::normalize_dn;
 use crate::model::Rules;
 use crate::quote::shown_for_message;
 use crate::state::{RegistrationKey, RegistrationRow, State};
-
-/// Each distinct reason allocated once, however many changes give it.
-#[derive(Default)]
-pub(super) struct Reasons(BTreeMap<String, Arc<str>>);
-
-impl Reasons {
-    pub(super) fn get(&mut self, reason: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(reason) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = reason.into();
-        self.0.insert(reason.to_string(), shared.clone());
-        shared
-    }
-}
 
 /// Which side of a merge walk over two sorted sequences comes next, from their heads:
 /// `Less` the left's alone, `Greater` the right's alone, `Equal` both together (`cmp`
@@ -138,12 +122,17 @@ impl<'a> People<'a> {
     /// Every change names the account's DN too, so that people can read plans made with
     /// opaque anchors such as entryUUID: the directory's, else the store's.
     pub(super) fn dn_of(&self, anchor: &str) -> Option<Arc<str>> {
-        self.wanted(anchor).map(|a| a.dn.clone()).or_else(|| {
-            self.state
-                .accounts
-                .get(anchor)
-                .map(|a| a.dn.as_str().into())
-        })
+        self.wanted(anchor)
+            .map(|a| a.dn.clone())
+            .or_else(|| self.stored_dn(anchor))
+    }
+
+    /// The DN the store holds for the account `anchor`.
+    fn stored_dn(&self, anchor: &str) -> Option<Arc<str>> {
+        self.state
+            .accounts
+            .get(anchor)
+            .map(|account| account.dn.as_str().into())
     }
 
     /// [`People::dn_of`] for anchors that mostly come in increasing order, as a group's
@@ -177,23 +166,21 @@ impl<'a> People<'a> {
             }
             Err(index) => {
                 *from = index;
-                self.state
-                    .accounts
-                    .get(anchor)
-                    .map(|account| account.dn.as_str().into())
+                self.stored_dn(anchor)
             }
         }
     }
 
-    /// The shared anchor `anchor`: the desired account's or the stored one's, so that a
-    /// change made from a stored row costs no copy of it.
-    pub(super) fn shared_anchor(&self, anchor: &str) -> Arc<str> {
-        match self.wanted(anchor) {
-            Some(account) => account.anchor.clone(),
-            None => match self.state.accounts.get(anchor) {
-                Some(account) => account.anchor.clone(),
-                None => anchor.into(),
-            },
+    /// The account `anchor` as a change made from a stored row names it, in one lookup:
+    /// its shared anchor (the desired account's or the stored one's, so the change costs
+    /// no copy of it) and its DN ([`People::dn_of`]).
+    pub(super) fn named(&self, anchor: &str) -> (Arc<str>, Option<Arc<str>>) {
+        if let Some(account) = self.wanted(anchor) {
+            return (account.anchor.clone(), Some(account.dn.clone()));
+        }
+        match self.state.accounts.get(anchor) {
+            Some(account) => (account.anchor.clone(), Some(account.dn.as_str().into())),
+            None => (anchor.into(), None),
         }
     }
 

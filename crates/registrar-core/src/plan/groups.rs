@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::desired::{DesiredGroup, Warning, WarningKind};
+use crate::interner::Interner;
 use crate::model::Rules;
 use crate::state::State;
 
 use super::change::{Action, Change, Detail};
-use super::context::{merge_order, Frozen, Reasons};
+use super::context::{merge_order, Frozen};
 
 /// What group planning needs from the account planning before it.
 pub(super) struct GroupContext<'a> {
@@ -34,7 +35,7 @@ pub(super) fn plan_groups(
     groups: BTreeMap<String, DesiredGroup>,
     state: &State,
     context: &GroupContext<'_>,
-    reasons: &mut Reasons,
+    shared: &mut Interner,
     changes: &mut Vec<Change>,
     warnings: &mut Vec<Warning>,
 ) -> u64 {
@@ -62,13 +63,13 @@ pub(super) fn plan_groups(
         let group: Arc<str> = name.as_str().into();
         for member in &row.members {
             changes.push(Change {
-                reason: Some(reasons.get(reason)),
+                reason: Some(shared.get(reason)),
                 ..Change::group_member(Action::Remove, &group, member.as_str().into())
             });
         }
         changes.push(
             Change {
-                reason: Some(reasons.get(reason)),
+                reason: Some(shared.get(reason)),
                 ..Change::group(Action::Remove, &group)
             }
             .with_detail(Detail {
@@ -133,7 +134,7 @@ pub(super) fn plan_groups(
         if !fields.is_empty() {
             changes.push(
                 Change {
-                    reason: Some(reasons.get("now produced by another group rule")),
+                    reason: Some(shared.get("now produced by another group rule")),
                     ..Change::group(Action::Update, &group)
                 }
                 .with_detail(Detail {
@@ -166,7 +167,7 @@ pub(super) fn plan_groups(
                         continue;
                     }
                     changes.push(Change {
-                        reason: Some(reasons.get(departure.unwrap_or("no longer a member"))),
+                        reason: Some(shared.get(departure.unwrap_or("no longer a member"))),
                         ..Change::group_member(Action::Remove, &group, member.as_str().into())
                     });
                 }

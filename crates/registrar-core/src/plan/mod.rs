@@ -28,4 +28,4 @@ pub use change::{
     PLAN_FORMAT_VERSION, PLAN_HEADER,
 };
 pub(crate) use planner::{add_unheld_warnings, deletion_threshold, plan_rows};
-pub use planner::{managed_rows, plan, plan_with_rows, PlanError};
+pub use planner::{plan, plan_with_rows, PlanError};

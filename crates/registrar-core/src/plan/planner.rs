@@ -13,7 +13,7 @@ use crate::state::{RegistrationKey, RegistrationRows, State, StoredRegistrations
 
 use super::accounts::plan_accounts;
 use super::change::{sort_in_apply_order, Action, Change, Plan, Summary, PLAN_FORMAT_VERSION};
-use super::context::{Frozen, People, Reasons};
+use super::context::{Frozen, People};
 use super::groups::{plan_groups, GroupContext};
 use super::registrations::{RegistrationWalk, Written};
 
@@ -117,19 +117,10 @@ pub(crate) fn add_unheld_warnings(rules: &Rules, plan: &mut Plan) {
     plan.warnings.dedup();
 }
 
-/// The managed rows `state` holds (accounts with a source, registrations and groups with
-/// an owner, and the members of those groups): what `policy.max_delete_percent` is a
-/// share of.
-pub fn managed_rows(state: &State) -> u64 {
-    state
-        .registrations
-        .values()
-        .filter(|r| r.is_managed())
-        .count() as u64
-        + managed_besides_registrations(state)
-}
-
-/// [`managed_rows`] but for the registrations (the registration walk counts those).
+/// The managed rows `state` holds besides its registrations (which the registration walk
+/// counts as it passes them): accounts with a source, groups with an owner, and the
+/// members of those groups. With the managed registrations, what
+/// `policy.max_delete_percent` is a share of.
 fn managed_besides_registrations(state: &State) -> u64 {
     (state
         .accounts
@@ -190,7 +181,7 @@ pub(crate) fn plan_rows(
             + group_rows,
     );
     let mut warnings = warnings;
-    let mut reasons = Reasons::default();
+    let mut shared = Interner::default();
     let frozen = Frozen::new(rules, state, &frozen_accounts, &frozen_registrations);
     let mut excluded_accounts: BTreeSet<&str> =
         frozen_accounts.iter().map(String::as_str).collect();
@@ -202,7 +193,7 @@ pub(crate) fn plan_rows(
         (state, &unmanaged_holders),
         &frozen,
         &mut excluded_accounts,
-        &mut reasons,
+        &mut shared,
         &mut changes,
     );
     let people = People {
@@ -221,8 +212,7 @@ pub(crate) fn plan_rows(
         claims,
         &mut rows,
         &mut Written {
-            reasons: &mut reasons,
-            names: &mut Interner::default(),
+            shared: &mut shared,
             changes: &mut changes,
             warnings: &mut warnings,
             excluded: &mut excluded_registrations,
@@ -238,7 +228,7 @@ pub(crate) fn plan_rows(
             frozen: &frozen,
             frozen_groups: &frozen_groups,
         },
-        &mut reasons,
+        &mut shared,
         &mut changes,
         &mut warnings,
     );

@@ -13,7 +13,7 @@ use crate::quote::quote_for_message;
 use crate::state::{RegistrationKey, RegistrationRow, RegistrationRows};
 
 use super::change::{Action, Change};
-use super::context::{merge_order, registration_key, Frozen, People, Reasons};
+use super::context::{merge_order, registration_key, Frozen, People};
 
 /// What the registration walk reads, beside the claims and rows it walks.
 pub(super) struct RegistrationWalk<'a> {
@@ -28,11 +28,11 @@ pub(super) struct RegistrationWalk<'a> {
 
 /// What the registration walk writes.
 pub(super) struct Written<'o> {
-    pub(super) reasons: &'o mut Reasons,
+    /// The changes' repeated texts (reasons, the protocols of changes made from stored
+    /// rows), one allocation each.
+    pub(super) shared: &'o mut Interner,
     pub(super) changes: &'o mut Vec<Change>,
     pub(super) warnings: &'o mut Vec<Warning>,
-    /// The protocol names of changes made from stored rows, one allocation each.
-    pub(super) names: &'o mut Interner,
     /// Names left untouched because of exclusions.
     pub(super) excluded: &'o mut BTreeSet<RegistrationKey>,
 }
@@ -143,22 +143,23 @@ impl RegistrationWalk<'_> {
         let owner_known = mapping_names.contains(owner) || self.renamed_to(owner).is_some();
         let wanted = || self.people.wanted(row.account);
         let reason = match departure {
-            Some(reason) => out.reasons.get(reason),
-            None if !owner_known => out.reasons.get("mapping removed"),
-            None if wanted().is_some_and(|a| a.protected) => out.reasons.get("protected principal"),
+            Some(reason) => out.shared.get(reason),
+            None if !owner_known => out.shared.get("mapping removed"),
+            None if wanted().is_some_and(|a| a.protected) => out.shared.get("protected principal"),
             None => out
-                .reasons
+                .shared
                 .get(&lost_claim_reason(self.rules, owner, wanted())),
         };
+        let (account, dn) = self.people.named(row.account);
         out.changes.push(Change {
             mapping: Some(owner.into()),
             reason: Some(reason),
-            dn: self.people.dn_of(row.account),
+            dn,
             ..Change::registration(
                 Action::Remove,
-                (out.names.get(row.protocol), row.name_key),
+                (out.shared.get(row.protocol), row.name_key),
                 row.im_name.into(),
-                self.people.shared_anchor(row.account),
+                account,
             )
         });
     }
@@ -321,15 +322,16 @@ impl RegistrationWalk<'_> {
             } else {
                 "name changed case"
             };
+        let (account, dn) = self.people.named(row.account);
         let mut change = Change {
             mapping: Some(keeper.mapping.clone()),
-            reason: Some(out.reasons.get(reason)),
-            dn: self.people.dn_of(row.account),
+            reason: Some(out.shared.get(reason)),
+            dn,
             ..Change::registration(
                 Action::Update,
                 (protocol, name_key),
                 row.im_name.into(),
-                self.people.shared_anchor(row.account),
+                account,
             )
         };
         change.detail_mut().fields = Some(fields);
