@@ -307,6 +307,16 @@ fn an_edited_or_swapped_content_file_is_refused() {
         "source hr: content file ../people.ldif was imported at serial 1 and has since been edited",
         "run with --mode full",
     ]);
+    // The content file is hashed beside the rest of the delta's work, and finishes last:
+    // its refusal still comes first, since the edit may be why a change does not apply.
+    ws.write(
+        "changes/0002-bad.ldif",
+        "version: 1\n\ndn: cn=Nobody,ou=People,dc=example,dc=com\nchangetype: modify\nreplace: cn\ncn: x\n-\n",
+    );
+    ws.refused(&[
+        "source hr: content file ../people.ldif was imported at serial 1 and has since been edited",
+    ]);
+    std::fs::remove_file(ws.path("changes/0002-bad.ldif")).unwrap();
     ws.write("people.ldif", PEOPLE);
     ws.write("other.ldif", PEOPLE);
     ws.write(

@@ -344,7 +344,7 @@ proptest! {
             let exact = rules.accounts.on_departure != Departure::Keep && rules.exclusions.is_empty();
             let wanted = desired(&rules, &sources(&users, &groups)).groups;
             for (name, group) in store.load().unwrap().groups.into_iter().filter(|(_, g)| exact && g.owner.is_some()) {
-                let expected = wanted.get(&name).map(|g| g.members.clone());
+                let expected = wanted.get(&name).map(|g| g.members.iter().map(|m| m.to_string()).collect::<Vec<_>>());
                 prop_assert_eq!(Some(group.members), expected, "group {}", name);
             }
         }

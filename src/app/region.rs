@@ -20,13 +20,13 @@ use std::sync::Arc;
 use super::error::AppError;
 use super::feeds::{open_feed_delta, FeedDelta};
 use super::reading::SourcesRead;
-use super::snapshots::{kept_entry, open_delta, unreadable, Delta};
+use super::snapshots::{kept_entry, open_delta, unreadable, ContentCheck, Delta};
 use super::sources::{source_error, InputsDigest};
 use crate::adapters::ldif::parse_entry_record;
 use crate::adapters::store::{Store, StoreError};
 use crate::adapters::tree::Tree;
 use crate::config::raw::DeltaFeed;
-use crate::config::{Config, SourceLocation};
+use crate::config::{Config, SourceLocation, SourceSettings};
 use registrar_core::desired::EntryFootprint;
 use registrar_core::entry::Entry;
 use registrar_core::plan::Plan;
@@ -98,92 +98,112 @@ pub(super) fn plan_by_region(
         );
     }
     let kept = store.kept_snapshots()?;
-    let mut digest = InputsDigest::of_config(&config.files);
-    let mut imports = Vec::with_capacity(config.sources.len());
-    let mut feeds = Vec::new();
-    let mut region = RegionEntries::new(&config.rules);
-    for source in &config.sources {
-        let Some(kept) = kept.get(&source.name) else {
-            return Ok(ByRegion::ReadEverything(None)); // the full read says why
-        };
-        if let SourceLocation::Ldap(settings) = &source.location {
-            let read = (&config.rules, source, settings);
-            let changes = match open_feed_delta(read, files, kept, store)? {
-                FeedDelta::Changed(changes) => changes,
-                // The full read that follows says why.
-                FeedDelta::ReadInFull(_) => return Ok(ByRegion::ReadEverything(None)),
+    // The content files' checks go on beside the planning (hashing hundreds of
+    // megabytes): the plan stands once every one is confirmed, and the first refusal
+    // comes before any other error, which a file changed under its snapshot may explain.
+    let mut content_checks: Vec<(&SourceSettings, ContentCheck)> = Vec::new();
+    let planned = (|| -> Result<ByRegion, AppError> {
+        let mut digest = InputsDigest::of_config(&config.files);
+        let mut imports = Vec::with_capacity(config.sources.len());
+        let mut feeds = Vec::new();
+        let mut region = RegionEntries::new(&config.rules);
+        for source in &config.sources {
+            let Some(kept) = kept.get(&source.name) else {
+                return Ok(ByRegion::ReadEverything(None)); // the full read says why
             };
-            for (key, after) in &changes.touched {
-                let was = changes.before(key).cloned();
-                let after = after.as_ref().map(|(entry, _)| entry.clone());
-                region.insert(&source.name, key, was, after);
+            if let SourceLocation::Ldap(settings) = &source.location {
+                let read = (&config.rules, source, settings);
+                let changes = match open_feed_delta(read, files, kept, store)? {
+                    FeedDelta::Changed(changes) => changes,
+                    // The full read that follows says why.
+                    FeedDelta::ReadInFull(_) => return Ok(ByRegion::ReadEverything(None)),
+                };
+                for (key, after) in &changes.touched {
+                    let was = changes.before(key).cloned();
+                    let after = after.as_ref().map(|(entry, _)| entry.clone());
+                    region.insert(&source.name, key, was, after);
+                }
+                let sum = changes.entries_sum();
+                digest.entries(&sum);
+                feeds.push(changes.advance(&source.name, sum));
+                continue;
             }
-            let sum = changes.entries_sum();
-            digest.entries(&sum);
-            feeds.push(changes.advance(&source.name, sum));
-            continue;
+            let Delta {
+                overlay,
+                import,
+                content_check,
+            } = open_delta(source, kept, store, files, config_dir, &mut digest)?;
+            content_checks.push((source, content_check));
+            for (key, after) in overlay.touched() {
+                let before = kept_entry(store, &source.name, key)
+                    .map_err(|message| source_error(source, message))?;
+                region.insert(&source.name, key, before, after.cloned());
+            }
+            imports.push(import);
         }
-        let Delta { overlay, import } =
-            open_delta(source, kept, store, files, config_dir, &mut digest)?;
-        for (key, after) in overlay.touched() {
-            let before = kept_entry(store, &source.name, key)
-                .map_err(|message| source_error(source, message))?;
-            region.insert(&source.name, key, before, after.cloned());
-        }
-        imports.push(import);
-    }
-    region.close(&StoreDirectory { store, config })?;
+        region.close(&StoreDirectory { store, config })?;
 
-    let (before, after) = region.desired();
-    for source in config.rules.sources.iter().filter(|s| !s.allow_empty) {
-        let yields = after.accounts_per_source.get(&source.name).copied();
-        if yields.unwrap_or(0) == 0
-            && !store.kept_yielding_beyond(&source.name, &region.keys_of(&source.name))?
-        {
-            return why_not(format!("source {} may yield no account", source.name));
+        let (before, after) = region.desired();
+        for source in config.rules.sources.iter().filter(|s| !s.allow_empty) {
+            let yields = after.accounts_per_source.get(&source.name).copied();
+            if yields.unwrap_or(0) == 0
+                && !store.kept_yielding_beyond(&source.name, &region.keys_of(&source.name))?
+            {
+                return why_not(format!("source {} may yield no account", source.name));
+            }
+        }
+        let group_names = group_names(&before, &after);
+        let state = region_state(store, &region, serial, &group_names)?;
+        let entries = region.len();
+        let (names, members) = region.into_held();
+        let mut counting = None;
+        let plan = plan_region(
+            &config.rules,
+            Region {
+                names,
+                members,
+                before,
+                after,
+                state,
+            },
+            &standing.facts,
+            || match store.managed_counts() {
+                Ok(counts) => counts.total(),
+                Err(e) => {
+                    counting = Some(e);
+                    0
+                }
+            },
+        );
+        if let Some(e) = counting {
+            return Err(e.into());
+        }
+        let Some(plan) = plan else {
+            return why_not("the standing facts do not add up with the store".to_string());
+        };
+        if store.serial()? != serial || store.kept_snapshots()? != kept {
+            return Err(AppError::StoreChangedWhilePlanning);
+        }
+        Ok(ByRegion::Planned(
+            Box::new(plan),
+            SourcesRead {
+                inputs_digest: digest.finish(),
+                imports,
+                feeds,
+            },
+            entries,
+        ))
+    })();
+    let mut refusal = None;
+    for (source, check) in content_checks {
+        if let Err(e) = check.confirm(source) {
+            refusal.get_or_insert(e);
         }
     }
-    let group_names = group_names(&before, &after);
-    let state = region_state(store, &region, serial, &group_names)?;
-    let entries = region.len();
-    let (names, members) = region.into_held();
-    let mut counting = None;
-    let plan = plan_region(
-        &config.rules,
-        Region {
-            names,
-            members,
-            before,
-            after,
-            state,
-        },
-        &standing.facts,
-        || match store.managed_counts() {
-            Ok(counts) => counts.total(),
-            Err(e) => {
-                counting = Some(e);
-                0
-            }
-        },
-    );
-    if let Some(e) = counting {
-        return Err(e.into());
+    match refusal {
+        Some(e) => Err(e),
+        None => planned,
     }
-    let Some(plan) = plan else {
-        return why_not("the standing facts do not add up with the store".to_string());
-    };
-    if store.serial()? != serial || store.kept_snapshots()? != kept {
-        return Err(AppError::StoreChangedWhilePlanning);
-    }
-    Ok(ByRegion::Planned(
-        Box::new(plan),
-        SourcesRead {
-            inputs_digest: digest.finish(),
-            imports,
-            feeds,
-        },
-        entries,
-    ))
 }
 
 /// The kept snapshots and the store's registrations, answering the region's closure.

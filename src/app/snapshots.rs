@@ -17,7 +17,7 @@ use super::error::AppError;
 use super::feeds::{FeedKeep, Spool};
 use super::sources::{
     apply_change_file, change_files, file_digest, hex_digest, import_path, imported, read_ldif,
-    source_error, InputsDigest, SourceError,
+    source_error, FileDigestInProgress, InputsDigest, SourceError,
 };
 use super::writeback::Writeback;
 use crate::adapters::ldif::{
@@ -114,14 +114,20 @@ pub(super) fn read_delta(
     digest: &mut InputsDigest,
     on_entry: &mut dyn FnMut(Entry),
 ) -> Result<SourceImport, AppError> {
-    let Delta { overlay, import } = open_delta(source, kept, store, files, config_dir, digest)?;
-    // The directory: the kept entries the changes did not settle, then the overlay's.
-    stream_kept(
+    let Delta {
+        overlay,
+        import,
+        content_check,
+    } = open_delta(source, kept, store, files, config_dir, digest)?;
+    // The directory: the kept entries the changes did not settle, then the overlay's,
+    // read while the content file is hashed.
+    let streamed = stream_kept(
         store,
         source,
         &|key| overlay.is_settled(key),
         &mut |entry, _| on_entry(entry),
-    )?;
+    );
+    content_check.confirm_with(source, streamed)?;
     overlay.into_entries().for_each(on_entry);
     Ok(import)
 }
@@ -167,6 +173,48 @@ pub(super) fn stream_kept(
 pub(super) struct Delta {
     pub(super) overlay: Directory,
     pub(super) import: SourceImport,
+    /// Whether the content file still holds the bytes the snapshot was imported from:
+    /// [`ContentCheck::confirm`] it before the delta's outcome is used.
+    pub(super) content_check: ContentCheck,
+}
+
+/// A source's content file, being hashed to confirm that it is the one its kept
+/// snapshot was imported from. Until confirmed, a delta's outcome stands on that alone.
+pub(super) struct ContentCheck {
+    digest: FileDigestInProgress,
+    kept_digest: String,
+    /// As the import names it.
+    path: String,
+    serial: i64,
+}
+
+impl ContentCheck {
+    /// Waits for the digest: an error when the file cannot be read or its bytes are not
+    /// the snapshot's (`run with --mode full`).
+    pub(super) fn confirm(self, source: &SourceSettings) -> Result<(), AppError> {
+        let now = self.digest.finish().map_err(|e| source_error(source, e))?;
+        if now != self.kept_digest {
+            return Err(source_error(
+                source,
+                StaleSnapshot::ContentEdited {
+                    path: self.path,
+                    serial: self.serial,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// `outcome`, once the check is confirmed; the check's error first, since a file
+    /// that changed under the snapshot may be why the rest failed.
+    pub(super) fn confirm_with<T>(
+        self,
+        source: &SourceSettings,
+        outcome: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        self.confirm(source)?;
+        outcome
+    }
 }
 
 /// Why a delta read cannot use a source's kept snapshot: a file it came from is no
@@ -209,7 +257,8 @@ pub enum StaleSnapshot {
 }
 
 /// The checks and the change files of [`read_delta`], without reading the kept entries
-/// the changes do not touch (a delta plan by region reads only those it needs).
+/// the changes do not touch (a delta plan by region reads only those it needs). The
+/// content file's check goes on beside the caller's work: see [`Delta::content_check`].
 pub(super) fn open_delta(
     source: &SourceSettings,
     kept: &KeptSnapshot,
@@ -218,12 +267,7 @@ pub(super) fn open_delta(
     config_dir: &Path,
     digest: &mut InputsDigest,
 ) -> Result<Delta, AppError> {
-    let SourceLocation::Ldif {
-        path,
-        changes,
-        max_value_bytes,
-    } = &source.location
-    else {
+    let SourceLocation::Ldif { path, .. } = &source.location else {
         unreachable!("only ldif sources keep snapshots")
     };
     let error = |error: SourceError| source_error(source, error);
@@ -236,14 +280,56 @@ pub(super) fn open_delta(
             serial: kept.content.serial,
         }));
     }
-    let content_digest = file_digest(files, path).map_err(error)?;
-    if content_digest != kept.content.digest {
-        return Err(refuse(StaleSnapshot::ContentEdited {
-            path: content_path,
-            serial: kept.content.serial,
-        }));
-    }
-    digest.file(path, &content_digest);
+    // The content file's bytes are checked on a thread of their own: the digest takes
+    // the kept one meanwhile, which is what it is unless the check refuses the delta.
+    let content_check = ContentCheck {
+        digest: FileDigestInProgress::start(files, path).map_err(error)?,
+        kept_digest: kept.content.digest.clone(),
+        path: content_path.clone(),
+        serial: kept.content.serial,
+    };
+    digest.file(path, &kept.content.digest);
+    let (overlay, imported_changes) =
+        match apply_change_files(source, kept, store, files, config_dir, digest) {
+            Ok(applied) => applied,
+            Err(e) => return content_check.confirm_with(source, Err(e)),
+        };
+
+    Ok(Delta {
+        overlay,
+        import: SourceImport {
+            source: source.name.clone(),
+            content: ImportedFile {
+                path: content_path,
+                digest: kept.content.digest.clone(),
+            },
+            changes: imported_changes,
+        },
+        content_check,
+    })
+}
+
+/// The change files of an `ldif` source in delta mode, checked against those its kept
+/// snapshot has seen, and those it has not applied in name order onto an overlay of it:
+/// the overlay, and every change file as imported.
+fn apply_change_files(
+    source: &SourceSettings,
+    kept: &KeptSnapshot,
+    store: &Store,
+    files: &Tree,
+    config_dir: &Path,
+    digest: &mut InputsDigest,
+) -> Result<(Directory, Vec<ImportedFile>), AppError> {
+    let SourceLocation::Ldif {
+        changes,
+        max_value_bytes,
+        ..
+    } = &source.location
+    else {
+        unreachable!("only ldif sources keep snapshots")
+    };
+    let error = |error: SourceError| source_error(source, error);
+    let refuse = |why: StaleSnapshot| source_error(source, why);
     let current: Vec<PathBuf> = match changes {
         Some(pattern) => change_files(files, pattern).map_err(error)?,
         None => Vec::new(),
@@ -301,18 +387,7 @@ pub(super) fn open_delta(
         .map_err(error)?;
         imported_changes.push(imported(config_dir, change_file, file_digest, digest));
     }
-
-    Ok(Delta {
-        overlay,
-        import: SourceImport {
-            source: source.name.clone(),
-            content: ImportedFile {
-                path: content_path,
-                digest: content_digest,
-            },
-            changes: imported_changes,
-        },
-    })
+    Ok((overlay, imported_changes))
 }
 
 /// The kept entry `key` of `source`, read back.

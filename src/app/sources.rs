@@ -473,13 +473,52 @@ pub(super) fn apply_change_file(
 
 /// `sha256:…` of the bytes of the file at `path`, without parsing it.
 pub(super) fn file_digest(files: &Tree, path: &Path) -> Result<String, SourceError> {
-    let mut file = files.open(path)?;
+    digest_of(files.open(path)?, path)
+}
+
+/// The digest of what `reader` holds, the bytes of the file at `path`.
+fn digest_of(mut reader: impl Read, path: &Path) -> Result<String, SourceError> {
     let mut digest = Sha256::new();
-    std::io::copy(&mut file, &mut digest).map_err(|source| LdifFileError::Io {
+    std::io::copy(&mut reader, &mut digest).map_err(|source| LdifFileError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     Ok(hex_digest(digest))
+}
+
+/// A file's [`file_digest`], worked out on a thread of its own while the caller goes on:
+/// a delta plan checks its content file (hundreds of megabytes) beside its other work.
+/// The file is opened at once, so that a missing one is an error at once.
+pub(super) struct FileDigestInProgress(Hashing);
+
+enum Hashing {
+    OnThread(std::thread::JoinHandle<Result<String, SourceError>>),
+    /// No thread could be started: the digest was worked out in place.
+    Done(Result<String, SourceError>),
+}
+
+impl FileDigestInProgress {
+    pub(super) fn start(files: &Tree, path: &Path) -> Result<Self, SourceError> {
+        let file = files.open(path)?;
+        let owned = path.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("file digest".to_string())
+            .spawn(move || digest_of(file, &owned));
+        Ok(FileDigestInProgress(match thread {
+            Ok(thread) => Hashing::OnThread(thread),
+            Err(_) => Hashing::Done(file_digest(files, path)),
+        }))
+    }
+
+    /// The digest, once worked out.
+    pub(super) fn finish(self) -> Result<String, SourceError> {
+        match self.0 {
+            Hashing::OnThread(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Hashing::Done(digest) => digest,
+        }
+    }
 }
 
 /// How an import names `path`: relative to the config directory (as the YAML wrote it,

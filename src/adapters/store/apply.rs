@@ -135,7 +135,7 @@ mod tests {
                 kind: GroupKind::OrgUnit,
                 source: "hr".to_string(),
                 rule: group.to_string(),
-                members: vec!["a".to_string()],
+                members: vec!["a".into()],
             },
         );
         desired

@@ -749,7 +749,7 @@ mod tests {
                 kind: GroupKind::OrgUnit,
                 source: "hr".to_string(),
                 rule: "staff".to_string(),
-                members: vec!["a".to_string(), "b".to_string()],
+                members: vec!["a".into(), "b".into()],
             },
         );
         desired

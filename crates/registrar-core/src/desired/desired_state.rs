@@ -170,8 +170,8 @@ pub struct DesiredGroup {
     pub source: String,
     /// The group rule that produces it (the owner recorded on the row).
     pub rule: String,
-    /// Member account anchors, sorted, without duplicates.
-    pub members: Vec<String>,
+    /// Member account anchors, sorted, without duplicates; each shared with its account.
+    pub members: Vec<Arc<str>>,
 }
 
 /// Member DNs of a group that did not become members, by why. DNs reached twice (via
@@ -248,7 +248,7 @@ impl Desired {
     /// membership).
     pub(crate) fn retain_members_among(&mut self, anchors: &BTreeSet<String>) {
         for group in self.groups.values_mut() {
-            group.members.retain(|member| anchors.contains(member));
+            group.members.retain(|member| anchors.contains(&**member));
         }
     }
 

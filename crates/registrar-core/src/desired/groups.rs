@@ -3,6 +3,7 @@
 //! settled, and the member values and group names read from entries.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::dn::normalize_dn;
 use crate::entry::Entry;
@@ -44,7 +45,7 @@ pub(super) struct ResolvedGroup {
     pub(super) rule: usize,
     /// The group entry's DN; empty for org units.
     pub(super) dn: String,
-    pub(super) members: Vec<String>,
+    pub(super) members: Vec<Arc<str>>,
     pub(super) skipped: GroupSkipCounts,
 }
 
@@ -65,6 +66,10 @@ pub(super) fn resolve_groups(
     if rules.groups.is_empty() {
         return;
     }
+    debug_assert!(
+        accounts.is_sorted_by(|a, b| a.anchor < b.anchor),
+        "members are sorted by account index: accounts must come in anchor order"
+    );
     let no_facts = GroupFacts::default();
     let no_users = HashMap::new();
     let mut resolved: Vec<ResolvedGroup> = Vec::with_capacity(lists.len() + rules.groups.len());
@@ -94,9 +99,8 @@ pub(super) fn resolve_groups(
         let mut skipped = GroupSkipCounts::default();
         for (dn, &index) in users {
             if dn_is_within(dn, subtree) {
-                let account = &accounts[index];
-                if account.enabled {
-                    members.push(account.anchor.to_string());
+                if accounts[index].enabled {
+                    members.push(index);
                 } else {
                     skipped.disabled_members += 1;
                 }
@@ -107,13 +111,11 @@ pub(super) fn resolve_groups(
             .iter()
             .filter(|dn| dn_is_within(dn, subtree))
             .count() as u64;
-        members.sort_unstable();
-        members.dedup();
         resolved.push(ResolvedGroup {
             name,
             rule: index,
             dn: String::new(),
-            members,
+            members: anchors_of(members, accounts),
             skipped,
         });
     }
@@ -172,6 +174,18 @@ pub(super) fn resolve_groups(
     out.groups = kept.into_iter().collect();
 }
 
+/// The anchors of the accounts at `indices`, sorted and without duplicates. Accounts come
+/// in anchor order, so sorting their indices sorts the anchors: integers compared, not
+/// strings, and each anchor shared, not copied.
+fn anchors_of(mut indices: Vec<usize>, accounts: &[DesiredAccount]) -> Vec<Arc<str>> {
+    indices.sort_unstable();
+    indices.dedup();
+    indices
+        .into_iter()
+        .map(|index| Arc::clone(&accounts[index].anchor))
+        .collect()
+}
+
 /// The enabled accounts a group entry holds, directly or through nested group entries,
 /// and the member DNs dropped.
 pub(super) fn flatten(
@@ -179,14 +193,14 @@ pub(super) fn flatten(
     facts: &GroupFacts,
     users: &HashMap<String, usize>,
     accounts: &[DesiredAccount],
-) -> (Vec<String>, GroupSkipCounts) {
+) -> (Vec<Arc<str>>, GroupSkipCounts) {
     let mut members = Vec::new();
     let mut visited: HashSet<&str> = HashSet::new();
     let mut unknown: HashSet<&str> = HashSet::new();
     let mut disabled: HashSet<&str> = HashSet::new();
     let mut excluded: HashSet<&str> = HashSet::new();
     let Some((start, _)) = facts.groups.get_key_value(start) else {
-        return (members, GroupSkipCounts::default());
+        return (Vec::new(), GroupSkipCounts::default());
     };
     visited.insert(start);
     let mut stack = vec![start.as_str()];
@@ -194,9 +208,8 @@ pub(super) fn flatten(
         for member in facts.groups.get(group).into_iter().flatten() {
             let member = member.as_str();
             if let Some(&index) = users.get(member) {
-                let account = &accounts[index];
-                if account.enabled {
-                    members.push(account.anchor.to_string());
+                if accounts[index].enabled {
+                    members.push(index);
                 } else {
                     disabled.insert(member);
                 }
@@ -211,14 +224,12 @@ pub(super) fn flatten(
             }
         }
     }
-    members.sort_unstable();
-    members.dedup();
     let skipped = GroupSkipCounts {
         unknown_members: unknown.len() as u64,
         disabled_members: disabled.len() as u64,
         excluded_members: excluded.len() as u64,
     };
-    (members, skipped)
+    (anchors_of(members, accounts), skipped)
 }
 
 /// The normalised DN in a `member` or `uniqueMember` value, without the optional

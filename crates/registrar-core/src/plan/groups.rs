@@ -99,7 +99,7 @@ pub(super) fn plan_groups(
                 ..Detail::default()
             }));
             for member in members {
-                changes.push(Change::group_member(Action::Add, &group, member.into()));
+                changes.push(Change::group_member(Action::Add, &group, member));
             }
             continue;
         };
@@ -149,9 +149,7 @@ pub(super) fn plan_groups(
             row.members.iter().peekable(),
             members.into_iter().peekable(),
         );
-        while let Some(order) =
-            merge_order(have.peek(), want.peek(), |h, w| h.as_str().cmp(w.as_str()))
-        {
+        while let Some(order) = merge_order(have.peek(), want.peek(), |h, w| h.as_str().cmp(&**w)) {
             match order {
                 Ordering::Equal => {
                     have.next();
@@ -173,7 +171,7 @@ pub(super) fn plan_groups(
                 }
                 Ordering::Greater => {
                     let Some(member) = want.next() else { break };
-                    changes.push(Change::group_member(Action::Add, &group, member.into()));
+                    changes.push(Change::group_member(Action::Add, &group, member));
                 }
             }
         }

@@ -51,7 +51,7 @@ fn wanted(name: &str, rule: &str, members: &[&str]) -> (String, DesiredGroup) {
             kind: GroupKind::OrgUnit,
             source: "hr".to_string(),
             rule: rule.to_string(),
-            members: members.iter().map(|m| m.to_string()).collect(),
+            members: members.iter().map(|&m| m.into()).collect(),
         },
     )
 }

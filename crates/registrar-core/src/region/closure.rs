@@ -833,7 +833,7 @@ mod tests {
         // counted as an unknown member.
         let (before, after) = region.desired();
         for desired in [&before, &after] {
-            assert_eq!(desired.groups["team"].members, vec!["1".to_string()]);
+            assert_eq!(desired.groups["team"].members, [Arc::from("1")]);
             assert_eq!(desired.group_skipped.get("team"), None);
         }
         assert_eq!(
