@@ -13,9 +13,9 @@
 //! not add up), the delta read streams every kept entry instead, with a note that says
 //! why. Either way the plan is the one `--mode full` makes.
 
+use registrar_core::ArcStr;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::error::AppError;
 use super::feeds::{open_feed_delta, FeedDelta};
@@ -254,7 +254,7 @@ impl KeptDirectory for StoreDirectory<'_> {
         Ok(self.store.names_held_by(anchor)?)
     }
 
-    fn holders_of(&self, names: &BTreeSet<RegistrationKey>) -> Result<Vec<Arc<str>>, AppError> {
+    fn holders_of(&self, names: &BTreeSet<RegistrationKey>) -> Result<Vec<ArcStr>, AppError> {
         let rows = self.store.registrations_on(names)?;
         Ok(rows.into_iter().map(|(_, row)| row.account).collect())
     }

@@ -11,13 +11,13 @@
 //! checks made on the header).
 //!
 //! The strings the changes repeat (an account's anchor and DN, mapping, protocol, source
-//! and group names) are read into one shared `Arc<str>` each, as the planner made them.
+//! and group names) are read into one shared `ArcStr` each, as the planner made them.
 //! This reads; whether the plan may be applied is decided by the sink.
 
+use registrar_core::ArcStr;
 use std::fmt;
 use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -518,7 +518,7 @@ struct Text<'s> {
 }
 
 impl<'de> DeserializeSeed<'de> for Text<'_> {
-    type Value = Option<Arc<str>>;
+    type Value = Option<ArcStr>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
@@ -526,7 +526,7 @@ impl<'de> DeserializeSeed<'de> for Text<'_> {
 }
 
 impl<'de> Visitor<'de> for Text<'_> {
-    type Value = Option<Arc<str>>;
+    type Value = Option<ArcStr>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("a string or null")
@@ -628,7 +628,7 @@ mod tests {
         assert_eq!(plan, serde_json::from_str::<Plan>(PLAN).unwrap());
         // Names from the config (sources, protocols, mappings) are shared.
         let (account, group) = (&plan.changes[0], &plan.changes[3]);
-        assert!(Arc::ptr_eq(
+        assert!(ArcStr::ptr_eq(
             account.source().unwrap(),
             group.source().unwrap()
         ));

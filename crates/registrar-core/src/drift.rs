@@ -17,8 +17,8 @@
 //! Unmanaged (manual and self) registrations are listed too, as information: they are
 //! legitimate, so they are not drift.
 
+use arcstr::ArcStr;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -183,7 +183,7 @@ pub enum RowAfter {
 
 /// The managed row a change writes: its kind and key (shared with the change where the
 /// key is a plain value).
-fn row_written(change: &Change) -> Option<(RowKind, Arc<str>)> {
+fn row_written(change: &Change) -> Option<(RowKind, ArcStr)> {
     match change.kind {
         Kind::Account => Some((RowKind::Account, change.account.clone()?)),
         Kind::Registration => {
@@ -239,7 +239,7 @@ fn row_after(change: &Change) -> RowAfter {
 pub struct WrittenRow {
     pub kind: RowKind,
     /// Its key (see [`RowId`]).
-    pub key: Arc<str>,
+    pub key: ArcStr,
     pub after: RowAfter,
 }
 

@@ -1,16 +1,16 @@
-//! One shared `Arc<str>` per distinct string, for values read in bulk that repeat: the
+//! One shared `ArcStr` per distinct string, for values read in bulk that repeat: the
 //! protocol, mapping and source names of every stored row or saved change, the anchor
 //! an account's registrations point at. Sharing them keeps one allocation where there
 //! were many.
 
+use arcstr::ArcStr;
 use std::collections::HashSet;
-use std::sync::Arc;
 
-/// Hands out one `Arc<str>` per distinct string it is given. (foldhash: millions of
+/// Hands out one `ArcStr` per distinct string it is given. (foldhash: millions of
 /// short strings hash several times faster than with the default SipHash, and they come
 /// from the store and saved plans, not from an attacker.)
 #[derive(Debug, Default)]
-pub struct Interner(HashSet<Arc<str>, foldhash::fast::FixedState>);
+pub struct Interner(HashSet<ArcStr, foldhash::fast::FixedState>);
 
 impl Interner {
     /// An interner with room for `strings` distinct strings.
@@ -27,17 +27,17 @@ impl Interner {
     }
 
     /// The shared string equal to `text`, made on first sight.
-    pub fn get(&mut self, text: &str) -> Arc<str> {
+    pub fn get(&mut self, text: &str) -> ArcStr {
         if let Some(shared) = self.0.get(text) {
             return shared.clone();
         }
-        let shared: Arc<str> = text.into();
+        let shared: ArcStr = text.into();
         self.0.insert(shared.clone());
         shared
     }
 
     /// [`Interner::get`] for an optional string.
-    pub fn get_optional(&mut self, text: Option<&str>) -> Option<Arc<str>> {
+    pub fn get_optional(&mut self, text: Option<&str>) -> Option<ArcStr> {
         text.map(|text| self.get(text))
     }
 }
@@ -52,11 +52,11 @@ mod tests {
         let first = interner.get("aol");
         let again = interner.get(&String::from("aol"));
         let other = interner.get("sip");
-        assert!(Arc::ptr_eq(&first, &again));
+        assert!(ArcStr::ptr_eq(&first, &again));
         assert_eq!(&*other, "sip");
-        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(!ArcStr::ptr_eq(&first, &other));
         assert_eq!(interner.get_optional(None), None);
-        assert!(Arc::ptr_eq(
+        assert!(ArcStr::ptr_eq(
             &interner.get_optional(Some("aol")).unwrap(),
             &first
         ));

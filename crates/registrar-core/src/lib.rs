@@ -7,6 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The shared string of the core's bulk values (anchors, DNs, names, protocols): one
+/// pointer wide, so that the millions of changes, claims and rows a large directory
+/// gives are half the size a `Arc<str>` (pointer and length) would make them.
+pub use arcstr::ArcStr;
+
 pub mod attribute_name;
 pub(crate) mod cursor;
 pub mod desired;

@@ -7,9 +7,9 @@
 //! of rows in key order ([`RegistrationRows`], [`StoredRegistrations`]), which the
 //! adapter fills from the store as the planner walks them. Pure data: no I/O.
 
+use arcstr::ArcStr;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +18,9 @@ use crate::model::Profile;
 /// A registration's identity: the protocol and the normalised IM name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RegistrationKey {
-    pub protocol: Arc<str>,
+    pub protocol: ArcStr,
     /// The IM name normalised for the protocol (see [`crate::model::im_name_key`]).
-    pub name_key: Arc<str>,
+    pub name_key: ArcStr,
 }
 
 /// Where a registration came from.
@@ -89,12 +89,12 @@ impl AccountStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateAccount {
     /// The anchor value: the account's identity in the store and in plans.
-    pub anchor: Arc<str>,
+    pub anchor: ArcStr,
     /// The DN as last seen.
     pub dn: String,
     /// The config source that manages the account; `None` for an unmanaged account
     /// created by `state register`.
-    pub source: Option<Arc<str>>,
+    pub source: Option<ArcStr>,
     pub status: AccountStatus,
     pub profile: Profile,
 }
@@ -102,14 +102,14 @@ pub struct StateAccount {
 /// A registration row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRegistration {
-    pub protocol: Arc<str>,
+    pub protocol: ArcStr,
     /// The IM name as registered (display form).
-    pub im_name: Arc<str>,
+    pub im_name: ArcStr,
     /// The anchor of the account holding it.
-    pub account: Arc<str>,
+    pub account: ArcStr,
     pub source: RegistrationSource,
     /// The mapping that produced it; `None` for unmanaged rows.
-    pub owner: Option<Arc<str>>,
+    pub owner: Option<ArcStr>,
 }
 
 impl StateRegistration {
@@ -139,7 +139,7 @@ pub struct State {
 pub struct SortedMap<K, V>(Vec<(K, V)>);
 
 /// The stored accounts by anchor.
-pub type Accounts = SortedMap<Arc<str>, StateAccount>;
+pub type Accounts = SortedMap<ArcStr, StateAccount>;
 /// The stored registrations by key.
 pub type Registrations = SortedMap<RegistrationKey, StateRegistration>;
 
@@ -467,8 +467,8 @@ mod tests {
 
     #[test]
     fn a_sorted_map_finds_changes_and_removes_by_borrowed_key() {
-        let mut accounts: SortedMap<Arc<str>, u32> = [("b", 2), ("a", 1), ("c", 3)]
-            .map(|(k, v)| (Arc::from(k), v))
+        let mut accounts: SortedMap<ArcStr, u32> = [("b", 2), ("a", 1), ("c", 3)]
+            .map(|(k, v)| (ArcStr::from(k), v))
             .into_iter()
             .collect();
         assert_eq!(

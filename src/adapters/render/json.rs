@@ -443,7 +443,6 @@ fn kind_name(kind: Kind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use proptest::prelude::*;
     use serde_json::Value;
@@ -457,6 +456,7 @@ mod tests {
         Detail, FieldChange, ImportedFile, Plan, SourceImport, Summary, PLAN_FORMAT_VERSION,
         PLAN_HEADER,
     };
+    use registrar_core::ArcStr;
 
     /// Strings that need every kind of escape, and some that need none (JSON leaves DEL,
     /// U+2028 and U+2029 as they are).
@@ -545,7 +545,7 @@ mod tests {
         changes
     }
 
-    fn text(value: &str) -> Option<Arc<str>> {
+    fn text(value: &str) -> Option<ArcStr> {
         Some(value.into())
     }
 

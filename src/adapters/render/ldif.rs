@@ -25,6 +25,7 @@
 //! [`io::ErrorKind::InvalidData`] error) a change that lacks what its record needs rather
 //! than write a record that does something else.
 
+use registrar_core::ArcStr;
 use std::io::{self, Write};
 
 use crate::adapters::ldif::{write_change, write_version, ChangeRecord, ModOp, Modification};
@@ -294,11 +295,7 @@ fn refuse(change: &Change, message: &str) -> io::Error {
     )
 }
 
-fn required<'a>(
-    change: &Change,
-    value: Option<&'a std::sync::Arc<str>>,
-    what: &str,
-) -> io::Result<&'a str> {
+fn required<'a>(change: &Change, value: Option<&'a ArcStr>, what: &str) -> io::Result<&'a str> {
     value
         .map(|value| &**value)
         .ok_or_else(|| refuse(change, &format!("the plan gives no {what}")))

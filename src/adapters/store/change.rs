@@ -1,9 +1,8 @@
 //! One change of a plan written to its row, or refused with the reason (the row is not
 //! as the plan expects): the store's half of "carry out a plan exactly, or refuse it".
 
-use std::sync::Arc;
-
 use super::database::{params, Database, OptionalRow, SqlError};
+use registrar_core::ArcStr;
 
 use registrar_core::dn::normalize_dn;
 use registrar_core::model::ProfileField;
@@ -76,7 +75,7 @@ pub(super) fn describe(change: &Change) -> String {
     }
 }
 
-fn required<'a>(value: Option<&'a Arc<str>>, what: &'static str) -> Result<&'a str, ChangeFailure> {
+fn required<'a>(value: Option<&'a ArcStr>, what: &'static str) -> Result<&'a str, ChangeFailure> {
     value
         .map(|value| &**value)
         .ok_or(ChangeFailure::Refused(ChangeConflict::Missing(what)))

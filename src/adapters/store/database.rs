@@ -15,6 +15,7 @@
 //! [`WRITER_LOCK`], each waiting at most [`LOCK_WAIT`](super::LOCK_WAIT) before
 //! [`SqlError::is_busy`] says another writer has it.
 
+use registrar_core::ArcStr;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -196,7 +197,7 @@ impl ToParam for String {
         Param::Text(Cow::Borrowed(self))
     }
 }
-impl ToParam for std::sync::Arc<str> {
+impl ToParam for ArcStr {
     fn to_param(&self) -> Param<'_> {
         Param::Text(Cow::Borrowed(self))
     }
@@ -428,7 +429,7 @@ impl Column for Vec<u8> {
     }
 }
 
-impl Column for std::sync::Arc<str> {
+impl Column for ArcStr {
     fn from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Result<Self, String> {
         value.as_str().map(Into::into).map_err(|e| e.to_string())
     }

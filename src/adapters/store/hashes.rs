@@ -1,9 +1,8 @@
 //! The content hash of every managed row as the last apply left it (for drift): read
 //! back whole, and refreshed for the rows an apply wrote.
 
-use std::sync::Arc;
-
 use super::database::{params, Database, OptionalRow, Param, SqlResult};
+use registrar_core::ArcStr;
 
 use super::bulk::{Bulk, BulkRow, Constraint, Deferred};
 use super::error::{blob_literal, quoted, StoreError, UnreadableValue, ValueProblem};
@@ -70,7 +69,7 @@ fn hash_row(kind: i64, key: &str, hash: Vec<u8>) -> SqlResult<(RowKind, RowHash)
 /// A `managed_hashes` row written in bulk.
 struct HashRow {
     kind: RowKind,
-    key: Arc<str>,
+    key: ArcStr,
     hash: RowHash,
 }
 
@@ -78,7 +77,7 @@ impl BulkRow for HashRow {
     const COLUMNS: usize = 3;
     fn values<'r>(&'r self, out: &mut Vec<Param<'r>>) {
         out.push(Param::from(self.kind.number()));
-        out.push(Param::from(self.key.as_ref()));
+        out.push(Param::from(self.key.as_str()));
         out.push(Param::from(&self.hash[..]));
     }
 }
@@ -132,7 +131,7 @@ pub(super) fn refresh_hashes(connection: &Database, rows: Vec<WrittenRow>) -> Sq
             RowAfter::Gone => None,
             RowAfter::Reread => match kind {
                 RowKind::Account => account
-                    .query_row(params![key.as_ref()], |row| {
+                    .query_row(params![key.as_str()], |row| {
                         account_from_row(row, &mut Interner::default(), Anchors::Own)
                     })
                     .optional()?
@@ -148,12 +147,12 @@ pub(super) fn refresh_hashes(connection: &Database, rows: Vec<WrittenRow>) -> Sq
                 }
                 RowKind::Group => {
                     match group
-                        .query_row(params![key.as_ref()], group_from_row)
+                        .query_row(params![key.as_str()], group_from_row)
                         .optional()?
                     {
                         None => None,
                         Some(mut row) => {
-                            row.members = members.query_map(params![key.as_ref()], |r| r.get(0))?;
+                            row.members = members.query_map(params![key.as_str()], |r| r.get(0))?;
                             Some(drift::group_hash(&row))
                         }
                     }
@@ -163,7 +162,7 @@ pub(super) fn refresh_hashes(connection: &Database, rows: Vec<WrittenRow>) -> Sq
         match hash {
             Some(hash) => upsert.push(connection, HashRow { kind, key, hash })?,
             None => {
-                delete.execute(params![kind.number(), key.as_ref()])?;
+                delete.execute(params![kind.number(), key.as_str()])?;
             }
         }
     }

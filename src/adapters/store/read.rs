@@ -4,8 +4,8 @@
 //! value no registrar writes (an unknown status or source, a member of no group) they
 //! refuse as [`StoreError::Unreadable`], never read as a default.
 
+use registrar_core::ArcStr;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use super::database::{params, Database, OptionalRow, Row, SqlResult};
 use serde::Serialize;
@@ -267,7 +267,7 @@ pub(super) fn registration_from_row(
     let name_key = row.get_str(1)?;
     let source = registration_source(row, protocol, name_key)?;
     let protocol = names.get(protocol);
-    let im_name: Arc<str> = row.get_str(2)?.into();
+    let im_name: ArcStr = row.get_str(2)?.into();
     let name_key = if name_key == &*im_name {
         im_name.clone()
     } else {

@@ -2,8 +2,8 @@
 //! in fixed-size chunks) and, in `finish`, settles what depends on other entries:
 //! shared and frozen anchors, claims sorted by name, groups.
 
+use arcstr::ArcStr;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::entry::Entry;
 use crate::join::{Join, Sequential};
@@ -33,7 +33,7 @@ pub fn desired(rules: &Rules, sources: &[SourceEntries]) -> Desired {
 #[derive(Debug)]
 pub(super) enum Arrival {
     User(Candidate),
-    Frozen(Arc<str>),
+    Frozen(ArcStr),
 }
 
 impl Arrival {

@@ -2,9 +2,8 @@
 //! sorted on fixed-size key prefixes first so that a million claims sort without
 //! comparing strings.
 
-use std::sync::Arc;
-
 use crate::join::{self, Join};
+use arcstr::ArcStr;
 
 use super::desired_state::Claim;
 use super::prepare::{Names, PendingClaim};
@@ -44,7 +43,7 @@ pub(super) fn sorted_claims(
             })
         });
     }
-    let taken: Arc<str> = Arc::from("");
+    let taken: ArcStr = ArcStr::from("");
     let mut sorted: Vec<Claim> = Vec::with_capacity(count);
     for &(_, _, account, slot) in &order {
         let pending = &mut pending[account as usize][slot as usize];

@@ -1,8 +1,8 @@
 //! The desired state and its parts: the accounts, claims and groups the directory calls
 //! for, with the skip counts and warnings of how they were made.
 
+use arcstr::ArcStr;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,9 +21,9 @@ pub struct SourceEntries {
 /// An account the directory calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredAccount {
-    pub anchor: Arc<str>,
-    pub dn: Arc<str>,
-    pub source: Arc<str>,
+    pub anchor: ArcStr,
+    pub dn: ArcStr,
+    pub source: ArcStr,
     /// `false` when `disabled_when` matched: the account should be deactivated.
     pub enabled: bool,
     pub profile: Profile,
@@ -65,16 +65,19 @@ impl DesiredAccount {
 /// One mapping's wish that an account hold an IM name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    pub protocol: Arc<str>,
+    pub protocol: ArcStr,
     /// The IM name normalised for the protocol ([`im_name_key`](crate::model::im_name_key)): with the protocol, the
     /// identity of the registration.
-    pub name_key: Arc<str>,
+    pub name_key: ArcStr,
     /// The claiming account: an index into [`Desired::accounts`].
     pub account: usize,
-    pub mapping: Arc<str>,
+    pub mapping: ArcStr,
     /// The IM name as produced (display form).
-    pub im_name: Arc<str>,
+    pub im_name: ArcStr,
 }
+
+// A large directory's claims number millions: five words each.
+const _: () = assert!(std::mem::size_of::<Claim>() <= 40);
 
 impl Claim {
     /// The registration this claim is on.
@@ -171,7 +174,7 @@ pub struct DesiredGroup {
     /// The group rule that produces it (the owner recorded on the row).
     pub rule: String,
     /// Member account anchors, sorted, without duplicates; each shared with its account.
-    pub members: Vec<Arc<str>>,
+    pub members: Vec<ArcStr>,
 }
 
 /// Member DNs of a group that did not become members, by why. DNs reached twice (via

@@ -2,8 +2,8 @@
 //! groups with their members (nested groups flattened, cycles cut), name collisions
 //! settled, and the member values and group names read from entries.
 
+use arcstr::ArcStr;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use crate::dn::normalize_dn;
 use crate::entry::Entry;
@@ -45,7 +45,7 @@ pub(super) struct ResolvedGroup {
     pub(super) rule: usize,
     /// The group entry's DN; empty for org units.
     pub(super) dn: String,
-    pub(super) members: Vec<Arc<str>>,
+    pub(super) members: Vec<ArcStr>,
     pub(super) skipped: GroupSkipCounts,
 }
 
@@ -177,12 +177,12 @@ pub(super) fn resolve_groups(
 /// The anchors of the accounts at `indices`, sorted and without duplicates. Accounts come
 /// in anchor order, so sorting their indices sorts the anchors: integers compared, not
 /// strings, and each anchor shared, not copied.
-fn anchors_of(mut indices: Vec<usize>, accounts: &[DesiredAccount]) -> Vec<Arc<str>> {
+fn anchors_of(mut indices: Vec<usize>, accounts: &[DesiredAccount]) -> Vec<ArcStr> {
     indices.sort_unstable();
     indices.dedup();
     indices
         .into_iter()
-        .map(|index| Arc::clone(&accounts[index].anchor))
+        .map(|index| accounts[index].anchor.clone())
         .collect()
 }
 
@@ -193,7 +193,7 @@ pub(super) fn flatten(
     facts: &GroupFacts,
     users: &HashMap<String, usize>,
     accounts: &[DesiredAccount],
-) -> (Vec<Arc<str>>, GroupSkipCounts) {
+) -> (Vec<ArcStr>, GroupSkipCounts) {
     let mut members = Vec::new();
     let mut visited: HashSet<&str> = HashSet::new();
     let mut unknown: HashSet<&str> = HashSet::new();

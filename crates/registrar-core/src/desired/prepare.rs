@@ -2,8 +2,8 @@
 //! warnings, skip counts; or a group entry's names and members), from the entry and the
 //! rules alone, and the entry's [`EntryFootprint`].
 
+use arcstr::ArcStr;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::dn::normalize_dn;
 use crate::entry::Entry;
@@ -23,11 +23,11 @@ use super::groups::{member_dn, valid_group_name, MEMBER_ATTRIBUTES};
 #[derive(Debug, Clone)]
 pub(super) struct Names {
     /// By index in `Rules::sources`.
-    pub(super) sources: Vec<Arc<str>>,
+    pub(super) sources: Vec<ArcStr>,
     /// By index in `Rules::mappings`: the mapping's name, and its protocol's (shared by
     /// the mappings of one protocol).
-    pub(super) mappings: Vec<Arc<str>>,
-    pub(super) protocols: Vec<Arc<str>>,
+    pub(super) mappings: Vec<ArcStr>,
+    pub(super) protocols: Vec<ArcStr>,
     /// By index in `Rules::mappings`: the rank of the mapping's protocol among the
     /// protocols in name order.
     pub(super) protocol_ranks: Vec<u16>,
@@ -35,7 +35,7 @@ pub(super) struct Names {
 
 impl Names {
     pub(super) fn new(rules: &Rules) -> Self {
-        let mut protocols: BTreeMap<&str, Arc<str>> = BTreeMap::new();
+        let mut protocols: BTreeMap<&str, ArcStr> = BTreeMap::new();
         for mapping in &rules.mappings {
             protocols
                 .entry(mapping.protocol.as_str())
@@ -90,7 +90,7 @@ pub struct EntryPreparer<'r> {
 /// these: entries sharing an anchor settle together, and so do the claims on a name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntryFootprint {
-    pub anchor: Option<Arc<str>>,
+    pub anchor: Option<ArcStr>,
     /// The entry makes an account (a user entry with an anchor, not frozen).
     pub yields_account: bool,
     /// Sorted, without duplicates.
@@ -116,7 +116,7 @@ pub(super) enum Prepared {
     MissingAnchor(Warning),
     /// A user entry an exclusion freezes: no account has this anchor.
     Frozen {
-        anchor: Arc<str>,
+        anchor: ArcStr,
         source: usize,
         /// The normalised DN, when a group rule reads the source.
         group_dn: Option<String>,
@@ -144,8 +144,8 @@ pub(super) struct Candidate {
 pub(super) struct PendingClaim {
     /// Index in `Rules::mappings`.
     pub(super) mapping: usize,
-    pub(super) im_name: Arc<str>,
-    pub(super) name_key: Arc<str>,
+    pub(super) im_name: ArcStr,
+    pub(super) name_key: ArcStr,
 }
 
 /// Skip counts, warnings and frozen names an entry gives rise to.
@@ -480,7 +480,7 @@ impl<'r> EntryPreparer<'r> {
         anchor: &str,
         effects: &mut Effects,
         hits: &mut Hits,
-    ) -> Option<(Arc<str>, Arc<str>)> {
+    ) -> Option<(ArcStr, ArcStr)> {
         let mapping = &self.rules.mappings[index];
         let protocol_rule = self.rules.protocol(&mapping.protocol);
         if let Some(problem) = protocol_rule.problem_with(&im_name) {
@@ -504,8 +504,8 @@ impl<'r> EntryPreparer<'r> {
             });
             return None;
         }
-        let im_name: Arc<str> = im_name.into();
-        let name_key: Arc<str> = if protocol_rule.is_own_name_key(&im_name) {
+        let im_name: ArcStr = im_name.into();
+        let name_key: ArcStr = if protocol_rule.is_own_name_key(&im_name) {
             im_name.clone()
         } else {
             protocol_rule.name_key(&im_name).into()

@@ -1,7 +1,7 @@
 //! Unit tests of the desired state: claim sort, anchors, groups.
 
+use arcstr::ArcStr;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use super::build::{desired, DesiredBuilder, ARRIVAL_CHUNK};
 use super::claims::sort_prefix;
@@ -367,7 +367,7 @@ fn org_units_hold_the_enabled_users_of_their_subtree() {
     let out = build(&rules, &entries);
     assert_eq!(
         out.groups["sales"].members,
-        [Arc::from(format!("cn=ann,ou=emea,ou=sales,{PEOPLE}"))]
+        [ArcStr::from(format!("cn=ann,ou=emea,ou=sales,{PEOPLE}"))]
     );
     assert_eq!(out.groups["sales"].kind, GroupKind::OrgUnit);
     assert_eq!(out.group_skipped["sales"].disabled_members, 1);

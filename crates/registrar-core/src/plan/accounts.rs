@@ -1,16 +1,16 @@
 //! The account walk: adds, updates, (re)activation and departures, walking the desired
 //! accounts and the stored ones side by side (both sorted by anchor).
 
+use arcstr::ArcStr;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use crate::desired::DesiredAccount;
 use crate::interner::Interner;
 use crate::model::{Departure, ProfileField, Rules};
 use crate::state::{AccountStatus, State, StateAccount};
 
-use super::change::{Action, Change, Detail};
+use super::change::{Action, Change, ChangeList, Detail};
 use super::context::{merge_order, Frozen};
 
 /// Why a managed row loses its place.
@@ -32,7 +32,7 @@ struct AccountWalk<'a, 'o> {
     /// Accounts holding unmanaged registrations.
     unmanaged_holders: &'a BTreeSet<String>,
     shared: &'o mut Interner,
-    changes: &'o mut Vec<Change>,
+    changes: &'o mut ChangeList,
     /// Managed accounts that give up their managed registrations, with the reason.
     departing: BTreeMap<&'a str, &'static str>,
     excluded: &'o mut BTreeSet<&'a str>,
@@ -49,7 +49,7 @@ pub(super) fn plan_accounts<'a>(
     frozen: &'a Frozen<'a>,
     excluded: &mut BTreeSet<&'a str>,
     shared: &mut Interner,
-    changes: &mut Vec<Change>,
+    changes: &mut ChangeList,
 ) -> BTreeMap<&'a str, &'static str> {
     let mut walk = AccountWalk {
         frozen,
@@ -95,7 +95,7 @@ pub(super) fn plan_accounts<'a>(
 impl<'a> AccountWalk<'a, '_> {
     /// A stored account the directory no longer gives: it departs, unless unmanaged or
     /// frozen.
-    fn stored_only(&mut self, anchor: &'a Arc<str>, actual: &'a StateAccount) {
+    fn stored_only(&mut self, anchor: &'a ArcStr, actual: &'a StateAccount) {
         let Some(source) = &actual.source else {
             return; // unmanaged: never changed
         };
@@ -207,11 +207,11 @@ impl<'a> AccountWalk<'a, '_> {
 /// deactivated, not deleted: unmanaged rows are never changed, and they need their
 /// account.
 fn push_departure(
-    changes: &mut Vec<Change>,
+    changes: &mut ChangeList,
     departure: Departure,
     change: Change,
     status: AccountStatus,
-    reason: Arc<str>,
+    reason: ArcStr,
     holds_unmanaged: bool,
 ) {
     let departure = if departure == Departure::Delete && holds_unmanaged {

@@ -2,10 +2,10 @@
 //! changes (each an action on an account, registration, group or membership) and the
 //! order apply carries them out in.
 
+use arcstr::ArcStr;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,38 +140,39 @@ pub enum Kind {
 pub type FieldChange = (Option<String>, Option<String>);
 
 /// One change. Fields that do not apply to a kind are absent from the JSON. Strings are
-/// shared (`Arc<str>`): the changes of one account carry one copy of its anchor and DN,
+/// shared (`ArcStr`): the changes of one account carry one copy of its anchor and DN,
 /// and every change of a mapping one copy of its name.
 ///
 /// The fields most changes lack (a registration's own name key, an update's fields, an
 /// account add's source and profile, a group's rule and kind) sit in one box, [`Detail`],
 /// read through their accessors: a plan can hold millions of changes, and the common
-/// ones are 144 bytes instead of 200. The JSON is flat, as if they were fields here.
+/// ones are 80 bytes (a pointer a string) instead of 200. The JSON is flat, as if they
+/// were fields here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "FlatChange", into = "FlatChange")]
 pub struct Change {
     pub action: Action,
     pub kind: Kind,
-    pub protocol: Option<Arc<str>>,
-    pub im_name: Option<Arc<str>>,
+    pub protocol: Option<ArcStr>,
+    pub im_name: Option<ArcStr>,
     /// The account's anchor value.
-    pub account: Option<Arc<str>>,
+    pub account: Option<ArcStr>,
     /// For registrations: the owning mapping (after the change, for updates).
-    pub mapping: Option<Arc<str>>,
-    pub reason: Option<Arc<str>>,
+    pub mapping: Option<ArcStr>,
+    pub reason: Option<ArcStr>,
     /// The account's DN (for account adds, the DN to record; for group members, the
     /// member's).
-    pub dn: Option<Arc<str>>,
+    pub dn: Option<ArcStr>,
     /// For groups and group members: the group's name.
-    pub group: Option<Arc<str>>,
+    pub group: Option<ArcStr>,
     /// For group members: the member account's anchor.
-    pub member: Option<Arc<str>>,
+    pub member: Option<ArcStr>,
     /// The fields few changes carry; `None` when none is set.
     pub detail: Option<Box<Detail>>,
 }
 
 // Plans of millions of changes: the rare fields stay in their box.
-const _: () = assert!(std::mem::size_of::<Change>() <= 144);
+const _: () = assert!(std::mem::size_of::<Change>() <= 80);
 
 /// The fields of a [`Change`] that most changes lack.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -179,15 +180,15 @@ pub struct Detail {
     /// For registrations: the name key the row is stored under, when it is not the
     /// default one (`im_name` trimmed and lowercased): a case-sensitive protocol's name
     /// with capitals. See [`Change::name_key`].
-    pub name_key: Option<Arc<str>>,
+    pub name_key: Option<ArcStr>,
     /// For updates: field → [old, new].
     pub fields: Option<BTreeMap<String, FieldChange>>,
     /// For account and group adds: the config source that manages the row.
-    pub source: Option<Arc<str>>,
+    pub source: Option<ArcStr>,
     /// For account adds: the profile.
     pub profile: Option<Profile>,
     /// For groups: the group rule owning the group (after the change, for updates).
-    pub group_rule: Option<Arc<str>>,
+    pub group_rule: Option<ArcStr>,
     /// For group adds: the kind of group to record.
     pub group_kind: Option<GroupKind>,
 }
@@ -198,35 +199,35 @@ struct FlatChange {
     action: Action,
     kind: Kind,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    protocol: Option<Arc<str>>,
+    protocol: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    im_name: Option<Arc<str>>,
+    im_name: Option<ArcStr>,
     #[serde(
         rename = "im_name_key",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    name_key: Option<Arc<str>>,
+    name_key: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    account: Option<Arc<str>>,
+    account: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    mapping: Option<Arc<str>>,
+    mapping: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    reason: Option<Arc<str>>,
+    reason: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     fields: Option<BTreeMap<String, FieldChange>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    dn: Option<Arc<str>>,
+    dn: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    source: Option<Arc<str>>,
+    source: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     profile: Option<Profile>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    group: Option<Arc<str>>,
+    group: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    member: Option<Arc<str>>,
+    member: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    group_rule: Option<Arc<str>>,
+    group_rule: Option<ArcStr>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     group_kind: Option<GroupKind>,
 }
@@ -311,7 +312,7 @@ impl Change {
 
     /// The name key the registration is stored under, when not the default one (see
     /// [`Change::name_key`]).
-    pub fn stored_name_key(&self) -> Option<&Arc<str>> {
+    pub fn stored_name_key(&self) -> Option<&ArcStr> {
         self.detail.as_ref()?.name_key.as_ref()
     }
 
@@ -321,7 +322,7 @@ impl Change {
     }
 
     /// For account and group adds: the config source that manages the row.
-    pub fn source(&self) -> Option<&Arc<str>> {
+    pub fn source(&self) -> Option<&ArcStr> {
         self.detail.as_ref()?.source.as_ref()
     }
 
@@ -331,7 +332,7 @@ impl Change {
     }
 
     /// For groups: the group rule owning the group.
-    pub fn group_rule(&self) -> Option<&Arc<str>> {
+    pub fn group_rule(&self) -> Option<&ArcStr> {
         self.detail.as_ref()?.group_rule.as_ref()
     }
 
@@ -343,9 +344,9 @@ impl Change {
     /// A change to the registration of `im_name`, stored under `name_key`.
     pub(super) fn registration(
         action: Action,
-        (protocol, name_key): (Arc<str>, &str),
-        im_name: Arc<str>,
-        account: Arc<str>,
+        (protocol, name_key): (ArcStr, &str),
+        im_name: ArcStr,
+        account: ArcStr,
     ) -> Self {
         let mut change = Change {
             protocol: Some(protocol),
@@ -360,7 +361,7 @@ impl Change {
         change
     }
 
-    pub(super) fn account(action: Action, account: Arc<str>, dn: Option<Arc<str>>) -> Self {
+    pub(super) fn account(action: Action, account: ArcStr, dn: Option<ArcStr>) -> Self {
         Change {
             account: Some(account),
             dn,
@@ -368,14 +369,14 @@ impl Change {
         }
     }
 
-    pub(super) fn group(action: Action, group: &Arc<str>) -> Self {
+    pub(super) fn group(action: Action, group: &ArcStr) -> Self {
         Change {
             group: Some(group.clone()),
             ..Change::new(action, Kind::Group)
         }
     }
 
-    pub(super) fn group_member(action: Action, group: &Arc<str>, member: Arc<str>) -> Self {
+    pub(super) fn group_member(action: Action, group: &ArcStr, member: ArcStr) -> Self {
         Change {
             group: Some(group.clone()),
             member: Some(member),
@@ -418,31 +419,90 @@ impl Change {
     pub(super) fn order(&self, other: &Change) -> Ordering {
         /// Two optional texts in order, absent as empty; one shared string (a group's
         /// name on each of its members' changes, a protocol's) equal at once.
-        fn texts(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> Ordering {
+        fn texts(a: &Option<ArcStr>, b: &Option<ArcStr>) -> Ordering {
             match (a, b) {
-                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => Ordering::Equal,
+                (None, None) => Ordering::Equal,
+                (Some(a), Some(b)) if ArcStr::ptr_eq(a, b) => Ordering::Equal,
                 _ => a.as_deref().unwrap_or("").cmp(b.as_deref().unwrap_or("")),
             }
         }
+        // Without a protocol, a change's name key is empty: most changes' then.
+        let name_keys = |a: &Change, b: &Change| match (&a.protocol, &b.protocol) {
+            (None, None) => Ordering::Equal,
+            _ => a.name_key().cmp(&b.name_key()),
+        };
         self.phase()
             .cmp(&other.phase())
             .then_with(|| texts(&self.protocol, &other.protocol))
-            .then_with(|| self.name_key().cmp(&other.name_key()))
+            .then_with(|| name_keys(self, other))
             .then_with(|| texts(&self.group, &other.group))
             .then_with(|| texts(&self.account, &other.account))
             .then_with(|| texts(&self.member, &other.member))
     }
 }
 
+/// How many phases [`Change::phase`] tells apart.
+const PHASES: usize = 11;
+
+/// The changes of a plan as the walks make them. Each arrives checked against the last
+/// change of its phase, while both are fresh in the cache: the walks give each phase in
+/// apply order, and checking that afterwards would cost a cache miss a change (a second,
+/// for a million changes). [`ChangeList::into_apply_order`] then sorts only a phase that
+/// did not come in order.
+pub(super) struct ChangeList {
+    changes: Vec<Change>,
+    last_of_phase: [Option<usize>; PHASES],
+    phase_in_order: [bool; PHASES],
+}
+
+impl ChangeList {
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        ChangeList {
+            changes: Vec::with_capacity(capacity),
+            last_of_phase: [None; PHASES],
+            phase_in_order: [true; PHASES],
+        }
+    }
+
+    pub(super) fn push(&mut self, change: Change) {
+        let phase = usize::from(change.phase());
+        if let Some(last) = self.last_of_phase[phase] {
+            if self.phase_in_order[phase] && self.changes[last].order(&change) == Ordering::Greater
+            {
+                self.phase_in_order[phase] = false;
+            }
+        }
+        self.last_of_phase[phase] = Some(self.changes.len());
+        self.changes.push(change);
+    }
+
+    /// Each change's DN, where `dn_of` knows it and the change has none (a field apply
+    /// order does not read).
+    pub(super) fn fill_dns(&mut self, mut dn_of: impl FnMut(&Change) -> Option<ArcStr>) {
+        for change in &mut self.changes {
+            if change.dn.is_none() {
+                change.dn = dn_of(change);
+            }
+        }
+    }
+
+    /// The changes in apply order ([`Change::order`]), ties in the order they came.
+    pub(super) fn into_apply_order(self) -> Vec<Change> {
+        let mut changes = self.changes;
+        sort_phases_in_apply_order(&mut changes, self.phase_in_order);
+        changes
+    }
+}
+
 /// Puts `changes` in apply order ([`Change::order`]), ties in the order they came: what a
-/// stable sort gives. A stable sort of the changes themselves would take a scratch copy
-/// of half of them (400 MB for a first import of a million accounts), and compare
-/// strings throughout: this sorts their 4-byte positions instead, by phase first (a
-/// counting sort: integers), then within each phase only where the walks did not
-/// already give them in order (each walk does, so a phase costs one comparison a
+/// stable sort gives. `known_in_order` tells the phases whose changes are known to have
+/// come in order. A stable sort of the changes themselves would take a
+/// scratch copy of half of them (400 MB for a first import of a million accounts), and
+/// compare strings throughout: this sorts their 4-byte positions instead, by phase first
+/// (a counting sort: integers), then within each phase only where they did not already
+/// come in order (each walk gives them so: an unknown phase costs one comparison a
 /// change), and then moves each change into place along the permutation's cycles.
-pub(super) fn sort_in_apply_order(changes: &mut [Change]) {
-    const PHASES: usize = 11;
+fn sort_phases_in_apply_order(changes: &mut [Change], known_in_order: [bool; PHASES]) {
     if u32::try_from(changes.len()).is_err() {
         changes.sort_by(Change::order);
         return;
@@ -467,7 +527,9 @@ pub(super) fn sort_in_apply_order(changes: &mut [Change]) {
     let by_order = |a: &u32, b: &u32| changes[*a as usize].order(&changes[*b as usize]);
     for phase in 0..PHASES {
         let positions = &mut order[starts[phase]..starts[phase + 1]];
-        if !positions.is_sorted_by(|a, b| by_order(a, b) != Ordering::Greater) {
+        if !known_in_order[phase]
+            && !positions.is_sorted_by(|a, b| by_order(a, b) != Ordering::Greater)
+        {
             // Stable: equal changes keep the order they came in.
             positions.sort_by(by_order);
         }

@@ -1,9 +1,9 @@
 //! What the planner's walks share: what exclusions freeze, how an account is named in a change or a warning, and the step of
 //! a merge walk over two sorted sequences.
 
+use arcstr::ArcStr;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use crate::desired::DesiredAccount;
 use crate::dn::normalize_dn;
@@ -121,14 +121,14 @@ impl<'a> People<'a> {
 
     /// Every change names the account's DN too, so that people can read plans made with
     /// opaque anchors such as entryUUID: the directory's, else the store's.
-    pub(super) fn dn_of(&self, anchor: &str) -> Option<Arc<str>> {
+    pub(super) fn dn_of(&self, anchor: &str) -> Option<ArcStr> {
         self.wanted(anchor)
             .map(|a| a.dn.clone())
             .or_else(|| self.stored_dn(anchor))
     }
 
     /// The DN the store holds for the account `anchor`.
-    fn stored_dn(&self, anchor: &str) -> Option<Arc<str>> {
+    fn stored_dn(&self, anchor: &str) -> Option<ArcStr> {
         self.state
             .accounts
             .get(anchor)
@@ -139,7 +139,7 @@ impl<'a> People<'a> {
     /// members do: the search starts at `from` (where the last anchor was found) and
     /// gallops forward, so that a run of members costs a few comparisons each, on
     /// accounts next to each other, not a search of them all. `from` moves to `anchor`.
-    pub(super) fn dn_of_from(&self, anchor: &str, from: &mut usize) -> Option<Arc<str>> {
+    pub(super) fn dn_of_from(&self, anchor: &str, from: &mut usize) -> Option<ArcStr> {
         let accounts = self.accounts;
         let below = |index: usize| *accounts[index].anchor <= *anchor;
         let found = if *from < accounts.len() && below(*from) {
@@ -174,7 +174,7 @@ impl<'a> People<'a> {
     /// The account `anchor` as a change made from a stored row names it, in one lookup:
     /// its shared anchor (the desired account's or the stored one's, so the change costs
     /// no copy of it) and its DN ([`People::dn_of`]).
-    pub(super) fn named(&self, anchor: &str) -> (Arc<str>, Option<Arc<str>>) {
+    pub(super) fn named(&self, anchor: &str) -> (ArcStr, Option<ArcStr>) {
         if let Some(account) = self.wanted(anchor) {
             return (account.anchor.clone(), Some(account.dn.clone()));
         }

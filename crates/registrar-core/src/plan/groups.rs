@@ -2,16 +2,16 @@
 //! rule) change; a group that goes loses its members first, and each kept group's
 //! members are a merge walk of the stored and the desired lists.
 
+use arcstr::ArcStr;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use crate::desired::{DesiredGroup, Warning, WarningKind};
 use crate::interner::Interner;
 use crate::model::Rules;
 use crate::state::State;
 
-use super::change::{Action, Change, Detail};
+use super::change::{Action, Change, ChangeList, Detail};
 use super::context::{merge_order, Frozen};
 
 /// What group planning needs from the account planning before it.
@@ -36,7 +36,7 @@ pub(super) fn plan_groups(
     state: &State,
     context: &GroupContext<'_>,
     shared: &mut Interner,
-    changes: &mut Vec<Change>,
+    changes: &mut ChangeList,
     warnings: &mut Vec<Warning>,
 ) -> u64 {
     let group_rules: BTreeSet<&str> = rules.groups.iter().map(|g| g.owner.as_str()).collect();
@@ -60,7 +60,7 @@ pub(super) fn plan_groups(
         } else {
             "no entry the rule's filter selects gives this group any more"
         };
-        let group: Arc<str> = name.as_str().into();
+        let group: ArcStr = name.as_str().into();
         for member in &row.members {
             changes.push(Change {
                 reason: Some(shared.get(reason)),
@@ -90,7 +90,7 @@ pub(super) fn plan_groups(
             members,
             ..
         } = wanted;
-        let group: Arc<str> = name.as_str().into();
+        let group: ArcStr = name.as_str().into();
         let Some(row) = state.groups.get(&name) else {
             changes.push(Change::group(Action::Add, &group).with_detail(Detail {
                 source: Some(source.into()),

@@ -12,7 +12,7 @@ use crate::model::{Departure, Rules};
 use crate::state::{RegistrationKey, RegistrationRows, State, StoredRegistrations};
 
 use super::accounts::plan_accounts;
-use super::change::{sort_in_apply_order, Action, Change, Plan, Summary, PLAN_FORMAT_VERSION};
+use super::change::{Action, Change, ChangeList, Plan, Summary, PLAN_FORMAT_VERSION};
 use super::context::{Frozen, People};
 use super::groups::{plan_groups, GroupContext};
 use super::registrations::{RegistrationWalk, Written};
@@ -173,7 +173,7 @@ pub(crate) fn plan_rows(
             .values()
             .map(|g| g.members.len() + 1)
             .sum::<usize>();
-    let mut changes: Vec<Change> = Vec::with_capacity(
+    let mut changes = ChangeList::with_capacity(
         2 * accounts.len()
             + claims.len()
             + state.accounts.len()
@@ -235,14 +235,11 @@ pub(crate) fn plan_rows(
 
     // Group members are named by their DN too (a group's in anchor order).
     let mut near = 0;
-    for change in &mut changes {
-        if change.dn.is_none() {
-            if let Some(anchor) = change.account.as_deref().or(change.member.as_deref()) {
-                change.dn = people.dn_of_from(anchor, &mut near);
-            }
-        }
-    }
-    sort_in_apply_order(&mut changes);
+    changes.fill_dns(|change| {
+        let anchor = change.account.as_deref().or(change.member.as_deref())?;
+        people.dn_of_from(anchor, &mut near)
+    });
+    let changes = changes.into_apply_order();
     warnings.sort();
     warnings.dedup();
     let excluded =

@@ -2,9 +2,9 @@
 //! (both sorted by protocol and name key). A name goes to the one account that holds
 //! it, or to its only claimant; a managed row nothing wants any more goes.
 
+use arcstr::ArcStr;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use crate::desired::{mapping_bit, Claim, DesiredAccount, Warning, WarningKind};
 use crate::interner::Interner;
@@ -12,7 +12,7 @@ use crate::model::Rules;
 use crate::quote::quote_for_message;
 use crate::state::{RegistrationKey, RegistrationRow, RegistrationRows};
 
-use super::change::{Action, Change};
+use super::change::{Action, Change, ChangeList};
 use super::context::{merge_order, registration_key, Frozen, People};
 
 /// What the registration walk reads, beside the claims and rows it walks.
@@ -31,7 +31,7 @@ pub(super) struct Written<'o> {
     /// The changes' repeated texts (reasons, the protocols of changes made from stored
     /// rows), one allocation each.
     pub(super) shared: &'o mut Interner,
-    pub(super) changes: &'o mut Vec<Change>,
+    pub(super) changes: &'o mut ChangeList,
     pub(super) warnings: &'o mut Vec<Warning>,
     /// Names left untouched because of exclusions.
     pub(super) excluded: &'o mut BTreeSet<RegistrationKey>,
@@ -269,7 +269,7 @@ impl RegistrationWalk<'_> {
         &self,
         on_name: &[Claim],
         claimants: &[&str],
-        (protocol, name_key): (Arc<str>, &str),
+        (protocol, name_key): (ArcStr, &str),
         row: RegistrationRow<'_>,
         out: &mut Written<'_>,
     ) {

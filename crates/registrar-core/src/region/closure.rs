@@ -19,8 +19,8 @@
 //! The closure asks what it needs of a [`KeptDirectory`] (the kept snapshots and the
 //! store's registrations); the app answers from the store. Pure: no I/O of its own.
 
+use arcstr::ArcStr;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use crate::desired::{Desired, DesiredBuilder, EntryFootprint, EntryPreparer};
 use crate::entry::Entry;
@@ -62,7 +62,7 @@ pub trait KeptDirectory {
     fn names_held_by(&self, anchor: &str) -> Result<Vec<RegistrationKey>, Self::Error>;
 
     /// The accounts the store registers any of `names` to.
-    fn holders_of(&self, names: &BTreeSet<RegistrationKey>) -> Result<Vec<Arc<str>>, Self::Error>;
+    fn holders_of(&self, names: &BTreeSet<RegistrationKey>) -> Result<Vec<ArcStr>, Self::Error>;
 }
 
 /// An entry of the region as it was (kept) and as it is, with the footprint of each.
@@ -94,9 +94,9 @@ pub struct RegionEntries<'r> {
     expanded: BTreeSet<EntryKey>,
     names: BTreeSet<RegistrationKey>,
     members: BTreeSet<String>,
-    anchors: BTreeSet<Arc<str>>,
+    anchors: BTreeSet<ArcStr>,
     /// Anchors whose entries are all in the region.
-    anchors_whole: BTreeSet<Arc<str>>,
+    anchors_whole: BTreeSet<ArcStr>,
 }
 
 impl<'r> RegionEntries<'r> {
@@ -132,7 +132,7 @@ impl<'r> RegionEntries<'r> {
     }
 
     /// Every anchor the region involves: the store's accounts it needs.
-    pub fn anchors(&self) -> &BTreeSet<Arc<str>> {
+    pub fn anchors(&self) -> &BTreeSet<ArcStr> {
         &self.anchors
     }
 
@@ -244,7 +244,7 @@ impl<'r> RegionEntries<'r> {
     fn pull_anchor<K: KeptDirectory>(
         &mut self,
         kept: &K,
-        anchor: &Arc<str>,
+        anchor: &ArcStr,
     ) -> Result<Vec<EntryKey>, K::Error> {
         if !self.anchors_whole.insert(anchor.clone()) {
             return Ok(Vec::new());
@@ -262,7 +262,7 @@ impl<'r> RegionEntries<'r> {
     /// names' holders (to know which entry wins each anchor). With group rules, also the
     /// groups (see [`RegionEntries::close_groups`]).
     pub fn close<K: KeptDirectory>(&mut self, kept: &K) -> Result<(), K::Error> {
-        let touched: Vec<Arc<str>> = self.anchors.iter().cloned().collect();
+        let touched: Vec<ArcStr> = self.anchors.iter().cloned().collect();
         for anchor in &touched {
             for (source, key) in self.pull_anchor(kept, anchor)? {
                 let names = self.both(&source, &key, |print| &print.names);
@@ -280,7 +280,7 @@ impl<'r> RegionEntries<'r> {
         if !self.rules.groups.is_empty() {
             self.close_groups(kept)?;
         }
-        let claimants: Vec<Arc<str>> = self.anchors.iter().cloned().collect();
+        let claimants: Vec<ArcStr> = self.anchors.iter().cloned().collect();
         for anchor in &claimants {
             self.pull_anchor(kept, anchor)?;
         }
@@ -352,7 +352,7 @@ impl<'r> RegionEntries<'r> {
     /// Upward: every group entry reaching an entry of the accounts whose memberships the
     /// region holds (its DN, before or after), or a touched entry, through nesting.
     fn close_groups_up<K: KeptDirectory>(&mut self, kept: &K) -> Result<(), K::Error> {
-        let whole: Vec<Arc<str>> = self.members.iter().map(|a| a.as_str().into()).collect();
+        let whole: Vec<ArcStr> = self.members.iter().map(|a| a.as_str().into()).collect();
         for anchor in &whole {
             self.pull_anchor(kept, anchor)?;
         }
@@ -469,7 +469,7 @@ mod tests {
     /// registrations (name, holder): answering as the store's indexes would.
     struct Kept {
         entries: BTreeMap<EntryKey, (Entry, EntryFootprint)>,
-        registrations: Vec<(RegistrationKey, Arc<str>)>,
+        registrations: Vec<(RegistrationKey, ArcStr)>,
     }
 
     impl Kept {
@@ -542,7 +542,7 @@ mod tests {
         fn holders_of(
             &self,
             names: &BTreeSet<RegistrationKey>,
-        ) -> Result<Vec<Arc<str>>, Self::Error> {
+        ) -> Result<Vec<ArcStr>, Self::Error> {
             Ok(self
                 .registrations
                 .iter()
@@ -833,7 +833,7 @@ mod tests {
         // counted as an unknown member.
         let (before, after) = region.desired();
         for desired in [&before, &after] {
-            assert_eq!(desired.groups["team"].members, [Arc::from("1")]);
+            assert_eq!(desired.groups["team"].members, [ArcStr::from("1")]);
             assert_eq!(desired.group_skipped.get("team"), None);
         }
         assert_eq!(
