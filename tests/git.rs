@@ -687,3 +687,54 @@ fn a_delta_plan_at_a_commit_keeps_that_commits_files_whatever_the_working_tree_h
         &["changes/0001-hire.ldif was imported at serial 2 and has since been edited"],
     );
 }
+
+/// A content file large enough to be read in two halves at once (`app/halves.rs`) plans
+/// exactly as the same file read whole from its commit (`--rev` reads blobs whole): the
+/// halves meet at a record boundary, and the second half's entries come after the
+/// first's. Entries of the two halves meet in the plan: one DN at each end of the file
+/// (a shared anchor), and one IM name claimed at each end (a collision).
+#[test]
+fn a_large_file_read_in_halves_plans_as_the_file_read_whole_at_its_commit() {
+    let repo = Repo::new();
+    let user = |n: usize, dn: &str, mail: &str| {
+        format!("dn: {dn}\nobjectClass: person\ncn: user {n}\nmail: {mail}\nuid: u{n}\n\n")
+    };
+    let mut ldif = user(0, "cn=twice,dc=example,dc=com", "shared@example.com");
+    let mut n = 1;
+    while ldif.len() < 9 << 20 {
+        let dn = format!("cn=user {n},ou=People,dc=example,dc=com");
+        ldif.push_str(&user(n, &dn, &format!("user.{n}@example.com")));
+        n += 1;
+    }
+    ldif.push_str(&user(n, "cn=twice,dc=example,dc=com", "other@example.com"));
+    ldif.push_str(&user(
+        n + 1,
+        "cn=last,dc=example,dc=com",
+        "shared@example.com",
+    ));
+    repo.write(
+        "registrar/registrar.yaml",
+        &config("aol-mail", "{mail|local_part}"),
+    );
+    repo.write("registrar/people.ldif", &ldif);
+    repo.commit("a large directory");
+
+    let in_halves = repo.run(&["plan", "--format", "json"]);
+    assert_eq!(in_halves.status.code(), Some(0), "{}", stderr(&in_halves));
+    let whole = repo.run(&["plan", "--rev", "HEAD", "--format", "json"]);
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    let (in_halves, whole) = (json(&in_halves), json(&whole));
+    // n + 1 accounts (two entries share one), and the names of all but the two that
+    // claim "shared".
+    assert_eq!(
+        in_halves["summary"]["add"],
+        2 * n,
+        "{}",
+        in_halves["summary"]
+    );
+    assert_eq!(in_halves["summary"]["conflicts"], 1);
+    let warnings = in_halves["warnings"].to_string();
+    assert!(warnings.contains("share anchor"), "{warnings}");
+    assert!(warnings.contains("shared"), "{warnings}");
+    assert!(in_halves == whole, "the plans differ");
+}

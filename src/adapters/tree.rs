@@ -293,6 +293,33 @@ impl Tree {
         }
     }
 
+    /// The working-tree file at `path` (confined as every read), for reading in parts
+    /// from several threads at once, with the resolver of the `attr:< URL` values of an
+    /// LDIF file there (see [`Tree::url_resolver`]). `None` at a revision, whose files
+    /// are blobs read whole.
+    pub fn working_file(&self, path: &Path) -> Option<Result<WorkingFile, TreeError>> {
+        let Tree::WorkingTree { root, .. } = self else {
+            return None;
+        };
+        let open = || {
+            let file = std::fs::File::open(confine(root, path)?).map_err(|source| {
+                TreeError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            Ok(WorkingFile {
+                file,
+                urls: WorkingTreeUrls {
+                    root: root.clone(),
+                    urls: FileUrls::relative_to(base_dir),
+                },
+            })
+        };
+        Some(open())
+    }
+
     /// What resolves the `attr:< URL` values of an LDIF file in `base_dir`: files of
     /// this same tree (the policy of [`FileUrls`]: local paths and `file:` URLs),
     /// confined as every other file read.
@@ -547,9 +574,17 @@ fn wildcard_match(pattern: &str, name: &str) -> bool {
     pattern[p..].iter().all(|&c| c == '*')
 }
 
+/// A working-tree file open for reading, and what resolves the URL values of an LDIF
+/// file there ([`Tree::working_file`]). Both may be used from any thread.
+pub struct WorkingFile {
+    pub file: std::fs::File,
+    pub urls: WorkingTreeUrls,
+}
+
 /// The URL values of a working-tree LDIF file: files under `root`, confined as every
 /// other file read.
-struct WorkingTreeUrls {
+#[derive(Clone)]
+pub struct WorkingTreeUrls {
     root: PathBuf,
     urls: FileUrls,
 }

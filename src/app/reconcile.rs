@@ -211,7 +211,9 @@ pub(super) fn reconcile_with(
     let (computed, read, effect, state) = std::thread::scope(|scope| {
         let (load, stream) = StateStream::open(&context.state);
         let loader = spawn_scoped(scope, load)?;
-        let read = read_desired(&config, files, &reading);
+        // Once the sources are read, one core finishes the desired state and the
+        // other reads registrations ahead of the walk.
+        let read = read_desired(&config, files, &reading, &|| stream.queue.widen());
         let (wanted, read) = at_revision(files, "", read)?;
         let Ok(head) = stream.head.recv() else {
             // The loader stopped before the state: its error says why.
@@ -242,7 +244,7 @@ pub(super) fn reconcile_with(
             )?),
             None => None,
         };
-        let rows = StreamedRows::new(stream.batches.into_iter());
+        let rows = StreamedRows::new(stream.batches);
         let registrations = head.registrations.with_rows(rows);
         let computed = plan_with_rows(&config.rules, wanted, &head.state, registrations);
         // Every row was read, or the plan is not one.
@@ -305,7 +307,7 @@ fn effect_since(
     let (base_desired, base_texts) = match &base.config {
         Some(config) => {
             let reading = Reading::full(&context.config_dir);
-            let read = read_desired(config, &base.files, &reading);
+            let read = read_desired(config, &base.files, &reading, &|| {});
             let (desired, _) = at_revision(&base.files, "base ", read)?;
             (desired, config.files.clone())
         }

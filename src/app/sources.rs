@@ -76,6 +76,10 @@ pub enum SourceError {
         #[source]
         error: TreeError,
     },
+    /// A content file read in halves (`app/halves.rs`) changed while it was read: what
+    /// was parsed and what was digested may differ.
+    #[error("{}: changed while it was read; read it again once it is written", path.display())]
+    ChangedWhileRead { path: PathBuf },
     /// A kept entry could not be had from the store.
     #[error(transparent)]
     KeptRead(#[from] KeptReadError),
@@ -543,9 +547,9 @@ pub(super) fn import_path(config_dir: &Path, path: &Path) -> String {
 }
 
 /// A reader that feeds every byte it passes on into a digest.
-struct DigestingReader<'d, R> {
-    inner: R,
-    digest: &'d mut Sha256,
+pub(super) struct DigestingReader<'d, R> {
+    pub(super) inner: R,
+    pub(super) digest: &'d mut Sha256,
 }
 
 impl<R: Read> Read for DigestingReader<'_, R> {

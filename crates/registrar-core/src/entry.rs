@@ -34,6 +34,7 @@ impl Attribute {
     }
 
     /// Whether this attribute is `wanted` or a subtype of it (case-insensitive).
+    #[inline]
     pub fn is_described_by(&self, wanted: &str) -> bool {
         description_matches(&self.description, wanted)
     }

@@ -227,9 +227,10 @@ pub(super) fn account_from_row(
     names: &mut Interner,
     anchors: Anchors,
 ) -> SqlResult<StateAccount> {
-    let mut values: [Option<String>; 6] = Default::default();
+    // Borrowed from the row: the profile's one allocation is its only one.
+    let mut values: [Option<&str>; 6] = Default::default();
     for (offset, value) in values.iter_mut().enumerate() {
-        *value = row.get(4 + offset)?;
+        *value = row.get_optional_str(4 + offset)?;
     }
     let profile = Profile::from_values(values);
     let anchor = row.get_str(0)?;

@@ -4,7 +4,7 @@
 
 use std::io::BufRead;
 
-use super::assemble::{parse_block, State};
+use super::assemble::{parse_block, Kind, State};
 use super::decode::{value_too_large, Decoder};
 use super::line::split;
 use super::scan::{Block, ReadError};
@@ -74,6 +74,17 @@ impl<R: BufRead> LdifReader<R> {
     /// [`DEFAULT_MAX_VALUE_BYTES`].
     pub fn with_max_value_bytes(mut self, max_value_bytes: usize) -> Self {
         self.decoder.max_value_bytes = max_value_bytes;
+        self
+    }
+
+    /// Reads `input` as the rest of a file of content records whose start (with any
+    /// `version:` line) is read apart: `input` starts at a record boundary on physical
+    /// line `line` of the file, and errors name the file's lines. A change record in it
+    /// is refused as one in a file of content records.
+    pub fn resuming_at_line(mut self, line: usize) -> Self {
+        self.next_line = line;
+        self.state.started = true;
+        self.state.kind = Some(Kind::Content);
         self
     }
 
