@@ -418,25 +418,43 @@ fn read_state(connection: &Database, names: &mut Interner, anchors: Anchors) -> 
     // Ordered by the primary key, so each group's members arrive sorted. (SQLite's
     // default BINARY collation, and the "C" collation of PostgreSQL's text columns,
     // order like Rust's `str`.)
-    let mut statement = connection
-        .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")?;
-    let rows = statement.query_map(params![], |row| {
-        Ok((row.get::<String>(0)?, row.get::<String>(1)?))
-    })?;
-    for (group, member) in rows {
-        // The reference holds in a store registrar wrote: a member of no group is a hand
-        // edit, refused rather than left out.
-        let Some(row) = state.groups.get_mut(&group) else {
-            return Err(UnreadableValue {
-                table: "group_members",
-                row: format!("group_name {}, member {}", quoted(&group), quoted(&member)),
-                column: "group_name",
-                found: quoted(&group),
-                problem: ValueProblem::NamesNoRowOf("groups"),
+    // A group's members come together: its row is looked up once per group, not per
+    // member, and the group's name is borrowed from the row, not copied.
+    let groups = &mut state.groups;
+    let mut current: Option<(String, Vec<String>)> = None;
+    connection
+        .prepare("SELECT group_name, member FROM group_members ORDER BY group_name, member")?
+        .for_each_row(params![], |row| {
+            let group = row.get_str(0)?;
+            let member = row.get_str(1)?;
+            if current.as_ref().is_none_or(|(name, _)| name != group) {
+                // The reference holds in a store registrar wrote: a member of no group
+                // is a hand edit, refused rather than left out.
+                if !groups.contains_key(group) {
+                    return Err(UnreadableValue {
+                        table: "group_members",
+                        row: format!("group_name {}, member {}", quoted(group), quoted(member)),
+                        column: "group_name",
+                        found: quoted(group),
+                        problem: ValueProblem::NamesNoRowOf("groups"),
+                    }
+                    .into_sql(0));
+                }
+                if let Some((name, members)) = current.replace((group.to_string(), Vec::new())) {
+                    if let Some(row) = groups.get_mut(&name) {
+                        row.members = members;
+                    }
+                }
             }
-            .into_sql(0));
-        };
-        row.members.push(member);
+            if let Some((_, members)) = current.as_mut() {
+                members.push(member.to_string());
+            }
+            Ok(())
+        })?;
+    if let Some((name, members)) = current {
+        if let Some(row) = state.groups.get_mut(&name) {
+            row.members = members;
+        }
     }
     Ok(state)
 }
