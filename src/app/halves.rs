@@ -7,9 +7,10 @@
 //! The second half starts at the first blank line past five twelfths of the file: a
 //! record boundary, since a blank line is never inside a record (a folded line starts
 //! with a space, a value holds no newline). The first half is the smaller because its
-//! thread also digests the whole file and hands the second half's entries on. Its reader numbers lines from there, so its errors
-//! name the file's lines, and the first half's error, earlier in the file, is the one
-//! reported. The file's digest is of its bytes in order: this thread digests the first
+//! thread also digests the whole file and hands the second half's entries on. The
+//! second half's reader numbers lines from where it starts, so its errors name the
+//! file's lines, and the first half's error, earlier in the file, is the one reported.
+//! The file's digest is of its bytes in order: the reading thread digests the first
 //! half as it parses it, then reads on through the second. One handle reads both
 //! halves, and a file whose length or modification time moved while it was read is
 //! refused rather than digested apart from what was parsed.
@@ -58,8 +59,8 @@ pub(super) struct Halves {
 }
 
 /// How `source` is read in halves, if it is: a working-tree LDIF content file, no change
-/// files, at least [`HALVES_FROM_BYTES`], with a blank line past five twelfths. A file that
-/// cannot be opened here is read whole, which says why.
+/// files, at least [`HALVES_FROM_BYTES`], with a blank line past five twelfths. A file
+/// that cannot be opened here is read whole, which says why.
 pub(super) fn halves_of(source: &SourceSettings, files: &Tree) -> Option<Halves> {
     let SourceLocation::Ldif {
         path,
