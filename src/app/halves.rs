@@ -9,7 +9,9 @@
 //! with a space, a value holds no newline). The first half is the smaller because its
 //! thread also digests the whole file and hands the second half's entries on. The
 //! second half's reader numbers lines from where it starts, so its errors name the
-//! file's lines, and the first half's error, earlier in the file, is the one reported.
+//! file's lines, and the first half's error, earlier in the file, is the one reported;
+//! it also stops the second half's reading (its input reads as ended), so a broken file
+//! fails about as soon as read whole.
 //! The file's digest is of its bytes in order: the reading thread digests the first
 //! half as it parses it, then reads on through the second. One handle reads both
 //! halves, and a file whose length or modification time moved while it was read is
@@ -23,6 +25,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -130,10 +133,13 @@ pub(super) fn read_halves(
     let mut content_digest = Sha256::new();
     let mut progress = Progress::new(format!("source {}", source.name), "entries", None);
     let mut first_entries = 0u64;
+    // Set when the first half fails: its error is the one reported, so the second
+    // half's reader sees the end of its input at its next read rather than parse on.
+    let first_failed = AtomicBool::new(false);
     let (first_read, second_read) = std::thread::scope(|scope| {
         let second_half = scope.spawn(|| {
             let mut entries = 0u64;
-            read_second_half(&halves, &mut |entry| {
+            read_second_half(&halves, &first_failed, &mut |entry| {
                 entries += 1;
                 second(entry);
             })
@@ -144,6 +150,9 @@ pub(super) fn read_halves(
             progress.tick();
             first(entry);
         });
+        if first_read.is_err() {
+            first_failed.store(true, Ordering::Relaxed);
+        }
         let second_read = second_half
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -216,12 +225,17 @@ fn read_first_half(
     Ok(())
 }
 
-/// The second half parsed into `each`, its lines numbered as the file's.
-fn read_second_half(halves: &Halves, each: &mut dyn FnMut(Entry)) -> Result<(), HalfError> {
+/// The second half parsed into `each`, its lines numbered as the file's; its input ends
+/// early once `first_failed` is set.
+fn read_second_half(
+    halves: &Halves,
+    first_failed: &AtomicBool,
+    each: &mut dyn FnMut(Entry),
+) -> Result<(), HalfError> {
     let file = &halves.file.file;
     let lines_before =
         count_newlines(FileRange::new(file, 0, halves.second_at)).map_err(HalfError::Io)?;
-    let input = FileRange::new(file, halves.second_at, halves.length);
+    let input = FileRange::new(file, halves.second_at, halves.length).until(first_failed);
     let reader = LdifReader::new(BufReader::with_capacity(1 << 16, input))
         .with_max_value_bytes(halves.max_value_bytes)
         .with_resolver(halves.file.urls.clone())
@@ -248,11 +262,26 @@ struct FileRange<'f> {
     file: &'f File,
     at: u64,
     end: u64,
+    /// When set, the range reads as ended.
+    stop: Option<&'f AtomicBool>,
 }
 
 impl<'f> FileRange<'f> {
     fn new(file: &'f File, at: u64, end: u64) -> Self {
-        FileRange { file, at, end }
+        FileRange {
+            file,
+            at,
+            end,
+            stop: None,
+        }
+    }
+
+    /// The same range, read as ended once `stop` is set.
+    fn until(self, stop: &'f AtomicBool) -> Self {
+        FileRange {
+            stop: Some(stop),
+            ..self
+        }
     }
 }
 
@@ -260,7 +289,7 @@ impl Read for FileRange<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = usize::try_from(self.end.saturating_sub(self.at)).unwrap_or(usize::MAX);
         let wanted = buf.len().min(left);
-        if wanted == 0 {
+        if wanted == 0 || self.stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
             return Ok(0);
         }
         let read = self.file.read_at(&mut buf[..wanted], self.at)?;
@@ -432,6 +461,53 @@ mod tests {
     }
 
     #[test]
+    fn the_second_half_stops_reading_once_the_first_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = large_ldif(dir.path(), "\n");
+        let files = Tree::working_tree(dir.path());
+        let whole_second_half = {
+            let source = source_reading(&path);
+            let halves = halves_of(&source, &files).unwrap();
+            let mut entries = 0;
+            read_second_half(&halves, &AtomicBool::new(false), &mut |_| entries += 1).unwrap();
+            entries
+        };
+        // The third record of the first half is broken; the second half's thread waits
+        // at its first entry until the first half has read the two before it.
+        let content = std::fs::read_to_string(&path).unwrap();
+        let third_uid = content.find("\nuid: user2\n").unwrap();
+        let mut broken = content.clone();
+        broken.replace_range(third_uid + 1..third_uid + 5, "uid ");
+        std::fs::write(&path, broken).unwrap();
+        let source = source_reading(&path);
+        let halves = halves_of(&source, &files).unwrap();
+        let first_seen = std::sync::atomic::AtomicUsize::new(0);
+        let mut second_seen = 0;
+        let error = read_halves(
+            &source,
+            halves,
+            dir.path(),
+            &mut InputsDigest::unused(),
+            &mut |_| {
+                first_seen.fetch_add(1, Ordering::SeqCst);
+            },
+            &mut |_| {
+                while first_seen.load(Ordering::SeqCst) < 2 {
+                    std::thread::yield_now();
+                }
+                second_seen += 1;
+            },
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("directory.ldif:"), "{error}");
+        // What it read before the stop: its reader's first buffer at most.
+        assert!(
+            second_seen * 10 < whole_second_half,
+            "{second_seen} of {whole_second_half} entries read after the first half failed"
+        );
+    }
+
+    #[test]
     fn a_file_that_changes_while_it_is_read_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = large_ldif(dir.path(), "\n");
@@ -463,7 +539,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_large_working_tree_content_file_with_a_blank_line_past_its_middle_is_halved() {
+    fn only_a_large_working_tree_content_file_with_a_blank_line_to_start_at_is_halved() {
         let dir = tempfile::tempdir().unwrap();
         let files = Tree::working_tree(dir.path());
         let small = dir.path().join("small.ldif");
@@ -488,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn the_second_half_starts_at_the_first_blank_line_past_the_middle() {
+    fn the_second_half_starts_at_the_first_blank_line_the_search_finds() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         // A blank line cut by the search's chunks is found all the same.
