@@ -283,12 +283,9 @@ impl Tree {
     /// the blob's bytes at a revision.
     pub fn open(&self, path: &Path) -> Result<Box<dyn Read + Send>, TreeError> {
         match self {
-            Tree::WorkingTree { root, .. } => std::fs::File::open(confine(root, path)?)
-                .map(|file| Box::new(file) as Box<dyn Read + Send>)
-                .map_err(|source| TreeError::ReadFile {
-                    path: path.to_path_buf(),
-                    source,
-                }),
+            Tree::WorkingTree { root, .. } => {
+                open_confined(root, path).map(|file| Box::new(file) as Box<dyn Read + Send>)
+            }
             Tree::Revision(revision) => Ok(Box::new(std::io::Cursor::new(revision.read(path)?))),
         }
     }
@@ -301,23 +298,14 @@ impl Tree {
         let Tree::WorkingTree { root, .. } = self else {
             return None;
         };
-        let open = || {
-            let file = std::fs::File::open(confine(root, path)?).map_err(|source| {
-                TreeError::ReadFile {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            })?;
-            let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-            Ok(WorkingFile {
-                file,
-                urls: WorkingTreeUrls {
-                    root: root.clone(),
-                    urls: FileUrls::relative_to(base_dir),
-                },
-            })
-        };
-        Some(open())
+        let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Some(open_confined(root, path).map(|file| WorkingFile {
+            file,
+            urls: WorkingTreeUrls {
+                root: root.clone(),
+                urls: FileUrls::relative_to(base_dir),
+            },
+        }))
     }
 
     /// What resolves the `attr:< URL` values of an LDIF file in `base_dir`: files of
@@ -478,6 +466,14 @@ impl Revision {
                 in_repo,
             })
     }
+}
+
+/// The working-tree file at `path`, confined under `root`, opened for reading.
+fn open_confined(root: &Path, path: &Path) -> Result<std::fs::File, TreeError> {
+    std::fs::File::open(confine(root, path)?).map_err(|source| TreeError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `path` resolved (symlinks followed) to the regular file it names inside `root`, or

@@ -7,15 +7,16 @@
 //! The second half starts at the first blank line past five twelfths of the file: a
 //! record boundary, since a blank line is never inside a record (a folded line starts
 //! with a space, a value holds no newline). The first half is the smaller because its
-//! thread also digests the whole file and hands the second half's entries on. The
-//! second half's reader numbers lines from where it starts, so its errors name the
-//! file's lines, and the first half's error, earlier in the file, is the one reported;
-//! it also stops the second half's reading (its input reads as ended), so a broken file
-//! fails about as soon as read whole.
-//! The file's digest is of its bytes in order: the reading thread digests the first
-//! half as it parses it, then reads on through the second. One handle reads both
-//! halves, and a file whose length or modification time moved while it was read is
-//! refused rather than digested apart from what was parsed.
+//! thread also digests the whole file and hands the second half's entries on.
+//!
+//! An error of the second half names the file's line: the lines before the half are
+//! counted once it fails (only then), and added. The first half's error, earlier in the
+//! file, is the one reported; it also stops the second half's reading (its input reads
+//! as ended), so a broken file fails about as soon as read whole. The file's digest is
+//! of its bytes in order: the reading thread digests the first half as it parses it,
+//! then reads on through the second. One handle reads both halves, and a file whose
+//! length or modification time moved while it was read is refused rather than digested
+//! apart from what was parsed.
 //!
 //! Only a working-tree content file of at least [`HALVES_FROM_BYTES`] with no change
 //! files is read so ([`halves_of`]); every other source is read whole by
@@ -213,10 +214,7 @@ fn read_first_half(
         inner: FileRange::new(file, 0, halves.second_at),
         digest: &mut *content_digest,
     };
-    let reader = LdifReader::new(BufReader::with_capacity(1 << 16, input))
-        .with_max_value_bytes(halves.max_value_bytes)
-        .with_resolver(halves.file.urls.clone());
-    ldif::for_each_entry(reader, each).map_err(HalfError::Ldif)?;
+    ldif::for_each_entry(halves.reader(input), each).map_err(HalfError::Ldif)?;
     let mut rest = DigestingReader {
         inner: FileRange::new(file, halves.second_at, halves.length),
         digest: content_digest,
@@ -225,22 +223,36 @@ fn read_first_half(
     Ok(())
 }
 
-/// The second half parsed into `each`, its lines numbered as the file's; its input ends
-/// early once `first_failed` is set.
+/// The second half parsed into `each`; its input ends early once `first_failed` is set.
+/// Its error names the file's line: the lines before the half, counted only then, are
+/// added to the half's own.
 fn read_second_half(
     halves: &Halves,
     first_failed: &AtomicBool,
     each: &mut dyn FnMut(Entry),
 ) -> Result<(), HalfError> {
     let file = &halves.file.file;
-    let lines_before =
-        count_newlines(FileRange::new(file, 0, halves.second_at)).map_err(HalfError::Io)?;
     let input = FileRange::new(file, halves.second_at, halves.length).until(first_failed);
-    let reader = LdifReader::new(BufReader::with_capacity(1 << 16, input))
-        .with_max_value_bytes(halves.max_value_bytes)
-        .with_resolver(halves.file.urls.clone())
-        .resuming_at_line(lines_before + 1);
-    ldif::for_each_entry(reader, each).map_err(HalfError::Ldif)
+    let reader = halves.reader(input).resuming_at_line(1);
+    ldif::for_each_entry(reader, each).map_err(|mut error| {
+        match count_newlines(FileRange::new(file, 0, halves.second_at)) {
+            Ok(lines_before) => {
+                error.line += lines_before;
+                HalfError::Ldif(error)
+            }
+            Err(error) => HalfError::Io(error),
+        }
+    })
+}
+
+impl Halves {
+    /// An LDIF reader of `input`, a part of this file, with the source's value limit and
+    /// the file's URL resolver.
+    fn reader<R: Read>(&self, input: R) -> LdifReader<BufReader<R>> {
+        LdifReader::new(BufReader::with_capacity(1 << 16, input))
+            .with_max_value_bytes(self.max_value_bytes)
+            .with_resolver(self.file.urls.clone())
+    }
 }
 
 /// The newlines in `input`: the lines before the second half.

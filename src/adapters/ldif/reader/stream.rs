@@ -78,9 +78,9 @@ impl<R: BufRead> LdifReader<R> {
     }
 
     /// Reads `input` as the rest of a file of content records whose start (with any
-    /// `version:` line) is read apart: `input` starts at a record boundary on physical
-    /// line `line` of the file, and errors name the file's lines. A change record in it
-    /// is refused as one in a file of content records.
+    /// `version:` line) is read apart: `input` starts at a record boundary, numbered
+    /// line `line` in errors. A change record in it is refused as one in a file of
+    /// content records.
     pub fn resuming_at_line(mut self, line: usize) -> Self {
         self.next_line = line;
         self.state.started = true;
